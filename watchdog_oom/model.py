@@ -1,0 +1,209 @@
+"""The shared vocabulary of watchdog-oom: plain frozen values that flow between modules.
+
+This module imports nothing from the package, so every other module may import it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+SEVERITIES = ("info", "warning", "critical")
+KILLERS = ("kernel", "systemd-oomd", "earlyoom", "nohang")
+CONSTRAINTS = (
+    "CONSTRAINT_NONE",
+    "CONSTRAINT_CPUSET",
+    "CONSTRAINT_MEMORY_POLICY",
+    "CONSTRAINT_MEMCG",
+)
+
+
+def severity_rank(severity: str) -> int:
+    """Order of a severity name: info 0, warning 1, critical 2 (unknown: -1)."""
+    try:
+        return SEVERITIES.index(severity)
+    except ValueError:
+        return -1
+
+
+@dataclass(frozen=True, slots=True)
+class KernelLine:
+    """One kernel log message as a source delivers it, wrapper already removed where known.
+
+    `text` is the message. `time` is wall-clock time when the source knows it.
+    `mono_usec` is the kernel's timestamp (microseconds since boot) when known:
+    the kmsg record's usec field or dmesg's `[ 1234.567890]` prefix.
+    `cursor` is the opaque position to persist once this line (and everything before it)
+    has been processed; `None` for sources that cannot resume.
+    """
+
+    text: str
+    source: str
+    time: datetime | None = None
+    mono_usec: int | None = None
+    seq: int | None = None
+    prio: int | None = None
+    cursor: str | None = None
+    boot_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    """One row of the kernel's task table printed with an OOM report (memory in kB)."""
+
+    pid: int
+    uid: int | None
+    tgid: int | None
+    total_vm_kb: int | None
+    rss_kb: int | None
+    pgtables_kb: int | None
+    swapents: int | None
+    oom_score_adj: int | None
+    name: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class OomKill:
+    """One process killed by the OOM killer (the kernel's or a user-space one).
+
+    Field names follow the kill record of INTERFACE.md. A field the log does not carry
+    is None, never a guess.
+    """
+
+    pid: int
+    process: str
+    time: datetime | None = None
+    mono_usec: int | None = None
+    uid: int | None = None
+    total_vm_kb: int | None = None
+    anon_rss_kb: int | None = None
+    file_rss_kb: int | None = None
+    shmem_rss_kb: int | None = None
+    pgtables_kb: int | None = None
+    oom_score_adj: int | None = None
+    score: int | None = None
+    constraint: str | None = None
+    memcg: str | None = None
+    task_memcg: str | None = None
+    cgroup_oom: bool = False
+    invoker: str | None = None
+    invoker_pid: int | None = None
+    gfp_mask: str | None = None
+    order: int | None = None
+    killer: str = "kernel"
+    source: str | None = None
+    host: str | None = None
+    boot_id: str | None = None
+    cmdline: str | None = None
+    unit: str | None = None
+    # The biggest entries of the kernel's task table (by rss), for `show`.
+    task_table: tuple[TaskRow, ...] = ()
+    # Memory state lines the kernel printed with the report (Mem-Info, memcg usage).
+    memory_info: tuple[str, ...] = ()
+    # Free-form extras: reaper figures, user-space killer details, raw kill line.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def replace(self, **changes: Any) -> "OomKill":
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class MemorySample:
+    """What /proc said about memory at one moment (kB unless named otherwise)."""
+
+    time: datetime
+    mem_total_kb: int
+    mem_available_kb: int | None
+    mem_free_kb: int | None
+    swap_total_kb: int
+    swap_free_kb: int
+    committed_as_kb: int
+    commit_limit_kb: int
+    overcommit_memory: int | None
+    overcommit_ratio: int | None
+    overcommit_kbytes: int | None
+    psi_some_avg10: float | None = None
+    psi_full_avg10: float | None = None
+    psi_full_total_us: int | None = None
+    oom_kill_count: int | None = None  # /proc/vmstat oom_kill (4.13+)
+
+    @property
+    def commit_percent(self) -> float:
+        """sar -r %commit: Committed_AS / (MemTotal + SwapTotal) x 100."""
+        total = self.mem_total_kb + self.swap_total_kb
+        return round(self.committed_as_kb * 100.0 / total, 2) if total else 0.0
+
+    @property
+    def commit_limit_percent(self) -> float | None:
+        """Committed_AS / CommitLimit x 100."""
+        if not self.commit_limit_kb:
+            return None
+        return round(self.committed_as_kb * 100.0 / self.commit_limit_kb, 2)
+
+    @property
+    def mem_available_percent(self) -> float | None:
+        if self.mem_available_kb is None or not self.mem_total_kb:
+            return None
+        return round(self.mem_available_kb * 100.0 / self.mem_total_kb, 2)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcScore:
+    """One process as the OOM killer would rank it."""
+
+    pid: int
+    process: str
+    oom_score: int
+    oom_score_adj: int | None
+    uid: int | None = None
+    rss_kb: int | None = None
+    cmdline: str | None = None
+    cgroup: str | None = None
+    unit: str | None = None
+    oom_adj: int | None = None  # legacy /proc/PID/oom_adj, -17..15
+    start_time: int | None = None  # /proc/PID/stat starttime, to tell pid reuse apart
+    critical: bool = False
+
+    def replace(self, **changes: Any) -> "ProcScore":
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A condition a rule raised or resolved.
+
+    `key` identifies the condition across evaluations (e.g. "commit", "memory.available",
+    "process.at_risk:mysqld"); `kind` is the notification type ("commit.warning", …).
+    """
+
+    key: str
+    kind: str
+    severity: str
+    summary: str
+    time: datetime
+    resolved: bool = False
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """A message to deliver through one channel, rendered by each channel its own way.
+
+    `id` is stable across retries (the webhook-id). `kind` is the type of INTERFACE.md
+    ("oom.kill", "commit.warning", "test", …); for "oom.kill", `data["kills"]` lists
+    kill records as JSON-ready dicts.
+    """
+
+    id: str
+    kind: str
+    time: datetime
+    host: str
+    severity: str
+    summary: str
+    data: dict[str, Any] = field(default_factory=dict)
+    reason: str = "first"  # first | new | repeat | resolved | test
