@@ -47,6 +47,26 @@ class KernelLine:
     prio: int | None = None
     cursor: str | None = None
     boot_id: str | None = None
+    # True when `text` still carries its log wrapper (syslog header, dmesg prefix,
+    # journalctl short output); the parser removes it.
+    wrapped: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SourceGap:
+    """A source lost records (kmsg overwrote them: EPIPE; a log file was truncated)."""
+
+    source: str
+    missed: int | None
+    message: str
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CaughtUp:
+    """A source has delivered everything that was already there when it opened."""
+
+    source: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +191,20 @@ class ProcScore:
 
     def replace(self, **changes: Any) -> "ProcScore":
         return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class CriticalRule:
+    """A process that must not be the OOM killer's victim. Any one field set matches.
+
+    `name`: exact comm; `cmdline`: regular expression searched in the command line;
+    `unit`: glob on the systemd unit or container; `cgroup`: glob on the cgroup path.
+    """
+
+    name: str | None = None
+    cmdline: str | None = None
+    unit: str | None = None
+    cgroup: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
