@@ -1,0 +1,172 @@
+"""The history store on a real SQLite file migrated by Alembic."""
+
+from __future__ import annotations
+
+import os
+import stat
+from datetime import timedelta
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from watchdog_oom.model import MemorySample, OomKill
+from watchdog_oom.store import Store, alembic_config, kill_record
+from watchdog_oom.store.tables import Base
+
+
+def _kill(t0, **kw):
+    base = dict(pid=1772, process="python3", time=t0, mono_usec=41357569, boot_id="b1", source="kmsg",
+                anon_rss_kb=65152, constraint="CONSTRAINT_MEMCG", cgroup_oom=True, task_memcg="/wdtest1")
+    base.update(kw)
+    return OomKill(**base)
+
+
+def _sample(t, committed=10_000_000):
+    return MemorySample(time=t, mem_total_kb=16_000_000, mem_available_kb=8_000_000, mem_free_kb=1,
+                        swap_total_kb=0, swap_free_kb=0, committed_as_kb=committed, commit_limit_kb=8_000_000,
+                        overcommit_memory=0, overcommit_ratio=50, overcommit_kbytes=0)
+
+
+def test_empty_database_migrates_to_head(db_url):
+    s = Store(db_url, "h")
+    assert s.revision() is None
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert s.upgrade() == head
+    assert s.upgrade() == head  # idempotent
+
+
+def test_migrations_match_the_tables(store):
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+    assert diff == []
+
+
+def test_database_file_is_private(db_url, store):
+    path = db_url.removeprefix("sqlite:///")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
+
+
+def test_sqlite_runs_in_wal_with_foreign_keys(store):
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10000
+
+
+def test_kill_seen_through_two_sources_is_one_row(store, t0):
+    with store.tx() as tx:
+        assert tx.add_kill(_kill(t0), t0) is not None
+    # The same kill read back from syslog: whole-second local time, no boot id or usec.
+    from_syslog = _kill(t0.replace(microsecond=0) + timedelta(seconds=1), boot_id=None, mono_usec=None,
+                        source="file:/var/log/kern.log", uid=0)
+    with store.tx() as tx:
+        assert tx.add_kill(from_syslog, t0) is None
+    rows = store.kills()
+    assert len(rows) == 1
+    assert rows[0].uid == 0  # the second sighting filled what the first lacked
+
+
+def test_same_pid_killed_again_later_is_a_new_kill(store, t0):
+    with store.tx() as tx:
+        tx.add_kill(_kill(t0), t0)
+        assert tx.add_kill(_kill(t0 + timedelta(minutes=10), mono_usec=641357569), t0) is not None
+    assert len(store.kills()) == 2
+
+
+def test_kill_record_has_every_interface_field(store, t0):
+    with store.tx() as tx:
+        row = tx.add_kill(_kill(t0, order=0, gfp_mask="0xcc0(GFP_KERNEL)"), t0)
+    record = kill_record(store.kill(row.id))
+    assert record["order"] == 0 and record["gfp_mask"] == "0xcc0(GFP_KERNEL)"
+    assert record["time"] == t0.isoformat()
+    assert {"id", "host", "boot_id", "cgroup_oom", "killer", "cmdline", "unit", "shmem_rss_kb"} <= set(record)
+
+
+def test_times_come_back_aware_and_equal(store, t0):
+    with store.tx() as tx:
+        tx.add_sample(_sample(t0))
+    (row,) = store.samples()
+    assert row.time == t0 and row.time.tzinfo is not None
+
+
+def test_cursor_commits_with_rows_or_not_at_all(store, t0):
+    try:
+        with store.tx() as tx:
+            tx.add_kill(_kill(t0), t0)
+            tx.set_cursor("kmsg", "b1:423", t0)
+            raise RuntimeError("crash before commit")
+    except RuntimeError:
+        pass
+    with store.tx() as tx:
+        assert tx.get_cursor("kmsg") is None
+    assert store.kills() == []
+
+
+def test_outbox_claim_retry_and_send(store, t0):
+    with store.tx() as tx:
+        row = tx.enqueue(channel="hook", kind="oom.kill", severity="critical", reason="first",
+                         summary="s", data={}, now=t0)
+    assert store.claim_due(t0 - timedelta(seconds=1)) == []
+    (claimed,) = store.claim_due(t0)
+    assert claimed.attempts == 1 and claimed.status == "sending"
+    assert store.claim_due(t0) == []  # claimed rows are not handed out twice
+    store.mark_retry(claimed.id, "HTTP 503", t0 + timedelta(seconds=10))
+    assert store.claim_due(t0 + timedelta(seconds=5)) == []
+    (again,) = store.claim_due(t0 + timedelta(seconds=10))
+    assert again.uuid == row.uuid and again.attempts == 2
+    store.mark_sent(again.id, "HTTP 200", t0)
+    (done,) = store.notifications()
+    assert done.status == "sent" and done.detail == "HTTP 200"
+
+
+def test_inflight_rows_are_requeued_after_a_crash(store, t0):
+    with store.tx() as tx:
+        tx.enqueue(channel="hook", kind="test", severity="info", reason="test", summary="s", data={}, now=t0)
+    store.claim_due(t0)
+    assert store.requeue_inflight() == 1
+    assert len(store.claim_due(t0)) == 1
+
+
+def test_raw_samples_are_downsampled_as_they_age(store, t0):
+    with store.tx() as tx:
+        for i in range(60):  # ten minutes of 10-second samples, three days ago
+            tx.add_sample(_sample(t0 - timedelta(days=3) + timedelta(seconds=10 * i), committed=10_000_000 + i))
+        tx.add_sample(_sample(t0))
+    removed = store.downsample(t0, raw_samples=2 * 86400)
+    rows = store.samples(ascending=True)
+    assert removed == 60 - len(rows) + 1
+    assert [r.resolution for r in rows] == [300] * (len(rows) - 1) + [0]
+    assert len(rows) in (3, 4)  # two or three 5-minute buckets, plus the fresh raw sample
+    # A spike must survive downsampling: percents keep the maximum.
+    assert max(r.commit_percent for r in rows[:-1]) == _sample(t0, 10_000_059).commit_percent
+
+
+def test_prune_deletes_past_retention(store, t0):
+    with store.tx() as tx:
+        tx.add_sample(_sample(t0 - timedelta(days=40)))
+        tx.add_sample(_sample(t0))
+        tx.add_kill(_kill(t0 - timedelta(days=500)), t0 - timedelta(days=500))
+    counts = store.prune(t0, samples=30 * 86400, kills=400 * 86400, alerts=400 * 86400,
+                         notifications=90 * 86400, raw_samples=2 * 86400)
+    assert counts["samples"] == 1 and counts["kills"] == 1
+    assert len(store.samples()) == 1 and store.kills() == []
+
+
+def test_history_filters_by_process_glob_and_host(store, t0):
+    with store.tx() as tx:
+        tx.add_kill(_kill(t0, pid=1, process="java"), t0)
+        tx.add_kill(_kill(t0, pid=2, process="javac"), t0)
+        tx.add_kill(_kill(t0, pid=3, process="mysqld", host="db-01"), t0)
+    assert [k.process for k in store.kills(process="java")] == ["java"]
+    assert sorted(k.process for k in store.kills(process="java*")) == ["java", "javac"]
+    assert [k.process for k in store.kills(host="db-01")] == ["mysqld"]
+    assert [k.pid for k in store.kills(limit=1)] in ([1], [2], [3])
+
+
+def test_process_filter_treats_like_wildcards_literally(store, t0):
+    with store.tx() as tx:
+        tx.add_kill(_kill(t0, pid=1, process="a_b"), t0)
+        tx.add_kill(_kill(t0, pid=2, process="axb"), t0)
+    assert [k.process for k in store.kills(process="a_b*")] == ["a_b"]

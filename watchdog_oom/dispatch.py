@@ -1,0 +1,267 @@
+"""Notifications from decision to delivery: routing, grouping into outbox rows, sending.
+
+`Outbox` decides, inside the caller's transaction, which channels hear of a kill or an
+alert and writes their outbox rows (kills arriving within `group_wait` join one row).
+`Dispatcher` sends due rows through the channels, retries transient failures with
+exponential backoff and jitter (honouring Retry-After), and records every outcome.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import random
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from watchdog_oom.model import Alert, Notification, severity_rank
+from watchdog_oom.notify import Channel, ChannelError
+from watchdog_oom.store import AlertRow, Kill, NotificationRow, Store, Tx, kill_record
+
+log = logging.getLogger(__name__)
+
+KILL_GROUP = "oom.kill"
+# A grouped notification lists this many kills in full; the rest are counted.
+MAX_KILLS_LISTED = 50
+BACKOFF_BASE = 5.0
+BACKOFF_CAP = 900.0
+
+
+def kill_severity(row: Kill) -> str:
+    """A global OOM is critical; a cgroup hitting its own limit is a warning."""
+    return "warning" if row.cgroup_oom else "critical"
+
+
+def describe_kill(record: Mapping[str, Any]) -> str:
+    """One line about one kill, in an operator's words."""
+    rss = record.get("anon_rss_kb")
+    size = f", {rss / 1024:.0f} MiB anon-rss" if rss is not None else ""
+    where = (f" in cgroup {record['task_memcg']}" if record.get("task_memcg") else "")
+    scope = "memory cgroup limit" if record.get("cgroup_oom") else "system out of memory"
+    killer = record.get("killer") or "kernel"
+    by = "" if killer == "kernel" else f" by {killer}"
+    return f"{record['process']} (pid {record['pid']}{size}) killed{by}{where} ({scope})"
+
+
+def kills_summary(records: Sequence[Mapping[str, Any]]) -> str:
+    if len(records) == 1:
+        return f"OOM kill: {describe_kill(records[0])}"
+    counts = Counter(r["process"] for r in records)
+    names = ", ".join(f"{name} ×{n}" if n > 1 else name for name, n in counts.most_common(5))
+    more = "" if len(counts) <= 5 else f" and {len(counts) - 5} more"
+    return f"{len(records)} OOM kills: {names}{more}"
+
+
+@dataclass(frozen=True)
+class Route:
+    """What one channel wants to hear: the routing part of its config."""
+
+    name: str
+    min_severity: str = "warning"
+    kinds: tuple[str, ...] = ()
+    match_process: str | None = None
+    match_cgroup: str | None = None
+    exclude_process: str | None = None
+    exclude_cgroup: str | None = None
+
+    @classmethod
+    def of(cls, channel_config: Any) -> "Route":
+        return cls(
+            name=channel_config.name, min_severity=channel_config.min_severity, kinds=tuple(channel_config.kinds),
+            match_process=channel_config.match_process, match_cgroup=channel_config.match_cgroup,
+            exclude_process=channel_config.exclude_process, exclude_cgroup=channel_config.exclude_cgroup,
+        )
+
+    def wants(self, kind: str, severity: str, process: str | None = None, cgroup: str | None = None,
+              resolved_of: str | None = None) -> bool:
+        """Whether this channel hears of it. A resolved message goes wherever its alert went."""
+        if resolved_of is None and severity_rank(severity) < severity_rank(self.min_severity):
+            return False
+        check_kind = resolved_of or kind
+        if self.kinds and not any(fnmatch.fnmatchcase(check_kind, k) or fnmatch.fnmatchcase(kind, k)
+                                  for k in self.kinds):
+            return False
+        if self.match_process and not (process and fnmatch.fnmatchcase(process, self.match_process)):
+            return False
+        if self.match_cgroup and not (cgroup and fnmatch.fnmatchcase(cgroup, self.match_cgroup)):
+            return False
+        if self.exclude_process and process and fnmatch.fnmatchcase(process, self.exclude_process):
+            return False
+        if self.exclude_cgroup and cgroup and fnmatch.fnmatchcase(cgroup, self.exclude_cgroup):
+            return False
+        return True
+
+
+class Outbox:
+    """Writes notification rows for kills and alerts inside the caller's transaction."""
+
+    def __init__(self, routes: Sequence[Route], group_wait: float) -> None:
+        self.routes = list(routes)
+        self.group_wait = timedelta(seconds=group_wait)
+
+    def kill(self, tx: Tx, row: Kill, now: datetime) -> int:
+        """Queue a stored kill for every channel that wants it; returns rows touched."""
+        record = kill_record(row)
+        severity = kill_severity(row)
+        cgroup = row.task_memcg or row.memcg
+        touched = 0
+        for route in self.routes:
+            if not route.wants(KILL_GROUP, severity, row.process, cgroup):
+                continue
+            mute = tx.active_mute(now, KILL_GROUP, row.process, cgroup)
+            if mute is not None:
+                tx.enqueue(channel=route.name, kind=KILL_GROUP, severity=severity, reason="first",
+                           summary=kills_summary([record]), data={"kills": [record], "count": 1},
+                           now=now, mute=mute)
+            else:
+                self._group_kill(tx, route.name, record, severity, now)
+            touched += 1
+        return touched
+
+    def _group_kill(self, tx: Tx, channel: str, record: dict[str, Any], severity: str, now: datetime) -> None:
+        group = tx.open_group(channel, KILL_GROUP, now)
+        if group is not None:
+            data = dict(group.data or {})
+            kills = list(data.get("kills", []))
+            count = int(data.get("count", len(kills))) + 1
+            if len(kills) < MAX_KILLS_LISTED:
+                kills.append(record)
+            counts = Counter(data.get("by_process", {}))
+            counts[record["process"]] += 1
+            data.update(kills=kills, count=count, by_process=dict(counts))
+            summary = kills_summary(kills) if count == len(kills) else \
+                f"{count} OOM kills: " + ", ".join(f"{n} ×{c}" for n, c in counts.most_common(5))
+            worst = "critical" if "critical" in (group.severity, severity) else severity
+            if tx.extend_group(group, summary, data, worst):
+                return
+        tx.enqueue(channel=channel, kind=KILL_GROUP, severity=severity, reason="first",
+                   summary=kills_summary([record]),
+                   data={"kills": [record], "count": 1, "by_process": {record["process"]: 1}},
+                   now=now, due_at=now + self.group_wait, group_key=KILL_GROUP)
+
+    def backlog_summary(self, tx: Tx, rows: Sequence[Kill], now: datetime) -> None:
+        """On a first start, the kills already in the kernel's buffer: one summary, not one each."""
+        if not rows:
+            return
+        records = [kill_record(r) for r in rows]
+        summary = (f"watchdog-oom started and found {len(rows)} earlier OOM kill"
+                   f"{'s' if len(rows) != 1 else ''} in the kernel log: "
+                   + ", ".join(f"{n} ×{c}" for n, c in Counter(r['process'] for r in records).most_common(5)))
+        for route in self.routes:
+            if route.wants(KILL_GROUP, "warning"):
+                tx.enqueue(channel=route.name, kind=KILL_GROUP, severity="warning", reason="first",
+                           summary=summary, data={"kills": records[:MAX_KILLS_LISTED], "count": len(records),
+                                                  "backlog": True}, now=now)
+
+    def alert(self, tx: Tx, alert: Alert, row: AlertRow, reason: str, now: datetime,
+              extra: dict[str, Any] | None = None) -> int:
+        """Queue an alert event (first, new, repeat or resolved) for the channels that want it."""
+        process = (alert.data or {}).get("process")
+        cgroup = (alert.data or {}).get("cgroup")
+        resolved_of = row.kind if alert.resolved else None
+        data = {**(alert.data or {}), **(extra or {}), "alert_id": row.id, "key": alert.key,
+                "started_at": row.started_at.isoformat()}
+        touched = 0
+        for route in self.routes:
+            if not route.wants(alert.kind, alert.severity, process, cgroup, resolved_of=resolved_of):
+                continue
+            if resolved_of is not None and not _was_sent(tx, row.id, route.name):
+                continue
+            mute = tx.active_mute(now, alert.kind, process, cgroup)
+            tx.enqueue(channel=route.name, kind=alert.kind, severity=alert.severity, reason=reason,
+                       summary=alert.summary, data=data, now=now, alert_id=row.id, mute=mute)
+            touched += 1
+        tx.mark_alert_notified(row.id, now)
+        return touched
+
+    def simple(self, tx: Tx, kind: str, severity: str, summary: str, data: dict[str, Any], now: datetime) -> int:
+        """Queue a one-off notification (such as unlogged kills) for the channels that want it."""
+        touched = 0
+        for route in self.routes:
+            if route.wants(kind, severity):
+                tx.enqueue(channel=route.name, kind=kind, severity=severity, reason="first", summary=summary,
+                           data=data, now=now, mute=tx.active_mute(now, kind, None, None))
+                touched += 1
+        return touched
+
+
+def _was_sent(tx: Tx, alert_id: int, channel: str) -> bool:
+    """A resolved message only makes sense where the alert itself was announced."""
+    from sqlalchemy import select
+
+    return tx.session.scalar(
+        select(NotificationRow.id).where(NotificationRow.alert_id == alert_id, NotificationRow.channel == channel,
+                                         NotificationRow.reason != "resolved").limit(1)
+    ) is not None
+
+
+def to_notification(row: NotificationRow) -> Notification:
+    """The plain value a channel renders, from an outbox row."""
+    return Notification(id=row.uuid, kind=row.kind, time=row.created_at, host=row.host, severity=row.severity,
+                        summary=row.summary, data=dict(row.data or {}), reason=row.reason)
+
+
+def backoff(attempts: int, rng: random.Random) -> float:
+    """Seconds before retry number `attempts`: exponential, capped, with ±50% jitter so
+    many hosts recovering together do not hammer an endpoint in step."""
+    delay = min(BACKOFF_BASE * (2 ** max(attempts - 1, 0)), BACKOFF_CAP)
+    return delay * rng.uniform(0.5, 1.5)
+
+
+class Dispatcher:
+    """Sends due outbox rows of this host. `clock` and `rng` are seams for tests."""
+
+    def __init__(self, store: Store, channels: Mapping[str, Channel], max_age: float,
+                 clock: Callable[[], datetime], rng: random.Random | None = None) -> None:
+        self.store = store
+        self.channels = dict(channels)
+        self.max_age = timedelta(seconds=max_age)
+        self.clock = clock
+        self.rng = rng or random.Random()
+
+    def run_once(self, limit: int = 20) -> int:
+        """Send what is due now; returns how many rows were attempted."""
+        rows = self.store.claim_due(self.clock(), limit)
+        for row in rows:
+            self._deliver(row)
+        return len(rows)
+
+    def _deliver(self, row: NotificationRow) -> None:
+        channel = self.channels.get(row.channel)
+        if channel is None:
+            self.store.mark_failed(row.id, f"channel {row.channel!r} is no longer configured")
+            log.error("notification %s: channel %r is no longer configured; dropped", row.uuid, row.channel)
+            return
+        try:
+            detail = channel.send(to_notification(row))
+        except ChannelError as exc:
+            self._failed(row, exc)
+            return
+        except Exception as exc:  # a channel bug must not kill the worker or lose the row
+            log.exception("notification %s via %s: unexpected error", row.uuid, row.channel)
+            self._failed(row, ChannelError(f"unexpected error: {type(exc).__name__}: {exc}", permanent=False))
+            return
+        self.store.mark_sent(row.id, detail or "", self.clock())
+        log.info("notification %s (%s, %s) sent via %s: %s", row.uuid, row.kind, row.reason, row.channel, detail)
+
+    def _failed(self, row: NotificationRow, exc: ChannelError) -> None:
+        now = self.clock()
+        message = str(exc)
+        if exc.permanent:
+            self.store.mark_failed(row.id, message)
+            log.error("notification %s via %s failed for good: %s", row.uuid, row.channel, message)
+            return
+        if now - row.created_at >= self.max_age:
+            self.store.mark_failed(row.id, f"gave up after {row.attempts} attempts: {message}", status="given_up")
+            log.error("notification %s via %s given up after %d attempts over %s: %s",
+                      row.uuid, row.channel, row.attempts, now - row.created_at, message)
+            return
+        delay = backoff(row.attempts, self.rng)
+        if exc.retry_after is not None:
+            delay = max(delay, min(float(exc.retry_after), BACKOFF_CAP * 4))
+        self.store.mark_retry(row.id, message, now + timedelta(seconds=delay))
+        log.warning("notification %s via %s failed (attempt %d), retry in %.0fs: %s",
+                    row.uuid, row.channel, row.attempts, delay, message)

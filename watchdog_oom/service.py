@@ -1,0 +1,532 @@
+"""The daemon: wires sources, parser, rules, store and dispatcher into one process.
+
+Threads: one reads the kernel log source (blocking, so a kill is stored within a
+second), one sends the outbox, and APScheduler's pool runs the periodic checks. The
+main thread waits for signals: SIGTERM and SIGINT stop cleanly, SIGHUP reloads the
+configuration (a bad one is refused and the old one kept). systemd hears READY=1,
+WATCHDOG=1 and STOPPING=1 through $NOTIFY_SOCKET.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from watchdog_oom import config as config_mod
+from watchdog_oom import detect, procfs, processes
+from watchdog_oom.dispatch import Dispatcher, Outbox, Route
+from watchdog_oom.model import Alert, CaughtUp, KernelLine, MemorySample, OomKill, ProcScore, SourceGap
+from watchdog_oom.notify import ChannelError, build_channel, mask_secret
+from watchdog_oom.notify.heartbeat import ping
+from watchdog_oom.parse import OomParser
+from watchdog_oom.redact import Redactor
+from watchdog_oom.sources import SourceError, select_source
+from watchdog_oom.store import Kill, Store, Tx
+
+log = logging.getLogger("watchdog_oom")
+
+VMSTAT_CURSOR = "vmstat:oom_kill"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class SdNotify:
+    """The sd_notify protocol without a systemd dependency: datagrams to $NOTIFY_SOCKET."""
+
+    def __init__(self, env: Mapping[str, str] = os.environ) -> None:
+        path = env.get("NOTIFY_SOCKET")
+        self.address: str | None = None
+        if path:
+            # A leading '@' names a socket in the abstract namespace.
+            self.address = "\0" + path[1:] if path.startswith("@") else path
+        usec = env.get("WATCHDOG_USEC")
+        pid = env.get("WATCHDOG_PID")
+        self.watchdog_interval: float | None = None
+        if usec and usec.isdigit() and (not pid or pid == str(os.getpid())):
+            self.watchdog_interval = int(usec) / 1e6
+
+    def send(self, message: str) -> bool:
+        if not self.address:
+            return False
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+                sock.connect(self.address)
+                sock.sendall(message.encode())
+            return True
+        except OSError as exc:
+            log.warning("sd_notify %s to %s failed: %s", message.split("=")[0], self.address.lstrip("\0"), exc)
+            return False
+
+
+def build_channels(cfg: config_mod.Config) -> dict[str, Any]:
+    return {c.name: build_channel(c.type, c.name, **c.options()) for c in cfg.notifications.channels}
+
+
+class Pipeline:
+    """Kernel lines in, stored kills and their notifications out, one transaction at a time."""
+
+    def __init__(self, service: "Service", source_name: str, first_start: bool) -> None:
+        self.service = service
+        self.source_name = source_name
+        self.parser = OomParser()
+        self.first_start = first_start
+        self.caught_up = False
+        self.backlog: list[int] = []
+        self.cursor: str | None = None
+        self.cursor_dirty = False
+        self.last_commit = utcnow()
+
+    def handle(self, event: KernelLine | SourceGap | CaughtUp | None) -> None:
+        if isinstance(event, KernelLine):
+            kills = self.parser.feed(event)
+            if event.cursor is not None:
+                self.cursor, self.cursor_dirty = event.cursor, True
+            if kills:
+                self.record(kills)
+            elif self.cursor_dirty and (utcnow() - self.last_commit).total_seconds() > 5:
+                self.record([])
+        elif event is None:
+            self.record(self.parser.flush())
+        elif isinstance(event, CaughtUp):
+            self.record(self.parser.flush())
+            self.caught_up_now()
+        elif isinstance(event, SourceGap):
+            self.service.source_gap(event)
+
+    def caught_up_now(self) -> None:
+        self.caught_up = True
+        if self.first_start and self.backlog:
+            with self.service.store.tx() as tx:
+                rows = [tx.session.get(Kill, i) for i in self.backlog]
+                self.service.outbox.backlog_summary(tx, [r for r in rows if r is not None], utcnow())
+            self.service.dispatch_wakeup.set()
+        log.info("kernel log %s: caught up (%d earlier kill%s recorded)", self.source_name, len(self.backlog),
+                 "" if len(self.backlog) == 1 else "s")
+        self.backlog = []
+
+    def record(self, kills: list[OomKill]) -> None:
+        """Store kills with the cursor, and queue their notifications, in one transaction."""
+        # Commit the cursor only between incidents: resuming in the middle of one would
+        # lose its header (the invoker) and task table.
+        save_cursor = self.cursor_dirty and not self.parser.pending
+        if not kills and not save_cursor:
+            return
+        now = utcnow()
+        new_rows: list[Kill] = []
+        with self.service.store.tx() as tx:
+            for kill in kills:
+                row = tx.add_kill(self.service.enrich(kill), now, self.service.kill_context())
+                if row is None:
+                    continue
+                new_rows.append(row)
+                if self.first_start and not self.caught_up:
+                    self.backlog.append(row.id)
+                else:
+                    self.service.outbox.kill(tx, row, now)
+            if save_cursor:
+                tx.set_cursor(self.source_name, self.cursor, now)
+                self.cursor_dirty = False
+                self.last_commit = now
+        for row in new_rows:
+            log.warning("OOM kill recorded (id %d): %s pid %d killed by %s%s", row.id, row.process, row.pid,
+                        row.killer, f" in {row.task_memcg}" if row.task_memcg else "")
+        if new_rows:
+            self.service.kills_recorded(len(new_rows))
+            self.service.dispatch_wakeup.set()
+
+
+class Service:
+    """The running daemon. `run()` blocks until stopped and returns the exit status."""
+
+    def __init__(self, cfg: config_mod.Config, config_path: str | None = None,
+                 env: Mapping[str, str] = os.environ, clock: Callable[[], datetime] = utcnow) -> None:
+        self.cfg = cfg
+        self.config_path = config_path
+        self.env = env
+        self.clock = clock
+        self.notify = SdNotify(env)
+        self.store = Store(cfg.database, cfg.host)
+        self.rules = detect.Rules()
+        self.stop_event = threading.Event()
+        self.reload_requested = threading.Event()
+        self.dispatch_wakeup = threading.Event()
+        self.lock = threading.RLock()  # rules, history, ranking: shared by scheduler jobs
+        self.history: deque[MemorySample] = deque(maxlen=4096)
+        self.ranking: list[ProcScore] = []
+        self.ranking_time: datetime | None = None
+        self.cache = processes.ProcessCache(cfg.processes.cache_size)
+        self.redactor = Redactor(cfg.processes.redact)
+        self.boot_id = procfs.read_boot_id(cfg.procfs)
+        self.source: Any = None
+        self.source_thread: threading.Thread | None = None
+        self.dispatch_thread: threading.Thread | None = None
+        self.scheduler: BackgroundScheduler | None = None
+        self.last_check: datetime | None = None
+        self.kill_count = 0
+        self._apply(cfg)
+
+    # -- configuration ------------------------------------------------------------------
+
+    def _apply(self, cfg: config_mod.Config) -> None:
+        self.cfg = cfg
+        self.outbox = Outbox([Route.of(c) for c in cfg.notifications.channels], cfg.notifications.group_wait)
+        self.dispatcher = Dispatcher(self.store, build_channels(cfg), cfg.notifications.max_age, self.clock)
+        self.redactor = Redactor(cfg.processes.redact)
+
+    def reload(self) -> bool:
+        """Load the config file again; keep the old one when the new one is bad."""
+        try:
+            new = config_mod.load_config(self.config_path, self.env)
+        except config_mod.ConfigError as exc:
+            log.error("SIGHUP: the new configuration is refused, keeping the old one: %s", exc)
+            return False
+        if new.database != self.cfg.database or new.host != self.cfg.host:
+            log.warning("SIGHUP: database and host changes take effect at the next restart")
+            new = dataclasses.replace(new, database=self.cfg.database, host=self.cfg.host)
+        if new.kernel_log != self.cfg.kernel_log:
+            log.warning("SIGHUP: kernel_log changes take effect at the next restart")
+        with self.lock:
+            self._apply(new)
+            self._schedule()
+        log.info("SIGHUP: configuration reloaded from %s", self.config_path or new.origin or "built-in defaults")
+        return True
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def run(self) -> int:
+        self._install_signals()
+        self.start()
+        self.notify.send("READY=1\nSTATUS=watching memory and the kernel log")
+        log.info("watchdog-oom running on %s (database %s)", self.cfg.host,
+                 mask_secret(self.cfg.database))
+        while not self.stop_event.wait(0.5):
+            if self.reload_requested.is_set():
+                self.reload_requested.clear()
+                self.notify.send("RELOADING=1")
+                self.reload()
+                self.notify.send("READY=1")
+        self.notify.send("STOPPING=1")
+        self.shutdown()
+        log.info("watchdog-oom stopped")
+        return 0
+
+    def _install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
+        signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
+
+    def start(self) -> None:
+        ok, message = procfs.lower_own_oom_score_adj(self.cfg.daemon.oom_score_adj, self.cfg.procfs)
+        (log.info if ok else log.warning)("%s", message)
+        revision = self.store.upgrade()
+        log.info("database at schema revision %s", revision)
+        requeued = self.store.requeue_inflight()
+        if requeued:
+            log.info("outbox: %d notification(s) interrupted by the last stop will be sent again", requeued)
+        with self.store.tx() as tx:
+            for row in tx.firing_alerts():
+                self.rules.restore(row.key, row.severity, row.kind)
+        self._open_source()
+        self.dispatch_thread = threading.Thread(target=self._dispatch_loop, name="dispatch", daemon=True)
+        self.dispatch_thread.start()
+        self.scheduler = BackgroundScheduler(
+            timezone=timezone.utc,
+            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30},
+            executors={"default": {"type": "threadpool", "max_workers": 3}},
+        )
+        self._schedule()
+        self.scheduler.start()
+        # One evaluation straight away, so the first sample does not wait an interval.
+        self.check_memory()
+
+    def _schedule(self) -> None:
+        if self.scheduler is None:
+            return
+        cfg = self.cfg
+        jobs: list[tuple[str, Callable[[], Any], float]] = [
+            ("memory", self.check_memory, min(cfg.commit.interval, cfg.memory.interval)),
+            ("processes", self.check_processes, cfg.processes.interval),
+            ("retention", self.prune, 3600.0),
+        ]
+        if cfg.notifications.heartbeat.url:
+            jobs.append(("heartbeat", self.heartbeat, cfg.notifications.heartbeat.interval))
+        if self.notify.watchdog_interval and cfg.daemon.watchdog:
+            jobs.append(("watchdog", self.watchdog, max(self.notify.watchdog_interval / 2, 1.0)))
+        for job in self.scheduler.get_jobs():
+            job.remove()
+        for name, func, seconds in jobs:
+            self.scheduler.add_job(func, "interval", seconds=seconds, id=name, name=name,
+                                   next_run_time=self.clock() + timedelta(seconds=1 if name == "processes" else seconds))
+
+    def shutdown(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=True)
+        if self.source is not None:
+            self.source.close()
+        self.dispatch_wakeup.set()
+        for thread in (self.source_thread, self.dispatch_thread):
+            if thread is not None:
+                thread.join(timeout=10)
+        self.store.close()
+
+    # -- kernel log ---------------------------------------------------------------------
+
+    def _open_source(self) -> None:
+        kl = self.cfg.kernel_log
+        try:
+            source, reason = select_source(kl.source, kl.path, cursor_for=self._cursor_for)
+        except SourceError as exc:
+            log.error("kernel log: %s; OOM kills will only be counted from /proc/vmstat", exc)
+            return
+        if source is None:
+            log.info("kernel log: %s", reason)
+            return
+        log.info("kernel log: %s", reason)
+        self.source = source
+        first_start = self._cursor_for(source.name) is None
+        pipeline = Pipeline(self, source.name, first_start)
+        self.source_thread = threading.Thread(target=self._source_loop, args=(source, pipeline),
+                                              name="kernel-log", daemon=True)
+        self.source_thread.start()
+
+    def _cursor_for(self, source_name: str) -> str | None:
+        with self.store.tx() as tx:
+            return tx.get_cursor(source_name)
+
+    def _source_loop(self, source: Any, pipeline: Pipeline) -> None:
+        try:
+            for event in source.events(idle_timeout=0.5):
+                if self.stop_event.is_set():
+                    break
+                try:
+                    pipeline.handle(event)
+                except Exception:
+                    log.exception("kernel log %s: failed to record; will retry from the last cursor at restart",
+                                  source.name)
+        except SourceError as exc:
+            log.error("kernel log %s stopped: %s", source.name, exc)
+        except Exception:
+            log.exception("kernel log %s stopped unexpectedly", source.name)
+
+    def enrich(self, kill: OomKill) -> OomKill:
+        """Add what we knew of the victim before it died, and where this daemon runs."""
+        known = self.cache.lookup(kill.pid, kill.process)
+        changes: dict[str, Any] = {"host": self.cfg.host}
+        if kill.boot_id is None and kill.source in ("kmsg", "journal"):
+            changes["boot_id"] = self.boot_id
+        if known is not None:
+            if kill.cmdline is None and known.cmdline:
+                changes["cmdline"] = self.redactor.redact(known.cmdline)
+            if kill.unit is None and known.unit:
+                changes["unit"] = known.unit
+        if kill.unit is None and "unit" not in changes and kill.task_memcg:
+            changes["unit"] = procfs.unit_from_cgroup(kill.task_memcg)
+        return kill.replace(**changes)
+
+    def kill_context(self) -> dict[str, Any]:
+        """What the host looked like just before the kill: the last sample."""
+        with self.lock:
+            last = self.history[-1] if self.history else None
+        if last is None:
+            return {}
+        return {"commit_state": {**detect.commit_figures(last), "mem_available_kb": last.mem_available_kb,
+                                 "time": last.time.isoformat()}}
+
+    def source_gap(self, gap: SourceGap) -> None:
+        log.warning("kernel log %s: %s", gap.source, gap.message)
+        with self.store.tx() as tx:
+            self.outbox.simple(tx, "kernel_log.gap", "warning", f"Kernel log records lost: {gap.message}",
+                               {"source": gap.source, "missed": gap.missed}, self.clock())
+            if gap.cursor:
+                tx.set_cursor(gap.source, gap.cursor, self.clock())
+        self.dispatch_wakeup.set()
+
+    def kills_recorded(self, n: int) -> None:
+        self.kill_count += n
+
+    # -- periodic checks ----------------------------------------------------------------
+
+    def check_memory(self) -> None:
+        """Sample /proc, store the sample, evaluate commit, memory and trend rules."""
+        now = self.clock()
+        try:
+            sample = procfs.sample(self.cfg.procfs, now)
+        except Exception as exc:
+            log.error("cannot read memory figures from %s: %s", self.cfg.procfs, exc)
+            return
+        with self.lock:
+            history = list(self.history)
+            self.history.append(sample)
+            firing = self.rules.firing_map()
+            conditions = [detect.commit_conditions(sample, self.cfg.commit, firing.get("commit"))]
+            conditions += detect.memory_conditions(sample, self.cfg.memory, firing)
+            trend = detect.trend_condition(history, sample, self.cfg.commit, now, firing.get("commit.trend"))
+            if trend is not None:
+                conditions.append(trend)
+            events = self.rules.evaluate(conditions, now)
+        with self.store.tx() as tx:
+            tx.add_sample(sample)
+            self._record_events(tx, events, now)
+            if self.cfg.kernel_log.vmstat_check and sample.oom_kill_count is not None:
+                self._cross_check(tx, sample.oom_kill_count, now)
+            self._repeat_due(tx, now)
+        self.last_check = now
+        if events:
+            self.dispatch_wakeup.set()
+
+    def check_processes(self) -> None:
+        """Rank processes, remember them for kill records, flag and protect critical ones."""
+        now = self.clock()
+        try:
+            procs = procfs.scan_processes(self.cfg.procfs)
+        except Exception as exc:
+            log.error("cannot scan processes in %s: %s", self.cfg.procfs, exc)
+            return
+        procs = [p.replace(cmdline=self.redactor.redact(p.cmdline)) if p.cmdline else p for p in procs]
+        ranked = processes.rank(processes.mark_critical(procs, self.cfg.processes.critical))
+        self.cache.remember(ranked, now)
+        protections = self._protect(ranked, now) if self.cfg.processes.protect else []
+        with self.lock:
+            self.ranking, self.ranking_time = ranked, now
+            risky = processes.at_risk(ranked, self.cfg.processes.at_risk_top)
+            conditions = detect.process_conditions(risky, self.cfg.processes.for_)
+            events = self.rules.evaluate(conditions, now, family="process.")
+        with self.store.tx() as tx:
+            for proc, before, after, error in protections:
+                tx.add_protection(time=now, pid=proc.pid, process=proc.process, cmdline=proc.cmdline,
+                                  from_adj=before, to_adj=after, error=error)
+            self._record_events(tx, events, now)
+        if events:
+            self.dispatch_wakeup.set()
+
+    def _protect(self, ranked: list[ProcScore], now: datetime) -> list[tuple[ProcScore, int | None, int, str | None]]:
+        done = []
+        for proc, before, after in processes.protection_plan(ranked, self.cfg.processes.protect_adj):
+            try:
+                previous = procfs.set_oom_score_adj(self.cfg.procfs, proc.pid, after)
+                done.append((proc, previous, after, None))
+                log.info("protected %s (pid %d): oom_score_adj %s -> %d", proc.process, proc.pid, previous, after)
+            except (OSError, ValueError) as exc:
+                done.append((proc, before, after, str(exc)))
+                log.warning("cannot protect %s (pid %d): %s", proc.process, proc.pid, exc)
+        return done
+
+    def victims(self) -> list[dict[str, Any]]:
+        """The likely victims now: the last ranking if fresh, else a new scan."""
+        with self.lock:
+            ranked, when = self.ranking, self.ranking_time
+        if when is None or (self.clock() - when).total_seconds() > 2 * self.cfg.processes.interval:
+            try:
+                procs = procfs.scan_processes(self.cfg.procfs)
+            except Exception:
+                return []
+            ranked = processes.rank(processes.mark_critical(procs, self.cfg.processes.critical))
+            ranked = [p.replace(cmdline=self.redactor.redact(p.cmdline)) if p.cmdline else p for p in ranked]
+        return detect.victims(ranked, min(self.cfg.processes.top, 5))
+
+    def _record_events(self, tx: Tx, events: list[Alert], now: datetime) -> None:
+        victims: list[dict[str, Any]] | None = None
+        for alert in events:
+            if alert.resolved:
+                row = tx.resolve_alert(alert)
+                if row is not None:
+                    self.outbox.alert(tx, alert, row, "resolved", now)
+                    log.info("resolved: %s", alert.key)
+                continue
+            if alert.kind.startswith(("commit.", "memory.")) and victims is None:
+                victims = self.victims()
+            data = {**alert.data, "victims": victims} if alert.kind.startswith(("commit.", "memory.")) else alert.data
+            alert = Alert(alert.key, alert.kind, alert.severity, alert.summary, alert.time, False, data)
+            row, reason = tx.fire_alert(alert)
+            if reason is not None:
+                self.outbox.alert(tx, alert, row, reason, now)
+                log.warning("%s (%s): %s", alert.kind, alert.severity, alert.summary)
+
+    def _repeat_due(self, tx: Tx, now: datetime) -> None:
+        repeat = timedelta(seconds=self.cfg.notifications.repeat_interval)
+        for row in tx.firing_alerts():
+            last = row.last_notified_at or row.started_at
+            if now - last >= repeat:
+                alert = Alert(row.key, row.kind, row.severity, row.summary, now, False, row.data or {})
+                self.outbox.alert(tx, alert, row, "repeat", now)
+
+    def _cross_check(self, tx: Tx, counter: int, now: datetime) -> None:
+        """Compare /proc/vmstat oom_kill (4.13+) with the kills recorded this boot.
+
+        The kernel's printk is rate-limited and a log can be lost; the counter is not.
+        A shortfall seen on two checks in a row (the log may lag the counter by a moment)
+        is recorded and alerted as kills with no log record.
+        """
+        recorded = tx.count_kills(boot_id=self.boot_id)
+        raw = tx.get_cursor(VMSTAT_CURSOR)
+        state = json.loads(raw) if raw else {}
+        if state.get("boot_id") != self.boot_id or counter < state.get("counter0", 0):
+            state = {"boot_id": self.boot_id, "counter0": counter, "recorded0": recorded, "reported": 0}
+        missing = (counter - state["counter0"]) - (recorded - state["recorded0"]) - state["reported"]
+        if missing > 0 and state.get("suspect") == missing:
+            state["reported"] += missing
+            state.pop("suspect", None)
+            summary = (f"{missing} OOM kill{'s' if missing != 1 else ''} with no log record: /proc/vmstat oom_kill "
+                       f"rose to {counter} but the kernel log showed fewer kills (rate-limited printk or a lost log)")
+            alert = Alert("oom.unlogged", "oom.unlogged", "critical", summary, now, False,
+                          {"missing": missing, "oom_kill": counter})
+            row, _ = tx.fire_alert(alert)
+            self.outbox.alert(tx, alert, row, "new", now)
+            tx.resolve_alert(Alert("oom.unlogged", "oom.unlogged", "info", summary, now, True, {}))
+            log.error("%s", summary)
+        elif missing > 0:
+            state["suspect"] = missing
+        else:
+            state.pop("suspect", None)
+        tx.set_cursor(VMSTAT_CURSOR, json.dumps(state, sort_keys=True), now)
+
+    def prune(self) -> None:
+        r = self.cfg.retention
+        counts = self.store.prune(self.clock(), samples=r.samples, kills=r.kills, alerts=r.alerts,
+                                  notifications=r.notifications, raw_samples=r.raw_samples)
+        if any(counts.values()):
+            log.info("retention: %s", ", ".join(f"{k} {v}" for k, v in counts.items() if v))
+
+    def heartbeat(self) -> None:
+        url = self.cfg.notifications.heartbeat.url
+        if not url:
+            return
+        try:
+            ping(url, timeout=10)
+        except ChannelError as exc:
+            log.warning("heartbeat failed: %s", exc)
+
+    def watchdog(self) -> None:
+        """WATCHDOG=1 only while the checks run: a wedged scheduler gets restarted by systemd."""
+        interval = min(self.cfg.commit.interval, self.cfg.memory.interval)
+        if self.last_check and (self.clock() - self.last_check).total_seconds() < 3 * interval + 5:
+            self.notify.send("WATCHDOG=1")
+
+    # -- outbox -------------------------------------------------------------------------
+
+    def _dispatch_loop(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                while self.dispatcher.run_once():
+                    if self.stop_event.is_set():
+                        return
+                due = self.store.next_due()
+            except Exception:
+                log.exception("outbox: dispatch failed; retrying shortly")
+                due = None
+            timeout = 5.0 if due is None else max(0.05, min(5.0, (due - self.clock()).total_seconds()))
+            self.dispatch_wakeup.wait(timeout)
+            self.dispatch_wakeup.clear()

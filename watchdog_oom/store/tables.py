@@ -1,0 +1,226 @@
+"""The history schema: SQLAlchemy 2.0 declarative tables, owned by Alembic migrations.
+
+Every row carries its `host`, so a fleet can share one database. Times are stored as
+UTC and always come back timezone-aware, whatever the backend.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY; elsewhere ids are 64-bit.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator):
+    """A timezone-aware datetime stored as UTC (SQLite keeps no offset of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: times must carry an offset")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Sample(Base):
+    """A memory reading; `resolution` is 0 for a raw sample, else the seconds it averages."""
+
+    __tablename__ = "samples"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    host: Mapped[str] = mapped_column(String(255))
+    time: Mapped[datetime] = mapped_column(UtcDateTime())
+    resolution: Mapped[int] = mapped_column(Integer, default=0)
+    mem_total_kb: Mapped[int] = mapped_column(BigInteger)
+    mem_available_kb: Mapped[int | None] = mapped_column(BigInteger)
+    swap_total_kb: Mapped[int] = mapped_column(BigInteger)
+    swap_free_kb: Mapped[int] = mapped_column(BigInteger)
+    committed_as_kb: Mapped[int] = mapped_column(BigInteger)
+    commit_limit_kb: Mapped[int] = mapped_column(BigInteger)
+    commit_percent: Mapped[float] = mapped_column(Float)
+    commit_limit_percent: Mapped[float | None] = mapped_column(Float)
+    mem_available_percent: Mapped[float | None] = mapped_column(Float)
+    psi_some_avg10: Mapped[float | None] = mapped_column(Float)
+    psi_full_avg10: Mapped[float | None] = mapped_column(Float)
+    overcommit_memory: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_samples_host_time", "host", "time"),)
+
+
+class Kill(Base):
+    """One process killed by an OOM killer: the kill record of INTERFACE.md."""
+
+    __tablename__ = "kills"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    host: Mapped[str] = mapped_column(String(255))
+    boot_id: Mapped[str | None] = mapped_column(String(64))
+    time: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    mono_usec: Mapped[int | None] = mapped_column(BigInteger)
+    pid: Mapped[int] = mapped_column(Integer)
+    process: Mapped[str] = mapped_column(String(255))
+    uid: Mapped[int | None] = mapped_column(BigInteger)
+    total_vm_kb: Mapped[int | None] = mapped_column(BigInteger)
+    anon_rss_kb: Mapped[int | None] = mapped_column(BigInteger)
+    file_rss_kb: Mapped[int | None] = mapped_column(BigInteger)
+    shmem_rss_kb: Mapped[int | None] = mapped_column(BigInteger)
+    pgtables_kb: Mapped[int | None] = mapped_column(BigInteger)
+    oom_score_adj: Mapped[int | None] = mapped_column(Integer)
+    score: Mapped[int | None] = mapped_column(Integer)
+    constraint: Mapped[str | None] = mapped_column(String(64))
+    memcg: Mapped[str | None] = mapped_column(Text)
+    task_memcg: Mapped[str | None] = mapped_column(Text)
+    cgroup_oom: Mapped[bool] = mapped_column(Boolean, default=False)
+    invoker: Mapped[str | None] = mapped_column(String(255))
+    invoker_pid: Mapped[int | None] = mapped_column(Integer)
+    gfp_mask: Mapped[str | None] = mapped_column(String(255))
+    alloc_order: Mapped[int | None] = mapped_column(Integer)
+    killer: Mapped[str] = mapped_column(String(32), default="kernel")
+    source: Mapped[str | None] = mapped_column(Text)
+    cmdline: Mapped[str | None] = mapped_column(Text)
+    unit: Mapped[str | None] = mapped_column(Text)
+    # task_table, memory_info, extra, commit state at the time of the kill
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (
+        Index("ix_kills_host_time", "host", "time"),
+        Index("ix_kills_host_pid", "host", "pid"),
+        Index("ix_kills_process", "process"),
+    )
+
+
+class AlertRow(Base):
+    """One episode of a condition, from when it fired to when it resolved."""
+
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    host: Mapped[str] = mapped_column(String(255))
+    key: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # firing | resolved
+    summary: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    last_notified_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    __table_args__ = (
+        Index("ix_alerts_host_key_status", "host", "key", "status"),
+        Index("ix_alerts_host_started", "host", "started_at"),
+    )
+
+
+class NotificationRow(Base):
+    """The outbox: one message for one channel, written in the transaction that caused it."""
+
+    __tablename__ = "notifications"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    host: Mapped[str] = mapped_column(String(255))
+    uuid: Mapped[str] = mapped_column(String(64), unique=True)  # webhook-id, same on every retry
+    channel: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(16))  # first | new | repeat | resolved | test
+    summary: Mapped[str] = mapped_column(Text)
+    # pending | sending | sent | failed | given_up | muted
+    status: Mapped[str] = mapped_column(String(16))
+    group_key: Mapped[str | None] = mapped_column(String(255))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="SET NULL"))
+    mute_id: Mapped[int | None] = mapped_column(ForeignKey("mutes.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[str | None] = mapped_column(Text)  # the endpoint's answer when sent
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+    __table_args__ = (
+        Index("ix_notifications_status_due", "status", "due_at"),
+        Index("ix_notifications_host_created", "host", "created_at"),
+    )
+
+
+class Cursor(Base):
+    """Where a source (or a counter such as vmstat oom_kill) was last read, per host."""
+
+    __tablename__ = "cursors"
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    source: Mapped[str] = mapped_column(String(255), primary_key=True)
+    cursor: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Protection(Base):
+    """A change the daemon made to a process's oom_score_adj (processes.protect)."""
+
+    __tablename__ = "protections"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    host: Mapped[str] = mapped_column(String(255))
+    time: Mapped[datetime] = mapped_column(UtcDateTime())
+    pid: Mapped[int] = mapped_column(Integer)
+    process: Mapped[str] = mapped_column(String(255))
+    cmdline: Mapped[str | None] = mapped_column(Text)
+    from_adj: Mapped[int | None] = mapped_column(Integer)
+    to_adj: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Mute(Base):
+    """Silences matching notifications until `until`; what is muted is still recorded."""
+
+    __tablename__ = "mutes"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    host: Mapped[str | None] = mapped_column(String(255))  # None: every host of the fleet
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    until: Mapped[datetime] = mapped_column(UtcDateTime())
+    kind: Mapped[str | None] = mapped_column(String(64))
+    process: Mapped[str | None] = mapped_column(String(255))
+    cgroup: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+__all__ = [
+    "AlertRow",
+    "Base",
+    "Cursor",
+    "Kill",
+    "Mute",
+    "NotificationRow",
+    "Protection",
+    "Sample",
+]
