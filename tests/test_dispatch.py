@@ -1,0 +1,169 @@
+"""Routing, grouping and the outbox worker, against a real SQLite outbox and a real HTTP server."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+from datetime import timedelta
+
+from servers import HttpSink
+
+from watchdog_oom.dispatch import Dispatcher, Outbox, Route, backoff
+from watchdog_oom.model import Alert, OomKill
+from watchdog_oom.notify import build_channel
+from watchdog_oom.notify.webhook import verify_signature
+
+SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+
+
+class Clock:
+    def __init__(self, t):
+        self.t = t
+
+    def __call__(self):
+        return self.t
+
+    def advance(self, seconds):
+        self.t += timedelta(seconds=seconds)
+
+
+def _record_kill(store, outbox, t, pid, process="java", **kw):
+    with store.tx() as tx:
+        row = tx.add_kill(OomKill(pid=pid, process=process, time=t, mono_usec=pid * 1000, boot_id="b",
+                                  source="kmsg", **kw), t)
+        outbox.kill(tx, row, t)
+    return row
+
+
+def test_route_filters_by_severity_kind_process_and_cgroup():
+    page = Route("pager", min_severity="critical", kinds=("oom.kill",), exclude_cgroup="/kubepods/*")
+    assert page.wants("oom.kill", "critical", "java", "/system.slice/app.service")
+    assert not page.wants("oom.kill", "critical", "java", "/kubepods/burstable/pod1/c1")
+    assert not page.wants("oom.kill", "warning", "java", None)
+    assert not page.wants("commit.critical", "critical")
+    chat = Route("chat", min_severity="warning", kinds=("commit.*", "memory.*"), match_process=None)
+    assert chat.wants("commit.warning", "warning")
+    assert not chat.wants("oom.kill", "critical")
+    # A resolved message goes wherever its alert went, though its severity is info.
+    assert chat.wants("commit.resolved", "info", resolved_of="commit.warning")
+
+
+def test_kills_within_group_wait_make_one_notification(store, t0):
+    outbox = Outbox([Route("hook", min_severity="info")], group_wait=5)
+    for i in range(100):
+        _record_kill(store, outbox, t0 + timedelta(milliseconds=30 * i), pid=1000 + i,
+                     process="worker" if i % 2 else "java")
+    rows = store.notifications()
+    assert len(rows) == 1
+    data = rows[0].data
+    assert data["count"] == 100 and len(data["kills"]) == 50
+    assert data["by_process"] == {"java": 50, "worker": 50}
+    assert rows[0].summary.startswith("100 OOM kills")
+
+
+def test_kills_after_the_window_start_a_new_group(store, t0):
+    outbox = Outbox([Route("hook", min_severity="info")], group_wait=5)
+    _record_kill(store, outbox, t0, pid=1)
+    _record_kill(store, outbox, t0 + timedelta(seconds=6), pid=2)
+    assert len(store.notifications()) == 2
+
+
+def test_muted_kill_is_recorded_but_not_sent(store, t0):
+    outbox = Outbox([Route("hook", min_severity="info")], group_wait=5)
+    store.add_mute(t0 + timedelta(hours=1), t0, kind="oom.kill", process="chrome")
+    _record_kill(store, outbox, t0, pid=1, process="chrome")
+    _record_kill(store, outbox, t0, pid=2, process="java")
+    statuses = sorted((n.summary.split(":")[1].split()[0], n.status) for n in store.notifications())
+    assert statuses == [("chrome", "muted"), ("java", "pending")]
+    assert len(store.claim_due(t0 + timedelta(seconds=6))) == 1
+
+
+def test_delivered_exactly_once_after_the_endpoint_recovers(store, t0):
+    clock = Clock(t0)
+    outbox = Outbox([Route("hook", min_severity="info")], group_wait=0)
+    _record_kill(store, outbox, t0, pid=4242, process="redis-server", anon_rss_kb=14230956)
+    with HttpSink([(503, {}, "down"), (503, {}, "down")]) as sink:
+        channel = build_channel("webhook", "hook", url=sink.url + "/oom", secret=SECRET)
+        dispatcher = Dispatcher(store, {"hook": channel}, max_age=3600, clock=clock, rng=random.Random(1))
+        assert dispatcher.run_once() == 1
+        (row,) = store.notifications()
+        assert row.status == "pending" and "503" in row.last_error and row.attempts == 1
+        assert dispatcher.run_once() == 0  # backing off
+        for _ in range(5):
+            clock.advance(60)
+            dispatcher.run_once()
+        requests = sink.requests
+    (row,) = store.notifications()
+    assert row.status == "sent" and row.attempts == 3
+    assert len(requests) == 3
+    assert len({r.headers["webhook-id"] for r in requests}) == 1
+    final = requests[-1]
+    assert verify_signature(SECRET, final.headers, final.body)
+    body = json.loads(final.body)
+    assert body["type"] == "oom.kill" and body["data"]["kills"][0]["pid"] == 4242
+
+
+def test_permanent_failure_is_not_retried(store, t0):
+    clock = Clock(t0)
+    outbox = Outbox([Route("hook", min_severity="info")], group_wait=0)
+    _record_kill(store, outbox, t0, pid=1)
+    with HttpSink([(404, {}, "no such hook")]) as sink:
+        channel = build_channel("webhook", "hook", url=sink.url)
+        Dispatcher(store, {"hook": channel}, max_age=3600, clock=clock).run_once()
+    (row,) = store.notifications()
+    assert row.status == "failed" and "404" in row.last_error
+
+
+def test_given_up_after_max_age(store, t0):
+    clock = Clock(t0)
+    outbox = Outbox([Route("hook", min_severity="info")], group_wait=0)
+    _record_kill(store, outbox, t0, pid=1)
+    with HttpSink([(500, {}, "x")] * 10) as sink:
+        dispatcher = Dispatcher(store, {"hook": build_channel("webhook", "hook", url=sink.url)},
+                                max_age=600, clock=clock)
+        dispatcher.run_once()
+        clock.advance(3600)
+        dispatcher.run_once()
+    (row,) = store.notifications()
+    assert row.status == "given_up" and "gave up" in row.last_error
+
+
+def test_retry_after_is_honoured(store, t0):
+    clock = Clock(t0)
+    outbox = Outbox([Route("hook", min_severity="info")], group_wait=0)
+    _record_kill(store, outbox, t0, pid=1)
+    with HttpSink([(429, {"Retry-After": "120"}, "slow down")]) as sink:
+        Dispatcher(store, {"hook": build_channel("webhook", "hook", url=sink.url)}, max_age=3600,
+                   clock=clock).run_once()
+    (row,) = store.notifications()
+    assert row.status == "pending" and row.due_at >= t0 + timedelta(seconds=120)
+
+
+def test_backoff_grows_and_is_capped():
+    rng = random.Random(7)
+    delays = [backoff(n, rng) for n in range(1, 12)]
+    assert delays[0] < 10 and delays[3] > delays[0]
+    assert max(delays) <= 900 * 1.5
+
+
+def test_resolved_goes_only_where_the_alert_was_sent(store, t0):
+    outbox = Outbox([Route("chat", min_severity="warning"), Route("pager", min_severity="critical")], 0)
+    alert = Alert("commit", "commit.warning", "warning", "commit high", t0, data={})
+    with store.tx() as tx:
+        row, reason = tx.fire_alert(alert)
+        outbox.alert(tx, alert, row, reason, t0)
+    resolved = Alert("commit", "commit.resolved", "info", "Resolved: commit fine", t0, True, {})
+    with store.tx() as tx:
+        row = tx.resolve_alert(resolved)
+        outbox.alert(tx, resolved, row, "resolved", t0)
+    sent = sorted((n.channel, n.reason) for n in store.notifications())
+    assert sent == [("chat", "first"), ("chat", "resolved")]
+
+
+def test_alert_unchanged_is_not_announced_twice(store, t0):
+    alert = Alert("commit", "commit.warning", "warning", "commit high", t0)
+    with store.tx() as tx:
+        assert tx.fire_alert(alert)[1] == "first"
+        assert tx.fire_alert(alert)[1] is None
+        assert tx.fire_alert(Alert("commit", "commit.critical", "critical", "x", t0))[1] == "new"
