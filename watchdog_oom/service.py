@@ -286,25 +286,21 @@ class Service:
 
     def _open_source(self) -> None:
         kl = self.cfg.kernel_log
+        with self.store.tx() as tx:
+            cursors = tx.cursors()
         try:
-            source, reason = select_source(kl.source, kl.path, cursor_for=self._cursor_for)
+            source, reason = select_source(kl.source, kl.path, cursors=cursors)
         except SourceError as exc:
             log.error("kernel log: %s; OOM kills will only be counted from /proc/vmstat", exc)
             return
-        if source is None:
-            log.info("kernel log: %s", reason)
-            return
         log.info("kernel log: %s", reason)
+        if source is None:
+            return
         self.source = source
-        first_start = self._cursor_for(source.name) is None
-        pipeline = Pipeline(self, source.name, first_start)
+        pipeline = Pipeline(self, source.name, first_start=source.name not in cursors)
         self.source_thread = threading.Thread(target=self._source_loop, args=(source, pipeline),
                                               name="kernel-log", daemon=True)
         self.source_thread.start()
-
-    def _cursor_for(self, source_name: str) -> str | None:
-        with self.store.tx() as tx:
-            return tx.get_cursor(source_name)
 
     def _source_loop(self, source: Any, pipeline: Pipeline) -> None:
         try:

@@ -470,6 +470,10 @@ class Tx:
         row = self.session.get(Cursor, (self.host, source))
         return row.cursor if row else None
 
+    def cursors(self) -> dict[str, str]:
+        """Every stored cursor of this host, by source name."""
+        return {row.source: row.cursor for row in self.session.scalars(select(Cursor).where(Cursor.host == self.host))}
+
     def set_cursor(self, source: str, cursor: str, now: datetime) -> None:
         row = self.session.get(Cursor, (self.host, source))
         if row is None:

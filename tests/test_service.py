@@ -1,0 +1,217 @@
+"""The daemon as a real process: sd_notify, signals, reload, and kills fed through a FIFO."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from servers import HttpSink
+
+from watchdog_oom.notify.webhook import verify_signature
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).parent / "data"
+SECRET = "whsec_" + base64.b64encode(b"service-test-secret-0123456789ab").decode()
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+CAP_SYS_RESOURCE = 24
+
+
+def has_cap(bit: int) -> bool:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> bit & 1)
+    return False
+
+
+class Daemon:
+    """`python -m watchdog_oom run` with a NOTIFY_SOCKET the test listens on."""
+
+    def __init__(self, tmp: Path, config: str) -> None:
+        self.tmp = tmp
+        self.config = tmp / "config.yaml"
+        self.config.write_text(config)
+        self.sock_path = str(tmp / f"notify-{time.monotonic_ns()}")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.sock_path)
+        self.sock.settimeout(20)
+        self.messages: list[str] = []
+        env = {**os.environ, "NOTIFY_SOCKET": self.sock_path, "PYTHONPATH": str(ROOT)}
+        env.pop("WATCHDOG_OOM_CONFIG", None)
+        self.log = open(tmp / "daemon.log", "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "watchdog_oom", "-c", str(self.config), "run",
+                                      "--log-level", "debug"], env=env, stderr=self.log)
+
+    def wait_message(self, word: str, timeout: float = 20) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for m in self.messages:
+                if word in m:
+                    self.messages.remove(m)
+                    return m
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except socket.timeout:
+                break
+        raise AssertionError(f"no {word} from the daemon; log:\n{self.log_text()}")
+
+    def log_text(self) -> str:
+        return (self.tmp / "daemon.log").read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=20)
+        self.sock.close()
+        self.log.close()
+        return code
+
+
+def kmsg_records(first_seq: int, usec: int, pid: int, name: str = "python3") -> bytes:
+    """The real 6.18 capture, renumbered so each use is a new kill."""
+    lines = (DATA / "kmsg_6.18_memcg_v1_python3.kmsg").read_text().splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        head, msg = line.split(";", 1)
+        prio, _seq, _usec, flags = head.split(",")[:4]
+        msg = msg.replace("1772", str(pid)).replace("python3", name)
+        out.append(f"{prio},{first_seq + i},{usec + i},{flags};{msg}")
+    return ("\n".join(out) + "\n").encode()
+
+
+def config_text(tmp: Path, fifo: Path, hook_url: str, extra: str = "") -> str:
+    return f"""
+host: test-host
+database: sqlite:///{tmp}/history.db
+kernel_log:
+  source: kmsg
+  path: {fifo}
+commit:
+  interval: 1s
+processes:
+  interval: 1s
+notifications:
+  group_wait: 0.2s
+  channels:
+    - name: hook
+      type: webhook
+      url: {hook_url}
+      secret: {SECRET}
+      min_severity: info
+      kinds: ["oom.*"]
+{extra}
+"""
+
+
+def kills_in(db: Path) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT pid, process, uid, constraint_, anon_rss_kb, task_memcg, invoker, cgroup_oom "
+                            "FROM (SELECT *, \"constraint\" AS constraint_ FROM kills) ORDER BY id").fetchall()
+
+
+def wait_until(predicate, timeout: float = 5.0, step: float = 0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    return predicate()
+
+
+@pytest.fixture
+def fifo(tmp_path: Path) -> Path:
+    path = tmp_path / "kmsg.fifo"
+    os.mkfifo(path)
+    return path
+
+
+def test_daemon_records_a_kill_within_a_second_and_notifies_once_across_restart(tmp_path, fifo):
+    with HttpSink() as sink:
+        daemon = Daemon(tmp_path, config_text(tmp_path, fifo, sink.url + "/hook"))
+        writer = os.open(fifo, os.O_WRONLY)  # blocks until the daemon opened its end
+        daemon.wait_message("READY=1")
+        t_write = time.monotonic()
+        os.write(writer, kmsg_records(5000, 41355073, pid=1772))
+        rows = wait_until(lambda: kills_in(tmp_path / "history.db"), timeout=5)
+        latency = time.monotonic() - t_write
+        assert rows == [(1772, "python3", 0, "CONSTRAINT_MEMCG", 65152,
+                         "/process_api/f1e9a1faa6d3eccf0ba6c3ef6fa3b313/wdtest1", "python3", 1)]
+        assert latency < 1.0, f"kill stored {latency:.2f}s after the kernel logged it"
+        (request,) = sink.wait_for(1)
+        assert verify_signature(SECRET, request.headers, request.body)
+        body = json.loads(request.body)
+        assert body["type"] == "oom.kill" and body["data"]["kills"][0]["pid"] == 1772
+        os.close(writer)
+        assert daemon.stop() == 0
+
+        # Restart: the same records again (the kernel buffer still holds them) and a new kill.
+        daemon = Daemon(tmp_path, config_text(tmp_path, fifo, sink.url + "/hook"))
+        writer = os.open(fifo, os.O_WRONLY)
+        daemon.wait_message("READY=1")
+        os.write(writer, kmsg_records(5000, 41355073, pid=1772) + kmsg_records(6000, 51355073, pid=2001))
+        assert wait_until(lambda: len(kills_in(tmp_path / "history.db")) == 2, timeout=5)
+        requests = sink.wait_for(2)
+        time.sleep(0.5)
+        os.close(writer)
+        assert daemon.stop() == 0
+    assert [r[0] for r in kills_in(tmp_path / "history.db")] == [1772, 2001]
+    assert len(sink.requests) == 2, "the restart repeated a notification"
+    assert json.loads(requests[1].body)["data"]["kills"][0]["pid"] == 2001
+
+
+def test_sd_notify_signals_and_reload(tmp_path, fifo):
+    with HttpSink() as sink:
+        good = config_text(tmp_path, fifo, sink.url)
+        daemon = Daemon(tmp_path, good)
+        writer = os.open(fifo, os.O_WRONLY)
+        daemon.wait_message("READY=1")
+        adj = int(Path(f"/proc/{daemon.proc.pid}/oom_score_adj").read_text())
+        if has_cap(CAP_SYS_RESOURCE):
+            assert adj == -900
+        else:
+            assert "oom_score_adj" in daemon.log_text()  # said why it could not lower it
+
+        daemon.config.write_text(good.replace("interval: 1s", "interval: ten seconds", 1))
+        daemon.proc.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: "new configuration is refused" in daemon.log_text(), timeout=5)
+        assert daemon.proc.poll() is None, "a bad config on SIGHUP stopped the daemon"
+
+        daemon.config.write_text(good.replace("interval: 1s", "interval: 2s", 1))
+        daemon.proc.send_signal(signal.SIGHUP)
+        daemon.wait_message("RELOADING=1")
+        assert wait_until(lambda: "configuration reloaded" in daemon.log_text(), timeout=5)
+        os.close(writer)
+        daemon.proc.send_signal(signal.SIGTERM)
+        daemon.wait_message("STOPPING=1")
+        assert daemon.stop() == 0
+    assert "Traceback" not in daemon.log_text()
+
+
+def test_sigint_stops_cleanly_and_samples_are_stored(tmp_path, fifo):
+    daemon = Daemon(tmp_path, config_text(tmp_path, fifo, "http://127.0.0.1:9/unused"))
+    writer = os.open(fifo, os.O_WRONLY)
+    daemon.wait_message("READY=1")
+    time.sleep(1.5)
+    daemon.proc.send_signal(signal.SIGINT)
+    assert daemon.proc.wait(timeout=20) == 0
+    os.close(writer)
+    daemon.stop()
+    with sqlite3.connect(tmp_path / "history.db") as conn:
+        assert conn.execute("SELECT count(*) FROM samples WHERE host='test-host'").fetchone()[0] >= 1
+
+
+def test_bad_config_exits_2_naming_the_key(tmp_path):
+    (tmp_path / "bad.yaml").write_text("commit:\n  warn_percnt: 80\n")
+    proc = subprocess.run([sys.executable, "-m", "watchdog_oom", "-c", str(tmp_path / "bad.yaml"), "run"],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    assert proc.returncode == 2
+    assert "warn_percnt" in proc.stderr and "warn_percent" in proc.stderr

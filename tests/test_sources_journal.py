@@ -1,0 +1,182 @@
+"""The journald source, against a real subprocess that prints journal JSON like journalctl."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from watchdog_oom.model import CaughtUp, KernelLine
+from watchdog_oom.sources.base import SourceError
+from watchdog_oom.sources.journal import JournalSource, field_text, journal_argv
+
+# Entries as journalctl -o json prints them (systemd 252), shortened cursors.
+KILL = {
+    "__CURSOR": "s=9f1c;i=1a2b;b=12f4807fd2ac400a91bef992bff3c290;m=277c8e1;t=5f0a;x=77",
+    "__REALTIME_TIMESTAMP": "1700000000123456",
+    "__MONOTONIC_TIMESTAMP": "41357600",
+    "_BOOT_ID": "12f4807fd2ac400a91bef992bff3c290",
+    "_TRANSPORT": "kernel",
+    "PRIORITY": "3",
+    "SYSLOG_FACILITY": "0",
+    "SYSLOG_IDENTIFIER": "kernel",
+    "_SOURCE_MONOTONIC_TIMESTAMP": "41357569",
+    "MESSAGE": "Memory cgroup out of memory: Killed process 1772 (python3) total-vm:75160kB",
+}
+BINARY = {
+    "__CURSOR": "s=9f1c;i=1a2c",
+    "_TRANSPORT": "kernel",
+    "PRIORITY": "6",
+    "MESSAGE": list(b"Killed process 9 (caf\xe9\x01)"),
+}
+EARLYOOM = {
+    "__CURSOR": "s=9f1c;i=1a2d",
+    "__REALTIME_TIMESTAMP": "1700000001000000",
+    "_BOOT_ID": "12f4807fd2ac400a91bef992bff3c290",
+    "_TRANSPORT": "stdout",
+    "PRIORITY": "4",
+    "SYSLOG_IDENTIFIER": "earlyoom",
+    "_PID": "812",
+    "MESSAGE": 'sending SIGTERM to process 4242 uid 1000 "chrome": badness 900, VmRSS 2048 MiB',
+}
+
+# Records its arguments, prints the entries, then does what its first argument says.
+FAKE_JOURNALCTL = """\
+import json, os, sys, time, pathlib
+here = pathlib.Path(__file__).parent
+then, args = sys.argv[1], sys.argv[2:]
+(here / "pid").write_text(str(os.getpid()))
+(here / "argv.json").write_text(json.dumps(args))
+sys.stdout.write((here / "entries.jsonl").read_text())
+sys.stdout.flush()
+if then == "fail":
+    sys.stderr.write("Failed to seek to cursor: Invalid argument\\n")
+    sys.exit(1)
+if then == "follow":
+    time.sleep(30)
+"""
+
+
+def fake_journalctl(tmp_path: Path, entries: list, then: str = "exit", raw: str = "") -> list[str]:
+    (tmp_path / "fake_journalctl.py").write_text(FAKE_JOURNALCTL)
+    (tmp_path / "entries.jsonl").write_text("".join(json.dumps(e) + "\n" for e in entries) + raw)
+    return [sys.executable, str(tmp_path / "fake_journalctl.py"), then]
+
+
+def passed_args(tmp_path: Path) -> list[str]:
+    return json.loads((tmp_path / "argv.json").read_text())
+
+
+def lines(source: JournalSource) -> list[KernelLine]:
+    return [event for event in source.events(idle_timeout=0.2) if isinstance(event, KernelLine)]
+
+
+def test_kernel_entry_becomes_a_kernel_line(tmp_path: Path) -> None:
+    [line] = lines(JournalSource(argv=fake_journalctl(tmp_path, [KILL])))
+    assert line == KernelLine(
+        text=KILL["MESSAGE"],
+        source="journal",
+        time=datetime(2023, 11, 14, 22, 13, 20, 123456, tzinfo=timezone.utc),
+        mono_usec=41357569,
+        prio=3,
+        cursor=KILL["__CURSOR"],
+        boot_id="12f4807f-d2ac-400a-91be-f992bff3c290",
+        wrapped=False,
+    )
+
+
+def test_binary_message_given_as_byte_values_is_decoded(tmp_path: Path) -> None:
+    [line] = lines(JournalSource(argv=fake_journalctl(tmp_path, [BINARY])))
+    assert line.text == "Killed process 9 (caf\ufffd\x01)"
+
+
+def test_a_field_repeated_in_one_entry_gives_its_first_value() -> None:
+    assert field_text(["first", "second"]) == "first"
+    assert field_text(None) is None
+
+
+def test_userspace_killer_message_is_prefixed_with_identifier_and_pid(tmp_path: Path) -> None:
+    [line] = lines(JournalSource(argv=fake_journalctl(tmp_path, [EARLYOOM])))
+    assert line.text == "earlyoom[812]: " + EARLYOOM["MESSAGE"]
+    assert (line.wrapped, line.mono_usec, line.prio) == (False, None, 4)
+
+
+def test_without_cursor_this_boot_is_read_from_its_start(tmp_path: Path) -> None:
+    lines(JournalSource(argv=fake_journalctl(tmp_path, [])))
+    args = passed_args(tmp_path)
+    assert "--boot" in args and "--no-tail" in args and "--follow" in args
+    assert not any(arg.startswith("--after-cursor") for arg in args)
+
+
+def test_cursor_is_passed_as_after_cursor_across_boots(tmp_path: Path) -> None:
+    lines(JournalSource(KILL["__CURSOR"], argv=fake_journalctl(tmp_path, [])))
+    args = passed_args(tmp_path)
+    assert f"--after-cursor={KILL['__CURSOR']}" in args
+    assert "--boot" not in args
+
+
+def test_killer_identifiers_are_ored_with_the_kernel_transport() -> None:
+    argv = journal_argv(None, identifiers=("earlyoom", "nohang"))
+    assert argv[-4:] == ["_TRANSPORT=kernel", "+", "SYSLOG_IDENTIFIER=earlyoom", "SYSLOG_IDENTIFIER=nohang"]
+    assert "-k" not in argv and "--dmesg" not in argv
+    assert journal_argv(None, identifiers=())[-1] == "_TRANSPORT=kernel"
+
+
+def test_caught_up_after_the_backlog_then_idle(tmp_path: Path) -> None:
+    source = JournalSource(argv=fake_journalctl(tmp_path, [KILL, EARLYOOM], then="follow"))
+    events = source.events(idle_timeout=0.2)
+    try:
+        assert [type(next(events)) for _ in range(4)] == [KernelLine, KernelLine, CaughtUp, type(None)]
+        assert next(events) is None
+    finally:
+        source.close()
+
+
+def test_output_that_ends_mid_line_still_delivers_the_line(tmp_path: Path) -> None:
+    argv = fake_journalctl(tmp_path, [KILL], raw=json.dumps(EARLYOOM))
+    assert [line.cursor for line in lines(JournalSource(argv=argv))] == [KILL["__CURSOR"], EARLYOOM["__CURSOR"]]
+
+
+def test_journalctl_failing_is_an_error_with_what_it_said(tmp_path: Path) -> None:
+    source = JournalSource("s=bad", argv=fake_journalctl(tmp_path, [KILL], then="fail"))
+    with pytest.raises(SourceError, match="exited with status 1: Failed to seek to cursor: Invalid argument"):
+        lines(source)
+
+
+def test_output_that_is_not_json_is_an_error(tmp_path: Path) -> None:
+    source = JournalSource(argv=fake_journalctl(tmp_path, [], raw="-- No entries --\n"))
+    with pytest.raises(SourceError, match="not a JSON journal entry"):
+        lines(source)
+
+
+def test_missing_journalctl_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="not found: install systemd or set kernel_log.source to kmsg or file"):
+        JournalSource(argv=[str(tmp_path / "journalctl")])
+
+
+def test_close_from_another_thread_stops_journalctl(tmp_path: Path) -> None:
+    source = JournalSource(argv=fake_journalctl(tmp_path, [], then="follow"))
+    threading.Timer(0.1, source.close).start()
+    started = time.monotonic()
+    assert list(source.events(idle_timeout=30)) == []
+    assert time.monotonic() - started < 2
+    with pytest.raises(ProcessLookupError):
+        os.kill(int((tmp_path / "pid").read_text()), 0)
+
+
+@pytest.mark.skipif(shutil.which("journalctl") is None, reason="journalctl is not installed here")
+def test_real_journalctl_accepts_the_command_line() -> None:
+    source = JournalSource(argv=["journalctl"])
+    try:
+        for event in source.events(idle_timeout=0.3):
+            if isinstance(event, CaughtUp):
+                break
+    finally:
+        source.close()

@@ -1,0 +1,265 @@
+"""The log-file source, against files the tests write and rotate; and open_log."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from watchdog_oom.model import CaughtUp, KernelLine, SourceGap
+from watchdog_oom.sources.base import SourceError
+from watchdog_oom.sources.logfile import LogFileSource, open_log
+
+KILL = b"Nov 26 20:36:27 web-01 kernel: [   41.357569] Memory cgroup out of memory: Killed process 1772 (python3)\n"
+
+
+def line(n: int) -> bytes:
+    return b"Nov 26 20:36:%02d web-01 kernel: [   %d.000000] line %d\n" % (n, n, n)
+
+
+def text(n: int) -> str:
+    return line(n).decode().rstrip("\n")
+
+
+def follow(path: Path, cursor: str | None = None, from_start: bool = True) -> LogFileSource:
+    return LogFileSource(str(path), cursor, from_start, stat_interval=0.01)
+
+
+def until_idle(events) -> list:
+    """What the source delivers until it has nothing more for a moment."""
+    got = []
+    for event in events:
+        if event is None:
+            return got
+        got.append(event)
+    return got
+
+
+def texts(events: list) -> list[str]:
+    return [event.text for event in events if isinstance(event, KernelLine)]
+
+
+def append(path: Path, data: bytes) -> None:
+    with open(path, "ab") as file:
+        file.write(data)
+
+
+def test_lines_are_delivered_wrapped_with_a_cursor(tmp_path: Path) -> None:
+    log = tmp_path / "kern.log"
+    log.write_bytes(KILL + line(1))
+    source = follow(log)
+    events = until_idle(source.events(idle_timeout=0.05))
+    first, second, caught_up = events
+    assert first == KernelLine(
+        text=KILL.decode().rstrip("\n"), source=f"file:{log}", cursor=first.cursor, wrapped=True
+    )
+    assert first.cursor.endswith(f":{len(KILL)}") and second.cursor.endswith(f":{len(KILL + line(1))}")
+    assert caught_up == CaughtUp(f"file:{log}")
+    source.close()
+
+
+def test_appended_lines_are_followed(tmp_path: Path) -> None:
+    log = tmp_path / "kern.log"
+    log.write_bytes(line(1))
+    source = follow(log)
+    events = source.events(idle_timeout=0.05)
+    assert texts(until_idle(events)) == [text(1)]
+    append(log, line(2) + line(3))
+    assert texts(until_idle(events)) == [text(2), text(3)]
+    source.close()
+
+
+def test_a_partial_line_waits_for_its_newline(tmp_path: Path) -> None:
+    log = tmp_path / "kern.log"
+    log.write_bytes(line(1) + b"Nov 26 half")
+    source = follow(log)
+    events = source.events(idle_timeout=0.05)
+    assert texts(until_idle(events)) == [text(1)]
+    append(log, b" a line\n")
+    assert texts(until_idle(events)) == ["Nov 26 half a line"]
+    source.close()
+
+
+def test_rename_and_create_rotation_reads_the_old_file_to_its_end(tmp_path: Path) -> None:
+    log = tmp_path / "kern.log"
+    log.write_bytes(line(1))
+    source = follow(log)
+    events = source.events(idle_timeout=0.05)
+    assert texts(until_idle(events)) == [text(1)]
+    with open(log, "ab") as writer:  # the syslog daemon's open file
+        log.rename(tmp_path / "kern.log.1")
+        writer.write(line(2) + b"cut short")  # written before it reopens
+    log.write_bytes(line(3))
+    assert texts(until_idle(events)) == [text(2), "cut short", text(3)]
+    append(log, line(4))
+    assert texts(until_idle(events)) == [text(4)]
+    source.close()
+
+
+def test_copytruncate_reads_what_was_written_before_the_copy(tmp_path: Path) -> None:
+    log = tmp_path / "kern.log"
+    log.write_bytes(line(1))
+    source = follow(log)
+    events = source.events(idle_timeout=0.05)
+    assert texts(until_idle(events)) == [text(1)]
+    append(log, line(2))
+    shutil.copyfile(log, tmp_path / "kern.log.1")
+    os.truncate(log, 0)
+    append(log, line(3))
+    got = until_idle(events)
+    assert texts(got) == [text(2), text(3)]
+    assert not any(isinstance(event, SourceGap) for event in got)
+    source.close()
+
+
+def test_truncation_without_a_copy_is_a_gap(tmp_path: Path) -> None:
+    log = tmp_path / "kern.log"
+    log.write_bytes(line(1) + line(2))
+    source = follow(log)
+    events = source.events(idle_timeout=0.05)
+    assert texts(until_idle(events)) == [text(1), text(2)]
+    os.truncate(log, 0)
+    append(log, line(3))
+    got = until_idle(events)
+    assert isinstance(got[0], SourceGap) and "truncated" in got[0].message
+    assert texts(got) == [text(3)]
+    source.close()
+
+
+def test_a_file_rewritten_in_place_past_the_offset_is_noticed(tmp_path: Path) -> None:
+    log = tmp_path / "kern.log"
+    log.write_bytes(line(1))
+    source = follow(log)
+    events = source.events(idle_timeout=0.05)
+    assert texts(until_idle(events)) == [text(1)]
+    with open(log, "r+b") as file:  # truncated and refilled between two looks
+        file.write(line(7) + line(8))
+    got = until_idle(events)
+    assert isinstance(got[0], SourceGap)
+    assert texts(got) == [text(7), text(8)]
+    source.close()
+
+
+def test_resume_continues_after_the_cursor(tmp_path: Path) -> None:
+    log = tmp_path / "kern.log"
+    log.write_bytes(line(1) + line(2))
+    source = follow(log)
+    cursor = until_idle(source.events(idle_timeout=0.05))[0].cursor
+    source.close()
+    append(log, line(3))
+    resumed = follow(log, cursor)
+    assert texts(until_idle(resumed.events(idle_timeout=0.05))) == [text(2), text(3)]
+    resumed.close()
+
+
+def test_resume_finishes_the_rotated_file_first(tmp_path: Path) -> None:
+    log = tmp_path / "kern.log"
+    log.write_bytes(line(1))
+    source = follow(log)
+    cursor = until_idle(source.events(idle_timeout=0.05))[0].cursor
+    source.close()
+    append(log, line(2))
+    log.rename(tmp_path / "kern.log.1")
+    log.write_bytes(line(3))
+    resumed = follow(log, cursor)
+    got = until_idle(resumed.events(idle_timeout=0.05))
+    assert texts(got) == [text(2), text(3)]
+    assert not any(isinstance(event, SourceGap) for event in got)
+    resumed.close()
+
+
+def test_resume_after_copytruncate_finishes_the_copy_first(tmp_path: Path) -> None:
+    log = tmp_path / "kern.log"
+    log.write_bytes(line(1) + line(2))
+    source = follow(log)
+    cursor = until_idle(source.events(idle_timeout=0.05))[1].cursor
+    source.close()
+    append(log, line(3))
+    shutil.copyfile(log, tmp_path / "kern.log.1")
+    log.write_bytes(line(4))
+    resumed = follow(log, cursor)
+    assert texts(until_idle(resumed.events(idle_timeout=0.05))) == [text(3), text(4)]
+    resumed.close()
+
+
+def test_resume_in_a_file_no_longer_there_is_a_gap_then_the_start(tmp_path: Path) -> None:
+    log = tmp_path / "kern.log"
+    log.write_bytes(line(5))
+    source = follow(log, cursor="0123456789abcdef:4096")
+    got = until_idle(source.events(idle_timeout=0.05))
+    assert isinstance(got[0], SourceGap) and got[0].missed is None
+    assert texts(got) == [text(5)]
+    source.close()
+
+
+def test_without_from_start_only_appended_lines_are_read(tmp_path: Path) -> None:
+    log = tmp_path / "kern.log"
+    log.write_bytes(line(1))
+    source = follow(log, from_start=False)
+    events = source.events(idle_timeout=0.05)
+    assert until_idle(events) == [CaughtUp(f"file:{log}")]
+    append(log, line(2))
+    assert texts(until_idle(events)) == [text(2)]
+    source.close()
+
+
+def test_a_file_not_there_yet_is_waited_for(tmp_path: Path) -> None:
+    log = tmp_path / "kern.log"
+    source = follow(log)
+    events = source.events(idle_timeout=0.05)
+    assert until_idle(events) == [CaughtUp(f"file:{log}")]
+    log.write_bytes(line(1))
+    assert texts(until_idle(events)) == [text(1)]
+    source.close()
+
+
+def test_close_from_another_thread_ends_events_promptly(tmp_path: Path) -> None:
+    log = tmp_path / "kern.log"
+    log.write_bytes(line(1))
+    source = follow(log)
+    threading.Timer(0.1, source.close).start()
+    started = time.monotonic()
+    assert texts(list(source.events(idle_timeout=30))) == [text(1)]
+    assert time.monotonic() - started < 1
+
+
+def test_an_unreadable_log_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match=f"cannot read {tmp_path}: Is a directory"):
+        LogFileSource(str(tmp_path))
+
+
+@pytest.mark.parametrize("compress", [gzip.compress, bz2.compress, lzma.compress], ids=["gz", "bz2", "xz"])
+def test_compressed_logs_are_recognised_by_their_content(tmp_path: Path, compress) -> None:
+    old = tmp_path / "kern.log.2"  # no telling extension
+    old.write_bytes(compress(KILL + line(1)))
+    with open_log(str(old)) as file:
+        assert file.read() == KILL + line(1)
+
+
+def test_a_plain_log_is_read_as_it_is(tmp_path: Path) -> None:
+    old = tmp_path / "kern.log.gz"  # a misleading extension
+    old.write_bytes(KILL)
+    with open_log(str(old)) as file:
+        assert file.read() == KILL
+
+
+@pytest.mark.parametrize("data", [KILL, gzip.compress(KILL)], ids=["plain", "gz"])
+def test_dash_reads_standard_input(data: bytes) -> None:
+    program = "import sys; from watchdog_oom.sources.logfile import open_log; sys.stdout.buffer.write(open_log('-').read())"
+    done = subprocess.run([sys.executable, "-c", program], input=data, capture_output=True, check=True)
+    assert done.stdout == KILL
+
+
+def test_a_missing_log_is_an_io_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(OSError, match=f"^cannot read {tmp_path}/kern.log.9: No such file or directory$") as raised:
+        open_log(str(tmp_path / "kern.log.9"))
+    assert isinstance(raised.value, SourceError)

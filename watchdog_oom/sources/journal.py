@@ -1,0 +1,236 @@
+"""The journald source: kernel messages, and the user-space OOM killers', via ``journalctl``.
+
+``journalctl --output=json --follow`` prints one JSON object per journal entry and
+keeps running. Each entry carries ``__CURSOR``, an opaque position that
+``--after-cursor=`` resumes right after, so nothing is read twice or skipped across
+restarts, reboots included: without ``--boot`` the match is not limited to one boot.
+
+The match is ``_TRANSPORT=kernel + SYSLOG_IDENTIFIER=a SYSLOG_IDENTIFIER=b …``: "+"
+ORs the groups, and matches on the same field are alternatives (journalctl(1),
+MATCHES). ``-k`` cannot be used: journalctl ANDs its ``_TRANSPORT=kernel`` with every
+other match, so user-space killers' messages would never pass it.
+
+JSON values (systemd.journal-fields(7), "Journal JSON Format"): a string; an array of
+byte values when the field is not valid UTF-8 or not printable; an array of values when
+an entry has the field more than once; null when it exceeds 4096 bytes unless ``--all``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from watchdog_oom.model import CaughtUp, KernelLine, SourceGap
+from watchdog_oom.sources.base import SourceError, Stopper
+
+USERSPACE_KILLERS = ("systemd-oomd", "earlyoom", "nohang")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# journalctl's last words are kept for the error message when it fails.
+_STDERR_TAIL = 4096
+
+
+def journal_argv(
+    cursor: str | None,
+    *,
+    executable: Sequence[str] = ("journalctl",),
+    identifiers: Sequence[str] = USERSPACE_KILLERS,
+) -> list[str]:
+    """The journalctl command line that follows kernel and killer messages after ``cursor``."""
+    argv = [*executable, "--output=json", "--follow", "--no-pager", "--quiet", "--all"]
+    # --follow alone starts with the last 10 entries; --no-tail starts with all of them.
+    argv.append("--no-tail")
+    # Without a cursor, this boot's entries (as /dev/kmsg holds); with one, every entry
+    # after it, so kills logged late in the previous boot are not lost.
+    argv.append(f"--after-cursor={cursor}" if cursor else "--boot")
+    argv.append("_TRANSPORT=kernel")
+    if identifiers:
+        argv.append("+")
+        argv.extend(f"SYSLOG_IDENTIFIER={identifier}" for identifier in identifiers)
+    return argv
+
+
+def field_text(value: Any) -> str | None:
+    """A journal JSON field value as text: a string, bytes as numbers, or the first of many."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value:
+        if all(isinstance(item, int) for item in value):
+            return bytes(value).decode("utf-8", "replace")
+        return field_text(value[0])
+    return None
+
+
+def _field_int(entry: dict[str, Any], name: str) -> int | None:
+    text = field_text(entry.get(name))
+    return int(text) if text is not None and text.isdigit() else None
+
+
+def parse_entry(entry: dict[str, Any]) -> KernelLine | None:
+    """One journal entry (decoded JSON) to a KernelLine; None when it has no message.
+
+    A user-space killer's message is prefixed ``IDENT[PID]: `` as syslog would write it,
+    so that the parser can tell who killed.
+    """
+    message = field_text(entry.get("MESSAGE"))
+    if message is None:
+        return None
+    if field_text(entry.get("_TRANSPORT")) != "kernel":
+        identifier = (
+            field_text(entry.get("SYSLOG_IDENTIFIER")) or field_text(entry.get("_COMM")) or "unknown"
+        )
+        pid = field_text(entry.get("SYSLOG_PID")) or field_text(entry.get("_PID"))
+        message = f"{identifier}[{pid}]: {message}" if pid else f"{identifier}: {message}"
+    realtime = _field_int(entry, "__REALTIME_TIMESTAMP")
+    boot_id = field_text(entry.get("_BOOT_ID"))
+    return KernelLine(
+        text=message,
+        source="journal",
+        time=_EPOCH + timedelta(microseconds=realtime) if realtime is not None else None,
+        # The kernel's own timestamp of the record journald read from /dev/kmsg.
+        mono_usec=_field_int(entry, "_SOURCE_MONOTONIC_TIMESTAMP"),
+        prio=_field_int(entry, "PRIORITY"),
+        cursor=field_text(entry.get("__CURSOR")),
+        # journald writes the boot id as 32 hex digits; /proc and kmsg use the UUID form.
+        boot_id=str(uuid.UUID(boot_id)) if boot_id else None,
+    )
+
+
+class JournalSource:
+    """Follows the journal through a ``journalctl`` subprocess started at construction.
+
+    ``argv`` is the command that runs journalctl (a test seam: a script printing JSON);
+    ``identifiers`` are the SYSLOG_IDENTIFIERs of user-space OOM killers to follow too.
+    """
+
+    def __init__(
+        self,
+        cursor: str | None = None,
+        *,
+        argv: Sequence[str] = ("journalctl",),
+        identifiers: Sequence[str] = USERSPACE_KILLERS,
+    ) -> None:
+        self.name = "journal"
+        self.argv = journal_argv(cursor, executable=argv, identifiers=identifiers)
+        try:
+            self._process = subprocess.Popen(
+                self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+        except FileNotFoundError:
+            raise SourceError(
+                f"{argv[0]} not found: install systemd or set kernel_log.source to kmsg or file"
+            ) from None
+        except OSError as exc:
+            raise SourceError(f"cannot run {argv[0]}: {exc.strerror}") from exc
+        assert self._process.stdout is not None and self._process.stderr is not None
+        self._pipes = (self._process.stdout, self._process.stderr)
+        self._stdout = self._process.stdout.fileno()
+        self._stderr = self._process.stderr.fileno()
+        os.set_blocking(self._stdout, False)
+        os.set_blocking(self._stderr, False)
+        self._partial = b""
+        self._stderr_tail = b""
+        self._stopper = Stopper(self._terminate)
+
+    def events(self, idle_timeout: float = 1.0) -> Iterator[KernelLine | SourceGap | CaughtUp | None]:
+        """Entries as KernelLines, CaughtUp at the first idle period, None when idle.
+
+        Ends when close() is called or journalctl exits; raises SourceError when it
+        exits with an error, with what it printed.
+        """
+        if not self._stopper.begin():
+            return
+        try:
+            poller = select.poll()
+            for fd in (self._stdout, self._stderr, self._stopper.fileno()):
+                poller.register(fd, select.POLLIN)
+            caught_up = False
+            stdout_open = True
+            while stdout_open and not self._stopper.stopped:
+                ready = poller.poll(idle_timeout * 1000)
+                if not ready:
+                    # journalctl prints what the journal holds without pausing, then
+                    # waits: the first silence is the end of the backlog.
+                    if not caught_up:
+                        caught_up = True
+                        yield CaughtUp(self.name)
+                    yield None
+                    continue
+                for fd, _ in ready:
+                    if fd == self._stderr:
+                        if self._read_stderr() is False:
+                            poller.unregister(self._stderr)  # closed: poll would report it forever
+                    elif fd == self._stdout:
+                        data = self._read(self._stdout)
+                        if data is None:
+                            continue
+                        stdout_open = bool(data)
+                        if not stdout_open:
+                            poller.unregister(self._stdout)
+                        yield from self._feed(data, final=not stdout_open)
+            if not stdout_open:
+                self._check_exit()
+                if not caught_up:
+                    yield CaughtUp(self.name)
+        finally:
+            self._stopper.end()
+
+    def close(self) -> None:
+        """Make events() end promptly and stop journalctl; safe from any thread."""
+        self._stopper.stop()
+
+    @staticmethod
+    def _read(fd: int) -> bytes | None:
+        try:
+            return os.read(fd, 65536)
+        except BlockingIOError:
+            return None
+
+    def _read_stderr(self) -> bool | None:
+        """Keep the tail of what journalctl says; False at its end, None if nothing yet."""
+        data = self._read(self._stderr)
+        if data:
+            self._stderr_tail = (self._stderr_tail + data)[-_STDERR_TAIL:]
+        return None if data is None else bool(data)
+
+    def _feed(self, data: bytes, *, final: bool = False) -> Iterator[KernelLine]:
+        # At the end of the output a last line without its newline is complete too.
+        lines = (self._partial + data).split(b"\n")
+        self._partial = b"" if final else lines.pop()
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                raise SourceError(
+                    f"{self.argv[0]} printed something that is not a JSON journal entry: {line[:200]!r}"
+                ) from None
+            kernel_line = parse_entry(entry)
+            if kernel_line is not None:
+                yield kernel_line
+
+    def _check_exit(self) -> None:
+        status = self._process.wait()
+        os.set_blocking(self._stderr, True)
+        while self._read_stderr():
+            pass
+        if status != 0:
+            said = self._stderr_tail.decode("utf-8", "replace").strip() or "(nothing on stderr)"
+            raise SourceError(f"{self.argv[0]} exited with status {status}: {said}")
+
+    def _terminate(self) -> None:
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        for pipe in self._pipes:
+            pipe.close()

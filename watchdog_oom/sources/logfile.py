@@ -1,0 +1,316 @@
+"""The log-file source: follows a syslog file (kern.log, messages) across rotation; and
+``open_log``, which opens old logs, compressed or not, for ``import``.
+
+A log file is known by its fingerprint, a hash of its first line (at most 1 KiB): a
+syslog line starts with a timestamp, so the fingerprint survives a rename and tells the
+rotated file from its successor. The cursor is ``FINGERPRINT:OFFSET``, the byte offset
+just after the last line delivered.
+
+logrotate rotates a file in one of two ways (logrotate(8)):
+
+* rename and create: PATH becomes PATH.1 and a new PATH is created. The writer keeps
+  appending to the renamed file until it reopens PATH (rsyslog on HUP), so the old file
+  is read to its end before the new one is read from its start.
+* copytruncate: PATH is copied to PATH.1, then truncated in place. Lines written after
+  the last read and before the copy are read from the copy; lines written between the
+  copy and the truncation are lost, as logrotate(8) warns, and no copy means a gap.
+
+Regular files are always readable to poll(), and inotify is not portable to every
+filesystem a log can live on, so at the end of the file this source looks again every
+``stat_interval`` seconds (0.2 by default): the one place where watchdog-oom polls.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import io
+import lzma
+import os
+import select
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from watchdog_oom.model import CaughtUp, KernelLine, SourceGap
+from watchdog_oom.sources.base import SourceError, Stopper
+
+STAT_INTERVAL = 0.2
+FINGERPRINT_BYTES = 1024
+ROTATED_SUFFIX = ".1"
+READ_SIZE = 65536
+
+# Compressed logs are recognised by their first bytes, not by their names.
+_COMPRESSED: tuple[tuple[bytes, Callable[..., BinaryIO]], ...] = (
+    (b"\x1f\x8b", gzip.open),
+    (b"BZh", bz2.open),
+    (b"\xfd7zXZ\x00", lzma.open),
+)
+
+
+def open_log(path: str) -> BinaryIO:
+    """Open a log to read: ``-`` is stdin; gzip, bzip2 and xz are decompressed."""
+    if path == "-":
+        stdin = sys.stdin.buffer
+        head = stdin.peek(6)[:6] if isinstance(stdin, io.BufferedReader) else b""
+        for magic, opener in _COMPRESSED:
+            if head.startswith(magic):
+                return opener(stdin)
+        return stdin
+    try:
+        with open(path, "rb") as file:
+            head = file.read(6)
+        for magic, opener in _COMPRESSED:
+            if head.startswith(magic):
+                return opener(path)
+        return open(path, "rb")
+    except OSError as exc:
+        raise SourceError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def fingerprint(head: bytes) -> str | None:
+    """The identity of a log file from its first bytes; None until its first line is whole."""
+    end = head.find(b"\n", 0, FINGERPRINT_BYTES)
+    if end >= 0:
+        head = head[: end + 1]
+    elif len(head) >= FINGERPRINT_BYTES:
+        head = head[:FINGERPRINT_BYTES]
+    else:
+        return None
+    return hashlib.sha256(head).hexdigest()[:16]
+
+
+def parse_cursor(cursor: str | None) -> tuple[str, int] | None:
+    """``FINGERPRINT:OFFSET`` as a pair; None when there is no readable cursor."""
+    if cursor is None:
+        return None
+    fingerprint_, _, offset = cursor.rpartition(":")
+    if not fingerprint_ or not offset.isdigit():
+        return None
+    return fingerprint_, int(offset)
+
+
+@dataclass(eq=False)
+class _OpenFile:
+    """One log file being read: ``offset`` is just after the last whole line delivered."""
+
+    file: io.FileIO
+    inode: tuple[int, int]
+    fingerprint: str | None
+    offset: int = 0
+    # The old file of a rotation: read it to its end, then move on to the next one.
+    rotated: bool = False
+
+    def size(self) -> int:
+        return os.fstat(self.file.fileno()).st_size
+
+    def current_fingerprint(self) -> str | None:
+        return fingerprint(os.pread(self.file.fileno(), FINGERPRINT_BYTES, 0))
+
+    def seek(self, offset: int) -> None:
+        self.file.seek(offset)
+        self.offset = offset
+
+
+def _open(path: str) -> _OpenFile | None:
+    try:
+        file = open(path, "rb", buffering=0)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise SourceError(f"cannot read {path}: {exc.strerror}") from exc
+    status = os.fstat(file.fileno())
+    opened = _OpenFile(file=file, inode=(status.st_dev, status.st_ino), fingerprint=None)
+    opened.fingerprint = opened.current_fingerprint()
+    return opened
+
+
+class LogFileSource:
+    """Lines of a syslog file, followed across rotation, for the parser to unwrap.
+
+    ``cursor`` resumes after the line it was taken from, in PATH or in PATH.1 if PATH
+    was rotated since. Without a cursor, ``from_start`` reads the file from its start,
+    else only what is appended. A file that does not exist yet is waited for.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        cursor: str | None = None,
+        from_start: bool = True,
+        *,
+        stat_interval: float = STAT_INTERVAL,
+    ) -> None:
+        self.path = path
+        self.name = f"file:{path}"
+        self._stat_interval = stat_interval
+        self._partial = b""
+        self._pending: list[SourceGap] = []
+        self._current = _open(path)
+        self._next: _OpenFile | None = None
+        position = parse_cursor(cursor)
+        if position is not None:
+            self._resume(*position)
+        elif not from_start and self._current is not None:
+            self._current.seek(self._current.size())
+        self._stopper = Stopper(self._close_files)
+
+    def events(self, idle_timeout: float = 1.0) -> Iterator[KernelLine | SourceGap | CaughtUp | None]:
+        """Lines as KernelLines (wrapped), gaps, CaughtUp at the first end of file, None when idle."""
+        if not self._stopper.begin():
+            return
+        try:
+            poller = select.poll()
+            poller.register(self._stopper.fileno(), select.POLLIN)
+            yield from self._pending
+            self._pending.clear()
+            caught_up = False
+            last_line = time.monotonic()
+            while not self._stopper.stopped:
+                yield from self._check_truncated()
+                if (yield from self._read_to_end()):
+                    last_line = time.monotonic()
+                if (yield from self._next_file()):
+                    continue
+                if not caught_up:
+                    caught_up = True
+                    yield CaughtUp(self.name)
+                if time.monotonic() - last_line >= idle_timeout:
+                    last_line = time.monotonic()
+                    yield None
+                poller.poll(self._stat_interval * 1000)
+        finally:
+            self._stopper.end()
+
+    def close(self) -> None:
+        """Make events() end promptly; safe from any thread."""
+        self._stopper.stop()
+
+    def _resume(self, cursor_fingerprint: str, offset: int) -> None:
+        current = self._current
+        if current is not None and current.fingerprint == cursor_fingerprint and offset <= current.size():
+            current.seek(offset)
+            return
+        rotated = _open(self.path + ROTATED_SUFFIX)
+        if rotated is not None and rotated.fingerprint == cursor_fingerprint and offset <= rotated.size():
+            rotated.seek(offset)
+            rotated.rotated = True
+            self._current, self._next = rotated, current
+            return
+        if rotated is not None:
+            rotated.file.close()
+        self._pending.append(
+            SourceGap(
+                source=self.name,
+                missed=None,
+                message=(
+                    f"the file {self.path} was read from last time is neither {self.path} nor "
+                    f"{self.path}{ROTATED_SUFFIX} any more; reading {self.path} from its start, "
+                    "lines logged in between may be lost"
+                ),
+            )
+        )
+
+    def _read_to_end(self) -> Iterator[KernelLine]:
+        """Deliver the whole lines up to the end of the current file; returns whether any."""
+        current = self._current
+        delivered = False
+        while current is not None and not self._stopper.stopped:
+            data = current.file.read(READ_SIZE)
+            if not data:
+                break
+            lines = (self._partial + data).split(b"\n")
+            self._partial = lines.pop()
+            if lines and current.fingerprint is None:
+                current.fingerprint = current.current_fingerprint()
+            for line in lines:
+                yield self._line(current, line)
+                delivered = True
+        return delivered
+
+    def _check_truncated(self) -> Iterator[KernelLine | SourceGap]:
+        """Notice the file cut back (or rewritten from its start) under the reader."""
+        current = self._current
+        if current is None or current.rotated:
+            return
+        end = current.offset + len(self._partial)
+        # Rewritten past the offset between two looks: only the first line tells.
+        replaced = current.fingerprint is not None and current.current_fingerprint() != current.fingerprint
+        if current.size() < end or replaced:
+            yield from self._truncated(current, end)
+
+    def _next_file(self) -> Iterator[KernelLine]:
+        """At the end of the current file: move to the next one if there is one.
+
+        Returns whether it moved (the new file is to be read at once).
+        """
+        current = self._current
+        if current is not None and current.rotated:
+            # The old file's writer is done with it: its last line is whole even
+            # without a newline.
+            yield from self._flush_partial()
+            current.file.close()
+            self._current, self._next = self._next, None
+            return True
+        try:
+            status = os.stat(self.path)
+        except FileNotFoundError:
+            # Renamed and not created again yet: the writer may still append to the old
+            # file (and a file that never existed is waited for).
+            return False
+        except OSError as exc:
+            raise SourceError(f"cannot read {self.path}: {exc.strerror}") from exc
+        if current is None:
+            self._current = _open(self.path)
+            return self._current is not None
+        if (status.st_dev, status.st_ino) != current.inode:
+            # Rename and create: read what was appended to the old file since the last
+            # read, then the new file from its start.
+            current.rotated = True
+            self._next = _open(self.path)
+            return True
+        return False
+
+    def _truncated(self, current: _OpenFile, end: int) -> Iterator[KernelLine | SourceGap]:
+        copy = _open(self.path + ROTATED_SUFFIX)
+        if copy is not None and copy.fingerprint == current.fingerprint and copy.size() >= end:
+            # copytruncate: what was written before the copy is in PATH.1 after `end`.
+            copy.seek(end)
+            copy.offset = current.offset
+            copy.rotated = True
+            self._current, self._next = copy, current
+        else:
+            if copy is not None:
+                copy.file.close()
+            yield from self._flush_partial()
+            yield SourceGap(
+                source=self.name,
+                missed=None,
+                message=(
+                    f"{self.path} was truncated or replaced in place (copytruncate?) and no copy "
+                    f"of it is at {self.path}{ROTATED_SUFFIX}; lines logged since the last read "
+                    "may be lost"
+                ),
+            )
+        current.seek(0)
+        current.fingerprint = None
+
+    def _flush_partial(self) -> Iterator[KernelLine]:
+        if self._partial and self._current is not None:
+            line, self._partial = self._partial, b""
+            yield self._line(self._current, line, newline=False)
+        self._partial = b""
+
+    def _line(self, current: _OpenFile, line: bytes, *, newline: bool = True) -> KernelLine:
+        current.offset += len(line) + newline
+        # A file whose only line has no newline yet has no fingerprint: no cursor either.
+        cursor = f"{current.fingerprint}:{current.offset}" if current.fingerprint else None
+        return KernelLine(text=line.decode("utf-8", "replace"), source=self.name, cursor=cursor, wrapped=True)
+
+    def _close_files(self) -> None:
+        for opened in (self._current, self._next):
+            if opened is not None:
+                opened.file.close()
