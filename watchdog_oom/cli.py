@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 from watchdog_oom import __version__, detect, procfs, processes
 from watchdog_oom import config as config_mod
-from watchdog_oom.store import Store, StoreError, kill_record, kill_record_from_value
+from watchdog_oom.store import Store, StoreError, kill_record, kill_record_from_value, with_local_time
 from watchdog_oom.textout import safe, table, to_csv, to_json
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
@@ -492,7 +492,8 @@ def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, er
         label = "stdin" if path == "-" else os.path.abspath(path)
         found = new = 0
         try:
-            kills = [k.replace(host=cfg.host, source=f"import:{label}") for k in iter_kills(progress, f"import:{label}")]
+            kills = [with_local_time(k).replace(host=cfg.host, source=f"import:{label}")
+                     for k in iter_kills(progress, f"import:{label}")]
         except (OSError, EOFError) as exc:
             progress.finish()
             print(f"watchdog-oom import: {path}: {exc}", file=err)

@@ -85,6 +85,13 @@ def kill_record_from_value(kill: OomKill, kill_id: int | None = None) -> dict[st
     return {name: record[name] for name in KILL_FIELDS}
 
 
+def with_local_time(kill: OomKill) -> OomKill:
+    """Syslog and `dmesg -T` stamps carry no offset: they are this host's local time."""
+    if kill.time is not None and kill.time.tzinfo is None:
+        return kill.replace(time=kill.time.astimezone())
+    return kill
+
+
 def _sqlite_path(url: str) -> str | None:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
@@ -524,6 +531,7 @@ class Tx:
 
     def add_kill(self, kill: OomKill, now: datetime, details: dict[str, Any] | None = None) -> Kill | None:
         """Store a kill unless it is stored already; returns the new row, or None for a duplicate."""
+        kill = with_local_time(kill)
         existing = self.find_same_kill(kill)
         if existing is not None:
             _fill_missing(existing, kill)

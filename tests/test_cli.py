@@ -1,0 +1,298 @@
+"""The command line, run as users run it, on fake /proc trees and a real migrated database."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from proctree import ProcTree
+from servers import HttpSink, SmtpSink
+
+from watchdog_oom.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).parent / "data" / "oom_logs"
+
+
+def run(*argv: str, config: Path | None = None) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    args = (["-c", str(config)] if config else []) + list(argv)
+    code = main(args, stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def write_config(tmp: Path, text: str) -> Path:
+    path = tmp / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def sar_host(tmp_path: Path) -> Path:
+    """The host of the published `sar -r` report, with a few processes."""
+    root = (ProcTree(tmp_path)
+            .meminfo(MemTotal=24258840, MemFree=1000000, MemAvailable=6000000, SwapTotal=8396200,
+                     SwapFree=8000000, CommitLimit=30229156, Committed_AS=64262056)
+            .overcommit(1, 90)
+            .process(101, "java", 1350, 0, uid=1000, rss_kb=9_000_000,
+                     cmdline=["java", "-Xmx8g", "-Ddb.password=s3cret", "-jar", "app.jar"])
+            .process(202, "mysqld", 1100, 0, uid=27, rss_kb=6_000_000,
+                     cmdline=["/usr/sbin/mysqld", "--user=mysql"], cgroup="/system.slice/mysqld.service")
+            .process(303, "chrome", 800, 0, uid=1000, rss_kb=3_000_000, cmdline=["/opt/chrome/chrome"])
+            .process(404, "bash", 667, 0, uid=1000, rss_kb=5_000)
+            .process(505, "sshd", 0, -1000, uid=0, rss_kb=8_000, cmdline=["sshd: /usr/sbin/sshd -D"],
+                     cgroup="/system.slice/ssh.service")
+            .root)
+    return root
+
+
+@pytest.fixture
+def cfg(tmp_path: Path, sar_host: Path) -> Path:
+    return write_config(tmp_path, f"""
+host: web-01
+database: sqlite:///{tmp_path}/db/history.db
+procfs: {sar_host}
+processes:
+  critical:
+    - name: mysqld
+    - name: sshd
+""")
+
+
+def test_check_json_gives_sar_figures_of_the_published_host(cfg):
+    code, out, _ = run("check", "--json", config=cfg)
+    doc = json.loads(out)
+    assert doc["commit"]["commit_percent"] == 196.79
+    assert doc["commit"]["commit_limit_percent"] == 212.58
+    assert doc["commit"]["overcommit_memory"] == 1 and doc["commit"]["overcommit_ratio"] == 90
+    # Mode 1 judges by sar %commit: 196.79 is past crit_percent 100.
+    assert doc["commit"]["status"] == "CRITICAL" and doc["status"] == "CRITICAL" and code == 2
+    assert [p["process"] for p in doc["processes"][:3]] == ["java", "mysqld", "chrome"]
+    assert doc["time"].endswith("+00:00")
+
+
+def test_check_warns_about_mysqld_not_sshd(cfg):
+    _, out, _ = run("check", "--json", config=cfg)
+    findings = json.loads(out)["findings"]
+    at_risk = [f for f in findings if f["kind"] == "process.at_risk"]
+    assert len(at_risk) == 1 and "mysqld" in at_risk[0]["summary"]
+    assert not any("sshd" in f["summary"] for f in findings)
+
+
+def test_check_exit_codes_follow_nagios(tmp_path):
+    fine = ProcTree(tmp_path).root  # default tree: 10 GB committed of 20 GB RAM+swap
+    cfg = write_config(tmp_path, f"procfs: {fine}\ndatabase: sqlite:///{tmp_path}/h.db\n")
+    assert run("check", config=cfg)[0] == 0
+    broken = write_config(tmp_path, f"procfs: {tmp_path}/nowhere\ndatabase: sqlite:///{tmp_path}/h.db\n")
+    code, out, _ = run("check", config=broken)
+    assert code == 3 and out.startswith("UNKNOWN")
+
+
+def test_check_table_is_readable(cfg):
+    code, out, _ = run("check", config=cfg)
+    assert out.startswith("CRITICAL: web-01")
+    assert "196.79%" in out and "mysqld" in out
+
+
+def test_processes_top_3(cfg):
+    code, out, _ = run("processes", "--top", "3", "--json", config=cfg)
+    rows = json.loads(out)["processes"]
+    assert code == 0
+    assert [(p["process"], p["rss_kb"], p["uid"], p["critical"]) for p in rows] == [
+        ("java", 9_000_000, 1000, False), ("mysqld", 6_000_000, 27, True), ("chrome", 3_000_000, 1000, False)]
+    assert rows[0]["cmdline"] == "java -Xmx8g -Ddb.password=*** -jar app.jar"
+
+
+def test_processes_table_escapes_terminal_control_characters(tmp_path):
+    root = ProcTree(tmp_path).process(7, "evil", 900, cmdline=["evil", "\x1b[2Jgotcha"]).root
+    cfg = write_config(tmp_path, f"procfs: {root}\ndatabase: sqlite:///{tmp_path}/h.db\n")
+    _, out, _ = run("processes", config=cfg)
+    assert "\x1b" not in out and "\\x1b[2Jgotcha" in out
+
+
+def test_misspelt_key_exits_2_with_its_name(tmp_path):
+    cfg = write_config(tmp_path, "commit:\n  warn_percnt: 80\n")
+    code, _, err = run("check", config=cfg)
+    assert code == 2 and "warn_percnt" in err and "line 2" in err
+
+
+def test_config_check_masks_secrets(tmp_path):
+    cfg = write_config(tmp_path, """
+notifications:
+  channels:
+    - name: chat
+      type: slack
+      webhook_url: https://hooks.slack.com/services/T000/B000/XXXXsecretXXXX
+    - name: mail
+      type: email
+      host: smtp.example.com
+      username: watchdog
+      password: ${SMTP_PW}
+      from: w@example.com
+      to: [ops@example.com]
+""")
+    os.environ["SMTP_PW"] = "pa55w0rd-very-secret"
+    try:
+        code, out, _ = run("config", "check", config=cfg)
+    finally:
+        del os.environ["SMTP_PW"]
+    assert code == 0 and "smtp.example.com" in out
+    assert "XXXXsecretXXXX" not in out and "pa55w0rd-very-secret" not in out
+
+
+def import_fixtures(cfg: Path, *names: str) -> list[dict]:
+    code, out, err = run("import", "--format", "json", *[str(FIXTURES / n) for n in names], config=cfg)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_import_records_each_kill_once(cfg):
+    first = import_fixtures(cfg, "20_docker-host_syslog_four-kills-paren-name.log")
+    assert [k["pid"] for k in first] == [15784, 15925, 15783, 15934]
+    assert all(isinstance(k["id"], int) for k in first)
+    again = import_fixtures(cfg, "20_docker-host_syslog_four-kills-paren-name.log")
+    assert again == []
+    _, out, _ = run("history", "--format", "json", config=cfg)
+    assert len(json.loads(out)) == 4
+
+
+def test_import_dry_run_records_nothing(cfg):
+    code, out, err = run("import", "--dry-run", "--format", "json",
+                         str(FIXTURES / "06_aws-6.8_dmesg-T_docker-redis-global-oom.log"), config=cfg)
+    (kill,) = json.loads(out)
+    assert kill["id"] is None and kill["process"] == "redis-server" and kill["invoker"] == "node"
+    assert datetime.fromisoformat(kill["time"]).tzinfo is not None  # JSON times carry an offset
+    _, out, _ = run("history", "--format", "json", config=cfg)
+    assert json.loads(out) == []
+
+
+def test_import_reads_gzip_and_stdin(cfg, tmp_path, monkeypatch):
+    src = (FIXTURES / "14_rhel8-4.18_messages_rsyslog-012-escapes.log").read_bytes()
+    gz = tmp_path / "messages.1.gz"
+    gz.write_bytes(gzip.compress(src))
+    (kill,) = import_fixtures(cfg, str(gz))
+    assert kill["process"] == "cache-main" and kill["invoker"] == "in:imjournal"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(
+        (FIXTURES / "06_aws-6.8_dmesg-T_docker-redis-global-oom.log").read_bytes())))
+    code, out, _ = run("import", "--format", "json", "-", config=cfg)
+    assert code == 0 and json.loads(out)[0]["source"] == "import:stdin"
+
+
+def test_import_of_a_missing_file_exits_1_naming_it(cfg, tmp_path):
+    code, _, err = run("import", str(tmp_path / "nope.log"), config=cfg)
+    assert code == 1 and "nope.log" in err
+
+
+def test_history_filters_and_formats(cfg):
+    import_fixtures(cfg, "20_docker-host_syslog_four-kills-paren-name.log",
+                    "06_aws-6.8_dmesg-T_docker-redis-global-oom.log")
+    _, out, _ = run("history", "kills", "--process", "(resolved)", "--format", "json", config=cfg)
+    assert sorted(k["pid"] for k in json.loads(out)) == [15925, 15934]
+    _, out, _ = run("history", "kills", "--format", "csv", "--limit", "2", config=cfg)
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0][:3] == ["id", "host", "boot_id"] and len(rows) == 3
+    assert out.endswith("\r\n")
+    _, out, _ = run("history", "kills", "--host", "elsewhere", config=cfg)
+    assert out.startswith("no kills recorded")
+    _, out, _ = run("history", "summary", "--format", "json", config=cfg)
+    by_process = {r["value"]: r["kills"] for r in json.loads(out) if r["by"] == "process"}
+    assert by_process == {"(resolved)": 2, "python3": 2, "redis-server": 1}
+
+
+def test_history_rejects_a_bad_when(cfg):
+    code, _, err = run("history", "--since", "yesterday-ish", config=cfg)
+    assert code == 2 and "yesterday-ish" in err
+
+
+def test_show_gives_the_whole_incident(cfg):
+    (kill,) = import_fixtures(cfg, "12_rhel6-2.6.32_messages_full-event-oom_adj.log")
+    code, out, _ = run("show", str(kill["id"]), "--format", "json", config=cfg)
+    doc = json.loads(out)
+    assert code == 0 and doc["process"] == "mysqld" and doc["uid"] == 27 and doc["invoker"] == "php-fpm"
+    assert doc["task_table"] and doc["task_table"][0]["rss_kb"] >= doc["task_table"][-1]["rss_kb"]
+    code, out, _ = run("show", str(kill["id"]), config=cfg)
+    assert "Victim" in out and "php-fpm" in out and "Biggest tasks" in out
+    assert run("show", "999999", config=cfg)[0] == 1
+
+
+def test_mute_list_and_unmute(cfg):
+    code, out, _ = run("mute", "--kind", "oom.kill", "--cgroup", "/kubepods/*", "--for", "2h",
+                       "--reason", "load test", config=cfg)
+    assert code == 0 and out.startswith("mute 1 active until")
+    _, out, _ = run("mute", "--list", config=cfg)
+    assert "/kubepods/*" in out and "load test" in out
+    assert run("unmute", "1", config=cfg)[0] == 0
+    assert run("mute", "--list", config=cfg)[1].startswith("no active mutes")
+    assert run("unmute", "1", config=cfg)[0] == 1
+    assert run("mute", "--kind", "oom.kill", config=cfg)[0] == 2  # --for is required
+
+
+def test_notify_test_reports_each_channel(tmp_path):
+    with HttpSink([(500, {}, "boom")]) as bad, HttpSink() as good, SmtpSink() as smtp:
+        cfg = write_config(tmp_path, f"""
+database: sqlite:///{tmp_path}/h.db
+notifications:
+  channels:
+    - name: broken
+      type: webhook
+      url: {bad.url}/x
+    - name: fine
+      type: webhook
+      url: {good.url}/y
+    - name: mail
+      type: email
+      host: 127.0.0.1
+      port: {smtp.port}
+      security: none
+      from: w@example.com
+      to: [ops@example.com]
+""")
+        code, out, _ = run("notify-test", config=cfg)
+        assert code == 1
+        assert "broken (webhook): FAILED (transient)" in out and "500" in out
+        assert "fine (webhook): delivered: HTTP 200" in out
+        assert "mail (email): delivered: 250" in out
+        (msg,) = smtp.wait_for(1)
+        assert str(msg.message["Subject"]).strip().startswith("[watchdog-oom] ")
+        code, out, _ = run("notify-test", "--channel", "fine", config=cfg)
+        assert code == 0 and "broken" not in out
+        assert run("notify-test", "--channel", "nope", config=cfg)[0] == 1
+
+
+def test_console_script_upgrades_the_database_from_the_installed_package(tmp_path):
+    script = shutil.which("watchdog-oom")
+    if script is None:
+        pytest.skip("the package is not installed (pip install .): no watchdog-oom on PATH")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["WATCHDOG_OOM_CONFIG"] = str(write_config(tmp_path, f"database: sqlite:///{tmp_path}/up.db\n"))
+    proc = subprocess.run([script, "db", "upgrade"], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("database at revision 0001")
+
+
+def test_python_m_entry_point_and_systemd_unit(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "watchdog_oom", "systemd-unit"], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    unit = proc.stdout
+    assert proc.returncode == 0
+    for directive in ("Type=notify", "WatchdogSec=", "OOMScoreAdjust=-900", "StateDirectory=watchdog-oom"):
+        assert f"\n{directive}" in unit
+    for forbidden in ("ProtectKernelLogs=yes", "PrivateDevices=yes", "ProcSubset=pid"):
+        assert f"\n{forbidden}" not in unit
+    assert "@EXEC@" not in unit and " run\n" in unit
+    analyze = shutil.which("systemd-analyze")
+    if analyze:
+        path = tmp_path / "watchdog-oom.service"
+        path.write_text(unit)
+        check = subprocess.run([analyze, "verify", str(path)], capture_output=True, text=True, timeout=60)
+        assert "watchdog-oom.service:" not in check.stderr, check.stderr
