@@ -1,0 +1,165 @@
+"""The daemon's periodic checks, driven one at a time on fake and live /proc with a real database."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from proctree import ProcTree
+
+from watchdog_oom.config import parse_config
+from watchdog_oom.service import Service
+
+
+class Clock:
+    def __init__(self, t):
+        self.t = t
+
+    def __call__(self):
+        return self.t
+
+
+DEFAULT_PROCESSES = """
+processes:
+  critical:
+    - name: mysqld
+    - name: sshd
+"""
+
+
+def make_service(tmp_path: Path, procfs: Path | str, t0, extra: str = "",
+                 processes: str = DEFAULT_PROCESSES) -> Service:
+    cfg = parse_config(f"""
+host: web-01
+database: sqlite:///{tmp_path}/history.db
+procfs: {procfs}
+kernel_log:
+  source: none
+commit:
+  for: 0s
+memory:
+  for: 0s
+{processes}
+{extra}
+""", env={})
+    service = Service(cfg, clock=Clock(t0))
+    service.store.upgrade()
+    return service
+
+
+def overcommitted(tmp_path: Path, committed: int) -> ProcTree:
+    return (ProcTree(tmp_path)
+            .meminfo(MemTotal=24258840, MemAvailable=6000000, SwapTotal=8396200, SwapFree=8396200,
+                     CommitLimit=30229156, Committed_AS=committed)
+            .overcommit(1, 90)
+            .process(101, "java", 1350, 0, uid=1000, rss_kb=9_000_000, cmdline=["java", "-jar", "app.jar"])
+            .process(202, "mysqld", 1100, 0, uid=27, rss_kb=6_000_000, cmdline=["/usr/sbin/mysqld"])
+            .process(505, "sshd", 0, -1000, rss_kb=8_000))
+
+
+def test_commit_warning_names_the_likely_victims(tmp_path, t0):
+    tree = overcommitted(tmp_path, 64262056)
+    service = make_service(tmp_path, tree.root, t0)
+    service.check_processes()
+    service.check_memory()
+    alerts = {a.key: a for a in service.store.alerts()}
+    commit = alerts["commit"]
+    assert commit.severity == "critical" and commit.status == "firing"
+    victims = commit.data["victims"]
+    assert [(v["process"], v["critical"]) for v in victims[:2]] == [("java", False), ("mysqld", True)]
+    assert victims[0]["rss_kb"] == 9_000_000 and victims[0]["oom_score"] == 1350
+    assert "process.at_risk:mysqld" in alerts and "process.at_risk:sshd" not in alerts
+
+
+def test_commit_alert_resolves_when_commit_falls(tmp_path, t0):
+    tree = overcommitted(tmp_path, 64262056)
+    service = make_service(tmp_path, tree.root, t0)
+    service.check_memory()
+    tree.meminfo(Committed_AS=10_000_000)
+    service.clock.t = t0 + timedelta(seconds=10)
+    service.check_memory()
+    (commit,) = [a for a in service.store.alerts() if a.key == "commit"]
+    assert commit.status == "resolved" and commit.resolved_at == t0 + timedelta(seconds=10)
+
+
+def test_firing_alert_repeats_after_repeat_interval(tmp_path, t0):
+    tree = overcommitted(tmp_path, 64262056)
+    extra = """
+notifications:
+  repeat_interval: 1h
+  channels:
+    - name: hook
+      type: webhook
+      url: http://127.0.0.1:9/hook
+      min_severity: warning
+      kinds: ["commit.*"]
+"""
+    service = make_service(tmp_path, tree.root, t0, extra)
+    service.check_memory()
+    service.clock.t = t0 + timedelta(minutes=30)
+    service.check_memory()
+    service.clock.t = t0 + timedelta(minutes=61)
+    service.check_memory()
+    reasons = [n.reason for n in reversed(service.store.notifications())]
+    assert reasons == ["first", "repeat"]
+
+
+def test_unlogged_kills_are_alerted_from_vmstat(tmp_path, t0):
+    tree = overcommitted(tmp_path, 10_000_000).vmstat(oom_kill=5)
+    service = make_service(tmp_path, tree.root, t0)
+    service.check_memory()  # baseline
+    tree.vmstat(oom_kill=8)
+    service.check_memory()  # seen once: the log may just lag
+    assert not [a for a in service.store.alerts() if a.key == "oom.unlogged"]
+    service.check_memory()
+    (alert,) = [a for a in service.store.alerts() if a.key == "oom.unlogged"]
+    assert alert.data["missing"] == 3 and "3 OOM kills with no log record" in alert.summary
+    service.check_memory()
+    assert len([a for a in service.store.alerts() if a.key == "oom.unlogged"]) == 1  # not again
+
+
+@pytest.fixture
+def children():
+    procs: list[subprocess.Popen] = []
+
+    def spawn(marker: str, adj: int) -> subprocess.Popen:
+        code = "import sys,time; open('/proc/self/oom_score_adj','w').write(sys.argv[1]); time.sleep(60)"
+        p = subprocess.Popen([sys.executable, "-c", code, str(adj), marker])
+        procs.append(p)
+        return p
+
+    yield spawn
+    for p in procs:
+        p.kill()
+        p.wait()
+
+
+def adj_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/oom_score_adj").read_text())
+
+
+def test_protect_lowers_only_critical_processes_and_records_it(tmp_path, t0, children):
+    marker = f"critical-{uuid.uuid4().hex}"
+    critical = children(marker, 500)
+    bystander = children(f"other-{uuid.uuid4().hex}", 500)
+    time.sleep(0.3)
+    assert adj_of(critical.pid) == 500
+    service = make_service(tmp_path, "/proc", t0, processes=f"""
+processes:
+  critical:
+    - cmdline: '{marker}'
+  protect: true
+  protect_adj: 0
+""")
+    service.check_processes()
+    assert adj_of(critical.pid) == 0
+    assert adj_of(bystander.pid) == 500
+    (change,) = service.store.protections()
+    assert (change.pid, change.from_adj, change.to_adj, change.error) == (critical.pid, 500, 0, None)
+    service.check_processes()  # already protected: nothing more to do
+    assert len(service.store.protections()) == 1
