@@ -460,6 +460,8 @@ def test_values_of_the_wrong_type_are_refused(tmp_path: Path, text: str, expecte
     ("memory:\n  swap_used_crit_percent: 50\n", "memory.swap_used_crit_percent (50) is below"),
     ("commit:\n  hysteresis: 95\n", "line 2: commit.hysteresis (95) must be below commit.warn_percent (90)"),
     ("retention:\n  raw_samples: 40d\n", "line 2: retention.raw_samples (40d) is longer than retention.samples (30d)"),
+    ("notifications:\n  retry_initial: 1h\n  retry_max: 10m\n",
+     "line 2: notifications.retry_initial: must not exceed retry_max"),
 ])
 def test_critical_levels_less_severe_than_warning_levels_are_refused(tmp_path: Path, text: str, expected: str) -> None:
     assert expected in refused(tmp_path, text)

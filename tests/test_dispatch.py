@@ -167,3 +167,13 @@ def test_alert_unchanged_is_not_announced_twice(store, t0):
         assert tx.fire_alert(alert)[1] == "first"
         assert tx.fire_alert(alert)[1] is None
         assert tx.fire_alert(Alert("commit", "commit.critical", "critical", "x", t0))[1] == "new"
+
+
+def test_kernel_log_gaps_within_group_wait_add_up_in_one_notification(store, t0):
+    outbox = Outbox([Route("hook", min_severity="warning")], group_wait=5)
+    for i in range(20):
+        with store.tx() as tx:
+            outbox.gap(tx, "kmsg", 3, "3 records overwritten", t0 + timedelta(milliseconds=100 * i))
+    (row,) = store.notifications()
+    assert row.kind == "kernel_log.gap" and row.data["missed"] == 60 and row.data["gaps"] == 20
+    assert "60 in 20 gaps" in row.summary

@@ -75,6 +75,9 @@ class Daemon:
         return code
 
 
+CAPTURE_LINES = len((DATA / "kmsg_6.18_memcg_v1_python3.kmsg").read_text().splitlines())
+
+
 def kmsg_records(first_seq: int, usec: int, pid: int, name: str = "python3") -> bytes:
     """The real 6.18 capture, renumbered so each use is a new kill."""
     lines = (DATA / "kmsg_6.18_memcg_v1_python3.kmsg").read_text().splitlines()
@@ -100,6 +103,7 @@ processes:
   interval: 1s
 notifications:
   group_wait: 0.2s
+  retry_initial: 0.5s
   channels:
     - name: hook
       type: webhook
@@ -215,3 +219,79 @@ def test_bad_config_exits_2_naming_the_key(tmp_path):
                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
     assert proc.returncode == 2
     assert "warn_percnt" in proc.stderr and "warn_percent" in proc.stderr
+
+
+def test_kill_during_an_outage_is_delivered_once_after_restart_with_one_webhook_id(tmp_path, fifo):
+    with HttpSink([(503, {}, "down")] * 3) as sink:
+        daemon = Daemon(tmp_path, config_text(tmp_path, fifo, sink.url + "/hook"))
+        writer = os.open(fifo, os.O_WRONLY)
+        daemon.wait_message("READY=1")
+        os.write(writer, kmsg_records(7000, 61355073, pid=3003))
+        sink.wait_for(1)  # the first attempt met the outage
+        os.close(writer)
+        assert daemon.stop() == 0
+        with sqlite3.connect(tmp_path / "history.db") as conn:
+            status, attempts = conn.execute("SELECT status, attempts FROM notifications").fetchone()
+        assert status == "pending" and attempts >= 1
+
+        daemon = Daemon(tmp_path, config_text(tmp_path, fifo, sink.url + "/hook"))
+        writer = os.open(fifo, os.O_WRONLY)
+        daemon.wait_message("READY=1")
+        # Retries wait 0.5 s, doubling, with jitter; the endpoint recovers after three 503s.
+        assert wait_until(lambda: any(r for r in sink.requests[3:]), timeout=15), daemon.log_text()
+        time.sleep(0.5)
+        os.close(writer)
+        assert daemon.stop() == 0
+        requests = sink.requests
+    assert len(requests) == 4, [r.headers.get("webhook-id") for r in requests]
+    assert len({r.headers["webhook-id"] for r in requests}) == 1
+    assert verify_signature(SECRET, requests[-1].headers, requests[-1].body)
+    with sqlite3.connect(tmp_path / "history.db") as conn:
+        assert conn.execute("SELECT status, attempts FROM notifications").fetchall() == [("sent", 4)]
+
+
+def test_hostile_process_name_reaches_slack_escaped_and_a_burst_is_grouped(tmp_path, fifo):
+    with HttpSink() as slack:
+        cfg = config_text(tmp_path, fifo, "http://127.0.0.1:9/unused").replace("group_wait: 0.2s",
+                                                                               "group_wait: 1s")
+        cfg += f"""    - name: chat
+      type: slack
+      webhook_url: {slack.url}/services/T0/B0/secret
+      min_severity: warning
+"""
+        daemon = Daemon(tmp_path, cfg)
+        writer = os.open(fifo, os.O_WRONLY)
+        daemon.wait_message("READY=1")
+        burst = b"".join(kmsg_records(10_000 + CAPTURE_LINES * i, 71355073 + 1000 * i, pid=4000 + i,
+                                      name="<!channel>" if i == 0 else "worker")
+                         for i in range(100))
+        os.write(writer, burst)
+        assert wait_until(lambda: len(kills_in(tmp_path / "history.db")) == 100, timeout=10)
+        slack.wait_for(1, timeout=10)
+        time.sleep(1.5)
+        os.close(writer)
+        assert daemon.stop() == 0
+        requests = slack.requests
+    assert 1 <= len(requests) <= 3, f"{len(requests)} notifications for a burst of 100 kills"
+    bodies = [r.body.decode() for r in requests]
+    assert not any("<!channel>" in b for b in bodies)
+    assert any("&lt;!channel&gt;" in b for b in bodies)
+    with sqlite3.connect(tmp_path / "history.db") as conn:
+        counts = [json.loads(d)["count"] for (d,) in conn.execute(
+            "SELECT data FROM notifications WHERE channel='chat'")]
+    assert sum(counts) == 100
+
+
+def test_watchdog_pings_while_checks_run(tmp_path, fifo):
+    daemon_env = os.environ.copy()
+    os.environ["WATCHDOG_USEC"] = "2000000"
+    try:
+        daemon = Daemon(tmp_path, config_text(tmp_path, fifo, "http://127.0.0.1:9/unused"))
+    finally:
+        os.environ.clear()
+        os.environ.update(daemon_env)
+    writer = os.open(fifo, os.O_WRONLY)
+    daemon.wait_message("READY=1")
+    daemon.wait_message("WATCHDOG=1", timeout=5)
+    os.close(writer)
+    assert daemon.stop() == 0

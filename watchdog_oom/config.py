@@ -255,6 +255,8 @@ class NotificationsConfig:
     group_wait: float = _duration(5.0)
     repeat_interval: float = _duration(14400.0)
     max_age: float = _duration(86400.0)  # an undelivered notification is given up after this
+    retry_initial: float = _duration(5.0)  # first retry after a transient failure (doubles, with jitter)
+    retry_max: float = _duration(900.0)  # the longest wait between retries
     channels: tuple[ChannelConfig, ...] = ()
     heartbeat: HeartbeatConfig = HeartbeatConfig()
 
@@ -992,7 +994,11 @@ def _notifications(section: _Section) -> NotificationsConfig:
         "group_wait": parse_duration,
         "repeat_interval": _interval,
         "max_age": _interval,
+        "retry_initial": _interval,
+        "retry_max": _interval,
     }, "channels", "heartbeat")
+    if values.get("retry_initial", 5.0) > values.get("retry_max", 900.0):
+        raise section.error("notifications.retry_initial: must not exceed retry_max", "retry_initial", "retry_max")
     channels: list[ChannelConfig] = []
     first_line: dict[str, int | None] = {}
     for path, node in section.items("channels"):

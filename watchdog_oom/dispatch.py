@@ -24,6 +24,7 @@ from watchdog_oom.store import AlertRow, Kill, NotificationRow, Store, Tx, kill_
 log = logging.getLogger(__name__)
 
 KILL_GROUP = "oom.kill"
+GAP_GROUP = "kernel_log.gap"
 # A grouped notification lists this many kills in full; the rest are counted.
 MAX_KILLS_LISTED = 50
 BACKOFF_BASE = 5.0
@@ -177,6 +178,26 @@ class Outbox:
         tx.mark_alert_notified(row.id, now)
         return touched
 
+    def gap(self, tx: Tx, source: str, missed: int | None, message: str, now: datetime) -> None:
+        """Queue word of lost kernel log records; gaps within `group_wait` add up in one row."""
+        for route in self.routes:
+            if not route.wants(GAP_GROUP, "warning"):
+                continue
+            group = tx.open_group(route.name, GAP_GROUP, now)
+            if group is not None:
+                data = dict(group.data or {})
+                data["gaps"] = int(data.get("gaps", 1)) + 1
+                data["missed"] = int(data.get("missed") or 0) + (missed or 0)
+                summary = (f"Kernel log records lost: {data['missed']} in {data['gaps']} gaps on {source}; "
+                           "OOM kills among them are counted from /proc/vmstat")
+                if tx.extend_group(group, summary, data, "warning"):
+                    continue
+            tx.enqueue(channel=route.name, kind=GAP_GROUP, severity="warning", reason="first",
+                       summary=f"Kernel log records lost: {message}",
+                       data={"source": source, "missed": missed or 0, "gaps": 1}, now=now,
+                       due_at=now + self.group_wait, group_key=GAP_GROUP,
+                       mute=tx.active_mute(now, GAP_GROUP, None, None))
+
     def simple(self, tx: Tx, kind: str, severity: str, summary: str, data: dict[str, Any], now: datetime) -> int:
         """Queue a one-off notification (such as unlogged kills) for the channels that want it."""
         touched = 0
@@ -204,10 +225,10 @@ def to_notification(row: NotificationRow) -> Notification:
                         summary=row.summary, data=dict(row.data or {}), reason=row.reason)
 
 
-def backoff(attempts: int, rng: random.Random) -> float:
+def backoff(attempts: int, rng: random.Random, initial: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
     """Seconds before retry number `attempts`: exponential, capped, with ±50% jitter so
     many hosts recovering together do not hammer an endpoint in step."""
-    delay = min(BACKOFF_BASE * (2 ** max(attempts - 1, 0)), BACKOFF_CAP)
+    delay = min(initial * (2 ** min(max(attempts - 1, 0), 32)), cap)
     return delay * rng.uniform(0.5, 1.5)
 
 
@@ -215,8 +236,11 @@ class Dispatcher:
     """Sends due outbox rows of this host. `clock` and `rng` are seams for tests."""
 
     def __init__(self, store: Store, channels: Mapping[str, Channel], max_age: float,
-                 clock: Callable[[], datetime], rng: random.Random | None = None) -> None:
+                 clock: Callable[[], datetime], rng: random.Random | None = None,
+                 retry_initial: float = BACKOFF_BASE, retry_max: float = BACKOFF_CAP) -> None:
         self.store = store
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
         self.channels = dict(channels)
         self.max_age = timedelta(seconds=max_age)
         self.clock = clock
@@ -259,9 +283,10 @@ class Dispatcher:
             log.error("notification %s via %s given up after %d attempts over %s: %s",
                       row.uuid, row.channel, row.attempts, now - row.created_at, message)
             return
-        delay = backoff(row.attempts, self.rng)
+        delay = backoff(row.attempts, self.rng, self.retry_initial, self.retry_max)
         if exc.retry_after is not None:
-            delay = max(delay, min(float(exc.retry_after), BACKOFF_CAP * 4))
+            # Honour Retry-After, but never wait past the give-up age for one answer.
+            delay = max(delay, min(float(exc.retry_after), self.max_age.total_seconds()))
         self.store.mark_retry(row.id, message, now + timedelta(seconds=delay))
         log.warning("notification %s via %s failed (attempt %d), retry in %.0fs: %s",
                     row.uuid, row.channel, row.attempts, delay, message)

@@ -183,7 +183,9 @@ class Service:
     def _apply(self, cfg: config_mod.Config) -> None:
         self.cfg = cfg
         self.outbox = Outbox([Route.of(c) for c in cfg.notifications.channels], cfg.notifications.group_wait)
-        self.dispatcher = Dispatcher(self.store, build_channels(cfg), cfg.notifications.max_age, self.clock)
+        n = cfg.notifications
+        self.dispatcher = Dispatcher(self.store, build_channels(cfg), n.max_age, self.clock,
+                                     retry_initial=n.retry_initial, retry_max=n.retry_max)
         self.redactor = Redactor(cfg.processes.redact)
 
     def reload(self) -> bool:
@@ -344,8 +346,7 @@ class Service:
     def source_gap(self, gap: SourceGap) -> None:
         log.warning("kernel log %s: %s", gap.source, gap.message)
         with self.store.tx() as tx:
-            self.outbox.simple(tx, "kernel_log.gap", "warning", f"Kernel log records lost: {gap.message}",
-                               {"source": gap.source, "missed": gap.missed}, self.clock())
+            self.outbox.gap(tx, gap.source, gap.missed, gap.message, self.clock())
             if gap.cursor:
                 tx.set_cursor(gap.source, gap.cursor, self.clock())
         self.dispatch_wakeup.set()
