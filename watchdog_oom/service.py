@@ -33,6 +33,7 @@ from watchdog_oom.parse import OomParser
 from watchdog_oom.redact import Redactor
 from watchdog_oom.sources import SourceError, select_source
 from watchdog_oom.store import Kill, Store, Tx
+from watchdog_oom.store.migrate import migrate_in_child
 
 log = logging.getLogger("watchdog_oom")
 
@@ -233,7 +234,7 @@ class Service:
     def start(self) -> None:
         ok, message = procfs.lower_own_oom_score_adj(self.cfg.daemon.oom_score_adj, self.cfg.procfs)
         (log.info if ok else log.warning)("%s", message)
-        revision = self.store.upgrade()
+        revision = migrate_in_child(self.cfg.database)
         log.info("database at schema revision %s", revision)
         requeued = self.store.requeue_inflight()
         if requeued:

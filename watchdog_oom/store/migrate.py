@@ -1,0 +1,42 @@
+"""`python -m watchdog_oom.store.migrate`: migrate the database whose URL arrives on stdin.
+
+The daemon migrates in this short-lived child so that Alembic and its templates (about
+12 MB) never stay resident in the long-running process, which must stay small. The URL
+comes on stdin, not in argv, because it may hold a password and argv is world-readable.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from watchdog_oom.store import Store, StoreError
+
+
+def migrate_in_child(url: str, timeout: float = 300.0) -> str:
+    """Run the migration in a child process; returns the revision reached."""
+    try:
+        proc = subprocess.run([sys.executable, "-m", "watchdog_oom.store.migrate"], input=url, text=True,
+                              capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise StoreError(f"database: migration did not finish within {timeout:.0f}s") from None
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines()
+        raise StoreError(lines[-1] if lines else f"database: migration failed (exit {proc.returncode})")
+    return proc.stdout.strip()
+
+
+def main() -> int:
+    url = sys.stdin.read().strip()
+    try:
+        store = Store(url, host="")
+        print(store.upgrade())
+        store.close()
+    except StoreError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
