@@ -295,3 +295,11 @@ def test_watchdog_pings_while_checks_run(tmp_path, fifo):
     daemon.wait_message("WATCHDOG=1", timeout=5)
     os.close(writer)
     assert daemon.stop() == 0
+
+
+def test_unusable_database_stops_the_daemon_with_a_clear_error(tmp_path):
+    (tmp_path / "c.yaml").write_text("database: postgresql+nosuchdriver://u@127.0.0.1/x\nkernel_log: {source: none}\n")
+    proc = subprocess.run([sys.executable, "-m", "watchdog_oom", "-c", str(tmp_path / "c.yaml"), "run"],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    assert proc.returncode == 1
+    assert "database" in proc.stderr and "Traceback" not in proc.stderr
