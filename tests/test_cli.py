@@ -296,3 +296,31 @@ def test_python_m_entry_point_and_systemd_unit(tmp_path):
         path.write_text(unit)
         check = subprocess.run([analyze, "verify", str(path)], capture_output=True, text=True, timeout=60)
         assert "watchdog-oom.service:" not in check.stderr, check.stderr
+
+
+def test_history_notifications_shows_attempts_and_errors_with_secrets_masked(tmp_path):
+    from datetime import timezone
+
+    from watchdog_oom.store import Store
+
+    secret_url = "https://hooks.example.com/services/T0/B0/abcdefSECRETtoken123"
+    cfg = write_config(tmp_path, f"""
+database: sqlite:///{tmp_path}/h.db
+notifications:
+  channels:
+    - name: chat
+      type: slack
+      webhook_url: {secret_url}
+""")
+    store = Store(f"sqlite:///{tmp_path}/h.db", "web-01")
+    store.upgrade()
+    now = datetime.now(timezone.utc)
+    with store.tx() as tx:
+        row = tx.enqueue(channel="chat", kind="oom.kill", severity="critical", reason="first",
+                         summary="OOM kill: java", data={}, now=now)
+    store.claim_due(now)
+    store.mark_retry(row.id, f"HTTP 503 from {secret_url}", now)
+    code, out, _ = run("history", "notifications", "--format", "json", config=cfg)
+    (shown,) = json.loads(out)
+    assert (shown["status"], shown["attempts"], shown["reason"]) == ("pending", 1, "first")
+    assert "503" in shown["last_error"] and "abcdefSECRETtoken123" not in out

@@ -296,8 +296,22 @@ def _filters(args: argparse.Namespace, now: datetime) -> dict[str, Any]:
     return {"since": since, "until": until, "process": args.process, "host": args.host, "limit": args.limit}
 
 
-def history_rows(store: Store, kind: str, filters: dict[str, Any]) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-    """Rows and table columns of one kind of history."""
+def config_secrets(cfg: config_mod.Config) -> list[str]:
+    """Every secret the configuration holds: passwords, signing secrets, secret parts of URLs."""
+    from watchdog_oom.notify import secrets_of_url
+
+    found: list[str] = []
+    for c in cfg.notifications.channels:
+        found += [v for v in (c.password, c.secret) if v]
+        found += [t for url in (c.webhook_url, c.url) if url for t in secrets_of_url(url)]
+    if cfg.notifications.heartbeat.url:
+        found += secrets_of_url(cfg.notifications.heartbeat.url)
+    return found
+
+
+def history_rows(store: Store, kind: str, filters: dict[str, Any],
+                 secrets: Sequence[str] = ()) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """Rows and table columns of one kind of history; `secrets` are masked in error texts."""
     if kind == "kills":
         return [kill_record(k) for k in store.kills(**filters)], KILL_COLUMNS
     if kind == "alerts":
@@ -320,9 +334,12 @@ def history_rows(store: Store, kind: str, filters: dict[str, Any]) -> tuple[list
                       ("commit_limit_percent", "%LIMIT"), ("mem_available_percent", "%AVAIL"),
                       ("psi_full_avg10", "PSI_FULL"), ("resolution", "RES_S")]
     if kind == "notifications":
+        from watchdog_oom.notify import redact
+
         rows = [{"id": n.id, "webhook_id": n.uuid, "host": n.host, "created_at": n.created_at.isoformat(),
                  "channel": n.channel, "kind": n.kind, "severity": n.severity, "reason": n.reason,
-                 "status": n.status, "attempts": n.attempts, "last_error": n.last_error,
+                 "status": n.status, "attempts": n.attempts,
+                 "last_error": redact(n.last_error, secrets) if n.last_error else None,
                  "sent_at": n.sent_at.isoformat() if n.sent_at else None, "summary": n.summary}
                 for n in store.notifications(**filters)]
         return rows, [("id", "ID"), ("created_at", "CREATED"), ("channel", "CHANNEL"), ("kind", "KIND"),
@@ -357,7 +374,7 @@ def cmd_history(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, e
     if args.kind == "summary":
         rows, columns = summary_rows(store, filters), [("by", "BY"), ("value", "VALUE"), ("kills", "KILLS")]
     else:
-        rows, columns = history_rows(store, args.kind, filters)
+        rows, columns = history_rows(store, args.kind, filters, config_secrets(cfg))
     if args.format == "json":
         print(to_json(rows), file=out)
     elif args.format == "csv":
