@@ -303,3 +303,20 @@ def test_unusable_database_stops_the_daemon_with_a_clear_error(tmp_path):
                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
     assert proc.returncode == 1
     assert "database" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_first_start_records_old_kills_with_one_summary(tmp_path):
+    old = tmp_path / "kmsg-buffer"
+    old.write_bytes(b"".join(kmsg_records(100 + CAPTURE_LINES * i, 1_000_000 + 1000 * i, pid=500 + i)
+                             for i in range(3)))
+    with HttpSink() as sink:
+        daemon = Daemon(tmp_path, config_text(tmp_path, old, sink.url))
+        daemon.wait_message("READY=1")
+        assert wait_until(lambda: len(kills_in(tmp_path / "history.db")) == 3, timeout=5)
+        (request,) = sink.wait_for(1)
+        time.sleep(0.5)
+        assert daemon.stop() == 0
+        assert len(sink.requests) == 1
+    body = json.loads(request.body)
+    assert body["data"]["backlog"] is True and body["data"]["count"] == 3
+    assert "found 3 earlier OOM kills" in body["summary"]
