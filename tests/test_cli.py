@@ -159,6 +159,8 @@ def test_import_records_each_kill_once(cfg):
     first = import_fixtures(cfg, "20_docker-host_syslog_four-kills-paren-name.log")
     assert [k["pid"] for k in first] == [15784, 15925, 15783, 15934]
     assert all(isinstance(k["id"], int) for k in first)
+    # Syslog dates have no year: the file's modification year stands in, with an offset.
+    assert all(datetime.fromisoformat(k["time"]).tzinfo is not None for k in first)
     again = import_fixtures(cfg, "20_docker-host_syslog_four-kills-paren-name.log")
     assert again == []
     _, out, _ = run("history", "--format", "json", config=cfg)

@@ -20,6 +20,7 @@ from watchdog_oom.parse import (
     REPORT_LINES,
     TASK_TABLE_ROWS,
     OomParser,
+    _libc_finder,
     iter_kills,
     parse_text,
     strip_wrapper,
@@ -48,6 +49,9 @@ def _labels(entry: dict) -> list[dict]:
 def _field(kill, name: str):
     value = getattr(kill, name)
     return value.isoformat() if isinstance(value, datetime) else value
+
+
+FIGURES = "total-vm:4kB, anon-rss:0kB, file-rss:0kB"
 
 
 def _kernel_line(text: str, **fields) -> KernelLine:
@@ -85,8 +89,16 @@ def test_bulk_import_finds_reports_among_noise_and_across_chunks() -> None:
 
 
 def test_bulk_import_takes_a_line_longer_than_a_chunk() -> None:
-    log = b"x" * 5000 + b"\n" + b"[ 1.000000] Out of memory: Killed process 7 (a) total-vm:4kB, anon-rss:0kB, file-rss:0kB\n"
+    log = f"{'x' * 5000}\n[ 1.000000] Out of memory: Killed process 7 (a) {FIGURES}\n".encode()
     assert [k.pid for k in iter_kills(io.BytesIO(log), "import", chunk_size=64)] == [7]
+
+
+@pytest.mark.parametrize(("start", "end"), [(0, 64), (3, 64), (0, 10), (40, 44), (43, 44), (10, 5)])
+def test_libc_search_finds_what_bytearray_find_finds(start: int, end: int) -> None:
+    buffer = bytearray(b"x Kill y SIG z Kill w SIGKILL Killed process " * 2)
+    find = _libc_finder()
+    for needle in (b"Kill", b" SIG", b"Killed process", b"absent"):
+        assert find(buffer, needle, start, end) == buffer.find(needle, start, end)
 
 
 def test_kill_is_handed_on_by_its_killed_process_line() -> None:
@@ -99,7 +111,8 @@ def test_kill_is_handed_on_by_its_killed_process_line() -> None:
 
 def test_selection_without_killed_line_is_handed_on_by_flush() -> None:
     parser = OomParser()
-    assert parser.feed(_kernel_line("[ 9.1] Out of memory: Kill process 812 (mysqld) score 901 or sacrifice child")) == []
+    selection = "[ 9.1] Out of memory: Kill process 812 (mysqld) score 901 or sacrifice child"
+    assert parser.feed(_kernel_line(selection)) == []
     assert parser.pending
     (kill,) = parser.flush()
     assert (kill.pid, kill.process, kill.score, kill.mono_usec) == (812, "mysqld", 901, 9_100_000)
@@ -136,7 +149,7 @@ def test_task_table_keeps_only_the_biggest_rows() -> None:
             for pid in range(1, 5001)]
     text = "\n".join(["a invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
                       "[  pid  ]   uid  tgid total_vm      rss pgtables_bytes swapents oom_score_adj name",
-                      *rows, "Out of memory: Killed process 5000 (w 5000) total-vm:4kB, anon-rss:0kB, file-rss:0kB"])
+                      *rows, f"Out of memory: Killed process 5000 (w 5000) {FIGURES}"])
     (kill,) = parse_text(text)
     assert [row.pid for row in kill.task_table] == list(range(5000, 5000 - TASK_TABLE_ROWS, -1))
     assert kill.task_table[0].name == "w 5000" and kill.task_table[0].pgtables_kb == 40
@@ -145,7 +158,7 @@ def test_task_table_keeps_only_the_biggest_rows() -> None:
 def test_report_without_its_kill_is_abandoned() -> None:
     text = "\n".join(["a invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
                       *["noise"] * (REPORT_LINES + 1),
-                      "Out of memory: Killed process 3 (b) total-vm:4kB, anon-rss:0kB, file-rss:0kB"])
+                      f"Out of memory: Killed process 3 (b) {FIGURES}"])
     (kill,) = parse_text(text)
     assert kill.invoker is None and kill.gfp_mask is None
 
@@ -167,10 +180,12 @@ def test_earlyoom_0x_killing_line_needs_its_banner() -> None:
         ("[Xyz Qrs  3 10:00:00 2024] msg", "msg", None, None),
         ("Jun  3 10:00:00 host kernel: [  12.5] msg", "msg", datetime(2024, 6, 3, 10), 12_500_000),
         ("Jun 03 10:00:00.250000 host kernel: msg", "msg", datetime(2024, 6, 3, 10, 0, 0, 250000), None),
-        ("мая 26 23:02:22 box nohang[530]: msg", "nohang[530]: msg", datetime(2024, 5, 26, 23, 2, 22), None),
+        ("мая 26 23:02:22 box nohang[530]: msg", "nohang[530]: msg",
+         datetime(2024, 5, 26, 23, 2, 22), None),
         ("2024-06-03T10:00:00.123456+02:00 host kernel: msg", "msg",
          datetime(2024, 6, 3, 10, 0, 0, 123456, timezone(timedelta(hours=2))), None),
-        ("2024-06-03T10:00:00,5+00:00 msg", "msg", datetime(2024, 6, 3, 10, 0, 0, 500000, timezone.utc), None),
+        ("2024-06-03T10:00:00,5+00:00 msg", "msg",
+         datetime(2024, 6, 3, 10, 0, 0, 500000, timezone.utc), None),
         ("Mon 2024-06-03 10:00:00 CEST host kernel: msg", "msg", datetime(2024, 6, 3, 10), None),
         ("1717408800.5 host kernel: msg", "msg", datetime(2024, 6, 3, 10, 0, 0, 500000, timezone.utc), None),
         ("[    5.123456] host kernel: msg", "msg", None, 5_123_456),
@@ -186,3 +201,13 @@ def test_wrapper_is_stripped(raw: str, message: str, time: datetime | None, mono
 
 def test_syslog_date_without_a_year_gives_no_time() -> None:
     assert strip_wrapper("Jun  3 10:00:00 host kernel: msg") == ("msg", None, None)
+
+
+def test_a_syslog_date_past_the_reference_belongs_to_the_year_before():
+    from watchdog_oom.parse import undo_future_year
+
+    (kill,) = parse_text("Dec 31 23:59:58 h kernel: Out of memory: Killed process 42 (java) "
+                         "total-vm:1kB, anon-rss:1kB, file-rss:0kB, shmem-rss:0kB\n", year=2027)
+    fixed = undo_future_year(kill, datetime(2027, 1, 2, 8, 0))
+    assert fixed.time == datetime(2026, 12, 31, 23, 59, 58)
+    assert undo_future_year(kill, datetime(2027, 12, 31, 23, 59, 59)).time == kill.time

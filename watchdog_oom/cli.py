@@ -485,7 +485,7 @@ class _Progress:
 
 
 def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:
-    from watchdog_oom.parse import iter_kills
+    from watchdog_oom.parse import iter_kills, undo_future_year
     from watchdog_oom.sources.logfile import open_log
 
     store = None if args.dry_run else _store(cfg)
@@ -500,17 +500,20 @@ def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, er
             failed = True
             continue
         size = None
+        # Syslog dates carry no year: take the year the file was last written.
+        reference = datetime.now()
         if path != "-":
             try:
-                size = os.stat(path).st_size
+                st = os.stat(path)
+                size, reference = st.st_size, datetime.fromtimestamp(st.st_mtime)
             except OSError:
-                size = None
+                pass
         progress = _Progress(stream, size, path, err)
         label = "stdin" if path == "-" else os.path.abspath(path)
         found = new = 0
         try:
-            kills = [with_local_time(k).replace(host=cfg.host, source=f"import:{label}")
-                     for k in iter_kills(progress, f"import:{label}")]
+            kills = [with_local_time(undo_future_year(k, reference)).replace(host=cfg.host, source=f"import:{label}")
+                     for k in iter_kills(progress, f"import:{label}", year=reference.year)]
         except (OSError, EOFError) as exc:
             progress.finish()
             print(f"watchdog-oom import: {path}: {exc}", file=err)

@@ -29,7 +29,7 @@ from watchdog_oom.dispatch import Dispatcher, Outbox, Route
 from watchdog_oom.model import Alert, CaughtUp, KernelLine, MemorySample, OomKill, ProcScore, SourceGap
 from watchdog_oom.notify import ChannelError, build_channel, mask_secret
 from watchdog_oom.notify.heartbeat import ping
-from watchdog_oom.parse import OomParser
+from watchdog_oom.parse import OomParser, undo_future_year
 from watchdog_oom.redact import Redactor
 from watchdog_oom.sources import SourceError, select_source
 from watchdog_oom.store import Kill, Store, Tx
@@ -82,7 +82,8 @@ class Pipeline:
     def __init__(self, service: "Service", source_name: str, first_start: bool) -> None:
         self.service = service
         self.source_name = source_name
-        self.parser = OomParser()
+        self.year = datetime.now().year
+        self.parser = OomParser(year=self.year)
         self.first_start = first_start
         self.caught_up = False
         self.backlog: list[int] = []
@@ -92,6 +93,10 @@ class Pipeline:
 
     def handle(self, event: KernelLine | SourceGap | CaughtUp | None) -> None:
         if isinstance(event, KernelLine):
+            if event.wrapped and datetime.now().year != self.year and not self.parser.collecting:
+                # Syslog dates carry no year: a new parser for the new year, between reports.
+                self.year = datetime.now().year
+                self.parser = OomParser(year=self.year)
             kills = self.parser.feed(event)
             if event.cursor is not None:
                 self.cursor, self.cursor_dirty = event.cursor, True
@@ -129,6 +134,7 @@ class Pipeline:
         new_rows: list[Kill] = []
         with self.service.store.tx() as tx:
             for kill in kills:
+                kill = undo_future_year(kill, datetime.now())
                 row = tx.add_kill(self.service.enrich(kill), now, self.service.kill_context())
                 if row is None:
                     continue

@@ -1,0 +1,156 @@
+"""Benchmark of the import path: parse.iter_kills against `grep -c 'Killed process'`.
+
+Writes a syslog of realistic noise with full OOM reports spread through it into a
+temporary directory (removed afterwards), then times both over it and prints the median
+seconds, their ratio and the kill count each found (they must agree).
+
+    python3 benchmarks/bench_import.py                  # ~1 GB, 5 runs
+    python3 benchmarks/bench_import.py --size-mb 100 --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from watchdog_oom import parse  # noqa: E402
+from watchdog_oom.parse import iter_kills  # noqa: E402
+
+HOST = "web-01"
+# Ordinary syslog lines, each template with its weight (systemd's "Killing process" and
+# SIGHUP lines hold the words the scanner looks for without being OOM kills).
+NOISE = {
+    "sshd[{pid}]: Accepted publickey for deploy from 10.0.{a}.{b} port {port} ssh2: RSA SHA256:x{n}": 10,
+    "sshd[{pid}]: pam_unix(sshd:session): session opened for user deploy(uid=1000) by (uid=0)": 10,
+    "CRON[{pid}]: (root) CMD (command -v debian-sa1 > /dev/null && debian-sa1 1 1)": 10,
+    "systemd[1]: Started Session {n} of User deploy.": 10,
+    "kernel: [{up}] [UFW BLOCK] IN=eth0 OUT= MAC=52:54:00:12:34:56 SRC=203.0.113.{a} DST=10.0.0.5 "
+    "LEN=40 TOS=0x00 PREC=0x00 TTL=244 ID={n} PROTO=TCP SPT={port} DPT=23 WINDOW=1024 RES=0x00 SYN URGP=0": 20,
+    "dockerd[{pid}]: time=\"2024-06-03T10:00:00.{n}Z\" level=info msg=\"ignoring event\" "
+    "container={n}abcdef module=libcontainerd namespace=moby topic=/tasks/delete type=\"*events.TaskDelete\"": 10,
+    "nginx[{pid}]: 10.0.{a}.{b} - - \"GET /api/v1/items/{n} HTTP/1.1\" 200 {port} \"-\" \"curl/7.88.1\"": 40,
+    "kubelet[{pid}]: I0603 10:00:00.{n} {pid} prober.go:107] \"Probe failed\" probeType=\"Readiness\" "
+    "pod=\"default/api-{a}\"": 10,
+    "postfix/smtpd[{pid}]: connect from unknown[198.51.100.{a}]": 10,
+    "systemd[1]: session-{n}.scope: Killing process {pid} (sleep) with signal SIGKILL.": 0.2,
+    "rsyslogd[{pid}]: imuxsock: Received SIGHUP, reopening files [v8.2112.0]": 0.05,
+}
+
+TEMPLATES, WEIGHTS = list(NOISE), list(NOISE.values())
+
+
+def _stamp(second: int) -> str:
+    day, hour, minute = 3 + second // 86400 % 20, second // 3600 % 24, second // 60 % 60
+    return f"Jun {day:>2} {hour:02d}:{minute:02d}:{second % 60:02d}"
+
+
+def noise_block(rng: random.Random, size: int, first_second: int) -> bytes:
+    """About `size` bytes of syslog lines from the templates above."""
+    lines, total, second = [], 0, first_second
+    while total < size:
+        second += rng.random() < 0.01
+        fields = {"pid": rng.randint(300, 4_000_000), "a": rng.randint(0, 255), "b": rng.randint(1, 254),
+                  "port": rng.randint(1024, 65535), "n": rng.randint(1, 10**6),
+                  "up": f"{second:>8}.{rng.randint(0, 999999):06d}"}
+        template = rng.choices(TEMPLATES, WEIGHTS)[0]
+        line = f"{_stamp(second)} {HOST} {template.format(**fields)}\n"
+        lines.append(line)
+        total += len(line)
+    return "".join(lines).encode()
+
+
+def oom_report(rng: random.Random, second: int, victim: int, tasks: int = 300) -> bytes:
+    """One 5.x global OOM report as rsyslog writes it: header to `Killed process`."""
+    up = f"[{second:>8}.{rng.randint(0, 999999):06d}]"
+    prefix = f"{_stamp(second)} {HOST} kernel: {up} "
+    lines = [
+        "java invoked oom-killer: gfp_mask=0x100cca(GFP_HIGHUSER_MOVABLE), order=0, oom_score_adj=0",
+        f"CPU: 2 PID: {victim + 1} Comm: java Not tainted 5.15.0-91-generic #101-Ubuntu",
+        "Call Trace:", " <TASK>", " dump_stack_lvl+0x4a/0x63", " dump_header+0x4a/0x1f4",
+        " oom_kill_process.cold+0xb/0x10", " out_of_memory+0x106/0x2e0", " </TASK>",
+        "Mem-Info:", "active_anon:1790129 inactive_anon:177312 isolated_anon:0",
+        "Node 0 DMA free:15908kB min:132kB low:164kB high:196kB", "Free swap  = 0kB", "Total swap = 0kB",
+        "Tasks state (memory values in pages):",
+        "[  pid  ]   uid  tgid total_vm      rss pgtables_bytes swapents oom_score_adj name",
+    ]
+    for pid in range(1000, 1000 + tasks):
+        lines.append(f"[{pid:7d}]  1000 {pid:5d}   {rng.randint(1000, 90000):6d} {rng.randint(10, 9000):8d}"
+                     f"   {rng.randint(4, 900) * 4096:8d}        0             0 worker-{pid % 17}")
+    lines += [
+        f"oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,"
+        f"task_memcg=/system.slice/app.service,task=java,pid={victim},uid=1000",
+        f"Out of memory: Killed process {victim} (java) total-vm:8806332kB, anon-rss:6848016kB, "
+        f"file-rss:0kB, shmem-rss:0kB, UID:1000 pgtables:14360kB oom_score_adj:0",
+        f"oom_reaper: reaped process {victim} (java), now anon-rss:0kB, file-rss:0kB, shmem-rss:0kB",
+    ]
+    return "".join(prefix + line + "\n" for line in lines).encode()
+
+
+def write_log(path: Path, size_mb: int, incidents: int, seed: int = 7) -> None:
+    rng = random.Random(seed)
+    blocks = [noise_block(rng, 4 << 20, i * 3600) for i in range(8)]
+    target = size_mb << 20
+    report_at = sorted(rng.randrange(target) for _ in range(incidents))
+    written, second = 0, 0
+    with path.open("wb") as out:
+        while written < target:
+            block = blocks[rng.randrange(len(blocks))]
+            out.write(block)
+            written += len(block)
+            second += 600
+            while report_at and report_at[0] <= written:
+                report_at.pop(0)
+                report = oom_report(rng, second, victim=rng.randint(10_000, 99_999))
+                out.write(report)
+                written += len(report)
+
+
+def time_grep(path: Path) -> tuple[float, int]:
+    start = time.perf_counter()
+    done = subprocess.run(["grep", "-c", "Killed process", str(path)], capture_output=True, text=True)
+    return time.perf_counter() - start, int(done.stdout.strip() or 0)
+
+
+def time_iter_kills(path: Path) -> tuple[float, int]:
+    start = time.perf_counter()
+    with path.open("rb") as stream:
+        count = sum(1 for _ in iter_kills(stream, f"import:{path}"))
+    return time.perf_counter() - start, count
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-mb", type=int, default=1024, help="size of the generated log (default 1024)")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs of each (default 5)")
+    parser.add_argument("--incidents", type=int, default=36, help="OOM reports spread through the log")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
+        path = Path(tmp) / "syslog"
+        write_log(path, args.size_mb, args.incidents)
+        search = "bytearray.find" if parse._find is parse._python_find else "libc memmem"
+        print(f"log: {path.stat().st_size / 1e6:.0f} MB, {args.incidents} OOM reports; search: {search}")
+        time_grep(path)  # warm the page cache
+        grep = [time_grep(path) for _ in range(args.runs)]
+        ours = [time_iter_kills(path) for _ in range(args.runs)]
+    grep_s = statistics.median(t for t, _ in grep)
+    ours_s = statistics.median(t for t, _ in ours)
+    grep_n, ours_n = grep[0][1], ours[0][1]
+    print(f"grep -c 'Killed process': median {grep_s:.3f} s, {grep_n} kills")
+    print(f"parse.iter_kills:         median {ours_s:.3f} s, {ours_n} kills")
+    print(f"ratio: {ours_s / grep_s:.2f}x")
+    if grep_n != ours_n:
+        print("KILL COUNTS DISAGREE", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
