@@ -320,3 +320,16 @@ def test_first_start_records_old_kills_with_one_summary(tmp_path):
     body = json.loads(request.body)
     assert body["data"]["backlog"] is True and body["data"]["count"] == 3
     assert "found 3 earlier OOM kills" in body["summary"]
+
+
+def test_heartbeat_pings_the_dead_mans_switch(tmp_path, fifo):
+    with HttpSink() as switch:
+        cfg = config_text(tmp_path, fifo, "http://127.0.0.1:9/unused").replace(
+            "notifications:\n", f"notifications:\n  heartbeat:\n    url: {switch.url}/ping/abc123\n    interval: 1s\n")
+        daemon = Daemon(tmp_path, cfg)
+        writer = os.open(fifo, os.O_WRONLY)
+        daemon.wait_message("READY=1")
+        pings = switch.wait_for(2, timeout=5)
+        os.close(writer)
+        assert daemon.stop() == 0
+    assert all(p.path == "/ping/abc123" for p in pings)
