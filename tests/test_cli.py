@@ -326,3 +326,16 @@ notifications:
     (shown,) = json.loads(out)
     assert (shown["status"], shown["attempts"], shown["reason"]) == ("pending", 1, "first")
     assert "503" in shown["last_error"] and "abcdefSECRETtoken123" not in out
+
+
+def test_report_writes_one_self_contained_page(cfg, tmp_path):
+    import_fixtures(cfg, "20_docker-host_syslog_four-kills-paren-name.log")
+    out_file = tmp_path / "report.html"
+    code, out, _ = run("report", "--since", "3650d", "--output", str(out_file), config=cfg)
+    page = out_file.read_text()
+    assert code == 0 and "written to" in out
+    assert page.startswith("<!DOCTYPE html>") and "<svg" in page
+    assert "(resolved)" in page and "15925" in page
+    assert "src=\"http" not in page and "href=\"http" not in page
+    code, _, err = run("report", "--output", str(tmp_path / "no" / "such" / "dir.html"), config=cfg)
+    assert code == 2 and "cannot write" in err

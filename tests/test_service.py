@@ -333,3 +333,23 @@ def test_heartbeat_pings_the_dead_mans_switch(tmp_path, fifo):
         os.close(writer)
         assert daemon.stop() == 0
     assert all(p.path == "/ping/abc123" for p in pings)
+
+
+def test_metrics_are_served_while_the_daemon_runs(tmp_path, fifo):
+    import requests
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = config_text(tmp_path, fifo, "http://127.0.0.1:9/unused") + f"metrics:\n  listen: 127.0.0.1:{port}\n"
+    daemon = Daemon(tmp_path, cfg)
+    writer = os.open(fifo, os.O_WRONLY)
+    daemon.wait_message("READY=1")
+    os.write(writer, kmsg_records(9000, 91355073, pid=6006))
+    assert wait_until(lambda: kills_in(tmp_path / "history.db"), timeout=5)
+    body = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    os.close(writer)
+    assert daemon.stop() == 0
+    assert "watchdog_oom_commit_percent " in body
+    assert 'watchdog_oom_kills_total{constraint="CONSTRAINT_MEMCG",killer="kernel"} 1.0' in body
+    assert "watchdog_oom_up 1.0" in body

@@ -88,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="find and print the kills, record nothing")
     p.add_argument("--format", choices=("table", "json"), default="table")
 
+    p = sub.add_parser("report", help="one self-contained HTML page: commit and memory over time, kills, alerts")
+    p.add_argument("--since", metavar="WHEN", default="7d")
+    p.add_argument("--host", metavar="HOST")
+    p.add_argument("--output", metavar="FILE.html", required=True)
+
     p = sub.add_parser("mute", help="silence matching notifications for a while")
     p.add_argument("--kind", help="notification kind or glob, e.g. oom.kill, commit.*")
     p.add_argument("--process", help="process name or glob")
@@ -356,16 +361,7 @@ def history_rows(store: Store, kind: str, filters: dict[str, Any],
 
 def summary_rows(store: Store, filters: dict[str, Any]) -> list[dict[str, Any]]:
     """Kills per process, per cgroup and per day."""
-    kills = store.kills(**{**filters, "limit": None})
-    out: list[dict[str, Any]] = []
-    for group, key in (("process", lambda k: k.process), ("cgroup", lambda k: k.task_memcg or k.memcg or "/"),
-                       ("day", lambda k: k.time.astimezone().date().isoformat() if k.time else "unknown")):
-        counts: dict[str, int] = {}
-        for k in kills:
-            counts[key(k)] = counts.get(key(k), 0) + 1
-        out += [{"by": group, "value": v, "kills": n}
-                for v, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
-    return out
+    return [{"by": by, "value": value, "kills": n} for by, value, n in store.kill_counts(**filters)]
 
 
 def cmd_history(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:
@@ -542,6 +538,23 @@ def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, er
     return 1 if failed else EXIT_OK
 
 
+# -- report ------------------------------------------------------------------------------
+
+def cmd_report(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:
+    from watchdog_oom.report import render_report
+
+    now = utcnow()
+    since = parse_when(args.since, now)
+    page = render_report(_store(cfg), since, now, args.host, commit=cfg.commit, memory=cfg.memory)
+    try:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(page)
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
+    print(f"report of {safe(args.host or cfg.host)} since {since.isoformat()} written to {args.output}", file=out)
+    return EXIT_OK
+
+
 # -- mute --------------------------------------------------------------------------------
 
 def cmd_mute(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:
@@ -649,6 +662,7 @@ COMMANDS = {
     "history": cmd_history,
     "show": cmd_show,
     "import": cmd_import,
+    "report": cmd_report,
     "mute": cmd_mute,
     "unmute": cmd_unmute,
     "notify-test": cmd_notify_test,

@@ -179,6 +179,7 @@ class Service:
         self.boot_id = procfs.read_boot_id(cfg.procfs)
         self.source: Any = None
         self.source_thread: threading.Thread | None = None
+        self.metrics_server: Any = None
         self.dispatch_thread: threading.Thread | None = None
         self.scheduler: BackgroundScheduler | None = None
         self.last_check: datetime | None = None
@@ -249,6 +250,13 @@ class Service:
             for row in tx.firing_alerts():
                 self.rules.restore(row.key, row.severity, row.kind)
         self._open_source()
+        if self.cfg.metrics.listen:
+            from watchdog_oom.metrics import Metrics
+
+            metrics = Metrics(self.store, self.cfg.host, lambda: self.history[-1] if self.history else None,
+                              lambda: self.last_check)
+            self.metrics_server = metrics.serve(self.cfg.metrics.listen)
+            log.info("Prometheus metrics at http://%s/metrics", self.cfg.metrics.listen)
         self.dispatch_thread = threading.Thread(target=self._dispatch_loop, name="dispatch", daemon=True)
         self.dispatch_thread.start()
         self.scheduler = BackgroundScheduler(
@@ -285,6 +293,8 @@ class Service:
             self.scheduler.shutdown(wait=True)
         if self.source is not None:
             self.source.close()
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
         self.dispatch_wakeup.set()
         for thread in (self.source_thread, self.dispatch_thread):
             if thread is not None:

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from importlib import resources
 from typing import Any
 
-from sqlalchemy import and_, create_engine, delete, event, func, or_, select, update
+from sqlalchemy import String, and_, create_engine, delete, event, func, or_, select, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
@@ -129,6 +129,15 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _on_postgresql_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Sessions in UTC: a date computed in SQL (history summary per day) is then the
+    # same on every host of the fleet, whatever the server's own TimeZone setting.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SET TIME ZONE 'UTC'")
+    cursor.close()
+    dbapi_connection.commit()
+
+
 def make_engine(url: str) -> Engine:
     """An engine for any SQLAlchemy URL, with SQLite's file and pragmas set up."""
     try:
@@ -147,6 +156,8 @@ def make_engine(url: str) -> Engine:
         raise StoreError(f"database: cannot open {parsed.render_as_string(hide_password=True)}: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _on_sqlite_connect)
+    elif parsed.get_backend_name() == "postgresql":
+        event.listen(engine, "connect", _on_postgresql_connect)
     return engine
 
 
@@ -285,6 +296,26 @@ class Store:
             query = query.where(Kill.host == filters["host"])
         query = query.order_by(Kill.time.desc().nulls_last(), Kill.id.desc())
         return self._all(query, filters)
+
+    def kill_counts(self, **filters: Any) -> list[tuple[str, str, int]]:
+        """(by, value, kills) rows: kills per process, per cgroup and per day, most first."""
+        where = _time_filters(select(Kill.id), Kill.time, filters).whereclause
+        if filters.get("process"):
+            where = and_(*(c for c in (where, _glob(Kill.process, filters["process"])) if c is not None))
+        if filters.get("host"):
+            where = and_(*(c for c in (where, Kill.host == filters["host"]) if c is not None))
+        cgroup = func.coalesce(Kill.task_memcg, Kill.memcg, "/")
+        # Days in UTC, so every backend agrees; kills without a time fall under "unknown".
+        day = func.coalesce(func.substr(func.cast(Kill.time, String), 1, 10), "unknown")
+        rows: list[tuple[str, str, int]] = []
+        with self._sessions() as session:
+            for by, column in (("process", Kill.process), ("cgroup", cgroup), ("day", day)):
+                query = select(column, func.count()).group_by(column)
+                if where is not None:
+                    query = query.where(where)
+                counted = session.execute(query).all()
+                rows += sorted(((by, str(v), n) for v, n in counted), key=lambda r: (-r[2], r[1]))
+        return rows
 
     def kill(self, kill_id: int) -> Kill | None:
         with self._sessions() as session:

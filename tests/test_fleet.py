@@ -1,0 +1,291 @@
+"""A fleet sharing one PostgreSQL history: a real throwaway server, real concurrent writers.
+
+The session starts its own PostgreSQL (Debian's /usr/lib/postgresql/*/bin) on 127.0.0.1
+with trust authentication, as the `postgres` user when run as root since the server
+refuses to run as root, and every test gets a fresh database on it. Set
+WATCHDOG_OOM_TEST_PG_URL (a user allowed to CREATE DATABASE) to use a server of your own.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+psycopg = pytest.importorskip("psycopg", reason="the PostgreSQL driver is the postgres extra: "
+                                                "pip install 'psycopg[binary]'")
+
+from alembic.autogenerate import compare_metadata  # noqa: E402
+from alembic.migration import MigrationContext  # noqa: E402
+from alembic.script import ScriptDirectory  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from watchdog_oom.model import MemorySample, OomKill  # noqa: E402
+from watchdog_oom.store import Store, alembic_config  # noqa: E402
+from watchdog_oom.store.tables import Base  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# One host's writes, run as its own OS process: `python -c WRITER URL HOST COUNT`.
+WRITER = """
+import sys
+from datetime import datetime, timedelta, timezone
+from watchdog_oom.model import Alert, MemorySample, OomKill
+from watchdog_oom.store import Store
+
+url, host, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+store = Store(url, host)
+t0 = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+for i in range(count):
+    now = t0 + timedelta(seconds=10 * i)
+    with store.tx() as tx:
+        tx.add_sample(MemorySample(time=now, mem_total_kb=16_000_000, mem_available_kb=4_000_000, mem_free_kb=1,
+                                   swap_total_kb=0, swap_free_kb=0, committed_as_kb=9_000_000 + i,
+                                   commit_limit_kb=8_000_000, overcommit_memory=0, overcommit_ratio=50,
+                                   overcommit_kbytes=0))
+        tx.add_kill(OomKill(pid=10_000 + i, process=f"{host}-worker", time=now, source="kmsg"), now)
+        tx.fire_alert(Alert(key=f"process.at_risk:{i % 7}", kind="process.at_risk", severity="warning",
+                            summary=f"{host} {i}", time=now))
+        if i == count - 1:
+            tx.resolve_alert(Alert(key="process.at_risk:0", kind="process.at_risk", severity="warning",
+                                   summary="resolved", time=now, resolved=True))
+        tx.enqueue(channel="ops", kind="oom.kill", severity="critical", reason="first",
+                   summary=f"{host} kill {i}", data={"i": i}, now=now)
+store.close()
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _server_binaries() -> Path | None:
+    found = glob.glob("/usr/lib/postgresql/*/bin/initdb")
+    if found:
+        return Path(max(found, key=lambda p: int(Path(p).parts[-3]))).parent
+    on_path = shutil.which("initdb")
+    return Path(on_path).parent if on_path else None
+
+
+def _unprivileged_user() -> str | None:
+    for name in ("postgres", "nobody"):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    return None
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A SQLAlchemy URL of a PostgreSQL server (database `postgres`) that lives for the session."""
+    given = os.environ.get("WATCHDOG_OOM_TEST_PG_URL")
+    if given:
+        yield given
+        return
+    bindir = _server_binaries()
+    if bindir is None:
+        pytest.skip("no PostgreSQL server here (apt-get install postgresql, see .ci/postgres.sh), "
+                    "and WATCHDOG_OOM_TEST_PG_URL is not set")
+    as_user: list[str] = []
+    base = Path(tempfile.mkdtemp(prefix="watchdog-oom-pg-"))
+    if os.geteuid() == 0:
+        user = _unprivileged_user()
+        if user is None or not shutil.which("runuser"):
+            shutil.rmtree(base)
+            pytest.skip("running as root, and there is no postgres or nobody user (or no runuser) "
+                        "to run PostgreSQL as: it refuses to run as root")
+        account = pwd.getpwnam(user)
+        os.chown(base, account.pw_uid, account.pw_gid)
+        as_user = ["runuser", "-u", user, "--"]
+    data, port = base / "data", _free_port()
+    try:
+        subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "watchdog", "--auth=trust",
+                        "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"],
+                       check=True, capture_output=True, timeout=60)
+        # fsync off and friends: a throwaway server need not survive a power cut.
+        options = (f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off "
+                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=50")
+        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-o", options,
+                        "-l", str(base / "server.log"), "-w", "-t", "30", "start"],
+                       check=True, capture_output=True, timeout=60)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        log = (base / "server.log").read_text(errors="replace") if (base / "server.log").exists() else ""
+        shutil.rmtree(base, ignore_errors=True)
+        pytest.fail(f"PostgreSQL did not start: {exc}\n{getattr(exc, 'stderr', b'')!r}\n{log}")
+    try:
+        yield f"postgresql+psycopg://watchdog@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True, timeout=60)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A fresh, empty database on the session's server, dropped afterwards."""
+    server = make_url(pg_server)
+    name = f"wd_{uuid.uuid4().hex[:12]}"
+    admin = server.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield server.set(database=name).render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def fleet(pg_url: str) -> Iterator[tuple[Store, Store]]:
+    """Two hosts' stores on one migrated PostgreSQL database."""
+    web, db = Store(pg_url, "web-01"), Store(pg_url, "db-07")
+    web.upgrade()
+    yield web, db
+    web.close()
+    db.close()
+
+
+T0 = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+
+
+def _kill(process: str, pid: int, time: datetime = T0) -> OomKill:
+    return OomKill(pid=pid, process=process, time=time, source="kmsg", constraint="CONSTRAINT_NONE")
+
+
+def test_empty_postgresql_database_migrates_to_head(pg_url):
+    store = Store(pg_url, "web-01")
+    assert store.revision() is None
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert store.upgrade() == head
+    assert store.upgrade() == head  # a second host starting finds it done
+    with store.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata) == []
+    store.close()
+
+
+def test_two_hosts_writing_at_once_from_two_processes_lose_nothing(fleet, pg_url):
+    count = 60
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, pg_url, host, str(count)], env=env,
+                                stderr=subprocess.PIPE, text=True)
+               for host in ("web-01", "db-07")]
+    for writer in writers:
+        _, err = writer.communicate(timeout=60)
+        assert writer.returncode == 0, err
+    web, db = fleet
+    for store in (web, db):
+        host = store.host
+        kills = store.kills(host=host)
+        assert len(kills) == count
+        assert {k.host for k in kills} == {host}
+        assert {k.process for k in kills} == {f"{host}-worker"}
+        assert len(store.samples(host=host)) == count
+        assert len(store.notifications(host=host)) == count
+        alerts = store.alerts(host=host)
+        assert {a.host for a in alerts} == {host}
+        # Seven episodes, updated over and over; the last write resolved one of them.
+        assert sorted(a.status for a in alerts) == ["firing"] * 6 + ["resolved"]
+    assert len(web.kills()) == 2 * count
+
+
+def test_outbox_hands_each_host_its_own_rows_once_under_concurrent_claims(fleet, pg_url):
+    web, db = fleet
+    with web.tx() as tx:
+        mine = {tx.enqueue(channel="ops", kind="oom.kill", severity="critical", reason="first",
+                           summary=f"web {i}", data={}, now=T0).id for i in range(150)}
+    with db.tx() as tx:
+        theirs = {tx.enqueue(channel="ops", kind="oom.kill", severity="critical", reason="first",
+                             summary=f"db {i}", data={}, now=T0).id for i in range(30)}
+    claimers = [Store(pg_url, "web-01") for _ in range(2)]
+    for claimer in claimers:
+        claimer.next_due()  # connected before the race starts
+    claimed: list[list[int]] = [[], []]
+    start = threading.Barrier(2)
+
+    def claim(n: int) -> None:
+        start.wait()
+        # Until nothing is pending: a batch can come back empty when the other claimer
+        # took every row this one had selected.
+        while claimers[n].next_due() is not None:
+            claimed[n].extend(row.id for row in claimers[n].claim_due(T0 + timedelta(seconds=1), limit=7))
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    everything = claimed[0] + claimed[1]
+    assert len(everything) == len(set(everything)), "a notification was claimed twice"
+    assert set(everything) == mine
+    assert not set(everything) & theirs
+    assert web.outbox_backlog() == len(mine)  # all of them `sending` now
+    assert [n.id for n in db.claim_due(T0)] != [] and db.outbox_backlog() == len(theirs)
+    for store in claimers:
+        store.close()
+
+
+def test_times_come_back_timezone_aware_and_exact(fleet):
+    web, _ = fleet
+    india = timezone(timedelta(hours=5, minutes=30))
+    when = datetime(2026, 11, 20, 17, 31, 2, 123456, tzinfo=india)
+    with web.tx() as tx:
+        tx.add_kill(_kill("java", 1, when), when)
+        tx.add_sample(MemorySample(time=when, mem_total_kb=1, mem_available_kb=1, mem_free_kb=1, swap_total_kb=0,
+                                   swap_free_kb=0, committed_as_kb=1, commit_limit_kb=1, overcommit_memory=0,
+                                   overcommit_ratio=50, overcommit_kbytes=0))
+    (kill,) = web.kills()
+    (sample,) = web.samples()
+    for value in (kill.time, kill.recorded_at, sample.time):
+        assert value == when
+        assert value.utcoffset() == timedelta(0)
+    assert kill.time.microsecond == 123456
+    # Filters compare instants, whatever offset they are given in.
+    assert web.kills(since=when - timedelta(microseconds=1), until=when.astimezone(timezone.utc)) != []
+    assert web.kills(since=when + timedelta(microseconds=1)) == []
+
+
+def test_process_glob_filter_works_on_postgresql(fleet):
+    web, db = fleet
+    with web.tx() as tx:
+        for pid, name in enumerate(("java", "javac", "python3", "my_app", "my%app", "myXapp", "JAVA")):
+            tx.add_kill(_kill(name, pid), T0)
+    with db.tx() as tx:
+        tx.add_kill(_kill("java", 99), T0)
+
+    def names(**filters) -> list[str]:
+        return sorted(k.process for k in web.kills(**filters))
+
+    assert names(process="java*", host="web-01") == ["java", "javac"]  # case-sensitive, like the kernel's comm
+    assert names(process="java") == ["java", "java"]  # both hosts, unless --host
+    assert names(process="my_app") == ["my_app"]  # LIKE's own wildcards are literal
+    assert names(process="my%app") == ["my%app"]
+    assert names(process="my?app") == ["my%app", "myXapp", "my_app"]
+    assert names(process="*3") == ["python3"]
+
+
+def test_summary_counts_per_process_cgroup_and_utc_day_on_postgresql(fleet):
+    web, db = fleet
+    late = datetime(2026, 11, 20, 23, 30, tzinfo=timezone(timedelta(hours=-5)))  # 04:30 UTC on the 21st
+    with web.tx() as tx:
+        tx.add_kill(_kill("java", 1), T0)
+        tx.add_kill(_kill("java", 2, late), T0)
+        tx.add_kill(_kill("python3", 3), T0)
+    with db.tx() as tx:
+        tx.add_kill(_kill("java", 4), T0)
+    counts = web.kill_counts(host="web-01")
+    assert [(v, n) for by, v, n in counts if by == "process"] == [("java", 2), ("python3", 1)]
+    assert sorted((v, n) for by, v, n in counts if by == "day") == [("2026-11-20", 2), ("2026-11-21", 1)]

@@ -1,0 +1,144 @@
+"""Prometheus metrics at /metrics: the latest memory sample, kills, alerts and the outbox.
+
+`Metrics` is a collector read at scrape time, registered in a registry of its own (with
+the process collector, for the daemon's own footprint), so nothing is added to
+prometheus_client's global default registry. Memory figures come from the daemon's latest
+sample; kills, alerts and the outbox from the history store.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from sqlalchemy import case, func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from watchdog_oom.model import MemorySample
+from watchdog_oom.store import AlertRow, Kill, Store
+
+log = logging.getLogger(__name__)
+
+PREFIX = "watchdog_oom_"
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """`HOST:PORT` or `[IPv6]:PORT` (metrics.listen) as (address, port) for a socket."""
+    host, colon, port = listen.rpartition(":")
+    if not colon or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"expected HOST:PORT or [IPv6]:PORT, e.g. 127.0.0.1:9464, got {listen!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"an IPv6 address takes brackets, e.g. [::1]:9464, got {listen!r}")
+    return host, int(port)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsServer:
+    """The HTTP server of a `Metrics.serve()`: its port, and how to stop it."""
+
+    server: Any  # prometheus_client's WSGIServer
+    thread: threading.Thread
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_port)
+
+    def shutdown(self) -> None:
+        """Stop serving, close the socket and wait for the serving thread."""
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+class Metrics:
+    """The collector of one host's metrics, in its own registry (`.registry`)."""
+
+    def __init__(self, store: Store, host: str, latest_sample: Callable[[], MemorySample | None],
+                 last_check: Callable[[], datetime | None]) -> None:
+        self.store = store
+        self.host = host
+        self.latest_sample = latest_sample
+        self.last_check = last_check
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
+        ProcessCollector(registry=self.registry)
+
+    def serve(self, listen: str) -> MetricsServer:
+        """Serve /metrics on `listen` (HOST:PORT; port 0 picks a free one) from a daemon thread."""
+        address, port = parse_listen(listen)
+        server, thread = start_http_server(port, addr=address, registry=self.registry)
+        return MetricsServer(server, thread)
+
+    def collect(self) -> Iterator[Metric]:
+        """Every metric, read now (called by the registry at each scrape)."""
+        yield from self._sample_metrics()
+        checked = self.last_check()
+        if checked is not None:
+            yield GaugeMetricFamily(PREFIX + "last_check_timestamp_seconds",
+                                    "When memory was last sampled and judged, Unix time.", value=checked.timestamp())
+        try:
+            store_metrics, up = list(self._store_metrics()), 1
+        except SQLAlchemyError as exc:
+            log.warning("metrics: the history database did not answer: %s", exc)
+            store_metrics, up = [], 0
+        yield from store_metrics
+        yield GaugeMetricFamily(PREFIX + "up", "1 when the history database answered this scrape, else 0.",
+                                value=up)
+
+    def _sample_metrics(self) -> Iterator[Metric]:
+        """The latest sample's figures; absent before the first sample, and where the kernel
+        does not report them (PSI before 4.20, or disabled)."""
+        sample = self.latest_sample()
+        if sample is None:
+            return
+        for name, doc, value in (
+            ("commit_percent", "Committed_AS / (MemTotal + SwapTotal) x 100, as sar -r %commit.",
+             sample.commit_percent),
+            ("commit_limit_percent", "Committed_AS / CommitLimit x 100.", sample.commit_limit_percent),
+            ("committed_as_bytes", "Committed_AS from /proc/meminfo.", sample.committed_as_kb * 1024),
+            ("commit_limit_bytes", "CommitLimit from /proc/meminfo.", sample.commit_limit_kb * 1024),
+            ("mem_available_bytes", "MemAvailable from /proc/meminfo.",
+             None if sample.mem_available_kb is None else sample.mem_available_kb * 1024),
+            ("psi_memory_some_avg10", "/proc/pressure/memory some avg10, percent.", sample.psi_some_avg10),
+            ("psi_memory_full_avg10", "/proc/pressure/memory full avg10, percent.", sample.psi_full_avg10),
+        ):
+            if value is not None:
+                yield GaugeMetricFamily(PREFIX + name, doc, value=value)
+
+    def _store_metrics(self) -> Iterator[Metric]:
+        kills = CounterMetricFamily(
+            # Counted from the history: when retention deletes old kills the count drops,
+            # which Prometheus's rate() and increase() read as a counter reset.
+            PREFIX + "kills", "OOM kills of this host recorded in the history.",
+            labels=["killer", "constraint"])
+        alerts = GaugeMetricFamily(
+            PREFIX + "alerts_firing", "Alerts firing now; 0 for kinds that fired before and resolved.",
+            labels=["kind", "severity"])
+        firing = func.sum(case((AlertRow.status == "firing", 1), else_=0))
+        with self.store.engine.connect() as conn:
+            for killer, constraint, count in conn.execute(
+                select(Kill.killer, Kill.constraint, func.count())
+                .where(Kill.host == self.host)
+                .group_by(Kill.killer, Kill.constraint)
+                .order_by(Kill.killer, Kill.constraint)
+            ):
+                kills.add_metric([killer, constraint or "unknown"], count)
+            for kind, severity, count in conn.execute(
+                select(AlertRow.kind, AlertRow.severity, firing)
+                .where(AlertRow.host == self.host)
+                .group_by(AlertRow.kind, AlertRow.severity)
+                .order_by(AlertRow.kind, AlertRow.severity)
+            ):
+                alerts.add_metric([kind, severity], count or 0)
+        yield kills
+        yield alerts
+        yield GaugeMetricFamily(PREFIX + "outbox_backlog", "Notifications waiting to be sent (pending or sending).",
+                                value=self.store.outbox_backlog())
