@@ -142,6 +142,9 @@ def test_real_oom_kill_is_recorded_once_within_a_second(tmp_path, oom_cgroup):
     # Seen by a scan before it died: the full command line, with its secret redacted.
     assert f"--marker={marker}" in kill["cmdline"]
     assert "hunter2" not in kill["cmdline"]
+    # `show` has what the host looked like just before: the last commit sample.
+    state = json.loads(kill["details"])["commit_state"]
+    assert state["commit_percent"] > 0 and state["mem_available_kb"] > 0
     (note,) = kill_notifications(sink, child.pid)
     assert note["type"] == "oom.kill" and note["data"]["kills"][0]["cmdline"] == kill["cmdline"]
 

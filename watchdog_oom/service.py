@@ -127,7 +127,7 @@ class Pipeline:
         """Store kills with the cursor, and queue their notifications, in one transaction."""
         # Commit the cursor only between incidents: resuming in the middle of one would
         # lose its header (the invoker) and task table.
-        save_cursor = self.cursor_dirty and not self.parser.pending
+        save_cursor = self.cursor_dirty and not self.parser.collecting
         if not kills and not save_cursor:
             return
         now = utcnow()
@@ -135,7 +135,7 @@ class Pipeline:
         with self.service.store.tx() as tx:
             for kill in kills:
                 kill = undo_future_year(kill, datetime.now())
-                row = tx.add_kill(self.service.enrich(kill), now, self.service.kill_context())
+                row = tx.add_kill(self.service.enrich(kill), now, self.service.kill_context(kill))
                 if row is None:
                     continue
                 new_rows.append(row)
@@ -351,12 +351,15 @@ class Service:
             changes["unit"] = procfs.unit_from_cgroup(kill.task_memcg)
         return kill.replace(**changes)
 
-    def kill_context(self) -> dict[str, Any]:
-        """What the host looked like just before the kill: the last sample."""
+    def kill_context(self, kill: OomKill) -> dict[str, Any]:
+        """What the host looked like just before the kill: the last sample, when it is recent."""
         with self.lock:
             last = self.history[-1] if self.history else None
-        if last is None:
+        if last is None or kill.time is None or kill.time.tzinfo is None:
             return {}
+        interval = min(self.cfg.commit.interval, self.cfg.memory.interval)
+        if abs((kill.time - last.time).total_seconds()) > 2 * interval + 5:
+            return {}  # an old kill (read from the buffer at start): that sample says nothing of it
         return {"commit_state": {**detect.commit_figures(last), "mem_available_kb": last.mem_available_kb,
                                  "time": last.time.isoformat()}}
 
