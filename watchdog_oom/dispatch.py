@@ -198,16 +198,6 @@ class Outbox:
                        due_at=now + self.group_wait, group_key=GAP_GROUP,
                        mute=tx.active_mute(now, GAP_GROUP, None, None))
 
-    def simple(self, tx: Tx, kind: str, severity: str, summary: str, data: dict[str, Any], now: datetime) -> int:
-        """Queue a one-off notification (such as unlogged kills) for the channels that want it."""
-        touched = 0
-        for route in self.routes:
-            if route.wants(kind, severity):
-                tx.enqueue(channel=route.name, kind=kind, severity=severity, reason="first", summary=summary,
-                           data=data, now=now, mute=tx.active_mute(now, kind, None, None))
-                touched += 1
-        return touched
-
 
 def _was_sent(tx: Tx, alert_id: int, channel: str) -> bool:
     """A resolved message only makes sense where the alert itself was announced."""

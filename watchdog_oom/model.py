@@ -12,12 +12,6 @@ from typing import Any
 
 SEVERITIES = ("info", "warning", "critical")
 KILLERS = ("kernel", "systemd-oomd", "earlyoom", "nohang")
-CONSTRAINTS = (
-    "CONSTRAINT_NONE",
-    "CONSTRAINT_CPUSET",
-    "CONSTRAINT_MEMORY_POLICY",
-    "CONSTRAINT_MEMCG",
-)
 
 
 def severity_rank(severity: str) -> int:

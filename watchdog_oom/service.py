@@ -151,7 +151,6 @@ class Pipeline:
             log.warning("OOM kill recorded (id %d): %s pid %d killed by %s%s", row.id, row.process, row.pid,
                         row.killer, f" in {row.task_memcg}" if row.task_memcg else "")
         if new_rows:
-            self.service.kills_recorded(len(new_rows))
             self.service.dispatch_wakeup.set()
 
 
@@ -183,7 +182,6 @@ class Service:
         self.dispatch_thread: threading.Thread | None = None
         self.scheduler: BackgroundScheduler | None = None
         self.last_check: datetime | None = None
-        self.kill_count = 0
         self._apply(cfg)
 
     # -- configuration ------------------------------------------------------------------
@@ -370,9 +368,6 @@ class Service:
             if gap.cursor:
                 tx.set_cursor(gap.source, gap.cursor, self.clock())
         self.dispatch_wakeup.set()
-
-    def kills_recorded(self, n: int) -> None:
-        self.kill_count += n
 
     # -- periodic checks ----------------------------------------------------------------
 
