@@ -17,11 +17,10 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from sqlalchemy import case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from watchdog_oom.model import MemorySample
-from watchdog_oom.store import AlertRow, Kill, Store
+from watchdog_oom.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +61,9 @@ class Metrics:
     """The collector of one host's metrics, in its own registry (`.registry`)."""
 
     def __init__(self, store: Store, host: str, latest_sample: Callable[[], MemorySample | None],
-                 last_check: Callable[[], datetime | None]) -> None:
+                 last_check: Callable[[], datetime | None], started: datetime | None = None) -> None:
         self.store = store
+        self.started = started
         self.host = host
         self.latest_sample = latest_sample
         self.last_check = last_check
@@ -115,29 +115,18 @@ class Metrics:
 
     def _store_metrics(self) -> Iterator[Metric]:
         kills = CounterMetricFamily(
-            # Counted from the history: when retention deletes old kills the count drops,
-            # which Prometheus's rate() and increase() read as a counter reset.
-            PREFIX + "kills", "OOM kills of this host recorded in the history.",
+            # Counted from the daemon's start, so the counter only grows while it runs
+            # (retention pruning old kills can never make it fall) and resets on restart,
+            # as Prometheus expects of a counter.
+            PREFIX + "kills", "OOM kills of this host recorded since the daemon started.",
             labels=["killer", "constraint"])
+        for killer, constraint, count in self.store.kill_totals(self.host, self.started):
+            kills.add_metric([killer, constraint or "unknown"], count)
         alerts = GaugeMetricFamily(
             PREFIX + "alerts_firing", "Alerts firing now; 0 for kinds that fired before and resolved.",
             labels=["kind", "severity"])
-        firing = func.sum(case((AlertRow.status == "firing", 1), else_=0))
-        with self.store.engine.connect() as conn:
-            for killer, constraint, count in conn.execute(
-                select(Kill.killer, Kill.constraint, func.count())
-                .where(Kill.host == self.host)
-                .group_by(Kill.killer, Kill.constraint)
-                .order_by(Kill.killer, Kill.constraint)
-            ):
-                kills.add_metric([killer, constraint or "unknown"], count)
-            for kind, severity, count in conn.execute(
-                select(AlertRow.kind, AlertRow.severity, firing)
-                .where(AlertRow.host == self.host)
-                .group_by(AlertRow.kind, AlertRow.severity)
-                .order_by(AlertRow.kind, AlertRow.severity)
-            ):
-                alerts.add_metric([kind, severity], count or 0)
+        for kind, severity, count in self.store.alert_counts(self.host):
+            alerts.add_metric([kind, severity], count)
         yield kills
         yield alerts
         yield GaugeMetricFamily(PREFIX + "outbox_backlog", "Notifications waiting to be sent (pending or sending).",

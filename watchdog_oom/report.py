@@ -19,12 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
-
 from watchdog_oom import __version__
 from watchdog_oom.config import CommitConfig, MemoryConfig
-from watchdog_oom.store import AlertRow, Kill, Sample, Store
+from watchdog_oom.store import AlertRow, Kill, Store
 
 # More points than this are reduced to the worst value per slice of time: a browser draws
 # 2000 points per line at once, and a 1200-pixel chart cannot show more.
@@ -64,52 +61,6 @@ class Point:
 def esc(value: Any) -> str:
     """Text for HTML: None as a dash, everything else escaped, quotes included."""
     return "–" if value is None else html.escape(str(value), quote=True)
-
-
-# -- queries -----------------------------------------------------------------------------
-
-def load_points(store: Store, host: str, since: datetime, until: datetime) -> list[Point]:
-    """The samples of `host` in [since, until], oldest first: only the columns drawn."""
-    query = (
-        select(Sample.time, Sample.commit_percent, Sample.commit_limit_percent,
-               Sample.mem_available_percent, Sample.resolution)
-        .where(Sample.host == host, Sample.time >= since, Sample.time <= until)
-        .order_by(Sample.time)
-    )
-    with store.engine.connect() as conn:
-        return [Point(row.time.timestamp(), row.commit_percent, row.commit_limit_percent,
-                      row.mem_available_percent, row.resolution or 0) for row in conn.execute(query)]
-
-
-def load_kill_marks(store: Store, host: str, since: datetime, until: datetime) -> list[Any]:
-    """Every kill of the period, oldest first, with just what a marker's title names."""
-    query = (
-        select(Kill.time, Kill.pid, Kill.process, Kill.killer, Kill.anon_rss_kb, Kill.task_memcg, Kill.memcg)
-        .where(Kill.host == host, Kill.time >= since, Kill.time <= until)
-        .order_by(Kill.time, Kill.id)
-    )
-    with store.engine.connect() as conn:
-        return list(conn.execute(query))
-
-
-def _overlapping(host: str, since: datetime, until: datetime) -> tuple[Any, ...]:
-    """Alert episodes of `host` that overlap the period: also those that began before it."""
-    return (AlertRow.host == host, AlertRow.started_at <= until,
-            or_(AlertRow.resolved_at.is_(None), AlertRow.resolved_at >= since))
-
-
-def load_alerts(store: Store, host: str, since: datetime, until: datetime, limit: int) -> list[AlertRow]:
-    """The newest `limit` alert episodes that overlap the period."""
-    query = (select(AlertRow).where(*_overlapping(host, since, until))
-             .order_by(AlertRow.started_at.desc(), AlertRow.id.desc()).limit(limit))
-    with Session(store.engine) as session:
-        return list(session.scalars(query).all())
-
-
-def count_alerts(store: Store, host: str, since: datetime, until: datetime) -> int:
-    query = select(func.count()).select_from(AlertRow).where(*_overlapping(host, since, until))
-    with store.engine.connect() as conn:
-        return conn.execute(query).scalar_one()
 
 
 # -- series ------------------------------------------------------------------------------
@@ -420,12 +371,12 @@ def render_report(store: Store, since: datetime, now: datetime, host: str | None
     host = host or store.host
     tz = now.tzinfo
     t0, t1 = since.timestamp(), now.timestamp()
-    raw = load_points(store, host, since, now)
+    raw = [Point(row.time.timestamp(), row.commit_percent, row.commit_limit_percent,
+                 row.mem_available_percent, row.resolution or 0) for row in store.series(host, since, now)]
     points = downsample(raw)
-    marks = load_kill_marks(store, host, since, now)
+    marks = store.kill_marks(host, since, now)
     kills = store.kills(host=host, since=since, until=now, limit=TABLE_LIMIT)
-    alerts = load_alerts(store, host, since, now, TABLE_LIMIT)
-    alert_total = count_alerts(store, host, since, now) if len(alerts) == TABLE_LIMIT else len(alerts)
+    alerts, alert_total = store.alerts_overlapping(host, since, now, TABLE_LIMIT)
 
     commits = [p.commit for p in raw if p.commit is not None]
     available = [p.available for p in raw if p.available is not None]

@@ -252,7 +252,7 @@ class Service:
             from watchdog_oom.metrics import Metrics
 
             metrics = Metrics(self.store, self.cfg.host, lambda: self.history[-1] if self.history else None,
-                              lambda: self.last_check)
+                              lambda: self.last_check, started=self.clock())
             self.metrics_server = metrics.serve(self.cfg.metrics.listen)
             log.info("Prometheus metrics at http://%s/metrics", self.cfg.metrics.listen)
         self.dispatch_thread = threading.Thread(target=self._dispatch_loop, name="dispatch", daemon=True)

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from importlib import resources
 from typing import Any
 
-from sqlalchemy import String, and_, create_engine, delete, event, func, or_, select, update
+from sqlalchemy import String, and_, case, create_engine, delete, event, func, or_, select, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
@@ -316,6 +316,56 @@ class Store:
                 counted = session.execute(query).all()
                 rows += sorted(((by, str(v), n) for v, n in counted), key=lambda r: (-r[2], r[1]))
         return rows
+
+    def series(self, host: str, since: datetime, until: datetime) -> list[Any]:
+        """The samples of `host` in [since, until], oldest first: only the columns a chart draws."""
+        query = (
+            select(Sample.time, Sample.commit_percent, Sample.commit_limit_percent,
+                   Sample.mem_available_percent, Sample.resolution)
+            .where(Sample.host == host, Sample.time >= since, Sample.time <= until)
+            .order_by(Sample.time)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(query))
+
+    def kill_marks(self, host: str, since: datetime, until: datetime) -> list[Any]:
+        """Every kill of the period, oldest first, with what a chart marker names."""
+        query = (
+            select(Kill.time, Kill.pid, Kill.process, Kill.killer, Kill.anon_rss_kb, Kill.task_memcg, Kill.memcg)
+            .where(Kill.host == host, Kill.time >= since, Kill.time <= until)
+            .order_by(Kill.time, Kill.id)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(query))
+
+    def alerts_overlapping(self, host: str, since: datetime, until: datetime, limit: int) -> tuple[list[AlertRow], int]:
+        """The newest `limit` alert episodes that overlap the period (also those begun
+        before it), and how many there are in all."""
+        overlap = (AlertRow.host == host, AlertRow.started_at <= until,
+                   or_(AlertRow.resolved_at.is_(None), AlertRow.resolved_at >= since))
+        with self._sessions() as session:
+            rows = list(session.scalars(select(AlertRow).where(*overlap)
+                                        .order_by(AlertRow.started_at.desc(), AlertRow.id.desc()).limit(limit)))
+            total = len(rows) if len(rows) < limit else session.scalar(
+                select(func.count()).select_from(AlertRow).where(*overlap)) or 0
+        return rows, total
+
+    def kill_totals(self, host: str, recorded_since: datetime | None = None) -> list[tuple[str, str | None, int]]:
+        """(killer, constraint, count) of the kills of `host` recorded since a moment."""
+        query = select(Kill.killer, Kill.constraint, func.count()).where(Kill.host == host)
+        if recorded_since is not None:
+            query = query.where(Kill.recorded_at >= recorded_since)
+        query = query.group_by(Kill.killer, Kill.constraint).order_by(Kill.killer, Kill.constraint)
+        with self.engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(query)]
+
+    def alert_counts(self, host: str) -> list[tuple[str, str, int]]:
+        """(kind, severity, firing now) for every kind of alert `host` has had."""
+        firing = func.sum(case((AlertRow.status == "firing", 1), else_=0))
+        query = (select(AlertRow.kind, AlertRow.severity, firing).where(AlertRow.host == host)
+                 .group_by(AlertRow.kind, AlertRow.severity).order_by(AlertRow.kind, AlertRow.severity))
+        with self.engine.connect() as conn:
+            return [(kind, severity, int(n or 0)) for kind, severity, n in conn.execute(query)]
 
     def kill(self, kill_id: int) -> Kill | None:
         with self._sessions() as session:
