@@ -108,12 +108,13 @@ def test_kills_of_this_host_are_counted_by_killer_and_constraint(store, t0, serv
 
 def test_kill_counter_counts_from_the_daemons_start_so_pruning_cannot_lower_it(store, t0, serve):
     with store.tx() as tx:
-        tx.add_kill(_kill(t0 - timedelta(days=500), 1), t0 - timedelta(hours=1))  # recorded before the start
+        tx.add_kill(_kill(t0 - timedelta(days=500), 1), t0 - timedelta(days=401))  # recorded long before the start
         tx.add_kill(_kill(t0, 2), t0 + timedelta(seconds=5))
     scraped = _scrape(serve(Metrics(store, "web-01", lambda: None, lambda: None, started=t0)))
     assert scraped["watchdog_oom_kills_total"] == {(("constraint", "CONSTRAINT_NONE"), ("killer", "kernel")): 1}
-    store.prune(t0 + timedelta(seconds=10), samples=86400, kills=400 * 86400, alerts=86400,
-                notifications=86400, raw_samples=3600)
+    pruned = store.prune(t0 + timedelta(seconds=10), samples=86400, kills=400 * 86400, alerts=86400,
+                         notifications=86400, raw_samples=3600)
+    assert pruned["kills"] == 1
     again = _scrape(serve(Metrics(store, "web-01", lambda: None, lambda: None, started=t0)))
     assert again["watchdog_oom_kills_total"] == scraped["watchdog_oom_kills_total"]
 
