@@ -231,6 +231,9 @@ class Store:
                 )
                 .order_by(NotificationRow.due_at, NotificationRow.id)
                 .limit(limit)
+                # PostgreSQL: two claimers take different rows instead of queueing on
+                # the same ones; SQLite has no row locks and serialises writers anyway.
+                .with_for_update(skip_locked=True)
             ).all()
             for row in rows:
                 # Conditional update: a concurrent grouper may not append to a claimed row.
