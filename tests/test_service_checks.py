@@ -13,6 +13,7 @@ import pytest
 from proctree import ProcTree
 
 from watchdog_oom.config import parse_config
+from watchdog_oom.model import KernelLine
 from watchdog_oom.service import Service
 
 
@@ -163,3 +164,31 @@ processes:
     assert (change.pid, change.from_adj, change.to_adj, change.error) == (critical.pid, 500, 0, None)
     service.check_processes()  # already protected: nothing more to do
     assert len(service.store.protections()) == 1
+
+
+def test_kills_are_held_while_the_database_refuses_and_stored_once_it_answers(tmp_path, t0):
+    import sqlite3
+
+    from watchdog_oom.service import Pipeline
+    from watchdog_oom.sources.kmsg import parse_record
+
+    service = make_service(tmp_path, ProcTree(tmp_path).root, t0)
+    pipeline = Pipeline(service, "kmsg", first_start=False)
+    db = tmp_path / "history.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("ALTER TABLE kills RENAME TO kills_away")
+    capture = (Path(__file__).parent / "data" / "kmsg_6.18_memcg_v1_python3.kmsg").read_bytes()
+    for raw in capture.splitlines():
+        record = parse_record(raw)
+        pipeline.handle(KernelLine(text=record.text, source="kmsg", mono_usec=record.usec, seq=record.seq,
+                                   boot_id="b", cursor=f"b:{record.seq}", time=t0))
+    assert [k.pid for k in pipeline.unsaved] == [1772]
+    pipeline.handle(None)  # still refused: still held
+    assert len(pipeline.unsaved) == 1
+    with sqlite3.connect(db) as conn:
+        conn.execute("ALTER TABLE kills_away RENAME TO kills")
+    pipeline.handle(None)
+    assert pipeline.unsaved == []
+    assert [k.pid for k in service.store.kills()] == [1772]
+    with service.store.tx() as tx:
+        assert tx.get_cursor("kmsg") == f"b:{record.seq}"

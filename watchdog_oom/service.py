@@ -87,6 +87,7 @@ class Pipeline:
         self.first_start = first_start
         self.caught_up = False
         self.backlog: list[int] = []
+        self.unsaved: list[OomKill] = []
         self.cursor: str | None = None
         self.cursor_dirty = False
         self.last_commit = utcnow()
@@ -124,7 +125,13 @@ class Pipeline:
         self.backlog = []
 
     def record(self, kills: list[OomKill]) -> None:
-        """Store kills with the cursor, and queue their notifications, in one transaction."""
+        """Store kills with the cursor, and queue their notifications, in one transaction.
+
+        When the database refuses (locked, full, gone), the kills are held and tried again
+        at the next line or idle moment; the cursor stays behind them, so even a crash in
+        between loses nothing.
+        """
+        kills = self.unsaved + kills
         # Commit the cursor only between incidents: resuming in the middle of one would
         # lose its header (the invoker) and task table.
         save_cursor = self.cursor_dirty and not self.parser.collecting
@@ -132,21 +139,34 @@ class Pipeline:
             return
         now = utcnow()
         new_rows: list[Kill] = []
-        with self.service.store.tx() as tx:
-            for kill in kills:
-                kill = undo_future_year(kill, datetime.now())
-                row = tx.add_kill(self.service.enrich(kill), now, self.service.kill_context(kill))
-                if row is None:
-                    continue
-                new_rows.append(row)
-                if self.first_start and not self.caught_up:
-                    self.backlog.append(row.id)
-                else:
-                    self.service.outbox.kill(tx, row, now)
-            if save_cursor:
-                tx.set_cursor(self.source_name, self.cursor, now)
-                self.cursor_dirty = False
-                self.last_commit = now
+        backlog: list[int] = []
+        try:
+            with self.service.store.tx() as tx:
+                for kill in kills:
+                    kill = undo_future_year(kill, datetime.now())
+                    row = tx.add_kill(self.service.enrich(kill), now, self.service.kill_context(kill))
+                    if row is None:
+                        continue
+                    new_rows.append(row)
+                    if self.first_start and not self.caught_up:
+                        backlog.append(row.id)
+                    else:
+                        self.service.outbox.kill(tx, row, now)
+                if save_cursor:
+                    tx.set_cursor(self.source_name, self.cursor, now)
+        except Exception as exc:
+            if not self.unsaved:
+                log.error("kernel log %s: cannot store %d kill(s), holding them and retrying: %s",
+                          self.source_name, len(kills), exc)
+            self.unsaved = kills
+            return
+        if self.unsaved:
+            log.info("kernel log %s: the held kills are stored now", self.source_name)
+        self.unsaved = []
+        self.backlog += backlog
+        if save_cursor:
+            self.cursor_dirty = False
+            self.last_commit = now
         for row in new_rows:
             log.warning("OOM kill recorded (id %d): %s pid %d killed by %s%s", row.id, row.process, row.pid,
                         row.killer, f" in {row.task_memcg}" if row.task_memcg else "")
