@@ -474,7 +474,7 @@ def set_oom_score_adj(root: str, pid: int, value: int) -> int:
         raise PermissionError(
             e.errno,
             f"not permitted to set oom_score_adj of process {pid} to {value}"
-            " (lowering it needs root or CAP_SYS_RESOURCE)",
+            " (lowering it needs CAP_SYS_RESOURCE, which this process lacks)",
         ) from None
     return adj_from_legacy(previous) if legacy else previous
 
