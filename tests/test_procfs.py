@@ -333,7 +333,7 @@ def test_lowering_without_cap_sys_resource_is_refused_with_a_clear_error():
     child = sleeper(oom_score_adj=0)
     try:
         with pytest.raises(PermissionError, match=f"not permitted to set oom_score_adj of process {child.pid}"
-                           r" to -500 \(lowering it needs root or CAP_SYS_RESOURCE\)"):
+                           r" to -500 \(lowering it needs CAP_SYS_RESOURCE, which this process lacks\)"):
             procfs.set_oom_score_adj("/proc", child.pid, -500)
     finally:
         child.kill()
