@@ -191,6 +191,11 @@ def test_earlyoom_0x_killing_line_needs_its_banner() -> None:
         ("[    5.123456] host kernel: msg", "msg", None, 5_123_456),
         ("> > [ 1.000000] msg", "msg", None, 1_000_000),
         ("            java.lang.OutOfMemoryError", "java.lang.OutOfMemoryError", None, None),
+        ("[  +0.000082] msg", "msg", None, None),  # dmesg --reltime
+        ("[Oct28 16:58] msg", "msg", None, None),
+        ("`990x kernel: [ 5835.426265] msg`", "msg`", None, 5_835_426_265),  # markdown inline code
+        ("    kernel: msg", "msg", None, None),  # a syslog line wrapped after its host
+        ("Jun 12 06:39:16: msg", "msg", datetime(2024, 6, 12, 6, 39, 16), None),
         ("Sep 29 08:12:34 h kernel: Mem-Info:#012active_anon:1#011x", "Mem-Info:\nactive_anon:1\tx",
          datetime(2024, 9, 29, 8, 12, 34), None),
     ],

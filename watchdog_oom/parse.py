@@ -27,6 +27,7 @@ import heapq
 import re
 from collections import deque
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import BinaryIO, Callable, Iterator
 
 from watchdog_oom.model import KernelLine, OomKill, TaskRow
@@ -55,6 +56,9 @@ _UPTIME = re.compile(r"\[\s*(\d+)\.(\d{1,9})\]\s?")
 _DMESG_T = re.compile(
     r"\[(?:[^\]\d\s]+\s+)?([^\]\s]+)\s+(\d{1,2})\s+(\d{1,2}):(\d{2}):(\d{2})\s+(\d{4})\]\s?"
 )
+# dmesg -H / --reltime (util-linux 2.23+): "[Oct28 16:58] " opens a minute, "[  +0.000082] "
+# is the delta to the record before; neither says which year or boot, so both are dropped.
+_DMESG_RELTIME = re.compile(r"\[(?:\s*\+\d+\.\d+|[^\W\d_]{3}\s?\d{1,2} \d{2}:\d{2}(?::\d{2})?)\]\s?")
 # ISO 8601 (rsyslog RFC3339 template, journalctl short-iso[-precise], dmesg --time-format=iso).
 _ISO = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?"
@@ -66,16 +70,17 @@ _SHORT_FULL = re.compile(
 )
 # journalctl short-unix "1717408800.123456 host …".
 _EPOCH_STAMP = re.compile(r"(\d{9,10})\.(\d{1,9})\s+")
-# BSD syslog / journalctl short(-precise) "Jun  3 10:00:00[.123456] ": the month is a
+# BSD syslog / journalctl short(-precise) "Jun  3 10:00:00[.123456] " (a colon after the
+# time where a tool such as earlyoom's own log file writes one): the month is a
 # name of the locale ("мая 26", "juin 3") or "6月".
-_BSD = re.compile(r"([^\W\d_]{2,}\.?|\d{1,2}月)\s+(\d{1,2})\s+(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?\s+")
+_BSD = re.compile(r"([^\W\d_]{2,}\.?|\d{1,2}月)\s+(\d{1,2})\s+(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?:?\s+")
 # After a syslog date: "host kernel: " is removed; "host prog[pid]: " keeps "prog[pid]: "
 # so that user-space killers stay recognisable (as journal.py prefixes them too).
 _HOST_KERNEL = re.compile(r"\S+\s+kernel:\s?")
 _HOST_TAG = re.compile(r"\S+\s+(?=[\w.@/-]+(?:\[\d+\])?:(?:\s|$))")
 _BARE_KERNEL_TAG = re.compile(r"kernel:\s?")
-# A paste: "> " quote marks (e-mail, markdown) and leading blanks.
-_QUOTE = re.compile(r"(?:>\s*)+")
+# A paste: "> " quote marks (e-mail, markdown), a markdown inline-code "`", leading blanks.
+_QUOTE = re.compile(r"(?:[>`]\s*)+")
 # rsyslog escapes control characters as "#ooo" octal: "#012" is a newline, "#011" a tab.
 _RSYSLOG_ESCAPE = re.compile(r"#0(1[12])")
 
@@ -138,7 +143,7 @@ def strip_wrapper(raw: str, *, year: int | None = None) -> tuple[str, datetime |
     `#012`-flattened rsyslog record comes back with its lines joined by newlines.
     """
     text = raw.rstrip("\r\n").lstrip()
-    if text.startswith(">"):
+    if text.startswith((">", "`")):
         text = text[_QUOTE.match(text).end():]
     mono: int | None = None
 
@@ -170,7 +175,8 @@ def _strip_date(text: str, year: int | None) -> tuple[str, datetime | None]:
     if text[0] == "[":
         match = _DMESG_T.match(text)
         if not match:
-            return text, None
+            reltime = _DMESG_RELTIME.match(text)
+            return (text[reltime.end():] if reltime else text), None
         mon, day, hh, mm, ss, yyyy = match.groups()
         return text[match.end():], _datetime(yyyy, _month(mon), day, hh, mm, ss)
     if text[0].isdigit():
@@ -178,9 +184,17 @@ def _strip_date(text: str, year: int | None) -> tuple[str, datetime | None]:
     else:
         date = _short_full_date(text) or _bsd_date(text, year)
     if date is None:
-        return text, None
+        return _strip_kernel_tag(text), None
     end, wall = date
     return _strip_host(text[end:]), wall
+
+
+def _strip_kernel_tag(text: str) -> str:
+    """ "host kernel: msg" whose date was cut off, or "kernel: msg" continuing a wrapped line."""
+    if "kernel:" not in text[:80]:
+        return text
+    match = _BARE_KERNEL_TAG.match(text) or _HOST_KERNEL.match(text)
+    return text[match.end():] if match else text
 
 
 def _iso_date(text: str) -> tuple[int, datetime | None] | None:
@@ -211,8 +225,14 @@ def _bsd_date(text: str, year: int | None) -> tuple[int, datetime | None] | None
     match = _BSD.match(text)
     if not match:
         return None
-    mon, day, hh, mm, ss, frac = match.groups()
-    return match.end(), _datetime(year, _month(mon), day, hh, mm, ss, _fraction_usec(frac))
+    return match.end(), _bsd_datetime(match.group(), year)
+
+
+@lru_cache(maxsize=64)
+def _bsd_datetime(stamp: str, year: int | None) -> datetime | None:
+    """The time of a syslog date; cached, as the lines of one report share a few dates."""
+    mon, day, hh, mm, ss, frac = _BSD.match(stamp).groups()
+    return _datetime(year, _month(mon), day, hh, mm, ss, _fraction_usec(frac))
 
 
 def _strip_host(text: str) -> str:
@@ -271,9 +291,12 @@ _SELECTION = re.compile(
 #   RHEL6       "Killed process 1234, UID 27, (x) total-vm:…kB, anon-rss:…kB, file-rss:…kB"
 #   2.6.36-4.x  "Killed process 1234 (x) total-vm:…kB, anon-rss:…kB, file-rss:…kB[, shmem-rss:…kB]"
 #   5.1+        "Out of memory: Killed process 1234 (x) total-vm:…, UID:0 pgtables:…kB oom_score_adj:0"
-# The name is the text between the first "(" and the last ")" before the figures.
+#   RHEL7.7+    "Killed process 1234 (x), UID 0, total-vm:…kB, anon-rss:…kB, file-rss:…kB, shmem-rss:…kB"
+# The name is the text between the first "(" and the last ")" before the figures; a figure
+# list a person trimmed in a paste may start at any of the kB figures.
 _KILLED = re.compile(
-    _REASON + r"Killed process (\d+)(?:, UID (\d+),)? \((.*)\)(\.|\s+(?:total-vm|vsz):.*)?$"
+    _REASON + r"Killed process (\d+)(?:, UID (\d+),)? \((.*)\)(?:, UID (\d+),)?"
+    r"(\.|\s+(?:total-vm|vsz|anon-rss|file-rss):.*)?$"
 )
 _FIGURE = re.compile(r"([A-Za-z_-]+):(-?\d+)")
 _FIGURE_FIELDS = {
@@ -304,18 +327,31 @@ _TAG = r"(?:{}(?:\[\d+\])?:\s+)"
 _EARLYOOM_SEND = re.compile(
     _TAG.format("earlyoom") + r'?sending (SIGTERM|SIGKILL) to process (\d+)(?: uid (\d+))? "(.*?)": (.*)$'
 )
-_EARLYOOM_DETAIL = re.compile(r'(oom_score_adj|oom_score|badness|VmRSS) (-?\d+)|cmdline "(.*)"$')
+_EARLYOOM_DETAIL = re.compile(r'(oom_score_adj|oom_score|badness|VmRSS):? (-?\d+)|cmdline "(.*)"$')
+# Before "sending SIGTERM" (1.3, 2019) earlyoom named the signal by number, after a
+# "Low Memory! At or below sigterm limits" or "low memory! at or below SIGTERM limits":
+#   2018 (1.0-1.1): "Killing process 'bash' with signal 15, pid: 5874, badness: 538, VmRSS: 3160 MiB"
+#   early 2019:     'killing process 27541 "bash" with signal 15: badness 550, VmRSS 7609 MiB'
+_EARLYOOM_SIGNAL = re.compile(
+    _TAG.format("earlyoom") + r"""?(?:Killing process '(.*)' with signal (\d+), pid: (\d+)"""
+    r"""|killing process (\d+) "(.*)" with signal (\d+):)(.*)$"""
+)
+_SIGNAL_NAMES = {"9": "SIGKILL", "15": "SIGTERM"}
 # earlyoom 0.x printed to stdout: "Out of memory! avail: 0 MiB < min: 587 MiB" and on the
 # next line "Killing process 8230 sudo".
-_EARLYOOM_BANNER = re.compile(_TAG.format("earlyoom") + r"?(?:Out of memory!|low memory!) ")
+_EARLYOOM_BANNER = re.compile(_TAG.format("earlyoom") + r"?(?:Out of memory!|[Ll]ow [Mm]emory!) ")
 _EARLYOOM_KILLING = re.compile(_TAG.format("earlyoom") + r"?Killing process (\d+) (.+)$")
 # systemd-oomd (247+) kills a whole cgroup, src/oom/oomd-manager.c:
 #   "Killed /x.service due to memory pressure for /y.slice being 80.00% > 50.00% for > 20s
 #    with reclaim activity"
 #   "Killed /x.scope due to swap used (…) / total (…) being more than 90.00%"   (247-248)
 #   "Killed /x.scope due to memory used (…) / total (…) and swap used (…) / total (…) …" (249+)
+#   "Marked /x.service for killing due to memory pressure for /y.slice being …" (later
+#    releases queue the kill and carry it out at once; PID 1 then logs "systemd-oomd killed
+#    N process(es) in this unit"; both wordings exist for swap too)
 _OOMD = re.compile(
-    _TAG.format("systemd-oomd") + r"?Killed (/.*?) due to (memory pressure|swap used|memory used)(.*)$"
+    _TAG.format("systemd-oomd")
+    + r"?(?:Killed|Marked) (/.*?)(?: for killing)? due to (memory pressure|swap used|memory used)(.*)$"
 )
 _OOMD_PRESSURE = re.compile(r" for (\S+) being ([\d.]+%) > ([\d.]+%)")
 _UNIT_SUFFIXES = (".service", ".scope", ".slice", ".socket", ".mount", ".swap")
@@ -359,6 +395,7 @@ class _Report:
         self.in_memory_info = False
         self.columns: list[str] | None = None
         self.row_pattern: re.Pattern | None = None
+        self.rss_group = 0
         self.tasks: list[tuple[int, int, TaskRow]] = []  # min-heap of the biggest by rss
         self.killed: set[int] = set()
         self.lines = 0
@@ -372,12 +409,13 @@ class _Report:
         if len(self.memory_info) < MEMORY_INFO_LINES:
             self.memory_info.append(text[:MEMORY_INFO_LINE_CHARS])
 
-    def add_task(self, row: TaskRow) -> None:
-        entry = (row.rss_kb or 0, -row.pid, row)
+    def add_task(self, row: re.Match) -> None:
+        """Keep a task-table row if it is among the biggest by rss; only those become TaskRows."""
+        key = (int(row.group(self.rss_group)), -int(row.group(1)))
         if len(self.tasks) < TASK_TABLE_ROWS:
-            heapq.heappush(self.tasks, entry)
-        elif entry[:2] > self.tasks[0][:2]:
-            heapq.heapreplace(self.tasks, entry)
+            heapq.heappush(self.tasks, (*key, _task_row(self.columns, row)))
+        elif key > self.tasks[0][:2]:
+            heapq.heapreplace(self.tasks, (*key, _task_row(self.columns, row)))
 
     def task_table(self) -> tuple[TaskRow, ...]:
         return tuple(row for _, _, row in sorted(self.tasks, reverse=True))
@@ -453,7 +491,7 @@ class OomParser:
                 self._report = None
                 return abandoned + self._take(text, stamp)
         banner, self._earlyoom_banner = self._earlyoom_banner, False
-        if "Kill" in text:
+        if "Kill" in text or "killing" in text:
             kills = self._kill_line(text, stamp, banner)
             if kills is not None:
                 return kills
@@ -477,7 +515,7 @@ class OomParser:
             header = _TABLE_HEADER.match(text)
             if header:
                 return self._table_header(header.group(1))
-        if "memory!" in text and _EARLYOOM_BANNER.match(text):
+        if "emory!" in text and _EARLYOOM_BANNER.match(text):
             self._earlyoom_banner = True
             return []
         if report is not None and report.collecting:
@@ -495,12 +533,26 @@ class OomParser:
         oomd = _OOMD.match(text)
         if oomd:
             return self._oomd(oomd, text, stamp)
+        signal = _EARLYOOM_SIGNAL.match(text)
+        if signal:
+            return self._earlyoom_signal(signal, text, stamp)
         killing = _EARLYOOM_KILLING.match(text)
         if killing and (banner or text.startswith("earlyoom")):
             return self._userspace(
                 stamp, "earlyoom", int(killing.group(1)), killing.group(2), text, uid=None
             )
         return None
+
+    def _earlyoom_signal(self, match: re.Match, text: str, stamp: "_Stamp") -> list[OomKill]:
+        """earlyoom 1.0-1.2's victim line, which names the signal by its number."""
+        quoted, number, pid = match.group(1, 2, 3)
+        if pid is None:
+            pid, quoted, number = match.group(4, 5, 6)
+        details = _earlyoom_details(match.group(7))
+        return self._userspace(
+            stamp, "earlyoom", int(pid), quoted, text, uid=None,
+            signal=_SIGNAL_NAMES.get(number, number), **details,
+        )
 
     # ----------------------------------------------------------- report structure
 
@@ -563,12 +615,13 @@ class OomParser:
         report.in_memory_info = False
         report.columns = columns.split()[:-1]  # the numeric columns; the name follows
         report.row_pattern = _row_pattern(report.columns)
+        report.rss_group = report.columns.index("rss") + 2  # after the "[pid]" group
         return kills
 
     @staticmethod
     def _task_row(report: _Report, text: str) -> bool:
         """Take a row of the report's task table; False (and the table ends) if it is not one."""
-        row = _task_row(report.columns, report.row_pattern, text)
+        row = report.row_pattern.fullmatch(text)
         if row is None:
             report.columns = None
             return False
@@ -617,11 +670,12 @@ class OomParser:
             return kills  # an oom.group member printed again after its own kill
         figures = {
             _FIGURE_FIELDS[key]: int(value)
-            for key, value in _FIGURE.findall(match.group(5) or "")
+            for key, value in _FIGURE.findall(match.group(6) or "")
             if key in _FIGURE_FIELDS
         }
-        if match.group(3) is not None:  # RHEL6 ", UID 27,"
-            figures["uid"] = int(match.group(3))
+        uid = match.group(3) or match.group(5)  # RHEL6 ", UID 27, (x)", RHEL7 "(x), UID 27,"
+        if uid is not None:
+            figures["uid"] = int(uid)
         selection, report.selection = report.selection, None
         name, reason = match.group(4), match.group(1)
         kills.append(_kernel_kill(report, selection, pid, name, figures, reason, text, stamp))
@@ -777,11 +831,8 @@ def _row_pattern(columns: list[str]) -> re.Pattern:
     return re.compile(r"\[\s*(\d+)\]" + r"\s+(-?\d+)" * len(columns) + r"\s+(.*)")
 
 
-def _task_row(columns: list[str], pattern: re.Pattern, text: str) -> TaskRow | None:
-    """One dump_tasks() row read by the header's column names; None if it is not a row."""
-    row = pattern.fullmatch(text)
-    if not row:
-        return None
+def _task_row(columns: list[str], row: re.Match) -> TaskRow:
+    """One dump_tasks() row (a match of _row_pattern) read by the header's column names."""
     cells = dict(zip(columns, map(int, row.groups()[1:-1])))
     pgtables = cells.get("pgtables_bytes")
     if pgtables is not None:
@@ -808,7 +859,7 @@ def _is_int(text: str) -> bool:
 def _messages(text: str) -> list[str]:
     """The kernel lines in one message: rsyslog-joined lines, dmesg records glued together."""
     lines = text.split("\n") if "\n" in text else [text]
-    if "[" not in text:
+    if text.find("[", 1) < 0:  # a task-table row's only "[" is its first character
         return lines
     return [part for line in lines for part in _GLUED.split(line)]
 
@@ -830,19 +881,21 @@ class _Stamp:
 # ------------------------------------------------------------------------ bulk import
 
 # Every kill line holds one of these: "Kill" (kernel "Killed process" / "Kill process",
-# earlyoom 0.x "Killing process", systemd-oomd "Killed /…") or " SIG" (earlyoom
-# "sending SIGTERM", nohang "Send(ing) SIGTERM"). Two substring searches cost far less
+# earlyoom 0.x-1.1 "Killing process", systemd-oomd "Killed /…"), " SIG" (earlyoom
+# "sending SIGTERM", nohang "Send(ing) SIGTERM") or "killing" (systemd-oomd 254+ "Marked /…
+# for killing", earlyoom 1.2 "killing process"). A few substring searches cost far less
 # than one regular expression with alternatives, which CPython tries at every offset.
-_KILL_NEEDLES = (b"Kill", b" SIG")
+_KILL_NEEDLES = (b"Kill", b" SIG", b"killing")
 # What a line with one of them must hold to be worth reading: systemd's "Killing process
 # N (x) with signal SIGKILL" and "Received SIGHUP" are common and are not kills.
 _KILL_LINE = re.compile(
-    rb"Kill(?:ed process|ed /| process|ing process \d+ (?!.* with signal SIG))|[Ss]end(?:ing)? SIG"
+    rb"Kill(?:ed process|ed /| process|ing process (?:'|\d+ (?!.* with signal SIG)))|[Ss]end(?:ing)? SIG"
+    rb'|Marked /|killing process \d+ "'
 )
 # Lines that open a report or a user-space killer's description, looked for only in the
 # stretch before a kill line: the latest kernel header, else the earliest other opener.
 _HEADER_NEEDLE = b"oom-killer"
-_OPENER_NEEDLES = (b"Task in ", b"Tasks in ", b"oom-kill:", b"uid  tgid", b"memory! ",
+_OPENER_NEEDLES = (b"Task in ", b"Tasks in ", b"oom-kill:", b"uid  tgid", b"emory! ",
                    b"Victim status", b"highest badness")
 _CHUNK = 32 << 20
 _LOOKBACK = 4 << 20  # how far before a kill line its report may begin (~30 000 tasks)
