@@ -182,3 +182,15 @@ def test_kill_counts_group_by_process_cgroup_and_utc_day(store, t0):
     assert [(v, n) for by, v, n in counts if by == "cgroup"] == [("/a", 2), ("/", 1)]
     assert [(v, n) for by, v, n in counts if by == "day"] == [("2026-11-20", 2), ("2026-11-21", 1)]
     assert [(v, n) for by, v, n in store.kill_counts(process="red*") if by == "process"] == [("redis", 1)]
+
+
+def test_a_claim_left_sending_is_due_again_after_its_lease(store, t0):
+    from watchdog_oom.store import CLAIM_LEASE
+
+    with store.tx() as tx:
+        tx.enqueue(channel="hook", kind="test", severity="info", reason="test", summary="s", data={}, now=t0)
+    (row,) = store.claim_due(t0)  # the sender dies before recording the outcome
+    assert store.claim_due(t0 + CLAIM_LEASE - timedelta(seconds=1)) == []
+    assert store.next_due() == t0 + CLAIM_LEASE
+    (again,) = store.claim_due(t0 + CLAIM_LEASE + timedelta(seconds=1))
+    assert again.uuid == row.uuid and again.attempts == 2

@@ -237,10 +237,23 @@ class Dispatcher:
         self.rng = rng or random.Random()
 
     def run_once(self, limit: int = 20) -> int:
-        """Send what is due now; returns how many rows were attempted."""
+        """Send what is due now; returns how many rows were attempted.
+
+        If recording an outcome fails (the database is locked or gone), the rows of this
+        batch not yet attempted go back to `pending`; the one whose outcome was lost stays
+        `sending` until its lease runs out and is then sent again.
+        """
         rows = self.store.claim_due(self.clock(), limit)
-        for row in rows:
-            self._deliver(row)
+        for i, row in enumerate(rows):
+            try:
+                self._deliver(row)
+            except Exception:
+                for rest in rows[i + 1:]:
+                    try:
+                        self.store.mark_retry(rest.id, rest.last_error or "", rest.due_at)
+                    except Exception:
+                        break  # the lease returns it later
+                raise
         return len(rows)
 
     def _deliver(self, row: NotificationRow) -> None:

@@ -52,6 +52,9 @@ __all__ = [
 # kill when host, pid and name agree and their times lie this close: syslog stamps
 # whole seconds in local time, and a log read late may lag the kernel's clock.
 SAME_KILL_WINDOW = timedelta(seconds=90)
+# How long a claimed notification may stay `sending` before it is due again: longer
+# than any channel's timeout (SMTP and HTTP default to 10 s).
+CLAIM_LEASE = timedelta(minutes=5)
 
 KILL_FIELDS = (
     "id", "host", "boot_id", "time", "pid", "process", "uid",
@@ -219,16 +222,23 @@ class Store:
     # -- the outbox ---------------------------------------------------------------------
 
     def claim_due(self, now: datetime, limit: int = 20) -> list[NotificationRow]:
-        """Take due pending notifications of this host for sending (status → sending)."""
+        """Take due notifications of this host for sending (status → sending).
+
+        A claim is a lease: a row left `sending` longer than CLAIM_LEASE (its sender died,
+        or could not record the outcome) is due again, so nothing stays stuck until a
+        restart. Delivery is therefore at least once; the stable `webhook-id` lets a
+        receiver drop the rare repeat.
+        """
+        expired = now - CLAIM_LEASE
+        due = or_(
+            and_(NotificationRow.status == "pending", NotificationRow.due_at <= now),
+            and_(NotificationRow.status == "sending", NotificationRow.last_attempt_at < expired),
+        )
         claimed: list[NotificationRow] = []
         with self._sessions() as session, session.begin():
             rows = session.scalars(
                 select(NotificationRow)
-                .where(
-                    NotificationRow.host == self.host,
-                    NotificationRow.status == "pending",
-                    NotificationRow.due_at <= now,
-                )
+                .where(NotificationRow.host == self.host, due)
                 .order_by(NotificationRow.due_at, NotificationRow.id)
                 .limit(limit)
                 # PostgreSQL: two claimers take different rows instead of queueing on
@@ -236,10 +246,12 @@ class Store:
                 .with_for_update(skip_locked=True)
             ).all()
             for row in rows:
-                # Conditional update: a concurrent grouper may not append to a claimed row.
+                # Conditional update: a concurrent grouper may not append to a claimed row,
+                # and a concurrent claimer may not take it twice.
                 taken = session.execute(
                     update(NotificationRow)
-                    .where(NotificationRow.id == row.id, NotificationRow.status == "pending")
+                    .where(NotificationRow.id == row.id, NotificationRow.status == row.status,
+                           NotificationRow.attempts == row.attempts)
                     .values(status="sending", last_attempt_at=now, attempts=NotificationRow.attempts + 1)
                 ).rowcount
                 if taken:
@@ -248,13 +260,16 @@ class Store:
         return claimed
 
     def next_due(self) -> datetime | None:
-        """When the earliest pending notification of this host falls due."""
+        """When the earliest notification of this host falls due (a lease expiring counts)."""
         with self._sessions() as session:
-            return session.scalar(
+            pending = session.scalar(
                 select(func.min(NotificationRow.due_at)).where(
-                    NotificationRow.host == self.host, NotificationRow.status == "pending"
-                )
-            )
+                    NotificationRow.host == self.host, NotificationRow.status == "pending"))
+            leased = session.scalar(
+                select(func.min(NotificationRow.last_attempt_at)).where(
+                    NotificationRow.host == self.host, NotificationRow.status == "sending"))
+        candidates = [t for t in (pending, leased + CLAIM_LEASE if leased else None) if t is not None]
+        return min(candidates) if candidates else None
 
     def mark_sent(self, notification_id: int, detail: str, now: datetime) -> None:
         self._finish(notification_id, status="sent", sent_at=now, detail=detail[:2000], last_error=None)
