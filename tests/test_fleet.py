@@ -220,8 +220,9 @@ def test_outbox_hands_each_host_its_own_rows_once_under_concurrent_claims(fleet,
         start.wait()
         # Until nothing is pending: a batch can come back empty when the other claimer
         # took every row this one had selected.
-        while claimers[n].next_due() is not None:
-            claimed[n].extend(row.id for row in claimers[n].claim_due(T0 + timedelta(seconds=1), limit=7))
+        now = T0 + timedelta(seconds=1)
+        while (due := claimers[n].next_due()) is not None and due <= now:  # later: only leases left
+            claimed[n].extend(row.id for row in claimers[n].claim_due(now, limit=7))
 
     threads = [threading.Thread(target=claim, args=(n,)) for n in range(2)]
     for thread in threads:
