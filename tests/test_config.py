@@ -702,3 +702,9 @@ def test_malformed_durations_raise_value_error(value: object) -> None:
 @pytest.mark.parametrize("seconds", [0, 2.5, 59, 60, 5400, 86400, 90061, 400 * 86400])
 def test_formatted_durations_read_back(seconds: float) -> None:
     assert parse_duration(format_duration(seconds)) == seconds
+
+
+def test_critical_rule_takes_an_owner_uid_but_not_alone(tmp_path: Path) -> None:
+    cfg = parse_config("processes:\n  critical:\n    - name: myapp\n      uid: 1001\n", env={})
+    assert cfg.processes.critical == (CriticalRule(name="myapp", uid=1001),)
+    assert "a critical rule needs one of" in refused(tmp_path, "processes:\n  critical:\n    - uid: 1001\n")

@@ -23,6 +23,7 @@ NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 
 
 def proc(pid: int, name: str, score: int, adj: int | None = 0, **kw) -> ProcScore:
+    kw.setdefault("uid", 0)  # root's, unless a test is about the owner
     return ProcScore(pid=pid, process=name, oom_score=score, oom_score_adj=adj, **kw)
 
 
@@ -218,3 +219,22 @@ def test_cache_forgets_processes_not_seen_for_max_age():
 def test_cache_rejects_a_useless_size():
     with pytest.raises(ValueError, match="max_entries"):
         ProcessCache(max_entries=0)
+
+
+def test_an_ordinary_user_cannot_make_a_process_critical_by_its_name():
+    impostor = ProcScore(pid=9, process="sshd", oom_score=1900, oom_score_adj=1000, uid=1000, cmdline="sshd")
+    real = ProcScore(pid=1, process="sshd", oom_score=0, oom_score_adj=0, uid=0, cmdline="sshd -D")
+    rule = CriticalRule(name="sshd")
+    assert not matches(impostor, rule) and matches(real, rule)
+    marked = mark_critical([impostor, real], [rule])
+    assert [p.critical for p in marked] == [False, True]
+    assert protection_plan(marked, -900) == [(marked[1], 0, -900)]
+
+
+def test_a_rule_naming_a_uid_matches_that_owner_only():
+    app = ProcScore(pid=5, process="myapp", oom_score=500, oom_score_adj=0, uid=1001)
+    other = app.replace(pid=6, uid=1002)
+    rule = CriticalRule(name="myapp", uid=1001)
+    assert matches(app, rule) and not matches(other, rule)
+    assert not matches(app.replace(uid=None), rule)  # owner unknown: never critical
+    assert matches(app.replace(uid=1200), CriticalRule(name="myapp"), system_uid_max=1500)

@@ -196,7 +196,7 @@ def _ranking(cfg: config_mod.Config) -> list[Any]:
     redactor = Redactor(cfg.processes.redact)
     procs = procfs.scan_processes(cfg.procfs)
     procs = [p.replace(cmdline=redactor.redact(p.cmdline)) if p.cmdline else p for p in procs]
-    return processes.rank(processes.mark_critical(procs, cfg.processes.critical))
+    return processes.rank(processes.mark_critical(procs, cfg.processes.critical, cfg.processes.system_uid_max))
 
 
 def _proc_json(p: Any) -> dict[str, Any]:

@@ -188,6 +188,8 @@ class ProcessesConfig:
     # left to each host's file: on a database server the database is the biggest
     # process, hence always among the top candidates, and would alert without end.
     critical: tuple[CriticalRule, ...] = (CriticalRule(name="sshd"),)
+    # A rule without `uid` only matches processes of system accounts (uid up to this).
+    system_uid_max: int = 999
     protect: bool = False
     protect_adj: int = -900
     for_: float = _duration(0.0)
@@ -958,14 +960,15 @@ def _kernel_log(section: _Section) -> KernelLogConfig:
 
 
 _CRITICAL_KEYS = {"name": _text, "cmdline": _regex, "unit": _glob, "cgroup": _glob}
+_CRITICAL_OWNER = {"uid": _integer(0)}
 
 
 def _critical_rule(ctx: _Context, path: str, node: yaml.Node) -> CriticalRule:
     if isinstance(node, yaml.ScalarNode) and not _is_null(node):  # `- sshd` is `- name: sshd`
         return CriticalRule(name=ctx.convert(node, path, _text))
-    rule = _Section(ctx, node, path, "a mapping with one of name, cmdline, unit or cgroup")
-    values = rule.read(_CRITICAL_KEYS)
-    if not values:
+    rule = _Section(ctx, node, path, "a mapping with one of name, cmdline, unit or cgroup (and optionally uid)")
+    values = rule.read({**_CRITICAL_KEYS, **_CRITICAL_OWNER})
+    if not set(values) & set(_CRITICAL_KEYS):
         raise rule.error(f"{path}: a critical rule needs one of {', '.join(_CRITICAL_KEYS)}")
     return CriticalRule(**values)
 
@@ -978,7 +981,8 @@ def _processes(section: _Section) -> ProcessesConfig:
         "protect": _boolean,
         "protect_adj": _integer(-1000, 1000),
         "for": parse_duration,
-        "cache_size": _integer(0),
+        "cache_size": _integer(1),
+        "system_uid_max": _integer(0),
     }, "critical", "redact")
     if "critical" in section:
         values["critical"] = tuple(

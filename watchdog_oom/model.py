@@ -193,12 +193,15 @@ class CriticalRule:
 
     `name`: exact comm; `cmdline`: regular expression searched in the command line;
     `unit`: glob on the systemd unit or container; `cgroup`: glob on the cgroup path.
+    `uid`: the owner the process must have. Without it only processes of system accounts
+    match, because any local user can name a process "sshd" or give it any command line.
     """
 
     name: str | None = None
     cmdline: str | None = None
     unit: str | None = None
     cgroup: str | None = None
+    uid: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

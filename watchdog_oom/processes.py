@@ -43,13 +43,31 @@ def _same_comm(a: str, b: str) -> bool:
     return a[:COMM_MAX] == b[:COMM_MAX]
 
 
-def matches(proc: ProcScore, rule: CriticalRule) -> bool:
-    """True when any field the rule sets matches the process.
+# The highest uid of a system account (Debian's and Fedora's SYS_UID_MAX in login.defs).
+SYSTEM_UID_MAX = 999
+
+
+def owned_as_required(proc: ProcScore, rule: CriticalRule, system_uid_max: int = SYSTEM_UID_MAX) -> bool:
+    """The rule's owner check: its `uid` if it names one, else a system account.
+
+    Names and command lines are chosen by whoever starts a process, so without this an
+    unprivileged user could run a memory hog called "sshd" and have it flagged, or even
+    shielded from the OOM killer by `protect`, at everybody else's expense.
+    """
+    if proc.uid is None:
+        return False
+    return proc.uid == rule.uid if rule.uid is not None else proc.uid <= system_uid_max
+
+
+def matches(proc: ProcScore, rule: CriticalRule, system_uid_max: int = SYSTEM_UID_MAX) -> bool:
+    """True when the process has the owner the rule requires and any field it sets matches.
 
     name: exact comm (a name longer than the kernel's 15 characters matches its
     truncation); cmdline: regular expression searched in the command line; unit and
     cgroup: shell globs on the whole value.
     """
+    if not owned_as_required(proc, rule, system_uid_max):
+        return False
     if rule.name is not None and proc.process in (rule.name, rule.name[:COMM_MAX]):
         return True
     if rule.cmdline is not None and proc.cmdline and re.search(rule.cmdline, proc.cmdline):
@@ -59,10 +77,11 @@ def matches(proc: ProcScore, rule: CriticalRule) -> bool:
     return bool(rule.cgroup is not None and proc.cgroup and fnmatch.fnmatchcase(proc.cgroup, rule.cgroup))
 
 
-def mark_critical(procs: Iterable[ProcScore], rules: Sequence[CriticalRule]) -> list[ProcScore]:
+def mark_critical(procs: Iterable[ProcScore], rules: Sequence[CriticalRule],
+                  system_uid_max: int = SYSTEM_UID_MAX) -> list[ProcScore]:
     """The processes, those matching any rule with critical=True."""
     return [
-        p.replace(critical=True) if not p.critical and any(matches(p, r) for r in rules) else p
+        p.replace(critical=True) if not p.critical and any(matches(p, r, system_uid_max) for r in rules) else p
         for p in procs
     ]
 

@@ -428,7 +428,7 @@ class Service:
             log.error("cannot scan processes in %s: %s", self.cfg.procfs, exc)
             return
         procs = [p.replace(cmdline=self.redactor.redact(p.cmdline)) if p.cmdline else p for p in procs]
-        ranked = processes.rank(processes.mark_critical(procs, self.cfg.processes.critical))
+        ranked = processes.rank(processes.mark_critical(procs, self.cfg.processes.critical, self.cfg.processes.system_uid_max))
         self.cache.remember(ranked, now)
         protections = self._protect(ranked, now) if self.cfg.processes.protect else []
         with self.lock:
@@ -465,7 +465,7 @@ class Service:
                 procs = procfs.scan_processes(self.cfg.procfs)
             except Exception:
                 return []
-            ranked = processes.rank(processes.mark_critical(procs, self.cfg.processes.critical))
+            ranked = processes.rank(processes.mark_critical(procs, self.cfg.processes.critical, self.cfg.processes.system_uid_max))
             ranked = [p.replace(cmdline=self.redactor.redact(p.cmdline)) if p.cmdline else p for p in ranked]
         return detect.victims(ranked, min(self.cfg.processes.top, 5))
 
