@@ -13,7 +13,7 @@ import pytest
 from proctree import ProcTree
 
 from watchdog_oom.config import parse_config
-from watchdog_oom.model import KernelLine
+from watchdog_oom.model import KernelLine, OomKill
 from watchdog_oom.service import Service
 
 
@@ -192,3 +192,28 @@ def test_kills_are_held_while_the_database_refuses_and_stored_once_it_answers(tm
     assert [k.pid for k in service.store.kills()] == [1772]
     with service.store.tx() as tx:
         assert tx.get_cursor("kmsg") == f"b:{record.seq}"
+
+
+def test_buffer_kills_stored_after_the_vmstat_baseline_do_not_hide_unlogged_ones(tmp_path, t0):
+    tree = overcommitted(tmp_path, 10_000_000).vmstat(oom_kill=3)
+    service = make_service(tmp_path, tree.root, t0)
+    service.boot_id = "b"
+    service.check_memory()  # baseline: 3 counted, none recorded yet
+    with service.store.tx() as tx:  # the buffer's 3 old kills arrive after the baseline
+        for pid in (1, 2, 3):
+            tx.add_kill(OomKill(pid=pid, process="x", boot_id="b", mono_usec=pid, time=t0, source="kmsg"), t0)
+    service.check_memory()
+    tree.vmstat(oom_kill=5)  # two kills the log never showed
+    service.check_memory()
+    service.check_memory()
+    (alert,) = [a for a in service.store.alerts() if a.key == "oom.unlogged"]
+    assert alert.data["missing"] == 2
+
+
+def test_kills_from_a_live_log_file_count_for_this_boot(tmp_path, t0):
+    tree = overcommitted(tmp_path, 10_000_000).uptime(3600)
+    service = make_service(tmp_path, tree.root, t0)
+    recent = OomKill(pid=7, process="java", time=t0 - timedelta(minutes=5), source="file:/var/log/kern.log")
+    before_boot = recent.replace(time=t0 - timedelta(hours=2))
+    assert service.enrich(recent).boot_id == service.boot_id
+    assert service.enrich(before_boot).boot_id is None

@@ -194,3 +194,12 @@ def test_a_claim_left_sending_is_due_again_after_its_lease(store, t0):
     assert store.next_due() == t0 + CLAIM_LEASE
     (again,) = store.claim_due(t0 + CLAIM_LEASE + timedelta(seconds=1))
     assert again.uuid == row.uuid and again.attempts == 2
+
+
+def test_systemd_oomd_killing_a_unit_again_is_a_new_kill(store, t0):
+    oomd = OomKill(pid=0, process="batch.service", time=t0, killer="systemd-oomd", source="journal",
+                   task_memcg="/system.slice/batch.service")
+    with store.tx() as tx:
+        assert tx.add_kill(oomd, t0) is not None
+        assert tx.add_kill(oomd.replace(time=t0 + timedelta(seconds=40)), t0) is not None
+        assert tx.add_kill(oomd, t0) is None  # the same line read again

@@ -32,7 +32,7 @@ from watchdog_oom.notify.heartbeat import ping
 from watchdog_oom.parse import OomParser, undo_future_year
 from watchdog_oom.redact import Redactor
 from watchdog_oom.sources import SourceError, select_source
-from watchdog_oom.store import Kill, Store, Tx
+from watchdog_oom.store import Kill, Store, Tx, with_local_time
 from watchdog_oom.store.migrate import migrate_in_child
 
 log = logging.getLogger("watchdog_oom")
@@ -358,7 +358,7 @@ class Service:
         """Add what we knew of the victim before it died, and where this daemon runs."""
         known = self.cache.lookup(kill.pid, kill.process)
         changes: dict[str, Any] = {"host": self.cfg.host}
-        if kill.boot_id is None and kill.source in ("kmsg", "journal"):
+        if kill.boot_id is None and self._this_boot(kill):
             changes["boot_id"] = self.boot_id
         if known is not None:
             if kill.cmdline is None and known.cmdline:
@@ -368,6 +368,19 @@ class Service:
         if kill.unit is None and "unit" not in changes and kill.task_memcg:
             changes["unit"] = procfs.unit_from_cgroup(kill.task_memcg)
         return kill.replace(**changes)
+
+    def _this_boot(self, kill: OomKill) -> bool:
+        """Whether a kill the source delivers happened during this boot: always for kmsg
+        and the journal (they read this boot), for a log file when it is dated after boot."""
+        if kill.source in ("kmsg", "journal"):
+            return True
+        if kill.time is None:
+            return False
+        uptime = procfs.read_uptime(self.cfg.procfs)
+        if uptime is None:
+            return False
+        booted = self.clock() - timedelta(seconds=uptime)
+        return with_local_time(kill).time >= booted - timedelta(seconds=2)
 
     def kill_context(self, kill: OomKill) -> dict[str, Any]:
         """What the host looked like just before the kill: the last sample, when it is recent."""
@@ -508,6 +521,12 @@ class Service:
         if state.get("boot_id") != self.boot_id or counter < state.get("counter0", 0):
             state = {"boot_id": self.boot_id, "counter0": counter, "recorded0": recorded, "reported": 0}
         missing = (counter - state["counter0"]) - (recorded - state["recorded0"]) - state["reported"]
+        if missing < 0:
+            # More kills recorded than counted since the baseline: kills from before it
+            # (the kernel buffer read at start) arrived after it. Absorb them, or they
+            # would hide as many truly unlogged kills later.
+            state["recorded0"] -= missing
+            missing = 0
         if missing > 0 and state.get("suspect") == missing:
             state["reported"] += missing
             state.pop("suspect", None)

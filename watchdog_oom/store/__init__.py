@@ -606,9 +606,12 @@ class Tx:
     def find_same_kill(self, kill: OomKill) -> Kill | None:
         """The stored record of this very kill, if any (seen before through any source)."""
         host = kill.host or self.host
+        # systemd-oomd kills a cgroup, not a pid (pid 0): a unit crash-looping under
+        # pressure is killed again and again, so only the same moment is the same kill.
+        window = timedelta(seconds=1) if kill.pid == 0 else SAME_KILL_WINDOW
         conditions = []
         if kill.time is not None:
-            conditions.append(Kill.time.between(kill.time - SAME_KILL_WINDOW, kill.time + SAME_KILL_WINDOW))
+            conditions.append(Kill.time.between(kill.time - window, kill.time + window))
         if kill.mono_usec is not None:
             conditions.append(Kill.mono_usec == kill.mono_usec)
         if not conditions:
