@@ -188,3 +188,23 @@ def test_worst_severity():
 def test_config_thresholds_are_used(t0):
     cfg = replace(CommitConfig(), warn_percent=150, crit_percent=250, for_=0)
     assert detect.commit_conditions(sample(t0, 64262056, mode=1), cfg).severity == "warning"
+
+
+def test_a_condition_that_disappears_resolves_within_its_family(t0):
+    rules = detect.Rules()
+    cfg = MemoryConfig(for_=0)
+    swapping = sample(t0, 1, swap_free=int(8396200 * 0.01))
+    assert [a.key for a in rules.evaluate(detect.memory_conditions(swapping, cfg), t0, family="memory.")] == \
+        ["memory.swap"]
+    swapoff = sample(t0, 1, swap_total=0)  # swapoff -a: no swap condition any more
+    events = rules.evaluate(detect.memory_conditions(swapoff, cfg), t0, family="memory.")
+    assert [(a.key, a.resolved) for a in events] == [("memory.swap", True)]
+
+
+def test_a_key_kept_while_its_rule_cannot_judge_stays_firing(t0):
+    rules = detect.Rules()
+    rules.restore("commit.trend", "warning", "commit.trend")
+    assert rules.evaluate([], t0, family="commit", keep=("commit.trend",)) == []
+    assert rules.firing("commit.trend") == "warning"
+    (resolved,) = rules.evaluate([], t0, family="commit")
+    assert resolved.resolved and resolved.kind == "commit.resolved"

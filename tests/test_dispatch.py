@@ -45,8 +45,6 @@ def test_route_filters_by_severity_kind_process_and_cgroup():
     chat = Route("chat", min_severity="warning", kinds=("commit.*", "memory.*"), match_process=None)
     assert chat.wants("commit.warning", "warning")
     assert not chat.wants("oom.kill", "critical")
-    # A resolved message goes wherever its alert went, though its severity is info.
-    assert chat.wants("commit.resolved", "info", resolved_of="commit.warning")
 
 
 def test_kills_within_group_wait_make_one_notification(store, t0):
@@ -177,3 +175,15 @@ def test_kernel_log_gaps_within_group_wait_add_up_in_one_notification(store, t0)
     (row,) = store.notifications()
     assert row.kind == "kernel_log.gap" and row.data["missed"] == 60 and row.data["gaps"] == 20
     assert "60 in 20 gaps" in row.summary
+
+
+def test_resolved_reaches_a_channel_that_matched_the_alerts_process(store, t0):
+    outbox = Outbox([Route("sshd-pager", min_severity="warning", match_process="sshd")], 0)
+    alert = Alert("process.at_risk:sshd", "process.at_risk", "warning", "sshd is #1", t0, data={"process": "sshd"})
+    with store.tx() as tx:
+        row, reason = tx.fire_alert(alert)
+        outbox.alert(tx, alert, row, reason, t0)
+    resolved = Alert("process.at_risk:sshd", "process.resolved", "info", "Resolved", t0, True, {})
+    with store.tx() as tx:
+        outbox.alert(tx, resolved, tx.resolve_alert(resolved), "resolved", t0)
+    assert sorted(n.reason for n in store.notifications()) == ["first", "resolved"]

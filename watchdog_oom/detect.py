@@ -281,19 +281,24 @@ class Rules:
     def restore(self, key: str, severity: str, kind: str) -> None:
         self._state[key] = KeyState(firing=severity, kind=kind)
 
-    def evaluate(self, conditions: Iterable[Condition], now: datetime, family: str | None = None) -> list[Alert]:
-        """Advance every key; keys of `family` that are absent from `conditions` clear."""
+    def evaluate(self, conditions: Iterable[Condition], now: datetime, family: str | tuple[str, ...] = (),
+                 keep: Iterable[str] = ()) -> list[Alert]:
+        """Advance every key. Firing keys of `family` (a prefix, or several) that are absent
+        from `conditions` clear: the thing they watched went away (swap turned off, PSI
+        gone, the process no longer at risk). Keys in `keep` are left as they are: their
+        rule cannot judge yet (not enough history)."""
         events: list[Alert] = []
-        seen: set[str] = set()
+        seen: set[str] = set(keep)
         for cond in conditions:
             seen.add(cond.key)
             event = self._step(cond, now)
             if event is not None:
                 events.append(event)
-        if family is not None:
+        prefixes = (family,) if isinstance(family, str) else family
+        if prefixes:
             for key, state in list(self._state.items()):
-                if key not in seen and state.firing and key.startswith(family):
-                    events.append(self._resolve(key, state, "The condition cleared.", {}, now))
+                if key not in seen and state.firing and key.startswith(prefixes):
+                    events.append(self._resolve(key, state, "The condition no longer applies.", {}, now))
         return events
 
     def _step(self, cond: Condition, now: datetime) -> Alert | None:

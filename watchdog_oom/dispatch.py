@@ -76,14 +76,11 @@ class Route:
             exclude_process=channel_config.exclude_process, exclude_cgroup=channel_config.exclude_cgroup,
         )
 
-    def wants(self, kind: str, severity: str, process: str | None = None, cgroup: str | None = None,
-              resolved_of: str | None = None) -> bool:
-        """Whether this channel hears of it. A resolved message goes wherever its alert went."""
-        if resolved_of is None and severity_rank(severity) < severity_rank(self.min_severity):
+    def wants(self, kind: str, severity: str, process: str | None = None, cgroup: str | None = None) -> bool:
+        """Whether this channel hears of a new kill or alert."""
+        if severity_rank(severity) < severity_rank(self.min_severity):
             return False
-        check_kind = resolved_of or kind
-        if self.kinds and not any(fnmatch.fnmatchcase(check_kind, k) or fnmatch.fnmatchcase(kind, k)
-                                  for k in self.kinds):
+        if self.kinds and not any(fnmatch.fnmatchcase(kind, k) for k in self.kinds):
             return False
         if self.match_process and not (process and fnmatch.fnmatchcase(process, self.match_process)):
             return False
@@ -162,14 +159,16 @@ class Outbox:
         """Queue an alert event (first, new, repeat or resolved) for the channels that want it."""
         process = (alert.data or {}).get("process")
         cgroup = (alert.data or {}).get("cgroup")
-        resolved_of = row.kind if alert.resolved else None
         data = {**(alert.data or {}), **(extra or {}), "alert_id": row.id, "key": alert.key,
                 "started_at": row.started_at.isoformat()}
         touched = 0
         for route in self.routes:
-            if not route.wants(alert.kind, alert.severity, process, cgroup, resolved_of=resolved_of):
-                continue
-            if resolved_of is not None and not _was_sent(tx, row.id, route.name):
+            # A resolved message goes exactly where the alert itself went, whatever its
+            # (info) severity or the (now empty) figures it carries.
+            if alert.resolved:
+                if not _was_sent(tx, row.id, route.name):
+                    continue
+            elif not route.wants(alert.kind, alert.severity, process, cgroup):
                 continue
             mute = tx.active_mute(now, alert.kind, process, cgroup)
             tx.enqueue(channel=route.name, kind=alert.kind, severity=alert.severity, reason=reason,

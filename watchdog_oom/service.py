@@ -421,7 +421,11 @@ class Service:
             trend = detect.trend_condition(history, sample, self.cfg.commit, now, firing.get("commit.trend"))
             if trend is not None:
                 conditions.append(trend)
-            events = self.rules.evaluate(conditions, now)
+            trend_enabled = self.cfg.commit.trend_rise_percent > 0 and self.cfg.commit.trend_window > 0
+            # No trend condition with the rule on: too little history to judge (after a
+            # restart, say), which is no reason to call a firing trend resolved.
+            keep = ("commit.trend",) if trend is None and trend_enabled else ()
+            events = self.rules.evaluate(conditions, now, family=("commit", "memory."), keep=keep)
         with self.store.tx() as tx:
             tx.add_sample(sample)
             self._record_events(tx, events, now)
