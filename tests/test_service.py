@@ -353,3 +353,55 @@ def test_metrics_are_served_while_the_daemon_runs(tmp_path, fifo):
     assert "watchdog_oom_commit_percent " in body
     assert 'watchdog_oom_kills_total{constraint="CONSTRAINT_MEMCG",killer="kernel"} 1.0' in body
     assert "watchdog_oom_up 1.0" in body
+
+
+FAKE_JOURNALCTL = r'''#!/usr/bin/env python3
+import json, os, sys, time
+state = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runs")
+runs = int(open(state).read()) if os.path.exists(state) else 0
+open(state, "w").write(str(runs + 1))
+def entry(n, msg):
+    return json.dumps({"__CURSOR": f"c{n}", "MESSAGE": msg, "_TRANSPORT": "kernel", "PRIORITY": "3",
+                       "__REALTIME_TIMESTAMP": str(int(time.time() * 1e6)), "_SOURCE_MONOTONIC_TIMESTAMP": str(n)})
+if runs == 0:
+    print(entry(1, "hello"), flush=True)
+    print("Failed to get journal fd: Too many open files", file=sys.stderr)
+    sys.exit(1)
+print(entry(2, "Out of memory: Killed process 4321 (java) total-vm:100kB, anon-rss:50kB, file-rss:0kB, "
+               "shmem-rss:0kB, UID:0 pgtables:4kB oom_score_adj:0"), flush=True)
+time.sleep(60)
+'''
+
+
+def test_a_failed_kernel_log_is_alerted_reopened_and_resolved(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "journalctl"
+    fake.write_text(FAKE_JOURNALCTL)
+    fake.chmod(0o755)
+    with HttpSink() as sink:
+        cfg = f"""
+database: sqlite:///{tmp_path}/history.db
+kernel_log: {{source: journal}}
+notifications:
+  group_wait: 0s
+  channels:
+    - name: hook
+      type: webhook
+      url: {sink.url}
+      min_severity: info
+"""
+        path = os.environ["PATH"]
+        os.environ["PATH"] = f"{bin_dir}:{path}"
+        try:
+            daemon = Daemon(tmp_path, cfg)
+        finally:
+            os.environ["PATH"] = path
+        daemon.wait_message("READY=1")
+        assert wait_until(lambda: len(kills_in(tmp_path / "history.db")) == 1, timeout=10), daemon.log_text()
+        types = wait_until(lambda: {json.loads(r.body)["type"] for r in sink.requests} >=
+                           {"kernel_log.down", "kernel_log.resolved", "oom.kill"} and
+                           [json.loads(r.body)["type"] for r in sink.requests], timeout=10)
+        assert daemon.stop() == 0
+    assert types.index("kernel_log.down") < types.index("kernel_log.resolved")
+    assert "Too many open files" in daemon.log_text()

@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
@@ -38,6 +39,7 @@ from watchdog_oom.store.migrate import migrate_in_child
 log = logging.getLogger("watchdog_oom")
 
 VMSTAT_CURSOR = "vmstat:oom_kill"
+SOURCE_DOWN = "kernel_log.down"
 
 
 def utcnow() -> datetime:
@@ -91,6 +93,14 @@ class Pipeline:
         self.cursor: str | None = None
         self.cursor_dirty = False
         self.last_commit = utcnow()
+
+    def resume(self, source_name: str) -> None:
+        """A reopened source starts again from the stored cursor: drop the half-read report
+        (its lines come again) and treat what follows as new, not as a first start."""
+        self.source_name = source_name
+        self.parser = OomParser(year=self.year)
+        self.cursor, self.cursor_dirty = None, False
+        self.first_start, self.caught_up = False, True
 
     def handle(self, event: KernelLine | SourceGap | CaughtUp | None) -> None:
         if isinstance(event, KernelLine):
@@ -197,6 +207,7 @@ class Service:
         self.redactor = Redactor(cfg.processes.redact)
         self.boot_id = procfs.read_boot_id(cfg.procfs)
         self.source: Any = None
+        self.source_is_down = False
         self.source_thread: threading.Thread | None = None
         self.metrics_server: Any = None
         self.dispatch_thread: threading.Thread | None = None
@@ -321,38 +332,107 @@ class Service:
 
     # -- kernel log ---------------------------------------------------------------------
 
-    def _open_source(self) -> None:
+    def _select_source(self) -> tuple[Any, str, dict[str, str]]:
+        """Open the configured kernel log where its stored cursor left off."""
         kl = self.cfg.kernel_log
         with self.store.tx() as tx:
             cursors = tx.cursors()
+        source, reason = select_source(kl.source, kl.path, cursors=cursors)
+        return source, reason, cursors
+
+    def _open_source(self) -> None:
+        """Open the kernel log before READY=1; a thread follows it from then on."""
         try:
-            source, reason = select_source(kl.source, kl.path, cursors=cursors)
+            source, reason, cursors = self._select_source()
         except SourceError as exc:
-            log.error("kernel log: %s; OOM kills will only be counted from /proc/vmstat", exc)
-            return
-        log.info("kernel log: %s", reason)
-        if source is None:
-            return
+            log.error("kernel log: %s; retrying, and counting OOM kills from /proc/vmstat meanwhile", exc)
+            self._source_down(str(exc))
+            source, cursors = None, {}
+        else:
+            log.info("kernel log: %s", reason)
+            if source is None:
+                return
         self.source = source
-        pipeline = Pipeline(self, source.name, first_start=source.name not in cursors)
-        self.source_thread = threading.Thread(target=self._source_loop, args=(source, pipeline),
+        name = source.name if source is not None else None
+        pipeline = Pipeline(self, name or "", first_start=name is not None and name not in cursors)
+        self.source_thread = threading.Thread(target=self._source_loop, args=(pipeline,),
                                               name="kernel-log", daemon=True)
         self.source_thread.start()
 
-    def _source_loop(self, source: Any, pipeline: Pipeline) -> None:
+    def _source_loop(self, pipeline: Pipeline) -> None:
+        """Follow the kernel log; when it ends or fails, reopen it from the stored cursor,
+        waiting longer after each failure (1 s doubling to a minute)."""
+        delay = 1.0
+        while not self.stop_event.is_set():
+            if self.source is not None:
+                began = time.monotonic()
+                problem = self._follow(self.source, pipeline)
+                if self.stop_event.is_set():
+                    return
+                if problem:
+                    self._source_down(problem)
+                if time.monotonic() - began > 60:
+                    delay = 1.0
+                self.source = None
+            if self.stop_event.wait(delay):
+                return
+            delay = min(delay * 2, 60.0)
+            try:
+                source, reason, _ = self._select_source()
+            except SourceError as exc:
+                log.error("kernel log: cannot reopen: %s", exc)
+                continue
+            log.info("kernel log: reopened, %s", reason)
+            pipeline.resume(source.name)
+            self.source = source
+
+    def _follow(self, source: Any, pipeline: Pipeline) -> str | None:
+        """Feed the source's events to the pipeline until it ends; returns why it failed
+        (None when it just ended, as a FIFO or file does when its writers are gone)."""
         try:
             for event in source.events(idle_timeout=0.5):
                 if self.stop_event.is_set():
-                    break
+                    return None
+                if event is not None and not isinstance(event, SourceGap):
+                    self._source_up()
                 try:
                     pipeline.handle(event)
                 except Exception:
-                    log.exception("kernel log %s: failed to record; will retry from the last cursor at restart",
-                                  source.name)
+                    log.exception("kernel log %s: failed to handle an event", source.name)
         except SourceError as exc:
             log.error("kernel log %s stopped: %s", source.name, exc)
-        except Exception:
+            return str(exc)
+        except Exception as exc:
             log.exception("kernel log %s stopped unexpectedly", source.name)
+            return f"{type(exc).__name__}: {exc}"
+        log.info("kernel log %s ended", source.name)
+        return None
+
+    def _source_down(self, problem: str) -> None:
+        """Raise (once per outage) the alert that OOM kills are not being read."""
+        now = self.clock()
+        summary = (f"The kernel log cannot be read ({problem}); OOM kills are only counted from "
+                   "/proc/vmstat, without details, until it is back")
+        alert = Alert(SOURCE_DOWN, SOURCE_DOWN, "critical", summary, now, False, {"problem": problem})
+        with self.store.tx() as tx:
+            row, reason = tx.fire_alert(alert)
+            if reason is not None:
+                self.outbox.alert(tx, alert, row, reason, now)
+        self.source_is_down = True
+        self.dispatch_wakeup.set()
+
+    def _source_up(self) -> None:
+        if not self.source_is_down:
+            return
+        now = self.clock()
+        resolved = Alert(SOURCE_DOWN, "kernel_log.resolved", "info", "Resolved: the kernel log is read again.",
+                         now, True, {})
+        with self.store.tx() as tx:
+            row = tx.resolve_alert(resolved)
+            if row is not None:
+                self.outbox.alert(tx, resolved, row, "resolved", now)
+        self.source_is_down = False
+        self.dispatch_wakeup.set()
 
     def enrich(self, kill: OomKill) -> OomKill:
         """Add what we knew of the victim before it died, and where this daemon runs."""
