@@ -238,3 +238,11 @@ def test_a_rule_naming_a_uid_matches_that_owner_only():
     assert matches(app, rule) and not matches(other, rule)
     assert not matches(app.replace(uid=None), rule)  # owner unknown: never critical
     assert matches(app.replace(uid=1200), CriticalRule(name="myapp"), system_uid_max=1500)
+
+
+def test_cache_resize_keeps_the_most_recently_seen():
+    cache = ProcessCache(max_entries=10)
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    cache.remember([proc(pid, f"p{pid}", 1, start_time=pid) for pid in range(10)], now)
+    cache.resize(3)
+    assert len(cache) == 3 and cache.lookup(9) is not None and cache.lookup(0) is None

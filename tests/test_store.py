@@ -203,3 +203,14 @@ def test_systemd_oomd_killing_a_unit_again_is_a_new_kill(store, t0):
         assert tx.add_kill(oomd, t0) is not None
         assert tx.add_kill(oomd.replace(time=t0 + timedelta(seconds=40)), t0) is not None
         assert tx.add_kill(oomd, t0) is None  # the same line read again
+
+
+def test_downsampling_an_hour_apart_never_splits_a_bucket(store, t0):
+    with store.tx() as tx:
+        for i in range(30):  # one 5-minute bucket of 10-second samples, three days ago
+            tx.add_sample(_sample(t0 - timedelta(days=3) + timedelta(seconds=10 * i), committed=10_000_000 + i))
+    cut = t0 - timedelta(days=3) + timedelta(seconds=150)  # a cutoff in the middle of the bucket
+    store.downsample(cut + timedelta(days=2), raw_samples=2 * 86400)
+    store.downsample(cut + timedelta(days=2, hours=1), raw_samples=2 * 86400)
+    times = [r.time for r in store.samples(ascending=True)]
+    assert len(times) == len(set(times)) == 1

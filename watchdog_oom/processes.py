@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
@@ -149,6 +150,8 @@ class ProcessCache:
             raise ValueError(f"max_entries must be at least 1, not {max_entries}")
         self.max_entries = max_entries
         self.max_age = max_age
+        # The daemon's scan thread remembers while its kernel-log thread looks up.
+        self._lock = threading.Lock()
         self._entries: OrderedDict[tuple[int, int | None], tuple[ProcScore, datetime]] = OrderedDict()
         # pid -> start_times seen for it, oldest first (an insertion-ordered set).
         self._by_pid: dict[int, dict[int | None, None]] = {}
@@ -156,8 +159,21 @@ class ProcessCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def resize(self, max_entries: int) -> None:
+        """Keep at most `max_entries` from now on (the least recently seen go first)."""
+        if max_entries < 1:
+            raise ValueError(f"max_entries must be at least 1, not {max_entries}")
+        with self._lock:
+            self.max_entries = max_entries
+            while len(self._entries) > self.max_entries:
+                self._evict_oldest()
+
     def remember(self, procs: Iterable[ProcScore], now: datetime) -> None:
         """Record the processes of one scan as seen at `now`."""
+        with self._lock:
+            self._remember(procs, now)
+
+    def _remember(self, procs: Iterable[ProcScore], now: datetime) -> None:
         for proc in procs:
             key = (proc.pid, proc.start_time)
             self._entries[key] = (proc, now)
@@ -185,8 +201,9 @@ class ProcessCache:
         The kernel prints at most 15 characters of a name, so names are compared on that
         prefix; a reused pid that now runs another program is not returned.
         """
-        for start_time in reversed(self._by_pid.get(pid, {})):
-            proc = self._entries[(pid, start_time)][0]
-            if process_name is None or _same_comm(proc.process, process_name):
-                return proc
+        with self._lock:
+            for start_time in reversed(self._by_pid.get(pid, {})):
+                proc = self._entries[(pid, start_time)][0]
+                if process_name is None or _same_comm(proc.process, process_name):
+                    return proc
         return None

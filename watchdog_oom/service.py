@@ -40,6 +40,7 @@ log = logging.getLogger("watchdog_oom")
 
 VMSTAT_CURSOR = "vmstat:oom_kill"
 SOURCE_DOWN = "kernel_log.down"
+RETENTION_INTERVAL = 3600.0
 
 
 def utcnow() -> datetime:
@@ -208,6 +209,7 @@ class Service:
         self.boot_id = procfs.read_boot_id(cfg.procfs)
         self.source: Any = None
         self.source_is_down = False
+        self.failed_protections: set[tuple[int, int | None, int]] = set()
         self.source_thread: threading.Thread | None = None
         self.metrics_server: Any = None
         self.dispatch_thread: threading.Thread | None = None
@@ -235,8 +237,16 @@ class Service:
         if new.database != self.cfg.database or new.host != self.cfg.host:
             log.warning("SIGHUP: database and host changes take effect at the next restart")
             new = dataclasses.replace(new, database=self.cfg.database, host=self.cfg.host)
-        if new.kernel_log != self.cfg.kernel_log:
-            log.warning("SIGHUP: kernel_log changes take effect at the next restart")
+        for key in ("kernel_log", "metrics"):
+            if getattr(new, key) != getattr(self.cfg, key):
+                log.warning("SIGHUP: %s changes take effect at the next restart", key)
+        if new.processes.cache_size != self.cfg.processes.cache_size:
+            self.cache.resize(new.processes.cache_size)
+        if new.daemon.log_level != self.cfg.daemon.log_level:
+            logging.getLogger().setLevel(new.daemon.log_level.upper())
+        if new.daemon.oom_score_adj != self.cfg.daemon.oom_score_adj:
+            ok, message = procfs.lower_own_oom_score_adj(new.daemon.oom_score_adj, new.procfs)
+            (log.info if ok else log.warning)("SIGHUP: %s", message)
         with self.lock:
             self._apply(new)
             self._schedule()
@@ -298,24 +308,37 @@ class Service:
         # One evaluation straight away, so the first sample does not wait an interval.
         self.check_memory()
 
+    def _jobs(self) -> dict[str, tuple[Callable[[], Any], float]]:
+        cfg = self.cfg
+        jobs: dict[str, tuple[Callable[[], Any], float]] = {
+            "memory": (self.check_memory, min(cfg.commit.interval, cfg.memory.interval)),
+            "processes": (self.check_processes, cfg.processes.interval),
+            "retention": (self.prune, RETENTION_INTERVAL),
+        }
+        if cfg.notifications.heartbeat.url:
+            jobs["heartbeat"] = (self.heartbeat, cfg.notifications.heartbeat.interval)
+        if self.notify.watchdog_interval and cfg.daemon.watchdog:
+            jobs["watchdog"] = (self.watchdog, max(self.notify.watchdog_interval / 2, 1.0))
+        return jobs
+
     def _schedule(self) -> None:
+        """Bring the scheduler's jobs in line with the config. A job whose interval is
+        unchanged keeps its next run, so frequent reloads postpone nothing."""
         if self.scheduler is None:
             return
-        cfg = self.cfg
-        jobs: list[tuple[str, Callable[[], Any], float]] = [
-            ("memory", self.check_memory, min(cfg.commit.interval, cfg.memory.interval)),
-            ("processes", self.check_processes, cfg.processes.interval),
-            ("retention", self.prune, 3600.0),
-        ]
-        if cfg.notifications.heartbeat.url:
-            jobs.append(("heartbeat", self.heartbeat, cfg.notifications.heartbeat.interval))
-        if self.notify.watchdog_interval and cfg.daemon.watchdog:
-            jobs.append(("watchdog", self.watchdog, max(self.notify.watchdog_interval / 2, 1.0)))
+        wanted = self._jobs()
         for job in self.scheduler.get_jobs():
-            job.remove()
-        for name, func, seconds in jobs:
-            self.scheduler.add_job(func, "interval", seconds=seconds, id=name, name=name,
-                                   next_run_time=self.clock() + timedelta(seconds=1 if name == "processes" else seconds))
+            func_interval = wanted.get(job.id)
+            if func_interval is None:
+                job.remove()
+            elif job.trigger.interval.total_seconds() != func_interval[1]:
+                job.reschedule("interval", seconds=func_interval[1])
+        present = {job.id for job in self.scheduler.get_jobs()}
+        first_run = {"processes": 1.0, "retention": 60.0}  # a ranking at once; prune soon after start
+        for name, (func, seconds) in wanted.items():
+            if name not in present:
+                self.scheduler.add_job(func, "interval", seconds=seconds, id=name, name=name,
+                                       next_run_time=self.clock() + timedelta(seconds=first_run.get(name, seconds)))
 
     def shutdown(self) -> None:
         if self.scheduler is not None:
@@ -542,15 +565,23 @@ class Service:
             self.dispatch_wakeup.set()
 
     def _protect(self, ranked: list[ProcScore], now: datetime) -> list[tuple[ProcScore, int | None, int, str | None]]:
+        """Lower critical processes' oom_score_adj. A change that fails is recorded and
+        logged once per process, not at every scan."""
         done = []
         for proc, before, after in processes.protection_plan(ranked, self.cfg.processes.protect_adj):
+            key = (proc.pid, proc.start_time, after)
+            if key in self.failed_protections:
+                continue
             try:
                 previous = procfs.set_oom_score_adj(self.cfg.procfs, proc.pid, after)
                 done.append((proc, previous, after, None))
                 log.info("protected %s (pid %d): oom_score_adj %s -> %d", proc.process, proc.pid, previous, after)
             except (OSError, ValueError) as exc:
+                self.failed_protections.add(key)
                 done.append((proc, before, after, str(exc)))
                 log.warning("cannot protect %s (pid %d): %s", proc.process, proc.pid, exc)
+        live = {(p.pid, p.start_time) for p in ranked}
+        self.failed_protections = {k for k in self.failed_protections if k[:2] in live}
         return done
 
     def victims(self) -> list[dict[str, Any]]:

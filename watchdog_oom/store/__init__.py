@@ -484,6 +484,10 @@ class Store:
         return removed
 
     def _downsample_tier(self, older_than: datetime, from_resolution: int, to_resolution: int) -> int:
+        # Only whole buckets: a cut inside one would average it in two parts, hours apart,
+        # leaving two partial means at the same time.
+        edge = int(older_than.timestamp()) // to_resolution * to_resolution
+        older_than = datetime.fromtimestamp(edge, timezone.utc)
         with self._sessions() as session, session.begin():
             rows = session.scalars(
                 select(Sample)
