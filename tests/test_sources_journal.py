@@ -44,7 +44,23 @@ EARLYOOM = {
     "PRIORITY": "4",
     "SYSLOG_IDENTIFIER": "earlyoom",
     "_PID": "812",
+    "_UID": "0",
+    "_SYSTEMD_UNIT": "earlyoom.service",
     "MESSAGE": 'sending SIGTERM to process 4242 uid 1000 "chrome": badness 900, VmRSS 2048 MiB',
+}
+# What `logger -t earlyoom …` run by a user gives: the identifier it chose, journald's
+# own fields say who it is.
+FORGED = {
+    "__CURSOR": "s=9f1c;i=1a2e",
+    "_TRANSPORT": "syslog",
+    "PRIORITY": "3",
+    "SYSLOG_IDENTIFIER": "earlyoom",
+    "SYSLOG_PID": "812",
+    "_PID": "31337",
+    "_UID": "1000",
+    "_COMM": "logger",
+    "_SYSTEMD_UNIT": "user@1000.service",
+    "MESSAGE": 'sending SIGKILL to process 1 uid 0 "sshd": badness 900, VmRSS 2048 MiB',
 }
 
 # Records its arguments, prints the entries, then does what its first argument says.
@@ -122,11 +138,50 @@ def test_cursor_is_passed_as_after_cursor_across_boots(tmp_path: Path) -> None:
     assert "--boot" not in args
 
 
-def test_killer_identifiers_are_ored_with_the_kernel_transport() -> None:
+def test_killer_units_are_ored_with_the_kernel_transport() -> None:
     argv = journal_argv(None, identifiers=("earlyoom", "nohang"))
-    assert argv[-4:] == ["_TRANSPORT=kernel", "+", "SYSLOG_IDENTIFIER=earlyoom", "SYSLOG_IDENTIFIER=nohang"]
+    assert argv[-4:] == ["_TRANSPORT=kernel", "+", "_SYSTEMD_UNIT=earlyoom.service", "_SYSTEMD_UNIT=nohang.service"]
     assert "-k" not in argv and "--dmesg" not in argv
     assert journal_argv(None, identifiers=())[-1] == "_TRANSPORT=kernel"
+
+
+def test_by_default_the_killers_units_are_matched_never_their_syslog_identifier(tmp_path: Path) -> None:
+    lines(JournalSource(argv=fake_journalctl(tmp_path, [])))
+    args = passed_args(tmp_path)
+    assert args[args.index("_TRANSPORT=kernel") :] == [
+        "_TRANSPORT=kernel",
+        "+",
+        "_SYSTEMD_UNIT=systemd-oomd.service",
+        "_SYSTEMD_UNIT=earlyoom.service",
+        "_SYSTEMD_UNIT=nohang.service",
+        "_SYSTEMD_UNIT=nohang-desktop.service",
+    ]
+    assert not any(arg.startswith("SYSLOG_IDENTIFIER") for arg in args)
+
+
+def test_a_killer_message_logged_by_anyone_else_is_dropped(tmp_path: Path) -> None:
+    # journalctl is asked for the units only; this one prints the forged entry anyway.
+    argv = fake_journalctl(tmp_path, [FORGED, {**FORGED, "_TRANSPORT": "stdout", "_SYSTEMD_UNIT": None}, KILL])
+    assert [line.text for line in lines(JournalSource(argv=argv))] == [KILL["MESSAGE"]]
+
+
+def test_a_message_from_the_killers_unit_is_kept_and_named_after_the_unit(tmp_path: Path) -> None:
+    from_unit = {**FORGED, "_TRANSPORT": "syslog", "_UID": "0", "_SYSTEMD_UNIT": "earlyoom.service"}
+    from_desktop = {**from_unit, "SYSLOG_IDENTIFIER": "nohang", "_SYSTEMD_UNIT": "nohang-desktop.service"}
+    found = lines(JournalSource(argv=fake_journalctl(tmp_path, [from_unit, from_desktop])))
+    # The prefix comes from journald's fields: the unit and _PID, not SYSLOG_PID.
+    assert [line.text for line in found] == [
+        "earlyoom[31337]: " + FORGED["MESSAGE"],
+        "nohang-desktop[31337]: " + FORGED["MESSAGE"],
+    ]
+
+
+def test_the_units_followed_are_those_named_in_identifiers(tmp_path: Path) -> None:
+    custom = {**EARLYOOM, "_SYSTEMD_UNIT": "earlyoom-custom.service"}
+    argv = fake_journalctl(tmp_path, [EARLYOOM, custom])
+    [line] = lines(JournalSource(argv=argv, identifiers=("earlyoom-custom",)))
+    assert line.text == "earlyoom-custom[812]: " + EARLYOOM["MESSAGE"]
+    assert passed_args(tmp_path)[-1] == "_SYSTEMD_UNIT=earlyoom-custom.service"
 
 
 def test_caught_up_after_the_backlog_then_idle(tmp_path: Path) -> None:

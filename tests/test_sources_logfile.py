@@ -30,8 +30,11 @@ def text(n: int) -> str:
     return line(n).decode().rstrip("\n")
 
 
-def follow(path: Path, cursor: str | None = None, from_start: bool = True) -> LogFileSource:
-    return LogFileSource(str(path), cursor, from_start, stat_interval=0.01)
+def follow(
+    path: Path, cursor: str | None = None, from_start: bool = True, *, rotate_grace: float = 0.02
+) -> LogFileSource:
+    # A grace shorter than the tests' idle_timeout: a rotation is over within one idle wait.
+    return LogFileSource(str(path), cursor, from_start, stat_interval=0.01, rotate_grace=rotate_grace)
 
 
 def until_idle(events) -> list:
@@ -41,6 +44,30 @@ def until_idle(events) -> list:
         if event is None:
             return got
         got.append(event)
+    return got
+
+
+def until_lines(events, count: int, timeout: float = 5.0) -> list:
+    """What the source delivers until ``count`` lines came (or ``timeout`` passed)."""
+    got: list = []
+    deadline = time.monotonic() + timeout
+    for event in events:
+        if event is not None:
+            got.append(event)
+        if len(texts(got)) >= count or time.monotonic() > deadline:
+            return got
+    return got
+
+
+def during(events, seconds: float) -> list:
+    """What the source delivers in ``seconds`` (its idle Nones keep the clock looked at)."""
+    got: list = []
+    deadline = time.monotonic() + seconds
+    for event in events:
+        if event is not None:
+            got.append(event)
+        if time.monotonic() >= deadline:
+            return got
     return got
 
 
@@ -102,6 +129,56 @@ def test_rename_and_create_rotation_reads_the_old_file_to_its_end(tmp_path: Path
     assert texts(until_idle(events)) == [text(2), "cut short", text(3)]
     append(log, line(4))
     assert texts(until_idle(events)) == [text(4)]
+    source.close()
+
+
+def test_lines_the_writer_adds_to_the_renamed_file_before_reopening_are_read(tmp_path: Path) -> None:
+    log = tmp_path / "kern.log"
+    log.write_bytes(line(1))
+    source = follow(log, rotate_grace=0.5)
+    events = source.events(idle_timeout=0.05)
+    assert texts(until_idle(events)) == [text(1)]
+    kill = b"Nov 26 20:36:02 web-01 kernel: [    2.000000] line 2 Killed process 4242 (java)\n"
+    with open(log, "ab") as writer:  # the syslog daemon's open file
+        log.rename(tmp_path / "kern.log.1")
+        log.write_bytes(b"")  # logrotate's create
+        # The source sees the new file and reaches the old one's end before the writer
+        # is told to reopen PATH ...
+        assert texts(until_idle(events)) == []
+        writer.write(kill)  # ... which it has not done yet
+    append(log, line(3))
+    got = until_lines(events, 2)
+    assert texts(got) == [kill.decode().rstrip("\n"), text(3)]
+    assert not any(isinstance(event, SourceGap) for event in got)
+    source.close()
+
+    # Each cursor names the line it came with: resuming repeats nothing, and resuming
+    # from the line in the renamed file gives only what followed it.
+    old_cursor, last_cursor = (event.cursor for event in got if isinstance(event, KernelLine))
+    resumed = follow(log, last_cursor)
+    assert texts(until_idle(resumed.events(idle_timeout=0.05))) == []
+    resumed.close()
+    resumed = follow(log, old_cursor)
+    assert texts(until_idle(resumed.events(idle_timeout=0.05))) == [text(3)]
+    resumed.close()
+
+
+def test_the_grace_starts_again_whenever_the_renamed_file_grows(tmp_path: Path) -> None:
+    log = tmp_path / "kern.log"
+    log.write_bytes(line(1))
+    source = follow(log, rotate_grace=0.6)
+    events = source.events(idle_timeout=0.05)
+    assert texts(until_idle(events)) == [text(1)]
+    with open(log, "ab", buffering=0) as writer:
+        log.rename(tmp_path / "kern.log.1")
+        log.write_bytes(b"")
+        got = during(events, 0.35)  # the rotation is noticed at once
+        writer.write(line(2))
+        got += during(events, 0.45)  # past the grace since the rotation, not since line 2
+        writer.write(line(3))
+    append(log, line(4))
+    got += until_lines(events, 2)
+    assert texts(got) == [text(2), text(3), text(4)]
     source.close()
 
 
@@ -174,6 +251,7 @@ def test_resume_finishes_the_rotated_file_first(tmp_path: Path) -> None:
     got = until_idle(resumed.events(idle_timeout=0.05))
     assert texts(got) == [text(2), text(3)]
     assert not any(isinstance(event, SourceGap) for event in got)
+    assert got[-1] == CaughtUp(f"file:{log}")  # the new file was there at open too
     resumed.close()
 
 

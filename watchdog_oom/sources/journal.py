@@ -5,10 +5,22 @@ keeps running. Each entry carries ``__CURSOR``, an opaque position that
 ``--after-cursor=`` resumes right after, so nothing is read twice or skipped across
 restarts, reboots included: without ``--boot`` the match is not limited to one boot.
 
-The match is ``_TRANSPORT=kernel + SYSLOG_IDENTIFIER=a SYSLOG_IDENTIFIER=b …``: "+"
-ORs the groups, and matches on the same field are alternatives (journalctl(1),
+The match is ``_TRANSPORT=kernel + _SYSTEMD_UNIT=a.service _SYSTEMD_UNIT=b.service …``:
+"+" ORs the groups, and matches on the same field are alternatives (journalctl(1),
 MATCHES). ``-k`` cannot be used: journalctl ANDs its ``_TRANSPORT=kernel`` with every
-other match, so user-space killers' messages would never pass it.
+other match, so user-space killers' messages would never pass it. ``-u`` is not used
+either: it also matches what other processes (PID 1, systemd-coredump) log *about* a unit.
+
+Only trusted fields are matched, those whose names start with "_", which journald sets
+itself from the sender's credentials and cgroup (systemd.journal-fields(7)). A recorded
+kill pages someone, so who logged it matters: ``SYSLOG_IDENTIFIER`` is whatever the
+sender says, and any local user can run ``logger -t earlyoom 'sending SIGKILL to process
+1 …'``; a process in ``earlyoom.service`` is earlyoom (or what root runs there). The
+check is repeated on every entry read (``parse_entry``), so that a wider match (or a
+journalctl that ignores it) cannot let a forged entry through, and the killer's name put
+before its message comes from its unit, not from the identifier it gave. A killer run
+under another unit is followed only once that unit's name, without ``.service``, is
+added to ``identifiers``.
 
 JSON values (systemd.journal-fields(7), "Journal JSON Format"): a string; an array of
 byte values when the field is not valid UTF-8 or not printable; an array of values when
@@ -22,17 +34,24 @@ import os
 import select
 import subprocess
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from watchdog_oom.model import CaughtUp, KernelLine, SourceGap
 from watchdog_oom.sources.base import SourceError, Stopper
 
-USERSPACE_KILLERS = ("systemd-oomd", "earlyoom", "nohang")
+# User-space OOM killers by name, each followed through its unit NAME.service (the units
+# their packages install; nohang ships a server and a desktop configuration).
+USERSPACE_KILLERS = ("systemd-oomd", "earlyoom", "nohang", "nohang-desktop")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # journalctl's last words are kept for the error message when it fails.
 _STDERR_TAIL = 4096
+
+
+def killer_units(identifiers: Sequence[str] = USERSPACE_KILLERS) -> dict[str, str]:
+    """The systemd unit of each user-space killer named in ``identifiers``, to its name."""
+    return {f"{identifier}.service": identifier for identifier in identifiers}
 
 
 def journal_argv(
@@ -41,7 +60,11 @@ def journal_argv(
     executable: Sequence[str] = ("journalctl",),
     identifiers: Sequence[str] = USERSPACE_KILLERS,
 ) -> list[str]:
-    """The journalctl command line that follows kernel and killer messages after ``cursor``."""
+    """The journalctl command line that follows kernel and killer messages after ``cursor``.
+
+    The killers named in ``identifiers`` are matched by their units (``_SYSTEMD_UNIT``),
+    never by the SYSLOG_IDENTIFIER they give themselves.
+    """
     argv = [*executable, "--output=json", "--follow", "--no-pager", "--quiet", "--all"]
     # --follow alone starts with the last 10 entries; --no-tail starts with all of them.
     argv.append("--no-tail")
@@ -51,7 +74,7 @@ def journal_argv(
     argv.append("_TRANSPORT=kernel")
     if identifiers:
         argv.append("+")
-        argv.extend(f"SYSLOG_IDENTIFIER={identifier}" for identifier in identifiers)
+        argv.extend(f"_SYSTEMD_UNIT={unit}" for unit in killer_units(identifiers))
     return argv
 
 
@@ -71,20 +94,27 @@ def _field_int(entry: dict[str, Any], name: str) -> int | None:
     return int(text) if text is not None and text.isdigit() else None
 
 
-def parse_entry(entry: dict[str, Any]) -> KernelLine | None:
-    """One journal entry (decoded JSON) to a KernelLine; None when it has no message.
+def parse_entry(entry: dict[str, Any], units: Mapping[str, str] | None = None) -> KernelLine | None:
+    """One journal entry (decoded JSON) to a KernelLine; None when it is not to be trusted.
 
-    A user-space killer's message is prefixed ``IDENT[PID]: `` as syslog would write it,
-    so that the parser can tell who killed.
+    Kept: the kernel's messages (``_TRANSPORT=kernel``), and those of a process in one of
+    ``units`` (``_SYSTEMD_UNIT`` to killer name, ``killer_units()`` by default). Dropped:
+    everything else, whatever its SYSLOG_IDENTIFIER claims, and entries without a message.
+
+    A killer's message is prefixed ``NAME[PID]: `` as syslog would write it, so that the
+    parser can tell who killed: NAME from its unit and PID from ``_PID``, both set by
+    journald, not from the SYSLOG_IDENTIFIER and SYSLOG_PID the sender chose.
     """
     message = field_text(entry.get("MESSAGE"))
     if message is None:
         return None
     if field_text(entry.get("_TRANSPORT")) != "kernel":
-        identifier = (
-            field_text(entry.get("SYSLOG_IDENTIFIER")) or field_text(entry.get("_COMM")) or "unknown"
-        )
-        pid = field_text(entry.get("SYSLOG_PID")) or field_text(entry.get("_PID"))
+        if units is None:
+            units = killer_units()
+        identifier = units.get(field_text(entry.get("_SYSTEMD_UNIT")) or "")
+        if identifier is None:
+            return None
+        pid = field_text(entry.get("_PID"))
         message = f"{identifier}[{pid}]: {message}" if pid else f"{identifier}: {message}"
     realtime = _field_int(entry, "__REALTIME_TIMESTAMP")
     boot_id = field_text(entry.get("_BOOT_ID"))
@@ -105,7 +135,8 @@ class JournalSource:
     """Follows the journal through a ``journalctl`` subprocess started at construction.
 
     ``argv`` is the command that runs journalctl (a test seam: a script printing JSON);
-    ``identifiers`` are the SYSLOG_IDENTIFIERs of user-space OOM killers to follow too.
+    ``identifiers`` name the user-space OOM killers to follow too, each through the
+    systemd unit ``NAME.service``: only the kernel's and these units' messages are read.
     """
 
     def __init__(
@@ -117,6 +148,7 @@ class JournalSource:
     ) -> None:
         self.name = "journal"
         self.argv = journal_argv(cursor, executable=argv, identifiers=identifiers)
+        self._units = killer_units(identifiers)
         try:
             self._process = subprocess.Popen(
                 self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -211,7 +243,7 @@ class JournalSource:
                 raise SourceError(
                     f"{self.argv[0]} printed something that is not a JSON journal entry: {line[:200]!r}"
                 ) from None
-            kernel_line = parse_entry(entry)
+            kernel_line = parse_entry(entry, self._units)
             if kernel_line is not None:
                 yield kernel_line
 

@@ -9,15 +9,31 @@ just after the last line delivered.
 logrotate rotates a file in one of two ways (logrotate(8)):
 
 * rename and create: PATH becomes PATH.1 and a new PATH is created. The writer keeps
-  appending to the renamed file until it reopens PATH (rsyslog on HUP), so the old file
-  is read to its end before the new one is read from its start.
+  appending to the renamed file until it reopens PATH (rsyslog on HUP, sent by the
+  postrotate script, after the rename), so the end of the old file is no sign that it
+  is done with: the old file is read alone until nothing was added to it for
+  ``rotate_grace`` seconds (5 by default), and only then the new one from its start.
+  Meanwhile the new file is held open and what it gets waits, delayed but not lost, and
+  every cursor names the old file, up to the line just delivered.
 * copytruncate: PATH is copied to PATH.1, then truncated in place. Lines written after
-  the last read and before the copy are read from the copy; lines written between the
-  copy and the truncation are lost, as logrotate(8) warns, and no copy means a gap.
+  the last read and before the copy are read from the copy, which nobody writes to:
+  the new file follows at the copy's end. Lines written between the copy and the
+  truncation are lost, as logrotate(8) warns, and no copy means a gap.
+
+A cursor resumes in PATH, or in PATH.1 when it names that file (rotated since, by
+either way, and then waited on like a renamed file: which way it was is not known).
 
 Regular files are always readable to poll(), and inotify is not portable to every
 filesystem a log can live on, so at the end of the file this source looks again every
 ``stat_interval`` seconds (0.2 by default): the one place where watchdog-oom polls.
+
+A syslog file is trusted as written, and who can write to it differs. Any local user
+can put a ``kernel:`` line, a forged kill, into /var/log/syslog or /var/log/messages
+with logger(1): those take every facility, and the "kernel" tag is the sender's to
+choose. /var/log/kern.log normally receives the kernel facility only, which user space
+cannot log under: glibc's syslog() turns LOG_KERN into LOG_USER. So kern.log is
+preferred where it exists (``select_source`` tries it first), and /dev/kmsg or the
+journal, which say who wrote a line, before any file.
 """
 
 from __future__ import annotations
@@ -39,6 +55,9 @@ from watchdog_oom.model import CaughtUp, KernelLine, SourceGap
 from watchdog_oom.sources.base import SourceError, Stopper
 
 STAT_INTERVAL = 0.2
+# How long the renamed file of a rotation must stay unchanged before it is left for the
+# new one: time for the writer to be told to reopen PATH, and to do it.
+ROTATE_GRACE = 5.0
 FINGERPRINT_BYTES = 1024
 ROTATED_SUFFIX = ".1"
 READ_SIZE = 65536
@@ -103,6 +122,11 @@ class _OpenFile:
     offset: int = 0
     # The old file of a rotation: read it to its end, then move on to the next one.
     rotated: bool = False
+    # A copy (copytruncate) has no writer: it is left at its end at once. Other rotated
+    # files are left once unchanged for rotate_grace seconds since ``changed``, the last
+    # time (time.monotonic()) they were found rotated or grown.
+    copy: bool = False
+    changed: float = 0.0
 
     def size(self) -> int:
         return os.fstat(self.file.fileno()).st_size
@@ -133,7 +157,9 @@ class LogFileSource:
 
     ``cursor`` resumes after the line it was taken from, in PATH or in PATH.1 if PATH
     was rotated since. Without a cursor, ``from_start`` reads the file from its start,
-    else only what is appended. A file that does not exist yet is waited for.
+    else only what is appended. A file that does not exist yet is waited for. After a
+    rename-and-create rotation the old file is read until it has been unchanged for
+    ``rotate_grace`` seconds, then the new one.
     """
 
     def __init__(
@@ -143,10 +169,12 @@ class LogFileSource:
         from_start: bool = True,
         *,
         stat_interval: float = STAT_INTERVAL,
+        rotate_grace: float = ROTATE_GRACE,
     ) -> None:
         self.path = path
         self.name = f"file:{path}"
         self._stat_interval = stat_interval
+        self._rotate_grace = rotate_grace
         self._partial = b""
         self._pending: list[SourceGap] = []
         self._current = _open(path)
@@ -175,7 +203,8 @@ class LogFileSource:
                     last_line = time.monotonic()
                 if (yield from self._next_file()):
                     continue
-                if not caught_up:
+                # Not before the file after a rotated one is read: it was there at open too.
+                if not caught_up and (self._current is None or not self._current.rotated):
                     caught_up = True
                     yield CaughtUp(self.name)
                 if time.monotonic() - last_line >= idle_timeout:
@@ -198,6 +227,7 @@ class LogFileSource:
         if rotated is not None and rotated.fingerprint == cursor_fingerprint and offset <= rotated.size():
             rotated.seek(offset)
             rotated.rotated = True
+            rotated.changed = time.monotonic()
             self._current, self._next = rotated, current
             return
         if rotated is not None:
@@ -222,6 +252,7 @@ class LogFileSource:
             data = current.file.read(READ_SIZE)
             if not data:
                 break
+            current.changed = time.monotonic()
             lines = (self._partial + data).split(b"\n")
             self._partial = lines.pop()
             if lines and current.fingerprint is None:
@@ -249,6 +280,8 @@ class LogFileSource:
         """
         current = self._current
         if current is not None and current.rotated:
+            if not current.copy and time.monotonic() - current.changed < self._rotate_grace:
+                return False  # its writer may not have reopened PATH yet
             # The old file's writer is done with it: its last line is whole even
             # without a newline.
             yield from self._flush_partial()
@@ -267,9 +300,10 @@ class LogFileSource:
             self._current = _open(self.path)
             return self._current is not None
         if (status.st_dev, status.st_ino) != current.inode:
-            # Rename and create: read what was appended to the old file since the last
-            # read, then the new file from its start.
+            # Rename and create: read the old file until its writer has left it, then
+            # the new file, opened now, from its start.
             current.rotated = True
+            current.changed = time.monotonic()
             self._next = _open(self.path)
             return True
         return False
@@ -281,6 +315,7 @@ class LogFileSource:
             copy.seek(end)
             copy.offset = current.offset
             copy.rotated = True
+            copy.copy = True
             self._current, self._next = copy, current
         else:
             if copy is not None:
