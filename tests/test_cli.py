@@ -121,7 +121,7 @@ def test_processes_table_escapes_terminal_control_characters(tmp_path):
 
 def test_misspelt_key_exits_2_with_its_name(tmp_path):
     cfg = write_config(tmp_path, "commit:\n  warn_percnt: 80\n")
-    code, _, err = run("check", config=cfg)
+    code, _, err = run("config", "check", config=cfg)
     assert code == 2 and "warn_percnt" in err and "line 2" in err
 
 
@@ -161,8 +161,11 @@ def test_import_records_each_kill_once(cfg):
     assert all(isinstance(k["id"], int) for k in first)
     # Syslog dates have no year: the file's modification year stands in, with an offset.
     assert all(datetime.fromisoformat(k["time"]).tzinfo is not None for k in first)
-    again = import_fixtures(cfg, "20_docker-host_syslog_four-kills-paren-name.log")
-    assert again == []
+    log = FIXTURES / "20_docker-host_syslog_four-kills-paren-name.log"
+    code, out, err = run("import", "--format", "json", str(log), config=cfg)
+    again = json.loads(out)
+    assert code == 0 and "4 kills found, 0 new, 4 already recorded" in err
+    assert [(k["id"], k["pid"]) for k in again] == [(k["id"], k["pid"]) for k in first]
     _, out, _ = run("history", "--format", "json", config=cfg)
     assert len(json.loads(out)) == 4
 
@@ -267,7 +270,8 @@ notifications:
         assert str(msg.message["Subject"]).strip().startswith("[watchdog-oom] ")
         code, out, _ = run("notify-test", "--channel", "fine", config=cfg)
         assert code == 0 and "broken" not in out
-        assert run("notify-test", "--channel", "nope", config=cfg)[0] == 1
+        code, _, err = run("notify-test", "--channel", "nope", config=cfg)
+        assert code == 1 and "no channel named nope (configured: broken, fine, mail)" in err
 
 
 def test_console_script_upgrades_the_database_from_the_installed_package(tmp_path):
@@ -339,3 +343,187 @@ def test_report_writes_one_self_contained_page(cfg, tmp_path):
     assert "src=\"http" not in page and "href=\"http" not in page
     code, _, err = run("report", "--output", str(tmp_path / "no" / "such" / "dir.html"), config=cfg)
     assert code == 2 and "cannot write" in err
+
+
+def test_import_of_corrupt_compressed_logs_names_each_and_goes_on(cfg, tmp_path):
+    import bz2
+    import lzma
+
+    src = (FIXTURES / "20_docker-host_syslog_four-kills-paren-name.log").read_bytes() * 20
+    bad_gz = tmp_path / "messages.1.gz"
+    bad_gz.write_bytes(gzip.compress(src)[:10] + b"\xff" * 100)  # deflate data: zlib.error
+    corrupt = {}
+    for suffix, compress in ((".xz", lzma.compress), (".bz2", bz2.compress)):
+        data = bytearray(compress(src))
+        data[len(data) // 2] ^= 0xFF
+        corrupt[suffix] = tmp_path / f"messages.1{suffix}"
+        corrupt[suffix].write_bytes(data)
+    good = FIXTURES / "06_aws-6.8_dmesg-T_docker-redis-global-oom.log"
+    paths = [str(bad_gz), str(corrupt[".xz"]), str(good), str(corrupt[".bz2"])]
+    code, out, err = run("import", "--format", "json", *paths, config=cfg)
+    assert code == 1
+    for path in (bad_gz, corrupt[".xz"], corrupt[".bz2"]):
+        assert f"watchdog-oom import: {path}: corrupt or unreadable compressed data (" in err
+    assert [k["process"] for k in json.loads(out)] == ["redis-server"]
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--since", "99999999999d"), ("--since", "10000000000000000000000"), ("--since", "0001-01-01"),
+    ("--until", "9999-12-31T23:59:59-05:00"), ("--since", ""),
+])
+def test_history_rejects_a_when_out_of_range_naming_it(cfg, option, value):
+    code, _, err = run("history", option, value, config=cfg)
+    assert code == 2 and repr(value) in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv", [
+    ("history", "--limit", str(2**63)), ("show", str(2**63)), ("unmute", str(2**63)),
+    ("processes", "--top", str(2**63)),
+])
+def test_integer_arguments_beyond_sqlite_are_usage_errors(cfg, argv):
+    code, _, err = run(*argv, config=cfg)
+    assert code == 2 and f"expected a number from 1 to {2**63 - 1}, got {2**63}" in err
+
+
+def test_mute_rejects_an_overlong_duration_and_warns_about_an_unknown_kind(cfg):
+    code, _, err = run("mute", "--kind", "oom.kill", "--for", "999999999d", config=cfg)
+    assert code == 2 and "'999999999d' is longer than 100 years" in err
+    code, out, err = run("mute", "--kind", "comit.*", "--for", "1h", config=cfg)
+    assert code == 0 and out.startswith("mute 1 active")
+    assert "--kind 'comit.*' matches no notification kind" in err
+    code, _, err = run("mute", "--kind", "commit.*", "--for", "1h", config=cfg)
+    assert code == 0 and err == ""
+
+
+def test_processes_without_a_procfs_exits_1_naming_it(tmp_path):
+    cfg = write_config(tmp_path, f"procfs: {tmp_path}/nowhere\ndatabase: sqlite:///{tmp_path}/h.db\n")
+    code, _, err = run("processes", config=cfg)
+    assert code == 1 and err.startswith(f"watchdog-oom processes: cannot read processes from {tmp_path}/nowhere: ")
+
+
+@pytest.fixture
+def random_bytes_db(tmp_path: Path) -> Path:
+    path = tmp_path / "garbage.db"
+    path.write_bytes(os.urandom(4096))
+    return write_config(tmp_path, f"database: sqlite:///{path}\nkernel_log:\n  source: none\n")
+
+
+@pytest.mark.parametrize("argv", [("db", "upgrade"), ("history",), ("mute", "--list")])
+def test_a_corrupt_database_is_a_one_line_error(random_bytes_db, argv):
+    code, out, err = run(*argv, config=random_bytes_db)
+    assert code == 1 and out == ""
+    assert err.startswith(f"watchdog-oom {argv[0]}: ") and "file is not a database" in err
+    assert len(err.splitlines()) == 1 and "Background" not in err
+
+
+def test_run_on_a_corrupt_database_says_why(random_bytes_db):
+    proc = subprocess.run([sys.executable, "-m", "watchdog_oom", "-c", str(random_bytes_db), "run"],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    assert proc.returncode == 1
+    (last,) = [line for line in proc.stderr.splitlines() if line.startswith("watchdog-oom run:")]
+    assert "file is not a database" in last and "Background" not in last
+
+
+CHECK_DOC_KEYS = {"status", "host", "time", "commit", "memory", "processes", "findings"}
+
+
+@pytest.mark.parametrize("config_text", [None, "commit: [unclosed\n", "commit:\n  warn_percent: lots\n"])
+def test_check_answers_unknown_on_a_configuration_error(tmp_path, config_text):
+    path = write_config(tmp_path, config_text) if config_text else tmp_path / "nonexistent.yaml"
+    code, out, _ = run("check", config=path)
+    assert code == 3 and out.startswith("UNKNOWN: configuration error: ")
+    code, out, _ = run("check", "--json", config=path)
+    doc = json.loads(out)
+    assert code == 3 and doc["status"] == "UNKNOWN" and "configuration error" in doc["error"]
+    assert CHECK_DOC_KEYS <= doc.keys() and (doc["commit"], doc["memory"], doc["processes"]) == (None, None, [])
+    code, _, err = run("config", "check", config=path)
+    assert code == 2 and "configuration error" in err
+
+
+def test_check_answers_unknown_on_a_usage_error(cfg):
+    code, out, err = run("check", "--bogus", config=cfg)
+    assert code == 3 and out.startswith("UNKNOWN: usage error: unrecognized arguments: --bogus")
+    assert "usage: watchdog-oom" in err
+    code, out, _ = run("check", "--json", "--bogus", config=cfg)
+    assert code == 3 and json.loads(out)["status"] == "UNKNOWN"
+    assert run("history", "--bogus", config=cfg)[0] == 2
+
+
+def test_check_json_without_a_procfs_keeps_the_schema(tmp_path):
+    cfg = write_config(tmp_path, f"procfs: {tmp_path}/nowhere\ndatabase: sqlite:///{tmp_path}/h.db\n")
+    code, out, _ = run("check", "--json", config=cfg)
+    doc = json.loads(out)
+    assert code == 3 and CHECK_DOC_KEYS <= doc.keys() and doc["processes"] == [] and doc["memory"] is None
+    assert "cannot read memory figures" in doc["error"]
+
+
+def test_check_without_overcommit_sysctls_or_memory_says_so(tmp_path):
+    root = (ProcTree(tmp_path).meminfo(MemTotal=0, SwapTotal=0, SwapFree=0)
+            .remove("sys/vm/overcommit_memory").remove("sys/vm/overcommit_ratio").root)
+    cfg = write_config(tmp_path, f"procfs: {root}\ndatabase: sqlite:///{tmp_path}/h.db\n")
+    _, out, _ = run("check", config=cfg)
+    assert "vm.overcommit_memory=-, ratio -" in out and "None" not in out
+    _, out, _ = run("check", "--json", config=cfg)
+    assert json.loads(out)["commit"]["commit_percent"] is None
+
+
+def test_history_notifications_masks_configured_header_values(tmp_path):
+    from datetime import timezone
+
+    from watchdog_oom.store import Store
+
+    cfg = write_config(tmp_path, f"""
+database: sqlite:///{tmp_path}/h.db
+notifications:
+  channels:
+    - name: hook
+      type: webhook
+      url: https://hooks.example.com/oom
+      headers:
+        Authorization: Bearer hdrSECRETtoken42
+""")
+    store = Store(f"sqlite:///{tmp_path}/h.db", "web-01")
+    store.upgrade()
+    now = datetime.now(timezone.utc)
+    with store.tx() as tx:
+        row = tx.enqueue(channel="hook", kind="oom.kill", severity="critical", reason="first",
+                         summary="OOM kill: java", data={}, now=now)
+    store.claim_due(now)
+    store.mark_retry(row.id, "HTTP 401: Bearer hdrSECRETtoken42 rejected", now)
+    code, out, _ = run("history", "notifications", "--format", "json", config=cfg)
+    assert code == 0 and "401" in out and "hdrSECRETtoken42" not in out
+
+
+def test_report_to_stdout(cfg, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run("report", "--output", "-", config=cfg)
+    assert code == 0 and out.startswith("<!DOCTYPE html>") and not (tmp_path / "-").exists()
+
+
+def test_notify_test_without_channels_says_where_they_go(tmp_path):
+    cfg = write_config(tmp_path, f"database: sqlite:///{tmp_path}/h.db\n")
+    code, _, err = run("notify-test", config=cfg)
+    assert code == 1
+    assert err == "watchdog-oom notify-test: no notification channels configured (notifications.channels)\n"
+
+
+def test_reading_commands_leave_a_database_at_the_newest_schema_alone(cfg, monkeypatch):
+    from watchdog_oom.store import Store
+
+    import_fixtures(cfg, "06_aws-6.8_dmesg-T_docker-redis-global-oom.log")  # migrates
+
+    def no_upgrade(self: Store) -> str:
+        raise AssertionError("upgrade() of a database at the newest schema")
+
+    monkeypatch.setattr(Store, "upgrade", no_upgrade)
+    for argv in (("history",), ("show", "1"), ("mute", "--list")):
+        code, _, err = run(*argv, config=cfg)
+        assert code == 0, err
+
+
+def test_history_reads_a_read_only_database(cfg, tmp_path):
+    import_fixtures(cfg, "06_aws-6.8_dmesg-T_docker-redis-global-oom.log")
+    ro = write_config(tmp_path / "db", f"database: sqlite:///file:{tmp_path}/db/history.db?mode=ro&uri=true\n")
+    code, out, err = run("history", "--format", "json", config=ro)
+    assert code == 0, err
+    assert [k["process"] for k in json.loads(out)] == ["redis-server"]

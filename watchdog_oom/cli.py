@@ -3,26 +3,54 @@
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import logging
+import lzma
 import os
+import socket
 import sys
+import zlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from watchdog_oom import __version__, detect, procfs, processes
 from watchdog_oom import config as config_mod
-from watchdog_oom.store import Store, StoreError, kill_record, kill_record_from_value, with_local_time
+from watchdog_oom.model import OomKill
+from watchdog_oom.store import (Store, StoreError, alembic_config, kill_record, kill_record_from_value,
+                                with_local_time)
 from watchdog_oom.textout import safe, table, to_csv, to_json
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
 EXIT_BAD_CONFIG = 2
 NAGIOS = {None: ("OK", EXIT_OK), "info": ("OK", EXIT_OK), "warning": ("WARNING", EXIT_WARNING),
           "critical": ("CRITICAL", EXIT_CRITICAL)}
+NOTIFICATION_KINDS = ("oom.kill", "oom.unlogged", "kernel_log.gap", "commit.warning", "commit.critical",
+                      "commit.resolved", "commit.trend", "memory.warning", "memory.critical", "memory.resolved",
+                      "process.at_risk", "process.resolved", "test")
+MAX_DURATION = timedelta(days=36525)  # 100 years: longer is a typing error, and overflows datetime
+MAX_ID = 2**63 - 1  # the largest integer SQLite and PostgreSQL's bigint hold
 
 
 class UsageError(Exception):
     """Bad input on the command line; printed with exit status 2."""
+
+
+class _BadArguments(Exception):
+    """What argparse found wrong with the command line; `text` is what argparse would print."""
+
+    def __init__(self, message: str, text: str) -> None:
+        super().__init__(message)
+        self.text = text
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """Raises _BadArguments instead of exiting 2, so that `check` can answer UNKNOWN (3)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _BadArguments(message, f"{self.format_usage()}{self.prog}: error: {message}\n")
 
 
 def utcnow() -> datetime:
@@ -30,16 +58,32 @@ def utcnow() -> datetime:
 
 
 def parse_when(text: str, now: datetime) -> datetime:
-    """A WHEN: a duration back from now (30m, 24h, 7d) or an ISO 8601 time."""
+    """A WHEN: a duration back from now (30m, 24h, 7d) or an ISO 8601 time; in UTC."""
     try:
-        return now - timedelta(seconds=config_mod.parse_duration(text))
+        seconds = config_mod.parse_duration(text)
     except ValueError:
-        pass
+        return _parse_time(text)
+    return now - _bounded_duration(seconds, text)
+
+
+def _bounded_duration(seconds: float, text: str) -> timedelta:
+    if seconds > MAX_DURATION.total_seconds():
+        raise UsageError(f"{text!r} is longer than 100 years")
+    return timedelta(seconds=seconds)
+
+
+def _parse_time(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise UsageError(f"{text!r} is neither a duration like 30m, 24h, 7d nor an ISO 8601 time") from None
-    return value if value.tzinfo else value.astimezone()
+    try:
+        utc = (value if value.tzinfo else value.astimezone()).astimezone(timezone.utc)
+    except (OverflowError, ValueError):  # past year 9999 or before year 1 in UTC
+        utc = None
+    if utc is None or utc.year < 1970:
+        raise UsageError(f"{text!r} is out of range: give a time from 1970 to 9999 (in UTC)")
+    return utc
 
 
 def _positive_int(text: str) -> int:
@@ -47,13 +91,13 @@ def _positive_int(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number above 0, got {value}")
+    if not 0 < value <= MAX_ID:
+        raise argparse.ArgumentTypeError(f"expected a number from 1 to {MAX_ID}, got {text}")
     return value
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _ArgumentParser(
         prog="watchdog-oom",
         description="Watch memory commit and pressure, rank the OOM killer's next victims, record every OOM kill.")
     parser.add_argument("-c", "--config", metavar="PATH",
@@ -80,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
 
     p = sub.add_parser("show", help="one kill incident, whole")
-    p.add_argument("kill_id", type=int, metavar="KILL_ID")
+    p.add_argument("kill_id", type=_positive_int, metavar="KILL_ID")
     p.add_argument("--format", choices=("table", "json"), default="table")
 
     p = sub.add_parser("import", help="record the kills found in old kernel logs")
@@ -91,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="one self-contained HTML page: commit and memory over time, kills, alerts")
     p.add_argument("--since", metavar="WHEN", default="7d")
     p.add_argument("--host", metavar="HOST")
-    p.add_argument("--output", metavar="FILE.html", required=True)
+    p.add_argument("--output", metavar="FILE.html", required=True, help="the file to write, or - for stdout")
 
     p = sub.add_parser("mute", help="silence matching notifications for a while")
     p.add_argument("--kind", help="notification kind or glob, e.g. oom.kill, commit.*")
@@ -103,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list the active mutes")
 
     p = sub.add_parser("unmute", help="end a mute")
-    p.add_argument("mute_id", type=int, metavar="ID")
+    p.add_argument("mute_id", type=_positive_int, metavar="ID")
 
     p = sub.add_parser("notify-test", help="send a test notification through every channel (or one)")
     p.add_argument("--channel")
@@ -129,29 +173,65 @@ def _history_filters(p: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     out = stdout or sys.stdout
     err = stderr or sys.stderr
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except _BadArguments as exc:
+        err.write(exc.text)
+        if _command_in(argv) == "check":
+            return _report_unknown(f"usage error: {exc}", "--json" in argv, socket.gethostname(), out)
+        return 2
     try:
         cfg = config_mod.load_config(args.config, os.environ)
     except config_mod.ConfigError as exc:
+        if args.command == "check":
+            return _report_unknown(f"configuration error: {exc}", args.json, socket.gethostname(), out)
         print(f"watchdog-oom: configuration error: {exc}", file=err)
         return EXIT_BAD_CONFIG
-    handler = COMMANDS[args.command]
+    return _dispatch(args, cfg, out, err)
+
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command word of a command line argparse rejected: the first word not an option."""
+    words = iter(argv)
+    for word in words:
+        if word in ("-c", "--config"):
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def _dispatch(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:
     try:
-        return handler(args, cfg, out, err)
+        return COMMANDS[args.command](args, cfg, out, err)
     except UsageError as exc:
         print(f"watchdog-oom {args.command}: {exc}", file=err)
         return 2
-    except StoreError as exc:
-        print(f"watchdog-oom {args.command}: {exc}", file=err)
+    except (StoreError, SQLAlchemyError) as exc:
+        print(f"watchdog-oom {args.command}: {_first_line(exc)}", file=err)
         return EXIT_UNKNOWN if args.command == "check" else 1
     except BrokenPipeError:
         return 0
 
 
+def _first_line(exc: Exception) -> str:
+    """The line of an error message that says what went wrong; SQLAlchemy's go on with SQL and a link."""
+    return next(iter(str(exc).strip().splitlines()), type(exc).__name__)
+
+
 def _store(cfg: config_mod.Config) -> Store:
+    """The store, migrated first if it is behind: a database at the newest schema can be read-only."""
     store = Store(cfg.database, cfg.host)
-    store.upgrade()
+    if store.revision() != _head_revision():
+        store.upgrade()
     return store
+
+
+def _head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def _setup_logging(level: str, stream: TextIO) -> None:
@@ -222,7 +302,9 @@ def evaluate_now(cfg: config_mod.Config, now: datetime) -> dict[str, Any]:
         "commit": {
             "committed_as_kb": sample.committed_as_kb, "commit_limit_kb": sample.commit_limit_kb,
             "mem_total_kb": sample.mem_total_kb, "swap_total_kb": sample.swap_total_kb,
-            "commit_percent": sample.commit_percent, "commit_limit_percent": sample.commit_limit_percent,
+            # sar's %commit is undefined without memory; the model says 0.0, JSON says null.
+            "commit_percent": sample.commit_percent if sample.mem_total_kb + sample.swap_total_kb else None,
+            "commit_limit_percent": sample.commit_limit_percent,
             "overcommit_memory": sample.overcommit_memory, "overcommit_ratio": sample.overcommit_ratio,
             "basis": detect.commit_basis(sample, cfg.commit.basis),
             "status": NAGIOS[commit.severity][0],
@@ -238,17 +320,21 @@ def evaluate_now(cfg: config_mod.Config, now: datetime) -> dict[str, Any]:
     }
 
 
+def _report_unknown(message: str, as_json: bool, host: str, out: TextIO) -> int:
+    """`check`'s answer when it cannot judge: UNKNOWN, in the same schema as every other answer."""
+    if as_json:
+        print(to_json({"status": "UNKNOWN", "host": host, "time": utcnow().isoformat(), "commit": None,
+                       "memory": None, "processes": [], "findings": [], "error": message}), file=out)
+    else:
+        print(f"UNKNOWN: {message}", file=out)
+    return EXIT_UNKNOWN
+
+
 def cmd_check(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:
     try:
         doc = evaluate_now(cfg, utcnow())
     except (OSError, KeyError, ValueError) as exc:
-        message = f"cannot read memory figures from {cfg.procfs}: {exc}"
-        if args.json:
-            print(to_json({"status": "UNKNOWN", "host": cfg.host, "time": utcnow().isoformat(),
-                           "error": message, "findings": []}), file=out)
-        else:
-            print(f"UNKNOWN: {message}", file=out)
-        return EXIT_UNKNOWN
+        return _report_unknown(f"cannot read memory figures from {cfg.procfs}: {exc}", args.json, cfg.host, out)
     code = {"OK": EXIT_OK, "WARNING": EXIT_WARNING, "CRITICAL": EXIT_CRITICAL}[doc["status"]]
     if args.json:
         print(to_json(doc), file=out)
@@ -256,10 +342,11 @@ def cmd_check(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err
     c, m = doc["commit"], doc["memory"]
     lines = [
         f"{doc['status']}: {doc['host']} at {doc['time']}",
-        f"commit   {c['status']:<8} %commit {c['commit_percent']:.2f}% of RAM+swap, "
-        f"{c['commit_limit_percent'] if c['commit_limit_percent'] is not None else '-'}% of CommitLimit "
+        f"commit   {c['status']:<8} %commit {_percent(c['commit_percent'])}% of RAM+swap, "
+        f"{_percent(c['commit_limit_percent'])}% of CommitLimit "
         f"(Committed_AS {c['committed_as_kb']} kB, CommitLimit {c['commit_limit_kb']} kB, "
-        f"vm.overcommit_memory={c['overcommit_memory']}, ratio {c['overcommit_ratio']}; thresholds on {c['basis']})",
+        f"vm.overcommit_memory={safe(c['overcommit_memory'])}, ratio {safe(c['overcommit_ratio'])}; "
+        f"thresholds on {c['basis']})",
         f"memory   {m['status']:<8} MemAvailable {safe(m['mem_available_kb'])} kB "
         f"({safe(m['mem_available_percent'])}%), swap free {m['swap_free_kb']} of {m['swap_total_kb']} kB, "
         f"PSI full avg10 {safe(m['psi_full_avg10'])}",
@@ -272,6 +359,10 @@ def cmd_check(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err
     return code
 
 
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def _process_table(rows: list[dict[str, Any]]) -> str:
     shown = [{**r, "critical": "CRITICAL" if r["critical"] else ""} for r in rows]
     return table(shown, [("pid", "PID"), ("oom_score", "SCORE"), ("oom_score_adj", "ADJ"), ("rss_kb", "RSS_KB"),
@@ -280,7 +371,11 @@ def _process_table(rows: list[dict[str, Any]]) -> str:
 
 
 def cmd_processes(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:
-    ranked = _ranking(cfg)[: args.top or cfg.processes.top]
+    try:
+        ranked = _ranking(cfg)[: args.top or cfg.processes.top]
+    except OSError as exc:
+        print(f"watchdog-oom processes: cannot read processes from {cfg.procfs}: {exc.strerror or exc}", file=err)
+        return 1
     rows = [_proc_json(p) for p in ranked]
     print(to_json({"processes": rows}) if args.json else _process_table(rows), file=out)
     return EXIT_OK
@@ -294,20 +389,21 @@ KILL_COLUMNS = [("id", "ID"), ("time", "TIME"), ("host", "HOST"), ("pid", "PID")
 
 
 def _filters(args: argparse.Namespace, now: datetime) -> dict[str, Any]:
-    since = parse_when(args.since, now) if args.since else None
-    until = parse_when(args.until, now) if args.until else None
+    since = parse_when(args.since, now) if args.since is not None else None
+    until = parse_when(args.until, now) if args.until is not None else None
     if since and until and since > until:
         raise UsageError("--since is later than --until")
     return {"since": since, "until": until, "process": args.process, "host": args.host, "limit": args.limit}
 
 
 def config_secrets(cfg: config_mod.Config) -> list[str]:
-    """Every secret the configuration holds: passwords, signing secrets, secret parts of URLs."""
+    """Every secret the configuration holds: passwords, signing secrets, header values, secret parts of URLs."""
     from watchdog_oom.notify import secrets_of_url
 
     found: list[str] = []
     for c in cfg.notifications.channels:
         found += [v for v in (c.password, c.secret) if v]
+        found += [value for _, value in c.headers if value]
         found += [t for url in (c.webhook_url, c.url) if url for t in secrets_of_url(url)]
     if cfg.notifications.heartbeat.url:
         found += secrets_of_url(cfg.notifications.heartbeat.url)
@@ -481,61 +577,86 @@ class _Progress:
 
 
 def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:
-    from watchdog_oom.parse import iter_kills, undo_future_year
-    from watchdog_oom.sources.logfile import open_log
-
     store = None if args.dry_run else _store(cfg)
     records: list[dict[str, Any]] = []
     failed = False
-    now = utcnow()
     for path in args.paths:
         try:
-            stream = open_log(path)
-        except (OSError, ValueError) as exc:
-            print(f"watchdog-oom import: {exc}", file=err)
+            kills = _read_kills(path, cfg.host, err)
+        except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
+            print(f"watchdog-oom import: {_read_error(path, exc)}", file=err)
             failed = True
             continue
-        size = None
-        # Syslog dates carry no year: take the year the file was last written.
-        reference = datetime.now()
-        if path != "-":
-            try:
-                st = os.stat(path)
-                size, reference = st.st_size, datetime.fromtimestamp(st.st_mtime)
-            except OSError:
-                pass
-        progress = _Progress(stream, size, path, err)
-        label = "stdin" if path == "-" else os.path.abspath(path)
-        found = new = 0
-        try:
-            kills = [with_local_time(undo_future_year(k, reference)).replace(host=cfg.host, source=f"import:{label}")
-                     for k in iter_kills(progress, f"import:{label}", year=reference.year)]
-        except (OSError, EOFError) as exc:
-            progress.finish()
-            print(f"watchdog-oom import: {path}: {exc}", file=err)
-            failed = True
-            continue
-        finally:
-            if path != "-":
-                stream.close()
-        progress.finish()
         found = len(kills)
         if store is None:
             records += [kill_record_from_value(k) for k in kills]
+            note = ""
         else:
-            with store.tx() as tx:
-                for kill in kills:
-                    row = tx.add_kill(kill, now)
-                    if row is not None:
-                        new += 1
-                        records.append(kill_record(row))
-        note = "" if store is None else f", {new} new, {found - new} already recorded"
+            recorded, new = _record(store, kills, utcnow())
+            records += recorded
+            note = f", {new} new, {found - new} already recorded"
         print(f"{path}: {found} kill{'s' if found != 1 else ''} found{note}", file=err)
     if args.format == "json":
         print(to_json(records), file=out)
     elif records:
         print(table(records, KILL_COLUMNS), file=out)
     return 1 if failed else EXIT_OK
+
+
+def _read_kills(path: str, host: str, err: TextIO) -> list[OomKill]:
+    """The kills in one log (`-`: stdin), as imported from it; raises what opening or reading it raises."""
+    from watchdog_oom.parse import iter_kills, undo_future_year
+    from watchdog_oom.sources.logfile import open_log
+
+    stream = open_log(path)
+    size, reference = _size_and_mtime(path)
+    progress = _Progress(stream, size, path, err)
+    label = "stdin" if path == "-" else os.path.abspath(path)
+    try:
+        # Syslog dates carry no year: take the year the file was last written.
+        return [with_local_time(undo_future_year(k, reference)).replace(host=host, source=f"import:{label}")
+                for k in iter_kills(progress, f"import:{label}", year=reference.year)]
+    finally:
+        progress.finish()
+        if path != "-":
+            stream.close()
+
+
+def _size_and_mtime(path: str) -> tuple[int | None, datetime]:
+    """A log's size (None: unknown) and when it was last written (now for stdin), in local time."""
+    if path != "-":
+        try:
+            st = os.stat(path)
+            return st.st_size, datetime.fromtimestamp(st.st_mtime)
+        except OSError:
+            pass
+    return None, datetime.now()
+
+
+def _read_error(path: str, exc: Exception) -> str:
+    from watchdog_oom.sources import SourceError
+
+    if isinstance(exc, SourceError):
+        return str(exc)  # it names the path
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return f"{path}: {exc.strerror}"
+    # zlib.error, lzma.LZMAError, EOFError (cut short), ValueError, bz2's and gzip's OSError without errno
+    return f"{path}: corrupt or unreadable compressed data ({exc})"
+
+
+def _record(store: Store, kills: Sequence[OomKill], now: datetime) -> tuple[list[dict[str, Any]], int]:
+    """Records the kills not recorded yet; returns every kill's record, with its id, and how many were new."""
+    records = []
+    new = 0
+    with store.tx() as tx:
+        for kill in kills:
+            row = tx.add_kill(kill, now)
+            if row is None:
+                row = tx.find_same_kill(kill)  # recorded before; _read_kills gave `kill` the local time add_kill does
+            else:
+                new += 1
+            records.append(kill_record(row))
+    return records, new
 
 
 # -- report ------------------------------------------------------------------------------
@@ -546,6 +667,9 @@ def cmd_report(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, er
     now = utcnow()
     since = parse_when(args.since, now)
     page = render_report(_store(cfg), since, now, args.host, commit=cfg.commit, memory=cfg.memory)
+    if args.output == "-":
+        out.write(page)
+        return EXIT_OK
     try:
         with open(args.output, "w", encoding="utf-8") as f:
             f.write(page)
@@ -558,28 +682,39 @@ def cmd_report(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, er
 # -- mute --------------------------------------------------------------------------------
 
 def cmd_mute(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:
-    store = _store(cfg)
-    now = utcnow()
     if args.list:
-        rows = [{"id": m.id, "until": m.until.isoformat(), "kind": m.kind, "process": m.process,
-                 "cgroup": m.cgroup, "host": m.host or "(all)", "reason": m.reason} for m in store.mutes(now)]
-        print(table(rows, [("id", "ID"), ("until", "UNTIL"), ("host", "HOST"), ("kind", "KIND"),
-                           ("process", "PROCESS"), ("cgroup", "CGROUP"), ("reason", "REASON")])
-              if rows else "no active mutes", file=out)
-        return EXIT_OK
-    if not args.duration:
+        return _list_mutes(_store(cfg), utcnow(), out)
+    duration = _mute_duration(args.duration)
+    if not (args.kind or args.process or args.cgroup):
+        print("watchdog-oom mute: no --kind, --process or --cgroup given: muting every notification", file=err)
+    elif args.kind and not any(fnmatch.fnmatchcase(kind, args.kind) for kind in NOTIFICATION_KINDS):
+        print(f"watchdog-oom mute: warning: --kind {args.kind!r} matches no notification kind "
+              f"({', '.join(NOTIFICATION_KINDS)})", file=err)
+    now = utcnow()
+    mute = _store(cfg).add_mute(now + duration, now, kind=args.kind, process=args.process,
+                                cgroup=args.cgroup, reason=args.reason, all_hosts=args.all_hosts)
+    print(f"mute {mute.id} active until {mute.until.isoformat()}", file=out)
+    return EXIT_OK
+
+
+def _mute_duration(text: str | None) -> timedelta:
+    if not text:
         raise UsageError("--for DURATION is required (e.g. --for 2h)")
     try:
-        seconds = config_mod.parse_duration(args.duration)
+        seconds = config_mod.parse_duration(text)
     except ValueError as exc:
         raise UsageError(f"--for: {exc}") from None
     if seconds <= 0:
         raise UsageError("--for must be a positive duration")
-    if not (args.kind or args.process or args.cgroup):
-        print("watchdog-oom mute: no --kind, --process or --cgroup given: muting every notification", file=err)
-    mute = store.add_mute(now + timedelta(seconds=seconds), now, kind=args.kind, process=args.process,
-                          cgroup=args.cgroup, reason=args.reason, all_hosts=args.all_hosts)
-    print(f"mute {mute.id} active until {mute.until.isoformat()}", file=out)
+    return _bounded_duration(seconds, text)
+
+
+def _list_mutes(store: Store, now: datetime, out: TextIO) -> int:
+    rows = [{"id": m.id, "until": m.until.isoformat(), "kind": m.kind, "process": m.process,
+             "cgroup": m.cgroup, "host": m.host or "(all)", "reason": m.reason} for m in store.mutes(now)]
+    print(table(rows, [("id", "ID"), ("until", "UNTIL"), ("host", "HOST"), ("kind", "KIND"),
+                       ("process", "PROCESS"), ("cgroup", "CGROUP"), ("reason", "REASON")])
+          if rows else "no active mutes", file=out)
     return EXIT_OK
 
 
@@ -600,11 +735,14 @@ def cmd_notify_test(args: argparse.Namespace, cfg: config_mod.Config, out: TextI
     from watchdog_oom.model import Notification
     from watchdog_oom.notify import ChannelError, build_channel
 
-    channels = [c for c in cfg.notifications.channels if not args.channel or c.name == args.channel]
+    configured = cfg.notifications.channels
+    channels = [c for c in configured if not args.channel or c.name == args.channel]
+    if not configured:
+        print("watchdog-oom notify-test: no notification channels configured (notifications.channels)", file=err)
+        return 1
     if not channels:
-        known = ", ".join(c.name for c in cfg.notifications.channels) or "none configured"
-        print(f"watchdog-oom notify-test: no channel {args.channel or ''} (channels: {known})".replace("  ", " "),
-              file=err)
+        print(f"watchdog-oom notify-test: no channel named {args.channel} "
+              f"(configured: {', '.join(c.name for c in configured)})", file=err)
         return 1
     ok = True
     for c in channels:

@@ -22,6 +22,7 @@ from typing import Any
 from watchdog_oom import __version__
 from watchdog_oom.config import CommitConfig, MemoryConfig
 from watchdog_oom.store import AlertRow, Kill, Store
+from watchdog_oom.textout import BIDI_AND_LINE_SEPARATORS
 
 # More points than this are reduced to the worst value per slice of time: a browser draws
 # 2000 points per line at once, and a 1200-pixel chart cannot show more.
@@ -58,9 +59,16 @@ class Point:
     resolution: float
 
 
+# A character reference (&#x202e;) would still reorder the text once parsed: show these as \uXXXX.
+_SHOWN_AS_CODE = {ord(c): f"\\u{ord(c):04x}" for c in BIDI_AND_LINE_SEPARATORS}
+
+
 def esc(value: Any) -> str:
-    """Text for HTML: None as a dash, everything else escaped, quotes included."""
-    return "–" if value is None else html.escape(str(value), quote=True)
+    """Text for HTML: None as a dash, everything else escaped, quotes included; bidirectional
+    and line-separator characters shown as \\uXXXX, so a process name cannot reorder a line."""
+    if value is None:
+        return "–"
+    return html.escape(str(value), quote=True).translate(_SHOWN_AS_CODE)
 
 
 # -- series ------------------------------------------------------------------------------

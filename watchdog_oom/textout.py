@@ -1,7 +1,9 @@
 """Output for people and scripts: terminal-safe tables, JSON and RFC 4180 CSV.
 
 Process names, command lines and cgroup paths come from any local user, so text bound
-for a terminal has its control characters (ANSI escapes among them) made visible.
+for a terminal or a spreadsheet has its control characters (ANSI escapes among them) and
+its bidirectional-text and line-separator characters (which can make a line read in
+another order than it is written) made visible.
 """
 
 from __future__ import annotations
@@ -14,18 +16,34 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Unicode bidirectional marks, embeddings, overrides and isolates, and the line and
+# paragraph separators: invisible, yet they reorder or break the text around them.
+BIDI_AND_LINE_SEPARATORS = "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u2028\u2029"
+_UNSAFE = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{BIDI_AND_LINE_SEPARATORS}]")
+# What a spreadsheet reads as the start of a formula (OWASP "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def safe(value: Any) -> str:
-    """A value as terminal-safe text: control characters shown as \\xNN, None as '-'."""
+    """A value as terminal-safe text: control characters shown as \\xNN, bidirectional
+    and line-separator characters as \\uXXXX, None as '-'."""
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, datetime):
         return value.astimezone().strftime("%Y-%m-%d %H:%M:%S%z")
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
+    return _visible(str(value))
+
+
+def _visible(text: str) -> str:
+    """`text` with every control, bidirectional and line-separator character escaped."""
+    return _UNSAFE.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def clip(text: str, width: int) -> str:
@@ -54,7 +72,11 @@ def _json_default(value: Any) -> Any:
 
 
 def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    """CSV per RFC 4180: a header row, CRLF line ends, quotes where needed."""
+    """CSV per RFC 4180: a header row, CRLF line ends, quotes where needed.
+
+    Text cells are made visible as for a terminal (a newline inside a value is written
+    \\x0a), and those a spreadsheet would run as a formula get a leading single quote.
+    """
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(columns)
@@ -68,4 +90,6 @@ def _csv_cell(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, (dict, list)):
         return json.dumps(value, default=_json_default)
+    if isinstance(value, str):
+        return ("'" if value.startswith(_FORMULA_START) else "") + _visible(value)
     return value

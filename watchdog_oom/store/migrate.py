@@ -7,10 +7,14 @@ comes on stdin, not in argv, because it may hold a password and argv is world-re
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
 from watchdog_oom.store import Store, StoreError
+
+# SQLAlchemy's link to its generic page about an error class: noise in a one-line message.
+_BACKGROUND = re.compile(r"\(Background on this error at: [^)]*\)")
 
 
 def migrate_in_child(url: str, timeout: float = 300.0) -> str:
@@ -21,8 +25,7 @@ def migrate_in_child(url: str, timeout: float = 300.0) -> str:
     except subprocess.TimeoutExpired:
         raise StoreError(f"database: migration did not finish within {timeout:.0f}s") from None
     if proc.returncode != 0:
-        lines = proc.stderr.strip().splitlines()
-        raise StoreError(lines[-1] if lines else f"database: migration failed (exit {proc.returncode})")
+        raise StoreError(_one_line(proc.stderr) or f"database: migration failed (exit {proc.returncode})")
     return proc.stdout.strip()
 
 
@@ -33,9 +36,14 @@ def main() -> int:
         print(store.upgrade())
         store.close()
     except StoreError as exc:
-        print(str(exc), file=sys.stderr)
+        print(_one_line(str(exc)), file=sys.stderr)
         return 1
     return 0
+
+
+def _one_line(message: str) -> str:
+    """An error message on one line, without SQLAlchemy's background link."""
+    return " ".join(_BACKGROUND.sub("", message).split())
 
 
 if __name__ == "__main__":

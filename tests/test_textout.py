@@ -1,0 +1,51 @@
+"""Output for terminals, spreadsheets and HTML stays inert whatever a process calls itself."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from watchdog_oom.report import esc
+from watchdog_oom.textout import safe, to_csv
+
+BIDI_AND_SEPARATORS = ["\u200e", "\u200f", "\u202a", "\u202b", "\u202c", "\u202d", "\u202e",
+                       "\u2066", "\u2067", "\u2068", "\u2069", "\u2028", "\u2029"]
+
+
+@pytest.mark.parametrize("char", BIDI_AND_SEPARATORS)
+def test_safe_shows_bidi_and_line_separator_characters(char):
+    assert safe(f"evil{char}txt.exe") == f"evil\\u{ord(char):04x}txt.exe"
+
+
+def test_safe_still_shows_control_characters_and_keeps_other_text():
+    assert safe("\x1b[2J\x9bä€") == "\\x1b[2J\\x9bä€"
+
+
+def parse_csv(text: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text, newline="")))
+
+
+def test_csv_escapes_control_bidi_and_newlines_in_text_cells():
+    text = to_csv([{"process": "a\x1b[31m\u202eb", "cmdline": 'x\ny\r\nz, "q"'}], ["process", "cmdline"])
+    assert "\x1b" not in text and "\u202e" not in text
+    assert text.count("\r\n") == 2  # the record ends only where rows end
+    assert parse_csv(text) == [["process", "cmdline"], ["a\\x1b[31m\\u202eb", 'x\\x0ay\\x0d\\x0az, "q"']]
+
+
+@pytest.mark.parametrize("value", ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)", "\t=1", "\r=1"])
+def test_csv_neutralises_formulas_in_text_cells(value):
+    (_, (cell,)) = parse_csv(to_csv([{"process": value}], ["process"]))
+    assert cell.startswith("'") and cell[1:] == safe(value)
+
+
+def test_csv_leaves_numbers_and_plain_text_alone():
+    rows = parse_csv(to_csv([{"oom_score_adj": -1000, "score": 1.5, "process": "java", "unit": None}],
+                            ["oom_score_adj", "score", "process", "unit"]))
+    assert rows[1] == ["-1000", "1.5", "java", ""]
+
+
+def test_html_escape_shows_bidi_characters():
+    assert esc("<b>evil\u202etxt.exe\u2066") == "&lt;b&gt;evil\\u202etxt.exe\\u2066"
+    assert esc(None) == "–"
