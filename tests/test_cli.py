@@ -527,3 +527,15 @@ def test_history_reads_a_read_only_database(cfg, tmp_path):
     code, out, err = run("history", "--format", "json", config=ro)
     assert code == 0, err
     assert [k["process"] for k in json.loads(out)] == ["redis-server"]
+
+
+def test_daemon_log_lines_cannot_be_forged_or_drive_the_terminal():
+    import logging
+
+    from watchdog_oom.cli import SafeFormatter
+
+    record = logging.LogRecord("watchdog_oom", logging.WARNING, __file__, 1, "OOM kill recorded: %s pid %d",
+                               ("\x1b[2Jevil\nWARNING watchdog_oom: forged\u202e", 42), None)
+    line = SafeFormatter("%(levelname)s %(name)s: %(message)s").format(record)
+    assert "\n" not in line and "\x1b" not in line and "\u202e" not in line
+    assert line == "WARNING watchdog_oom: OOM kill recorded: \\x1b[2Jevil\\x0aWARNING watchdog_oom: forged\\u202e pid 42"

@@ -187,3 +187,14 @@ def test_resolved_reaches_a_channel_that_matched_the_alerts_process(store, t0):
     with store.tx() as tx:
         outbox.alert(tx, resolved, tx.resolve_alert(resolved), "resolved", t0)
     assert sorted(n.reason for n in store.notifications()) == ["first", "resolved"]
+
+
+def test_an_endpoint_echoing_any_channels_secret_never_gets_it_stored(store, t0):
+    clock = Clock(t0)
+    outbox = Outbox([Route("hook", min_severity="info")], group_wait=0)
+    _record_kill(store, outbox, t0, pid=1)
+    with HttpSink([(500, {}, "upstream said: token PAGERTOKEN98765 rejected")]) as sink:
+        Dispatcher(store, {"hook": build_channel("webhook", "hook", url=sink.url)}, max_age=3600, clock=clock,
+                   secrets=["PAGERTOKEN98765"]).run_once()
+    (row,) = store.notifications()
+    assert "500" in row.last_error and "PAGERTOKEN98765" not in row.last_error

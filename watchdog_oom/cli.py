@@ -21,6 +21,7 @@ from watchdog_oom import config as config_mod
 from watchdog_oom.model import OomKill
 from watchdog_oom.store import (Store, StoreError, alembic_config, kill_record, kill_record_from_value,
                                 with_local_time)
+from watchdog_oom.notify import secrets_of_config
 from watchdog_oom.textout import safe, table, to_csv, to_json
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
@@ -238,14 +239,27 @@ def _setup_logging(level: str, stream: TextIO) -> None:
     handler = logging.StreamHandler(stream)
     # Under systemd the journal stamps time and pid itself; the level is what it lacks.
     if os.environ.get("JOURNAL_STREAM") or os.environ.get("INVOCATION_ID"):
-        handler.setFormatter(logging.Formatter("<%(levelno_sd)s>%(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(SafeFormatter("<%(levelno_sd)s>%(levelname)s %(name)s: %(message)s"))
         handler.addFilter(_SdLevel())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # urllib3 logs request lines at debug level, and a webhook URL's path is its secret.
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+class SafeFormatter(logging.Formatter):
+    """Log messages with control and bidi characters made visible: process names and
+    cgroup paths in them come from any local user, and must not forge log lines (a
+    newline) or drive the operator's terminal (an escape sequence). Tracebacks, which
+    follow the message, keep their lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = safe(record.message)
+        return super().formatMessage(record)
 
 
 class _SdLevel(logging.Filter):
@@ -396,20 +410,6 @@ def _filters(args: argparse.Namespace, now: datetime) -> dict[str, Any]:
     return {"since": since, "until": until, "process": args.process, "host": args.host, "limit": args.limit}
 
 
-def config_secrets(cfg: config_mod.Config) -> list[str]:
-    """Every secret the configuration holds: passwords, signing secrets, header values, secret parts of URLs."""
-    from watchdog_oom.notify import secrets_of_url
-
-    found: list[str] = []
-    for c in cfg.notifications.channels:
-        found += [v for v in (c.password, c.secret) if v]
-        found += [value for _, value in c.headers if value]
-        found += [t for url in (c.webhook_url, c.url) if url for t in secrets_of_url(url)]
-    if cfg.notifications.heartbeat.url:
-        found += secrets_of_url(cfg.notifications.heartbeat.url)
-    return found
-
-
 def history_rows(store: Store, kind: str, filters: dict[str, Any],
                  secrets: Sequence[str] = ()) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """Rows and table columns of one kind of history; `secrets` are masked in error texts."""
@@ -466,7 +466,7 @@ def cmd_history(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, e
     if args.kind == "summary":
         rows, columns = summary_rows(store, filters), [("by", "BY"), ("value", "VALUE"), ("kills", "KILLS")]
     else:
-        rows, columns = history_rows(store, args.kind, filters, config_secrets(cfg))
+        rows, columns = history_rows(store, args.kind, filters, secrets_of_config(cfg))
     if args.format == "json":
         print(to_json(rows), file=out)
     elif args.format == "csv":

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from watchdog_oom.model import Alert, Notification, severity_rank
-from watchdog_oom.notify import Channel, ChannelError
+from watchdog_oom.notify import Channel, ChannelError, redact
 from watchdog_oom.store import AlertRow, Kill, NotificationRow, Store, Tx, kill_record
 
 log = logging.getLogger(__name__)
@@ -226,8 +226,11 @@ class Dispatcher:
 
     def __init__(self, store: Store, channels: Mapping[str, Channel], max_age: float,
                  clock: Callable[[], datetime], rng: random.Random | None = None,
-                 retry_initial: float = BACKOFF_BASE, retry_max: float = BACKOFF_CAP) -> None:
+                 retry_initial: float = BACKOFF_BASE, retry_max: float = BACKOFF_CAP,
+                 secrets: Sequence[str] = ()) -> None:
         self.store = store
+        # Every channel's secrets: an endpoint may echo another channel's token.
+        self.secrets = list(secrets)
         self.retry_initial = retry_initial
         self.retry_max = retry_max
         self.channels = dict(channels)
@@ -275,7 +278,7 @@ class Dispatcher:
 
     def _failed(self, row: NotificationRow, exc: ChannelError) -> None:
         now = self.clock()
-        message = str(exc)
+        message = redact(str(exc), self.secrets)
         if exc.permanent:
             self.store.mark_failed(row.id, message)
             log.error("notification %s via %s failed for good: %s", row.uuid, row.channel, message)

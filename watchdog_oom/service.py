@@ -28,7 +28,7 @@ from watchdog_oom import config as config_mod
 from watchdog_oom import detect, procfs, processes
 from watchdog_oom.dispatch import Dispatcher, Outbox, Route
 from watchdog_oom.model import Alert, CaughtUp, KernelLine, MemorySample, OomKill, ProcScore, SourceGap
-from watchdog_oom.notify import ChannelError, build_channel, mask_secret
+from watchdog_oom.notify import ChannelError, build_channel, mask_secret, secrets_of_config
 from watchdog_oom.notify.heartbeat import ping
 from watchdog_oom.parse import OomParser, undo_future_year
 from watchdog_oom.redact import Redactor
@@ -224,7 +224,8 @@ class Service:
         self.outbox = Outbox([Route.of(c) for c in cfg.notifications.channels], cfg.notifications.group_wait)
         n = cfg.notifications
         self.dispatcher = Dispatcher(self.store, build_channels(cfg), n.max_age, self.clock,
-                                     retry_initial=n.retry_initial, retry_max=n.retry_max)
+                                     retry_initial=n.retry_initial, retry_max=n.retry_max,
+                                     secrets=secrets_of_config(cfg))
         self.redactor = Redactor(cfg.processes.redact)
 
     def reload(self) -> bool:

@@ -174,6 +174,19 @@ def secrets_of_url(url: str) -> tuple[str, ...]:
     return tuple({s for token in tokens for s in (token, urllib.parse.unquote(token))})
 
 
+def secrets_of_config(cfg: Any) -> list[str]:
+    """Every secret a Config holds: passwords, signing secrets, header values, and the
+    secret parts of webhook and heartbeat URLs, to `redact` from any text shown."""
+    found: list[str] = []
+    for c in cfg.notifications.channels:
+        found += [v for v in (c.password, c.secret) if v]
+        found += [value for _, value in c.headers if value]
+        found += [t for url in (c.webhook_url, c.url) if url for t in secrets_of_url(url)]
+    if cfg.notifications.heartbeat.url:
+        found += secrets_of_url(cfg.notifications.heartbeat.url)
+    return found
+
+
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """`text` with every one of `secrets` replaced by ***, then every URL masked."""
     # Longest first, so a secret that contains another is replaced whole.
