@@ -116,8 +116,12 @@ def _prepare_sqlite_file(path: str) -> None:
     if not os.path.exists(path):
         fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
         os.close(fd)
-    else:
-        os.chmod(path, 0o600)
+        return
+    if os.stat(path).st_mode & 0o077:
+        try:
+            os.chmod(path, 0o600)
+        except OSError:
+            pass  # not ours, or a read-only file system: reading it is still fine
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -152,7 +156,7 @@ def make_engine(url: str) -> Engine:
         try:
             _prepare_sqlite_file(path)
         except OSError as exc:
-            raise StoreError(f"database: cannot create {path}: {exc.strerror}") from None
+            raise StoreError(f"database: cannot create or open {path}: {exc.strerror}") from None
     try:
         engine = create_engine(parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite")
     except Exception as exc:  # a missing DBAPI driver, for instance
