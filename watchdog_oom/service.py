@@ -530,6 +530,7 @@ class Service:
             # restart, say), which is no reason to call a firing trend resolved.
             keep = ("commit.trend",) if trend is None and trend_enabled else ()
             events = self.rules.evaluate(conditions, now, family=("commit", "memory."), keep=keep)
+        events = self._name_victims(events)
         with self.store.tx() as tx:
             tx.add_sample(sample)
             self._record_events(tx, events, now)
@@ -598,8 +599,16 @@ class Service:
             ranked = [p.replace(cmdline=self.redactor.redact(p.cmdline)) if p.cmdline else p for p in ranked]
         return detect.victims(ranked, min(self.cfg.processes.top, 5))
 
+    def _name_victims(self, events: list[Alert]) -> list[Alert]:
+        """Commit and memory warnings carry the likely victims of the moment. Done before
+        the transaction opens: a fresh scan of /proc must not hold the database."""
+        warns = [a for a in events if not a.resolved and a.kind.startswith(("commit.", "memory."))]
+        if not warns:
+            return events
+        victims = self.victims()
+        return [dataclasses.replace(a, data={**a.data, "victims": victims}) if a in warns else a for a in events]
+
     def _record_events(self, tx: Tx, events: list[Alert], now: datetime) -> None:
-        victims: list[dict[str, Any]] | None = None
         for alert in events:
             if alert.resolved:
                 row = tx.resolve_alert(alert)
@@ -607,10 +616,6 @@ class Service:
                     self.outbox.alert(tx, alert, row, "resolved", now)
                     log.info("resolved: %s", alert.key)
                 continue
-            if alert.kind.startswith(("commit.", "memory.")) and victims is None:
-                victims = self.victims()
-            data = {**alert.data, "victims": victims} if alert.kind.startswith(("commit.", "memory.")) else alert.data
-            alert = Alert(alert.key, alert.kind, alert.severity, alert.summary, alert.time, False, data)
             row, reason = tx.fire_alert(alert)
             if reason is not None:
                 self.outbox.alert(tx, alert, row, reason, now)
