@@ -21,7 +21,6 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, NamedTuple, Protocol
 
-import requests
 
 from .. import __version__
 from ..model import Notification
@@ -221,6 +220,11 @@ def http_request(
     would either drop its body (303) or send it, signed, somewhere not configured.
     A 3xx answer is therefore a permanent error asking to fix the URL.
     """
+    # Imported on the first request, not at start: requests and the codecs it loads cost
+    # the daemon about 7 MB, which a host without channels (or before its first
+    # notification) should not pay. The daemon must stay small to outlive a shortage.
+    import requests
+
     hidden = (*secrets_of_url(url), *secrets)
     parts = urllib.parse.urlsplit(url)
     server = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
@@ -243,7 +247,7 @@ def http_request(
         raise ChannelError(f"{server}: {reason}", permanent=False) from None
 
 
-def _transport_reason(exc: requests.RequestException) -> str:
+def _transport_reason(exc: Exception) -> str:
     """The innermost cause of a requests failure, without urllib3's object reprs."""
     reason: BaseException = exc
     while True:
