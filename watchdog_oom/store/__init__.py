@@ -12,7 +12,7 @@ import contextlib
 import fnmatch
 import os
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from importlib import resources
@@ -394,37 +394,35 @@ class Store:
             return session.get(Kill, kill_id)
 
     def alerts(self, **filters: Any) -> list[AlertRow]:
-        query = _time_filters(select(AlertRow), AlertRow.started_at, filters)
-        if filters.get("host"):
-            query = query.where(AlertRow.host == filters["host"])
-        if filters.get("process"):
-            query = query.where(_glob(AlertRow.summary, f"*{filters['process']}*"))
-        if filters.get("status"):
-            query = query.where(AlertRow.status == filters["status"])
-        return self._all(query.order_by(AlertRow.started_at.desc(), AlertRow.id.desc()), filters)
+        """Alert episodes, newest first; `process` searches their summaries."""
+        return self._history(AlertRow, AlertRow.started_at, filters,
+                             process=lambda p: _glob(AlertRow.summary, f"*{p}*"))
 
     def samples(self, **filters: Any) -> list[Sample]:
-        query = _time_filters(select(Sample), Sample.time, filters)
-        if filters.get("host"):
-            query = query.where(Sample.host == filters["host"])
-        order = Sample.time.asc() if filters.get("ascending") else Sample.time.desc()
-        return self._all(query.order_by(order, Sample.id), filters)
+        """Samples, newest first (oldest first with ascending=True)."""
+        order = (Sample.time.asc(), Sample.id) if filters.get("ascending") else None
+        return self._history(Sample, Sample.time, filters, order=order)
 
     def notifications(self, **filters: Any) -> list[NotificationRow]:
-        query = _time_filters(select(NotificationRow), NotificationRow.created_at, filters)
-        if filters.get("host"):
-            query = query.where(NotificationRow.host == filters["host"])
-        if filters.get("process"):
-            query = query.where(_glob(NotificationRow.summary, f"*{filters['process']}*"))
-        if filters.get("status"):
-            query = query.where(NotificationRow.status == filters["status"])
-        return self._all(query.order_by(NotificationRow.created_at.desc(), NotificationRow.id.desc()), filters)
+        """Outbox rows, newest first; `process` searches their summaries."""
+        return self._history(NotificationRow, NotificationRow.created_at, filters,
+                             process=lambda p: _glob(NotificationRow.summary, f"*{p}*"))
 
     def protections(self, **filters: Any) -> list[Protection]:
-        query = _time_filters(select(Protection), Protection.time, filters)
+        """Changes made to oom_score_adj, newest first."""
+        return self._history(Protection, Protection.time, filters, process=lambda p: _glob(Protection.process, p))
+
+    def _history(self, table: Any, when: Any, filters: dict[str, Any], *,
+                 process: Callable[[str], Any] | None = None, order: tuple[Any, ...] | None = None) -> list[Any]:
+        """Rows of `table` filtered by since/until on `when`, host, process and status."""
+        query = _time_filters(select(table), when, filters)
         if filters.get("host"):
-            query = query.where(Protection.host == filters["host"])
-        return self._all(query.order_by(Protection.time.desc()), filters)
+            query = query.where(table.host == filters["host"])
+        if filters.get("process") and process is not None:
+            query = query.where(process(filters["process"]))
+        if filters.get("status"):
+            query = query.where(table.status == filters["status"])
+        return self._all(query.order_by(*(order or (when.desc(), table.id.desc()))), filters)
 
     def _all(self, query: Any, filters: dict[str, Any]) -> list[Any]:
         if filters.get("limit"):
