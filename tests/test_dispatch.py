@@ -198,3 +198,37 @@ def test_an_endpoint_echoing_any_channels_secret_never_gets_it_stored(store, t0)
                    secrets=["PAGERTOKEN98765"]).run_once()
     (row,) = store.notifications()
     assert "500" in row.last_error and "PAGERTOKEN98765" not in row.last_error
+
+
+def test_alertmanager_receivers_see_one_alert_from_firing_through_escalation_to_resolved(store, t0):
+    from watchdog_oom.dispatch import to_notification
+    from watchdog_oom.notify.webhook import alertmanager_body
+
+    outbox = Outbox([Route("am", min_severity="info")], 0)
+    bodies = []
+
+    def send(alert, resolved=False):
+        with store.tx() as tx:
+            if resolved:
+                row, reason = tx.resolve_alert(alert), "resolved"
+            else:
+                row, reason = tx.fire_alert(alert)
+            outbox.alert(tx, alert, row, reason or "repeat", t0)
+        newest = max(store.notifications(), key=lambda n: n.id)
+        bodies.append(alertmanager_body(to_notification(newest), "am"))
+
+    mysqld = {"process": "mysqld", "pid": 42}
+    send(Alert("process.at_risk:mysqld", "process.at_risk", "warning", "mysqld #2", t0, data=mysqld))
+    send(Alert("process.at_risk:mysqld", "process.at_risk", "critical", "mysqld #1", t0, data=mysqld))
+    send(Alert("process.at_risk:mysqld", "process.resolved", "info", "Resolved", t0 + timedelta(minutes=5),
+               True, {}), resolved=True)
+    send(Alert("process.at_risk:postgres", "process.at_risk", "warning", "postgres #3", t0,
+               data={"process": "postgres"}))
+    mysqld_prints = {b["alerts"][0]["fingerprint"] for b in bodies[:3]}
+    assert len(mysqld_prints) == 1, "firing, escalation and resolution must be one alert"
+    assert bodies[3]["alerts"][0]["fingerprint"] not in mysqld_prints
+    assert [b["status"] for b in bodies[:3]] == ["firing", "firing", "resolved"]
+    assert bodies[0]["alerts"][0]["labels"] == {"alertname": "ProcessAtRisk", "host": "web-01",
+                                                "instance": "web-01", "process": "mysqld"}
+    assert bodies[2]["alerts"][0]["startsAt"] == t0.isoformat()
+    assert bodies[1]["alerts"][0]["annotations"]["severity"] == "critical"

@@ -159,8 +159,10 @@ class Outbox:
         """Queue an alert event (first, new, repeat or resolved) for the channels that want it."""
         process = (alert.data or {}).get("process")
         cgroup = (alert.data or {}).get("cgroup")
+        # The episode's identity travels with every message about it, resolved ones too,
+        # so receivers that track alerts (Alertmanager's) can match them up.
         data = {**(alert.data or {}), **(extra or {}), "alert_id": row.id, "key": alert.key,
-                "started_at": row.started_at.isoformat()}
+                "started_at": row.started_at.isoformat(), "alert_kind": row.kind, "alert_severity": row.severity}
         touched = 0
         for route in self.routes:
             # A resolved message goes exactly where the alert itself went, whatever its

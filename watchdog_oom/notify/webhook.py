@@ -169,11 +169,32 @@ def _label_set(labels: Mapping[str, str]) -> str:
     return "{" + ", ".join(f"{k}={json.dumps(labels[k])}" for k in sorted(labels)) + "}"
 
 
+def _condition_labels(n: Notification) -> tuple[str, dict[str, str]]:
+    """The identity of a stateful alert (commit, memory, process, kernel log) as labels.
+
+    Alertmanager and the receivers built for it know an alert by its label set (its
+    fingerprint), so the labels must be the same when it fires, repeats, escalates and
+    resolves: the name comes from the condition's key ("process.at_risk:mysqld" →
+    ProcessAtRisk with process="mysqld"), and the severity, which changes on
+    escalation, is left to the annotations.
+    """
+    key = str(n.data.get("key") or n.kind)
+    family, _, subject = key.partition(":")
+    labels = {"alertname": alert_name(family), "host": n.host, "instance": n.host}
+    process = subject or n.data.get("process")
+    if process:
+        labels["process"] = printable(process)
+    return labels["alertname"], labels
+
+
 def alertmanager_body(n: Notification, receiver: str) -> dict[str, Any]:
     """The Alertmanager webhook v4 body for `n`: one alert per kill, else one alert."""
     status = "resolved" if is_resolved(n) else "firing"
-    name = alert_name(n.kind)
-    common = {"alertname": name, "host": n.host, "instance": n.host, "severity": n.severity}
+    if kills(n):
+        name = alert_name(n.kind)
+        common = {"alertname": name, "host": n.host, "instance": n.host, "severity": n.severity}
+    else:
+        name, common = _condition_labels(n)
     alerts = []
     for kill in kills(n) or [None]:
         labels = dict(common)
@@ -181,6 +202,9 @@ def alertmanager_body(n: Notification, receiver: str) -> dict[str, Any]:
         starts = _iso(n.time)
         if kill is None:
             annotations["description"] = render_text(n)
+            annotations["severity"] = str(n.data.get("alert_severity") or n.severity)
+            if isinstance(n.data.get("started_at"), str):
+                starts = n.data["started_at"]
         else:
             for label, key in _KILL_LABELS:
                 if kill.get(key) is not None:
