@@ -708,3 +708,9 @@ def test_critical_rule_takes_an_owner_uid_but_not_alone(tmp_path: Path) -> None:
     cfg = parse_config("processes:\n  critical:\n    - name: myapp\n      uid: 1001\n", env={})
     assert cfg.processes.critical == (CriticalRule(name="myapp", uid=1001),)
     assert "a critical rule needs one of" in refused(tmp_path, "processes:\n  critical:\n    - uid: 1001\n")
+
+
+def test_email_addresses_must_be_ascii(tmp_path: Path) -> None:
+    text = ("notifications:\n  channels:\n    - name: m\n      type: email\n      host: smtp.example.com\n"
+            "      from: wätchdog@example.org\n      to: [ops@example.com]\n")
+    assert "expected email addresses like ops@example.com" in refused(tmp_path, text)

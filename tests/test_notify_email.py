@@ -196,3 +196,51 @@ def test_port_defaults_follow_the_security_mode():
         for security in ("starttls", "ssl", "none")
     }
     assert ports == {"starttls": 587, "ssl": 465, "none": 25}
+
+
+def test_a_reply_to_quit_after_the_message_was_accepted_is_not_a_failure():
+    import socket as socketlib
+    import threading
+
+    server = socketlib.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+
+    def scripted() -> None:
+        conn, _ = server.accept()
+        f = conn.makefile("rwb")
+
+        def say(line: bytes) -> None:
+            f.write(line + b"\r\n")
+            f.flush()
+
+        say(b"220 test ESMTP")
+        while line := f.readline():
+            verb = line.split()[0].upper()
+            if verb == b"EHLO":
+                say(b"250 test")
+            elif verb == b"DATA":
+                say(b"354 go ahead")
+                while f.readline() not in (b".\r\n", b""):
+                    pass
+                say(b"250 2.0.0 queued as 42")
+            elif verb == b"QUIT":
+                say(b"421 4.3.2 shutting down")
+                break
+            else:
+                say(b"250 ok")
+        conn.close()
+
+    thread = threading.Thread(target=scripted, daemon=True)
+    thread.start()
+    channel = EmailChannel("mail", "127.0.0.1", port=port, security="none", sender="w@example.com",
+                           to=["ops@example.com"])
+    assert channel.send(notification()).startswith("250 2.0.0 queued as 42")
+    thread.join(timeout=5)
+    server.close()
+
+
+def test_non_ascii_addresses_are_refused_when_the_channel_is_made():
+    with pytest.raises(ValueError, match="not ASCII"):
+        EmailChannel("mail", "127.0.0.1", security="none", sender="wätchdog@example.org", to=["ops@example.com"])

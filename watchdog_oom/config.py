@@ -808,8 +808,9 @@ def _addresses(value: object) -> list[str]:
 
 
 def _is_address(address: str) -> bool:
+    """user@domain in ASCII: the email channel does not negotiate SMTPUTF8 (RFC 6531)."""
     local, at, domain = address.rpartition("@")
-    return bool(at and local and domain) and not any(c.isspace() for c in address)
+    return bool(at and local and domain) and address.isascii() and not any(c.isspace() for c in address)
 
 
 def _address(value: object) -> str:

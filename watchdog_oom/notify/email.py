@@ -101,7 +101,8 @@ def build_message(
     message["Date"] = format_datetime(date)
     # The same Message-ID on every retry lets mail systems drop a duplicate delivery.
     local = re.sub(r"[^A-Za-z0-9.-]", "-", f"watchdog-oom.{n.id}")
-    domain = re.sub(r"[^A-Za-z0-9.-]", "-", n.host) or "localhost"
+    # A dot-atom (RFC 5322 §3.6.4): no empty labels, no leading or trailing dot.
+    domain = ".".join(label for label in re.sub(r"[^A-Za-z0-9.-]", "-", n.host).split(".") if label) or "localhost"
     message["Message-ID"] = f"<{local}@{domain}>"
     # RFC 3834: a machine wrote this; vacation responders must not answer it.
     message["Auto-Submitted"] = "auto-generated"
@@ -141,6 +142,9 @@ class EmailChannel:
                 raise ValueError(
                     f"channel {name!r}: address {address!r} contains control characters"
                 )
+            if not address.isascii():
+                # smtplib sends commands in ASCII and we do not negotiate SMTPUTF8.
+                raise ValueError(f"channel {name!r}: address {address!r} is not ASCII")
         self.name = name
         self.host = host
         self.port = port if port is not None else DEFAULT_PORTS[security]
@@ -159,10 +163,16 @@ class EmailChannel:
         """Send `n`; return the server's reply to DATA ("250 …") or raise ChannelError."""
         message = build_message(n, self.sender, self.to, date=datetime.now(timezone.utc))
         try:
-            with self._connect() as smtp:
+            smtp = self._connect()
+            try:
                 if self._credentials is not None:
                     smtp.login(*self._credentials)
-                return self._transaction(smtp, message.as_bytes())
+                answer = self._transaction(smtp, message.as_bytes())
+            except BaseException:
+                smtp.close()
+                raise
+            self._quit(smtp)
+            return answer
         except smtplib.SMTPResponseException as exc:
             raise self._error(exc.smtp_code, exc.smtp_error) from None
         except smtplib.SMTPServerDisconnected as exc:
@@ -181,6 +191,19 @@ class EmailChannel:
         except OSError as exc:
             reason = exc.strerror or str(exc) or type(exc).__name__
             raise self._failure(reason, permanent=False) from None
+
+    @staticmethod
+    def _quit(smtp: smtplib.SMTP) -> None:
+        """Say QUIT after the message was accepted. Whatever the server answers now (a
+        421 is allowed at any time, RFC 5321 §3.8) the mail is delivered: reporting a
+        failure would send it twice. (smtplib's context manager raises on a QUIT reply
+        other than 221, which is why it is not used.)"""
+        try:
+            smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            pass
+        finally:
+            smtp.close()
 
     def _connect(self) -> smtplib.SMTP:
         """An SMTP session, encrypted as configured, greeted with EHLO."""
