@@ -185,3 +185,19 @@ def test_errors_and_repr_never_show_the_webhook_token():
     for text in (str(echoed.value), echoed.value.detail, str(unreachable.value), repr(channel)):
         assert TOKEN not in text, text
     assert mask_secret("https://hooks.slack.com" + HOOK_PATH) == "https://hooks.slack.com/services/***/***/***"
+
+
+def test_a_burst_of_kills_stays_within_slacks_total_text_per_message():
+    from watchdog_oom.notify.slack import MAX_MESSAGE_TEXT, _text_size, render_payload
+
+    burst = notification(*(kill(pid=1000 + i, cmdline="java " + "-Dx=" * 2500) for i in range(300)))
+    payload = render_payload(burst)
+    assert _text_size(payload["blocks"]) <= MAX_MESSAGE_TEXT
+    assert "more kills" in json.dumps(payload)
+
+
+def test_blocks_slack_refuses_are_sent_again_as_text():
+    with HttpSink([(400, {}, "msg_blocks_too_long")]) as sink:
+        assert SlackChannel("chat", sink.url + "/services/T/B/x").send(notification(kill())) == "HTTP 200"
+        first, second = sink.wait_for(2)
+    assert "blocks" in first.json() and set(second.json()) == {"text"}

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..model import Notification
-from . import ChannelError, classify_http, http_request, mask_secret, secrets_of_url
+from . import ChannelError, HttpAnswer, classify_http, http_request, mask_secret, secrets_of_url
 from .render import data_facts, headline, kill_facts, kills, printable, render_text
 
 # Block Kit limits (docs.slack.dev, "Blocks" and "Section block" reference).
@@ -29,6 +29,14 @@ MAX_FIELDS = 10
 MAX_FIELD_TEXT = 2000
 # The top-level `text` is what notifications and screen readers show; keep it short.
 MAX_FALLBACK_TEXT = 3000
+# Slack also refuses a message whose blocks hold more than about 12,000 characters of
+# text in all ("msg_blocks_too_long"; undocumented, reported in slackapi/bolt-js
+# #2509 and #2867), so the blocks of one message stay within this budget.
+MAX_MESSAGE_TEXT = 10000
+# A command line can be 4 KB; in chat its start says what the process was.
+MAX_CMDLINE = 600
+# Answers to a message whose blocks Slack would not take: sent again as text only.
+_BLOCK_ERRORS = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long"})
 
 # Answers of incoming webhooks that no retry can fix, with what the operator should do
 # (api.slack.com changelog 2016-05-17 "Improving error conditions for Incoming
@@ -98,7 +106,7 @@ def _kill_blocks(kill: Mapping[str, Any], n: Notification) -> list[dict[str, Any
     blocks = _fields_sections(facts)
     if cmdline:
         label = "*Command line*\n"
-        text = label + code(cmdline, MAX_SECTION_TEXT - len(label))
+        text = label + code(cmdline, MAX_CMDLINE)
         blocks.append({"type": "section", "text": _mrkdwn(text)})
     return blocks
 
@@ -123,21 +131,38 @@ def render_payload(n: Notification) -> dict[str, Any]:
     }
     body: list[dict[str, Any]] = []
     reported = kills(n)
+    used = _text_size([*blocks, context])
     for shown, kill in enumerate(reported):
         more = _kill_blocks(kill, n)
-        # Keep one block free for the context and one for the "more kills" notice.
-        if len(blocks) + len(body) + len(more) + 2 > MAX_BLOCKS:
+        used += _text_size(more)
+        # Keep one block free for the context and one for the "more kills" notice, and
+        # the text of all blocks within Slack's total.
+        if len(blocks) + len(body) + len(more) + 2 > MAX_BLOCKS or used > MAX_MESSAGE_TEXT - 200:
             notice = f"… and {len(reported) - shown} more kills, listed in the history."
             body.append({"type": "context", "elements": [_plain(notice, MAX_FIELD_TEXT)]})
             break
         body += more
     figures = data_facts(n.data)
     budget = MAX_BLOCKS - len(blocks) - len(body) - 1
-    body += _fields_sections(figures)[:budget]
+    for section in _fields_sections(figures)[:budget]:
+        used += _text_size([section])
+        if used > MAX_MESSAGE_TEXT:
+            break
+        body.append(section)
     return {
         "text": _cut(escape(render_text(n)), MAX_FALLBACK_TEXT),
         "blocks": [*blocks, *body, context],
     }
+
+
+def _text_size(blocks: list[dict[str, Any]]) -> int:
+    """The characters of text in `blocks`, as Slack counts them toward its total."""
+    total = 0
+    for block in blocks:
+        for part in (block.get("text"), *block.get("fields", ()), *block.get("elements", ())):
+            if isinstance(part, dict):
+                total += len(part.get("text", ""))
+    return total
 
 
 class SlackChannel:
@@ -157,15 +182,29 @@ class SlackChannel:
         return f"SlackChannel({self.name!r}, {mask_secret(self.webhook_url)!r})"
 
     def send(self, n: Notification) -> str:
-        """Post `n`; return "HTTP 200" or raise ChannelError."""
-        body = json.dumps(render_payload(n), ensure_ascii=False).encode("utf-8")
-        answer = http_request(
+        """Post `n`; return "HTTP 200" or raise ChannelError.
+
+        A message whose blocks Slack refuses is sent again as its plain `text`: a kill
+        told plainly beats one lost to a layout limit.
+        """
+        payload = render_payload(n)
+        answer = self._post(payload)
+        if answer.status == 400 and answer.body.decode("utf-8", "replace").strip() in _BLOCK_ERRORS:
+            answer = self._post({"text": payload["text"]})
+        return self._outcome(answer)
+
+    def _post(self, payload: dict[str, Any]) -> HttpAnswer:
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        return http_request(
             "POST",
             self.webhook_url,
             body=body,
             headers={"Content-Type": "application/json; charset=utf-8"},
             timeout=self.timeout,
         )
+
+    def _outcome(self, answer: HttpAnswer) -> str:
+        """"HTTP 200", or the ChannelError Slack's answer calls for."""
         error = classify_http(
             answer.status, answer.headers, answer.body, secrets=secrets_of_url(self.webhook_url)
         )
