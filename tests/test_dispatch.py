@@ -232,3 +232,22 @@ def test_alertmanager_receivers_see_one_alert_from_firing_through_escalation_to_
                                                 "instance": "web-01", "process": "mysqld"}
     assert bodies[2]["alerts"][0]["startsAt"] == t0.isoformat()
     assert bodies[1]["alerts"][0]["annotations"]["severity"] == "critical"
+
+
+def test_retry_after_pauses_the_whole_channel_not_just_one_message(store, t0):
+    clock = Clock(t0)
+    with store.tx() as tx:
+        for i in range(5):
+            tx.enqueue(channel="hook", kind="test", severity="info", reason="test", summary=f"n{i}", data={}, now=t0)
+    with HttpSink([(429, {"Retry-After": "60"}, "slow down")]) as sink:
+        dispatcher = Dispatcher(store, {"hook": build_channel("webhook", "hook", url=sink.url)}, max_age=3600,
+                                clock=clock)
+        dispatcher.run_once()
+        assert len(sink.requests) == 1
+        rows = store.notifications()
+        assert all(r.status == "pending" and r.due_at >= t0 + timedelta(seconds=60) for r in rows)
+        assert sorted(r.attempts for r in rows) == [0, 0, 0, 0, 1]
+        clock.advance(61)
+        dispatcher.run_once()
+        assert len(sink.requests) == 6
+    assert {r.status for r in store.notifications()} == {"sent"}

@@ -239,6 +239,8 @@ class Dispatcher:
         self.max_age = timedelta(seconds=max_age)
         self.clock = clock
         self.rng = rng or random.Random()
+        # Channels that answered 429 or Retry-After: nothing is sent to them before then.
+        self.paused: dict[str, datetime] = {}
 
     def run_once(self, limit: int = 20) -> int:
         """Send what is due now; returns how many rows were attempted.
@@ -261,6 +263,11 @@ class Dispatcher:
         return len(rows)
 
     def _deliver(self, row: NotificationRow) -> None:
+        resume = self.paused.get(row.channel)
+        if resume is not None and resume > self.clock():
+            # Retry-After speaks for the endpoint, not for one message (RFC 9110 §10.2.3).
+            self.store.release(row.id, resume)
+            return
         channel = self.channels.get(row.channel)
         if channel is None:
             self.store.mark_failed(row.id, f"channel {row.channel!r} is no longer configured")
@@ -294,6 +301,8 @@ class Dispatcher:
         if exc.retry_after is not None:
             # Honour Retry-After, but never wait past the give-up age for one answer.
             delay = max(delay, min(float(exc.retry_after), self.max_age.total_seconds()))
+        if exc.retry_after is not None or exc.status == 429:
+            self.paused[row.channel] = now + timedelta(seconds=delay)
         self.store.mark_retry(row.id, message, now + timedelta(seconds=delay))
         log.warning("notification %s via %s failed (attempt %d), retry in %.0fs: %s",
                     row.uuid, row.channel, row.attempts, delay, message)

@@ -281,6 +281,14 @@ class Store:
     def mark_retry(self, notification_id: int, error: str, due_at: datetime) -> None:
         self._finish(notification_id, status="pending", due_at=due_at, last_error=error[:2000])
 
+    def release(self, notification_id: int, due_at: datetime) -> None:
+        """Hand back a claimed notification unsent (its channel asked us to wait): it is
+        due again at `due_at`, and the claim does not count as an attempt."""
+        with self._sessions() as session, session.begin():
+            session.execute(
+                update(NotificationRow).where(NotificationRow.id == notification_id)
+                .values(status="pending", due_at=due_at, attempts=NotificationRow.attempts - 1))
+
     def mark_failed(self, notification_id: int, error: str, status: str = "failed") -> None:
         """Give up on a notification: `failed` (permanent error) or `given_up` (too old)."""
         self._finish(notification_id, status=status, last_error=error[:2000])
