@@ -556,19 +556,24 @@ class _Progress:
 
     def read(self, n: int = -1) -> bytes:
         data = self.raw.read(n)
-        self.done += len(data)
+        self._advance(len(data))
+        return data
+
+    def readinto(self, b: Any) -> int:
+        # Straight into the caller's buffer: a copy of every chunk would cost more than
+        # the whole scan of a big log.
+        count = self.raw.readinto(b) or 0
+        self._advance(count)
+        return count
+
+    def _advance(self, count: int) -> None:
+        self.done += count
         if self.live and self.total:
             percent = int(self.done * 100 / self.total)
             if percent != self.shown:
                 self.shown = percent
                 self.err.write(f"\r{self.label}: {percent}%")
                 self.err.flush()
-        return data
-
-    def readinto(self, b: Any) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
 
     def finish(self) -> None:
         if self.live and self.shown >= 0:
@@ -577,14 +582,24 @@ class _Progress:
 
 
 def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:
-    store = None if args.dry_run else _store(cfg)
+    from concurrent.futures import ThreadPoolExecutor
+
+    # The database opens (and migrates, the first time) in a thread while the logs are
+    # read: the scan for kills runs in C without the GIL, so the two overlap.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        opening = None if args.dry_run else pool.submit(_store, cfg)
+        read: list[tuple[str, list[OomKill] | None]] = []
+        for path in args.paths:
+            try:
+                read.append((path, _read_kills(path, cfg.host, err)))
+            except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
+                print(f"watchdog-oom import: {_read_error(path, exc)}", file=err)
+                read.append((path, None))
+        store = opening.result() if opening is not None else None
     records: list[dict[str, Any]] = []
     failed = False
-    for path in args.paths:
-        try:
-            kills = _read_kills(path, cfg.host, err)
-        except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
-            print(f"watchdog-oom import: {_read_error(path, exc)}", file=err)
+    for path, kills in read:
+        if kills is None:
             failed = True
             continue
         found = len(kills)
