@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from servers import HttpSink
-from test_service import Daemon, wait_until
+from test_service import Daemon, reap_daemons, wait_until  # noqa: F401 (reap_daemons: autouse fixture)
 
 pytestmark = pytest.mark.realoom
 

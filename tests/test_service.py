@@ -35,7 +35,10 @@ def has_cap(bit: int) -> bool:
 class Daemon:
     """`python -m watchdog_oom run` with a NOTIFY_SOCKET the test listens on."""
 
+    started: list["Daemon"] = []  # reaped after each test, even a failed one
+
     def __init__(self, tmp: Path, config: str) -> None:
+        Daemon.started.append(self)
         self.tmp = tmp
         self.config = tmp / "config.yaml"
         self.config.write_text(config)
@@ -76,6 +79,17 @@ class Daemon:
 
 
 CAPTURE_LINES = len((DATA / "kmsg_6.18_memcg_v1_python3.kmsg").read_text().splitlines())
+
+
+@pytest.fixture(autouse=True)
+def reap_daemons():
+    """No daemon outlives its test: a failed assertion must not leave one running."""
+    yield
+    while Daemon.started:
+        daemon = Daemon.started.pop()
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+            daemon.proc.wait(timeout=10)
 
 
 def kmsg_records(first_seq: int, usec: int, pid: int, name: str = "python3") -> bytes:
