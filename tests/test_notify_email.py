@@ -244,3 +244,15 @@ def test_a_reply_to_quit_after_the_message_was_accepted_is_not_a_failure():
 def test_non_ascii_addresses_are_refused_when_the_channel_is_made():
     with pytest.raises(ValueError, match="not ASCII"):
         EmailChannel("mail", "127.0.0.1", security="none", sender="wätchdog@example.org", to=["ops@example.com"])
+
+
+def test_likely_victims_read_as_lines_not_json():
+    from watchdog_oom.notify.render import render_text
+
+    n = notification(kind="commit.critical", summary="Committed memory is 196.79% of RAM+swap", data={
+        "commit_percent": 196.79, "alert_id": 3, "key": "commit",
+        "victims": [{"pid": 101, "process": "java", "rss_kb": 9_000_000, "oom_score": 1350, "critical": False},
+                    {"pid": 202, "process": "mysqld", "rss_kb": 6_000_000, "oom_score": 1100, "critical": True}]})
+    text = render_text(n)
+    assert "java (pid 101, 8.6 GiB, oom_score 1350); mysqld (pid 202, 5.7 GiB, oom_score 1100, critical)" in text
+    assert '{"pid"' not in text and "alert id" not in text

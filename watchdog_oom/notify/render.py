@@ -93,11 +93,28 @@ def data_facts(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [
         (printable(key).replace("_", " "), _figure(key, value))
         for key, value in data.items()
-        if key != "kills" and value is not None
+        if key != "kills" and key not in _INTERNAL and value is not None
     ]
 
 
+# Bookkeeping of the outbox and of alert episodes: not figures a person needs.
+_INTERNAL = frozenset({"alert_id", "alert_kind", "alert_severity", "key", "by_process", "resolved"})
+
+
+def _victim(v: Mapping[str, Any]) -> str:
+    """One likely victim in a line: "java (pid 101, 8.6 GiB, oom_score 1350, critical)"."""
+    parts = [f"pid {v.get('pid')}"]
+    if isinstance(v.get("rss_kb"), (int, float)):
+        parts.append(format_kb(v["rss_kb"]))
+    parts.append(f"oom_score {v.get('oom_score')}")
+    if v.get("critical"):
+        parts.append("critical")
+    return f"{printable(v.get('process'))} ({', '.join(parts)})"
+
+
 def _figure(key: str, value: Any) -> str:
+    if key == "victims" and isinstance(value, list):
+        return "; ".join(_victim(v) for v in value if isinstance(v, Mapping)) or "none"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, (int, float)) and key.endswith("_kb"):
