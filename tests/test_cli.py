@@ -283,7 +283,12 @@ def test_console_script_upgrades_the_database_from_the_installed_package(tmp_pat
     proc = subprocess.run([script, "db", "upgrade"], capture_output=True, text=True, env=env, cwd=tmp_path,
                           timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("database at revision 0001")
+    from alembic.script import ScriptDirectory
+
+    from watchdog_oom.store import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert proc.stdout.startswith(f"database at revision {head}")
 
 
 def test_python_m_entry_point_and_systemd_unit(tmp_path):
@@ -539,3 +544,12 @@ def test_daemon_log_lines_cannot_be_forged_or_drive_the_terminal():
     line = SafeFormatter("%(levelname)s %(name)s: %(message)s").format(record)
     assert "\n" not in line and "\x1b" not in line and "\u202e" not in line
     assert line == "WARNING watchdog_oom: OOM kill recorded: \\x1b[2Jevil\\x0aWARNING watchdog_oom: forged\\u202e pid 42"
+
+
+def test_a_systemd_oomd_kill_has_no_pid_rather_than_a_made_up_one(cfg):
+    capture = Path(__file__).parent / "data" / "captures" / "systemd-oomd-252_journal-short-iso_pressure-and-swap.log"
+    code, out, _ = run("import", "--format", "json", str(capture), config=cfg)
+    kills = json.loads(out)
+    assert code == 0 and kills and all(k["pid"] is None and k["killer"] == "systemd-oomd" for k in kills)
+    code, out, _ = run("show", str(kills[0]["id"]), config=cfg)
+    assert "(pid -," in out

@@ -197,7 +197,7 @@ def test_a_claim_left_sending_is_due_again_after_its_lease(store, t0):
 
 
 def test_systemd_oomd_killing_a_unit_again_is_a_new_kill(store, t0):
-    oomd = OomKill(pid=0, process="batch.service", time=t0, killer="systemd-oomd", source="journal",
+    oomd = OomKill(pid=None, process="batch.service", time=t0, killer="systemd-oomd", source="journal",
                    task_memcg="/system.slice/batch.service")
     with store.tx() as tx:
         assert tx.add_kill(oomd, t0) is not None
@@ -214,3 +214,21 @@ def test_downsampling_an_hour_apart_never_splits_a_bucket(store, t0):
     store.downsample(cut + timedelta(days=2, hours=1), raw_samples=2 * 86400)
     times = [r.time for r in store.samples(ascending=True)]
     assert len(times) == len(set(times)) == 1
+
+
+def test_migration_0002_turns_old_oomd_pid_0_into_null_and_back(db_url, t0):
+    from alembic import command
+    from sqlalchemy import text
+
+    store = Store(db_url, "web-01")
+    cfg = alembic_config(db_url)
+    command.upgrade(cfg, "0001")
+    with store.engine.begin() as conn:  # a row as revision 0001 stored an oomd kill
+        conn.execute(text("INSERT INTO kills (host, pid, process, cgroup_oom, killer, details, recorded_at) "
+                          "VALUES ('web-01', 0, 'batch.service', 0, 'systemd-oomd', '{}', '2026-11-20 12:00:00')"))
+    command.upgrade(cfg, "head")
+    (row,) = store.kills()
+    assert row.pid is None and store.revision() == "0002"
+    command.downgrade(cfg, "0001")
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT pid FROM kills")).scalar() == 0

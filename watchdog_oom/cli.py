@@ -507,7 +507,7 @@ def render_incident(doc: dict[str, Any]) -> str:
         + (f" (boot {doc['boot_id']})" if doc.get("boot_id") else ""),
         "",
         "Victim",
-        f"  process        {safe(doc['process'])} (pid {doc['pid']}, uid {safe(doc['uid'])})",
+        f"  process        {safe(doc['process'])} (pid {safe(doc['pid'])}, uid {safe(doc['uid'])})",
         f"  command line   {safe(doc.get('cmdline'))}",
         f"  unit           {safe(doc.get('unit'))}",
         f"  total-vm       {kb(doc['total_vm_kb'])}",

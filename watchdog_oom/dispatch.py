@@ -44,7 +44,8 @@ def describe_kill(record: Mapping[str, Any]) -> str:
     scope = "memory cgroup limit" if record.get("cgroup_oom") else "system out of memory"
     killer = record.get("killer") or "kernel"
     by = "" if killer == "kernel" else f" by {killer}"
-    return f"{record['process']} (pid {record['pid']}{size}) killed{by}{where} ({scope})"
+    what = f"pid {record['pid']}{size}" if record.get("pid") is not None else f"cgroup{size}"
+    return f"{record['process']} ({what}) killed{by}{where} ({scope})"
 
 
 def kills_summary(records: Sequence[Mapping[str, Any]]) -> str:

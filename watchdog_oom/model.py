@@ -89,7 +89,7 @@ class OomKill:
     is None, never a guess.
     """
 
-    pid: int
+    pid: int | None  # None when the killer names a cgroup, not a process (systemd-oomd)
     process: str
     time: datetime | None = None
     mono_usec: int | None = None

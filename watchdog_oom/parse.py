@@ -697,7 +697,7 @@ class OomParser:
             monitored = pressure.group(1)
             extra["pressure"], extra["pressure_limit"] = pressure.group(2), pressure.group(3)
         return [OomKill(
-            pid=0,
+            pid=None,  # the log names no process: "null, never a guess"
             process=name,
             task_memcg=cgroup,
             memcg=monitored,

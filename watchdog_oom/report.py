@@ -207,7 +207,8 @@ def _time_ticks(t0: float, t1: float, tz: tzinfo) -> list[tuple[float, str]]:
 
 def _kill_title(kill: Any, tz: tzinfo) -> str:
     cgroup = kill.task_memcg or kill.memcg
-    parts = [f"{_time(kill.time, tz)}: {kill.process} (pid {kill.pid}) killed by {kill.killer}"]
+    who = f"pid {kill.pid}" if kill.pid is not None else "cgroup"
+    parts = [f"{_time(kill.time, tz)}: {kill.process} ({who}) killed by {kill.killer}"]
     if kill.anon_rss_kb is not None:
         parts.append(f"anon-rss {_kib(kill.anon_rss_kb)}")
     if cgroup:

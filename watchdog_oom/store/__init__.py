@@ -620,9 +620,9 @@ class Tx:
     def find_same_kill(self, kill: OomKill) -> Kill | None:
         """The stored record of this very kill, if any (seen before through any source)."""
         host = kill.host or self.host
-        # systemd-oomd kills a cgroup, not a pid (pid 0): a unit crash-looping under
-        # pressure is killed again and again, so only the same moment is the same kill.
-        window = timedelta(seconds=1) if kill.pid == 0 else SAME_KILL_WINDOW
+        # systemd-oomd kills a cgroup, not a pid: a unit crash-looping under pressure is
+        # killed again and again, so only the same moment is the same kill.
+        window = timedelta(seconds=1) if kill.pid is None else SAME_KILL_WINDOW
         conditions = []
         if kill.time is not None:
             conditions.append(Kill.time.between(kill.time - window, kill.time + window))
@@ -631,7 +631,8 @@ class Tx:
         if not conditions:
             conditions.append(and_(Kill.time.is_(None), Kill.mono_usec.is_(None)))
         candidates = self.session.scalars(
-            select(Kill).where(Kill.host == host, Kill.pid == kill.pid, Kill.killer == kill.killer, or_(*conditions))
+            select(Kill).where(Kill.host == host, Kill.pid.is_(None) if kill.pid is None else Kill.pid == kill.pid,
+                               Kill.killer == kill.killer, or_(*conditions))
         ).all()
         for row in candidates:
             if row.process[:15] != kill.process[:15]:

@@ -87,7 +87,7 @@ class Kill(Base):
     boot_id: Mapped[str | None] = mapped_column(String(64))
     time: Mapped[datetime | None] = mapped_column(UtcDateTime())
     mono_usec: Mapped[int | None] = mapped_column(BigInteger)
-    pid: Mapped[int] = mapped_column(Integer)
+    pid: Mapped[int | None] = mapped_column(Integer)  # None: a cgroup was killed (systemd-oomd)
     process: Mapped[str] = mapped_column(String(255))
     uid: Mapped[int | None] = mapped_column(BigInteger)
     total_vm_kb: Mapped[int | None] = mapped_column(BigInteger)
