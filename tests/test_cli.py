@@ -10,7 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -553,3 +553,19 @@ def test_a_systemd_oomd_kill_has_no_pid_rather_than_a_made_up_one(cfg):
     assert code == 0 and kills and all(k["pid"] is None and k["killer"] == "systemd-oomd" for k in kills)
     code, out, _ = run("show", str(kills[0]["id"]), config=cfg)
     assert "(pid -," in out
+
+
+def test_show_of_an_imported_kill_finds_the_memory_state_in_the_history(cfg, tmp_path):
+    from watchdog_oom.model import MemorySample
+    from watchdog_oom.store import Store
+
+    (kill,) = import_fixtures(cfg, "06_aws-6.8_dmesg-T_docker-redis-global-oom.log")
+    when = datetime.fromisoformat(kill["time"])
+    store = Store(f"sqlite:///{tmp_path}/db/history.db", "web-01")
+    with store.tx() as tx:
+        tx.add_sample(MemorySample(time=when - timedelta(seconds=20), mem_total_kb=16_000_000,
+                                   mem_available_kb=300_000, mem_free_kb=1, swap_total_kb=0, swap_free_kb=0,
+                                   committed_as_kb=30_000_000, commit_limit_kb=8_000_000, overcommit_memory=0,
+                                   overcommit_ratio=50, overcommit_kbytes=0))
+    _, out, _ = run("show", str(kill["id"]), "--format", "json", config=cfg)
+    assert json.loads(out)["commit_state"]["commit_percent"] == 187.5

@@ -482,6 +482,10 @@ def _filter_note(filters: dict[str, Any]) -> str:
     return f" ({', '.join(parts)})" if parts else ""
 
 
+# How old the last sample before a kill may be to stand for the memory state at the kill.
+SHOW_SAMPLE_WITHIN = timedelta(minutes=10)
+
+
 def cmd_show(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:
     store = _store(cfg)
     row = store.kill(args.kill_id)
@@ -490,6 +494,15 @@ def cmd_show(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err:
         return 1
     doc = {**kill_record(row), "score": row.score, "mono_usec": row.mono_usec,
            "recorded_at": row.recorded_at.isoformat(), **(row.details or {})}
+    if "commit_state" not in doc and row.time is not None:
+        # A kill imported from an old log: the history may still hold the host's sample.
+        sample = store.sample_before(row.host, row.time, SHOW_SAMPLE_WITHIN)
+        if sample is not None:
+            doc["commit_state"] = {
+                "time": sample.time.isoformat(), "commit_percent": sample.commit_percent,
+                "commit_limit_percent": sample.commit_limit_percent, "committed_as_kb": sample.committed_as_kb,
+                "commit_limit_kb": sample.commit_limit_kb, "mem_available_kb": sample.mem_available_kb,
+            }
     if args.format == "json":
         print(to_json(doc), file=out)
         return EXIT_OK

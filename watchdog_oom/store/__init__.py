@@ -358,6 +358,14 @@ class Store:
         with self.engine.connect() as conn:
             return list(conn.execute(query))
 
+    def sample_before(self, host: str, when: datetime, within: timedelta) -> Sample | None:
+        """The last sample of `host` at or before `when`, if it is no older than `within`."""
+        with self._sessions() as session:
+            return session.scalars(
+                select(Sample).where(Sample.host == host, Sample.time <= when, Sample.time >= when - within)
+                .order_by(Sample.time.desc()).limit(1)
+            ).first()
+
     def kill_marks(self, host: str, since: datetime, until: datetime) -> list[Any]:
         """Every kill of the period, oldest first, with what a chart marker names."""
         query = (
