@@ -569,3 +569,12 @@ def test_show_of_an_imported_kill_finds_the_memory_state_in_the_history(cfg, tmp
                                    overcommit_ratio=50, overcommit_kbytes=0))
     _, out, _ = run("show", str(kill["id"]), "--format", "json", config=cfg)
     assert json.loads(out)["commit_state"]["commit_percent"] == 187.5
+
+
+def test_commands_that_store_nothing_do_not_load_the_database_layer(cfg):
+    # Nagios runs `check` every minute on every host: SQLAlchemy would be most of its start-up.
+    code = ("import sys; from watchdog_oom.cli import main; rc = main(['-c', sys.argv[1], 'check', '--json'], "
+            "stdout=open('/dev/null', 'w')); print('sqlalchemy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(cfg)], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.stdout.strip() == "False", out.stderr

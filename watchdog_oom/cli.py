@@ -14,13 +14,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, NoReturn, TextIO
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from watchdog_oom import __version__, detect, procfs, processes
 from watchdog_oom import config as config_mod
-from watchdog_oom.model import OomKill
-from watchdog_oom.store import (Store, StoreError, alembic_config, kill_record, kill_record_from_value,
-                                with_local_time)
+from watchdog_oom.model import OomKill, with_local_time
+from watchdog_oom import store as store_mod
+from watchdog_oom.store import StoreError
 from watchdog_oom.notify import secrets_of_config
 from watchdog_oom.textout import safe, table, to_csv, to_json
 
@@ -209,11 +207,19 @@ def _dispatch(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err
     except UsageError as exc:
         print(f"watchdog-oom {args.command}: {exc}", file=err)
         return 2
-    except (StoreError, SQLAlchemyError) as exc:
+    except Exception as exc:
+        if not isinstance(exc, StoreError) and not _is_database_error(exc):
+            raise
         print(f"watchdog-oom {args.command}: {_first_line(exc)}", file=err)
         return EXIT_UNKNOWN if args.command == "check" else 1
     except BrokenPipeError:
         return 0
+
+
+def _is_database_error(exc: Exception) -> bool:
+    """An error SQLAlchemy raised (imported only if a command opened the database)."""
+    errors = sys.modules.get("sqlalchemy.exc")
+    return errors is not None and isinstance(exc, errors.SQLAlchemyError)
 
 
 def _first_line(exc: Exception) -> str:
@@ -221,9 +227,9 @@ def _first_line(exc: Exception) -> str:
     return next(iter(str(exc).strip().splitlines()), type(exc).__name__)
 
 
-def _store(cfg: config_mod.Config) -> Store:
+def _store(cfg: config_mod.Config) -> store_mod.Store:
     """The store, migrated first if it is behind: a database at the newest schema can be read-only."""
-    store = Store(cfg.database, cfg.host)
+    store = store_mod.Store(cfg.database, cfg.host)
     if store.revision() != _head_revision():
         store.upgrade()
     return store
@@ -232,7 +238,7 @@ def _store(cfg: config_mod.Config) -> Store:
 def _head_revision() -> str | None:
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    return ScriptDirectory.from_config(store_mod.alembic_config()).get_current_head()
 
 
 def _setup_logging(level: str, stream: TextIO) -> None:
@@ -410,11 +416,11 @@ def _filters(args: argparse.Namespace, now: datetime) -> dict[str, Any]:
     return {"since": since, "until": until, "process": args.process, "host": args.host, "limit": args.limit}
 
 
-def history_rows(store: Store, kind: str, filters: dict[str, Any],
+def history_rows(store: store_mod.Store, kind: str, filters: dict[str, Any],
                  secrets: Sequence[str] = ()) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """Rows and table columns of one kind of history; `secrets` are masked in error texts."""
     if kind == "kills":
-        return [kill_record(k) for k in store.kills(**filters)], KILL_COLUMNS
+        return [store_mod.kill_record(k) for k in store.kills(**filters)], KILL_COLUMNS
     if kind == "alerts":
         rows = [{"id": a.id, "host": a.host, "key": a.key, "kind": a.kind, "severity": a.severity,
                  "status": a.status, "started_at": a.started_at.isoformat(),
@@ -455,7 +461,7 @@ def history_rows(store: Store, kind: str, filters: dict[str, Any],
     raise UsageError(f"unknown history kind {kind!r}")
 
 
-def summary_rows(store: Store, filters: dict[str, Any]) -> list[dict[str, Any]]:
+def summary_rows(store: store_mod.Store, filters: dict[str, Any]) -> list[dict[str, Any]]:
     """Kills per process, per cgroup and per day."""
     return [{"by": by, "value": value, "kills": n} for by, value, n in store.kill_counts(**filters)]
 
@@ -492,7 +498,7 @@ def cmd_show(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err:
     if row is None:
         print(f"watchdog-oom show: no kill with id {args.kill_id}", file=err)
         return 1
-    doc = {**kill_record(row), "score": row.score, "mono_usec": row.mono_usec,
+    doc = {**store_mod.kill_record(row), "score": row.score, "mono_usec": row.mono_usec,
            "recorded_at": row.recorded_at.isoformat(), **(row.details or {})}
     if "commit_state" not in doc and row.time is not None:
         # A kill imported from an old log: the history may still hold the host's sample.
@@ -617,7 +623,7 @@ def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, er
             continue
         found = len(kills)
         if store is None:
-            records += [kill_record_from_value(k) for k in kills]
+            records += [store_mod.kill_record_from_value(k) for k in kills]
             note = ""
         else:
             recorded, new = _record(store, kills, utcnow())
@@ -672,7 +678,7 @@ def _read_error(path: str, exc: Exception) -> str:
     return f"{path}: corrupt or unreadable compressed data ({exc})"
 
 
-def _record(store: Store, kills: Sequence[OomKill], now: datetime) -> tuple[list[dict[str, Any]], int]:
+def _record(store: store_mod.Store, kills: Sequence[OomKill], now: datetime) -> tuple[list[dict[str, Any]], int]:
     """Records the kills not recorded yet; returns every kill's record, with its id, and how many were new."""
     records = []
     new = 0
@@ -683,7 +689,7 @@ def _record(store: Store, kills: Sequence[OomKill], now: datetime) -> tuple[list
                 row = tx.find_same_kill(kill)  # recorded before; _read_kills gave `kill` the local time add_kill does
             else:
                 new += 1
-            records.append(kill_record(row))
+            records.append(store_mod.kill_record(row))
     return records, new
 
 
@@ -737,7 +743,7 @@ def _mute_duration(text: str | None) -> timedelta:
     return _bounded_duration(seconds, text)
 
 
-def _list_mutes(store: Store, now: datetime, out: TextIO) -> int:
+def _list_mutes(store: store_mod.Store, now: datetime, out: TextIO) -> int:
     rows = [{"id": m.id, "until": m.until.isoformat(), "kind": m.kind, "process": m.process,
              "cgroup": m.cgroup, "host": m.host or "(all)", "reason": m.reason} for m in store.mutes(now)]
     print(table(rows, [("id", "ID"), ("until", "UNTIL"), ("host", "HOST"), ("kind", "KIND"),
@@ -790,7 +796,7 @@ def cmd_notify_test(args: argparse.Namespace, cfg: config_mod.Config, out: TextI
 # -- db and config -----------------------------------------------------------------------
 
 def cmd_db(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:
-    store = Store(cfg.database, cfg.host)
+    store = store_mod.Store(cfg.database, cfg.host)
     before = store.revision()
     after = store.upgrade()
     print(f"database at revision {after}" + ("" if before == after else f" (was {before or 'empty'})"), file=out)

@@ -126,6 +126,13 @@ class OomKill:
         return dataclasses.replace(self, **changes)
 
 
+def with_local_time(kill: OomKill) -> OomKill:
+    """Syslog and `dmesg -T` stamps carry no offset: they are this host's local time."""
+    if kill.time is not None and kill.time.tzinfo is None:
+        return kill.replace(time=kill.time.astimezone())
+    return kill
+
+
 @dataclass(frozen=True, slots=True)
 class MemorySample:
     """What /proc said about memory at one moment (kB unless named otherwise)."""

@@ -27,13 +27,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from watchdog_oom import config as config_mod
 from watchdog_oom import detect, procfs, processes
 from watchdog_oom.dispatch import Dispatcher, Outbox, Route
-from watchdog_oom.model import Alert, CaughtUp, KernelLine, MemorySample, OomKill, ProcScore, SourceGap
+from watchdog_oom.model import (Alert, CaughtUp, KernelLine, MemorySample, OomKill, ProcScore, SourceGap,
+                                with_local_time)
 from watchdog_oom.notify import ChannelError, build_channel, mask_secret, secrets_of_config
 from watchdog_oom.notify.heartbeat import ping
 from watchdog_oom.parse import OomParser, undo_future_year
 from watchdog_oom.redact import Redactor
 from watchdog_oom.sources import SourceError, select_source
-from watchdog_oom.store import Kill, Store, Tx, with_local_time
+from watchdog_oom.store import Kill, Store, Tx
 from watchdog_oom.store.migrate import migrate_in_child
 
 log = logging.getLogger("watchdog_oom")

@@ -1,0 +1,778 @@
+"""The history store's implementation: see the package docstring."""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import os
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from importlib import resources
+from typing import Any
+
+from sqlalchemy import String, and_, case, create_engine, delete, event, func, or_, select, update
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.orm import Session, sessionmaker
+
+from watchdog_oom.model import Alert, MemorySample, OomKill, with_local_time
+from watchdog_oom.store import StoreError
+from watchdog_oom.store.tables import (
+    AlertRow,
+    Base,
+    Cursor,
+    Kill,
+    Mute,
+    NotificationRow,
+    Protection,
+    Sample,
+)
+
+__all__ = [
+    "AlertRow",
+    "Base",
+    "Kill",
+    "Mute",
+    "NotificationRow",
+    "Sample",
+    "Store",
+    "StoreError",
+    "Tx",
+    "kill_record",
+]
+
+# Two records of one kill (seen through kmsg and syslog, or imported again) are the same
+# kill when host, pid and name agree and their times lie this close: syslog stamps
+# whole seconds in local time, and a log read late may lag the kernel's clock.
+SAME_KILL_WINDOW = timedelta(seconds=90)
+# How long a claimed notification may stay `sending` before it is due again: longer
+# than any channel's timeout (SMTP and HTTP default to 10 s).
+CLAIM_LEASE = timedelta(minutes=5)
+
+KILL_FIELDS = (
+    "id", "host", "boot_id", "time", "pid", "process", "uid",
+    "total_vm_kb", "anon_rss_kb", "file_rss_kb", "shmem_rss_kb", "pgtables_kb", "oom_score_adj",
+    "constraint", "memcg", "task_memcg", "cgroup_oom",
+    "invoker", "invoker_pid", "gfp_mask", "order", "killer", "source", "cmdline", "unit",
+)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def kill_record(row: Kill) -> dict[str, Any]:
+    """The INTERFACE.md kill record of a stored kill, JSON-ready."""
+    record = {name: getattr(row, name) for name in KILL_FIELDS if name not in ("order", "time")}
+    record["time"] = _iso(row.time)
+    record["order"] = row.alloc_order
+    return {name: record[name] for name in KILL_FIELDS}
+
+
+def kill_record_from_value(kill: OomKill, kill_id: int | None = None) -> dict[str, Any]:
+    """The kill record of a parsed (not necessarily stored) kill, JSON-ready."""
+    record = {name: getattr(kill, name, None) for name in KILL_FIELDS if name not in ("id", "time")}
+    record["id"] = kill_id
+    record["time"] = _iso(kill.time)
+    return {name: record[name] for name in KILL_FIELDS}
+
+
+def _sqlite_path(url: str) -> str | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database
+
+
+def _prepare_sqlite_file(path: str) -> None:
+    """Create the state directory and database file readable only by their owner.
+
+    The database holds command lines, which may name internal hosts and users.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    if not os.path.exists(path):
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+        return
+    if os.stat(path).st_mode & 0o077:
+        try:
+            os.chmod(path, 0o600)
+        except OSError:
+            pass  # not ours, or a read-only file system: reading it is still fine
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets the CLI read while the daemon writes; busy_timeout waits out a writer
+    # instead of failing with "database is locked"; SQLite leaves foreign keys off
+    # unless asked on every connection.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _on_postgresql_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Sessions in UTC: a date computed in SQL (history summary per day) is then the
+    # same on every host of the fleet, whatever the server's own TimeZone setting.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SET TIME ZONE 'UTC'")
+    cursor.close()
+    dbapi_connection.commit()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for any SQLAlchemy URL, with SQLite's file and pragmas set up."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"database: not a valid SQLAlchemy URL: {exc}") from None
+    path = _sqlite_path(url)
+    if path is not None:
+        try:
+            _prepare_sqlite_file(path)
+        except OSError as exc:
+            raise StoreError(f"database: cannot create or open {path}: {exc.strerror}") from None
+    try:
+        engine = create_engine(parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite")
+    except Exception as exc:  # a missing DBAPI driver, for instance
+        raise StoreError(f"database: cannot open {parsed.render_as_string(hide_password=True)}: {exc}") from None
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _on_sqlite_connect)
+    elif parsed.get_backend_name() == "postgresql":
+        event.listen(engine, "connect", _on_postgresql_connect)
+    return engine
+
+
+def alembic_config(engine_url: str | None = None) -> Any:
+    """An Alembic Config pointing at the migrations shipped inside the package."""
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(resources.files("watchdog_oom") / "migrations"))
+    if engine_url:
+        cfg.set_main_option("sqlalchemy.url", engine_url.replace("%", "%%"))
+    return cfg
+
+
+class Store:
+    """The history database of one host (or of a fleet, each row carrying its host)."""
+
+    def __init__(self, url: str, host: str) -> None:
+        self.url = url
+        self.host = host
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- schema -------------------------------------------------------------------------
+
+    def upgrade(self) -> str:
+        """Migrate the schema to the newest revision; returns that revision."""
+        from alembic import command
+
+        cfg = alembic_config()
+        try:
+            with self.engine.begin() as connection:
+                cfg.attributes["connection"] = connection
+                command.upgrade(cfg, "head")
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"database: migration failed: {exc}") from exc
+        return self.revision() or ""
+
+    def revision(self) -> str | None:
+        """The schema revision the database is at (None: not migrated)."""
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    # -- transactions -------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def tx(self) -> Iterator["Tx"]:
+        """One transaction: everything done through the Tx commits together or not at all."""
+        with self._sessions() as session, session.begin():
+            yield Tx(session, self.host)
+
+    # -- the outbox ---------------------------------------------------------------------
+
+    def claim_due(self, now: datetime, limit: int = 20) -> list[NotificationRow]:
+        """Take due notifications of this host for sending (status → sending).
+
+        A claim is a lease: a row left `sending` longer than CLAIM_LEASE (its sender died,
+        or could not record the outcome) is due again, so nothing stays stuck until a
+        restart. Delivery is therefore at least once; the stable `webhook-id` lets a
+        receiver drop the rare repeat.
+        """
+        expired = now - CLAIM_LEASE
+        due = or_(
+            and_(NotificationRow.status == "pending", NotificationRow.due_at <= now),
+            and_(NotificationRow.status == "sending", NotificationRow.last_attempt_at < expired),
+        )
+        claimed: list[NotificationRow] = []
+        with self._sessions() as session, session.begin():
+            rows = session.scalars(
+                select(NotificationRow)
+                .where(NotificationRow.host == self.host, due)
+                .order_by(NotificationRow.due_at, NotificationRow.id)
+                .limit(limit)
+                # PostgreSQL: two claimers take different rows instead of queueing on
+                # the same ones; SQLite has no row locks and serialises writers anyway.
+                .with_for_update(skip_locked=True)
+            ).all()
+            for row in rows:
+                # Conditional update: a concurrent grouper may not append to a claimed row,
+                # and a concurrent claimer may not take it twice.
+                taken = session.execute(
+                    update(NotificationRow)
+                    .where(NotificationRow.id == row.id, NotificationRow.status == row.status,
+                           NotificationRow.attempts == row.attempts)
+                    .values(status="sending", last_attempt_at=now, attempts=NotificationRow.attempts + 1)
+                ).rowcount
+                if taken:
+                    session.refresh(row)
+                    claimed.append(row)
+        return claimed
+
+    def next_due(self) -> datetime | None:
+        """When the earliest notification of this host falls due (a lease expiring counts)."""
+        with self._sessions() as session:
+            pending = session.scalar(
+                select(func.min(NotificationRow.due_at)).where(
+                    NotificationRow.host == self.host, NotificationRow.status == "pending"))
+            leased = session.scalar(
+                select(func.min(NotificationRow.last_attempt_at)).where(
+                    NotificationRow.host == self.host, NotificationRow.status == "sending"))
+        candidates = [t for t in (pending, leased + CLAIM_LEASE if leased else None) if t is not None]
+        return min(candidates) if candidates else None
+
+    def mark_sent(self, notification_id: int, detail: str, now: datetime) -> None:
+        self._finish(notification_id, status="sent", sent_at=now, detail=detail[:2000], last_error=None)
+
+    def mark_retry(self, notification_id: int, error: str, due_at: datetime) -> None:
+        self._finish(notification_id, status="pending", due_at=due_at, last_error=error[:2000])
+
+    def release(self, notification_id: int, due_at: datetime) -> None:
+        """Hand back a claimed notification unsent (its channel asked us to wait): it is
+        due again at `due_at`, and the claim does not count as an attempt."""
+        with self._sessions() as session, session.begin():
+            session.execute(
+                update(NotificationRow).where(NotificationRow.id == notification_id)
+                .values(status="pending", due_at=due_at, attempts=NotificationRow.attempts - 1))
+
+    def mark_failed(self, notification_id: int, error: str, status: str = "failed") -> None:
+        """Give up on a notification: `failed` (permanent error) or `given_up` (too old)."""
+        self._finish(notification_id, status=status, last_error=error[:2000])
+
+    def _finish(self, notification_id: int, **values: Any) -> None:
+        with self._sessions() as session, session.begin():
+            session.execute(update(NotificationRow).where(NotificationRow.id == notification_id).values(**values))
+
+    def requeue_inflight(self) -> int:
+        """Put back notifications a previous run claimed but never finished (it died mid-send)."""
+        with self._sessions() as session, session.begin():
+            return session.execute(
+                update(NotificationRow)
+                .where(NotificationRow.host == self.host, NotificationRow.status == "sending")
+                .values(status="pending")
+            ).rowcount
+
+    def outbox_backlog(self) -> int:
+        with self._sessions() as session:
+            return session.scalar(
+                select(func.count()).select_from(NotificationRow).where(
+                    NotificationRow.host == self.host, NotificationRow.status.in_(("pending", "sending"))
+                )
+            ) or 0
+
+    # -- history queries ----------------------------------------------------------------
+
+    def kills(self, **filters: Any) -> list[Kill]:
+        """Stored kills, newest first; filters: since, until, process, host, limit."""
+        query = select(Kill)
+        query = _time_filters(query, Kill.time, filters)
+        if filters.get("process"):
+            query = query.where(_glob(Kill.process, filters["process"]))
+        if filters.get("host"):
+            query = query.where(Kill.host == filters["host"])
+        query = query.order_by(Kill.time.desc().nulls_last(), Kill.id.desc())
+        return self._all(query, filters)
+
+    def kill_counts(self, **filters: Any) -> list[tuple[str, str, int]]:
+        """(by, value, kills) rows: kills per process, per cgroup and per day, most first."""
+        where = _time_filters(select(Kill.id), Kill.time, filters).whereclause
+        if filters.get("process"):
+            where = and_(*(c for c in (where, _glob(Kill.process, filters["process"])) if c is not None))
+        if filters.get("host"):
+            where = and_(*(c for c in (where, Kill.host == filters["host"]) if c is not None))
+        cgroup = func.coalesce(Kill.task_memcg, Kill.memcg, "/")
+        # Days in UTC, so every backend agrees; kills without a time fall under "unknown".
+        day = func.coalesce(func.substr(func.cast(Kill.time, String), 1, 10), "unknown")
+        rows: list[tuple[str, str, int]] = []
+        with self._sessions() as session:
+            for by, column in (("process", Kill.process), ("cgroup", cgroup), ("day", day)):
+                query = select(column, func.count()).group_by(column)
+                if where is not None:
+                    query = query.where(where)
+                counted = session.execute(query).all()
+                rows += sorted(((by, str(v), n) for v, n in counted), key=lambda r: (-r[2], r[1]))
+        return rows
+
+    def series(self, host: str, since: datetime, until: datetime) -> list[Any]:
+        """The samples of `host` in [since, until], oldest first: only the columns a chart draws."""
+        query = (
+            select(Sample.time, Sample.commit_percent, Sample.commit_limit_percent,
+                   Sample.mem_available_percent, Sample.resolution)
+            .where(Sample.host == host, Sample.time >= since, Sample.time <= until)
+            .order_by(Sample.time)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(query))
+
+    def sample_before(self, host: str, when: datetime, within: timedelta) -> Sample | None:
+        """The last sample of `host` at or before `when`, if it is no older than `within`."""
+        with self._sessions() as session:
+            return session.scalars(
+                select(Sample).where(Sample.host == host, Sample.time <= when, Sample.time >= when - within)
+                .order_by(Sample.time.desc()).limit(1)
+            ).first()
+
+    def kill_marks(self, host: str, since: datetime, until: datetime) -> list[Any]:
+        """Every kill of the period, oldest first, with what a chart marker names."""
+        query = (
+            select(Kill.time, Kill.pid, Kill.process, Kill.killer, Kill.anon_rss_kb, Kill.task_memcg, Kill.memcg)
+            .where(Kill.host == host, Kill.time >= since, Kill.time <= until)
+            .order_by(Kill.time, Kill.id)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(query))
+
+    def alerts_overlapping(self, host: str, since: datetime, until: datetime, limit: int) -> tuple[list[AlertRow], int]:
+        """The newest `limit` alert episodes that overlap the period (also those begun
+        before it), and how many there are in all."""
+        overlap = (AlertRow.host == host, AlertRow.started_at <= until,
+                   or_(AlertRow.resolved_at.is_(None), AlertRow.resolved_at >= since))
+        with self._sessions() as session:
+            rows = list(session.scalars(select(AlertRow).where(*overlap)
+                                        .order_by(AlertRow.started_at.desc(), AlertRow.id.desc()).limit(limit)))
+            total = len(rows) if len(rows) < limit else session.scalar(
+                select(func.count()).select_from(AlertRow).where(*overlap)) or 0
+        return rows, total
+
+    def kill_totals(self, host: str, recorded_since: datetime | None = None) -> list[tuple[str, str | None, int]]:
+        """(killer, constraint, count) of the kills of `host` recorded since a moment."""
+        query = select(Kill.killer, Kill.constraint, func.count()).where(Kill.host == host)
+        if recorded_since is not None:
+            query = query.where(Kill.recorded_at >= recorded_since)
+        query = query.group_by(Kill.killer, Kill.constraint).order_by(Kill.killer, Kill.constraint)
+        with self.engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(query)]
+
+    def alert_counts(self, host: str) -> list[tuple[str, str, int]]:
+        """(kind, severity, firing now) for every kind of alert `host` has had."""
+        firing = func.sum(case((AlertRow.status == "firing", 1), else_=0))
+        query = (select(AlertRow.kind, AlertRow.severity, firing).where(AlertRow.host == host)
+                 .group_by(AlertRow.kind, AlertRow.severity).order_by(AlertRow.kind, AlertRow.severity))
+        with self.engine.connect() as conn:
+            return [(kind, severity, int(n or 0)) for kind, severity, n in conn.execute(query)]
+
+    def kill(self, kill_id: int) -> Kill | None:
+        with self._sessions() as session:
+            return session.get(Kill, kill_id)
+
+    def alerts(self, **filters: Any) -> list[AlertRow]:
+        """Alert episodes, newest first; `process` searches their summaries."""
+        return self._history(AlertRow, AlertRow.started_at, filters,
+                             process=lambda p: _glob(AlertRow.summary, f"*{p}*"))
+
+    def samples(self, **filters: Any) -> list[Sample]:
+        """Samples, newest first (oldest first with ascending=True)."""
+        order = (Sample.time.asc(), Sample.id) if filters.get("ascending") else None
+        return self._history(Sample, Sample.time, filters, order=order)
+
+    def notifications(self, **filters: Any) -> list[NotificationRow]:
+        """Outbox rows, newest first; `process` searches their summaries."""
+        return self._history(NotificationRow, NotificationRow.created_at, filters,
+                             process=lambda p: _glob(NotificationRow.summary, f"*{p}*"))
+
+    def protections(self, **filters: Any) -> list[Protection]:
+        """Changes made to oom_score_adj, newest first."""
+        return self._history(Protection, Protection.time, filters, process=lambda p: _glob(Protection.process, p))
+
+    def _history(self, table: Any, when: Any, filters: dict[str, Any], *,
+                 process: Callable[[str], Any] | None = None, order: tuple[Any, ...] | None = None) -> list[Any]:
+        """Rows of `table` filtered by since/until on `when`, host, process and status."""
+        query = _time_filters(select(table), when, filters)
+        if filters.get("host"):
+            query = query.where(table.host == filters["host"])
+        if filters.get("process") and process is not None:
+            query = query.where(process(filters["process"]))
+        if filters.get("status"):
+            query = query.where(table.status == filters["status"])
+        return self._all(query.order_by(*(order or (when.desc(), table.id.desc()))), filters)
+
+    def _all(self, query: Any, filters: dict[str, Any]) -> list[Any]:
+        if filters.get("limit"):
+            query = query.limit(int(filters["limit"]))
+        with self._sessions() as session:
+            return list(session.scalars(query).all())
+
+    # -- mutes --------------------------------------------------------------------------
+
+    def add_mute(self, until: datetime, now: datetime, kind: str | None = None,
+                 process: str | None = None, cgroup: str | None = None, reason: str | None = None,
+                 all_hosts: bool = False) -> Mute:
+        with self._sessions() as session, session.begin():
+            mute = Mute(host=None if all_hosts else self.host, created_at=now, until=until,
+                        kind=kind, process=process, cgroup=cgroup, reason=reason)
+            session.add(mute)
+            session.flush()
+            return mute
+
+    def mutes(self, now: datetime, active_only: bool = True) -> list[Mute]:
+        query = select(Mute).where(or_(Mute.host.is_(None), Mute.host == self.host))
+        if active_only:
+            query = query.where(Mute.until > now)
+        with self._sessions() as session:
+            return list(session.scalars(query.order_by(Mute.id)).all())
+
+    def end_mute(self, mute_id: int, now: datetime) -> bool:
+        """End a mute now; False when there is no active mute with that id."""
+        with self._sessions() as session, session.begin():
+            return bool(session.execute(
+                update(Mute).where(Mute.id == mute_id, Mute.until > now).values(until=now)
+            ).rowcount)
+
+    # -- retention ----------------------------------------------------------------------
+
+    def prune(self, now: datetime, *, samples: float, kills: float, alerts: float,
+              notifications: float, raw_samples: float) -> dict[str, int]:
+        """Downsample aging samples and delete rows past their retention; counts per table."""
+        counts = {"downsampled": self.downsample(now, raw_samples)}
+        with self._sessions() as session, session.begin():
+            for name, table, column, seconds, extra in (
+                ("samples", Sample, Sample.time, samples, None),
+                ("kills", Kill, Kill.recorded_at, kills, None),
+                ("alerts", AlertRow, AlertRow.started_at, alerts, AlertRow.status == "resolved"),
+                ("notifications", NotificationRow, NotificationRow.created_at, notifications,
+                 NotificationRow.status.in_(("sent", "failed", "given_up", "muted"))),
+            ):
+                where = [table.host == self.host, column < now - timedelta(seconds=seconds)]
+                if extra is not None:
+                    where.append(extra)
+                counts[name] = session.execute(delete(table).where(*where)).rowcount
+            session.execute(delete(Mute).where(Mute.until < now - timedelta(days=30)))
+        return counts
+
+    def downsample(self, now: datetime, raw_samples: float) -> int:
+        """Replace raw samples older than `raw_samples` by 5-minute means, and 5-minute
+        means older than a week by hourly means. Returns the number of rows removed."""
+        removed = self._downsample_tier(now - timedelta(seconds=raw_samples), 0, 300)
+        week = max(raw_samples, 7 * 86400)
+        removed += self._downsample_tier(now - timedelta(seconds=week), 300, 3600)
+        return removed
+
+    def _downsample_tier(self, older_than: datetime, from_resolution: int, to_resolution: int) -> int:
+        # Only whole buckets: a cut inside one would average it in two parts, hours apart,
+        # leaving two partial means at the same time.
+        edge = int(older_than.timestamp()) // to_resolution * to_resolution
+        older_than = datetime.fromtimestamp(edge, timezone.utc)
+        with self._sessions() as session, session.begin():
+            rows = session.scalars(
+                select(Sample)
+                .where(Sample.host == self.host, Sample.resolution == from_resolution, Sample.time < older_than)
+                .order_by(Sample.time)
+            ).all()
+            if not rows:
+                return 0
+            buckets: dict[int, list[Sample]] = {}
+            for row in rows:
+                buckets.setdefault(int(row.time.timestamp()) // to_resolution, []).append(row)
+            for bucket, members in buckets.items():
+                session.add(_mean_sample(self.host, bucket * to_resolution, to_resolution, members))
+            session.execute(delete(Sample).where(Sample.id.in_([row.id for row in rows])))
+            return len(rows) - len(buckets)
+
+
+def _mean(values: Sequence[float | int | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
+
+
+def _mean_sample(host: str, start: int, resolution: int, members: Sequence[Sample]) -> Sample:
+    """One sample averaging `members`; the worst of the percent figures is kept as well
+    in spirit: the mean of a commit spike would hide it, so percents take the maximum."""
+    def mean_int(name: str) -> int | None:
+        value = _mean([getattr(m, name) for m in members])
+        return int(round(value)) if value is not None else None
+
+    def max_of(name: str) -> float | None:
+        present = [getattr(m, name) for m in members if getattr(m, name) is not None]
+        return max(present) if present else None
+
+    available = [m.mem_available_percent for m in members if m.mem_available_percent is not None]
+    return Sample(
+        host=host,
+        time=datetime.fromtimestamp(start, timezone.utc),
+        resolution=resolution,
+        mem_total_kb=mean_int("mem_total_kb"),
+        mem_available_kb=mean_int("mem_available_kb"),
+        swap_total_kb=mean_int("swap_total_kb"),
+        swap_free_kb=mean_int("swap_free_kb"),
+        committed_as_kb=mean_int("committed_as_kb"),
+        commit_limit_kb=mean_int("commit_limit_kb"),
+        commit_percent=max_of("commit_percent"),
+        commit_limit_percent=max_of("commit_limit_percent"),
+        mem_available_percent=min(available) if available else None,
+        psi_some_avg10=max_of("psi_some_avg10"),
+        psi_full_avg10=max_of("psi_full_avg10"),
+        overcommit_memory=members[-1].overcommit_memory,
+    )
+
+
+def _glob(column: Any, pattern: str) -> Any:
+    """A shell-style glob as SQL LIKE (escaping LIKE's own wildcards); plain text matches exactly."""
+    if not any(ch in pattern for ch in "*?"):
+        return column == pattern
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return column.like(escaped.replace("*", "%").replace("?", "_"), escape="\\")
+
+
+def _time_filters(query: Any, column: Any, filters: dict[str, Any]) -> Any:
+    if filters.get("since") is not None:
+        query = query.where(column >= filters["since"])
+    if filters.get("until") is not None:
+        query = query.where(column <= filters["until"])
+    return query
+
+
+def _mute_matches(mute: Mute, kind: str, process: str | None, cgroup: str | None) -> bool:
+    if mute.kind and not fnmatch.fnmatchcase(kind, mute.kind):
+        return False
+    if mute.process and not (process and fnmatch.fnmatchcase(process, mute.process)):
+        return False
+    if mute.cgroup and not (cgroup and fnmatch.fnmatchcase(cgroup, mute.cgroup)):
+        return False
+    return True
+
+
+@dataclass
+class Tx:
+    """The writes of one transaction. Obtain through `Store.tx()`."""
+
+    session: Session
+    host: str
+
+    # -- cursors ------------------------------------------------------------------------
+
+    def get_cursor(self, source: str) -> str | None:
+        row = self.session.get(Cursor, (self.host, source))
+        return row.cursor if row else None
+
+    def cursors(self) -> dict[str, str]:
+        """Every stored cursor of this host, by source name."""
+        return {row.source: row.cursor for row in self.session.scalars(select(Cursor).where(Cursor.host == self.host))}
+
+    def set_cursor(self, source: str, cursor: str, now: datetime) -> None:
+        row = self.session.get(Cursor, (self.host, source))
+        if row is None:
+            self.session.add(Cursor(host=self.host, source=source, cursor=cursor, updated_at=now))
+        else:
+            row.cursor, row.updated_at = cursor, now
+
+    # -- samples ------------------------------------------------------------------------
+
+    def add_sample(self, sample: MemorySample) -> None:
+        self.session.add(Sample(
+            host=self.host, time=sample.time, resolution=0,
+            mem_total_kb=sample.mem_total_kb, mem_available_kb=sample.mem_available_kb,
+            swap_total_kb=sample.swap_total_kb, swap_free_kb=sample.swap_free_kb,
+            committed_as_kb=sample.committed_as_kb, commit_limit_kb=sample.commit_limit_kb,
+            commit_percent=sample.commit_percent, commit_limit_percent=sample.commit_limit_percent,
+            mem_available_percent=sample.mem_available_percent,
+            psi_some_avg10=sample.psi_some_avg10, psi_full_avg10=sample.psi_full_avg10,
+            overcommit_memory=sample.overcommit_memory,
+        ))
+
+    # -- kills --------------------------------------------------------------------------
+
+    def find_same_kill(self, kill: OomKill) -> Kill | None:
+        """The stored record of this very kill, if any (seen before through any source)."""
+        host = kill.host or self.host
+        # systemd-oomd kills a cgroup, not a pid: a unit crash-looping under pressure is
+        # killed again and again, so only the same moment is the same kill.
+        window = timedelta(seconds=1) if kill.pid is None else SAME_KILL_WINDOW
+        conditions = []
+        if kill.time is not None:
+            conditions.append(Kill.time.between(kill.time - window, kill.time + window))
+        if kill.mono_usec is not None:
+            conditions.append(Kill.mono_usec == kill.mono_usec)
+        if not conditions:
+            conditions.append(and_(Kill.time.is_(None), Kill.mono_usec.is_(None)))
+        candidates = self.session.scalars(
+            select(Kill).where(Kill.host == host, Kill.pid.is_(None) if kill.pid is None else Kill.pid == kill.pid,
+                               Kill.killer == kill.killer, or_(*conditions))
+        ).all()
+        for row in candidates:
+            if row.process[:15] != kill.process[:15]:
+                continue
+            # Two boots can reuse a pid at the same uptime: trust boot ids when both have one.
+            if row.boot_id and kill.boot_id and row.boot_id != kill.boot_id:
+                continue
+            if row.mono_usec is not None and kill.mono_usec is not None and row.boot_id and kill.boot_id \
+                    and abs(row.mono_usec - kill.mono_usec) > 1000:
+                continue
+            return row
+        return None
+
+    def add_kill(self, kill: OomKill, now: datetime, details: dict[str, Any] | None = None) -> Kill | None:
+        """Store a kill unless it is stored already; returns the new row, or None for a duplicate."""
+        kill = with_local_time(kill)
+        existing = self.find_same_kill(kill)
+        if existing is not None:
+            _fill_missing(existing, kill)
+            return None
+        row = Kill(
+            host=kill.host or self.host, boot_id=kill.boot_id, time=kill.time, mono_usec=kill.mono_usec,
+            pid=kill.pid, process=kill.process, uid=kill.uid,
+            total_vm_kb=kill.total_vm_kb, anon_rss_kb=kill.anon_rss_kb, file_rss_kb=kill.file_rss_kb,
+            shmem_rss_kb=kill.shmem_rss_kb, pgtables_kb=kill.pgtables_kb, oom_score_adj=kill.oom_score_adj,
+            score=kill.score, constraint=kill.constraint, memcg=kill.memcg, task_memcg=kill.task_memcg,
+            cgroup_oom=kill.cgroup_oom, invoker=kill.invoker, invoker_pid=kill.invoker_pid,
+            gfp_mask=kill.gfp_mask, alloc_order=kill.order, killer=kill.killer, source=kill.source,
+            cmdline=kill.cmdline, unit=kill.unit,
+            details={
+                "task_table": [t.to_dict() for t in kill.task_table],
+                "memory_info": list(kill.memory_info),
+                "extra": kill.extra,
+                **(details or {}),
+            },
+            recorded_at=now,
+        )
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def count_kills(self, host: str | None = None, boot_id: str | None = None, killer: str = "kernel") -> int:
+        query = select(func.count()).select_from(Kill).where(Kill.host == (host or self.host), Kill.killer == killer)
+        if boot_id is not None:
+            query = query.where(Kill.boot_id == boot_id)
+        return self.session.scalar(query) or 0
+
+    # -- alerts -------------------------------------------------------------------------
+
+    def firing_alerts(self) -> list[AlertRow]:
+        return list(self.session.scalars(
+            select(AlertRow).where(AlertRow.host == self.host, AlertRow.status == "firing").order_by(AlertRow.id)
+        ).all())
+
+    def fire_alert(self, alert: Alert) -> tuple[AlertRow, str | None]:
+        """Open or update the episode of `alert.key`; returns it and why to notify (or None).
+
+        The reason follows Alertmanager's dedup stage: `first` for a new episode, `new`
+        when its severity changed, None when nothing a person needs to hear changed.
+        """
+        row = self.session.scalars(
+            select(AlertRow).where(AlertRow.host == self.host, AlertRow.key == alert.key, AlertRow.status == "firing")
+        ).first()
+        if row is None:
+            row = AlertRow(host=self.host, key=alert.key, kind=alert.kind, severity=alert.severity, status="firing",
+                           summary=alert.summary, started_at=alert.time, updated_at=alert.time, data=alert.data)
+            self.session.add(row)
+            self.session.flush()
+            return row, "first"
+        reason = "new" if row.severity != alert.severity else None
+        row.kind, row.severity, row.summary, row.updated_at, row.data = (
+            alert.kind, alert.severity, alert.summary, alert.time, alert.data)
+        return row, reason
+
+    def resolve_alert(self, alert: Alert) -> AlertRow | None:
+        row = self.session.scalars(
+            select(AlertRow).where(AlertRow.host == self.host, AlertRow.key == alert.key, AlertRow.status == "firing")
+        ).first()
+        if row is None:
+            return None
+        row.status, row.resolved_at, row.updated_at = "resolved", alert.time, alert.time
+        row.data = {**(row.data or {}), "resolved": alert.data}
+        return row
+
+    # -- notifications ------------------------------------------------------------------
+
+    def active_mute(self, now: datetime, kind: str, process: str | None, cgroup: str | None) -> Mute | None:
+        mutes = self.session.scalars(
+            select(Mute).where(Mute.until > now, or_(Mute.host.is_(None), Mute.host == self.host))
+        ).all()
+        return next((m for m in mutes if _mute_matches(m, kind, process, cgroup)), None)
+
+    def enqueue(self, *, channel: str, kind: str, severity: str, reason: str, summary: str,
+                data: dict[str, Any], now: datetime, due_at: datetime | None = None,
+                alert_id: int | None = None, mute: Mute | None = None,
+                group_key: str | None = None) -> NotificationRow:
+        """Write one outbox row; a muted one is recorded with status `muted` and never sent."""
+        row = NotificationRow(
+            host=self.host, uuid=f"msg_{uuid.uuid4().hex}", channel=channel, kind=kind, severity=severity,
+            reason=reason, summary=summary, status="muted" if mute else "pending", group_key=group_key,
+            data=data, alert_id=alert_id, mute_id=mute.id if mute else None,
+            created_at=now, due_at=due_at or now, attempts=0,
+        )
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def open_group(self, channel: str, group_key: str, now: datetime) -> NotificationRow | None:
+        """The pending notification still collecting for `group_key` (its group_wait not over)."""
+        return self.session.scalars(
+            select(NotificationRow).where(
+                NotificationRow.host == self.host, NotificationRow.channel == channel,
+                NotificationRow.group_key == group_key, NotificationRow.status == "pending",
+                NotificationRow.due_at > now, NotificationRow.attempts == 0,
+            ).order_by(NotificationRow.id.desc())
+        ).first()
+
+    def extend_group(self, row: NotificationRow, summary: str, data: dict[str, Any], severity: str) -> bool:
+        """Replace a collecting notification's content; False if a sender claimed it meanwhile."""
+        return bool(self.session.execute(
+            update(NotificationRow)
+            .where(NotificationRow.id == row.id, NotificationRow.status == "pending")
+            .values(summary=summary, data=data, severity=severity)
+            .execution_options(synchronize_session=False)
+        ).rowcount)
+
+    def mark_alert_notified(self, alert_id: int, now: datetime) -> None:
+        self.session.execute(update(AlertRow).where(AlertRow.id == alert_id).values(last_notified_at=now))
+
+    # -- protections --------------------------------------------------------------------
+
+    def add_protection(self, *, time: datetime, pid: int, process: str, cmdline: str | None,
+                       from_adj: int | None, to_adj: int, error: str | None = None) -> None:
+        self.session.add(Protection(host=self.host, time=time, pid=pid, process=process, cmdline=cmdline,
+                                    from_adj=from_adj, to_adj=to_adj, error=error))
+
+
+def _fill_missing(row: Kill, kill: OomKill) -> None:
+    """A second sighting of a stored kill may know more (a syslog line carries no boot id,
+    kmsg no wall clock of its own): fill fields the first record lacked, never overwrite."""
+    for attr, value in (
+        ("boot_id", kill.boot_id), ("mono_usec", kill.mono_usec), ("uid", kill.uid),
+        ("constraint", kill.constraint), ("memcg", kill.memcg), ("task_memcg", kill.task_memcg),
+        ("invoker", kill.invoker), ("invoker_pid", kill.invoker_pid), ("gfp_mask", kill.gfp_mask),
+        ("cmdline", kill.cmdline), ("unit", kill.unit), ("shmem_rss_kb", kill.shmem_rss_kb),
+        ("pgtables_kb", kill.pgtables_kb), ("oom_score_adj", kill.oom_score_adj),
+    ):
+        if getattr(row, attr) is None and value is not None:
+            setattr(row, attr, value)
+    if row.alloc_order is None and kill.order is not None:
+        row.alloc_order = kill.order
