@@ -232,3 +232,13 @@ def test_migration_0002_turns_old_oomd_pid_0_into_null_and_back(db_url, t0):
     command.downgrade(cfg, "0001")
     with store.engine.connect() as conn:
         assert conn.execute(text("SELECT pid FROM kills")).scalar() == 0
+
+
+def test_schema_head_constant_is_alembics_head(db_url):
+    from watchdog_oom.store import SCHEMA_HEAD
+
+    assert SCHEMA_HEAD == ScriptDirectory.from_config(alembic_config()).get_current_head()
+    store = Store(db_url, "h")
+    assert not store.at_head()
+    store.upgrade()
+    assert store.at_head()

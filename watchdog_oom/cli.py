@@ -16,7 +16,7 @@ from typing import Any, NoReturn, TextIO
 
 from watchdog_oom import __version__, detect, procfs, processes
 from watchdog_oom import config as config_mod
-from watchdog_oom.model import OomKill, with_local_time
+from watchdog_oom.model import OomKill, kill_record_from_value, with_local_time
 from watchdog_oom import store as store_mod
 from watchdog_oom.store import StoreError
 from watchdog_oom.notify import secrets_of_config
@@ -230,15 +230,9 @@ def _first_line(exc: Exception) -> str:
 def _store(cfg: config_mod.Config) -> store_mod.Store:
     """The store, migrated first if it is behind: a database at the newest schema can be read-only."""
     store = store_mod.Store(cfg.database, cfg.host)
-    if store.revision() != _head_revision():
+    if not store.at_head():
         store.upgrade()
     return store
-
-
-def _head_revision() -> str | None:
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory.from_config(store_mod.alembic_config()).get_current_head()
 
 
 def _setup_logging(level: str, stream: TextIO) -> None:
@@ -601,20 +595,14 @@ class _Progress:
 
 
 def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:
-    from concurrent.futures import ThreadPoolExecutor
-
-    # The database opens (and migrates, the first time) in a thread while the logs are
-    # read: the scan for kills runs in C without the GIL, so the two overlap.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        opening = None if args.dry_run else pool.submit(_store, cfg)
-        read: list[tuple[str, list[OomKill] | None]] = []
-        for path in args.paths:
-            try:
-                read.append((path, _read_kills(path, cfg.host, err)))
-            except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
-                print(f"watchdog-oom import: {_read_error(path, exc)}", file=err)
-                read.append((path, None))
-        store = opening.result() if opening is not None else None
+    store = None if args.dry_run else _store(cfg)
+    read: list[tuple[str, list[OomKill] | None]] = []
+    for path in args.paths:
+        try:
+            read.append((path, _read_kills(path, cfg.host, err)))
+        except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
+            print(f"watchdog-oom import: {_read_error(path, exc)}", file=err)
+            read.append((path, None))
     records: list[dict[str, Any]] = []
     failed = False
     for path, kills in read:
@@ -623,7 +611,7 @@ def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, er
             continue
         found = len(kills)
         if store is None:
-            records += [store_mod.kill_record_from_value(k) for k in kills]
+            records += [kill_record_from_value(k) for k in kills]
             note = ""
         else:
             recorded, new = _record(store, kills, utcnow())

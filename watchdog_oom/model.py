@@ -126,6 +126,23 @@ class OomKill:
         return dataclasses.replace(self, **changes)
 
 
+# The fields of a kill record (INTERFACE.md), in the order JSON and CSV show them.
+KILL_FIELDS = (
+    "id", "host", "boot_id", "time", "pid", "process", "uid",
+    "total_vm_kb", "anon_rss_kb", "file_rss_kb", "shmem_rss_kb", "pgtables_kb", "oom_score_adj",
+    "constraint", "memcg", "task_memcg", "cgroup_oom",
+    "invoker", "invoker_pid", "gfp_mask", "order", "killer", "source", "cmdline", "unit",
+)
+
+
+def kill_record_from_value(kill: OomKill, kill_id: int | None = None) -> dict[str, Any]:
+    """The kill record of a parsed (not necessarily stored) kill, JSON-ready."""
+    record = {name: getattr(kill, name, None) for name in KILL_FIELDS if name not in ("id", "time")}
+    record["id"] = kill_id
+    record["time"] = kill.time.isoformat() if kill.time is not None else None
+    return {name: record[name] for name in KILL_FIELDS}
+
+
 def with_local_time(kill: OomKill) -> OomKill:
     """Syslog and `dmesg -T` stamps carry no offset: they are this host's local time."""
     if kill.time is not None and kill.time.tzinfo is None:

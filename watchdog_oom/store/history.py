@@ -12,12 +12,12 @@ from datetime import datetime, timedelta, timezone
 from importlib import resources
 from typing import Any
 
-from sqlalchemy import String, and_, case, create_engine, delete, event, func, or_, select, update
+from sqlalchemy import String, and_, case, create_engine, delete, event, func, or_, select, text, update
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from watchdog_oom.model import Alert, MemorySample, OomKill, with_local_time
+from watchdog_oom.model import KILL_FIELDS, Alert, MemorySample, OomKill, kill_record_from_value, with_local_time
 from watchdog_oom.store import StoreError
 from watchdog_oom.store.tables import (
     AlertRow,
@@ -47,16 +47,11 @@ __all__ = [
 # kill when host, pid and name agree and their times lie this close: syslog stamps
 # whole seconds in local time, and a log read late may lag the kernel's clock.
 SAME_KILL_WINDOW = timedelta(seconds=90)
+# The newest migration in migrations/versions; a test keeps it equal to Alembic's head.
+SCHEMA_HEAD = "0002"
 # How long a claimed notification may stay `sending` before it is due again: longer
 # than any channel's timeout (SMTP and HTTP default to 10 s).
 CLAIM_LEASE = timedelta(minutes=5)
-
-KILL_FIELDS = (
-    "id", "host", "boot_id", "time", "pid", "process", "uid",
-    "total_vm_kb", "anon_rss_kb", "file_rss_kb", "shmem_rss_kb", "pgtables_kb", "oom_score_adj",
-    "constraint", "memcg", "task_memcg", "cgroup_oom",
-    "invoker", "invoker_pid", "gfp_mask", "order", "killer", "source", "cmdline", "unit",
-)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -68,14 +63,6 @@ def kill_record(row: Kill) -> dict[str, Any]:
     record = {name: getattr(row, name) for name in KILL_FIELDS if name not in ("order", "time")}
     record["time"] = _iso(row.time)
     record["order"] = row.alloc_order
-    return {name: record[name] for name in KILL_FIELDS}
-
-
-def kill_record_from_value(kill: OomKill, kill_id: int | None = None) -> dict[str, Any]:
-    """The kill record of a parsed (not necessarily stored) kill, JSON-ready."""
-    record = {name: getattr(kill, name, None) for name in KILL_FIELDS if name not in ("id", "time")}
-    record["id"] = kill_id
-    record["time"] = _iso(kill.time)
     return {name: record[name] for name in KILL_FIELDS}
 
 
@@ -191,6 +178,15 @@ class Store:
         except Exception as exc:
             raise StoreError(f"database: migration failed: {exc}") from exc
         return self.revision() or ""
+
+    def at_head(self) -> bool:
+        """Whether the schema is the newest, asked with one query and without loading
+        Alembic (a tenth of a second every command would pay)."""
+        try:
+            with self.engine.connect() as connection:
+                return connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == SCHEMA_HEAD
+        except SQLAlchemyError:
+            return False  # no version table yet: an empty database
 
     def revision(self) -> str | None:
         """The schema revision the database is at (None: not migrated)."""
