@@ -578,3 +578,20 @@ def test_commands_that_store_nothing_do_not_load_the_database_layer(cfg):
     out = subprocess.run([sys.executable, "-c", code, str(cfg)], capture_output=True, text=True, timeout=60,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_import_as_a_process_reads_logs_beside_opening_the_database(cfg, tmp_path):
+    # With a real stderr the logs are read in a forked child while the parent opens the
+    # history: the kills must arrive whole, and an unreadable file still be reported.
+    argv = [sys.executable, "-m", "watchdog_oom", "-c", str(cfg), "import", "--format", "json",
+            str(FIXTURES / "20_docker-host_syslog_four-kills-paren-name.log"), str(tmp_path / "missing.log"),
+            str(FIXTURES / "12_rhel6-2.6.32_messages_full-event-oom_adj.log")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    first = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    assert first.returncode == 1 and "missing.log" in first.stderr
+    kills = json.loads(first.stdout)
+    assert [k["pid"] for k in kills] == [15784, 15925, 15783, 15934, 40738]
+    assert kills[4]["uid"] == 27 and all(isinstance(k["id"], int) for k in kills)
+    again = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    assert [k["id"] for k in json.loads(again.stdout)] == [k["id"] for k in kills]
+    assert "0 new, 4 already recorded" in again.stderr

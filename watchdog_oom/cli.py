@@ -10,7 +10,7 @@ import os
 import socket
 import sys
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, NoReturn, TextIO
 
@@ -595,14 +595,12 @@ class _Progress:
 
 
 def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:
-    store = None if args.dry_run else _store(cfg)
-    read: list[tuple[str, list[OomKill] | None]] = []
-    for path in args.paths:
-        try:
-            read.append((path, _read_kills(path, cfg.host, err)))
-        except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
-            print(f"watchdog-oom import: {_read_error(path, exc)}", file=err)
-            read.append((path, None))
+    if args.dry_run:
+        store, read = None, _read_all(args.paths, cfg.host, err)
+    elif hasattr(os, "fork") and _has_fd(err):
+        read, store = _read_beside(args.paths, cfg.host, err, lambda: _store(cfg))
+    else:
+        store, read = _store(cfg), _read_all(args.paths, cfg.host, err)
     records: list[dict[str, Any]] = []
     failed = False
     for path, kills in read:
@@ -623,6 +621,64 @@ def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, er
     elif records:
         print(table(records, KILL_COLUMNS), file=out)
     return 1 if failed else EXIT_OK
+
+
+ReadLogs = list[tuple[str, list[OomKill] | None]]  # per path, its kills or None when unreadable
+
+
+def _read_all(paths: Sequence[str], host: str, err: TextIO) -> ReadLogs:
+    read: ReadLogs = []
+    for path in paths:
+        try:
+            read.append((path, _read_kills(path, host, err)))
+        except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
+            print(f"watchdog-oom import: {_read_error(path, exc)}", file=err)
+            read.append((path, None))
+    return read
+
+
+def _has_fd(stream: TextIO) -> bool:
+    try:
+        stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    return True
+
+
+def _read_beside(paths: Sequence[str], host: str, err: TextIO, work: Callable[[], Any]) -> tuple[ReadLogs, Any]:
+    """Read the logs in a forked child while `work()` (opening the database) runs here.
+
+    Loading SQLAlchemy takes a fifth of a second, a big log's scan several tenths; a
+    thread would not overlap them, as the two would fight for the GIL around every
+    memmem call of the scan, but two processes on two cores do. The child sends the
+    kills back pickled through a pipe. Forked before SQLAlchemy is loaded, and before
+    this process has threads.
+    """
+    import pickle
+
+    readable, writable = os.pipe()
+    err.flush()
+    child = os.fork()
+    if child == 0:  # the child: read, send, leave without running the parent's cleanup
+        status = 1
+        try:
+            os.close(readable)
+            with os.fdopen(writable, "wb") as pipe:
+                pipe.write(pickle.dumps(_read_all(paths, host, err)))
+            status = 0
+        finally:
+            err.flush()
+            os._exit(status)
+    os.close(writable)
+    try:
+        result = work()
+    finally:
+        with os.fdopen(readable, "rb") as pipe:
+            sent = pipe.read()
+        _, status = os.waitpid(child, 0)
+    if status != 0 or not sent:
+        raise UsageError("reading the logs failed (the reading process ended abnormally)")
+    return pickle.loads(sent), result
 
 
 def _read_kills(path: str, host: str, err: TextIO) -> list[OomKill]:
