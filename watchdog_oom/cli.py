@@ -26,7 +26,8 @@ EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
 EXIT_BAD_CONFIG = 2
 NAGIOS = {None: ("OK", EXIT_OK), "info": ("OK", EXIT_OK), "warning": ("WARNING", EXIT_WARNING),
           "critical": ("CRITICAL", EXIT_CRITICAL)}
-NOTIFICATION_KINDS = ("oom.kill", "oom.unlogged", "kernel_log.gap", "commit.warning", "commit.critical",
+NOTIFICATION_KINDS = ("oom.kill", "oom.unlogged", "kernel_log.gap", "kernel_log.down", "kernel_log.resolved",
+                      "commit.warning", "commit.critical",
                       "commit.resolved", "commit.trend", "memory.warning", "memory.critical", "memory.resolved",
                       "process.at_risk", "process.resolved", "test")
 MAX_DURATION = timedelta(days=36525)  # 100 years: longer is a typing error, and overflows datetime
