@@ -218,7 +218,7 @@ def _fit(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
     mx, my = sum(xs) / n, sum(ys) / n
     sxx = sum((x - mx) ** 2 for x in xs)
     syy = sum((y - my) ** 2 for y in ys)
-    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
     if sxx == 0:
         return 0.0, 0.0
     slope = sxy / sxx

@@ -31,7 +31,6 @@ _LAZY = frozenset({
     "Tx",
     "alembic_config",
     "kill_record",
-    "kill_record_from_value",
     "make_engine",
     "with_local_time",
 })

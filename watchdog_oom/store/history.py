@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from watchdog_oom.model import KILL_FIELDS, Alert, MemorySample, OomKill, kill_record_from_value, with_local_time
+from watchdog_oom.model import KILL_FIELDS, Alert, MemorySample, OomKill, with_local_time
 from watchdog_oom.store import StoreError
 from watchdog_oom.store.tables import (
     AlertRow,
