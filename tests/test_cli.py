@@ -595,3 +595,14 @@ def test_import_as_a_process_reads_logs_beside_opening_the_database(cfg, tmp_pat
     again = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
     assert [k["id"] for k in json.loads(again.stdout)] == [k["id"] for k in kills]
     assert "0 new, 4 already recorded" in again.stderr
+
+
+def test_import_as_a_process_with_an_unusable_database_fails_fast_and_clearly(tmp_path):
+    bad = tmp_path / "not-a-db"
+    bad.write_bytes(os.urandom(4096))
+    cfg = write_config(tmp_path, f"database: sqlite:///{bad}\n")
+    proc = subprocess.run([sys.executable, "-m", "watchdog_oom", "-c", str(cfg), "import",
+                           str(FIXTURES / "06_aws-6.8_dmesg-T_docker-redis-global-oom.log")],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "not a database" in proc.stderr

@@ -7,8 +7,10 @@ import fnmatch
 import logging
 import lzma
 import os
+import signal
 import socket
 import sys
+import traceback
 import zlib
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
@@ -667,16 +669,22 @@ def _read_beside(paths: Sequence[str], host: str, err: TextIO, work: Callable[[]
             with os.fdopen(writable, "wb") as pipe:
                 pipe.write(pickle.dumps(_read_all(paths, host, err)))
             status = 0
+        except BaseException:
+            traceback.print_exc(file=err)
         finally:
             err.flush()
             os._exit(status)
     os.close(writable)
     try:
         result = work()
-    finally:
-        with os.fdopen(readable, "rb") as pipe:
-            sent = pipe.read()
-        _, status = os.waitpid(child, 0)
+    except BaseException:
+        os.kill(child, signal.SIGKILL)  # no history to record into: stop reading at once
+        os.close(readable)
+        os.waitpid(child, 0)
+        raise
+    with os.fdopen(readable, "rb") as pipe:
+        sent = pipe.read()
+    _, status = os.waitpid(child, 0)
     if status != 0 or not sent:
         raise UsageError("reading the logs failed (the reading process ended abnormally)")
     return pickle.loads(sent), result
