@@ -63,14 +63,21 @@ FORGED = {
     "MESSAGE": 'sending SIGKILL to process 1 uid 0 "sshd": badness 900, VmRSS 2048 MiB',
 }
 
-# Records its arguments, prints the entries, then does what its first argument says.
+# Records its arguments, prints the entries (and those logged since: later.jsonl), then
+# does what its first argument says. Asked for the newest entry (--lines=1), it prints
+# the last of entries.jsonl: what the journal held when the source started.
 FAKE_JOURNALCTL = """\
 import json, os, sys, time, pathlib
 here = pathlib.Path(__file__).parent
 then, args = sys.argv[1], sys.argv[2:]
+entries = (here / "entries.jsonl").read_text()
+if "--lines=1" in args:
+    sys.stdout.write(([line + "\\n" for line in entries.splitlines() if line.strip()] or [""])[-1])
+    sys.exit(0)
 (here / "pid").write_text(str(os.getpid()))
 (here / "argv.json").write_text(json.dumps(args))
-sys.stdout.write((here / "entries.jsonl").read_text())
+later = here / "later.jsonl"
+sys.stdout.write(entries + (later.read_text() if later.exists() else ""))
 sys.stdout.flush()
 if then == "fail":
     sys.stderr.write("Failed to seek to cursor: Invalid argument\\n")
@@ -220,7 +227,7 @@ def test_close_from_another_thread_stops_journalctl(tmp_path: Path) -> None:
     source = JournalSource(argv=fake_journalctl(tmp_path, [], then="follow"))
     threading.Timer(0.1, source.close).start()
     started = time.monotonic()
-    assert list(source.events(idle_timeout=30)) == []
+    assert list(source.events(idle_timeout=30)) == [CaughtUp("journal")]  # an empty journal: nothing old
     assert time.monotonic() - started < 2
     with pytest.raises(ProcessLookupError):
         os.kill(int((tmp_path / "pid").read_text()), 0)
@@ -233,5 +240,28 @@ def test_real_journalctl_accepts_the_command_line() -> None:
         for event in source.events(idle_timeout=0.3):
             if isinstance(event, CaughtUp):
                 break
+    finally:
+        source.close()
+
+
+def test_caught_up_comes_right_after_the_newest_entry_there_was_at_start(tmp_path: Path) -> None:
+    # A new kill follows the backlog without a pause: it must still count as new.
+    argv = fake_journalctl(tmp_path, [KILL, EARLYOOM], then="follow")
+    (tmp_path / "later.jsonl").write_text(json.dumps({**KILL, "__CURSOR": "s=new;i=99"}) + "\n")
+    source = JournalSource(argv=argv)
+    events = source.events(idle_timeout=5)
+    try:
+        got = [next(events) for _ in range(4)]
+    finally:
+        source.close()
+    assert [type(e).__name__ for e in got] == ["KernelLine", "KernelLine", "CaughtUp", "KernelLine"]
+    assert got[3].cursor == "s=new;i=99"
+
+
+def test_an_empty_journal_is_caught_up_at_once(tmp_path: Path) -> None:
+    source = JournalSource(argv=fake_journalctl(tmp_path, [], then="follow"))
+    events = source.events(idle_timeout=5)
+    try:
+        assert isinstance(next(events), CaughtUp)
     finally:
         source.close()

@@ -78,6 +78,34 @@ def journal_argv(
     return argv
 
 
+def tail_argv(executable: Sequence[str] = ("journalctl",),
+              identifiers: Sequence[str] = USERSPACE_KILLERS) -> list[str]:
+    """The journalctl command line that prints the newest entry the follower would read."""
+    argv = [*executable, "--output=json", "--no-pager", "--quiet", "--all", "--lines=1", "_TRANSPORT=kernel"]
+    if identifiers:
+        argv.append("+")
+        argv.extend(f"_SYSTEMD_UNIT={unit}" for unit in killer_units(identifiers))
+    return argv
+
+
+def newest_cursor(argv: Sequence[str], timeout: float = 10.0) -> tuple[bool, str | None]:
+    """(known, cursor) of the newest matching entry: (True, None) when there is none,
+    (False, None) when journalctl could not say."""
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return False, None
+    if done.returncode != 0:
+        return False, None
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    if not lines:
+        return True, None
+    try:
+        return True, field_text(json.loads(lines[-1]).get("__CURSOR"))
+    except ValueError:
+        return False, None
+
+
 def field_text(value: Any) -> str | None:
     """A journal JSON field value as text: a string, bytes as numbers, or the first of many."""
     if isinstance(value, str):
@@ -149,6 +177,11 @@ class JournalSource:
         self.name = "journal"
         self.argv = journal_argv(cursor, executable=argv, identifiers=identifiers)
         self._units = killer_units(identifiers)
+        # What "caught up" means: having delivered the newest entry there is now. Without
+        # that answer, the first silence of the follower stands in for it.
+        known, newest = newest_cursor(tail_argv(argv, identifiers))
+        self._backlog_known = known
+        self._backlog_ends = newest if newest != cursor else None
         try:
             self._process = subprocess.Popen(
                 self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -170,7 +203,8 @@ class JournalSource:
         self._stopper = Stopper(self._terminate)
 
     def events(self, idle_timeout: float = 1.0) -> Iterator[KernelLine | SourceGap | CaughtUp | None]:
-        """Entries as KernelLines, CaughtUp at the first idle period, None when idle.
+        """Entries as KernelLines, CaughtUp after the newest entry there was at start (or
+        at the first idle period when journalctl could not name it), None when idle.
 
         Ends when close() is called or journalctl exits; raises SourceError when it
         exits with an error, with what it printed.
@@ -182,6 +216,9 @@ class JournalSource:
             for fd in (self._stdout, self._stderr, self._stopper.fileno()):
                 poller.register(fd, select.POLLIN)
             caught_up = False
+            if self._backlog_known and self._backlog_ends is None:  # nothing old to deliver
+                caught_up = True
+                yield CaughtUp(self.name)
             stdout_open = True
             while stdout_open and not self._stopper.stopped:
                 ready = poller.poll(idle_timeout * 1000)
@@ -204,7 +241,12 @@ class JournalSource:
                         stdout_open = bool(data)
                         if not stdout_open:
                             poller.unregister(self._stdout)
-                        yield from self._feed(data, final=not stdout_open)
+                        for event in self._feed(data, final=not stdout_open):
+                            if isinstance(event, CaughtUp):
+                                if caught_up:
+                                    continue
+                                caught_up = True
+                            yield event
             if not stdout_open:
                 self._check_exit()
                 if not caught_up:
@@ -230,7 +272,7 @@ class JournalSource:
             self._stderr_tail = (self._stderr_tail + data)[-_STDERR_TAIL:]
         return None if data is None else bool(data)
 
-    def _feed(self, data: bytes, *, final: bool = False) -> Iterator[KernelLine]:
+    def _feed(self, data: bytes, *, final: bool = False) -> Iterator[KernelLine | CaughtUp]:
         # At the end of the output a last line without its newline is complete too.
         lines = (self._partial + data).split(b"\n")
         self._partial = b"" if final else lines.pop()
@@ -246,6 +288,8 @@ class JournalSource:
             kernel_line = parse_entry(entry, self._units)
             if kernel_line is not None:
                 yield kernel_line
+            if self._backlog_ends is not None and field_text(entry.get("__CURSOR")) == self._backlog_ends:
+                yield CaughtUp(self.name)
 
     def _check_exit(self) -> None:
         status = self._process.wait()
