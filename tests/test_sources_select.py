@@ -11,7 +11,8 @@ from watchdog_oom.model import KernelLine
 from watchdog_oom.sources import JournalSource, KmsgSource, LogFileSource, SourceError, select_source
 
 # Prints nothing and stays, like journalctl --follow on an empty journal.
-QUIET_JOURNALCTL = [sys.executable, "-c", "import time; time.sleep(30)"]
+# Follows quietly; asked for the newest entry (--lines=1), answers "none" at once.
+QUIET_JOURNALCTL = [sys.executable, "-c", "import sys, time; '--lines=1' in sys.argv or time.sleep(30)"]
 
 
 def test_none_reads_no_kernel_log() -> None:

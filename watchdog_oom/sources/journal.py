@@ -88,7 +88,7 @@ def tail_argv(executable: Sequence[str] = ("journalctl",),
     return argv
 
 
-def newest_cursor(argv: Sequence[str], timeout: float = 10.0) -> tuple[bool, str | None]:
+def newest_cursor(argv: Sequence[str], timeout: float = 3.0) -> tuple[bool, str | None]:
     """(known, cursor) of the newest matching entry: (True, None) when there is none,
     (False, None) when journalctl could not say."""
     try:
