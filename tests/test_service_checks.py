@@ -217,3 +217,17 @@ def test_kills_from_a_live_log_file_count_for_this_boot(tmp_path, t0):
     before_boot = recent.replace(time=t0 - timedelta(hours=2))
     assert service.enrich(recent).boot_id == service.boot_id
     assert service.enrich(before_boot).boot_id is None
+
+
+def test_a_systemd_oomd_kill_is_recorded_and_logged_without_a_pid(tmp_path, t0, caplog):
+    from watchdog_oom.service import Pipeline
+
+    service = make_service(tmp_path, ProcTree(tmp_path).root, t0)
+    pipeline = Pipeline(service, "journal", first_start=False)
+    line = ("systemd-oomd[611]: Killed /system.slice/batch.service due to memory pressure for "
+            "/system.slice being 80.12% > 50.00% for > 20s with reclaim activity")
+    with caplog.at_level("WARNING", logger="watchdog_oom"):
+        pipeline.handle(KernelLine(text=line, source="journal", time=t0, cursor="c1"))
+    (kill,) = service.store.kills()
+    assert kill.pid is None and kill.killer == "systemd-oomd" and kill.process == "batch.service"
+    assert any("batch.service (a cgroup) killed by systemd-oomd" in r.getMessage() for r in caplog.records)

@@ -180,8 +180,9 @@ class Pipeline:
             self.cursor_dirty = False
             self.last_commit = now
         for row in new_rows:
-            log.warning("OOM kill recorded (id %d): %s pid %d killed by %s%s", row.id, row.process, row.pid,
-                        row.killer, f" in {row.task_memcg}" if row.task_memcg else "")
+            log.warning("OOM kill recorded (id %d): %s %s killed by %s%s", row.id, row.process,
+                        f"pid {row.pid}" if row.pid is not None else "(a cgroup)", row.killer,
+                        f" in {row.task_memcg}" if row.task_memcg else "")
         if new_rows:
             self.service.dispatch_wakeup.set()
 
