@@ -291,6 +291,8 @@ class Service:
         with self.store.tx() as tx:
             for row in tx.firing_alerts():
                 self.rules.restore(row.key, row.severity, row.kind)
+                # An outage of the kernel log seen by the last run resolves once it reads.
+                self.source_is_down = self.source_is_down or row.key == SOURCE_DOWN
         self._open_source()
         if self.cfg.metrics.listen:
             from watchdog_oom.metrics import Metrics
