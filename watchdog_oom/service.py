@@ -494,7 +494,8 @@ class Service:
         """What the host looked like just before the kill: the last sample, when it is recent."""
         with self.lock:
             last = self.history[-1] if self.history else None
-        if last is None or kill.time is None or kill.time.tzinfo is None:
+        kill = with_local_time(kill)  # a log file's stamps are local time without an offset
+        if last is None or kill.time is None:
             return {}
         interval = min(self.cfg.commit.interval, self.cfg.memory.interval)
         if abs((kill.time - last.time).total_seconds()) > 2 * interval + 5:
@@ -554,7 +555,8 @@ class Service:
             log.error("cannot scan processes in %s: %s", self.cfg.procfs, exc)
             return
         procs = [p.replace(cmdline=self.redactor.redact(p.cmdline)) if p.cmdline else p for p in procs]
-        ranked = processes.rank(processes.mark_critical(procs, self.cfg.processes.critical, self.cfg.processes.system_uid_max))
+        ranked = processes.rank(processes.mark_critical(procs, self.cfg.processes.critical,
+                                                        self.cfg.processes.system_uid_max))
         self.cache.remember(ranked, now)
         protections = self._protect(ranked, now) if self.cfg.processes.protect else []
         with self.lock:
@@ -599,7 +601,8 @@ class Service:
                 procs = procfs.scan_processes(self.cfg.procfs)
             except Exception:
                 return []
-            ranked = processes.rank(processes.mark_critical(procs, self.cfg.processes.critical, self.cfg.processes.system_uid_max))
+            ranked = processes.rank(processes.mark_critical(procs, self.cfg.processes.critical,
+                                                        self.cfg.processes.system_uid_max))
             ranked = [p.replace(cmdline=self.redactor.redact(p.cmdline)) if p.cmdline else p for p in ranked]
         return detect.victims(ranked, min(self.cfg.processes.top, 5))
 
