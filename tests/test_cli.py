@@ -329,8 +329,8 @@ notifications:
     with store.tx() as tx:
         row = tx.enqueue(channel="chat", kind="oom.kill", severity="critical", reason="first",
                          summary="OOM kill: java", data={}, now=now)
-    store.claim_due(now)
-    store.mark_retry(row.id, f"HTTP 503 from {secret_url}", now)
+    (claimed,) = store.claim_due(now)
+    store.mark_retry(claimed, f"HTTP 503 from {secret_url}", now)
     code, out, _ = run("history", "notifications", "--format", "json", config=cfg)
     (shown,) = json.loads(out)
     assert (shown["status"], shown["attempts"], shown["reason"]) == ("pending", 1, "first")
@@ -493,8 +493,8 @@ notifications:
     with store.tx() as tx:
         row = tx.enqueue(channel="hook", kind="oom.kill", severity="critical", reason="first",
                          summary="OOM kill: java", data={}, now=now)
-    store.claim_due(now)
-    store.mark_retry(row.id, "HTTP 401: Bearer hdrSECRETtoken42 rejected", now)
+    (claimed,) = store.claim_due(now)
+    store.mark_retry(claimed, "HTTP 401: Bearer hdrSECRETtoken42 rejected", now)
     code, out, _ = run("history", "notifications", "--format", "json", config=cfg)
     assert code == 0 and "401" in out and "hdrSECRETtoken42" not in out
 

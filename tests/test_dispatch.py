@@ -10,6 +10,7 @@ from datetime import timedelta
 from servers import HttpSink
 
 from watchdog_oom.dispatch import Dispatcher, Outbox, Route, backoff
+from watchdog_oom.store import NotificationRow
 from watchdog_oom.model import Alert, OomKill
 from watchdog_oom.notify import build_channel
 from watchdog_oom.notify.webhook import verify_signature
@@ -251,3 +252,23 @@ def test_retry_after_pauses_the_whole_channel_not_just_one_message(store, t0):
         dispatcher.run_once()
         assert len(sink.requests) == 6
     assert {r.status for r in store.notifications()} == {"sent"}
+
+
+def test_a_short_retry_after_pauses_the_channel_only_that_long(store, t0):
+    clock = Clock(t0)
+    with store.tx() as tx:
+        old = tx.enqueue(channel="hook", kind="test", severity="info", reason="test", summary="old", data={}, now=t0)
+    store.claim_due(t0)
+    with store.tx() as tx:  # as if it had failed eight times already
+        tx.session.execute(NotificationRow.__table__.update().where(NotificationRow.id == old.id)
+                           .values(status="pending", attempts=8))
+    with HttpSink([(429, {"Retry-After": "1"}, "slow down")]) as sink:
+        dispatcher = Dispatcher(store, {"hook": build_channel("webhook", "hook", url=sink.url)}, max_age=86400,
+                                clock=clock)
+        dispatcher.run_once()  # the old row backs off for minutes; the channel only for 1 s
+        clock.advance(2)
+        with store.tx() as tx:
+            tx.enqueue(channel="hook", kind="test", severity="info", reason="test", summary="new", data={},
+                       now=clock())
+        dispatcher.run_once()
+        assert [r.json()["summary"] for r in sink.wait_for(2)] == ["old", "new"]

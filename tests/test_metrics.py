@@ -143,7 +143,7 @@ def test_outbox_backlog_counts_notifications_not_yet_sent(store, t0, serve):
             tx.enqueue(channel="ops", kind="oom.kill", severity="critical", reason="first", summary=f"kill {i}",
                        data={}, now=t0)
     (claimed,) = store.claim_due(t0, limit=1)
-    store.mark_sent(store.claim_due(t0, limit=1)[0].id, "200 OK", t0)
+    store.mark_sent(store.claim_due(t0, limit=1)[0], "200 OK", t0)
     assert claimed.status == "sending"
     scraped = _scrape(serve(Metrics(store, "web-01", lambda: None, lambda: None)))
     assert scraped["watchdog_oom_outbox_backlog"] == 3  # two pending, one sending

@@ -231,3 +231,54 @@ def test_a_systemd_oomd_kill_is_recorded_and_logged_without_a_pid(tmp_path, t0, 
     (kill,) = service.store.kills()
     assert kill.pid is None and kill.killer == "systemd-oomd" and kill.process == "batch.service"
     assert any("batch.service (a cgroup) killed by systemd-oomd" in r.getMessage() for r in caplog.records)
+
+
+def test_the_kernel_log_thread_outlives_a_database_failure_and_alerts_later(tmp_path, t0):
+    import dataclasses
+    import sqlite3
+    import threading
+
+    from watchdog_oom.config import KernelLogConfig
+    from watchdog_oom.service import Pipeline
+
+    service = make_service(tmp_path, ProcTree(tmp_path).root, t0)
+    service.cfg = dataclasses.replace(service.cfg, kernel_log=KernelLogConfig(source="kmsg",
+                                                                              path=str(tmp_path / "no-kmsg")))
+    db = tmp_path / "history.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("ALTER TABLE alerts RENAME TO alerts_away")  # the database refuses the alert
+    service.source_problem = "journalctl exited with status 1"
+    thread = threading.Thread(target=service._source_loop, args=(Pipeline(service, "kmsg", False),))
+    thread.start()
+    time.sleep(0.5)
+    assert thread.is_alive()
+    with sqlite3.connect(db) as conn:
+        conn.execute("ALTER TABLE alerts_away RENAME TO alerts")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not [a for a in service.store.alerts() if a.key == "kernel_log.down"]:
+        time.sleep(0.1)
+    service.stop_event.set()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    (alert,) = [a for a in service.store.alerts() if a.key == "kernel_log.down"]
+    assert alert.status == "firing" and "status 1" in alert.summary
+
+
+def test_a_source_reopened_before_catching_up_still_sends_one_summary(tmp_path, t0):
+    from watchdog_oom.model import CaughtUp
+    from watchdog_oom.service import Pipeline
+
+    service = make_service(tmp_path, ProcTree(tmp_path).root, t0, extra="""
+notifications:
+  channels:
+    - {name: hook, type: webhook, url: 'http://127.0.0.1:9/x', min_severity: info}
+""")
+    pipeline = Pipeline(service, "journal", first_start=True)
+    kill_line = ("Out of memory: Killed process {pid} (java) total-vm:100kB, anon-rss:50kB, file-rss:0kB, "
+                 "shmem-rss:0kB, UID:0 pgtables:4kB oom_score_adj:0")
+    pipeline.handle(KernelLine(text=kill_line.format(pid=1111), source="journal", time=t0, cursor="c1"))
+    pipeline.resume("journal", first_start=False)  # the source failed before catching up
+    pipeline.handle(KernelLine(text=kill_line.format(pid=2222), source="journal", time=t0, cursor="c2"))
+    pipeline.handle(CaughtUp("journal"))
+    (note,) = service.store.notifications()
+    assert note.data["backlog"] is True and sorted(k["pid"] for k in note.data["kills"]) == [1111, 2222]

@@ -112,11 +112,11 @@ def test_outbox_claim_retry_and_send(store, t0):
     (claimed,) = store.claim_due(t0)
     assert claimed.attempts == 1 and claimed.status == "sending"
     assert store.claim_due(t0) == []  # claimed rows are not handed out twice
-    store.mark_retry(claimed.id, "HTTP 503", t0 + timedelta(seconds=10))
+    store.mark_retry(claimed, "HTTP 503", t0 + timedelta(seconds=10))
     assert store.claim_due(t0 + timedelta(seconds=5)) == []
     (again,) = store.claim_due(t0 + timedelta(seconds=10))
     assert again.uuid == row.uuid and again.attempts == 2
-    store.mark_sent(again.id, "HTTP 200", t0)
+    store.mark_sent(again, "HTTP 200", t0)
     (done,) = store.notifications()
     assert done.status == "sent" and done.detail == "HTTP 200"
 
@@ -242,3 +242,16 @@ def test_schema_head_constant_is_alembics_head(db_url):
     assert not store.at_head()
     store.upgrade()
     assert store.at_head()
+
+
+def test_a_stale_claim_cannot_overwrite_a_later_senders_outcome(store, t0):
+    from watchdog_oom.store import CLAIM_LEASE
+
+    with store.tx() as tx:
+        tx.enqueue(channel="hook", kind="test", severity="info", reason="test", summary="s", data={}, now=t0)
+    (first,) = store.claim_due(t0)
+    (second,) = store.claim_due(t0 + CLAIM_LEASE + timedelta(seconds=1))  # the first sender's lease ran out
+    assert store.mark_sent(second, "HTTP 200", t0)
+    assert not store.mark_retry(first, "HTTP 503", t0)  # too late: its claim is stale
+    (row,) = store.notifications()
+    assert row.status == "sent"

@@ -210,13 +210,13 @@ def _dispatch(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err
     except UsageError as exc:
         print(f"watchdog-oom {args.command}: {exc}", file=err)
         return 2
+    except BrokenPipeError:  # `… | head`: the reader has what it wanted
+        return 0
     except Exception as exc:
         if not isinstance(exc, StoreError) and not _is_database_error(exc):
             raise
         print(f"watchdog-oom {args.command}: {_first_line(exc)}", file=err)
         return EXIT_UNKNOWN if args.command == "check" else 1
-    except BrokenPipeError:
-        return 0
 
 
 def _is_database_error(exc: Exception) -> bool:
@@ -661,19 +661,25 @@ def _read_beside(paths: Sequence[str], host: str, err: TextIO, work: Callable[[]
 
     readable, writable = os.pipe()
     err.flush()
+    parent = os.getpid()
     child = os.fork()
     if child == 0:  # the child: read, send, leave without running the parent's cleanup
         status = 1
         try:
+            _die_with_parent(parent)
             os.close(readable)
             with os.fdopen(writable, "wb") as pipe:
                 pipe.write(pickle.dumps(_read_all(paths, host, err)))
             status = 0
+        except (KeyboardInterrupt, BrokenPipeError):
+            pass  # the parent was interrupted too, and says so itself
         except BaseException:
             traceback.print_exc(file=err)
         finally:
-            err.flush()
-            os._exit(status)
+            try:
+                err.flush()
+            finally:
+                os._exit(status)
     os.close(writable)
     try:
         result = work()
@@ -688,6 +694,19 @@ def _read_beside(paths: Sequence[str], host: str, err: TextIO, work: Callable[[]
     if status != 0 or not sent:
         raise UsageError("reading the logs failed (the reading process ended abnormally)")
     return pickle.loads(sent), result
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel end this child when its parent ends (Linux PR_SET_PDEATHSIG), so a
+    killed `import` leaves no orphan reading on; without prctl, a check of the parent."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    except (AttributeError, OSError):
+        pass
+    if os.getppid() != parent:  # the parent ended before prctl took effect
+        os._exit(1)
 
 
 def _read_kills(path: str, host: str, err: TextIO) -> list[OomKill]:

@@ -257,7 +257,7 @@ class Dispatcher:
             except Exception:
                 for rest in rows[i + 1:]:
                     try:
-                        self.store.mark_retry(rest.id, rest.last_error or "", rest.due_at)
+                        self.store.release(rest, rest.due_at)  # never tried: no attempt counted
                     except Exception:
                         break  # the lease returns it later
                 raise
@@ -267,11 +267,11 @@ class Dispatcher:
         resume = self.paused.get(row.channel)
         if resume is not None and resume > self.clock():
             # Retry-After speaks for the endpoint, not for one message (RFC 9110 §10.2.3).
-            self.store.release(row.id, resume)
+            self.store.release(row, resume)
             return
         channel = self.channels.get(row.channel)
         if channel is None:
-            self.store.mark_failed(row.id, f"channel {row.channel!r} is no longer configured")
+            self.store.mark_failed(row, f"channel {row.channel!r} is no longer configured")
             log.error("notification %s: channel %r is no longer configured; dropped", row.uuid, row.channel)
             return
         try:
@@ -283,18 +283,19 @@ class Dispatcher:
             log.exception("notification %s via %s: unexpected error", row.uuid, row.channel)
             self._failed(row, ChannelError(f"unexpected error: {type(exc).__name__}: {exc}", permanent=False))
             return
-        self.store.mark_sent(row.id, detail or "", self.clock())
+        if not self.store.mark_sent(row, detail or "", self.clock()):
+            log.warning("notification %s: sent, but another sender had claimed it meanwhile", row.uuid)
         log.info("notification %s (%s, %s) sent via %s: %s", row.uuid, row.kind, row.reason, row.channel, detail)
 
     def _failed(self, row: NotificationRow, exc: ChannelError) -> None:
         now = self.clock()
         message = redact(str(exc), self.secrets)
         if exc.permanent:
-            self.store.mark_failed(row.id, message)
+            self.store.mark_failed(row, message)
             log.error("notification %s via %s failed for good: %s", row.uuid, row.channel, message)
             return
         if now - row.created_at >= self.max_age:
-            self.store.mark_failed(row.id, f"gave up after {row.attempts} attempts: {message}", status="given_up")
+            self.store.mark_failed(row, f"gave up after {row.attempts} attempts: {message}", status="given_up")
             log.error("notification %s via %s given up after %d attempts over %s: %s",
                       row.uuid, row.channel, row.attempts, now - row.created_at, message)
             return
@@ -303,7 +304,10 @@ class Dispatcher:
             # Honour Retry-After, but never wait past the give-up age for one answer.
             delay = max(delay, min(float(exc.retry_after), self.max_age.total_seconds()))
         if exc.retry_after is not None or exc.status == 429:
-            self.paused[row.channel] = now + timedelta(seconds=delay)
-        self.store.mark_retry(row.id, message, now + timedelta(seconds=delay))
+            # The channel waits as long as the endpoint asked, not as long as this row's
+            # own backoff has grown: newer notifications must not wait for an old one.
+            asked = exc.retry_after if exc.retry_after is not None else self.retry_initial
+            self.paused[row.channel] = now + timedelta(seconds=min(float(asked), self.max_age.total_seconds()))
+        self.store.mark_retry(row, message, now + timedelta(seconds=delay))
         log.warning("notification %s via %s failed (attempt %d), retry in %.0fs: %s",
                     row.uuid, row.channel, row.attempts, delay, message)

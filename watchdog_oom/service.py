@@ -89,6 +89,7 @@ class Pipeline:
         self.year = datetime.now().year
         self.parser = OomParser(year=self.year)
         self.first_start = first_start
+        self.source_name_known = bool(source_name)  # False: the first open failed
         self.caught_up = False
         self.backlog: list[int] = []
         self.unsaved: list[OomKill] = []
@@ -96,13 +97,16 @@ class Pipeline:
         self.cursor_dirty = False
         self.last_commit = utcnow()
 
-    def resume(self, source_name: str) -> None:
+    def resume(self, source_name: str, first_start: bool) -> None:
         """A reopened source starts again from the stored cursor: drop the half-read report
-        (its lines come again) and treat what follows as new, not as a first start."""
+        (its lines come again). A first start that had not caught up yet still has not:
+        the rest of the old buffer joins the same single summary."""
         self.source_name = source_name
         self.parser = OomParser(year=self.year)
         self.cursor, self.cursor_dirty = None, False
-        self.first_start, self.caught_up = False, True
+        if self.caught_up or not self.source_name_known:
+            self.first_start, self.caught_up = first_start, False
+        self.source_name_known = True
 
     def handle(self, event: KernelLine | SourceGap | CaughtUp | None) -> None:
         if isinstance(event, KernelLine):
@@ -211,6 +215,7 @@ class Service:
         self.boot_id = procfs.read_boot_id(cfg.procfs)
         self.source: Any = None
         self.source_is_down = False
+        self.source_problem: str | None = None  # a failure not yet alerted
         self.failed_protections: set[tuple[int, int | None, int]] = set()
         self.source_thread: threading.Thread | None = None
         self.metrics_server: Any = None
@@ -374,7 +379,7 @@ class Service:
             source, reason, cursors = self._select_source()
         except SourceError as exc:
             log.error("kernel log: %s; retrying, and counting OOM kills from /proc/vmstat meanwhile", exc)
-            self._source_down(str(exc))
+            self.source_problem = str(exc)  # alerted by the follower thread, which retries
             source, cursors = None, {}
         else:
             log.info("kernel log: %s", reason)
@@ -389,30 +394,47 @@ class Service:
 
     def _source_loop(self, pipeline: Pipeline) -> None:
         """Follow the kernel log; when it ends or fails, reopen it from the stored cursor,
-        waiting longer after each failure (1 s doubling to a minute)."""
+        waiting longer after each failure (1 s doubling to a minute). Nothing that goes
+        wrong here (a locked database included) may end this thread: it is how kills are seen."""
         delay = 1.0
         while not self.stop_event.is_set():
-            if self.source is not None:
-                began = time.monotonic()
-                problem = self._follow(self.source, pipeline)
-                if self.stop_event.is_set():
-                    return
-                if problem:
-                    self._source_down(problem)
-                if time.monotonic() - began > 60:
-                    delay = 1.0
-                self.source = None
-            if self.stop_event.wait(delay):
-                return
-            delay = min(delay * 2, 60.0)
             try:
-                source, reason, _ = self._select_source()
-            except SourceError as exc:
-                log.error("kernel log: cannot reopen: %s", exc)
-                continue
-            log.info("kernel log: reopened, %s", reason)
-            pipeline.resume(source.name)
-            self.source = source
+                delay = self._follow_once(pipeline, delay)
+            except Exception:
+                log.exception("kernel log: unexpected failure; retrying")
+                self.source = None
+                delay = min(delay * 2, 60.0)
+                if self.stop_event.wait(delay):
+                    return
+
+    def _follow_once(self, pipeline: Pipeline, delay: float) -> float:
+        """Read the open source until it ends, then wait and reopen it; returns the next delay."""
+        if self.source is not None:
+            began = time.monotonic()
+            problem = self._follow(self.source, pipeline)
+            if self.stop_event.is_set():
+                return delay
+            if problem:
+                self.source_problem = problem
+            if time.monotonic() - began > 60:
+                delay = 1.0
+            self.source = None
+        if self.source_problem:
+            self._source_down(self.source_problem)
+        if self.stop_event.wait(delay):
+            return delay
+        try:
+            source, reason, cursors = self._select_source()
+        except SourceError as exc:
+            log.error("kernel log: cannot reopen: %s", exc)
+            self.source_problem = str(exc)
+            return min(delay * 2, 60.0)
+        if source is None:  # kernel_log.source: none
+            return delay
+        log.info("kernel log: reopened, %s", reason)
+        pipeline.resume(source.name, first_start=source.name not in cursors)
+        self.source = source
+        return min(delay * 2, 60.0)
 
     def _follow(self, source: Any, pipeline: Pipeline) -> str | None:
         """Feed the source's events to the pipeline until it ends; returns why it failed
@@ -421,9 +443,9 @@ class Service:
             for event in source.events(idle_timeout=0.5):
                 if self.stop_event.is_set():
                     return None
-                if event is not None and not isinstance(event, SourceGap):
-                    self._source_up()
                 try:
+                    if event is not None and not isinstance(event, SourceGap):
+                        self._source_up()
                     pipeline.handle(event)
                 except Exception:
                     log.exception("kernel log %s: failed to handle an event", source.name)
@@ -437,7 +459,8 @@ class Service:
         return None
 
     def _source_down(self, problem: str) -> None:
-        """Raise (once per outage) the alert that OOM kills are not being read."""
+        """Raise (once per outage) the alert that OOM kills are not being read. Raises
+        what the database raises; the caller tries again on its next pass."""
         now = self.clock()
         summary = (f"The kernel log cannot be read ({problem}); OOM kills are only counted from "
                    "/proc/vmstat, without details, until it is back")
@@ -447,6 +470,7 @@ class Service:
             if reason is not None:
                 self.outbox.alert(tx, alert, row, reason, now)
         self.source_is_down = True
+        self.source_problem = None
         self.dispatch_wakeup.set()
 
     def _source_up(self) -> None:

@@ -255,27 +255,31 @@ class Store:
         candidates = [t for t in (pending, leased + CLAIM_LEASE if leased else None) if t is not None]
         return min(candidates) if candidates else None
 
-    def mark_sent(self, notification_id: int, detail: str, now: datetime) -> None:
-        self._finish(notification_id, status="sent", sent_at=now, detail=detail[:2000], last_error=None)
+    def mark_sent(self, row: NotificationRow, detail: str, now: datetime) -> bool:
+        return self._finish(row, status="sent", sent_at=now, detail=detail[:2000], last_error=None)
 
-    def mark_retry(self, notification_id: int, error: str, due_at: datetime) -> None:
-        self._finish(notification_id, status="pending", due_at=due_at, last_error=error[:2000])
+    def mark_retry(self, row: NotificationRow, error: str, due_at: datetime) -> bool:
+        return self._finish(row, status="pending", due_at=due_at, last_error=error[:2000])
 
-    def release(self, notification_id: int, due_at: datetime) -> None:
+    def release(self, row: NotificationRow, due_at: datetime) -> bool:
         """Hand back a claimed notification unsent (its channel asked us to wait): it is
         due again at `due_at`, and the claim does not count as an attempt."""
-        with self._sessions() as session, session.begin():
-            session.execute(
-                update(NotificationRow).where(NotificationRow.id == notification_id)
-                .values(status="pending", due_at=due_at, attempts=NotificationRow.attempts - 1))
+        return self._finish(row, status="pending", due_at=due_at, attempts=NotificationRow.attempts - 1)
 
-    def mark_failed(self, notification_id: int, error: str, status: str = "failed") -> None:
+    def mark_failed(self, row: NotificationRow, error: str, status: str = "failed") -> bool:
         """Give up on a notification: `failed` (permanent error) or `given_up` (too old)."""
-        self._finish(notification_id, status=status, last_error=error[:2000])
+        return self._finish(row, status=status, last_error=error[:2000])
 
-    def _finish(self, notification_id: int, **values: Any) -> None:
+    def _finish(self, row: NotificationRow, **values: Any) -> bool:
+        """Record the outcome of a claim, unless the claim is stale: its lease ran out and
+        another sender claimed the row since (a later attempt). False then."""
         with self._sessions() as session, session.begin():
-            session.execute(update(NotificationRow).where(NotificationRow.id == notification_id).values(**values))
+            return bool(session.execute(
+                update(NotificationRow)
+                .where(NotificationRow.id == row.id, NotificationRow.status == "sending",
+                       NotificationRow.attempts == row.attempts)
+                .values(**values)
+            ).rowcount)
 
     def requeue_inflight(self) -> int:
         """Put back notifications a previous run claimed but never finished (it died mid-send)."""
