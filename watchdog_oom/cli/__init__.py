@@ -1,0 +1,108 @@
+"""The command line: `watchdog-oom COMMAND …` over the same pieces the daemon uses.
+
+One module per command group, each listing its `Command`s: run (the daemon), check
+(check, processes), history (history, show, report), import_logs (import), mute (mute,
+unmute), notify_test, admin (db, config), systemd. The options several commands share
+are declared once in options.py; exit codes, usage errors and times in common.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from watchdog_oom import __version__
+from watchdog_oom import config as config_mod
+from watchdog_oom.cli import admin, check, history, import_logs, mute, notify_test, run, systemd
+from watchdog_oom.cli.check import evaluate_now, report_unknown
+from watchdog_oom.cli.common import EXIT_BAD_CONFIG, EXIT_UNKNOWN, ArgumentParser, BadArguments, Command, UsageError
+from watchdog_oom.cli.run import SafeFormatter
+from watchdog_oom.store import StoreError
+
+__all__ = ["COMMANDS", "SafeFormatter", "UsageError", "build_parser", "evaluate_now", "main"]
+
+# In the order `--help` lists them.
+COMMANDS: dict[str, Command] = {c.name: c for group in (run, check, history, import_logs, mute, notify_test, admin,
+                                                        systemd) for c in group.COMMANDS}
+ORDER = ("run", "check", "processes", "history", "show", "import", "report", "mute", "unmute", "notify-test", "db",
+         "config", "systemd-unit")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line's parser."""
+    parser = ArgumentParser(
+        prog="watchdog-oom",
+        description="Watch memory commit and pressure, rank the OOM killer's next victims, record every OOM kill.")
+    parser.add_argument("-c", "--config", metavar="PATH",
+                        help="config file (default: $WATCHDOG_OOM_CONFIG, else /etc/watchdog-oom/config.yaml "
+                             "if it exists, else built-in defaults)")
+    parser.add_argument("--version", action="version", version=f"watchdog-oom {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in ORDER:
+        command = COMMANDS[name]
+        command.arguments(sub.add_parser(name, help=command.help))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """Run one command line; its exit status."""
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except BadArguments as exc:
+        err.write(exc.text)
+        if _command_in(argv) == "check":
+            return report_unknown(f"usage error: {exc}", "--json" in argv, socket.gethostname(), out)
+        return 2
+    try:
+        cfg = config_mod.load_config(args.config, os.environ)
+    except config_mod.ConfigError as exc:
+        if args.command == "check":
+            return report_unknown(f"configuration error: {exc}", args.json, socket.gethostname(), out)
+        print(f"watchdog-oom: configuration error: {exc}", file=err)
+        return EXIT_BAD_CONFIG
+    return _dispatch(args, cfg, out, err)
+
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command word of a command line argparse rejected: the first word not an option."""
+    words = iter(argv)
+    for word in words:
+        if word in ("-c", "--config"):
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def _dispatch(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:
+    try:
+        return COMMANDS[args.command].run(args, cfg, out, err)
+    except UsageError as exc:
+        print(f"watchdog-oom {args.command}: {exc}", file=err)
+        return 2
+    except BrokenPipeError:  # `… | head`: the reader has what it wanted
+        return 0
+    except Exception as exc:
+        if not isinstance(exc, StoreError) and not _is_database_error(exc):
+            raise
+        print(f"watchdog-oom {args.command}: {_first_line(exc)}", file=err)
+        return EXIT_UNKNOWN if args.command == "check" else 1
+
+
+def _is_database_error(exc: Exception) -> bool:
+    """An error SQLAlchemy raised (imported only if a command opened the database)."""
+    errors = sys.modules.get("sqlalchemy.exc")
+    return errors is not None and isinstance(exc, errors.SQLAlchemyError)
+
+
+def _first_line(exc: Exception) -> str:
+    """The line of an error message that says what went wrong; SQLAlchemy's go on with SQL and a link."""
+    return next(iter(str(exc).strip().splitlines()), type(exc).__name__)

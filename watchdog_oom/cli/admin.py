@@ -1,0 +1,41 @@
+"""`db upgrade` and `config check`: the database's schema and the configuration's validity."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TextIO
+
+from watchdog_oom import config as config_mod
+from watchdog_oom import store as store_mod
+from watchdog_oom.cli.common import EXIT_OK, Command
+
+
+def cmd_db(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:
+    """Migrate the database to the newest schema and say from which revision."""
+    store = store_mod.Store(cfg.database, cfg.host)
+    before = store.revision()
+    after = store.upgrade()
+    print(f"database at revision {after}" + ("" if before == after else f" (was {before or 'empty'})"), file=out)
+    return EXIT_OK
+
+
+def cmd_config(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:
+    """Print the configuration as read, secrets masked (reaching here means it is valid)."""
+    origin = cfg.origin or "built-in defaults"
+    print(f"# configuration valid: {origin}", file=out)
+    print(config_mod.display(cfg), file=out)
+    return EXIT_OK
+
+
+def _db_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=("upgrade",))
+
+
+def _config_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=("check",))
+
+
+COMMANDS = (
+    Command("db", "database maintenance", _db_arguments, cmd_db),
+    Command("config", "configuration", _config_arguments, cmd_config),
+)

@@ -1,0 +1,103 @@
+"""What every command shares: exit codes, usage errors, times on the command line, the store."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import NoReturn, TextIO
+
+from watchdog_oom import config as config_mod
+from watchdog_oom import store as store_mod
+
+EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
+EXIT_BAD_CONFIG = 2
+MAX_DURATION = timedelta(days=36525)  # 100 years: longer is a typing error, and overflows datetime
+MAX_ID = 2**63 - 1  # the largest integer SQLite and PostgreSQL's bigint hold
+
+Handler = Callable[[argparse.Namespace, config_mod.Config, TextIO, TextIO], int]
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: its name and help, the arguments it adds to its parser, what runs it."""
+
+    name: str
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    run: Handler
+
+
+class UsageError(Exception):
+    """Bad input on the command line; printed with exit status 2."""
+
+
+class BadArguments(Exception):
+    """What argparse found wrong with the command line; `text` is what argparse would print."""
+
+    def __init__(self, message: str, text: str) -> None:
+        super().__init__(message)
+        self.text = text
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """Raises BadArguments instead of exiting 2, so that `check` can answer UNKNOWN (3)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise BadArguments(message, f"{self.format_usage()}{self.prog}: error: {message}\n")
+
+
+def utcnow() -> datetime:
+    """The time now, in UTC."""
+    return datetime.now(timezone.utc)
+
+
+def parse_when(text: str, now: datetime) -> datetime:
+    """A WHEN: a duration back from now (30m, 24h, 7d) or an ISO 8601 time; in UTC."""
+    try:
+        seconds = config_mod.parse_duration(text)
+    except ValueError:
+        return parse_time(text)
+    return now - bounded_duration(seconds, text)
+
+
+def bounded_duration(seconds: float, text: str) -> timedelta:
+    """`seconds` as a timedelta, refused beyond 100 years (`text` is what the user typed)."""
+    if seconds > MAX_DURATION.total_seconds():
+        raise UsageError(f"{text!r} is longer than 100 years")
+    return timedelta(seconds=seconds)
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 time in UTC (local time when it names no zone), from 1970 to 9999."""
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"{text!r} is neither a duration like 30m, 24h, 7d nor an ISO 8601 time") from None
+    try:
+        utc = (value if value.tzinfo else value.astimezone()).astimezone(timezone.utc)
+    except (OverflowError, ValueError):  # past year 9999 or before year 1 in UTC
+        utc = None
+    if utc is None or utc.year < 1970:
+        raise UsageError(f"{text!r} is out of range: give a time from 1970 to 9999 (in UTC)")
+    return utc
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number from 1 to the largest database id."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 < value <= MAX_ID:
+        raise argparse.ArgumentTypeError(f"expected a number from 1 to {MAX_ID}, got {text}")
+    return value
+
+
+def open_store(cfg: config_mod.Config) -> store_mod.Store:
+    """The store, migrated first if it is behind: a database at the newest schema can be read-only."""
+    store = store_mod.Store(cfg.database, cfg.host)
+    if not store.at_head():
+        store.upgrade()
+    return store

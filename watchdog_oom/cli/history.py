@@ -1,0 +1,215 @@
+"""`history`, `show` and `report`: what the database holds, as tables, JSON, CSV, one incident or a page."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, TextIO
+
+from watchdog_oom import config as config_mod
+from watchdog_oom import store as store_mod
+from watchdog_oom.cli.common import EXIT_OK, Command, UsageError, open_store, parse_when, positive_int, utcnow
+from watchdog_oom.cli.options import add_format, add_history_filters, add_host, add_since, filters_from
+from watchdog_oom.notify import secrets_of_config
+from watchdog_oom.textout import safe, table, to_csv, to_json
+
+HISTORY_KINDS = ("kills", "alerts", "samples", "notifications", "protections", "summary")
+
+KILL_COLUMNS = [("id", "ID"), ("time", "TIME"), ("host", "HOST"), ("pid", "PID"), ("process", "PROCESS"),
+                ("uid", "UID"), ("anon_rss_kb", "ANON_RSS_KB"), ("constraint", "CONSTRAINT"),
+                ("task_memcg", "CGROUP"), ("killer", "KILLER"), ("invoker", "INVOKER")]
+
+
+def history_rows(store: store_mod.Store, kind: str, filters: dict[str, Any],
+                 secrets: Sequence[str] = ()) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """Rows and table columns of one kind of history; `secrets` are masked in error texts."""
+    if kind == "kills":
+        return [store_mod.kill_record(k) for k in store.kills(**filters)], KILL_COLUMNS
+    if kind == "alerts":
+        rows = [{"id": a.id, "host": a.host, "key": a.key, "kind": a.kind, "severity": a.severity,
+                 "status": a.status, "started_at": a.started_at.isoformat(),
+                 "resolved_at": a.resolved_at.isoformat() if a.resolved_at else None, "summary": a.summary}
+                for a in store.alerts(**filters)]
+        return rows, [("id", "ID"), ("started_at", "STARTED"), ("resolved_at", "RESOLVED"), ("host", "HOST"),
+                      ("kind", "KIND"), ("severity", "SEVERITY"), ("status", "STATUS"), ("summary", "SUMMARY")]
+    if kind == "samples":
+        rows = [{"time": s.time.isoformat(), "host": s.host, "resolution": s.resolution,
+                 "commit_percent": s.commit_percent, "commit_limit_percent": s.commit_limit_percent,
+                 "committed_as_kb": s.committed_as_kb, "commit_limit_kb": s.commit_limit_kb,
+                 "mem_available_kb": s.mem_available_kb, "mem_available_percent": s.mem_available_percent,
+                 "swap_total_kb": s.swap_total_kb, "swap_free_kb": s.swap_free_kb,
+                 "psi_some_avg10": s.psi_some_avg10, "psi_full_avg10": s.psi_full_avg10,
+                 "overcommit_memory": s.overcommit_memory}
+                for s in store.samples(**filters)]
+        return rows, [("time", "TIME"), ("host", "HOST"), ("commit_percent", "%COMMIT"),
+                      ("commit_limit_percent", "%LIMIT"), ("mem_available_percent", "%AVAIL"),
+                      ("psi_full_avg10", "PSI_FULL"), ("resolution", "RES_S")]
+    if kind == "notifications":
+        from watchdog_oom.notify import redact
+
+        rows = [{"id": n.id, "webhook_id": n.uuid, "host": n.host, "created_at": n.created_at.isoformat(),
+                 "channel": n.channel, "kind": n.kind, "severity": n.severity, "reason": n.reason,
+                 "status": n.status, "attempts": n.attempts,
+                 "last_error": redact(n.last_error, secrets) if n.last_error else None,
+                 "sent_at": n.sent_at.isoformat() if n.sent_at else None, "summary": n.summary}
+                for n in store.notifications(**filters)]
+        return rows, [("id", "ID"), ("created_at", "CREATED"), ("channel", "CHANNEL"), ("kind", "KIND"),
+                      ("reason", "REASON"), ("status", "STATUS"), ("attempts", "TRIES"),
+                      ("last_error", "LAST_ERROR"), ("summary", "SUMMARY")]
+    if kind == "protections":
+        rows = [{"time": p.time.isoformat(), "host": p.host, "pid": p.pid, "process": p.process,
+                 "from_adj": p.from_adj, "to_adj": p.to_adj, "error": p.error, "cmdline": p.cmdline}
+                for p in store.protections(**filters)]
+        return rows, [("time", "TIME"), ("host", "HOST"), ("pid", "PID"), ("process", "PROCESS"),
+                      ("from_adj", "FROM"), ("to_adj", "TO"), ("error", "ERROR")]
+    raise UsageError(f"unknown history kind {kind!r}")
+
+
+def summary_rows(store: store_mod.Store, filters: dict[str, Any]) -> list[dict[str, Any]]:
+    """Kills per process, per cgroup and per day."""
+    return [{"by": by, "value": value, "kills": n} for by, value, n in store.kill_counts(**filters)]
+
+
+def cmd_history(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:
+    """Print one kind of history, newest first."""
+    filters = filters_from(args, utcnow())
+    store = open_store(cfg)
+    if args.kind == "summary":
+        rows, columns = summary_rows(store, filters), [("by", "BY"), ("value", "VALUE"), ("kills", "KILLS")]
+    else:
+        rows, columns = history_rows(store, args.kind, filters, secrets_of_config(cfg))
+    if args.format == "json":
+        print(to_json(rows), file=out)
+    elif args.format == "csv":
+        out.write(to_csv(rows, list(rows[0].keys()) if rows else [c for c, _ in columns]))
+    else:
+        print(table(rows, columns) if rows else f"no {args.kind} recorded" + _filter_note(filters), file=out)
+    return EXIT_OK
+
+
+def _filter_note(filters: dict[str, Any]) -> str:
+    parts = [f"{k} {v.isoformat() if isinstance(v, datetime) else v}" for k, v in filters.items()
+             if v is not None and k != "limit"]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+# How old the last sample before a kill may be to stand for the memory state at the kill.
+SHOW_SAMPLE_WITHIN = timedelta(minutes=10)
+
+
+def cmd_show(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:
+    """Print one kill incident, whole."""
+    store = open_store(cfg)
+    row = store.kill(args.kill_id)
+    if row is None:
+        print(f"watchdog-oom show: no kill with id {args.kill_id}", file=err)
+        return 1
+    doc = {**store_mod.kill_record(row), "score": row.score, "mono_usec": row.mono_usec,
+           "recorded_at": row.recorded_at.isoformat(), **(row.details or {})}
+    if "commit_state" not in doc and row.time is not None:
+        # A kill imported from an old log: the history may still hold the host's sample.
+        sample = store.sample_before(row.host, row.time, SHOW_SAMPLE_WITHIN)
+        if sample is not None:
+            doc["commit_state"] = {
+                "time": sample.time.isoformat(), "commit_percent": sample.commit_percent,
+                "commit_limit_percent": sample.commit_limit_percent, "committed_as_kb": sample.committed_as_kb,
+                "commit_limit_kb": sample.commit_limit_kb, "mem_available_kb": sample.mem_available_kb,
+            }
+    if args.format == "json":
+        print(to_json(doc), file=out)
+        return EXIT_OK
+    print(render_incident(doc), file=out)
+    return EXIT_OK
+
+
+def render_incident(doc: dict[str, Any]) -> str:
+    """`show` as text: the victim, how it died, what the host looked like."""
+    def kb(v: Any) -> str:
+        return "-" if v is None else f"{v} kB ({v / 1024:.1f} MiB)"
+
+    lines = [
+        f"OOM kill #{doc['id']} on {safe(doc['host'])} at {safe(doc['time'])}"
+        + (f" (boot {doc['boot_id']})" if doc.get("boot_id") else ""),
+        "",
+        "Victim",
+        f"  process        {safe(doc['process'])} (pid {safe(doc['pid'])}, uid {safe(doc['uid'])})",
+        f"  command line   {safe(doc.get('cmdline'))}",
+        f"  unit           {safe(doc.get('unit'))}",
+        f"  total-vm       {kb(doc['total_vm_kb'])}",
+        f"  anon-rss       {kb(doc['anon_rss_kb'])}",
+        f"  file-rss       {kb(doc['file_rss_kb'])}",
+        f"  shmem-rss      {kb(doc['shmem_rss_kb'])}",
+        f"  pgtables       {kb(doc['pgtables_kb'])}",
+        f"  oom_score_adj  {safe(doc['oom_score_adj'])}",
+        "",
+        "How",
+        f"  killer         {safe(doc['killer'])}",
+        f"  invoker        {safe(doc['invoker'])}" + (f" (pid {doc['invoker_pid']})" if doc.get("invoker_pid") else ""),
+        f"  allocation     gfp_mask={safe(doc['gfp_mask'])}, order={safe(doc['order'])}",
+        f"  constraint     {safe(doc['constraint'])}" + ("  (a cgroup limit, not the whole machine)"
+                                                         if doc.get("cgroup_oom") else ""),
+        f"  memcg          {safe(doc['memcg'])}",
+        f"  task cgroup    {safe(doc['task_memcg'])}",
+        f"  source         {safe(doc['source'])}",
+    ]
+    state = doc.get("commit_state")
+    if state:
+        lines += ["", f"Memory just before (sample at {safe(state.get('time'))})",
+                  f"  %commit {state.get('commit_percent')}% of RAM+swap, "
+                  f"{state.get('commit_limit_percent')}% of CommitLimit, MemAvailable {kb(state.get('mem_available_kb'))}"]
+    if doc.get("memory_info"):
+        lines += ["", "Memory state printed by the kernel"] + [f"  {safe(x)}" for x in doc["memory_info"]]
+    tasks = doc.get("task_table") or []
+    if tasks:
+        lines += ["", "Biggest tasks in the kernel's task table",
+                  "  " + table(tasks, [("pid", "PID"), ("uid", "UID"), ("rss_kb", "RSS_KB"),
+                                       ("total_vm_kb", "TOTAL_VM_KB"), ("oom_score_adj", "ADJ"),
+                                       ("name", "NAME")]).replace("\n", "\n  ")]
+    return "\n".join(lines)
+
+
+
+def cmd_report(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:
+    """Write the HTML report of the host since --since."""
+    from watchdog_oom.report import render_report
+
+    now = utcnow()
+    since = parse_when(args.since, now)
+    page = render_report(open_store(cfg), since, now, args.host, commit=cfg.commit, memory=cfg.memory)
+    if args.output == "-":
+        out.write(page)
+        return EXIT_OK
+    try:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(page)
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
+    print(f"report of {safe(args.host or cfg.host)} since {since.isoformat()} written to {args.output}", file=out)
+    return EXIT_OK
+
+
+
+def _history_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("kind", nargs="?", default="kills", choices=HISTORY_KINDS)
+    add_history_filters(p)
+    add_format(p, "table", "json", "csv")
+
+
+def _show_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("kill_id", type=positive_int, metavar="KILL_ID")
+    add_format(p, "table", "json")
+
+
+def _report_arguments(p: argparse.ArgumentParser) -> None:
+    add_since(p, default="7d")
+    add_host(p)
+    p.add_argument("--output", metavar="FILE.html", required=True, help="the file to write, or - for stdout")
+
+
+COMMANDS = (
+    Command("history", "stored history, newest first", _history_arguments, cmd_history),
+    Command("show", "one kill incident, whole", _show_arguments, cmd_show),
+    Command("report", "one self-contained HTML page: commit and memory over time, kills, alerts",
+            _report_arguments, cmd_report),
+)
