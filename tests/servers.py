@@ -8,6 +8,8 @@ request or message in a thread-safe list and answer from a script, so a test can
         post(sink.url + "/hook")
         request = sink.wait_for(1)[0]
 
+    with HttpSink([HANG]) as hung:      # holds the first request until hung.release()
+
     with SmtpSink(tls="starttls", auth=("user", "pass")) as smtp:
         send(smtp.host, smtp.port, ssl_context=smtp.client_context())
         message = smtp.wait_for(1)[0].message
@@ -34,6 +36,9 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 # An HTTP answer: status, headers, body (str bodies are sent as UTF-8).
 Answer = tuple[int, Mapping[str, str], "bytes | str"]
+# An answer that is no answer: the request is read and the connection held open, silent,
+# until the test calls `HttpSink.release()` (or the sink closes); then 200 "ok".
+HANG: Answer = (-1, {}, "")
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,7 @@ class HttpSink:
     def __init__(self, script: Iterable[Answer] = ()) -> None:
         self._script = _Script(script, (200, {}, "ok"))
         self._recorded = _Recorder()
+        self._released = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         # A short poll interval: shutdown() waits for the serving loop to notice.
@@ -126,11 +132,16 @@ class HttpSink:
         """Block until at least `n` requests arrived; return them all. TimeoutError otherwise."""
         return self._recorded.wait_for(n, timeout, "requests")
 
+    def release(self) -> None:
+        """Let every request held by a HANG answer (and any later one) have 200 "ok"."""
+        self._released.set()
+
     def __enter__(self) -> HttpSink:
         self._thread.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self.release()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
@@ -145,6 +156,9 @@ class HttpSink:
                 headers = {name.lower(): value for name, value in self.headers.items()}
                 sink._recorded.add(Request(self.command, self.path, headers, body))
                 status, answer_headers, answer_body = sink._script.next()
+                if status == HANG[0]:
+                    sink._released.wait()
+                    status, answer_headers, answer_body = 200, {}, "ok"
                 payload = answer_body.encode("utf-8") if isinstance(answer_body, str) else answer_body
                 self.send_response(status)
                 for name, value in answer_headers.items():

@@ -272,3 +272,68 @@ def test_a_short_retry_after_pauses_the_channel_only_that_long(store, t0):
                        now=clock())
         dispatcher.run_once()
         assert [r.json()["summary"] for r in sink.wait_for(2)] == ["old", "new"]
+
+
+def _enqueue(store, channel, summary, now):
+    with store.tx() as tx:
+        tx.enqueue(channel=channel, kind="test", severity="info", reason="test", summary=summary, data={}, now=now)
+
+
+def test_a_hung_endpoint_delays_no_other_channel(store, t0):
+    from servers import HANG
+
+    from watchdog_oom.dispatch import Senders
+
+    clock = Clock(t0)
+    with HttpSink([HANG]) as hung, HttpSink() as chat:
+        channels = {"hung": build_channel("webhook", "hung", url=hung.url, timeout=120),
+                    "chat": build_channel("webhook", "chat", url=chat.url)}
+        senders = Senders(Dispatcher(store, channels, max_age=3600, clock=clock)).start()
+        try:
+            _enqueue(store, "hung", "first", t0)
+            senders.wake()
+            hung.wait_for(1, timeout=20)  # the hung channel's thread is now stuck in its request
+            _enqueue(store, "chat", "second", t0)
+            senders.wake()
+            # Arrives while the other endpoint still holds its request (120 s timeout).
+            assert [r.json()["summary"] for r in chat.wait_for(1, timeout=20)] == ["second"]
+            _wait_until(lambda: {n.channel: n.status for n in store.notifications()}
+                        == {"hung": "sending", "chat": "sent"})
+            hung.release()
+            _wait_until(lambda: {n.status for n in store.notifications()} == {"sent"})
+        finally:
+            senders.stop()
+        assert len(hung.requests) == 1 and len(chat.requests) == 1
+    assert not any(t.is_alive() for t in senders.threads)
+
+
+def test_a_failing_channel_delays_no_other_and_rows_of_removed_channels_are_dropped(store, t0):
+    from watchdog_oom.dispatch import Senders
+
+    clock = Clock(t0)
+    for name in ("down", "chat", "gone"):
+        _enqueue(store, name, f"to {name}", t0)
+    with HttpSink([(503, {}, "down")] * 50) as down, HttpSink() as chat:
+        channels = {"down": build_channel("webhook", "down", url=down.url),
+                    "chat": build_channel("webhook", "chat", url=chat.url)}
+        senders = Senders(Dispatcher(store, channels, max_age=3600, clock=clock)).start()
+        try:
+            chat.wait_for(1, timeout=20)
+            _wait_until(lambda: {n.channel: n.status for n in store.notifications()}
+                        == {"down": "pending", "chat": "sent", "gone": "failed"})
+        finally:
+            senders.stop()
+    (gone,) = [n for n in store.notifications() if n.channel == "gone"]
+    assert "no longer configured" in gone.last_error
+
+
+def _wait_until(condition, timeout=20.0):
+    """Poll a condition on the database (the senders record outcomes in their own threads)."""
+    import threading
+
+    done = threading.Event()
+    for _ in range(int(timeout / 0.02)):
+        if condition():
+            return
+        done.wait(0.02)
+    raise AssertionError("condition not met within the deadline")

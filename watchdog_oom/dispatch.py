@@ -4,6 +4,8 @@
 alert and writes their outbox rows (kills arriving within `group_wait` join one row).
 `Dispatcher` sends due rows through the channels, retries transient failures with
 exponential backoff and jitter (honouring Retry-After), and records every outcome.
+`Senders` runs it with one thread per channel, so an endpoint that hangs until its
+timeout, or fails, delays no other channel.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from __future__ import annotations
 import fnmatch
 import logging
 import random
+import threading
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -243,14 +246,16 @@ class Dispatcher:
         # Channels that answered 429 or Retry-After: nothing is sent to them before then.
         self.paused: dict[str, datetime] = {}
 
-    def run_once(self, limit: int = 20) -> int:
-        """Send what is due now; returns how many rows were attempted.
+    def run_once(self, limit: int = 20, channel: str | None = None,
+                 other_than: Collection[str] | None = None) -> int:
+        """Send what is due now (of one `channel`, of channels `other_than` those named,
+        or of all); returns how many rows were attempted.
 
         If recording an outcome fails (the database is locked or gone), the rows of this
         batch not yet attempted go back to `pending`; the one whose outcome was lost stays
         `sending` until its lease runs out and is then sent again.
         """
-        rows = self.store.claim_due(self.clock(), limit)
+        rows = self.store.claim_due(self.clock(), limit, channel=channel, other_than=other_than)
         for i, row in enumerate(rows):
             try:
                 self._deliver(row)
@@ -311,3 +316,79 @@ class Dispatcher:
         self.store.mark_retry(row, message, now + timedelta(seconds=delay))
         log.warning("notification %s via %s failed (attempt %d), retry in %.0fs: %s",
                     row.uuid, row.channel, row.attempts, delay, message)
+
+
+class Senders:
+    """One sending thread per channel, and one for rows of channels no longer configured.
+
+    Each thread claims only its own channel's rows, so a channel whose endpoint hangs
+    until its timeout (or keeps failing) holds up nothing but itself. `wake()` tells every
+    thread that new rows may be due; otherwise each sleeps until its next row falls due
+    (at most `idle` seconds, so rows written by another process are found too).
+    """
+
+    def __init__(self, dispatcher: Dispatcher, idle: float = 5.0, batch: int = 10) -> None:
+        self.dispatcher = dispatcher
+        self.idle = idle
+        # A channel's thread claims this many rows at a time: the lease (CLAIM_LEASE) of
+        # the last must outlast sending the batch at the channels' timeouts.
+        self.batch = batch
+        self._stop = threading.Event()
+        self._changed = threading.Condition()
+        self._generation = 0
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> Senders:
+        """Start the threads; returns self."""
+        names = sorted(self.dispatcher.channels)
+        for name in names:
+            self._spawn(f"send:{name}", {"channel": name})
+        self._spawn("send:unconfigured", {"other_than": names})
+        return self
+
+    def wake(self) -> None:
+        """New rows may be due: every channel looks now."""
+        with self._changed:
+            self._generation += 1
+            self._changed.notify_all()
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        """Ask every thread to end and wait up to `timeout` for each. A thread in the middle
+        of a send ends when that send does (the channel's own timeout); its outcome is kept."""
+        self._stop.set()
+        self.wake()
+        for thread in self.threads:
+            thread.join(timeout)
+
+    def _spawn(self, name: str, which: dict[str, Any]) -> None:
+        thread = threading.Thread(target=self._loop, args=(name, which), name=name, daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+    def _loop(self, name: str, which: dict[str, Any]) -> None:
+        seen = -1
+        while not self._stop.is_set():
+            with self._changed:
+                seen = self._generation
+            due = self._send_due(name, which)
+            if due is None:
+                timeout = self.idle
+            else:
+                timeout = max(0.05, min(self.idle, (due - self.dispatcher.clock()).total_seconds()))
+            self._wait(seen, timeout)
+
+    def _wait(self, seen: int, timeout: float) -> None:
+        """Until woken since generation `seen`, stopped, or `timeout` seconds."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._generation != seen or self._stop.is_set(), timeout)
+
+    def _send_due(self, name: str, which: dict[str, Any]) -> datetime | None:
+        """Send this thread's due rows; returns when the next one falls due (None: unknown)."""
+        try:
+            while self.dispatcher.run_once(self.batch, **which):
+                if self._stop.is_set():
+                    return None
+            return self.dispatcher.store.next_due(**which)
+        except Exception:
+            log.exception("outbox %s: sending failed; retrying shortly", name)
+            return None

@@ -6,7 +6,7 @@ import contextlib
 import fnmatch
 import os
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from importlib import resources
@@ -205,8 +205,10 @@ class Store:
 
     # -- the outbox ---------------------------------------------------------------------
 
-    def claim_due(self, now: datetime, limit: int = 20) -> list[NotificationRow]:
-        """Take due notifications of this host for sending (status → sending).
+    def claim_due(self, now: datetime, limit: int = 20, channel: str | None = None,
+                  other_than: Collection[str] | None = None) -> list[NotificationRow]:
+        """Take due notifications of this host for sending (status → sending): of one
+        `channel`, of channels `other_than` those named, or of all.
 
         A claim is a lease: a row left `sending` longer than CLAIM_LEASE (its sender died,
         or could not record the outcome) is due again, so nothing stays stuck until a
@@ -222,7 +224,7 @@ class Store:
         with self._sessions() as session, session.begin():
             rows = session.scalars(
                 select(NotificationRow)
-                .where(NotificationRow.host == self.host, due)
+                .where(NotificationRow.host == self.host, due, *_channel_filter(channel, other_than))
                 .order_by(NotificationRow.due_at, NotificationRow.id)
                 .limit(limit)
                 # PostgreSQL: two claimers take different rows instead of queueing on
@@ -243,15 +245,15 @@ class Store:
                     claimed.append(row)
         return claimed
 
-    def next_due(self) -> datetime | None:
-        """When the earliest notification of this host falls due (a lease expiring counts)."""
+    def next_due(self, channel: str | None = None, other_than: Collection[str] | None = None) -> datetime | None:
+        """When the earliest notification of this host (of `channel`, or of channels
+        `other_than` those named) falls due; a lease expiring counts."""
+        which = (NotificationRow.host == self.host, *_channel_filter(channel, other_than))
         with self._sessions() as session:
             pending = session.scalar(
-                select(func.min(NotificationRow.due_at)).where(
-                    NotificationRow.host == self.host, NotificationRow.status == "pending"))
+                select(func.min(NotificationRow.due_at)).where(*which, NotificationRow.status == "pending"))
             leased = session.scalar(
-                select(func.min(NotificationRow.last_attempt_at)).where(
-                    NotificationRow.host == self.host, NotificationRow.status == "sending"))
+                select(func.min(NotificationRow.last_attempt_at)).where(*which, NotificationRow.status == "sending"))
         candidates = [t for t in (pending, leased + CLAIM_LEASE if leased else None) if t is not None]
         return min(candidates) if candidates else None
 
@@ -505,6 +507,16 @@ class Store:
                 session.add(_mean_sample(self.host, bucket * to_resolution, to_resolution, members))
             session.execute(delete(Sample).where(Sample.id.in_([row.id for row in rows])))
             return len(rows) - len(buckets)
+
+
+def _channel_filter(channel: str | None, other_than: Collection[str] | None) -> list[Any]:
+    """The WHERE terms choosing one channel's notifications, or those of other channels."""
+    terms: list[Any] = []
+    if channel is not None:
+        terms.append(NotificationRow.channel == channel)
+    if other_than is not None:
+        terms.append(NotificationRow.channel.not_in(list(other_than)))
+    return terms
 
 
 def _mean(values: Sequence[float | int | None]) -> float | None:
