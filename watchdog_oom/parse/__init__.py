@@ -1,0 +1,47 @@
+"""Turns kernel log text into OomKill records: one per process an OOM killer killed.
+
+Pure: text in, values out; no clock, no I/O beyond the stream `iter_kills` is handed.
+
+* wrappers.py: what a log writer put around a kernel message, and taking it off;
+* kernel.py: the kernel's OOM report as a state machine over message bodies (OomParser);
+* userspace.py: one recogniser per user-space killer (systemd-oomd, earlyoom, nohang);
+* scan.py: the byte scanner that reads a large log fast (iter_kills) for `import`.
+
+The names below are what the rest of the package (daemon, CLI, sources) uses.
+"""
+
+from watchdog_oom.parse.kernel import (
+    MEMORY_INFO_LINE_CHARS,
+    MEMORY_INFO_LINES,
+    PAGE_KB,
+    REPORT_LINES,
+    TASK_TABLE_ROWS,
+    OomParser,
+)
+from watchdog_oom.parse.scan import (
+    _find,
+    _libc_finder,
+    _python_find,
+    iter_kills,
+    parse_text,
+    undo_future_year,
+)
+from watchdog_oom.parse.userspace import NOHANG_BLOCK_LINES
+from watchdog_oom.parse.wrappers import strip_wrapper
+
+__all__ = [
+    "MEMORY_INFO_LINES",
+    "MEMORY_INFO_LINE_CHARS",
+    "NOHANG_BLOCK_LINES",
+    "PAGE_KB",
+    "REPORT_LINES",
+    "TASK_TABLE_ROWS",
+    "OomParser",
+    "_find",
+    "_libc_finder",
+    "_python_find",
+    "iter_kills",
+    "parse_text",
+    "strip_wrapper",
+    "undo_future_year",
+]
