@@ -58,7 +58,12 @@ def _kernel_line(text: str, **fields) -> KernelLine:
     return KernelLine(text=text, source="test", wrapped=True, **fields)
 
 
-@pytest.mark.parametrize(("path", "entry"), ENTRIES, ids=[p.name for p in CAPTURES])
+def _xfail(entry: dict) -> list:
+    """An entry's optional "xfail" (why the parser misreads it) marks it strictly: fixing it fails the test."""
+    return [pytest.mark.xfail(strict=True, reason=entry["xfail"])] if "xfail" in entry else []
+
+
+@pytest.mark.parametrize(("path", "entry"), [pytest.param(p, e, marks=_xfail(e), id=p.name) for p, e in ENTRIES])
 def test_capture_gives_its_labelled_kills(path: Path, entry: dict) -> None:
     kills = parse_text(path.read_text(encoding="utf-8"), source="import", year=entry.get("year"))
     got = [{name: _field(kill, name) for name in label} for kill, label in zip(kills, _labels(entry))]
