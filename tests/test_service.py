@@ -425,7 +425,7 @@ notifications:
 
 def test_the_daemon_does_not_load_an_http_client_before_it_needs_one():
     # requests and the codecs it pulls in cost about 7 MB of the daemon's small budget.
-    code = "import sys, watchdog_oom.service; print('requests' in sys.modules, 'prometheus_client' in sys.modules)"
+    code = "import sys, watchdog_oom.daemon; print('requests' in sys.modules, 'prometheus_client' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout.split()
     assert out == ["False", "False"]

@@ -14,15 +14,9 @@ from proctree import ProcTree
 
 from watchdog_oom.config import parse_config
 from watchdog_oom.model import KernelLine, OomKill
-from watchdog_oom.service import Service
-
-
-class Clock:
-    def __init__(self, t):
-        self.t = t
-
-    def __call__(self):
-        return self.t
+from watchdog_oom.clock import FakeClock
+from watchdog_oom.daemon import Daemon
+from watchdog_oom.daemon.pipeline import Pipeline
 
 
 DEFAULT_PROCESSES = """
@@ -34,7 +28,7 @@ processes:
 
 
 def make_service(tmp_path: Path, procfs: Path | str, t0, extra: str = "",
-                 processes: str = DEFAULT_PROCESSES) -> Service:
+                 processes: str = DEFAULT_PROCESSES) -> Daemon:
     cfg = parse_config(f"""
 host: web-01
 database: sqlite:///{tmp_path}/history.db
@@ -48,7 +42,7 @@ memory:
 {processes}
 {extra}
 """, env={})
-    service = Service(cfg, clock=Clock(t0))
+    service = Daemon(cfg, clock=FakeClock(t0))
     service.store.upgrade()
     return service
 
@@ -66,8 +60,8 @@ def overcommitted(tmp_path: Path, committed: int) -> ProcTree:
 def test_commit_warning_names_the_likely_victims(tmp_path, t0):
     tree = overcommitted(tmp_path, 64262056)
     service = make_service(tmp_path, tree.root, t0)
-    service.check_processes()
-    service.check_memory()
+    service.jobs.processes()
+    service.jobs.memory()
     alerts = {a.key: a for a in service.store.alerts()}
     commit = alerts["commit"]
     assert commit.severity == "critical" and commit.status == "firing"
@@ -80,10 +74,10 @@ def test_commit_warning_names_the_likely_victims(tmp_path, t0):
 def test_commit_alert_resolves_when_commit_falls(tmp_path, t0):
     tree = overcommitted(tmp_path, 64262056)
     service = make_service(tmp_path, tree.root, t0)
-    service.check_memory()
+    service.jobs.memory()
     tree.meminfo(Committed_AS=10_000_000)
-    service.clock.t = t0 + timedelta(seconds=10)
-    service.check_memory()
+    service.shared.clock.t = t0 + timedelta(seconds=10)
+    service.jobs.memory()
     (commit,) = [a for a in service.store.alerts() if a.key == "commit"]
     assert commit.status == "resolved" and commit.resolved_at == t0 + timedelta(seconds=10)
 
@@ -101,11 +95,11 @@ notifications:
       kinds: ["commit.*"]
 """
     service = make_service(tmp_path, tree.root, t0, extra)
-    service.check_memory()
-    service.clock.t = t0 + timedelta(minutes=30)
-    service.check_memory()
-    service.clock.t = t0 + timedelta(minutes=61)
-    service.check_memory()
+    service.jobs.memory()
+    service.shared.clock.t = t0 + timedelta(minutes=30)
+    service.jobs.memory()
+    service.shared.clock.t = t0 + timedelta(minutes=61)
+    service.jobs.memory()
     reasons = [n.reason for n in reversed(service.store.notifications())]
     assert reasons == ["first", "repeat"]
 
@@ -113,14 +107,14 @@ notifications:
 def test_unlogged_kills_are_alerted_from_vmstat(tmp_path, t0):
     tree = overcommitted(tmp_path, 10_000_000).vmstat(oom_kill=5)
     service = make_service(tmp_path, tree.root, t0)
-    service.check_memory()  # baseline
+    service.jobs.memory()  # baseline
     tree.vmstat(oom_kill=8)
-    service.check_memory()  # seen once: the log may just lag
+    service.jobs.memory()  # seen once: the log may just lag
     assert not [a for a in service.store.alerts() if a.key == "oom.unlogged"]
-    service.check_memory()
+    service.jobs.memory()
     (alert,) = [a for a in service.store.alerts() if a.key == "oom.unlogged"]
     assert alert.data["missing"] == 3 and "3 OOM kills with no log record" in alert.summary
-    service.check_memory()
+    service.jobs.memory()
     assert len([a for a in service.store.alerts() if a.key == "oom.unlogged"]) == 1  # not again
 
 
@@ -157,23 +151,22 @@ processes:
   protect: true
   protect_adj: 0
 """)
-    service.check_processes()
+    service.jobs.processes()
     assert adj_of(critical.pid) == 0
     assert adj_of(bystander.pid) == 500
     (change,) = service.store.protections()
     assert (change.pid, change.from_adj, change.to_adj, change.error) == (critical.pid, 500, 0, None)
-    service.check_processes()  # already protected: nothing more to do
+    service.jobs.processes()  # already protected: nothing more to do
     assert len(service.store.protections()) == 1
 
 
 def test_kills_are_held_while_the_database_refuses_and_stored_once_it_answers(tmp_path, t0):
     import sqlite3
 
-    from watchdog_oom.service import Pipeline
     from watchdog_oom.sources.kmsg import parse_record
 
     service = make_service(tmp_path, ProcTree(tmp_path).root, t0)
-    pipeline = Pipeline(service, "kmsg", first_start=False)
+    pipeline = Pipeline(service.shared, "kmsg", first_start=False)
     db = tmp_path / "history.db"
     with sqlite3.connect(db) as conn:
         conn.execute("ALTER TABLE kills RENAME TO kills_away")
@@ -197,15 +190,15 @@ def test_kills_are_held_while_the_database_refuses_and_stored_once_it_answers(tm
 def test_buffer_kills_stored_after_the_vmstat_baseline_do_not_hide_unlogged_ones(tmp_path, t0):
     tree = overcommitted(tmp_path, 10_000_000).vmstat(oom_kill=3)
     service = make_service(tmp_path, tree.root, t0)
-    service.boot_id = "b"
-    service.check_memory()  # baseline: 3 counted, none recorded yet
+    service.shared.boot_id = "b"
+    service.jobs.memory()  # baseline: 3 counted, none recorded yet
     with service.store.tx() as tx:  # the buffer's 3 old kills arrive after the baseline
         for pid in (1, 2, 3):
             tx.add_kill(OomKill(pid=pid, process="x", boot_id="b", mono_usec=pid, time=t0, source="kmsg"), t0)
-    service.check_memory()
+    service.jobs.memory()
     tree.vmstat(oom_kill=5)  # two kills the log never showed
-    service.check_memory()
-    service.check_memory()
+    service.jobs.memory()
+    service.jobs.memory()
     (alert,) = [a for a in service.store.alerts() if a.key == "oom.unlogged"]
     assert alert.data["missing"] == 2
 
@@ -215,15 +208,15 @@ def test_kills_from_a_live_log_file_count_for_this_boot(tmp_path, t0):
     service = make_service(tmp_path, tree.root, t0)
     recent = OomKill(pid=7, process="java", time=t0 - timedelta(minutes=5), source="file:/var/log/kern.log")
     before_boot = recent.replace(time=t0 - timedelta(hours=2))
-    assert service.enrich(recent).boot_id == service.boot_id
-    assert service.enrich(before_boot).boot_id is None
+    pipeline = Pipeline(service.shared, "file:/var/log/kern.log", first_start=False)
+    assert pipeline.enrich(recent).boot_id == service.shared.boot_id
+    assert pipeline.enrich(before_boot).boot_id is None
 
 
 def test_a_systemd_oomd_kill_is_recorded_and_logged_without_a_pid(tmp_path, t0, caplog):
-    from watchdog_oom.service import Pipeline
 
     service = make_service(tmp_path, ProcTree(tmp_path).root, t0)
-    pipeline = Pipeline(service, "journal", first_start=False)
+    pipeline = Pipeline(service.shared, "journal", first_start=False)
     line = ("systemd-oomd[611]: Killed /system.slice/batch.service due to memory pressure for "
             "/system.slice being 80.12% > 50.00% for > 20s with reclaim activity")
     with caplog.at_level("WARNING", logger="watchdog_oom"):
@@ -239,16 +232,15 @@ def test_the_kernel_log_thread_outlives_a_database_failure_and_alerts_later(tmp_
     import threading
 
     from watchdog_oom.config import KernelLogConfig
-    from watchdog_oom.service import Pipeline
 
     service = make_service(tmp_path, ProcTree(tmp_path).root, t0)
-    service.cfg = dataclasses.replace(service.cfg, kernel_log=KernelLogConfig(source="kmsg",
-                                                                              path=str(tmp_path / "no-kmsg")))
+    service.shared.cfg = dataclasses.replace(service.cfg, kernel_log=KernelLogConfig(
+        source="kmsg", path=str(tmp_path / "no-kmsg")))
     db = tmp_path / "history.db"
     with sqlite3.connect(db) as conn:
         conn.execute("ALTER TABLE alerts RENAME TO alerts_away")  # the database refuses the alert
-    service.source_problem = "journalctl exited with status 1"
-    thread = threading.Thread(target=service._source_loop, args=(Pipeline(service, "kmsg", False),))
+    service.follower.source_problem = "journalctl exited with status 1"
+    thread = threading.Thread(target=service.follower.loop, args=(Pipeline(service.shared, "kmsg", False),))
     thread.start()
     time.sleep(0.5)
     assert thread.is_alive()
@@ -266,14 +258,13 @@ def test_the_kernel_log_thread_outlives_a_database_failure_and_alerts_later(tmp_
 
 def test_a_source_reopened_before_catching_up_still_sends_one_summary(tmp_path, t0):
     from watchdog_oom.model import CaughtUp
-    from watchdog_oom.service import Pipeline
 
     service = make_service(tmp_path, ProcTree(tmp_path).root, t0, extra="""
 notifications:
   channels:
     - {name: hook, type: webhook, url: 'http://127.0.0.1:9/x', min_severity: info}
 """)
-    pipeline = Pipeline(service, "journal", first_start=True)
+    pipeline = Pipeline(service.shared, "journal", first_start=True)
     kill_line = ("Out of memory: Killed process {pid} (java) total-vm:100kB, anon-rss:50kB, file-rss:0kB, "
                  "shmem-rss:0kB, UID:0 pgtables:4kB oom_score_adj:0")
     pipeline.handle(KernelLine(text=kill_line.format(pid=1111), source="journal", time=t0, cursor="c1"))

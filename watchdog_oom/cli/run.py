@@ -14,11 +14,11 @@ from watchdog_oom.textout import safe
 
 def cmd_run(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:
     """Run the daemon until it is stopped; its exit status."""
-    from watchdog_oom.service import Service
+    from watchdog_oom.daemon import Daemon
 
     setup_logging(args.log_level or cfg.daemon.log_level, err)
     path = config_mod.config_path(args.config, os.environ)
-    return Service(cfg, config_path=path).run()
+    return Daemon(cfg, config_path=path).run()
 
 
 def _arguments(p: argparse.ArgumentParser) -> None:

@@ -1,0 +1,151 @@
+"""The periodic checks: memory (sample /proc, evaluate the rules, cross-check the kill
+counter) and processes (rank them, remember them for kill records, protect critical ones)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from typing import Any
+
+from watchdog_oom import detect, processes, procfs
+from watchdog_oom.daemon.recording import record_events, record_repeats
+from watchdog_oom.daemon.shared import Shared
+from watchdog_oom.model import Alert, ProcScore
+from watchdog_oom.rules.alerts import wants_victims, with_victims
+from watchdog_oom.rules.crosscheck import cross_check
+
+log = logging.getLogger("watchdog_oom")
+
+VMSTAT_CURSOR = "vmstat:oom_kill"  # the cross-check's state, kept as a cursor
+VICTIMS_NAMED = 5  # how many likely victims a warning names
+
+Protection = tuple[ProcScore, int | None, int, str | None]  # process, adj before, adj wanted, error
+
+
+class MemoryCheck:
+    """Sample /proc, store the sample, evaluate commit, memory and trend rules."""
+
+    def __init__(self, shared: Shared) -> None:
+        self.shared = shared
+
+    def __call__(self) -> None:
+        s = self.shared
+        cfg, now = s.cfg, s.clock()
+        try:
+            sample = procfs.sample(cfg.procfs, now)
+        except Exception as exc:
+            log.error("cannot read memory figures from %s: %s", cfg.procfs, exc)
+            return
+        with s.lock:
+            history = list(s.host.samples)
+            s.host.samples.append(sample)
+            firing = s.rules.firing_map()
+            conditions = [detect.commit_conditions(sample, cfg.commit, firing.get("commit"))]
+            conditions += detect.memory_conditions(sample, cfg.memory, firing)
+            trend = detect.trend_condition(history, sample, cfg.commit, now, firing.get("commit.trend"))
+            if trend is not None:
+                conditions.append(trend)
+            trend_enabled = cfg.commit.trend_rise_percent > 0 and cfg.commit.trend_window > 0
+            # No trend condition with the rule on: too little history to judge (after a
+            # restart, say), which is no reason to call a firing trend resolved.
+            keep = ("commit.trend",) if trend is None and trend_enabled else ()
+            events = s.rules.evaluate(conditions, now, family=("commit", "memory."), keep=keep)
+        if wants_victims(events):
+            # Scanned before the transaction opens: a fresh scan of /proc must not hold the database.
+            events = with_victims(events, likely_victims(s))
+        with s.store.tx() as tx:
+            tx.add_sample(sample)
+            record_events(tx, s.outbox, events, now)
+            if cfg.kernel_log.vmstat_check and sample.oom_kill_count is not None:
+                self._cross_check(tx, sample.oom_kill_count, now)
+            record_repeats(tx, s.outbox, now, cfg.notifications.repeat_interval)
+        s.host.last_check = now
+        if events:
+            s.wakeup.set()
+
+    def _cross_check(self, tx: Any, counter: int, now: datetime) -> None:
+        """Compare /proc/vmstat oom_kill with the kills recorded this boot; alert kills with no log record."""
+        s = self.shared
+        raw = tx.get_cursor(VMSTAT_CURSOR)
+        state, alert = cross_check(json.loads(raw) if raw else {}, s.boot_id, counter,
+                                   tx.count_kills(boot_id=s.boot_id), now)
+        if alert is not None:
+            row, _ = tx.fire_alert(alert)
+            s.outbox.alert(tx, alert, row, "new", now)
+            # Each finding is its own event: resolved at once, so the next one fires anew.
+            tx.resolve_alert(Alert(alert.key, alert.kind, "info", alert.summary, now, True, {}))
+            log.error("%s", alert.summary)
+        tx.set_cursor(VMSTAT_CURSOR, json.dumps(state, sort_keys=True), now)
+
+
+class ProcessCheck:
+    """Rank processes, remember them for kill records, flag and protect critical ones."""
+
+    def __init__(self, shared: Shared) -> None:
+        self.shared = shared
+        self.failed_protections: set[tuple[int, int | None, int]] = set()
+
+    def __call__(self) -> None:
+        s = self.shared
+        cfg, now = s.cfg, s.clock()
+        try:
+            ranked = scan_ranked(s)
+        except Exception as exc:
+            log.error("cannot scan processes in %s: %s", cfg.procfs, exc)
+            return
+        s.host.cache.remember(ranked, now)
+        protections = self._protect(ranked) if cfg.processes.protect else []
+        with s.lock:
+            s.host.ranking, s.host.ranking_time = ranked, now
+            risky = processes.at_risk(ranked, cfg.processes.at_risk_top)
+            conditions = detect.process_conditions(risky, cfg.processes.for_)
+            events = s.rules.evaluate(conditions, now, family="process.")
+        with s.store.tx() as tx:
+            for proc, before, after, error in protections:
+                tx.add_protection(time=now, pid=proc.pid, process=proc.process, cmdline=proc.cmdline,
+                                  from_adj=before, to_adj=after, error=error)
+            record_events(tx, s.outbox, events, now)
+        if events:
+            s.wakeup.set()
+
+    def _protect(self, ranked: list[ProcScore]) -> list[Protection]:
+        """Lower critical processes' oom_score_adj. A change that fails is recorded and
+        logged once per process, not at every scan."""
+        cfg = self.shared.cfg
+        done: list[Protection] = []
+        for proc, before, after in processes.protection_plan(ranked, cfg.processes.protect_adj):
+            key = (proc.pid, proc.start_time, after)
+            if key in self.failed_protections:
+                continue
+            try:
+                previous = procfs.set_oom_score_adj(cfg.procfs, proc.pid, after)
+                done.append((proc, previous, after, None))
+                log.info("protected %s (pid %d): oom_score_adj %s -> %d", proc.process, proc.pid, previous, after)
+            except (OSError, ValueError) as exc:
+                self.failed_protections.add(key)
+                done.append((proc, before, after, str(exc)))
+                log.warning("cannot protect %s (pid %d): %s", proc.process, proc.pid, exc)
+        live = {(p.pid, p.start_time) for p in ranked}
+        self.failed_protections = {k for k in self.failed_protections if k[:2] in live}
+        return done
+
+
+def scan_ranked(s: Shared) -> list[ProcScore]:
+    """Every process, command lines redacted, critical ones marked, likeliest victim first."""
+    cfg = s.cfg
+    procs = procfs.scan_processes(cfg.procfs)
+    procs = [p.replace(cmdline=s.redactor.redact(p.cmdline)) if p.cmdline else p for p in procs]
+    return processes.rank(processes.mark_critical(procs, cfg.processes.critical, cfg.processes.system_uid_max))
+
+
+def likely_victims(s: Shared) -> list[dict[str, Any]]:
+    """The likely victims now: the last ranking if fresh, else a new scan."""
+    with s.lock:
+        ranked, when = s.host.ranking, s.host.ranking_time
+    if when is None or (s.clock() - when).total_seconds() > 2 * s.cfg.processes.interval:
+        try:
+            ranked = scan_ranked(s)
+        except Exception:
+            return []
+    return detect.victims(ranked, min(s.cfg.processes.top, VICTIMS_NAMED))

@@ -1,0 +1,185 @@
+"""The daemon's lifecycle: assemble the parts, start them, wait for signals, reload, stop.
+
+Threads: one reads the kernel log (blocking, so a kill is stored within a second), one
+sends the outbox, and APScheduler's pool runs the periodic checks. The main thread waits
+for signals: SIGTERM and SIGINT stop cleanly, SIGHUP reloads the configuration (a bad one
+is refused and the old one kept). systemd hears READY=1, WATCHDOG=1 and STOPPING=1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import signal
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from watchdog_oom import config as config_mod
+from watchdog_oom import processes, procfs
+from watchdog_oom.clock import Clock, utcnow
+from watchdog_oom.daemon.follower import KernelLogFollower
+from watchdog_oom.daemon.jobs import Jobs
+from watchdog_oom.daemon.sdnotify import SdNotify
+from watchdog_oom.daemon.sender import OutboxThread
+from watchdog_oom.daemon.shared import HostState, Shared
+from watchdog_oom.redact import Redactor
+from watchdog_oom.rules.alerts import SOURCE_DOWN
+
+log = logging.getLogger("watchdog_oom")
+
+SIGNAL_POLL = 0.5  # seconds: how often the main thread looks for a reload request
+
+
+def build_channels(cfg: config_mod.Config) -> dict[str, Any]:
+    """One channel object per configured channel, by name."""
+    from watchdog_oom.notify import build_channel
+
+    return {c.name: build_channel(c.type, c.name, **c.options()) for c in cfg.notifications.channels}
+
+
+class Daemon:
+    """The running daemon. `run()` blocks until stopped and returns the exit status."""
+
+    def __init__(self, cfg: config_mod.Config, config_path: str | None = None,
+                 env: Mapping[str, str] = os.environ, clock: Clock = utcnow) -> None:
+        from watchdog_oom.dispatch import Outbox, Route
+        from watchdog_oom.store import Store
+
+        self.config_path = config_path
+        self.env = env
+        self.notify = SdNotify(env)
+        self.stop_event = threading.Event()
+        self.reload_requested = threading.Event()
+        self.shared = Shared(
+            cfg=cfg, store=Store(cfg.database, cfg.host), clock=clock,
+            outbox=Outbox([Route.of(c) for c in cfg.notifications.channels], cfg.notifications.group_wait),
+            redactor=Redactor(cfg.processes.redact), boot_id=procfs.read_boot_id(cfg.procfs),
+            host=HostState(processes.ProcessCache(cfg.processes.cache_size)))
+        self.jobs = Jobs(self.shared, self.notify)
+        self.follower = KernelLogFollower(self.shared, self.stop_event)
+        self.sender = OutboxThread(self.shared, self.stop_event)
+        self.metrics_server: Any = None
+        self._apply(cfg)
+
+    @property
+    def cfg(self) -> config_mod.Config:
+        """The configuration in force."""
+        return self.shared.cfg
+
+    @property
+    def store(self) -> Any:
+        """The history database."""
+        return self.shared.store
+
+    # -- configuration ------------------------------------------------------------------
+
+    def _apply(self, cfg: config_mod.Config) -> None:
+        from watchdog_oom.dispatch import Dispatcher, Outbox, Route
+        from watchdog_oom.notify import secrets_of_config
+
+        s = self.shared
+        s.cfg = cfg
+        s.outbox = Outbox([Route.of(c) for c in cfg.notifications.channels], cfg.notifications.group_wait)
+        n = cfg.notifications
+        self.sender.dispatcher = Dispatcher(s.store, build_channels(cfg), n.max_age, s.clock,
+                                            retry_initial=n.retry_initial, retry_max=n.retry_max,
+                                            secrets=secrets_of_config(cfg))
+        s.redactor = Redactor(cfg.processes.redact)
+
+    def reload(self) -> bool:
+        """Load the config file again; keep the old one when the new one is bad."""
+        old = self.cfg
+        try:
+            new = config_mod.load_config(self.config_path, self.env)
+        except config_mod.ConfigError as exc:
+            log.error("SIGHUP: the new configuration is refused, keeping the old one: %s", exc)
+            return False
+        if new.database != old.database or new.host != old.host:
+            log.warning("SIGHUP: database and host changes take effect at the next restart")
+            new = dataclasses.replace(new, database=old.database, host=old.host)
+        for key in ("kernel_log", "metrics"):
+            if getattr(new, key) != getattr(old, key):
+                log.warning("SIGHUP: %s changes take effect at the next restart", key)
+        if new.processes.cache_size != old.processes.cache_size:
+            self.shared.host.cache.resize(new.processes.cache_size)
+        if new.daemon.log_level != old.daemon.log_level:
+            logging.getLogger().setLevel(new.daemon.log_level.upper())
+        if new.daemon.oom_score_adj != old.daemon.oom_score_adj:
+            ok, message = procfs.lower_own_oom_score_adj(new.daemon.oom_score_adj, new.procfs)
+            (log.info if ok else log.warning)("SIGHUP: %s", message)
+        with self.shared.lock:
+            self._apply(new)
+            self.jobs.schedule()
+        log.info("SIGHUP: configuration reloaded from %s", self.config_path or new.origin or "built-in defaults")
+        return True
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Start, serve until SIGTERM or SIGINT (reloading on SIGHUP), stop; the exit status."""
+        from watchdog_oom.notify import mask_secret
+
+        self._install_signals()
+        self.start()
+        self.notify.send("READY=1\nSTATUS=watching memory and the kernel log")
+        log.info("watchdog-oom running on %s (database %s)", self.cfg.host, mask_secret(self.cfg.database))
+        while not self.stop_event.wait(SIGNAL_POLL):
+            if self.reload_requested.is_set():
+                self.reload_requested.clear()
+                self.notify.send("RELOADING=1")
+                self.reload()
+                self.notify.send("READY=1")
+        self.notify.send("STOPPING=1")
+        self.shutdown()
+        log.info("watchdog-oom stopped")
+        return 0
+
+    def _install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
+        signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
+
+    def start(self) -> None:
+        """Protect this process, migrate, restore the alert state, start every part."""
+        from watchdog_oom.store.migrate import migrate_in_child
+
+        s = self.shared
+        ok, message = procfs.lower_own_oom_score_adj(self.cfg.daemon.oom_score_adj, self.cfg.procfs)
+        (log.info if ok else log.warning)("%s", message)
+        revision = migrate_in_child(self.cfg.database)
+        log.info("database at schema revision %s", revision)
+        requeued = s.store.requeue_inflight()
+        if requeued:
+            log.info("outbox: %d notification(s) interrupted by the last stop will be sent again", requeued)
+        with s.store.tx() as tx:
+            for row in tx.firing_alerts():
+                s.rules.restore(row.key, row.severity, row.kind)
+                # An outage of the kernel log seen by the last run resolves once it reads.
+                self.follower.source_is_down = self.follower.source_is_down or row.key == SOURCE_DOWN
+        self.follower.open()
+        if self.cfg.metrics.listen:
+            self._serve_metrics(self.cfg.metrics.listen)
+        self.sender.start()
+        self.jobs.start()
+        # One evaluation straight away, so the first sample does not wait an interval.
+        self.jobs.memory()
+
+    def _serve_metrics(self, listen: str) -> None:
+        from watchdog_oom.metrics import Metrics
+
+        s = self.shared
+        metrics = Metrics(s.store, self.cfg.host, s.host.last_sample, lambda: s.host.last_check, started=s.clock())
+        self.metrics_server = metrics.serve(listen)
+        log.info("Prometheus metrics at http://%s/metrics", listen)
+
+    def shutdown(self) -> None:
+        """Stop every part and close the database."""
+        self.jobs.stop()
+        self.follower.close()
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+        self.follower.join(timeout=10)
+        self.sender.join(timeout=10)
+        self.shared.store.close()

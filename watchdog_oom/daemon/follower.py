@@ -1,0 +1,157 @@
+"""The kernel-log follower: one thread reading the configured source into a Pipeline,
+reopening it from the stored cursor when it ends or fails, and alerting while it cannot."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from watchdog_oom.daemon.pipeline import Pipeline
+from watchdog_oom.daemon.recording import record_events
+from watchdog_oom.daemon.shared import Shared
+from watchdog_oom.model import SourceGap
+from watchdog_oom.rules.alerts import source_down, source_up
+from watchdog_oom.sources import SourceError, select_source
+
+log = logging.getLogger("watchdog_oom")
+
+MAX_DELAY = 60.0  # seconds between reopening attempts, at most
+STABLE = 60.0  # a source that read this long before failing starts the back-off again
+
+
+class KernelLogFollower:
+    """Follows the kernel log in its own thread; `open()` before READY=1, `close()` at stop."""
+
+    def __init__(self, shared: Shared, stop: threading.Event) -> None:
+        self.shared = shared
+        self.stop = stop
+        self.source: Any = None
+        self.source_is_down = False  # the outage alert is firing
+        self.source_problem: str | None = None  # a failure not yet alerted
+        self.thread: threading.Thread | None = None
+
+    def open(self) -> None:
+        """Open the kernel log; a thread follows it from then on (and retries if it would not open)."""
+        try:
+            source, reason, cursors = self._select()
+        except SourceError as exc:
+            log.error("kernel log: %s; retrying, and counting OOM kills from /proc/vmstat meanwhile", exc)
+            self.source_problem = str(exc)  # alerted by the follower thread, which retries
+            source, cursors = None, {}
+        else:
+            log.info("kernel log: %s", reason)
+            if source is None:
+                return
+        self.source = source
+        name = source.name if source is not None else None
+        pipeline = Pipeline(self.shared, name or "", first_start=name is not None and name not in cursors)
+        self.thread = threading.Thread(target=self.loop, args=(pipeline,), name="kernel-log", daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        """Close the source, which ends the thread's read (call after setting `stop`)."""
+        if self.source is not None:
+            self.source.close()
+
+    def join(self, timeout: float) -> None:
+        """Wait for the thread to end."""
+        if self.thread is not None:
+            self.thread.join(timeout=timeout)
+
+    def _select(self) -> tuple[Any, str, dict[str, str]]:
+        """Open the configured kernel log where its stored cursor left off."""
+        kl = self.shared.cfg.kernel_log
+        with self.shared.store.tx() as tx:
+            cursors = tx.cursors()
+        source, reason = select_source(kl.source, kl.path, cursors=cursors)
+        return source, reason, cursors
+
+    def loop(self, pipeline: Pipeline) -> None:
+        """Follow the kernel log; when it ends or fails, reopen it from the stored cursor,
+        waiting longer after each failure (1 s doubling to a minute). Nothing that goes
+        wrong here (a locked database included) may end this thread: it is how kills are seen."""
+        delay = 1.0
+        while not self.stop.is_set():
+            try:
+                delay = self._follow_once(pipeline, delay)
+            except Exception:
+                log.exception("kernel log: unexpected failure; retrying")
+                self.source = None
+                delay = min(delay * 2, MAX_DELAY)
+                if self.stop.wait(delay):
+                    return
+
+    def _follow_once(self, pipeline: Pipeline, delay: float) -> float:
+        """Read the open source until it ends, then wait and reopen it; returns the next delay."""
+        if self.source is not None:
+            began = time.monotonic()
+            problem = self._follow(self.source, pipeline)
+            if self.stop.is_set():
+                return delay
+            if problem:
+                self.source_problem = problem
+            if time.monotonic() - began > STABLE:
+                delay = 1.0
+            self.source = None
+        if self.source_problem:
+            self._down(self.source_problem)
+        if self.stop.wait(delay):
+            return delay
+        try:
+            source, reason, cursors = self._select()
+        except SourceError as exc:
+            log.error("kernel log: cannot reopen: %s", exc)
+            self.source_problem = str(exc)
+            return min(delay * 2, MAX_DELAY)
+        if source is None:  # kernel_log.source: none
+            return delay
+        log.info("kernel log: reopened, %s", reason)
+        pipeline.resume(source.name, first_start=source.name not in cursors)
+        self.source = source
+        return min(delay * 2, MAX_DELAY)
+
+    def _follow(self, source: Any, pipeline: Pipeline) -> str | None:
+        """Feed the source's events to the pipeline until it ends; returns why it failed
+        (None when it just ended, as a FIFO or file does when its writers are gone)."""
+        try:
+            for event in source.events(idle_timeout=0.5):
+                if self.stop.is_set():
+                    return None
+                try:
+                    if event is not None and not isinstance(event, SourceGap):
+                        self._up()
+                    pipeline.handle(event)
+                except Exception:
+                    log.exception("kernel log %s: failed to handle an event", source.name)
+        except SourceError as exc:
+            log.error("kernel log %s stopped: %s", source.name, exc)
+            return str(exc)
+        except Exception as exc:
+            log.exception("kernel log %s stopped unexpectedly", source.name)
+            return f"{type(exc).__name__}: {exc}"
+        log.info("kernel log %s ended", source.name)
+        return None
+
+    def _down(self, problem: str) -> None:
+        """Raise (once per outage) the alert that OOM kills are not being read. Raises
+        what the database raises; the caller tries again on its next pass."""
+        s = self.shared
+        now = s.clock()
+        with s.store.tx() as tx:
+            record_events(tx, s.outbox, [source_down(problem, now)], now)
+        self.source_is_down = True
+        self.source_problem = None
+        s.wakeup.set()
+
+    def _up(self) -> None:
+        """Resolve the outage alert once the log reads again."""
+        if not self.source_is_down:
+            return
+        s = self.shared
+        now = s.clock()
+        with s.store.tx() as tx:
+            record_events(tx, s.outbox, [source_up(now)], now)
+        self.source_is_down = False
+        s.wakeup.set()

@@ -1,0 +1,111 @@
+"""The scheduler's jobs: the checks, retention, the heartbeat and systemd's watchdog ping.
+
+APScheduler runs each job in its pool, one instance at a time (max_instances=1), runs
+missed ones once (coalesce), and forgives a job half a minute late (misfire_grace_time).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta, timezone
+from typing import Any
+
+from watchdog_oom.daemon.checks import MemoryCheck, ProcessCheck
+from watchdog_oom.daemon.sdnotify import SdNotify
+from watchdog_oom.daemon.shared import Shared
+
+log = logging.getLogger("watchdog_oom")
+
+RETENTION_INTERVAL = 3600.0
+FIRST_RUN = {"processes": 1.0, "retention": 60.0}  # a ranking at once; prune soon after start
+
+
+class Jobs:
+    """The periodic work, and the scheduler that runs it at the configured intervals."""
+
+    def __init__(self, shared: Shared, notify: SdNotify) -> None:
+        self.shared = shared
+        self.notify = notify
+        self.memory = MemoryCheck(shared)
+        self.processes = ProcessCheck(shared)
+        self.scheduler: Any = None
+
+    def start(self) -> None:
+        """Start the scheduler with the jobs the configuration asks for."""
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        self.scheduler = BackgroundScheduler(
+            timezone=timezone.utc,
+            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30},
+            executors={"default": {"type": "threadpool", "max_workers": 3}},
+        )
+        self.schedule()
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        """Stop the scheduler, letting a running job finish."""
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=True)
+
+    def wanted(self) -> dict[str, tuple[Callable[[], Any], float]]:
+        """Each job the configuration asks for, with its interval in seconds."""
+        cfg = self.shared.cfg
+        jobs: dict[str, tuple[Callable[[], Any], float]] = {
+            "memory": (self.memory, min(cfg.commit.interval, cfg.memory.interval)),
+            "processes": (self.processes, cfg.processes.interval),
+            "retention": (self.prune, RETENTION_INTERVAL),
+        }
+        if cfg.notifications.heartbeat.url:
+            jobs["heartbeat"] = (self.heartbeat, cfg.notifications.heartbeat.interval)
+        if self.notify.watchdog_interval and cfg.daemon.watchdog:
+            jobs["watchdog"] = (self.watchdog, max(self.notify.watchdog_interval / 2, 1.0))
+        return jobs
+
+    def schedule(self) -> None:
+        """Bring the scheduler's jobs in line with the config. A job whose interval is
+        unchanged keeps its next run, so frequent reloads postpone nothing."""
+        if self.scheduler is None:
+            return
+        wanted = self.wanted()
+        for job in self.scheduler.get_jobs():
+            func_interval = wanted.get(job.id)
+            if func_interval is None:
+                job.remove()
+            elif job.trigger.interval.total_seconds() != func_interval[1]:
+                job.reschedule("interval", seconds=func_interval[1])
+        present = {job.id for job in self.scheduler.get_jobs()}
+        for name, (func, seconds) in wanted.items():
+            if name not in present:
+                first = self.shared.clock() + timedelta(seconds=FIRST_RUN.get(name, seconds))
+                self.scheduler.add_job(func, "interval", seconds=seconds, id=name, name=name, next_run_time=first)
+
+    def prune(self) -> None:
+        """Delete history older than the retention settings."""
+        s = self.shared
+        r = s.cfg.retention
+        counts = s.store.prune(s.clock(), samples=r.samples, kills=r.kills, alerts=r.alerts,
+                               notifications=r.notifications, raw_samples=r.raw_samples)
+        if any(counts.values()):
+            log.info("retention: %s", ", ".join(f"{k} {v}" for k, v in counts.items() if v))
+
+    def heartbeat(self) -> None:
+        """Ping the dead man's switch, if one is configured."""
+        url = self.shared.cfg.notifications.heartbeat.url
+        if not url:
+            return
+        from watchdog_oom.notify import ChannelError
+        from watchdog_oom.notify.heartbeat import ping
+
+        try:
+            ping(url, timeout=10)
+        except ChannelError as exc:
+            log.warning("heartbeat failed: %s", exc)
+
+    def watchdog(self) -> None:
+        """WATCHDOG=1 only while the checks run: a wedged scheduler gets restarted by systemd."""
+        s = self.shared
+        interval = min(s.cfg.commit.interval, s.cfg.memory.interval)
+        last = s.host.last_check
+        if last and (s.clock() - last).total_seconds() < 3 * interval + 5:
+            self.notify.send("WATCHDOG=1")

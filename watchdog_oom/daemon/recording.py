@@ -1,0 +1,38 @@
+"""Alert events written to the store with the notifications they cause, in the caller's transaction."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from watchdog_oom.model import Alert
+from watchdog_oom.rules.alerts import repeats_due
+
+if TYPE_CHECKING:
+    from watchdog_oom.dispatch import Outbox
+    from watchdog_oom.store import Tx
+
+log = logging.getLogger("watchdog_oom")
+
+
+def record_events(tx: Tx, outbox: Outbox, events: Iterable[Alert], now: datetime) -> None:
+    """Fire or resolve each alert; queue a notification when the store says one is due."""
+    for alert in events:
+        if alert.resolved:
+            row = tx.resolve_alert(alert)
+            if row is not None:
+                outbox.alert(tx, alert, row, "resolved", now)
+                log.info("resolved: %s", alert.key)
+            continue
+        row, reason = tx.fire_alert(alert)
+        if reason is not None:
+            outbox.alert(tx, alert, row, reason, now)
+            log.warning("%s (%s): %s", alert.kind, alert.severity, alert.summary)
+
+
+def record_repeats(tx: Tx, outbox: Outbox, now: datetime, repeat_interval: float) -> None:
+    """Queue the repeat notifications of the firing alerts that are due one."""
+    for row, alert in repeats_due(tx.firing_alerts(), now, repeat_interval):
+        outbox.alert(tx, alert, row, "repeat", now)

@@ -1,0 +1,58 @@
+"""What the daemon's parts share: the configuration of the moment and the host as last seen.
+
+`Shared` is assembled once by the daemon; on SIGHUP the daemon swaps `cfg`, `outbox`
+and `redactor` under `lock`. The parts read it and never call back into the daemon.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from watchdog_oom import config as config_mod
+from watchdog_oom import detect, processes
+from watchdog_oom.clock import Clock
+from watchdog_oom.model import MemorySample, ProcScore
+from watchdog_oom.redact import Redactor
+
+if TYPE_CHECKING:
+    from watchdog_oom.dispatch import Outbox
+    from watchdog_oom.store import Store
+
+SAMPLES_KEPT = 4096  # the memory samples kept for the trend rule and the state before a kill
+
+
+@dataclass
+class HostState:
+    """The host as the checks last saw it: recent samples, the process ranking and its
+    cache of who was who (a killed process is gone from /proc when its kill is read)."""
+
+    cache: processes.ProcessCache
+    samples: deque[MemorySample] = field(default_factory=lambda: deque(maxlen=SAMPLES_KEPT))
+    ranking: list[ProcScore] = field(default_factory=list)
+    ranking_time: datetime | None = None
+    last_check: datetime | None = None
+
+    def last_sample(self) -> MemorySample | None:
+        """The newest memory sample, if any."""
+        return self.samples[-1] if self.samples else None
+
+
+@dataclass
+class Shared:
+    """The store, clock, alert state and configuration the daemon's parts work with."""
+
+    cfg: config_mod.Config
+    store: Store
+    clock: Clock
+    outbox: Outbox
+    redactor: Redactor
+    boot_id: str | None
+    host: HostState
+    rules: detect.Rules = field(default_factory=detect.Rules)
+    # The outbox thread's doorbell: rung after a transaction that queued notifications.
+    wakeup: threading.Event = field(default_factory=threading.Event)
+    lock: threading.RLock = field(default_factory=threading.RLock)  # rules and host state

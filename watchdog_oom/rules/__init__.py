@@ -1,0 +1,8 @@
+"""Pure decisions of the daemon, each a function of values and a `now` passed in.
+
+`enrich`: a kill completed from what was known before it; `crosscheck`: the kernel's
+oom_kill counter against the kills recorded; `alerts`: the kernel-log outage alerts,
+the repeats due, and the likely victims a warning names. The commit, memory and process
+rules with their for/hysteresis state live in `watchdog_oom.detect`. Nothing here reads
+a file, a clock or the database.
+"""

@@ -1,0 +1,44 @@
+"""The kernel's /proc/vmstat oom_kill counter (Linux 4.13+) against the kills recorded.
+
+The kernel's printk is rate-limited and a log can be lost; the counter is not. The
+state kept between checks (stored as a JSON cursor) is a baseline per boot: the counter
+and the number of kills recorded when it was taken, and how many unlogged kills were
+reported since. A shortfall seen on two checks in a row (the log may lag the counter by
+a moment) is reported once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from watchdog_oom.model import Alert
+
+UNLOGGED = "oom.unlogged"
+
+
+def cross_check(state: dict[str, Any], boot_id: str | None, counter: int, recorded: int,
+                now: datetime) -> tuple[dict[str, Any], Alert | None]:
+    """The next state, and the alert for kills the log never showed (None: nothing new)."""
+    state = dict(state)
+    if state.get("boot_id") != boot_id or counter < state.get("counter0", 0):
+        state = {"boot_id": boot_id, "counter0": counter, "recorded0": recorded, "reported": 0}
+    missing = (counter - state["counter0"]) - (recorded - state["recorded0"]) - state["reported"]
+    if missing < 0:
+        # More kills recorded than counted since the baseline: kills from before it
+        # (the kernel buffer read at start) arrived after it. Absorb them, or they
+        # would hide as many truly unlogged kills later.
+        state["recorded0"] -= missing
+        missing = 0
+    if missing > 0 and state.get("suspect") == missing:
+        state["reported"] += missing
+        state.pop("suspect", None)
+        summary = (f"{missing} OOM kill{'s' if missing != 1 else ''} with no log record: /proc/vmstat oom_kill "
+                   f"rose to {counter} but the kernel log showed fewer kills (rate-limited printk or a lost log)")
+        return state, Alert(UNLOGGED, UNLOGGED, "critical", summary, now, False,
+                            {"missing": missing, "oom_kill": counter})
+    if missing > 0:
+        state["suspect"] = missing
+    else:
+        state.pop("suspect", None)
+    return state, None
