@@ -126,6 +126,8 @@ def test_real_oom_kill_is_recorded_once_within_a_second(tmp_path, oom_cgroup):
             t_dead = time.monotonic()
             rows = wait_until(lambda: kills(tmp_path / "history.db", child.pid), timeout=5)
             latency = time.monotonic() - t_dead
+            # Stop only once the notification is out: stopping ends the outbox thread.
+            wait_until(lambda: kill_notifications(sink, child.pid), timeout=10)
         finally:
             assert daemon.stop() == 0
     assert len(rows) == 1, daemon.log_text()
