@@ -79,6 +79,7 @@ if "--lines=1" in args:
 later = here / "later.jsonl"
 sys.stdout.write(entries + (later.read_text() if later.exists() else ""))
 sys.stdout.flush()
+(here / "flushed").write_text("")
 if then == "fail":
     sys.stderr.write("Failed to seek to cursor: Invalid argument\\n")
     sys.exit(1)
@@ -91,6 +92,14 @@ def fake_journalctl(tmp_path: Path, entries: list, then: str = "exit", raw: str 
     (tmp_path / "fake_journalctl.py").write_text(FAKE_JOURNALCTL)
     (tmp_path / "entries.jsonl").write_text("".join(json.dumps(e) + "\n" for e in entries) + raw)
     return [sys.executable, str(tmp_path / "fake_journalctl.py"), then]
+
+
+def wait_flushed(tmp_path: Path, timeout: float = 30.0) -> None:
+    """Wait until the fake journalctl has written all it prints before following."""
+    deadline = time.monotonic() + timeout
+    while not (tmp_path / "flushed").exists():
+        assert time.monotonic() < deadline, "the fake journalctl never printed its entries"
+        time.sleep(0.01)
 
 
 def passed_args(tmp_path: Path) -> list[str]:
@@ -193,6 +202,7 @@ def test_the_units_followed_are_those_named_in_identifiers(tmp_path: Path) -> No
 
 def test_caught_up_after_the_backlog_then_idle(tmp_path: Path) -> None:
     source = JournalSource(argv=fake_journalctl(tmp_path, [KILL, EARLYOOM], then="follow"))
+    wait_flushed(tmp_path)  # the backlog is in the pipe: the first silence comes after it
     events = source.events(idle_timeout=0.2)
     try:
         assert [type(next(events)) for _ in range(4)] == [KernelLine, KernelLine, CaughtUp, type(None)]
@@ -225,10 +235,15 @@ def test_missing_journalctl_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_close_from_another_thread_stops_journalctl(tmp_path: Path) -> None:
     source = JournalSource(argv=fake_journalctl(tmp_path, [], then="follow"))
-    threading.Timer(0.1, source.close).start()
-    started = time.monotonic()
-    assert list(source.events(idle_timeout=30)) == [CaughtUp("journal")]  # an empty journal: nothing old
-    assert time.monotonic() - started < 2
+    wait_flushed(tmp_path)  # running, its pid written
+    events = source.events(idle_timeout=300)
+    assert next(events) == CaughtUp("journal")  # an empty journal: nothing old
+    rest: list = []
+    reader = threading.Thread(target=lambda: rest.extend(events))  # now waiting in poll()
+    reader.start()
+    source.close()
+    reader.join(timeout=30)  # without close() it would wait out the 300 s idle timeout
+    assert not reader.is_alive() and rest == []
     with pytest.raises(ProcessLookupError):
         os.kill(int((tmp_path / "pid").read_text()), 0)
 
