@@ -6,19 +6,20 @@ import contextlib
 import fnmatch
 import os
 import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
 
-from sqlalchemy import String, and_, case, create_engine, delete, event, func, or_, select, text, update
+from sqlalchemy import String, and_, case, create_engine, event, func, or_, select, text, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from watchdog_oom.model import KILL_FIELDS, Alert, MemorySample, OomKill, with_local_time
-from watchdog_oom.store import StoreError
+from watchdog_oom.store import StoreError, retention
+from watchdog_oom.store.retention import RetentionPolicy
 from watchdog_oom.store.tables import (
     AlertRow,
     Base,
@@ -64,6 +65,14 @@ def kill_record(row: Kill) -> dict[str, Any]:
     record["time"] = _iso(row.time)
     record["order"] = row.alloc_order
     return {name: record[name] for name in KILL_FIELDS}
+
+
+def db_error(exc: BaseException) -> str:
+    """What the database said, on one bounded line: without the statement and its
+    parameters, which SQLAlchemy appends (thousands of them for a bulk statement)."""
+    said = getattr(exc, "orig", None) or exc
+    text_ = " ".join(str(said).split()) or type(said).__name__
+    return text_ if len(text_) <= 500 else text_[:499] + "…"
 
 
 def _sqlite_path(url: str) -> str | None:
@@ -462,51 +471,18 @@ class Store:
 
     def prune(self, now: datetime, *, samples: float, kills: float, alerts: float,
               notifications: float, raw_samples: float) -> dict[str, int]:
-        """Downsample aging samples and delete rows past their retention; counts per table."""
-        counts = {"downsampled": self.downsample(now, raw_samples)}
-        with self._sessions() as session, session.begin():
-            for name, table, column, seconds, extra in (
-                ("samples", Sample, Sample.time, samples, None),
-                ("kills", Kill, Kill.recorded_at, kills, None),
-                ("alerts", AlertRow, AlertRow.started_at, alerts, AlertRow.status == "resolved"),
-                ("notifications", NotificationRow, NotificationRow.created_at, notifications,
-                 NotificationRow.status.in_(("sent", "failed", "given_up", "muted"))),
-            ):
-                where = [table.host == self.host, column < now - timedelta(seconds=seconds)]
-                if extra is not None:
-                    where.append(extra)
-                counts[name] = session.execute(delete(table).where(*where)).rowcount
-            session.execute(delete(Mute).where(Mute.until < now - timedelta(days=30)))
-        return counts
+        """Delete rows past their retention and downsample aging samples; counts per kind."""
+        policy = RetentionPolicy(samples=samples, kills=kills, alerts=alerts, notifications=notifications,
+                                 raw_samples=raw_samples)
+        try:
+            return retention.prune(self.engine, self.host, now, policy)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"retention: {db_error(exc)}") from exc
 
     def downsample(self, now: datetime, raw_samples: float) -> int:
         """Replace raw samples older than `raw_samples` by 5-minute means, and 5-minute
         means older than a week by hourly means. Returns the number of rows removed."""
-        removed = self._downsample_tier(now - timedelta(seconds=raw_samples), 0, 300)
-        week = max(raw_samples, 7 * 86400)
-        removed += self._downsample_tier(now - timedelta(seconds=week), 300, 3600)
-        return removed
-
-    def _downsample_tier(self, older_than: datetime, from_resolution: int, to_resolution: int) -> int:
-        # Only whole buckets: a cut inside one would average it in two parts, hours apart,
-        # leaving two partial means at the same time.
-        edge = int(older_than.timestamp()) // to_resolution * to_resolution
-        older_than = datetime.fromtimestamp(edge, timezone.utc)
-        with self._sessions() as session, session.begin():
-            rows = session.scalars(
-                select(Sample)
-                .where(Sample.host == self.host, Sample.resolution == from_resolution, Sample.time < older_than)
-                .order_by(Sample.time)
-            ).all()
-            if not rows:
-                return 0
-            buckets: dict[int, list[Sample]] = {}
-            for row in rows:
-                buckets.setdefault(int(row.time.timestamp()) // to_resolution, []).append(row)
-            for bucket, members in buckets.items():
-                session.add(_mean_sample(self.host, bucket * to_resolution, to_resolution, members))
-            session.execute(delete(Sample).where(Sample.id.in_([row.id for row in rows])))
-            return len(rows) - len(buckets)
+        return retention.downsample(self.engine, self.host, now, raw_samples)
 
 
 def _channel_filter(channel: str | None, other_than: Collection[str] | None) -> list[Any]:
@@ -517,42 +493,6 @@ def _channel_filter(channel: str | None, other_than: Collection[str] | None) -> 
     if other_than is not None:
         terms.append(NotificationRow.channel.not_in(list(other_than)))
     return terms
-
-
-def _mean(values: Sequence[float | int | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return sum(present) / len(present) if present else None
-
-
-def _mean_sample(host: str, start: int, resolution: int, members: Sequence[Sample]) -> Sample:
-    """One sample averaging `members`; the worst of the percent figures is kept as well
-    in spirit: the mean of a commit spike would hide it, so percents take the maximum."""
-    def mean_int(name: str) -> int | None:
-        value = _mean([getattr(m, name) for m in members])
-        return int(round(value)) if value is not None else None
-
-    def max_of(name: str) -> float | None:
-        present = [getattr(m, name) for m in members if getattr(m, name) is not None]
-        return max(present) if present else None
-
-    available = [m.mem_available_percent for m in members if m.mem_available_percent is not None]
-    return Sample(
-        host=host,
-        time=datetime.fromtimestamp(start, timezone.utc),
-        resolution=resolution,
-        mem_total_kb=mean_int("mem_total_kb"),
-        mem_available_kb=mean_int("mem_available_kb"),
-        swap_total_kb=mean_int("swap_total_kb"),
-        swap_free_kb=mean_int("swap_free_kb"),
-        committed_as_kb=mean_int("committed_as_kb"),
-        commit_limit_kb=mean_int("commit_limit_kb"),
-        commit_percent=max_of("commit_percent"),
-        commit_limit_percent=max_of("commit_limit_percent"),
-        mem_available_percent=min(available) if available else None,
-        psi_some_avg10=max_of("psi_some_avg10"),
-        psi_full_avg10=max_of("psi_full_avg10"),
-        overcommit_memory=members[-1].overcommit_memory,
-    )
 
 
 def _glob(column: Any, pattern: str) -> Any:

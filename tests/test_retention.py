@@ -1,0 +1,136 @@
+"""Retention: set-based downsampling and pruning on a real migrated database, and the
+daemon's retention job alerting when a run fails."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+
+from sqlalchemy import insert, text
+
+from watchdog_oom.dispatch import Outbox, Route
+from watchdog_oom.retention import RetentionJob
+from watchdog_oom.store import retention
+from watchdog_oom.store.retention import RetentionPolicy
+from watchdog_oom.store.tables import Sample
+
+DAY = 86400.0
+
+
+def _row(host, t, i=0, **kw):
+    row = dict(host=host, time=t, resolution=0, mem_total_kb=16_000_000, mem_available_kb=8_000_000 + i,
+               swap_total_kb=0, swap_free_kb=0, committed_as_kb=10_000_000 + i, commit_limit_kb=8_000_000,
+               commit_percent=50.0 + i / 100, commit_limit_percent=None, mem_available_percent=50.0 - i / 100,
+               psi_some_avg10=None, psi_full_avg10=0.1 * (i % 7), overcommit_memory=0)
+    row.update(kw)
+    return row
+
+
+def _insert(store, rows):
+    rows = iter(rows)
+    with store.engine.begin() as conn:
+        while chunk := list(itertools.islice(rows, 10_000)):
+            conn.execute(insert(Sample), chunk)
+
+
+def _half_up(value):
+    return int(value + 0.5)  # SQL's ROUND: halves away from zero (Python's round() goes to even)
+
+
+def _samples(store, host):
+    return [(s.time, s.resolution, s.mem_available_kb, s.committed_as_kb, s.commit_percent,
+             s.mem_available_percent, s.psi_full_avg10, s.commit_limit_percent)
+            for s in store.samples(host=host, ascending=True)]
+
+
+def test_means_keep_the_worst_percent_of_each_bucket(store, t0):
+    start = t0 - timedelta(days=3)  # t0 is on a whole hour: buckets start with it
+    _insert(store, (_row("web-01", start + timedelta(seconds=10 * i), i) for i in range(60)))
+    removed = store.downsample(t0, raw_samples=2 * DAY)
+    rows = _samples(store, "web-01")
+    assert removed == 58 and [r[1] for r in rows] == [300, 300]
+    for n, (when, _, available, committed, commit_pct, available_pct, psi_full, limit_pct) in enumerate(rows):
+        members = range(30 * n, 30 * n + 30)
+        assert when == start + timedelta(minutes=5 * n)
+        assert available == _half_up(sum(8_000_000 + i for i in members) / 30)
+        assert committed == _half_up(sum(10_000_000 + i for i in members) / 30)
+        assert commit_pct == max(50.0 + i / 100 for i in members)  # the spike survives
+        assert available_pct == min(50.0 - i / 100 for i in members)  # so does the low
+        assert psi_full == max(0.1 * (i % 7) for i in members)
+        assert limit_pct is None  # a figure no sample had stays unknown
+
+
+def test_a_month_of_raw_samples_beyond_sqlites_variable_limit_is_downsampled(store, t0):
+    # 40,000 ids would not fit in one `id IN (…)` (SQLite allows 32,766 variables).
+    start = t0 - timedelta(days=10)
+    _insert(store, (_row("web-01", start + timedelta(seconds=10 * i), i % 50) for i in range(40_000)))
+    _insert(store, [_row("db-07", start + timedelta(seconds=10 * i), i) for i in range(100)])
+    counts = store.prune(t0, samples=30 * DAY, kills=400 * DAY, alerts=400 * DAY, notifications=90 * DAY,
+                         raw_samples=2 * DAY)
+    with store.engine.connect() as conn:
+        by = dict(conn.execute(text("SELECT resolution, count(*) FROM samples WHERE host = 'web-01' "
+                                    "GROUP BY resolution")).all())
+    # 40,000 × 10 s = 4 days 15 h 6 m 40 s: all of it older than the week's edge? No: it
+    # ends 5 d 8 h ago, so 5-minute means up to the week's edge, hourly means before it.
+    assert by.get(0, 0) == 0
+    assert counts["downsampled"] == 40_000 - sum(by.values())
+    assert 0 < by[3600] and 0 < by[300]
+    assert len(store.samples(host="db-07")) == 100  # another host's rows are its own business
+
+
+def test_the_chunk_size_changes_nothing_but_the_transactions(store, t0):
+    start = t0 - timedelta(days=12, minutes=7)
+    rows = [_row("web-01", start + timedelta(seconds=150 * i), i % 97) for i in range(8_000)]
+    _insert(store, rows)
+    retention.downsample(store.engine, "web-01", t0, 2 * DAY, chunk=timedelta(days=30))
+    whole = _samples(store, "web-01")
+    with store.engine.begin() as conn:
+        conn.execute(text("DELETE FROM samples"))
+    _insert(store, rows)
+    retention.downsample(store.engine, "web-01", t0, 2 * DAY, chunk=timedelta(minutes=50))  # one bucket each
+    assert _samples(store, "web-01") == whole
+
+
+def test_expired_samples_go_before_anything_is_averaged(store, t0):
+    _insert(store, (_row("web-01", t0 - timedelta(days=40) + timedelta(seconds=10 * i)) for i in range(3000)))
+    counts = retention.prune(store.engine, "web-01", t0, RetentionPolicy(), chunk=timedelta(hours=1))
+    assert counts["samples"] == 3000 and counts["downsampled"] == 0
+    assert store.samples() == []
+
+
+def _failing_retention(store) -> None:
+    """A real failure inside the database: every delete from samples is refused."""
+    with store.engine.begin() as conn:
+        conn.execute(text("CREATE TRIGGER refuse BEFORE DELETE ON samples "
+                          "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"))
+
+
+def test_a_failed_retention_run_alerts_and_the_next_good_run_resolves_it(store, t0):
+    _insert(store, (_row("web-01", t0 - timedelta(days=3) + timedelta(seconds=10 * i)) for i in range(100)))
+    _failing_retention(store)
+    woken = []
+    clock = iter([t0, t0 + timedelta(hours=1), t0 + timedelta(hours=2)])
+    job = RetentionJob(store, Outbox([Route("ops", min_severity="info")], group_wait=0), RetentionPolicy,
+                       lambda: next(clock), wakeup=lambda: woken.append(True))
+    assert job.run() is None
+    assert job.run() is None  # still failing: still one episode, not a message an hour
+    (alert,) = store.alerts()
+    assert alert.kind == "retention.failed" and alert.status == "firing"
+    assert "database or disk is full" in alert.summary and "[SQL" not in alert.summary
+    (note,) = store.notifications()
+    assert note.kind == "retention.failed" and note.severity == "warning" and note.status == "pending"
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER refuse"))
+    counts = job.run()
+    assert counts is not None and counts["downsampled"] > 0
+    (alert,) = store.alerts()
+    assert alert.status == "resolved"
+    assert [n.kind for n in store.notifications(ascending=True)][0] == "retention.resolved"
+    assert woken == [True, True]
+
+
+def test_a_good_run_with_nothing_firing_queues_nothing(store, t0):
+    job = RetentionJob(store, Outbox([Route("ops", min_severity="info")], group_wait=0), RetentionPolicy,
+                       lambda: t0)
+    assert job.run() == {"samples": 0, "kills": 0, "alerts": 0, "notifications": 0, "downsampled": 0}
+    assert store.notifications() == [] and store.alerts() == []

@@ -1,0 +1,154 @@
+"""Retention: set-based downsampling and pruning of one host's history.
+
+Aging samples are consolidated in the database, as RRDtool's archives are: per tier one
+`INSERT … SELECT … GROUP BY bucket` writes the means (percents keep their worst value)
+and one `DELETE` removes what they replace. Both work through bounded time ranges
+(`CHUNK`), each its own short transaction, so a month of backlog neither holds the
+database for long nor builds one statement with a parameter per row (the old way failed
+with "too many SQL variables" past SQLite's limit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import BigInteger, Integer, cast, delete, extract, func, insert, literal_column, select
+from sqlalchemy.engine import Connection, Engine
+
+from watchdog_oom.store.tables import AlertRow, Kill, Mute, NotificationRow, Sample
+
+# One transaction covers at most this much time: a day of 10-second samples of one
+# host is 8,640 rows, well under a second of work on either engine.
+CHUNK = timedelta(days=1)
+# Outbox rows that will not be sent again; only these age out.
+FINISHED = ("sent", "failed", "given_up", "muted")
+MUTES_KEPT = timedelta(days=30)
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """How long each kind of row is kept, in seconds (config `retention:`)."""
+
+    samples: float = 30 * 86400.0
+    kills: float = 400 * 86400.0
+    alerts: float = 400 * 86400.0
+    notifications: float = 90 * 86400.0
+    raw_samples: float = 2 * 86400.0
+
+
+def _epoch(ts: datetime) -> int:
+    return int(ts.timestamp())
+
+
+def _at(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, timezone.utc)
+
+
+def _bucket_of(dialect: str, seconds: int) -> tuple[Any, Any]:
+    """(the bucket's start in Unix seconds, that start as a stored time) for Sample.time.
+
+    Each is an SQL expression; the width is written into the statement, not bound, so
+    PostgreSQL sees the very same expression in the select list and in GROUP BY.
+    """
+    width = literal_column(str(int(seconds)), Integer)
+    if dialect == "sqlite":
+        # Times are stored as 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC (SQLAlchemy's format);
+        # strftime('%s') reads that as Unix seconds, and writes it back the same way.
+        start = cast(func.strftime("%s", Sample.time), Integer) // width * width
+        return start, func.strftime("%Y-%m-%d %H:%M:%S.000000", start, "unixepoch")
+    start = cast(func.floor(extract("epoch", Sample.time) / width), BigInteger) * width
+    return start, func.to_timestamp(start)
+
+
+def _first_time(conn: Connection, *where: Any) -> datetime | None:
+    return conn.execute(select(func.min(Sample.time)).where(*where)).scalar()
+
+
+def downsample_tier(engine: Engine, host: str, older_than: datetime, from_resolution: int,
+                    to_resolution: int, chunk: timedelta = CHUNK) -> int:
+    """Replace `host`'s samples of `from_resolution` older than `older_than` by means over
+    `to_resolution` seconds; returns how many rows fewer there are.
+
+    Only whole buckets are consolidated: a cut inside one would average it in two parts,
+    hours apart, leaving two partial means at the same time.
+    """
+    edge = _epoch(older_than) // to_resolution * to_resolution
+    step = max(int(chunk.total_seconds()) // to_resolution, 1) * to_resolution
+    start, stored_start = _bucket_of(engine.dialect.name, to_resolution)
+    mean = lambda column: cast(func.round(func.avg(column)), BigInteger)  # noqa: E731
+    removed, low = 0, None
+    while True:
+        tier = (Sample.host == host, Sample.resolution == from_resolution)
+        with engine.begin() as conn:
+            first = _first_time(conn, *tier, Sample.time < _at(edge),
+                                *([Sample.time >= _at(low)] if low is not None else []))
+            if first is None:
+                return removed
+            low = _epoch(first) // to_resolution * to_resolution
+            high = min(low + step, edge)
+            # One upper bound only: given two, SQLite may range-scan up to the looser one.
+            in_chunk = (*tier, Sample.time >= _at(low), Sample.time < _at(high))
+            means = (
+                select(Sample.host, stored_start, literal_column(str(int(to_resolution))),
+                       mean(Sample.mem_total_kb), mean(Sample.mem_available_kb), mean(Sample.swap_total_kb),
+                       mean(Sample.swap_free_kb), mean(Sample.committed_as_kb), mean(Sample.commit_limit_kb),
+                       # The mean of a spike would hide it: percents keep their worst value.
+                       func.max(Sample.commit_percent), func.max(Sample.commit_limit_percent),
+                       func.min(Sample.mem_available_percent), func.max(Sample.psi_some_avg10),
+                       func.max(Sample.psi_full_avg10), func.max(Sample.overcommit_memory))
+                .where(*in_chunk)
+                .group_by(Sample.host, start)
+            )
+            added = conn.execute(insert(Sample).from_select(
+                ["host", "time", "resolution", "mem_total_kb", "mem_available_kb", "swap_total_kb",
+                 "swap_free_kb", "committed_as_kb", "commit_limit_kb", "commit_percent", "commit_limit_percent",
+                 "mem_available_percent", "psi_some_avg10", "psi_full_avg10", "overcommit_memory"],
+                means)).rowcount
+            gone = conn.execute(delete(Sample).where(*in_chunk)).rowcount
+        removed += gone - added
+        low = high
+
+
+def downsample(engine: Engine, host: str, now: datetime, raw_samples: float, chunk: timedelta = CHUNK) -> int:
+    """Raw samples older than `raw_samples` become 5-minute means, and 5-minute means
+    older than a week (or `raw_samples`, if longer) hourly means. Returns rows removed."""
+    removed = downsample_tier(engine, host, now - timedelta(seconds=raw_samples), 0, 300, chunk)
+    week = max(raw_samples, 7 * 86400)
+    return removed + downsample_tier(engine, host, now - timedelta(seconds=week), 300, 3600, chunk)
+
+
+def delete_samples_before(engine: Engine, host: str, cutoff: datetime, chunk: timedelta = CHUNK) -> int:
+    """Delete `host`'s samples older than `cutoff`, a bounded time range per transaction."""
+    deleted = 0
+    while True:
+        with engine.begin() as conn:
+            first = _first_time(conn, Sample.host == host, Sample.time < cutoff)
+            if first is None:
+                return deleted
+            high = min(first + chunk, cutoff)
+            deleted += conn.execute(delete(Sample).where(Sample.host == host, Sample.time < high)).rowcount
+
+
+def prune(engine: Engine, host: str, now: datetime, policy: RetentionPolicy,
+          chunk: timedelta = CHUNK) -> dict[str, int]:
+    """Delete `host`'s rows past their retention, then downsample what ages; counts per kind.
+
+    Expired samples go first, so nothing is averaged only to be deleted.
+    """
+    counts = {"samples": delete_samples_before(engine, host, now - timedelta(seconds=policy.samples), chunk)}
+    with engine.begin() as conn:
+        for name, table, column, seconds, extra in (
+            ("kills", Kill, Kill.recorded_at, policy.kills, None),
+            ("alerts", AlertRow, AlertRow.started_at, policy.alerts, AlertRow.status == "resolved"),
+            ("notifications", NotificationRow, NotificationRow.created_at, policy.notifications,
+             NotificationRow.status.in_(FINISHED)),
+        ):
+            where = [table.host == host, column < now - timedelta(seconds=seconds)]
+            if extra is not None:
+                where.append(extra)
+            counts[name] = conn.execute(delete(table).where(*where)).rowcount
+        conn.execute(delete(Mute).where(Mute.until < now - MUTES_KEPT))
+    counts["downsampled"] = downsample(engine, host, now, policy.raw_samples, chunk)
+    return counts
