@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -307,6 +308,29 @@ def test_python_m_entry_point_and_systemd_unit(tmp_path):
         path.write_text(unit)
         check = subprocess.run([analyze, "verify", str(path)], capture_output=True, text=True, timeout=60)
         assert "watchdog-oom.service:" not in check.stderr, check.stderr
+
+
+def test_the_systemd_unit_runs_unprivileged_and_rates_at_most_2_5(tmp_path):
+    from watchdog_oom.cli.systemd import systemd_unit
+
+    unit = systemd_unit()
+    for directive in ("DynamicUser=yes", "Restart=always", "SystemCallFilter=@system-service", "MemoryMax=",
+                      "TasksMax=", "NoNewPrivileges=yes", "DeviceAllow=/dev/kmsg r"):
+        assert f"\n{directive}" in unit
+    caps = re.search(r"\nCapabilityBoundingSet=(.*)", unit).group(1).split()
+    assert sorted(caps) == ["CAP_DAC_OVERRIDE", "CAP_SYSLOG", "CAP_SYS_RESOURCE"]
+    analyze = shutil.which("systemd-analyze")
+    if not analyze:
+        pytest.skip("systemd-analyze is not installed (apt-get install systemd brings it)")
+    path = tmp_path / "watchdog-oom.service"
+    path.write_text(unit)
+    proc = subprocess.run([analyze, "security", "--offline=true", "--no-pager", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    if "--offline" in proc.stderr or "unrecognized option" in proc.stderr:
+        pytest.skip(f"this systemd-analyze has no offline security mode: {proc.stderr.strip()}")
+    level = re.search(r"Overall exposure level for watchdog-oom.service: ([0-9.]+)", proc.stdout)
+    assert level, proc.stdout + proc.stderr
+    assert float(level.group(1)) <= 2.5, proc.stdout
 
 
 @pytest.mark.parametrize(("channel", "error", "secret"), [

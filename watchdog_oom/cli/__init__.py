@@ -29,7 +29,7 @@ __all__ = ["COMMANDS", "SafeFormatter", "UsageError", "build_parser", "evaluate_
 COMMANDS: dict[str, Command] = {c.name: c for group in (run, check, history, import_logs, mute, notify_test, admin,
                                                         systemd) for c in group.COMMANDS}
 ORDER = ("run", "check", "processes", "history", "show", "import", "report", "mute", "unmute", "notify-test", "db",
-         "config", "systemd-unit")
+         "config", "systemd-unit", "install-service")
 
 
 def build_parser() -> argparse.ArgumentParser:
