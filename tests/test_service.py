@@ -256,7 +256,8 @@ def test_kill_during_an_outage_is_delivered_once_after_restart_with_one_webhook_
         time.sleep(0.5)
         os.close(writer)
         assert daemon.stop() == 0
-        requests = sink.requests
+        # Only the kill's: a loaded machine may also raise a memory alert meanwhile.
+        requests = [r for r in sink.requests if json.loads(r.body)["type"] == "oom.kill"]
     assert len(requests) == 4, [r.headers.get("webhook-id") for r in requests]
     assert len({r.headers["webhook-id"] for r in requests}) == 1
     assert verify_signature(SECRET, requests[-1].headers, requests[-1].body)
