@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import insert, text
 
 from watchdog_oom.dispatch import Outbox, Route
-from watchdog_oom.retention import RetentionJob
+from watchdog_oom.daemon.retention import RetentionJob
 from watchdog_oom.store import retention
 from watchdog_oom.store.retention import RetentionPolicy
 from watchdog_oom.store.tables import Sample

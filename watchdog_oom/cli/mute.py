@@ -15,7 +15,7 @@ from watchdog_oom.textout import table
 NOTIFICATION_KINDS = ("oom.kill", "oom.unlogged", "kernel_log.gap", "kernel_log.down", "kernel_log.resolved",
                       "commit.warning", "commit.critical",
                       "commit.resolved", "commit.trend", "memory.warning", "memory.critical", "memory.resolved",
-                      "process.at_risk", "process.resolved", "test")
+                      "process.at_risk", "process.resolved", "retention.failed", "retention.resolved", "test")
 
 
 def cmd_mute(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:

@@ -12,6 +12,7 @@ from datetime import timedelta, timezone
 from typing import Any
 
 from watchdog_oom.daemon.checks import MemoryCheck, ProcessCheck
+from watchdog_oom.daemon.retention import RetentionJob
 from watchdog_oom.daemon.sdnotify import SdNotify
 from watchdog_oom.daemon.shared import Shared
 
@@ -81,13 +82,9 @@ class Jobs:
                 self.scheduler.add_job(func, "interval", seconds=seconds, id=name, name=name, next_run_time=first)
 
     def prune(self) -> None:
-        """Delete history older than the retention settings."""
+        """Delete history older than the retention settings; a failure is an alert."""
         s = self.shared
-        r = s.cfg.retention
-        counts = s.store.prune(s.clock(), samples=r.samples, kills=r.kills, alerts=r.alerts,
-                               notifications=r.notifications, raw_samples=r.raw_samples)
-        if any(counts.values()):
-            log.info("retention: %s", ", ".join(f"{k} {v}" for k, v in counts.items() if v))
+        RetentionJob(s.store, s.outbox, lambda: s.cfg.retention, s.clock, s.wakeup.set).run()
 
     def heartbeat(self) -> None:
         """Ping the dead man's switch, if one is configured."""
