@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import os
 import re
 import textwrap
@@ -12,22 +11,25 @@ from pathlib import Path
 import pytest
 
 from watchdog_oom.config import (
-    CHANNEL_KEYS,
+    CHANNEL_CLASSES,
     DEFAULT_CONFIG_PATH,
-    ChannelConfig,
     CommitConfig,
     Config,
     ConfigError,
+    GlobFilter,
     MemoryConfig,
     ProcessesConfig,
+    SlackChannel,
     config_path,
     default_database_url,
     display,
+    example_text,
     format_duration,
     load_config,
     parse_config,
     parse_duration,
 )
+from watchdog_oom.config.declare import SectionOf, settings_of
 from watchdog_oom.model import CriticalRule
 
 REPO = Path(__file__).resolve().parent.parent
@@ -269,23 +271,25 @@ def test_example_file_loads_and_sets_the_defaults() -> None:
     assert example == Config(host=example.host, database=example.database, origin=str(EXAMPLE))
 
 
-def test_example_documents_every_key() -> None:
+def test_example_file_is_generated_from_the_declarations() -> None:
+    # Regenerate with: python -m watchdog_oom.config example > config.example.yaml
+    assert EXAMPLE.read_text(encoding="utf-8") == example_text()
+
+
+def test_example_documents_every_declared_key() -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
 
-    def keys(value: object) -> list[str]:
-        if not dataclasses.is_dataclass(value):
-            return []
+    def keys(cls: type) -> list[str]:
         found = []
-        for f in dataclasses.fields(value):
-            if f.name != "origin":
-                found += [f.name.removesuffix("_"), *keys(getattr(value, f.name))]
+        for key, (_, setting) in settings_of(cls).items():
+            found.append(key)
+            if isinstance(setting.kind, SectionOf):
+                found += keys(setting.kind.cls)
         return found
 
-    channel_keys = ["name", "type", "min_severity", "kinds", "match", "exclude", "process", "cgroup", "timeout"]
-    every = keys(Config(host="h", database="sqlite://")) + channel_keys + [
-        key for type_keys in CHANNEL_KEYS.values() for key in type_keys]
+    every = keys(Config) + [key for cls in CHANNEL_CLASSES.values() for key in keys(cls)]
     assert [key for key in every if not re.search(rf"\b{key}:", text)] == []
-    assert [key for key in ("name", "cmdline", "unit", "cgroup") if f"#   {key} " not in text] == []
+    assert [key for key in ("name", "cmdline", "unit", "cgroup", "uid") if f"#   {key} " not in text] == []
 
 
 def test_example_channels_load_once_uncommented(tmp_path: Path) -> None:
@@ -334,11 +338,13 @@ def test_every_key_is_read_into_its_field(tmp_path: Path) -> None:
     assert (notifications.heartbeat.url, notifications.heartbeat.interval) == (
         "https://hc-ping.com/5f0c1a2b-aaaa-bbbb-cccc-123456789abc", 300)
     slack, mail, pager = notifications.channels
-    assert slack == ChannelConfig(
-        name="ops-chat", type="slack", webhook_url=SLACK_URL, min_severity="critical", kinds=("oom.kill",),
-        match_process="java*", match_cgroup="/kubepods/*", exclude_process="stress",
-        exclude_cgroup="/user.slice/*", timeout=5,
+    assert slack == SlackChannel(
+        name="ops-chat", webhook_url=SLACK_URL, min_severity="critical", kinds=("oom.kill",),
+        match=GlobFilter(process="java*", cgroup="/kubepods/*"), exclude=GlobFilter("stress", "/user.slice/*"),
+        timeout=5,
     )
+    assert (slack.type, slack.match_process, slack.match_cgroup, slack.exclude_process, slack.exclude_cgroup) == (
+        "slack", "java*", "/kubepods/*", "stress", "/user.slice/*")
     assert (mail.port, mail.security, mail.username, mail.from_, mail.to) == (
         2525, "ssl", "watchdog", "watchdog-oom <watchdog@example.com>",
         ("ops@example.com", "Dev Team <dev@example.com>"))

@@ -178,9 +178,9 @@ def secrets_of_config(cfg: Any) -> list[str]:
     secret parts of webhook and heartbeat URLs, to `redact` from any text shown."""
     found: list[str] = []
     for c in cfg.notifications.channels:
-        found += [v for v in (c.password, c.secret) if v]
-        found += [value for _, value in c.headers if value]
-        found += [t for url in (c.webhook_url, c.url) if url for t in secrets_of_url(url)]
+        texts, urls = c.secrets()  # each channel type knows which of its keys are secret
+        found += [v for v in texts if v]
+        found += [t for url in urls if url for t in secrets_of_url(url)]
     if cfg.notifications.heartbeat.url:
         found += secrets_of_url(cfg.notifications.heartbeat.url)
     return found

@@ -1,0 +1,270 @@
+"""The declaration of a key: `key()`, `section()` and `records()` make dataclass fields that
+carry a Setting (kind, help, example), from which everything else is derived.
+
+A section is a frozen dataclass whose fields are declared with these helpers. It may
+also declare `checks`, functions run after its keys are read that refuse combinations
+of values (a critical level below its warning level) with an error at the right line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import keyword
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from watchdog_oom.config.values import Kind
+
+# The most items any list in the file may hold (channels, rules, patterns, addresses):
+# far above any real use, it keeps a runaway file from costing minutes and megabytes.
+MAX_ITEMS = 1000
+
+
+class _Nothing:
+    def __repr__(self) -> str:
+        return "NOTHING"
+
+
+NOTHING: Any = _Nothing()
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How one key is read, shown and documented; carried in its dataclass field's metadata.
+
+    `help` is one sentence, or more lines for the example file (a line starting with
+    spaces is kept as written, others are wrapped). `example` is written in
+    config.example.yaml instead of the default; a key whose default is computed at
+    start (`default_text` says what it is) is written there commented out. `more` are
+    further commented-out values shown after it. `required` keys must be written.
+    `daemon_only` sections are read only by the daemon and notify-test: a read-only
+    command tolerates an unset ${VAR} there (see load_config's strict_env).
+    """
+
+    help: str
+    kind: Any
+    example: Any = NOTHING
+    more: tuple[Any, ...] = ()
+    default_text: str | None = None
+    required: bool = False
+    daemon_only: bool = False
+
+    @property
+    def summary(self) -> str:
+        """The one-line help."""
+        first = self.help.split("\n")[0]
+        sentence = first.split(". ")[0]
+        return sentence if sentence.endswith((".", ":")) or sentence == first else sentence + "."
+
+
+def key(default: Any, kind: Kind | Any, help: str, *, example: Any = NOTHING, more: tuple[Any, ...] = (),
+        default_factory: Callable[[], Any] | None = None, default_text: str | None = None,
+        required: bool = False) -> Any:
+    """Declares a key: its default, its kind (with bounds) and its help."""
+    setting = Setting(help, kind, example, more, default_text, required)
+    secret = getattr(kind, "mask", None) is not None or getattr(kind, "secret", False)
+    if default_factory is not None:
+        return dataclasses.field(default_factory=default_factory, repr=not secret, metadata={"setting": setting})
+    return dataclasses.field(default=default, repr=not secret, metadata={"setting": setting})
+
+
+def section(cls: type, help: str, *, daemon_only: bool = False, compact: bool = False) -> Any:
+    """Declares a nested section: a mapping read into `cls`, all defaults when absent.
+
+    `compact`: `config check` leaves out its keys that are null.
+    """
+    setting = Setting(help, SectionOf(cls, compact=compact), daemon_only=daemon_only)
+    return dataclasses.field(default=cls(), metadata={"setting": setting})
+
+
+def field_name(yaml_key: str) -> str:
+    """The dataclass field of a YAML key: Python keywords get a trailing underscore (for_, from_)."""
+    return f"{yaml_key}_" if keyword.iskeyword(yaml_key) else yaml_key
+
+
+def yaml_key(name: str) -> str:
+    """The YAML key of a dataclass field."""
+    return name[:-1] if name.endswith("_") and keyword.iskeyword(name[:-1]) else name
+
+
+def settings_of(cls: type) -> dict[str, tuple[str, Setting]]:
+    """The keys a section declares, in order: YAML key to (field name, Setting)."""
+    return {
+        yaml_key(f.name): (f.name, f.metadata["setting"])
+        for f in dataclasses.fields(cls) if "setting" in f.metadata
+    }
+
+
+def default_of(cls: type, name: str) -> Any:
+    """The default of a field, computed if it has a factory."""
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
+
+
+# -- kinds that read a whole node (a section, a list, a mapping of free names) ------------
+
+
+@dataclass(frozen=True)
+class SectionOf:
+    """A nested section read into `cls`."""
+
+    cls: type
+    what: str = "a mapping of keys"
+    describe: str = "a section"
+    compact: bool = False
+
+    def read(self, reader: Any, node: Any, path: str) -> Any:
+        return reader.read_section(self.cls, node, path, self.what)
+
+    def show(self, value: Any) -> Any:
+        return show_section(value, skip_none=self.compact)
+
+    def example(self, value: Any) -> Any:
+        return show_section(value, example=True, skip_none=self.compact)
+
+
+def show_section(value: Any, example: bool = False, skip_none: bool = False) -> dict[str, Any]:
+    """A section as plain YAML data under the file's key names; secrets masked unless `example`."""
+    shown: dict[str, Any] = {}
+    for key_name, (name, setting) in settings_of(type(value)).items():
+        item = getattr(value, name)
+        if item is None and skip_none:
+            continue
+        shown[key_name] = setting.kind.example(item) if example else setting.kind.show(item)
+    return shown
+
+
+@dataclass(frozen=True)
+class ListOf:
+    """A list of values of one kind; with `single`, one value stands for a list of one.
+
+    With `flatten`, each item reads as a list (one text holding several addresses).
+    """
+
+    kind: Kind
+    single: bool = False
+    flatten: bool = False
+    max_items: int = MAX_ITEMS
+
+    @property
+    def describe(self) -> str:
+        return f"a list of {self.kind.describe}" + (" (or one)" if self.single else "")
+
+    @property
+    def mask(self) -> Any:
+        return self.kind.mask
+
+    def read(self, reader: Any, node: Any, path: str) -> tuple[Any, ...]:
+        items = reader.items(node, path, self.single, self.max_items)
+        values = [self.kind.read(reader, item, item_path) for item_path, item in items]
+        if self.flatten:
+            return tuple(value for group in values for value in group)
+        return tuple(values)
+
+    def show(self, value: tuple[Any, ...]) -> list[Any]:
+        return [self.kind.show(item) for item in value]
+
+    def example(self, value: tuple[Any, ...]) -> list[Any]:
+        return [self.kind.example(item) for item in value]
+
+
+@dataclass(frozen=True)
+class Records:
+    """A list of mappings, each read into one of `classes` (chosen by the `tag` key's value
+    when there are several), optionally turned into another type by `build`.
+
+    `shorthand`: a plain scalar item stands for a mapping of that one key (`- sshd` is
+    `- name: sshd`). `unique`: a key whose value no two items may share. `examples`
+    are items shown commented out in config.example.yaml.
+    """
+
+    classes: Mapping[str, type]
+    noun: str
+    what: str
+    tag: str | None = None
+    shorthand: str | None = None
+    unique: str | None = None
+    build: Callable[[Any], Any] | None = None
+    examples: tuple[Mapping[str, Any], ...] = ()
+    max_items: int = MAX_ITEMS
+
+    @property
+    def describe(self) -> str:
+        return f"a list of {self.noun}s"
+
+    def class_of(self, item: Any) -> type:
+        """The declaring class of one item read (or built) by this list."""
+        if self.tag is None:
+            return next(iter(self.classes.values()))
+        return self.classes[getattr(item, self.tag)]
+
+    def read(self, reader: Any, node: Any, path: str) -> tuple[Any, ...]:
+        return tuple(reader.read_records(self, node, path))
+
+    def show(self, value: tuple[Any, ...], example: bool = False) -> list[Any]:
+        shown = []
+        for item in value:
+            fields = show_section_of(self.class_of(item), item, example)
+            if self.tag:  # the tag second, after the name
+                first = next(iter(fields.items()), None)
+                fields = {**dict([first] if first else []), self.tag: getattr(item, self.tag), **fields}
+            shown.append(fields)
+        return shown
+
+    def example(self, value: tuple[Any, ...]) -> list[Any]:
+        return self.show(value, example=True)
+
+
+def show_section_of(cls: type, value: Any, example: bool = False) -> dict[str, Any]:
+    """Like show_section, for a value whose keys `cls` declares; unset (None) keys left out."""
+    shown: dict[str, Any] = {}
+    for key_name, (name, setting) in settings_of(cls).items():
+        item = getattr(value, name)
+        if item is not None:
+            shown[key_name] = setting.kind.example(item) if example else setting.kind.show(item)
+    return shown
+
+
+@dataclass(frozen=True)
+class NamedValues:
+    """A mapping of names the user chooses (HTTP header names) to values of one kind.
+
+    `name_ok` says whether a name is well formed; names in `reserved` (compared without
+    case) are refused, as is the same name twice in another case.
+    """
+
+    kind: Kind
+    noun: str
+    name_ok: Callable[[str], bool]
+    reserved: tuple[str, ...] = ()
+    owner: str = ""
+    describe: str = "a mapping of names to values"
+
+    def read(self, reader: Any, node: Any, path: str) -> tuple[tuple[str, Any], ...]:
+        view = reader.view(node, path)
+        pairs: list[tuple[str, Any]] = []
+        seen: set[str] = set()
+        for name, (key_node, value_node) in view.entries.items():
+            name_path = view.key_path(name)
+            if not self.name_ok(name):
+                raise reader.error(f'{name_path}: "{name}" is not a valid {self.noun} name', key_node)
+            if name.lower() in self.reserved:
+                raise reader.error(f"{name_path}: {name} is set by {self.owner} itself", key_node)
+            if name.lower() in seen:
+                raise reader.error(f"{name_path}: the {self.noun} {name} is given twice", key_node)
+            seen.add(name.lower())
+            pairs.append((name, self.kind.read(reader, value_node, name_path)))
+        return tuple(pairs)
+
+    @property
+    def mask(self) -> Any:
+        return self.kind.mask
+
+    def show(self, value: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
+        return {name: self.kind.show(item) for name, item in value}
+
+    def example(self, value: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
+        return {name: self.kind.example(item) for name, item in value}
