@@ -120,6 +120,8 @@ class ProcTree:
         state: str = "S",
         kernel_thread: bool = False,
         oom_adj: int | None = None,
+        swap_kb: int | None = None,
+        pte_kb: int | None = None,
     ) -> ProcTree:
         """/proc/PID with stat, status, statm, cmdline, cgroup, oom_score and oom_score_adj.
 
@@ -143,6 +145,10 @@ class ProcTree:
         ]
         if not kernel_thread:
             status.append(f"VmRSS:\t{rss_kb:>8} kB")
+            if pte_kb is not None:
+                status.append(f"VmPTE:\t{pte_kb:>8} kB")
+            if swap_kb is not None:
+                status.append(f"VmSwap:\t{swap_kb:>8} kB")
         status.append("Threads:\t1")
         self._write(f"{d}/status", "\n".join(status) + "\n")
         if kernel_thread:

@@ -262,3 +262,71 @@ class Notification:
     summary: str
     data: dict[str, Any] = field(default_factory=dict)
     reason: str = "first"  # first | new | repeat | resolved | test
+
+
+@dataclass(frozen=True, slots=True)
+class CgroupSample:
+    """One memory cgroup with a limit of its own, as its files said at one moment (bytes).
+
+    `path` is the cgroup as the kernel prints it in an OOM report (`oom_memcg=`,
+    `task_memcg=`): relative to the root of its hierarchy. `working_set_bytes` is usage
+    minus inactive file pages, floored at 0: the figure the kubelet evicts on and
+    cAdvisor exports as container_memory_working_set_bytes, because inactive page cache is
+    reclaimed before the OOM killer runs. `oom_kill` counts the kills of processes in this
+    cgroup and its descendants. A file this kernel or version does not have is None.
+    """
+
+    path: str
+    version: int  # 1 or 2
+    time: datetime
+    limit_bytes: int | None  # memory.max (v2), memory.limit_in_bytes (v1); None: no limit of its own
+    usage_bytes: int
+    working_set_bytes: int
+    high_bytes: int | None = None  # memory.high (v2)
+    inactive_file_bytes: int | None = None
+    swap_bytes: int | None = None
+    swap_limit_bytes: int | None = None  # memory.swap.max (v2), memsw limit minus memory limit (v1)
+    failcnt: int | None = None  # memory.failcnt (v1): times usage hit the limit
+    events: dict[str, int] = field(default_factory=dict)  # memory.events (v2): low high max oom oom_kill
+    oom_kill: int | None = None
+    under_oom: bool | None = None  # memory.oom_control under_oom (v1)
+    oom_group: bool | None = None  # memory.oom.group (v2): a kill takes every process of the cgroup
+    psi_some_avg10: float | None = None  # memory.pressure (v2, 4.20+)
+    psi_full_avg10: float | None = None
+    name: str | None = None  # for people: "web (docker)", "default/api-7f9/app", "mysqld.service"
+    kind: str = "cgroup"  # container | pod | service | scope | slice | cgroup
+    # runtime, container_id, container, pod, namespace, pod_uid: what the path and runtime state say
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def percent(self) -> float | None:
+        """Working set in percent of the limit, to two decimals; None without a limit."""
+        if not self.limit_bytes:
+            return None
+        return round(self.working_set_bytes * 100.0 / self.limit_bytes, 2)
+
+    @property
+    def headroom_bytes(self) -> int | None:
+        """How far the working set is from the limit (negative past it); None without a limit."""
+        return None if self.limit_bytes is None else self.limit_bytes - self.working_set_bytes
+
+    def replace(self, **changes: Any) -> CgroupSample:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class CgroupTask:
+    """One process of a memory cgroup, with the figures the kernel's oom_badness() adds up.
+
+    rss, swap and page tables in kB (/proc/PID/status VmRSS, VmSwap, VmPTE).
+    """
+
+    pid: int
+    process: str
+    oom_score_adj: int
+    rss_kb: int
+    swap_kb: int = 0
+    pgtables_kb: int = 0
+    uid: int | None = None
+    cmdline: str | None = None
+    cgroup: str | None = None

@@ -278,6 +278,32 @@ def legacy_from_adj(oom_score_adj: int) -> int:
     return int(oom_score_adj * -OOM_DISABLE / OOM_SCORE_ADJ_MAX)  # C division truncates toward 0
 
 
+def container_from_cgroup(cgroup: str | None) -> tuple[str, str] | None:
+    """(runtime, 64-hex container id) named by a cgroup path, None when it names no container.
+
+    The runtime is "docker", "containerd", "cri-o" or "podman" where the scope's prefix
+    says it; a bare id is "docker" under a docker/ parent, else "container" (the kubelet's
+    cgroupfs driver does not say which runtime made it).
+    """
+    if not cgroup:
+        return None
+    match = _CONTAINER.search(cgroup)
+    if match is None:
+        return None
+    if match["scoped"]:
+        return _RUNTIME_NAMES[match["runtime"]], match["scoped"]
+    parent = cgroup[: match.start("bare")].rstrip("/").rpartition("/")[2]
+    return ("docker" if parent == "docker" else "container"), match["bare"]
+
+
+def pod_uid_from_cgroup(cgroup: str | None) -> str | None:
+    """The Kubernetes pod UID a cgroup path belongs to (dashes restored), None outside kubepods."""
+    if not cgroup or "kubepods" not in cgroup:
+        return None
+    pod = _POD.search(cgroup)
+    return pod[1].replace("_", "-") if pod else None
+
+
 def unit_from_cgroup(cgroup: str | None) -> str | None:
     """The systemd unit or container a cgroup path belongs to, e.g. "mysqld.service".
 
@@ -287,20 +313,11 @@ def unit_from_cgroup(cgroup: str | None) -> str | None:
     """
     if not cgroup:
         return None
-    container: str | None = None
-    match = _CONTAINER.search(cgroup)
-    if match:
-        if match["scoped"]:
-            container = f"{_RUNTIME_NAMES[match['runtime']]}:{match['scoped'][:12]}"
-        else:
-            parent = cgroup[: match.start("bare")].rstrip("/").rpartition("/")[2]
-            runtime = "docker" if parent == "docker" else "container"
-            container = f"{runtime}:{match['bare'][:12]}"
-    if "kubepods" in cgroup:
-        pod = _POD.search(cgroup)
-        if pod:
-            pod_id = "pod:" + pod[1].replace("_", "-")
-            return f"{pod_id}/{container}" if container else pod_id
+    found = container_from_cgroup(cgroup)
+    container = f"{found[0]}:{found[1][:12]}" if found else None
+    pod_uid = pod_uid_from_cgroup(cgroup)
+    if pod_uid:
+        return f"pod:{pod_uid}/{container}" if container else f"pod:{pod_uid}"
     if container:
         return container
     for component in reversed(cgroup.split("/")):
