@@ -2,7 +2,9 @@
 
 `enrich`: a kill completed from what was known before it; `crosscheck`: the kernel's
 oom_kill counter against the kills recorded; `alerts`: the kernel-log outage alerts,
-the repeats due, and the likely victims a warning names. The commit, memory and process
+the repeats due, and the likely victims a warning names; `cgroups`: memory cgroups
+against their own limits (levels, memory.high, the forecast, the victim inside, their
+oom_kill counters). The commit, memory and process
 rules with their for/hysteresis state live in `watchdog_oom.detect`. Nothing here reads
 a file, a clock or the database.
 """

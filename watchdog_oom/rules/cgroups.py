@@ -1,0 +1,382 @@
+"""Pure rules for memory cgroups: how close each is to its own limit, how soon it gets
+there, which of its processes the kernel would kill, and whether every kill was logged.
+
+Conditions are `detect.Condition` values, so the same `detect.Rules` machinery turns them
+into alerts with `for`, hysteresis and resolution. Keys carry the cgroup path:
+`cgroup:PATH` (working set against the limit: cgroup.warning / cgroup.critical),
+`cgroup.high:PATH` (memory.high throttling, v2: cgroup.warning), `cgroup.forecast:PATH`
+(the limit reached within the horizon at the current rate: cgroup.forecast); each
+resolves as cgroup.resolved. Nothing here reads a file, a clock or a database.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from watchdog_oom.detect import Condition, _duration, _fit, level_high
+from watchdog_oom.model import Alert, CgroupSample, CgroupTask
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+OOM_SCORE_ADJ_MIN = -1000
+LEVEL = "cgroup:"
+HIGH = "cgroup.high:"
+FORECAST = "cgroup.forecast:"
+UNLOGGED = "oom.unlogged"
+FAMILY_PREFIXES = (LEVEL, HIGH, FORECAST)
+
+
+@dataclass(frozen=True, slots=True)
+class CgroupRulesConfig:
+    """The cgroups section's settings, as the rules read them (defaults are the product's)."""
+
+    enabled: bool = True
+    interval: float = 10.0
+    warn_percent: float = 85.0  # working set in percent of the limit
+    crit_percent: float = 95.0
+    for_: float = 30.0
+    hysteresis: float = 5.0
+    horizon: float = 600.0  # forecast: alert when the limit is nearer than this (seconds)
+    window: float = 300.0  # forecast: growth rate over this much recent history (seconds)
+    include: tuple[str, ...] = ("*",)
+    exclude: tuple[str, ...] = ()
+    top: int = 10  # cgroups kept in history and /metrics beyond those above warn
+
+
+def mib(value: int | float | None) -> str:
+    """Bytes for people: "234 MiB", "1.5 GiB"."""
+    if value is None:
+        return "?"
+    if abs(value) >= 1 << 30:
+        return f"{value / (1 << 30):.1f} GiB"
+    return f"{value / (1 << 20):.0f} MiB"
+
+
+def figures(sample: CgroupSample) -> dict[str, Any]:
+    """The figures an alert about this cgroup carries (and routes on: `cgroup`)."""
+    data: dict[str, Any] = {
+        "cgroup": sample.path, "name": sample.name, "cgroup_kind": sample.kind,
+        "limit_bytes": sample.limit_bytes, "high_bytes": sample.high_bytes, "usage_bytes": sample.usage_bytes,
+        "working_set_bytes": sample.working_set_bytes, "working_set_percent": sample.percent,
+    }
+    if sample.labels:
+        data["labels"] = dict(sample.labels)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def _what(sample: CgroupSample) -> str:
+    kind = {"container": "Container", "pod": "Pod", "service": "Service", "scope": "Scope", "slice": "Slice"}
+    label = kind.get(sample.kind, "Cgroup")
+    return f"{label} {sample.name}" if sample.name and sample.name != sample.path else f"{label} {sample.path}"
+
+
+# -- levels -------------------------------------------------------------------------------
+
+def level_condition(sample: CgroupSample, cfg: Any, current: str | None = None) -> Condition | None:
+    """Working set against the cgroup's limit; None for a cgroup without one (memory.high only)."""
+    percent = sample.percent
+    if percent is None or sample.limit_bytes is None:
+        return None
+    severity = level_high(percent, cfg.warn_percent, cfg.crit_percent, cfg.hysteresis, current)
+    what = (f"{_what(sample)} is at {percent:.1f}% of its memory limit ({mib(sample.working_set_bytes)} working set "
+            f"of {mib(sample.limit_bytes)})")
+    summary = (f"{what}: at the limit the kernel's OOM killer picks a process inside it" if severity
+               else f"{what}.")
+    return Condition(LEVEL + sample.path, "cgroup", severity, summary, figures(sample), cfg.for_)
+
+
+def high_condition(sample: CgroupSample, previous: CgroupSample | None, cfg: Any,
+                   current: str | None = None) -> Condition | None:
+    """memory.high throttling (v2): the `high` event count rose since the previous sample.
+
+    Past memory.high the kernel does not kill: it reclaims the cgroup's memory hard and
+    slows its allocations down (mem_cgroup_handle_over_high), which shows as latency,
+    not as errors. The `high` counter in memory.events counts those overruns.
+    """
+    if sample.version != 2 or sample.high_bytes is None:
+        return None
+    if previous is None or "high" not in previous.events or "high" not in sample.events:
+        return None
+    rose = sample.events["high"] - previous.events["high"]
+    seconds = max((sample.time - previous.time).total_seconds(), 1.0)
+    pressure = sample.psi_some_avg10
+    severity = "warning" if rose > 0 else None
+    what = (f"{_what(sample)} is throttled at memory.high ({mib(sample.high_bytes)}): "
+            f"{rose} overrun{'s' if rose != 1 else ''} in {_duration(seconds)}, working set "
+            f"{mib(sample.working_set_bytes)}")
+    if pressure is not None:
+        what += f", its tasks stalled on memory {pressure:.1f}% of the last 10 s"
+    summary = (f"{what}; the kernel reclaims and slows it down rather than killing" if severity
+               else f"{_what(sample)} is no longer throttled at memory.high.")
+    data = {**figures(sample), "high_events": sample.events["high"], "high_events_delta": rose,
+            "psi_some_avg10": pressure}
+    return Condition(HIGH + sample.path, "cgroup", severity, summary, data, cfg.for_,
+                     "cgroup.warning" if severity else None)
+
+
+# -- forecast -----------------------------------------------------------------------------
+
+def _recent(history: Sequence[CgroupSample], sample: CgroupSample, window: float) -> tuple[list[CgroupSample], bool]:
+    """The samples of the window up to `sample`, and whether they were cut.
+
+    A single big drop of the working set (more than a tenth of the limit: a kill, a
+    restart) ends the story before it, so the fit starts after it. Several drops are a
+    sawtooth (a garbage collector, a batch job): the whole window is fitted, and its
+    poor fit keeps the forecast quiet.
+    """
+    points = [s for s in history if 0 <= (sample.time - s.time).total_seconds() <= window and s is not sample]
+    points.append(sample)
+    drop = 0.1 * (sample.limit_bytes or 0)
+    drops = [i for i in range(1, len(points)) if points[i - 1].working_set_bytes - points[i].working_set_bytes > drop]
+    if len(drops) == 1:
+        return points[drops[0]:], True
+    return points, False
+
+
+def forecast(history: Sequence[CgroupSample], sample: CgroupSample) -> tuple[float, float, float | None] | None:
+    """(growth in bytes/s, r², seconds until the working set reaches the limit) from the
+    least-squares slope over `history` (oldest first, ending with `sample`); the seconds are
+    None when it does not grow. None with fewer than three samples to fit."""
+    if len(history) < 3 or sample.limit_bytes is None:
+        return None
+    t0 = history[0].time
+    xs = [(s.time - t0).total_seconds() for s in history]
+    ys = [float(s.working_set_bytes) for s in history]
+    slope, r2 = _fit(xs, ys)
+    if slope <= 0:
+        return slope, r2, None
+    return slope, r2, max(sample.limit_bytes - sample.working_set_bytes, 0) / slope
+
+
+def forecast_condition(history: Sequence[CgroupSample], sample: CgroupSample, cfg: Any,
+                       current: str | None = None) -> Condition | None:
+    """The limit reached within `cfg.horizon` at the recent rate of growth.
+
+    The rate is the least-squares slope of the working set over the last `cfg.window`
+    seconds (as the host's commit trend); it must be steady (r² ≥ 0.6, 0.4 to keep firing).
+    Quiet when the working set is flat or falling. A firing forecast holds until the
+    limit is more than 1.5 horizons away, so a rate that wavers does not flap. Returns
+    None while there is too little history to judge.
+    """
+    if sample.limit_bytes is None or cfg.horizon <= 0:
+        return None
+    points, cut = _recent(history, sample, cfg.window)
+    fit = forecast(points, sample)
+    if fit is None:
+        if cut:  # the working set just fell a long way: whatever was forecast is over
+            return Condition(FORECAST + sample.path, "cgroup", None,
+                             f"{_what(sample)}: its working set fell to {mib(sample.working_set_bytes)}.",
+                             figures(sample), 0.0)
+        return None
+    slope, r2, eta = fit
+    horizon = cfg.horizon * 1.5 if current else cfg.horizon
+    # Three or four readings must lie almost on a line (r² ≥ 0.9): so few say little,
+    # and the first tooth of a sawtooth looks like growth too.
+    steady = r2 >= (0.4 if current else 0.6 if len(points) >= 5 else 0.9)
+    severity = None
+    if eta is not None and steady and eta <= horizon:
+        # Critical when the limit comes before the next two readings.
+        severity = "critical" if eta <= 2 * cfg.interval else "warning"
+    data = {**figures(sample), "growth_bytes_per_second": round(slope), "r2": round(r2, 3),
+            "window_seconds": round((points[-1].time - points[0].time).total_seconds())}
+    if eta is not None:
+        data["seconds_to_limit"] = round(eta)
+    if severity:
+        summary = (f"{_what(sample)} reaches its memory limit in about {_eta(eta)} at the current rate "
+                   f"(+{mib(slope * 60)}/min, {mib(sample.working_set_bytes)} of {mib(sample.limit_bytes)})")
+    else:
+        summary = f"{_what(sample)}: no memory limit in sight at the current rate."
+    return Condition(FORECAST + sample.path, "cgroup", severity, summary, data, 0.0,
+                     "cgroup.forecast" if severity else None)
+
+
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    if seconds < 90:
+        return f"{max(int(seconds), 1)} s"
+    return _duration(seconds)
+
+
+# -- the likely victim --------------------------------------------------------------------
+
+def memcg_totalpages(sample: CgroupSample, swap_total_bytes: int = 0) -> int:
+    """The `totalpages` the kernel scales oom_score_adj by in a memcg OOM: mem_cgroup_get_max().
+
+    That is the memory limit in pages plus the swap the cgroup may use (its swap limit,
+    at most the host's swap); `oom_kill.c` constrained_alloc() sets oc->totalpages to it,
+    or to 1 when it is 0.
+    """
+    limit = sample.limit_bytes or 0
+    swap = min(sample.swap_limit_bytes or 0, swap_total_bytes) if swap_total_bytes else 0
+    return max((limit + swap) // PAGE_SIZE, 1)
+
+
+def oom_badness(task: CgroupTask, totalpages: int) -> int | None:
+    """mm/oom_kill.c oom_badness(): the points the OOM killer ranks a task by; None if it is never chosen.
+
+    points = rss + swap entries + page tables (in pages), plus oom_score_adj scaled to
+    `totalpages / 1000` per unit, so an adj of +500 adds half of the limit. A task at
+    oom_score_adj -1000 (OOM_SCORE_ADJ_MIN) is skipped. The kernel does this for every
+    task of the cgroup whose limit was hit and its descendants (mem_cgroup_scan_tasks)
+    and kills the one with the most points.
+    """
+    if task.oom_score_adj <= OOM_SCORE_ADJ_MIN:
+        return None
+    page_kb = PAGE_SIZE // 1024
+    points = (task.rss_kb + task.swap_kb) // page_kb + task.pgtables_kb // page_kb
+    return points + task.oom_score_adj * (totalpages // 1000)
+
+
+def rank_victims(tasks: Iterable[CgroupTask], totalpages: int) -> list[tuple[CgroupTask, int]]:
+    """The cgroup's processes in the order its OOM killer would pick them, with their points.
+
+    The kernel keeps the last of equal scores in its walk, an order user space cannot
+    see; ties here go to the larger RSS, then the higher (younger) pid.
+    """
+    scored = [(t, oom_badness(t, totalpages)) for t in tasks]
+    ranked = [(t, p) for t, p in scored if p is not None]
+    ranked.sort(key=lambda tp: (-tp[1], -tp[0].rss_kb, -tp[0].pid))
+    return ranked
+
+
+def victim_record(task: CgroupTask, points: int, totalpages: int) -> dict[str, Any]:
+    """A likely victim as warnings carry it (the fields of detect.victims, plus its points)."""
+    return {"pid": task.pid, "process": task.process, "cmdline": task.cmdline, "rss_kb": task.rss_kb,
+            "swap_kb": task.swap_kb, "oom_score_adj": task.oom_score_adj, "uid": task.uid,
+            "badness": points, "badness_permille": round(points * 1000 / totalpages) if totalpages else None,
+            "cgroup": task.cgroup}
+
+
+def name_victim(cond: Condition, sample: CgroupSample, tasks: Sequence[CgroupTask],
+                swap_total_bytes: int = 0, n: int = 3) -> Condition:
+    """The condition naming the process the kernel would kill inside the cgroup (and the next ones)."""
+    if cond.severity is None:
+        return cond
+    totalpages = memcg_totalpages(sample, swap_total_bytes)
+    ranked = rank_victims(tasks, totalpages)
+    data = dict(cond.data)
+    data["victims"] = [victim_record(t, p, totalpages) for t, p in ranked[:n]]
+    if not ranked:
+        return replace(cond, data=data)
+    top, _ = ranked[0]
+    if sample.oom_group:
+        tail = (f"; memory.oom.group is set, so all {len(ranked)} of its processes would be killed together "
+                f"(largest: {top.process}, pid {top.pid})")
+    else:
+        tail = f"; likely victim: {top.process} (pid {top.pid}, {mib(top.rss_kb * 1024)} RSS)"
+    return replace(cond, summary=cond.summary.rstrip(".") + tail + ".", data=data)
+
+
+# -- every cgroup kill accounted for ------------------------------------------------------
+
+def subtree_counts(kills_by_cgroup: Mapping[str, int], paths: Iterable[str]) -> dict[str, int]:
+    """Recorded kills per cgroup path, counting the kills of its descendants too (as the
+    kernel's counters do), from recorded kills per victim cgroup (task_memcg)."""
+    out = {}
+    for path in paths:
+        prefix = path.rstrip("/") + "/"
+        out[path] = sum(n for cg, n in kills_by_cgroup.items() if cg == path or cg.startswith(prefix))
+    return out
+
+
+def cross_check(state: Mapping[str, Any], boot_id: str | None, counters: Mapping[str, int],
+                recorded: Mapping[str, int], now: datetime) -> tuple[dict[str, Any], list[Alert]]:
+    """Each cgroup's oom_kill counter against the kills recorded in it; the next state and
+    an `oom.unlogged` alert per cgroup with kills the log never showed.
+
+    Per cgroup the state is a baseline, as for the host's /proc/vmstat counter: the
+    counter and the recorded kills when first seen, and the unlogged kills reported
+    since; a shortfall seen on two checks in a row is reported once (the log may lag the
+    counter by a moment). A counter that went down is a new cgroup with the same path
+    (a restarted service): a new baseline. The counters are hierarchical, so a kill
+    missing in a container is missing in its pod too: it is reported for the innermost
+    cgroup only. Cgroups that are gone leave the state.
+    """
+    old = state.get("cgroups", {}) if state.get("boot_id") == boot_id else {}
+    cgroups: dict[str, list[int]] = {}
+    shortfalls: dict[str, tuple[int, bool]] = {}
+    for path, counter in counters.items():
+        have = recorded.get(path, 0)
+        counter0, recorded0, reported, suspect = old.get(path, (counter, have, 0, 0))
+        if counter < counter0:
+            counter0, recorded0, reported, suspect = counter, have, 0, 0
+        missing = (counter - counter0) - (have - recorded0) - reported
+        if missing < 0:
+            recorded0 += missing  # kills from before the baseline, recorded after it
+            missing = 0
+        confirmed = missing > 0 and suspect == missing
+        cgroups[path] = [counter0, recorded0, reported + (missing if confirmed else 0), 0 if confirmed else missing]
+        if missing:
+            shortfalls[path] = (missing, confirmed)
+    alerts = []
+    # Innermost first: what a descendant reports is not reported again by its ancestors.
+    claimed: dict[str, int] = {}
+    for path in sorted(shortfalls, key=lambda p: -p.count("/")):
+        missing, confirmed = shortfalls[path]
+        prefix = path.rstrip("/") + "/"
+        inner = sum(n for p, n in claimed.items() if p.startswith(prefix))
+        claimed[path] = missing
+        own = missing - inner
+        if confirmed and own > 0:
+            summary = (f"{own} OOM kill{'s' if own != 1 else ''} in cgroup {path} with no log record: its oom_kill "
+                       f"counter rose to {counters[path]} but the kernel log showed fewer kills there "
+                       "(rate-limited printk or a lost log)")
+            alerts.append(Alert(f"{UNLOGGED}:{path}", UNLOGGED, "critical", summary, now, False,
+                                {"cgroup": path, "missing": own, "oom_kill": counters[path]}))
+    return {"boot_id": boot_id, "cgroups": cgroups}, alerts
+
+
+# -- one evaluation -----------------------------------------------------------------------
+
+def conditions(samples: Sequence[CgroupSample], history: Mapping[str, Sequence[CgroupSample]], cfg: Any,
+               firing: Mapping[str, str | None]) -> list[Condition]:
+    """Every condition of this scan: levels, memory.high throttling and forecasts.
+
+    `history` holds each cgroup's earlier samples, oldest first (without this scan's).
+    """
+    out: list[Condition] = []
+    for sample in samples:
+        past = history.get(sample.path, ())
+        for cond in (level_condition(sample, cfg, firing.get(LEVEL + sample.path)),
+                     high_condition(sample, past[-1] if past else None, cfg, firing.get(HIGH + sample.path)),
+                     forecast_condition([*past, sample], sample, cfg, firing.get(FORECAST + sample.path))):
+            if cond is not None:
+                out.append(cond)
+    return out
+
+
+def keep_keys(samples: Sequence[CgroupSample], found: Sequence[Condition]) -> list[str]:
+    """Keys whose rule could not judge this time (too little history), so a firing one is kept."""
+    judged = {c.key for c in found}
+    keep = []
+    for sample in samples:
+        for prefix in FAMILY_PREFIXES:
+            if prefix + sample.path not in judged:
+                keep.append(prefix + sample.path)
+    return keep
+
+
+def worth_keeping(samples: Sequence[CgroupSample], cfg: Any, firing: Iterable[str] = ()) -> list[CgroupSample]:
+    """The cgroups whose samples go to history and /metrics: those at or above the warn
+    level, those with a firing alert, and the `cfg.top` with the least headroom."""
+    firing_paths = {key.split(":", 1)[1] for key in firing if ":" in key}
+    ordered = by_headroom(samples)
+    chosen = {s.path for s in ordered[:cfg.top]}
+    chosen |= {s.path for s in samples if (s.percent or 0) >= cfg.warn_percent or s.path in firing_paths}
+    return [s for s in ordered if s.path in chosen]
+
+
+def by_headroom(samples: Iterable[CgroupSample]) -> list[CgroupSample]:
+    """Least headroom first: highest working-set percent of the limit; memory.high-only cgroups
+    by their percent of memory.high, after those with a limit at the same percent."""
+    def key(s: CgroupSample) -> tuple[float, int, str]:
+        if s.percent is not None:
+            return (-s.percent, 0, s.path)
+        if s.high_bytes:
+            return (-(s.working_set_bytes * 100.0 / s.high_bytes), 1, s.path)
+        return (0.0, 2, s.path)
+    return sorted(samples, key=key)
