@@ -15,7 +15,7 @@ from proctree import ProcTree
 from watchdog_oom.cgroups import NAME_MAX, CgroupReader, RuntimeNames, cgroup_pids, hierarchies, identify, read_tasks
 
 DATA = Path(__file__).parent / "data" / "cgroups"
-CAPTURES = sorted(p.name for p in DATA.iterdir() if (p / "expected.json").exists())
+CAPTURES = sorted(p.name for p in DATA.iterdir() if (p / "expected_cgroups.json").exists())
 FIELDS = ("path", "kind", "name", "limit_bytes", "high_bytes", "usage_bytes", "working_set_bytes",
           "swap_limit_bytes", "failcnt", "oom_kill", "under_oom", "oom_group", "events", "labels")
 
@@ -26,7 +26,7 @@ def scan(root: Path, t0, host: int = 16 << 30, **kwargs):
 
 @pytest.mark.parametrize("capture", CAPTURES)
 def test_captured_tree_reads_as_expected(capture, t0):
-    expected = json.loads((DATA / capture / "expected.json").read_text())
+    expected = json.loads((DATA / capture / "expected_cgroups.json").read_text())
     result = scan(DATA / capture, t0, expected["host_memory_bytes"])
     got = [{f: getattr(s, f) for f in FIELDS if getattr(s, f) not in (None, {})}
            for s in sorted(result.samples, key=lambda s: s.path)]

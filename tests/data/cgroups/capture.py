@@ -5,7 +5,8 @@ subtree of one; DEST receives the same directories holding only the files
 watchdog_oom.cgroups reads, so a capture stays small and holds nothing else of the host.
 The captures beside this script were made with it (v1 on Linux 6.18) or written by hand
 from Documentation/admin-guide/cgroup-v2.rst where no v2 memory controller was at hand;
-each has an expected.json beside it.
+each has an expected_cgroups.json beside it (not expected.json: that name is the
+expectation of the kernel-log captures, which test_parse walks).
 """
 
 from __future__ import annotations
