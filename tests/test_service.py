@@ -340,6 +340,27 @@ def test_first_start_records_old_kills_with_one_summary(tmp_path):
     assert "found 3 earlier OOM kills" in body["summary"]
 
 
+def test_the_catch_up_log_line_counts_the_kills_it_recorded(tmp_path):
+    buffer = tmp_path / "kmsg-buffer"
+    buffer.write_bytes(b"".join(kmsg_records(100 + CAPTURE_LINES * i, 1_000_000 + 1000 * i, pid=500 + i)
+                                for i in range(3)))
+    daemon = Daemon(tmp_path, config_text(tmp_path, buffer, "http://127.0.0.1:9/unused"))
+    daemon.wait_message("READY=1")
+    assert wait_until(lambda: "caught up, 3 earlier kills recorded (one summary" in daemon.log_text(), timeout=10)
+    assert daemon.stop() == 0
+    # Two kills while it was down: a restart (not a first start) catches up on those two.
+    with buffer.open("ab") as f:
+        f.write(b"".join(kmsg_records(100 + CAPTURE_LINES * i, 1_000_000 + 1000 * i, pid=500 + i)
+                         for i in range(3, 5)))
+    (tmp_path / "daemon.log").write_bytes(b"")
+    daemon = Daemon(tmp_path, config_text(tmp_path, buffer, "http://127.0.0.1:9/unused"))
+    daemon.wait_message("READY=1")
+    assert wait_until(lambda: "caught up, 2 earlier kills recorded" in daemon.log_text(), timeout=10), \
+        daemon.log_text()
+    assert daemon.stop() == 0
+    assert len(kills_in(tmp_path / "history.db")) == 5
+
+
 def test_heartbeat_pings_the_dead_mans_switch(tmp_path, fifo):
     with HttpSink() as switch:
         cfg = config_text(tmp_path, fifo, "http://127.0.0.1:9/unused").replace(

@@ -179,7 +179,7 @@ def test_kill_counts_group_by_process_cgroup_and_utc_day(store, t0):
         tx.add_kill(_kill(t0, pid=3, process="redis", task_memcg=None, memcg=None), t0)
     counts = store.kill_counts()
     assert [(v, n) for by, v, n in counts if by == "process"] == [("java", 2), ("redis", 1)]
-    assert [(v, n) for by, v, n in counts if by == "cgroup"] == [("/a", 2), ("/", 1)]
+    assert [(v, n) for by, v, n in counts if by == "cgroup"] == [("/a", 2), (None, 1)]  # unknown, never "/"
     assert [(v, n) for by, v, n in counts if by == "day"] == [("2026-11-20", 2), ("2026-11-21", 1)]
     assert [(v, n) for by, v, n in store.kill_counts(process="red*") if by == "process"] == [("redis", 1)]
 

@@ -35,6 +35,7 @@ class Pipeline:
         self.source_name_known = bool(source_name)  # False: the first open failed
         self.caught_up = False
         self.backlog: list[int] = []
+        self.caught_up_kills = 0  # recorded from the source's backlog, before it caught up
         self.unsaved: list[OomKill] = []
         self.cursor: str | None = None
         self.cursor_dirty = False
@@ -86,9 +87,12 @@ class Pipeline:
                 rows = [tx.session.get(_kill_table(), i) for i in self.backlog]
                 s.outbox.backlog_summary(tx, [r for r in rows if r is not None], s.clock())
             s.wakeup.set()
-        log.info("kernel log %s: caught up (%d earlier kill%s recorded)", self.source_name, len(self.backlog),
-                 "" if len(self.backlog) == 1 else "s")
+        n = self.caught_up_kills
+        how = " (one summary notification)" if self.first_start and self.backlog else ""
+        log.info("kernel log %s: caught up, %d earlier kill%s recorded%s", self.source_name, n,
+                 "" if n == 1 else "s", how)
         self.backlog = []
+        self.caught_up_kills = 0
 
     def _gap(self, gap: SourceGap) -> None:
         """Lines the source lost: a notification, and the cursor moved past them."""
@@ -143,6 +147,8 @@ class Pipeline:
             log.info("kernel log %s: the held kills are stored now", self.source_name)
         self.unsaved = []
         self.backlog += backlog
+        if not self.caught_up:
+            self.caught_up_kills += len(new_rows)
         if save_cursor:
             self.cursor_dirty = False
             self.last_commit = now

@@ -322,24 +322,28 @@ class Store:
         query = query.order_by(Kill.time.desc().nulls_last(), Kill.id.desc())
         return self._all(query, filters)
 
-    def kill_counts(self, **filters: Any) -> list[tuple[str, str, int]]:
-        """(by, value, kills) rows: kills per process, per cgroup and per day, most first."""
+    def kill_counts(self, **filters: Any) -> list[tuple[str, str | None, int]]:
+        """(by, value, kills) rows: kills per process, per cgroup and per day, most first.
+
+        A kill whose cgroup or time the log did not give counts under None (unknown), never
+        under a made-up value such as the root cgroup."""
         where = _time_filters(select(Kill.id), Kill.time, filters).whereclause
         if filters.get("process"):
             where = and_(*(c for c in (where, _glob(Kill.process, filters["process"])) if c is not None))
         if filters.get("host"):
             where = and_(*(c for c in (where, Kill.host == filters["host"]) if c is not None))
-        cgroup = func.coalesce(Kill.task_memcg, Kill.memcg, "/")
-        # Days in UTC, so every backend agrees; kills without a time fall under "unknown".
-        day = func.coalesce(func.substr(func.cast(Kill.time, String), 1, 10), "unknown")
-        rows: list[tuple[str, str, int]] = []
+        cgroup = func.coalesce(Kill.task_memcg, Kill.memcg)
+        # Days in UTC, so every backend agrees.
+        day = func.substr(func.cast(Kill.time, String), 1, 10)
+        rows: list[tuple[str, str | None, int]] = []
         with self._sessions() as session:
             for by, column in (("process", Kill.process), ("cgroup", cgroup), ("day", day)):
                 query = select(column, func.count()).group_by(column)
                 if where is not None:
                     query = query.where(where)
                 counted = session.execute(query).all()
-                rows += sorted(((by, str(v), n) for v, n in counted), key=lambda r: (-r[2], r[1]))
+                rows += sorted(((by, None if v is None else str(v), n) for v, n in counted),
+                               key=lambda r: (-r[2], r[1] is None, r[1] or ""))
         return rows
 
     def series(self, host: str, since: datetime, until: datetime) -> list[Any]:
