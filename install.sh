@@ -48,9 +48,11 @@ fi
 if [ "$(id -u)" -eq 0 ]; then
     prefix=${WATCHDOG_OOM_PREFIX:-/opt/watchdog-oom}
     bindir=${WATCHDOG_OOM_BINDIR:-/usr/local/bin}
+    sharedir=${WATCHDOG_OOM_SHAREDIR:-/usr/local/share}
 else
     prefix=${WATCHDOG_OOM_PREFIX:-${XDG_DATA_HOME:-$HOME/.local/share}/watchdog-oom}
     bindir=${WATCHDOG_OOM_BINDIR:-$HOME/.local/bin}
+    sharedir=${WATCHDOG_OOM_SHAREDIR:-${XDG_DATA_HOME:-$HOME/.local/share}}
 fi
 
 [ -x "$prefix/bin/python" ] || "$python" -m venv "$prefix"
@@ -58,6 +60,12 @@ fi
     || die "pip could not install watchdog-oom into $prefix"
 mkdir -p "$bindir"
 ln -sf "$prefix/bin/watchdog-oom" "$bindir/watchdog-oom"
+# The man page and shell completions, where man, bash-completion and zsh look for them.
+data=$("$prefix/bin/python" -c 'import os, watchdog_oom; print(os.path.join(os.path.dirname(watchdog_oom.__file__), "data"))')
+mkdir -p "$sharedir/man/man1" "$sharedir/bash-completion/completions" "$sharedir/zsh/site-functions"
+cp "$data/watchdog-oom.1" "$sharedir/man/man1/watchdog-oom.1"
+cp "$data/completion/watchdog-oom.bash" "$sharedir/bash-completion/completions/watchdog-oom"
+cp "$data/completion/_watchdog-oom" "$sharedir/zsh/site-functions/_watchdog-oom"
 
 echo "watchdog-oom $("$prefix/bin/python" -c 'from importlib.metadata import version; print(version("watchdog-oom"))') installed in $prefix"
 echo "command: $bindir/watchdog-oom"

@@ -37,11 +37,16 @@ def test_a_fresh_clone_installs_with_install_sh_and_the_service_starts(tmp_path)
     # Nothing of this machine's: the prefix, the command and the state all live in tmp_path.
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "WATCHDOG_OOM_CONFIG", "VIRTUAL_ENV")}
     env.update(WATCHDOG_OOM_PREFIX=str(tmp_path / "prefix"), WATCHDOG_OOM_BINDIR=str(tmp_path / "bin"),
-               HOME=str(tmp_path / "home"), STATE_DIRECTORY=str(tmp_path / "state"))
+               WATCHDOG_OOM_SHAREDIR=str(tmp_path / "share"), HOME=str(tmp_path / "home"),
+               STATE_DIRECTORY=str(tmp_path / "state"))
     proc = subprocess.run(["./install.sh"], cwd=src, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     command = tmp_path / "bin" / "watchdog-oom"
     assert f"command: {command}" in proc.stdout
+    share = tmp_path / "share"
+    assert (share / "man" / "man1" / "watchdog-oom.1").read_text().startswith(".TH WATCHDOG")
+    assert "watchdog-oom" in (share / "bash-completion" / "completions" / "watchdog-oom").read_text()
+    assert (share / "zsh" / "site-functions" / "_watchdog-oom").read_text().startswith("#compdef watchdog-oom")
 
     # `watchdog-oom run` on built-in defaults (no config file), until it says it is ready.
     sock_path = str(tmp_path / "notify")

@@ -22,6 +22,7 @@ from watchdog_oom.cli.check import evaluate_now, report_unknown
 from watchdog_oom.cli.common import EXIT_BAD_CONFIG, EXIT_UNKNOWN, ArgumentParser, BadArguments, Command, UsageError
 from watchdog_oom.cli.run import SafeFormatter
 from watchdog_oom.store import StoreError
+from watchdog_oom.store.explain import explain
 
 __all__ = ["COMMANDS", "SafeFormatter", "UsageError", "build_parser", "evaluate_now", "main"]
 
@@ -29,14 +30,30 @@ __all__ = ["COMMANDS", "SafeFormatter", "UsageError", "build_parser", "evaluate_
 COMMANDS: dict[str, Command] = {c.name: c for group in (run, check, history, import_logs, mute, notify_test, admin,
                                                         systemd) for c in group.COMMANDS}
 ORDER = ("run", "check", "processes", "history", "show", "import", "report", "mute", "unmute", "notify-test", "db",
-         "config", "systemd-unit", "install-service")
+         "config", "systemd-unit", "install-service",
+         "completion", "manpage")
+
+EPILOG = """\
+WHEN (--since, --until) is a duration back from now (30m, 24h, 7d) or an ISO 8601 time
+(2026-03-01, 2026-03-01T14:05:00+01:00; local time without a zone).
+
+exit status:
+  0  success (check: OK)
+  1  check: WARNING; other commands: a failure they name (unreadable input, no such id,
+     a channel that did not deliver, the database unusable)
+  2  usage error or invalid configuration (check: CRITICAL)
+  3  check: UNKNOWN (it could not judge: bad usage, config or figures)
+
+'watchdog-oom COMMAND --help' tells a command's options and their defaults.
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line's parser."""
     parser = ArgumentParser(
         prog="watchdog-oom",
-        description="Watch memory commit and pressure, rank the OOM killer's next victims, record every OOM kill.")
+        description="Watch memory commit and pressure, rank the OOM killer's next victims, record every OOM kill.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--config", metavar="PATH",
                         help="config file (default: $WATCHDOG_OOM_CONFIG, else /etc/watchdog-oom/config.yaml "
                              "if it exists, else built-in defaults)")
@@ -59,16 +76,23 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     except BadArguments as exc:
         err.write(exc.text)
         if _command_in(argv) == "check":
-            return report_unknown(f"usage error: {exc}", "--json" in argv, socket.gethostname(), out)
+            return report_unknown(f"usage error: {exc}", _asks_json(argv), socket.gethostname(), out)
         return 2
     try:
         cfg = config_mod.load_config(args.config, os.environ)
     except config_mod.ConfigError as exc:
         if args.command == "check":
-            return report_unknown(f"configuration error: {exc}", args.json, socket.gethostname(), out)
+            return report_unknown(f"configuration error: {exc}", args.format == "json", socket.gethostname(), out)
         print(f"watchdog-oom: configuration error: {exc}", file=err)
         return EXIT_BAD_CONFIG
     return _dispatch(args, cfg, out, err)
+
+
+def _asks_json(argv: Sequence[str]) -> bool:
+    """Whether a command line argparse rejected asked for JSON (--json, --format json, --format=json)."""
+    words = list(argv)
+    return "--json" in words or "--format=json" in words or any(
+        a == "--format" and b == "json" for a, b in zip(words, words[1:], strict=False))
 
 
 def _command_in(argv: Sequence[str]) -> str | None:
@@ -93,7 +117,7 @@ def _dispatch(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err
     except Exception as exc:
         if not isinstance(exc, StoreError) and not _is_database_error(exc):
             raise
-        print(f"watchdog-oom {args.command}: {_first_line(exc)}", file=err)
+        print(f"watchdog-oom {args.command}: {explain(_first_line(exc), cfg.database)}", file=err)
         return EXIT_UNKNOWN if args.command == "check" else 1
 
 

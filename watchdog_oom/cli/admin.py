@@ -28,11 +28,13 @@ def cmd_config(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, er
 
 
 def _db_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=("upgrade",))
+    p.add_argument("action", choices=("upgrade",),
+                   help="upgrade: migrate the history database to the newest schema (run does this at start)")
 
 
 def _config_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=("check",))
+    p.add_argument("action", choices=("check",),
+                   help="check: validate the config and print it as read, secrets masked (exit 2 if invalid)")
 
 
 COMMANDS = (

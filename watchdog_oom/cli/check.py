@@ -17,7 +17,7 @@ from watchdog_oom.cli.common import (
     positive_int,
     utcnow,
 )
-from watchdog_oom.cli.options import add_json
+from watchdog_oom.cli.options import add_format, print_rows
 from watchdog_oom.textout import safe, table, to_json
 
 NAGIOS = {None: ("OK", EXIT_OK), "info": ("OK", EXIT_OK), "warning": ("WARNING", EXIT_WARNING),
@@ -88,9 +88,10 @@ def cmd_check(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err
     try:
         doc = evaluate_now(cfg, utcnow())
     except (OSError, KeyError, ValueError) as exc:
-        return report_unknown(f"cannot read memory figures from {cfg.procfs}: {exc}", args.json, cfg.host, out)
+        return report_unknown(f"cannot read memory figures from {cfg.procfs}: {exc}", args.format == "json",
+                              cfg.host, out)
     code = {"OK": EXIT_OK, "WARNING": EXIT_WARNING, "CRITICAL": EXIT_CRITICAL}[doc["status"]]
-    if args.json:
+    if args.format == "json":
         print(to_json(doc), file=out)
         return code
     c, m = doc["commit"], doc["memory"]
@@ -117,11 +118,13 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+PROCESS_COLUMNS = [("pid", "PID"), ("oom_score", "SCORE"), ("oom_score_adj", "ADJ"), ("rss_kb", "RSS_KB"),
+                   ("uid", "UID"), ("process", "NAME"), ("critical", "CRIT"), ("cmdline", "CMDLINE")]
+
+
 def _process_table(rows: list[dict[str, Any]]) -> str:
     shown = [{**r, "critical": "CRITICAL" if r["critical"] else ""} for r in rows]
-    return table(shown, [("pid", "PID"), ("oom_score", "SCORE"), ("oom_score_adj", "ADJ"), ("rss_kb", "RSS_KB"),
-                         ("uid", "UID"), ("process", "NAME"), ("critical", "CRIT"), ("cmdline", "CMDLINE")],
-                 widths={"cmdline": 80})
+    return table(shown, PROCESS_COLUMNS, widths={"cmdline": 80})
 
 
 def cmd_processes(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:
@@ -131,17 +134,26 @@ def cmd_processes(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO,
         print(f"watchdog-oom processes: cannot read processes from {cfg.procfs}: {exc.strerror or exc}", file=err)
         return 1
     rows = [_proc_json(p) for p in ranked]
-    print(to_json({"processes": rows}) if args.json else _process_table(rows), file=out)
+    if args.format == "table":
+        print(_process_table(rows), file=out)
+    else:
+        print_rows(out, args.format, rows, PROCESS_COLUMNS, "", lambda rows: {"processes": rows})
     return EXIT_OK
 
 
 
+def _check_arguments(p: argparse.ArgumentParser) -> None:
+    add_format(p, "table", "json")
+
+
 def _processes_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--top", type=positive_int)
-    add_json(p)
+    p.add_argument("--top", type=positive_int, metavar="N",
+                   help="how many processes, highest oom_score first (default: processes.top, 10)")
+    add_format(p, "table", "json", "csv")
 
 
 COMMANDS = (
-    Command("check", "one evaluation now (Nagios exit codes)", add_json, cmd_check),
+    Command("check", "one evaluation now; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (Nagios)",
+            _check_arguments, cmd_check),
     Command("processes", "the processes most likely to be killed next", _processes_arguments, cmd_processes),
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -14,7 +15,8 @@ from watchdog_oom import store as store_mod
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
 EXIT_BAD_CONFIG = 2
 MAX_DURATION = timedelta(days=36525)  # 100 years: longer is a typing error, and overflows datetime
-MAX_ID = 2**63 - 1  # the largest integer SQLite and PostgreSQL's bigint hold
+MAX_ID = 2**63 - 1
+_BARE_NUMBER = re.compile(r"[0-9]+(\.[0-9]*)?")  # the largest integer SQLite and PostgreSQL's bigint hold
 
 Handler = Callable[[argparse.Namespace, config_mod.Config, TextIO, TextIO], int]
 
@@ -55,6 +57,10 @@ def utcnow() -> datetime:
 
 def parse_when(text: str, now: datetime) -> datetime:
     """A WHEN: a duration back from now (30m, 24h, 7d) or an ISO 8601 time; in UTC."""
+    if _BARE_NUMBER.fullmatch(text.strip()):
+        # 30 could mean seconds, minutes or days: ask rather than guess.
+        raise UsageError(f"{text!r} has no unit: write {text.strip()}m, {text.strip()}h or {text.strip()}d "
+                         "(or s), or an ISO 8601 time")
     try:
         seconds = config_mod.parse_duration(text)
     except ValueError:

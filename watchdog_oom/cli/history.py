@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, TextIO
@@ -10,9 +11,17 @@ from typing import Any, TextIO
 from watchdog_oom import config as config_mod
 from watchdog_oom import store as store_mod
 from watchdog_oom.cli.common import EXIT_OK, Command, UsageError, open_store, parse_when, positive_int, utcnow
-from watchdog_oom.cli.options import add_format, add_history_filters, add_host, add_since, filters_from
+from watchdog_oom.cli.options import (
+    add_format,
+    add_history_filters,
+    add_host,
+    add_since,
+    add_until,
+    filters_from,
+    print_rows,
+)
 from watchdog_oom.notify import secrets_of_config
-from watchdog_oom.textout import safe, table, to_csv, to_json
+from watchdog_oom.textout import safe, table, to_json
 
 HISTORY_KINDS = ("kills", "alerts", "samples", "notifications", "protections", "summary")
 
@@ -79,12 +88,7 @@ def cmd_history(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, e
         rows, columns = summary_rows(store, filters), [("by", "BY"), ("value", "VALUE"), ("kills", "KILLS")]
     else:
         rows, columns = history_rows(store, args.kind, filters, secrets_of_config(cfg))
-    if args.format == "json":
-        print(to_json(rows), file=out)
-    elif args.format == "csv":
-        out.write(to_csv(rows, list(rows[0].keys()) if rows else [c for c, _ in columns]))
-    else:
-        print(table(rows, columns) if rows else f"no {args.kind} recorded" + _filter_note(filters), file=out)
+    print_rows(out, args.format, rows, columns, f"no {args.kind} recorded" + _filter_note(filters))
     return EXIT_OK
 
 
@@ -171,40 +175,61 @@ def render_incident(doc: dict[str, Any]) -> str:
 
 
 def cmd_report(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:
-    """Write the HTML report of the host since --since."""
+    """Write the HTML report of the host from --since to --until."""
     from watchdog_oom.report import render_report
 
     now = utcnow()
     since = parse_when(args.since, now)
-    page = render_report(open_store(cfg), since, now, args.host, commit=cfg.commit, memory=cfg.memory)
+    until = parse_when(args.until, now) if args.until else now
+    if since >= until:
+        raise UsageError("--since is not earlier than --until")
+    page = render_report(open_store(cfg), since, until, args.host, commit=cfg.commit, memory=cfg.memory)
     if args.output == "-":
         out.write(page)
         return EXIT_OK
     try:
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(page)
+        write_private(args.output, page)
     except OSError as exc:
         raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
-    print(f"report of {safe(args.host or cfg.host)} since {since.isoformat()} written to {args.output}", file=out)
+    print(f"report of {safe(args.host or cfg.host)} from {since.isoformat()} to {until.isoformat()} "
+          f"written to {args.output}", file=out)
     return EXIT_OK
 
 
+def write_private(path: str, text: str) -> None:
+    """Write `text` to `path` readable by its owner only (0600, stricter if the umask says so).
+
+    A report holds command lines, as the database does, and is kept as private as it.
+    An existing file is truncated and made as private too.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    mode = 0o600 & ~umask
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        if os.fstat(fd).st_mode & 0o777 & ~mode:
+            os.fchmod(fd, mode)
+        f.write(text)
+
 
 def _history_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("kind", nargs="?", default="kills", choices=HISTORY_KINDS)
+    p.add_argument("kind", nargs="?", default="kills", choices=HISTORY_KINDS,
+                   help="what to list (default: kills); summary counts kills per process, cgroup and day")
     add_history_filters(p)
     add_format(p, "table", "json", "csv")
 
 
 def _show_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("kill_id", type=positive_int, metavar="KILL_ID")
+    p.add_argument("kill_id", type=positive_int, metavar="KILL_ID", help="the kill's id, as history shows it")
     add_format(p, "table", "json")
 
 
 def _report_arguments(p: argparse.ArgumentParser) -> None:
     add_since(p, default="7d")
-    add_host(p)
-    p.add_argument("--output", metavar="FILE.html", required=True, help="the file to write, or - for stdout")
+    add_until(p)
+    add_host(p, default="this host, the config's host")
+    p.add_argument("--output", metavar="FILE.html", required=True,
+                   help="the file to write (created 0600: it holds command lines), or - for stdout")
 
 
 COMMANDS = (

@@ -10,7 +10,7 @@ from typing import TextIO
 from watchdog_oom import config as config_mod
 from watchdog_oom import store as store_mod
 from watchdog_oom.cli.common import EXIT_OK, Command, UsageError, bounded_duration, open_store, positive_int, utcnow
-from watchdog_oom.textout import table
+from watchdog_oom.cli.options import add_format, print_rows
 
 NOTIFICATION_KINDS = ("oom.kill", "oom.unlogged", "kernel_log.gap", "kernel_log.down", "kernel_log.resolved",
                       "commit.warning", "commit.critical",
@@ -21,7 +21,7 @@ NOTIFICATION_KINDS = ("oom.kill", "oom.unlogged", "kernel_log.gap", "kernel_log.
 def cmd_mute(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:
     """Add a mute, or with --list print the active ones."""
     if args.list:
-        return _list_mutes(open_store(cfg), utcnow(), out)
+        return _list_mutes(open_store(cfg), utcnow(), args.format, out)
     duration = _mute_duration(args.duration)
     if not (args.kind or args.process or args.cgroup):
         print("watchdog-oom mute: no --kind, --process or --cgroup given: muting every notification", file=err)
@@ -47,12 +47,13 @@ def _mute_duration(text: str | None) -> timedelta:
     return bounded_duration(seconds, text)
 
 
-def _list_mutes(store: store_mod.Store, now: datetime, out: TextIO) -> int:
+def _list_mutes(store: store_mod.Store, now: datetime, fmt: str, out: TextIO) -> int:
+    # In JSON and CSV a mute for every host has host null, as the database says.
     rows = [{"id": m.id, "until": m.until.isoformat(), "kind": m.kind, "process": m.process,
-             "cgroup": m.cgroup, "host": m.host or "(all)", "reason": m.reason} for m in store.mutes(now)]
-    print(table(rows, [("id", "ID"), ("until", "UNTIL"), ("host", "HOST"), ("kind", "KIND"),
-                       ("process", "PROCESS"), ("cgroup", "CGROUP"), ("reason", "REASON")])
-          if rows else "no active mutes", file=out)
+             "cgroup": m.cgroup, "host": m.host if fmt != "table" else m.host or "(all)", "reason": m.reason}
+            for m in store.mutes(now)]
+    print_rows(out, fmt, rows, [("id", "ID"), ("until", "UNTIL"), ("host", "HOST"), ("kind", "KIND"),
+                                ("process", "PROCESS"), ("cgroup", "CGROUP"), ("reason", "REASON")], "no active mutes")
     return EXIT_OK
 
 
@@ -68,17 +69,20 @@ def cmd_unmute(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, er
 
 
 def _mute_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kind", help="notification kind or glob, e.g. oom.kill, commit.*")
-    p.add_argument("--process", help="process name or glob")
-    p.add_argument("--cgroup", help="cgroup path glob")
-    p.add_argument("--for", dest="duration", metavar="DURATION")
-    p.add_argument("--reason")
-    p.add_argument("--all-hosts", action="store_true", help="mute for every host sharing the database")
-    p.add_argument("--list", action="store_true", help="list the active mutes")
+    p.add_argument("--kind", help="notification kind or glob, e.g. oom.kill, commit.* (default: every kind)")
+    p.add_argument("--process", metavar="NAME", help="process name or glob (default: every process)")
+    p.add_argument("--cgroup", metavar="GLOB", help="cgroup path glob, e.g. '/kubepods/*' (default: every cgroup)")
+    p.add_argument("--for", dest="duration", metavar="DURATION",
+                   help="how long, e.g. 30m, 2h, 1d (required unless --list)")
+    p.add_argument("--reason", metavar="TEXT", help="why, shown by mute --list (default: none)")
+    p.add_argument("--all-hosts", action="store_true",
+                   help="mute for every host sharing the database (default: this host only)")
+    p.add_argument("--list", action="store_true", help="list the active mutes instead of adding one")
+    add_format(p, "table", "json", "csv")
 
 
 def _unmute_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("mute_id", type=positive_int, metavar="ID")
+    p.add_argument("mute_id", type=positive_int, metavar="ID", help="the mute's id, as mute --list shows it")
 
 
 COMMANDS = (

@@ -43,7 +43,8 @@ def cmd_notify_test(args: argparse.Namespace, cfg: config_mod.Config, out: TextI
 
 
 def _arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--channel")
+    p.add_argument("--channel", metavar="NAME",
+                   help="only the channel of this name (default: every configured channel)")
 
 
 COMMANDS = (Command("notify-test", "send a test notification through every channel (or one)", _arguments,

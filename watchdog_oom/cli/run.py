@@ -22,10 +22,12 @@ def cmd_run(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: 
 
 
 def _arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                   help="how much the daemon logs to stderr (default: daemon.log_level, info)")
 
 
-COMMANDS = (Command("run", "run the daemon in the foreground", _arguments, cmd_run),)
+COMMANDS = (Command("run", "run the daemon in the foreground until SIGTERM or Ctrl-C; SIGHUP reloads the config",
+                    _arguments, cmd_run),)
 
 
 def setup_logging(level: str, stream: TextIO) -> None:

@@ -1,4 +1,5 @@
-"""`systemd-unit` and `install-service`: the shipped unit file, pointed at this installation."""
+"""Installing: `systemd-unit` and `install-service` (the shipped unit, pointed at this
+installation), `completion` and `manpage` (the shipped shell completions and man page)."""
 
 from __future__ import annotations
 
@@ -111,6 +112,30 @@ def _no_arguments(p: argparse.ArgumentParser) -> None:
     pass
 
 
+def _shipped(*parts: str) -> str:
+    from importlib import resources
+
+    return (resources.files("watchdog_oom").joinpath("data", *parts)).read_text()
+
+
+def cmd_completion(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:
+    """Print the shell's completion script."""
+    out.write(_shipped("completion", {"bash": "watchdog-oom.bash", "zsh": "_watchdog-oom"}[args.shell]))
+    return EXIT_OK
+
+
+def cmd_manpage(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:
+    """Print the man page (roff)."""
+    out.write(_shipped("watchdog-oom.1"))
+    return EXIT_OK
+
+
+def _completion_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("shell", choices=("bash", "zsh"),
+                   help="bash: save as /usr/local/share/bash-completion/completions/watchdog-oom; "
+                        "zsh: as _watchdog-oom in a directory of $fpath (install.sh does both as root)")
+
+
 def _install_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--unit-dir", default=UNIT_DIR, metavar="DIR",
                    help=f"where the unit file is written (default: {UNIT_DIR})")
@@ -123,4 +148,7 @@ COMMANDS = (
             _no_arguments, cmd_systemd_unit),
     Command("install-service", "write the systemd unit, reload systemd, enable and start it "
             "(exit 1 where systemd is not the init system)", _install_arguments, cmd_install_service),
+    Command("completion", "print the shell completion script for bash or zsh", _completion_arguments,
+            cmd_completion),
+    Command("manpage", "print the man page (man -l <(watchdog-oom manpage))", _no_arguments, cmd_manpage),
 )
