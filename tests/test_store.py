@@ -226,7 +226,7 @@ def test_migration_0002_turns_old_oomd_pid_0_into_null_and_back(db_url, t0):
     with store.engine.begin() as conn:  # a row as revision 0001 stored an oomd kill
         conn.execute(text("INSERT INTO kills (host, pid, process, cgroup_oom, killer, details, recorded_at) "
                           "VALUES ('web-01', 0, 'batch.service', 0, 'systemd-oomd', '{}', '2026-11-20 12:00:00')"))
-    command.upgrade(cfg, "head")
+    command.upgrade(cfg, "0002")
     (row,) = store.kills()
     assert row.pid is None and store.revision() == "0002"
     command.downgrade(cfg, "0001")

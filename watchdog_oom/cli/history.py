@@ -23,7 +23,7 @@ from watchdog_oom.cli.options import (
 from watchdog_oom.notify import secrets_of_config
 from watchdog_oom.textout import safe, table, to_json
 
-HISTORY_KINDS = ("kills", "alerts", "samples", "notifications", "protections", "summary")
+HISTORY_KINDS = ("kills", "alerts", "samples", "notifications", "protections", "adjustments", "summary")
 
 KILL_COLUMNS = [("id", "ID"), ("time", "TIME"), ("host", "HOST"), ("pid", "PID"), ("process", "PROCESS"),
                 ("uid", "UID"), ("anon_rss_kb", "ANON_RSS_KB"), ("constraint", "CONSTRAINT"),
@@ -72,7 +72,26 @@ def history_rows(store: store_mod.Store, kind: str, filters: dict[str, Any],
                 for p in store.protections(**filters)]
         return rows, [("time", "TIME"), ("host", "HOST"), ("pid", "PID"), ("process", "PROCESS"),
                       ("from_adj", "FROM"), ("to_adj", "TO"), ("error", "ERROR")]
+    if kind == "adjustments":
+        return adjustment_rows(store, filters)
     raise UsageError(f"unknown history kind {kind!r}")
+
+
+def adjustment_rows(store: store_mod.Store, filters: dict[str, Any]) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """Writes to oom_score_adj (the tracepoint audit) with their writers; `--process` matches either side."""
+    rows = [{"time": a.time.isoformat(), "host": a.host, "pid": a.pid, "process": a.process, "cmdline": a.cmdline,
+             "unit": a.unit, "old_adj": a.old_adj, "new_adj": a.new_adj, "critical": a.critical,
+             "by_watchdog": a.by_watchdog, "severity": a.severity,
+             "writer_pid": a.writer_pid, "writer_tid": a.writer_tid, "writer_process": a.writer_process,
+             "writer_cmdline": a.writer_cmdline, "writer_unit": a.writer_unit, "writer_uid": a.writer_uid,
+             "writer_exited": a.writer_exited}
+            for a in store.adjustments(**filters)]
+    for row in rows:  # the writer in one phrase, for the table
+        pid = row["writer_pid"] if row["writer_pid"] is not None else row["writer_tid"]
+        row["by"] = "watchdog-oom" if row["by_watchdog"] else \
+            f"{row['writer_process']} (pid {pid}{', exited' if row['writer_exited'] else ''})"
+    return rows, [("time", "TIME"), ("host", "HOST"), ("pid", "PID"), ("process", "PROCESS"), ("old_adj", "OLD"),
+                  ("new_adj", "NEW"), ("severity", "ALERT"), ("by", "WRITER"), ("unit", "UNIT")]
 
 
 def summary_rows(store: store_mod.Store, filters: dict[str, Any]) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from typing import Any
 # `processes`) most of its start-up, and `import` overlaps it with reading the logs.
 _IMPLEMENTATION = "watchdog_oom.store.history"
 _LAZY = frozenset({
+    "Adjustment",
     "AlertRow",
     "Base",
     "CLAIM_LEASE",

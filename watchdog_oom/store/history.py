@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
 
-from sqlalchemy import String, and_, case, create_engine, event, func, or_, select, text, update
+from sqlalchemy import String, and_, case, create_engine, delete, event, func, insert, or_, select, text, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,6 +21,7 @@ from watchdog_oom.model import KILL_FIELDS, Alert, MemorySample, OomKill, with_l
 from watchdog_oom.store import StoreError, retention
 from watchdog_oom.store.retention import RetentionPolicy
 from watchdog_oom.store.tables import (
+    Adjustment,
     AlertRow,
     Base,
     Cursor,
@@ -49,7 +50,7 @@ __all__ = [
 # whole seconds in local time, and a log read late may lag the kernel's clock.
 SAME_KILL_WINDOW = timedelta(seconds=90)
 # The newest migration in migrations/versions; a test keeps it equal to Alembic's head.
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0006"
 # How long a claimed notification may stay `sending` before it is due again: longer
 # than any channel's timeout (SMTP and HTTP default to 10 s).
 CLAIM_LEASE = timedelta(minutes=5)
@@ -427,6 +428,19 @@ class Store:
         """Changes made to oom_score_adj, newest first."""
         return self._history(Protection, Protection.time, filters, process=lambda p: _glob(Protection.process, p))
 
+    def adjustments(self, **filters: Any) -> list[Adjustment]:
+        """Writes to oom_score_adj the tracepoint saw, newest first; `process` globs the target or the writer."""
+        return self._history(Adjustment, Adjustment.time, filters,
+                             process=lambda p: or_(_glob(Adjustment.process, p), _glob(Adjustment.writer_process, p)))
+
+    def prune_adjustments(self, before: datetime) -> int:
+        """Delete this host's adjustments older than `before` in one statement; returns how many."""
+        with self._sessions() as session, session.begin():
+            return session.execute(
+                delete(Adjustment).where(Adjustment.host == self.host, Adjustment.time < before)
+                .execution_options(synchronize_session=False)
+            ).rowcount or 0
+
     def _history(self, table: Any, when: Any, filters: dict[str, Any], *,
                  process: Callable[[str], Any] | None = None, order: tuple[Any, ...] | None = None) -> list[Any]:
         """Rows of `table` filtered by since/until on `when`, host, process and status."""
@@ -709,6 +723,21 @@ class Tx:
 
     def mark_alert_notified(self, alert_id: int, now: datetime) -> None:
         self.session.execute(update(AlertRow).where(AlertRow.id == alert_id).values(last_notified_at=now))
+
+    # -- oom_score_adj audit ------------------------------------------------------------
+
+    def add_adjustment(self, *, time: datetime, boot_id: str | None, pid: int, process: str, cmdline: str | None,
+                       unit: str | None, old_adj: int | None, new_adj: int, critical: bool, by_watchdog: bool,
+                       severity: str | None, writer: dict[str, Any]) -> None:
+        """Record one write to a process's oom_score_adj and who made it (`writer`: pid, tid,
+        process, cmdline, unit, uid, exited)."""
+        self.session.execute(insert(Adjustment).values(
+            host=self.host, boot_id=boot_id, time=time, pid=pid, process=process, cmdline=cmdline, unit=unit,
+            old_adj=old_adj, new_adj=new_adj, critical=critical, by_watchdog=by_watchdog, severity=severity,
+            writer_pid=writer.get("pid"), writer_tid=writer["tid"], writer_process=writer["process"],
+            writer_cmdline=writer.get("cmdline"), writer_unit=writer.get("unit"), writer_uid=writer.get("uid"),
+            writer_exited=bool(writer.get("exited")),
+        ))
 
     # -- protections --------------------------------------------------------------------
 

@@ -200,6 +200,38 @@ class Protection(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+class Adjustment(Base):
+    """A write to a process's oom_score_adj, seen by the oom_score_adj_update tracepoint:
+    the process, the old and new value, and who wrote it (``history adjustments``)."""
+
+    __tablename__ = "adjustments"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    host: Mapped[str] = mapped_column(String(255))
+    boot_id: Mapped[str | None] = mapped_column(String(64))
+    time: Mapped[datetime] = mapped_column(UtcDateTime())
+    pid: Mapped[int] = mapped_column(Integer)
+    process: Mapped[str] = mapped_column(String(255))
+    cmdline: Mapped[str | None] = mapped_column(Text)
+    unit: Mapped[str | None] = mapped_column(Text)
+    old_adj: Mapped[int | None] = mapped_column(Integer)
+    new_adj: Mapped[int] = mapped_column(Integer)
+    critical: Mapped[bool] = mapped_column(Boolean, default=False)
+    by_watchdog: Mapped[bool] = mapped_column(Boolean, default=False)
+    severity: Mapped[str | None] = mapped_column(String(16))  # the alert it raised, if any
+    writer_pid: Mapped[int | None] = mapped_column(Integer)
+    writer_tid: Mapped[int] = mapped_column(Integer)
+    writer_process: Mapped[str] = mapped_column(String(255))
+    writer_cmdline: Mapped[str | None] = mapped_column(Text)
+    writer_unit: Mapped[str | None] = mapped_column(Text)
+    writer_uid: Mapped[int | None] = mapped_column(BigInteger)
+    writer_exited: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (
+        Index("ix_adjustments_host_time", "host", "time"),
+        Index("ix_adjustments_process", "process"),
+    )
+
+
 class Mute(Base):
     """Silences matching notifications until `until`; what is muted is still recorded."""
 
@@ -215,6 +247,7 @@ class Mute(Base):
 
 
 __all__ = [
+    "Adjustment",
     "AlertRow",
     "Base",
     "Cursor",
