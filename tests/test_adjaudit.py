@@ -90,7 +90,9 @@ def test_history_keeps_every_change_and_retention_bounds_it(store, t0):
     assert [r.new_adj for r in rows] == [4, 3, 2, 1, 0]  # newest first
     assert rows[0].writer_process == "evil" and rows[0].writer_unit == "cron.service"
     assert [r.pid for r in store.adjustments(process="evi*")] == [104, 103, 102, 101, 100]
-    assert store.prune_adjustments(before=t0 + timedelta(minutes=3)) == 3
+    now = t0 + timedelta(days=400, minutes=3)
+    counts = store.prune(now, samples=86400, kills=86400, alerts=86400, notifications=86400, raw_samples=86400)
+    assert counts["adjustments"] == 3
     assert [r.new_adj for r in store.adjustments()] == [4, 3]
 
 

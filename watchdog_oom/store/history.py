@@ -433,14 +433,6 @@ class Store:
         return self._history(Adjustment, Adjustment.time, filters,
                              process=lambda p: or_(_glob(Adjustment.process, p), _glob(Adjustment.writer_process, p)))
 
-    def prune_adjustments(self, before: datetime) -> int:
-        """Delete this host's adjustments older than `before` in one statement; returns how many."""
-        with self._sessions() as session, session.begin():
-            return session.execute(
-                delete(Adjustment).where(Adjustment.host == self.host, Adjustment.time < before)
-                .execution_options(synchronize_session=False)
-            ).rowcount or 0
-
     def _history(self, table: Any, when: Any, filters: dict[str, Any], *,
                  process: Callable[[str], Any] | None = None, order: tuple[Any, ...] | None = None) -> list[Any]:
         """Rows of `table` filtered by since/until on `when`, host, process and status."""
@@ -488,10 +480,11 @@ class Store:
     # -- retention ----------------------------------------------------------------------
 
     def prune(self, now: datetime, *, samples: float, kills: float, alerts: float,
-              notifications: float, raw_samples: float) -> dict[str, int]:
+              notifications: float, raw_samples: float,
+              adjustments: float = 400 * 86400.0) -> dict[str, int]:
         """Delete rows past their retention and downsample aging samples; counts per kind."""
         policy = RetentionPolicy(samples=samples, kills=kills, alerts=alerts, notifications=notifications,
-                                 raw_samples=raw_samples)
+                                 raw_samples=raw_samples, adjustments=adjustments)
         try:
             return retention.prune(self.engine, self.host, now, policy)
         except SQLAlchemyError as exc:

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Integer, cast, delete, extract, func, insert, literal_column, select
 from sqlalchemy.engine import Connection, Engine
 
-from watchdog_oom.store.tables import AlertRow, Kill, Mute, NotificationRow, Sample
+from watchdog_oom.store.tables import Adjustment, AlertRow, Kill, Mute, NotificationRow, Sample
 
 # One transaction covers at most this much time: a day of 10-second samples of one
 # host is 8,640 rows, well under a second of work on either engine.
@@ -36,6 +36,7 @@ class RetentionPolicy:
     alerts: float = 400 * 86400.0
     notifications: float = 90 * 86400.0
     raw_samples: float = 2 * 86400.0
+    adjustments: float = 400 * 86400.0
 
 
 def _epoch(ts: datetime) -> int:
@@ -144,6 +145,7 @@ def prune(engine: Engine, host: str, now: datetime, policy: RetentionPolicy,
             ("alerts", AlertRow, AlertRow.started_at, policy.alerts, AlertRow.status == "resolved"),
             ("notifications", NotificationRow, NotificationRow.created_at, policy.notifications,
              NotificationRow.status.in_(FINISHED)),
+            ("adjustments", Adjustment, Adjustment.time, policy.adjustments, None),
         ):
             where = [table.host == host, column < now - timedelta(seconds=seconds)]
             if extra is not None:
