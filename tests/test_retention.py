@@ -132,5 +132,6 @@ def test_a_failed_retention_run_alerts_and_the_next_good_run_resolves_it(store, 
 def test_a_good_run_with_nothing_firing_queues_nothing(store, t0):
     job = RetentionJob(store, Outbox([Route("ops", min_severity="info")], group_wait=0), RetentionPolicy,
                        lambda: t0)
-    assert job.run() == {"samples": 0, "kills": 0, "alerts": 0, "notifications": 0, "downsampled": 0}
+    assert job.run() == {"samples": 0, "kills": 0, "alerts": 0, "notifications": 0, "adjustments": 0,
+                         "downsampled": 0}
     assert store.notifications() == [] and store.alerts() == []
