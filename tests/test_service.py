@@ -198,10 +198,23 @@ def test_sd_notify_signals_and_reload(tmp_path, fifo):
         else:
             assert "oom_score_adj" in daemon.log_text()  # said why it could not lower it
 
-        daemon.config.write_text(good.replace("interval: 1s", "interval: ten seconds", 1))
-        daemon.proc.send_signal(signal.SIGHUP)
-        assert wait_until(lambda: "new configuration is refused" in daemon.log_text(), timeout=5)
-        assert daemon.proc.poll() is None, "a bad config on SIGHUP stopped the daemon"
+        # Wrong values, a control character YAML refuses, bytes that are not UTF-8, no file:
+        # each is refused with the file and line, and the daemon goes on with the old config.
+        bad = [good.replace("interval: 1s", "interval: ten seconds", 1).encode(),
+               good.replace("host: test-host", "host: bad\x01name").encode(),
+               good.replace("host: test-host", "host: bad\xffname").encode().replace(b"\xc3\xbf", b"\xff"),
+               None]
+        for count, text in enumerate(bad, 1):
+            if text is None:
+                daemon.config.unlink()
+            else:
+                daemon.config.write_bytes(text)
+            daemon.proc.send_signal(signal.SIGHUP)
+            assert wait_until(lambda n=count: daemon.log_text().count("new configuration is refused") == n, timeout=5)
+            assert daemon.proc.poll() is None, "a bad config on SIGHUP stopped the daemon"
+        assert f"{daemon.config} line 2: not valid YAML: the character U+0001" in daemon.log_text()
+        assert f"{daemon.config} line 2: not UTF-8 text" in daemon.log_text()
+        assert f"{daemon.config}: cannot read the configuration: No such file or directory" in daemon.log_text()
 
         daemon.config.write_text(good.replace("interval: 1s", "interval: 2s", 1))
         daemon.proc.send_signal(signal.SIGHUP)

@@ -33,6 +33,10 @@ ORDER = ("run", "check", "processes", "history", "show", "import", "report", "mu
          "config", "systemd-unit", "install-service",
          "completion", "manpage")
 
+# The commands that use the notification channels and the daemon's settings: they need
+# every ${VAR} in the config. The others only warn about one unset in those sections.
+NEED_EVERY_SECRET = ("run", "notify-test", "config")
+
 EPILOG = """\
 WHEN (--since, --until) is a duration back from now (30m, 24h, 7d) or an ISO 8601 time
 (2026-03-01, 2026-03-01T14:05:00+01:00; local time without a zone).
@@ -79,12 +83,14 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
             return report_unknown(f"usage error: {exc}", _asks_json(argv), socket.gethostname(), out)
         return 2
     try:
-        cfg = config_mod.load_config(args.config, os.environ)
+        cfg = config_mod.load_config(args.config, os.environ, strict_env=args.command in NEED_EVERY_SECRET)
     except config_mod.ConfigError as exc:
         if args.command == "check":
             return report_unknown(f"configuration error: {exc}", args.format == "json", socket.gethostname(), out)
         print(f"watchdog-oom: configuration error: {exc}", file=err)
         return EXIT_BAD_CONFIG
+    for warning in cfg.warnings:
+        print(f"watchdog-oom: warning: {warning}", file=err)
     return _dispatch(args, cfg, out, err)
 
 

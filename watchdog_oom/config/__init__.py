@@ -189,9 +189,9 @@ def _loader(text: str, where: str) -> yaml.SafeLoader:
     except yaml.reader.ReaderError as error:
         position = error.position if isinstance(error.position, int) else 0
         line = text.count("\n", 0, position) + 1
-        character = error.character if isinstance(error.character, str) else "?"
+        code = error.character if isinstance(error.character, int) else ord(text[position:position + 1] or "?")
         raise ConfigError(
-            f"not valid YAML: the character U+{ord(character):04X} is not allowed in a YAML file "
+            f"not valid YAML: the character U+{code:04X} is not allowed in a YAML file "
             "(control characters can only be written as escapes in double quotes, like \"\\x01\")",
             where, line,
         ) from None

@@ -103,6 +103,7 @@ class Reader:
         self.strict_env = strict_env
         self.warnings: list[str] = []
         self._lenient = 0  # depth of daemon_only sections being read
+        self._records = 0  # depth of list items being read: an unset variable drops the item
         self._entries: dict[int, dict[str, tuple[yaml.Node, yaml.Node]]] = {}
         self._merging: set[int] = set()
 
@@ -225,7 +226,7 @@ class Reader:
         try:
             return setting.kind.read(self, view.entries[key][1], view.key_path(key))
         except UnsetVariable as error:
-            if not self._lenient:
+            if not self._lenient or self._records:
                 raise
             self.warnings.append(f"{error}; {view.key_path(key)} is left at its default by this command")
             return _SKIPPED
@@ -237,6 +238,7 @@ class Reader:
         found: list[Any] = []
         first_line: dict[Any, int | None] = {}
         for item_path, item in self.items(node, path, False, records.max_items):
+            self._records += 1
             try:
                 record = self._record(records, item, item_path)
             except UnsetVariable as error:
@@ -244,6 +246,8 @@ class Reader:
                     raise
                 self.warnings.append(f"{error}; {item_path} is left out by this command")
                 continue
+            finally:
+                self._records -= 1
             if records.unique is not None:
                 value = getattr(record, records.unique)
                 if value in first_line:

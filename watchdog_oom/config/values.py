@@ -15,6 +15,7 @@ import json
 import math
 import os
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formataddr, getaddresses
@@ -316,9 +317,13 @@ def check_regex(value: object) -> str:
     """A Python regular expression that compiles."""
     pattern = check_text(value)
     try:
-        re.compile(pattern)
+        with warnings.catch_warnings():  # "possible nested set" and the like: not the user's concern here
+            warnings.simplefilter("ignore")
+            re.compile(pattern)
     except re.error as error:
         raise ValueError(f"not a valid regular expression ({error})") from None
+    except (RecursionError, OverflowError):  # sre_parse recurses once per nested group
+        raise ValueError("not a usable regular expression (nested too deeply or too large)") from None
     return pattern
 
 
