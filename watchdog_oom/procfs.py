@@ -458,6 +458,35 @@ def scan_processes(root: str = "/proc", *, with_cmdline: bool = True) -> list[Pr
     return result
 
 
+def read_process(root: str, pid: int, *, with_cmdline: bool = True) -> ProcScore | None:
+    """One process as scan_processes() sees it; None when it is gone, a kernel thread, or hidden.
+
+    ``pid`` may be a thread id: /proc/TID is there too (unlisted), describing that thread.
+    """
+    try:
+        dir_fd = os.open(os.path.join(root, str(pid)), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except (FileNotFoundError, PermissionError, NotADirectoryError):
+        return None
+    try:
+        return _scan_one(pid, dir_fd, with_cmdline, {})
+    except (FileNotFoundError, ProcessLookupError, PermissionError, ValueError, IndexError):
+        return None
+    finally:
+        os.close(dir_fd)
+
+
+def read_tgid(root: str, tid: int) -> int | None:
+    """The process (thread group) a thread id belongs to, from /proc/TID/status; None when gone."""
+    try:
+        with open(os.path.join(root, str(tid), "status"), "rb") as file:
+            for line in file:
+                if line.startswith(b"Tgid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def _write_adj_file(path: str, value: int) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
     try:

@@ -164,6 +164,16 @@ e.g. /var/log/kern.log. Refused with journal and none.""")
     vmstat_check: bool = key(True, v.boolean(), """\
 Compare /proc/vmstat's oom_kill counter (Linux 4.13+) with the kills found in the log, and alert \
 on kills the log did not show (oom.unlogged).""")
+    tracepoints: str = key("auto", v.auto_on_off(), """\
+Read the kernel's oom tracepoints (mark_victim, Linux 4.13+; oom_score_adj_update) from a \
+trace instance of the daemon's own: every kill with its exact pid, time and sizes even when \
+the log loses it, and the audit of oom_score_adj writes. auto: where tracefs is mounted and \
+writable; on: required, and tracefs is mounted at /sys/kernel/tracing if it is not; off: never.""")
+    tracefs: str | None = key(None, v.optional(v.absolute_path()), """\
+Where tracefs is mounted; null: /sys/kernel/tracing, else /sys/kernel/debug/tracing.""")
+    trace_instance: str = key("watchdog-oom", v.file_name(), """\
+The trace instance made under tracefs's instances/ (removed at stop). One left by a killed \
+daemon is replaced; one another reader has open is left alone and NAME-PID used instead.""")
 
     checks: ClassVar = (_source_and_path,)
 
@@ -479,6 +489,8 @@ How long each history is kept. Samples are kept at full resolution for raw_sampl
     kills: float = key(400 * 86400.0, v.duration(positive=True), "How long kills are kept.")
     alerts: float = key(400 * 86400.0, v.duration(positive=True), "Resolved alerts.")
     notifications: float = key(90 * 86400.0, v.duration(positive=True), "Notifications whose delivery is over.")
+    adjustments: float = key(400 * 86400.0, v.duration(positive=True), """\
+Writes to processes' oom_score_adj seen by the tracepoint (history adjustments).""")
 
     checks: ClassVar = (_raw_within_samples,)
 

@@ -296,6 +296,32 @@ def choice(options: tuple[str, ...]) -> Kind:
     return Kind(" | ".join(options), convert)
 
 
+def _auto_on_off(value: object) -> str:
+    # YAML 1.1 (PyYAML) reads a bare on/off as true/false.
+    if value is True:
+        return "on"
+    if value is False:
+        return "off"
+    return choice(("auto", "on", "off")).convert(value)
+
+
+def auto_on_off() -> Kind:
+    """auto, on or off (a bare YAML on/off, which is a boolean, counts as the word)."""
+    return Kind("auto | on | off", _auto_on_off)
+
+
+def _file_name(value: object) -> str:
+    name = check_text(value)
+    if "/" in name or name in (".", ".."):
+        raise ValueError(f"must be a name, not a path: got {shown(value)}")
+    return name
+
+
+def file_name() -> Kind:
+    """A name for one directory entry: no slash, not . or .."""
+    return Kind("a name without /", _file_name)
+
+
 def _absolute_path(value: object) -> str:
     path = check_text(value)
     if not os.path.isabs(path):

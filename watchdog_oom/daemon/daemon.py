@@ -24,6 +24,7 @@ from watchdog_oom.daemon.jobs import Jobs
 from watchdog_oom.daemon.sdnotify import SdNotify
 from watchdog_oom.daemon.sender import OutboxThread
 from watchdog_oom.daemon.shared import HostState, Shared
+from watchdog_oom.daemon.tracer import TracepointFollower
 from watchdog_oom.redact import Redactor
 from watchdog_oom.rules.alerts import SOURCE_DOWN
 
@@ -59,9 +60,15 @@ class Daemon:
             host=HostState(processes.ProcessCache(cfg.processes.cache_size)))
         self.jobs = Jobs(self.shared, self.notify)
         self.follower = KernelLogFollower(self.shared, self.stop_event)
+        self.tracer = TracepointFollower(self.shared, self.stop_event, self._log_source)
         self.sender = OutboxThread(self.shared, self.stop_event)
         self.metrics_server: Any = None
         self._apply(cfg)
+
+    def _log_source(self) -> str | None:
+        """The kernel log being read, None when none is (kernel_log.source: none, or down)."""
+        source = self.follower.source
+        return source.name if source is not None else None
 
     @property
     def cfg(self) -> config_mod.Config:
@@ -159,6 +166,7 @@ class Daemon:
                 # An outage of the kernel log seen by the last run resolves once it reads.
                 self.follower.source_is_down = self.follower.source_is_down or row.key == SOURCE_DOWN
         self.follower.open()
+        self.tracer.open()
         if self.cfg.metrics.listen:
             self._serve_metrics(self.cfg.metrics.listen)
         self.sender.start()
@@ -178,8 +186,10 @@ class Daemon:
         """Stop every part and close the database."""
         self.jobs.stop()
         self.follower.close()
+        self.tracer.close()
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
         self.follower.join(timeout=10)
+        self.tracer.join(timeout=10)
         self.sender.join(timeout=10)
         self.shared.store.close()

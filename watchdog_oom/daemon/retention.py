@@ -42,7 +42,8 @@ class RetentionJob:
         r = self.policy()
         try:
             counts = self.store.prune(now, samples=r.samples, kills=r.kills, alerts=r.alerts,
-                                      notifications=r.notifications, raw_samples=r.raw_samples)
+                                      notifications=r.notifications, raw_samples=r.raw_samples,
+                                      adjustments=r.adjustments)
         except Exception as exc:
             log.error("retention failed; the history keeps growing until a run succeeds: %s", exc)
             self._alert(Alert(RETENTION_KEY, FAILED, "warning",

@@ -6,7 +6,7 @@ import contextlib
 import fnmatch
 import os
 import uuid
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import resources
@@ -49,6 +49,10 @@ __all__ = [
 # kill when host, pid and name agree and their times lie this close: syslog stamps
 # whole seconds in local time, and a log read late may lag the kernel's clock.
 SAME_KILL_WINDOW = timedelta(seconds=90)
+# The source of a kill only the oom/mark_victim tracepoint saw, and the name it has when the
+# kernel's event carries only the pid (before 6.9) and nobody knew the process.
+TRACEPOINT = "tracepoint"
+UNKNOWN_NAME = "?"
 # The newest migration in migrations/versions; a test keeps it equal to Alembic's head.
 SCHEMA_HEAD = "0006"
 # How long a claimed notification may stay `sending` before it is due again: longer
@@ -590,7 +594,8 @@ class Tx:
                                Kill.killer == kill.killer, or_(*conditions))
         ).all()
         for row in candidates:
-            if row.process[:15] != kill.process[:15]:
+            # "?": the tracepoint of a pre-6.9 kernel gave only the pid and nobody knew the name.
+            if row.process[:15] != kill.process[:15] and UNKNOWN_NAME not in (row.process, kill.process):
                 continue
             # Two boots can reuse a pid at the same uptime: trust boot ids when both have one.
             if row.boot_id and kill.boot_id and row.boot_id != kill.boot_id:
@@ -628,6 +633,50 @@ class Tx:
         self.session.add(row)
         self.session.flush()
         return row
+
+    def find_kernel_kill(self, pid: int, boot_id: str | None, around: datetime,
+                         window: timedelta) -> Kill | None:
+        """This host's kernel kill of `pid` recorded within `window` of `around` (and of this boot when known)."""
+        query = select(Kill).where(Kill.host == self.host, Kill.pid == pid, Kill.killer == "kernel",
+                                   Kill.time.between(around - window, around + window))
+        for row in self.session.scalars(query.order_by(Kill.id)).all():
+            if not (row.boot_id and boot_id and row.boot_id != boot_id):
+                return row
+        return None
+
+    def add_witness(self, row: Kill, kill: OomKill, fields: Sequence[str], witness: str,
+                    evidence: dict[str, Any]) -> None:
+        """Another witness of a stored kill: its values of `fields` (those it has) replace the
+        row's, and it joins the record's witnesses with its evidence under details.extra[witness]."""
+        for name in fields:
+            value = getattr(kill, name)
+            if value is not None and not (name == "process" and value == UNKNOWN_NAME):
+                setattr(row, name, value)
+        details = dict(row.details or {})
+        extra = dict(details.get("extra") or {})
+        known = extra.get("witnesses") or ([row.source] if row.source else [])
+        extra["witnesses"] = list(dict.fromkeys([*known, witness]))
+        extra[witness] = evidence
+        details["extra"] = extra
+        row.details = details
+
+    def recent_kernel_kills(self, boot_id: str | None, since: datetime) -> list[Kill]:
+        """This host's kernel kills of this boot dated from `since` on, oldest first."""
+        query = select(Kill).where(Kill.host == self.host, Kill.killer == "kernel", Kill.time >= since)
+        if boot_id is not None:
+            query = query.where(Kill.boot_id == boot_id)
+        return list(self.session.scalars(query.order_by(Kill.time, Kill.id)).all())
+
+    def note_on_kill(self, row: Kill, key: str, value: Any) -> None:
+        """Set details[key] of a stored kill (a finding about it, such as `suspect`)."""
+        row.details = {**(row.details or {}), key: value}
+
+    def last_protection(self, pid: int, since: datetime) -> int | None:
+        """The oom_score_adj this daemon last set on `pid` since `since`, None if it set none."""
+        return self.session.scalar(
+            select(Protection.to_adj).where(Protection.host == self.host, Protection.pid == pid,
+                                            Protection.error.is_(None), Protection.time >= since)
+            .order_by(Protection.time.desc(), Protection.id.desc()).limit(1))
 
     def count_kills(self, host: str | None = None, boot_id: str | None = None, killer: str = "kernel") -> int:
         query = select(func.count()).select_from(Kill).where(Kill.host == (host or self.host), Kill.killer == killer)
@@ -749,8 +798,31 @@ def _fill_missing(row: Kill, kill: OomKill) -> None:
         ("invoker", kill.invoker), ("invoker_pid", kill.invoker_pid), ("gfp_mask", kill.gfp_mask),
         ("cmdline", kill.cmdline), ("unit", kill.unit), ("shmem_rss_kb", kill.shmem_rss_kb),
         ("pgtables_kb", kill.pgtables_kb), ("oom_score_adj", kill.oom_score_adj),
+        ("total_vm_kb", kill.total_vm_kb), ("anon_rss_kb", kill.anon_rss_kb), ("file_rss_kb", kill.file_rss_kb),
+        ("score", kill.score),
     ):
         if getattr(row, attr) is None and value is not None:
             setattr(row, attr, value)
     if row.alloc_order is None and kill.order is not None:
         row.alloc_order = kill.order
+    if kill.cgroup_oom and not row.cgroup_oom:
+        row.cgroup_oom = True
+    if row.process == UNKNOWN_NAME and kill.process != UNKNOWN_NAME:
+        row.process = kill.process
+    if row.source == TRACEPOINT and kill.source not in (None, TRACEPOINT):
+        _log_witnessed(row, kill)
+
+
+def _log_witnessed(row: Kill, kill: OomKill) -> None:
+    """The log's account of a kill the tracepoint recorded first: the record takes the log's
+    task table and memory state, names the log as its source, and keeps both witnesses."""
+    details = dict(row.details or {})
+    extra = dict(details.get("extra") or {})
+    witnesses = list(dict.fromkeys([*extra.get("witnesses", [TRACEPOINT]), kill.source]))
+    details["extra"] = {**kill.extra, **extra, "witnesses": witnesses}
+    if not details.get("task_table"):
+        details["task_table"] = [t.to_dict() for t in kill.task_table]
+    if not details.get("memory_info"):
+        details["memory_info"] = list(kill.memory_info)
+    row.details = details
+    row.source = kill.source

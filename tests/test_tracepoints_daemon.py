@@ -1,0 +1,176 @@
+"""The daemon with the kernel's oom tracepoints, on this machine's kernel: a real memcg kill
+recorded from the tracepoint alone and through kmsg and the tracepoint as one record, and
+a real write to a critical process's oom_score_adj reaching a real local webhook.
+
+Each test mounts a tracefs of its own and names a trace instance of its own, so nothing
+of /sys/kernel/tracing or of another run is touched. An instance records every event of
+the system, other tests' kills included: the tests look only at their own pids.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from servers import HttpSink
+from test_real_oom import hog, oom_cgroup  # noqa: F401 (fixture)
+from test_service import Daemon, reap_daemons, wait_until  # noqa: F401 (reap_daemons: autouse fixture)
+from tracefs import private_tracefs, unique_instance
+
+
+@pytest.fixture
+def tracefs():
+    with private_tracefs() as path:
+        yield path
+
+
+def config(tmp: Path, url: str, tracefs: str, instance: str, source: str, kinds: str, extra: str = "") -> str:
+    return f"""
+host: trace-host
+database: sqlite:///{tmp}/history.db
+kernel_log:
+  source: {source}
+  tracepoints: on
+  tracefs: {tracefs}
+  trace_instance: {instance}
+processes:
+  interval: 1s
+{extra}
+notifications:
+  group_wait: 0s
+  channels:
+    - name: hook
+      type: webhook
+      url: {url}
+      min_severity: info
+      kinds: {kinds}
+"""
+
+
+def rows(db: Path, sql: str, *args) -> list[sqlite3.Row]:
+    with sqlite3.connect(db) as conn:
+        conn.row_factory = sqlite3.Row
+        return conn.execute(sql, args).fetchall()
+
+
+def bodies(sink: HttpSink, kind: str) -> list[dict]:
+    return [b for b in (json.loads(r.body) for r in sink.requests) if b["type"] == kind]
+
+
+def kill_bodies(sink: HttpSink, pid: int) -> list[dict]:
+    return [b for b in bodies(sink, "oom.kill") if any(k["pid"] == pid for k in b["data"].get("kills", []))]
+
+
+@pytest.mark.realoom
+def test_a_real_kill_is_recorded_and_notified_within_a_second_from_the_tracepoint_alone(tmp_path, tracefs,
+                                                                                        oom_cgroup):  # noqa: F811
+    cg, _ = oom_cgroup
+    instance = unique_instance()
+    with HttpSink() as sink:
+        daemon = Daemon(tmp_path, config(tmp_path, sink.url, tracefs, instance, "none", '["oom.kill"]'))
+        try:
+            daemon.wait_message("READY=1")
+            assert wait_until(lambda: Path(tracefs, "instances", instance).is_dir(), timeout=5)
+            child = hog(cg, uuid.uuid4().hex, delay=0)
+            assert child.wait(timeout=60) == -9
+            dead = time.monotonic()
+            stored = wait_until(lambda: rows(tmp_path / "history.db", "SELECT * FROM kills WHERE pid = ?", child.pid))
+            stored_after = time.monotonic() - dead
+            notes = wait_until(lambda: kill_bodies(sink, child.pid), timeout=10)
+            notified_after = time.monotonic() - dead
+        finally:
+            assert daemon.stop() == 0
+    assert not Path(tracefs, "instances", instance).exists(), "the instance outlived the daemon"
+    (kill,) = stored
+    assert stored_after < 1.0 and notified_after < 1.0, (stored_after, notified_after, daemon.log_text())
+    assert kill["source"] == "tracepoint" and kill["killer"] == "kernel"
+    assert kill["process"] == Path(sys.executable).name[:15] and kill["uid"] == os.getuid()
+    assert kill["anon_rss_kb"] > 30 * 1024 and kill["total_vm_kb"] > kill["anon_rss_kb"]
+    assert kill["boot_id"] == Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    assert kill["constraint"] is None  # only the log says; never a guess
+    extra = json.loads(kill["details"])["extra"]
+    assert extra["witnesses"] == ["tracepoint"] and extra["tracepoint"]["oom_kill_count"] > 0
+    (note,) = notes
+    assert note["data"]["kills"][0]["source"] == "tracepoint"
+
+
+@pytest.mark.realoom
+def test_the_same_real_kill_through_kmsg_and_the_tracepoint_is_one_record_with_both(tmp_path, tracefs,
+                                                                                     oom_cgroup):  # noqa: F811
+    cg, kernel_path = oom_cgroup
+    with HttpSink() as sink:
+        daemon = Daemon(tmp_path, config(tmp_path, sink.url, tracefs, unique_instance(), "kmsg", '["oom.kill"]'))
+        try:
+            daemon.wait_message("READY=1")
+            child = hog(cg, uuid.uuid4().hex, delay=0)
+            assert child.wait(timeout=60) == -9
+
+            def confirmed():
+                found = rows(tmp_path / "history.db", "SELECT * FROM kills WHERE pid = ?", child.pid)
+                return found if found and "tracepoint" in json.loads(found[0]["details"])["extra"].get(
+                    "witnesses", []) and found[0]["constraint"] else None
+
+            stored = wait_until(confirmed, timeout=10)
+            notes = wait_until(lambda: kill_bodies(sink, child.pid), timeout=10)
+        finally:
+            assert daemon.stop() == 0
+    assert stored, daemon.log_text()
+    (kill,) = rows(tmp_path / "history.db", "SELECT * FROM kills WHERE pid = ?", child.pid)
+    details = json.loads(kill["details"])
+    # The log's fields ...
+    assert kill["constraint"] == "CONSTRAINT_MEMCG" and kill["memcg"] == kernel_path and kill["invoker"]
+    assert details["task_table"] and kill["gfp_mask"]
+    # ... and the tracepoint's exact time, its figures, and both witnesses named.
+    assert details["extra"]["witnesses"] == ["kmsg", "tracepoint"] or details["extra"]["witnesses"] == [
+        "tracepoint", "kmsg"]
+    assert kill["anon_rss_kb"] > 30 * 1024 and details["extra"]["tracepoint"]["mono_usec"] > 0
+    assert len(notes) == 1 and len(kill_bodies(sink, child.pid)) == 1
+    assert not rows(tmp_path / "history.db", "SELECT * FROM alerts WHERE kind = 'oom.unlogged' AND data LIKE ?",
+                    f'%"pid": {child.pid},%')
+
+
+CRITICAL = """  critical:
+    - cmdline: '{marker}'
+"""
+
+
+def test_a_write_of_1000_to_a_critical_process_reaches_the_webhook_naming_both(tmp_path, tracefs):
+    marker = f"critical-{uuid.uuid4().hex}"
+    target = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", marker])
+    writer = None
+    try:
+        with HttpSink() as sink:
+            daemon = Daemon(tmp_path, config(tmp_path, sink.url, tracefs, unique_instance(), "none",
+                                             '["process.adj_changed"]', CRITICAL.format(marker=marker)))
+            try:
+                daemon.wait_message("READY=1")
+                code = (f"import sys, time; open('/proc/{target.pid}/oom_score_adj', 'w').write('1000'); "
+                        "sys.stdout.write('done\\n'); sys.stdout.flush(); time.sleep(120)")
+                writer = subprocess.Popen([sys.executable, "-c", code, "--token=hunter2"], stdout=subprocess.PIPE)
+                assert writer.stdout.readline() == b"done\n"
+                notes = wait_until(lambda: bodies(sink, "process.adj_changed"), timeout=10)
+            finally:
+                assert daemon.stop() == 0
+    finally:
+        for proc in (target, writer):
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+    assert notes, daemon.log_text()
+    (note,) = [n for n in notes if n["data"]["adjustment"]["pid"] == target.pid]
+    adj = note["data"]["adjustment"]
+    assert note["severity"] == "critical"
+    assert adj["new_adj"] == 1000 and adj["old_adj"] in (0, None) and adj["critical"]
+    assert marker in adj["cmdline"]
+    assert adj["writer"]["pid"] == writer.pid and adj["writer"]["process"] == Path(sys.executable).name[:15]
+    assert "--token=" in adj["writer"]["cmdline"] and "hunter2" not in adj["writer"]["cmdline"]
+    assert f"(pid {target.pid})" in note["summary"] and f"(pid {writer.pid}" in note["summary"]
+    (row,) = rows(tmp_path / "history.db", "SELECT * FROM adjustments WHERE pid = ?", target.pid)
+    assert row["writer_pid"] == writer.pid and row["severity"] == "critical"
