@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector, start_http_se
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from sqlalchemy.exc import SQLAlchemyError
 
-from watchdog_oom.model import MemorySample
+from watchdog_oom.model import CgroupSample, MemorySample
 from watchdog_oom.store import Store
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,10 @@ class Metrics:
     """The collector of one host's metrics, in its own registry (`.registry`)."""
 
     def __init__(self, store: Store, host: str, latest_sample: Callable[[], MemorySample | None],
-                 last_check: Callable[[], datetime | None], started: datetime | None = None) -> None:
+                 last_check: Callable[[], datetime | None], started: datetime | None = None,
+                 cgroups: Callable[[], Sequence[CgroupSample]] = tuple) -> None:
         self.store = store
+        self.cgroups = cgroups
         self.started = started
         self.host = host
         self.latest_sample = latest_sample
@@ -80,6 +82,7 @@ class Metrics:
     def collect(self) -> Iterator[Metric]:
         """Every metric, read now (called by the registry at each scrape)."""
         yield from self._sample_metrics()
+        yield from cgroup_metrics(self.cgroups())
         checked = self.last_check()
         if checked is not None:
             yield GaugeMetricFamily(PREFIX + "last_check_timestamp_seconds",
@@ -131,3 +134,36 @@ class Metrics:
         yield alerts
         yield GaugeMetricFamily(PREFIX + "outbox_backlog", "Notifications waiting to be sent (pending or sending).",
                                 value=self.store.outbox_backlog())
+
+
+CGROUP_LABELS = ["cgroup", "name", "kind"]
+
+
+def cgroup_metrics(samples: Sequence[CgroupSample]) -> Iterator[Metric]:
+    """Per-cgroup gauges for the cgroups worth watching: those at or above the warning level
+    and the `cgroups.top` with the least headroom, so the series stay few however many
+    containers the host runs. Named after cAdvisor's container_memory_* where they mean
+    the same; `cgroup` is the path as the kernel prints it."""
+    if not samples:
+        return
+    families = {
+        "limit": GaugeMetricFamily(PREFIX + "cgroup_memory_limit_bytes",
+                                   "memory.max / memory.limit_in_bytes of the cgroup.", labels=CGROUP_LABELS),
+        "usage": GaugeMetricFamily(PREFIX + "cgroup_memory_usage_bytes",
+                                   "memory.current / memory.usage_in_bytes of the cgroup.", labels=CGROUP_LABELS),
+        "working_set": GaugeMetricFamily(PREFIX + "cgroup_memory_working_set_bytes",
+                                         "Usage minus inactive file pages, as cAdvisor's "
+                                         "container_memory_working_set_bytes.", labels=CGROUP_LABELS),
+        "percent": GaugeMetricFamily(PREFIX + "cgroup_memory_working_set_percent",
+                                     "Working set in percent of the limit.", labels=CGROUP_LABELS),
+        "oom_kill": GaugeMetricFamily(PREFIX + "cgroup_oom_kills",
+                                      "The cgroup's oom_kill counter (memory.events, memory.oom_control), "
+                                      "kills in its descendants included.", labels=CGROUP_LABELS),
+    }
+    for s in samples:
+        labels = [s.path, s.name or s.path, s.kind]
+        for key, value in (("limit", s.limit_bytes), ("usage", s.usage_bytes), ("working_set", s.working_set_bytes),
+                           ("percent", s.percent), ("oom_kill", s.oom_kill)):
+            if value is not None:
+                families[key].add_metric(labels, value)
+    yield from families.values()

@@ -1,7 +1,7 @@
 """The command line: `watchdog-oom COMMAND …` over the same pieces the daemon uses.
 
 One module per command group, each listing its `Command`s: run (the daemon), check
-(check, processes), history (history, show, report), import_logs (import), mute (mute,
+(check, processes), cgroups, history (history, show, report), import_logs (import), mute (mute,
 unmute), notify_test, admin (db, config), systemd. The options several commands share
 are declared once in options.py; exit codes, usage errors and times in common.py.
 """
@@ -17,7 +17,7 @@ from typing import TextIO
 
 from watchdog_oom import __version__
 from watchdog_oom import config as config_mod
-from watchdog_oom.cli import admin, check, history, import_logs, mute, notify_test, run, systemd
+from watchdog_oom.cli import admin, cgroups, check, history, import_logs, mute, notify_test, run, systemd
 from watchdog_oom.cli.check import evaluate_now, report_unknown
 from watchdog_oom.cli.common import EXIT_BAD_CONFIG, EXIT_UNKNOWN, ArgumentParser, BadArguments, Command, UsageError
 from watchdog_oom.cli.run import SafeFormatter
@@ -27,10 +27,10 @@ from watchdog_oom.store.explain import explain
 __all__ = ["COMMANDS", "SafeFormatter", "UsageError", "build_parser", "evaluate_now", "main"]
 
 # In the order `--help` lists them.
-COMMANDS: dict[str, Command] = {c.name: c for group in (run, check, history, import_logs, mute, notify_test, admin,
-                                                        systemd) for c in group.COMMANDS}
-ORDER = ("run", "check", "processes", "history", "show", "import", "report", "mute", "unmute", "notify-test", "db",
-         "config", "systemd-unit", "install-service",
+COMMANDS: dict[str, Command] = {c.name: c for group in (run, check, cgroups, history, import_logs, mute, notify_test,
+                                                        admin, systemd) for c in group.COMMANDS}
+ORDER = ("run", "check", "processes", "cgroups", "history", "show", "import", "report", "mute", "unmute",
+         "notify-test", "db", "config", "systemd-unit", "install-service",
          "completion", "manpage")
 
 # The commands that use the notification channels and the daemon's settings: they need

@@ -45,7 +45,8 @@ def evaluate_now(cfg: config_mod.Config, now: datetime) -> dict[str, Any]:
     memory = detect.memory_conditions(sample, cfg.memory)
     ranked = _ranking(cfg)
     risky = processes.at_risk(ranked, cfg.processes.at_risk_top)
-    conditions = [commit, *memory, *detect.process_conditions(risky)]
+    cgroup_conditions, cgroups_doc = _cgroups_now(cfg, now)
+    conditions = [commit, *memory, *detect.process_conditions(risky), *cgroup_conditions]
     findings = [{"kind": c.alert_kind, "severity": c.severity, "summary": c.summary}
                 for c in conditions if c.severity]
     status = NAGIOS[detect.worst(c.severity for c in conditions)][0]
@@ -70,7 +71,31 @@ def evaluate_now(cfg: config_mod.Config, now: datetime) -> dict[str, Any]:
             "status": NAGIOS[detect.worst(c.severity for c in memory)][0],
         },
         "processes": [_proc_json(p) for p in ranked[: cfg.processes.top]],
+        "cgroups": cgroups_doc,
         "findings": findings,
+    }
+
+
+def _cgroups_now(cfg: config_mod.Config, now: datetime) -> tuple[list[Any], dict[str, Any] | None]:
+    """The memory cgroups' level and throttling conditions of one reading, and `check --json`'s
+    "cgroups" object (null when cgroups are off or unreadable). One reading has no rate, so
+    no forecast: that is the daemon's."""
+    if not cfg.cgroups.enabled:
+        return [], None
+    from watchdog_oom.cli.cgroups import scan_now
+    from watchdog_oom.rules import cgroups as cgroup_rules
+
+    try:
+        samples, scan, _ = scan_now(cfg, now)
+    except OSError:
+        return [], None
+    conditions = [c for c in (cgroup_rules.level_condition(s, cfg.cgroups) for s in samples) if c is not None]
+    tightest = cgroup_rules.by_headroom(samples)[:3]
+    return conditions, {
+        "watched": len(samples), "status": NAGIOS[detect.worst(c.severity for c in conditions)][0],
+        "least_headroom": [{"path": s.path, "name": s.name, "limit_bytes": s.limit_bytes,
+                            "working_set_bytes": s.working_set_bytes, "working_set_percent": s.percent}
+                           for s in tightest],
     }
 
 
@@ -106,6 +131,12 @@ def cmd_check(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err
         f"({safe(m['mem_available_percent'])}%), swap free {m['swap_free_kb']} of {m['swap_total_kb']} kB, "
         f"PSI full avg10 {safe(m['psi_full_avg10'])}",
     ]
+    g = doc.get("cgroups")
+    if g:
+        tight = g["least_headroom"][0] if g["least_headroom"] else None
+        lines.append(f"cgroups  {g['status']:<8} {g['watched']} with a limit"
+                     + (f"; least headroom: {safe(tight['name'])} at {_percent(tight['working_set_percent'])}% "
+                        "of its limit" if tight else ""))
     for f in doc["findings"]:
         lines.append(f"{f['severity'].upper():<8} {f['kind']}: {safe(f['summary'])}")
     lines.append("")

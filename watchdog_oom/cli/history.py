@@ -176,6 +176,11 @@ def render_incident(doc: dict[str, Any]) -> str:
         f"  task cgroup    {safe(doc['task_memcg'])}",
         f"  source         {safe(doc['source'])}",
     ]
+    link = doc.get("cgroup_alert")
+    if link:
+        from watchdog_oom.rules.cgroups import describe_link
+
+        lines += ["", "Warned before", f"  {safe(describe_link(link))}", f"  {safe(link.get('summary'))}"]
     state = doc.get("commit_state")
     if state:
         lines += ["", f"Memory just before (sample at {safe(state.get('time'))})",

@@ -240,6 +240,63 @@ tokens, keys, credentials in URLs). Group 1 of a match (or the whole match witho
 becomes *** before a command line is stored or sent.""", more=(("--license[= ](\\S+)",),))
 
 
+def _cgroup_hysteresis_below_warning(view: View, config: CgroupsConfig) -> None:
+    if config.hysteresis >= config.warn_percent:
+        raise view.error(
+            f"{view.key_path('hysteresis')} ({config.hysteresis:g}) must be below "
+            f"{view.key_path('warn_percent')} ({config.warn_percent:g})", "hysteresis", "warn_percent")
+
+
+@dataclass(frozen=True, slots=True)
+class CgroupsConfig:
+    """Containers, pods and services at their own memory limit: `cgroups:`."""
+
+    enabled: bool = key(True, v.boolean(), """\
+Watch the memory cgroups that have a limit of their own (containers, Kubernetes pods, systemd \
+units with MemoryMax= or MemoryHigh=), where the cgroup filesystem is readable.""")
+    interval: float = key(10.0, v.duration(positive=True), """\
+How often they are read. A forecast needs three readings, so a cgroup that fills in less than \
+three intervals is caught by the kernel first.""")
+    root: str | None = key(None, v.optional(v.absolute_path()), """\
+Where the cgroup filesystems are mounted (v2 at the root, v1's memory hierarchy in memory/, \
+a hybrid host's cgroup2 in unified/). By default sys/fs/cgroup beside procfs: /sys/fs/cgroup \
+for /proc, /host/sys/fs/cgroup for /host/proc.""", more=("/sys/fs/cgroup",))
+
+    @staticmethod
+    def state_root_for(procfs: str) -> str:
+        """The root under which container runtimes keep their state (/var/lib/docker, /run/containerd):
+        the directory holding procfs, "/" for /proc."""
+        return os.path.dirname(os.path.normpath(procfs)) or "/"
+
+    def root_for(self, procfs: str) -> str:
+        """The cgroup mount root to read: `root`, else sys/fs/cgroup beside the procfs root."""
+        if self.root is not None:
+            return self.root
+        return os.path.join(os.path.dirname(os.path.normpath(procfs)), "sys", "fs", "cgroup")
+    warn_percent: float = key(85.0, v.percent(), """\
+Working set (usage minus inactive file pages, as the kubelet and cAdvisor count it) in percent \
+of the cgroup's limit. crit_percent must be at least warn_percent.""")
+    crit_percent: float = key(95.0, v.percent(), "The critical level, in percent of the limit.")
+    for_: float = key(30.0, v.duration(), "How long a level must be exceeded before it alerts.")
+    hysteresis: float = key(5.0, v.percent(), "Points below a level before its alert resolves; below warn_percent.")
+    horizon: float = key(600.0, v.duration(), """\
+cgroup.forecast alerts when the working set, growing at its recent rate, reaches the limit \
+within this time; 0 disables the forecast.""")
+    window: float = key(300.0, v.duration(positive=True), "The recent history the growth rate is fitted over.")
+    include: tuple[str, ...] = key(("*",), ListOf(v.glob(), single=True), """\
+Globs on the cgroup path (as the kernel prints it, e.g. /kubepods/*); only matching cgroups are \
+watched.""", more=(("/kubepods*", "/system.slice/*"),))
+    exclude: tuple[str, ...] = key((), ListOf(v.glob(), single=True), """\
+Globs on the cgroup path of cgroups never watched (their kills still count in their parents).""",
+                                   more=(("/user.slice/*",),))
+    top: int = key(10, v.integer(0), """\
+Beyond those at or above warn_percent, how many cgroups with the least headroom are kept in \
+history and exported in /metrics (bounds the metrics' cardinality).""")
+    max_cgroups: int = key(20000, v.integer(1), "At most this many cgroups are looked at per reading.")
+
+    checks: ClassVar = (_levels("warn_percent", "crit_percent"), _cgroup_hysteresis_below_warning)
+
+
 # -- notification channels: one dataclass per type --------------------------------------
 
 
@@ -538,6 +595,8 @@ The root of the proc filesystem that is read (another path for containers and te
     kernel_log: KernelLogConfig = section(KernelLogConfig, "Where OOM kill reports are read from.")
     processes: ProcessesConfig = section(ProcessesConfig, """\
 The OOM killer's likeliest next victims, and the processes that must not be one.""")
+    cgroups: CgroupsConfig = section(CgroupsConfig, """\
+Containers, pods and services at their own memory limit: headroom, a forecast, the victim inside.""")
     notifications: NotificationsConfig = section(NotificationsConfig, "Who is told, and how.", daemon_only=True)
     metrics: MetricsConfig = section(MetricsConfig, "The Prometheus endpoint.", daemon_only=True)
     retention: RetentionConfig = section(RetentionConfig, "How long history is kept.", daemon_only=True)

@@ -178,7 +178,8 @@ class Daemon:
         from watchdog_oom.metrics import Metrics
 
         s = self.shared
-        metrics = Metrics(s.store, self.cfg.host, s.host.last_sample, lambda: s.host.last_check, started=s.clock())
+        metrics = Metrics(s.store, self.cfg.host, s.host.last_sample, lambda: s.host.last_check, started=s.clock(),
+                          cgroups=lambda: list(s.cgroups.latest))
         self.metrics_server = metrics.serve(listen)
         log.info("Prometheus metrics at http://%s/metrics", listen)
 

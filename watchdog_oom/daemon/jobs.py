@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import timedelta, timezone
 from typing import Any
 
+from watchdog_oom.daemon.cgroups import CgroupCheck
 from watchdog_oom.daemon.checks import MemoryCheck, ProcessCheck
 from watchdog_oom.daemon.retention import RetentionJob
 from watchdog_oom.daemon.sdnotify import SdNotify
@@ -19,7 +20,8 @@ from watchdog_oom.daemon.shared import Shared
 log = logging.getLogger("watchdog_oom")
 
 RETENTION_INTERVAL = 3600.0
-FIRST_RUN = {"processes": 1.0, "retention": 60.0}  # a ranking at once; prune soon after start
+# A ranking and the cgroups at once; prune soon after start.
+FIRST_RUN = {"processes": 1.0, "cgroups": 0.5, "retention": 60.0}
 
 
 class Jobs:
@@ -30,6 +32,7 @@ class Jobs:
         self.notify = notify
         self.memory = MemoryCheck(shared)
         self.processes = ProcessCheck(shared)
+        self.cgroups = CgroupCheck(shared)
         self.scheduler: Any = None
 
     def start(self) -> None:
@@ -57,6 +60,8 @@ class Jobs:
             "processes": (self.processes, cfg.processes.interval),
             "retention": (self.prune, RETENTION_INTERVAL),
         }
+        if cfg.cgroups.enabled:
+            jobs["cgroups"] = (self.cgroups, cfg.cgroups.interval)
         if cfg.notifications.heartbeat.url:
             jobs["heartbeat"] = (self.heartbeat, cfg.notifications.heartbeat.interval)
         if self.notify.watchdog_interval and cfg.daemon.watchdog:

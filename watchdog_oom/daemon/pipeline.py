@@ -119,7 +119,11 @@ class Pipeline:
         s = self.shared
         with s.lock:
             last = s.host.last_sample()
-        return state_before(kill, last, min(s.cfg.commit.interval, s.cfg.memory.interval))
+        context = state_before(kill, last, min(s.cfg.commit.interval, s.cfg.memory.interval))
+        link = s.cgroups.alert_before(kill)
+        if link is not None:
+            context["cgroup_alert"] = link  # the warning before it, for `show`
+        return context
 
     def record(self, kills: list[OomKill]) -> None:
         """Store kills with the cursor, and queue their notifications, in one transaction.

@@ -9,20 +9,22 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from watchdog_oom import config as config_mod
 from watchdog_oom import detect, processes
 from watchdog_oom.clock import Clock
-from watchdog_oom.model import MemorySample, ProcScore
+from watchdog_oom.model import CgroupSample, MemorySample, OomKill, ProcScore
 from watchdog_oom.redact import Redactor
+from watchdog_oom.rules.cgroups import preceding_alert
 
 if TYPE_CHECKING:
     from watchdog_oom.dispatch import Outbox
     from watchdog_oom.store import Store
 
 SAMPLES_KEPT = 4096  # the memory samples kept for the trend rule and the state before a kill
+CGROUP_LINK_WITHIN = timedelta(hours=1)  # how old a cgroup alert may be to be linked to a kill
 
 
 @dataclass
@@ -42,6 +44,24 @@ class HostState:
 
 
 @dataclass
+class CgroupState:
+    """The memory cgroups as their check last saw them: each one's recent samples (for the
+    forecast), those worth keeping (for /metrics), and the last alert per cgroup path,
+    which a kill in that cgroup links to."""
+
+    history: dict[str, deque[CgroupSample]] = field(default_factory=dict)
+    latest: list[CgroupSample] = field(default_factory=list)
+    scanned_at: datetime | None = None
+    alerts: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # path -> alert key -> link
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def alert_before(self, kill: OomKill) -> dict[str, Any] | None:
+        """The cgroup alert that preceded a kill, for the kill's record (None: none recent)."""
+        with self.lock:
+            return preceding_alert(kill, self.alerts, CGROUP_LINK_WITHIN)
+
+
+@dataclass
 class Shared:
     """The store, clock, alert state and configuration the daemon's parts work with."""
 
@@ -53,6 +73,7 @@ class Shared:
     boot_id: str | None
     host: HostState
     rules: detect.Rules = field(default_factory=detect.Rules)
+    cgroups: CgroupState = field(default_factory=CgroupState)
     # The outbox thread's doorbell: rung after a transaction that queued notifications.
     wakeup: threading.Event = field(default_factory=threading.Event)
     lock: threading.RLock = field(default_factory=threading.RLock)  # rules and host state

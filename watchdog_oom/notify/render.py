@@ -106,7 +106,12 @@ def _victim(v: Mapping[str, Any]) -> str:
     parts = [f"pid {v.get('pid')}"]
     if isinstance(v.get("rss_kb"), (int, float)):
         parts.append(format_kb(v["rss_kb"]))
-    parts.append(f"oom_score {v.get('oom_score')}")
+    if v.get("oom_score") is not None or v.get("badness") is None:
+        parts.append(f"oom_score {v.get('oom_score')}")
+    else:  # inside a memory cgroup: the kernel's points against the cgroup's limit
+        parts.append(f"badness {v.get('badness_permille')}‰ of the limit")
+    if v.get("oom_score_adj"):
+        parts.append(f"oom_score_adj {v.get('oom_score_adj')}")
     if v.get("critical"):
         parts.append("critical")
     return f"{printable(v.get('process'))} ({', '.join(parts)})"
@@ -119,6 +124,8 @@ def _figure(key: str, value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, (int, float)) and key.endswith("_kb"):
         return f"{format_kb(value)} ({value:,.0f} kB)"
+    if isinstance(value, (int, float)) and key.endswith("_bytes") and not isinstance(value, bool):
+        return f"{format_kb(value / 1024)} ({value:,.0f} bytes)"
     if isinstance(value, float):
         text = f"{value:.2f}".rstrip("0").rstrip(".")
         return f"{text} %" if key.endswith("_percent") else text

@@ -6,19 +6,21 @@ into alerts with `for`, hysteresis and resolution. Keys carry the cgroup path:
 `cgroup:PATH` (working set against the limit: cgroup.warning / cgroup.critical),
 `cgroup.high:PATH` (memory.high throttling, v2: cgroup.warning), `cgroup.forecast:PATH`
 (the limit reached within the horizon at the current rate: cgroup.forecast); each
-resolves as cgroup.resolved. Nothing here reads a file, a clock or a database.
+resolves as cgroup.resolved. `cfg` is the `cgroups:` section (config.CgroupsConfig).
+Nothing here reads a file, a clock or a database.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from watchdog_oom.detect import Condition, _duration, _fit, level_high
-from watchdog_oom.model import Alert, CgroupSample, CgroupTask
+from watchdog_oom.model import Alert, CgroupSample, CgroupTask, OomKill
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 OOM_SCORE_ADJ_MIN = -1000
@@ -29,21 +31,17 @@ UNLOGGED = "oom.unlogged"
 FAMILY_PREFIXES = (LEVEL, HIGH, FORECAST)
 
 
-@dataclass(frozen=True, slots=True)
-class CgroupRulesConfig:
-    """The cgroups section's settings, as the rules read them (defaults are the product's)."""
+KEY_MAX = 255  # alerts.key is VARCHAR(255)
 
-    enabled: bool = True
-    interval: float = 10.0
-    warn_percent: float = 85.0  # working set in percent of the limit
-    crit_percent: float = 95.0
-    for_: float = 30.0
-    hysteresis: float = 5.0
-    horizon: float = 600.0  # forecast: alert when the limit is nearer than this (seconds)
-    window: float = 300.0  # forecast: growth rate over this much recent history (seconds)
-    include: tuple[str, ...] = ("*",)
-    exclude: tuple[str, ...] = ()
-    top: int = 10  # cgroups kept in history and /metrics beyond those above warn
+
+def key_of(prefix: str, path: str) -> str:
+    """The alert key of a cgroup's condition: prefix and path, the path shortened with a
+    digest past the column's 255 characters (the path itself travels in data["cgroup"])."""
+    key = prefix + path
+    if len(key) <= KEY_MAX:
+        return key
+    digest = hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return f"{key[:KEY_MAX - 18]}~{digest}"
 
 
 def mib(value: int | float | None) -> str:
@@ -85,7 +83,7 @@ def level_condition(sample: CgroupSample, cfg: Any, current: str | None = None) 
             f"of {mib(sample.limit_bytes)})")
     summary = (f"{what}: at the limit the kernel's OOM killer picks a process inside it" if severity
                else f"{what}.")
-    return Condition(LEVEL + sample.path, "cgroup", severity, summary, figures(sample), cfg.for_)
+    return Condition(key_of(LEVEL, sample.path), "cgroup", severity, summary, figures(sample), cfg.for_)
 
 
 def high_condition(sample: CgroupSample, previous: CgroupSample | None, cfg: Any,
@@ -113,7 +111,7 @@ def high_condition(sample: CgroupSample, previous: CgroupSample | None, cfg: Any
                else f"{_what(sample)} is no longer throttled at memory.high.")
     data = {**figures(sample), "high_events": sample.events["high"], "high_events_delta": rose,
             "psi_some_avg10": pressure}
-    return Condition(HIGH + sample.path, "cgroup", severity, summary, data, cfg.for_,
+    return Condition(key_of(HIGH, sample.path), "cgroup", severity, summary, data, cfg.for_,
                      "cgroup.warning" if severity else None)
 
 
@@ -167,7 +165,7 @@ def forecast_condition(history: Sequence[CgroupSample], sample: CgroupSample, cf
     fit = forecast(points, sample)
     if fit is None:
         if cut:  # the working set just fell a long way: whatever was forecast is over
-            return Condition(FORECAST + sample.path, "cgroup", None,
+            return Condition(key_of(FORECAST, sample.path), "cgroup", None,
                              f"{_what(sample)}: its working set fell to {mib(sample.working_set_bytes)}.",
                              figures(sample), 0.0)
         return None
@@ -189,7 +187,7 @@ def forecast_condition(history: Sequence[CgroupSample], sample: CgroupSample, cf
                    f"(+{mib(slope * 60)}/min, {mib(sample.working_set_bytes)} of {mib(sample.limit_bytes)})")
     else:
         summary = f"{_what(sample)}: no memory limit in sight at the current rate."
-    return Condition(FORECAST + sample.path, "cgroup", severity, summary, data, 0.0,
+    return Condition(key_of(FORECAST, sample.path), "cgroup", severity, summary, data, 0.0,
                      "cgroup.forecast" if severity else None)
 
 
@@ -325,7 +323,7 @@ def cross_check(state: Mapping[str, Any], boot_id: str | None, counters: Mapping
             summary = (f"{own} OOM kill{'s' if own != 1 else ''} in cgroup {path} with no log record: its oom_kill "
                        f"counter rose to {counters[path]} but the kernel log showed fewer kills there "
                        "(rate-limited printk or a lost log)")
-            alerts.append(Alert(f"{UNLOGGED}:{path}", UNLOGGED, "critical", summary, now, False,
+            alerts.append(Alert(key_of(UNLOGGED + ":", path), UNLOGGED, "critical", summary, now, False,
                                 {"cgroup": path, "missing": own, "oom_kill": counters[path]}))
     return {"boot_id": boot_id, "cgroups": cgroups}, alerts
 
@@ -341,9 +339,9 @@ def conditions(samples: Sequence[CgroupSample], history: Mapping[str, Sequence[C
     out: list[Condition] = []
     for sample in samples:
         past = history.get(sample.path, ())
-        for cond in (level_condition(sample, cfg, firing.get(LEVEL + sample.path)),
-                     high_condition(sample, past[-1] if past else None, cfg, firing.get(HIGH + sample.path)),
-                     forecast_condition([*past, sample], sample, cfg, firing.get(FORECAST + sample.path))):
+        for cond in (level_condition(sample, cfg, firing.get(key_of(LEVEL, sample.path))),
+                     high_condition(sample, past[-1] if past else None, cfg, firing.get(key_of(HIGH, sample.path))),
+                     forecast_condition([*past, sample], sample, cfg, firing.get(key_of(FORECAST, sample.path)))):
             if cond is not None:
                 out.append(cond)
     return out
@@ -355,28 +353,94 @@ def keep_keys(samples: Sequence[CgroupSample], found: Sequence[Condition]) -> li
     keep = []
     for sample in samples:
         for prefix in FAMILY_PREFIXES:
-            if prefix + sample.path not in judged:
-                keep.append(prefix + sample.path)
+            if key_of(prefix, sample.path) not in judged:
+                keep.append(key_of(prefix, sample.path))
     return keep
 
 
 def worth_keeping(samples: Sequence[CgroupSample], cfg: Any, firing: Iterable[str] = ()) -> list[CgroupSample]:
     """The cgroups whose samples go to history and /metrics: those at or above the warn
     level, those with a firing alert, and the `cfg.top` with the least headroom."""
-    firing_paths = {key.split(":", 1)[1] for key in firing if ":" in key}
+    firing_keys = set(firing)
     ordered = by_headroom(samples)
     chosen = {s.path for s in ordered[:cfg.top]}
-    chosen |= {s.path for s in samples if (s.percent or 0) >= cfg.warn_percent or s.path in firing_paths}
+    chosen |= {s.path for s in samples if (s.percent or 0) >= cfg.warn_percent
+               or any(key_of(prefix, s.path) in firing_keys for prefix in FAMILY_PREFIXES)}
     return [s for s in ordered if s.path in chosen]
 
 
 def by_headroom(samples: Iterable[CgroupSample]) -> list[CgroupSample]:
-    """Least headroom first: highest working-set percent of the limit; memory.high-only cgroups
-    by their percent of memory.high, after those with a limit at the same percent."""
-    def key(s: CgroupSample) -> tuple[float, int, str]:
+    """Least headroom first: highest working-set percent of the limit; then the cgroups with
+    only memory.high (throttled, never killed by it), by their percent of it."""
+    def key(s: CgroupSample) -> tuple[int, float, str]:
         if s.percent is not None:
-            return (-s.percent, 0, s.path)
+            return (0, -s.percent, s.path)
         if s.high_bytes:
-            return (-(s.working_set_bytes * 100.0 / s.high_bytes), 1, s.path)
-        return (0.0, 2, s.path)
+            return (1, -(s.working_set_bytes * 100.0 / s.high_bytes), s.path)
+        return (2, 0.0, s.path)
     return sorted(samples, key=key)
+
+
+# -- a kill linked to the warning before it -----------------------------------------------
+
+def alert_link(alert: Alert, alert_id: int, earlier: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What a kill record keeps of the cgroup alert before it: when it first warned, and
+    the latest figures (percent, time left, the victim it named)."""
+    data = alert.data
+    victim = (data.get("victims") or [None])[0]
+    link = {"alert_id": alert_id, "kind": alert.kind, "severity": alert.severity, "time": alert.time.isoformat(),
+            "first_time": alert.time.isoformat(), "summary": alert.summary, "cgroup": data.get("cgroup"),
+            "working_set_percent": data.get("working_set_percent"), "seconds_to_limit": data.get("seconds_to_limit"),
+            "victim": {"pid": victim.get("pid"), "process": victim.get("process")} if victim else None}
+    link["first"] = {k: link[k] for k in ("time", "working_set_percent", "seconds_to_limit")}
+    if earlier and earlier.get("first"):
+        link["first"] = dict(earlier["first"])
+        link["first_time"] = earlier["first"]["time"]
+    return link
+
+
+def preceding_alert(kill: OomKill, links: Mapping[str, Mapping[str, Mapping[str, Any]]],
+                    within: timedelta) -> dict[str, Any] | None:
+    """The first alert of the cgroup whose limit the kill hit (`memcg`), else of the innermost
+    cgroup above the victim's that alerted, if it was still current at most `within` before
+    the kill. `links` holds per cgroup path the alert_link() of each of its alert keys."""
+    if not kill.cgroup_oom:
+        return None
+    candidates = [kill.memcg] if kill.memcg else []
+    path = kill.task_memcg or ""
+    while path and path != "/":
+        candidates.append(path)
+        path = path.rpartition("/")[0]
+    for path in candidates:
+        recent = [link for link in links.get(path or "", {}).values() if _current(link, kill, within)]
+        if recent:
+            return dict(min(recent, key=lambda link: link.get("first_time") or link["time"]))
+    return None
+
+
+def _current(link: Mapping[str, Any], kill: OomKill, within: timedelta) -> bool:
+    if kill.time is None:
+        return True
+    age = (kill.time - datetime.fromisoformat(link["time"])).total_seconds()
+    return -60 <= age <= within.total_seconds()
+
+
+def describe_link(link: Mapping[str, Any]) -> str:
+    """`show`'s line for the alert before a kill: "cgroup.forecast #7 first at 14:02 (85.0 % of
+    the limit, 4m left), last at 14:05 (99.1 %, 2 s left); victim java pid 812"."""
+    def figures(at: Mapping[str, Any]) -> str:
+        facts = []
+        if at.get("working_set_percent") is not None:
+            facts.append(f"{at['working_set_percent']:.1f} % of the limit")
+        if at.get("seconds_to_limit") is not None:
+            facts.append(f"{_eta(at['seconds_to_limit'])} left")
+        return f" ({', '.join(facts)})" if facts else ""
+
+    first = link.get("first") or link
+    text = f"{link.get('kind')} #{link.get('alert_id')} first at {first.get('time')}{figures(first)}"
+    if link.get("time") != first.get("time"):
+        text += f", last at {link.get('time')}{figures(link)}"
+    victim = link.get("victim") or {}
+    if victim.get("process"):
+        text += f"; victim {victim['process']} pid {victim.get('pid')}"
+    return text

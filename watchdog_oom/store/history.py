@@ -684,6 +684,13 @@ class Tx:
             query = query.where(Kill.boot_id == boot_id)
         return self.session.scalar(query) or 0
 
+    def kills_by_cgroup(self, boot_id: str | None) -> dict[str, int]:
+        """The kernel's kills of this boot recorded per victim cgroup (task_memcg)."""
+        query = (select(Kill.task_memcg, func.count()).where(
+            Kill.host == self.host, Kill.killer == "kernel", Kill.boot_id == boot_id, Kill.task_memcg.is_not(None))
+            .group_by(Kill.task_memcg))
+        return {str(path): int(n) for path, n in self.session.execute(query)}
+
     # -- alerts -------------------------------------------------------------------------
 
     def firing_alerts(self) -> list[AlertRow]:

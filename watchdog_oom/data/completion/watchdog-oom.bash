@@ -5,11 +5,12 @@
 #    source ~/.local/share/bash_completion/watchdog-oom
 # See also: https://github.com/scop/bash-completion/blob/main/doc/configuration.md
 
-_shtab_watchdog_oom_subparsers=(run check processes history show import report mute unmute notify-test db config systemd-unit install-service completion manpage)
+_shtab_watchdog_oom_subparsers=(run check processes cgroups history show import report mute unmute notify-test db config systemd-unit install-service completion manpage)
 
 _shtab_watchdog_oom_run_option_strings=(-h --help --log-level)
 _shtab_watchdog_oom_check_option_strings=(-h --help --format --json)
 _shtab_watchdog_oom_processes_option_strings=(-h --help --top --format --json)
+_shtab_watchdog_oom_cgroups_option_strings=(-h --help --top --format --json)
 _shtab_watchdog_oom_history_option_strings=(-h --help --since --until --process --host --limit --format --json)
 _shtab_watchdog_oom_show_option_strings=(-h --help --format --json)
 _shtab_watchdog_oom_import_option_strings=(-h --help --dry-run --format --json)
@@ -30,6 +31,7 @@ _shtab_watchdog_oom_option_strings=(-h --help -c --config --version)
 _shtab_watchdog_oom_run___log_level_choices=(debug info warning error)
 _shtab_watchdog_oom_check___format_choices=(table json)
 _shtab_watchdog_oom_processes___format_choices=(table json csv)
+_shtab_watchdog_oom_cgroups___format_choices=(table json)
 _shtab_watchdog_oom_history_pos_0_choices=(kills alerts samples notifications protections adjustments summary)
 _shtab_watchdog_oom_history___format_choices=(table json csv)
 _shtab_watchdog_oom_show___format_choices=(table json)
@@ -38,7 +40,7 @@ _shtab_watchdog_oom_mute___format_choices=(table json csv)
 _shtab_watchdog_oom_db_pos_0_choices=(upgrade)
 _shtab_watchdog_oom_config_pos_0_choices=(check)
 _shtab_watchdog_oom_completion_pos_0_choices=(bash zsh)
-_shtab_watchdog_oom_pos_0_choices=(run check processes history show import report mute unmute notify-test db config systemd-unit install-service completion manpage)
+_shtab_watchdog_oom_pos_0_choices=(run check processes cgroups history show import report mute unmute notify-test db config systemd-unit install-service completion manpage)
 
 _shtab_watchdog_oom_run__h_nargs=0
 _shtab_watchdog_oom_run___help_nargs=0
@@ -48,6 +50,9 @@ _shtab_watchdog_oom_check___json_nargs=0
 _shtab_watchdog_oom_processes__h_nargs=0
 _shtab_watchdog_oom_processes___help_nargs=0
 _shtab_watchdog_oom_processes___json_nargs=0
+_shtab_watchdog_oom_cgroups__h_nargs=0
+_shtab_watchdog_oom_cgroups___help_nargs=0
+_shtab_watchdog_oom_cgroups___json_nargs=0
 _shtab_watchdog_oom_history__h_nargs=0
 _shtab_watchdog_oom_history___help_nargs=0
 _shtab_watchdog_oom_history___json_nargs=0

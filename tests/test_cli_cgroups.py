@@ -1,0 +1,93 @@
+"""`watchdog-oom cgroups`, and the cgroups in `check` and /metrics, over a captured v2 host:
+its cgroup tree at sys/fs/cgroup beside a proc tree of its processes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import timezone
+from pathlib import Path
+
+import pytest
+from proctree import ProcTree
+from test_cli import run, write_config
+
+from watchdog_oom.cgroups import CgroupReader
+from watchdog_oom.metrics import cgroup_metrics
+
+DATA = Path(__file__).parent / "data" / "cgroups" / "v2-systemd-docker-k8s-podman"
+WORKER = ("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod4c2d9e1a_7b3f_4e8d_a5c6_0f1e2d3c4b5a.slice/"
+          "cri-containerd-e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855.scope")
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Path:
+    """A proc tree and, beside it, the captured cgroup tree (cgroups.root's default)."""
+    shutil.copytree(DATA, tmp_path / "sys" / "fs" / "cgroup", ignore=shutil.ignore_patterns("state"))
+    shutil.copytree(DATA / "state", tmp_path, dirs_exist_ok=True)  # the runtimes' state under the same root
+    (ProcTree(tmp_path)
+     .meminfo(MemTotal=16 << 20)
+     .process(5001, "java", 900, 0, uid=1000, rss_kb=700_000, cmdline=["java", "-Dtoken=hunter2", "-jar", "w.jar"])
+     .process(5002, "sh", 700, 300, rss_kb=2_000)
+     .process(3101, "grafana", 800, 0, rss_kb=350_000)
+     .process(3150, "sh", 600, 0, rss_kb=1_000))
+    return tmp_path
+
+
+def config(tmp: Path, extra: str = "") -> Path:
+    return write_config(tmp, f"database: sqlite:///{tmp}/db/history.db\nprocfs: {tmp}/proc\n{extra}")
+
+
+def test_cgroups_json_least_headroom_first_with_the_victim(host):
+    code, out, err = run("cgroups", "--format", "json", config=config(host))
+    assert code == 0, err
+    doc = json.loads(out)
+    rows = doc["cgroups"]
+    assert rows[0]["path"] == WORKER and rows[0]["name"] == "jobs/batch-5c8d7f-abcde/worker"
+    percents = [r["working_set_percent"] for r in rows if r["working_set_percent"] is not None]
+    assert percents == sorted(percents, reverse=True)
+    worker = rows[0]
+    assert worker["limit_bytes"] == 768 << 20 and worker["working_set_bytes"] == (699 + 100 - 50 + 3) << 20
+    assert worker["victim"]["pid"] == 5001 and "hunter2" not in worker["victim"]["cmdline"]
+    assert worker["seconds_to_limit"] is None  # one reading and no history: no rate
+    assert doc["hierarchies"] == [{"version": 2, "root": str(host / "sys" / "fs" / "cgroup")}]
+    assert not (host / "db").exists()  # a look, not a write
+
+
+def test_cgroups_table_and_top(host):
+    code, out, _ = run("cgroups", "--top", "2", config=config(host))
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split()[:3] == ["NAME", "KIND", "LIMIT"]
+    assert len(lines) == 3 and "jobs/batch-5c8d7f-abcde/worker" in lines[1] and "java (5001)" in lines[1]
+
+
+def test_cgroups_filters_and_no_hierarchy(host, tmp_path):
+    code, out, _ = run("cgroups", "--json", config=config(host, "cgroups:\n  exclude: ['/kubepods.slice/*']\n"))
+    assert not any(r["path"].startswith("/kubepods.slice/") for r in json.loads(out)["cgroups"])
+    code, out, _ = run("cgroups", config=config(host, f"cgroups:\n  root: {tmp_path}/nowhere\n"))
+    assert code == 0 and out.startswith("no memory cgroup hierarchy under")
+
+
+def test_check_judges_the_cgroups(host):
+    code, out, _ = run("check", "--json", config=config(host))
+    doc = json.loads(out)
+    assert code == 2 and doc["status"] == "CRITICAL"
+    finding = next(f for f in doc["findings"] if f["kind"].startswith("cgroup."))
+    assert finding["kind"] == "cgroup.critical" and "jobs/batch-5c8d7f-abcde/worker" in finding["summary"]
+    assert doc["cgroups"]["status"] == "CRITICAL" and doc["cgroups"]["watched"] == 8
+    code, out, _ = run("check", config=config(host))
+    assert "cgroups  CRITICAL 8 with a limit; least headroom: jobs/batch-5c8d7f-abcde/worker at 97.92%" in out
+
+
+def test_check_without_cgroups(host):
+    code, out, _ = run("check", "--json", config=config(host, "cgroups:\n  enabled: false\n"))
+    doc = json.loads(out)
+    assert doc["cgroups"] is None and code == 0
+
+
+def test_metrics_have_one_series_per_cgroup_worth_keeping(t0):
+    samples = CgroupReader(str(DATA), None).scan(t0.astimezone(timezone.utc), 16 << 30).samples
+    families = {m.name: m for m in cgroup_metrics(samples[:3])}
+    ws = families["watchdog_oom_cgroup_memory_working_set_bytes"]
+    assert len(ws.samples) == 3 and set(ws.samples[0].labels) == {"cgroup", "name", "kind"}
+    assert list(cgroup_metrics([])) == []

@@ -1,0 +1,171 @@
+"""The cgroups check: read the memory cgroups with a limit, evaluate their rules, name the
+victim inside each one that alerts, cross-check their kill counters, keep their history.
+
+The reading and the rules are `watchdog_oom.cgroups` and `watchdog_oom.rules.cgroups`;
+this job holds what they need between runs (each cgroup's recent samples, the counters'
+baselines, the last alert per cgroup, which a kill record links to) and does the I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from watchdog_oom import procfs
+from watchdog_oom.cgroups import CgroupReader, Hierarchy, Scan, read_tasks
+from watchdog_oom.daemon.recording import record_repeats
+from watchdog_oom.daemon.shared import CgroupState, Shared
+from watchdog_oom.model import Alert
+from watchdog_oom.rules import cgroups as rules
+
+log = logging.getLogger("watchdog_oom")
+
+CROSS_CHECK_CURSOR = "cgroups:oom_kill"  # the per-cgroup cross-check's state, kept as a cursor
+HISTORY_KEPT = 64  # samples per cgroup kept in memory for the forecast (the window needs ~30)
+
+
+class CgroupCheck:
+    """One reading of the memory cgroups and everything that follows from it."""
+
+    def __init__(self, shared: Shared) -> None:
+        self.shared = shared
+        self.state: CgroupState = shared.cgroups
+        self._reader: CgroupReader | None = None
+        self._reader_key: tuple[Any, ...] = ()
+        self._warned_truncated = False
+
+    def reader(self) -> CgroupReader:
+        """The reader for the configuration in force (rebuilt when its settings change)."""
+        c = self.shared.cfg.cgroups
+        root = c.root_for(self.shared.cfg.procfs)
+        key = (root, c.include, c.exclude, c.max_cgroups)
+        if self._reader is None or key != self._reader_key:
+            state_root = c.state_root_for(self.shared.cfg.procfs)
+            self._reader = CgroupReader(root, state_root, include=c.include, exclude=c.exclude,
+                                        max_cgroups=c.max_cgroups)
+            self._reader_key = key
+        return self._reader
+
+    def __call__(self) -> None:
+        s = self.shared
+        cfg, now = s.cfg, s.clock()
+        if not cfg.cgroups.enabled:
+            return
+        try:
+            meminfo = procfs.read_meminfo(cfg.procfs)
+            began = time.monotonic()
+            scan = self.reader().scan(now, meminfo.get("MemTotal", 0) * 1024)
+            elapsed = time.monotonic() - began
+        except Exception as exc:
+            log.error("cannot read memory cgroups under %s: %s", cfg.cgroups.root_for(cfg.procfs), exc)
+            return
+        self._log_scan(scan, elapsed)
+        swap_total = meminfo.get("SwapTotal", 0) * 1024
+        with s.lock:
+            firing = s.rules.firing_map()
+            history = {p: list(self.state.history.get(p, ())) for p in (x.path for x in scan.samples)}
+            conditions = rules.conditions(scan.samples, history, cfg.cgroups, firing)
+        conditions = self._name_victims(conditions, scan, swap_total)
+        with s.lock:
+            events = s.rules.evaluate(conditions, now, family=rules.FAMILY_PREFIXES,
+                                      keep=rules.keep_keys(scan.samples, conditions))
+            self._remember(scan, events, s.rules.firing_map(), now)
+        with s.store.tx() as tx:
+            rows = self._record(tx, events, now)
+            self._cross_check(tx, scan, now)
+            record_repeats(tx, s.outbox, now, cfg.notifications.repeat_interval)
+        with self.state.lock:
+            for alert, row_id in rows:
+                links = self.state.alerts.setdefault(alert.data.get("cgroup", ""), {})
+                earlier = links.get(alert.key)
+                same_episode = earlier is not None and earlier.get("alert_id") == row_id
+                links[alert.key] = rules.alert_link(alert, row_id, earlier if same_episode else None)
+        if events:
+            s.wakeup.set()
+
+    def _log_scan(self, scan: Scan, elapsed: float) -> None:
+        if scan.truncated and not self._warned_truncated:
+            log.warning("cgroups: more than %d cgroups; the rest of the tree is not read (cgroups.max_cgroups)",
+                        self.shared.cfg.cgroups.max_cgroups)
+            self._warned_truncated = True
+        log.debug("cgroups: %d looked at, %d with a limit, in %.3f s", scan.visited, len(scan.samples), elapsed)
+
+    def _name_victims(self, conditions: list[Any], scan: Scan, swap_total: int) -> list[Any]:
+        """Alerting conditions name the process the kernel would kill in their cgroup.
+        Read outside the lock: /proc reads must not hold up the other checks."""
+        by_path = {x.path: x for x in scan.samples}
+        out = []
+        for cond in conditions:
+            sample = by_path.get(cond.data.get("cgroup", ""))
+            if cond.severity is None or sample is None:
+                out.append(cond)
+                continue
+            hierarchy = _hierarchy(scan.hierarchies, sample.version)
+            tasks = read_tasks(hierarchy.root, sample.path, self.shared.cfg.procfs) if hierarchy else []
+            redact = self.shared.redactor.redact
+            tasks = [t if not t.cmdline else _with_cmdline(t, redact(t.cmdline)) for t in tasks]
+            out.append(rules.name_victim(cond, sample, tasks, swap_total))
+        return out
+
+    def _remember(self, scan: Scan, events: list[Alert], firing: Mapping[str, str | None], now: datetime) -> None:
+        state = self.state
+        for sample in scan.samples:
+            state.history.setdefault(sample.path, deque(maxlen=HISTORY_KEPT)).append(sample)
+        live = {x.path for x in scan.samples}
+        for path in [p for p in state.history if p not in live]:
+            del state.history[path]  # the cgroup is gone (a stopped container)
+        state.latest = rules.worth_keeping(scan.samples, self.shared.cfg.cgroups,
+                                           [k for k, v in firing.items() if v])
+        state.scanned_at = now
+
+    def _record(self, tx: Any, events: list[Alert], now: datetime) -> list[tuple[Alert, int]]:
+        """Fire or resolve each alert with its notifications; the fired alerts with their row ids."""
+        s = self.shared
+        fired = []
+        for alert in events:
+            if alert.resolved:
+                row = tx.resolve_alert(alert)
+                if row is not None:
+                    s.outbox.alert(tx, alert, row, "resolved", now)
+                    log.info("resolved: %s", alert.key)
+                continue
+            row, reason = tx.fire_alert(alert)
+            fired.append((alert, row.id))
+            if reason is not None:
+                s.outbox.alert(tx, alert, row, reason, now)
+                log.warning("%s (%s): %s", alert.kind, alert.severity, alert.summary)
+        return fired
+
+    def _cross_check(self, tx: Any, scan: Scan, now: datetime) -> None:
+        """Each cgroup's oom_kill counter against the kills recorded in it this boot."""
+        s = self.shared
+        if not s.cfg.kernel_log.vmstat_check:
+            return
+        counters = {x.path: x.oom_kill for x in scan.samples if x.oom_kill is not None}
+        raw = tx.get_cursor(CROSS_CHECK_CURSOR)
+        state = json.loads(raw) if raw else {}
+        recorded = rules.subtree_counts(tx.kills_by_cgroup(s.boot_id), counters)
+        new_state, alerts = rules.cross_check(state, s.boot_id, counters, recorded, now)
+        for alert in alerts:
+            row, _ = tx.fire_alert(alert)
+            s.outbox.alert(tx, alert, row, "new", now)
+            # Each finding is its own event: resolved at once, so the next one fires anew.
+            tx.resolve_alert(Alert(alert.key, alert.kind, "info", alert.summary, now, True, {}))
+            log.error("%s", alert.summary)
+        if new_state != state:
+            tx.set_cursor(CROSS_CHECK_CURSOR, json.dumps(new_state, sort_keys=True), now)
+
+
+def _hierarchy(hierarchies: list[Hierarchy], version: int) -> Hierarchy | None:
+    return next((h for h in hierarchies if h.version == version), None)
+
+
+def _with_cmdline(task: Any, cmdline: str) -> Any:
+    from dataclasses import replace
+
+    return replace(task, cmdline=cmdline)
