@@ -145,7 +145,7 @@ def query(db: Path, sql: str, *args) -> list[sqlite3.Row]:
 
 def test_warning_and_forecast_come_before_the_kill_and_name_the_victim(tmp_path, cgroups):
     box = cgroups(LIMIT)
-    outside = cgroups(16 * MiB)  # limited and busy, but not included
+    outside = cgroups(32 * MiB)  # limited and above the warning level, but not included
     db = tmp_path / "history.db"
     daemon = Daemon(tmp_path, config(tmp_path, box.path))
     try:
@@ -159,6 +159,7 @@ def test_warning_and_forecast_come_before_the_kill_and_name_the_victim(tmp_path,
         killed_after = time.monotonic() - started
         kills = wait_until(lambda: query(db, "SELECT * FROM kills WHERE pid = ?", filler.pid), timeout=5)
         time.sleep(2.5)  # two more readings: the counter cross-check's second look
+        assert holder.poll() is None and other.poll() is None, "only the filler may die"
         holder.kill()
         other.kill()
     finally:
