@@ -467,7 +467,7 @@ def test_check_answers_unknown_on_a_configuration_error(tmp_path, config_text):
     code, out, _ = run("check", "--json", config=path)
     doc = json.loads(out)
     assert code == 3 and doc["status"] == "UNKNOWN" and "configuration error" in doc["error"]
-    assert CHECK_DOC_KEYS <= doc.keys() and (doc["commit"], doc["memory"], doc["processes"]) == (None, None, [])
+    assert doc.keys() >= CHECK_DOC_KEYS and (doc["commit"], doc["memory"], doc["processes"]) == (None, None, [])
     code, _, err = run("config", "check", config=path)
     assert code == 2 and "configuration error" in err
 
@@ -485,7 +485,7 @@ def test_check_json_without_a_procfs_keeps_the_schema(tmp_path):
     cfg = write_config(tmp_path, f"procfs: {tmp_path}/nowhere\ndatabase: sqlite:///{tmp_path}/h.db\n")
     code, out, _ = run("check", "--json", config=cfg)
     doc = json.loads(out)
-    assert code == 3 and CHECK_DOC_KEYS <= doc.keys() and doc["processes"] == [] and doc["memory"] is None
+    assert code == 3 and doc.keys() >= CHECK_DOC_KEYS and doc["processes"] == [] and doc["memory"] is None
     assert "cannot read memory figures" in doc["error"]
 
 
@@ -543,7 +543,8 @@ def test_daemon_log_lines_cannot_be_forged_or_drive_the_terminal():
                                ("\x1b[2Jevil\nWARNING watchdog_oom: forged\u202e", 42), None)
     line = SafeFormatter("%(levelname)s %(name)s: %(message)s").format(record)
     assert "\n" not in line and "\x1b" not in line and "\u202e" not in line
-    assert line == "WARNING watchdog_oom: OOM kill recorded: \\x1b[2Jevil\\x0aWARNING watchdog_oom: forged\\u202e pid 42"
+    assert line == ("WARNING watchdog_oom: OOM kill recorded: \\x1b[2Jevil\\x0aWARNING watchdog_oom: "
+                    "forged\\u202e pid 42")
 
 
 def test_a_systemd_oomd_kill_has_no_pid_rather_than_a_made_up_one(cfg):

@@ -439,7 +439,8 @@ def test_key_of_another_channel_type_is_refused_naming_the_type(tmp_path: Path) 
 
 def test_wrong_type_names_key_line_and_what_was_expected(tmp_path: Path) -> None:
     message = refused(tmp_path, "host: a\n\n\n\ncommit:\n  basis: sar\n  interval: ten\n")
-    assert message.endswith('line 7: commit.interval: expected a duration like 10s, 5m or a number of seconds, got "ten"')
+    assert message.endswith('line 7: commit.interval: expected a duration like 10s, 5m or a number of seconds, '
+                            'got "ten"')
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -489,12 +490,14 @@ def test_negative_zero_and_out_of_range_values_are_refused(tmp_path: Path, text:
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("commit:\n  basis: sars\n", 'commit.basis: expected one of auto, sar, commit_limit; got "sars" (did you mean "sar"?)'),
+    ("commit:\n  basis: sars\n",
+     'commit.basis: expected one of auto, sar, commit_limit; got "sars" (did you mean "sar"?)'),
     ("kernel_log:\n  source: syslog\n", "kernel_log.source: expected one of auto, kmsg, journal, file, none"),
     ("daemon:\n  log_level: verbose\n", "daemon.log_level: expected one of debug, info, warning, error"),
     ("notifications:\n  channels:\n    - {name: x, type: sms}\n",
      'notifications.channels[0].type: expected one of slack, email, webhook; got "sms"'),
-    ("notifications:\n  channels:\n    - {name: x, type: slack, webhook_url: 'https://h.example/x', min_severity: high}\n",
+    ("notifications:\n  channels:\n"
+     "    - {name: x, type: slack, webhook_url: 'https://h.example/x', min_severity: high}\n",
      "notifications.channels[0].min_severity: expected one of info, warning, critical"),
     ("notifications:\n  channels:\n    - {name: x, type: email, host: h, from: a@b.c, to: d@e.f, security: tls}\n",
      "notifications.channels[0].security: expected one of starttls, ssl, none"),
@@ -554,7 +557,8 @@ def test_duplicate_yaml_keys_are_refused(tmp_path: Path) -> None:
     ("processes:\n  critical:\n    - cmdline: 'postgres: ('\n",
      "line 3: processes.critical[0].cmdline: not a valid regular expression"),
     ("processes:\n  redact: ['ok', '[unclosed']\n", "line 2: processes.redact[1]: not a valid regular expression"),
-    ("processes:\n  critical:\n    - {}\n", "line 3: processes.critical[0]: a critical rule needs one of name, cmdline"),
+    ("processes:\n  critical:\n    - {}\n",
+     "line 3: processes.critical[0]: a critical rule needs one of name, cmdline"),
     ("processes:\n  critical:\n    - comm: sshd\n",
      'line 3: unknown key "processes.critical[0].comm"; the keys here are name, cmdline, unit, cgroup'),
     ("metrics:\n  listen: 9464\n", "line 2: metrics.listen: expected text, got 9464"),
@@ -570,12 +574,14 @@ def test_impossible_values_are_refused_naming_the_key(tmp_path: Path, text: str,
 
 @pytest.mark.parametrize(("key", "url", "expected"), [
     ("webhook_url", "ftp://hooks.slack.com/services/T1/B2/SEKRET", 'got one with the scheme "ftp"'),
-    ("webhook_url", "hooks.slack.com/services/T1/B2/SEKRET", "expected an http:// or https:// URL, got one with no scheme"),
+    ("webhook_url", "hooks.slack.com/services/T1/B2/SEKRET",
+     "expected an http:// or https:// URL, got one with no scheme"),
     ("webhook_url", "https:///services/T1/B2/SEKRET", "expected an http(s) URL with a host"),
     ("webhook_url", "https://hooks.slack.com:99999/SEKRET", "not a valid URL"),
 ])
 def test_malformed_urls_are_refused_without_repeating_them(tmp_path: Path, key: str, url: str, expected: str) -> None:
-    message = refused(tmp_path, f"notifications:\n  channels:\n    - name: c\n      type: slack\n      {key}: '{url}'\n")
+    message = refused(tmp_path,
+                      f"notifications:\n  channels:\n    - name: c\n      type: slack\n      {key}: '{url}'\n")
     assert f"line 5: notifications.channels[0].{key}: " in message
     assert expected in message
     assert "SEKRET" not in message

@@ -54,7 +54,10 @@ def test_mode_0_explains_that_the_oom_killer_acts_instead(t0):
 def test_condition_must_hold_for_its_duration(t0):
     cfg = CommitConfig(for_=30)
     rules = detect.Rules()
-    fire = lambda t: rules.evaluate([detect.commit_conditions(at_percent(t, 95), cfg, rules.firing("commit"))], t)
+
+    def fire(t):
+        return rules.evaluate([detect.commit_conditions(at_percent(t, 95), cfg, rules.firing("commit"))], t)
+
     assert fire(t0) == []
     assert fire(t0 + timedelta(seconds=20)) == []
     (alert,) = fire(t0 + timedelta(seconds=30))

@@ -10,10 +10,10 @@ from datetime import timedelta
 from servers import HttpSink
 
 from watchdog_oom.dispatch import Dispatcher, Outbox, Route, backoff
-from watchdog_oom.store import NotificationRow
 from watchdog_oom.model import Alert, OomKill
 from watchdog_oom.notify import build_channel
 from watchdog_oom.notify.webhook import verify_signature
+from watchdog_oom.store import NotificationRow
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 

@@ -102,9 +102,8 @@ def test_install_service_refuses_where_systemd_is_not_the_init_system(tmp_path):
     from watchdog_oom.cli.systemd import InstallError, install_service
 
     systemctl, calls = fake_systemctl(tmp_path)
-    with pytest.raises(InstallError, match="systemd is not the init system here"):
-        install_service(str(tmp_path / "units"), str(tmp_path / "no-such-run-dir"), systemctl, None, True,
-                        open(os.devnull, "w"))
+    with open(os.devnull, "w") as out, pytest.raises(InstallError, match="systemd is not the init system here"):
+        install_service(str(tmp_path / "units"), str(tmp_path / "no-such-run-dir"), systemctl, None, True, out)
     assert not (tmp_path / "units").exists() and not calls.exists()
 
 
@@ -113,9 +112,9 @@ def test_install_service_says_what_systemctl_answered_when_it_fails(tmp_path):
 
     (tmp_path / "run").mkdir()
     systemctl, _ = fake_systemctl(tmp_path, exit_code=1)
-    with pytest.raises(InstallError, match=r"systemctl daemon-reload failed \(exit 1\): Failed to enable unit: denied"):
-        install_service(str(tmp_path / "units"), str(tmp_path / "run"), systemctl, None, False,
-                        open(os.devnull, "w"))
+    denied = r"systemctl daemon-reload failed \(exit 1\): Failed to enable unit: denied"
+    with open(os.devnull, "w") as out, pytest.raises(InstallError, match=denied):
+        install_service(str(tmp_path / "units"), str(tmp_path / "run"), systemctl, None, False, out)
 
 
 def test_install_service_command_exits_1_with_the_reason_on_this_machine(tmp_path):

@@ -24,7 +24,7 @@ def test_ping_with_body_posts_it_as_text():
         request = sink.wait_for(1)[0]
     assert request.method == "POST"
     assert request.headers["content-type"] == "text/plain; charset=utf-8"
-    assert request.body == "commit 42 %, 0 kills".encode()
+    assert request.body == b"commit 42 %, 0 kills"
 
 
 def test_rate_limited_ping_is_transient_with_retry_after():

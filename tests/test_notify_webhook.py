@@ -264,7 +264,8 @@ def test_mask_secret_hides_tokens_passwords_and_query_values():
 def test_build_channel_makes_each_type_and_names_unknown_options():
     webhook = build_channel("webhook", "pager", url="https://hooks.example.com/oom", format="alertmanager")
     assert isinstance(webhook, WebhookChannel) and webhook.name == "pager"
-    mail = build_channel("email", "ops-mail", host="smtp.example.com", to=["ops@example.com"], **{"from": "w@example.com"})
+    mail = build_channel("email", "ops-mail", host="smtp.example.com", to=["ops@example.com"],
+                         **{"from": "w@example.com"})
     assert isinstance(mail, EmailChannel) and mail.sender == "w@example.com" and mail.port == 587
     with pytest.raises(ValueError, match="'min_severity'"):
         build_channel("slack", "ops-chat", webhook_url="https://hooks.slack.com/x", min_severity="warning")

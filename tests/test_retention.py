@@ -8,8 +8,8 @@ from datetime import timedelta
 
 from sqlalchemy import insert, text
 
-from watchdog_oom.dispatch import Outbox, Route
 from watchdog_oom.daemon.retention import RetentionJob
+from watchdog_oom.dispatch import Outbox, Route
 from watchdog_oom.store import retention
 from watchdog_oom.store.retention import RetentionPolicy
 from watchdog_oom.store.tables import Sample
@@ -74,7 +74,7 @@ def test_a_month_of_raw_samples_beyond_sqlites_variable_limit_is_downsampled(sto
     # ends 5 d 8 h ago, so 5-minute means up to the week's edge, hourly means before it.
     assert by.get(0, 0) == 0
     assert counts["downsampled"] == 40_000 - sum(by.values())
-    assert 0 < by[3600] and 0 < by[300]
+    assert by[3600] > 0 and by[300] > 0
     assert len(store.samples(host="db-07")) == 100  # another host's rows are its own business
 
 

@@ -35,7 +35,7 @@ def has_cap(bit: int) -> bool:
 class Daemon:
     """`python -m watchdog_oom run` with a NOTIFY_SOCKET the test listens on."""
 
-    started: list["Daemon"] = []  # reaped after each test, even a failed one
+    started: list[Daemon] = []  # reaped after each test, even a failed one
 
     def __init__(self, tmp: Path, config: str) -> None:
         Daemon.started.append(self)
@@ -49,7 +49,7 @@ class Daemon:
         self.messages: list[str] = []
         env = {**os.environ, "NOTIFY_SOCKET": self.sock_path, "PYTHONPATH": str(ROOT)}
         env.pop("WATCHDOG_OOM_CONFIG", None)
-        self.log = open(tmp / "daemon.log", "ab")
+        self.log = open(tmp / "daemon.log", "ab")  # noqa: SIM115 (the daemon's stderr until stop() closes it)
         self.proc = subprocess.Popen([sys.executable, "-m", "watchdog_oom", "-c", str(self.config), "run",
                                       "--log-level", "debug"], env=env, stderr=self.log)
 
@@ -62,7 +62,7 @@ class Daemon:
                     return m
             try:
                 self.messages.append(self.sock.recv(4096).decode())
-            except socket.timeout:
+            except TimeoutError:
                 break
         raise AssertionError(f"no {word} from the daemon; log:\n{self.log_text()}")
 

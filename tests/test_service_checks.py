@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 from proctree import ProcTree
 
-from watchdog_oom.config import parse_config
-from watchdog_oom.model import KernelLine, OomKill
 from watchdog_oom.clock import FakeClock
+from watchdog_oom.config import parse_config
 from watchdog_oom.daemon import Daemon
 from watchdog_oom.daemon.pipeline import Pipeline
-
+from watchdog_oom.model import KernelLine, OomKill
 
 DEFAULT_PROCESSES = """
 processes:

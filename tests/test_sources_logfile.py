@@ -332,7 +332,8 @@ def test_a_plain_log_is_read_as_it_is(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("data", [KILL, gzip.compress(KILL)], ids=["plain", "gz"])
 def test_dash_reads_standard_input(data: bytes) -> None:
-    program = "import sys; from watchdog_oom.sources.logfile import open_log; sys.stdout.buffer.write(open_log('-').read())"
+    program = ("import sys; from watchdog_oom.sources.logfile import open_log; "
+               "sys.stdout.buffer.write(open_log('-').read())")
     done = subprocess.run([sys.executable, "-c", program], input=data, capture_output=True, check=True)
     assert done.stdout == KILL
 

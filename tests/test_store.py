@@ -237,7 +237,7 @@ def test_migration_0002_turns_old_oomd_pid_0_into_null_and_back(db_url, t0):
 def test_schema_head_constant_is_alembics_head(db_url):
     from watchdog_oom.store import SCHEMA_HEAD
 
-    assert SCHEMA_HEAD == ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == SCHEMA_HEAD
     store = Store(db_url, "h")
     assert not store.at_head()
     store.upgrade()

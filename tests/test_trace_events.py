@@ -187,4 +187,5 @@ def test_adj_write_values():
     case = CASES[0]
     events = list(parse_lines((DATA / case["file"]).read_text().splitlines(), formats(case["formats"])))
     writes = [e for e in events if isinstance(e, AdjWritten)]
-    assert [(w.process, w.oom_score_adj, w.writer) for w in writes] == [("sleep", 1000, "python3"), ("sleep", 0, "bash")]
+    assert [(w.process, w.oom_score_adj, w.writer) for w in writes] == [("sleep", 1000, "python3"),
+                                                                         ("sleep", 0, "bash")]

@@ -73,7 +73,7 @@ class Route:
     exclude_cgroup: str | None = None
 
     @classmethod
-    def of(cls, channel_config: Any) -> "Route":
+    def of(cls, channel_config: Any) -> Route:
         return cls(
             name=channel_config.name, min_severity=channel_config.min_severity, kinds=tuple(channel_config.kinds),
             match_process=channel_config.match_process, match_cgroup=channel_config.match_cgroup,
@@ -92,9 +92,7 @@ class Route:
             return False
         if self.exclude_process and process and fnmatch.fnmatchcase(process, self.exclude_process):
             return False
-        if self.exclude_cgroup and cgroup and fnmatch.fnmatchcase(cgroup, self.exclude_cgroup):
-            return False
-        return True
+        return not (self.exclude_cgroup and cgroup and fnmatch.fnmatchcase(cgroup, self.exclude_cgroup))
 
 
 class Outbox:
@@ -131,7 +129,7 @@ class Outbox:
             count = int(data.get("count", len(kills))) + 1
             if len(kills) < MAX_KILLS_LISTED:
                 kills.append(record)
-            counts = Counter(data.get("by_process", {}))
+            counts: Counter[str] = Counter(data.get("by_process", {}))
             counts[record["process"]] += 1
             data.update(kills=kills, count=count, by_process=dict(counts))
             summary = kills_summary(kills) if count == len(kills) else \

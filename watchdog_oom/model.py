@@ -122,7 +122,7 @@ class OomKill:
     # Free-form extras: reaper figures, user-space killer details, raw kill line.
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def replace(self, **changes: Any) -> "OomKill":
+    def replace(self, **changes: Any) -> OomKill:
         return dataclasses.replace(self, **changes)
 
 
@@ -207,7 +207,7 @@ class ProcScore:
     start_time: int | None = None  # /proc/PID/stat starttime, to tell pid reuse apart
     critical: bool = False
 
-    def replace(self, **changes: Any) -> "ProcScore":
+    def replace(self, **changes: Any) -> ProcScore:
         return dataclasses.replace(self, **changes)
 
 

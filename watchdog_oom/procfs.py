@@ -10,6 +10,7 @@ This module is the only place, besides `sources/`, that touches kernel files.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -390,10 +391,8 @@ def _scan_one(
         uid = int(status[at + 5 : status.find(b"\n", at + 5)].split()[0])  # real uid first
 
     cgroup: str | None = None
-    try:
+    with contextlib.suppress(FileNotFoundError):  # kernels without CONFIG_CGROUPS
         cgroup = _cgroup_path(_read_at("cgroup", dir_fd).decode("utf-8", "replace"))
-    except FileNotFoundError:
-        pass  # kernels without CONFIG_CGROUPS
     if cgroup not in units:
         units[cgroup] = unit_from_cgroup(cgroup)
 

@@ -98,7 +98,7 @@ def _worst(members: Sequence[Point], width: float) -> Point:
 def segments(points: Sequence[Point], series: str) -> list[list[Point]]:
     """The runs of `points` to join by a line: broken where the value is missing and where
     the samples pause (the daemon was stopped, the machine was down)."""
-    steps = [b.t - a.t for a, b in zip(points, points[1:])]
+    steps = [b.t - a.t for a, b in zip(points, points[1:], strict=False)]
     typical = statistics.median(steps) if steps else 0.0
     runs: list[list[Point]] = []
     previous: Point | None = None
@@ -369,7 +369,7 @@ def _alerts_table(alerts: Sequence[AlertRow], total: int, tz: tzinfo) -> str:
 
 
 def render_report(store: Store, since: datetime, now: datetime, host: str | None = None, *,
-                  commit: CommitConfig = CommitConfig(), memory: MemoryConfig = MemoryConfig()) -> str:
+                  commit: CommitConfig | None = None, memory: MemoryConfig | None = None) -> str:
     """The report of `host` (default: the store's own) from `since` to `now`, as one HTML page.
 
     Times are shown in the time zone of `now`; the threshold lines are those of `commit`
@@ -378,6 +378,7 @@ def render_report(store: Store, since: datetime, now: datetime, host: str | None
     if now.tzinfo is None or since.tzinfo is None:
         raise ValueError("since and now must carry a time zone")
     host = host or store.host
+    commit, memory = commit or CommitConfig(), memory or MemoryConfig()
     tz = now.tzinfo
     t0, t1 = since.timestamp(), now.timestamp()
     raw = [Point(row.time.timestamp(), row.commit_percent, row.commit_limit_percent,

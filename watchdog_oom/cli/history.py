@@ -185,7 +185,8 @@ def render_incident(doc: dict[str, Any]) -> str:
     if state:
         lines += ["", f"Memory just before (sample at {safe(state.get('time'))})",
                   f"  %commit {state.get('commit_percent')}% of RAM+swap, "
-                  f"{state.get('commit_limit_percent')}% of CommitLimit, MemAvailable {kb(state.get('mem_available_kb'))}"]
+                  f"{state.get('commit_limit_percent')}% of CommitLimit, "
+                  f"MemAvailable {kb(state.get('mem_available_kb'))}"]
     if doc.get("memory_info"):
         lines += ["", "Memory state printed by the kernel"] + [f"  {safe(x)}" for x in doc["memory_info"]]
     tasks = doc.get("task_table") or []

@@ -4,6 +4,7 @@ while this process opens the database."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import lzma
 import os
 import signal
@@ -11,7 +12,7 @@ import traceback
 import zlib
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO, cast
 
 from watchdog_oom import config as config_mod
 from watchdog_oom import store as store_mod
@@ -163,10 +164,8 @@ def _die_with_parent(parent: int) -> None:
     killed `import` leaves no orphan reading on; without prctl, a check of the parent."""
     import ctypes
 
-    try:
+    with contextlib.suppress(AttributeError, OSError):  # no prctl: the check below stays
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
-    except (AttributeError, OSError):
-        pass
     if os.getppid() != parent:  # the parent ended before prctl took effect
         os._exit(1)
 
@@ -183,7 +182,7 @@ def _read_kills(path: str, host: str, err: TextIO) -> list[OomKill]:
     try:
         # Syslog dates carry no year: take the year the file was last written.
         return [with_local_time(undo_future_year(k, reference)).replace(host=host, source=f"import:{label}")
-                for k in iter_kills(progress, f"import:{label}", year=reference.year)]
+                for k in iter_kills(cast(BinaryIO, progress), f"import:{label}", year=reference.year)]
     finally:
         progress.finish()
         if path != "-":

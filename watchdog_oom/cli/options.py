@@ -10,7 +10,6 @@ from typing import Any, TextIO
 from watchdog_oom.cli.common import UsageError, parse_when, positive_int
 from watchdog_oom.textout import table, to_csv, to_json
 
-
 FORMATS = {"table": "aligned columns", "json": "one JSON document", "csv": "RFC 4180 rows with a header"}
 
 

@@ -111,8 +111,9 @@ class Pipeline:
         if kill.source not in ("kmsg", "journal"):  # those read this boot only: no need to ask
             uptime = procfs.read_uptime(s.cfg.procfs)
             booted_at = None if uptime is None else s.clock() - timedelta(seconds=uptime)
-        return enrich_kill(kill, host=s.cfg.host, boot_id=s.boot_id, known=s.host.cache.lookup(kill.pid, kill.process),
-                           booted_at=booted_at, redact=s.redactor.redact)
+        known = s.host.cache.lookup(kill.pid, kill.process) if kill.pid is not None else None
+        return enrich_kill(kill, host=s.cfg.host, boot_id=s.boot_id, known=known, booted_at=booted_at,
+                           redact=s.redactor.redact)
 
     def context(self, kill: OomKill) -> dict[str, Any]:
         """What the host looked like just before the kill, when the last sample is recent."""

@@ -21,7 +21,6 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, NamedTuple, Protocol
 
-
 from .. import __version__
 from ..model import Notification
 from .render import printable, render_text
@@ -333,6 +332,7 @@ def build_channel(type: str, name: str, **options: Any) -> Channel:
     An unknown type or option is a ValueError that names it. Imports are local because
     the channel modules import this one.
     """
+    factory: Any
     if type == "slack":
         from .slack import SlackChannel as factory
     elif type == "email":

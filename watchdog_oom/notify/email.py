@@ -166,7 +166,8 @@ class EmailChannel:
             smtp = self._connect()
             try:
                 if self._credentials is not None:
-                    smtp.login(*self._credentials)
+                    user, password = self._credentials
+                    smtp.login(user, password or "")
                 answer = self._transaction(smtp, message.as_bytes())
             except BaseException:
                 smtp.close()
@@ -207,6 +208,7 @@ class EmailChannel:
 
     def _connect(self) -> smtplib.SMTP:
         """An SMTP session, encrypted as configured, greeted with EHLO."""
+        smtp: smtplib.SMTP
         if self.security == "ssl":
             smtp = smtplib.SMTP_SSL(
                 self.host, self.port, timeout=self.timeout, context=self._context
@@ -267,5 +269,5 @@ class EmailChannel:
 
     def _clean(self, text: str) -> str:
         """One printable line with the password (and any URL secrets) masked."""
-        password = [self._credentials[1]] if self._credentials else []
+        password = [self._credentials[1]] if self._credentials and self._credentials[1] else []
         return redact(printable(" ".join(text.split())), password)

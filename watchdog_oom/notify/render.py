@@ -70,9 +70,9 @@ def kill_facts(kill: Mapping[str, Any]) -> list[tuple[str, str]]:
     if get("constraint"):
         facts.append(("Constraint", printable(get("constraint"))))
     sizes = [
-        f"{name} {format_kb(get(key))}"
+        f"{name} {format_kb(value)}"
         for name, key in (("anon-rss", "anon_rss_kb"), ("total-vm", "total_vm_kb"))
-        if isinstance(get(key), (int, float))
+        if isinstance(value := get(key), (int, float))
     ]
     if sizes:
         facts.append(("Memory", ", ".join(sizes)))

@@ -195,8 +195,9 @@ def alertmanager_body(n: Notification, receiver: str) -> dict[str, Any]:
         common = {"alertname": name, "host": n.host, "instance": n.host, "severity": n.severity}
     else:
         name, common = _condition_labels(n)
-    alerts = []
-    for kill in kills(n) or [None]:
+    alerts: list[dict[str, Any]] = []
+    victims: list[Any] = list(kills(n)) or [None]  # a notification without kills is one alert
+    for kill in victims:
         labels = dict(common)
         annotations = {"summary": n.summary}
         starts = _iso(n.time)

@@ -38,9 +38,8 @@ def happened_this_boot(kill: OomKill, booted_at: datetime | None) -> bool:
     the journal (they read this boot), for a log file when it is dated after the boot."""
     if kill.source in ("kmsg", "journal"):
         return True
-    if kill.time is None or booted_at is None:
-        return False
-    return with_local_time(kill).time >= booted_at - BOOT_SLACK
+    when = with_local_time(kill).time
+    return when is not None and booted_at is not None and when >= booted_at - BOOT_SLACK
 
 
 def state_before(kill: OomKill, last: MemorySample | None, interval: float) -> dict[str, Any]:

@@ -110,8 +110,8 @@ def select_source(
         return source, f"following the journal with {journal_argv[0]} (auto: {why_not_kmsg})"
     for log_file in log_files:
         if os.path.exists(log_file):
-            source = LogFileSource(log_file, cursors.get(f"file:{log_file}"))
-            return source, f"following {log_file} (auto: {why_not_kmsg}; {journal_argv[0]} not found)"
+            file_source = LogFileSource(log_file, cursors.get(f"file:{log_file}"))
+            return file_source, f"following {log_file} (auto: {why_not_kmsg}; {journal_argv[0]} not found)"
     raise SourceError(
         f"no kernel log to read: {why_not_kmsg}; {journal_argv[0]} not found; none of "
         f"{', '.join(log_files)} exists. Set kernel_log.source and kernel_log.path, "

@@ -6,6 +6,7 @@ without importing each other.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -67,10 +68,8 @@ class Stopper:
             if self._released:
                 return
             if self._running:
-                try:
+                with contextlib.suppress(BlockingIOError):  # the pipe is full of wake-ups already
                     os.write(self._write_fd, b"\0")
-                except BlockingIOError:
-                    pass  # the pipe is full of wake-ups already
             else:
                 self._release()
 

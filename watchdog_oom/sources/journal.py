@@ -200,6 +200,8 @@ class JournalSource:
         os.set_blocking(self._stderr, False)
         self._partial = b""
         self._stderr_tail = b""
+        self._caught_up = False  # in the current run of events()
+        self._stdout_open = True
         self._stopper = Stopper(self._terminate)
 
     def events(self, idle_timeout: float = 1.0) -> Iterator[KernelLine | SourceGap | CaughtUp | None]:
@@ -215,44 +217,51 @@ class JournalSource:
             poller = select.poll()
             for fd in (self._stdout, self._stderr, self._stopper.fileno()):
                 poller.register(fd, select.POLLIN)
-            caught_up = False
+            self._caught_up = False
             if self._backlog_known and self._backlog_ends is None:  # nothing old to deliver
-                caught_up = True
-                yield CaughtUp(self.name)
-            stdout_open = True
-            while stdout_open and not self._stopper.stopped:
+                yield from self._catch_up()
+            self._stdout_open = True
+            while self._stdout_open and not self._stopper.stopped:
                 ready = poller.poll(idle_timeout * 1000)
                 if not ready:
                     # journalctl prints what the journal holds without pausing, then
                     # waits: the first silence is the end of the backlog.
-                    if not caught_up:
-                        caught_up = True
-                        yield CaughtUp(self.name)
+                    yield from self._catch_up()
                     yield None
                     continue
                 for fd, _ in ready:
-                    if fd == self._stderr:
-                        if self._read_stderr() is False:
-                            poller.unregister(self._stderr)  # closed: poll would report it forever
-                    elif fd == self._stdout:
-                        data = self._read(self._stdout)
-                        if data is None:
-                            continue
-                        stdout_open = bool(data)
-                        if not stdout_open:
-                            poller.unregister(self._stdout)
-                        for event in self._feed(data, final=not stdout_open):
-                            if isinstance(event, CaughtUp):
-                                if caught_up:
-                                    continue
-                                caught_up = True
-                            yield event
-            if not stdout_open:
+                    yield from self._on_ready(poller, fd)
+            if not self._stdout_open:
                 self._check_exit()
-                if not caught_up:
-                    yield CaughtUp(self.name)
+                yield from self._catch_up()
         finally:
             self._stopper.end()
+
+    def _catch_up(self) -> Iterator[CaughtUp]:
+        """CaughtUp, the first time only in one run of events()."""
+        if not self._caught_up:
+            self._caught_up = True
+            yield CaughtUp(self.name)
+
+    def _on_ready(self, poller: select.poll, fd: int) -> Iterator[KernelLine | CaughtUp]:
+        """Read the descriptor poll found ready: stderr's tail is kept, stdout's entries parsed."""
+        if fd == self._stderr:
+            if self._read_stderr() is False:
+                poller.unregister(self._stderr)  # closed: poll would report it forever
+            return
+        if fd != self._stdout:
+            return
+        data = self._read(self._stdout)
+        if data is None:
+            return
+        self._stdout_open = bool(data)
+        if not self._stdout_open:
+            poller.unregister(self._stdout)
+        for event in self._feed(data, final=not self._stdout_open):
+            if isinstance(event, CaughtUp):
+                yield from self._catch_up()
+            else:
+                yield event
 
     def close(self) -> None:
         """Make events() end promptly and stop journalctl; safe from any thread."""

@@ -47,9 +47,9 @@ import os
 import select
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from watchdog_oom.model import CaughtUp, KernelLine, SourceGap
 from watchdog_oom.sources.base import SourceError, Stopper
@@ -63,7 +63,7 @@ ROTATED_SUFFIX = ".1"
 READ_SIZE = 65536
 
 # Compressed logs are recognised by their first bytes, not by their names.
-_COMPRESSED: tuple[tuple[bytes, Callable[..., BinaryIO]], ...] = (
+_COMPRESSED: tuple[tuple[bytes, Callable[..., Any]], ...] = (
     (b"\x1f\x8b", gzip.open),
     (b"BZh", bz2.open),
     (b"\xfd7zXZ\x00", lzma.open),
@@ -141,7 +141,7 @@ class _OpenFile:
 
 def _open(path: str) -> _OpenFile | None:
     try:
-        file = open(path, "rb", buffering=0)
+        file = open(path, "rb", buffering=0)  # noqa: SIM115 (followed until rotated away; _OpenFile closes it)
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -244,7 +244,7 @@ class LogFileSource:
             )
         )
 
-    def _read_to_end(self) -> Iterator[KernelLine]:
+    def _read_to_end(self) -> Generator[KernelLine, None, bool]:
         """Deliver the whole lines up to the end of the current file; returns whether any."""
         current = self._current
         delivered = False
@@ -273,7 +273,7 @@ class LogFileSource:
         if current.size() < end or replaced:
             yield from self._truncated(current, end)
 
-    def _next_file(self) -> Iterator[KernelLine]:
+    def _next_file(self) -> Generator[KernelLine, None, bool]:
         """At the end of the current file: move to the next one if there is one.
 
         Returns whether it moved (the new file is to be read at once).

@@ -23,6 +23,7 @@ A ``mark_victim`` event is delivered with /proc/vmstat ``oom_kill`` read right a
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -177,10 +178,8 @@ class TracepointSource:
             _write(os.path.join(self.path, "trace_clock"), self.clock)
         except OSError:
             self.clock = "local"
-        try:
+        with contextlib.suppress(OSError):  # keep the default size
             _write(os.path.join(self.path, "buffer_size_kb"), str(buffer_kb))
-        except OSError:
-            pass  # keep the default size
         for event in events:
             folder = os.path.join(self.path, "events", event)
             if not os.path.isdir(folder):
@@ -245,10 +244,8 @@ class TracepointSource:
 
     def _remove_instance(self) -> None:
         for event in self.enabled:
-            try:
+            with contextlib.suppress(OSError):
                 _write(os.path.join(self.path, "events", event, "enable"), "0")
-            except OSError:
-                pass
         try:
             os.rmdir(self.path)
         except OSError as exc:
