@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from servers import HttpSink
-from test_service import Daemon, reap_daemons, wait_until  # noqa: F401 (reap_daemons: autouse fixture)
+from test_service import Daemon, outbox_settled, reap_daemons, wait_until  # noqa: F401 (reap_daemons: autouse fixture)
 
 pytestmark = pytest.mark.realoom
 
@@ -156,7 +156,8 @@ def test_kill_while_the_daemon_is_down_is_recorded_and_notified_on_return(tmp_pa
     with HttpSink() as sink:
         daemon = Daemon(tmp_path, config(tmp_path, sink.url))
         daemon.wait_message("READY=1")
-        time.sleep(1.0)  # let it catch up with the kernel buffer and store its cursor
+        # Caught up with the kernel buffer, its cursor stored in the same step.
+        assert wait_until(lambda: "kernel log kmsg: caught up" in daemon.log_text(), timeout=20)
         assert daemon.stop() == 0
         child = hog(cg, uuid.uuid4().hex, delay=0)
         assert child.wait(timeout=60) == -9
@@ -170,7 +171,8 @@ def test_kill_while_the_daemon_is_down_is_recorded_and_notified_on_return(tmp_pa
         # A third start repeats nothing.
         daemon = Daemon(tmp_path, config(tmp_path, sink.url))
         daemon.wait_message("READY=1")
-        time.sleep(1.0)
+        assert wait_until(lambda: "kernel log kmsg: caught up" in daemon.log_text(), timeout=20)
+        assert wait_until(lambda: outbox_settled(tmp_path / "history.db"), timeout=10)
         assert daemon.stop() == 0
     assert len(kills(tmp_path / "history.db", child.pid)) == 1
     assert len(kill_notifications(sink, child.pid)) == 1

@@ -135,6 +135,18 @@ def kills_in(db: Path) -> list[tuple]:
                             "FROM (SELECT *, \"constraint\" AS constraint_ FROM kills) ORDER BY id").fetchall()
 
 
+def samples_in(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT count(*) FROM samples WHERE host='test-host'").fetchone()[0]
+
+
+def outbox_settled(db: Path) -> bool:
+    """Every notification queued so far has had its outcome: none is waiting or being sent."""
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT count(*) FROM notifications WHERE status IN ('pending', 'sending')"
+                            ).fetchone()[0] == 0
+
+
 def wait_until(predicate, timeout: float = 5.0, step: float = 0.02):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -178,7 +190,7 @@ def test_daemon_records_a_kill_within_a_second_and_notifies_once_across_restart(
         os.write(writer, kmsg_records(5000, 41355073, pid=1772) + kmsg_records(6000, 51355073, pid=2001))
         assert wait_until(lambda: len(kills_in(tmp_path / "history.db")) == 2, timeout=5)
         requests = sink.wait_for(2)
-        time.sleep(0.5)
+        assert wait_until(lambda: outbox_settled(tmp_path / "history.db"), timeout=10)
         os.close(writer)
         assert daemon.stop() == 0
     assert [r[0] for r in kills_in(tmp_path / "history.db")] == [1772, 2001]
@@ -231,13 +243,12 @@ def test_sigint_stops_cleanly_and_samples_are_stored(tmp_path, fifo):
     daemon = Daemon(tmp_path, config_text(tmp_path, fifo, "http://127.0.0.1:9/unused"))
     writer = os.open(fifo, os.O_WRONLY)
     daemon.wait_message("READY=1")
-    time.sleep(1.5)
+    assert wait_until(lambda: samples_in(tmp_path / "history.db") >= 1, timeout=10)
     daemon.proc.send_signal(signal.SIGINT)
     assert daemon.proc.wait(timeout=20) == 0
     os.close(writer)
     daemon.stop()
-    with sqlite3.connect(tmp_path / "history.db") as conn:
-        assert conn.execute("SELECT count(*) FROM samples WHERE host='test-host'").fetchone()[0] >= 1
+    assert samples_in(tmp_path / "history.db") >= 1
 
 
 def test_bad_config_exits_2_naming_the_key(tmp_path):
@@ -269,7 +280,7 @@ def test_kill_during_an_outage_is_delivered_once_after_restart_with_one_webhook_
         daemon.wait_message("READY=1")
         # Retries wait 0.5 s, doubling, with jitter; the endpoint recovers after three 503s.
         assert wait_until(lambda: any(r for r in sink.requests[3:]), timeout=15), daemon.log_text()
-        time.sleep(0.5)
+        assert wait_until(lambda: outbox_settled(tmp_path / "history.db"), timeout=10)
         os.close(writer)
         assert daemon.stop() == 0
         requests = sink.requests
@@ -299,7 +310,8 @@ def test_hostile_process_name_reaches_slack_escaped_and_a_burst_is_grouped(tmp_p
         os.write(writer, burst)
         assert wait_until(lambda: len(kills_in(tmp_path / "history.db")) == 100, timeout=10)
         slack.wait_for(1, timeout=10)
-        time.sleep(1.5)
+        # Grouped: the burst's later kills join rows that wait out group_wait before sending.
+        assert wait_until(lambda: outbox_settled(tmp_path / "history.db"), timeout=15)
         os.close(writer)
         assert daemon.stop() == 0
         requests = slack.requests
@@ -345,7 +357,7 @@ def test_first_start_records_old_kills_with_one_summary(tmp_path):
         daemon.wait_message("READY=1")
         assert wait_until(lambda: len(kills_in(tmp_path / "history.db")) == 3, timeout=5)
         (request,) = sink.wait_for(1)
-        time.sleep(0.5)
+        assert wait_until(lambda: outbox_settled(tmp_path / "history.db"), timeout=10)
         assert daemon.stop() == 0
         assert len(sink.requests) == 1
     body = json.loads(request.body)

@@ -122,9 +122,11 @@ def children():
     procs: list[subprocess.Popen] = []
 
     def spawn(marker: str, adj: int) -> subprocess.Popen:
-        code = "import sys,time; open('/proc/self/oom_score_adj','w').write(sys.argv[1]); time.sleep(60)"
-        p = subprocess.Popen([sys.executable, "-c", code, str(adj), marker])
+        code = ("import sys,time; open('/proc/self/oom_score_adj','w').write(sys.argv[1]); "
+                "print('ready', flush=True); time.sleep(60)")
+        p = subprocess.Popen([sys.executable, "-c", code, str(adj), marker], stdout=subprocess.PIPE)
         procs.append(p)
+        assert p.stdout is not None and p.stdout.readline() == b"ready\n"  # its adj is written
         return p
 
     yield spawn
@@ -141,7 +143,6 @@ def test_protect_lowers_only_critical_processes_and_records_it(tmp_path, t0, chi
     marker = f"critical-{uuid.uuid4().hex}"
     critical = children(marker, 500)
     bystander = children(f"other-{uuid.uuid4().hex}", 500)
-    time.sleep(0.3)
     assert adj_of(critical.pid) == 500
     service = make_service(tmp_path, "/proc", t0, processes=f"""
 processes:
@@ -225,7 +226,17 @@ def test_a_systemd_oomd_kill_is_recorded_and_logged_without_a_pid(tmp_path, t0, 
     assert any("batch.service (a cgroup) killed by systemd-oomd" in r.getMessage() for r in caplog.records)
 
 
-def test_the_kernel_log_thread_outlives_a_database_failure_and_alerts_later(tmp_path, t0):
+def eventually(predicate, timeout: float = 10.0) -> bool:
+    """Whether `predicate()` comes true within `timeout` seconds (another thread makes it so)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_the_kernel_log_thread_outlives_a_database_failure_and_alerts_later(tmp_path, t0, caplog):
     import dataclasses
     import sqlite3
     import threading
@@ -241,13 +252,11 @@ def test_the_kernel_log_thread_outlives_a_database_failure_and_alerts_later(tmp_
     service.follower.source_problem = "journalctl exited with status 1"
     thread = threading.Thread(target=service.follower.loop, args=(Pipeline(service.shared, "kmsg", False),))
     thread.start()
-    time.sleep(0.5)
+    assert eventually(lambda: any("unexpected failure" in r.getMessage() for r in caplog.records))
     assert thread.is_alive()
     with sqlite3.connect(db) as conn:
         conn.execute("ALTER TABLE alerts_away RENAME TO alerts")
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not [a for a in service.store.alerts() if a.key == "kernel_log.down"]:
-        time.sleep(0.1)
+    assert eventually(lambda: [a for a in service.store.alerts() if a.key == "kernel_log.down"])
     service.stop_event.set()
     thread.join(timeout=10)
     assert not thread.is_alive()

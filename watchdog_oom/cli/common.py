@@ -11,6 +11,7 @@ from typing import NoReturn, TextIO
 
 from watchdog_oom import config as config_mod
 from watchdog_oom import store as store_mod
+from watchdog_oom.clock import utcnow as utcnow  # the one clock, for the command modules
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
 EXIT_BAD_CONFIG = 2
@@ -48,11 +49,6 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise BadArguments(message, f"{self.format_usage()}{self.prog}: error: {message}\n")
-
-
-def utcnow() -> datetime:
-    """The time now, in UTC."""
-    return datetime.now(timezone.utc)
 
 
 def parse_when(text: str, now: datetime) -> datetime:
