@@ -111,6 +111,9 @@ database: sqlite:///{tmp}/history.db
 kernel_log:
   source: kmsg
   path: {fifo}
+  # The host's /proc/vmstat counts real kills of other programs (other suites' real OOM
+  # tests): their oom.unlogged notifications would be counted as these tests' own.
+  vmstat_check: false
 commit:
   interval: 1s
 processes:
@@ -140,11 +143,11 @@ def samples_in(db: Path) -> int:
         return conn.execute("SELECT count(*) FROM samples WHERE host='test-host'").fetchone()[0]
 
 
-def outbox_settled(db: Path) -> bool:
-    """Every notification queued so far has had its outcome: none is waiting or being sent."""
+def outbox_settled(db: Path, channel: str | None = None) -> bool:
+    """Every notification queued so far (for `channel`) has had its outcome: none is waiting or being sent."""
     with sqlite3.connect(db) as conn:
         return conn.execute("SELECT count(*) FROM notifications WHERE status IN ('pending', 'sending')"
-                            ).fetchone()[0] == 0
+                            " AND channel = coalesce(?, channel)", (channel,)).fetchone()[0] == 0
 
 
 def wait_until(predicate, timeout: float = 5.0, step: float = 0.02):
@@ -311,11 +314,12 @@ def test_hostile_process_name_reaches_slack_escaped_and_a_burst_is_grouped(tmp_p
         assert wait_until(lambda: len(kills_in(tmp_path / "history.db")) == 100, timeout=10)
         slack.wait_for(1, timeout=10)
         # Grouped: the burst's later kills join rows that wait out group_wait before sending.
-        assert wait_until(lambda: outbox_settled(tmp_path / "history.db"), timeout=15)
+        assert wait_until(lambda: outbox_settled(tmp_path / "history.db", "chat"), timeout=15)
         os.close(writer)
         assert daemon.stop() == 0
         requests = slack.requests
-    assert 1 <= len(requests) <= 3, f"{len(requests)} notifications for a burst of 100 kills"
+    # One per group_wait (1 s) while the burst is read: a few on a busy machine, never one per kill.
+    assert 1 <= len(requests) <= 10, f"{len(requests)} notifications for a burst of 100 kills"
     bodies = [r.body.decode() for r in requests]
     assert not any("<!channel>" in b for b in bodies)
     assert any("&lt;!channel&gt;" in b for b in bodies)

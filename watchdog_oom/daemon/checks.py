@@ -39,7 +39,7 @@ class MemoryCheck:
             return
         with s.lock:
             history = list(s.host.samples)
-            s.host.samples.append(sample)
+            s.host.remember(sample, keep=cfg.commit.trend_window + 2 * min(cfg.commit.interval, cfg.memory.interval))
             firing = s.rules.firing_map()
             conditions = [detect.commit_conditions(sample, cfg.commit, firing.get("commit"))]
             conditions += detect.memory_conditions(sample, cfg.memory, firing)

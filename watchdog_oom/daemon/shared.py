@@ -38,6 +38,14 @@ class HostState:
     ranking_time: datetime | None = None
     last_check: datetime | None = None
 
+    def remember(self, sample: MemorySample, keep: float) -> None:
+        """Add a sample; forget those more than `keep` seconds older (what the trend rule
+        reads, and the sample before a kill, are recent: 4096 would be hours of them)."""
+        self.samples.append(sample)
+        oldest = sample.time - timedelta(seconds=keep)
+        while self.samples[0].time < oldest:
+            self.samples.popleft()
+
     def last_sample(self) -> MemorySample | None:
         """The newest memory sample, if any."""
         return self.samples[-1] if self.samples else None
