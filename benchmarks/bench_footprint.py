@@ -59,6 +59,14 @@ def status_kb(pid: int, key: str) -> int:
     raise KeyError(key)
 
 
+def compile_package() -> None:
+    """Byte-compile the package, as pip does when it installs it: a daemon importing from
+    source (a fresh checkout, PYTHONDONTWRITEBYTECODE) peaks megabytes higher compiling."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "watchdog_oom")], check=True, env=env,
+                   stdout=subprocess.DEVNULL)
+
+
 def floor_kb() -> int:
     """Peak RSS of a Python that imports pyyaml, SQLAlchemy Core and APScheduler, nothing else."""
     out = subprocess.run([sys.executable, "-c", FLOOR], capture_output=True, text=True, check=True)
@@ -104,6 +112,7 @@ def main() -> None:
     parser.add_argument("--source", choices=("file", "kmsg"), default="file", help="the kernel log followed")
     args = parser.parse_args()
 
+    compile_package()
     floors, peaks, cpus = [], [], []
     log: list[str] = []
     for _ in range(args.runs):

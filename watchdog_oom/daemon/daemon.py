@@ -150,13 +150,16 @@ class Daemon:
 
     def start(self) -> None:
         """Protect this process, migrate, restore the alert state, start every part."""
+        from watchdog_oom.store import SCHEMA_HEAD
         from watchdog_oom.store.migrate import migrate_in_child
 
         s = self.shared
         ok, message = procfs.lower_own_oom_score_adj(self.cfg.daemon.oom_score_adj, self.cfg.procfs)
         (log.info if ok else log.warning)("%s", message)
-        revision = migrate_in_child(self.cfg.database)
-        log.info("database at schema revision %s", revision)
+        if s.store.at_head():  # one query; Alembic and its child process only when behind
+            log.info("database at schema revision %s", SCHEMA_HEAD)
+        else:
+            log.info("database migrated to schema revision %s", migrate_in_child(self.cfg.database))
         requeued = s.store.requeue_inflight()
         if requeued:
             log.info("outbox: %d notification(s) interrupted by the last stop will be sent again", requeued)
