@@ -79,7 +79,8 @@ def test_the_old_value_comes_from_the_last_scan_or_write():
 def record(store: Store, t0, n: int, **kw) -> None:
     with store.tx() as tx:
         for i in range(n):
-            tx.add_adjustment(time=t0 + timedelta(minutes=i), boot_id="b", pid=100 + i, process=kw.get("process", "app"),
+            tx.add_adjustment(time=t0 + timedelta(minutes=i), boot_id="b", pid=100 + i,
+                              process=kw.get("process", "app"),
                               cmdline=None, unit=None, old_adj=0, new_adj=i, critical=False, by_watchdog=False,
                               severity=None, writer=kw.get("writer", WRITER.to_dict()))
 

@@ -77,7 +77,8 @@ def history_rows(store: store_mod.Store, kind: str, filters: dict[str, Any],
     raise UsageError(f"unknown history kind {kind!r}")
 
 
-def adjustment_rows(store: store_mod.Store, filters: dict[str, Any]) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+def adjustment_rows(store: store_mod.Store,
+                    filters: dict[str, Any]) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """Writes to oom_score_adj (the tracepoint audit) with their writers; `--process` matches either side."""
     rows = [{"time": a.time.isoformat(), "host": a.host, "pid": a.pid, "process": a.process, "cmdline": a.cmdline,
              "unit": a.unit, "old_adj": a.old_adj, "new_adj": a.new_adj, "critical": a.critical,

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
 
-from sqlalchemy import String, and_, case, create_engine, delete, event, func, insert, or_, select, text, update
+from sqlalchemy import String, and_, case, create_engine, event, func, insert, or_, select, text, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
