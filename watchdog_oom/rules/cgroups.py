@@ -414,7 +414,8 @@ def preceding_alert(kill: OomKill, links: Mapping[str, Mapping[str, Mapping[str,
     for path in candidates:
         recent = [link for link in links.get(path or "", {}).values() if _current(link, kill, within)]
         if recent:
-            return dict(min(recent, key=lambda link: link.get("first_time") or link["time"]))
+            first: Mapping[str, Any] = min(recent, key=lambda link: link.get("first_time") or link["time"])
+            return dict(first)
     return None
 
 
