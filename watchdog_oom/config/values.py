@@ -18,7 +18,6 @@ import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import formataddr, getaddresses
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -448,6 +447,8 @@ def _is_address(address: str) -> bool:
 
 def _addresses(value: object) -> list[str]:
     """The email addresses in one text ("ops@example.com", "Ops <ops@example.com>, b@example.com")."""
+    from email.utils import formataddr, getaddresses  # only email channels need the email package
+
     written = check_text(value)
     found = getaddresses([written])
     if not found or any(not _is_address(address) for _, address in found):
