@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from watchdog_oom.cli import main
-from watchdog_oom.config import MAX_CONFIG_BYTES, MAX_ITEMS, ConfigError, load_config
+from watchdog_oom.config import MAX_CONFIG_BYTES, MAX_ITEMS, MAX_NODES, ConfigError, load_config
 
 # A config a little like a real one: sections, a list of rules, channels, quoting,
 # an anchor and merge key, and ${VAR}s.
@@ -124,6 +124,12 @@ def test_a_file_over_the_size_cap_is_refused_before_it_is_parsed(tmp_path: Path)
     assert isinstance(error, ConfigError)
     assert "the configuration is larger than 1024 KiB" in str(error)
     assert not isinstance(load_bytes(tmp_path, b"#" * (MAX_CONFIG_BYTES - 1) + b"\n"), ConfigError)
+
+
+def test_a_file_of_too_many_values_is_refused_once_the_parser_reaches_them(tmp_path: Path) -> None:
+    error = load_bytes(tmp_path, b"processes:\n  redact: [" + b"a, " * (MAX_NODES + 50_000) + b"a]\n")
+    assert isinstance(error, ConfigError)
+    assert f"line 2: more than {MAX_NODES} keys and values; is this the right file?" in str(error)
 
 
 def test_a_list_over_the_item_cap_is_refused(tmp_path: Path) -> None:

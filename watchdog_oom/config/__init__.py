@@ -84,22 +84,66 @@ from watchdog_oom.config.values import (
     parse_duration,
 )
 
+# One name a line, so that helpers adding names do not conflict.
 __all__ = [
-    "CHANNEL_CLASSES", "CHANNEL_KEYS", "CHANNEL_TYPES", "COMMIT_BASES", "CONFIG_ENV", "DEFAULT_CONFIG_PATH",
-    "EMAIL_PORTS", "EMAIL_SECURITY", "KERNEL_LOG_SOURCES", "LOG_LEVELS", "MASK", "MAX_CONFIG_BYTES",
-    "MAX_ITEMS", "SYSTEM_STATE_DIRECTORY", "WEBHOOK_FORMATS", "WEBHOOK_OWN_HEADERS", "WEBHOOK_SECRET_BYTES",
-    "WEBHOOK_SECRET_PREFIX", "CgroupsConfig", "ChannelConfig", "CommitConfig", "Config", "ConfigError", "DaemonConfig",
-    "EmailChannel", "GlobFilter", "HeartbeatConfig", "KernelLogConfig", "MemoryConfig", "MetricsConfig",
-    "NotificationsConfig", "ProcessesConfig", "RetentionConfig", "SlackChannel", "UnsetVariable",
-    "WebhookChannel", "config_path", "default_database_url", "display", "example_text", "format_duration",
-    "load_config", "mask_database_url", "mask_url", "parse_config", "parse_duration", "state_directory",
+    "CHANNEL_CLASSES",
+    "CHANNEL_KEYS",
+    "CHANNEL_TYPES",
+    "COMMIT_BASES",
+    "CONFIG_ENV",
+    "CgroupsConfig",
+    "ChannelConfig",
+    "CommitConfig",
+    "Config",
+    "ConfigError",
+    "DEFAULT_CONFIG_PATH",
+    "DaemonConfig",
+    "EMAIL_PORTS",
+    "EMAIL_SECURITY",
+    "EmailChannel",
+    "GlobFilter",
+    "HeartbeatConfig",
+    "KERNEL_LOG_SOURCES",
+    "KernelLogConfig",
+    "LOG_LEVELS",
+    "MASK",
+    "MAX_CONFIG_BYTES",
+    "MAX_ITEMS",
+    "MAX_NODES",
+    "MemoryConfig",
+    "MetricsConfig",
+    "NotificationsConfig",
+    "ProcessesConfig",
+    "RetentionConfig",
+    "SYSTEM_STATE_DIRECTORY",
+    "SlackChannel",
+    "UnsetVariable",
+    "WEBHOOK_FORMATS",
+    "WEBHOOK_OWN_HEADERS",
+    "WEBHOOK_SECRET_BYTES",
+    "WEBHOOK_SECRET_PREFIX",
+    "WebhookChannel",
+    "config_path",
+    "default_database_url",
+    "display",
+    "example_text",
+    "format_duration",
+    "load_config",
+    "mask_database_url",
+    "mask_url",
+    "parse_config",
+    "parse_duration",
+    "state_directory",
 ]
 
 CONFIG_ENV = "WATCHDOG_OOM_CONFIG"
 DEFAULT_CONFIG_PATH = "/etc/watchdog-oom/config.yaml"
-# A config file larger than this is refused before it is parsed: real ones are a few
-# kilobytes, and YAML costs about 400 bytes of memory per byte of text.
+# A config file larger than this is refused before it is parsed, and one holding more
+# keys and values than MAX_NODES as soon as the parser reaches that many: real files
+# are a few kilobytes and a few hundred values, while PyYAML keeps every value of a
+# document as a node of about 600 bytes, which it takes about 40 µs to make.
 MAX_CONFIG_BYTES = 1024 * 1024
+MAX_NODES = 20_000
 
 # The keys each channel type takes besides the common ones.
 CHANNEL_KEYS = {
@@ -155,6 +199,9 @@ def parse_config(text: str, origin: str | None = "<config>", env: Mapping[str, s
     loader = _loader(text, where)
     try:
         root = loader.get_single_node()
+    except _TooMany as error:
+        raise ConfigError(f"more than {MAX_NODES} keys and values; is this the right file?",
+                          where, error.line) from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         problem = " ".join(part for part in (error.context, error.problem) if part)
@@ -183,10 +230,29 @@ def _finish(config: Config, origin: str | None, warnings: list[str]) -> Config:
     return dataclasses.replace(config, origin=origin, warnings=tuple(warnings))
 
 
+class _TooMany(Exception):
+    def __init__(self, line: int) -> None:
+        super().__init__(line)
+        self.line = line
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, stopping at the MAX_NODES-th node instead of building them all."""
+
+    nodes = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise _TooMany(self.peek_event().start_mark.line + 1)
+        node: yaml.Node = super().compose_node(parent, index)
+        return node
+
+
 def _loader(text: str, where: str) -> yaml.SafeLoader:
     """A YAML loader over `text`; a character YAML refuses is a ConfigError at its line."""
     try:
-        return yaml.SafeLoader(text)
+        return _Loader(text)
     except yaml.reader.ReaderError as error:
         position = error.position if isinstance(error.position, int) else 0
         line = text.count("\n", 0, position) + 1

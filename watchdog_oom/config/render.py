@@ -25,8 +25,8 @@ EXAMPLE_HEADER = """\
 # prints the effective configuration with secrets masked.
 #
 # An unknown key, a wrong type or an impossible value stops the daemon with an error
-# naming the key and its line; nothing is silently ignored. A file over 1 MiB, or a
-# list of over 1000 items, is refused.
+# naming the key and its line; nothing is silently ignored. A file over 1 MiB, of over
+# 20,000 keys and values, or with a list of over 1,000 items is refused.
 #
 # Durations: 10s, 5m, 2h, 1d, 1w, combined like 1h30m, or a number of seconds.
 #
