@@ -212,3 +212,38 @@ def _time(text: str):
 
     value = datetime.fromisoformat(text)
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def test_cgroups_command_says_what_the_kernel_files_say(tmp_path, cgroups):
+    box = cgroups(LIMIT)
+    holder = box.run(HOLDER, "20")
+    try:
+        time.sleep(1.0)  # the holder has its memory
+        cfg = tmp_path / "config.yaml"
+        cfg.write_text(f'database: sqlite:///{tmp_path}/history.db\ncgroups:\n  include: ["{box.path}"]\n')
+        done = subprocess.run([sys.executable, "-m", "watchdog_oom", "-c", str(cfg), "cgroups", "--format", "json"],
+                              capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
+        files = {name: (box.dir / name).read_text() for name in os.listdir(box.dir) if name.startswith("memory.")
+                 and name in ("memory.limit_in_bytes", "memory.usage_in_bytes", "memory.stat", "memory.failcnt",
+                              "memory.oom_control", "memory.max", "memory.current", "memory.events")}
+    finally:
+        holder.kill()
+    (row,) = json.loads(done.stdout)["cgroups"]
+    stat = dict(line.split() for line in files["memory.stat"].splitlines())
+    if box.version == 1:
+        limit, usage = int(files["memory.limit_in_bytes"]), int(files["memory.usage_in_bytes"])
+        inactive = int(stat["total_inactive_file"])
+        oom_kill = int(dict(line.split() for line in files["memory.oom_control"].splitlines())["oom_kill"])
+        assert row["failcnt"] == int(files["memory.failcnt"])
+    else:
+        limit, usage = int(files["memory.max"]), int(files["memory.current"])
+        inactive = int(stat["inactive_file"])
+        oom_kill = int(dict(line.split() for line in files["memory.events"].splitlines())["oom_kill"])
+    assert row["path"] == box.path and row["limit_bytes"] == limit == LIMIT
+    # The holder is idle, so the figures move by little more than a page between the two reads.
+    assert abs(row["usage_bytes"] - usage) < MiB
+    assert abs(row["working_set_bytes"] - (usage - inactive)) < MiB
+    assert row["working_set_percent"] == pytest.approx(row["working_set_bytes"] * 100 / limit, abs=0.01)
+    assert row["oom_kill"] == oom_kill == 0
+    assert row["victim"]["pid"] == holder.pid and row["victim"]["rss_kb"] > 20 * 1024
+    assert not (tmp_path / "history.db").exists()
