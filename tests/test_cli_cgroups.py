@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -91,3 +91,42 @@ def test_metrics_have_one_series_per_cgroup_worth_keeping(t0):
     ws = families["watchdog_oom_cgroup_memory_working_set_bytes"]
     assert len(ws.samples) == 3 and set(ws.samples[0].labels) == {"cgroup", "name", "kind"}
     assert list(cgroup_metrics([])) == []
+
+
+def test_report_shows_the_cgroups_closest_to_their_limit_escaped(store, t0):
+    from datetime import timedelta
+
+    from watchdog_oom.model import CgroupSample
+    from watchdog_oom.report import render_report
+
+    def reading(minute: int, path: str, name: str, ws: int) -> CgroupSample:
+        return CgroupSample(path=path, version=2, time=t0 - timedelta(minutes=minute), limit_bytes=100 << 20,
+                            usage_bytes=ws << 20, working_set_bytes=ws << 20, name=name, kind="container")
+
+    with store.tx() as tx:
+        tx.add_cgroup_samples([r for m in range(60) for r in (
+            reading(m, "/docker/evil", "<script>alert(1)</script> (docker)", 90 - m // 2),
+            reading(m, "/system.slice/calm.service", "calm.service", 20))])
+    page = render_report(store, t0 - timedelta(hours=2), t0)
+    assert "Cgroups closest to their memory limit" in page and "(2)" in page
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt; (docker)" in page
+    assert page.index("&lt;script&gt;") < page.index("calm.service")  # the closest first
+    assert "90.0%" in page and 'class="sparkline"' in page
+
+
+def test_cgroups_forecast_from_the_daemons_history(host, store, t0):
+    """`cgroups` fits this reading with the samples the daemon stored: a time to the limit."""
+    from datetime import timedelta
+
+    from watchdog_oom.model import CgroupSample
+
+    now = datetime.now(timezone.utc)
+    mib = 1 << 20
+    with store.tx() as tx:  # the worker grew by 1 MiB/s over the last minute, up to 4 MiB ago
+        tx.add_cgroup_samples([CgroupSample(
+            path=WORKER, version=2, time=now - timedelta(seconds=s), limit_bytes=768 * mib,
+            usage_bytes=0, working_set_bytes=752 * mib - (s + 4) * mib) for s in range(60, 0, -10)])
+    cfg = write_config(host, f"host: web-01\ndatabase: {store.url}\nprocfs: {host}/proc\n")
+    code, out, _ = run("cgroups", "--json", config=cfg)
+    worker = json.loads(out)["cgroups"][0]
+    assert worker["path"] == WORKER and 10 <= worker["seconds_to_limit"] <= 30

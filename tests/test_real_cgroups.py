@@ -205,6 +205,10 @@ def test_warning_and_forecast_come_before_the_kill_and_name_the_victim(tmp_path,
     assert (reported, suspect) == (0, 0)
     # Nothing about the cgroup outside the filter.
     assert not query(db, "SELECT * FROM alerts WHERE data LIKE ?", f"%{outside.name}%")
+    assert not query(db, "SELECT * FROM cgroup_samples WHERE path LIKE ?", f"%{outside.name}%")
+    # Its readings are in the history, up to the limit.
+    kept = query(db, "SELECT working_set_percent FROM cgroup_samples WHERE path = ?", box.path)
+    assert len(kept) >= 5 and max(r["working_set_percent"] for r in kept) > 80
 
 
 def _time(text: str):

@@ -133,5 +133,35 @@ def test_a_good_run_with_nothing_firing_queues_nothing(store, t0):
     job = RetentionJob(store, Outbox([Route("ops", min_severity="info")], group_wait=0), RetentionPolicy,
                        lambda: t0)
     assert job.run() == {"samples": 0, "kills": 0, "alerts": 0, "notifications": 0, "adjustments": 0,
-                         "downsampled": 0}
+                         "downsampled": 0, "cgroup_samples": 0}
     assert store.notifications() == [] and store.alerts() == []
+
+
+def test_cgroup_samples_age_through_the_same_tiers(store, t0):
+    from watchdog_oom.model import CgroupSample
+    from watchdog_oom.store.tables import CgroupSampleRow
+
+    def reading(seconds: int, path: str, ws: int) -> CgroupSample:
+        return CgroupSample(path=path, version=2, time=t0 - timedelta(seconds=seconds), limit_bytes=1000,
+                            usage_bytes=ws + 10, working_set_bytes=ws, oom_kill=seconds // 3600)
+
+    # Ten days of readings every minute of two cgroups, one of them close to its limit at one moment.
+    with store.tx() as tx:
+        tx.add_cgroup_samples([r for minute in range(10 * 24 * 60)
+                               for r in (reading(minute * 60, "/a", 500),
+                                         reading(minute * 60, "/b", 990 if minute == 4000 else 100))])
+    counts = store.prune(t0, samples=9 * 86400, kills=400 * 86400, alerts=400 * 86400,
+                         notifications=90 * 86400, raw_samples=2 * 86400)
+    assert counts["cgroup_samples"] > 0
+    with store.tx() as tx:
+        rows = tx.session.query(CgroupSampleRow).all()
+    by_res = {}
+    for row in rows:
+        by_res.setdefault(row.resolution, []).append(row)
+    oldest = min(r.time for r in rows)
+    assert oldest >= t0 - timedelta(days=9, hours=1)
+    assert set(by_res) == {0, 300, 3600}
+    assert all(r.time >= t0 - timedelta(days=2, minutes=5) for r in by_res[0])
+    # The worst moment survives the means: 99 % at minute 4000 (2.8 days back, a 5-minute mean).
+    assert max(r.working_set_percent for r in rows if r.path == "/b") == 99.0
+    assert {r.working_set_bytes for r in rows if r.path == "/a"} == {500}

@@ -76,6 +76,7 @@ class CgroupCheck:
                                       keep=rules.keep_keys(scan.samples, conditions))
             self._remember(scan, events, s.rules.firing_map(), now)
         with s.store.tx() as tx:
+            tx.add_cgroup_samples(self.state.latest)  # those above warn and the top N: history stays bounded
             rows = self._record(tx, events, now)
             self._cross_check(tx, scan, now)
             record_repeats(tx, s.outbox, now, cfg.notifications.repeat_interval)

@@ -8,7 +8,7 @@ import os
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from importlib import resources
 from typing import Any
 
@@ -17,13 +17,14 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from watchdog_oom.model import KILL_FIELDS, Alert, MemorySample, OomKill, with_local_time
+from watchdog_oom.model import KILL_FIELDS, Alert, CgroupSample, MemorySample, OomKill, with_local_time
 from watchdog_oom.store import StoreError, retention
 from watchdog_oom.store.retention import RetentionPolicy
 from watchdog_oom.store.tables import (
     Adjustment,
     AlertRow,
     Base,
+    CgroupSampleRow,
     Cursor,
     Kill,
     Mute,
@@ -54,7 +55,8 @@ SAME_KILL_WINDOW = timedelta(seconds=90)
 TRACEPOINT = "tracepoint"
 UNKNOWN_NAME = "?"
 # The newest migration in migrations/versions; a test keeps it equal to Alembic's head.
-SCHEMA_HEAD = "0006"
+# 0005 (cgroup samples) landed after 0006 and revises it, so the chain stays one line.
+SCHEMA_HEAD = "0005"
 # How long a claimed notification may stay `sending` before it is due again: longer
 # than any channel's timeout (SMTP and HTTP default to 10 s).
 CLAIM_LEASE = timedelta(minutes=5)
@@ -370,6 +372,37 @@ class Store:
                 .order_by(Sample.time.desc()).limit(1)
             ).first()
 
+    def recent_cgroup_samples(self, host: str, paths: Collection[str], seconds: float,
+                              now: datetime | None = None) -> dict[str, list[CgroupSample]]:
+        """Each of these cgroups' raw samples of the last `seconds`, oldest first."""
+        since = (now or datetime.now(timezone.utc)) - timedelta(seconds=seconds)
+        wanted = set(paths)
+        out: dict[str, list[CgroupSample]] = {}
+        query = (select(CgroupSampleRow).where(CgroupSampleRow.host == host, CgroupSampleRow.time >= since,
+                                               CgroupSampleRow.resolution == 0)
+                 .order_by(CgroupSampleRow.time, CgroupSampleRow.id))
+        with self._sessions() as session:
+            for row in session.scalars(query):
+                if row.path in wanted:
+                    out.setdefault(row.path, []).append(_cgroup_sample(row))
+        return out
+
+    def cgroup_series(self, host: str, since: datetime, until: datetime, limit: int = 10) -> dict[str, list[Any]]:
+        """The working set in percent of the limit over the period, for the `limit` cgroups
+        that came closest to theirs: {path: [(time, percent, name)]}, oldest first."""
+        period = (CgroupSampleRow.host == host, CgroupSampleRow.time >= since, CgroupSampleRow.time <= until)
+        worst = (select(CgroupSampleRow.path).where(*period, CgroupSampleRow.working_set_percent.is_not(None))
+                 .group_by(CgroupSampleRow.path)
+                 .order_by(func.max(CgroupSampleRow.working_set_percent).desc()).limit(limit))
+        query = (select(CgroupSampleRow.path, CgroupSampleRow.time, CgroupSampleRow.working_set_percent,
+                        CgroupSampleRow.name)
+                 .where(*period, CgroupSampleRow.path.in_(worst)).order_by(CgroupSampleRow.time))
+        out: dict[str, list[Any]] = {}
+        with self.engine.connect() as conn:
+            for path, time, percent, name in conn.execute(query):
+                out.setdefault(path, []).append((time, percent, name))
+        return out
+
     def kill_marks(self, host: str, since: datetime, until: datetime) -> list[Any]:
         """Every kill of the period, oldest first, with what a chart marker names."""
         query = (
@@ -573,6 +606,16 @@ class Tx:
             psi_some_avg10=sample.psi_some_avg10, psi_full_avg10=sample.psi_full_avg10,
             overcommit_memory=sample.overcommit_memory,
         ))
+
+    def add_cgroup_samples(self, samples: Sequence[CgroupSample]) -> None:
+        """One reading of the cgroups worth keeping, in one statement."""
+        if not samples:
+            return
+        self.session.execute(insert(CgroupSampleRow), [{
+            "host": self.host, "time": x.time, "resolution": 0, "path": x.path, "name": x.name, "kind": x.kind,
+            "limit_bytes": x.limit_bytes, "high_bytes": x.high_bytes, "usage_bytes": x.usage_bytes,
+            "working_set_bytes": x.working_set_bytes, "working_set_percent": x.percent, "oom_kill": x.oom_kill,
+        } for x in samples])
 
     # -- kills --------------------------------------------------------------------------
 
@@ -833,3 +876,10 @@ def _log_witnessed(row: Kill, kill: OomKill) -> None:
         details["memory_info"] = list(kill.memory_info)
     row.details = details
     row.source = kill.source
+
+
+def _cgroup_sample(row: CgroupSampleRow) -> CgroupSample:
+    """A stored cgroup reading as the rules take it (the figures a forecast needs)."""
+    return CgroupSample(path=row.path, version=0, time=row.time, limit_bytes=row.limit_bytes,
+                        usage_bytes=row.usage_bytes, working_set_bytes=row.working_set_bytes,
+                        high_bytes=row.high_bytes, oom_kill=row.oom_kill, name=row.name, kind=row.kind or "cgroup")

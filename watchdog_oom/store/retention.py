@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Integer, cast, delete, extract, func, insert, literal_column, select
 from sqlalchemy.engine import Connection, Engine
 
-from watchdog_oom.store.tables import Adjustment, AlertRow, Kill, Mute, NotificationRow, Sample
+from watchdog_oom.store.tables import Adjustment, AlertRow, CgroupSampleRow, Kill, Mute, NotificationRow, Sample
 
 # One transaction covers at most this much time: a day of 10-second samples of one
 # host is 8,640 rows, well under a second of work on either engine.
@@ -47,7 +47,7 @@ def _at(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, timezone.utc)
 
 
-def _bucket_of(dialect: str, seconds: int) -> tuple[Any, Any]:
+def _bucket_of(dialect: str, seconds: int, column: Any = Sample.time) -> tuple[Any, Any]:
     """(the bucket's start in Unix seconds, that start as a stored time) for Sample.time.
 
     Each is an SQL expression; the width is written into the statement, not bound, so
@@ -57,9 +57,9 @@ def _bucket_of(dialect: str, seconds: int) -> tuple[Any, Any]:
     if dialect == "sqlite":
         # Times are stored as 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC (SQLAlchemy's format);
         # strftime('%s') reads that as Unix seconds, and writes it back the same way.
-        start = cast(func.strftime("%s", Sample.time), Integer) // width * width
+        start = cast(func.strftime("%s", column), Integer) // width * width
         return start, func.strftime("%Y-%m-%d %H:%M:%S.000000", start, "unixepoch")
-    start = cast(func.floor(extract("epoch", Sample.time) / width), BigInteger) * width
+    start = cast(func.floor(extract("epoch", column) / width), BigInteger) * width
     return start, func.to_timestamp(start)
 
 
@@ -132,6 +132,57 @@ def delete_samples_before(engine: Engine, host: str, cutoff: datetime, chunk: ti
             deleted += conn.execute(delete(Sample).where(Sample.host == host, Sample.time < high)).rowcount
 
 
+def downsample_cgroup_tier(engine: Engine, host: str, older_than: datetime, from_resolution: int,
+                           to_resolution: int, chunk: timedelta = CHUNK) -> int:
+    """downsample_tier() for the cgroup samples: means per cgroup path and bucket, the
+    working-set percent keeping its worst value and the kill counter its last."""
+    t = CgroupSampleRow
+    edge = _epoch(older_than) // to_resolution * to_resolution
+    step = max(int(chunk.total_seconds()) // to_resolution, 1) * to_resolution
+    start, stored_start = _bucket_of(engine.dialect.name, to_resolution, t.time)
+    mean = lambda column: cast(func.round(func.avg(column)), BigInteger)  # noqa: E731
+    removed, low = 0, None
+    while True:
+        tier = (t.host == host, t.resolution == from_resolution)
+        with engine.begin() as conn:
+            first = conn.execute(select(func.min(t.time)).where(
+                *tier, t.time < _at(edge), *([t.time >= _at(low)] if low is not None else []))).scalar()
+            if first is None:
+                return removed
+            low = _epoch(first) // to_resolution * to_resolution
+            high = min(low + step, edge)
+            in_chunk = (*tier, t.time >= _at(low), t.time < _at(high))
+            means = (select(t.host, stored_start, literal_column(str(int(to_resolution))), t.path,
+                            func.max(t.name), func.max(t.kind), func.max(t.limit_bytes), func.max(t.high_bytes),
+                            mean(t.usage_bytes), mean(t.working_set_bytes), func.max(t.working_set_percent),
+                            func.max(t.oom_kill))
+                     .where(*in_chunk).group_by(t.host, t.path, start))
+            added = conn.execute(insert(t).from_select(
+                ["host", "time", "resolution", "path", "name", "kind", "limit_bytes", "high_bytes", "usage_bytes",
+                 "working_set_bytes", "working_set_percent", "oom_kill"], means)).rowcount
+            gone = conn.execute(delete(t).where(*in_chunk)).rowcount
+        removed += gone - added
+        low = high
+
+
+def prune_cgroup_samples(engine: Engine, host: str, now: datetime, policy: RetentionPolicy,
+                         chunk: timedelta = CHUNK) -> int:
+    """The cgroup samples' retention, with the same tiers as the host's samples: deleted past
+    `samples`, 5-minute means after `raw_samples`, hourly means after a week. Rows fewer."""
+    t = CgroupSampleRow
+    cutoff = now - timedelta(seconds=policy.samples)
+    removed = 0
+    while True:
+        with engine.begin() as conn:
+            first = conn.execute(select(func.min(t.time)).where(t.host == host, t.time < cutoff)).scalar()
+            if first is None:
+                break
+            removed += conn.execute(delete(t).where(t.host == host, t.time < min(first + chunk, cutoff))).rowcount
+    removed += downsample_cgroup_tier(engine, host, now - timedelta(seconds=policy.raw_samples), 0, 300, chunk)
+    week = max(policy.raw_samples, 7 * 86400)
+    return removed + downsample_cgroup_tier(engine, host, now - timedelta(seconds=week), 300, 3600, chunk)
+
+
 def prune(engine: Engine, host: str, now: datetime, policy: RetentionPolicy,
           chunk: timedelta = CHUNK) -> dict[str, int]:
     """Delete `host`'s rows past their retention, then downsample what ages; counts per kind.
@@ -153,4 +204,5 @@ def prune(engine: Engine, host: str, now: datetime, policy: RetentionPolicy,
             counts[name] = conn.execute(delete(table).where(*where)).rowcount
         conn.execute(delete(Mute).where(Mute.until < now - MUTES_KEPT))
     counts["downsampled"] = downsample(engine, host, now, policy.raw_samples, chunk)
+    counts["cgroup_samples"] = prune_cgroup_samples(engine, host, now, policy, chunk)
     return counts

@@ -78,6 +78,28 @@ class Sample(Base):
     __table_args__ = (Index("ix_samples_host_time", "host", "time"),)
 
 
+class CgroupSampleRow(Base):
+    """A memory cgroup's reading, kept for those above the warning level and the `top` with
+    the least headroom; `resolution` is 0 for a raw reading, else the seconds it averages."""
+
+    __tablename__ = "cgroup_samples"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    host: Mapped[str] = mapped_column(String(255))
+    time: Mapped[datetime] = mapped_column(UtcDateTime())
+    resolution: Mapped[int] = mapped_column(Integer, default=0)
+    path: Mapped[str] = mapped_column(Text)
+    name: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str | None] = mapped_column(String(32))
+    limit_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    high_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    usage_bytes: Mapped[int] = mapped_column(BigInteger)
+    working_set_bytes: Mapped[int] = mapped_column(BigInteger)
+    working_set_percent: Mapped[float | None] = mapped_column(Float)
+    oom_kill: Mapped[int | None] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_cgroup_samples_host_time", "host", "time"),)
+
+
 class Kill(Base):
     """One process killed by an OOM killer: the kill record of INTERFACE.md."""
 
