@@ -294,6 +294,13 @@ def test_kill_during_an_outage_is_delivered_once_after_restart_with_one_webhook_
         assert conn.execute("SELECT status, attempts FROM notifications").fetchall() == [("sent", 4)]
 
 
+def chat_groups(db: Path) -> list[tuple[str, int]]:
+    """The Slack channel's notification rows: (status, kills counted), oldest first."""
+    with sqlite3.connect(db) as conn:
+        return [(status, json.loads(data)["count"]) for status, data in conn.execute(
+            "SELECT status, data FROM notifications WHERE channel='chat' ORDER BY id")]
+
+
 def test_hostile_process_name_reaches_slack_escaped_and_a_burst_is_grouped(tmp_path, fifo):
     with HttpSink() as slack:
         cfg = config_text(tmp_path, fifo, "http://127.0.0.1:9/unused").replace("group_wait: 0.2s",
@@ -311,22 +318,26 @@ def test_hostile_process_name_reaches_slack_escaped_and_a_burst_is_grouped(tmp_p
                                       name="<!channel>" if i == 0 else "worker")
                          for i in range(100))
         os.write(writer, burst)
-        assert wait_until(lambda: len(kills_in(tmp_path / "history.db")) == 100, timeout=10)
-        slack.wait_for(1, timeout=10)
+        db = tmp_path / "history.db"
+        assert wait_until(lambda: len(kills_in(db)) == 100, timeout=60), daemon.log_text()
         # Grouped: the burst's later kills join rows that wait out group_wait before sending.
-        assert wait_until(lambda: outbox_settled(tmp_path / "history.db", "chat"), timeout=15)
+        assert wait_until(lambda: outbox_settled(db, "chat"), timeout=60), chat_groups(db)
+        groups = chat_groups(db)
+        slack.wait_for(len(groups), timeout=10)
         os.close(writer)
         assert daemon.stop() == 0
         requests = slack.requests
-    # One per group_wait (1 s) while the burst is read: a few on a busy machine, never one per kill.
-    assert 1 <= len(requests) <= 10, f"{len(requests)} notifications for a burst of 100 kills"
+    # Every kill counted once, one message per group, none lost or repeated. How many groups
+    # a burst makes depends on how fast the kills are stored: a kill joins the group still
+    # collecting when it is stored, so a loaded machine that takes several group_waits to
+    # store 100 kills rightly sends several messages (the grouping rule itself is tested
+    # with a clock in test_dispatch).
+    assert sum(count for _, count in groups) == 100 and all(status == "sent" for status, _ in groups), groups
+    assert len(requests) == len(groups) < 100, f"the burst was not grouped: {groups}"
+    assert groups[0][1] > 1, f"the first group collected no other kill: {groups}"
     bodies = [r.body.decode() for r in requests]
     assert not any("<!channel>" in b for b in bodies)
     assert any("&lt;!channel&gt;" in b for b in bodies)
-    with sqlite3.connect(tmp_path / "history.db") as conn:
-        counts = [json.loads(d)["count"] for (d,) in conn.execute(
-            "SELECT data FROM notifications WHERE channel='chat'")]
-    assert sum(counts) == 100
 
 
 def test_watchdog_pings_while_checks_run(tmp_path, fifo):
