@@ -101,3 +101,12 @@ def test_flags_and_protections_are_kept(store, t0):
         assert tx.last_protection(5, t0 - timedelta(days=1)) == -900
         assert tx.last_protection(5, t0 + timedelta(seconds=1)) is None
         assert tx.last_protection(6, t0 - timedelta(days=1)) is None
+
+
+def test_the_counters_shortfall_with_the_tracepoint_on_is_one_neither_witness_showed(t0):
+    from watchdog_oom.rules.crosscheck import cross_check
+
+    state, _ = cross_check({}, "b", counter=10, recorded=0, now=t0, tracing=True)
+    state, _ = cross_check(state, "b", counter=11, recorded=0, now=t0, tracing=True)
+    _, alert = cross_check(state, "b", counter=11, recorded=0, now=t0, tracing=True)
+    assert alert.data["disagreed"] == "log and tracepoint" and "nor the tracepoint" in alert.summary

@@ -125,7 +125,7 @@ def alert(adj: Adjustment) -> Alert | None:
     if level is None:
         return None
     return Alert(key=f"{KIND}:{adj.process}:{adj.pid}", kind=KIND, severity=level, summary=summary(adj),
-                 time=adj.time, data={"adjustment": adj.to_dict()})
+                 time=adj.time, data={"process": adj.process, "pid": adj.pid, "adjustment": adj.to_dict()})
 
 
 class AdjMemory:

@@ -15,8 +15,9 @@ from watchdog_oom.cli.options import add_format, print_rows
 NOTIFICATION_KINDS = ("oom.kill", "oom.unlogged", "kernel_log.gap", "kernel_log.down", "kernel_log.resolved",
                       "commit.warning", "commit.critical",
                       "commit.resolved", "commit.trend", "memory.warning", "memory.critical", "memory.resolved",
-                      "process.at_risk", "process.resolved", "retention.failed", "retention.resolved",
-                      "cgroup.warning", "cgroup.critical", "cgroup.resolved", "cgroup.forecast", "test")
+                      "process.at_risk", "process.resolved", "process.adj_changed", "retention.failed",
+                      "retention.resolved", "cgroup.warning", "cgroup.critical", "cgroup.resolved", "cgroup.forecast",
+                      "test")
 
 
 def cmd_mute(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:

@@ -69,7 +69,7 @@ class MemoryCheck:
         s = self.shared
         raw = tx.get_cursor(VMSTAT_CURSOR)
         state, alert = cross_check(json.loads(raw) if raw else {}, s.boot_id, counter,
-                                   tx.count_kills(boot_id=s.boot_id), now)
+                                   tx.count_kills(boot_id=s.boot_id), now, tracing=s.tracing)
         if alert is not None:
             row, _ = tx.fire_alert(alert)
             s.outbox.alert(tx, alert, row, "new", now)

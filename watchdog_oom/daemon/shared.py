@@ -85,3 +85,4 @@ class Shared:
     # The outbox thread's doorbell: rung after a transaction that queued notifications.
     wakeup: threading.Event = field(default_factory=threading.Event)
     lock: threading.RLock = field(default_factory=threading.RLock)  # rules and host state
+    tracing: bool = False  # the oom tracepoints are being read (daemon.tracer)

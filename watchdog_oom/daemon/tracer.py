@@ -48,7 +48,11 @@ log = logging.getLogger("watchdog_oom")
 # and /dev/kmsg deliver within milliseconds. Without a log it is stored at once.
 HOLD = 0.5
 IDLE = 0.25  # seconds of quiet after which held kills are looked at
-SWEEP = 5.0  # seconds between comparisons of the witnesses
+# Seconds between comparisons of the witnesses: often for a while after a kill the
+# tracepoint saw, seldom otherwise (a forged log line is found within a minute).
+SWEEP = 5.0
+SWEEP_IDLE = 60.0
+BUSY = 120.0  # seconds after a traced kill during which the sweep runs every SWEEP
 SWEEP_BACK = timedelta(minutes=10)  # how far back a sweep looks
 MATCH_WINDOW = timedelta(seconds=5)  # the log's record of the same kill lies this close
 RETRY = 5.0  # seconds before reopening the instance after a failure
@@ -78,7 +82,12 @@ def open_tracepoints(setting: str, tracefs: str | None, instance: str) -> tuple[
         if setting == "on":
             raise SourceError(why_not)
         return None, f"tracepoints not read: {why_not}", mounted
-    source = TracepointSource(found, instance)
+    try:
+        source = TracepointSource(found, instance)
+    except SourceError as exc:
+        if setting == "on":
+            raise
+        return None, f"tracepoints not read: {exc}", mounted
     return source, f"tracing {', '.join(source.enabled)} in {source.path} (clock {source.clock})", mounted
 
 
@@ -99,7 +108,8 @@ class TracepointFollower:
         self.window: TraceWindow | None = None
         self.counted: int | None = None
         self.pending: list[tuple[float, OomKill]] = []
-        self.next_sweep = 0.0
+        self.last_sweep = 0.0
+        self.busy_until = 0.0
         self.adj = AdjWatch(shared)
 
     def open(self) -> None:
@@ -121,6 +131,7 @@ class TracepointFollower:
 
     def _start(self, source: TracepointSource) -> None:
         self.source = source
+        self.shared.tracing = True
         self.counted = source.oom_kill_at_start
         self.window = TraceWindow(since=self.shared.clock())
         self.adj.started = self.window.since
@@ -166,6 +177,7 @@ class TracepointFollower:
                 log.exception("tracepoints: unexpected failure; reopening")
             source.close()
             self.source = None
+            self.shared.tracing = False
 
     def _reopen(self) -> None:
         kl = self.shared.cfg.kernel_log
@@ -190,9 +202,14 @@ class TracepointFollower:
                 if self.window is not None:
                     self.window = TraceWindow(self.window.since, (*self.window.lost[-20:], self.shared.clock()))
             self._flush()
-            if time.monotonic() >= self.next_sweep:
-                self.next_sweep = time.monotonic() + SWEEP
+            now = time.monotonic()
+            interval = SWEEP if now < self.busy_until else SWEEP_IDLE
+            if now - self.last_sweep >= interval:
+                self.last_sweep = now
                 self._sweep()
+            if self.source is not None:
+                # Wake soon while a held kill falls due; else only for the next sweep.
+                self.source.idle_timeout = IDLE if self.pending else interval
         except Exception:
             log.exception("tracepoints: failed to handle %s", type(event).__name__)
 
@@ -212,6 +229,7 @@ class TracepointFollower:
             kill = kill.replace(cmdline=s.redactor.redact(alive.cmdline), unit=alive.unit)
         due = time.monotonic() + (HOLD if self.log_source() else 0.0)
         self.pending.append((due, kill))
+        self.busy_until = time.monotonic() + BUSY
 
     def _flush(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -247,6 +265,11 @@ class TracepointFollower:
             context = state_before(kill, last, min(s.cfg.commit.interval, s.cfg.memory.interval))
             row = tx.add_kill(enriched, now, context)
             if row is None:
+                # The log's record lies further off than MATCH_WINDOW (a syslog stamp in whole
+                # seconds of local time): add_kill found it by name; the tracepoint joins it.
+                same = tx.find_same_kill(enriched)
+                if same is not None:
+                    tx.add_witness(same, kill, TRACE_FIELDS, "tracepoint", evidence)
                 return
             s.outbox.kill(tx, row, now)
         log.warning("OOM kill recorded (id %d) from the tracepoint: %s pid %s", row.id, row.process, row.pid)

@@ -18,8 +18,12 @@ UNLOGGED = "oom.unlogged"
 
 
 def cross_check(state: dict[str, Any], boot_id: str | None, counter: int, recorded: int,
-                now: datetime) -> tuple[dict[str, Any], Alert | None]:
-    """The next state, and the alert for kills the log never showed (None: nothing new)."""
+                now: datetime, tracing: bool = False) -> tuple[dict[str, Any], Alert | None]:
+    """The next state, and the alert for kills the log never showed (None: nothing new).
+
+    ``tracing``: the oom/mark_victim tracepoint was being read too, so the kills recorded
+    include those only it saw, and a shortfall is one neither witness showed.
+    """
     state = dict(state)
     if state.get("boot_id") != boot_id or counter < state.get("counter0", 0):
         state = {"boot_id": boot_id, "counter0": counter, "recorded0": recorded, "reported": 0}
@@ -33,10 +37,13 @@ def cross_check(state: dict[str, Any], boot_id: str | None, counter: int, record
     if missing > 0 and state.get("suspect") == missing:
         state["reported"] += missing
         state.pop("suspect", None)
+        witnesses = "neither the kernel log nor the tracepoint showed them" if tracing else \
+            "the kernel log showed fewer kills (rate-limited printk or a lost log)"
         summary = (f"{missing} OOM kill{'s' if missing != 1 else ''} with no log record: /proc/vmstat oom_kill "
-                   f"rose to {counter} but the kernel log showed fewer kills (rate-limited printk or a lost log)")
+                   f"rose to {counter} but {witnesses}")
         return state, Alert(UNLOGGED, UNLOGGED, "critical", summary, now, False,
-                            {"missing": missing, "oom_kill": counter})
+                            {"missing": missing, "oom_kill": counter,
+                             "disagreed": "log and tracepoint" if tracing else "log"})
     if missing > 0:
         state["suspect"] = missing
     else:

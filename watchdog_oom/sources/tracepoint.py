@@ -73,8 +73,11 @@ def unusable(tracefs: str) -> str | None:
     """Why this daemon cannot trace there (None when it can): permissions, missing events."""
     if not os.path.isdir(os.path.join(tracefs, "events", "oom", MARK_VICTIM)):
         return f"{tracefs} has no oom/{MARK_VICTIM} event (Linux 4.13+ with CONFIG_TRACING)"
-    if not os.access(os.path.join(tracefs, "instances"), os.W_OK):
-        return f"{tracefs}/instances is not writable (tracing needs root or CAP_SYS_ADMIN)"
+    # Effective ids and capabilities (AT_EACCESS): plain access() drops the capabilities
+    # of a process whose real uid is not 0, such as a DynamicUser with CAP_DAC_OVERRIDE.
+    effective = os.access in os.supports_effective_ids
+    if not os.access(os.path.join(tracefs, "instances"), os.W_OK, effective_ids=effective):
+        return f"{tracefs}/instances is not writable (tracing needs root, or CAP_DAC_OVERRIDE as the unit grants)"
     return None
 
 
@@ -127,6 +130,7 @@ class TracepointSource:
         self.formats: dict[str, EventFormat] = {}
         self.enabled: list[str] = []
         self.clock = "local"
+        self.idle_timeout = 1.0
         self._partial = b""
         self.path = self._make_instance(instance)
         try:
@@ -195,7 +199,12 @@ class TracepointSource:
             self.enabled.append(event)
 
     def events(self, idle_timeout: float = 1.0) -> Iterator[TraceEvent | None]:
-        """The events as they come, None after ``idle_timeout`` seconds of quiet; ends at close()."""
+        """The events as they come, None after ``idle_timeout`` seconds of quiet; ends at close().
+
+        The reader may change ``self.idle_timeout`` between events (short while it holds
+        work that falls due, long otherwise, so an idle daemon wakes seldom).
+        """
+        self.idle_timeout = idle_timeout
         if not self._stopper.begin():
             return
         try:
@@ -206,7 +215,7 @@ class TracepointSource:
                 try:
                     data = os.read(self._fd, READ_SIZE)
                 except BlockingIOError:
-                    if not poller.poll(idle_timeout * 1000):
+                    if not poller.poll(self.idle_timeout * 1000):
                         yield None
                     continue
                 except OSError as exc:
