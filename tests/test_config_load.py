@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from watchdog_oom.cli import main
-from watchdog_oom.config import MAX_CONFIG_BYTES, MAX_ITEMS, MAX_NODES, ConfigError, load_config
+from watchdog_oom.config import MAX_CONFIG_BYTES, MAX_ITEMS, MAX_NODES, ConfigError, example_text, load_config
 
 # A config a little like a real one: sections, a list of rules, channels, quoting,
 # an anchor and merge key, and ${VAR}s.
@@ -167,6 +167,19 @@ def test_config_check_exits_2_with_the_message_and_no_traceback(tmp_path: Path) 
                               "U+0001 is not allowed in a YAML file (control characters can only be written as "
                               'escapes in double quotes, like "\\x01")\n')
     assert out.getvalue() == ""
+
+
+def test_config_example_and_keys_need_no_valid_file(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("commit: [broken\n")
+    out = io.StringIO()
+    assert main(["-c", str(path), "config", "example"], out, io.StringIO()) == 0
+    assert out.getvalue() == example_text()
+    out = io.StringIO()
+    assert main(["-c", str(path), "config", "keys"], out, io.StringIO()) == 0
+    assert "commit.warn_percent\n    a number above 0; default 90\n" in out.getvalue()
+    port = "notifications.channels[type=email].port\n    a whole number from 1 to 65535; default 587\n"
+    assert port in out.getvalue()
 
 
 # -- secrets only where they are used ----------------------------------------------------

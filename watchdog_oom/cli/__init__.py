@@ -82,6 +82,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
         if _command_in(argv) == "check":
             return report_unknown(f"usage error: {exc}", _asks_json(argv), socket.gethostname(), out)
         return 2
+    if args.command == "config" and args.action != "check":  # the example and the keys need no file
+        return _dispatch(args, config_mod.Config(), out, err)
     try:
         cfg = config_mod.load_config(args.config, os.environ, strict_env=args.command in NEED_EVERY_SECRET)
     except config_mod.ConfigError as exc:

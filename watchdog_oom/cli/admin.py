@@ -20,7 +20,16 @@ def cmd_db(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: T
 
 
 def cmd_config(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:
-    """Print the configuration as read, secrets masked (reaching here means it is valid)."""
+    """Print the configuration as read, secrets masked (reaching here means it is valid);
+    or the example file, or the reference of every key."""
+    if args.action == "example":
+        out.write(config_mod.example_text())
+        return EXIT_OK
+    if args.action == "keys":
+        from watchdog_oom.config.render import reference
+
+        out.write(reference())
+        return EXIT_OK
     origin = cfg.origin or "built-in defaults"
     print(f"# configuration valid: {origin}", file=out)
     print(config_mod.display(cfg), file=out)
@@ -33,8 +42,10 @@ def _db_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _config_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=("check",),
-                   help="check: validate the config and print it as read, secrets masked (exit 2 if invalid)")
+    p.add_argument("action", choices=("check", "example", "keys"),
+                   help="check: validate the config and print it as read, secrets masked (exit 2 if invalid); "
+                        "example: print an example file, every key at its default with its help; "
+                        "keys: list every key with its type, bounds, default and help")
 
 
 COMMANDS = (

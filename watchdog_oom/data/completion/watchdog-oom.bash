@@ -38,7 +38,7 @@ _shtab_watchdog_oom_show___format_choices=(table json)
 _shtab_watchdog_oom_import___format_choices=(table json)
 _shtab_watchdog_oom_mute___format_choices=(table json csv)
 _shtab_watchdog_oom_db_pos_0_choices=(upgrade)
-_shtab_watchdog_oom_config_pos_0_choices=(check)
+_shtab_watchdog_oom_config_pos_0_choices=(check example keys)
 _shtab_watchdog_oom_completion_pos_0_choices=(bash zsh)
 _shtab_watchdog_oom_pos_0_choices=(run check processes cgroups history show import report mute unmute notify-test db config systemd-unit install-service completion manpage)
 
