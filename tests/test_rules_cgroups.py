@@ -281,3 +281,18 @@ def test_long_paths_make_bounded_alert_keys():
     key = rules.key_of(rules.FORECAST, path)
     assert len(key) <= 255 and key != rules.key_of(rules.FORECAST, path + "y")
     assert rules.key_of(rules.LEVEL, "/short") == "cgroup:/short"
+
+
+def test_forecast_waits_out_a_burst_that_is_over(t0):
+    """As measured on a real cgroup of 64 MiB: a process starts (a jump of 9 MiB), then grows
+    by 2 MiB a reading. The first readings fit a line twice as steep as the growth now, so
+    the forecast waits until the recent growth bears the fitted rate out."""
+    ws = [27, 36, 38, 40, 42, 44, 46]
+    seq = [sample(t0 + timedelta(seconds=2 * i), w, limit_mib=64) for i, w in enumerate(ws)]
+    cfg = CgroupsConfig(warn_percent=99, crit_percent=100, horizon=60, interval=2)
+    assert rules.forecast_condition(seq[:2], seq[2], cfg).severity is None
+    first = next(e for e in run(Rules(), seq, cfg) if e.kind == "cgroup.forecast")
+    at = int((first.time - t0).total_seconds()) // 2
+    assert at >= 4
+    truth = (64 - ws[at]) / 1.0  # seconds at the real 1 MiB/s
+    assert truth / 2 <= first.data["seconds_to_limit"] <= truth

@@ -174,6 +174,13 @@ def forecast_condition(history: Sequence[CgroupSample], sample: CgroupSample, cf
     # Three or four readings must lie almost on a line (r² ≥ 0.9): so few say little,
     # and the first tooth of a sawtooth looks like growth too.
     steady = r2 >= (0.4 if current else 0.6 if len(points) >= 5 else 0.9)
+    if not current and steady:
+        # A burst that is over (a process starting, a cache filling once) fits a steep line
+        # too: the growth must still go on at half the fitted rate or more, or the forecast
+        # waits for the next reading.
+        last, before = points[-1], points[-2]
+        seconds = (last.time - before.time).total_seconds()
+        steady = seconds > 0 and (last.working_set_bytes - before.working_set_bytes) / seconds >= slope / 2
     severity = None
     if eta is not None and steady and eta <= horizon:
         # Critical when the limit comes before the next two readings.
