@@ -130,3 +130,23 @@ def test_cgroups_forecast_from_the_daemons_history(host, store, t0):
     code, out, _ = run("cgroups", "--json", config=cfg)
     worker = json.loads(out)["cgroups"][0]
     assert worker["path"] == WORKER and 10 <= worker["seconds_to_limit"] <= 30
+
+
+def test_cgroup_alerts_route_and_keep_one_alertmanager_label_set():
+    from watchdog_oom.dispatch import Route
+    from watchdog_oom.model import Notification
+    from watchdog_oom.notify.webhook import alertmanager_body
+
+    pods = Route("k8s", match_cgroup="/kubepods*")
+    quiet = Route("hosts", exclude_cgroup="/kubepods*")
+    assert pods.wants("cgroup.forecast", "warning", None, WORKER)
+    assert not quiet.wants("cgroup.forecast", "warning", None, WORKER)
+    assert not pods.wants("cgroup.warning", "warning", None, "/system.slice/mysqld.service")
+    key = "cgroup.forecast:" + WORKER
+    firing = Notification(id="a", kind="cgroup.forecast", time=datetime(2026, 3, 14, tzinfo=timezone.utc),
+                          host="node-1", severity="warning", summary="s", data={"key": key, "cgroup": WORKER})
+    resolved = Notification(id="b", kind="cgroup.resolved", time=firing.time, host="node-1", severity="info",
+                            summary="r", data={"key": key}, reason="resolved")
+    labels = [alertmanager_body(n, "am")["alerts"][0]["labels"] for n in (firing, resolved)]
+    assert labels[0] == labels[1] == {"alertname": "CgroupForecast", "host": "node-1", "instance": "node-1",
+                                      "cgroup": WORKER}

@@ -181,6 +181,11 @@ def _condition_labels(n: Notification) -> tuple[str, dict[str, str]]:
     key = str(n.data.get("key") or n.kind)
     family, _, subject = key.partition(":")
     labels = {"alertname": alert_name(family), "host": n.host, "instance": n.host}
+    if family.startswith("cgroup") or (family == "oom.unlogged" and subject):
+        # A memory cgroup's condition (cgroup:PATH, cgroup.forecast:PATH, oom.unlogged:PATH):
+        # the path from the key, which its resolution carries too.
+        labels["cgroup"] = printable(subject)
+        return labels["alertname"], labels
     process = subject or n.data.get("process")
     if process:
         labels["process"] = printable(process)
