@@ -88,12 +88,18 @@ def yaml_key(name: str) -> str:
     return name[:-1] if name.endswith("_") and keyword.iskeyword(name[:-1]) else name
 
 
+_SETTINGS: dict[type, dict[str, tuple[str, Setting]]] = {}
+
+
 def settings_of(cls: type) -> dict[str, tuple[str, Setting]]:
     """The keys a section declares, in order: YAML key to (field name, Setting)."""
-    return {
-        yaml_key(f.name): (f.name, f.metadata["setting"])
-        for f in dataclasses.fields(cls) if "setting" in f.metadata
-    }
+    known = _SETTINGS.get(cls)
+    if known is None:
+        known = _SETTINGS[cls] = {
+            yaml_key(f.name): (f.name, f.metadata["setting"])
+            for f in dataclasses.fields(cls) if "setting" in f.metadata
+        }
+    return known
 
 
 def default_of(cls: type, name: str) -> Any:
