@@ -174,6 +174,8 @@ class Store:
         self.host = host
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # A glob's literal prefix as an index range: where text compares byte by byte.
+        self._ranged = self.engine.dialect.name == "sqlite"
 
     def close(self) -> None:
         self.engine.dispose()
@@ -323,7 +325,7 @@ class Store:
         query = select(Kill)
         query = _time_filters(query, Kill.time, filters)
         if filters.get("process"):
-            query = query.where(_glob(Kill.process, filters["process"]))
+            query = query.where(_glob(Kill.process, filters["process"], self._ranged))
         if filters.get("host"):
             query = query.where(Kill.host == filters["host"])
         query = query.order_by(Kill.time.desc().nulls_last(), Kill.id.desc())
@@ -336,7 +338,8 @@ class Store:
         under a made-up value such as the root cgroup."""
         where = _time_filters(select(Kill.id), Kill.time, filters).whereclause
         if filters.get("process"):
-            where = and_(*(c for c in (where, _glob(Kill.process, filters["process"])) if c is not None))
+            where = and_(*(c for c in (where, _glob(Kill.process, filters["process"], self._ranged))
+                           if c is not None))
         if filters.get("host"):
             where = and_(*(c for c in (where, Kill.host == filters["host"]) if c is not None))
         cgroup = func.coalesce(Kill.task_memcg, Kill.memcg)
@@ -463,7 +466,8 @@ class Store:
 
     def protections(self, **filters: Any) -> list[Protection]:
         """Changes made to oom_score_adj, newest first."""
-        return self._history(Protection, Protection.time, filters, process=lambda p: _glob(Protection.process, p))
+        return self._history(Protection, Protection.time, filters,
+                             process=lambda p: _glob(Protection.process, p, self._ranged))
 
     def adjustments(self, **filters: Any) -> list[Adjustment]:
         """Writes to oom_score_adj the tracepoint saw, newest first; `process` globs the target or the writer."""
@@ -543,12 +547,22 @@ def _channel_filter(channel: str | None, other_than: Collection[str] | None) -> 
     return terms
 
 
-def _glob(column: Any, pattern: str) -> Any:
-    """A shell-style glob as SQL LIKE (escaping LIKE's own wildcards); plain text matches exactly."""
+def _glob(column: Any, pattern: str, ranged: bool = False) -> Any:
+    """A shell-style glob as SQL LIKE (escaping LIKE's own wildcards); plain text matches exactly.
+
+    With `ranged`, a literal prefix also becomes a range (`'java*'`: `>= 'java' AND < 'javb'`)
+    that an index on the column answers; only valid where strings compare byte by byte
+    (SQLite's BINARY collation; PostgreSQL derives the range itself under the C collation).
+    The range also makes the prefix case-sensitive on SQLite, whose LIKE is not.
+    """
     if not any(ch in pattern for ch in "*?"):
         return column == pattern
     escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return column.like(escaped.replace("*", "%").replace("?", "_"), escape="\\")
+    like = column.like(escaped.replace("*", "%").replace("?", "_"), escape="\\")
+    prefix = pattern[:min(i for i in (pattern.find("*"), pattern.find("?")) if i >= 0)]
+    if not ranged or not prefix or prefix[-1] == chr(0x10FFFF):
+        return like
+    return and_(column >= prefix, column < prefix[:-1] + chr(ord(prefix[-1]) + 1), like)
 
 
 def _time_filters(query: Any, column: Any, filters: dict[str, Any]) -> Any:

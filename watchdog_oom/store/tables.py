@@ -75,7 +75,10 @@ class Sample(Base):
     psi_full_avg10: Mapped[float | None] = mapped_column(Float)
     overcommit_memory: Mapped[int | None] = mapped_column(Integer)
 
-    __table_args__ = (Index("ix_samples_host_time", "host", "time"),)
+    __table_args__ = (
+        Index("ix_samples_host_time", "host", "time"),  # a host's chart, retention's chunks
+        Index("ix_samples_time", "time"),  # history samples of every host, newest first
+    )
 
 
 class CgroupSampleRow(Base):
@@ -136,9 +139,11 @@ class Kill(Base):
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
     __table_args__ = (
-        Index("ix_kills_host_time", "host", "time"),
+        Index("ix_kills_host_time", "host", "time"),  # --host, a report, deduplication
         Index("ix_kills_host_pid", "host", "pid"),
-        Index("ix_kills_process", "process"),
+        Index("ix_kills_time", "time"),  # history kills of the fleet, newest first
+        Index("ix_kills_process_time", "process", "time"),  # --process NAME or 'prefix*', summary
+        Index("ix_kills_host_recorded", "host", "recorded_at"),  # metrics' counts, retention
     )
 
 
@@ -162,6 +167,7 @@ class AlertRow(Base):
     __table_args__ = (
         Index("ix_alerts_host_key_status", "host", "key", "status"),
         Index("ix_alerts_host_started", "host", "started_at"),
+        Index("ix_alerts_started", "started_at"),
     )
 
 
@@ -194,6 +200,11 @@ class NotificationRow(Base):
     __table_args__ = (
         Index("ix_notifications_status_due", "status", "due_at"),
         Index("ix_notifications_host_created", "host", "created_at"),
+        Index("ix_notifications_created", "created_at"),
+        # Foreign keys: "was this alert announced on that channel", and ON DELETE SET NULL
+        # when retention deletes alerts or mutes, would otherwise scan the whole outbox.
+        Index("ix_notifications_alert", "alert_id", "channel"),
+        Index("ix_notifications_mute", "mute_id"),
     )
 
 
@@ -220,6 +231,8 @@ class Protection(Base):
     from_adj: Mapped[int | None] = mapped_column(Integer)
     to_adj: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_protections_host_time", "host", "time"), Index("ix_protections_time", "time"))
 
 
 class Adjustment(Base):

@@ -1,7 +1,7 @@
 """Adjustments: every write to a process's oom_score_adj the tracepoint saw, with its writer.
 
 Revision ID: 0006
-Revises: 0002
+Revises: 0003
 """
 from typing import Sequence, Union
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0006'
-down_revision: Union[str, Sequence[str], None] = '0002'
+down_revision: Union[str, Sequence[str], None] = '0003'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
