@@ -1,14 +1,18 @@
-"""Shared fixtures: a real SQLite history migrated by Alembic, fake /proc trees, clocks."""
+"""Shared fixtures: a real history migrated by Alembic, on SQLite and on a throwaway
+PostgreSQL (`store` runs each test on both engines), fake /proc trees, clocks."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+import pgserver  # noqa: E402
 
 from watchdog_oom.store import Store  # noqa: E402
 
@@ -20,8 +24,54 @@ def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'state' / 'history.db'}"
 
 
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A throwaway PostgreSQL server for the whole session (skipped, with the reason, where none can run)."""
+    yield from pgserver.pg_server()
+
+
 @pytest.fixture
-def store(db_url: str) -> Store:
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A fresh, empty database on the session's server, dropped afterwards."""
+    yield from pgserver.fresh_database(pg_server)
+
+
+@pytest.fixture(scope="session")
+def pg_migrated(pg_server: str) -> Iterator[str]:
+    """The name of a database migrated to head once, copied by every PostgreSQL `store`."""
+    for url in pgserver.fresh_database(pg_server):
+        store = Store(url, "template")
+        store.upgrade()
+        store.close()
+        yield url.rsplit("/", 1)[1]
+
+
+ENGINES = ("sqlite", "postgresql")
+
+
+@pytest.fixture(params=ENGINES)
+def store_url(request: pytest.FixtureRequest, db_url: str) -> Iterator[str]:
+    """A migrated history on each engine in turn: SQLite in a temporary file, then a
+    fresh PostgreSQL database copied from the migrated template."""
+    if request.param == "sqlite":
+        yield db_url
+        return
+    server = request.getfixturevalue("pg_server")
+    yield from pgserver.fresh_database(server, template=request.getfixturevalue("pg_migrated"))
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    s = Store(store_url, "web-01")
+    if not s.at_head():
+        s.upgrade()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def sqlite_store(db_url: str) -> Iterator[Store]:
+    """A migrated SQLite history only: for what is SQLite's own (its planner, pragmas, files)."""
     s = Store(db_url, "web-01")
     s.upgrade()
     yield s

@@ -194,8 +194,8 @@ def test_alert_that_began_before_the_period_is_shown(store, history, t0):
     assert len(page.having("rect", "episode")) == 1
 
 
-def test_other_hosts_of_the_fleet_are_left_out(db_url, store, history, t0):
-    other = Store(db_url, "db-07")
+def test_other_hosts_of_the_fleet_are_left_out(store, history, t0):
+    other = Store(store.url, "db-07")
     with other.tx() as tx:
         tx.add_kill(_kill(t0 - timedelta(hours=1), 77, "mysqld"), t0)
         tx.add_sample(_sample(t0 - timedelta(minutes=1)))

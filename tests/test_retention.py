@@ -1,4 +1,5 @@
-"""Retention: set-based downsampling and pruning on a real migrated database, and the
+"""Retention: set-based downsampling and pruning on a real migrated database (SQLite and
+PostgreSQL), and the
 daemon's retention job alerting when a run fails."""
 
 from __future__ import annotations
@@ -101,8 +102,19 @@ def test_expired_samples_go_before_anything_is_averaged(store, t0):
 def _failing_retention(store) -> None:
     """A real failure inside the database: every delete from samples is refused."""
     with store.engine.begin() as conn:
-        conn.execute(text("CREATE TRIGGER refuse BEFORE DELETE ON samples "
-                          "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"))
+        if store.engine.dialect.name == "sqlite":
+            conn.execute(text("CREATE TRIGGER refuse BEFORE DELETE ON samples "
+                              "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"))
+        else:
+            conn.execute(text("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                              "$$ BEGIN RAISE EXCEPTION 'database or disk is full'; END $$"))
+            conn.execute(text("CREATE TRIGGER refuse BEFORE DELETE ON samples "
+                              "FOR EACH ROW EXECUTE FUNCTION refuse()"))
+
+
+def _repair(store) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER refuse" + ("" if store.engine.dialect.name == "sqlite" else " ON samples")))
 
 
 def test_a_failed_retention_run_alerts_and_the_next_good_run_resolves_it(store, t0):
@@ -119,8 +131,7 @@ def test_a_failed_retention_run_alerts_and_the_next_good_run_resolves_it(store, 
     assert "database or disk is full" in alert.summary and "[SQL" not in alert.summary
     (note,) = store.notifications()
     assert note.kind == "retention.failed" and note.severity == "warning" and note.status == "pending"
-    with store.engine.begin() as conn:
-        conn.execute(text("DROP TRIGGER refuse"))
+    _repair(store)
     counts = job.run()
     assert counts is not None and counts["downsampled"] > 0
     (alert,) = store.alerts()

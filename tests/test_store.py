@@ -1,4 +1,4 @@
-"""The history store on a real SQLite file migrated by Alembic."""
+"""The history store on a real database migrated by Alembic: each test on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -43,14 +43,14 @@ def test_migrations_match_the_tables(store):
     assert diff == []
 
 
-def test_database_file_is_private(db_url, store):
+def test_database_file_is_private(db_url, sqlite_store):
     path = db_url.removeprefix("sqlite:///")
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
 
 
-def test_sqlite_runs_in_wal_with_foreign_keys(store):
-    with store.engine.connect() as conn:
+def test_sqlite_runs_in_wal_with_foreign_keys(sqlite_store):
+    with sqlite_store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10000
@@ -291,8 +291,8 @@ def _plans(store, call) -> list[str]:
     ("metrics' kill counts", lambda s, t: s.kill_totals("web-01", t), "ix_kills_host_recorded"),
     ("a chart", lambda s, t: s.series("web-01", t, t), "ix_samples_host_time"),
 ])
-def test_history_queries_use_an_index(store, t0, name, call, index):
-    plans = _plans(store, lambda: call(store, t0))
+def test_history_queries_use_an_index(sqlite_store, t0, name, call, index):
+    plans = _plans(sqlite_store, lambda: call(sqlite_store, t0))
     assert plans and all("USING" in plan or "SEARCH" in plan for plan in plans), plans
     assert any(index in plan for plan in plans), plans
 

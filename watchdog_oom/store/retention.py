@@ -102,13 +102,15 @@ def downsample_tier(engine: Engine, host: str, older_than: datetime, from_resolu
                 .where(*in_chunk)
                 .group_by(Sample.host, start)
             )
+            # RETURNING, not rowcount: psycopg under SQLAlchemy reports -1 for INSERT … SELECT.
+            # A chunk holds at most a day of buckets, so the ids are few.
             added = conn.execute(insert(Sample).from_select(
                 ["host", "time", "resolution", "mem_total_kb", "mem_available_kb", "swap_total_kb",
                  "swap_free_kb", "committed_as_kb", "commit_limit_kb", "commit_percent", "commit_limit_percent",
                  "mem_available_percent", "psi_some_avg10", "psi_full_avg10", "overcommit_memory"],
-                means)).rowcount
+                means).returning(Sample.id)).all()
             gone = conn.execute(delete(Sample).where(*in_chunk)).rowcount
-        removed += gone - added
+        removed += gone - len(added)
         low = high
 
 

@@ -1,0 +1,113 @@
+"""A throwaway PostgreSQL server for the tests, and fresh databases on it.
+
+The session starts its own PostgreSQL (Debian's /usr/lib/postgresql/*/bin, or initdb on
+PATH) on 127.0.0.1 with trust authentication, as the `postgres` user when run as root
+since the server refuses to run as root. Set WATCHDOG_OOM_TEST_PG_URL (a user allowed to
+CREATE DATABASE) to use a server of your own. Where there is neither, the PostgreSQL
+tests are skipped and say why.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+
+
+def _psycopg():
+    return pytest.importorskip("psycopg", reason="the PostgreSQL driver is the postgres extra: "
+                                                 "pip install 'psycopg[binary]'")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _server_binaries() -> Path | None:
+    found = glob.glob("/usr/lib/postgresql/*/bin/initdb")
+    if found:
+        return Path(max(found, key=lambda p: int(Path(p).parts[-3]))).parent
+    on_path = shutil.which("initdb")
+    return Path(on_path).parent if on_path else None
+
+
+def _unprivileged_user() -> str | None:
+    for name in ("postgres", "nobody"):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    return None
+
+
+def pg_server() -> Iterator[str]:
+    """A SQLAlchemy URL of a PostgreSQL server (database `postgres`) that lives for the session."""
+    _psycopg()
+    given = os.environ.get("WATCHDOG_OOM_TEST_PG_URL")
+    if given:
+        yield given
+        return
+    bindir = _server_binaries()
+    if bindir is None:
+        pytest.skip("no PostgreSQL server here (apt-get install postgresql, see .ci/postgres.sh), "
+                    "and WATCHDOG_OOM_TEST_PG_URL is not set")
+    as_user: list[str] = []
+    base = Path(tempfile.mkdtemp(prefix="watchdog-oom-pg-"))
+    if os.geteuid() == 0:
+        user = _unprivileged_user()
+        if user is None or not shutil.which("runuser"):
+            shutil.rmtree(base)
+            pytest.skip("running as root, and there is no postgres or nobody user (or no runuser) "
+                        "to run PostgreSQL as: it refuses to run as root")
+        account = pwd.getpwnam(user)
+        os.chown(base, account.pw_uid, account.pw_gid)
+        as_user = ["runuser", "-u", user, "--"]
+    data, port = base / "data", _free_port()
+    try:
+        subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "watchdog", "--auth=trust",
+                        "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"],
+                       check=True, capture_output=True, timeout=60)
+        # fsync off and friends: a throwaway server need not survive a power cut.
+        options = (f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off "
+                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=50")
+        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-o", options,
+                        "-l", str(base / "server.log"), "-w", "-t", "30", "start"],
+                       check=True, capture_output=True, timeout=60)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        log = (base / "server.log").read_text(errors="replace") if (base / "server.log").exists() else ""
+        shutil.rmtree(base, ignore_errors=True)
+        pytest.fail(f"PostgreSQL did not start: {exc}\n{getattr(exc, 'stderr', b'')!r}\n{log}")
+    try:
+        yield f"postgresql+psycopg://watchdog@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True, timeout=60)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def fresh_database(pg_server: str, template: str | None = None) -> Iterator[str]:
+    """A new database on the session's server (a copy of `template`, else empty), dropped afterwards."""
+    psycopg = _psycopg()
+    server = make_url(pg_server)
+    name = f"wd_{uuid.uuid4().hex[:12]}"
+    admin = server.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    yield server.set(database=name).render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
