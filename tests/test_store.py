@@ -12,7 +12,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from watchdog_oom.model import MemorySample, OomKill
-from watchdog_oom.store import Store, alembic_config, kill_record
+from watchdog_oom.store import SCHEMA_HEAD, Store, alembic_config, kill_record
 from watchdog_oom.store.tables import Base
 
 
@@ -302,3 +302,63 @@ def test_a_glob_prefix_is_case_sensitive_on_every_engine(store, t0):
         tx.add_kill(_kill(t0, pid=1, process="java"), t0)
         tx.add_kill(_kill(t0, pid=2, process="JAVA"), t0)
     assert [k.process for k in store.kills(process="java*")] == ["java"]
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_a_history_of_the_first_released_schema_upgrades_with_nothing_lost(request, engine, t0):
+    from alembic import command
+    from sqlalchemy import insert, select
+
+    url = request.getfixturevalue("db_url" if engine == "sqlite" else "pg_url")
+    store = Store(url, "web-01")
+    command.upgrade(alembic_config(url), "0001")  # the schema of the first release, 0.1.0
+    tables = {name: Base.metadata.tables[name] for name in
+              ("samples", "kills", "alerts", "mutes", "notifications", "cursors", "protections")}
+    s = _sample(t0)
+    rows = {
+        "samples": [dict(host="web-01", time=t0 - timedelta(minutes=i), resolution=0, mem_total_kb=s.mem_total_kb,
+                         mem_available_kb=s.mem_available_kb, swap_total_kb=0, swap_free_kb=0,
+                         committed_as_kb=s.committed_as_kb, commit_limit_kb=s.commit_limit_kb,
+                         commit_percent=s.commit_percent, commit_limit_percent=s.commit_limit_percent,
+                         mem_available_percent=50.0, psi_some_avg10=None, psi_full_avg10=0.5, overcommit_memory=0)
+                    for i in range(3)],
+        "kills": [dict(host="web-01", boot_id="b1", time=t0, mono_usec=41357569, pid=1772, process="python3", uid=0,
+                       anon_rss_kb=65152, constraint="CONSTRAINT_MEMCG", cgroup_oom=True, task_memcg="/wdtest1",
+                       killer="kernel", source="kmsg", cmdline="python3 -c x", details={"task_table": [{"pid": 1}]},
+                       recorded_at=t0),
+                  dict(host="web-01", time=t0, pid=0, process="batch.service", cgroup_oom=True, killer="systemd-oomd",
+                       source="journal", details={}, recorded_at=t0)],
+        "alerts": [dict(host="web-01", key="commit", kind="commit.warning", severity="warning", status="firing",
+                        summary="%commit 93%", started_at=t0, updated_at=t0, data={"commit_percent": 93.1})],
+        "mutes": [dict(host=None, created_at=t0, until=t0 + timedelta(hours=2), kind="oom.kill", reason="load test")],
+        "notifications": [dict(host="web-01", uuid="msg_1", channel="ops", kind="commit.warning", severity="warning",
+                               reason="first", summary="%commit 93%", status="sent", data={"a": 1}, alert_id=1,
+                               created_at=t0, due_at=t0, attempts=1, sent_at=t0, detail="HTTP 200"),
+                          dict(host="web-01", uuid="msg_2", channel="ops", kind="oom.kill", severity="critical",
+                               reason="first", summary="muted", status="muted", data={}, mute_id=1, created_at=t0,
+                               due_at=t0, attempts=0)],
+        "cursors": [dict(host="web-01", source="kmsg", cursor="b1:423", updated_at=t0)],
+        "protections": [dict(host="web-01", time=t0, pid=812, process="sshd", cmdline="sshd -D", from_adj=0,
+                             to_adj=-900)],
+    }
+    with store.engine.begin() as conn:
+        for name, values in rows.items():
+            for value in values:
+                conn.execute(insert(tables[name]), value)
+
+    def everything() -> dict[str, list[tuple]]:
+        with store.engine.connect() as conn:
+            return {name: [tuple(r) for r in conn.execute(select(table).order_by(*table.primary_key.columns))]
+                    for name, table in tables.items()}
+
+    before = everything()
+    assert store.upgrade() == SCHEMA_HEAD
+    after = everything()
+    oomd = before["kills"][1]
+    pid = list(tables["kills"].columns.keys()).index("pid")
+    before["kills"][1] = oomd[:pid] + (None,) + oomd[pid + 1:]  # 0002: an oomd kill names no pid
+    assert after == before
+    assert sum(len(v) for v in after.values()) == 11
+    (kill, oomd_kill) = sorted(store.kills(), key=lambda k: k.id)
+    assert kill_record(kill)["cmdline"] == "python3 -c x" and oomd_kill.pid is None
+    store.close()

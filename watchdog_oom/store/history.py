@@ -10,6 +10,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import String, and_, case, create_engine, event, func, insert, or_, select, text, update
@@ -155,12 +156,21 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def migrations_dir() -> str:
+    """Where the Alembic migrations are: inside an installed package (setup.py ships the
+    top-level migrations/ there), else at the top of this source tree."""
+    shipped = resources.files("watchdog_oom") / "migrations"
+    if (shipped / "env.py").is_file():
+        return str(shipped)
+    return str(Path(__file__).resolve().parents[2] / "migrations")
+
+
 def alembic_config(engine_url: str | None = None) -> Any:
-    """An Alembic Config pointing at the migrations shipped inside the package."""
+    """An Alembic Config pointing at the migrations (see migrations_dir)."""
     from alembic.config import Config as AlembicConfig
 
     cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(resources.files("watchdog_oom") / "migrations"))
+    cfg.set_main_option("script_location", migrations_dir())
     if engine_url:
         cfg.set_main_option("sqlalchemy.url", engine_url.replace("%", "%%"))
     return cfg
