@@ -204,12 +204,7 @@ class Outbox:
 
 def _was_sent(tx: Tx, alert_id: int, channel: str) -> bool:
     """A resolved message only makes sense where the alert itself was announced."""
-    from sqlalchemy import select
-
-    return tx.session.scalar(
-        select(NotificationRow.id).where(NotificationRow.alert_id == alert_id, NotificationRow.channel == channel,
-                                         NotificationRow.reason != "resolved").limit(1)
-    ) is not None
+    return tx.was_announced(alert_id, channel)
 
 
 def to_notification(row: NotificationRow) -> Notification:

@@ -17,10 +17,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from sqlalchemy.exc import SQLAlchemyError
 
 from watchdog_oom.model import CgroupSample, MemorySample
-from watchdog_oom.store import Store
+from watchdog_oom.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +88,7 @@ class Metrics:
                                     "When memory was last sampled and judged, Unix time.", value=checked.timestamp())
         try:
             store_metrics, up = list(self._store_metrics()), 1
-        except SQLAlchemyError as exc:
+        except StoreError as exc:
             log.warning("metrics: the history database did not answer: %s", exc)
             store_metrics, up = [], 0
         yield from store_metrics

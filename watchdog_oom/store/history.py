@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import functools
 import os
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -32,6 +33,15 @@ from watchdog_oom.store.tables import (
     NotificationRow,
     Protection,
     Sample,
+)
+from watchdog_oom.stored import (
+    AlertEpisode,
+    MuteRule,
+    OutboxRow,
+    ProtectionRecord,
+    StoredKill,
+    StoredSample,
+    from_row,
 )
 
 __all__ = [
@@ -73,6 +83,18 @@ def kill_record(row: Kill) -> dict[str, Any]:
     record["time"] = _iso(row.time)
     record["order"] = row.alloc_order
     return {name: record[name] for name in KILL_FIELDS}
+
+
+def _answers(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A store method whose database failures come out as StoreError, said in one line:
+    callers outside the store never see SQLAlchemy."""
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database: {db_error(exc)}") from exc
+    return wrapper
 
 
 def db_error(exc: BaseException) -> str:
@@ -234,7 +256,7 @@ class Store:
     # -- the outbox ---------------------------------------------------------------------
 
     def claim_due(self, now: datetime, limit: int = 20, channel: str | None = None,
-                  other_than: Collection[str] | None = None) -> list[NotificationRow]:
+                  other_than: Collection[str] | None = None) -> list[OutboxRow]:
         """Take due notifications of this host for sending (status → sending): of one
         `channel`, of channels `other_than` those named, or of all.
 
@@ -248,10 +270,10 @@ class Store:
             and_(NotificationRow.status == "pending", NotificationRow.due_at <= now),
             and_(NotificationRow.status == "sending", NotificationRow.last_attempt_at < expired),
         )
-        claimed: list[NotificationRow] = []
-        with self._sessions() as session, session.begin():
-            rows = session.scalars(
-                select(NotificationRow)
+        claimed: list[OutboxRow] = []
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                select(NotificationRow.__table__)
                 .where(NotificationRow.host == self.host, due, *_channel_filter(channel, other_than))
                 .order_by(NotificationRow.due_at, NotificationRow.id)
                 .limit(limit)
@@ -262,15 +284,15 @@ class Store:
             for row in rows:
                 # Conditional update: a concurrent grouper may not append to a claimed row,
                 # and a concurrent claimer may not take it twice.
-                taken = session.execute(
+                taken = conn.execute(
                     update(NotificationRow)
                     .where(NotificationRow.id == row.id, NotificationRow.status == row.status,
                            NotificationRow.attempts == row.attempts)
                     .values(status="sending", last_attempt_at=now, attempts=NotificationRow.attempts + 1)
                 ).rowcount
                 if taken:
-                    session.refresh(row)
-                    claimed.append(row)
+                    claimed.append(from_row(OutboxRow, {**row._mapping, "status": "sending", "last_attempt_at": now,
+                                                        "attempts": row.attempts + 1}))
         return claimed
 
     def next_due(self, channel: str | None = None, other_than: Collection[str] | None = None) -> datetime | None:
@@ -320,6 +342,7 @@ class Store:
                 .values(status="pending")
             ).rowcount
 
+    @_answers
     def outbox_backlog(self) -> int:
         with self._sessions() as session:
             return session.scalar(
@@ -377,13 +400,11 @@ class Store:
         with self.engine.connect() as conn:
             return list(conn.execute(query))
 
-    def sample_before(self, host: str, when: datetime, within: timedelta) -> Sample | None:
+    def sample_before(self, host: str, when: datetime, within: timedelta) -> StoredSample | None:
         """The last sample of `host` at or before `when`, if it is no older than `within`."""
-        with self._sessions() as session:
-            return session.scalars(
-                select(Sample).where(Sample.host == host, Sample.time <= when, Sample.time >= when - within)
-                .order_by(Sample.time.desc()).limit(1)
-            ).first()
+        query = (select(Sample.__table__).where(Sample.host == host, Sample.time <= when, Sample.time >= when - within)
+                 .order_by(Sample.time.desc()).limit(1))
+        return next(iter(self._values(query, StoredSample)), None)
 
     def recent_cgroup_samples(self, host: str, paths: Collection[str], seconds: float,
                               now: datetime | None = None) -> dict[str, list[CgroupSample]]:
@@ -426,18 +447,20 @@ class Store:
         with self.engine.connect() as conn:
             return list(conn.execute(query))
 
-    def alerts_overlapping(self, host: str, since: datetime, until: datetime, limit: int) -> tuple[list[AlertRow], int]:
+    def alerts_overlapping(self, host: str, since: datetime, until: datetime,
+                           limit: int) -> tuple[list[AlertEpisode], int]:
         """The newest `limit` alert episodes that overlap the period (also those begun
         before it), and how many there are in all."""
         overlap = (AlertRow.host == host, AlertRow.started_at <= until,
                    or_(AlertRow.resolved_at.is_(None), AlertRow.resolved_at >= since))
-        with self._sessions() as session:
-            rows = list(session.scalars(select(AlertRow).where(*overlap)
-                                        .order_by(AlertRow.started_at.desc(), AlertRow.id.desc()).limit(limit)))
-            total = len(rows) if len(rows) < limit else session.scalar(
-                select(func.count()).select_from(AlertRow).where(*overlap)) or 0
-        return rows, total
+        rows = self._values(select(AlertRow.__table__).where(*overlap)
+                            .order_by(AlertRow.started_at.desc(), AlertRow.id.desc()).limit(limit), AlertEpisode)
+        if len(rows) < limit:
+            return rows, len(rows)
+        with self.engine.connect() as conn:
+            return rows, conn.execute(select(func.count()).select_from(AlertRow).where(*overlap)).scalar() or 0
 
+    @_answers
     def kill_totals(self, host: str, recorded_since: datetime | None = None) -> list[tuple[str, str | None, int]]:
         """(killer, constraint, count) of the kills of `host` recorded since a moment."""
         query = select(Kill.killer, Kill.constraint, func.count()).where(Kill.host == host)
@@ -447,6 +470,7 @@ class Store:
         with self.engine.connect() as conn:
             return [tuple(row) for row in conn.execute(query)]
 
+    @_answers
     def alert_counts(self, host: str) -> list[tuple[str, str, int]]:
         """(kind, severity, firing now) for every kind of alert `host` has had."""
         firing = func.sum(case((AlertRow.status == "firing", 1), else_=0))
@@ -455,9 +479,9 @@ class Store:
         with self.engine.connect() as conn:
             return [(kind, severity, int(n or 0)) for kind, severity, n in conn.execute(query)]
 
-    def kill(self, kill_id: int) -> Kill | None:
-        with self._sessions() as session:
-            return session.get(Kill, kill_id)
+    def kill(self, kill_id: int) -> StoredKill | None:
+        """One stored kill by its id."""
+        return next(iter(self._values(select(Kill.__table__).where(Kill.id == kill_id), StoredKill)), None)
 
     def alerts(self, **filters: Any) -> list[AlertRow]:
         """Alert episodes, newest first; `process` searches their summaries."""
@@ -497,29 +521,39 @@ class Store:
         return self._all(query.order_by(*(order or (when.desc(), table.id.desc()))), filters)
 
     def _all(self, query: Any, filters: dict[str, Any]) -> list[Any]:
+        """The rows of an ORM-style select of one table, as that table's values."""
         if filters.get("limit"):
             query = query.limit(int(filters["limit"]))
-        with self._sessions() as session:
-            return list(session.scalars(query).all())
+        table = query.column_descriptions[0]["entity"]
+        value = _VALUES.get(table.__name__)
+        if value is None:  # a table of another part's without a value of its own yet
+            with self._sessions() as session:
+                return list(session.scalars(query).all())
+        return self._values(query.with_only_columns(*table.__table__.columns), value)
+
+    def _values(self, query: Any, value: type[Any]) -> list[Any]:
+        """Rows of a Core select as values of `value` (a dataclass of watchdog_oom.stored)."""
+        with self.engine.connect() as conn:
+            return [from_row(value, row._mapping) for row in conn.execute(query)]
 
     # -- mutes --------------------------------------------------------------------------
 
     def add_mute(self, until: datetime, now: datetime, kind: str | None = None,
                  process: str | None = None, cgroup: str | None = None, reason: str | None = None,
-                 all_hosts: bool = False) -> Mute:
-        with self._sessions() as session, session.begin():
-            mute = Mute(host=None if all_hosts else self.host, created_at=now, until=until,
-                        kind=kind, process=process, cgroup=cgroup, reason=reason)
-            session.add(mute)
-            session.flush()
-            return mute
+                 all_hosts: bool = False) -> MuteRule:
+        """Record a mute; returns it with its id."""
+        values = dict(host=None if all_hosts else self.host, created_at=now, until=until,
+                      kind=kind, process=process, cgroup=cgroup, reason=reason)
+        with self.engine.begin() as conn:
+            mute_id = conn.execute(insert(Mute.__table__).returning(Mute.id), values).scalar_one()
+        return MuteRule(id=mute_id, **values)
 
-    def mutes(self, now: datetime, active_only: bool = True) -> list[Mute]:
-        query = select(Mute).where(or_(Mute.host.is_(None), Mute.host == self.host))
+    def mutes(self, now: datetime, active_only: bool = True) -> list[MuteRule]:
+        """This host's mutes and the fleet's, the active ones unless asked otherwise."""
+        query = select(Mute.__table__).where(or_(Mute.host.is_(None), Mute.host == self.host))
         if active_only:
             query = query.where(Mute.until > now)
-        with self._sessions() as session:
-            return list(session.scalars(query.order_by(Mute.id)).all())
+        return self._values(query.order_by(Mute.id), MuteRule)
 
     def end_mute(self, mute_id: int, now: datetime) -> bool:
         """End a mute now; False when there is no active mute with that id."""
@@ -545,6 +579,11 @@ class Store:
         """Replace raw samples older than `raw_samples` by 5-minute means, and 5-minute
         means older than a week by hourly means. Returns the number of rows removed."""
         return retention.downsample(self.engine, self.host, now, raw_samples)
+
+
+# The value each table's rows come back as.
+_VALUES: dict[str, type[Any]] = {"Kill": StoredKill, "Sample": StoredSample, "AlertRow": AlertEpisode,
+                                 "NotificationRow": OutboxRow, "Mute": MuteRule, "Protection": ProtectionRecord}
 
 
 def _channel_filter(channel: str | None, other_than: Collection[str] | None) -> list[Any]:
@@ -836,6 +875,13 @@ class Tx:
             .values(summary=summary, data=data, severity=severity)
             .execution_options(synchronize_session=False)
         ).rowcount)
+
+    def was_announced(self, alert_id: int, channel: str) -> bool:
+        """Whether `channel` was told of the alert episode (anything but its resolution)."""
+        return self.session.scalar(
+            select(NotificationRow.id).where(NotificationRow.alert_id == alert_id, NotificationRow.channel == channel,
+                                             NotificationRow.reason != "resolved").limit(1)
+        ) is not None
 
     def mark_alert_notified(self, alert_id: int, now: datetime) -> None:
         self.session.execute(update(AlertRow).where(AlertRow.id == alert_id).values(last_notified_at=now))

@@ -1,0 +1,157 @@
+"""The history's values: what the store returns, one frozen dataclass per kind of row.
+
+The shared vocabulary of model.py, as stored: each carries its id and the bookkeeping the
+database adds (when it was recorded, an episode's status, an outbox row's attempts).
+Field names are the columns' names, so a caller reads `kill.process` or `row.attempts`
+whichever engine answered, and never holds a database session. Imports nothing from
+the package, like model.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKill:
+    """A recorded kill: the kill record of INTERFACE.md plus what `show` adds."""
+
+    id: int
+    host: str
+    process: str
+    recorded_at: datetime
+    boot_id: str | None = None
+    time: datetime | None = None
+    mono_usec: int | None = None
+    pid: int | None = None
+    uid: int | None = None
+    total_vm_kb: int | None = None
+    anon_rss_kb: int | None = None
+    file_rss_kb: int | None = None
+    shmem_rss_kb: int | None = None
+    pgtables_kb: int | None = None
+    oom_score_adj: int | None = None
+    score: int | None = None
+    constraint: str | None = None
+    memcg: str | None = None
+    task_memcg: str | None = None
+    cgroup_oom: bool = False
+    invoker: str | None = None
+    invoker_pid: int | None = None
+    gfp_mask: str | None = None
+    alloc_order: int | None = None
+    killer: str = "kernel"
+    source: str | None = None
+    cmdline: str | None = None
+    unit: str | None = None
+    # task_table, memory_info, extra, and the memory state sampled before the kill
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def order(self) -> int | None:
+        """The allocation order, under the kill record's name for it."""
+        return self.alloc_order
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSample:
+    """A memory reading as kept: `resolution` 0 for a raw sample, else the seconds it averages."""
+
+    id: int
+    host: str
+    time: datetime
+    resolution: int
+    mem_total_kb: int
+    swap_total_kb: int
+    swap_free_kb: int
+    committed_as_kb: int
+    commit_limit_kb: int
+    commit_percent: float
+    mem_available_kb: int | None = None
+    commit_limit_percent: float | None = None
+    mem_available_percent: float | None = None
+    psi_some_avg10: float | None = None
+    psi_full_avg10: float | None = None
+    overcommit_memory: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEpisode:
+    """One episode of a condition, from when it fired to when it resolved."""
+
+    id: int
+    host: str
+    key: str
+    kind: str
+    severity: str
+    status: str  # firing | resolved
+    summary: str
+    started_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None = None
+    last_notified_at: datetime | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One notification for one channel, as the outbox keeps it: what to send and how it went."""
+
+    id: int
+    host: str
+    uuid: str  # the webhook-id, the same on every retry
+    channel: str
+    kind: str
+    severity: str
+    reason: str  # first | new | repeat | resolved | test
+    summary: str
+    status: str  # pending | sending | sent | failed | given_up | muted
+    created_at: datetime
+    due_at: datetime
+    attempts: int = 0
+    group_key: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    alert_id: int | None = None
+    mute_id: int | None = None
+    last_attempt_at: datetime | None = None
+    last_error: str | None = None
+    detail: str | None = None
+    sent_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MuteRule:
+    """Silences matching notifications until `until`; `host` None mutes the whole fleet."""
+
+    id: int
+    created_at: datetime
+    until: datetime
+    host: str | None = None
+    kind: str | None = None
+    process: str | None = None
+    cgroup: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProtectionRecord:
+    """A change the daemon made to a process's oom_score_adj (processes.protect)."""
+
+    id: int
+    host: str
+    time: datetime
+    pid: int
+    process: str
+    to_adj: int
+    cmdline: str | None = None
+    from_adj: int | None = None
+    error: str | None = None
+
+
+def from_row(cls: type[Any], mapping: Any) -> Any:
+    """A value of `cls` from a database row's mapping, ignoring columns it does not name."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in mapping.items() if k in names})
