@@ -1,4 +1,5 @@
-"""Benchmark of the import path against `grep -c 'Killed process'`.
+"""Benchmark of the import path against `grep -c 'Killed process'`, and of its write path
+against a plain importer (`re` + `sqlite3.executemany`).
 
 Writes a syslog of realistic noise with full OOM reports spread through it into a
 temporary directory (removed afterwards), then times over it, median of --runs:
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -152,12 +154,183 @@ def time_command(path: Path, tmp: str, run: int) -> tuple[float, int]:
     return time.perf_counter() - start, len(json.loads(done.stdout))
 
 
+def minimal_report(second: int, victim: int) -> str:
+    """A complete minimal 5.x report: the header, the constraint line and the kill line."""
+    prefix = f"{_stamp(second)} {HOST} kernel: [{second:>8}.{victim % 1000000:06d}] "
+    lines = [
+        "java invoked oom-killer: gfp_mask=0x100cca(GFP_HIGHUSER_MOVABLE), order=0, oom_score_adj=0",
+        f"oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,"
+        f"task_memcg=/system.slice/app.service,task=java,pid={victim},uid=1000",
+        f"Out of memory: Killed process {victim} (java) total-vm:8806332kB, anon-rss:6848016kB, "
+        f"file-rss:0kB, shmem-rss:0kB, UID:1000 pgtables:14360kB oom_score_adj:0",
+    ]
+    return "".join(prefix + line + "\n" for line in lines)
+
+
+def write_kills_log(path: Path, kills: int) -> None:
+    """`kills` minimal reports, 2 s apart, each its own victim."""
+    with path.open("w") as out:
+        for i in range(kills):
+            out.write(minimal_report(2 * i, 100_000 + i))
+
+
+# The plain reference: a regular expression over the kill lines and executemany into a
+# table of the same fields (the history's own kills table), in one transaction.
+PLAIN = r"""
+import re, sqlite3, sys, time, resource
+from datetime import datetime
+path, db, host = sys.argv[1:4]
+kill = re.compile(rb"^(\w{3} [ \d]\d \d\d:\d\d:\d\d) (\S+) kernel: \[ *[\d.]+\] Out of memory: Killed process "
+                  rb"(\d+) \((.*?)\) total-vm:(\d+)kB, anon-rss:(\d+)kB, file-rss:(\d+)kB, shmem-rss:(\d+)kB, "
+                  rb"UID:(\d+) pgtables:(\d+)kB oom_score_adj:(-?\d+)")
+year = datetime.now().year
+now = datetime.utcnow().strftime("%Y-%m-%d %H:%M:%S.%f")
+def rows():
+    with open(path, "rb") as f:
+        for line in f:
+            m = kill.match(line)
+            if m:
+                t = datetime.strptime(f"{year} " + m[1].decode(), "%Y %b %d %H:%M:%S")
+                yield (host, t.strftime("%Y-%m-%d %H:%M:%S.%f"), int(m[3]), m[4].decode(), int(m[5]), int(m[6]),
+                       int(m[7]), int(m[8]), int(m[9]), int(m[10]), int(m[11]), "kernel", "import:" + path, "{}",
+                       now, 0)
+con = sqlite3.connect(db)
+con.executemany("INSERT INTO kills (host, time, pid, process, total_vm_kb, anon_rss_kb, file_rss_kb, shmem_rss_kb, "
+                "uid, pgtables_kb, oom_score_adj, killer, source, details, recorded_at, cgroup_oom) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows())
+con.commit()
+print(con.execute("SELECT count(*) FROM kills").fetchone()[0])
+"""
+
+
+def run_measured(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS in MiB (of the process and any child it waited for) and stdout."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors, env=env)
+        out = proc.stdout.read() if proc.stdout else b""
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            errors.seek(0)
+            said = errors.read()[-2000:].decode(errors="replace")
+            raise RuntimeError(f"{argv[:2]}… exited {proc.returncode}: {said}")
+    return time.perf_counter() - start, usage.ru_maxrss / 1024, out.decode()
+
+
+def write_path(kills: int, runs: int, tmp: str) -> None:
+    """`watchdog-oom import` of `kills` minimal reports into an existing history, against
+    the plain importer, each a new process on a fresh copy of the same migrated database."""
+    from watchdog_oom.store import Store
+
+    log = Path(tmp) / "kills.log"
+    write_kills_log(log, kills)
+    template = Path(tmp) / "write-template.db"
+    store = Store(f"sqlite:///{template}", HOST)
+    store.upgrade()
+    store.close()  # the last connection folds the WAL into the file that is copied
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    results: dict[str, list[tuple[float, float, int]]] = {"plain": [], "ours": []}
+    for run in range(runs):
+        for mode in ("plain", "ours"):
+            database = Path(tmp) / f"write-{mode}-{run}.db"
+            shutil.copyfile(template, database)
+            if mode == "plain":
+                argv = [sys.executable, "-c", PLAIN, str(log), str(database), HOST]
+                seconds, rss, out = run_measured(argv)
+                count = int(out.strip())
+            else:
+                config = Path(tmp) / "write-config.yaml"
+                config.write_text(f"host: {HOST}\ndatabase: sqlite:///{database}\n")
+                argv = [sys.executable, "-m", "watchdog_oom", "-c", str(config), "import", "--format", "json",
+                        str(log)]
+                seconds, rss, out = run_measured(argv, env)
+                count = len(json.loads(out))
+            results[mode].append((seconds, rss, count))
+            database.unlink()
+    print(f"\nwrite path: {kills:,} minimal reports ({log.stat().st_size / 1e6:.0f} MB), each run a new process "
+          f"on a fresh copy of a migrated history; median of {runs}")
+    for mode, label in (("plain", "plain re + sqlite3.executemany"), ("ours", "watchdog-oom import --format json")):
+        seconds = statistics.median(r[0] for r in results[mode])
+        print(f"  {label:<36} {seconds:6.2f} s  peak RSS {max(r[1] for r in results[mode]):4.0f} MiB  "
+              f"{results[mode][0][2]:,} kills")
+    ratio = statistics.median(r[0] for r in results["ours"]) / statistics.median(r[0] for r in results["plain"])
+    print(f"  ratio ours/plain: {ratio:.2f}")
+    split_write_path(log, template, runs, tmp)
+
+
+def split_write_path(log: Path, template: Path, runs: int, tmp: str) -> None:
+    """Where the command's time goes, in this process: the parse of the log, and the store
+    writing the parsed kills (Store.import_kills: batched dedupe and inserts, one
+    transaction per batch) against executemany of the same kills into the same table."""
+    import sqlite3
+    from datetime import datetime, timezone
+
+    from watchdog_oom.store import Store
+
+    def parse_all() -> list[Any]:
+        with log.open("rb") as stream:
+            return [k.replace(host=HOST, time=k.time.astimezone() if k.time and k.time.tzinfo is None else k.time)
+                    for k in iter_kills(stream, f"import:{log}", year=datetime.now().year)]
+
+    kills = parse_all()
+    parse_s = statistics.median(_timed(parse_all) for _ in range(runs))
+    now = datetime.now(timezone.utc)
+    stamp = "%Y-%m-%d %H:%M:%S.%f"
+
+    def ours() -> float:
+        database = Path(tmp) / "split-ours.db"
+        shutil.copyfile(template, database)
+        store = Store(f"sqlite:///{database}", HOST)
+        store.at_head()  # connected, as the command is before it records
+        seconds = _timed(lambda: sum(1 for _ in store.import_kills(kills, now)))
+        store.close()
+        return seconds
+
+    def plain() -> float:
+        database = Path(tmp) / "split-plain.db"
+        shutil.copyfile(template, database)
+        con = sqlite3.connect(database)
+
+        def write() -> None:
+            con.executemany(
+                "INSERT INTO kills (host, time, pid, process, total_vm_kb, anon_rss_kb, file_rss_kb, shmem_rss_kb, "
+                "uid, pgtables_kb, oom_score_adj, killer, source, details, recorded_at, cgroup_oom) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                ((HOST, k.time.astimezone(timezone.utc).strftime(stamp), k.pid, k.process, k.total_vm_kb,
+                  k.anon_rss_kb, k.file_rss_kb, k.shmem_rss_kb, k.uid, k.pgtables_kb, k.oom_score_adj, k.killer,
+                  k.source, json.dumps({"task_table": [], "memory_info": [], "extra": k.extra}),
+                  now.strftime(stamp), int(k.cgroup_oom)) for k in kills))
+            con.commit()
+        seconds = _timed(write)
+        con.close()
+        return seconds
+
+    ours_s = statistics.median(ours() for _ in range(runs))
+    plain_s = statistics.median(plain() for _ in range(runs))
+    print(f"  of which, in one process: parse.iter_kills {parse_s:.2f} s; writing {len(kills):,} parsed kills: "
+          f"Store.import_kills {ours_s:.2f} s, executemany {plain_s:.2f} s, ratio {ours_s / plain_s:.2f}")
+
+
+def _timed(run: Any) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mb", type=int, default=1024, help="size of the generated log (default 1024)")
     parser.add_argument("--runs", type=int, default=5, help="timed runs of each (default 5)")
     parser.add_argument("--incidents", type=int, default=36, help="OOM reports spread through the log")
+    parser.add_argument("--write-kills", type=int, default=100_000,
+                        help="kills of the write-path part (default 100000; 0 skips it)")
+    parser.add_argument("--write-only", action="store_true", help="run only the write-path part")
     args = parser.parse_args(argv)
+    if args.write_only:
+        with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
+            write_path(args.write_kills, args.runs, tmp)
+        return 0
     with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
         path = Path(tmp) / "syslog"
         write_log(path, args.size_mb, args.incidents)
@@ -178,6 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     if not grep_n == ours_n == command_n:
         print("KILL COUNTS DISAGREE", file=sys.stderr)
         return 1
+    if args.write_kills:
+        with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
+            write_path(args.write_kills, args.runs, tmp)
     return 0
 
 

@@ -362,3 +362,29 @@ def test_a_history_of_the_first_released_schema_upgrades_with_nothing_lost(reque
     (kill, oomd_kill) = sorted(store.kills(), key=lambda k: k.id)
     assert kill_record(kill)["cmdline"] == "python3 -c x" and oomd_kill.pid is None
     store.close()
+
+
+def test_a_burst_is_stored_in_one_batch_with_duplicates_caught(store, t0):
+    with store.tx() as tx:
+        first = tx.add_kill(_kill(t0, pid=100, process="java"), t0)
+    burst = [(_kill(t0 + timedelta(seconds=i), pid=200 + i, mono_usec=50_000_000 + i), {"n": i}) for i in range(50)]
+    from_syslog = _kill(t0.replace(microsecond=0) + timedelta(seconds=1), pid=100, process="java", boot_id=None,
+                        mono_usec=None, source="file:/var/log/kern.log", uid=1000)
+    with store.tx() as tx:
+        rows = tx.add_kills([*burst, (from_syslog, None), burst[3]], t0)
+    assert [r is None for r in rows] == [False] * 50 + [True, True]  # seen before, and twice in the batch
+    assert [r.details["n"] for r in rows[:50]] == list(range(50))
+    assert len({r.id for r in rows[:50]}) == 50 and first.id not in {r.id for r in rows[:50]}
+    assert len(store.kills()) == 51
+    assert store.kill(first.id).uid == 1000  # the later sighting filled what the first lacked
+
+
+def test_an_import_records_in_bounded_batches_and_knows_what_it_had(store, t0):
+    kills = [_kill(t0 + timedelta(minutes=i), pid=1000 + i, mono_usec=None, boot_id=None, source="import:/k.log")
+             for i in range(25)]
+    first = list(store.import_kills(kills[:10], t0, batch_size=4))
+    assert [new for _, new in first] == [True] * 10
+    again = list(store.import_kills(kills, t0, batch_size=7))
+    assert [new for _, new in again] == [False] * 10 + [True] * 15
+    assert [r.id for r, _ in again[:10]] == [r.id for r, _ in first]
+    assert len(store.kills()) == 25

@@ -10,6 +10,7 @@ the package, like model.py.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -153,5 +154,10 @@ class ProtectionRecord:
 
 def from_row(cls: type[Any], mapping: Any) -> Any:
     """A value of `cls` from a database row's mapping, ignoring columns it does not name."""
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = _names(cls)
     return cls(**{k: v for k, v in mapping.items() if k in names})
+
+
+@functools.cache
+def _names(cls: type[Any]) -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(cls))

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import lzma
+import math
 import os
 import signal
 import traceback
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any, BinaryIO, TextIO, cast
 
 from watchdog_oom import config as config_mod
@@ -19,7 +22,7 @@ from watchdog_oom import store as store_mod
 from watchdog_oom.cli.common import EXIT_OK, Command, UsageError, open_store, utcnow
 from watchdog_oom.cli.history import KILL_COLUMNS
 from watchdog_oom.cli.options import add_format
-from watchdog_oom.model import OomKill, kill_record_from_value, with_local_time
+from watchdog_oom.model import OomKill, kill_record_from_value
 from watchdog_oom.textout import table, to_json
 
 
@@ -60,47 +63,106 @@ class _Progress:
 
 
 def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:
-    """Record (or with --dry-run only print) the kills in the logs given."""
+    """Record (or with --dry-run only print) the kills in the logs given.
+
+    Streamed: the kills arrive in batches, each recorded in a transaction of its own and
+    printed at once, so memory does not grow with the number of kills.
+    """
     if args.dry_run:
-        store, read = None, _read_all(args.paths, cfg.host, err)
+        store, events = None, _events(args.paths, cfg.host, err)
     elif hasattr(os, "fork") and _has_fd(err):
-        read, store = _read_beside(args.paths, cfg.host, err, lambda: open_store(cfg))
+        events, store = _read_beside(args.paths, cfg.host, err, lambda: open_store(cfg))
     else:
-        store, read = open_store(cfg), _read_all(args.paths, cfg.host, err)
-    records: list[dict[str, Any]] = []
+        store, events = open_store(cfg), _events(args.paths, cfg.host, err)
+    printer = _Printer(args.format, out)
     failed = False
-    for path, kills in read:
-        if kills is None:
-            failed = True
+    found = new = 0
+    now = utcnow()
+    for kind, path, payload in events:
+        if kind == "kills":
+            if store is None:
+                records = [kill_record_from_value(k) for k in payload]
+            else:
+                recorded = list(store.import_kills(payload, now))
+                records = [store_mod.kill_record(row) for row, _ in recorded]
+                new += sum(1 for _, is_new in recorded if is_new)
+            found += len(payload)
+            printer.add(records)
             continue
-        found = len(kills)
-        if store is None:
-            records += [kill_record_from_value(k) for k in kills]
-            note = ""
+        if payload is not None:  # the path could not be read: says why
+            print(f"watchdog-oom import: {payload}", file=err)
+            failed = True
         else:
-            recorded, new = _record(store, kills, utcnow())
-            records += recorded
-            note = f", {new} new, {found - new} already recorded"
-        print(f"{path}: {found} kill{'s' if found != 1 else ''} found{note}", file=err)
-    if args.format == "json":
-        print(to_json(records), file=out)
-    elif records:
-        print(table(records, KILL_COLUMNS), file=out)
+            note = "" if store is None else f", {new} new, {found - new} already recorded"
+            print(f"{path}: {found} kill{'s' if found != 1 else ''} found{note}", file=err)
+        found = new = 0
+    printer.finish()
     return 1 if failed else EXIT_OK
 
 
-ReadLogs = list[tuple[str, list[OomKill] | None]]  # per path, its kills or None when unreadable
+class _Printer:
+    """Prints kill records as they come: a JSON array element by element, or the table a
+    batch at a time (its heading once)."""
+
+    def __init__(self, fmt: str, out: TextIO) -> None:
+        self.json, self.out, self.count = fmt == "json", out, 0
+
+    def add(self, records: list[dict[str, Any]]) -> None:
+        for record in records if self.json else ():
+            # to_json of the whole list, one element at a time: the same text.
+            self.out.write(("[\n" if self.count == 0 else ",\n") + _json_element(record))
+            self.count += 1
+        if records and not self.json:
+            lines = table(records, KILL_COLUMNS).splitlines()
+            print("\n".join(lines if self.count == 0 else lines[1:]), file=self.out)
+            self.count += len(records)
+
+    def finish(self) -> None:
+        if self.json:
+            print("\n]" if self.count else "[]", file=self.out)
 
 
-def _read_all(paths: Sequence[str], host: str, err: TextIO) -> ReadLogs:
-    read: ReadLogs = []
+def _json_element(record: dict[str, Any]) -> str:
+    """A record as an element of to_json's indented array, the same text. A kill record is
+    flat, and json's C encoder only runs without indent: each scalar is written here."""
+    try:
+        fields = ",\n".join(f"    {_json_scalar(key)}: {_json_scalar(value)}" for key, value in record.items())
+    except TypeError:
+        return "\n".join("  " + line for line in to_json(record).splitlines())
+    return "  {\n" + fields + "\n  }" if record else "  {}"
+
+
+def _json_scalar(value: Any) -> str:
+    """A JSON scalar as json.dumps(ensure_ascii=False) writes it; TypeError for anything else."""
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return encode_basestring(value)
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return float.__repr__(value)
+    raise TypeError(type(value).__name__)
+
+
+# What reading the logs yields: ("kills", path, [OomKill, …]) batches, then ("done", path,
+# None) or, when the path could not be read, ("done", path, the reason).
+Event = tuple[str, str, Any]
+BATCH = 2000
+
+
+def _events(paths: Sequence[str], host: str, err: TextIO) -> Iterator[Event]:
     for path in paths:
         try:
-            read.append((path, _read_kills(path, host, err)))
+            kills = _iter_kills(path, host, err)
+            while chunk := list(itertools.islice(kills, BATCH)):
+                yield "kills", path, chunk
         except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
-            print(f"watchdog-oom import: {_read_error(path, exc)}", file=err)
-            read.append((path, None))
-    return read
+            yield "done", path, _read_error(path, exc)
+            continue
+        yield "done", path, None
 
 
 def _has_fd(stream: TextIO) -> bool:
@@ -111,14 +173,16 @@ def _has_fd(stream: TextIO) -> bool:
     return True
 
 
-def _read_beside(paths: Sequence[str], host: str, err: TextIO, work: Callable[[], Any]) -> tuple[ReadLogs, Any]:
+def _read_beside(paths: Sequence[str], host: str, err: TextIO,
+                 work: Callable[[], Any]) -> tuple[Iterator[Event], Any]:
     """Read the logs in a forked child while `work()` (opening the database) runs here.
 
     Loading SQLAlchemy takes a fifth of a second, a big log's scan several tenths; a
     thread would not overlap them, as the two would fight for the GIL around every
     memmem call of the scan, but two processes on two cores do. The child sends the
-    kills back pickled through a pipe. Forked before SQLAlchemy is loaded, and before
-    this process has threads.
+    kills back through a pipe, pickled a batch at a time, and goes on reading while this
+    process records them. Forked before SQLAlchemy is loaded, and before this process has
+    threads.
     """
     import pickle
 
@@ -132,7 +196,8 @@ def _read_beside(paths: Sequence[str], host: str, err: TextIO, work: Callable[[]
             _die_with_parent(parent)
             os.close(readable)
             with os.fdopen(writable, "wb") as pipe:
-                pipe.write(pickle.dumps(_read_all(paths, host, err)))
+                for event in _events(paths, host, err):
+                    pickle.dump(event, pipe, protocol=pickle.HIGHEST_PROTOCOL)
             status = 0
         except (KeyboardInterrupt, BrokenPipeError):
             pass  # the parent was interrupted too, and says so itself
@@ -151,12 +216,19 @@ def _read_beside(paths: Sequence[str], host: str, err: TextIO, work: Callable[[]
         os.close(readable)
         os.waitpid(child, 0)
         raise
-    with os.fdopen(readable, "rb") as pipe:
-        sent = pipe.read()
-    _, status = os.waitpid(child, 0)
-    if status != 0 or not sent:
-        raise UsageError("reading the logs failed (the reading process ended abnormally)")
-    return pickle.loads(sent), result
+
+    def received() -> Iterator[Event]:
+        with os.fdopen(readable, "rb") as pipe:
+            while True:
+                try:
+                    yield pickle.load(pipe)
+                except EOFError:
+                    break
+        _, status = os.waitpid(child, 0)
+        if status != 0:
+            raise UsageError("reading the logs failed (the reading process ended abnormally)")
+
+    return received(), result
 
 
 def _die_with_parent(parent: int) -> None:
@@ -170,7 +242,7 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _read_kills(path: str, host: str, err: TextIO) -> list[OomKill]:
+def _iter_kills(path: str, host: str, err: TextIO) -> Iterator[OomKill]:
     """The kills in one log (`-`: stdin), as imported from it; raises what opening or reading it raises."""
     from watchdog_oom.parse import iter_kills, undo_future_year
     from watchdog_oom.sources.logfile import open_log
@@ -181,8 +253,12 @@ def _read_kills(path: str, host: str, err: TextIO) -> list[OomKill]:
     label = "stdin" if path == "-" else os.path.abspath(path)
     try:
         # Syslog dates carry no year: take the year the file was last written.
-        return [with_local_time(undo_future_year(k, reference)).replace(host=host, source=f"import:{label}")
-                for k in iter_kills(cast(BinaryIO, progress), f"import:{label}", year=reference.year)]
+        source = f"import:{label}"
+        for kill in iter_kills(cast(BinaryIO, progress), source, year=reference.year):
+            kill = undo_future_year(kill, reference)
+            # with_local_time, host and source in one copy: a copy costs more than the parse of a line.
+            local = kill.time.astimezone() if kill.time is not None and kill.time.tzinfo is None else kill.time
+            yield kill.replace(time=local, host=host, source=source)
     finally:
         progress.finish()
         if path != "-":
@@ -209,22 +285,6 @@ def _read_error(path: str, exc: Exception) -> str:
         return f"{path}: {exc.strerror}"
     # zlib.error, lzma.LZMAError, EOFError (cut short), ValueError, bz2's and gzip's OSError without errno
     return f"{path}: corrupt or unreadable compressed data ({exc})"
-
-
-def _record(store: store_mod.Store, kills: Sequence[OomKill], now: datetime) -> tuple[list[dict[str, Any]], int]:
-    """Records the kills not recorded yet; returns every kill's record, with its id, and how many were new."""
-    records = []
-    new = 0
-    with store.tx() as tx:
-        for kill in kills:
-            row = tx.add_kill(kill, now)
-            if row is None:
-                row = tx.find_same_kill(kill)  # recorded before; _read_kills gave `kill` the local time add_kill does
-            else:
-                new += 1
-            records.append(store_mod.kill_record(row))
-    return records, new
-
 
 
 def _arguments(p: argparse.ArgumentParser) -> None:

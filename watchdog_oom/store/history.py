@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import functools
+import itertools
 import os
 import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from importlib import resources
@@ -20,7 +21,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from watchdog_oom.model import KILL_FIELDS, Alert, CgroupSample, MemorySample, OomKill, with_local_time
-from watchdog_oom.store import StoreError, retention
+from watchdog_oom.store import StoreError, batch, retention
 from watchdog_oom.store.retention import RetentionPolicy
 from watchdog_oom.store.tables import (
     Adjustment,
@@ -68,6 +69,8 @@ UNKNOWN_NAME = "?"
 # The newest migration in migrations/versions; a test keeps it equal to Alembic's head.
 # 0005 (cgroup samples) landed after 0006 and revises it, so the chain stays one line.
 SCHEMA_HEAD = "0005"
+# Kills per transaction of an import: one SELECT and one INSERT each.
+IMPORT_BATCH = 2000
 # How long a claimed notification may stay `sending` before it is due again: longer
 # than any channel's timeout (SMTP and HTTP default to 10 s).
 CLAIM_LEASE = timedelta(minutes=5)
@@ -252,6 +255,17 @@ class Store:
         """One transaction: everything done through the Tx commits together or not at all."""
         with self._sessions() as session, session.begin():
             yield Tx(session, self.host)
+
+    def import_kills(self, kills: Iterable[OomKill], now: datetime,
+                     batch_size: int = IMPORT_BATCH) -> Iterator[tuple[StoredKill, bool]]:
+        """Record kills read from old logs, `batch_size` at a time, each batch its own
+        transaction (a long import never holds the database for long, and memory stays
+        flat); yields, per kill in order, its record and whether it is new."""
+        pending = iter(kills)
+        while chunk := list(itertools.islice(pending, batch_size)):
+            with self.engine.begin() as conn:
+                recorded = batch.record_kills(conn, self.host, [(kill, None) for kill in chunk], now)
+            yield from recorded
 
     # -- the outbox ---------------------------------------------------------------------
 
@@ -699,43 +713,24 @@ class Tx:
             select(Kill).where(Kill.host == host, Kill.pid.is_(None) if kill.pid is None else Kill.pid == kill.pid,
                                Kill.killer == kill.killer, or_(*conditions))
         ).all()
-        for row in candidates:
-            # "?": the tracepoint of a pre-6.9 kernel gave only the pid and nobody knew the name.
-            if row.process[:15] != kill.process[:15] and UNKNOWN_NAME not in (row.process, kill.process):
-                continue
-            # Two boots can reuse a pid at the same uptime: trust boot ids when both have one.
-            if row.boot_id and kill.boot_id and row.boot_id != kill.boot_id:
-                continue
-            if row.mono_usec is not None and kill.mono_usec is not None and row.boot_id and kill.boot_id \
-                    and abs(row.mono_usec - kill.mono_usec) > 1000:
-                continue
-            return row
-        return None
+        return next((row for row in candidates if same_kill(row, kill)), None)
+
+    def add_kills(self, items: Sequence[tuple[OomKill, dict[str, Any] | None]], now: datetime) -> list[Any]:
+        """Store many kills at once (a burst): per item, its new record, or None for a kill
+        stored already (or earlier in `items`), as `add_kill` answers. One SELECT and one
+        INSERT for the lot (see store/batch.py), in this transaction."""
+        self.session.flush()
+        recorded = batch.record_kills(self.session.connection(), self.host, items, now)
+        return [row if new else None for row, new in recorded]
 
     def add_kill(self, kill: OomKill, now: datetime, details: dict[str, Any] | None = None) -> Kill | None:
         """Store a kill unless it is stored already; returns the new row, or None for a duplicate."""
         kill = with_local_time(kill)
         existing = self.find_same_kill(kill)
         if existing is not None:
-            _fill_missing(existing, kill)
+            fill_missing(existing, kill)
             return None
-        row = Kill(
-            host=kill.host or self.host, boot_id=kill.boot_id, time=kill.time, mono_usec=kill.mono_usec,
-            pid=kill.pid, process=kill.process, uid=kill.uid,
-            total_vm_kb=kill.total_vm_kb, anon_rss_kb=kill.anon_rss_kb, file_rss_kb=kill.file_rss_kb,
-            shmem_rss_kb=kill.shmem_rss_kb, pgtables_kb=kill.pgtables_kb, oom_score_adj=kill.oom_score_adj,
-            score=kill.score, constraint=kill.constraint, memcg=kill.memcg, task_memcg=kill.task_memcg,
-            cgroup_oom=kill.cgroup_oom, invoker=kill.invoker, invoker_pid=kill.invoker_pid,
-            gfp_mask=kill.gfp_mask, alloc_order=kill.order, killer=kill.killer, source=kill.source,
-            cmdline=kill.cmdline, unit=kill.unit,
-            details={
-                "task_table": [t.to_dict() for t in kill.task_table],
-                "memory_info": list(kill.memory_info),
-                "extra": kill.extra,
-                **(details or {}),
-            },
-            recorded_at=now,
-        )
+        row = Kill(**kill_values(kill, self.host, now, details))
         self.session.add(row)
         self.session.flush()
         return row
@@ -909,7 +904,42 @@ class Tx:
                                     from_adj=from_adj, to_adj=to_adj, error=error))
 
 
-def _fill_missing(row: Kill, kill: OomKill) -> None:
+def same_kill(row: Any, kill: OomKill) -> bool:
+    """Whether a stored kill of the same host, pid and time window is this very kill."""
+    if row.killer != kill.killer:
+        return False
+    # "?": the tracepoint of a pre-6.9 kernel gave only the pid and nobody knew the name.
+    if row.process[:15] != kill.process[:15] and UNKNOWN_NAME not in (row.process, kill.process):
+        return False
+    # Two boots can reuse a pid at the same uptime: trust boot ids when both have one.
+    if row.boot_id and kill.boot_id and row.boot_id != kill.boot_id:
+        return False
+    return not (row.mono_usec is not None and kill.mono_usec is not None and row.boot_id and kill.boot_id
+                and abs(row.mono_usec - kill.mono_usec) > 1000)
+
+
+def kill_values(kill: OomKill, host: str, now: datetime, details: dict[str, Any] | None) -> dict[str, Any]:
+    """The column values of a new kills row (`host`: where a kill that names none happened)."""
+    return dict(
+        host=kill.host or host, boot_id=kill.boot_id, time=kill.time, mono_usec=kill.mono_usec,
+        pid=kill.pid, process=kill.process, uid=kill.uid,
+        total_vm_kb=kill.total_vm_kb, anon_rss_kb=kill.anon_rss_kb, file_rss_kb=kill.file_rss_kb,
+        shmem_rss_kb=kill.shmem_rss_kb, pgtables_kb=kill.pgtables_kb, oom_score_adj=kill.oom_score_adj,
+        score=kill.score, constraint=kill.constraint, memcg=kill.memcg, task_memcg=kill.task_memcg,
+        cgroup_oom=kill.cgroup_oom, invoker=kill.invoker, invoker_pid=kill.invoker_pid,
+        gfp_mask=kill.gfp_mask, alloc_order=kill.order, killer=kill.killer, source=kill.source,
+        cmdline=kill.cmdline, unit=kill.unit,
+        details={
+            "task_table": [t.to_dict() for t in kill.task_table],
+            "memory_info": list(kill.memory_info),
+            "extra": kill.extra,
+            **(details or {}),
+        },
+        recorded_at=now,
+    )
+
+
+def fill_missing(row: Any, kill: OomKill) -> None:
     """A second sighting of a stored kill may know more (a syslog line carries no boot id,
     kmsg no wall clock of its own): fill fields the first record lacked, never overwrite."""
     for attr, value in (
