@@ -60,7 +60,8 @@ def record_kills(conn: Connection, host: str, items: Sequence[Item], now: dateti
     if fresh:
         for row, kill_id in zip(fresh, _insert(conn, [vars(row) for row in fresh]), strict=True):
             row.id = kill_id
-    return [(from_row(StoredKill, vars(row)), new) for row, new in results]
+    # A new row holds exactly the record's fields; a stored one may hold more columns.
+    return [(StoredKill(**vars(row)) if new else from_row(StoredKill, vars(row)), new) for row, new in results]
 
 
 def _insert(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
@@ -73,12 +74,26 @@ def _insert(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
     write lock, so the batch's ids are consecutive.
     """
     table = Kill.__table__
-    values = [{k: v for k, v in row.items() if k != "id"} for row in rows]
     if conn.dialect.name != "sqlite":
+        values = [{k: v for k, v in row.items() if k != "id"} for row in rows]
         return list(conn.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), values).scalars())
-    conn.execute(insert(table), values)
+    # The columns' own bind processing (UTC times, JSON), then the driver's executemany:
+    # SQLAlchemy's executemany builds a parameter dict per row, which costs more than
+    # SQLite's insert itself.
+    names = [name for name in rows[0] if name != "id"]
+    processors = [(i, table.c[name].type._cached_bind_processor(conn.dialect)) for i, name in enumerate(names)]
+    convert = [(i, process) for i, process in processors if process is not None]
+    sql = (f"INSERT INTO {table.name} ({', '.join(conn.dialect.identifier_preparer.quote(n) for n in names)}) "
+           f"VALUES ({', '.join('?' * len(names))})")
+    params = []
+    for row in rows:
+        values = [row[name] for name in names]
+        for i, process in convert:
+            values[i] = process(values[i])
+        params.append(tuple(values))
+    conn.exec_driver_sql(sql, params)
     last = conn.execute(select(func.max(table.c.id))).scalar_one()
-    return list(range(last - len(values) + 1, last + 1))
+    return list(range(last - len(rows) + 1, last + 1))
 
 
 def _candidates(conn: Connection, host: str, kills: Sequence[OomKill]) -> dict[tuple[str, int | None], list[Any]]:
