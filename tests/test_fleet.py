@@ -201,3 +201,69 @@ def test_summary_counts_per_process_cgroup_and_utc_day_on_postgresql(fleet):
     counts = web.kill_counts(host="web-01")
     assert [(v, n) for by, v, n in counts if by == "process"] == [("java", 2), ("python3", 1)]
     assert sorted((v, n) for by, v, n in counts if by == "day") == [("2026-11-20", 2), ("2026-11-21", 1)]
+
+
+# One host's retention and import at once, as its own OS process: `python -c WORKER URL HOST`.
+WORKER = """
+import sys, threading
+from datetime import datetime, timedelta, timezone
+from sqlalchemy import insert
+from watchdog_oom.model import OomKill
+from watchdog_oom.store import Store
+from watchdog_oom.store.tables import Sample
+
+url, host = sys.argv[1], sys.argv[2]
+now = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+store = Store(url, host)
+start = now - timedelta(days=5)
+with store.engine.begin() as conn:  # five days of raw samples: three of them to downsample
+    conn.execute(insert(Sample), [dict(host=host, time=start + timedelta(seconds=60 * i), resolution=0,
+                                       mem_total_kb=16_000_000, mem_available_kb=4_000_000 + i, swap_total_kb=0,
+                                       swap_free_kb=0, committed_as_kb=9_000_000, commit_limit_kb=8_000_000,
+                                       commit_percent=50.0 + (i % 100) / 10) for i in range(5 * 1440)])
+print("ready", flush=True)
+sys.stdin.readline()  # every host starts at once
+kills = [OomKill(pid=20_000 + i, process=f"{host}-job", time=now - timedelta(hours=1, seconds=i),
+                 source=f"import:/var/log/{host}.log", host=host) for i in range(3000)]
+imported = []
+importer = threading.Thread(target=lambda: imported.extend(store.import_kills(kills, now, batch_size=500)))
+importer.start()
+store.prune(now, samples=30 * 86400.0, kills=400 * 86400.0, alerts=400 * 86400.0, notifications=90 * 86400.0,
+            raw_samples=2 * 86400.0)
+importer.join()
+with store.tx() as tx:
+    tx.set_cursor("import", host, now)
+assert sum(new for _, new in imported) == 3000, sum(new for _, new in imported)
+store.close()
+"""
+
+
+def test_hosts_running_retention_and_import_at_once_touch_only_their_own_rows(fleet, pg_url):
+    hosts = ["web-01", "db-07", "cache-3"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    workers = [subprocess.Popen([sys.executable, "-c", WORKER, pg_url, host], env=env, text=True,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+               for host in hosts]
+    for worker in workers:
+        assert worker.stdout.readline().strip() == "ready", worker.stderr.read()
+    for worker in workers:  # go
+        worker.stdin.write("\n")
+        worker.stdin.flush()
+    for worker in workers:
+        _, err = worker.communicate(timeout=180)
+        assert worker.returncode == 0, err
+    web, _ = fleet
+    from sqlalchemy import text
+
+    with web.engine.connect() as conn:
+        by_host = {host: dict(conn.execute(text(
+            "SELECT resolution, count(*) FROM samples WHERE host = :h GROUP BY resolution"), {"h": host}).all())
+            for host in hosts}
+        kills = dict(conn.execute(text("SELECT host, count(*) FROM kills GROUP BY host")).all())
+        cursors = dict(conn.execute(text("SELECT host, cursor FROM cursors WHERE source = 'import'")).all())
+    for host in hosts:
+        # The last two days raw, the days before as 5-minute means: each host's own, whole.
+        assert by_host[host] == {0: 2 * 1440, 300: 3 * 288}
+        assert kills[host] == 3000
+        assert cursors[host] == host
+        assert {k.process for k in web.kills(host=host, limit=5)} == {f"{host}-job"}
