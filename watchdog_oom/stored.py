@@ -10,7 +10,6 @@ the package, like model.py.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -154,10 +153,10 @@ class ProtectionRecord:
 
 def from_row(cls: type[Any], mapping: Any) -> Any:
     """A value of `cls` from a database row's mapping, ignoring columns it does not name."""
-    names = _names(cls)
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = frozenset(f.name for f in dataclasses.fields(cls))
     return cls(**{k: v for k, v in mapping.items() if k in names})
 
 
-@functools.cache
-def _names(cls: type[Any]) -> frozenset[str]:
-    return frozenset(f.name for f in dataclasses.fields(cls))
+_NAMES: dict[type[Any], frozenset[str]] = {}  # each value class's field names

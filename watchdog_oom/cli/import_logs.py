@@ -14,7 +14,7 @@ import traceback
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from json.encoder import encode_basestring
 from typing import Any, BinaryIO, TextIO, cast
 
 from watchdog_oom import config as config_mod
