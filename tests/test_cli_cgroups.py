@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 from proctree import ProcTree
+from servers import HttpSink
 from test_cli import run, write_config
+from test_service import Daemon, reap_daemons, wait_until  # noqa: F401 (reap_daemons: autouse fixture)
 
 from watchdog_oom.cgroups import CgroupReader
 from watchdog_oom.metrics import cgroup_metrics
@@ -150,3 +152,42 @@ def test_cgroup_alerts_route_and_keep_one_alertmanager_label_set():
     labels = [alertmanager_body(n, "am")["alerts"][0]["labels"] for n in (firing, resolved)]
     assert labels[0] == labels[1] == {"alertname": "CgroupForecast", "host": "node-1", "instance": "node-1",
                                       "cgroup": WORKER}
+
+
+def test_daemon_alerts_names_the_victim_and_resolves(host):
+    """The daemon over the captured host: a critical cgroup alert naming java, then resolved
+    once the working set falls back (the capture's memory.current rewritten)."""
+    with HttpSink() as sink:
+        daemon = Daemon(host, f"""
+host: node-1
+database: sqlite:///{host}/history.db
+procfs: {host}/proc
+kernel_log:
+  source: none
+cgroups:
+  interval: 1s
+  for: 0s
+notifications:
+  group_wait: 0s
+  channels:
+    - name: hook
+      type: webhook
+      url: {sink.url}/hook
+      min_severity: info
+      kinds: ["cgroup.*"]
+""")
+        try:
+            daemon.wait_message("READY=1")
+            first = json.loads(sink.wait_for(1, timeout=20)[0].body)
+            current = host / "sys" / "fs" / "cgroup" / WORKER.lstrip("/") / "memory.current"
+            current.write_text(f"{300 << 20}\n")
+            assert wait_until(lambda: any(json.loads(r.body)["type"] == "cgroup.resolved" for r in sink.requests),
+                              timeout=20), daemon.log_text()
+        finally:
+            assert daemon.stop() == 0
+    assert first["type"] == "cgroup.critical" and first["data"]["cgroup"] == WORKER
+    assert first["data"]["name"] == "jobs/batch-5c8d7f-abcde/worker"
+    assert first["data"]["victims"][0]["pid"] == 5001 and "hunter2" not in first["data"]["victims"][0]["cmdline"]
+    assert "likely victim: java (pid 5001" in first["summary"]
+    types = [json.loads(r.body)["type"] for r in sink.requests]
+    assert types.count("cgroup.critical") == 1 and types[-1] == "cgroup.resolved"
