@@ -296,3 +296,24 @@ def test_forecast_waits_out_a_burst_that_is_over(t0):
     assert at >= 4
     truth = (64 - ws[at]) / 1.0  # seconds at the real 1 MiB/s
     assert truth / 2 <= first.data["seconds_to_limit"] <= truth
+
+
+def test_the_daemon_keeps_each_cgroups_readings_compactly(t0):
+    import sys
+
+    from watchdog_oom.daemon.shared import CgroupTrack
+
+    track = CgroupTrack(keep=33)
+    for i in range(100):
+        track.add(sample(t0 + timedelta(seconds=10 * i), 100 + (i % 2), version=2, events={"high": i}))
+    assert len(track.times) == len(track.working_set) == 33
+    size = sys.getsizeof(track) + sys.getsizeof(track.times) + sys.getsizeof(track.working_set)
+    assert size < 1024  # 5,000 containers: a few MiB, not a sample object per reading
+    now = sample(t0 + timedelta(seconds=1000), 101, version=2)
+    # Flat with a page of noise: no forecast is fitted; the memory.high rule still has its last reading.
+    assert not track.may_reach(now, 600)
+    assert [s.events for s in track.samples(now, full=False)] == [{"high": 99}]
+    rising = sample(t0 + timedelta(seconds=1000), 150)
+    assert track.may_reach(rising, 600)
+    past = track.samples(rising, full=True)
+    assert len(past) == 33 and past[0].time < past[-1].time and past[-1].working_set_bytes == 101 * MiB

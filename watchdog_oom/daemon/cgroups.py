@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import deque
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -19,14 +18,14 @@ from typing import Any
 from watchdog_oom import procfs
 from watchdog_oom.cgroups import CgroupReader, Hierarchy, Scan, read_tasks
 from watchdog_oom.daemon.recording import record_repeats
-from watchdog_oom.daemon.shared import CgroupState, Shared
+from watchdog_oom.daemon.shared import CgroupState, CgroupTrack, Shared
 from watchdog_oom.model import Alert
 from watchdog_oom.rules import cgroups as rules
 
 log = logging.getLogger("watchdog_oom")
 
 CROSS_CHECK_CURSOR = "cgroups:oom_kill"  # the per-cgroup cross-check's state, kept as a cursor
-HISTORY_KEPT = 64  # samples per cgroup kept in memory for the forecast (the window needs ~30)
+HISTORY_KEPT = 64  # readings per cgroup kept in memory at most (the default window needs 33)
 
 
 class CgroupCheck:
@@ -68,7 +67,7 @@ class CgroupCheck:
         swap_total = meminfo.get("SwapTotal", 0) * 1024
         with s.lock:
             firing = s.rules.firing_map()
-            history = {p: list(self.state.history.get(p, ())) for p in (x.path for x in scan.samples)}
+            history = self._history(scan, firing)
             conditions = rules.conditions(scan.samples, history, cfg.cgroups, firing)
         conditions = self._name_victims(conditions, scan, swap_total)
         with s.lock:
@@ -113,10 +112,28 @@ class CgroupCheck:
             out.append(rules.name_victim(cond, sample, tasks, swap_total))
         return out
 
+    def _history(self, scan: Scan, firing: Mapping[str, str | None]) -> dict[str, list[Any]]:
+        """Each cgroup's earlier readings for the rules: all of them where its growth could
+        reach the limit or its forecast fires (a forecast needs them), else the last one
+        (what memory.high's rule compares with)."""
+        out = {}
+        for sample in scan.samples:
+            track = self.state.history.get(sample.path)
+            if track is not None:
+                full = (track.may_reach(sample, self.shared.cfg.cgroups.horizon)
+                        or bool(firing.get(rules.key_of(rules.FORECAST, sample.path))))
+                out[sample.path] = track.samples(sample, full)
+        return out
+
     def _remember(self, scan: Scan, events: list[Alert], firing: Mapping[str, str | None], now: datetime) -> None:
         state = self.state
+        c = self.shared.cfg.cgroups
+        keep = min(HISTORY_KEPT, int(c.window / c.interval) + 3)
         for sample in scan.samples:
-            state.history.setdefault(sample.path, deque(maxlen=HISTORY_KEPT)).append(sample)
+            track = state.history.get(sample.path)
+            if track is None or track.keep != keep:
+                track = state.history[sample.path] = CgroupTrack(keep)
+            track.add(sample)
         live = {x.path for x in scan.samples}
         for path in [p for p in state.history if p not in live]:
             del state.history[path]  # the cgroup is gone (a stopped container)

@@ -7,9 +7,10 @@ and `redactor` under `lock`. The parts read it and never call back into the daem
 from __future__ import annotations
 
 import threading
+from array import array
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from watchdog_oom import config as config_mod
@@ -51,13 +52,59 @@ class HostState:
         return self.samples[-1] if self.samples else None
 
 
+class CgroupTrack:
+    """One cgroup's recent working set, compact: a host of 5,000 containers keeps 5,000 of
+    these, so two arrays of numbers (times, bytes) rather than samples, at most `keep` long."""
+
+    __slots__ = ("times", "working_set", "high_events", "keep")
+
+    def __init__(self, keep: int) -> None:
+        self.times = array("d")  # Unix seconds
+        self.working_set = array("q")
+        self.high_events: int | None = None  # memory.events high at the last reading
+        self.keep = keep
+
+    def add(self, sample: CgroupSample) -> None:
+        """Remember a reading, forgetting the oldest beyond `keep`."""
+        self.times.append(sample.time.timestamp())
+        self.working_set.append(sample.working_set_bytes)
+        if len(self.times) > self.keep:
+            del self.times[: len(self.times) - self.keep]
+            del self.working_set[: len(self.working_set) - self.keep]
+        self.high_events = sample.events.get("high")
+
+    def may_reach(self, sample: CgroupSample, horizon: float) -> bool:
+        """Whether the growth seen could bring the limit within `horizon`, with a margin of
+        three (a least-squares slope can exceed the rise over the span): only then is a
+        forecast worth fitting. Most cgroups are flat and cost nothing more."""
+        if not self.times or sample.limit_bytes is None or horizon <= 0:
+            return False
+        rise = sample.working_set_bytes - min(self.working_set)
+        span = sample.time.timestamp() - self.times[0]
+        if rise <= 0 or span <= 0:
+            return False
+        return 3 * horizon * rise / span >= sample.limit_bytes - sample.working_set_bytes
+
+    def samples(self, like: CgroupSample, full: bool) -> list[CgroupSample]:
+        """The kept readings as samples of `like`'s cgroup, oldest first: all of them when
+        `full`, else only the last (what the memory.high rule compares with)."""
+        first = 0 if full else max(len(self.times) - 1, 0)
+        out = [CgroupSample(path=like.path, version=like.version,
+                            time=datetime.fromtimestamp(self.times[i], timezone.utc), limit_bytes=like.limit_bytes,
+                            usage_bytes=self.working_set[i], working_set_bytes=self.working_set[i],
+                            high_bytes=like.high_bytes) for i in range(first, len(self.times))]
+        if out and self.high_events is not None:
+            out[-1] = out[-1].replace(events={"high": self.high_events})
+        return out
+
+
 @dataclass
 class CgroupState:
     """The memory cgroups as their check last saw them: each one's recent samples (for the
     forecast), those worth keeping (for /metrics), and the last alert per cgroup path,
     which a kill in that cgroup links to."""
 
-    history: dict[str, deque[CgroupSample]] = field(default_factory=dict)
+    history: dict[str, CgroupTrack] = field(default_factory=dict)
     latest: list[CgroupSample] = field(default_factory=list)
     scanned_at: datetime | None = None
     alerts: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # path -> alert key -> link
