@@ -223,6 +223,22 @@ def test_lenient_loading_still_needs_the_variables_of_sections_every_command_use
         load_config(str(path), env={}, strict_env=False)
 
 
+def test_check_and_processes_go_on_without_the_database_password(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("database: postgresql://watchdog:${DB_PASSWORD}@db-host/watchdog\n")
+    monkeypatch.delenv("DB_PASSWORD", raising=False)
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["-c", str(path), "processes", "--top", "1"], out, err) == 0
+    assert f"watchdog-oom: warning: {path} line 1: database: environment variable DB_PASSWORD" in err.getvalue()
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["-c", str(path), "check"], out, err) in (0, 1, 2)  # judged, not UNKNOWN
+    assert "DB_PASSWORD" in err.getvalue()
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["-c", str(path), "history"], out, err) == 2  # it reads the database
+    assert "configuration error: " in err.getvalue() and "DB_PASSWORD is not set" in err.getvalue()
+
+
 def test_read_only_commands_warn_and_go_on_while_run_notify_test_and_config_check_refuse(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "config.yaml"

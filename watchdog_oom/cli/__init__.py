@@ -36,6 +36,8 @@ ORDER = ("run", "check", "processes", "cgroups", "history", "show", "import", "r
 # The commands that use the notification channels and the daemon's settings: they need
 # every ${VAR} in the config. The others only warn about one unset in those sections.
 NEED_EVERY_SECRET = ("run", "notify-test", "config")
+# Further top-level keys a command never reads, where an unset ${VAR} only warns too.
+UNUSED_KEYS = {"check": ("database",), "processes": ("database",)}
 
 EPILOG = """\
 WHEN (--since, --until) is a duration back from now (30m, 24h, 7d) or an ISO 8601 time
@@ -85,7 +87,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     if args.command == "config" and args.action != "check":  # the example and the keys need no file
         return _dispatch(args, config_mod.Config(), out, err)
     try:
-        cfg = config_mod.load_config(args.config, os.environ, strict_env=args.command in NEED_EVERY_SECRET)
+        cfg = config_mod.load_config(args.config, os.environ, strict_env=args.command in NEED_EVERY_SECRET,
+                                     unused=UNUSED_KEYS.get(args.command, ()))
     except config_mod.ConfigError as exc:
         if args.command == "check":
             return report_unknown(f"configuration error: {exc}", args.format == "json", socket.gethostname(), out)

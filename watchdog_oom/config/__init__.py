@@ -37,7 +37,7 @@ A key that needs a kind of its own adds a factory to values.py returning a Kind 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import yaml
 
@@ -161,17 +161,19 @@ def config_path(path: str | None = None, env: Mapping[str, str] = os.environ) ->
     return DEFAULT_CONFIG_PATH if os.path.exists(DEFAULT_CONFIG_PATH) else None
 
 
-def load_config(path: str | None = None, env: Mapping[str, str] = os.environ, strict_env: bool = True) -> Config:
+def load_config(path: str | None = None, env: Mapping[str, str] = os.environ, strict_env: bool = True,
+                unused: Collection[str] = ()) -> Config:
     """The configuration from the file config_path names, or the built-in defaults without one.
 
     With `strict_env` false (the read-only commands), a ${VAR} whose variable is unset in
-    a section only the daemon reads (notifications, metrics, retention, daemon) leaves
-    that key at its default, or that channel out, and says so in Config.warnings.
+    a section only the daemon reads (notifications, metrics, retention, daemon), or in
+    one of the top-level keys `unused` (say, "database" for `check`), leaves that key at
+    its default, or that channel out, and says so in Config.warnings.
     """
     chosen = config_path(path, env)
     if chosen is None:
-        return parse_config("", None, env, strict_env)
-    return parse_config(read_text(chosen), chosen, env, strict_env)
+        return parse_config("", None, env, strict_env, unused)
+    return parse_config(read_text(chosen), chosen, env, strict_env, unused)
 
 
 def read_text(path: str) -> str:
@@ -193,7 +195,7 @@ def read_text(path: str) -> str:
 
 
 def parse_config(text: str, origin: str | None = "<config>", env: Mapping[str, str] = os.environ,
-                 strict_env: bool = True) -> Config:
+                 strict_env: bool = True, unused: Collection[str] = ()) -> Config:
     """The configuration written in `text`; `origin` names it in errors and in Config.origin."""
     where = origin if origin is not None else "built-in defaults"
     loader = _loader(text, where)
@@ -216,7 +218,7 @@ def parse_config(text: str, origin: str | None = "<config>", env: Mapping[str, s
         raise ConfigError("not valid YAML: nested too deeply", where) from None
     finally:
         loader.dispose()
-    reader = Reader(where, env, loader, strict_env)
+    reader = Reader(where, env, loader, strict_env, unused)
     try:
         config = reader.read_section(Config, root, "", "a mapping of keys (host:, commit:, notifications:, ...)")
     except RecursionError:

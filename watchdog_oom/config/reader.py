@@ -92,15 +92,18 @@ def expand(text: str, env: Mapping[str, str]) -> str:
 class Reader:
     """One parse: where the text came from, the environment, and the loader that types scalars.
 
-    With `strict_env` false, an unset ${VAR} inside a section declared daemon_only leaves
-    that key at its default (or the list item out) and adds a line to `warnings`.
+    With `strict_env` false, an unset ${VAR} inside a section declared daemon_only, or in
+    one of the top-level keys `unused`, leaves that key at its default (or the list item
+    out) and adds a line to `warnings`.
     """
 
-    def __init__(self, origin: str, env: Mapping[str, str], loader: yaml.SafeLoader, strict_env: bool = True) -> None:
+    def __init__(self, origin: str, env: Mapping[str, str], loader: yaml.SafeLoader, strict_env: bool = True,
+                 unused: Iterable[str] = ()) -> None:
         self.origin = origin
         self.env = env
         self.loader = loader
         self.strict_env = strict_env
+        self.unused = frozenset(unused)
         self.warnings: list[str] = []
         self._lenient = 0  # depth of daemon_only sections being read
         self._records = 0  # depth of list items being read: an unset variable drops the item
@@ -221,7 +224,7 @@ class Reader:
         return section
 
     def _read_key(self, view: View, key: str, setting: Setting) -> Any:
-        lenient = setting.daemon_only and not self.strict_env
+        lenient = (setting.daemon_only or (not view.path and key in self.unused)) and not self.strict_env
         self._lenient += lenient
         try:
             return setting.kind.read(self, view.entries[key][1], view.key_path(key))
