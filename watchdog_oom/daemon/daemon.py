@@ -24,13 +24,12 @@ from watchdog_oom.daemon.jobs import Jobs
 from watchdog_oom.daemon.sdnotify import SdNotify
 from watchdog_oom.daemon.sender import OutboxThread
 from watchdog_oom.daemon.shared import HostState, Shared
+from watchdog_oom.daemon.signals import SignalPipe
 from watchdog_oom.daemon.tracer import TracepointFollower
 from watchdog_oom.redact import Redactor
 from watchdog_oom.rules.alerts import SOURCE_DOWN
 
 log = logging.getLogger("watchdog_oom")
-
-SIGNAL_POLL = 0.5  # seconds: how often the main thread looks for a reload request
 
 
 def build_channels(cfg: config_mod.Config) -> dict[str, Any]:
@@ -128,25 +127,29 @@ class Daemon:
         """Start, serve until SIGTERM or SIGINT (reloading on SIGHUP), stop; the exit status."""
         from watchdog_oom.notify import mask_secret
 
-        self._install_signals()
-        self.start()
-        self.notify.send("READY=1\nSTATUS=watching memory and the kernel log")
-        log.info("watchdog-oom running on %s (database %s)", self.cfg.host, mask_secret(self.cfg.database))
-        while not self.stop_event.wait(SIGNAL_POLL):
-            if self.reload_requested.is_set():
-                self.reload_requested.clear()
-                self.notify.send("RELOADING=1")
-                self.reload()
-                self.notify.send("READY=1")
-        self.notify.send("STOPPING=1")
-        self.shutdown()
+        signals = SignalPipe((signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
+        try:
+            self.start()
+            self.notify.send("READY=1\nSTATUS=watching memory and the kernel log")
+            log.info("watchdog-oom running on %s (database %s)", self.cfg.host, mask_secret(self.cfg.database))
+            # The main thread sleeps until a signal comes, and acts on it here, not in a handler.
+            while not self.stop_event.is_set():
+                for signum in signals.wait():
+                    if signum == signal.SIGHUP:
+                        self.reload_requested.set()
+                    else:
+                        self.stop_event.set()
+                if self.reload_requested.is_set() and not self.stop_event.is_set():
+                    self.reload_requested.clear()
+                    self.notify.send("RELOADING=1")
+                    self.reload()
+                    self.notify.send("READY=1")
+            self.notify.send("STOPPING=1")
+            self.shutdown()
+        finally:
+            signals.close()
         log.info("watchdog-oom stopped")
         return 0
-
-    def _install_signals(self) -> None:
-        signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
-        signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
-        signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
 
     def start(self) -> None:
         """Protect this process, migrate, restore the alert state, start every part."""
