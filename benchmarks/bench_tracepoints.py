@@ -13,6 +13,7 @@ daemon reads a tracefs the benchmark mounts on a temporary directory (root neede
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import statistics
@@ -32,10 +33,8 @@ def cpu_seconds(pid: int) -> float:
     first field (utime + stime in /proc/PID/stat count 10 ms ticks: too coarse for an idle daemon)."""
     total = 0
     for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
+        with contextlib.suppress(OSError, ValueError, IndexError):  # a thread that ended meanwhile
             total += int((task / "schedstat").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            pass  # a thread that ended meanwhile
     return total / 1e9
 
 
