@@ -14,9 +14,12 @@ from watchdog_oom.parse.kernel import (
     MEMORY_INFO_LINE_CHARS,
     MEMORY_INFO_LINES,
     PAGE_KB,
+    RECOGNISERS,
     REPORT_LINES,
     TASK_TABLE_ROWS,
     OomParser,
+    Unread,
+    UnreadLine,
 )
 from watchdog_oom.parse.scan import (
     _find,
@@ -27,20 +30,26 @@ from watchdog_oom.parse.scan import (
     undo_future_year,
 )
 from watchdog_oom.parse.userspace import NOHANG_BLOCK_LINES
-from watchdog_oom.parse.wrappers import strip_wrapper
+from watchdog_oom.parse.wrappers import LINE_CHARS, strip_wrapper
 
 __all__ = [
+    "KILL_NEEDLES",
+    "LINE_CHARS",
     "MEMORY_INFO_LINES",
     "MEMORY_INFO_LINE_CHARS",
     "NOHANG_BLOCK_LINES",
     "PAGE_KB",
+    "RECOGNISERS",
     "REPORT_LINES",
     "TASK_TABLE_ROWS",
     "OomParser",
+    "Unread",
+    "UnreadLine",
     "_find",
     "_libc_finder",
     "_python_find",
     "iter_kills",
+    "line_numbers",
     "parse_text",
     "strip_wrapper",
     "undo_future_year",

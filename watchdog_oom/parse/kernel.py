@@ -16,10 +16,25 @@ from __future__ import annotations
 
 import heapq
 import re
+from dataclasses import dataclass, field
 
 from watchdog_oom.model import KernelLine, OomKill, TaskRow
-from watchdog_oom.parse.userspace import UserspaceKillers
-from watchdog_oom.parse.wrappers import Stamp, messages, strip_wrapper
+from watchdog_oom.parse.userspace import (
+    USERSPACE_RECOGNISERS,
+    Recogniser,
+    UserspaceKillers,
+)
+from watchdog_oom.parse.values import as_int, as_pid, as_uid
+from watchdog_oom.parse.wrappers import (
+    JOIN_CHARS,
+    LINE_CHARS,
+    Decoder,
+    Stamp,
+    pieces,
+    prefix_sender,
+    shape,
+    unwrap,
+)
 
 # Bounds that keep a huge report (a 50 000-row task table) from costing memory.
 TASK_TABLE_ROWS = 10
@@ -80,7 +95,8 @@ _KILLED = re.compile(
     _REASON + r"Killed process (\d+)(?:, UID (\d+),)? \((.*)\)(?:, UID (\d+),)?"
     r"(\.|\s+(?:total-vm|vsz|anon-rss|file-rss):.*)?$"
 )
-_FIGURE = re.compile(r"([A-Za-z_-]+):(-?\d+)")
+# The lookbehind starts a name only where one begins: a long run of letters is tried once.
+_FIGURE = re.compile(r"(?<![A-Za-z_-])([A-Za-z_-]+):(-?\d+)")
 _FIGURE_FIELDS = {
     "total-vm": "total_vm_kb",
     "anon-rss": "anon_rss_kb",
@@ -99,6 +115,158 @@ _MEMORY_START = ("Mem-Info:", "Mem-info:", "memory: usage", "Memory cgroup stats
 # 2.6.x-3.x show_mem() per-CPU pageset lines ("CPU    7: hi:  186, btch:  31 usd:   7"):
 # one per CPU and zone, too many to keep and of no use after the fact.
 _PER_CPU = re.compile(r"CPU\s+\d+: hi:")
+
+
+# ------------------------------------------------------------- recognisers, anchors
+
+KERNEL_RECOGNISERS = (
+    Recogniser(
+        "kernel: Killed process (2.4-6.x, RHEL 6/7 UID forms)", "kernel", _KILLED, ("Killed process ",),
+        ((("Out of memory: Killed process 3216 (python3) total-vm:2315164kB, anon-rss:1748912kB, file-rss:0kB, "
+          "shmem-rss:0kB, UID:1000 pgtables:3720kB oom_score_adj:0"), "Linux 5.1+ mm/oom_kill.c __oom_kill_process()"),
+         ("Killed process 20521, UID 27, (mysqld) total-vm:1919584kB, anon-rss:913340kB, file-rss:92kB",
+          "RHEL 6 2.6.32, tests/data/oom_logs/12_rhel6-2.6.32_messages_full-event-oom_adj.log"),
+         (("Memory cgroup out of memory: Killed process 4187 (stress) total-vm:206740kB, anon-rss:131516kB, "
+          "file-rss:272kB, shmem-rss:0kB"), "Linux 4.x memcg, tests/data/oom_logs/41_docker-stress_dmesg-no-timestamps_task-in-limit-of.log")),
+        ("kernel",)),
+    Recogniser(
+        "kernel: Kill process … score … or sacrifice child (2.6.1x-5.0)", "kernel", _SELECTION, ("ill process ",),
+        (("Out of memory: Kill process 2001 (run-batch.sh) score 812 or sacrifice child",
+          "CentOS 7 3.10, tests/data/captures/centos7-3.10_messages_sacrifice-child-with-table.log"),
+         ("Out of memory: kill process 12345 (java) score 1000 or a child", "Linux 2.6.2x-2.6.3x mm/oom_kill.c")),
+        ("kernel",)),
+)
+RECOGNISERS = KERNEL_RECOGNISERS + USERSPACE_RECOGNISERS
+
+# Where a message of an OOM report (or of a killer) begins, wherever it stands in a line.
+# Every alternative opens with a literal, so a search tries a handful of characters at each
+# offset: linear in the line. The header's invoker name stands before " invoked".
+_ANCHOR_WORDS = (
+    r"Out of [Mm]emory(?: \(oom_kill_allocating_task\))?: ",
+    r"Memory cgroup out of memory: ",
+    r"[Kk]ill(?:ed)? process \d",
+    r"oom-killer: gfp_mask=",
+    r"oom-kill:constraint=",
+    r"Tasks? in /",
+    r"Mem-[Ii]nfo:",
+    r"\[ *pid *\] +uid +tgid",
+    r"oom_reaper: ",
+    r"CPU: \d+ (?:UID: \d+ )?PID: \d+ Comm: ",
+    r"Pid: \d+, comm: ",
+    r"memory: usage \d",
+    r"Memory cgroup stats for ",
+    r"sending SIG(?:TERM|KILL) to process \d",
+    r"Killing process '",
+    r"killing process \d+ \"",
+    r"(?:Out of|[Ll]ow) [Mm]emory! ",
+    r"(?:Killed|Marked) (?:/|…|\.\.\.)",
+    r"Victim status",
+    r"Process with highest badness",
+    r"Send(?:ing)? SIG\w+ to the victim",
+    r"Implement(?:ing)? a corrective action",
+)
+_ANCHOR = re.compile(r" invoked oom-killer: |[^\s:]+: systemd-oomd killed \d|[^\s:]+: Failed with result 'oom-kill'|"
+                     + "|".join(_ANCHOR_WORDS))
+# At the start of a message: the same, with a header's invoker (a task name: 15 bytes,
+# here up to 16 characters, blanks allowed) or a unit before PID 1's words.
+_ANCHOR_START = re.compile(r".{1,16}? invoked oom-killer: |\S+: systemd-oomd killed \d|\S+: Failed with result 'oom-kill'|"
+                           + "|".join(_ANCHOR_WORDS))
+# A line that names a victim and may have been cut after these words.
+_KILL_START = re.compile(
+    r"(?:(?:Out of [Mm]emory(?: \(oom_kill_allocating_task\))?|Memory cgroup out of memory): )?[Kk]ill(?:ed)? process(?: \d|\s*$)"
+    r"|(?:earlyoom(?:\[\d+\])?: )?(?:sending SIG|Killing process '|killing process \d)"
+    r"|(?:systemd-oomd(?:\[\d+\])?: )?(?:Killed|Marked) (?:/|…|\.\.\.)"
+)
+# Other report lines a wrap may cut, held for their continuation when visibly incomplete.
+_HOLDABLE = re.compile(r".{1,16}? invoked oom-killer:|oom-killer: gfp_mask=|oom-kill:constraint=|Tasks? in /")
+_HEADER_TAIL = re.compile(r"(?:order|oom_score_adj|oomkilladj|oom_adj)=-?\d+\s*$")
+_SUMMARY_TAIL = re.compile(r",uid=\d+\s*$")
+# How a kernel kill line ends when nothing was cut from it.
+_COMPLETE_TAIL = re.compile(r"(?:\)|\.|kB|oom_score_adj:-?\d+)\s*$")
+# The start of a kill line's figures cut off onto the next line.
+_FIGURE_CONTINUES = re.compile(r",?\s*(?:total-vm|anon-rss|file-rss|shmem-rss|UID|pgtables|oom_score_adj)[:\s]|\d*kB\b")
+# A kill's words (issue 11 item 7): a line holding them that no recogniser reads is counted.
+_KILL_WORDS = re.compile(
+    r"[Kk]ill(?:ed)? process \d|invoked oom-killer|sending SIG(?:TERM|KILL) to process|Killing process '"
+    r"|killing process \d+ \"|(?:Killed|Marked) (?:/|…|\.\.\.)\S*(?: for killing)? due to|systemd-oomd killed"
+    r"|Send(?:ing)? SIG\w+ to the victim"
+)
+
+
+def _recognised(body: str) -> bool:
+    """True when a recogniser reads this message (or it is a report's header)."""
+    if _HEADER.match(body):
+        return True
+    return any(r.pattern.match(body) for r in RECOGNISERS if any(n in body for n in r.needles))
+
+
+def _incomplete(body: str) -> bool:
+    """True when a kill line (or a report line that tells which report a kill belongs to)
+    was visibly cut: no recogniser reads it, or it stops mid-way (a number without its
+    unit, a trailing comma)."""
+    if body.startswith(("oom-kill:", "Task")):
+        return not (_SUMMARY_TAIL.search(body) or _TASK_IN.match(body) or _TASKS_IN.match(body))
+    if "oom-killer:" in body:
+        return _HEADER.match(body) is None or _HEADER_TAIL.search(body) is None
+    if _KILLED.match(body):
+        return _COMPLETE_TAIL.search(body) is None
+    if 'cmdline "' in body and not body.rstrip().endswith('"'):
+        return True  # earlyoom's command line, its last field, was cut
+    return not _recognised(body)
+
+
+def _refusal(body: str, sender: str | None) -> str | None:
+    """Why a kill line cannot be believed from this sender (None: it can): the kernel's
+    words only from the kernel, a killer's only from its own tag (logger -t forges nothing
+    that a journal field or syslog tag does not show)."""
+    if sender is None:
+        return None
+    tag = sender.lower()
+    for recogniser in RECOGNISERS:
+        if any(n in body for n in recogniser.needles) and recogniser.pattern.match(body):
+            if tag in recogniser.senders:
+                return None
+            return f"{recogniser.killer} words from {sender!r}, not from {'/'.join(recogniser.senders)}"
+    return None
+
+
+@dataclass(frozen=True)
+class UnreadLine:
+    """A line that holds a kill's words and that no recogniser read, as it was found."""
+
+    line: int | None  # 1-based line number, when known
+    offset: int | None  # byte offset in the input, when the line number is not known
+    text: str  # the message, cut to UNREAD_CHARS
+    reason: str
+
+
+UNREAD_CHARS = 300
+
+
+@dataclass
+class Unread:
+    """Lines holding a kill's words that could not be read into a kill: counted, the first
+    `keep` kept with where they were, so that a person can look (nothing missed silently)."""
+
+    keep: int = 20
+    count: int = 0
+    cut: int = 0  # physical lines longer than LINE_CHARS, cut there
+    first: list[UnreadLine] = field(default_factory=list)
+
+    def add(self, where: tuple[int | None, int | None], text: str, reason: str) -> None:
+        self.count += 1
+        if len(self.first) < self.keep:
+            self.first.append(UnreadLine(where[0], where[1], text[:UNREAD_CHARS], reason))
+
+
+@dataclass(frozen=True)
+class _Held:
+    """A kill line waiting for the next line, which may be its continuation."""
+
+    text: str
+    stamp: Stamp
+    sender: str | None
+    width: int  # the physical line's length: a terminal cuts every long line at one width
 
 
 class _Report:
@@ -156,15 +324,26 @@ class OomParser:
     caller should invoke when its source has been quiet for a moment.
     """
 
-    def __init__(self, *, year: int | None = None) -> None:
+    def __init__(self, *, year: int | None = None, lenient: bool = False,
+                 unread: Unread | None = None) -> None:
         self._year = year
         self._report: _Report | None = None
         self._users = UserspaceKillers()
+        # lenient: text pasted from anywhere (import): decode enclosures, find the kernel's
+        # words wherever they start in a line, join lines wrapped after them. Strict (the
+        # live sources): a message is read only where its source put it.
+        self._lenient = lenient
+        self._decoder = Decoder()
+        self._shape: re.Pattern | None = None  # the wrapper learned from the last anchor line
+        self._held: _Held | None = None  # a kill line that the next line may continue
+        self._widths: dict[int, int] = {}  # how often each long physical width was seen
+        self._where: tuple[int | None, int | None] = (None, None)
+        self.unread = unread if unread is not None else Unread()
 
     @property
     def pending(self) -> bool:
         """True when flush() would return a kill (a selection still awaiting its victim)."""
-        return self._report is not None and self._report.selection is not None
+        return self._held is not None or (self._report is not None and self._report.selection is not None)
 
     @property
     def collecting(self) -> bool:
@@ -172,22 +351,54 @@ class OomParser:
         return bool(
             (self._report is not None and self._report.collecting)
             or self._users.collecting
+            or self._held is not None
+            or self._decoder.holding
         )
 
-    def feed(self, line: KernelLine) -> list[OomKill]:
-        """Take one log line; return the kills it completes (usually none)."""
-        if line.wrapped:
-            text, wall, mono = strip_wrapper(line.text, year=self._year)
+    def feed(self, line: KernelLine, *, line_no: int | None = None, offset: int | None = None) -> list[OomKill]:
+        """Take one log line; return the kills it completes (usually none). `line_no` or
+        `offset` say where it was, for the list of lines that could not be read."""
+        self._where = (line_no, offset)
+        kills: list[OomKill] = []
+        if not line.wrapped:
+            logical = [(line.text[:LINE_CHARS], None)]
+        elif self._lenient:
+            logical = self._decoder.lines(line.text)
+            self.unread.cut = self._decoder.cut
+            if len(line.text) >= 40:
+                self._widths[len(line.text)] = self._widths.get(len(line.text), 0) + 1
         else:
-            text, wall, mono = line.text, None, None
+            logical = [(line.text[:LINE_CHARS], None)]
+        for raw, sender in logical:
+            kills += self._logical(line, raw, sender, len(line.text))
+        if not self._lenient and self._held is not None:
+            kills += self._release()  # live: a kill is handed on by its own line
+        return kills
+
+    def _logical(self, line: KernelLine, raw: str, sender: str | None, width: int) -> list[OomKill]:
+        if line.wrapped:
+            text, wall, mono, fresh = unwrap(raw, year=self._year)
+        else:
+            text, wall, mono, fresh = raw, None, None, True
         stamp = Stamp(line, wall or line.time, mono if mono is not None else line.mono_usec)
         kills: list[OomKill] = []
-        for message in messages(text):
-            kills.extend(self._take(message, stamp))
+        for n, (piece, separator) in enumerate(pieces(text)):
+            kills += self._piece(piece, stamp, sender, fresh=fresh and n == 0,
+                                 separator=separator if n else None, width=width,
+                                 spaced=n == 0 and raw[:1] in (" ", "\t"))
         return kills
 
     def flush(self) -> list[OomKill]:
-        """Return what is pending: a selected victim whose `Killed process` never came."""
+        """Return what is pending: a held kill line, a selected victim whose `Killed process`
+        never came."""
+        kills: list[OomKill] = []
+        for raw, sender in self._decoder.flush():
+            kills += self._logical(KernelLine(text=raw, source="", wrapped=True), raw, sender, 0)
+        if self._held is not None:
+            kills += self._release()
+        return kills + self._flush_selection()
+
+    def _flush_selection(self) -> list[OomKill]:
         report = self._report
         if report is None or report.selection is None:
             return []
@@ -197,6 +408,118 @@ class OomParser:
                             selection["line"], selection["stamp"])
         report.killed.add(pid)
         return [kill]
+
+    # ------------------------------------------------- finding and joining messages
+
+    def _piece(self, piece: str, stamp: Stamp, sender: str | None, *, fresh: bool,
+               separator: str | None, width: int, spaced: bool = False) -> list[OomKill]:
+        """One message as cut from a line: it continues a held kill line, or is located."""
+        kills: list[OomKill] = []
+        held = self._held
+        if held is not None:
+            self._held = None
+            if self._continues(held, piece, fresh, separator):
+                if separator is not None:
+                    joined = held.text + separator + piece
+                else:
+                    gap = " " if spaced else self._gap(held, piece)
+                    joined = held.text + gap + piece.lstrip()
+                    if _incomplete(joined.strip()):  # the other reading, where it reads whole
+                        other = held.text + (" " if gap == "" else "") + piece.lstrip()
+                        joined = joined if _incomplete(other.strip()) else other
+                return self._hold_or_take(joined[:JOIN_CHARS], held.stamp, held.sender, held.width, joined=True)
+            kills = self._take_checked(held.text, held.stamp, held.sender)
+        body, sender = self._locate(piece, sender, fresh)
+        return kills + self._hold_or_take(body, stamp, sender, width, joined=False)
+
+    def _hold_or_take(self, body: str, stamp: Stamp, sender: str | None, width: int,
+                      joined: bool) -> list[OomKill]:
+        """Hold a kill line the next line may continue (cut in a name or its figures, or a
+        pasted line wrapped after them); take anything else now."""
+        if len(body) >= JOIN_CHARS:
+            return self._take_checked(body, stamp, sender)
+        if (_KILL_START.match(body) and (self._lenient or _incomplete(body))) or (
+                _HOLDABLE.match(body) and _incomplete(body)):
+            self._held = _Held(body.rstrip("\r\n"), stamp, sender, width)
+            return []
+        return self._take_checked(body, stamp, sender)
+
+    def _release(self) -> list[OomKill]:
+        held, self._held = self._held, None
+        return self._take_checked(held.text, held.stamp, held.sender) if held else []
+
+    def _continues(self, held: _Held, piece: str, fresh: bool, separator: str | None) -> bool:
+        """Whether `piece` is the rest of the held kill line rather than a message of its own."""
+        stripped = piece.strip()
+        if fresh or not stripped or _ANCHOR_START.match(stripped):
+            return False
+        if separator is None and self._shape_end(piece.lstrip()) > 0:
+            return False
+        if _FIGURE_CONTINUES.match(stripped):
+            return True
+        return _incomplete(held.text.strip())
+
+    def _gap(self, held: _Held, piece: str) -> str:
+        """What a wrap took out between a line and its continuation: nothing when a
+        terminal cut the line at its width (or mid-number), a blank when a mail client
+        broke it at a blank."""
+        text = held.text
+        if text.endswith((" ", "\t")) or piece.startswith((" ", "\t")):
+            return ""
+        if text.endswith(","):
+            return " "
+        if self._terminal_width(held.width):
+            return ""
+        if text[-1].isdigit() and (piece[:1].isdigit() or piece.startswith("kB")):
+            return ""
+        return " "
+
+    def _terminal_width(self, width: int) -> bool:
+        """True when `width` is the one at which a terminal cut the long lines: the most
+        common physical width, shared by at least a fifth of the long lines."""
+        count = self._widths.get(width, 0)
+        if width < 40 or count < 3 or count * 5 < sum(self._widths.values()):
+            return False
+        return count == max(self._widths.values())
+
+    def _locate(self, piece: str, sender: str | None, fresh: bool) -> tuple[str, str | None]:
+        """The message in a piece of a line, and who sent it. Lenient: a message starts at the
+        kernel's (or a killer's) own words wherever they stand; what precedes them is the
+        line's wrapper, learned for the report's lines that carry no such words."""
+        text = piece.lstrip()  # blanks at its end tell a wrap's gap (see _gap)
+        if not self._lenient or not text or _ANCHOR_START.match(text):
+            return text, sender
+        end = self._shape_end(text)
+        if end > 0 and _ANCHOR_START.match(text, end):
+            return text[end:], sender or prefix_sender(text[:end], headed=fresh)
+        anchor = _ANCHOR.search(text)
+        if anchor is None:
+            return text[end:], sender
+        start = anchor.start()
+        if text.startswith(" invoked", start):  # the invoker's name is the word before
+            start = text.rfind(" ", 0, start) + 1
+        prefix = text[:start]
+        self._shape = shape(prefix)
+        return text[start:], sender or prefix_sender(prefix, headed=fresh)
+
+    def _shape_end(self, text: str) -> int:
+        """Where the wrapper learned from the report's anchor lines ends in `text` (0: none)."""
+        if self._shape is None:
+            return 0
+        match = self._shape.match(text, 0, 256)
+        return match.end() if match is not None else 0
+
+    def _take_checked(self, body: str, stamp: Stamp, sender: str | None) -> list[OomKill]:
+        """Take one message unless its sender cannot have written it; a line holding a
+        kill's words that no recogniser read is counted (Unread)."""
+        refused = _refusal(body, sender)
+        if refused is not None:
+            self.unread.add(self._where, body, refused)
+            return []
+        kills = self._take(body, stamp)
+        if not kills and _KILL_WORDS.search(body) and not _recognised(body):
+            self.unread.add(self._where, body, "no recogniser read this line")
+        return kills
 
     # -------------------------------------------------------------- one message
 
@@ -209,7 +532,7 @@ class OomParser:
                 return []
             report.lines += 1
             if report.lines > REPORT_LINES:
-                abandoned = self.flush()
+                abandoned = self._flush_selection()
                 self._report = None
                 return abandoned + self._take(text, stamp)
         if "Kill" in text:
@@ -252,7 +575,7 @@ class OomParser:
 
     def _open(self) -> tuple[_Report, list[OomKill]]:
         """Start a new report; a selection left without its victim becomes a kill."""
-        kills = self.flush()
+        kills = self._flush_selection()
         self._report = _Report()
         return self._report, kills
 
@@ -266,7 +589,7 @@ class OomParser:
         report, kills = self._open()
         report.invoker = header.group(1)
         report.gfp_mask = header.group(2)
-        report.order = int(header.group(3))
+        report.order = as_int(header.group(3), -1, 64)
         report.awaiting_pid = True
         return kills
 
@@ -277,15 +600,19 @@ class OomParser:
         report.constraint = constraint.group(1) if constraint else None
         if report.constraint == "CONSTRAINT_MEMCG":
             report.cgroup_oom = True
-        memcg = _OOM_KILL_MEMCG.search(text)
+        at = text.find(",oom_memcg=")
+        memcg = _OOM_KILL_MEMCG.match(text, at) if at >= 0 else None
         if memcg:
             report.memcg = memcg.group(1)
-        task_memcg = _OOM_KILL_TASK_MEMCG.search(text)
-        task = _OOM_KILL_TASK.search(text)
+        at = text.find(",task_memcg=")
+        task_memcg = _OOM_KILL_TASK_MEMCG.match(text, at) if at >= 0 else None
+        # one try from the first ",task=": searching would retry from every one (quadratic)
+        at = text.find(",task=")
+        task = _OOM_KILL_TASK.match(text, at) if at >= 0 else None
         report.summary = {
             "task_memcg": task_memcg.group(1) if task_memcg else None,
-            "pid": int(task.group(2)) if task else None,
-            "uid": int(task.group(3)) if task else None,
+            "pid": as_pid(task.group(2)) if task else None,
+            "uid": as_uid(task.group(3)) if task else None,
         }
         return kills
 
@@ -327,7 +654,7 @@ class OomParser:
         if report.awaiting_pid:
             cpu = _CPU.match(text)
             if cpu and (report.invoker is None or cpu.group(3) == report.invoker):
-                report.invoker_pid = int(cpu.group(1) or cpu.group(2))
+                report.invoker_pid = as_pid(cpu.group(1) or cpu.group(2))
                 report.awaiting_pid = False
                 return
         if text.startswith(_MEMORY_START):
@@ -344,9 +671,9 @@ class OomParser:
         report.in_memory_info = False
         report.columns = None
         report.selection = {
-            "pid": int(match.group(2)),
+            "pid": as_pid(match.group(2)),
             "process": match.group(3),
-            "score": int(match.group(4)),
+            "score": as_int(match.group(4)),
             "reason": match.group(1),
             "line": text,
             "stamp": stamp,
@@ -354,27 +681,33 @@ class OomParser:
         return kills
 
     def _killed(self, match: re.Match, text: str, stamp: Stamp) -> list[OomKill]:
-        pid = int(match.group(2))
+        pid = as_pid(match.group(2))
         report = self._report
         if report is None or (report.killed and report.group_memcg is None):
             report, kills = self._open()
         else:
             kills = []
-        if pid in report.killed:
+        if pid is not None and pid in report.killed:
             return kills  # an oom.group member printed again after its own kill
-        figures = {
-            _FIGURE_FIELDS[key]: int(value)
-            for key, value in _FIGURE.findall(match.group(6) or "")
-            if key in _FIGURE_FIELDS
-        }
+        figures = _figures(match.group(6) or "")
         uid = match.group(3) or match.group(5)  # RHEL6 ", UID 27, (x)", RHEL7 "(x), UID 27,"
         if uid is not None:
-            figures["uid"] = int(uid)
+            figures["uid"] = as_uid(uid)
         selection, report.selection = report.selection, None
         name, reason = match.group(4), match.group(1)
         kills.append(_kernel_kill(report, selection, pid, name, figures, reason, text, stamp))
         report.killed.add(pid)
         return kills
+
+
+def _figures(text: str) -> dict:
+    """The victim's figures from the tail of its kill line; one out of range is None."""
+    figures: dict = {}
+    for key, value in _FIGURE.findall(text):
+        field = _FIGURE_FIELDS.get(key)
+        if field is not None:
+            figures[field] = as_uid(value) if field == "uid" else as_int(value)
+    return figures
 
 
 def _kernel_kill(report: _Report, selection: dict | None, pid: int, name: str, figures: dict,
@@ -421,19 +754,19 @@ def _kernel_kill(report: _Report, selection: dict | None, pid: int, name: str, f
 
 def _row_pattern(columns: list[str]) -> re.Pattern:
     """A pattern for the rows under a task-table header: numbers, then the name."""
-    return re.compile(r"\[\s*(\d+)\]" + r"\s+(-?\d+)" * len(columns) + r"\s+(.*)")
+    return re.compile(r"\[\s*(\d{1,7})\]" + r"\s+(-?\d{1,19})" * len(columns) + r"\s+(.*)")
 
 
 def _task_row(columns: list[str], row: re.Match) -> TaskRow:
     """One dump_tasks() row (a match of _row_pattern) read by the header's column names."""
-    cells = dict(zip(columns, map(int, row.groups()[1:-1])))
+    cells = dict(zip(columns, map(int, row.groups()[1:-1]), strict=True))
     pgtables = cells.get("pgtables_bytes")
     if pgtables is not None:
         pgtables //= 1024
     elif "nr_ptes" in cells:
         pgtables = cells["nr_ptes"] * PAGE_KB
     return TaskRow(
-        pid=int(row.group(1)),
+        pid=as_pid(row.group(1)) or 0,
         uid=cells.get("uid"),
         tgid=cells.get("tgid"),
         total_vm_kb=cells["total_vm"] * PAGE_KB,

@@ -8,26 +8,33 @@ feeding every line (for reports that span less than `_LOOKBACK` bytes).
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import re
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import BinaryIO
 
 from watchdog_oom.model import KernelLine, OomKill
-from watchdog_oom.parse.kernel import OomParser
+from watchdog_oom.parse.kernel import OomParser, Unread
+from watchdog_oom.parse.wrappers import LINE_CHARS
 
 # Every kill line holds one of these: "Kill" (kernel "Killed process" / "Kill process",
 # earlyoom 0.x-1.1 "Killing process", systemd-oomd "Killed /…"), " SIG" (earlyoom
 # "sending SIGTERM", nohang "Send(ing) SIGTERM") or "killing" (systemd-oomd 254+ "Marked /…
 # for killing", earlyoom 1.2 "killing process"). A few substring searches cost far less
 # than one regular expression with alternatives, which CPython tries at every offset.
-_KILL_NEEDLES = (b"Kill", b" SIG", b"killing")
+# PID 1's "systemd-oomd killed N process(es)" holds none of them: "oomd killed".
+# Every recogniser's needles hold one of these (a test checks it).
+KILL_NEEDLES = (b"Kill", b" SIG", b"killing", b"oomd killed")
+_KILL_NEEDLES = KILL_NEEDLES
 # What a line with one of them must hold to be worth reading: systemd's "Killing process
-# N (x) with signal SIGKILL" and "Received SIGHUP" are common and are not kills.
+# N (x) with signal SIGKILL" and "Received SIGHUP" are common and are not kills. The
+# lookahead is bounded (a comm is 15 bytes), so a line of repeated words stays linear.
 _KILL_LINE = re.compile(
-    rb"Kill(?:ed process|ed /| process|ing process (?:'|\d+ (?!.* with signal SIG)))|[Ss]end(?:ing)? SIG"
-    rb'|Marked /|killing process \d+ "'
+    rb"Kill(?:ed process|ed (?:/|\xe2\x80\xa6|\.\.\.)| process|ing process (?:'|\d+ (?!.{0,80}? with signal SIG)))"
+    rb"|[Ss]end(?:ing)? SIG|Marked (?:/|\xe2\x80\xa6|\.\.\.)|killing process \d+ \"|oomd killed \d"
 )
+_ANSI_BYTES = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]")
 # Lines that open a report or a user-space killer's description, looked for only in the
 # stretch before a kill line: the latest kernel header, else the earliest other opener.
 _HEADER_NEEDLE = b"oom-killer"
@@ -49,25 +56,51 @@ def undo_future_year(kill: OomKill, reference: datetime) -> OomKill:
     return kill
 
 
-def parse_text(text: str, source: str = "import", *, year: int | None = None) -> list[OomKill]:
-    """All kills in a log held in a string, feeding every line (for small inputs and tests)."""
-    parser = OomParser(year=year)
+def parse_text(text: str, source: str = "import", *, year: int | None = None,
+               unread: Unread | None = None) -> list[OomKill]:
+    """All kills in a log held in a string, feeding every line (for small inputs and tests).
+
+    Text pasted from anywhere is read (Decoder); `unread`, when given, collects the lines
+    holding a kill's words that could not be read, with their line numbers."""
+    parser = OomParser(year=year, lenient=True, unread=unread)
     kills: list[OomKill] = []
-    for raw in text.splitlines():
-        kills += parser.feed(KernelLine(text=raw, source=source, wrapped=True))
+    for number, raw in enumerate(text.splitlines(), 1):
+        kills += parser.feed(KernelLine(text=raw, source=source, wrapped=True), line_no=number)
     return kills + parser.flush()
 
 
 def iter_kills(stream: BinaryIO, source: str, *, year: int | None = None,
-               chunk_size: int = _CHUNK) -> Iterator[OomKill]:
+               chunk_size: int = _CHUNK, unread: Unread | None = None) -> Iterator[OomKill]:
     """The kills in a binary log stream of any size, reading only the reports around kills.
 
     Gives what feeding every line would (for reports that start less than 4 MB before
     their kill line) in about twice the time `grep -c` takes: lines without a kill word
-    are skipped unless they belong to a report that leads to one.
+    are skipped unless they belong to a report that leads to one. `unread`, when given,
+    collects the lines holding a kill's words that could not be read, with their byte
+    offsets (line_numbers() turns them into line numbers by reading the input again).
     """
-    scanner = _Scanner(OomParser(year=year), source, chunk_size)
+    scanner = _Scanner(OomParser(year=year, lenient=True, unread=unread), source, chunk_size)
     yield from scanner.run(stream)
+
+
+def line_numbers(stream: BinaryIO, unread: Unread) -> None:
+    """Give the unread lines found by byte offset their line numbers, reading `stream` (the
+    same input, from its start) only as far as the last of them."""
+    wanted = sorted({u.offset for u in unread.first if u.offset is not None and u.line is None})
+    if not wanted:
+        return
+    numbers: dict[int, int] = {}
+    seen, lines, block = 0, 0, 1 << 20
+    for offset in wanted:
+        while seen < offset:
+            data = stream.read(min(block, offset - seen))
+            if not data:
+                break
+            lines += data.count(b"\n")
+            seen += len(data)
+        numbers[offset] = lines + 1
+    unread.first = [dataclasses.replace(u, line=numbers.get(u.offset, u.line)) if u.offset is not None else u
+                    for u in unread.first]
 
 
 class _Scanner:
@@ -78,6 +111,7 @@ class _Scanner:
         self.source = source
         self.chunk_size = chunk_size
         self.buffer = bytearray(_LOOKBACK + chunk_size)
+        self.base = 0  # the input's byte offset of buffer[0]
 
     def run(self, stream: BinaryIO) -> Iterator[OomKill]:
         kept = 0  # bytes at the front of the buffer carried over from the last chunk
@@ -98,6 +132,7 @@ class _Scanner:
             start = max(self.position, self.buffer.find(b"\n", low - 1, end) + 1 if low > 0 else 0)
             kept, scanned, self.position = size - start, end - start, 0
             self.buffer[:kept] = self.buffer[start:size]
+            self.base += start
         yield from self.parser.flush()
 
     def _scan(self, scanned: int, end: int) -> Iterator[OomKill]:
@@ -117,7 +152,7 @@ class _Scanner:
             line_start = buffer.rfind(b"\n", 0, min(hits)) + 1
             line_end = buffer.find(b"\n", line_start, end)
             cursor = end if line_end < 0 else line_end + 1
-            if _KILL_LINE.search(buffer, line_start, cursor):
+            if _KILL_LINE.search(buffer, line_start, cursor) or _coloured_kill_line(buffer, line_start, cursor):
                 start = self._report_start(max(self.position, line_start - _LOOKBACK), line_start)
                 yield from self._feed_from(start, end, must_reach=line_start)
                 cursor = max(cursor, self.position)
@@ -137,10 +172,18 @@ class _Scanner:
         while at < end and (at <= must_reach or parser.collecting):
             stop = buffer.find(b"\n", at, end)
             stop = end if stop < 0 else stop + 1
-            raw = buffer[at:stop].decode("utf-8", "replace")
-            yield from parser.feed(KernelLine(text=raw, source=self.source, wrapped=True))
+            # a line is read up to LINE_CHARS characters (4 bytes each at most); the Decoder cuts and counts
+            raw = buffer[at:min(stop, at + 4 * LINE_CHARS + 1)].decode("utf-8", "replace")
+            yield from parser.feed(KernelLine(text=raw, source=self.source, wrapped=True), offset=self.base + at)
             at = stop
         self.position = at
+
+
+def _coloured_kill_line(buffer: bytearray, start: int, end: int) -> bool:
+    """A kill line that grep --color or dmesg --color cut with colour escapes."""
+    if buffer.find(b"\x1b", start, end) < 0:
+        return False
+    return _KILL_LINE.search(_ANSI_BYTES.sub(b"", bytes(buffer[start:end]))) is not None
 
 
 def _python_find(buffer: bytearray, needle: bytes, start: int, end: int) -> int:

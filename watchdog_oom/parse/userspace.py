@@ -8,8 +8,17 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from dataclasses import dataclass
 
 from watchdog_oom.model import OomKill
+from watchdog_oom.parse.values import (
+    CGROUP_NAME_CHARS,
+    PROCESS_CHARS,
+    as_int,
+    as_pid,
+    as_uid,
+    cap_name,
+)
 from watchdog_oom.parse.wrappers import Stamp
 
 NOHANG_BLOCK_LINES = 100  # a nohang victim description ends with its action within this many lines
@@ -21,7 +30,7 @@ _TAG = r"(?:{}(?:\[\d+\])?:\s+)"
 _EARLYOOM_SEND = re.compile(
     _TAG.format("earlyoom") + r'?sending (SIGTERM|SIGKILL) to process (\d+)(?: uid (\d+))? "(.*?)": (.*)$'
 )
-_EARLYOOM_DETAIL = re.compile(r'(oom_score_adj|oom_score|badness|VmRSS):? (-?\d+)|cmdline "(.*)"$')
+_EARLYOOM_DETAIL = re.compile(r"(oom_score_adj|oom_score|badness|VmRSS):? (-?\d+)")
 # Before "sending SIGTERM" (1.3, 2019) earlyoom named the signal by number, after a
 # "Low Memory! At or below sigterm limits" or "low memory! at or below SIGTERM limits":
 #   2018 (1.0-1.1): "Killing process 'bash' with signal 15, pid: 5874, badness: 538, VmRSS: 3160 MiB"
@@ -43,10 +52,20 @@ _EARLYOOM_KILLING = re.compile(_TAG.format("earlyoom") + r"?Killing process (\d+
 #   "Marked /x.service for killing due to memory pressure for /y.slice being …" (later
 #    releases queue the kill and carry it out at once; PID 1 then logs "systemd-oomd killed
 #    N process(es) in this unit"; both wordings exist for swap too)
+# journalctl elides a long path in the middle or at its start ("/user.slice/…/x.scope",
+# "…ea541d95.scope", "..." where the terminal is not UTF-8): the part printed is kept.
 _OOMD = re.compile(
     _TAG.format("systemd-oomd")
-    + r"?(?:Killed|Marked) (/.*?)(?: for killing)? due to (memory pressure|swap used|memory used)(.*)$"
+    + r"?(?:Killed|Marked) ((?:/|…|\.\.\.).*?)(?: for killing)? due to (memory pressure|swap used|memory used)(.*)$"
 )
+# PID 1 (or the user's manager) carries the kill out and reports it, src/core/unit.c
+# unit_log_oomd_kill... (249+): "x.scope: systemd-oomd killed 3 process(es) in this unit."
+# It is the same event as systemd-oomd's own line, before or after it, or the only trace
+# where systemd-oomd's unit was not in the excerpt.
+_OOMD_UNIT = re.compile(_TAG.format("systemd") + r"?(\S+?): systemd-oomd killed (\d+) process\(es\) in this unit\.?\s*$")
+# A unit whose process the kernel (or systemd-oomd) OOM-killed ends with this result
+# (src/core/service.c, 243+): corroboration of a kill recorded from its own line, never a kill.
+_OOM_RESULT = re.compile(_TAG.format("systemd") + r"?(\S+?): Failed with result 'oom-kill'\.?\s*$")
 _OOMD_PRESSURE = re.compile(r" for (\S+) being ([\d.]+%) > ([\d.]+%)")
 _UNIT_SUFFIXES = (".service", ".scope", ".slice", ".socket", ".mount", ".swap")
 # nohang describes its victim on several lines, then acts (src/nohang, 2019-2021):
@@ -64,6 +83,7 @@ _NOHANG_KEYS = {"euid": "uid", "rss": "vm_rss_mib", "vmrss": "vm_rss_mib"}
 _NOHANG_CMDLINE = re.compile(r"cmdline:\s+(.*)$", re.IGNORECASE)
 _NOHANG_SEND = re.compile(r"Send(?:ing)? (SIGTERM|SIGKILL) to the victim")
 _USERSPACE_MEMORY = 32  # victims remembered to record earlyoom's SIGTERM+SIGKILL once
+_ELISIONS = ("…", "...")
 
 
 class UserspaceKillers:
@@ -76,6 +96,8 @@ class UserspaceKillers:
         self._nohang: dict | None = None
         self._nohang_lines = 0
         self._victims: deque[tuple[str, int, str]] = deque(maxlen=_USERSPACE_MEMORY)
+        # systemd-oomd events one of its two lines (its own, PID 1's) announced, awaiting the other
+        self._oomd_open: deque[tuple[str, str]] = deque(maxlen=_USERSPACE_MEMORY)
 
     @property
     def collecting(self) -> bool:
@@ -99,6 +121,10 @@ class UserspaceKillers:
                 return kills
         if self._nohang is not None or text.startswith(("nohang", *_NOHANG_START)):
             self._nohang_line(text)
+        if "oomd killed" in text or "'oom-kill'" in text:
+            kills = self._unit_line(text, stamp)
+            if kills is not None:
+                return kills
         if "emory!" in text and _EARLYOOM_BANNER.match(text):
             self._earlyoom_banner = True
             return []
@@ -115,7 +141,7 @@ class UserspaceKillers:
         killing = _EARLYOOM_KILLING.match(text)
         if killing and (banner or text.startswith("earlyoom")):
             return self._userspace(
-                stamp, "earlyoom", int(killing.group(1)), killing.group(2), text, uid=None
+                stamp, "earlyoom", as_pid(killing.group(1)), killing.group(2), text, uid=None
             )
         return None
 
@@ -126,7 +152,7 @@ class UserspaceKillers:
             pid, quoted, number = match.group(4, 5, 6)
         details = _earlyoom_details(match.group(7))
         return self._userspace(
-            stamp, "earlyoom", int(pid), quoted, text, uid=None,
+            stamp, "earlyoom", as_pid(pid), quoted, text, uid=None,
             signal=_SIGNAL_NAMES.get(number, number), **details,
         )
 
@@ -140,7 +166,13 @@ class UserspaceKillers:
         """
         cgroup = match.group(1)
         name = cgroup.rstrip("/").rpartition("/")[2] or cgroup
+        elided = name.startswith(_ELISIONS)
+        if self._paired(name, "oomd"):
+            return []  # PID 1 reported this kill first
+        name, cut = cap_name(name, CGROUP_NAME_CHARS)
         extra: dict = {"kill_line": text, "reason": match.group(2)}
+        if cut or elided:
+            extra["process_cut" if cut else "elided"] = True
         pressure = _OOMD_PRESSURE.match(match.group(3))
         monitored = None
         if pressure:
@@ -151,11 +183,40 @@ class UserspaceKillers:
             process=name,
             task_memcg=cgroup,
             memcg=monitored,
-            unit=name if name.endswith(_UNIT_SUFFIXES) else None,
+            unit=name if name.endswith(_UNIT_SUFFIXES) and not elided else None,
             killer="systemd-oomd",
             extra=extra,
             **stamp.fields(),
         )]
+
+    def _unit_line(self, text: str, stamp: Stamp) -> list[OomKill] | None:
+        """PID 1's report of systemd-oomd's kill (the same event as systemd-oomd's own line),
+        or a unit's 'oom-kill' result (corroboration only)."""
+        if _OOM_RESULT.match(text):
+            return []
+        match = _OOMD_UNIT.match(text)
+        if match is None:
+            return None
+        unit = match.group(1)
+        if self._paired(unit, "pid1"):
+            return []  # systemd-oomd's own line recorded it
+        name, cut = cap_name(unit, CGROUP_NAME_CHARS)
+        extra: dict = {"kill_line": text, "processes": as_int(match.group(2))}
+        if cut:
+            extra["process_cut"] = True
+        return [OomKill(pid=None, process=name, unit=name if not cut else None,
+                        killer="systemd-oomd", extra=extra, **stamp.fields())]
+
+    def _paired(self, name: str, side: str) -> bool:
+        """True when the other line of this systemd-oomd event came already (then it is
+        consumed); else this side is remembered. An elided name matches by its tail."""
+        tail = name.lstrip(".…")
+        for i, (seen, seen_side) in enumerate(self._oomd_open):
+            if seen_side != side and (seen == name or seen.endswith(tail) or name.endswith(seen.lstrip(".…"))):
+                del self._oomd_open[i]
+                return True
+        self._oomd_open.append((name, side))
+        return False
 
     def _send_line(self, text: str, stamp: Stamp) -> list[OomKill] | None:
         """earlyoom's "sending SIGTERM to process …" or nohang's "Send SIGTERM to the victim"."""
@@ -163,8 +224,8 @@ class UserspaceKillers:
         if send:
             details = _earlyoom_details(send.group(5))
             return self._userspace(
-                stamp, "earlyoom", int(send.group(2)), send.group(4), text,
-                uid=int(send.group(3)) if send.group(3) else None,
+                stamp, "earlyoom", as_pid(send.group(2)), send.group(4), text,
+                uid=as_uid(send.group(3)),
                 cmdline=details.pop("cmdline", None),
                 signal=send.group(1), **details,
             )
@@ -177,12 +238,12 @@ class UserspaceKillers:
             return []
         self._nohang = None
         return self._userspace(
-            stamp, "nohang", int(victim["pid"]), victim.get("name", ""), text,
-            uid=int(victim["uid"]) if victim.get("uid", "").isdigit() else None,
+            stamp, "nohang", as_pid(victim["pid"]), victim.get("name", ""), text,
+            uid=as_uid(victim.get("uid")),
             cmdline=victim.get("cmdline"),
             task_memcg=victim.get("cgroup_v2") or victim.get("cgroup_v1"),
             signal=action.group(1),
-            **{key: int(victim[key]) for key in ("badness", "vm_rss_mib") if _is_int(victim.get(key, ""))},
+            **{key: as_int(victim[key]) for key in ("badness", "vm_rss_mib") if _is_int(victim.get(key, ""))},
         )
 
     def _nohang_line(self, text: str) -> None:
@@ -204,7 +265,7 @@ class UserspaceKillers:
         for key, value in _NOHANG_FIELD.findall(body):
             self._nohang.setdefault(_NOHANG_KEYS.get(key.lower(), key.lower()), value)
 
-    def _userspace(self, stamp: Stamp, killer: str, pid: int, name: str, text: str, *,
+    def _userspace(self, stamp: Stamp, killer: str, pid: int | None, name: str, text: str, *,
                    uid: int | None, cmdline: str | None = None, task_memcg: str | None = None,
                    **extra) -> list[OomKill]:
         """A user-space killer's victim, once: earlyoom sends SIGTERM, then SIGKILL."""
@@ -212,6 +273,9 @@ class UserspaceKillers:
         if key in self._victims:
             return []
         self._victims.append(key)
+        name, cut = cap_name(name, PROCESS_CHARS)
+        if cut:
+            extra["process_cut"] = True
         return [OomKill(
             pid=pid,
             process=name,
@@ -228,11 +292,12 @@ class UserspaceKillers:
 def _earlyoom_details(text: str) -> dict:
     """oom_score, badness, VmRSS (MiB) and cmdline from the tail of earlyoom's kill line."""
     details: dict = {}
-    for key, value, cmdline in _EARLYOOM_DETAIL.findall(text):
-        if cmdline:
-            details["cmdline"] = cmdline
-        elif key:
-            details.setdefault("vm_rss_mib" if key == "VmRSS" else key, int(value))
+    at = text.find('cmdline "')
+    if at >= 0 and text.endswith('"'):  # the last field; the command line may hold anything
+        details["cmdline"] = text[at + 9:-1]
+        text = text[:at]
+    for key, value in _EARLYOOM_DETAIL.findall(text):
+        details.setdefault("vm_rss_mib" if key == "VmRSS" else key, as_int(value))
     return details
 
 
@@ -240,3 +305,81 @@ def _earlyoom_details(text: str) -> dict:
 def _is_int(text: str) -> bool:
     return text.lstrip("-").isdigit()
 
+
+
+# ------------------------------------------------------------------ recognisers
+
+
+@dataclass(frozen=True)
+class Recogniser:
+    """One wording of a kill (or of its corroboration), with its evidence.
+
+    `pattern` matches a message body (the wrapper taken off) from its start; `needles` are
+    literal strings every such line holds (what a fast scanner looks for); `samples` are
+    real lines, each with where it was published; `senders` the syslog tags or journal
+    identifiers it may come from (a kernel message from anyone else is refused); `kill`
+    is False for a line that only corroborates a kill recorded from another line.
+    """
+
+    name: str
+    killer: str
+    pattern: re.Pattern
+    needles: tuple[str, ...]
+    samples: tuple[tuple[str, str], ...]
+    senders: tuple[str, ...]
+    kill: bool = True
+
+
+_EARLYOOM_SENDERS = ("earlyoom",)
+_OOMD_SENDERS = ("systemd-oomd",)
+_SYSTEMD_SENDERS = ("systemd",)
+_NOHANG_SENDERS = ("nohang", "nohang-desktop")
+
+USERSPACE_RECOGNISERS = (
+    Recogniser(
+        "earlyoom 1.3-1.8 sending SIGTERM/SIGKILL", "earlyoom", _EARLYOOM_SEND, ("sending SIG", " to process "),
+        ((('earlyoom[1308]: sending SIGTERM to process 1024668 uid 1000 "Web Content": oom_score 823, '
+          'VmRSS 79 MiB, cmdline "/usr/lib/firefox/firefox -contentproc"'),
+          "earlyoom 1.8, https://github.com/rfjakob/earlyoom/issues/344"),
+         ('sending SIGTERM to process 696 uid 1001 "ipfs": badness 757, VmRSS 637 MiB',
+          "earlyoom 1.6, https://github.com/rfjakob/earlyoom/issues/205"),
+         ('earlyoom[814]: sending SIGTERM to process 1076783 "mysqld": badness 214, VmRSS 210 MiB',
+          "earlyoom 1.2-1.5, https://github.com/nextcloud-snap/nextcloud-snap/issues/1836")),
+        _EARLYOOM_SENDERS),
+    Recogniser(
+        "earlyoom 1.0-1.2 killing with a signal number", "earlyoom", _EARLYOOM_SIGNAL, ("illing process ", " with signal "),
+        (("Killing process 'bash' with signal 15, pid: 5874, badness: 538, VmRSS: 3160 MiB",
+          "earlyoom 1.0/1.1, https://github.com/rfjakob/earlyoom/issues/88"),
+         ('killing process 27541 "bash" with signal 15: badness 550, VmRSS 7609 MiB',
+          "earlyoom 1.2, https://github.com/rfjakob/earlyoom/issues/121")),
+        _EARLYOOM_SENDERS),
+    Recogniser(
+        "systemd-oomd 247+ Killed / 254+ Marked for killing", "systemd-oomd", _OOMD, (" due to ",),
+        ((("systemd-oomd[702]: Killed /system.slice/batch.service due to memory used (31876923392) / total "
+          "(33345363968) and swap used (7516192768) / total (8589930496) being more than 90.00%"),
+          "systemd-oomd 249+ swap wording, src/oom/oomd-manager.c"),
+         (("systemd-oomd[659]: Marked /system.slice/systemd-journald.service for killing due to memory pressure "
+          "for /system.slice being 85.03% > 80.00% for > 2s with reclaim activity"),
+          "systemd-oomd 257, https://github.com/systemd/systemd/pull/42321"),
+         (("systemd-oomd[726]: Marked …ea541d95.scope for killing due to memory used (16260780032) / total "
+          "(16419115008) and swap used (29560922112) / total (32838500352) being more than 90.00%"),
+          "systemd-oomd 256, journalctl eliding the path, public note quoting `journalctl -u systemd-oomd`")),
+        _OOMD_SENDERS),
+    Recogniser(
+        "PID 1: systemd-oomd killed N process(es) in this unit", "systemd-oomd", _OOMD_UNIT, ("systemd-oomd killed ",),
+        (("systemd[1]: testsuite-55-testbloat.service: systemd-oomd killed 2 process(es) in this unit.",
+          "systemd 249, https://github.com/systemd/systemd/pull/20690"),
+         (("systemd[1565]: vte-spawn-f6518140-41fe-4a13-b828-55c5b8738fb8.scope: systemd-oomd killed 3 process(es) "
+          "in this unit."), "systemd 249 user manager, Ubuntu 22.04 journal quoted in a public note")),
+        _SYSTEMD_SENDERS),
+    Recogniser(
+        "a unit's result 'oom-kill' (corroboration)", "systemd-oomd", _OOM_RESULT, ("Failed with result 'oom-kill'",),
+        (("systemd[1]: nix-daemon.service: Failed with result 'oom-kill'.",
+          "systemd 243+ src/core/service.c service_result_to_string, as journals show it"),),
+        _SYSTEMD_SENDERS, kill=False),
+    Recogniser(
+        "nohang 0.1 / 0.2+ corrective action", "nohang", _NOHANG_SEND, (" to the victim",),
+        (("Send SIGTERM to the victim; total response time: 13246 ms", "nohang 0.1, hakavlad/nohang nohang implement_corrective_action()"),
+         ("Sending SIGTERM to the victim", "nohang 0.2+, hakavlad/nohang src/nohang implement_corrective_action()")),
+        _NOHANG_SENDERS),
+)

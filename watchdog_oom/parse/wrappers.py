@@ -8,6 +8,8 @@ recognisers copy onto the kills a line completes.
 
 from __future__ import annotations
 
+import html
+import json
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
@@ -113,6 +115,16 @@ def strip_wrapper(raw: str, *, year: int | None = None) -> tuple[str, datetime |
     wrote the log. A syslog date has no year: pass `year`, else the time is None. A
     `#012`-flattened rsyslog record comes back with its lines joined by newlines.
     """
+    text, wall, mono, _ = unwrap(raw, year=year)
+    if "#01" in text:
+        text = _RSYSLOG_ESCAPE.sub(lambda m: "\n" if m.group(1) == "12" else "\t", text)
+    return text, wall, mono
+
+
+def unwrap(raw: str, *, year: int | None = None) -> tuple[str, datetime | None, int | None, bool]:
+    """strip_wrapper without undoing rsyslog escapes, and whether a record header (a kmsg
+    header, a date, an uptime or a kernel tag) was found: a line without one may continue
+    the line before it."""
     text = raw.rstrip("\r\n").lstrip()
     if text.startswith((">", "`")):
         text = text[_QUOTE.match(text).end():]
@@ -120,11 +132,15 @@ def strip_wrapper(raw: str, *, year: int | None = None) -> tuple[str, datetime |
 
     kmsg = _KMSG.match(text)
     if kmsg:
-        return text[kmsg.end():], None, int(kmsg.group(3))
+        return text[kmsg.end():], None, int(kmsg.group(3)), True
     if text.startswith("<"):
         priority = _PRIORITY.match(text)
         text = text[priority.end():] if priority else text
+        rfc5424 = _RFC5424.match(text) if priority else None
+        if rfc5424:
+            return (*_rfc5424(text, rfc5424), None, True)
 
+    length = len(text)
     text, wall = _strip_date(text, year)
     uptime = _UPTIME.match(text) if text.startswith("[") else None
     if uptime:
@@ -134,9 +150,23 @@ def strip_wrapper(raw: str, *, year: int | None = None) -> tuple[str, datetime |
         host = _HOST_KERNEL.match(text)
         if host:
             text = text[host.end():]
-    if "#01" in text:
-        text = _RSYSLOG_ESCAPE.sub(lambda m: "\n" if m.group(1) == "12" else "\t", text)
-    return text, wall, mono
+    return text, wall, mono, len(text) != length
+
+
+# RFC 5424 (rsyslog RSYSLOG_SyslogProtocol23Format, OpenWrt, syslog-ng), after its "<PRI>":
+# "1 2025-06-29T15:57:11.000000+00:00 host kernel - - - msg" (VERSION TIMESTAMP HOSTNAME
+# APP-NAME PROCID MSGID STRUCTURED-DATA MSG; "-" is a nil value; MSG may open with a BOM).
+_RFC5424 = re.compile(r"1 (\S+) (\S+) (\S+) (\S+) (\S+) (?:-|(?:\[(?:[^\]\\]|\\.)*\])+)(?: \ufeff?|$)")
+
+
+def _rfc5424(text: str, match: re.Match) -> tuple[str, datetime | None]:
+    """The message of an RFC 5424 record (a user-space sender keeps "app[procid]: ")."""
+    stamp, _, app, procid, _ = match.groups()
+    date = _iso_date(stamp + " ")
+    message = text[match.end():]
+    if app != "kernel":
+        message = f"{app}[{procid}]: {message}" if procid.isdigit() else f"{app}: {message}"
+    return message, date[1] if date else None
 
 
 def _strip_date(text: str, year: int | None) -> tuple[str, datetime | None]:
@@ -153,7 +183,7 @@ def _strip_date(text: str, year: int | None) -> tuple[str, datetime | None]:
     if text[0].isdigit():
         date = _iso_date(text) or _epoch_date(text) or _bsd_date(text, year)
     else:
-        date = _short_full_date(text) or _bsd_date(text, year)
+        date = _short_full_date(text) or _ctime_date(text) or _bsd_date(text, year)
     if date is None:
         return _strip_kernel_tag(text), None
     end, wall = date
@@ -182,6 +212,22 @@ def _short_full_date(text: str) -> tuple[int, datetime | None] | None:
         return None
     y, mo, d, hh, mm, ss, frac = match.groups()
     return match.end(), _datetime(y, int(mo), d, hh, mm, ss, _fraction_usec(frac))
+
+
+# OpenWrt logread: "Sun Jun 29 15:57:11 2025 kern.warn kernel: [  123.456] msg" (ctime(3)
+# date, facility.level, then the tag; no host).
+_CTIME = re.compile(
+    r"[^\W\d_]{2,}\.? +([^\W\d_]{2,}\.?|\d{1,2}月) +(\d{1,2}) (\d{1,2}):(\d{2}):(\d{2}) (\d{4}) (?:[a-z]+\.[a-z]+ )?"
+)
+
+
+def _ctime_date(text: str) -> tuple[int, datetime | None] | None:
+    match = _CTIME.match(text)
+    if not match:
+        return None
+    mon, day, hh, mm, ss, yyyy = match.groups()
+    # no host follows: "kernel: " is the tag itself, which _strip_host's last rule takes off
+    return match.end(), _datetime(yyyy, _month(mon), day, hh, mm, ss)
 
 
 def _epoch_date(text: str) -> tuple[int, datetime | None] | None:
@@ -224,10 +270,31 @@ _GLUED = re.compile(r"(?<=\S)\[\s*\d+\.\d{6}\] ")
 
 def messages(text: str) -> list[str]:
     """The kernel lines in one message: rsyslog-joined lines, dmesg records glued together."""
-    lines = text.split("\n") if "\n" in text else [text]
+    return [piece for piece, _ in pieces(text)]
+
+
+_LINE_BREAK = re.compile(r"\n|#012")
+
+
+def pieces(text: str) -> list[tuple[str, str]]:
+    """The kernel lines in one message, each with the separator that stood before it ("" for
+    the first, "\n", rsyslog's "#012" or a glued dmesg record's ""), so that a line cut by a
+    separator inside a process name can be joined back as it was printed. rsyslog's "#011"
+    (a tab) is undone."""
+    if "\n" in text or "#012" in text:
+        found, start, separator = [], 0, ""
+        for match in _LINE_BREAK.finditer(text):
+            found.append((text[start:match.start()], separator))
+            start, separator = match.end(), match.group()
+        found.append((text[start:], separator))
+    else:
+        found = [(text, "")]
+    if "#011" in text:
+        found = [(piece.replace("#011", "\t"), separator) for piece, separator in found]
     if text.find("[", 1) < 0:  # a task-table row's only "[" is its first character
-        return lines
-    return [part for line in lines for part in _GLUED.split(line)]
+        return found
+    return [(part, separator if i == 0 else "")
+            for piece, separator in found for i, part in enumerate(_GLUED.split(piece))]
 
 
 
@@ -245,3 +312,179 @@ class Stamp:
                 "time": self.time, "mono_usec": self.mono_usec}
 
 
+
+
+# ------------------------------------------------------------- decoding pasted text
+#
+# `import` reads text pasted from anywhere: mail (quoted-printable, "> " quotes, lines wrapped
+# at 60-80 columns), web pages (HTML entities), terminals (ANSI colours, CR), JSON exports
+# (journalctl -o json, Kubernetes events). Decoder undoes these enclosures line by line; the
+# live sources never need it (they read the kernel's and journald's own records).
+
+LINE_CHARS = 65_536  # a longer physical line is cut here (and counted): printk lines are < 1 kB
+JOIN_CHARS = 4_096  # a line joined from wrapped pieces is never longer than this
+
+# ECMA-48 sequences: CSI ("ESC [ … final", colours and erases), OSC ("ESC ] … BEL"), and
+# two-character escapes. dmesg --color=always and grep --color=always write CSI.
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]{0,512}(?:\x07|\x1b\\)?|[@-Z\\-_])")
+_HTML_ENTITY = re.compile(r"&(?:lt|gt|amp|quot|apos|nbsp|#\d{1,7}|#[xX][0-9a-fA-F]{1,6});")
+_QP_HEX = re.compile(r"(?:=[0-9A-F]{2})+")
+# The string value of a message key in a JSON object that is not one line (pretty-printed
+# Kubernetes events, `kubectl get events -o json`), or a line of one that json cannot read.
+_KEYED_STRING = re.compile(r'"(?:MESSAGE|message|msg|log|note|reason)"\s*:\s*"((?:[^"\\]|\\.)*)"')
+_JSON_KEYS = ("MESSAGE", "message", "msg", "log", "note")
+
+
+class Decoder:
+    """Undoes what encloses log text pasted from anywhere, one physical line at a time.
+
+    lines() returns the logical lines in a physical one, each with its sender when the
+    enclosure names it: journald's `_TRANSPORT=kernel` is "kernel", another entry's
+    SYSLOG_IDENTIFIER its tag. A quoted-printable soft line break ("=" at the end) holds
+    the line until the next one arrives (`holding`).
+    """
+
+    def __init__(self) -> None:
+        self.quoted_printable = False
+        self.cut = 0  # physical lines longer than LINE_CHARS, cut
+        self._soft: str | None = None
+
+    @property
+    def holding(self) -> bool:
+        return self._soft is not None
+
+    def lines(self, raw: str) -> list[tuple[str, str | None]]:
+        """The logical lines of one physical line, with their senders (None: not named)."""
+        if len(raw) > LINE_CHARS:
+            raw, self.cut = raw[:LINE_CHARS], self.cut + 1
+        raw = raw.rstrip("\r\n")
+        if "\x1b" in raw:
+            raw = _ANSI.sub("", raw)
+        if self._soft is not None:
+            raw, self._soft = (self._soft + _unquoted(raw))[:JOIN_CHARS], None
+        raw = self._quoted_printable(raw)
+        if raw is None:
+            return []
+        if "&" in raw and _HTML_ENTITY.search(raw):
+            raw = html.unescape(raw).replace("\xa0", " ")
+        decoded = _json_lines(raw) if '"' in raw else None
+        if decoded is not None:
+            return decoded
+        if "\r" in raw:  # a bare CR (old Mac text, progress output) ends a line too
+            return [(part, None) for part in raw.split("\r")]
+        return [(raw, None)]
+
+    def flush(self) -> list[tuple[str, str | None]]:
+        """A soft-broken line that no continuation followed."""
+        soft, self._soft = self._soft, None
+        return [] if soft is None else [(soft, None)]
+
+    def _quoted_printable(self, raw: str) -> str | None:
+        """RFC 2045 quoted-printable: "=XX" bytes and "=" soft line breaks; None while held."""
+        if not self.quoted_printable:
+            # "=" itself is always "=3D" in quoted-printable text; a soft break ends a long line
+            if not ("=3D" in raw or (len(raw) >= 60 and raw.endswith("=") and not raw.endswith("=="))):
+                return raw
+            self.quoted_printable = True
+        if raw.endswith("=") and not raw.endswith("=="):
+            self._soft = raw[:-1]
+            return None
+        if "=" not in raw:
+            return raw
+        return _QP_HEX.sub(_qp_bytes, raw)
+
+
+def _qp_bytes(match: re.Match) -> str:
+    return bytes.fromhex(match.group().replace("=", "")).decode("utf-8", "replace")
+
+
+def _unquoted(line: str) -> str:
+    """A continuation line without its mail quote marks."""
+    stripped = line.lstrip()
+    return stripped[_QUOTE.match(stripped).end():] if stripped.startswith(">") else line
+
+
+def _json_lines(raw: str) -> list[tuple[str, str | None]] | None:
+    """The message lines of a JSON object (one per line, as journalctl -o json writes), or of
+    a message key's string value on a line of a pretty-printed one; None when neither."""
+    stripped = raw.strip().rstrip(",")
+    if stripped.startswith("{") and stripped.endswith("}"):
+        try:
+            entry = json.loads(stripped)
+        except ValueError:
+            entry = None
+        if isinstance(entry, dict):
+            message = next((entry[key] for key in _JSON_KEYS if key in entry), None)
+            if isinstance(message, list) and all(isinstance(b, int) and 0 <= b < 256 for b in message):
+                message = bytes(message).decode("utf-8", "replace")  # journald: not UTF-8
+            if isinstance(message, str):
+                sender = _journal_sender(entry)
+                return [(line, sender) for line in message.split("\n")]
+    keyed = _KEYED_STRING.search(raw)
+    if keyed is None:
+        return None
+    try:
+        message = json.loads(f'"{keyed.group(1)}"')
+    except ValueError:
+        message = keyed.group(1)
+    return [(line, None) for line in message.split("\n")]
+
+
+def _journal_sender(entry: dict) -> str | None:
+    """Who wrote a journal entry: "kernel" for _TRANSPORT=kernel, else its identifier."""
+    transport = entry.get("_TRANSPORT")
+    if transport == "kernel":
+        return "kernel"
+    ident = entry.get("SYSLOG_IDENTIFIER") or entry.get("_COMM")
+    if isinstance(ident, str):
+        return ident
+    return "journal" if transport else None
+
+
+# What stands before a message in a line whose wrapper is not one of the above.
+# "… host prog[pid]: " (syslog) names a sender; a kernel message from any other sender is
+# a forgery (logger(1)) and is refused.
+_TAG_AT_END = re.compile(r"(^|\s)([\w.@/()-]{1,64}?)(?:\[\d+\])?:\s+$")
+
+
+def prefix_sender(prefix: str, *, headed: bool = False) -> str | None:
+    """The syslog tag that ends a line's prefix ("host prog[pid]: "), or None. A word and a
+    colon alone open a tag only after a syslog date (`headed`): "memory: " on a line of its
+    own is what a wrap left of "Out of memory: "."""
+    match = _TAG_AT_END.search(prefix[-80:])
+    if match is None or (not match.group(1) and not headed and len(prefix) <= len(match.group())):
+        return None
+    return match.group(2)
+
+
+def prefix_time(prefix: str, year: int | None) -> tuple[datetime | None, int | None]:
+    """The wall time or kernel usec a prefix holds after an unknown outer wrapper (grep -n,
+    cat -n, a bullet): tried from each place a date could start."""
+    starts = [0] + [m.end() for m in _WORD_GAP.finditer(prefix[:200])][:8]
+    for start in starts:
+        _, wall, mono, _fresh = unwrap(prefix[start:] + "x", year=year)
+        if wall is not None or mono is not None:
+            return wall, mono
+    return None, None
+
+
+_WORD_GAP = re.compile(r"[\s:|\t-]+(?=[\w\[<])")
+
+
+def shape(prefix: str) -> re.Pattern | None:
+    """A pattern for the prefixes of a report's other lines, learned from one anchor line's:
+    its digits may change (line numbers, times) and its blanks widen or narrow."""
+    if not prefix.strip() or len(prefix) > 200:
+        return None
+    parts = []
+    for run in _RUNS.findall(prefix):
+        if run[0].isdigit():  # possessive: a learned shape never backtracks (linear)
+            parts.append(r"\d++")
+        elif run[0].isspace():
+            parts.append(r"\s*+")
+        else:
+            parts.append(re.escape(run))
+    return re.compile("".join(parts))
+
+
+_RUNS = re.compile(r"\d+|\s+|[^\d\s]+")
