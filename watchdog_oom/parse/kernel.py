@@ -176,11 +176,14 @@ _KILL_START = re.compile(
     r"(?:(?:Out of [Mm]emory(?: \(oom_kill_allocating_task\))?|Memory cgroup out of memory): )?[Kk]ill(?:ed)? process(?: \d|\s*$)"
     r"|(?:earlyoom(?:\[\d+\])?: )?(?:sending SIG|Killing process '|killing process \d)"
     r"|(?:systemd-oomd(?:\[\d+\])?: )?(?:Killed|Marked) (?:/|…|\.\.\.)"
+    r"|(?:nohang(?:-desktop)?(?:\[\d+\])?: )?\s*Send(?:ing)? SIG\w+ to(?: the)?\s*$"
 )
 # Other report lines a wrap may cut, held for their continuation when visibly incomplete.
 _HOLDABLE = re.compile(r".{1,16}? invoked oom-killer:|oom-killer: gfp_mask=|oom-kill:constraint=|Tasks? in /")
 _HEADER_TAIL = re.compile(r"(?:order|oom_score_adj|oomkilladj|oom_adj)=-?\d+\s*$")
 _SUMMARY_TAIL = re.compile(r",uid=\d+\s*$")
+_EARLYOOM_CUT = re.compile(r"(?:,|\b(?:badness|oom_score|oom_score_adj|VmRSS|cmdline)|\d)\s*$")
+MAX_JOINS = 4  # a kill line wrapped at 60 columns spans 3-4 lines
 # How a kernel kill line ends when nothing was cut from it.
 _COMPLETE_TAIL = re.compile(r"(?:\)|\.|kB|oom_score_adj:-?\d+)\s*$")
 # The start of a kill line's figures cut off onto the next line.
@@ -212,7 +215,16 @@ def _incomplete(body: str) -> bool:
         return _COMPLETE_TAIL.search(body) is None
     if 'cmdline "' in body and not body.rstrip().endswith('"'):
         return True  # earlyoom's command line, its last field, was cut
+    if body.startswith(("sending SIG", "earlyoom")) and _EARLYOOM_CUT.search(body):
+        return True  # earlyoom's figures stop at a name or a comma
     return not _recognised(body)
+
+
+def _reading(body: str) -> int:
+    """How well a joined line reads: 2 whole, 1 as a kill line still cut, 0 not at all."""
+    if not _incomplete(body):
+        return 2
+    return 1 if _KILLED.match(body) or _recognised(body) else 0
 
 
 def _refusal(body: str, sender: str | None) -> str | None:
@@ -267,6 +279,7 @@ class _Held:
     stamp: Stamp
     sender: str | None
     width: int  # the physical line's length: a terminal cuts every long line at one width
+    joins: int = 0  # continuations joined so far (a wrapped kill line spans a few lines)
 
 
 class _Report:
@@ -424,23 +437,26 @@ class OomParser:
                 else:
                     gap = " " if spaced else self._gap(held, piece)
                     joined = held.text + gap + piece.lstrip()
-                    if _incomplete(joined.strip()):  # the other reading, where it reads whole
+                    if _incomplete(joined.strip()):  # the other reading, where it reads better
                         other = held.text + (" " if gap == "" else "") + piece.lstrip()
-                        joined = joined if _incomplete(other.strip()) else other
-                return self._hold_or_take(joined[:JOIN_CHARS], held.stamp, held.sender, held.width, joined=True)
+                        if _reading(other.strip()) > _reading(joined.strip()):
+                            joined = other
+                return self._hold_or_take(joined[:JOIN_CHARS], held.stamp, held.sender, held.width,
+                                          joins=held.joins + 1)
             kills = self._take_checked(held.text, held.stamp, held.sender)
         body, sender = self._locate(piece, sender, fresh)
-        return kills + self._hold_or_take(body, stamp, sender, width, joined=False)
+        return kills + self._hold_or_take(body, stamp, sender, width)
 
     def _hold_or_take(self, body: str, stamp: Stamp, sender: str | None, width: int,
-                      joined: bool) -> list[OomKill]:
+                      joins: int = 0) -> list[OomKill]:
         """Hold a kill line the next line may continue (cut in a name or its figures, or a
         pasted line wrapped after them); take anything else now."""
-        if len(body) >= JOIN_CHARS:
+        if len(body) >= JOIN_CHARS or joins >= MAX_JOINS:
             return self._take_checked(body, stamp, sender)
         if (_KILL_START.match(body) and (self._lenient or _incomplete(body))) or (
-                _HOLDABLE.match(body) and _incomplete(body)):
-            self._held = _Held(body.rstrip("\r\n"), stamp, sender, width)
+                _HOLDABLE.match(body) and _incomplete(body)) or (
+                sender == "systemd-oomd" and body.rstrip() in ("Killed", "Marked")):
+            self._held = _Held(body.rstrip("\r\n"), stamp, sender, width, joins)
             return []
         return self._take_checked(body, stamp, sender)
 

@@ -32,7 +32,7 @@ _KILL_NEEDLES = KILL_NEEDLES
 # lookahead is bounded (a comm is 15 bytes), so a line of repeated words stays linear.
 _KILL_LINE = re.compile(
     rb"Kill(?:ed process|ed (?:/|\xe2\x80\xa6|\.\.\.)| process|ing process (?:'|\d+ (?!.{0,80}? with signal SIG)))"
-    rb"|[Ss]end(?:ing)? SIG|Marked (?:/|\xe2\x80\xa6|\.\.\.)|killing process \d+ \"|oomd killed \d"
+    rb"|[Ss]end(?:ing)? SIG|Marked (?:/|\xe2\x80\xa6|\.\.\.)|killing process \d+ (?:\"|&quot;|\\\")|oomd killed \d"
 )
 _ANSI_BYTES = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]")
 # Lines that open a report or a user-space killer's description, looked for only in the

@@ -62,7 +62,7 @@ _OOMD = re.compile(
 # unit_log_oomd_kill... (249+): "x.scope: systemd-oomd killed 3 process(es) in this unit."
 # It is the same event as systemd-oomd's own line, before or after it, or the only trace
 # where systemd-oomd's unit was not in the excerpt.
-_OOMD_UNIT = re.compile(_TAG.format("systemd") + r"?(\S+?): systemd-oomd killed (\d+) process\(es\) in this unit\.?\s*$")
+_OOMD_UNIT = re.compile(_TAG.format("systemd") + r"?(?:(\S+?): )?systemd-oomd killed (\d+) process\(es\) in this unit\.?\s*$")
 # A unit whose process the kernel (or systemd-oomd) OOM-killed ends with this result
 # (src/core/service.c, 243+): corroboration of a kill recorded from its own line, never a kill.
 _OOM_RESULT = re.compile(_TAG.format("systemd") + r"?(\S+?): Failed with result 'oom-kill'\.?\s*$")
@@ -198,6 +198,8 @@ class UserspaceKillers:
         if match is None:
             return None
         unit = match.group(1)
+        if unit is None:  # a wrap took the unit off: it can only confirm an open event
+            return [] if self._paired_any("pid1") else None
         if self._paired(unit, "pid1"):
             return []  # systemd-oomd's own line recorded it
         name, cut = cap_name(unit, CGROUP_NAME_CHARS)
@@ -206,6 +208,14 @@ class UserspaceKillers:
             extra["process_cut"] = True
         return [OomKill(pid=None, process=name, unit=name if not cut else None,
                         killer="systemd-oomd", extra=extra, **stamp.fields())]
+
+    def _paired_any(self, side: str) -> bool:
+        """Consume the latest event the other side announced, if any."""
+        for i in range(len(self._oomd_open) - 1, -1, -1):
+            if self._oomd_open[i][1] != side:
+                del self._oomd_open[i]
+                return True
+        return False
 
     def _paired(self, name: str, side: str) -> bool:
         """True when the other line of this systemd-oomd event came already (then it is

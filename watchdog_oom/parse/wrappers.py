@@ -331,8 +331,10 @@ _HTML_ENTITY = re.compile(r"&(?:lt|gt|amp|quot|apos|nbsp|#\d{1,7}|#[xX][0-9a-fA-
 _QP_HEX = re.compile(r"(?:=[0-9A-F]{2})+")
 # The string value of a message key in a JSON object that is not one line (pretty-printed
 # Kubernetes events, `kubectl get events -o json`), or a line of one that json cannot read.
-_KEYED_STRING = re.compile(r'"(?:MESSAGE|message|msg|log|note|reason)"\s*:\s*"((?:[^"\\]|\\.)*)"')
+_KEYED_STRING = re.compile(r'"(?:MESSAGE|message|msg|log|note)"\s*:\s*"((?:[^"\\]|\\.)*)"')
 _JSON_KEYS = ("MESSAGE", "message", "msg", "log", "note")
+# A line of a pretty-printed JSON document that holds no message: brackets, or a key.
+_JSON_STRUCTURE = re.compile(r'\s*(?:[{}\[\],]+\s*$|"[\w.@/-]{1,64}"\s*:)')
 
 
 class Decoder:
@@ -370,6 +372,8 @@ class Decoder:
         decoded = _json_lines(raw) if '"' in raw else None
         if decoded is not None:
             return decoded
+        if _JSON_STRUCTURE.match(raw):
+            return []  # the rest of a pretty-printed JSON document: it interrupts nothing
         if "\r" in raw:  # a bare CR (old Mac text, progress output) ends a line too
             return [(part, None) for part in raw.split("\r")]
         return [(raw, None)]
@@ -482,9 +486,11 @@ def shape(prefix: str) -> re.Pattern | None:
             parts.append(r"\d++")
         elif run[0].isspace():
             parts.append(r"\s*+")
+        elif len(run) <= 4 and run.isalpha():  # a month or weekday name changes too
+            parts.append(r"[^\W\d_]{1,4}+")
         else:
             parts.append(re.escape(run))
     return re.compile("".join(parts))
 
 
-_RUNS = re.compile(r"\d+|\s+|[^\d\s]+")
+_RUNS = re.compile(r"\d+|\s+|[^\W\d_]+|[^\w\s]+|_+")

@@ -1,0 +1,80 @@
+"""Every real excerpt in tests/data, wrapped every way a log reaches `import`, gives its kills.
+
+The wrapped texts are generated here (tests/wrapping.py), never stored. For wrappers that
+keep lines whole the kills must be exactly the labelled ones (pid and name); for those that
+may cut a kill's own words (terminal and mail wraps, quoted-printable soft breaks) every
+kill that `grep 'Kill(ed)? process N'` still finds must be found (its pid: a cut inside a
+name may leave where a blank stood unknowable), and nothing else.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+from wrapping import CUTTING, WRAPPERS
+
+from watchdog_oom.parse import iter_kills, parse_text
+
+DATA = Path(__file__).parent / "data"
+ENTRIES = [
+    (listing.parent / entry["file"], entry)
+    for listing in sorted(DATA.rglob("expected.json"))
+    for entry in json.loads(listing.read_text(encoding="utf-8"))
+    if not entry.get("xfail")
+]
+GREP = re.compile(r"Kill(?:ed)? process (\d+)")
+
+
+def _labels(entry: dict) -> list[tuple[int | None, str]]:
+    return sorted((kill["pid"], kill["process"]) for kill in [*entry["kills"], *entry.get("userspace_kills", [])])
+
+
+def _misses(name: str, read) -> list[str]:
+    """What reading each wrapped excerpt got wrong, one line per excerpt."""
+    wrong = []
+    for path, entry in ENTRIES:
+        text = WRAPPERS[name](path.read_text(encoding="utf-8").splitlines())
+        labels = _labels(entry)
+        got = sorted((kill.pid, kill.process) for kill in read(text, entry.get("year")))
+        if name in CUTTING:  # a wrap inside a name can leave it ambiguous ("Web|Content"): pids
+            grep = {int(pid) for pid in GREP.findall(text)}
+            pids = [pid for pid, _ in got]
+            missed = [label for label in labels if label[0] in grep and label[0] not in pids]
+            extra = [kill for kill in got if kill[0] not in [pid for pid, _ in labels]]
+        else:
+            missed = [label for label in labels if label not in got]
+            extra = [kill for kill in got if kill not in labels] + (["(a kill twice)"] if len(got) > len(set(got)) else [])
+        if missed or extra:
+            wrong.append(f"{path.name}: missed {missed}, extra {extra}")
+    return wrong
+
+
+@pytest.mark.parametrize("name", sorted(WRAPPERS))
+def test_wrapped_excerpts_give_their_kills(name: str) -> None:
+    assert _misses(name, lambda text, year: parse_text(text, year=year)) == []
+
+
+@pytest.mark.parametrize("name", sorted(WRAPPERS))
+def test_wrapped_excerpts_give_their_kills_through_the_import_scanner(name: str) -> None:
+    def scan(text: str, year: int | None) -> list:
+        return list(iter_kills(io.BytesIO(text.encode()), "import", year=year, chunk_size=4096))
+    assert _misses(name, scan) == []
+
+
+def test_recall_on_the_wrapper_matrix_is_never_below_grep() -> None:
+    found = grepped = total = 0
+    for name, wrap in WRAPPERS.items():
+        for path, entry in ENTRIES:
+            text = wrap(path.read_text(encoding="utf-8").splitlines())
+            labels = _labels(entry)
+            got = {kill.pid for kill in parse_text(text, year=entry.get("year"))}
+            grep = {int(pid) for pid in GREP.findall(text)}
+            total += len(labels)
+            found += sum(1 for pid, _ in labels if pid in got)
+            grepped += sum(1 for pid, _ in labels if pid in grep)
+    assert found / total >= 0.97
+    assert found >= grepped
