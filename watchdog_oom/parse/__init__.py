@@ -22,10 +22,12 @@ from watchdog_oom.parse.kernel import (
     UnreadLine,
 )
 from watchdog_oom.parse.scan import (
+    KILL_NEEDLES,
     _find,
     _libc_finder,
     _python_find,
     iter_kills,
+    line_numbers,
     parse_text,
     undo_future_year,
 )

@@ -80,7 +80,8 @@ _REASON = r"(?:(Out of [Mm]emory(?: \(oom_kill_allocating_task\))?|Memory cgroup
 #   "Memory cgroup out of memory: Kill process 1234 (x) score 5 or sacrifice child" (3.x-5.0)
 _SELECTION = re.compile(
     _REASON + r"[Kk]ill process (\d+) \((.*)\) score (-?\d+)"
-    r" (?:or sacrifice child|or a child|and children\.?)$"
+    r" (?:or sacrifice child|or a child|and children\.?)$",
+    re.DOTALL,  # a name may hold a newline (journal JSON, rsyslog #012)
 )
 # The victim, __oom_kill_process() / oom_kill_task():
 #   2.4-2.6.1x  "Out of Memory: Killed process 1234 (x)."
@@ -93,7 +94,8 @@ _SELECTION = re.compile(
 # list a person trimmed in a paste may start at any of the kB figures.
 _KILLED = re.compile(
     _REASON + r"Killed process (\d+)(?:, UID (\d+),)? \((.*)\)(?:, UID (\d+),)?"
-    r"(\.|\s+(?:total-vm|vsz|anon-rss|file-rss):.*)?$"
+    r"(\.|\s+(?:total-vm|vsz|anon-rss|file-rss):.*)?$",
+    re.DOTALL,  # a name may hold a newline (journal JSON, rsyslog #012)
 )
 # The lookbehind starts a name only where one begins: a long run of letters is tried once.
 _FIGURE = re.compile(r"(?<![A-Za-z_-])([A-Za-z_-]+):(-?\d+)")
@@ -279,6 +281,7 @@ class _Held:
     stamp: Stamp
     sender: str | None
     width: int  # the physical line's length: a terminal cuts every long line at one width
+    where: tuple[int | None, int | None] = (None, None)  # its line number or byte offset
     joins: int = 0  # continuations joined so far (a wrapped kill line spans a few lines)
 
 
@@ -351,6 +354,7 @@ class OomParser:
         self._held: _Held | None = None  # a kill line that the next line may continue
         self._widths: dict[int, int] = {}  # how often each long physical width was seen
         self._where: tuple[int | None, int | None] = (None, None)
+        self._held_where: tuple[int | None, int | None] = (None, None)
         self.unread = unread if unread is not None else Unread()
 
     @property
@@ -441,9 +445,10 @@ class OomParser:
                         other = held.text + (" " if gap == "" else "") + piece.lstrip()
                         if _reading(other.strip()) > _reading(joined.strip()):
                             joined = other
+                self._held_where = held.where
                 return self._hold_or_take(joined[:JOIN_CHARS], held.stamp, held.sender, held.width,
                                           joins=held.joins + 1)
-            kills = self._take_checked(held.text, held.stamp, held.sender)
+            kills = self._take_held(held)
         body, sender = self._locate(piece, sender, fresh)
         return kills + self._hold_or_take(body, stamp, sender, width)
 
@@ -451,18 +456,26 @@ class OomParser:
                       joins: int = 0) -> list[OomKill]:
         """Hold a kill line the next line may continue (cut in a name or its figures, or a
         pasted line wrapped after them); take anything else now."""
-        if len(body) >= JOIN_CHARS or joins >= MAX_JOINS:
-            return self._take_checked(body, stamp, sender)
-        if (_KILL_START.match(body) and (self._lenient or _incomplete(body))) or (
-                _HOLDABLE.match(body) and _incomplete(body)) or (
-                sender == "systemd-oomd" and body.rstrip() in ("Killed", "Marked")):
-            self._held = _Held(body.rstrip("\r\n"), stamp, sender, width, joins)
+        held = _Held(body.rstrip("\r\n"), stamp, sender, width, self._held_where if joins else self._where, joins)
+        if len(body) < JOIN_CHARS and joins < MAX_JOINS and (
+                (_KILL_START.match(body) and (self._lenient or _incomplete(body)))
+                or (_HOLDABLE.match(body) and _incomplete(body))
+                or (sender == "systemd-oomd" and body.rstrip() in ("Killed", "Marked"))):
+            self._held = held
             return []
-        return self._take_checked(body, stamp, sender)
+        return self._take_held(held)
 
     def _release(self) -> list[OomKill]:
         held, self._held = self._held, None
-        return self._take_checked(held.text, held.stamp, held.sender) if held else []
+        return self._take_held(held) if held else []
+
+    def _take_held(self, held: _Held) -> list[OomKill]:
+        """Take a held line as read so far, counted (if unread) where it began."""
+        where, self._where = self._where, held.where
+        try:
+            return self._take_checked(held.text, held.stamp, held.sender)
+        finally:
+            self._where = where
 
     def _continues(self, held: _Held, piece: str, fresh: bool, separator: str | None) -> bool:
         """Whether `piece` is the rest of the held kill line rather than a message of its own."""
@@ -551,7 +564,7 @@ class OomParser:
                 abandoned = self._flush_selection()
                 self._report = None
                 return abandoned + self._take(text, stamp)
-        if "Kill" in text:
+        if "Kill" in text or "kill process" in text:
             kills = self._kill_line(text, stamp)
             if kills is not None:
                 self._users.interrupt()

@@ -422,8 +422,8 @@ def _json_lines(raw: str) -> list[tuple[str, str | None]] | None:
             if isinstance(message, list) and all(isinstance(b, int) and 0 <= b < 256 for b in message):
                 message = bytes(message).decode("utf-8", "replace")  # journald: not UTF-8
             if isinstance(message, str):
-                sender = _journal_sender(entry)
-                return [(line, sender) for line in message.split("\n")]
+                # one message: its lines are split (and a name cut by "\n" joined) by pieces()
+                return [(message, _journal_sender(entry))]
     keyed = _KEYED_STRING.search(raw)
     if keyed is None:
         return None
@@ -431,7 +431,7 @@ def _json_lines(raw: str) -> list[tuple[str, str | None]] | None:
         message = json.loads(f'"{keyed.group(1)}"')
     except ValueError:
         message = keyed.group(1)
-    return [(line, None) for line in message.split("\n")]
+    return [(message, None)]
 
 
 def _journal_sender(entry: dict) -> str | None:
@@ -452,13 +452,16 @@ _TAG_AT_END = re.compile(r"(^|\s)([\w.@/()-]{1,64}?)(?:\[\d+\])?:\s+$")
 
 
 def prefix_sender(prefix: str, *, headed: bool = False) -> str | None:
-    """The syslog tag that ends a line's prefix ("host prog[pid]: "), or None. A word and a
-    colon alone open a tag only after a syslog date (`headed`): "memory: " on a line of its
-    own is what a wrap left of "Out of memory: "."""
+    """The syslog tag that ends a line's prefix ("host prog[pid]: "), or None. A tag is only
+    believed after a syslog date (`headed`, or a time in the prefix): "of memory: " at the
+    start of a line is what a wrap left of "Out of memory: "."""
     match = _TAG_AT_END.search(prefix[-80:])
-    if match is None or (not match.group(1) and not headed and len(prefix) <= len(match.group())):
+    if match is None or not (headed or _CLOCK.search(prefix)):
         return None
     return match.group(2)
+
+
+_CLOCK = re.compile(r"\d:\d\d:\d\d")
 
 
 def prefix_time(prefix: str, year: int | None) -> tuple[datetime | None, int | None]:
