@@ -32,7 +32,7 @@ def body_and_tag(line: str) -> tuple[str, str, str | None]:
     if tag and (tag.group(1) in ("kernel", "systemd") or any(tag.group(1) in r.senders for r in _USERSPACE)):
         return text[tag.end():], tag.group(1), tag.group(2)
     for recogniser in _USERSPACE:
-        if recogniser.pattern.match(text):
+        if recogniser.pattern.search(text):  # also after a bullet or a quote
             return text, recogniser.senders[0], "1"
     return text, "kernel", None
 

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 KILL_GROUP = "oom.kill"
 GAP_GROUP = "kernel_log.gap"
+UNREADABLE_GROUP = "kill.unreadable"
 # A grouped notification lists this many kills in full; the rest are counted.
 MAX_KILLS_LISTED = 50
 BACKOFF_BASE = 5.0
@@ -200,6 +201,29 @@ class Outbox:
                        data={"source": source, "missed": missed or 0, "gaps": 1}, now=now,
                        due_at=now + self.group_wait, group_key=GAP_GROUP,
                        mute=tx.active_mute(now, GAP_GROUP, None, None))
+
+
+def unreadable(outbox: Outbox, tx: Tx, source: str, text: str, reason: str, now: datetime) -> None:
+    """Queue word of a kernel log line that holds a kill's words but could not be read (its
+    text redacted and cut by the caller); lines within `group_wait` add up in one row."""
+    for route in outbox.routes:
+        if not route.wants(UNREADABLE_GROUP, "warning"):
+            continue
+        group = tx.open_group(route.name, UNREADABLE_GROUP, now)
+        if group is not None:
+            data = dict(group.data or {})
+            data["count"] = int(data.get("count", 1)) + 1
+            lines = list(data.get("lines") or [])
+            if len(lines) < 5:
+                data["lines"] = [*lines, text]
+            summary = f"{data['count']} kernel log lines on {source} hold a kill's words but could not be read"
+            if tx.extend_group(group, summary, data, "warning"):
+                continue
+        tx.enqueue(channel=route.name, kind=UNREADABLE_GROUP, severity="warning", reason="first",
+                   summary=f"A kernel log line on {source} holds a kill's words but could not be read: {text}",
+                   data={"source": source, "count": 1, "lines": [text], "why": reason}, now=now,
+                   due_at=now + outbox.group_wait, group_key=UNREADABLE_GROUP,
+                   mute=tx.active_mute(now, UNREADABLE_GROUP, None, None))
 
 
 def _was_sent(tx: Tx, alert_id: int, channel: str) -> bool:

@@ -23,7 +23,7 @@ from watchdog_oom.cli.common import EXIT_OK, Command, UsageError, open_store, ut
 from watchdog_oom.cli.history import KILL_COLUMNS
 from watchdog_oom.cli.options import add_format
 from watchdog_oom.model import OomKill, kill_record_from_value
-from watchdog_oom.textout import table, to_json
+from watchdog_oom.textout import safe, table, to_json
 
 
 class _Progress:
@@ -244,17 +244,19 @@ def _die_with_parent(parent: int) -> None:
 
 def _iter_kills(path: str, host: str, err: TextIO) -> Iterator[OomKill]:
     """The kills in one log (`-`: stdin), as imported from it; raises what opening or reading it raises."""
-    from watchdog_oom.parse import iter_kills, undo_future_year
+    from watchdog_oom.parse import Unread, iter_kills, undo_future_year
     from watchdog_oom.sources.logfile import open_log
 
     stream = open_log(path)
     size, reference = _size_and_mtime(path)
     progress = _Progress(stream, size, path, err)
     label = "stdin" if path == "-" else os.path.abspath(path)
+    unread = Unread(keep=UNREAD_SHOWN)
     try:
         # Syslog dates carry no year: take the year the file was last written.
         source = f"import:{label}"
-        for kill in iter_kills(cast(BinaryIO, progress), source, year=reference.year):
+        for kill in iter_kills(cast(BinaryIO, progress), source, year=reference.year,
+                               unread=unread):
             kill = undo_future_year(kill, reference)
             # with_local_time, host and source in one copy: a copy costs more than the parse of a line.
             local = kill.time.astimezone() if kill.time is not None and kill.time.tzinfo is None else kill.time
@@ -263,6 +265,35 @@ def _iter_kills(path: str, host: str, err: TextIO) -> Iterator[OomKill]:
         progress.finish()
         if path != "-":
             stream.close()
+    _report_unread(path, unread, err)
+
+
+UNREAD_SHOWN = 5  # lines shown of those that hold a kill's words but could not be read
+
+
+def _report_unread(path: str, unread: Any, err: TextIO) -> None:
+    """Say how many lines held a kill's words that no recogniser could read, and show the
+    first few with their line numbers (nothing missed silently); and how many lines were
+    cut at the parser's line length."""
+    from watchdog_oom.parse import LINE_CHARS, line_numbers
+    from watchdog_oom.sources.logfile import open_log
+
+    if unread.count:
+        if path != "-":  # the scan knows byte offsets; a second read, up to the last shown, numbers them
+            try:
+                with open_log(path) as again:
+                    line_numbers(again, unread)
+            except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError):
+                pass
+        lines = "line" if unread.count == 1 else "lines"
+        print(f"{path}: {unread.count} {lines} hold a kill's words but could not be read"
+              f"{f' (the first {len(unread.first)} shown)' if unread.count > len(unread.first) else ''}:", file=err)
+        for line in unread.first:
+            where = f"line {line.line}" if line.line is not None else f"byte {line.offset}"
+            print(f"  {where}: {safe(line.text)}  [{line.reason}]", file=err)
+    if unread.cut:
+        print(f"{path}: {unread.cut} line{'s' if unread.cut != 1 else ''} longer than {LINE_CHARS} characters "
+              "read only that far", file=err)
 
 
 def _size_and_mtime(path: str) -> tuple[int | None, datetime]:

@@ -12,7 +12,8 @@ from watchdog_oom import store as store_mod
 from watchdog_oom.cli.common import EXIT_OK, Command, UsageError, bounded_duration, open_store, positive_int, utcnow
 from watchdog_oom.cli.options import add_format, print_rows
 
-NOTIFICATION_KINDS = ("oom.kill", "oom.unlogged", "kernel_log.gap", "kernel_log.down", "kernel_log.resolved",
+NOTIFICATION_KINDS = ("oom.kill", "oom.unlogged", "kill.unreadable", "kernel_log.gap", "kernel_log.down",
+                      "kernel_log.resolved",
                       "commit.warning", "commit.critical",
                       "commit.resolved", "commit.trend", "memory.warning", "memory.critical", "memory.resolved",
                       "process.at_risk", "process.resolved", "process.adj_changed", "retention.failed",

@@ -71,6 +71,9 @@ class Pipeline:
             self.year = year
             self.parser = OomParser(year=self.year)
         kills = self.parser.feed(line)
+        unread = self.parser.unread.drain()
+        if unread:
+            self._unreadable(unread)
         if line.cursor is not None:
             self.cursor, self.cursor_dirty = line.cursor, True
         if kills:
@@ -102,6 +105,25 @@ class Pipeline:
             s.outbox.gap(tx, gap.source, gap.missed, gap.message, s.clock())
             if gap.cursor:
                 tx.set_cursor(gap.source, gap.cursor, s.clock())
+        s.wakeup.set()
+
+    def _unreadable(self, lines: list[Any]) -> None:
+        """Lines holding a kill's words that no recogniser read: logged and notified
+        (redacted, cut; channels escape them), so a person can look. Never fatal."""
+        from watchdog_oom.dispatch import unreadable
+
+        s = self.shared
+        for line in lines:
+            text = s.redactor.redact(line.text)
+            log.warning("kernel log %s: a line holds a kill's words but could not be read (%s): %r",
+                        self.source_name, line.reason, text)
+        try:
+            with s.store.tx() as tx:
+                for line in lines:
+                    unreadable(s.outbox, tx, self.source_name, s.redactor.redact(line.text), line.reason, s.clock())
+        except Exception as exc:  # the database is down: the log line above stays
+            log.error("kernel log %s: cannot queue the unreadable-line notice: %s", self.source_name, exc)
+            return
         s.wakeup.set()
 
     def enrich(self, kill: OomKill) -> OomKill:

@@ -222,6 +222,17 @@ def _incomplete(body: str) -> bool:
     return not _recognised(body)
 
 
+# Outer wrappers that the continuation of a wrapped line carries as well: cat -n / nl line
+# numbers, grep -n / -Hn "file:N:", markdown bullets and quotes.
+_OUTERS = (re.compile(r"\d+\s+"), re.compile(r"[^\s:]+:\d+[:-]"), re.compile(r"\d+[:-](?!\d)"),
+           re.compile(r"[-*+>]\s+"))
+
+
+def _outer(prefix: str) -> re.Pattern | None:
+    """The outer wrapper a located message's prefix opens with, if one of _OUTERS."""
+    return next((pattern for pattern in _OUTERS if pattern.match(prefix)), None)
+
+
 def _reading(body: str) -> int:
     """How well a joined line reads: 2 whole, 1 as a kill line still cut, 0 not at all."""
     if not _incomplete(body):
@@ -266,11 +277,20 @@ class Unread:
     count: int = 0
     cut: int = 0  # physical lines longer than LINE_CHARS, cut there
     first: list[UnreadLine] = field(default_factory=list)
+    _new: list[UnreadLine] = field(default_factory=list)  # since the last drain(), at most `keep`
 
     def add(self, where: tuple[int | None, int | None], text: str, reason: str) -> None:
         self.count += 1
+        line = UnreadLine(where[0], where[1], text[:UNREAD_CHARS], reason)
         if len(self.first) < self.keep:
-            self.first.append(UnreadLine(where[0], where[1], text[:UNREAD_CHARS], reason))
+            self.first.append(line)
+        if len(self._new) < self.keep:
+            self._new.append(line)
+
+    def drain(self) -> list[UnreadLine]:
+        """The lines added since the last call (a follower alerts on each once)."""
+        new, self._new = self._new, []
+        return new
 
 
 @dataclass(frozen=True)
@@ -282,7 +302,8 @@ class _Held:
     sender: str | None
     width: int  # the physical line's length: a terminal cuts every long line at one width
     where: tuple[int | None, int | None] = (None, None)  # its line number or byte offset
-    joins: int = 0  # continuations joined so far (a wrapped kill line spans a few lines)
+    joins: int = 0
+    outer: re.Pattern | None = None  # an outer wrapper (cat -n, grep -n, a bullet) its continuations carry too  # continuations joined so far (a wrapped kill line spans a few lines)
 
 
 class _Report:
@@ -355,6 +376,8 @@ class OomParser:
         self._widths: dict[int, int] = {}  # how often each long physical width was seen
         self._where: tuple[int | None, int | None] = (None, None)
         self._held_where: tuple[int | None, int | None] = (None, None)
+        self._held_outer: re.Pattern | None = None
+        self._prefix = ""  # what stood before the last message located
         self.unread = unread if unread is not None else Unread()
 
     @property
@@ -435,6 +458,9 @@ class OomParser:
         held = self._held
         if held is not None:
             self._held = None
+            if held.outer is not None and separator is None:
+                outer = held.outer.match(piece)
+                piece = piece[outer.end():] if outer else piece
             if self._continues(held, piece, fresh, separator):
                 if separator is not None:
                     joined = held.text + separator + piece
@@ -445,7 +471,7 @@ class OomParser:
                         other = held.text + (" " if gap == "" else "") + piece.lstrip()
                         if _reading(other.strip()) > _reading(joined.strip()):
                             joined = other
-                self._held_where = held.where
+                self._held_where, self._held_outer = held.where, held.outer
                 return self._hold_or_take(joined[:JOIN_CHARS], held.stamp, held.sender, held.width,
                                           joins=held.joins + 1)
             kills = self._take_held(held)
@@ -456,7 +482,8 @@ class OomParser:
                       joins: int = 0) -> list[OomKill]:
         """Hold a kill line the next line may continue (cut in a name or its figures, or a
         pasted line wrapped after them); take anything else now."""
-        held = _Held(body.rstrip("\r\n"), stamp, sender, width, self._held_where if joins else self._where, joins)
+        held = _Held(body.rstrip("\r\n"), stamp, sender, width, self._held_where if joins else self._where, joins,
+                     self._held_outer if joins else _outer(self._prefix))
         if len(body) < JOIN_CHARS and joins < MAX_JOINS and (
                 (_KILL_START.match(body) and (self._lenient or _incomplete(body)))
                 or (_HOLDABLE.match(body) and _incomplete(body))
@@ -516,10 +543,12 @@ class OomParser:
         kernel's (or a killer's) own words wherever they stand; what precedes them is the
         line's wrapper, learned for the report's lines that carry no such words."""
         text = piece.lstrip()  # blanks at its end tell a wrap's gap (see _gap)
+        self._prefix = ""
         if not self._lenient or not text or _ANCHOR_START.match(text):
             return text, sender
         end = self._shape_end(text)
         if end > 0 and _ANCHOR_START.match(text, end):
+            self._prefix = text[:end]
             return text[end:], sender or prefix_sender(text[:end], headed=fresh)
         anchor = _ANCHOR.search(text)
         if anchor is None:
@@ -527,7 +556,7 @@ class OomParser:
         start = anchor.start()
         if text.startswith(" invoked", start):  # the invoker's name is the word before
             start = text.rfind(" ", 0, start) + 1
-        prefix = text[:start]
+        prefix = self._prefix = text[:start]
         self._shape = shape(prefix)
         return text[start:], sender or prefix_sender(prefix, headed=fresh)
 

@@ -334,6 +334,7 @@ _QP_HEX = re.compile(r"(?:=[0-9A-F]{2})+")
 _KEYED_STRING = re.compile(r'"(?:MESSAGE|message|msg|log|note)"\s*:\s*"((?:[^"\\]|\\.)*)"')
 _JSON_KEYS = ("MESSAGE", "message", "msg", "log", "note")
 # A line of a pretty-printed JSON document that holds no message: brackets, or a key.
+_MESSAGE_OPENED = re.compile(r'\s*"(?:MESSAGE|message|msg|log|note)"\s*:\s*"')
 _JSON_STRUCTURE = re.compile(r'\s*(?:[{}\[\],]+\s*$|"[\w.@/-]{1,64}"\s*:)')
 
 
@@ -371,7 +372,14 @@ class Decoder:
             raw = html.unescape(raw).replace("\xa0", " ")
         decoded = _json_lines(raw) if '"' in raw else None
         if decoded is not None:
+            if len(decoded) == 1 and '"' in decoded[0][0]:  # a JSON log line exported as JSON again
+                inner = _json_lines(decoded[0][0])
+                if inner is not None:
+                    return [(text, sender or decoded[0][1]) for text, sender in inner]
             return decoded
+        opened = _MESSAGE_OPENED.match(raw) if '"' in raw else None
+        if opened is not None:  # a message string cut by a wrap: its first part, as printed
+            return [(raw[opened.end():], None)]
         if _JSON_STRUCTURE.match(raw):
             return []  # the rest of a pretty-printed JSON document: it interrupts nothing
         if "\r" in raw:  # a bare CR (old Mac text, progress output) ends a line too
@@ -481,8 +489,8 @@ _WORD_GAP = re.compile(r"[\s:|\t-]+(?=[\w\[<])")
 def shape(prefix: str) -> re.Pattern | None:
     """A pattern for the prefixes of a report's other lines, learned from one anchor line's:
     its digits may change (line numbers, times) and its blanks widen or narrow."""
-    if not prefix.strip() or len(prefix) > 200:
-        return None
+    if len(prefix) > 200 or not _STRUCTURAL.search(prefix):
+        return None  # a word or two is text a wrap left, not a wrapper
     parts = []
     for run in _RUNS.findall(prefix):
         if run[0].isdigit():  # possessive: a learned shape never backtracks (linear)
@@ -496,4 +504,5 @@ def shape(prefix: str) -> re.Pattern | None:
     return re.compile("".join(parts))
 
 
+_STRUCTURAL = re.compile(r"\d|[^\w\s]")  # a digit or a mark: what wrappers are made of
 _RUNS = re.compile(r"\d+|\s+|[^\W\d_]+|[^\w\s]+|_+")

@@ -1,0 +1,42 @@
+"""`import` says what it could not read: lines holding a kill's words, and lines cut."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from pathlib import Path
+
+from watchdog_oom.cli import main
+
+FIGURES = "total-vm:1kB, anon-rss:1kB, file-rss:0kB"
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_import_counts_and_shows_kill_lines_it_could_not_read(tmp_path: Path) -> None:
+    lines = [f"Jun  3 10:00:00 h kernel: Out of memory: Killed process 7 (a) {FIGURES}"]
+    lines += [f"Jun  3 10:00:{i:02d} h sshd[1]: noise" for i in range(40)]
+    lines += ["Jun  3 10:01:00 h kernel: Killed process 8 (b\x1b]0;title\x07",
+              f"Jun  3 10:01:01 h alice: Out of memory: Killed process 9 (c) {FIGURES}"]
+    lines += [f"Jun  3 10:02:{i:02d} h kernel: Killed process {100 + i} (" for i in range(7)]
+    log = tmp_path / "kern.log.gz"
+    log.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    code, out, err = run("import", "--dry-run", "--format", "json", str(log))
+    assert code == 0 and [k["pid"] for k in json.loads(out)] == [7]
+    assert f"{log}: 9 lines hold a kill's words but could not be read (the first 5 shown):" in err
+    assert "  line 42: Killed process 8 (b  [no recogniser read this line]" in err
+    assert "  line 43: Out of memory: Killed process 9 (c)" in err and "not from kernel" in err
+    assert "1 kill found" in err
+
+
+def test_import_says_how_many_lines_it_cut(tmp_path: Path) -> None:
+    log = tmp_path / "syslog"
+    log.write_text("x" * 200_000 + f"\nOut of memory: Killed process 7 (a) {FIGURES} " + "y" * 200_000 + "\n")
+    code, out, err = run("import", "--dry-run", "--format", "json", str(log))
+    assert code == 0 and [k["pid"] for k in json.loads(out)] == [7]
+    assert "1 line longer than 65536 characters read only that far" in err

@@ -1,0 +1,48 @@
+"""The daemon tells a person about a kernel log line that holds a kill's words but could not
+be read: one notification (grouped), the text redacted and cut, nothing else stopped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from proctree import ProcTree
+
+from watchdog_oom.clock import FakeClock
+from watchdog_oom.config import parse_config
+from watchdog_oom.daemon import Daemon
+from watchdog_oom.daemon.pipeline import Pipeline
+from watchdog_oom.model import KernelLine
+
+FIGURES = "total-vm:1kB, anon-rss:1kB, file-rss:0kB, shmem-rss:0kB"
+
+
+def _daemon(tmp_path: Path, t0) -> Daemon:
+    cfg = parse_config(f"""
+host: web-01
+database: sqlite:///{tmp_path}/history.db
+procfs: {ProcTree(tmp_path).root}
+kernel_log:
+  source: none
+notifications:
+  group_wait: 5s
+  channels:
+    - name: hook
+      type: webhook
+      url: http://127.0.0.1:9/never
+      min_severity: info
+""", env={})
+    daemon = Daemon(cfg, clock=FakeClock(t0))
+    daemon.store.upgrade()
+    return daemon
+
+
+def test_an_unreadable_kill_line_is_notified_once_and_good_kills_still_stored(tmp_path, t0) -> None:
+    daemon = _daemon(tmp_path, t0)
+    pipeline = Pipeline(daemon.shared, "kmsg", first_start=False)
+    for text in ["Out of memory: Killed process 8 (b", "Killed process 9 (c) --password=hunter2 total-vm:x",
+                 f"Out of memory: Killed process 10 (d) {FIGURES}"]:
+        pipeline.handle(KernelLine(text=text, source="kmsg", time=t0))
+    assert [k.pid for k in daemon.store.kills()] == [10]
+    (row,) = [n for n in daemon.store.notifications() if n.kind == "kill.unreadable"]
+    assert row.data["count"] == 2 and row.data["lines"][0] == "Out of memory: Killed process 8 (b"
+    assert "hunter2" not in str(row.data) and "hunter2" not in row.summary
