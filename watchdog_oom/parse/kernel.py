@@ -328,7 +328,7 @@ class _Report:
         self.row_pattern: re.Pattern | None = None
         self.rss_group = 0
         self.tasks: list[tuple[int, int, TaskRow]] = []  # min-heap of the biggest by rss
-        self.killed: set[int] = set()
+        self.killed: set[int | None] = set()
         self.lines = 0
 
     @property
@@ -400,6 +400,7 @@ class OomParser:
         `offset` say where it was, for the list of lines that could not be read."""
         self._where = (line_no, offset)
         kills: list[OomKill] = []
+        logical: list[tuple[str, str | None]]
         if not line.wrapped:
             logical = [(line.text[:LINE_CHARS], None)]
         elif self._lenient:
@@ -768,7 +769,7 @@ def _figures(text: str) -> dict:
     return figures
 
 
-def _kernel_kill(report: _Report, selection: dict | None, pid: int, name: str, figures: dict,
+def _kernel_kill(report: _Report, selection: dict | None, pid: int | None, name: str, figures: dict,
                  reason: str | None, text: str, stamp: Stamp) -> OomKill:
     """The record of one kernel victim, with what its report said before it."""
     extra: dict = {"kill_line": text}

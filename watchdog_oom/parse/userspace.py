@@ -95,7 +95,7 @@ class UserspaceKillers:
         self._earlyoom_banner = False
         self._nohang: dict | None = None
         self._nohang_lines = 0
-        self._victims: deque[tuple[str, int, str]] = deque(maxlen=_USERSPACE_MEMORY)
+        self._victims: deque[tuple[str, int | None, str]] = deque(maxlen=_USERSPACE_MEMORY)
         # systemd-oomd events one of its two lines (its own, PID 1's) announced, awaiting the other
         self._oomd_open: deque[tuple[str, str]] = deque(maxlen=_USERSPACE_MEMORY)
 

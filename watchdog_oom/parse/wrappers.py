@@ -365,9 +365,10 @@ class Decoder:
             raw = _ANSI.sub("", raw)
         if self._soft is not None:
             raw, self._soft = (self._soft + _unquoted(raw))[:JOIN_CHARS], None
-        raw = self._quoted_printable(raw)
-        if raw is None:
+        decoded_qp = self._quoted_printable(raw)
+        if decoded_qp is None:
             return []
+        raw = decoded_qp
         if "&" in raw and _HTML_ENTITY.search(raw):
             raw = html.unescape(raw).replace("\xa0", " ")
         decoded = _json_lines(raw) if '"' in raw else None
@@ -412,8 +413,8 @@ def _qp_bytes(match: re.Match) -> str:
 
 def _unquoted(line: str) -> str:
     """A continuation line without its mail quote marks."""
-    stripped = line.lstrip()
-    return stripped[_QUOTE.match(stripped).end():] if stripped.startswith(">") else line
+    quote = _QUOTE.match(line.lstrip())
+    return line.lstrip()[quote.end():] if quote is not None and line.lstrip().startswith(">") else line
 
 
 def _json_lines(raw: str) -> list[tuple[str, str | None]] | None:
