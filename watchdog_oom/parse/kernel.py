@@ -224,13 +224,27 @@ def _incomplete(body: str) -> bool:
 
 # Outer wrappers that the continuation of a wrapped line carries as well: cat -n / nl line
 # numbers, grep -n / -Hn "file:N:", markdown bullets and quotes.
-_OUTERS = (re.compile(r"\d+\s+"), re.compile(r"[^\s:]+:\d+[:-]"), re.compile(r"\d+[:-](?!\d)"),
-           re.compile(r"[-*+>]\s+"))
+# A numbered one is only taken off a continuation that carries the next number.
+_OUTERS = (re.compile(r"(?P<n>\d+)(?:\t|  )\s*"), re.compile(r"[^\s:]+:(?P<n>\d+)[:-]"),
+           re.compile(r"(?P<n>\d+)[:-](?!\d)"), re.compile(r"[-*+>]\s+"))
 
 
 def _outer(prefix: str) -> re.Pattern | None:
     """The outer wrapper a located message's prefix opens with, if one of _OUTERS."""
     return next((pattern for pattern in _OUTERS if pattern.match(prefix)), None)
+
+
+def _outer_end(held: _Held, piece: str) -> int:
+    """Where the held line's outer wrapper ends on its continuation (0: it is not there)."""
+    if held.outer is None:
+        return 0
+    match = held.outer.match(piece)
+    if match is None:
+        return 0
+    number = match.groupdict().get("n")
+    if number is not None and int(number) != held.number + held.joins + 1:
+        return 0
+    return match.end()
 
 
 def _reading(body: str) -> int:
@@ -303,7 +317,8 @@ class _Held:
     width: int  # the physical line's length: a terminal cuts every long line at one width
     where: tuple[int | None, int | None] = (None, None)  # its line number or byte offset
     joins: int = 0
-    outer: re.Pattern | None = None  # an outer wrapper (cat -n, grep -n, a bullet) its continuations carry too  # continuations joined so far (a wrapped kill line spans a few lines)
+    outer: re.Pattern | None = None  # an outer wrapper (cat -n, grep -n, a bullet) its continuations carry too
+    number: int = 0  # the line number in that outer wrapper  # continuations joined so far (a wrapped kill line spans a few lines)
 
 
 class _Report:
@@ -376,7 +391,7 @@ class OomParser:
         self._widths: dict[int, int] = {}  # how often each long physical width was seen
         self._where: tuple[int | None, int | None] = (None, None)
         self._held_where: tuple[int | None, int | None] = (None, None)
-        self._held_outer: re.Pattern | None = None
+        self._held_outer: tuple[re.Pattern | None, int] = (None, 0)
         self._prefix = ""  # what stood before the last message located
         self.unread = unread if unread is not None else Unread()
 
@@ -459,9 +474,8 @@ class OomParser:
         held = self._held
         if held is not None:
             self._held = None
-            if held.outer is not None and separator is None:
-                outer = held.outer.match(piece)
-                piece = piece[outer.end():] if outer else piece
+            if separator is None:
+                piece = piece[_outer_end(held, piece):]
             if self._continues(held, piece, fresh, separator):
                 if separator is not None:
                     joined = held.text + separator + piece
@@ -472,7 +486,7 @@ class OomParser:
                         other = held.text + (" " if gap == "" else "") + piece.lstrip()
                         if _reading(other.strip()) > _reading(joined.strip()):
                             joined = other
-                self._held_where, self._held_outer = held.where, held.outer
+                self._held_where, self._held_outer = held.where, (held.outer, held.number)
                 return self._hold_or_take(joined[:JOIN_CHARS], held.stamp, held.sender, held.width,
                                           joins=held.joins + 1)
             kills = self._take_held(held)
@@ -483,8 +497,14 @@ class OomParser:
                       joins: int = 0) -> list[OomKill]:
         """Hold a kill line the next line may continue (cut in a name or its figures, or a
         pasted line wrapped after them); take anything else now."""
+        if joins:
+            outer, number = self._held_outer
+        else:
+            outer = _outer(self._prefix)
+            found = outer.match(self._prefix) if outer is not None else None
+            number = int(found["n"]) if found is not None and found.groupdict().get("n") else 0
         held = _Held(body.rstrip("\r\n"), stamp, sender, width, self._held_where if joins else self._where, joins,
-                     self._held_outer if joins else _outer(self._prefix))
+                     outer, number)
         if len(body) < JOIN_CHARS and joins < MAX_JOINS and (
                 (_KILL_START.match(body) and (self._lenient or _incomplete(body)))
                 or (_HOLDABLE.match(body) and _incomplete(body))
