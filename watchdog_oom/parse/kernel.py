@@ -32,6 +32,7 @@ from watchdog_oom.parse.wrappers import (
     Stamp,
     pieces,
     prefix_sender,
+    prefix_time,
     shape,
     unwrap,
 )
@@ -491,6 +492,10 @@ class OomParser:
                                           joins=held.joins + 1)
             kills = self._take_held(held)
         body, sender = self._locate(piece, sender, fresh)
+        if self._prefix and stamp.time is None and stamp.mono_usec is None:
+            wall, mono = prefix_time(self._prefix, self._year)  # "  1 [57539.949044] " (nl), "kern.log:3:Jun …"
+            if wall is not None or mono is not None:
+                stamp = stamp.with_times(wall, mono)
         return kills + self._hold_or_take(body, stamp, sender, width)
 
     def _hold_or_take(self, body: str, stamp: Stamp, sender: str | None, width: int,

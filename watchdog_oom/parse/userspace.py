@@ -58,6 +58,8 @@ _OOMD = re.compile(
     _TAG.format("systemd-oomd")
     + r"?(?:Killed|Marked) ((?:/|…|\.\.\.).*?)(?: for killing)? due to (memory pressure|swap used|memory used)(.*)$"
 )
+# "Marked /x.scope for killing" with nothing after it (a paste trimmed the reason): the kill stands.
+_OOMD_MARKED = re.compile(_TAG.format("systemd-oomd") + r"?Marked ((?:/|…|\.\.\.)\S*) for killing()()\s*$")
 # PID 1 (or the user's manager) carries the kill out and reports it, src/core/unit.c
 # unit_log_oomd_kill... (249+): "x.scope: systemd-oomd killed 3 process(es) in this unit."
 # It is the same event as systemd-oomd's own line, before or after it, or the only trace
@@ -132,7 +134,7 @@ class UserspaceKillers:
 
     def _kill_line(self, text: str, stamp: Stamp, banner: bool) -> list[OomKill] | None:
         """A line naming a victim; None when "Kill" meant something else."""
-        oomd = _OOMD.match(text)
+        oomd = _OOMD.match(text) or _OOMD_MARKED.match(text)
         if oomd:
             return self._oomd(oomd, text, stamp)
         signal = _EARLYOOM_SIGNAL.match(text)
@@ -170,10 +172,10 @@ class UserspaceKillers:
         if self._paired(name, "oomd"):
             return []  # PID 1 reported this kill first
         name, cut = cap_name(name, CGROUP_NAME_CHARS)
-        extra: dict = {"kill_line": text, "reason": match.group(2)}
+        extra: dict = {"kill_line": text, "reason": match.group(2) or None}
         if cut or elided:
             extra["process_cut" if cut else "elided"] = True
-        pressure = _OOMD_PRESSURE.match(match.group(3))
+        pressure = _OOMD_PRESSURE.match(match.group(3) or "")
         monitored = None
         if pressure:
             monitored = pressure.group(1)
@@ -374,6 +376,11 @@ USERSPACE_RECOGNISERS = (
          (("systemd-oomd[726]: Marked …ea541d95.scope for killing due to memory used (16260780032) / total "
           "(16419115008) and swap used (29560922112) / total (32838500352) being more than 90.00%"),
           "systemd-oomd 256, journalctl eliding the path, public note quoting `journalctl -u systemd-oomd`")),
+        _OOMD_SENDERS),
+    Recogniser(
+        "systemd-oomd 254+ Marked for killing, reason trimmed", "systemd-oomd", _OOMD_MARKED, (" for killing",),
+        (("systemd-oomd[885]: Marked /user.slice/.../app-Hyprland-xdg\\x2dterminal\\x2dexec-0ae8dde6.scope for killing",
+          "systemd-oomd 254+, https://github.com/omacom/omarchy/issues/9799 (a paste that ends at 'for killing')"),),
         _OOMD_SENDERS),
     Recogniser(
         "PID 1: systemd-oomd killed N process(es) in this unit", "systemd-oomd", _OOMD_UNIT, ("systemd-oomd killed ",),
