@@ -307,7 +307,7 @@ class Stamp:
         self.source, self.boot_id = line.source, line.boot_id
         self.time, self.mono_usec = time, mono_usec
 
-    def with_times(self, time: datetime | None, mono_usec: int | None) -> "Stamp":
+    def with_times(self, time: datetime | None, mono_usec: int | None) -> Stamp:
         """The same place, with times found later (in a wrapper learned from the line)."""
         stamp = Stamp.__new__(Stamp)
         stamp.source, stamp.boot_id, stamp.time, stamp.mono_usec = self.source, self.boot_id, time, mono_usec
