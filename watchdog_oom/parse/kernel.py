@@ -502,6 +502,12 @@ class OomParser:
                       joins: int = 0) -> list[OomKill]:
         """Hold a kill line the next line may continue (cut in a name or its figures, or a
         pasted line wrapped after them); take anything else now."""
+        holds = len(body) < JOIN_CHARS and joins < MAX_JOINS and (
+            (_KILL_START.match(body) is not None and (self._lenient or _incomplete(body)))
+            or (_HOLDABLE.match(body) is not None and _incomplete(body))
+            or (sender == "systemd-oomd" and body.rstrip() in ("Killed", "Marked")))
+        if not holds and not joins:
+            return self._take_checked(body, stamp, sender)  # the common case: a line read at once
         if joins:
             outer, number = self._held_outer
         else:
@@ -510,10 +516,7 @@ class OomParser:
             number = int(found["n"]) if found is not None and found.groupdict().get("n") else 0
         held = _Held(body.rstrip("\r\n"), stamp, sender, width, self._held_where if joins else self._where, joins,
                      outer, number)
-        if len(body) < JOIN_CHARS and joins < MAX_JOINS and (
-                (_KILL_START.match(body) and (self._lenient or _incomplete(body)))
-                or (_HOLDABLE.match(body) and _incomplete(body))
-                or (sender == "systemd-oomd" and body.rstrip() in ("Killed", "Marked"))):
+        if holds:
             self._held = held
             return []
         return self._take_held(held)
@@ -600,6 +603,8 @@ class OomParser:
         if refused is not None:
             self.unread.add(self._where, body, refused)
             return []
+        if sender is None and not ("ill" in body or "SIG" in body or "oom" in body):
+            return self._take(body, stamp)  # no kill's words: nothing to count
         kills = self._take(body, stamp)
         if not kills and _KILL_WORDS.search(body) and not _recognised(body):
             self.unread.add(self._where, body, "no recogniser read this line")
