@@ -99,7 +99,8 @@ _KILLED = re.compile(
     re.DOTALL,  # a name may hold a newline (journal JSON, rsyslog #012)
 )
 # The lookbehind starts a name only where one begins: a long run of letters is tried once.
-_FIGURE = re.compile(r"(?<![A-Za-z_-])([A-Za-z_-]+):(-?\d+)")
+# A figure with digit-group commas ("26,184,840kB", a person's rewrite) is no kernel's: null.
+_FIGURE = re.compile(r"(?<![A-Za-z_-])([A-Za-z_-]+):(-?\d+)(?!\d|,\d)")
 _FIGURE_FIELDS = {
     "total-vm": "total_vm_kb",
     "anon-rss": "anon_rss_kb",
@@ -248,6 +249,37 @@ def _outer_end(held: _Held, piece: str) -> int:
     return match.end()
 
 
+def _uptime_usec(stamp: str) -> int | None:
+    """Microseconds of a dmesg uptime "[ 1234.567890] "."""
+    seconds, _, fraction = stamp.strip("[] ").partition(".")
+    return as_int(seconds + fraction[:6].ljust(6, "0")) if seconds.isdigit() and fraction.isdigit() else None
+
+
+_SECOND_KILL = re.compile(
+    r"(?:(?:Out of [Mm]emory|Memory cgroup out of memory): )?(?:Killed|[Kk]ill) process \d")
+# A syslog header (BSD date, host, kernel tag) that another record run into this one opened with.
+_EMBEDDED_HEADER = re.compile(r"\s+[^\W\d_]{3} +\d{1,2} \d\d:\d\d:\d\d \S+ kernel: ")
+
+
+def _run_together(body: str) -> tuple[int, int] | None:
+    """Where a kill message that reads whole ends, and the next message on its line starts
+    (a second kill message, or any message after a syslog header): None when not so."""
+    if len(body) > JOIN_CHARS or not _KILL_START.match(body):
+        return None
+    own = _SECOND_KILL.match(body)
+    after = own.end() if own else 1
+    second = _SECOND_KILL.search(body, after)
+    header = _EMBEDDED_HEADER.search(body, after)
+    if header is not None and (second is None or header.start() < second.start()):
+        end, resume = header.start(), header.end()
+    elif second is not None:
+        end = resume = second.start()
+    else:
+        return None
+    first = body[:end].rstrip()
+    return (end, resume) if first and not _incomplete(first) else None
+
+
 def _reading(body: str) -> int:
     """How well a joined line reads: 2 whole, 1 as a kill line still cut, 0 not at all."""
     if not _incomplete(body):
@@ -394,6 +426,7 @@ class OomParser:
         self._held_where: tuple[int | None, int | None] = (None, None)
         self._held_outer: tuple[re.Pattern | None, int] = (None, 0)
         self._prefix = ""  # what stood before the last message located
+        self._last_kill: tuple | None = None
         self.unread = unread if unread is not None else Unread()
 
     @property
@@ -440,8 +473,12 @@ class OomParser:
         stamp = Stamp(line, wall or line.time, mono if mono is not None else line.mono_usec)
         kills: list[OomKill] = []
         for n, (piece, separator) in enumerate(pieces(text)):
-            kills += self._piece(piece, stamp, sender, fresh=fresh and n == 0,
-                                 separator=separator if n else None, width=width,
+            glued = separator.startswith("[")
+            if glued:  # a dmesg record glued to the one before: a new record, with its own uptime
+                mono = _uptime_usec(separator)
+                stamp = stamp.with_times(stamp.time, mono if mono is not None else stamp.mono_usec)
+            kills += self._piece(piece, stamp, sender, fresh=(fresh and n == 0) or glued,
+                                 separator=separator if n and not glued else None, width=width,
                                  spaced=n == 0 and raw[:1] in (" ", "\t"))
         return kills
 
@@ -492,16 +529,21 @@ class OomParser:
                                           joins=held.joins + 1)
             kills = self._take_held(held)
         body, sender = self._locate(piece, sender, fresh)
-        if self._prefix and stamp.time is None and stamp.mono_usec is None:
+        if self._prefix and stamp.mono_usec is None:
             wall, mono = prefix_time(self._prefix, self._year)  # "  1 [57539.949044] " (nl), "kern.log:3:Jun …"
-            if wall is not None or mono is not None:
-                stamp = stamp.with_times(wall, mono)
+            if mono is not None or (wall is not None and stamp.time is None):
+                stamp = stamp.with_times(stamp.time or wall, mono)
         return kills + self._hold_or_take(body, stamp, sender, width)
 
     def _hold_or_take(self, body: str, stamp: Stamp, sender: str | None, width: int,
                       joins: int = 0) -> list[OomKill]:
         """Hold a kill line the next line may continue (cut in a name or its figures, or a
         pasted line wrapped after them); take anything else now."""
+        split = _run_together(body) if self._lenient else None
+        if split is not None:  # messages run together on one line (a web page lost the line breaks)
+            first = self._take_held(_Held(body[:split[0]].rstrip(), stamp, sender, width,
+                                          self._held_where if joins else self._where))
+            return first + self._hold_or_take(body[split[1]:], stamp, sender, width)
         holds = len(body) < JOIN_CHARS and joins < MAX_JOINS and (
             (_KILL_START.match(body) is not None and (self._lenient or _incomplete(body)))
             or (_HOLDABLE.match(body) is not None and _incomplete(body))
@@ -771,6 +813,10 @@ class OomParser:
 
     def _killed(self, match: re.Match, text: str, stamp: Stamp) -> list[OomKill]:
         pid = as_pid(match.group(2))
+        last = (pid, stamp.time, stamp.mono_usec)
+        if pid is not None and last == self._last_kill:
+            return []  # the same victim printed twice at the same instant (a paste, a relay): one kill
+        self._last_kill = last
         report = self._report
         if report is None or (report.killed and report.group_memcg is None):
             report, kills = self._open()

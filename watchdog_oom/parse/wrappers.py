@@ -293,8 +293,15 @@ def pieces(text: str) -> list[tuple[str, str]]:
         found = [(piece.replace("#011", "\t"), separator) for piece, separator in found]
     if text.find("[", 1) < 0:  # a task-table row's only "[" is its first character
         return found
-    return [(part, separator if i == 0 else "")
-            for piece, separator in found for i, part in enumerate(_GLUED.split(piece))]
+    # A glued dmesg record's separator is its uptime "[ 1234.567890] ": a record of its own.
+    split: list[tuple[str, str]] = []
+    for piece, separator in found:
+        start = 0
+        for match in _GLUED.finditer(piece):
+            split.append((piece[start:match.start()], separator))
+            start, separator = match.end(), match.group()
+        split.append((piece[start:], separator))
+    return split
 
 
 
@@ -482,12 +489,14 @@ _CLOCK = re.compile(r"\d:\d\d:\d\d")
 def prefix_time(prefix: str, year: int | None) -> tuple[datetime | None, int | None]:
     """The wall time or kernel usec a prefix holds after an unknown outer wrapper (grep -n,
     cat -n, a bullet): tried from each place a date could start."""
-    starts = [0] + [m.end() for m in _WORD_GAP.finditer(prefix[:200])][:8]
-    for start in starts:
+    starts = [0] + [m.end() for m in _WORD_GAP.finditer(prefix[:200])][:16]
+    found_wall: datetime | None = None
+    for start in starts:  # the outermost date, and the kernel's uptime wherever it stands
         _, wall, mono, _fresh = unwrap(prefix[start:] + "x", year=year)
-        if wall is not None or mono is not None:
-            return wall, mono
-    return None, None
+        found_wall = found_wall or wall
+        if mono is not None:
+            return found_wall, mono
+    return found_wall, None
 
 
 _WORD_GAP = re.compile(r"[\s:|\t-]+(?=[\w\[<])")
