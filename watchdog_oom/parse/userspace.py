@@ -391,8 +391,8 @@ USERSPACE_RECOGNISERS = (
         _SYSTEMD_SENDERS),
     Recogniser(
         "a unit's result 'oom-kill' (corroboration)", "systemd-oomd", _OOM_RESULT, ("Failed with result 'oom-kill'",),
-        (("systemd[1]: nix-daemon.service: Failed with result 'oom-kill'.",
-          "systemd 243+ src/core/service.c service_result_to_string, as journals show it"),),
+        (("systemd[1075]: app-Hyprland-xdg\\x2dterminal\\x2dexec-0ae8dde6.scope: Failed with result 'oom-kill'.",
+          "systemd 254+, https://github.com/omacom/omarchy/issues/9799"),),
         _SYSTEMD_SENDERS, kill=False),
     Recogniser(
         "nohang 0.1 / 0.2+ corrective action", "nohang", _NOHANG_SEND, (" to the victim",),
