@@ -62,7 +62,8 @@ def test_every_sample_matches_a_recogniser_and_kill_samples_give_one_kill() -> N
 @pytest.mark.parametrize("line", [
     f"Jun  3 10:00:00 web-01 alice: Out of memory: Killed process 4242 (sshd) {FIGURES}",
     f"Jun  3 10:00:00 web-01 alice[812]: Killed process 4242 (sshd) {FIGURES}",
-    f'{{"_TRANSPORT":"syslog","SYSLOG_IDENTIFIER":"alice","MESSAGE":"Out of memory: Killed process 4242 (sshd) {FIGURES}"}}',
+    '{"_TRANSPORT":"syslog","SYSLOG_IDENTIFIER":"alice",'
+    f'"MESSAGE":"Out of memory: Killed process 4242 (sshd) {FIGURES}"}}',
     f"<13>1 2025-06-29T15:57:11+00:00 web-01 alice 812 - - Out of memory: Killed process 4242 (sshd) {FIGURES}",
     f"/var/log/syslog:7:Jun  3 10:00:00 web-01 alice: Out of memory: Killed process 4242 (sshd) {FIGURES}",
     'Jun  3 10:00:00 web-01 alice: sending SIGTERM to process 4242 uid 0 "sshd": badness 900, VmRSS 1 MiB',
@@ -124,8 +125,10 @@ def test_the_import_scanner_counts_unreadable_lines_by_offset_and_numbers_them()
 @pytest.mark.parametrize(("line", "field"), [
     (f"Out of memory: Killed process 1180591620717411303424 (x) {FIGURES}", "pid"),
     (f"Out of memory: Killed process 4194305 (x) {FIGURES}", "pid"),
-    ("Out of memory: Killed process 5 (x) total-vm:99999999999999999999999kB, anon-rss:0kB, file-rss:0kB", "total_vm_kb"),
-    ("Out of memory: Killed process 5 (x) total-vm:1kB, anon-rss:0kB, file-rss:0kB, UID:4294967296 pgtables:0kB", "uid"),
+    ("Out of memory: Killed process 5 (x) total-vm:99999999999999999999999kB, anon-rss:0kB, file-rss:0kB",
+     "total_vm_kb"),
+    ("Out of memory: Killed process 5 (x) total-vm:1kB, anon-rss:0kB, file-rss:0kB, UID:4294967296 pgtables:0kB",
+     "uid"),
 ])
 def test_a_value_no_kernel_could_print_is_null_and_the_line_is_kept(line: str, field: str) -> None:
     (kill,) = parse_text(line)
@@ -176,7 +179,7 @@ def test_a_megabyte_line_costs_what_its_bytes_cost_in_short_lines(junk: str) -> 
     assert _work(long_line) <= 3 * _work(short_lines) + 0.05
     unread = Unread()
     parse_text(long_line, unread=unread)
-    assert unread.cut == 1 and LINE_CHARS < len(long_line)
+    assert unread.cut == 1 and len(long_line) > LINE_CHARS
 
 
 def test_random_bytes_cost_what_their_size_costs() -> None:

@@ -47,7 +47,8 @@ def _misses(name: str, read) -> list[str]:
             extra = [kill for kill in got if kill[0] not in [pid for pid, _ in labels]]
         else:
             missed = [label for label in labels if label not in got]
-            extra = [kill for kill in got if kill not in labels] + (["(a kill twice)"] if len(got) > len(set(got)) else [])
+            twice = ["(a kill twice)"] if len(got) > len(set(got)) else []
+            extra = [kill for kill in got if kill not in labels] + twice
         if missed or extra:
             wrong.append(f"{path.name}: missed {missed}, extra {extra}")
     return wrong

@@ -175,11 +175,13 @@ _ANCHOR = re.compile(r" invoked oom-killer: |[^\s:]+: systemd-oomd killed \d|[^\
                      + "|".join(_ANCHOR_WORDS))
 # At the start of a message: the same, with a header's invoker (a task name: 15 bytes,
 # here up to 16 characters, blanks allowed) or a unit before PID 1's words.
-_ANCHOR_START = re.compile(r".{1,16}? invoked oom-killer: |\S+: systemd-oomd killed \d|\S+: Failed with result 'oom-kill'|"
+_ANCHOR_START = re.compile(r".{1,16}? invoked oom-killer: |\S+: systemd-oomd killed \d"
+                           r"|\S+: Failed with result 'oom-kill'|"
                            + "|".join(_ANCHOR_WORDS))
 # A line that names a victim and may have been cut after these words.
 _KILL_START = re.compile(
-    r"(?:(?:Out of [Mm]emory(?: \(oom_kill_allocating_task\))?|Memory cgroup out of memory): )?[Kk]ill(?:ed)? process(?: \d|\s*$)"
+    r"(?:(?:Out of [Mm]emory(?: \(oom_kill_allocating_task\))?|Memory cgroup out of memory): )?"
+    r"[Kk]ill(?:ed)? process(?: \d|\s*$)"
     r"|(?:earlyoom(?:\[\d+\])?: )?(?:sending SIG|Killing process '|killing process \d)"
     r"|(?:systemd-oomd(?:\[\d+\])?: )?(?:Killed|Marked) (?:/|…|\.\.\.)"
     r"|(?:nohang(?:-desktop)?(?:\[\d+\])?: )?\s*Send(?:ing)? SIG\w+ to(?: the)?\s*$"
@@ -351,9 +353,9 @@ class _Held:
     sender: str | None
     width: int  # the physical line's length: a terminal cuts every long line at one width
     where: tuple[int | None, int | None] = (None, None)  # its line number or byte offset
-    joins: int = 0
-    outer: re.Pattern | None = None  # an outer wrapper (cat -n, grep -n, a bullet) its continuations carry too
-    number: int = 0  # the line number in that outer wrapper  # continuations joined so far (a wrapped kill line spans a few lines)
+    joins: int = 0  # continuations joined so far (a wrapped kill line spans a few lines)
+    outer: re.Pattern | None = None  # an outer wrapper (cat -n, grep -n, a bullet) continuations carry too
+    number: int = 0  # the line number in that outer wrapper
 
 
 class _Report:
@@ -392,11 +394,12 @@ class _Report:
 
     def add_task(self, row: re.Match) -> None:
         """Keep a task-table row if it is among the biggest by rss; only those become TaskRows."""
+        columns = self.columns or []
         key = (int(row.group(self.rss_group)), -int(row.group(1)))
         if len(self.tasks) < TASK_TABLE_ROWS:
-            heapq.heappush(self.tasks, (*key, _task_row(self.columns, row)))
+            heapq.heappush(self.tasks, (*key, _task_row(columns, row)))
         elif key > self.tasks[0][:2]:
-            heapq.heapreplace(self.tasks, (*key, _task_row(self.columns, row)))
+            heapq.heapreplace(self.tasks, (*key, _task_row(columns, row)))
 
     def task_table(self) -> tuple[TaskRow, ...]:
         return tuple(row for _, _, row in sorted(self.tasks, reverse=True))
@@ -785,7 +788,7 @@ class OomParser:
     @staticmethod
     def _task_row(report: _Report, text: str) -> bool:
         """Take a row of the report's task table; False (and the table ends) if it is not one."""
-        row = report.row_pattern.fullmatch(text)
+        row = report.row_pattern.fullmatch(text) if report.row_pattern is not None else None
         if row is None:
             report.columns = None
             return False

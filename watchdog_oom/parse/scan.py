@@ -31,7 +31,8 @@ _KILL_NEEDLES = KILL_NEEDLES
 # N (x) with signal SIGKILL" and "Received SIGHUP" are common and are not kills. The
 # lookahead is bounded (a comm is 15 bytes), so a line of repeated words stays linear.
 _KILL_LINE = re.compile(
-    rb"Kill(?:ed process|ed (?:/|\xe2\x80\xa6|\.\.\.)| process|ing process (?:'|&#x27;|&#39;|\d+ (?!.{0,80}? with signal SIG)))"
+    rb"Kill(?:ed process|ed (?:/|\xe2\x80\xa6|\.\.\.)| process"
+    rb"|ing process (?:'|&#x27;|&#39;|\d+ (?!.{0,80}? with signal SIG)))"
     rb"|[Ss]end(?:ing)? SIG|Marked (?:/|\xe2\x80\xa6|\.\.\.)|killing process \d+ (?:\"|&quot;|\\\")|oomd killed \d"
 )
 _ANSI_BYTES = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]")

@@ -64,7 +64,9 @@ _OOMD_MARKED = re.compile(_TAG.format("systemd-oomd") + r"?Marked ((?:/|…|\.\.
 # unit_log_oomd_kill... (249+): "x.scope: systemd-oomd killed 3 process(es) in this unit."
 # It is the same event as systemd-oomd's own line, before or after it, or the only trace
 # where systemd-oomd's unit was not in the excerpt.
-_OOMD_UNIT = re.compile(_TAG.format("systemd") + r"?(?:(\S+?): )?systemd-oomd killed (\d+) process\(es\) in this unit\.?\s*$")
+_OOMD_UNIT = re.compile(
+    _TAG.format("systemd") + r"?(?:(\S+?): )?systemd-oomd killed (\d+) process\(es\) in this unit\.?\s*$"
+)
 # A unit whose process the kernel (or systemd-oomd) OOM-killed ends with this result
 # (src/core/service.c, 243+): corroboration of a kill recorded from its own line, never a kill.
 _OOM_RESULT = re.compile(_TAG.format("systemd") + r"?(\S+?): Failed with result 'oom-kill'\.?\s*$")
@@ -359,7 +361,8 @@ USERSPACE_RECOGNISERS = (
           "earlyoom 1.2-1.5, https://github.com/nextcloud-snap/nextcloud-snap/issues/1836")),
         _EARLYOOM_SENDERS),
     Recogniser(
-        "earlyoom 1.0-1.2 killing with a signal number", "earlyoom", _EARLYOOM_SIGNAL, ("illing process ", " with signal "),
+        "earlyoom 1.0-1.2 killing with a signal number", "earlyoom", _EARLYOOM_SIGNAL,
+        ("illing process ", " with signal "),
         (("Killing process 'bash' with signal 15, pid: 5874, badness: 538, VmRSS: 3160 MiB",
           "earlyoom 1.0/1.1, https://github.com/rfjakob/earlyoom/issues/88"),
          ('killing process 27541 "bash" with signal 15: badness 550, VmRSS 7609 MiB',
@@ -396,7 +399,8 @@ USERSPACE_RECOGNISERS = (
         _SYSTEMD_SENDERS, kill=False),
     Recogniser(
         "nohang 0.1 / 0.2+ corrective action", "nohang", _NOHANG_SEND, (" to the victim",),
-        (("Send SIGTERM to the victim; total response time: 13246 ms", "nohang 0.1, hakavlad/nohang nohang implement_corrective_action()"),
+        (("Send SIGTERM to the victim; total response time: 13246 ms",
+          "nohang 0.1, hakavlad/nohang nohang implement_corrective_action()"),
          ("Sending SIGTERM to the victim", "nohang 0.2+, hakavlad/nohang src/nohang implement_corrective_action()")),
         _NOHANG_SENDERS),
 )

@@ -126,8 +126,9 @@ def unwrap(raw: str, *, year: int | None = None) -> tuple[str, datetime | None, 
     header, a date, an uptime or a kernel tag) was found: a line without one may continue
     the line before it."""
     text = raw.rstrip("\r\n").lstrip()
-    if text.startswith((">", "`")):
-        text = text[_QUOTE.match(text).end():]
+    quote = _QUOTE.match(text) if text.startswith((">", "`")) else None
+    if quote is not None:
+        text = text[quote.end():]
     mono: int | None = None
 
     kmsg = _KMSG.match(text)
@@ -248,7 +249,10 @@ def _bsd_date(text: str, year: int | None) -> tuple[int, datetime | None] | None
 @lru_cache(maxsize=64)
 def _bsd_datetime(stamp: str, year: int | None) -> datetime | None:
     """The time of a syslog date; cached, as the lines of one report share a few dates."""
-    mon, day, hh, mm, ss, frac = _BSD.match(stamp).groups()
+    match = _BSD.match(stamp)
+    if match is None:  # never: the stamp is what _BSD matched
+        return None
+    mon, day, hh, mm, ss, frac = match.groups()
     return _datetime(year, _month(mon), day, hh, mm, ss, _fraction_usec(frac))
 
 
