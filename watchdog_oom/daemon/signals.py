@@ -32,7 +32,7 @@ class SignalPipe:
         self._read, self._write = os.pipe2(os.O_CLOEXEC)
         os.set_blocking(self._write, False)  # set_wakeup_fd needs it; the reader blocks
         self._previous_fd = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
-        self._previous: dict[int, Any] = {s: signal.signal(s, _wake_only) for s in self.signums}
+        self.previous: dict[int, Any] = {s: signal.signal(s, _wake_only) for s in self.signums}
 
     def wait(self) -> list[int]:
         """Block until one or more of the signals arrive; their numbers, each once, in order."""
@@ -43,10 +43,9 @@ class SignalPipe:
                 return got
 
     def close(self) -> None:
-        """Put back the handlers and the wakeup fd found at start; close the pipe."""
+        """Put back the wakeup fd found at start and close the pipe. The handlers stay, doing
+        nothing: a second SIGTERM while the daemon exits must not turn a clean stop into a
+        death by signal (`previous` holds the handlers found at start)."""
         signal.set_wakeup_fd(self._previous_fd)
-        for signum, handler in self._previous.items():
-            if handler is not None:  # None: a handler not set from Python, left as it is
-                signal.signal(signum, handler)
         os.close(self._read)
         os.close(self._write)
