@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from test_cli import run, write_config
 
-from watchdog_oom.adjaudit import (
+from watchdog_oom.rules.adjaudit import (
     AdjMemory,
     Adjustment,
     Writer,

@@ -110,3 +110,21 @@ def test_the_counters_shortfall_with_the_tracepoint_on_is_one_neither_witness_sh
     state, _ = cross_check(state, "b", counter=11, recorded=0, now=t0, tracing=True)
     _, alert = cross_check(state, "b", counter=11, recorded=0, now=t0, tracing=True)
     assert alert.data["disagreed"] == "log and tracepoint" and "nor the tracepoint" in alert.summary
+
+
+def test_show_names_the_witnesses_and_a_suspect_record(tmp_path, store, t0):
+    from test_cli import run, write_config
+
+    traced, _ = traced_first_kill()
+    logged = first_kill_from_kmsg()
+    with store.tx() as tx:
+        tx.add_kill(traced.replace(host="web-01"), t0)
+        tx.add_kill(logged.replace(host="web-01"), t0)
+        forged = tx.add_kill(logged.replace(host="web-01", pid=999, time=logged.time + timedelta(hours=1),
+                                            mono_usec=None, source="file:/var/log/syslog"), t0)
+        tx.note_on_kill(forged, "disagreed", "tracepoint")
+    cfg = write_config(tmp_path, f"database: {store.engine.url}\nhost: web-01\n")
+    code, out, _ = run("show", "1", config=cfg)
+    assert code == 0 and "witnesses      tracepoint, kmsg" in out and "marked by      python3 (tid 16834)" in out
+    code, out, _ = run("show", str(forged.id), config=cfg)
+    assert "SUSPECT" in out

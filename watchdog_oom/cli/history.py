@@ -177,6 +177,7 @@ def render_incident(doc: dict[str, Any]) -> str:
         f"  task cgroup    {safe(doc['task_memcg'])}",
         f"  source         {safe(doc['source'])}",
     ]
+    lines += _witness_lines(doc)
     link = doc.get("cgroup_alert")
     if link:
         from watchdog_oom.rules.cgroups import describe_link
@@ -198,6 +199,23 @@ def render_incident(doc: dict[str, Any]) -> str:
                                        ("name", "NAME")]).replace("\n", "\n  ")]
     return "\n".join(lines)
 
+
+
+def _witness_lines(doc: dict[str, Any]) -> list[str]:
+    """Who saw the kill (the kernel's tracepoint, a log) and what disagreed, for `show`."""
+    extra = doc.get("extra") or {}
+    witnesses = extra.get("witnesses") or []
+    lines = [f"  witnesses      {safe(', '.join(witnesses))}"] if witnesses else []
+    traced = extra.get("tracepoint") or {}
+    if traced.get("marker"):
+        lines.append(f"  marked by      {safe(traced['marker'])} (tid {safe(traced.get('marker_tid'))}), "
+                     f"oom_kill counter {safe(traced.get('oom_kill_count'))}")
+    disagreed = doc.get("disagreed")
+    if disagreed == "tracepoint":
+        lines.append("  SUSPECT        the kernel's tracepoint, watching at the time, did not see this kill")
+    elif disagreed == "log":
+        lines.append("  unlogged       only the kernel's tracepoint saw this kill; the log never showed it")
+    return lines
 
 
 def cmd_report(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:

@@ -14,9 +14,10 @@ import logging
 import os
 from datetime import datetime, timedelta
 
-from watchdog_oom import adjaudit, processes, procfs
+from watchdog_oom import processes, procfs
 from watchdog_oom.daemon.shared import Shared
 from watchdog_oom.model import Alert, ProcScore
+from watchdog_oom.rules import adjaudit
 from watchdog_oom.trace_events import AdjWritten
 
 log = logging.getLogger("watchdog_oom")
