@@ -174,3 +174,29 @@ def test_a_write_of_1000_to_a_critical_process_reaches_the_webhook_naming_both(t
     assert f"(pid {target.pid})" in note["summary"] and f"(pid {writer.pid}" in note["summary"]
     (row,) = rows(tmp_path / "history.db", "SELECT * FROM adjustments WHERE pid = ?", target.pid)
     assert row["writer_pid"] == writer.pid and row["severity"] == "critical"
+
+
+@pytest.mark.realoom
+def test_a_real_kill_the_log_never_shows_is_recorded_and_called_unlogged(tmp_path, tracefs, oom_cgroup):  # noqa: F811
+    cg, _ = oom_cgroup
+    quiet_log = tmp_path / "kern.log"  # a syslog file that, like a daemon dropping lines, never gets the kill
+    quiet_log.write_text("")
+    with HttpSink() as sink:
+        text = config(tmp_path, sink.url, tracefs, unique_instance(), "file", '["oom.kill"]')
+        daemon = Daemon(tmp_path, text.replace("  source: file\n", f"  source: file\n  path: {quiet_log}\n"))
+        try:
+            daemon.wait_message("READY=1")
+            child = hog(cg, uuid.uuid4().hex, delay=0)
+            assert child.wait(timeout=60) == -9
+            db = tmp_path / "history.db"
+            alerts = wait_until(lambda: rows(db, "SELECT * FROM alerts WHERE kind = 'oom.unlogged' AND data LIKE ?",
+                                             f'%"pid": {child.pid},%'), timeout=30)
+        finally:
+            assert daemon.stop() == 0
+    assert alerts, daemon.log_text()
+    (alert,) = alerts
+    data = json.loads(alert["data"])
+    assert data["disagreed"] == "log" and data["witnesses"] == ["tracepoint"] and data["source"] == "tracepoint"
+    assert f"pid {child.pid}" in alert["summary"] and f"file:{quiet_log}" in alert["summary"]
+    (kill,) = rows(db, "SELECT * FROM kills WHERE pid = ?", child.pid)
+    assert kill["source"] == "tracepoint" and json.loads(kill["details"])["disagreed"] == "log"
