@@ -37,6 +37,7 @@ class CgroupCheck:
         self._reader: CgroupReader | None = None
         self._reader_key: tuple[Any, ...] = ()
         self._warned_truncated = False
+        self._warned_slow = False
 
     def reader(self) -> CgroupReader:
         """The reader for the configuration in force (rebuilt when its settings change)."""
@@ -94,6 +95,12 @@ class CgroupCheck:
                         self.shared.cfg.cgroups.max_cgroups)
             self._warned_truncated = True
         log.debug("cgroups: %d looked at, %d with a limit, in %.3f s", scan.visited, len(scan.samples), elapsed)
+        interval = self.shared.cfg.cgroups.interval
+        if elapsed > interval / 4 and not self._warned_slow:
+            log.warning("cgroups: reading %d cgroups took %.1f s, over a quarter of cgroups.interval (%g s); "
+                        "a longer interval or include/exclude globs would lighten it",
+                        scan.visited, elapsed, interval)
+            self._warned_slow = True
 
     def _name_victims(self, conditions: list[Any], scan: Scan, swap_total: int) -> list[Any]:
         """Alerting conditions name the process the kernel would kill in their cgroup.
