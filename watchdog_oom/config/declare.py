@@ -123,12 +123,15 @@ class SectionOf:
     compact: bool = False
 
     def read(self, reader: Any, node: Any, path: str) -> Any:
+        """The typed value of the node at `path`; errors through `reader`."""
         return reader.read_section(self.cls, node, path, self.what)
 
     def show(self, value: Any) -> Any:
+        """The value as `config check` prints it, secrets masked."""
         return show_section(value, skip_none=self.compact)
 
     def example(self, value: Any) -> Any:
+        """The value as config.example.yaml writes it."""
         return show_section(value, example=True, skip_none=self.compact)
 
 
@@ -157,13 +160,16 @@ class ListOf:
 
     @property
     def describe(self) -> str:
+        """What the value is, for `config keys`."""
         return f"a list of {self.kind.describe}" + (" (or one)" if self.single else "")
 
     @property
     def mask(self) -> Any:
+        """The mask of the items, when they are secrets."""
         return self.kind.mask
 
     def read(self, reader: Any, node: Any, path: str) -> tuple[Any, ...]:
+        """The typed value of the node at `path`; errors through `reader`."""
         items = reader.items(node, path, self.single, self.max_items)
         values = [self.kind.read(reader, item, item_path) for item_path, item in items]
         if self.flatten:
@@ -171,9 +177,11 @@ class ListOf:
         return tuple(values)
 
     def show(self, value: tuple[Any, ...]) -> list[Any]:
+        """The value as `config check` prints it, secrets masked."""
         return [self.kind.show(item) for item in value]
 
     def example(self, value: tuple[Any, ...]) -> list[Any]:
+        """The value as config.example.yaml writes it."""
         return [self.kind.example(item) for item in value]
 
 
@@ -199,6 +207,7 @@ class Records:
 
     @property
     def describe(self) -> str:
+        """What the value is, for `config keys`."""
         return f"a list of {self.noun}s"
 
     def class_of(self, item: Any) -> type:
@@ -208,9 +217,11 @@ class Records:
         return self.classes[getattr(item, self.tag)]
 
     def read(self, reader: Any, node: Any, path: str) -> tuple[Any, ...]:
+        """The typed value of the node at `path`; errors through `reader`."""
         return tuple(reader.read_records(self, node, path))
 
     def show(self, value: tuple[Any, ...], example: bool = False) -> list[Any]:
+        """The value as `config check` prints it, secrets masked."""
         shown = []
         for item in value:
             fields = show_section_of(self.class_of(item), item, example)
@@ -221,6 +232,7 @@ class Records:
         return shown
 
     def example(self, value: tuple[Any, ...]) -> list[Any]:
+        """The value as config.example.yaml writes it."""
         return self.show(value, example=True)
 
 
@@ -250,6 +262,7 @@ class NamedValues:
     describe: str = "a mapping of names to values"
 
     def read(self, reader: Any, node: Any, path: str) -> tuple[tuple[str, Any], ...]:
+        """The typed value of the node at `path`; errors through `reader`."""
         view = reader.view(node, path)
         pairs: list[tuple[str, Any]] = []
         seen: set[str] = set()
@@ -267,10 +280,13 @@ class NamedValues:
 
     @property
     def mask(self) -> Any:
+        """The mask of the items, when they are secrets."""
         return self.kind.mask
 
     def show(self, value: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
+        """The value as `config check` prints it, secrets masked."""
         return {name: self.kind.show(item) for name, item in value}
 
     def example(self, value: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
+        """The value as config.example.yaml writes it."""
         return {name: self.kind.example(item) for name, item in value}
