@@ -307,6 +307,31 @@ def test_a_hung_endpoint_delays_no_other_channel(store, t0):
     assert not any(t.is_alive() for t in senders.threads)
 
 
+def test_a_stop_during_a_hung_send_leaves_the_rest_of_the_batch_untried(store, t0):
+    import threading
+
+    from servers import HANG
+
+    clock = Clock(t0)
+    for summary in ("first", "second", "third"):
+        _enqueue(store, "hook", summary, t0)
+    stop = threading.Event()
+    with HttpSink([HANG] * 3) as hung:
+        dispatcher = Dispatcher(store, {"hook": build_channel("webhook", "hook", url=hung.url, timeout=120)},
+                                max_age=3600, clock=clock)
+        worker = threading.Thread(target=dispatcher.run_once, kwargs={"stop": stop})
+        worker.start()
+        hung.wait_for(1, timeout=20)  # the batch of three is claimed; the first send hangs
+        stop.set()
+        hung.release()
+        worker.join(timeout=20)
+        assert not worker.is_alive()
+        assert len(hung.requests) == 1, "a stopping sender went on with its batch"
+    rows = sorted(store.notifications(), key=lambda n: n.summary)
+    assert [(n.summary, n.status, n.attempts) for n in rows] == [
+        ("first", "sent", 1), ("second", "pending", 0), ("third", "pending", 0)]
+
+
 def test_a_failing_channel_delays_no_other_and_rows_of_removed_channels_are_dropped(store, t0):
     from watchdog_oom.dispatch import Senders
 

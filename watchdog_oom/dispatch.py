@@ -264,26 +264,36 @@ class Dispatcher:
         self.paused: dict[str, datetime] = {}
 
     def run_once(self, limit: int = 20, channel: str | None = None,
-                 other_than: Collection[str] | None = None) -> int:
+                 other_than: Collection[str] | None = None, stop: threading.Event | None = None) -> int:
         """Send what is due now (of one `channel`, of channels `other_than` those named,
-        or of all); returns how many rows were attempted.
+        or of all); returns how many rows were claimed.
 
+        Once `stop` is set, the rows of this batch not yet attempted go back to `pending`
+        untried: each attempt may take a channel's whole timeout, and a stopping daemon
+        must not spend one per row of its batch (systemd kills it after TimeoutStopSec).
         If recording an outcome fails (the database is locked or gone), the rows of this
-        batch not yet attempted go back to `pending`; the one whose outcome was lost stays
-        `sending` until its lease runs out and is then sent again.
+        batch not yet attempted go back to `pending` too; the one whose outcome was lost
+        stays `sending` until its lease runs out and is then sent again.
         """
         rows = self.store.claim_due(self.clock(), limit, channel=channel, other_than=other_than)
         for i, row in enumerate(rows):
+            if stop is not None and stop.is_set():
+                self._release(rows[i:])
+                break
             try:
                 self._deliver(row)
             except Exception:
-                for rest in rows[i + 1:]:
-                    try:
-                        self.store.release(rest, rest.due_at)  # never tried: no attempt counted
-                    except Exception:
-                        break  # the lease returns it later
+                self._release(rows[i + 1:])
                 raise
         return len(rows)
+
+    def _release(self, rows: Sequence[NotificationRow]) -> None:
+        """Give claimed rows back untried (no attempt counted)."""
+        for row in rows:
+            try:
+                self.store.release(row, row.due_at)
+            except Exception:
+                break  # the lease returns it later
 
     def _deliver(self, row: NotificationRow) -> None:
         resume = self.paused.get(row.channel)
@@ -402,7 +412,7 @@ class Senders:
     def _send_due(self, name: str, which: dict[str, Any]) -> datetime | None:
         """Send this thread's due rows; returns when the next one falls due (None: unknown)."""
         try:
-            while self.dispatcher.run_once(self.batch, **which):
+            while self.dispatcher.run_once(self.batch, stop=self._stop, **which):
                 if self._stop.is_set():
                     return None
             return self.dispatcher.store.next_due(**which)

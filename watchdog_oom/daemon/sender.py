@@ -38,7 +38,7 @@ class OutboxThread:
         s = self.shared
         while not self.stop.is_set():
             try:
-                while self.dispatcher.run_once():
+                while self.dispatcher.run_once(stop=self.stop):
                     if self.stop.is_set():
                         return
                 due = s.store.next_due()
