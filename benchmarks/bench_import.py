@@ -203,20 +203,40 @@ print(con.execute("SELECT count(*) FROM kills").fetchone()[0])
 """
 
 
+# Runs argv in a child of its own and writes that child's peak RSS (kB) and CPU seconds
+# (with its own children's) to the file named by $BENCH_RUSAGE. The measured command must
+# not be a child of this big process: Linux carries a parent's peak RSS at the fork into
+# the child's figure, even across exec.
+LAUNCHER = """import os, sys
+pid = os.fork() or os.execv(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+with open(os.environ["BENCH_RUSAGE"], "w") as out:
+    out.write(f"{usage.ru_maxrss} {usage.ru_utime + usage.ru_stime}")
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_measured(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str, float]:
     """Wall seconds, peak RSS in MiB (of the process and any child it waited for), stdout,
     and CPU seconds (user + system, children included)."""
     start = time.perf_counter()
+    handle, report = tempfile.mkstemp(prefix="bench-rusage-")
+    os.close(handle)
     with tempfile.TemporaryFile() as errors:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors, env=env)
+        proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", LAUNCHER, *argv], stdout=subprocess.PIPE,
+                                stderr=errors, env={**(env or os.environ), "BENCH_RUSAGE": report})
         out = proc.stdout.read() if proc.stdout else b""
-        _, status, usage = os.wait4(proc.pid, 0)
+        _, status = os.waitpid(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
             errors.seek(0)
             said = errors.read()[-2000:].decode(errors="replace")
             raise RuntimeError(f"{argv[:2]}… exited {proc.returncode}: {said}")
-    return time.perf_counter() - start, usage.ru_maxrss / 1024, out.decode(), usage.ru_utime + usage.ru_stime
+    wall = time.perf_counter() - start
+    with open(report) as figures:
+        maxrss, cpu = figures.read().split()
+    os.unlink(report)
+    return wall, int(maxrss) / 1024, out.decode(), float(cpu)
 
 
 def write_path(kills: int, runs: int, tmp: str) -> None:

@@ -388,3 +388,13 @@ def test_an_import_records_in_bounded_batches_and_knows_what_it_had(store, t0):
     assert [new for _, new in again] == [False] * 10 + [True] * 15
     assert [r.id for r, _ in again[:10]] == [r.id for r, _ in first]
     assert len(store.kills()) == 25
+
+
+def test_a_batch_of_systemd_oomd_kills_tells_them_apart_by_the_moment(store, t0):
+    oomd = OomKill(pid=None, process="batch.service", time=t0, killer="systemd-oomd", source="journal",
+                   task_memcg="/system.slice/batch.service")
+    with store.tx() as tx:
+        rows = tx.add_kills([(oomd, None), (oomd.replace(time=t0 + timedelta(seconds=40)), None), (oomd, None)], t0)
+    assert [r is None for r in rows] == [False, False, True]
+    with store.tx() as tx:
+        assert tx.add_kills([(oomd, None)], t0) == [None]  # the same line read again later

@@ -106,14 +106,18 @@ def _candidates(conn: Connection, host: str, kills: Sequence[OomKill]) -> dict[t
     for kill in kills:
         by_host.setdefault(kill.host or host, []).append(kill)
     for name, group in by_host.items():
-        times = [k.time for k in group if k.time is not None]
-        monos = sorted({k.mono_usec for k in group if k.mono_usec is not None})
-        terms = []
-        if times:
-            terms.append(table.c.time.between(min(times) - SAME_KILL_WINDOW, max(times) + SAME_KILL_WINDOW))
-        terms += [table.c.mono_usec.in_(monos[i:i + IN_LIST]) for i in range(0, len(monos), IN_LIST)]
-        if any(k.time is None and k.mono_usec is None for k in group):
-            terms.append(and_(table.c.time.is_(None), table.c.mono_usec.is_(None)))
+        # The same kill has the same pid (find_same_kill asks for it): the (host, pid) index
+        # answers a batch in a few lookups, whatever the times and boots.
+        pids = sorted({k.pid for k in group if k.pid is not None})
+        terms = [table.c.pid.in_(pids[i:i + IN_LIST]) for i in range(0, len(pids), IN_LIST)]
+        cgroup_kills = [k for k in group if k.pid is None]
+        if cgroup_kills:  # systemd-oomd's: no pid, only the moment tells
+            times = [k.time for k in cgroup_kills if k.time is not None]
+            terms.append(and_(table.c.pid.is_(None), or_(
+                table.c.time.is_(None),
+                *([table.c.time.between(min(times) - SAME_KILL_WINDOW, max(times) + SAME_KILL_WINDOW)]
+                  if times else []),
+                *([table.c.mono_usec.is_not(None)] if len(times) < len(cgroup_kills) else []))))
         for row in conn.execute(select(table).where(table.c.host == name, or_(*terms))):
             found.setdefault((row.host, row.pid), []).append(SimpleNamespace(**row._mapping))
     return found
