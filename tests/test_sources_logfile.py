@@ -346,3 +346,39 @@ def test_a_missing_log_is_an_io_error_naming_it(tmp_path: Path) -> None:
     with pytest.raises(OSError, match=f"^cannot read {tmp_path}/kern.log.9: No such file or directory$") as raised:
         open_log(str(tmp_path / "kern.log.9"))
     assert isinstance(raised.value, SourceError)
+
+
+def test_a_line_of_megabytes_is_delivered_cut_and_the_cursor_stays_exact(tmp_path):
+    from watchdog_oom.sources.logfile import MAX_LINE_BYTES
+
+    path = tmp_path / "kern.log"
+    huge = b"Nov 26 20:36:20 web-01 kernel: " + b"A" * (3 * 1024 * 1024)
+    path.write_bytes(line(1) + huge + b"\n" + KILL)
+    source = follow(path)
+    try:
+        got = [e for e in until_lines(source.events(idle_timeout=0.2), 3) if isinstance(e, KernelLine)]
+    finally:
+        source.close()
+    assert [g.text for g in (got[0], got[2])] == [text(1), KILL.decode().rstrip("\n")]
+    assert len(got[1].text) < MAX_LINE_BYTES + 100 and got[1].text.endswith(f"[truncated: {len(huge)} bytes]")
+    assert got[2].cursor.endswith(f":{path.stat().st_size}")
+    # Resuming from the cut line's cursor reads the next line whole.
+    source = follow(path, got[1].cursor)
+    try:
+        resumed = [e for e in until_lines(source.events(idle_timeout=0.2), 1) if isinstance(e, KernelLine)]
+    finally:
+        source.close()
+    assert [r.text for r in resumed] == [KILL.decode().rstrip("\n")]
+
+
+def test_a_missing_file_is_a_problem_until_it_appears(tmp_path):
+    path = tmp_path / "kern.log"
+    source = follow(path)
+    try:
+        assert source.problem() == f"{path} does not exist"
+        events = source.events(idle_timeout=0.05)
+        path.write_bytes(KILL)
+        until_lines(events, 1)
+        assert source.problem() is None
+    finally:
+        source.close()

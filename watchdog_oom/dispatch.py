@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import queue
 import random
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,13 +24,14 @@ from typing import Any
 
 from watchdog_oom.model import Alert, Notification, severity_rank
 from watchdog_oom.notify import Channel, ChannelError, redact
-from watchdog_oom.store import AlertRow, Kill, NotificationRow, Store, Tx, kill_record
+from watchdog_oom.store import AlertRow, Kill, NotificationRow, Store, Tx, kill_record, mute_matches
 
 log = logging.getLogger(__name__)
 
 KILL_GROUP = "oom.kill"
 GAP_GROUP = "kernel_log.gap"
 UNREADABLE_GROUP = "kill.unreadable"
+UNSTORED = "kill.unstored"
 # A grouped notification lists this many kills in full; the rest are counted.
 MAX_KILLS_LISTED = 50
 BACKOFF_BASE = 5.0
@@ -122,6 +125,44 @@ class Outbox:
             touched += 1
         return touched
 
+    def kills(self, tx: Tx, rows: Sequence[Kill], now: datetime) -> int:
+        """Queue many stored kills (a burst) at once: per channel, the kills it wants join its
+        collecting notification in one update, instead of one update per kill."""
+        if len(rows) == 1:
+            return self.kill(tx, rows[0], now)
+        mutes = tx.active_mutes(now)
+        records = [kill_record(row) for row in rows]
+        touched = 0
+        for route in self.routes:
+            grouped: list[tuple[dict[str, Any], str]] = []
+            for row, record in zip(rows, records, strict=True):
+                severity, cgroup = kill_severity(row), row.task_memcg or row.memcg
+                if not route.wants(KILL_GROUP, severity, row.process, cgroup):
+                    continue
+                mute = next((m for m in mutes if mute_matches(m, KILL_GROUP, row.process, cgroup)), None)
+                if mute is not None:
+                    tx.enqueue(channel=route.name, kind=KILL_GROUP, severity=severity, reason="first",
+                               summary=kills_summary([record]), data={"kills": [record], "count": 1},
+                               now=now, mute=mute)
+                else:
+                    grouped.append((record, severity))
+                touched += 1
+            if grouped:
+                self._group_kills(tx, route.name, grouped, now)
+        return touched
+
+    def _group_kills(self, tx: Tx, channel: str, items: list[tuple[dict[str, Any], str]], now: datetime) -> None:
+        """Add kills to the channel's collecting notification (or a new one): one write."""
+        group = tx.open_group(channel, KILL_GROUP, now)
+        if group is not None:
+            data, summary, worst = _merged(dict(group.data or {}), group.severity, items)
+            if tx.extend_group(group, summary, data, worst):
+                return
+        # None collecting, or a sender claimed it meanwhile: these kills start a new one.
+        data, summary, worst = _merged({}, None, items)
+        tx.enqueue(channel=channel, kind=KILL_GROUP, severity=worst, reason="first", summary=summary, data=data,
+                   now=now, due_at=now + self.group_wait, group_key=KILL_GROUP)
+
     def _group_kill(self, tx: Tx, channel: str, record: dict[str, Any], severity: str, now: datetime) -> None:
         group = tx.open_group(channel, KILL_GROUP, now)
         if group is not None:
@@ -142,6 +183,26 @@ class Outbox:
                    summary=kills_summary([record]),
                    data={"kills": [record], "count": 1, "by_process": {record["process"]: 1}},
                    now=now, due_at=now + self.group_wait, group_key=KILL_GROUP)
+
+    def unstored(self, tx: Tx, row: Any, now: datetime) -> None:
+        """Queue word of a kill the database would not store (kill.unstored), once per kill;
+        several within `group_wait` make one message."""
+        entry = {"id": row.id, "process": row.process, "time": row.time.isoformat() if row.time else None,
+                 "source": row.source, "error": row.error[:500]}
+        for route in self.routes:
+            if not route.wants(UNSTORED, "critical", row.process, None):
+                continue
+            group = tx.open_group(route.name, UNSTORED, now)
+            if group is not None:
+                data = dict(group.data or {})
+                entries = list(data.get("quarantined", []))[:MAX_KILLS_LISTED - 1] + [entry]
+                data.update(quarantined=entries, count=int(data.get("count", 1)) + 1)
+                if tx.extend_group(group, _unstored_summary(data["count"]), data, "critical"):
+                    continue
+            tx.enqueue(channel=route.name, kind=UNSTORED, severity="critical", reason="first",
+                       summary=_unstored_summary(1), data={"quarantined": [entry], "count": 1}, now=now,
+                       due_at=now + self.group_wait, group_key=UNSTORED,
+                       mute=tx.active_mute(now, UNSTORED, row.process, None))
 
     def backlog_summary(self, tx: Tx, rows: Sequence[Kill], now: datetime) -> None:
         """On a first start, the kills already in the kernel's buffer: one summary, not one each."""
@@ -224,6 +285,30 @@ def unreadable(outbox: Outbox, tx: Tx, source: str, text: str, reason: str, now:
                    data={"source": source, "count": 1, "lines": [text], "why": reason}, now=now,
                    due_at=now + outbox.group_wait, group_key=UNREADABLE_GROUP,
                    mute=tx.active_mute(now, UNREADABLE_GROUP, None, None))
+
+
+def _unstored_summary(count: int) -> str:
+    what = "An OOM kill" if count == 1 else f"{count} OOM kills"
+    return (f"{what} could not be stored in the history and {'is' if count == 1 else 'are'} quarantined "
+            "with the raw log text; see `watchdog-oom history quarantined`")
+
+
+def _merged(data: dict[str, Any], severity: str | None,
+            items: Sequence[tuple[dict[str, Any], str]]) -> tuple[dict[str, Any], str, str]:
+    """A kill group's data, summary and severity with `items` (record, severity) added."""
+    kills = list(data.get("kills", []))
+    count = int(data.get("count", len(kills)))
+    counts = Counter(data.get("by_process", {}))
+    for record, _ in items:
+        count += 1
+        if len(kills) < MAX_KILLS_LISTED:
+            kills.append(record)
+        counts[record["process"]] += 1
+    data = {**data, "kills": kills, "count": count, "by_process": dict(counts)}
+    summary = kills_summary(kills) if count == len(kills) else \
+        f"{count} OOM kills: " + ", ".join(f"{n} ×{c}" for n, c in counts.most_common(5))
+    worst = "critical" if "critical" in {severity, *(sev for _, sev in items)} else "warning"
+    return data, summary, worst
 
 
 def _was_sent(tx: Tx, alert_id: int, channel: str) -> bool:
@@ -419,3 +504,75 @@ class Senders:
         except Exception:
             log.exception("outbox %s: sending failed; retrying shortly", name)
             return None
+
+
+class Direct:
+    """Notifications sent straight through every channel, bypassing the outbox.
+
+    For what the outbox cannot carry because it lives in the database that is down
+    (`database.down`, `database.resolved`). Each channel has its own thread and queue, so
+    its messages keep their order (a resolution never overtakes its alert) and a hung
+    channel holds up no other. A transient failure is retried with backoff until it is
+    delivered, fails for good, is `max_age` old, or the daemon stops. The outcomes are
+    logged, and kept in `outcomes` for the history once the database is back.
+    """
+
+    def __init__(self, channels: Mapping[str, Channel], stop: threading.Event, *, max_age: float = 3600.0,
+                 retry_initial: float = 2.0, retry_max: float = 60.0, secrets: Sequence[str] = (),
+                 rng: random.Random | None = None) -> None:
+        self.channels = dict(channels)
+        self.stop = stop
+        self.max_age = max_age
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
+        self.secrets = list(secrets)
+        self.rng = rng or random.Random()
+        self._queues: dict[str, queue.SimpleQueue[Notification]] = {}
+        self._lock = threading.Lock()
+        self.outcomes: list[tuple[str, Notification, str, str]] = []  # channel, notification, status, detail
+
+    def send(self, n: Notification) -> None:
+        """Queue `n` for every channel; returns at once."""
+        with self._lock:
+            for name in self.channels:
+                if name not in self._queues:
+                    self._queues[name] = queue.SimpleQueue()
+                    threading.Thread(target=self._worker, args=(name,), name=f"direct:{name}", daemon=True).start()
+                self._queues[name].put(n)
+
+    def _worker(self, name: str) -> None:
+        channel, inbox = self.channels[name], self._queues[name]
+        while not self.stop.is_set():
+            try:
+                n = inbox.get(timeout=1.0)
+            except queue.Empty:
+                continue
+            status, detail = self._deliver(channel, n)
+            with self._lock:
+                self.outcomes.append((name, n, status, detail))
+
+    def _deliver(self, channel: Channel, n: Notification) -> tuple[str, str]:
+        began, attempts = time.monotonic(), 0
+        while True:
+            attempts += 1
+            try:
+                detail = channel.send(n) or ""
+            except ChannelError as exc:
+                message = redact(str(exc), self.secrets)
+                if exc.permanent or time.monotonic() - began > self.max_age:
+                    log.error("%s via %s (direct) failed after %d attempt(s): %s", n.kind, channel.name, attempts,
+                              message)
+                    return "failed", message
+                delay = backoff(attempts, self.rng, self.retry_initial, self.retry_max)
+                if exc.retry_after is not None:
+                    delay = max(delay, min(float(exc.retry_after), self.retry_max))
+                log.warning("%s via %s (direct) failed (attempt %d), retry in %.0fs: %s", n.kind, channel.name,
+                            attempts, delay, message)
+                if self.stop.wait(delay):
+                    return "pending", message
+                continue
+            except Exception as exc:  # a channel bug must not end the worker
+                log.exception("%s via %s (direct): unexpected error", n.kind, channel.name)
+                return "failed", f"unexpected error: {type(exc).__name__}: {exc}"
+            log.info("%s sent directly via %s: %s", n.kind, channel.name, detail)
+            return "sent", detail

@@ -61,9 +61,11 @@ class Metrics:
 
     def __init__(self, store: Store, host: str, latest_sample: Callable[[], MemorySample | None],
                  last_check: Callable[[], datetime | None], started: datetime | None = None,
-                 cgroups: Callable[[], Sequence[CgroupSample]] = tuple) -> None:
+                 cgroups: Callable[[], Sequence[CgroupSample]] = tuple,
+                 database: Callable[[], Any] | None = None) -> None:
         self.store = store
         self.cgroups = cgroups
+        self.database = database  # the daemon's DatabaseWatch state: ok, kind, held
         self.started = started
         self.host = host
         self.latest_sample = latest_sample
@@ -94,6 +96,15 @@ class Metrics:
         yield from store_metrics
         yield GaugeMetricFamily(PREFIX + "up", "1 when the history database answered this scrape, else 0.",
                                 value=up)
+        if self.database is not None:
+            state = self.database()
+            down = GaugeMetricFamily(PREFIX + "database_down",
+                                     "1 while the history database is down (kind: corrupt, deleted, replaced, full, "
+                                     "read-only, locked, unreachable, io), else 0.", labels=["kind"])
+            down.add_metric([state.kind or ""], 0 if state.ok else 1)
+            yield down
+            yield GaugeMetricFamily(PREFIX + "kills_held", "OOM kills held in memory while the database refuses them.",
+                                    value=state.held)
 
     def _sample_metrics(self) -> Iterator[Metric]:
         """The latest sample's figures; absent before the first sample, and where the kernel

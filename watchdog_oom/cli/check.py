@@ -18,6 +18,7 @@ from watchdog_oom.cli.common import (
     utcnow,
 )
 from watchdog_oom.cli.options import add_format, print_rows
+from watchdog_oom.store.health import database_finding
 from watchdog_oom.textout import safe, table, to_json
 
 NAGIOS = {None: ("OK", EXIT_OK), "info": ("OK", EXIT_OK), "warning": ("WARNING", EXIT_WARNING),
@@ -50,6 +51,13 @@ def evaluate_now(cfg: config_mod.Config, now: datetime) -> dict[str, Any]:
     findings = [{"kind": c.alert_kind, "severity": c.severity, "summary": c.summary}
                 for c in conditions if c.severity]
     status = NAGIOS[detect.worst(c.severity for c in conditions)][0]
+    database = database_finding(cfg.database)
+    if database is not None:  # a damaged history is CRITICAL; one that cannot be read, UNKNOWN unless worse
+        findings.append(database)
+        if database["severity"] == "critical":
+            status = "CRITICAL"
+        elif status == "OK":
+            status = "UNKNOWN"
     return {
         "status": status,
         "host": cfg.host,
@@ -115,7 +123,7 @@ def cmd_check(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err
     except (OSError, KeyError, ValueError) as exc:
         return report_unknown(f"cannot read memory figures from {cfg.procfs}: {exc}", args.format == "json",
                               cfg.host, out)
-    code = {"OK": EXIT_OK, "WARNING": EXIT_WARNING, "CRITICAL": EXIT_CRITICAL}[doc["status"]]
+    code = {"OK": EXIT_OK, "WARNING": EXIT_WARNING, "CRITICAL": EXIT_CRITICAL, "UNKNOWN": EXIT_UNKNOWN}[doc["status"]]
     if args.format == "json":
         print(to_json(doc), file=out)
         return code

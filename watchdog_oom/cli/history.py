@@ -23,7 +23,8 @@ from watchdog_oom.cli.options import (
 from watchdog_oom.notify import secrets_of_config
 from watchdog_oom.textout import safe, table, to_json
 
-HISTORY_KINDS = ("kills", "alerts", "samples", "notifications", "protections", "adjustments", "summary")
+HISTORY_KINDS = ("kills", "alerts", "samples", "notifications", "protections", "adjustments", "quarantined",
+                 "summary")
 
 KILL_COLUMNS = [("id", "ID"), ("time", "TIME"), ("host", "HOST"), ("pid", "PID"), ("process", "PROCESS"),
                 ("uid", "UID"), ("anon_rss_kb", "ANON_RSS_KB"), ("constraint", "CONSTRAINT"),
@@ -74,6 +75,13 @@ def history_rows(store: store_mod.Store, kind: str, filters: dict[str, Any],
                       ("from_adj", "FROM"), ("to_adj", "TO"), ("error", "ERROR")]
     if kind == "adjustments":
         return adjustment_rows(store, filters)
+    if kind == "quarantined":
+        rows = [{"id": q.id, "host": q.host, "time": q.time.isoformat() if q.time else None,
+                 "recorded_at": q.recorded_at.isoformat(), "source": q.source, "process": q.process,
+                 "error": q.error, "raw": q.raw}
+                for q in store.quarantined(**filters)]
+        return rows, [("id", "ID"), ("recorded_at", "RECORDED"), ("host", "HOST"), ("process", "PROCESS"),
+                      ("error", "ERROR"), ("raw", "RAW")]
     raise UsageError(f"unknown history kind {kind!r}")
 
 
@@ -109,6 +117,12 @@ def cmd_history(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, e
     else:
         rows, columns = history_rows(store, args.kind, filters, secrets_of_config(cfg))
     print_rows(out, args.format, rows, columns, f"no {args.kind} recorded" + _filter_note(filters))
+    if args.kind == "kills":
+        unstored = len(store.quarantined(**{**filters, "limit": 1000}))
+        if unstored:
+            # Said on stderr: the table, JSON or CSV on stdout stays what scripts expect.
+            print(f"watchdog-oom: {unstored}{'+' if unstored >= 1000 else ''} kill(s) could not be stored and "
+                  "are quarantined with their raw log text: watchdog-oom history quarantined", file=err)
     return EXIT_OK
 
 

@@ -76,14 +76,15 @@ def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, er
         store, events = open_store(cfg), _events(args.paths, cfg.host, err)
     printer = _Printer(args.format, out)
     failed = False
-    found = new = 0
+    found = new = unstored = 0
     now = utcnow()
     for kind, path, payload in events:
         if kind == "kills":
             if store is None:
                 records = [kill_record_from_value(k) for k in payload]
             else:
-                recorded = list(store.import_kills(payload, now))
+                recorded, quarantined = _import_batch(store, payload, now, err)
+                unstored += quarantined
                 records = [store_mod.kill_record(row) for row, _ in recorded]
                 new += sum(1 for _, is_new in recorded if is_new)
             found += len(payload)
@@ -93,11 +94,44 @@ def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, er
             print(f"watchdog-oom import: {payload}", file=err)
             failed = True
         else:
-            note = "" if store is None else f", {new} new, {found - new} already recorded"
+            note = "" if store is None else f", {new} new, {found - new - unstored} already recorded"
+            if unstored:
+                note += (f", {unstored} could not be stored (quarantined with the raw text: "
+                         "watchdog-oom history quarantined)")
             print(f"{path}: {found} kill{'s' if found != 1 else ''} found{note}", file=err)
-        found = new = 0
+        found = new = unstored = 0
     printer.finish()
     return 1 if failed else EXIT_OK
+
+
+def _import_batch(store: store_mod.Store, kills: Sequence[OomKill], now: datetime,
+                  err: TextIO | None = None) -> tuple[list[tuple[Any, bool]], int]:
+    """Record one batch: per stored kill its record and whether it is new, and how many the
+    database would not take. Such a kill (a value out of the database's range) is
+    quarantined with its text and the error, said on `err`, and the others are stored."""
+    from watchdog_oom.store.health import database_failure
+
+    try:
+        return list(store.import_kills(kills, now)), 0
+    except Exception as exc:
+        if database_failure(exc):
+            raise
+    recorded: list[tuple[Any, bool]] = []
+    quarantined = 0
+    for kill in kills:  # one at a time, each its own transaction, to find the bad ones
+        try:
+            recorded += store.import_kills([kill], now)
+        except Exception as exc:
+            if database_failure(exc):
+                raise
+            quarantined += 1
+            error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+            with store.tx() as tx:
+                tx.quarantine_kill(kill, error, now)
+            if err is not None:
+                print(f"  a kill of {safe(kill.process[:60])} could not be stored ({safe(error)}); quarantined",
+                      file=err)
+    return recorded, quarantined
 
 
 class _Printer:

@@ -8,6 +8,7 @@ import os
 from typing import TextIO
 
 from watchdog_oom import config as config_mod
+from watchdog_oom.bounds import LOG_MESSAGE_MAX, cap
 from watchdog_oom.cli.common import Command
 from watchdog_oom.textout import safe
 
@@ -51,10 +52,11 @@ class SafeFormatter(logging.Formatter):
     """Log messages with control and bidi characters made visible: process names and
     cgroup paths in them come from any local user, and must not forge log lines (a
     newline) or drive the operator's terminal (an escape sequence). Tracebacks, which
-    follow the message, keep their lines."""
+    follow the message, keep their lines. A message longer than LOG_MESSAGE_MAX characters
+    (a megabyte process name) is cut there, with a marker."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        record.message = safe(record.message)
+        record.message = cap(safe(cap(record.message, LOG_MESSAGE_MAX)), LOG_MESSAGE_MAX)
         return super().formatMessage(record)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from watchdog_oom import config as config_mod
 from watchdog_oom import processes, procfs
 from watchdog_oom.clock import Clock, utcnow
+from watchdog_oom.daemon.database import DatabaseWatch
 from watchdog_oom.daemon.follower import KernelLogFollower
 from watchdog_oom.daemon.jobs import Jobs
 from watchdog_oom.daemon.sdnotify import SdNotify
@@ -30,6 +31,12 @@ from watchdog_oom.redact import Redactor
 from watchdog_oom.rules.alerts import SOURCE_DOWN
 
 log = logging.getLogger("watchdog_oom")
+
+
+def _migrate(url: str) -> str:
+    from watchdog_oom.store.migrate import migrate_in_child
+
+    return migrate_in_child(url)
 
 
 def build_channels(cfg: config_mod.Config) -> dict[str, Any]:
@@ -61,6 +68,10 @@ class Daemon:
         self.follower = KernelLogFollower(self.shared, self.stop_event)
         self.tracer = TracepointFollower(self.shared, self.stop_event, self._log_source)
         self.sender = OutboxThread(self.shared, self.stop_event)
+        self.direct: Any = None  # notifications that bypass the outbox (database.down)
+        self.database = DatabaseWatch(self.shared, lambda: self.direct, self.notify.send, self.stop_event,
+                                      _migrate)
+        self.shared.database = self.database
         self.metrics_server: Any = None
         self._apply(cfg)
 
@@ -82,16 +93,19 @@ class Daemon:
     # -- configuration ------------------------------------------------------------------
 
     def _apply(self, cfg: config_mod.Config) -> None:
-        from watchdog_oom.dispatch import Dispatcher, Outbox, Route
+        from watchdog_oom.dispatch import Direct, Dispatcher, Outbox, Route
         from watchdog_oom.notify import secrets_of_config
 
         s = self.shared
         s.cfg = cfg
         s.outbox = Outbox([Route.of(c) for c in cfg.notifications.channels], cfg.notifications.group_wait)
         n = cfg.notifications
-        self.sender.dispatcher = Dispatcher(s.store, build_channels(cfg), n.max_age, s.clock,
+        channels = build_channels(cfg)
+        self.sender.dispatcher = Dispatcher(s.store, channels, n.max_age, s.clock,
                                             retry_initial=n.retry_initial, retry_max=n.retry_max,
                                             secrets=secrets_of_config(cfg))
+        self.direct = Direct(channels, self.stop_event, max_age=n.max_age, retry_initial=n.retry_initial,
+                             retry_max=n.retry_max, secrets=secrets_of_config(cfg))
         s.redactor = Redactor(cfg.processes.redact)
 
     def reload(self) -> bool:
@@ -159,10 +173,12 @@ class Daemon:
         s = self.shared
         ok, message = procfs.lower_own_oom_score_adj(self.cfg.daemon.oom_score_adj, self.cfg.procfs)
         (log.info if ok else log.warning)("%s", message)
+        salvaged = self.database.before_migration()  # a corrupt file is moved aside first
         if s.store.at_head():  # one query; Alembic and its child process only when behind
             log.info("database at schema revision %s", SCHEMA_HEAD)
         else:
             log.info("database migrated to schema revision %s", migrate_in_child(self.cfg.database))
+        self.database.after_migration(salvaged)
         requeued = s.store.requeue_inflight()
         if requeued:
             log.info("outbox: %d notification(s) interrupted by the last stop will be sent again", requeued)
@@ -176,6 +192,7 @@ class Daemon:
         if self.cfg.metrics.listen:
             self._serve_metrics(self.cfg.metrics.listen)
         self.sender.start()
+        self.database.start()
         self.jobs.start()
         # One evaluation straight away, so the first sample does not wait an interval.
         self.jobs.memory()
@@ -185,7 +202,7 @@ class Daemon:
 
         s = self.shared
         metrics = Metrics(s.store, self.cfg.host, s.host.last_sample, lambda: s.host.last_check, started=s.clock(),
-                          cgroups=lambda: list(s.cgroups.latest))
+                          cgroups=lambda: list(s.cgroups.latest), database=lambda: self.database.state)
         self.metrics_server = metrics.serve(listen)
         log.info("Prometheus metrics at http://%s/metrics", listen)
 
@@ -199,4 +216,5 @@ class Daemon:
         self.follower.join(timeout=10)
         self.tracer.join(timeout=10)
         self.sender.join(timeout=10)
+        self.database.join(timeout=5)
         self.shared.store.close()

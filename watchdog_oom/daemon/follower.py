@@ -8,10 +8,10 @@ import threading
 import time
 from typing import Any
 
-from watchdog_oom.daemon.pipeline import Pipeline
+from watchdog_oom.daemon.pipeline import HELD_MAX, Pipeline
 from watchdog_oom.daemon.recording import record_events
 from watchdog_oom.daemon.shared import Shared
-from watchdog_oom.model import SourceGap
+from watchdog_oom.model import KernelLine, SourceGap
 from watchdog_oom.rules.alerts import source_down, source_up
 from watchdog_oom.sources import SourceError, select_source
 
@@ -19,6 +19,7 @@ log = logging.getLogger("watchdog_oom")
 
 MAX_DELAY = 60.0  # seconds between reopening attempts, at most
 STABLE = 60.0  # a source that read this long before failing starts the back-off again
+MISSING_GRACE = 5.0  # seconds a log file may be missing (rotation in progress) before it is alerted
 
 
 class KernelLogFollower:
@@ -30,6 +31,7 @@ class KernelLogFollower:
         self.source: Any = None
         self.source_is_down = False  # the outage alert is firing
         self.source_problem: str | None = None  # a failure not yet alerted
+        self.missing_since: float | None = None  # time.monotonic() since the source's file is missing
         self.thread: threading.Thread | None = None
 
     def open(self) -> None:
@@ -44,6 +46,11 @@ class KernelLogFollower:
             log.info("kernel log: %s", reason)
             if source is None:
                 return
+            missing = self._waiting_for(source)
+            if missing:
+                self.missing_since = time.monotonic()
+                log.warning("kernel log: %s; no OOM kill can be read from it until it appears (alerted as "
+                            "kernel_log.down if it stays missing)", missing)
         self.source = source
         name = source.name if source is not None else None
         pipeline = Pipeline(self.shared, name or "", first_start=name is not None and name not in cursors)
@@ -120,7 +127,11 @@ class KernelLogFollower:
                 if self.stop.is_set():
                     return None
                 try:
-                    if event is not None and not isinstance(event, SourceGap):
+                    if isinstance(event, KernelLine) and len(pipeline.unsaved) >= HELD_MAX:
+                        pipeline.wait_for_room(self.stop)  # the source keeps the rest meanwhile
+                    if event is None:
+                        self._missing(source)
+                    elif not isinstance(event, SourceGap) and not self._waiting_for(source):
                         self._up()
                     pipeline.handle(event)
                 except Exception:
@@ -133,6 +144,25 @@ class KernelLogFollower:
             return f"{type(exc).__name__}: {exc}"
         log.info("kernel log %s ended", source.name)
         return None
+
+    def _waiting_for(self, source: Any) -> str | None:
+        """Why an open source cannot read yet (a log file that does not exist), or None."""
+        problem = getattr(source, "problem", None)
+        return problem() if problem is not None else None
+
+    def _missing(self, source: Any) -> None:
+        """A source waiting for its file: warned at once, alerted (kernel_log.down) when it
+        is still missing MISSING_GRACE seconds later."""
+        problem = self._waiting_for(source)
+        if problem is None:
+            self.missing_since = None
+            return
+        now = time.monotonic()
+        if self.missing_since is None:
+            self.missing_since = now
+            log.warning("kernel log %s: %s; waiting for it (alerting if it stays missing)", source.name, problem)
+        elif now - self.missing_since >= MISSING_GRACE and not self.source_is_down:
+            self._down(f"{problem} (for {now - self.missing_since:.0f} s)")
 
     def _down(self, problem: str) -> None:
         """Raise (once per outage) the alert that OOM kills are not being read. Raises

@@ -1,4 +1,9 @@
-"""The outbox thread: sends what is due, then sleeps until the next row is due or the doorbell rings."""
+"""The outbox senders: one thread per channel (dispatch.Senders), woken by the daemon's doorbell.
+
+A channel whose endpoint hangs until its timeout, or keeps failing, holds up only its own
+thread. On reload the daemon hands in a new dispatcher: the old senders finish what they
+are sending (their outcome is recorded) and end, and new ones start for the new channels.
+"""
 
 from __future__ import annotations
 
@@ -14,37 +19,57 @@ IDLE_WAIT = 5.0  # seconds between looks at the outbox when nothing rings
 
 
 class OutboxThread:
-    """Runs the current dispatcher (swapped on reload) until `stop` is set."""
+    """Runs the current dispatcher's per-channel senders until `stop` is set; relays the doorbell."""
 
     def __init__(self, shared: Shared, stop: threading.Event) -> None:
         self.shared = shared
         self.stop = stop
-        self.dispatcher: Any = None
+        self._dispatcher: Any = None
+        self.senders: Any = None
         self.thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def dispatcher(self) -> Any:
+        """The dispatcher in force."""
+        return self._dispatcher
+
+    @dispatcher.setter
+    def dispatcher(self, dispatcher: Any) -> None:
+        with self._lock:
+            self._dispatcher = dispatcher
+            if self.senders is not None:  # a reload while running: new channels, new senders
+                self.senders.stop(timeout=0)
+                self.senders = self._senders(dispatcher).start()
 
     def start(self) -> None:
-        """Start sending in a daemon thread."""
+        """Start the senders, and the thread that passes the doorbell on to them."""
+        with self._lock:
+            self.senders = self._senders(self._dispatcher).start()
         self.thread = threading.Thread(target=self.loop, name="dispatch", daemon=True)
         self.thread.start()
 
+    def _senders(self, dispatcher: Any) -> Any:
+        from watchdog_oom.dispatch import Senders
+
+        return Senders(dispatcher, idle=IDLE_WAIT)
+
     def join(self, timeout: float) -> None:
-        """Ring the doorbell and wait for the thread to end (call after setting `stop`)."""
+        """Ring the doorbell and wait for the threads to end (call after setting `stop`).
+        A sender in the middle of a request is left to its channel's timeout."""
         self.shared.wakeup.set()
         if self.thread is not None:
             self.thread.join(timeout=timeout)
+        with self._lock:
+            if self.senders is not None:
+                self.senders.stop(timeout=min(timeout, 1.0))
 
     def loop(self) -> None:
-        """Send due rows until none is left, then wait; a failure is logged and tried again."""
+        """Wake every channel's sender when the doorbell rings (a transaction queued rows)."""
         s = self.shared
         while not self.stop.is_set():
-            try:
-                while self.dispatcher.run_once(stop=self.stop):
-                    if self.stop.is_set():
-                        return
-                due = s.store.next_due()
-            except Exception:
-                log.exception("outbox: dispatch failed; retrying shortly")
-                due = None
-            timeout = IDLE_WAIT if due is None else max(0.05, min(IDLE_WAIT, (due - s.clock()).total_seconds()))
-            s.wakeup.wait(timeout)
+            s.wakeup.wait(IDLE_WAIT)
             s.wakeup.clear()
+            with self._lock:
+                if self.senders is not None:
+                    self.senders.wake()

@@ -133,3 +133,5 @@ class Shared:
     wakeup: threading.Event = field(default_factory=threading.Event)
     lock: threading.RLock = field(default_factory=threading.RLock)  # rules and host state
     tracing: bool = False  # the oom tracepoints are being read (daemon.tracer)
+    # The watch over the history database (daemon/database.py); None in tests that need none.
+    database: Any = None

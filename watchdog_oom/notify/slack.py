@@ -35,6 +35,8 @@ MAX_FALLBACK_TEXT = 3000
 MAX_MESSAGE_TEXT = 10000
 # A command line can be 4 KB; in chat its start says what the process was.
 MAX_CMDLINE = 600
+# The end of a value cut to fit a limit.
+TRUNCATED = "…[truncated]"
 # Answers to a message whose blocks Slack would not take: sent again as text only.
 _BLOCK_ERRORS = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long"})
 
@@ -70,10 +72,13 @@ def code(value: str, limit: int = MAX_SECTION_TEXT) -> str:
 
 
 def _cut(escaped: str, limit: int) -> str:
-    """Truncate escaped text to `limit` characters without splitting an entity."""
+    """Truncate escaped text to `limit` characters without splitting an entity; a cut
+    text ends with TRUNCATED, so a reader knows there was more."""
     if len(escaped) <= limit:
         return escaped
-    return re.sub(r"&[a-z]*$", "", escaped[: limit - 1]) + "…"
+    if limit <= len(TRUNCATED):
+        return re.sub(r"&[a-z]*$", "", escaped[: limit - 1]) + "…"
+    return re.sub(r"&[a-z]*$", "", escaped[: limit - len(TRUNCATED)]) + TRUNCATED
 
 
 def _plain(text: str, limit: int) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from ..bounds import BODY_MAX, PATH_MAX, cap, fit_document
 from ..model import Notification
 from . import classify_http, http_request, mask_secret, secrets_of_url
 from .render import is_resolved, kill_facts, kills, printable, render_text
@@ -214,7 +215,8 @@ def alertmanager_body(n: Notification, receiver: str) -> dict[str, Any]:
         else:
             for label, key in _KILL_LABELS:
                 if kill.get(key) is not None:
-                    labels[label] = printable(kill[key])
+                    # Capped before the fingerprint, a loop over every byte.
+                    labels[label] = printable(cap(str(kill[key]), PATH_MAX))
             annotations["description"] = "\n".join(
                 f"{label}: {value}" for label, value in kill_facts(kill)
             )
@@ -244,6 +246,42 @@ def alertmanager_body(n: Notification, receiver: str) -> dict[str, Any]:
         "externalURL": "",
         "alerts": alerts,
     }
+
+
+def _dumps(document: Any) -> bytes:
+    return json.dumps(
+        document, default=_json_default, ensure_ascii=False, separators=(",", ":")
+    ).encode("utf-8")
+
+
+def fit_body(document: dict[str, Any], format: str = "native", limit: int = BODY_MAX) -> bytes:
+    """`document` as JSON within `limit` bytes, however long the machine's text in it.
+
+    A body that fits is sent as it is. Otherwise its long strings are cut (each ending
+    with "…[truncated: N characters]") and, if that is not enough, the last kills
+    (native `data.kills`) or alerts (Alertmanager) are left out. The native body then
+    carries `"truncated": true` and, in `data`, `kills_left_out`; the Alertmanager body
+    counts left-out alerts in its own `truncatedAlerts`, as Alertmanager does for `max_alerts`.
+    """
+    body = _dumps(document)
+    if len(body) <= limit:
+        return body
+    # Room for the markers added after fitting.
+    room = limit - 256
+    if format == "native":
+        document = {**document, "truncated": True}
+        body, dropped = fit_document(document, _dumps, room, ("data", "kills"))
+        if dropped:
+            fitted = json.loads(body)
+            fitted["data"]["kills_left_out"] = dropped
+            body = _dumps(fitted)
+        return body
+    body, dropped = fit_document(document, _dumps, room, ("alerts",))
+    if dropped:
+        fitted = json.loads(body)
+        fitted["truncatedAlerts"] = int(fitted.get("truncatedAlerts") or 0) + dropped
+        body = _dumps(fitted)
+    return body
 
 
 def _common(sets: Iterable[Mapping[str, str]]) -> dict[str, str]:
@@ -292,11 +330,10 @@ class WebhookChannel:
         return f"WebhookChannel({self.name!r}, {mask_secret(self.url)!r}, {self.format}{signed})"
 
     def render(self, n: Notification) -> bytes:
-        """The request body for `n` in this channel's format, compact UTF-8 JSON."""
+        """The request body for `n` in this channel's format, compact UTF-8 JSON of at most
+        BODY_MAX bytes (see `fit_body`)."""
         document = native_body(n) if self.format == "native" else alertmanager_body(n, self.name)
-        return json.dumps(
-            document, default=_json_default, ensure_ascii=False, separators=(",", ":")
-        ).encode("utf-8")
+        return fit_body(document, self.format)
 
     def send(self, n: Notification) -> str:
         """POST `n`; return "HTTP 2xx" or raise ChannelError."""

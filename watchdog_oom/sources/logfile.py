@@ -61,6 +61,10 @@ ROTATE_GRACE = 5.0
 FINGERPRINT_BYTES = 1024
 ROTATED_SUFFIX = ".1"
 READ_SIZE = 65536
+# The longest line delivered: a kernel message is under 1 KiB (PRINTKRB_RECORD_MAX),
+# journald cuts at 48 KiB (LineMax=). Anything longer is kept to its start, so that a
+# line of gigabytes without a newline cannot make the daemon hold it all.
+MAX_LINE_BYTES = 64 * 1024
 
 # Compressed logs are recognised by their first bytes, not by their names.
 _COMPRESSED: tuple[tuple[bytes, Callable[..., Any]], ...] = (
@@ -176,6 +180,8 @@ class LogFileSource:
         self._stat_interval = stat_interval
         self._rotate_grace = rotate_grace
         self._partial = b""
+        # Bytes of the line being read that were dropped beyond MAX_LINE_BYTES.
+        self._skipped = 0
         self._pending: list[SourceGap] = []
         self._current = _open(path)
         self._next: _OpenFile | None = None
@@ -218,6 +224,13 @@ class LogFileSource:
         """Make events() end promptly; safe from any thread."""
         self._stopper.stop()
 
+    def problem(self) -> str | None:
+        """Why nothing can be read although the source is open (the file does not exist,
+        and is being waited for), or None. The daemon warns, then alerts if it lasts."""
+        if self._current is None and self._next is None:
+            return f"{self.path} does not exist"
+        return None
+
     def _resume(self, cursor_fingerprint: str, offset: int) -> None:
         current = self._current
         if current is not None and current.fingerprint == cursor_fingerprint and offset <= current.size():
@@ -257,9 +270,13 @@ class LogFileSource:
             self._partial = lines.pop()
             if lines and current.fingerprint is None:
                 current.fingerprint = current.current_fingerprint()
-            for line in lines:
-                yield self._line(current, line)
+            for i, line in enumerate(lines):
+                skipped, self._skipped = (self._skipped, 0) if i == 0 else (0, 0)
+                yield self._line(current, line, skipped=skipped)
                 delivered = True
+            if len(self._partial) > MAX_LINE_BYTES:
+                self._skipped += len(self._partial) - MAX_LINE_BYTES
+                self._partial = self._partial[:MAX_LINE_BYTES]
         return delivered
 
     def _check_truncated(self) -> Iterator[KernelLine | SourceGap]:
@@ -267,7 +284,7 @@ class LogFileSource:
         current = self._current
         if current is None or current.rotated:
             return
-        end = current.offset + len(self._partial)
+        end = current.offset + len(self._partial) + self._skipped
         # Rewritten past the offset between two looks: only the first line tells.
         replaced = current.fingerprint is not None and current.current_fingerprint() != current.fingerprint
         if current.size() < end or replaced:
@@ -334,16 +351,20 @@ class LogFileSource:
         current.fingerprint = None
 
     def _flush_partial(self) -> Iterator[KernelLine]:
-        if self._partial and self._current is not None:
-            line, self._partial = self._partial, b""
-            yield self._line(self._current, line, newline=False)
-        self._partial = b""
+        if (self._partial or self._skipped) and self._current is not None:
+            line, skipped, self._partial, self._skipped = self._partial, self._skipped, b"", 0
+            yield self._line(self._current, line, newline=False, skipped=skipped)
+        self._partial, self._skipped = b"", 0
 
-    def _line(self, current: _OpenFile, line: bytes, *, newline: bool = True) -> KernelLine:
-        current.offset += len(line) + newline
+    def _line(self, current: _OpenFile, line: bytes, *, newline: bool = True, skipped: int = 0) -> KernelLine:
+        """The KernelLine of one line of the file (`skipped` bytes of it already dropped)."""
+        current.offset += len(line) + skipped + newline
         # A file whose only line has no newline yet has no fingerprint: no cursor either.
         cursor = f"{current.fingerprint}:{current.offset}" if current.fingerprint else None
-        return KernelLine(text=line.decode("utf-8", "replace"), source=self.name, cursor=cursor, wrapped=True)
+        text = line[:MAX_LINE_BYTES].decode("utf-8", "replace")
+        if skipped or len(line) > MAX_LINE_BYTES:
+            text += f"…[truncated: {len(line) + skipped} bytes]"
+        return KernelLine(text=text, source=self.name, cursor=cursor, wrapped=True)
 
     def _close_files(self) -> None:
         for opened in (self._current, self._next):

@@ -25,6 +25,7 @@ _LAZY = frozenset({
     "Mute",
     "NotificationRow",
     "Protection",
+    "QuarantinedKill",
     "SAME_KILL_WINDOW",
     "SCHEMA_HEAD",
     "Sample",
@@ -33,6 +34,7 @@ _LAZY = frozenset({
     "alembic_config",
     "kill_record",
     "make_engine",
+    "mute_matches",
     "with_local_time",
 })
 

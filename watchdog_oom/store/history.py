@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import json
 import functools
 import itertools
 import os
+import threading
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from importlib import resources
 from pathlib import Path
@@ -20,6 +22,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from watchdog_oom.bounds import PROCESS_MAX, TEXT_MAX, cap, cap_kill
 from watchdog_oom.model import KILL_FIELDS, Alert, CgroupSample, MemorySample, OomKill, with_local_time
 from watchdog_oom.store import StoreError, batch, retention
 from watchdog_oom.store.retention import RetentionPolicy
@@ -33,6 +36,7 @@ from watchdog_oom.store.tables import (
     Mute,
     NotificationRow,
     Protection,
+    QuarantinedKill,
     Sample,
 )
 from watchdog_oom.stored import (
@@ -67,8 +71,9 @@ SAME_KILL_WINDOW = timedelta(seconds=90)
 TRACEPOINT = "tracepoint"
 UNKNOWN_NAME = "?"
 # The newest migration in migrations/versions; a test keeps it equal to Alembic's head.
-# 0005 (cgroup samples) landed after 0006 and revises it, so the chain stays one line.
-SCHEMA_HEAD = "0005"
+# 0005 (cgroup samples) landed after 0006 and revises it, and 0004 (quarantined kills)
+# landed after 0005 and revises it, so the chain stays one line.
+SCHEMA_HEAD = "0004"
 # Kills per transaction of an import: one SELECT and one INSERT each.
 IMPORT_BATCH = 2000
 # How long a claimed notification may stay `sending` before it is due again: longer
@@ -208,12 +213,94 @@ class Store:
         self.url = url
         self.host = host
         self.engine = make_engine(url)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._factory = sessionmaker(self.engine, expire_on_commit=False)
+        # Every session passes this gate, which a repair closes while it swaps the database
+        # file under the daemon (restore_unlinked, reopen).
+        self._gate = _Gate()
+        # The newest cursor committed per source by this process: what a database that was
+        # deleted or replaced under the daemon gets back, so nothing is read twice.
+        self.cursors_committed: dict[str, str] = {}
         # A glob's literal prefix as an index range: where text compares byte by byte.
         self._ranged = self.engine.dialect.name == "sqlite"
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def _sessions(self) -> contextlib.AbstractContextManager[Session]:
+        """A session, once no repair is swapping the database (see `_Gate`)."""
+        return self._gate.session(lambda: self._factory())
+
+    def reopen(self, meanwhile: Callable[[], Any] | None = None) -> Any:
+        """Close every connection, run `meanwhile` (move the file aside, say), and open the
+        URL again (the file at the path may be new); returns what `meanwhile` returned."""
+        with self._gate.exclusive():
+            self.engine.dispose()
+            result = meanwhile() if meanwhile is not None else None
+            self.engine = make_engine(self.url)
+            self._factory = sessionmaker(self.engine, expire_on_commit=False)
+        return result
+
+    def restore_unlinked(self) -> bool:
+        """The SQLite file was deleted while open: put the open copy back at its path.
+
+        SQLite keeps writing to an unlinked file (its inode lives while a connection has
+        it open), so the daemon's pooled connection still sees everything. VACUUM INTO
+        (SQLite 3.27+) writes it whole to a new file beside the path; then every
+        connection closes (the last one folds the old WAL into the old inode and removes
+        it by name), and the copy takes the path. False when no connection had it open
+        any more or SQLite could not: the caller starts a new database instead.
+        """
+        path = _sqlite_path(self.url)
+        if path is None:
+            return False
+        with self._gate.exclusive():
+            return self._restore_unlinked(path)
+
+    def _restore_unlinked(self, path: str) -> bool:
+        staging = f"{path}.restoring-{os.getpid()}"
+        for leftover in (staging, staging + "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(leftover)
+        copied = False
+        try:
+            connection = self.engine.pool.connect()  # a pooled connection, never a new one
+            try:
+                if connection.dbapi_connection is not None and _still_open(connection.dbapi_connection):
+                    connection.dbapi_connection.execute("VACUUM INTO ?", (staging,))
+                    copied = True
+            finally:
+                connection.close()
+        except Exception:
+            copied = False
+        # No session is open (the gate is shut): closing every connection now lets the last
+        # one fold the old WAL into the unlinked inode and remove it by name, before a new
+        # file takes the name (a WAL left at PATH-wal would be replayed into the new file).
+        self.engine.dispose()
+        for suffix in ("-wal", "-shm"):
+            # SQLite leaves the WAL of a database file that was unlinked (it does not remove
+            # what may belong to a file of that name now). Its frames are in the copy; the
+            # new file must never meet them, or they would be replayed into it.
+            with contextlib.suppress(FileNotFoundError):
+                if copied:
+                    os.unlink(path + suffix)
+                else:
+                    os.rename(path + suffix, f"{path}.deleted-{os.getpid()}{suffix}")
+        if copied and not os.path.exists(path):
+            os.chmod(staging, 0o600)
+            os.rename(staging, path)
+        elif copied:
+            os.rename(staging, f"{staging}.kept")  # a new file took the path meanwhile: keep ours beside it
+            copied = False
+        self.engine = make_engine(self.url)
+        self._factory = sessionmaker(self.engine, expire_on_commit=False)
+        return copied
+        try:
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("VACUUM INTO ?", (path,))
+            return True
+        except SQLAlchemyError:
+            return False
+
 
     # -- schema -------------------------------------------------------------------------
 
@@ -254,7 +341,9 @@ class Store:
     def tx(self) -> Iterator["Tx"]:
         """One transaction: everything done through the Tx commits together or not at all."""
         with self._sessions() as session, session.begin():
-            yield Tx(session, self.host)
+            tx = Tx(session, self.host)
+            yield tx
+        self.cursors_committed.update(tx.cursors_set)
 
     def import_kills(self, kills: Iterable[OomKill], now: datetime,
                      batch_size: int = IMPORT_BATCH) -> Iterator[tuple[StoredKill, bool]]:
@@ -264,7 +353,7 @@ class Store:
         pending = iter(kills)
         while chunk := list(itertools.islice(pending, batch_size)):
             with self.engine.begin() as conn:
-                recorded = batch.record_kills(conn, self.host, [(kill, None) for kill in chunk], now)
+                recorded = batch.record_kills(conn, self.host, [(cap_kill(kill), None) for kill in chunk], now)
             yield from recorded
 
     # -- the outbox ---------------------------------------------------------------------
@@ -493,6 +582,11 @@ class Store:
         with self.engine.connect() as conn:
             return [(kind, severity, int(n or 0)) for kind, severity, n in conn.execute(query)]
 
+    def quarantined(self, **filters: Any) -> list[QuarantinedKill]:
+        """Kills the database would not store (newest first), with their raw text and error."""
+        return self._history(QuarantinedKill, QuarantinedKill.recorded_at, filters,
+                             process=lambda pattern: _glob(QuarantinedKill.process, pattern))
+
     def kill(self, kill_id: int) -> StoredKill | None:
         """One stored kill by its id."""
         return next(iter(self._values(select(Kill.__table__).where(Kill.id == kill_id), StoredKill)), None)
@@ -636,6 +730,55 @@ def _time_filters(query: Any, column: Any, filters: dict[str, Any]) -> Any:
     return query
 
 
+def mute_matches(mute: Mute, kind: str, process: str | None, cgroup: str | None) -> bool:
+    """Whether `mute` silences a notification of `kind` about `process` in `cgroup`."""
+    return _mute_matches(mute, kind, process, cgroup)
+
+
+class _Gate:
+    """Sessions pass freely, except while a repair holds it shut: then new sessions wait,
+    and the repair waits for the open ones to end (a swap never happens under a session)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._active = 0
+        self._shut = False
+
+    @contextlib.contextmanager
+    def session(self, factory: Callable[[], Session]) -> Iterator[Session]:
+        with self._changed:
+            self._changed.wait_for(lambda: not self._shut)
+            self._active += 1
+        try:
+            with factory() as session:
+                yield session
+        finally:
+            with self._changed:
+                self._active -= 1
+                self._changed.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self, timeout: float = 30.0) -> Iterator[None]:
+        with self._changed:
+            self._shut = True
+            self._changed.wait_for(lambda: self._active == 0, timeout)
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._shut = False
+                self._changed.notify_all()
+
+
+def _still_open(dbapi_connection: Any) -> bool:
+    """Whether a pooled SQLite connection has a database open with tables in it (a
+    connection opened after the file was deleted would see a new, empty one)."""
+    try:
+        return bool(dbapi_connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
+    except Exception:
+        return False
+
+
 def _mute_matches(mute: Mute, kind: str, process: str | None, cgroup: str | None) -> bool:
     if mute.kind and not fnmatch.fnmatchcase(kind, mute.kind):
         return False
@@ -652,6 +795,8 @@ class Tx:
 
     session: Session
     host: str
+    # The cursors this transaction set: the store remembers them once it commits.
+    cursors_set: dict[str, str] = field(default_factory=dict)
 
     # -- cursors ------------------------------------------------------------------------
 
@@ -664,6 +809,7 @@ class Tx:
         return {row.source: row.cursor for row in self.session.scalars(select(Cursor).where(Cursor.host == self.host))}
 
     def set_cursor(self, source: str, cursor: str, now: datetime) -> None:
+        self.cursors_set[source] = cursor
         row = self.session.get(Cursor, (self.host, source))
         if row is None:
             self.session.add(Cursor(host=self.host, source=source, cursor=cursor, updated_at=now))
@@ -720,17 +866,35 @@ class Tx:
         stored already (or earlier in `items`), as `add_kill` answers. One SELECT and one
         INSERT for the lot (see store/batch.py), in this transaction."""
         self.session.flush()
+        items = [(cap_kill(kill), details) for kill, details in items]  # within the caps of bounds.py
         recorded = batch.record_kills(self.session.connection(), self.host, items, now)
         return [row if new else None for row, new in recorded]
 
     def add_kill(self, kill: OomKill, now: datetime, details: dict[str, Any] | None = None) -> Kill | None:
-        """Store a kill unless it is stored already; returns the new row, or None for a duplicate."""
-        kill = with_local_time(kill)
+        """Store a kill unless it is stored already; returns the new row, or None for a duplicate.
+        Text fields are stored within the caps of `watchdog_oom.bounds`."""
+        kill = cap_kill(with_local_time(kill))
         existing = self.find_same_kill(kill)
         if existing is not None:
             fill_missing(existing, kill)
             return None
         row = Kill(**kill_values(kill, self.host, now, details))
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def quarantine_kill(self, kill: OomKill, error: str, now: datetime) -> QuarantinedKill:
+        """Keep a kill the database refused, with the text it was read from and the error."""
+        raw = (kill.extra.get("raw") or kill.extra.get("kill_line")) if isinstance(kill.extra, dict) else None
+        if not isinstance(raw, str):
+            fields = {name: getattr(kill, name, None) for name in KILL_FIELDS if hasattr(kill, name)}
+            raw = json.dumps(fields, default=str, ensure_ascii=False)
+        when = kill.time
+        if when is not None and when.tzinfo is None:
+            when = with_local_time(kill).time
+        row = QuarantinedKill(host=kill.host or self.host, time=when, recorded_at=now, source=kill.source,
+                              process=cap(kill.process, PROCESS_MAX) if kill.process else None,
+                              raw=cap(raw, TEXT_MAX), error=cap(error, TEXT_MAX))
         self.session.add(row)
         self.session.flush()
         return row
@@ -832,10 +996,13 @@ class Tx:
     # -- notifications ------------------------------------------------------------------
 
     def active_mute(self, now: datetime, kind: str, process: str | None, cgroup: str | None) -> Mute | None:
-        mutes = self.session.scalars(
+        return next((m for m in self.active_mutes(now) if _mute_matches(m, kind, process, cgroup)), None)
+
+    def active_mutes(self, now: datetime) -> list[Mute]:
+        """The mutes in force now for this host (match them with `mute_matches`)."""
+        return list(self.session.scalars(
             select(Mute).where(Mute.until > now, or_(Mute.host.is_(None), Mute.host == self.host))
-        ).all()
-        return next((m for m in mutes if _mute_matches(m, kind, process, cgroup)), None)
+        ).all())
 
     def enqueue(self, *, channel: str, kind: str, severity: str, reason: str, summary: str,
                 data: dict[str, Any], now: datetime, due_at: datetime | None = None,

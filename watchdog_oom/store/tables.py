@@ -281,6 +281,23 @@ class Mute(Base):
     reason: Mapped[str | None] = mapped_column(Text)
 
 
+class QuarantinedKill(Base):
+    """A kill the database would not store (a value it cannot take): kept with the text
+    it was read from and the error, so it is neither lost nor able to block the others."""
+
+    __tablename__ = "quarantined_kills"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    host: Mapped[str] = mapped_column(String(255))
+    time: Mapped[datetime | None] = mapped_column(UtcDateTime())  # when the kill was logged, if known
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    source: Mapped[str | None] = mapped_column(Text)
+    process: Mapped[str | None] = mapped_column(String(255))
+    raw: Mapped[str] = mapped_column(Text)  # the kill as read: its raw line, else its fields as JSON
+    error: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_quarantined_kills_host_time", "host", "recorded_at"),)
+
+
 __all__ = [
     "Adjustment",
     "AlertRow",
@@ -290,5 +307,6 @@ __all__ = [
     "Mute",
     "NotificationRow",
     "Protection",
+    "QuarantinedKill",
     "Sample",
 ]

@@ -1,0 +1,275 @@
+"""The real daemon against bad luck and attackers: a database deleted, corrupted, full or locked
+under it, a log file that does not exist, a burst, and hostile lines between good kills.
+
+Each test follows a real syslog file, keeps its history in a real SQLite file and tells a
+real local HTTP endpoint; each asserts that nothing is lost, nothing is doubled, and that
+someone was told.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from servers import HttpSink
+from test_service import Daemon, reap_daemons, wait_until  # noqa: F401 (reap_daemons: autouse fixture)
+
+
+def kill_line(pid: int, name: str = "worker", when: float | None = None) -> str:
+    stamp = time.strftime("%b %d %H:%M:%S", time.localtime(when if when is not None else time.time()))
+    return (f"{stamp} web-01 kernel: [{pid}.000000] Out of memory: Killed process {pid} ({name}) "
+            f"total-vm:1579488kB, anon-rss:1048132kB, file-rss:12kB, shmem-rss:0kB, UID:1000 pgtables:2100kB "
+            f"oom_score_adj:0\n")
+
+
+def append(path: Path, text: str | bytes) -> None:
+    with open(path, "ab") as file:
+        file.write(text.encode() if isinstance(text, str) else text)
+
+
+def config(tmp: Path, log: Path, hook: str, db: Path | None = None, extra: str = "") -> str:
+    return f"""
+host: web-01
+database: sqlite:///{db or tmp / 'history.db'}
+kernel_log: {{source: file, path: {log}}}
+commit: {{interval: 1s}}
+notifications:
+  group_wait: 0.2s
+  retry_initial: 0.5s
+  channels:
+    - {{name: hook, type: webhook, url: "{hook}", min_severity: info}}
+{extra}
+"""
+
+
+def pids_in(db: Path) -> list[int]:
+    try:
+        with sqlite3.connect(db, timeout=30) as conn:
+            return [r[0] for r in conn.execute("SELECT pid FROM kills ORDER BY pid")]
+    except sqlite3.Error:
+        return []
+
+
+def bodies(sink: HttpSink, kind: str | None = None) -> list[dict]:
+    found = [r.json() for r in sink.requests]
+    return [b for b in found if kind is None or b["type"] == kind]
+
+
+def notified_pids(sink: HttpSink) -> list[int]:
+    """Every pid any oom.kill notification named (a first start's summary included)."""
+    return sorted(k["pid"] for b in bodies(sink, "oom.kill") for k in b["data"]["kills"])
+
+
+def notified_count(sink: HttpSink) -> int:
+    """How many kills the oom.kill notifications told of (a group lists 50 and counts the rest)."""
+    return sum(b["data"]["count"] for b in bodies(sink, "oom.kill"))
+
+
+def wait_for_kind(sink: HttpSink, kind: str, n: int = 1, timeout: float = 30) -> list[dict]:
+    assert wait_until(lambda: len(bodies(sink, kind)) >= n, timeout=timeout), \
+        f"no {kind}; got {[b['type'] for b in bodies(sink)]}"
+    return bodies(sink, kind)
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Path:
+    path = tmp_path / "kern.log"
+    path.write_text("")
+    return path
+
+
+def test_a_database_deleted_under_the_daemon_is_written_back_and_nothing_is_read_twice(tmp_path, log):
+    db = tmp_path / "history.db"
+    with HttpSink() as sink:
+        daemon = Daemon(tmp_path, config(tmp_path, log, sink.url))
+        daemon.wait_message("READY=1")
+        append(log, "".join(kill_line(p) for p in (101, 102, 103)))
+        assert wait_until(lambda: pids_in(db) == [101, 102, 103], timeout=20)
+        wait_until(lambda: notified_pids(sink) == [101, 102, 103], timeout=20)
+        os.unlink(db)
+        down = wait_for_kind(sink, "database.down")
+        assert down[0]["severity"] == "critical" and "deleted" in down[0]["summary"]
+        wait_for_kind(sink, "database.resolved")
+        append(log, kill_line(104))
+        assert wait_until(lambda: pids_in(db) == [101, 102, 103, 104], timeout=20), daemon.log_text()
+        assert wait_until(lambda: notified_pids(sink) == [101, 102, 103, 104], timeout=20)
+        assert daemon.stop() == 0
+        # A restart reads on from where it was: nothing read or notified twice.
+        daemon = Daemon(tmp_path, config(tmp_path, log, sink.url))
+        daemon.wait_message("READY=1")
+        append(log, kill_line(105))
+        assert wait_until(lambda: pids_in(db) == [101, 102, 103, 104, 105], timeout=20)
+        assert wait_until(lambda: notified_pids(sink) == [101, 102, 103, 104, 105], timeout=20)
+        assert daemon.stop() == 0
+    assert notified_pids(sink) == [101, 102, 103, 104, 105]
+
+
+def test_a_corrupted_database_is_moved_aside_whole_and_a_new_one_resumes_the_log(tmp_path, log):
+    db = tmp_path / "history.db"
+    first = list(range(1000, 1300))
+    with HttpSink() as sink:
+        daemon = Daemon(tmp_path, config(tmp_path, log, sink.url))
+        daemon.wait_message("READY=1")
+        append(log, "".join(kill_line(p, "x" * 200) for p in first))
+        assert wait_until(lambda: len(pids_in(db)) == len(first), timeout=30), daemon.log_text()[-2000:]
+        assert wait_until(lambda: notified_count(sink) == len(first), timeout=20)
+        assert daemon.stop() == 0
+        with sqlite3.connect(db) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        size = db.stat().st_size
+        with open(db, "r+b") as file:  # bytes written over a page in its middle
+            file.seek(size // 2 // 4096 * 4096)
+            file.write(b"\xde\xad\xbe\xef" * 1024)
+        damaged = db.read_bytes()
+        daemon = Daemon(tmp_path, config(tmp_path, log, sink.url))
+        daemon.wait_message("READY=1")
+        (down,) = wait_for_kind(sink, "database.down")
+        assert "damaged" in down["summary"] and "moved aside" in down["summary"]
+        wait_for_kind(sink, "database.resolved")
+        append(log, kill_line(2000))
+        assert wait_until(lambda: pids_in(db) == [2000], timeout=20), daemon.log_text()
+        assert wait_until(lambda: notified_count(sink) == len(first) + 1, timeout=20)
+        assert daemon.stop() == 0
+    (aside,) = tmp_path.glob("history.db.corrupt-*[0-9]Z")
+    assert aside.read_bytes() == damaged  # kept as it was, never overwritten
+    assert notified_count(sink) == len(first) + 1  # the old kills were not notified again
+
+
+def test_a_full_file_system_holds_the_kills_tells_directly_and_stores_them_once_there_is_room(tmp_path, log):
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs of our own needs root")
+    try:
+        db = mnt / "history.db"
+        with HttpSink() as sink:
+            daemon = Daemon(tmp_path, config(tmp_path, log, sink.url, db=db))
+            daemon.wait_message("READY=1")
+            append(log, kill_line(301))
+            assert wait_until(lambda: pids_in(db) == [301], timeout=20)
+            filler = mnt / "filler"
+            subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=4k"], capture_output=True)  # until full
+            append(log, "".join(kill_line(p, "y" * 200) for p in range(302, 402)))
+            down = wait_for_kind(sink, "database.down")
+            assert "full" in down[0]["summary"]
+            filler.unlink()
+            wait_for_kind(sink, "database.resolved", timeout=40)
+            assert wait_until(lambda: pids_in(db) == list(range(301, 402)), timeout=30), daemon.log_text()
+            assert wait_until(lambda: notified_count(sink) == 101, timeout=30)
+            assert daemon.stop() == 0
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=True)
+
+
+def test_a_database_locked_by_another_process_holds_the_kills_until_it_is_free(tmp_path, log):
+    db = tmp_path / "history.db"
+    with HttpSink() as sink:
+        daemon = Daemon(tmp_path, config(tmp_path, log, sink.url))
+        daemon.wait_message("READY=1")
+        append(log, kill_line(501))
+        assert wait_until(lambda: pids_in(db) == [501], timeout=20)
+        holder = subprocess.Popen([sys.executable, "-c", (
+            "import sqlite3, sys\n"
+            f"c = sqlite3.connect({str(db)!r}, isolation_level=None)\n"
+            "c.execute('BEGIN EXCLUSIVE')\n"
+            "print('locked', flush=True)\n"
+            "sys.stdin.read()\n")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline().strip() == "locked"
+            append(log, kill_line(502) + kill_line(503))
+            down = wait_for_kind(sink, "database.down", timeout=40)  # after SQLite's busy_timeout (10 s)
+            assert "locked" in down[0]["summary"]
+        finally:
+            holder.stdin.close()
+            holder.wait(timeout=10)
+        wait_for_kind(sink, "database.resolved", timeout=30)
+        assert wait_until(lambda: pids_in(db) == [501, 502, 503], timeout=20)
+        assert wait_until(lambda: notified_pids(sink) == [501, 502, 503], timeout=20)
+        assert daemon.stop() == 0
+
+
+def test_a_log_file_that_does_not_exist_is_warned_alerted_and_read_once_it_appears(tmp_path):
+    log = tmp_path / "not-yet" / "kern.log"
+    with HttpSink() as sink:
+        daemon = Daemon(tmp_path, config(tmp_path, log, sink.url))
+        daemon.wait_message("READY=1")
+        assert "does not exist" in daemon.log_text()
+        (down,) = wait_for_kind(sink, "kernel_log.down", timeout=30)
+        assert str(log) in down["summary"]
+        log.parent.mkdir()
+        log.write_text(kill_line(601))
+        assert wait_until(lambda: pids_in(tmp_path / "history.db") == [601], timeout=20)
+        wait_for_kind(sink, "kernel_log.resolved", timeout=20)
+        assert daemon.stop() == 0
+
+
+def adversarial_lines(rng: random.Random) -> list[bytes]:
+    """Lines a local user can write with `logger -t kernel`, or a corrupted log holds."""
+    stamp = time.strftime("%b %d %H:%M:%S").encode()
+    head = stamp + b" web-01 kernel: "
+    return [
+        head + b"Out of memory: Killed process 1180591620717411303424 (x) total-vm:1kB, anon-rss:1kB, "
+               b"file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:0kB oom_score_adj:0",
+        head + b"Out of memory: Killed process 7 (y) total-vm:99999999999999999999999999kB, anon-rss:"
+               b"18446744073709551616kB, file-rss:0kB, shmem-rss:0kB, UID:99999999999999 pgtables:0kB oom_score_adj:-99999",
+        head + b"Out of memory: Killed process 8 (" + b"A" * (1024 * 1024) + b") total-vm:1kB, anon-rss:1kB",
+        head + b"Killed process 9 (evil#012Jan  1 00:00:00 web-01 kernel: Out of memory: Killed process 10 (z)) "
+               b"total-vm:1kB, anon-rss:1kB, file-rss:0kB",
+        head + b"Out of memory: Killed process 11 (a(b)c) (d)) total-vm:1kB, anon-rss:1kB, file-rss:0kB",
+        head + b"Out of memory: Killed process 12 (nul\x00name) total-vm:1kB, anon-rss:1kB, file-rss:0kB",
+        head + b"Out of memory: Killed process -5 () total-vm:-1kB, anon-rss:kB, file-rss:",
+        head + b"oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,"
+               b"task_memcg=/" + b"../" * 5000 + b",task=x,pid=99999999999999999999,uid=0",
+        head + bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300))).replace(b"\n", b" "),
+        b"\x00" * 1000,
+        head + b"x" * (1024 * 1024),
+    ]
+
+
+def test_fuzzed_lines_between_good_kills_never_keep_a_good_kill_from_being_stored(tmp_path, log):
+    rng = random.Random(16)
+    good = list(range(700, 740))
+    chunks = []
+    for pid in good:
+        chunks.append(kill_line(pid).encode())
+        for line in rng.sample(adversarial_lines(rng), 3):
+            chunks.append(line + b"\n")
+    with HttpSink() as sink:
+        daemon = Daemon(tmp_path, config(tmp_path, log, sink.url))
+        daemon.wait_message("READY=1")
+        append(log, b"".join(chunks))
+        db = tmp_path / "history.db"
+        assert wait_until(lambda: set(good) <= set(pids_in(db)), timeout=60), daemon.log_text()[-3000:]
+        assert wait_until(lambda: notified_count(sink) >= len(good), timeout=30)
+        assert daemon.proc.poll() is None, "the daemon died"
+        assert daemon.stop() == 0
+    stored = pids_in(db)
+    assert len([p for p in stored if p in good]) == len(good), "a good kill was stored twice"
+    with sqlite3.connect(db) as conn:
+        longest = conn.execute("SELECT max(length(process)), max(length(coalesce(task_memcg, ''))) FROM kills").fetchone()
+    assert longest[0] <= 255 and longest[1] <= 4096
+    assert max(len(line) for line in daemon.log_text().splitlines()) < 9000
+    assert all(len(json.dumps(b)) < 256 * 1024 for b in bodies(sink))
+
+
+def test_a_burst_of_ten_thousand_kills_is_stored_once_in_a_few_messages(tmp_path, log):
+    with HttpSink() as sink:
+        daemon = Daemon(tmp_path, config(tmp_path, log, sink.url, extra="").replace("group_wait: 0.2s",
+                                                                                      "group_wait: 3s"))
+        daemon.wait_message("READY=1")
+        now = time.time()
+        append(log, "".join(kill_line(100_000 + k, f"w{k % 7}", now - 10_000 + k) for k in range(10_000)))
+        db = tmp_path / "history.db"
+        assert wait_until(lambda: len(pids_in(db)) == 10_000, timeout=60)
+        assert wait_until(lambda: sum(b["data"]["count"] for b in bodies(sink, "oom.kill")) == 10_000, timeout=30)
+        assert daemon.stop() == 0
+    assert len(set(pids_in(db))) == 10_000
+    assert len(bodies(sink, "oom.kill")) <= 5

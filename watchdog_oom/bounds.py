@@ -1,0 +1,149 @@
+"""Size limits on untrusted text: one place that states them, and the functions that apply them.
+
+Process names, command lines, cgroup paths and whole log lines are written by any local
+user (a 1 MB process name, a 100 MB line in /var/log/syslog), so no such value is kept,
+sent or logged whole beyond these caps. A capped value keeps its start and ends with a
+marker that says it was truncated and how long it was, so nobody mistakes it for the
+whole. The caps are generous for real values: the kernel's own limits are below them.
+
+This module imports nothing from the package but the model, so every layer may use it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from typing import Any
+
+from watchdog_oom.model import OomKill
+
+# The kernel's comm is 15 bytes (TASK_COMM_LEN 16, include/linux/sched.h); user-space
+# killers print the same name. Anything longer is a forged or garbled line.
+PROCESS_MAX = 255  # the column's size
+# A page: what /proc/PID/cmdline returned whole before Linux 4.2; a longer one is kept
+# to its start, which says what the process was.
+CMDLINE_MAX = 4096
+# PATH_MAX (include/uapi/linux/limits.h): cgroup paths, unit names, invoker names.
+PATH_MAX = 4096
+UNIT_MAX = 256  # systemd's UNIT_NAME_MAX
+# Any other stored text of a kill: the raw kill line, memory-state lines, extras.
+TEXT_MAX = 8192
+# A log message of the daemon (its arguments included).
+LOG_MESSAGE_MAX = 8192
+# A webhook request body, in bytes of UTF-8 JSON.
+BODY_MAX = 256 * 1024
+# How many memory-state lines one report keeps (Mem-Info prints about 30 per node).
+MEMORY_INFO_MAX = 400
+
+MARKER = "…[truncated: {n} characters]"
+
+
+def cap(text: str, limit: int) -> str:
+    """`text` whole when it fits in `limit` characters, else its start and the truncation
+    marker, `limit` characters in all (a column of that size takes it)."""
+    if len(text) <= limit:
+        return text
+    marker = MARKER.format(n=len(text))
+    if limit <= len(marker):
+        return text[:limit]
+    return text[:limit - len(marker)] + marker
+
+
+def cap_opt(text: str | None, limit: int) -> str | None:
+    """`cap` for a value that may be None."""
+    return None if text is None else cap(text, limit)
+
+
+def is_truncated(text: str | None) -> bool:
+    """Whether `text` ends with the truncation marker."""
+    return bool(text) and text.endswith(" characters]") and "…[truncated: " in text  # type: ignore[operator]
+
+
+def cap_value(value: Any, limit: int = TEXT_MAX, depth: int = 0) -> Any:
+    """A JSON-like value (dicts, lists, strings, numbers) with every string capped at `limit`."""
+    if isinstance(value, str):
+        return cap(value, limit)
+    if depth > 20:
+        return None  # nothing we build nests this deep
+    if isinstance(value, dict):
+        return {cap(str(k), 256): cap_value(v, limit, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [cap_value(v, limit, depth + 1) for v in value]
+    return value
+
+
+def cap_kill(kill: OomKill) -> OomKill:
+    """The kill with every text field within its cap (the same value when all fit)."""
+    changes: dict[str, Any] = {}
+    for name, limit in (("process", PROCESS_MAX), ("cmdline", CMDLINE_MAX), ("memcg", PATH_MAX),
+                        ("task_memcg", PATH_MAX), ("unit", UNIT_MAX), ("invoker", PROCESS_MAX),
+                        ("constraint", 64), ("gfp_mask", PROCESS_MAX), ("source", PATH_MAX),
+                        ("boot_id", 64), ("host", PROCESS_MAX)):
+        value = getattr(kill, name)
+        if isinstance(value, str) and len(value) > limit:
+            changes[name] = cap(value, limit)
+    if any(len(t.name) > PROCESS_MAX for t in kill.task_table):
+        changes["task_table"] = tuple(dataclasses.replace(t, name=cap(t.name, PROCESS_MAX)) if
+                                      len(t.name) > PROCESS_MAX else t for t in kill.task_table)
+    if len(kill.memory_info) > MEMORY_INFO_MAX or any(len(line) > TEXT_MAX for line in kill.memory_info):
+        changes["memory_info"] = tuple(cap(line, TEXT_MAX) for line in kill.memory_info[:MEMORY_INFO_MAX])
+    if kill.extra and _too_long(kill.extra):
+        changes["extra"] = cap_value(kill.extra)
+    return kill.replace(**changes) if changes else kill
+
+
+def _too_long(value: Any, limit: int = TEXT_MAX) -> bool:
+    if isinstance(value, str):
+        return len(value) > limit
+    if isinstance(value, dict):
+        return any(_too_long(v, limit) or len(str(k)) > 256 for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_too_long(v, limit) for v in value)
+    return False
+
+
+def fit_document(document: dict[str, Any], dumps: Callable[[Any], bytes], limit: int = BODY_MAX,
+                 lists: tuple[str, ...] = ("data", "kills")) -> tuple[bytes, int]:
+    """`document` serialised by `dumps` within `limit` bytes; returns the body and how many
+    entries of the list at path `lists` were left out to get there.
+
+    First every string is capped (at TEXT_MAX, then shorter); if that is not enough, the
+    list's last entries go, newest last, until it fits. The caller marks the document
+    (`truncated`) before it is passed in; the marker survives every step.
+    """
+    body = dumps(document)
+    if len(body) <= limit:
+        return body, 0
+    for field_limit in (TEXT_MAX, 1024, 128):
+        document = cap_value(document, field_limit)
+        body = dumps(document)
+        if len(body) <= limit:
+            return body, 0
+    entries = _list_at(document, lists)
+    dropped = 0
+    while entries and len(body) > limit:
+        # Halve what is left over until it fits: a few serialisations, not one per entry.
+        keep = len(entries) // 2
+        dropped += len(entries) - keep
+        del entries[keep:]
+        body = dumps(document)
+    return body, dropped
+
+
+def _list_at(document: dict[str, Any], path: tuple[str, ...]) -> list[Any]:
+    node: Any = document
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if isinstance(node, list) else []
+
+
+def json_bytes(document: Any) -> bytes:
+    """Compact UTF-8 JSON, as the channels send it."""
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
+
+
+__all__ = [
+    "BODY_MAX", "CMDLINE_MAX", "LOG_MESSAGE_MAX", "MARKER", "PATH_MAX", "PROCESS_MAX", "TEXT_MAX", "UNIT_MAX",
+    "cap", "cap_kill", "cap_opt", "cap_value", "fit_document", "is_truncated", "json_bytes",
+]

@@ -1,0 +1,225 @@
+"""The daemon's watch over its history database: it says loudly when the database fails,
+and puts it back when it can, so that kill recording goes on.
+
+At start (`before_migration`): an integrity check (store/health.py); a corrupt SQLite
+file is moved aside, never overwritten, a new one is started, and the cursors that can be
+read from the old one are carried over, so the kernel log resumes where it was.
+
+While running (a thread, every CHECK_INTERVAL seconds, and at once when a write fails):
+the file must still be the one opened and readable. A deleted file is written back
+from the connection that still has it open (nothing lost); a replaced or corrupt one is
+set aside and a new one started with the cursors the daemon last committed, so nothing
+is read or notified twice. A database that refuses writes (full, read-only, locked)
+holds the kills in memory (the pipeline bounds them) until it takes them again.
+
+Every outage is `database.down` (critical), sent straight through every channel, not
+through the outbox that lives in the failing database, and `database.resolved` when the
+database works again; systemd's STATUS= and /metrics show the state meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from watchdog_oom.model import Notification
+from watchdog_oom.store.health import (Health, SqliteFile, check_at_start, classify, move_aside, quick_check,
+                                       salvage_cursors, sqlite_path)
+
+log = logging.getLogger("watchdog_oom")
+
+CHECK_INTERVAL = 2.0  # seconds between looks at the file: a stat and 16 bytes
+DOWN = "database.down"
+RESOLVED = "database.resolved"
+
+
+@dataclass
+class State:
+    """What the watch knows now; read by /metrics and `STATUS=`."""
+
+    ok: bool = True
+    kind: str | None = None
+    problem: str | None = None
+    held: int = 0
+
+
+class DatabaseWatch:
+    """Checks the history database, repairs what can be repaired, and tells people directly."""
+
+    def __init__(self, shared: Any, direct: Callable[[], Any], status: Callable[[str], Any],
+                 stop: threading.Event, migrate: Callable[[str], str]) -> None:
+        self.shared = shared
+        self.direct = direct  # the Direct sender in force (swapped on reload)
+        self.status = status  # sd_notify STATUS=
+        self.stop = stop
+        self.migrate = migrate
+        self.state = State()
+        # Held by every kill-writing transaction and by repairs: a repair never swaps the
+        # database under a transaction that is writing kills and their cursor.
+        self.lock = threading.RLock()
+        path = sqlite_path(shared.store.url)
+        self.file = SqliteFile(path) if path is not None else None
+        self._wake = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    # -- start --------------------------------------------------------------------------
+
+    def before_migration(self) -> dict[str, str]:
+        """The start check. A corrupt SQLite file is moved aside (its cursors salvaged and
+        returned, to restore once the new database is migrated). Anything else wrong is
+        left to the migration, which names it."""
+        store = self.shared.store
+        health = check_at_start(store.url, store.engine)
+        if health.ok or health.kind != "corrupt" or self.file is None:
+            if not health.ok:
+                log.error("database: %s", health.problem)
+            return {}
+        path = self.file.path
+        aside = store.reopen(lambda: move_aside(path))
+        cursors = salvage_cursors(aside, store.host)
+        message = (f"the history database is damaged ({health.problem}); it was moved aside to {aside} "
+                   f"(kept, never overwritten) and a new one is started at {self.file.path}"
+                   + (f"; the kernel log resumes where the damaged one says ({len(cursors)} cursor(s) read)"
+                      if cursors else "; no cursor could be read from it, so the kernel log is read again"))
+        log.error("database: %s", message)
+        self._down("corrupt", message)
+        return cursors
+
+    def after_migration(self, cursors: dict[str, str]) -> None:
+        """Restore salvaged cursors into the new database; the outage of the start is over."""
+        if cursors:
+            self._restore_cursors(cursors)
+        if self.file is not None:
+            self.file.reopened()
+        if not self.state.ok:
+            self._up("a new history database was started; kills are recorded again")
+
+    def start(self) -> None:
+        """Watch from a thread of its own."""
+        self.thread = threading.Thread(target=self._loop, name="database-watch", daemon=True)
+        self.thread.start()
+
+    def join(self, timeout: float) -> None:
+        self._wake.set()
+        if self.thread is not None:
+            self.thread.join(timeout)
+
+    # -- reports from the writers ---------------------------------------------------------
+
+    def failed(self, exc: BaseException, held: int = 0) -> None:
+        """A write failed (from the pipeline): alert once per outage; look at the file now."""
+        self.state.held = held
+        kind = classify(exc)
+        problem = " ".join(str(exc).split("(Background on this error", 1)[0].split())[:500]
+        if self.state.ok or self.state.kind != kind:
+            self._down(kind, f"the history database refuses writes ({kind}): {problem}; "
+                             f"{held} kill(s) held in memory until it takes them")
+        self._wake.set()
+
+    def succeeded(self) -> None:
+        """Kills were stored (held ones included): the outage, if any, is over."""
+        self.state.held = 0
+        if not self.state.ok:
+            self._up("the history database takes writes again; the held kills are stored")
+
+    # -- the periodic check -----------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.check()
+            except Exception:
+                log.exception("database watch: check failed; trying again")
+            self._wake.wait(CHECK_INTERVAL)
+            self._wake.clear()
+
+    def check(self) -> Health:
+        """One look at the database; repairs a deleted, replaced or corrupt SQLite file."""
+        health = self.file.check() if self.file is not None else Health.good()
+        if health.ok:
+            health = self._probe()
+        if health.ok:
+            if not self.state.ok and self.state.held == 0 and self.state.kind not in (None,):
+                self._up("the history database answers again")
+            return health
+        if health.kind in ("deleted", "replaced", "corrupt") and self.file is not None:
+            self._repair(health)
+        elif self.state.ok or self.state.kind != health.kind:
+            self._down(health.kind or "unknown", health.problem or "")
+        return health
+
+    def _probe(self) -> Health:
+        """A read through the daemon's own connections (and, while down, a small write)."""
+        try:
+            with self.shared.store.tx() as tx:
+                tx.cursors()
+                if not self.state.ok and self.state.held == 0:
+                    tx.set_cursor("database.probe", "ok", self.shared.clock())
+        except Exception as exc:
+            kind = classify(exc)
+            return Health.bad(kind if kind != "unknown" else "unreachable",
+                              " ".join(str(exc).split("(Background on this error", 1)[0].split())[:500])
+        return Health.good()
+
+    def _repair(self, health: Health) -> None:
+        """Put a deleted file back, or set a replaced or corrupt one aside and start anew."""
+        assert self.file is not None
+        store = self.shared.store
+        with self.lock:
+            cursors = dict(store.cursors_committed)
+            if health.kind == "deleted" and store.restore_unlinked():
+                done = (f"{self.file.path} was deleted while in use; it was written back whole from the "
+                        "daemon's open connection: nothing is lost")
+            else:
+                path = self.file.path
+
+                def set_aside() -> str | None:
+                    # Every connection is closed by now (POSIX locks, see SqliteFile.check).
+                    if health.kind == "corrupt" or (health.kind == "replaced" and not quick_check(path).ok):
+                        return move_aside(path)
+                    return None
+
+                aside = store.reopen(set_aside)
+                self.migrate(store.url)
+                self._restore_cursors(cursors)
+                done = (f"{health.problem}; " + (f"the damaged file was moved aside to {aside} and " if aside else "")
+                        + f"{'a new' if aside or health.kind == 'deleted' else 'the'} database at {self.file.path} "
+                        "is used, resuming the kernel log where this daemon had read it")
+            self.file.reopened()
+        log.error("database: %s", done)
+        self._down(health.kind or "unknown", done)
+        self._up(f"recording again: {done}")
+
+    def _restore_cursors(self, cursors: dict[str, str]) -> None:
+        now = self.shared.clock()
+        with self.shared.store.tx() as tx:
+            for source, cursor in cursors.items():
+                tx.set_cursor(source, cursor, now)
+
+    # -- telling people ---------------------------------------------------------------------
+
+    def _down(self, kind: str, problem: str) -> None:
+        self.state.ok, self.state.kind, self.state.problem = False, kind, problem
+        log.error("database.down (%s): %s", kind, problem)
+        self.status(f"STATUS=history database down ({kind}): kills held in memory")
+        self._send(DOWN, "critical", f"History database down ({kind}): {problem}", {"kind": kind, "problem": problem,
+                                                                                   "held_kills": self.state.held})
+
+    def _up(self, summary: str) -> None:
+        kind = self.state.kind
+        self.state.ok, self.state.kind, self.state.problem = True, None, None
+        log.warning("database.resolved: %s", summary)
+        self.status("STATUS=watching memory and the kernel log")
+        self._send(RESOLVED, "info", f"Resolved: {summary}", {"kind": kind})
+
+    def _send(self, kind: str, severity: str, summary: str, data: dict[str, Any]) -> None:
+        direct = self.direct()
+        if direct is None:
+            return
+        direct.send(Notification(id=f"msg_{uuid.uuid4().hex}", kind=kind, time=self.shared.clock(),
+                                 host=self.shared.cfg.host, severity=severity, summary=summary, data=data,
+                                 reason="resolved" if kind == RESOLVED else "first"))
