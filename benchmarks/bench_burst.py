@@ -4,10 +4,10 @@ Starts the real daemon (`python -m watchdog_oom run`) with a fresh SQLite histor
 following a syslog file (the default: N kernel "Out of memory: Killed process" lines
 appended in one write, as in issue 16) or a FIFO standing in for /dev/kmsg (`--kmsg`:
 N full kernel OOM reports, the real 6.18 capture of tests/data renumbered, 79 records
-each), and times how long from the write until all N are stored. The reference beside it is the floor for the same rows: a plain sqlite3
-`executemany` of N rows into a table of the same columns, in one transaction, in WAL
-mode. Prints seconds (median of --runs), the ratio, and the notifications the burst
-caused per channel (they must stay a handful).
+each), and times how long from the write until all N are stored. The reference beside
+it is the floor for the same rows: a plain sqlite3 `executemany` of N rows into a table
+of the same columns, in one transaction, in WAL mode. Prints seconds (median of --runs),
+the ratio, and the notifications the burst caused per channel (they must stay a handful).
 
     python3 benchmarks/bench_burst.py                   # 10,000 kills, 3 runs
     python3 benchmarks/bench_burst.py --kmsg --kills 2000 --runs 1

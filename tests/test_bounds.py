@@ -5,18 +5,17 @@ from __future__ import annotations
 import io
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from servers import HttpSink
 
-from watchdog_oom.bounds import (BODY_MAX, CMDLINE_MAX, LOG_MESSAGE_MAX, PROCESS_MAX, cap, cap_kill,
-                                 is_truncated)
+from watchdog_oom.bounds import BODY_MAX, CMDLINE_MAX, LOG_MESSAGE_MAX, PROCESS_MAX, cap, cap_kill, is_truncated
 from watchdog_oom.cli.run import SafeFormatter
 from watchdog_oom.model import Notification, OomKill, TaskRow
 from watchdog_oom.notify import build_channel
 
 MB = 1024 * 1024
-T = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+T = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
 def huge_kill(i: int = 0, size: int = MB) -> dict:

@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -462,12 +463,22 @@ def test_a_corrupt_database_is_a_one_line_error(random_bytes_db, argv):
     assert len(err.splitlines()) == 1 and "Background" not in err
 
 
-def test_run_on_a_corrupt_database_says_why(random_bytes_db):
-    proc = subprocess.run([sys.executable, "-m", "watchdog_oom", "-c", str(random_bytes_db), "run"],
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
-    assert proc.returncode == 1
-    (last,) = [line for line in proc.stderr.splitlines() if line.startswith("watchdog-oom run:")]
-    assert "file is not a database" in last and "Background" not in last
+def test_run_on_a_corrupt_database_moves_it_aside_whole_and_starts_anew(random_bytes_db, tmp_path):
+    # Issue 16: the daemon keeps recording; the damaged file is kept, never overwritten.
+    damaged = (tmp_path / "garbage.db").read_bytes()
+    proc = subprocess.Popen([sys.executable, "-m", "watchdog_oom", "-c", str(random_bytes_db), "run"],
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    killer = threading.Timer(60, proc.kill)  # a daemon that never says it must not hang the suite
+    killer.start()
+    try:
+        said = next((line for line in proc.stderr if "moved aside" in line), "")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        killer.cancel()
+    assert "damaged" in said and "a new one is started" in said, said
+    (aside,) = tmp_path.glob("garbage.db.corrupt-*[0-9]Z")
+    assert aside.read_bytes() == damaged
 
 
 CHECK_DOC_KEYS = {"status", "host", "time", "commit", "memory", "processes", "findings"}

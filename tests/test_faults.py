@@ -219,7 +219,8 @@ def adversarial_lines(rng: random.Random) -> list[bytes]:
         head + b"Out of memory: Killed process 1180591620717411303424 (x) total-vm:1kB, anon-rss:1kB, "
                b"file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:0kB oom_score_adj:0",
         head + b"Out of memory: Killed process 7 (y) total-vm:99999999999999999999999999kB, anon-rss:"
-               b"18446744073709551616kB, file-rss:0kB, shmem-rss:0kB, UID:99999999999999 pgtables:0kB oom_score_adj:-99999",
+               b"18446744073709551616kB, file-rss:0kB, shmem-rss:0kB, UID:99999999999999 pgtables:0kB "
+               b"oom_score_adj:-99999",
         head + b"Out of memory: Killed process 8 (" + b"A" * (1024 * 1024) + b") total-vm:1kB, anon-rss:1kB",
         head + b"Killed process 9 (evil#012Jan  1 00:00:00 web-01 kernel: Out of memory: Killed process 10 (z)) "
                b"total-vm:1kB, anon-rss:1kB, file-rss:0kB",
@@ -254,7 +255,8 @@ def test_fuzzed_lines_between_good_kills_never_keep_a_good_kill_from_being_store
     stored = pids_in(db)
     assert len([p for p in stored if p in good]) == len(good), "a good kill was stored twice"
     with sqlite3.connect(db) as conn:
-        longest = conn.execute("SELECT max(length(process)), max(length(coalesce(task_memcg, ''))) FROM kills").fetchone()
+        longest = conn.execute("SELECT max(length(process)), max(length(coalesce(task_memcg, ''))) "
+                               "FROM kills").fetchone()
     assert longest[0] <= 255 and longest[1] <= 4096
     assert max(len(line) for line in daemon.log_text().splitlines()) < 9000
     assert all(len(json.dumps(b)) < 256 * 1024 for b in bodies(sink))

@@ -12,7 +12,7 @@ from watchdog_oom.clock import FakeClock
 from watchdog_oom.config import parse_config
 from watchdog_oom.daemon import Daemon
 from watchdog_oom.daemon.pipeline import Pipeline
-from watchdog_oom.model import KernelLine, OomKill
+from watchdog_oom.model import OomKill
 
 
 def make_daemon(tmp_path: Path, t0) -> Daemon:

@@ -13,8 +13,14 @@ import pytest
 
 from watchdog_oom.model import OomKill
 from watchdog_oom.store import Store
-from watchdog_oom.store.health import (SqliteFile, check_at_start, classify, move_aside, quick_check,
-                                       salvage_cursors, sqlite_path)
+from watchdog_oom.store.health import (
+    SqliteFile,
+    check_at_start,
+    classify,
+    move_aside,
+    salvage_cursors,
+    sqlite_path,
+)
 
 
 def fill(store: Store, t0, n: int = 300) -> None:

@@ -57,7 +57,7 @@ def cap_opt(text: str | None, limit: int) -> str | None:
 
 def is_truncated(text: str | None) -> bool:
     """Whether `text` ends with the truncation marker."""
-    return bool(text) and text.endswith(" characters]") and "…[truncated: " in text  # type: ignore[operator]
+    return text is not None and text.endswith(" characters]") and "…[truncated: " in text
 
 
 def cap_value(value: Any, limit: int = TEXT_MAX, depth: int = 0) -> Any:

@@ -27,8 +27,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from watchdog_oom.model import Notification
-from watchdog_oom.store.health import (Health, SqliteFile, check_at_start, classify, move_aside, quick_check,
-                                       salvage_cursors, sqlite_path)
+from watchdog_oom.store.health import (
+    Health,
+    SqliteFile,
+    check_at_start,
+    classify,
+    move_aside,
+    quick_check,
+    salvage_cursors,
+    sqlite_path,
+)
 
 log = logging.getLogger("watchdog_oom")
 
