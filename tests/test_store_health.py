@@ -101,7 +101,7 @@ def test_a_deleted_or_replaced_file_is_seen_by_its_inode(store, db_path, t0):
 def test_a_full_file_system_is_named(tmp_path, t0):
     mnt = tmp_path / "small"
     mnt.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
                                            capture_output=True).returncode != 0:
         pytest.skip("mounting a small tmpfs needs root")
     try:
