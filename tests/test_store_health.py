@@ -41,6 +41,15 @@ def corrupt_middle(path: str) -> None:
 
 
 @pytest.fixture
+def store(db_url: str):
+    """These checks are of SQLite files: a migrated one (not each engine in turn)."""
+    s = Store(db_url, "web-01")
+    s.upgrade()
+    yield s
+    s.close()
+
+
+@pytest.fixture
 def db_path(db_url: str) -> str:
     path = sqlite_path(db_url)
     assert path is not None
