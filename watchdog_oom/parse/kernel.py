@@ -204,6 +204,15 @@ _KILL_WORDS = re.compile(
 )
 
 
+# Every anchor holds one of these: a few substring tests spare most lines the search.
+_ANCHOR_HINTS = re.compile(r"emory|ill|oom|Task|Mem-|pid|PID|Pid|SIG|Marked|Victim|badness|corrective|victim")
+
+
+def _may_anchor(text: str) -> bool:
+    """False when no anchor can stand in `text` (a task-table row, a memory-state line)."""
+    return _ANCHOR_HINTS.search(text) is not None
+
+
 def _recognised(body: str) -> bool:
     """True when a recogniser reads this message (or it is a report's header)."""
     if _HEADER.match(body):
@@ -630,13 +639,16 @@ class OomParser:
         line's wrapper, learned for the report's lines that carry no such words."""
         text = piece.lstrip()  # blanks at its end tell a wrap's gap (see _gap)
         self._prefix = ""
-        if not self._lenient or not text or _ANCHOR_START.match(text):
+        if not self._lenient or not text:
+            return text, sender
+        words = _may_anchor(text)
+        if words and _ANCHOR_START.match(text):
             return text, sender
         end = self._shape_end(text)
-        if end > 0 and _ANCHOR_START.match(text, end):
+        if end > 0 and words and _ANCHOR_START.match(text, end):
             self._prefix = text[:end]
             return text[end:], sender or prefix_sender(text[:end], headed=fresh)
-        anchor = _ANCHOR.search(text)
+        anchor = _ANCHOR.search(text) if words else None  # most report lines (task rows) hold no anchor
         if anchor is None:
             return text[end:], sender
         start = anchor.start()
