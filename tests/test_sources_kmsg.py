@@ -191,12 +191,12 @@ def write_marker() -> str:
     return marker
 
 
-def wait_for(events, marker: str) -> KernelLine:
-    deadline = time.monotonic() + 1
+def wait_for(events, marker: str, within: float = 1.0) -> KernelLine:
+    deadline = time.monotonic() + within
     for event in events:
         if isinstance(event, KernelLine) and event.text == marker:
             return event
-        assert time.monotonic() < deadline, f"{marker!r} not read from /dev/kmsg within a second"
+        assert time.monotonic() < deadline, f"{marker!r} not read from /dev/kmsg within {within:g} s"
     raise AssertionError("events() ended")
 
 
@@ -217,20 +217,23 @@ def test_real_kmsg_delivers_a_written_message() -> None:
 def test_real_kmsg_resume_does_not_repeat_delivered_records() -> None:
     first = real_kmsg()
     try:
-        delivered = wait_for(first.events(idle_timeout=0.05), write_marker())
+        # Read from the start of the kernel's buffer: its backlog (thousands of records on a
+        # machine where other tests cause OOM kills) comes first. What is tested here is
+        # that nothing repeats, not the speed of reading a backlog on a loaded machine.
+        delivered = wait_for(first.events(idle_timeout=0.05), write_marker(), within=30)
     finally:
         first.close()
     later = write_marker()
     resumed = KmsgSource(cursor=delivered.cursor)
     try:
         seqs = []
-        deadline = time.monotonic() + 1
+        deadline = time.monotonic() + 30
         for event in resumed.events(idle_timeout=0.05):
             if isinstance(event, KernelLine):
                 seqs.append(event.seq)
                 if event.text == later:
                     break
-            assert time.monotonic() < deadline, f"{later!r} not read from /dev/kmsg within a second"
+            assert time.monotonic() < deadline, f"{later!r} not read from /dev/kmsg after resuming"
         assert seqs[0] == delivered.seq + 1
     finally:
         resumed.close()
