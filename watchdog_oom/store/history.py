@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import json
 import functools
 import itertools
+import json
 import os
 import threading
 import uuid
