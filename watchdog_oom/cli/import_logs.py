@@ -12,7 +12,9 @@ import os
 import signal
 import traceback
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from json.encoder import encode_basestring
 from typing import Any, BinaryIO, TextIO, cast
@@ -68,15 +70,17 @@ def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, er
     Streamed: the kills arrive in batches, each recorded in a transaction of its own and
     printed at once, so memory does not grow with the number of kills.
     """
+    filing = Filing(forced=args.host, local=cfg.host, year=args.year)
     if args.dry_run:
-        store, events = None, _events(args.paths, cfg.host, err)
+        store, events = None, _events(args.paths, filing, err)
     elif hasattr(os, "fork") and _has_fd(err):
-        events, store = _read_beside(args.paths, cfg.host, err, lambda: open_store(cfg))
+        events, store = _read_beside(args.paths, filing, err, lambda: open_store(cfg))
     else:
-        store, events = open_store(cfg), _events(args.paths, cfg.host, err)
+        store, events = open_store(cfg), _events(args.paths, filing, err)
     printer = _Printer(args.format, out)
     failed = False
     found = new = unstored = 0
+    hosts: Counter[str] = Counter()
     now = utcnow()
     for kind, path, payload in events:
         if kind == "kills":
@@ -88,6 +92,7 @@ def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, er
                 records = [store_mod.kill_record(row) for row, _ in recorded]
                 new += sum(1 for _, is_new in recorded if is_new)
             found += len(payload)
+            hosts.update(k.host for k in payload)
             printer.add(records)
             continue
         if payload is not None:  # the path could not be read: says why
@@ -98,8 +103,11 @@ def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, er
             if unstored:
                 note += (f", {unstored} could not be stored (quarantined with the raw text: "
                          "watchdog-oom history quarantined)")
-            print(f"{path}: {found} kill{'s' if found != 1 else ''} found{note}", file=err)
+            filed = ", ".join(f"{safe(h)} ({n})" for h, n in hosts.most_common())
+            print(f"{path}: {found} kill{'s' if found != 1 else ''} found{note}"
+                  + (f"; filed under {filed}" if filed else ""), file=err)
         found = new = unstored = 0
+        hosts.clear()
     printer.finish()
     return 1 if failed else EXIT_OK
 
@@ -187,10 +195,24 @@ Event = tuple[str, str, Any]
 BATCH = 2000
 
 
-def _events(paths: Sequence[str], host: str, err: TextIO) -> Iterator[Event]:
+@dataclass(frozen=True)
+class Filing:
+    """Which host an imported kill is filed under, and the year of dates that carry none.
+
+    A kill goes under `forced` (--host) if given, else the host its log line names (syslog,
+    journalctl, RFC 5424), else `local`, the config's host: logs collected from a fleet keep
+    each machine's kills apart. `year` (--year) is the year of syslog dates, which have none;
+    without it the year the file was last written is assumed (and said)."""
+
+    forced: str | None
+    local: str
+    year: int | None = None
+
+
+def _events(paths: Sequence[str], filing: Filing, err: TextIO) -> Iterator[Event]:
     for path in paths:
         try:
-            kills = _iter_kills(path, host, err)
+            kills = _iter_kills(path, filing, err)
             while chunk := list(itertools.islice(kills, BATCH)):
                 yield "kills", path, chunk
         except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
@@ -207,7 +229,7 @@ def _has_fd(stream: TextIO) -> bool:
     return True
 
 
-def _read_beside(paths: Sequence[str], host: str, err: TextIO,
+def _read_beside(paths: Sequence[str], filing: Filing, err: TextIO,
                  work: Callable[[], Any]) -> tuple[Iterator[Event], Any]:
     """Read the logs in a forked child while `work()` (opening the database) runs here.
 
@@ -230,7 +252,7 @@ def _read_beside(paths: Sequence[str], host: str, err: TextIO,
             _die_with_parent(parent)
             os.close(readable)
             with os.fdopen(writable, "wb") as pipe:
-                for event in _events(paths, host, err):
+                for event in _events(paths, filing, err):
                     pickle.dump(event, pipe, protocol=pickle.HIGHEST_PROTOCOL)
             status = 0
         except (KeyboardInterrupt, BrokenPipeError):
@@ -276,7 +298,7 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _iter_kills(path: str, host: str, err: TextIO) -> Iterator[OomKill]:
+def _iter_kills(path: str, filing: Filing, err: TextIO) -> Iterator[OomKill]:
     """The kills in one log (`-`: stdin), as imported from it; raises what opening or reading it raises."""
     from watchdog_oom.parse import Unread, iter_kills, undo_future_year
     from watchdog_oom.sources.logfile import open_log
@@ -286,19 +308,25 @@ def _iter_kills(path: str, host: str, err: TextIO) -> Iterator[OomKill]:
     progress = _Progress(stream, size, path, err)
     label = "stdin" if path == "-" else os.path.abspath(path)
     unread = Unread(keep=UNREAD_SHOWN)
+    # Syslog dates carry no year: --year, else the year the file was last written.
+    year = filing.year or reference.year
+    yearless = 0
     try:
-        # Syslog dates carry no year: take the year the file was last written.
         source = f"import:{label}"
-        for kill in iter_kills(cast(BinaryIO, progress), source, year=reference.year,
-                               unread=unread):
-            kill = undo_future_year(kill, reference)
+        for kill in iter_kills(cast(BinaryIO, progress), source, year=year, unread=unread):
+            if filing.year is None:
+                kill = undo_future_year(kill, reference)
+            yearless += kill.time is not None and kill.time.tzinfo is None
             # with_local_time, host and source in one copy: a copy costs more than the parse of a line.
             local = kill.time.astimezone() if kill.time is not None and kill.time.tzinfo is None else kill.time
-            yield kill.replace(time=local, host=host, source=source)
+            yield kill.replace(time=local, host=filing.forced or kill.host or filing.local, source=source)
     finally:
         progress.finish()
         if path != "-":
             stream.close()
+    if yearless and filing.year is None:
+        print(f"{path}: where its dates carry no year (syslog), {year} is assumed, the year the file was "
+              "last written (a date after that, the year before); --year YYYY sets it", file=err)
     _report_unread(path, unread, err)
 
 
@@ -355,7 +383,22 @@ def _read_error(path: str, exc: Exception) -> str:
 def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="a log file (plain or .gz), or - for stdin")
     p.add_argument("--dry-run", action="store_true", help="find and print the kills, record nothing")
+    p.add_argument("--host", metavar="NAME",
+                   help="file every kill under this host (default: the host each log line names, "
+                        "else the config's host)")
+    p.add_argument("--year", type=_year, metavar="YYYY",
+                   help="the year of syslog dates, which carry none (default: the year the file was last written)")
     add_format(p, "table", "json")
+
+
+def _year(text: str) -> int:
+    try:
+        year = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a year") from None
+    if not 1970 <= year <= 9999:
+        raise argparse.ArgumentTypeError(f"{year} is not a year from 1970 to 9999")
+    return year
 
 
 COMMANDS = (Command("import", "record the kills found in old kernel logs", _arguments, cmd_import),)

@@ -490,7 +490,8 @@ class OomParser:
             text, wall, mono, fresh = unwrap(raw, year=self._year)
         else:
             text, wall, mono, fresh = raw, None, None, True
-        stamp = Stamp(line, wall or line.time, mono if mono is not None else line.mono_usec)
+        stamp = Stamp(line, wall or line.time, mono if mono is not None else line.mono_usec,
+                      raw if line.wrapped else None)
         kills: list[OomKill] = []
         for n, (piece, separator) in enumerate(pieces(text)):
             glued = separator.startswith("[")

@@ -310,23 +310,72 @@ def pieces(text: str) -> list[tuple[str, str]]:
 
 
 class Stamp:
-    """Where and when a line was logged, copied onto the kills it completes."""
+    """Where and when a line was logged, copied onto the kills it completes. `raw` is the
+    physical line as written (None for the live sources' bare messages): the host it names
+    is read from it only when a kill is made."""
 
-    __slots__ = ("boot_id", "mono_usec", "source", "time")
+    __slots__ = ("boot_id", "mono_usec", "raw", "source", "time")
 
-    def __init__(self, line: KernelLine, time: datetime | None, mono_usec: int | None) -> None:
+    def __init__(self, line: KernelLine, time: datetime | None, mono_usec: int | None,
+                 raw: str | None = None) -> None:
         self.source, self.boot_id = line.source, line.boot_id
         self.time, self.mono_usec = time, mono_usec
+        self.raw = raw
 
     def with_times(self, time: datetime | None, mono_usec: int | None) -> Stamp:
         """The same place, with times found later (in a wrapper learned from the line)."""
         stamp = Stamp.__new__(Stamp)
         stamp.source, stamp.boot_id, stamp.time, stamp.mono_usec = self.source, self.boot_id, time, mono_usec
+        stamp.raw = self.raw
         return stamp
 
     def fields(self) -> dict:
-        return {"source": self.source, "boot_id": self.boot_id,
-                "time": self.time, "mono_usec": self.mono_usec}
+        return {"source": self.source, "boot_id": self.boot_id, "time": self.time, "mono_usec": self.mono_usec,
+                "host": line_host(self.raw) if self.raw else None}
+
+
+# A host name as syslog daemons and journald write it: a DNS name or an address.
+_HOSTNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
+HOST_SEARCH_CHARS = 160  # how far into a line a date (and the host after it) is looked for
+
+
+def line_host(raw: str) -> str | None:
+    """The host a log line names: syslog's after its date ("Jun 29 15:57:11 build-07 kernel:
+    …", ISO and journalctl dates alike), RFC 5424's HOSTNAME; None where it names none
+    (dmesg, kmsg, a bare message). The date may stand behind an outer wrapper
+    ("kern.log:12:Jun 29 …" from grep -Hn, a line number, a quote), as the parser finds the
+    kernel's words anywhere: each place after a blank, colon or quote mark is tried."""
+    head = raw[:HOST_SEARCH_CHARS]
+    starts = [0] + [i + 1 for i, c in enumerate(head) if c in " \t:>|`"]
+    for start in starts:
+        host = _host_at(head[start:].lstrip())
+        if host is not None:
+            return host
+    return None
+
+
+def _host_at(text: str) -> str | None:
+    if text.startswith("<"):  # RFC 5424: "<PRI>1 TIMESTAMP HOSTNAME APP …"
+        priority = _PRIORITY.match(text)
+        rfc5424 = _RFC5424.match(text[priority.end():]) if priority else None
+        if rfc5424:
+            host = rfc5424.group(2)
+            return host if host != "-" and _HOSTNAME.fullmatch(host) else None
+        return None
+    if not text[:1].isalnum():
+        return None
+    if text[0].isdigit():
+        date = _iso_date(text) or _epoch_date(text) or _bsd_date(text, 2000)
+    else:
+        date = _short_full_date(text) or _ctime_date(text) or _bsd_date(text, 2000)
+    if date is None:
+        return None
+    after = text[date[0]:]
+    tagged = _HOST_KERNEL.match(after) or _HOST_TAG.match(after)
+    if tagged is None:
+        return None
+    host = tagged.group(0).split()[0]
+    return host if _HOSTNAME.fullmatch(host) else None
 
 
 
