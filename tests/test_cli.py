@@ -152,7 +152,9 @@ notifications:
 
 
 def import_fixtures(cfg: Path, *names: str) -> list[dict]:
-    code, out, err = run("import", "--format", "json", *[str(FIXTURES / n) for n in names], config=cfg)
+    """Import fixtures as this host's own logs (--host): the report and history tests read them back."""
+    code, out, err = run("import", "--host", "web-01", "--format", "json", *[str(FIXTURES / n) for n in names],
+                         config=cfg)
     assert code == 0, err
     return json.loads(out)
 
@@ -164,7 +166,7 @@ def test_import_records_each_kill_once(cfg):
     # Syslog dates have no year: the file's modification year stands in, with an offset.
     assert all(datetime.fromisoformat(k["time"]).tzinfo is not None for k in first)
     log = FIXTURES / "20_docker-host_syslog_four-kills-paren-name.log"
-    code, out, err = run("import", "--format", "json", str(log), config=cfg)
+    code, out, err = run("import", "--host", "web-01", "--format", "json", str(log), config=cfg)
     again = json.loads(out)
     assert code == 0 and "4 kills found, 0 new, 4 already recorded" in err
     assert [(k["id"], k["pid"]) for k in again] == [(k["id"], k["pid"]) for k in first]
