@@ -275,3 +275,35 @@ def test_a_burst_of_ten_thousand_kills_is_stored_once_in_a_few_messages(tmp_path
         assert daemon.stop() == 0
     assert len(set(pids_in(db))) == 10_000
     assert len(bodies(sink, "oom.kill")) <= 5
+
+
+def test_a_hung_endpoint_delays_no_other_channel_of_the_running_daemon(tmp_path, log):
+    from servers import HANG
+
+    # The webhook holds every request (a peer that accepts and never answers, until its
+    # timeout); the second channel must hear of the kill meanwhile, not after that timeout.
+    with HttpSink([HANG] * 10) as hung, HttpSink() as other:
+        extra = (f'    - {{name: other, type: webhook, url: "{other.url}/other", min_severity: info, '
+                 f'kinds: ["oom.kill"]}}\n')
+        cfg = config(tmp_path, log, hung.url + "/hung", extra=extra).replace(
+            "min_severity: info}", "min_severity: info, timeout: 60s, kinds: [\"oom.kill\"]}", 1)
+        daemon = Daemon(tmp_path, cfg)
+        daemon.wait_message("READY=1")
+        append(log, kill_line(4321, "java"))
+        hung.wait_for(1, timeout=30)  # the hung channel has taken the kill and is stuck on it
+        (request,) = other.wait_for(1, timeout=30)
+        assert [r.path for r in hung.requests] == ["/hung"]  # still held: no answer, no retry yet
+        assert [k["pid"] for k in request.json()["data"]["kills"]] == [4321]
+        hung.release()  # the held request now ends; its outcome is recorded, nothing is sent twice
+        assert wait_until(lambda: _statuses(tmp_path / "history.db") == {"hook": "sent", "other": "sent"},
+                          timeout=30), _statuses(tmp_path / "history.db")
+        assert daemon.stop() == 0
+    assert len(other.requests) == 1
+
+
+def _statuses(db: Path) -> dict[str, str]:
+    try:
+        with sqlite3.connect(db, timeout=30) as conn:
+            return dict(conn.execute("SELECT channel, status FROM notifications WHERE kind = 'oom.kill'"))
+    except sqlite3.Error:
+        return {}
