@@ -14,7 +14,7 @@ import re
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from watchdog_oom.model import KernelLine
@@ -209,6 +209,9 @@ PREFIXES = st.sampled_from(["", "[ 12.345678] ", "Jun  3 10:00:00 web-01 kernel:
        suffix=st.sampled_from(["", " ", "\r", "`", "  "]),
        noise=st.lists(st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=40), max_size=3),
        encoding=st.sampled_from(["plain", "json", "html", "qp"]), width=st.sampled_from([0, 61, 72, 80]))
+# Found by this test: a closing backtick once made the line look cut, and the next line's ')'
+# was joined to it and read as the end of the process name.
+@example(line=KILL_LINES[0], prefix="", suffix="`", noise=[")"], encoding="plain", width=0)
 def test_a_kill_line_in_any_wrapper_is_one_kill(line, prefix, suffix, noise, encoding, width) -> None:
     text = prefix + line + suffix
     if encoding == "json":

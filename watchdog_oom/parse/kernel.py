@@ -192,8 +192,9 @@ _HEADER_TAIL = re.compile(r"(?:order|oom_score_adj|oomkilladj|oom_adj)=-?\d+\s*$
 _SUMMARY_TAIL = re.compile(r",uid=\d+\s*$")
 _EARLYOOM_CUT = re.compile(r"(?:,|\b(?:badness|oom_score|oom_score_adj|VmRSS|cmdline)|\d)\s*$")
 MAX_JOINS = 4  # a kill line wrapped at 60 columns spans 3-4 lines
-# How a kernel kill line ends when nothing was cut from it.
-_COMPLETE_TAIL = re.compile(r"(?:\)|\.|kB|oom_score_adj:-?\d+)\s*$")
+# How a kernel kill line ends when nothing was cut from it (then perhaps the closing quote,
+# backtick, emphasis or bracket of whatever quoted it).
+_COMPLETE_TAIL = re.compile(r"""(?:\)|\.|kB|oom_score_adj:-?\d+)[`'"*\]]*\s*$""")
 # The start of a kill line's figures cut off onto the next line.
 _FIGURE_CONTINUES = re.compile(r",?\s*(?:total-vm|anon-rss|file-rss|shmem-rss|UID|pgtables|oom_score_adj)[:\s]|\d*kB\b")
 # A kill's words (issue 11 item 7): a line holding them that no recogniser reads is counted.
