@@ -106,6 +106,23 @@ def test_other_lines_give_nothing(line):
     assert parse_line(line, formats(["6.18_mark_victim.format", "6.18_oom_score_adj_update.format"])) is None
 
 
+def test_a_victim_named_like_a_line_prefix_is_still_read():
+    # Captured on 6.18: a process named "-1 [0] 1.1: a: " (any user may name theirs so)
+    # writing its oom_score_adj. Read with an unbounded task name, the body's comm was
+    # taken for the prefix and the event (for mark_victim: the kill) was dropped.
+    name = "-1 [0] 1.1: a: "
+    fmts = formats(["6.18_mark_victim.format", "6.18_oom_score_adj_update.format"])
+    adj = parse_line(f" {name}-5629    [001] .....  6418.848073: oom_score_adj_update: pid=5629 comm={name} "
+                     "oom_score_adj=500", fmts)
+    assert isinstance(adj, AdjWritten) and adj.pid == 5629 and adj.writer_tid == 5629
+    assert adj.process == name and adj.writer == name.strip() and adj.oom_score_adj == 500
+    kill = parse_line(f"         python3-812     [000] .....   812.117000: mark_victim: pid=900 comm={name} "
+                      "total-vm=47408kB anon-rss=37504kB file-rss:6688kB shmem-rss:0kB uid=1000 pgtables=136kB "
+                      "oom_score_adj=0", fmts)
+    assert isinstance(kill, VictimMarked) and kill.pid == 900 and kill.marker == "python3"
+    assert kill.figures["process"] == name and kill.figures["anon_rss_kb"] == 37504
+
+
 def mark(pid: int, counter: int | None, marker_tid: int | None = None) -> VictimMarked:
     return VictimMarked(pid=pid, mono_usec=pid, time=None, marker="m", marker_tid=marker_tid or pid,
                         oom_kill_count=counter)

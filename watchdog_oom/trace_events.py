@@ -56,8 +56,11 @@ _KILL_FIELDS = {
     "shmem_rss": "shmem_rss_kb", "uid": "uid", "pgtables": "pgtables_kb", "oom_score_adj": "oom_score_adj",
 }
 
+# The task's name is printed right-aligned in 16 columns ("%16s-%-7d", TASK_COMM_LEN 16, so
+# 15 characters at most): bounding it keeps a name in the body (a victim's comm, chosen by
+# its owner) from being taken for the line's own prefix.
 _LINE = re.compile(
-    r"^\s*(?P<task>.*)-(?P<tid>\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[(?P<cpu>\d+)\]\s+(?:[^\s\[\]]{4,5}\s+)?"
+    r"^\s*(?P<task>.{0,16})-(?P<tid>\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[(?P<cpu>\d+)\]\s+(?:[^\s\[\]]{4,5}\s+)?"
     r"(?P<secs>\d+)\.(?P<frac>\d+):\s(?P<event>\w+):\s(?P<body>.*)$",
     re.DOTALL,
 )
