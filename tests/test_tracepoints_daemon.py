@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -200,3 +201,19 @@ def test_a_real_kill_the_log_never_shows_is_recorded_and_called_unlogged(tmp_pat
     assert f"pid {child.pid}" in alert["summary"] and f"file:{quiet_log}" in alert["summary"]
     (kill,) = rows(db, "SELECT * FROM kills WHERE pid = ?", child.pid)
     assert kill["source"] == "tracepoint" and json.loads(kill["details"])["disagreed"] == "log"
+
+
+def test_a_daemon_that_fails_to_start_removes_its_trace_instance(tmp_path, tracefs):
+    # The tracepoints open before the metrics server binds: with the address taken, start()
+    # raised after the instance was made and enabled, and the instance stayed in the kernel.
+    instance = unique_instance()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        daemon = Daemon(tmp_path, config(tmp_path, "http://127.0.0.1:9/", tracefs, instance, "none", '["oom.kill"]',
+                                         f"metrics:\n  listen: 127.0.0.1:{port}\n"))
+        assert daemon.proc.wait(timeout=30) != 0
+        daemon.stop()
+    assert "tracing oom/mark_victim" in daemon.log_text(), daemon.log_text()
+    assert not Path(tracefs, "instances", instance).exists(), "the instance outlived the failed start"

@@ -143,7 +143,14 @@ class Daemon:
 
         signals = SignalPipe((signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
         try:
-            self.start()
+            try:
+                self.start()
+            except BaseException:
+                # A part that failed to start (the metrics address taken, say): stop the parts
+                # that did, so no trace instance is left enabled in the kernel after the error.
+                self.stop_event.set()
+                self.shutdown()
+                raise
             self.notify.send("READY=1\nSTATUS=watching memory and the kernel log")
             log.info("watchdog-oom running on %s (database %s)", self.cfg.host, mask_secret(self.cfg.database))
             # The main thread sleeps until a signal comes, and acts on it here, not in a handler.
