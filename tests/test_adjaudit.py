@@ -76,6 +76,19 @@ def test_the_old_value_comes_from_the_last_scan_or_write():
     assert memory.written(100, 2, when=15.0) is None  # bounded: the oldest are forgotten
 
 
+def test_a_write_handled_after_a_scan_that_already_read_it_is_not_called_unchanged(t0):
+    # The tracepoint thread handles a write late (behind a flood of others); the process
+    # scan meanwhile read the new value. Taken as the old one, the write to a critical
+    # process looked unchanged and raised no alert.
+    memory = AdjMemory()
+    memory.seen({7: 0}, scan_began=10.0)
+    memory.seen({7: 1000}, scan_began=20.0)  # read after the write at 15.0
+    old = memory.written(7, 1000, when=15.0)
+    assert old is None
+    adj = Adjustment(time=t0, pid=7, process="postgres", old_adj=old, new_adj=1000, writer=WRITER, critical=True)
+    assert severity(adj) == "critical"
+
+
 def record(store: Store, t0, n: int, **kw) -> None:
     with store.tx() as tx:
         for i in range(n):

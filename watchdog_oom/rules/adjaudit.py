@@ -154,4 +154,6 @@ class AdjMemory:
         self._values[pid] = (value, when)
         while len(self._values) > self.max_entries:
             self._values.pop(next(iter(self._values)))
-        return None if old is None else old[0]
+        # A value read by a scan that began after this write (the event handled late, behind
+        # others) may be the write's own result, not what it replaced: unknown, not "unchanged".
+        return None if old is None or old[1] > when else old[0]
