@@ -217,3 +217,34 @@ def test_a_daemon_that_fails_to_start_removes_its_trace_instance(tmp_path, trace
         daemon.stop()
     assert "tracing oom/mark_victim" in daemon.log_text(), daemon.log_text()
     assert not Path(tracefs, "instances", instance).exists(), "the instance outlived the failed start"
+
+
+def test_a_flood_of_writes_to_a_process_that_is_not_critical_is_not_all_kept(tmp_path, tracefs):
+    # Any user may write its own oom_score_adj as fast as it likes; each write kept was a
+    # transaction, so a flood grew the history without bound and held the tracepoint thread.
+    marker = f"critical-{uuid.uuid4().hex}"
+    target = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", marker])
+    try:
+        with HttpSink() as sink:
+            daemon = Daemon(tmp_path, config(tmp_path, sink.url, tracefs, unique_instance(), "none",
+                                             '["process.adj_changed"]', CRITICAL.format(marker=marker)))
+            try:
+                daemon.wait_message("READY=1")
+                flood = ("import os\nfd = os.open('/proc/self/oom_score_adj', os.O_WRONLY)\n"
+                         "for i in range(20000):\n    os.pwrite(fd, b'501' if i % 2 else b'500', 0)\n"
+                         f"open('/proc/{target.pid}/oom_score_adj', 'w').write('1000')\n")
+                flooder = subprocess.run([sys.executable, "-c", flood], check=True)
+                assert flooder.returncode == 0
+                # Events are handled in order: once the critical write is notified, the flood was read.
+                notes = wait_until(lambda: bodies(sink, "process.adj_changed"), timeout=60)
+            finally:
+                assert daemon.stop() == 0
+    finally:
+        target.kill()
+        target.wait()
+    assert notes, daemon.log_text()
+    kept = rows(tmp_path / "history.db", "SELECT COUNT(*) AS n FROM adjustments WHERE pid != ?", target.pid)[0]["n"]
+    assert 0 < kept < 2000, kept
+    assert "not kept in history" in daemon.log_text()
+    (row,) = rows(tmp_path / "history.db", "SELECT * FROM adjustments WHERE pid = ?", target.pid)
+    assert row["new_adj"] == 1000 and row["severity"] == "critical"

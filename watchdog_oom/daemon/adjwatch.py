@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from datetime import datetime, timedelta
 
 from watchdog_oom import processes, procfs
@@ -23,6 +24,15 @@ from watchdog_oom.trace_events import AdjWritten
 log = logging.getLogger("watchdog_oom")
 
 OWN_WRITES_KEPT = 65536
+# Writes to processes that are not critical go to history at this rate at most: a burst of
+# KEPT_BURST, refilled KEPT_RATE a second. Any user may write its own processes'
+# oom_score_adj as fast as it likes (200,000 writes in 1.6 s as uid 65534 on the test VM),
+# and each kept write is a transaction: unbounded, that grew the history without limit and
+# held the tracepoint thread (and a kill behind it) for minutes. Critical processes' writes
+# and this daemon's own are always kept; the others beyond the rate are counted and logged.
+KEPT_RATE = 20.0
+KEPT_BURST = 200
+SKIPPED_LOG_EVERY = 60.0  # seconds between log lines counting writes not kept
 
 
 class AdjWatch:
@@ -34,14 +44,19 @@ class AdjWatch:
         self.synced: datetime | None = None  # the ranking the memory last took values from
         self.own: dict[int, int] = {}  # pid -> the value this daemon wrote
         self.started: datetime | None = None
+        self.monotonic = time.monotonic  # a test seam
+        self._tokens = float(KEPT_BURST)
+        self._refilled: float | None = None
+        self.skipped = 0  # writes not kept since the last log line saying so
+        self._skip_logged: float | None = None
 
     def written(self, event: AdjWritten) -> None:
         """Record one write; alert when it touched a critical process."""
         s = self.shared
         cfg = s.cfg
         self._sync()
-        writer = self._writer(event)
-        by_watchdog = writer.pid == os.getpid()
+        # A thread of this process (processes.protect): /proc/self/task lists exactly those.
+        by_watchdog = os.path.exists(f"/proc/self/task/{event.writer_tid}")
         target = procfs.read_process(cfg.procfs, event.pid) or s.host.cache.lookup(event.pid, event.process)
         critical = False
         if target is not None:
@@ -50,6 +65,9 @@ class AdjWatch:
             critical = processes.mark_critical([target], rules, uid_max)[0].critical
         when = event.time or s.clock()
         old = self.memory.written(event.pid, event.oom_score_adj, when.timestamp())
+        if not critical and not by_watchdog and not self._keep():
+            return
+        writer = self._writer(event)
         protected_to = self._protected_to(event.pid, by_watchdog, event.oom_score_adj, when)
         adj = adjaudit.Adjustment(
             time=when, pid=event.pid, process=target.process if target else event.process, old_adj=old,
@@ -57,6 +75,23 @@ class AdjWatch:
             unit=target.unit if target else None, critical=critical, by_watchdog=by_watchdog,
             protected_to=protected_to, mono_usec=event.mono_usec)
         self._record(adj, adjaudit.alert(adj))
+
+    def _keep(self) -> bool:
+        """Whether the history takes one more write to a process that is not critical."""
+        now = self.monotonic()
+        if self._refilled is not None:
+            self._tokens = min(float(KEPT_BURST), self._tokens + (now - self._refilled) * KEPT_RATE)
+        self._refilled = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        self.skipped += 1
+        if self._skip_logged is None or now - self._skip_logged >= SKIPPED_LOG_EVERY:
+            log.warning("oom_score_adj audit: %d write(s) to processes that are not critical not kept in history "
+                        "(over %g a second); critical processes' writes are all kept", self.skipped, KEPT_RATE)
+            self.skipped = 0
+            self._skip_logged = now
+        return False
 
     def _record(self, adj: adjaudit.Adjustment, alert: Alert | None) -> None:
         s = self.shared
