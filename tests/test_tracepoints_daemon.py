@@ -248,3 +248,36 @@ def test_a_flood_of_writes_to_a_process_that_is_not_critical_is_not_all_kept(tmp
     assert "not kept in history" in daemon.log_text()
     (row,) = rows(tmp_path / "history.db", "SELECT * FROM adjustments WHERE pid = ?", target.pid)
     assert row["new_adj"] == 1000 and row["severity"] == "critical"
+
+
+@pytest.mark.realoom
+def test_a_cgroup_kill_recorded_from_the_tracepoint_alone_is_not_called_unlogged(tmp_path, tracefs,
+                                                                                  oom_cgroup):  # noqa: F811
+    # kernel_log.source none: the tracepoint records the kill without its cgroup, so the
+    # cgroup's oom_kill counter stayed above the kills recorded in it, and the cgroup check
+    # raised a critical oom.unlogged ("the kernel log showed fewer kills there") for a kill on record.
+    cg, kernel_path = oom_cgroup
+    extra = f"cgroups:\n  interval: 1s\n  include: ['{kernel_path}']\n"
+    db = tmp_path / "history.db"
+
+    def baseline() -> list | None:
+        found = rows(db, "SELECT cursor FROM cursors WHERE source = 'cgroups:oom_kill'") if db.exists() else []
+        state = json.loads(found[0]["cursor"]) if found else {}
+        return state.get("cgroups", {}).get(kernel_path)
+
+    with HttpSink() as sink:
+        daemon = Daemon(tmp_path, config(tmp_path, sink.url, tracefs, unique_instance(), "none", '["oom.kill"]', extra))
+        try:
+            daemon.wait_message("READY=1")
+            assert wait_until(baseline, timeout=20), daemon.log_text()
+            child = hog(cg, uuid.uuid4().hex, delay=0)
+            assert child.wait(timeout=60) == -9
+            assert wait_until(lambda: rows(db, "SELECT * FROM kills WHERE pid = ?", child.pid), timeout=10)
+            # A shortfall is settled on the check's second reading of it (state: counter and
+            # recorded at the baseline, reported, suspect), in the transaction that would alert.
+            settled = wait_until(lambda: (b := baseline()) is not None and b[2] >= 1 and b[3] == 0, timeout=20)
+        finally:
+            assert daemon.stop() == 0
+    assert settled, daemon.log_text()
+    assert not rows(db, "SELECT * FROM alerts WHERE kind = 'oom.unlogged' AND data LIKE ?", f'%{kernel_path}%'), \
+        daemon.log_text()
