@@ -12,6 +12,7 @@ it at stop), ``off`` never.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -245,7 +246,16 @@ class TracepointFollower:
                 self.pending.append((now + RETRY, kill))
 
     def _store(self, kill: OomKill) -> None:
-        """One transaction: join the log's record of this kill, or record it (and notify)."""
+        """One transaction: join the log's record of this kill, or record it (and notify).
+
+        Under the lock the kernel-log pipeline records under too (the database watch's): the
+        log's thread may be storing this very kill, and two look-ups that each find nothing
+        would insert it twice."""
+        watch = self.shared.database
+        with watch.lock if watch is not None else contextlib.nullcontext():
+            self._store_now(kill)
+
+    def _store_now(self, kill: OomKill) -> None:
         s = self.shared
         now = s.clock()
         evidence = kill.extra.get("tracepoint", {})
