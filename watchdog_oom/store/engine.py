@@ -1,0 +1,311 @@
+"""The connection to the history database: the engine, its connect hooks, the SQLite
+file's preparation, and `Database`, the base the store's parts share (the engine of one
+URL, the gate a repair closes while it swaps the file, the schema's revision)."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import threading
+from collections.abc import Callable, Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from watchdog_oom.store import StoreError
+from watchdog_oom.stored import from_row
+
+# The newest migration in migrations/versions; a test keeps it equal to Alembic's head.
+# 0005 (cgroup samples) landed after 0006 and revises it, and 0004 (quarantined kills)
+# landed after 0005 and revises it, so the chain stays one line.
+SCHEMA_HEAD = "0004"
+
+
+def _answers(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A store method whose database failures come out as StoreError, said in one line:
+    callers outside the store never see SQLAlchemy."""
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database: {db_error(exc)}") from exc
+    return wrapper
+
+
+def db_error(exc: BaseException) -> str:
+    """What the database said, on one bounded line: without the statement and its
+    parameters, which SQLAlchemy appends (thousands of them for a bulk statement)."""
+    said = getattr(exc, "orig", None) or exc
+    text_ = " ".join(str(said).split()) or type(said).__name__
+    return text_ if len(text_) <= 500 else text_[:499] + "…"
+
+
+def _sqlite_path(url: str) -> str | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database
+
+
+def _prepare_sqlite_file(path: str) -> None:
+    """Create the state directory and database file readable only by their owner.
+
+    The database holds command lines, which may name internal hosts and users.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    if not os.path.exists(path):
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+        return
+    if os.stat(path).st_mode & 0o077:
+        try:
+            os.chmod(path, 0o600)
+        except OSError:
+            pass  # not ours, or a read-only file system: reading it is still fine
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets the CLI read while the daemon writes; busy_timeout waits out a writer
+    # instead of failing with "database is locked"; SQLite leaves foreign keys off
+    # unless asked on every connection.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _on_postgresql_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Sessions in UTC: a date computed in SQL (history summary per day) is then the
+    # same on every host of the fleet, whatever the server's own TimeZone setting.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SET TIME ZONE 'UTC'")
+    cursor.close()
+    dbapi_connection.commit()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for any SQLAlchemy URL, with SQLite's file and pragmas set up."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"database: not a valid SQLAlchemy URL: {exc}") from None
+    path = _sqlite_path(url)
+    if path is not None:
+        try:
+            _prepare_sqlite_file(path)
+        except OSError as exc:
+            raise StoreError(f"database: cannot create or open {path}: {exc.strerror}") from None
+    try:
+        engine = create_engine(parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite")
+    except Exception as exc:  # a missing DBAPI driver, for instance
+        raise StoreError(f"database: cannot open {parsed.render_as_string(hide_password=True)}: {exc}") from None
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _on_sqlite_connect)
+    elif parsed.get_backend_name() == "postgresql":
+        event.listen(engine, "connect", _on_postgresql_connect)
+    return engine
+
+
+def migrations_dir() -> str:
+    """Where the Alembic migrations are: inside an installed package (setup.py ships the
+    top-level migrations/ there), else at the top of this source tree."""
+    shipped = resources.files("watchdog_oom") / "migrations"
+    if (shipped / "env.py").is_file():
+        return str(shipped)
+    return str(Path(__file__).resolve().parents[2] / "migrations")
+
+
+def alembic_config(engine_url: str | None = None) -> Any:
+    """An Alembic Config pointing at the migrations (see migrations_dir)."""
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", migrations_dir())
+    if engine_url:
+        cfg.set_main_option("sqlalchemy.url", engine_url.replace("%", "%%"))
+    return cfg
+
+
+class Database:
+    """The engine of one URL, shared by the store's parts; a repair swaps it whole."""
+
+    def __init__(self, url: str, host: str) -> None:
+        self.url = url
+        self.host = host
+        self.engine = make_engine(url)
+        self._factory = sessionmaker(self.engine, expire_on_commit=False)
+        # Every session passes this gate, which a repair closes while it swaps the database
+        # file under the daemon (restore_unlinked, reopen).
+        self._gate = _Gate()
+        # A glob's literal prefix as an index range: where text compares byte by byte.
+        self._ranged = self.engine.dialect.name == "sqlite"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _sessions(self) -> contextlib.AbstractContextManager[Session]:
+        """A session, once no repair is swapping the database (see `_Gate`)."""
+        return self._gate.session(lambda: self._factory())
+
+    def reopen(self, meanwhile: Callable[[], Any] | None = None) -> Any:
+        """Close every connection, run `meanwhile` (move the file aside, say), and open the
+        URL again (the file at the path may be new); returns what `meanwhile` returned."""
+        with self._gate.exclusive():
+            self.engine.dispose()
+            result = meanwhile() if meanwhile is not None else None
+            self.engine = make_engine(self.url)
+            self._factory = sessionmaker(self.engine, expire_on_commit=False)
+        return result
+
+    def restore_unlinked(self) -> bool:
+        """The SQLite file was deleted while open: put the open copy back at its path.
+
+        SQLite keeps writing to an unlinked file (its inode lives while a connection has
+        it open), so the daemon's pooled connection still sees everything. VACUUM INTO
+        (SQLite 3.27+) writes it whole to a new file beside the path; then every
+        connection closes (the last one folds the old WAL into the old inode and removes
+        it by name), and the copy takes the path. False when no connection had it open
+        any more or SQLite could not: the caller starts a new database instead.
+        """
+        path = _sqlite_path(self.url)
+        if path is None:
+            return False
+        with self._gate.exclusive():
+            return self._restore_unlinked(path)
+
+    def _restore_unlinked(self, path: str) -> bool:
+        staging = f"{path}.restoring-{os.getpid()}"
+        for leftover in (staging, staging + "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(leftover)
+        copied = False
+        try:
+            connection = self.engine.pool.connect()  # a pooled connection, never a new one
+            try:
+                if connection.dbapi_connection is not None and _still_open(connection.dbapi_connection):
+                    connection.dbapi_connection.execute("VACUUM INTO ?", (staging,))
+                    copied = True
+            finally:
+                connection.close()
+        except Exception:
+            copied = False
+        # No session is open (the gate is shut): closing every connection now lets the last
+        # one fold the old WAL into the unlinked inode and remove it by name, before a new
+        # file takes the name (a WAL left at PATH-wal would be replayed into the new file).
+        self.engine.dispose()
+        for suffix in ("-wal", "-shm"):
+            # SQLite leaves the WAL of a database file that was unlinked (it does not remove
+            # what may belong to a file of that name now). Its frames are in the copy; the
+            # new file must never meet them, or they would be replayed into it.
+            with contextlib.suppress(FileNotFoundError):
+                if copied:
+                    os.unlink(path + suffix)
+                else:
+                    os.rename(path + suffix, f"{path}.deleted-{os.getpid()}{suffix}")
+        if copied and not os.path.exists(path):
+            os.chmod(staging, 0o600)
+            os.rename(staging, path)
+        elif copied:
+            os.rename(staging, f"{staging}.kept")  # a new file took the path meanwhile: keep ours beside it
+            copied = False
+        self.engine = make_engine(self.url)
+        self._factory = sessionmaker(self.engine, expire_on_commit=False)
+        return copied
+
+    # -- schema -------------------------------------------------------------------------
+
+    def upgrade(self) -> str:
+        """Migrate the schema to the newest revision; returns that revision."""
+        from alembic import command
+
+        cfg = alembic_config()
+        try:
+            with self.engine.begin() as connection:
+                cfg.attributes["connection"] = connection
+                command.upgrade(cfg, "head")
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"database: migration failed: {exc}") from exc
+        return self.revision() or ""
+
+    def at_head(self) -> bool:
+        """Whether the schema is the newest, asked with one query and without loading
+        Alembic (a tenth of a second every command would pay)."""
+        try:
+            with self.engine.connect() as connection:
+                return connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == SCHEMA_HEAD
+        except SQLAlchemyError:
+            return False  # no version table yet: an empty database
+
+    def revision(self) -> str | None:
+        """The schema revision the database is at (None: not migrated)."""
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    def _values(self, query: Any, value: type[Any]) -> list[Any]:
+        """Rows of a Core select as values of `value` (a dataclass of watchdog_oom.stored)."""
+        with self.engine.connect() as conn:
+            return [from_row(value, row._mapping) for row in conn.execute(query)]
+
+
+
+class _Gate:
+    """Sessions pass freely, except while a repair holds it shut: then new sessions wait,
+    and the repair waits for the open ones to end (a swap never happens under a session)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._active = 0
+        self._shut = False
+
+    @contextlib.contextmanager
+    def session(self, factory: Callable[[], Session]) -> Iterator[Session]:
+        with self._changed:
+            self._changed.wait_for(lambda: not self._shut)
+            self._active += 1
+        try:
+            with factory() as session:
+                yield session
+        finally:
+            with self._changed:
+                self._active -= 1
+                self._changed.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self, timeout: float = 30.0) -> Iterator[None]:
+        with self._changed:
+            self._shut = True
+            self._changed.wait_for(lambda: self._active == 0, timeout)
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._shut = False
+                self._changed.notify_all()
+
+
+def _still_open(dbapi_connection: Any) -> bool:
+    """Whether a pooled SQLite connection has a database open with tables in it (a
+    connection opened after the file was deleted would see a new, empty one)."""
+    try:
+        return bool(dbapi_connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
+    except Exception:
+        return False
+
