@@ -3,8 +3,12 @@
 Pure: text in, values out; no clock, no I/O beyond the stream `iter_kills` is handed.
 
 * wrappers.py: what a log writer put around a kernel message, and taking it off;
-* kernel.py: the kernel's OOM report as a state machine over message bodies (OomParser);
+* kernel.py: the front (OomParser): lines in, each message to the reader that knows it;
+* rejoin.py: where a message starts in a line, and rejoining a kill line a wrap cut;
+* anchors.py: the kernel's and the killers' own words, and whether a message reads whole;
+* report.py: the kernel's OOM report as a state machine over message bodies, its task table;
 * userspace.py: one recogniser per user-space killer (systemd-oomd, earlyoom, nohang);
+* unread.py: the lines holding a kill's words that nothing read, counted and kept;
 * scan.py: the byte scanner that reads a large log fast (iter_kills) for `import`.
 
 The names below are what the rest of the package (daemon, CLI, sources) uses.

@@ -1,0 +1,128 @@
+"""Where a message of an OOM report (or of a killer) starts in a line, and whether it reads.
+
+The parser of pasted text finds the kernel's (and each killer's) own words wherever they
+stand in a line (ANCHOR); what precedes them is the line's wrapper. The predicates here
+say whether a message reads whole (a wrap may have cut it), and whether its sender can
+have written it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from watchdog_oom.parse.report import HEADER, KERNEL_RECOGNISERS, KILLED, TASK_IN, TASKS_IN
+from watchdog_oom.parse.userspace import USERSPACE_RECOGNISERS
+
+RECOGNISERS = KERNEL_RECOGNISERS + USERSPACE_RECOGNISERS
+
+# Where a message of an OOM report (or of a killer) begins, wherever it stands in a line.
+# Every alternative opens with a literal, so a search tries a handful of characters at each
+# offset: linear in the line. The header's invoker name stands before " invoked".
+_ANCHOR_WORDS = (
+    r"Out of [Mm]emory(?: \(oom_kill_allocating_task\))?: ",
+    r"Memory cgroup out of memory: ",
+    r"[Kk]ill(?:ed)? process \d",
+    r"oom-killer: gfp_mask=",
+    r"oom-kill:constraint=",
+    r"Tasks? in /",
+    r"Mem-[Ii]nfo:",
+    r"\[ *pid *\] +uid +tgid",
+    r"oom_reaper: ",
+    r"CPU: \d+ (?:UID: \d+ )?PID: \d+ Comm: ",
+    r"Pid: \d+, comm: ",
+    r"memory: usage \d",
+    r"Memory cgroup stats for ",
+    r"sending SIG(?:TERM|KILL) to process \d",
+    r"Killing process '",
+    r"killing process \d+ \"",
+    r"(?:Out of|[Ll]ow) [Mm]emory! ",
+    r"(?:Killed|Marked) (?:/|…|\.\.\.)",
+    r"Victim status",
+    r"Process with highest badness",
+    r"Send(?:ing)? SIG\w+ to the victim",
+    r"Implement(?:ing)? a corrective action",
+)
+ANCHOR = re.compile(r" invoked oom-killer: |[^\s:]+: systemd-oomd killed \d|[^\s:]+: Failed with result 'oom-kill'|"
+                     + "|".join(_ANCHOR_WORDS))
+# At the start of a message: the same, with a header's invoker (a task name: 15 bytes,
+# here up to 16 characters, blanks allowed) or a unit before PID 1's words.
+ANCHOR_START = re.compile(r".{1,16}? invoked oom-killer: |\S+: systemd-oomd killed \d"
+                           r"|\S+: Failed with result 'oom-kill'|"
+                           + "|".join(_ANCHOR_WORDS))
+# A line that names a victim and may have been cut after these words.
+KILL_START = re.compile(
+    r"(?:(?:Out of [Mm]emory(?: \(oom_kill_allocating_task\))?|Memory cgroup out of memory): )?"
+    r"[Kk]ill(?:ed)? process(?: \d|\s*$)"
+    r"|(?:earlyoom(?:\[\d+\])?: )?(?:sending SIG|Killing process '|killing process \d)"
+    r"|(?:systemd-oomd(?:\[\d+\])?: )?(?:Killed|Marked) (?:/|…|\.\.\.)"
+    r"|(?:nohang(?:-desktop)?(?:\[\d+\])?: )?\s*Send(?:ing)? SIG\w+ to(?: the)?\s*$"
+)
+# Other report lines a wrap may cut, held for their continuation when visibly incomplete.
+HOLDABLE = re.compile(r".{1,16}? invoked oom-killer:|oom-killer: gfp_mask=|oom-kill:constraint=|Tasks? in /")
+_HEADER_TAIL = re.compile(r"(?:order|oom_score_adj|oomkilladj|oom_adj)=-?\d+\s*$")
+_SUMMARY_TAIL = re.compile(r",uid=\d+\s*$")
+_EARLYOOM_CUT = re.compile(r"(?:,|\b(?:badness|oom_score|oom_score_adj|VmRSS|cmdline)|\d)\s*$")
+# How a kernel kill line ends when nothing was cut from it (then perhaps the closing quote,
+# backtick, emphasis or bracket of whatever quoted it).
+_COMPLETE_TAIL = re.compile(r"""(?:\)|\.|kB|oom_score_adj:-?\d+)[`'"*\]]*\s*$""")
+# A kill's words (issue 11 item 7): a line holding them that no recogniser reads is counted.
+KILL_WORDS = re.compile(
+    r"[Kk]ill(?:ed)? process \d|invoked oom-killer|sending SIG(?:TERM|KILL) to process|Killing process '"
+    r"|killing process \d+ \"|(?:Killed|Marked) (?:/|…|\.\.\.)\S*(?: for killing)? due to|systemd-oomd killed"
+    r"|Send(?:ing)? SIG\w+ to the victim"
+)
+
+
+# Every anchor holds one of these: a few substring tests spare most lines the search.
+_ANCHOR_HINTS = re.compile(r"emory|ill|oom|Task|Mem-|pid|PID|Pid|SIG|Marked|Victim|badness|corrective|victim")
+
+
+def may_anchor(text: str) -> bool:
+    """False when no anchor can stand in `text` (a task-table row, a memory-state line)."""
+    return _ANCHOR_HINTS.search(text) is not None
+
+
+def recognised(body: str) -> bool:
+    """True when a recogniser reads this message (or it is a report's header)."""
+    if HEADER.match(body):
+        return True
+    return any(r.pattern.match(body) for r in RECOGNISERS if any(n in body for n in r.needles))
+
+
+def incomplete(body: str) -> bool:
+    """True when a kill line (or a report line that tells which report a kill belongs to)
+    was visibly cut: no recogniser reads it, or it stops mid-way (a number without its
+    unit, a trailing comma)."""
+    if body.startswith(("oom-kill:", "Task")):
+        return not (_SUMMARY_TAIL.search(body) or TASK_IN.match(body) or TASKS_IN.match(body))
+    if "oom-killer:" in body:
+        return HEADER.match(body) is None or _HEADER_TAIL.search(body) is None
+    if KILLED.match(body):
+        return _COMPLETE_TAIL.search(body) is None
+    if 'cmdline "' in body and not body.rstrip().endswith('"'):
+        return True  # earlyoom's command line, its last field, was cut
+    if body.startswith(("sending SIG", "earlyoom")) and _EARLYOOM_CUT.search(body):
+        return True  # earlyoom's figures stop at a name or a comma
+    return not recognised(body)
+
+
+def reading(body: str) -> int:
+    """How well a joined line reads: 2 whole, 1 as a kill line still cut, 0 not at all."""
+    if not incomplete(body):
+        return 2
+    return 1 if KILLED.match(body) or recognised(body) else 0
+
+
+def refusal(body: str, sender: str | None) -> str | None:
+    """Why a kill line cannot be believed from this sender (None: it can): the kernel's
+    words only from the kernel, a killer's only from its own tag (logger -t forges nothing
+    that a journal field or syslog tag does not show)."""
+    if sender is None:
+        return None
+    tag = sender.lower()
+    for recogniser in RECOGNISERS:
+        if any(n in body for n in recogniser.needles) and recogniser.pattern.match(body):
+            if tag in recogniser.senders:
+                return None
+            return f"{recogniser.killer} words from {sender!r}, not from {'/'.join(recogniser.senders)}"
+    return None

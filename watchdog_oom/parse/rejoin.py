@@ -1,0 +1,273 @@
+"""Finding a message in a line of pasted text, and rejoining a kill line a wrap cut.
+
+Locator finds where a message starts in a line: at the kernel's (or a killer's) own words,
+wherever they stand; what precedes them is the line's wrapper, learned for the report's
+lines that carry no such words (task-table rows, memory state). Rejoiner holds a kill
+line that may continue on the next line (a mail client or a terminal wrapped it, a pager
+cut it) and joins the continuation before the message is read.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from watchdog_oom.model import OomKill
+from watchdog_oom.parse.anchors import ANCHOR, ANCHOR_START, HOLDABLE, KILL_START, incomplete, may_anchor, reading
+from watchdog_oom.parse.wrappers import JOIN_CHARS, Stamp, prefix_sender, prefix_time, shape
+
+Where = tuple[int | None, int | None]  # a line's number or its byte offset in the input
+# How a message is read once located: (body, stamp, sender, where) -> the kills it completes.
+Take = Callable[[str, Stamp, str | None, Where], list[OomKill]]
+
+MAX_JOINS = 4  # a kill line wrapped at 60 columns spans 3-4 lines
+# The start of a kill line's figures cut off onto the next line.
+_FIGURE_CONTINUES = re.compile(r",?\s*(?:total-vm|anon-rss|file-rss|shmem-rss|UID|pgtables|oom_score_adj)[:\s]|\d*kB\b")
+# Outer wrappers that the continuation of a wrapped line carries as well: cat -n / nl line
+# numbers, grep -n / -Hn "file:N:", markdown bullets and quotes.
+# A numbered one is only taken off a continuation that carries the next number.
+_OUTERS = (re.compile(r"(?P<n>\d+)(?:\t|  )\s*"), re.compile(r"[^\s:]+:(?P<n>\d+)[:-]"),
+           re.compile(r"(?P<n>\d+)[:-](?!\d)"), re.compile(r"[-*+>]\s+"))
+_SECOND_KILL = re.compile(
+    r"(?:(?:Out of [Mm]emory|Memory cgroup out of memory): )?(?:Killed|[Kk]ill) process \d")
+# A syslog header (BSD date, host, kernel tag) that another record run into this one opened with.
+_EMBEDDED_HEADER = re.compile(r"\s+[^\W\d_]{3} +\d{1,2} \d\d:\d\d:\d\d \S+ kernel: ")
+
+
+@dataclass(frozen=True)
+class _Held:
+    """A kill line waiting for the next line, which may be its continuation."""
+
+    text: str
+    stamp: Stamp
+    sender: str | None
+    width: int  # the physical line's length: a terminal cuts every long line at one width
+    where: Where = (None, None)  # its line number or byte offset
+    joins: int = 0  # continuations joined so far (a wrapped kill line spans a few lines)
+    outer: re.Pattern | None = None  # an outer wrapper (cat -n, grep -n, a bullet) continuations carry too
+    number: int = 0  # the line number in that outer wrapper
+
+
+def _outer(prefix: str) -> re.Pattern | None:
+    """The outer wrapper a located message's prefix opens with, if one of _OUTERS."""
+    return next((pattern for pattern in _OUTERS if pattern.match(prefix)), None)
+
+
+def _outer_end(held: _Held, piece: str) -> int:
+    """Where the held line's outer wrapper ends on its continuation (0: it is not there)."""
+    if held.outer is None:
+        return 0
+    match = held.outer.match(piece)
+    if match is None:
+        return 0
+    number = match.groupdict().get("n")
+    if number is not None and int(number) != held.number + held.joins + 1:
+        return 0
+    return match.end()
+
+
+def _run_together(body: str) -> tuple[int, int] | None:
+    """Where a kill message that reads whole ends, and the next message on its line starts
+    (a second kill message, or any message after a syslog header): None when not so."""
+    if len(body) > JOIN_CHARS or not KILL_START.match(body):
+        return None
+    own = _SECOND_KILL.match(body)
+    after = own.end() if own else 1
+    second = _SECOND_KILL.search(body, after)
+    header = _EMBEDDED_HEADER.search(body, after)
+    if header is not None and (second is None or header.start() < second.start()):
+        end, resume = header.start(), header.end()
+    elif second is not None:
+        end = resume = second.start()
+    else:
+        return None
+    first = body[:end].rstrip()
+    return (end, resume) if first and not incomplete(first) else None
+
+
+class Locator:
+    """Finds the message in a piece of a line, learning the wrapper of a report's lines."""
+
+    def __init__(self, *, lenient: bool) -> None:
+        # lenient: text pasted from anywhere (import): find the kernel's words wherever they
+        # start in a line. Strict (the live sources): a message is read where its source put it.
+        self.lenient = lenient
+        self.prefix = ""  # what stood before the last message located
+        self._shape: re.Pattern | None = None  # the wrapper learned from the last anchor line
+
+    def locate(self, piece: str, sender: str | None, fresh: bool) -> tuple[str, str | None]:
+        """The message in a piece of a line, and who sent it. Lenient: a message starts at the
+        kernel's (or a killer's) own words wherever they stand; what precedes them is the
+        line's wrapper, learned for the report's lines that carry no such words."""
+        text = piece.lstrip()  # blanks at its end tell a wrap's gap (see Rejoiner._gap)
+        self.prefix = ""
+        if not self.lenient or not text:
+            return text, sender
+        words = may_anchor(text)
+        if words and ANCHOR_START.match(text):
+            return text, sender
+        end = self.shape_end(text)
+        if end > 0 and words and ANCHOR_START.match(text, end):
+            self.prefix = text[:end]
+            return text[end:], sender or prefix_sender(text[:end], headed=fresh)
+        anchor = ANCHOR.search(text) if words else None  # most report lines (task rows) hold no anchor
+        if anchor is None:
+            return text[end:], sender
+        start = anchor.start()
+        if text.startswith(" invoked", start):  # the invoker's name is the word before
+            start = text.rfind(" ", 0, start) + 1
+        prefix = self.prefix = text[:start]
+        self._shape = shape(prefix)
+        return text[start:], sender or prefix_sender(prefix, headed=fresh)
+
+    def shape_end(self, text: str) -> int:
+        """Where the wrapper learned from the report's anchor lines ends in `text` (0: none)."""
+        if self._shape is None:
+            return 0
+        match = self._shape.match(text, 0, 256)
+        return match.end() if match is not None else 0
+
+
+class Rejoiner:
+    """Hands each message to `take`, first joining a kill line with its continuation.
+
+    A kill line that may continue (cut in a name or its figures, or a pasted line wrapped
+    after them) is held until the next piece shows whether it is the rest of it.
+    """
+
+    def __init__(self, take: Take, *, lenient: bool, year: int | None) -> None:
+        self._take = take
+        self._lenient = lenient
+        self._year = year
+        self.locator = Locator(lenient=lenient)
+        self.where: Where = (None, None)  # where the line being read was
+        self._held: _Held | None = None  # a kill line that the next line may continue
+        self._widths: dict[int, int] = {}  # how often each long physical width was seen
+        self._held_where: Where = (None, None)
+        self._held_outer: tuple[re.Pattern | None, int] = (None, 0)
+
+    @property
+    def holding(self) -> bool:
+        """True while a kill line waits for its possible continuation."""
+        return self._held is not None
+
+    def saw_width(self, width: int) -> None:
+        """Count a physical line's length (a terminal cuts every long line at one width)."""
+        if width >= 40:
+            self._widths[width] = self._widths.get(width, 0) + 1
+
+    def piece(self, piece: str, stamp: Stamp, sender: str | None, *, fresh: bool,
+              separator: str | None, width: int, spaced: bool = False) -> list[OomKill]:
+        """One message as cut from a line: it continues a held kill line, or is located."""
+        kills: list[OomKill] = []
+        held = self._held
+        if held is not None:
+            self._held = None
+            if separator is None:
+                piece = piece[_outer_end(held, piece):]
+            if self._continues(held, piece, fresh, separator):
+                return self._join(held, piece, separator, spaced)
+            kills = self._take_held(held)
+        body, sender = self.locator.locate(piece, sender, fresh)
+        prefix = self.locator.prefix
+        if prefix and stamp.mono_usec is None:
+            wall, mono = prefix_time(prefix, self._year)  # "  1 [57539.949044] " (nl), "kern.log:3:Jun …"
+            if mono is not None or (wall is not None and stamp.time is None):
+                stamp = stamp.with_times(stamp.time or wall, mono)
+        return kills + self.hold_or_take(body, stamp, sender, width)
+
+    def _join(self, held: _Held, piece: str, separator: str | None, spaced: bool) -> list[OomKill]:
+        """The held line with its continuation, held again or taken."""
+        if separator is not None:
+            joined = held.text + separator + piece
+        else:
+            gap = " " if spaced else self._gap(held, piece)
+            joined = held.text + gap + piece.lstrip()
+            if incomplete(joined.strip()):  # the other reading, where it reads better
+                other = held.text + (" " if gap == "" else "") + piece.lstrip()
+                if reading(other.strip()) > reading(joined.strip()):
+                    joined = other
+        self._held_where, self._held_outer = held.where, (held.outer, held.number)
+        return self.hold_or_take(joined[:JOIN_CHARS], held.stamp, held.sender, held.width, joins=held.joins + 1)
+
+    def hold_or_take(self, body: str, stamp: Stamp, sender: str | None, width: int,
+                     joins: int = 0) -> list[OomKill]:
+        """Hold a kill line the next line may continue (cut in a name or its figures, or a
+        pasted line wrapped after them); take anything else now."""
+        split = _run_together(body) if self._lenient else None
+        if split is not None:  # messages run together on one line (a web page lost the line breaks)
+            first = self._take_held(_Held(body[:split[0]].rstrip(), stamp, sender, width,
+                                          self._held_where if joins else self.where))
+            return first + self.hold_or_take(body[split[1]:], stamp, sender, width)
+        holds = self._holds(body, sender, joins)
+        if not holds and not joins:
+            return self._take(body, stamp, sender, self.where)  # the common case: a line read at once
+        if joins:
+            outer, number = self._held_outer
+        else:
+            prefix = self.locator.prefix
+            outer = _outer(prefix)
+            found = outer.match(prefix) if outer is not None else None
+            number = int(found["n"]) if found is not None and found.groupdict().get("n") else 0
+        held = _Held(body.rstrip("\r\n"), stamp, sender, width, self._held_where if joins else self.where, joins,
+                     outer, number)
+        if holds:
+            self._held = held
+            return []
+        return self._take_held(held)
+
+    def _holds(self, body: str, sender: str | None, joins: int) -> bool:
+        """Whether `body` is a line the next line may continue."""
+        holds = False
+        if len(body) < JOIN_CHARS and joins < MAX_JOINS:  # substring tests first: most lines hold none
+            if "ill" in body or "SIG" in body or "Send" in body:
+                holds = KILL_START.match(body) is not None and (self._lenient or incomplete(body))
+            if not holds and ("oom-kill" in body or "Task" in body):
+                holds = HOLDABLE.match(body) is not None and incomplete(body)
+            if not holds and sender == "systemd-oomd":
+                holds = body.rstrip() in ("Killed", "Marked")
+        return holds
+
+    def release(self) -> list[OomKill]:
+        """Take the held line, if any, as read so far."""
+        held, self._held = self._held, None
+        return self._take_held(held) if held else []
+
+    def _take_held(self, held: _Held) -> list[OomKill]:
+        """Take a held line as read so far, counted (if unread) where it began."""
+        return self._take(held.text, held.stamp, held.sender, held.where)
+
+    def _continues(self, held: _Held, piece: str, fresh: bool, separator: str | None) -> bool:
+        """Whether `piece` is the rest of the held kill line rather than a message of its own."""
+        stripped = piece.strip()
+        if fresh or not stripped or ANCHOR_START.match(stripped):
+            return False
+        if separator is None and self.locator.shape_end(piece.lstrip()) > 0:
+            return False
+        if _FIGURE_CONTINUES.match(stripped):
+            return True
+        return incomplete(held.text.strip())
+
+    def _gap(self, held: _Held, piece: str) -> str:
+        """What a wrap took out between a line and its continuation: nothing when a
+        terminal cut the line at its width (or mid-number), a blank when a mail client
+        broke it at a blank."""
+        text = held.text
+        if text.endswith((" ", "\t")) or piece.startswith((" ", "\t")):
+            return ""
+        if text.endswith(","):
+            return " "
+        if self._terminal_width(held.width):
+            return ""
+        if text[-1].isdigit() and (piece[:1].isdigit() or piece.startswith("kB")):
+            return ""
+        return " "
+
+    def _terminal_width(self, width: int) -> bool:
+        """True when `width` is the one at which a terminal cut the long lines: the most
+        common physical width, shared by at least a fifth of the long lines."""
+        count = self._widths.get(width, 0)
+        if width < 40 or count < 3 or count * 5 < sum(self._widths.values()):
+            return False
+        return count == max(self._widths.values())

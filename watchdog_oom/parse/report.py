@@ -1,0 +1,499 @@
+"""The kernel's OOM report, read as a state machine over message bodies.
+
+A report (mm/oom_kill.c dump_header(), mm/memcontrol.c) is: the `invoked oom-killer:`
+header, the invoker's stack, the memory state (`Mem-Info:` or the memcg usage lines), the
+task table, the `oom-kill:constraint=` summary (4.19+), then the victim: `Kill process …
+or sacrifice child` (selection, up to 5.0) and `Killed process …`. ReportReader joins the
+messages of one report into kills and hands a kill on as soon as its `Killed process`
+line arrives; TaskTable reads dump_tasks()'s rows by its header's column names.
+
+Kernel formats follow mm/oom_kill.c and mm/memcontrol.c from 2.4 to 6.x; the comment at
+each pattern names the versions that print it. Where the text is ambiguous the labelling
+rules of tests/data/oom_logs/README.md (the shared fixture rules) decide.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+
+from watchdog_oom.model import OomKill, TaskRow
+from watchdog_oom.parse.userspace import Recogniser
+from watchdog_oom.parse.values import as_int, as_pid, as_uid
+from watchdog_oom.parse.wrappers import Stamp
+
+# Bounds that keep a huge report (a 50 000-row task table) from costing memory.
+TASK_TABLE_ROWS = 10
+MEMORY_INFO_LINES = 64
+MEMORY_INFO_LINE_CHARS = 300
+# A report whose kill has not come after this many lines (task-table rows not counted)
+# is abandoned: the kernel panicked, the log was cut, or the kill went unlogged.
+REPORT_LINES = 20_000
+PAGE_KB = 4  # the task table counts pages; every architecture the fixtures show uses 4 kB
+
+# Header, printed first by dump_header(). Invoker name up to 15 chars, may hold ':' or ' '.
+#   2.6.9-2.6.1x: "oom-killer: gfp_mask=0xd0, order=0" (no name)
+#   2.6.2x-2.6.35: "X invoked oom-killer: gfp_mask=0x201d2, order=0, oomkilladj=0"
+#   2.6.36-3.x:    "…, order=0, oom_adj=0, oom_score_adj=0"
+#   4.x:           "gfp_mask=0x14200ca(GFP_HIGHUSER_MOVABLE), nodemask=(null), order=0, oom_score_adj=0"
+#   5.x-6.x:       "gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0"
+HEADER = re.compile(
+    r"(?:(.*?) invoked )?oom-killer: gfp_mask=(0x[0-9a-fA-F]+(?:\([^)]*\))?)"
+    r",(?: nodemask=[^,]*,)? order=(-?\d+)"
+)
+# The invoker's pid, from dump_stack(): "CPU: 1 PID: 4282 Comm: node Not tainted …"
+# (6.x: "CPU: 1 UID: 104 PID: …"); 2.6.x: "Pid: 23212, comm: php-fpm Not tainted …".
+_CPU = re.compile(
+    r"(?:CPU: \d+ (?:UID: \d+ )?PID: (\d+) Comm: |Pid: (\d+), comm: )(.*?)"
+    r" (?:Not tainted|Tainted:|Kdump:)"
+)
+# Memory-cgroup report, mem_cgroup_print_oom_info() 3.x-4.18 (4.19+ moved it to oom-kill:).
+TASK_IN = re.compile(r"Task in (.+) killed as a result of limit of (.+)")
+# mem_cgroup_print_oom_group() 4.19+, printed after the victim's kill line.
+TASKS_IN = re.compile(r"Tasks in (.+) are going to be killed due to memory\.oom\.group set")
+# dump_oom_summary() 4.19+; cpuset and memcg parts exist only with those configs.
+_OOM_KILL = re.compile(r"oom-kill:constraint=(\w+)")
+_OOM_KILL_MEMCG = re.compile(r",oom_memcg=(.*?),task_memcg=")
+_OOM_KILL_TASK_MEMCG = re.compile(r",task_memcg=(.*?),task=")
+_OOM_KILL_TASK = re.compile(r",task=(.*),pid=(\d+),uid=(\d+)$")
+# The reason before the victim: "Out of memory", "Memory cgroup out of memory",
+# "Out of memory (oom_kill_allocating_task)"; 2.4-2.6.1x "Out of Memory".
+_REASON = r"(?:(Out of [Mm]emory(?: \(oom_kill_allocating_task\))?|Memory cgroup out of memory): )?"
+# The selection, 2.6.1x-5.0 (removed with the child heuristic in 5.1):
+#   "Out of Memory: Kill process 1234 (x) score 5 and children." (2.6.1x)
+#   "Out of memory: kill process 1234 (x) score 5 or a child"   (2.6.2x-2.6.3x)
+#   "Memory cgroup out of memory: Kill process 1234 (x) score 5 or sacrifice child" (3.x-5.0)
+SELECTION = re.compile(
+    _REASON + r"[Kk]ill process (\d+) \((.*)\) score (-?\d+)"
+    r" (?:or sacrifice child|or a child|and children\.?)$",
+    re.DOTALL,  # a name may hold a newline (journal JSON, rsyslog #012)
+)
+# The victim, __oom_kill_process() / oom_kill_task():
+#   2.4-2.6.1x  "Out of Memory: Killed process 1234 (x)."
+#   2.6.2x      "Killed process 1234 (x)"
+#   RHEL6       "Killed process 1234, UID 27, (x) total-vm:…kB, anon-rss:…kB, file-rss:…kB"
+#   2.6.36-4.x  "Killed process 1234 (x) total-vm:…kB, anon-rss:…kB, file-rss:…kB[, shmem-rss:…kB]"
+#   5.1+        "Out of memory: Killed process 1234 (x) total-vm:…, UID:0 pgtables:…kB oom_score_adj:0"
+#   RHEL7.7+    "Killed process 1234 (x), UID 0, total-vm:…kB, anon-rss:…kB, file-rss:…kB, shmem-rss:…kB"
+# The name is the text between the first "(" and the last ")" before the figures; a figure
+# list a person trimmed in a paste may start at any of the kB figures.
+KILLED = re.compile(
+    _REASON + r"Killed process (\d+)(?:, UID (\d+),)? \((.*)\)(?:, UID (\d+),)?"
+    r"(\.|\s+(?:total-vm|vsz|anon-rss|file-rss):.*)?$",
+    re.DOTALL,  # a name may hold a newline (journal JSON, rsyslog #012)
+)
+# The lookbehind starts a name only where one begins: a long run of letters is tried once.
+# A figure with digit-group commas ("26,184,840kB", a person's rewrite) is no kernel's: null.
+_FIGURE = re.compile(r"(?<![A-Za-z_-])([A-Za-z_-]+):(-?\d+)(?!\d|,\d)")
+_FIGURE_FIELDS = {
+    "total-vm": "total_vm_kb",
+    "anon-rss": "anon_rss_kb",
+    "file-rss": "file_rss_kb",
+    "shmem-rss": "shmem_rss_kb",
+    "pgtables": "pgtables_kb",
+    "oom_score_adj": "oom_score_adj",
+    "UID": "uid",
+}
+# dump_tasks() header; its columns changed many times (cpu/oom_adj 2.6, nr_ptes 3.x,
+# pgtables_bytes 4.15, rss_anon/rss_file/rss_shmem 6.x), so rows are read by its names.
+_TABLE_HEADER = re.compile(r"\[\s*pid\s*\]\s+(uid\s+tgid\s+total_vm\s+rss\b.*\bname)\s*$")
+# Memory state printed with the report: show_mem() "Mem-Info:" ("Mem-info:" before 2.6.2x) or
+# mem_cgroup_print_oom_meminfo() "memory: usage …" (memcg).
+_MEMORY_START = ("Mem-Info:", "Mem-info:", "memory: usage", "Memory cgroup stats for ")
+# 2.6.x-3.x show_mem() per-CPU pageset lines ("CPU    7: hi:  186, btch:  31 usd:   7"):
+# one per CPU and zone, too many to keep and of no use after the fact.
+_PER_CPU = re.compile(r"CPU\s+\d+: hi:")
+
+
+# ------------------------------------------------------------- recognisers
+
+KERNEL_RECOGNISERS = (
+    Recogniser(
+        "kernel: Killed process (2.4-6.x, RHEL 6/7 UID forms)", "kernel", KILLED, ("Killed process ",),
+        ((("Out of memory: Killed process 60540 (redis-server) total-vm:17652600kB, anon-rss:14230956kB, "
+          "file-rss:128kB, shmem-rss:0kB, UID:999 pgtables:31340kB oom_score_adj:0"),
+          "Linux 6.8 (AWS), tests/data/oom_logs/06_aws-6.8_dmesg-T_docker-redis-global-oom.log"),
+         ("Killed process 40738, UID 27, (mysqld) total-vm:6424316kB, anon-rss:13128kB, file-rss:4kB",
+          "RHEL 6 2.6.32, tests/data/oom_logs/12_rhel6-2.6.32_messages_full-event-oom_adj.log"),
+         ("Killed process 3897 (stress) total-vm:1579488kB, anon-rss:1048132kB, file-rss:12kB",
+          "Linux 4.x memcg, tests/data/oom_logs/41_docker-stress_dmesg-no-timestamps_task-in-limit-of.log")),
+        ("kernel",)),
+    Recogniser(
+        "kernel: Kill process … score … or sacrifice child (2.6.1x-5.0)", "kernel", SELECTION, ("ill process ",),
+        (("Out of memory: Kill process 45465 (tail) score 902 or sacrifice child",
+          "RHEL 7.8 3.10, tests/data/real_reports/azure-docs_rhel78_messages_rhel7-uid-selection-same-pid.log"),
+         ("Memory cgroup out of memory: Kill process 443160 (stress-ng-vm) score 1272 or sacrifice child",
+          "Linux 3.10 memcg (k8s), tests/data/real_reports/blog_k8s-3.10_dmesg_memcg-rhel7-uid-elided-table.log")),
+        ("kernel",)),
+)
+
+
+# ------------------------------------------------------------------ the task table
+
+
+class TaskTable:
+    """dump_tasks()'s rows, read by the column names of the header above them; only the
+    TASK_TABLE_ROWS biggest by rss are kept (a table may hold 50 000 rows)."""
+
+    def __init__(self) -> None:
+        self.columns: list[str] | None = None  # while rows are being read: the numeric columns
+        self._row: re.Pattern | None = None
+        self._rss_group = 0
+        self._biggest: list[tuple[int, int, TaskRow]] = []  # min-heap by (rss, -pid)
+
+    @property
+    def reading(self) -> bool:
+        """True between a table's header and the first line that is not one of its rows."""
+        return self.columns is not None
+
+    def start(self, columns: str) -> None:
+        """A table header ("[  pid  ]   uid  tgid total_vm      rss … name"): rows follow."""
+        self.columns = columns.split()[:-1]  # the numeric columns; the name follows
+        self._row = _row_pattern(self.columns)
+        self._rss_group = self.columns.index("rss") + 2  # after the "[pid]" group
+
+    def stop(self) -> None:
+        """The table has ended (the rows read so far are kept)."""
+        self.columns = None
+
+    def take(self, text: str) -> bool:
+        """Take a row of the table; False (and the table ends) if `text` is not one."""
+        row = self._row.fullmatch(text) if self._row is not None and self.columns is not None else None
+        if row is None:
+            self.columns = None
+            return False
+        self._add(row)
+        return True
+
+    def _add(self, row: re.Match) -> None:
+        """Keep a row if it is among the biggest by rss; only those become TaskRows."""
+        columns = self.columns or []
+        key = (int(row.group(self._rss_group)), -int(row.group(1)))
+        if len(self._biggest) < TASK_TABLE_ROWS:
+            heapq.heappush(self._biggest, (*key, _task_row(columns, row)))
+        elif key > self._biggest[0][:2]:
+            heapq.heapreplace(self._biggest, (*key, _task_row(columns, row)))
+
+    def rows(self) -> tuple[TaskRow, ...]:
+        """The rows kept, biggest rss first."""
+        return tuple(row for _, _, row in sorted(self._biggest, reverse=True))
+
+
+def _row_pattern(columns: list[str]) -> re.Pattern:
+    """A pattern for the rows under a task-table header: numbers, then the name."""
+    return re.compile(r"\[\s*(\d{1,7})\]" + r"\s+(-?\d{1,19})" * len(columns) + r"\s+(.*)")
+
+
+def _task_row(columns: list[str], row: re.Match) -> TaskRow:
+    """One dump_tasks() row (a match of _row_pattern) read by the header's column names."""
+    cells = dict(zip(columns, map(int, row.groups()[1:-1]), strict=True))
+    pgtables = cells.get("pgtables_bytes")
+    if pgtables is not None:
+        pgtables //= 1024
+    elif "nr_ptes" in cells:
+        pgtables = cells["nr_ptes"] * PAGE_KB
+    return TaskRow(
+        pid=as_pid(row.group(1)) or 0,
+        uid=cells.get("uid"),
+        tgid=cells.get("tgid"),
+        total_vm_kb=cells["total_vm"] * PAGE_KB,
+        rss_kb=cells["rss"] * PAGE_KB,
+        pgtables_kb=pgtables,
+        swapents=cells.get("swapents"),
+        oom_score_adj=cells.get("oom_score_adj"),
+        name=row.group(len(columns) + 2),
+    )
+
+
+# ------------------------------------------------------------------ one report
+
+
+class _Report:
+    """What one kernel OOM report said so far, until its victims are handed on."""
+
+    def __init__(self) -> None:
+        self.invoker: str | None = None
+        self.invoker_pid: int | None = None
+        self.awaiting_pid = False
+        self.gfp_mask: str | None = None
+        self.order: int | None = None
+        self.constraint: str | None = None
+        self.memcg: str | None = None
+        self.limit_task_memcg: str | None = None
+        self.group_memcg: str | None = None
+        self.cgroup_oom = False
+        self.summary: dict | None = None  # the oom-kill: line's task, pid, uid, task_memcg
+        self.selection: dict | None = None  # "Kill process … score … or sacrifice child"
+        self.memory_info: list[str] = []
+        self.in_memory_info = False
+        self.table = TaskTable()
+        self.killed: set[int | None] = set()
+        self.lines = 0
+
+    @property
+    def collecting(self) -> bool:
+        """Still assembling (no victim yet), so every line matters."""
+        return not self.killed
+
+    def add_memory_line(self, text: str) -> None:
+        """Keep a line of the memory state, bounded in count and length."""
+        if len(self.memory_info) < MEMORY_INFO_LINES:
+            self.memory_info.append(text[:MEMORY_INFO_LINE_CHARS])
+
+
+class ReportReader:
+    """Reads the kernel's messages of OOM reports, one at a time, into kills.
+
+    Lines of one report accumulate in an open _Report; its `Killed process` line hands
+    the kill on. A `Kill process … or sacrifice child` selection that no `Killed process`
+    line follows becomes a kill when the next report opens or on flush_selection().
+    """
+
+    def __init__(self) -> None:
+        self._report: _Report | None = None
+        self._last_kill: tuple | None = None
+
+    @property
+    def collecting(self) -> bool:
+        """True while a report is open and has no victim yet."""
+        return self._report is not None and self._report.collecting
+
+    @property
+    def selecting(self) -> bool:
+        """True when a selection still awaits its victim's `Killed process` line."""
+        return self._report is not None and self._report.selection is not None
+
+    def task_row(self, text: str) -> bool:
+        """Take `text` as a row of the open report's task table, if it is one."""
+        report = self._report
+        return report is not None and report.table.reading and report.table.take(text)
+
+    def overlong(self) -> bool:
+        """Count one more line of the open report; True when it ran past REPORT_LINES,
+        and then it is abandoned (see abandon())."""
+        report = self._report
+        if report is None:
+            return False
+        report.lines += 1
+        return report.lines > REPORT_LINES
+
+    def abandon(self) -> list[OomKill]:
+        """Give up the open report: its selection, if any, stands as a kill."""
+        kills = self.flush_selection()
+        self._report = None
+        return kills
+
+    def kill_line(self, text: str, stamp: Stamp) -> list[OomKill] | None:
+        """A kernel line naming a victim; None when "Kill" meant something else."""
+        killed = KILLED.match(text)
+        if killed:
+            return self._killed(killed, text, stamp)
+        selection = SELECTION.match(text)
+        if selection:
+            return self._selection(selection, text, stamp)
+        return None
+
+    def structure(self, text: str) -> list[OomKill]:
+        """Any other message: one that opens or shapes a report, or a line inside one."""
+        if "oom-killer" in text:
+            header = HEADER.match(text)
+            if header:
+                return self._header(header)
+        if text.startswith("oom-kill:"):
+            return self._summary(text)
+        if text.startswith("Task"):
+            opened = self._task_in(text)
+            if opened is not None:
+                return opened
+        if "uid  tgid" in text:
+            header = _TABLE_HEADER.match(text)
+            if header:
+                return self._table_header(header.group(1))
+        report = self._report
+        if report is not None and report.collecting:
+            self._report_line(report, text)
+        return []
+
+    def flush_selection(self) -> list[OomKill]:
+        """A selection whose `Killed process` line never came, as a kill."""
+        report = self._report
+        if report is None or report.selection is None:
+            return []
+        selection, report.selection = report.selection, None
+        pid = selection["pid"]
+        kill = _kernel_kill(report, selection, pid, selection["process"], {}, None,
+                            selection["line"], selection["stamp"])
+        report.killed.add(pid)
+        return [kill]
+
+    # ----------------------------------------------------------- report structure
+
+    def _open(self) -> tuple[_Report, list[OomKill]]:
+        """Start a new report; a selection left without its victim becomes a kill."""
+        kills = self.flush_selection()
+        self._report = _Report()
+        return self._report, kills
+
+    def _current(self) -> tuple[_Report, list[OomKill]]:
+        """The report a structural line belongs to: the open one, or a new one after a kill."""
+        if self._report is None or not self._report.collecting:
+            return self._open()
+        return self._report, []
+
+    def _header(self, header: re.Match) -> list[OomKill]:
+        report, kills = self._open()
+        report.invoker = header.group(1)
+        report.gfp_mask = header.group(2)
+        report.order = as_int(header.group(3), -1, 64)
+        report.awaiting_pid = True
+        return kills
+
+    def _summary(self, text: str) -> list[OomKill]:
+        report, kills = self._current()
+        report.in_memory_info = False
+        constraint = _OOM_KILL.match(text)
+        report.constraint = constraint.group(1) if constraint else None
+        if report.constraint == "CONSTRAINT_MEMCG":
+            report.cgroup_oom = True
+        at = text.find(",oom_memcg=")
+        memcg = _OOM_KILL_MEMCG.match(text, at) if at >= 0 else None
+        if memcg:
+            report.memcg = memcg.group(1)
+        at = text.find(",task_memcg=")
+        task_memcg = _OOM_KILL_TASK_MEMCG.match(text, at) if at >= 0 else None
+        # one try from the first ",task=": searching would retry from every one (quadratic)
+        at = text.find(",task=")
+        task = _OOM_KILL_TASK.match(text, at) if at >= 0 else None
+        report.summary = {
+            "task_memcg": task_memcg.group(1) if task_memcg else None,
+            "pid": as_pid(task.group(2)) if task else None,
+            "uid": as_uid(task.group(3)) if task else None,
+        }
+        return kills
+
+    def _task_in(self, text: str) -> list[OomKill] | None:
+        limit = TASK_IN.match(text)
+        if limit:
+            report, kills = self._current()
+            report.limit_task_memcg, report.memcg = limit.group(1), limit.group(2)
+            report.cgroup_oom = True
+            return kills
+        group = TASKS_IN.match(text)
+        if group:
+            # Printed after the first victim's kill line: its members are the same event.
+            report, kills = (self._report, []) if self._report is not None else self._open()
+            report.group_memcg = group.group(1)
+            return kills
+        return None
+
+    def _table_header(self, columns: str) -> list[OomKill]:
+        report, kills = self._current()
+        report.in_memory_info = False
+        report.table.start(columns)
+        return kills
+
+    @staticmethod
+    def _report_line(report: _Report, text: str) -> None:
+        """A line inside an open report: the invoker's pid or its memory state."""
+        if report.awaiting_pid:
+            cpu = _CPU.match(text)
+            if cpu and (report.invoker is None or cpu.group(3) == report.invoker):
+                report.invoker_pid = as_pid(cpu.group(1) or cpu.group(2))
+                report.awaiting_pid = False
+                return
+        if text.startswith(_MEMORY_START):
+            report.in_memory_info = True
+            report.awaiting_pid = False
+        if report.in_memory_info and text and not _PER_CPU.match(text):
+            report.add_memory_line(text)
+
+    # ------------------------------------------------------------------ victims
+
+    def _selection(self, match: re.Match, text: str, stamp: Stamp) -> list[OomKill]:
+        # A second selection before any victim: the first stands alone, a new event begins.
+        report, kills = self._open() if self.selecting else self._current()
+        report.in_memory_info = False
+        report.table.stop()
+        report.selection = {
+            "pid": as_pid(match.group(2)),
+            "process": match.group(3),
+            "score": as_int(match.group(4)),
+            "reason": match.group(1),
+            "line": text,
+            "stamp": stamp,
+        }
+        return kills
+
+    def _killed(self, match: re.Match, text: str, stamp: Stamp) -> list[OomKill]:
+        pid = as_pid(match.group(2))
+        last = (pid, stamp.time, stamp.mono_usec)
+        if pid is not None and last == self._last_kill:
+            return []  # the same victim printed twice at the same instant (a paste, a relay): one kill
+        self._last_kill = last
+        report = self._report
+        if report is None or (report.killed and report.group_memcg is None):
+            report, kills = self._open()
+        else:
+            kills = []
+        if pid is not None and pid in report.killed:
+            return kills  # an oom.group member printed again after its own kill
+        figures = _figures(match.group(6) or "")
+        uid = match.group(3) or match.group(5)  # RHEL6 ", UID 27, (x)", RHEL7 "(x), UID 27,"
+        if uid is not None:
+            figures["uid"] = as_uid(uid)
+        selection, report.selection = report.selection, None
+        name, reason = match.group(4), match.group(1)
+        kills.append(_kernel_kill(report, selection, pid, name, figures, reason, text, stamp))
+        report.killed.add(pid)
+        return kills
+
+
+def _figures(text: str) -> dict:
+    """The victim's figures from the tail of its kill line; one out of range is None."""
+    figures: dict = {}
+    for key, value in _FIGURE.findall(text):
+        field = _FIGURE_FIELDS.get(key)
+        if field is not None:
+            figures[field] = as_uid(value) if field == "uid" else as_int(value)
+    return figures
+
+
+def _kernel_kill(report: _Report, selection: dict | None, pid: int | None, name: str, figures: dict,
+                 reason: str | None, text: str, stamp: Stamp) -> OomKill:
+    """The record of one kernel victim, with what its report said before it."""
+    extra: dict = {"kill_line": text}
+    score = None
+    if selection is not None:
+        if selection["pid"] == pid:
+            score = selection["score"]
+        else:  # the selected task's child (or thread) was sacrificed instead
+            extra["selected"] = {key: selection[key] for key in ("pid", "process", "score")}
+    summary = report.summary or {}
+    same_victim = summary.get("pid") == pid
+    if same_victim and "uid" not in figures and summary.get("uid") is not None:
+        figures["uid"] = summary["uid"]
+    if same_victim:
+        task_memcg = summary.get("task_memcg")
+    elif report.killed and report.group_memcg:  # a member of a memory.oom.group
+        task_memcg = report.group_memcg
+    else:
+        task_memcg = report.limit_task_memcg
+    memcg_reason = "Memory cgroup out of memory" in (reason, selection and selection["reason"])
+    return OomKill(
+        pid=pid,
+        process=name,
+        score=score,
+        constraint=report.constraint,
+        memcg=report.memcg,
+        task_memcg=task_memcg,
+        cgroup_oom=report.cgroup_oom or memcg_reason,
+        invoker=report.invoker,
+        invoker_pid=report.invoker_pid,
+        gfp_mask=report.gfp_mask,
+        order=report.order,
+        task_table=report.table.rows(),
+        memory_info=tuple(report.memory_info),
+        extra=extra,
+        **stamp.fields(),
+        **figures,
+    )
