@@ -24,7 +24,8 @@ from typing import Any
 
 from watchdog_oom.model import Alert, Notification, severity_rank
 from watchdog_oom.notify import Channel, ChannelError, redact
-from watchdog_oom.store import AlertRow, Kill, NotificationRow, Store, Tx, kill_record, mute_matches
+from watchdog_oom.store import Store, Tx, kill_record, mute_matches
+from watchdog_oom.stored import AlertEpisode, OutboxRow, StoredKill
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ BACKOFF_BASE = 5.0
 BACKOFF_CAP = 900.0
 
 
-def kill_severity(row: Kill) -> str:
+def kill_severity(row: StoredKill) -> str:
     """A global OOM is critical; a cgroup hitting its own limit is a warning."""
     return "warning" if row.cgroup_oom else "critical"
 
@@ -106,7 +107,7 @@ class Outbox:
         self.routes = list(routes)
         self.group_wait = timedelta(seconds=group_wait)
 
-    def kill(self, tx: Tx, row: Kill, now: datetime) -> int:
+    def kill(self, tx: Tx, row: StoredKill, now: datetime) -> int:
         """Queue a stored kill for every channel that wants it; returns rows touched."""
         record = kill_record(row)
         severity = kill_severity(row)
@@ -125,7 +126,7 @@ class Outbox:
             touched += 1
         return touched
 
-    def kills(self, tx: Tx, rows: Sequence[Kill], now: datetime) -> int:
+    def kills(self, tx: Tx, rows: Sequence[StoredKill], now: datetime) -> int:
         """Queue many stored kills (a burst) at once: per channel, the kills it wants join its
         collecting notification in one update, instead of one update per kill."""
         if len(rows) == 1:
@@ -204,7 +205,7 @@ class Outbox:
                        due_at=now + self.group_wait, group_key=UNSTORED,
                        mute=tx.active_mute(now, UNSTORED, row.process, None))
 
-    def backlog_summary(self, tx: Tx, rows: Sequence[Kill], now: datetime) -> None:
+    def backlog_summary(self, tx: Tx, rows: Sequence[StoredKill], now: datetime) -> None:
         """On a first start, the kills already in the kernel's buffer: one summary, not one each."""
         if not rows:
             return
@@ -218,7 +219,7 @@ class Outbox:
                            summary=summary, data={"kills": records[:MAX_KILLS_LISTED], "count": len(records),
                                                   "backlog": True}, now=now)
 
-    def alert(self, tx: Tx, alert: Alert, row: AlertRow, reason: str, now: datetime,
+    def alert(self, tx: Tx, alert: Alert, row: AlertEpisode, reason: str, now: datetime,
               extra: dict[str, Any] | None = None) -> int:
         """Queue an alert event (first, new, repeat or resolved) for the channels that want it."""
         process = (alert.data or {}).get("process")
@@ -316,7 +317,7 @@ def _was_sent(tx: Tx, alert_id: int, channel: str) -> bool:
     return tx.was_announced(alert_id, channel)
 
 
-def to_notification(row: NotificationRow) -> Notification:
+def to_notification(row: OutboxRow) -> Notification:
     """The plain value a channel renders, from an outbox row."""
     return Notification(id=row.uuid, kind=row.kind, time=row.created_at, host=row.host, severity=row.severity,
                         summary=row.summary, data=dict(row.data or {}), reason=row.reason)
@@ -372,7 +373,7 @@ class Dispatcher:
                 raise
         return len(rows)
 
-    def _release(self, rows: Sequence[NotificationRow]) -> None:
+    def _release(self, rows: Sequence[OutboxRow]) -> None:
         """Give claimed rows back untried (no attempt counted)."""
         for row in rows:
             try:
@@ -380,7 +381,7 @@ class Dispatcher:
             except Exception:
                 break  # the lease returns it later
 
-    def _deliver(self, row: NotificationRow) -> None:
+    def _deliver(self, row: OutboxRow) -> None:
         resume = self.paused.get(row.channel)
         if resume is not None and resume > self.clock():
             # Retry-After speaks for the endpoint, not for one message (RFC 9110 §10.2.3).
@@ -404,7 +405,7 @@ class Dispatcher:
             log.warning("notification %s: sent, but another sender had claimed it meanwhile", row.uuid)
         log.info("notification %s (%s, %s) sent via %s: %s", row.uuid, row.kind, row.reason, row.channel, detail)
 
-    def _failed(self, row: NotificationRow, exc: ChannelError) -> None:
+    def _failed(self, row: OutboxRow, exc: ChannelError) -> None:
         now = self.clock()
         message = redact(str(exc), self.secrets)
         if exc.permanent:

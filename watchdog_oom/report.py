@@ -21,7 +21,8 @@ from typing import Any
 
 from watchdog_oom import __version__
 from watchdog_oom.config import CommitConfig, MemoryConfig
-from watchdog_oom.store import AlertRow, Kill, Store
+from watchdog_oom.store import Store
+from watchdog_oom.stored import AlertEpisode, StoredKill
 from watchdog_oom.textout import BIDI_AND_LINE_SEPARATORS
 
 # More points than this are reduced to the worst value per slice of time: a browser draws
@@ -249,7 +250,7 @@ def _kill_markers(kills: Sequence[Any], scale: Scale, bottom: float, tz: tzinfo)
     return out
 
 
-def _alert_lane(alerts: Sequence[AlertRow], t0: float, t1: float, scale: Scale, tz: tzinfo) -> list[str]:
+def _alert_lane(alerts: Sequence[AlertEpisode], t0: float, t1: float, scale: Scale, tz: tzinfo) -> list[str]:
     out = [f'<text class="ylabel lane" x="{LEFT - 8}" y="{LANE_TOP + LANE_HEIGHT - 3}">alerts</text>',
            f'<rect class="lane" x="{LEFT}" y="{LANE_TOP}" width="{PLOT_WIDTH}" height="{LANE_HEIGHT}"/>']
     for alert in sorted(alerts, key=lambda a: a.started_at):
@@ -263,7 +264,7 @@ def _alert_lane(alerts: Sequence[AlertRow], t0: float, t1: float, scale: Scale, 
     return out
 
 
-def render_chart(points: Sequence[Point], kills: Sequence[Any], alerts: Sequence[AlertRow],
+def render_chart(points: Sequence[Point], kills: Sequence[Any], alerts: Sequence[AlertEpisode],
                  t0: float, t1: float, commit: CommitConfig, memory: MemoryConfig, tz: tzinfo) -> str:
     """The SVG: commit percents above, MemAvailable below, kills and alert episodes across both."""
     high = _percent_axis_top([v for p in points for v in (p.commit, p.limit) if v is not None],
@@ -332,7 +333,7 @@ def _card(label: str, value: str, note: str = "") -> str:
             f'<div class="note">{esc(note)}</div></div>')
 
 
-def _kills_table(kills: Sequence[Kill], total: int, tz: tzinfo) -> str:
+def _kills_table(kills: Sequence[StoredKill], total: int, tz: tzinfo) -> str:
     if not kills:
         return '<p class="none">No kills in this period.</p>'
     rows = []
@@ -352,7 +353,7 @@ def _kills_table(kills: Sequence[Kill], total: int, tz: tzinfo) -> str:
             f'<tbody>{"".join(rows)}</tbody></table>{note}')
 
 
-def _alerts_table(alerts: Sequence[AlertRow], total: int, tz: tzinfo) -> str:
+def _alerts_table(alerts: Sequence[AlertEpisode], total: int, tz: tzinfo) -> str:
     if not alerts:
         return '<p class="none">No alerts in this period.</p>'
     rows = []

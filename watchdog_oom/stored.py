@@ -151,6 +151,70 @@ class ProtectionRecord:
     error: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class AdjustmentRecord:
+    """A write to a process's oom_score_adj the tracepoint saw, and who made it."""
+
+    id: int
+    host: str
+    time: datetime
+    pid: int
+    process: str
+    new_adj: int
+    writer_tid: int
+    writer_process: str
+    boot_id: str | None = None
+    cmdline: str | None = None
+    unit: str | None = None
+    old_adj: int | None = None
+    critical: bool = False
+    by_watchdog: bool = False
+    severity: str | None = None  # the alert it raised, if any
+    writer_pid: int | None = None
+    writer_cmdline: str | None = None
+    writer_unit: str | None = None
+    writer_uid: int | None = None
+    writer_exited: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinedRecord:
+    """A kill the database would not store, kept with the text it was read from and the error."""
+
+    id: int
+    host: str
+    recorded_at: datetime
+    raw: str  # the kill as read: its raw line, else its fields as JSON
+    error: str
+    time: datetime | None = None
+    source: str | None = None
+    process: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesPoint:
+    """A sample as a chart draws it: its time, the percents drawn, and what it averages."""
+
+    time: datetime
+    commit_percent: float
+    commit_limit_percent: float | None
+    mem_available_percent: float | None
+    resolution: int
+
+
+@dataclass(frozen=True, slots=True)
+class KillMark:
+    """A kill as a chart marks it."""
+
+    time: datetime
+    pid: int | None
+    process: str
+    killer: str
+    anon_rss_kb: int | None
+    task_memcg: str | None
+    memcg: str | None
+
+
 def from_row(cls: type[Any], mapping: Any) -> Any:
     """A value of `cls` from a database row's mapping, ignoring columns it does not name."""
     names = _NAMES.get(cls)

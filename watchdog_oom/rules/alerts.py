@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from watchdog_oom.model import Alert
 
@@ -37,7 +37,10 @@ class Firing(Protocol):
     last_notified_at: datetime | None
 
 
-def repeats_due(firing: Iterable[Firing], now: datetime, repeat_interval: float) -> list[tuple[Firing, Alert]]:
+F = TypeVar("F", bound=Firing)  # the episode type the caller holds, handed back as it is
+
+
+def repeats_due(firing: Iterable[F], now: datetime, repeat_interval: float) -> list[tuple[F, Alert]]:
     """The firing alerts last notified `repeat_interval` seconds ago or more, with the alert to send again."""
     repeat = timedelta(seconds=repeat_interval)
     return [(row, Alert(row.key, row.kind, row.severity, row.summary, now, False, row.data or {}))

@@ -11,10 +11,10 @@ import threading
 from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,6 +25,8 @@ from watchdog_oom.stored import from_row
 # 0005 (cgroup samples) landed after 0006 and revises it, and 0004 (quarantined kills)
 # landed after 0005 and revises it, so the chain stays one line.
 SCHEMA_HEAD = "0004"
+
+T = TypeVar("T")
 
 
 def _answers(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -159,7 +161,11 @@ class Database:
 
     def _sessions(self) -> contextlib.AbstractContextManager[Session]:
         """A session, once no repair is swapping the database (see `_Gate`)."""
-        return self._gate.session(lambda: self._factory())
+        return self._gate.enter(lambda: self._factory())
+
+    def _connection(self) -> contextlib.AbstractContextManager[Connection]:
+        """A connection, once no repair is swapping the database (see `_Gate`)."""
+        return self._gate.enter(lambda: self.engine.connect())
 
     def reopen(self, meanwhile: Callable[[], Any] | None = None) -> Any:
         """Close every connection, run `meanwhile` (move the file aside, say), and open the
@@ -267,8 +273,8 @@ class Database:
 
 
 class _Gate:
-    """Sessions pass freely, except while a repair holds it shut: then new sessions wait,
-    and the repair waits for the open ones to end (a swap never happens under a session)."""
+    """Connections pass freely, except while a repair holds it shut: then new ones wait,
+    and the repair waits for the open ones to end (a swap never happens under a transaction)."""
 
     def __init__(self) -> None:
         self._changed = threading.Condition()
@@ -276,13 +282,14 @@ class _Gate:
         self._shut = False
 
     @contextlib.contextmanager
-    def session(self, factory: Callable[[], Session]) -> Iterator[Session]:
+    def enter(self, factory: Callable[[], contextlib.AbstractContextManager[T]]) -> Iterator[T]:
+        """What `factory` opens, once the gate is open; the repair waits until it is closed."""
         with self._changed:
             self._changed.wait_for(lambda: not self._shut)
             self._active += 1
         try:
-            with factory() as session:
-                yield session
+            with factory() as opened:
+                yield opened
         finally:
             with self._changed:
                 self._active -= 1

@@ -10,12 +10,14 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 
 from watchdog_oom.store.engine import Database, _answers
-from watchdog_oom.store.tables import NotificationRow
+from watchdog_oom.store.tables import notifications
 from watchdog_oom.stored import OutboxRow, from_row
 
 # How long a claimed notification may stay `sending` before it is due again: longer
 # than any channel's timeout (SMTP and HTTP default to 10 s).
 CLAIM_LEASE = timedelta(minutes=5)
+
+n = notifications.c
 
 
 class OutboxQueue(Database):
@@ -32,16 +34,14 @@ class OutboxQueue(Database):
         receiver drop the rare repeat.
         """
         expired = now - CLAIM_LEASE
-        due = or_(
-            and_(NotificationRow.status == "pending", NotificationRow.due_at <= now),
-            and_(NotificationRow.status == "sending", NotificationRow.last_attempt_at < expired),
-        )
+        due = or_(and_(n.status == "pending", n.due_at <= now),
+                  and_(n.status == "sending", n.last_attempt_at < expired))
         claimed: list[OutboxRow] = []
         with self.engine.begin() as conn:
             rows = conn.execute(
-                select(NotificationRow.__table__)
-                .where(NotificationRow.host == self.host, due, *_channel_filter(channel, other_than))
-                .order_by(NotificationRow.due_at, NotificationRow.id)
+                select(notifications)
+                .where(n.host == self.host, due, *_channel_filter(channel, other_than))
+                .order_by(n.due_at, n.id)
                 .limit(limit)
                 # PostgreSQL: two claimers take different rows instead of queueing on
                 # the same ones; SQLite has no row locks and serialises writers anyway.
@@ -51,10 +51,9 @@ class OutboxQueue(Database):
                 # Conditional update: a concurrent grouper may not append to a claimed row,
                 # and a concurrent claimer may not take it twice.
                 taken = conn.execute(
-                    update(NotificationRow)
-                    .where(NotificationRow.id == row.id, NotificationRow.status == row.status,
-                           NotificationRow.attempts == row.attempts)
-                    .values(status="sending", last_attempt_at=now, attempts=NotificationRow.attempts + 1)
+                    update(notifications)
+                    .where(n.id == row.id, n.status == row.status, n.attempts == row.attempts)
+                    .values(status="sending", last_attempt_at=now, attempts=n.attempts + 1)
                 ).rowcount
                 if taken:
                     claimed.append(from_row(OutboxRow, {**row._mapping, "status": "sending", "last_attempt_at": now,
@@ -64,67 +63,60 @@ class OutboxQueue(Database):
     def next_due(self, channel: str | None = None, other_than: Collection[str] | None = None) -> datetime | None:
         """When the earliest notification of this host (of `channel`, or of channels
         `other_than` those named) falls due; a lease expiring counts."""
-        which = (NotificationRow.host == self.host, *_channel_filter(channel, other_than))
-        with self._sessions() as session:
-            pending = session.scalar(
-                select(func.min(NotificationRow.due_at)).where(*which, NotificationRow.status == "pending"))
-            leased = session.scalar(
-                select(func.min(NotificationRow.last_attempt_at)).where(*which, NotificationRow.status == "sending"))
+        which = (n.host == self.host, *_channel_filter(channel, other_than))
+        with self._connection() as conn:
+            pending = conn.scalar(select(func.min(n.due_at)).where(*which, n.status == "pending"))
+            leased = conn.scalar(select(func.min(n.last_attempt_at)).where(*which, n.status == "sending"))
         candidates = [t for t in (pending, leased + CLAIM_LEASE if leased else None) if t is not None]
         return min(candidates) if candidates else None
 
-    def mark_sent(self, row: NotificationRow, detail: str, now: datetime) -> bool:
+    def mark_sent(self, row: OutboxRow, detail: str, now: datetime) -> bool:
+        """Record a claimed notification as delivered, with the endpoint's answer."""
         return self._finish(row, status="sent", sent_at=now, detail=detail[:2000], last_error=None)
 
-    def mark_retry(self, row: NotificationRow, error: str, due_at: datetime) -> bool:
+    def mark_retry(self, row: OutboxRow, error: str, due_at: datetime) -> bool:
+        """Record a failed attempt; the notification is due again at `due_at`."""
         return self._finish(row, status="pending", due_at=due_at, last_error=error[:2000])
 
-    def release(self, row: NotificationRow, due_at: datetime) -> bool:
+    def release(self, row: OutboxRow, due_at: datetime) -> bool:
         """Hand back a claimed notification unsent (its channel asked us to wait): it is
         due again at `due_at`, and the claim does not count as an attempt."""
-        return self._finish(row, status="pending", due_at=due_at, attempts=NotificationRow.attempts - 1)
+        return self._finish(row, status="pending", due_at=due_at, attempts=n.attempts - 1)
 
-    def mark_failed(self, row: NotificationRow, error: str, status: str = "failed") -> bool:
+    def mark_failed(self, row: OutboxRow, error: str, status: str = "failed") -> bool:
         """Give up on a notification: `failed` (permanent error) or `given_up` (too old)."""
         return self._finish(row, status=status, last_error=error[:2000])
 
-    def _finish(self, row: NotificationRow, **values: Any) -> bool:
+    def _finish(self, row: OutboxRow, **values: Any) -> bool:
         """Record the outcome of a claim, unless the claim is stale: its lease ran out and
         another sender claimed the row since (a later attempt). False then."""
-        with self._sessions() as session, session.begin():
-            return bool(session.execute(
-                update(NotificationRow)
-                .where(NotificationRow.id == row.id, NotificationRow.status == "sending",
-                       NotificationRow.attempts == row.attempts)
+        with self._connection() as conn, conn.begin():
+            return bool(conn.execute(
+                update(notifications)
+                .where(n.id == row.id, n.status == "sending", n.attempts == row.attempts)
                 .values(**values)
             ).rowcount)
 
     def requeue_inflight(self) -> int:
         """Put back notifications a previous run claimed but never finished (it died mid-send)."""
-        with self._sessions() as session, session.begin():
-            return session.execute(
-                update(NotificationRow)
-                .where(NotificationRow.host == self.host, NotificationRow.status == "sending")
-                .values(status="pending")
+        with self._connection() as conn, conn.begin():
+            return conn.execute(
+                update(notifications).where(n.host == self.host, n.status == "sending").values(status="pending")
             ).rowcount
 
     @_answers
     def outbox_backlog(self) -> int:
-        with self._sessions() as session:
-            return session.scalar(
-                select(func.count()).select_from(NotificationRow).where(
-                    NotificationRow.host == self.host, NotificationRow.status.in_(("pending", "sending"))
-                )
-            ) or 0
+        """How many notifications of this host wait to be sent (pending or being sent)."""
+        with self._connection() as conn:
+            return conn.scalar(select(func.count()).select_from(notifications)
+                               .where(n.host == self.host, n.status.in_(("pending", "sending")))) or 0
 
 
 def _channel_filter(channel: str | None, other_than: Collection[str] | None) -> list[Any]:
     """The WHERE terms choosing one channel's notifications, or those of other channels."""
     terms: list[Any] = []
     if channel is not None:
-        terms.append(NotificationRow.channel == channel)
+        terms.append(n.channel == channel)
     if other_than is not None:
-        terms.append(NotificationRow.channel.not_in(list(other_than)))
+        terms.append(n.channel.not_in(list(other_than)))
     return terms
-
-

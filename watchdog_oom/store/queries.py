@@ -1,5 +1,6 @@
-"""The history's read side: kills, samples, alerts, notifications and the rest as values,
-filtered and ordered as the `history`, `report` and `/metrics` commands ask."""
+"""The history's read side: kills, samples, alerts, notifications and the rest as the values
+of watchdog_oom.stored, filtered and ordered as the `history`, `report` and `/metrics`
+commands ask. Core statements on one connection each; nothing here writes."""
 
 from __future__ import annotations
 
@@ -7,98 +8,98 @@ from collections.abc import Callable, Collection
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import String, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Select, String, Table, and_, case, func, or_, select
 
 from watchdog_oom.model import CgroupSample
 from watchdog_oom.store.engine import Database, _answers
 from watchdog_oom.store.records import cgroup_sample
 from watchdog_oom.store.tables import (
-    Adjustment,
-    AlertRow,
-    CgroupSampleRow,
-    Kill,
-    NotificationRow,
-    Protection,
-    QuarantinedKill,
-    Sample,
+    adjustments,
+    alerts,
+    cgroup_samples,
+    kills,
+    notifications,
+    protections,
+    quarantined_kills,
+    samples,
 )
 from watchdog_oom.stored import (
+    AdjustmentRecord,
     AlertEpisode,
-    MuteRule,
+    KillMark,
     OutboxRow,
     ProtectionRecord,
+    QuarantinedRecord,
+    SeriesPoint,
     StoredKill,
     StoredSample,
 )
+
+Filters = dict[str, Any]  # since, until, host, process, status, limit (what a command was given)
 
 
 class HistoryQueries(Database):
     """The store's history queries (a part of `Store`)."""
 
-    def kills(self, **filters: Any) -> list[Kill]:
+    def kills(self, **filters: Any) -> list[StoredKill]:
         """Stored kills, newest first; filters: since, until, process, host, limit."""
-        query = select(Kill)
-        query = _time_filters(query, Kill.time, filters)
+        k = kills.c
+        query = select(kills).where(*_time_terms(k.time, filters))
         if filters.get("process"):
-            query = query.where(_glob(Kill.process, filters["process"], self._ranged))
+            query = query.where(_glob(k.process, filters["process"], self._ranged))
         if filters.get("host"):
-            query = query.where(Kill.host == filters["host"])
-        query = query.order_by(Kill.time.desc().nulls_last(), Kill.id.desc())
-        return self._all(query, filters)
+            query = query.where(k.host == filters["host"])
+        query = query.order_by(k.time.desc().nulls_last(), k.id.desc())
+        return self._values(_limited(query, filters), StoredKill)
 
     def kill_counts(self, **filters: Any) -> list[tuple[str, str | None, int]]:
         """(by, value, kills) rows: kills per process, per cgroup and per day, most first.
 
         A kill whose cgroup or time the log did not give counts under None (unknown), never
         under a made-up value such as the root cgroup."""
-        where = _time_filters(select(Kill.id), Kill.time, filters).whereclause
+        k = kills.c
+        where = _time_terms(k.time, filters)
         if filters.get("process"):
-            where = and_(*(c for c in (where, _glob(Kill.process, filters["process"], self._ranged))
-                           if c is not None))
+            where.append(_glob(k.process, filters["process"], self._ranged))
         if filters.get("host"):
-            where = and_(*(c for c in (where, Kill.host == filters["host"]) if c is not None))
-        cgroup = func.coalesce(Kill.task_memcg, Kill.memcg)
+            where.append(k.host == filters["host"])
+        cgroup = func.coalesce(k.task_memcg, k.memcg)
         # Days in UTC, so every backend agrees.
-        day = func.substr(func.cast(Kill.time, String), 1, 10)
+        day = func.substr(func.cast(k.time, String), 1, 10)
         rows: list[tuple[str, str | None, int]] = []
-        with self._sessions() as session:
-            for by, column in (("process", Kill.process), ("cgroup", cgroup), ("day", day)):
-                query = select(column, func.count()).group_by(column)
-                if where is not None:
-                    query = query.where(where)
-                counted = session.execute(query).all()
+        with self._connection() as conn:
+            for by, column in (("process", k.process), ("cgroup", cgroup), ("day", day)):
+                counted = conn.execute(select(column, func.count()).where(*where).group_by(column)).all()
                 rows += sorted(((by, None if v is None else str(v), n) for v, n in counted),
                                key=lambda r: (-r[2], r[1] is None, r[1] or ""))
         return rows
 
-    def series(self, host: str, since: datetime, until: datetime) -> list[Any]:
+    def series(self, host: str, since: datetime, until: datetime) -> list[SeriesPoint]:
         """The samples of `host` in [since, until], oldest first: only the columns a chart draws."""
-        query = (
-            select(Sample.time, Sample.commit_percent, Sample.commit_limit_percent,
-                   Sample.mem_available_percent, Sample.resolution)
-            .where(Sample.host == host, Sample.time >= since, Sample.time <= until)
-            .order_by(Sample.time)
-        )
+        s = samples.c
+        query = (select(s.time, s.commit_percent, s.commit_limit_percent, s.mem_available_percent, s.resolution)
+                 .where(s.host == host, s.time >= since, s.time <= until).order_by(s.time))
         with self.engine.connect() as conn:
-            return list(conn.execute(query))
+            return [SeriesPoint(*row) for row in conn.execute(query)]
 
     def sample_before(self, host: str, when: datetime, within: timedelta) -> StoredSample | None:
         """The last sample of `host` at or before `when`, if it is no older than `within`."""
-        query = (select(Sample.__table__).where(Sample.host == host, Sample.time <= when, Sample.time >= when - within)
-                 .order_by(Sample.time.desc()).limit(1))
+        s = samples.c
+        query = (select(samples).where(s.host == host, s.time <= when, s.time >= when - within)
+                 .order_by(s.time.desc()).limit(1))
         return next(iter(self._values(query, StoredSample)), None)
 
     def recent_cgroup_samples(self, host: str, paths: Collection[str], seconds: float,
                               now: datetime | None = None) -> dict[str, list[CgroupSample]]:
         """Each of these cgroups' raw samples of the last `seconds`, oldest first."""
+        c = cgroup_samples.c
         since = (now or datetime.now(timezone.utc)) - timedelta(seconds=seconds)
         wanted = set(paths)
         out: dict[str, list[CgroupSample]] = {}
-        query = (select(CgroupSampleRow).where(CgroupSampleRow.host == host, CgroupSampleRow.time >= since,
-                                               CgroupSampleRow.resolution == 0)
-                 .order_by(CgroupSampleRow.time, CgroupSampleRow.id))
-        with self._sessions() as session:
-            for row in session.scalars(query):
+        query = (select(cgroup_samples).where(c.host == host, c.time >= since, c.resolution == 0)
+                 .order_by(c.time, c.id))
+        with self._connection() as conn:
+            for row in conn.execute(query):
                 if row.path in wanted:
                     out.setdefault(row.path, []).append(cgroup_sample(row))
         return out
@@ -106,127 +107,116 @@ class HistoryQueries(Database):
     def cgroup_series(self, host: str, since: datetime, until: datetime, limit: int = 10) -> dict[str, list[Any]]:
         """The working set in percent of the limit over the period, for the `limit` cgroups
         that came closest to theirs: {path: [(time, percent, name)]}, oldest first."""
-        period = (CgroupSampleRow.host == host, CgroupSampleRow.time >= since, CgroupSampleRow.time <= until)
-        worst = (select(CgroupSampleRow.path).where(*period, CgroupSampleRow.working_set_percent.is_not(None))
-                 .group_by(CgroupSampleRow.path)
-                 .order_by(func.max(CgroupSampleRow.working_set_percent).desc()).limit(limit))
-        query = (select(CgroupSampleRow.path, CgroupSampleRow.time, CgroupSampleRow.working_set_percent,
-                        CgroupSampleRow.name)
-                 .where(*period, CgroupSampleRow.path.in_(worst)).order_by(CgroupSampleRow.time))
+        c = cgroup_samples.c
+        period = (c.host == host, c.time >= since, c.time <= until)
+        worst = (select(c.path).where(*period, c.working_set_percent.is_not(None)).group_by(c.path)
+                 .order_by(func.max(c.working_set_percent).desc()).limit(limit))
+        query = (select(c.path, c.time, c.working_set_percent, c.name)
+                 .where(*period, c.path.in_(worst)).order_by(c.time))
         out: dict[str, list[Any]] = {}
         with self.engine.connect() as conn:
             for path, time, percent, name in conn.execute(query):
                 out.setdefault(path, []).append((time, percent, name))
         return out
 
-    def kill_marks(self, host: str, since: datetime, until: datetime) -> list[Any]:
+    def kill_marks(self, host: str, since: datetime, until: datetime) -> list[KillMark]:
         """Every kill of the period, oldest first, with what a chart marker names."""
-        query = (
-            select(Kill.time, Kill.pid, Kill.process, Kill.killer, Kill.anon_rss_kb, Kill.task_memcg, Kill.memcg)
-            .where(Kill.host == host, Kill.time >= since, Kill.time <= until)
-            .order_by(Kill.time, Kill.id)
-        )
+        k = kills.c
+        query = (select(k.time, k.pid, k.process, k.killer, k.anon_rss_kb, k.task_memcg, k.memcg)
+                 .where(k.host == host, k.time >= since, k.time <= until).order_by(k.time, k.id))
         with self.engine.connect() as conn:
-            return list(conn.execute(query))
+            return [KillMark(*row) for row in conn.execute(query)]
 
     def alerts_overlapping(self, host: str, since: datetime, until: datetime,
                            limit: int) -> tuple[list[AlertEpisode], int]:
         """The newest `limit` alert episodes that overlap the period (also those begun
         before it), and how many there are in all."""
-        overlap = (AlertRow.host == host, AlertRow.started_at <= until,
-                   or_(AlertRow.resolved_at.is_(None), AlertRow.resolved_at >= since))
-        rows = self._values(select(AlertRow.__table__).where(*overlap)
-                            .order_by(AlertRow.started_at.desc(), AlertRow.id.desc()).limit(limit), AlertEpisode)
+        a = alerts.c
+        overlap = (a.host == host, a.started_at <= until, or_(a.resolved_at.is_(None), a.resolved_at >= since))
+        rows = self._values(select(alerts).where(*overlap).order_by(a.started_at.desc(), a.id.desc()).limit(limit),
+                            AlertEpisode)
         if len(rows) < limit:
             return rows, len(rows)
         with self.engine.connect() as conn:
-            return rows, conn.execute(select(func.count()).select_from(AlertRow).where(*overlap)).scalar() or 0
+            return rows, conn.execute(select(func.count()).select_from(alerts).where(*overlap)).scalar() or 0
 
     @_answers
     def kill_totals(self, host: str, recorded_since: datetime | None = None) -> list[tuple[str, str | None, int]]:
         """(killer, constraint, count) of the kills of `host` recorded since a moment."""
-        query = select(Kill.killer, Kill.constraint, func.count()).where(Kill.host == host)
+        k = kills.c
+        query = select(k.killer, k.constraint, func.count()).where(k.host == host)
         if recorded_since is not None:
-            query = query.where(Kill.recorded_at >= recorded_since)
-        query = query.group_by(Kill.killer, Kill.constraint).order_by(Kill.killer, Kill.constraint)
+            query = query.where(k.recorded_at >= recorded_since)
+        query = query.group_by(k.killer, k.constraint).order_by(k.killer, k.constraint)
         with self.engine.connect() as conn:
-            return [tuple(row) for row in conn.execute(query)]
+            return [(killer, constraint, int(n)) for killer, constraint, n in conn.execute(query)]
 
     @_answers
     def alert_counts(self, host: str) -> list[tuple[str, str, int]]:
         """(kind, severity, firing now) for every kind of alert `host` has had."""
-        firing = func.sum(case((AlertRow.status == "firing", 1), else_=0))
-        query = (select(AlertRow.kind, AlertRow.severity, firing).where(AlertRow.host == host)
-                 .group_by(AlertRow.kind, AlertRow.severity).order_by(AlertRow.kind, AlertRow.severity))
+        a = alerts.c
+        firing = func.sum(case((a.status == "firing", 1), else_=0))
+        query = (select(a.kind, a.severity, firing).where(a.host == host)
+                 .group_by(a.kind, a.severity).order_by(a.kind, a.severity))
         with self.engine.connect() as conn:
             return [(kind, severity, int(n or 0)) for kind, severity, n in conn.execute(query)]
 
-    def quarantined(self, **filters: Any) -> list[QuarantinedKill]:
-        """Kills the database would not store (newest first), with their raw text and error."""
-        return self._history(QuarantinedKill, QuarantinedKill.recorded_at, filters,
-                             process=lambda pattern: _glob(QuarantinedKill.process, pattern))
-
     def kill(self, kill_id: int) -> StoredKill | None:
         """One stored kill by its id."""
-        return next(iter(self._values(select(Kill.__table__).where(Kill.id == kill_id), StoredKill)), None)
+        return next(iter(self._values(select(kills).where(kills.c.id == kill_id), StoredKill)), None)
 
-    def alerts(self, **filters: Any) -> list[AlertRow]:
+    def quarantined(self, **filters: Any) -> list[QuarantinedRecord]:
+        """Kills the database would not store (newest first), with their raw text and error."""
+        q = quarantined_kills.c
+        return self._history(quarantined_kills, q.recorded_at, filters, QuarantinedRecord,
+                             process=lambda pattern: _glob(q.process, pattern))
+
+    def alerts(self, **filters: Any) -> list[AlertEpisode]:
         """Alert episodes, newest first; `process` searches their summaries."""
-        return self._history(AlertRow, AlertRow.started_at, filters,
-                             process=lambda p: _glob(AlertRow.summary, f"*{p}*"))
+        return self._history(alerts, alerts.c.started_at, filters, AlertEpisode,
+                             process=lambda p: _glob(alerts.c.summary, f"*{p}*"))
 
-    def samples(self, **filters: Any) -> list[Sample]:
+    def samples(self, **filters: Any) -> list[StoredSample]:
         """Samples, newest first (oldest first with ascending=True)."""
-        order = (Sample.time.asc(), Sample.id) if filters.get("ascending") else None
-        return self._history(Sample, Sample.time, filters, order=order)
+        s = samples.c
+        order = (s.time.asc(), s.id) if filters.get("ascending") else None
+        return self._history(samples, s.time, filters, StoredSample, order=order)
 
-    def notifications(self, **filters: Any) -> list[NotificationRow]:
+    def notifications(self, **filters: Any) -> list[OutboxRow]:
         """Outbox rows, newest first; `process` searches their summaries."""
-        return self._history(NotificationRow, NotificationRow.created_at, filters,
-                             process=lambda p: _glob(NotificationRow.summary, f"*{p}*"))
+        return self._history(notifications, notifications.c.created_at, filters, OutboxRow,
+                             process=lambda p: _glob(notifications.c.summary, f"*{p}*"))
 
-    def protections(self, **filters: Any) -> list[Protection]:
+    def protections(self, **filters: Any) -> list[ProtectionRecord]:
         """Changes made to oom_score_adj, newest first."""
-        return self._history(Protection, Protection.time, filters,
-                             process=lambda p: _glob(Protection.process, p, self._ranged))
+        return self._history(protections, protections.c.time, filters, ProtectionRecord,
+                             process=lambda p: _glob(protections.c.process, p, self._ranged))
 
-    def adjustments(self, **filters: Any) -> list[Adjustment]:
+    def adjustments(self, **filters: Any) -> list[AdjustmentRecord]:
         """Writes to oom_score_adj the tracepoint saw, newest first; `process` globs the target or the writer."""
-        return self._history(Adjustment, Adjustment.time, filters,
-                             process=lambda p: or_(_glob(Adjustment.process, p), _glob(Adjustment.writer_process, p)))
+        j = adjustments.c
+        return self._history(adjustments, j.time, filters, AdjustmentRecord,
+                             process=lambda p: or_(_glob(j.process, p), _glob(j.writer_process, p)))
 
-    def _history(self, table: Any, when: Any, filters: dict[str, Any], *,
+    def _history(self, table: Table, when: Any, filters: Filters, value: type[Any], *,
                  process: Callable[[str], Any] | None = None, order: tuple[Any, ...] | None = None) -> list[Any]:
-        """Rows of `table` filtered by since/until on `when`, host, process and status."""
-        query = _time_filters(select(table), when, filters)
+        """Rows of `table` filtered by since/until on `when`, host, process and status, as `value`s."""
+        query = select(table).where(*_time_terms(when, filters))
         if filters.get("host"):
-            query = query.where(table.host == filters["host"])
+            query = query.where(table.c.host == filters["host"])
         if filters.get("process") and process is not None:
             query = query.where(process(filters["process"]))
         if filters.get("status"):
-            query = query.where(table.status == filters["status"])
-        return self._all(query.order_by(*(order or (when.desc(), table.id.desc()))), filters)
-
-    def _all(self, query: Any, filters: dict[str, Any]) -> list[Any]:
-        """The rows of an ORM-style select of one table, as that table's values."""
-        if filters.get("limit"):
-            query = query.limit(int(filters["limit"]))
-        table = query.column_descriptions[0]["entity"]
-        value = _VALUES.get(table.__name__)
-        if value is None:  # a table of another part's without a value of its own yet
-            with self._sessions() as session:
-                return list(session.scalars(query).all())
-        return self._values(query.with_only_columns(*table.__table__.columns), value)
+            query = query.where(table.c.status == filters["status"])
+        query = query.order_by(*(order or (when.desc(), table.c.id.desc())))
+        return self._values(_limited(query, filters), value)
 
 
-
-# The value each table's rows come back as.
-_VALUES: dict[str, type[Any]] = {"Kill": StoredKill, "Sample": StoredSample, "AlertRow": AlertEpisode,
-                                 "NotificationRow": OutboxRow, "Mute": MuteRule, "Protection": ProtectionRecord}
+def _limited(query: Select[Any], filters: Filters) -> Select[Any]:
+    return query.limit(int(filters["limit"])) if filters.get("limit") else query
 
 
-
-def _glob(column: Any, pattern: str, ranged: bool = False) -> Any:
+def _glob(column: Any, pattern: str, ranged: bool = False) -> ColumnElement[bool]:
     """A shell-style glob as SQL LIKE (escaping LIKE's own wildcards); plain text matches exactly.
 
     With `ranged`, a literal prefix also becomes a range (`'java*'`: `>= 'java' AND < 'javb'`)
@@ -235,20 +225,23 @@ def _glob(column: Any, pattern: str, ranged: bool = False) -> Any:
     The range also makes the prefix case-sensitive on SQLite, whose LIKE is not.
     """
     if not any(ch in pattern for ch in "*?"):
-        return column == pattern
+        return column == pattern  # type: ignore[no-any-return]
     escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     like = column.like(escaped.replace("*", "%").replace("?", "_"), escape="\\")
     prefix = pattern[:min(i for i in (pattern.find("*"), pattern.find("?")) if i >= 0)]
     if not ranged or not prefix or prefix[-1] == chr(0x10FFFF):
-        return like
+        return like  # type: ignore[no-any-return]
     return and_(column >= prefix, column < prefix[:-1] + chr(ord(prefix[-1]) + 1), like)
 
 
-def _time_filters(query: Any, column: Any, filters: dict[str, Any]) -> Any:
+def _time_terms(column: Any, filters: Filters) -> list[Any]:
+    """The WHERE terms of a command's --since and --until on `column`."""
+    terms = []
     if filters.get("since") is not None:
-        query = query.where(column >= filters["since"])
+        terms.append(column >= filters["since"])
     if filters.get("until") is not None:
-        query = query.where(column <= filters["until"])
-    return query
+        terms.append(column <= filters["until"])
+    return terms
 
 
+__all__ = ["HistoryQueries"]

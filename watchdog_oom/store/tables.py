@@ -310,3 +310,16 @@ __all__ = [
     "QuarantinedKill",
     "Sample",
 ]
+
+# The tables as Core sees them: what the store's statements name.
+metadata = Base.metadata
+samples = Sample.__table__
+cgroup_samples = CgroupSampleRow.__table__
+kills = Kill.__table__
+alerts = AlertRow.__table__
+notifications = NotificationRow.__table__
+cursors = Cursor.__table__
+protections = Protection.__table__
+adjustments = Adjustment.__table__
+mutes = Mute.__table__
+quarantined_kills = QuarantinedKill.__table__
