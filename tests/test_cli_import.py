@@ -40,3 +40,41 @@ def test_import_says_how_many_lines_it_cut(tmp_path: Path) -> None:
     code, out, err = run("import", "--dry-run", "--format", "json", str(log))
     assert code == 0 and [k["pid"] for k in json.loads(out)] == [7]
     assert "1 line longer than 65536 characters read only that far" in err
+
+
+def test_import_shows_its_progress_on_a_terminal_and_clears_it(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    log = tmp_path / "syslog"
+    noise = "".join(f"Jun  3 10:00:{i % 60:02d} h sshd[1]: Accepted publickey for deploy port {i}\n"
+                    for i in range(30_000))
+    log.write_text(noise + f"Jun  3 10:01:00 h kernel: Out of memory: Killed process 7 (a) {FIGURES}\n" + noise)
+    assert log.stat().st_size > 2 << 20  # mapped, searched by two processes where there are two cores
+    controller, terminal = os.openpty()
+    shown = bytearray()
+    reader = threading.Thread(target=lambda: _drain(controller, shown))
+    reader.start()
+    with open(terminal, "w", encoding="utf-8") as err:
+        out = io.StringIO()
+        code = main(["import", "--dry-run", "--format", "json", str(log)], stdout=out, stderr=err)
+    reader.join(timeout=60)
+    os.close(controller)
+    assert code == 0 and [k["pid"] for k in json.loads(out.getvalue())] == [7]
+    text = shown.decode()
+    assert f"\r{log}: 100%" in text
+    assert text.index(f"\r{log}: 100%") < text.index(f"\r{' ' * (len(str(log)) + 8)}\r")
+    assert "1 kill found" in text
+
+
+def _drain(fd: int, into: bytearray) -> None:
+    import os
+
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:  # EIO: the terminal's other end closed
+            return
+        if not data:
+            return
+        into += data

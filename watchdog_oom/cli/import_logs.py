@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from json.encoder import encode_basestring
-from typing import Any, BinaryIO, TextIO, cast
+from typing import Any, TextIO
 
 from watchdog_oom import config as config_mod
 from watchdog_oom import store as store_mod
@@ -29,27 +29,15 @@ from watchdog_oom.textout import safe, table, to_json
 
 
 class _Progress:
-    """Counts bytes read from a binary stream and shows progress on a terminal."""
+    """Shows on a terminal how much of a log the scanner got through (advance(bytes))."""
 
-    def __init__(self, raw: Any, total: int | None, label: str, err: TextIO) -> None:
-        self.raw, self.total, self.label, self.err = raw, total, label, err
+    def __init__(self, total: int | None, label: str, err: TextIO) -> None:
+        self.total, self.label, self.err = total, label, err
         self.done = 0
         self.shown = -1
         self.live = err.isatty()
 
-    def read(self, n: int = -1) -> bytes:
-        data = self.raw.read(n)
-        self._advance(len(data))
-        return data
-
-    def readinto(self, b: Any) -> int:
-        # Straight into the caller's buffer: a copy of every chunk would cost more than
-        # the whole scan of a big log.
-        count = self.raw.readinto(b) or 0
-        self._advance(count)
-        return count
-
-    def _advance(self, count: int) -> None:
+    def advance(self, count: int) -> None:
         self.done += count
         if self.live and self.total:
             percent = int(self.done * 100 / self.total)
@@ -305,7 +293,7 @@ def _iter_kills(path: str, filing: Filing, err: TextIO) -> Iterator[OomKill]:
 
     stream = open_log(path)
     size, reference = _size_and_mtime(path)
-    progress = _Progress(stream, size, path, err)
+    progress = _Progress(size, path, err)
     label = "stdin" if path == "-" else os.path.abspath(path)
     unread = Unread(keep=UNREAD_SHOWN)
     # Syslog dates carry no year: --year, else the year the file was last written.
@@ -313,7 +301,8 @@ def _iter_kills(path: str, filing: Filing, err: TextIO) -> Iterator[OomKill]:
     yearless = 0
     try:
         source = f"import:{label}"
-        for kill in iter_kills(cast(BinaryIO, progress), source, year=year, unread=unread):
+        for kill in iter_kills(stream, source, year=year, unread=unread, progress=progress.advance,
+                               workers=_search_workers()):
             if filing.year is None:
                 kill = undo_future_year(kill, reference)
             yearless += kill.time is not None and kill.time.tzinfo is None
@@ -328,6 +317,16 @@ def _iter_kills(path: str, filing: Filing, err: TextIO) -> Iterator[OomKill]:
         print(f"{path}: where its dates carry no year (syslog), {year} is assumed, the year the file was "
               "last written (a date after that, the year before); --year YYYY sets it", file=err)
     _report_unread(path, unread, err)
+
+
+def _search_workers() -> int:
+    """Processes to search a big log with: two where this process may run on two cores
+    (the scan of a mapped file splits in halves; see parse.iter_kills)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return 2 if cores >= 2 else 1
 
 
 UNREAD_SHOWN = 5  # lines shown of those that hold a kill's words but could not be read

@@ -7,10 +7,18 @@ feeding every line (for reports that span less than `_LOOKBACK` bytes).
 
 from __future__ import annotations
 
+import array
+import contextlib
 import ctypes
 import dataclasses
+import errno
+import io
+import mmap
+import os
 import re
-from collections.abc import Callable, Iterator
+import signal
+import stat
+from collections.abc import Callable, Generator, Iterator
 from datetime import datetime, timedelta
 from typing import BinaryIO
 
@@ -22,9 +30,10 @@ from watchdog_oom.parse.wrappers import LINE_CHARS
 # earlyoom 0.x-1.1 "Killing process", systemd-oomd "Killed /…"), " SIG" (earlyoom
 # "sending SIGTERM", nohang "Send(ing) SIGTERM") or "kill" (systemd-oomd 254+ "Marked /…
 # for killing", earlyoom 1.2 "killing process", PID 1's "systemd-oomd killed N
-# process(es)"). Each needle is one memmem pass over the input: three, no more, keep the
-# scan near grep's speed; _KILL_LINE then says which hits are worth reading.
-# Every recogniser's needles hold one of these (a test checks it).
+# process(es)"). Each needle is one memmem pass over the input, and a pass costs about
+# the input's length over the needle's: three, no more, keep the scan near grep's
+# speed; _KILL_LINE then says which hits are worth reading. Every recogniser's needles
+# hold one of these (a test checks it).
 KILL_NEEDLES = (b"Kill", b" SIG", b"kill")
 _KILL_NEEDLES = KILL_NEEDLES
 # What a line with one of them must hold to be worth reading: systemd's "Killing process
@@ -41,7 +50,8 @@ _ANSI_BYTES = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]")
 _HEADER_NEEDLE = b"oom-killer"
 _OPENER_NEEDLES = (b"Task in ", b"Tasks in ", b"oom-kill:", b"uid  tgid", b"emory! ",
                    b"Victim status", b"highest badness")
-_CHUNK = 32 << 20
+_CHUNK = 32 << 20  # bytes read (or, of a mapped file, searched) at a time
+_MAP_AT_LEAST = 1 << 20  # a smaller file is read: mapping it would save nothing
 _LOOKBACK = 4 << 20  # how far before a kill line its report may begin (~30 000 tasks)
 
 
@@ -71,17 +81,30 @@ def parse_text(text: str, source: str = "import", *, year: int | None = None,
 
 
 def iter_kills(stream: BinaryIO, source: str, *, year: int | None = None,
-               chunk_size: int = _CHUNK, unread: Unread | None = None) -> Iterator[OomKill]:
+               chunk_size: int = _CHUNK, unread: Unread | None = None,
+               progress: Callable[[int], object] | None = None, workers: int = 1) -> Iterator[OomKill]:
     """The kills in a binary log stream of any size, reading only the reports around kills.
 
     Gives what feeding every line would (for reports that start less than 4 MB before
-    their kill line) in about twice the time `grep -c` takes: lines without a kill word
-    are skipped unless they belong to a report that leads to one. `unread`, when given,
+    their kill line): lines without a kill word are skipped unless they belong to a report
+    that leads to one. A regular file is searched where it lies (mapped, no copy); any
+    other stream is read `chunk_size` bytes at a time. `progress`, when given, is called
+    with the count of bytes each step got through. `workers=2` searches the second half of
+    a mapped file in a forked process while this one searches the first half and reads
+    every report, in order (the same kills; one process per core). `unread`, when given,
     collects the lines holding a kill's words that could not be read, with their byte
     offsets (line_numbers() turns them into line numbers by reading the input again).
     """
-    scanner = _Scanner(OomParser(year=year, lenient=True, unread=unread), source, chunk_size)
-    yield from scanner.run(stream)
+    scanner = _Scanner(OomParser(year=year, lenient=True, unread=unread), source, progress)
+    mapped = _map(stream)
+    if mapped is None:
+        yield from scanner.run(stream, chunk_size)
+        return
+    view, start = mapped
+    try:
+        yield from scanner.run_mapped(view, start, chunk_size, workers)
+    finally:
+        view.close()
 
 
 def line_numbers(stream: BinaryIO, unread: Unread) -> None:
@@ -104,59 +127,72 @@ def line_numbers(stream: BinaryIO, unread: Unread) -> None:
                     for u in unread.first]
 
 
-class _Scanner:
-    """Finds kill lines in big chunks and feeds the parser the reports around them."""
+Buffer = bytearray | mmap.mmap
 
-    def __init__(self, parser: OomParser, source: str, chunk_size: int) -> None:
+
+class _Scanner:
+    """Finds kill lines a stretch at a time and feeds the parser the reports around them."""
+
+    def __init__(self, parser: OomParser, source: str, progress: Callable[[int], object] | None) -> None:
         self.parser = parser
         self.source = source
-        self.chunk_size = chunk_size
-        self.buffer = bytearray(_LOOKBACK + chunk_size)
+        self.progress = progress
+        self.buffer: Buffer = bytearray()
         self.base = 0  # the input's byte offset of buffer[0]
+        self.position = 0  # everything before it was fed to the parser, or cannot matter
+        self.released = 0  # of a mapped file: the pages before it were let go
 
-    def run(self, stream: BinaryIO) -> Iterator[OomKill]:
+    def run(self, stream: BinaryIO, chunk_size: int) -> Iterator[OomKill]:
+        """Read a stream chunk by chunk, keeping up to _LOOKBACK bytes before each chunk."""
+        buffer = self.buffer = bytearray(_LOOKBACK + chunk_size)
         kept = 0  # bytes at the front of the buffer carried over from the last chunk
         scanned = 0  # within them, where the search for kill lines resumes
-        self.position = 0  # everything before it was fed to the parser, or cannot matter
         while True:
-            if len(self.buffer) < kept + self.chunk_size:  # a line longer than a chunk
-                self.buffer.extend(bytes(kept + self.chunk_size - len(self.buffer)))
-            read = _read_into(stream, self.buffer, kept, self.chunk_size)
+            if len(buffer) < kept + chunk_size:  # a line longer than a chunk
+                buffer.extend(bytes(kept + chunk_size - len(buffer)))
+            read = _read_into(stream, buffer, kept, chunk_size)
+            if self.progress is not None and read:
+                self.progress(read)
             size = kept + read
-            end = self.buffer.rfind(b"\n", 0, size) + 1 if read else size
-            yield from self._scan(scanned, end)
+            end = buffer.rfind(b"\n", 0, size) + 1 if read else size
+            with _searcher(buffer) as find:
+                lines = _kill_lines(buffer, find, max(scanned, self.position), end)
+            yield from self._feed_lines(lines, end)
             if not read:
                 break
             # Carry the unfinished last line, and up to _LOOKBACK bytes of whole lines
             # before it where the next chunk's first kill may find its report's beginning.
             low = end - _LOOKBACK
-            start = max(self.position, self.buffer.find(b"\n", low - 1, end) + 1 if low > 0 else 0)
+            start = max(self.position, buffer.find(b"\n", low - 1, end) + 1 if low > 0 else 0)
             kept, scanned, self.position = size - start, end - start, 0
-            self.buffer[:kept] = self.buffer[start:size]
+            buffer[:kept] = buffer[start:size]
             self.base += start
         yield from self.parser.flush()
 
-    def _scan(self, scanned: int, end: int) -> Iterator[OomKill]:
-        """Feed the parser the kill lines in [scanned, end) and the reports leading to them."""
-        buffer = self.buffer
-        if self.parser.collecting:  # a report runs on from the previous chunk
+    def run_mapped(self, view: mmap.mmap, start: int, segment: int, workers: int) -> Iterator[OomKill]:
+        """Search a mapped file `segment` bytes at a time (in two processes with workers=2)."""
+        self.buffer, self.base, self.position, self.released = view, -start, start, 0
+        bounds = _segments(view, start, segment)
+        with contextlib.closing(_segment_kill_lines(view, bounds, workers)) as segments:
+            for low, high, lines in segments:
+                yield from self._feed_lines(lines, high)
+                if self.progress is not None:
+                    self.progress(high - low)
+                # Pages searched and fed are let go (they stay in the page cache): the
+                # process's resident size does not grow with the file.
+                self.released = _release(view, self.released, min(self.position, high) - _LOOKBACK)
+        yield from self.parser.flush()
+
+    def _feed_lines(self, lines: list[int], end: int) -> Iterator[OomKill]:
+        """Feed the parser the kill lines starting at `lines` (before `end`), each with
+        the report leading to it, and a report running on from the previous stretch."""
+        if self.parser.collecting:
             yield from self._feed_from(self.position, end)
-        cursor = max(scanned, self.position)  # where the search for kill words resumes
-        found = {needle: _find(buffer, needle, cursor, end) for needle in _KILL_NEEDLES}
-        while True:
-            for needle, at in found.items():
-                if 0 <= at < cursor:
-                    found[needle] = _find(buffer, needle, cursor, end)
-            hits = [at for at in found.values() if at >= 0]
-            if not hits:
-                return
-            line_start = buffer.rfind(b"\n", 0, min(hits)) + 1
-            line_end = buffer.find(b"\n", line_start, end)
-            cursor = end if line_end < 0 else line_end + 1
-            if _KILL_LINE.search(buffer, line_start, cursor) or _coloured_kill_line(buffer, line_start, cursor):
-                start = self._report_start(max(self.position, line_start - _LOOKBACK), line_start)
-                yield from self._feed_from(start, end, must_reach=line_start)
-                cursor = max(cursor, self.position)
+        for line_start in lines:
+            if line_start < self.position:  # read already, with the report before it
+                continue
+            start = self._report_start(max(self.position, line_start - _LOOKBACK), line_start)
+            yield from self._feed_from(start, end, must_reach=line_start)
 
     def _report_start(self, low: int, line_start: int) -> int:
         """Where the report (or description) that a kill line ends begins."""
@@ -180,40 +216,193 @@ class _Scanner:
         self.position = at
 
 
-def _coloured_kill_line(buffer: bytearray, start: int, end: int) -> bool:
+def _kill_lines(buffer: Buffer, find: Callable[[bytes, int, int], int], low: int, high: int) -> list[int]:
+    """The starts of the lines in [low, high) (whole lines) that are worth reading as kill
+    lines, in order: one search pass per needle, then _KILL_LINE on each line hit."""
+    hit: dict[int, int] = {}  # a hit line's start -> its end
+    for needle in _KILL_NEEDLES:
+        at = find(needle, low, high)
+        while at >= 0:
+            line_start = buffer.rfind(b"\n", low, at) + 1 or low
+            line_end = buffer.find(b"\n", at, high)
+            line_end = high if line_end < 0 else line_end + 1
+            hit[line_start] = line_end
+            at = find(needle, line_end, high)
+    return [start for start, end in sorted(hit.items())
+            if _KILL_LINE.search(buffer, start, end) or _coloured_kill_line(buffer, start, end)]
+
+
+def _segments(view: mmap.mmap, start: int, segment: int) -> list[tuple[int, int]]:
+    """[low, high) stretches of about `segment` bytes from `start` to the end, cut after a newline."""
+    bounds, low, size = [], start, len(view)
+    while low < size:
+        cut = view.find(b"\n", min(low + segment, size) - 1)
+        high = size if cut < 0 else cut + 1
+        bounds.append((low, high))
+        low = high
+    return bounds
+
+
+def _segment_kill_lines(view: mmap.mmap, bounds: list[tuple[int, int]],
+                        workers: int) -> Generator[tuple[int, int, list[int]], None, None]:
+    """Per segment in order, its bounds and its kill lines (_kill_lines). With workers=2 a
+    forked process searches the second half of the segments and sends its findings
+    through a pipe as this process, having searched the first half, reaches them."""
+    half = (len(bounds) + 1) // 2
+    if workers < 2 or len(bounds) < 2 or not hasattr(os, "fork"):
+        with _searcher(view) as find:
+            for low, high in bounds:
+                yield low, high, _kill_lines(view, find, low, high)
+        return
+    readable, writable = os.pipe()
+    child = os.fork()
+    if child == 0:  # search the second half, send each segment's findings, leave at once
+        os.close(readable)
+        os._exit(_search_for_parent(view, bounds[half:], writable))
+    os.close(writable)
+    try:
+        with _searcher(view) as find:
+            for low, high in bounds[:half]:
+                yield low, high, _kill_lines(view, find, low, high)
+        with os.fdopen(readable, "rb") as pipe:
+            for low, high in bounds[half:]:
+                yield low, high, _received_lines(pipe)
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(readable)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)  # gone already when all was received; else not needed now
+        os.waitpid(child, 0)
+
+
+def _search_for_parent(view: mmap.mmap, bounds: list[tuple[int, int]], pipe: int) -> int:
+    """In the forked searcher: each segment's kill lines to the pipe, a count and the offsets."""
+    status = 1
+    try:
+        with contextlib.suppress(AttributeError, OSError):  # Linux: end with the parent (PR_SET_PDEATHSIG)
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL)
+        released = 0
+        with _searcher(view) as find:
+            for low, high in bounds:
+                found = array.array("q", _kill_lines(view, find, low, high))
+                data = array.array("q", [len(found)]).tobytes() + found.tobytes()
+                with memoryview(data) as left:
+                    while left:
+                        left = left[os.write(pipe, left):]
+                released = _release(view, released, high)
+        status = 0
+    except BaseException:  # noqa: BLE001 -- the parent sees the pipe end early and says so
+        pass
+    return status
+
+
+def _received_lines(pipe: BinaryIO) -> list[int]:
+    """One segment's kill lines as _search_for_parent sent them."""
+    head = pipe.read(8)
+    count = array.array("q", head)[0] if len(head) == 8 else -1
+    data = pipe.read(8 * count) if count > 0 else b""
+    if count < 0 or len(data) != 8 * count:
+        # The searching process died: the file shrank under the mapping (SIGBUS), or it was killed.
+        raise OSError(errno.EIO, "the log could not be searched to its end (did it shrink while it was read?)")
+    return array.array("q", data).tolist()
+
+
+def _map(stream: BinaryIO) -> tuple[mmap.mmap, int] | None:
+    """A regular file's map from the stream's position, or None (a pipe, a decompressor,
+    an empty or small rest): searching it where it lies saves copying every byte."""
+    if not isinstance(stream, (io.BufferedReader, io.FileIO)):
+        return None
+    try:
+        info = os.fstat(stream.fileno())
+        start = stream.tell()
+    except (OSError, ValueError):
+        return None
+    if not stat.S_ISREG(info.st_mode) or info.st_size - start < _MAP_AT_LEAST:
+        return None
+    try:
+        # Copy-on-write and never written: memmem needs a writable buffer's address.
+        view = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_COPY)
+    except (OSError, ValueError):
+        return None
+    with contextlib.suppress(AttributeError, OSError):
+        view.madvise(mmap.MADV_SEQUENTIAL)
+    return view, start
+
+
+def _release(view: mmap.mmap, released: int, below: int) -> int:
+    """Let go of the mapped pages from `released` to `below` (they stay in the page
+    cache, and read again from it if touched); returns the new mark."""
+    below -= below % mmap.PAGESIZE
+    if below <= released:
+        return released
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        view.madvise(mmap.MADV_DONTNEED, released, below - released)
+    return below
+
+
+def _coloured_kill_line(buffer: Buffer, start: int, end: int) -> bool:
     """A kill line that grep --color or dmesg --color cut with colour escapes."""
     if buffer.find(b"\x1b", start, end) < 0:
         return False
     return _KILL_LINE.search(_ANSI_BYTES.sub(b"", bytes(buffer[start:end]))) is not None
 
 
-def _python_find(buffer: bytearray, needle: bytes, start: int, end: int) -> int:
+def _python_find(buffer: Buffer, needle: bytes, start: int, end: int) -> int:
     return buffer.find(needle, start, end)
 
 
-def _libc_finder() -> Callable[[bytearray, bytes, int, int], int]:
-    """bytearray.find through the C library's memmem(3) where there is one.
-
-    CPython's own search scans about 2 GB/s for needles as short as "Kill"; glibc's
-    memmem about 6 GB/s, which is what keeps a 1 GB import near the speed of grep. Same
-    answers (the first occurrence in [start, end)); bytearray.find where libc has none.
-    """
+def _libc_memmem() -> Callable[..., int | None] | None:
+    """The C library's memmem(3), or None where there is none."""
     try:
         memmem = ctypes.CDLL(None).memmem  # the process's C library, no file lookup
     except (AttributeError, OSError, TypeError):  # no memmem, or no C library to ask
-        return _python_find
+        return None
     memmem.restype = ctypes.c_void_p
     memmem.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t)
+    return memmem
 
-    def find(buffer: bytearray, needle: bytes, start: int, end: int) -> int:
+
+_MEMMEM = _libc_memmem()
+
+
+def _libc_finder() -> Callable[[Buffer, bytes, int, int], int]:
+    """bytearray.find through the C library's memmem(3) where there is one.
+
+    CPython's own search scans about 1.5 GB/s for needles as short as "Kill"; glibc's
+    memmem about 4 GB/s. Same answers (the first occurrence in [start, end));
+    bytearray.find where libc has none.
+    """
+    if _MEMMEM is None:
+        return _python_find
+
+    def find(buffer: Buffer, needle: bytes, start: int, end: int) -> int:
+        with _searcher(buffer) as search:
+            return search(needle, start, end)
+
+    return find
+
+
+@contextlib.contextmanager
+def _searcher(buffer: Buffer) -> Iterator[Callable[[bytes, int, int], int]]:
+    """find(needle, start, end) over `buffer`, pinned (it cannot move or be resized) while
+    the block runs: the address is taken once, not per search."""
+    memmem = _MEMMEM
+    if memmem is None:
+        yield buffer.find
+        return
+    pinned = ctypes.c_char.from_buffer(buffer)
+    base = ctypes.addressof(pinned)
+
+    def find(needle: bytes, start: int, end: int) -> int:
         if end - start < len(needle):
             return -1
-        pinned = ctypes.c_char.from_buffer(buffer)  # the buffer cannot move while held
-        base = ctypes.addressof(pinned)
         at = memmem(base + start, end - start, needle, len(needle))
         return at - base if at else -1
 
-    return find
+    try:
+        yield find
+    finally:
+        del pinned  # the buffer's export ends here
 
 
 _find = _libc_finder()

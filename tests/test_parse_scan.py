@@ -1,0 +1,121 @@
+"""The import scanner (parse/scan.py) over real files: mapped where they lie, searched by
+one process or two, it gives what feeding every line gives."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from watchdog_oom.parse import Unread, iter_kills, line_numbers, parse_text
+
+DATA = Path(__file__).parent / "data"
+CAPTURES = sorted({listing.parent / entry["file"]
+                   for listing in DATA.rglob("expected.json")
+                   for entry in json.loads(listing.read_text(encoding="utf-8"))})
+
+
+def _noise(lines: int, second: int) -> bytes:
+    """Syslog lines that hold the scanner's needles without being kills."""
+    out = []
+    for i in range(lines):
+        stamp = f"Jun  3 10:{(second + i) // 60 % 60:02d}:{(second + i) % 60:02d}"
+        if i % 97 == 0:
+            out.append(f"{stamp} web-01 systemd[1]: session-{i}.scope: Killing process {i} (sleep) "
+                       "with signal SIGKILL.")
+        elif i % 89 == 0:
+            out.append(f"{stamp} web-01 rsyslogd[{i}]: imuxsock: Received SIGHUP, reopening files")
+        else:
+            out.append(f"{stamp} web-01 sshd[{i}]: Accepted publickey for deploy from 10.0.0.{i % 250} port {i}")
+    return ("\n".join(out) + "\n").encode()
+
+
+@pytest.fixture(scope="module")
+def corpus_log(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
+    """Every capture of tests/data, each between stretches of noise: a file of over 2 MB,
+    big enough to be mapped and cut into many segments."""
+    parts = []
+    for n, capture in enumerate(CAPTURES):
+        parts += [_noise(300, n * 400), capture.read_bytes().rstrip(b"\n") + b"\n"]
+    parts.append(_noise(300, 0))
+    data = b"".join(parts)
+    assert len(data) > 2 << 20
+    path = tmp_path_factory.mktemp("scan") / "corpus.log"
+    path.write_bytes(data)
+    return path, data
+
+
+@pytest.fixture(scope="module")
+def fed_line_by_line(corpus_log: tuple[Path, bytes]) -> list:
+    return parse_text(corpus_log[1].decode("utf-8"), source="import")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("segment", [4096, 300_000, 32 << 20])
+def test_a_mapped_file_gives_what_feeding_every_line_gives(corpus_log, fed_line_by_line, segment: int,
+                                                           workers: int) -> None:
+    path, _ = corpus_log
+    with path.open("rb") as stream:
+        kills = list(iter_kills(stream, "import", chunk_size=segment, workers=workers))
+    assert len(kills) > 100
+    assert kills == fed_line_by_line
+
+
+def test_a_stream_and_a_mapped_file_count_the_same_unread_lines_at_the_same_lines(corpus_log) -> None:
+    path, data = corpus_log
+    bad = b"Jun  3 11:00:00 web-01 kernel: [ 9.000000] Killed process 8 (b\n"
+    path = path.with_name("unreadable.log")
+    path.write_bytes(data + bad + data[:100_000])
+    found = []
+    for mapped in (True, False):
+        unread = Unread()
+        with path.open("rb") as stream:
+            source = stream if mapped else io.BytesIO(stream.read())
+            list(iter_kills(source, "import", unread=unread, chunk_size=65536, workers=2))
+        with path.open("rb") as again:
+            line_numbers(again, unread)
+        found.append([(u.line, u.offset, u.text) for u in unread.first])
+    assert found[0] == found[1]
+    assert (data.count(b"\n") + 1, len(data)) in [(line, offset) for line, offset, _ in found[0]]
+
+
+def test_progress_counts_every_byte_of_a_mapped_file_and_of_a_stream(corpus_log) -> None:
+    path, data = corpus_log
+    for open_stream in (lambda: path.open("rb"), lambda: io.BytesIO(data)):
+        steps: list[int] = []
+        with open_stream() as stream:
+            list(iter_kills(stream, "import", chunk_size=1 << 20, progress=steps.append, workers=2))
+        assert sum(steps) == len(data) and len(steps) > 1
+
+
+def test_a_mapped_file_is_read_from_the_streams_position(corpus_log, tmp_path: Path) -> None:
+    _, data = corpus_log
+    head = b"Jun  3 09:00:00 web-01 kernel: [ 1.000000] Out of memory: Killed process 99 (skipped) " \
+           b"total-vm:4kB, anon-rss:0kB, file-rss:0kB\n"
+    path = tmp_path / "offset.log"
+    path.write_bytes(head + data)
+    with path.open("rb") as stream:
+        stream.readline()
+        kills = list(iter_kills(stream, "import", chunk_size=65536, workers=2))
+    assert 99 not in [k.pid for k in kills]
+    assert kills == parse_text(data.decode("utf-8"), source="import")
+
+
+def _children() -> set[str]:
+    return set(Path(f"/proc/self/task/{os.getpid()}/children").read_text().split())
+
+
+@pytest.mark.skipif(not Path(f"/proc/self/task/{os.getpid()}/children").exists(),
+                    reason="no /proc/PID/task/TID/children to list this process's children")
+def test_the_second_process_searches_and_stopping_early_leaves_it_not_behind(corpus_log) -> None:
+    path, _ = corpus_log
+    before = _children()
+    with path.open("rb") as stream:
+        kills = iter_kills(stream, "import", chunk_size=4096, workers=2)
+        next(kills)
+        assert len(_children() - before) == 1  # the searcher of the file's second half
+        kills.close()
+    assert _children() == before
