@@ -103,6 +103,52 @@ def test_a_leftover_instance_is_replaced_and_a_busy_one_left_alone(tracefs):
     assert not leftover.exists()
 
 
+def test_fallback_instances_of_dead_daemons_are_removed_at_start(tracefs):
+    # A daemon SIGKILLed while on its NAME-PID fallback leaves that instance (and its ring
+    # buffer) behind, and no later daemon has its PID: at start, ours whose PID is gone go.
+    name = unique_instance()
+    instances = Path(tracefs, "instances")
+    dead_pid, held_pid = (int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                                             capture_output=True, text=True, check=True).stdout) for _ in range(2))
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead, held, alive = (instances / f"{name}-{dead_pid}", instances / f"{name}-{held_pid}",
+                         instances / f"{name}-{live.pid}")
+    others = [instances / f"{name}-x{dead_pid}", instances / f"{name}x-{dead_pid}", instances / f"{name}-0"]
+    for path in (dead, held, alive, *others):
+        path.mkdir()
+    try:
+        # In use by a reader this PID namespace cannot see (here: held open by the test).
+        with open(held / "trace", "rb"):
+            source = TracepointSource(tracefs, name)
+            source.close()
+            assert held.is_dir()
+        assert not dead.exists()
+        assert alive.is_dir() and all(p.is_dir() for p in others)  # alive, or not a fallback of ours
+    finally:
+        live.kill()
+        live.wait()
+        for path in (dead, held, alive, *others):
+            if path.exists():
+                path.rmdir()
+
+
+def test_a_leftover_fallback_with_this_daemons_pid_is_no_obstacle(tracefs):
+    # In a container the daemon often gets the same PID at every start: the fallback a killed
+    # one left under that PID is a leftover, not this live process's.
+    name = unique_instance()
+    mine = Path(tracefs, "instances", f"{name}-{os.getpid()}")
+    mine.mkdir()
+    first = TracepointSource(tracefs, name)
+    try:
+        with open(Path(first.path, "trace"), "rb"):  # busy: a second reader falls back to NAME-PID
+            second = TracepointSource(tracefs, name)
+            assert second.path == str(mine)
+            second.close()
+    finally:
+        first.close()
+    assert not mine.exists()
+
+
 def test_where_tracing_is_not_possible_it_says_why(tmp_path):
     assert find_tracefs([str(tmp_path)]) is None
     assert "mark_victim" in unusable(str(tmp_path))

@@ -14,7 +14,10 @@ daemon that was killed (SIGKILL gives no chance to remove it) or in use by anoth
 watchdog-oom on the same kernel (a second container, say). The kernel refuses to remove
 an instance while any of its files is open (EBUSY), so ``rmdir`` sorts the two out: a
 leftover is removed and made afresh, a busy one is left alone and this daemon uses
-``watchdog-oom-PID`` instead (and says so).
+``watchdog-oom-PID`` instead (and says so). Such a fallback left by a killed daemon would
+stay for good (no later daemon has its PID), so at start the fallbacks of this name whose
+PID is no longer alive are removed too; ``rmdir`` still leaves one another reader holds
+open (a daemon in another PID namespace, whose PIDs mean nothing here).
 
 Events are parsed by ``watchdog_oom.trace_events`` after reading each event's ``format``.
 A ``mark_victim`` event is delivered with /proc/vmstat ``oom_kill`` read right after it
@@ -27,6 +30,7 @@ import contextlib
 import errno
 import logging
 import os
+import re
 import select
 import subprocess
 import time
@@ -109,6 +113,38 @@ def _write(path: str, value: str) -> None:
         file.write(value)
 
 
+def _alive(pid: int) -> bool:
+    """Whether a process with this PID exists (signal 0 checks without sending)."""
+    if pid == os.getpid():
+        return False  # this daemon has made no instance yet: one with its PID is a leftover
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # EPERM: it exists, as another user's
+    return True
+
+
+def _remove_dead_fallbacks(instances: str, name: str) -> None:
+    """Remove the ``NAME-PID`` instances (see the module's docstring) whose PID is gone."""
+    fallback = re.compile(re.escape(name) + r"-([1-9][0-9]{0,9})")
+    try:
+        entries = os.listdir(instances)
+    except OSError:
+        return  # making the instance will say why
+    for entry in entries:
+        match = fallback.fullmatch(entry)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        try:
+            os.rmdir(os.path.join(instances, entry))
+        except OSError as exc:  # EBUSY: open in another PID namespace; its owner removes it
+            log.debug("trace instance %s/%s left alone: %s", instances, entry, exc.strerror)
+        else:
+            log.info("removed the trace instance %s/%s left by an earlier run", instances, entry)
+
+
 def _boot_wall(clock: str) -> datetime:
     # mono is CLOCK_MONOTONIC itself; local (sched_clock) is close to it.
     return datetime.fromtimestamp(time.time() - time.clock_gettime(time.CLOCK_MONOTONIC), UTC)
@@ -151,6 +187,7 @@ class TracepointSource:
         return os.path.basename(self.path)
 
     def _make_instance(self, name: str) -> str:
+        _remove_dead_fallbacks(os.path.join(self.tracefs, "instances"), name)
         path = os.path.join(self.tracefs, "instances", name)
         try:
             os.mkdir(path)
