@@ -55,6 +55,26 @@ def pg_migrated(pg_server: str) -> Iterator[str]:
         yield url.rsplit("/", 1)[1]
 
 
+@pytest.fixture(scope="module")
+def _own_pg_server() -> Iterator[pgserver.PgServer]:
+    server = pgserver.PgServer()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture
+def own_pg(_own_pg_server: pgserver.PgServer) -> Iterator[pgserver.OwnDatabase]:
+    """A fresh database on a PostgreSQL server the test may stop and start (the session's
+    is shared by all): one server per module, running again after each test."""
+    server = _own_pg_server
+    for url in pgserver.fresh_database(server.url):
+        yield pgserver.OwnDatabase(url, server)
+        if not server.running():
+            server.start()
+
+
 ENGINES = ("sqlite", "postgresql")
 
 

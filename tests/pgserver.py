@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ def _psycopg():
                                                  "pip install 'psycopg[binary]'")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -53,6 +54,88 @@ def _unprivileged_user() -> str | None:
     return None
 
 
+class PgServer:
+    """A throwaway PostgreSQL server in a directory of its own, which a test may stop and
+    start again (same data, same port) to take the database away from a running daemon."""
+
+    def __init__(self) -> None:
+        _psycopg()
+        bindir = _server_binaries()
+        if bindir is None:
+            pytest.skip("no PostgreSQL server here (apt-get install postgresql, see .ci/postgres.sh), "
+                        "and WATCHDOG_OOM_TEST_PG_URL is not set")
+        self.bindir = bindir
+        self.as_user: list[str] = []
+        self.base = Path(tempfile.mkdtemp(prefix="watchdog-oom-pg-"))
+        if os.geteuid() == 0:
+            user = _unprivileged_user()
+            if user is None or not shutil.which("runuser"):
+                shutil.rmtree(self.base)
+                pytest.skip("running as root, and there is no postgres or nobody user (or no runuser) "
+                            "to run PostgreSQL as: it refuses to run as root")
+            account = pwd.getpwnam(user)
+            os.chown(self.base, account.pw_uid, account.pw_gid)
+            self.as_user = ["runuser", "-u", user, "--"]
+        self.data, self.port = self.base / "data", free_port()
+        self.url = f"postgresql+psycopg://watchdog@127.0.0.1:{self.port}/postgres"
+        try:
+            subprocess.run([*self.as_user, str(bindir / "initdb"), "-D", str(self.data), "-U", "watchdog",
+                            "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"],
+                           check=True, capture_output=True, timeout=60)
+            self.start()
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+            self._fail(exc)
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        # fsync off and friends: a throwaway server need not survive a power cut.
+        options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.base} -c fsync=off "
+                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=50")
+        try:
+            subprocess.run([*self.as_user, str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", options,
+                            "-l", str(self.base / "server.log"), "-w", "-t", "30", "start"],
+                           check=True, capture_output=True, timeout=60)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+            self._fail(exc)
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (`fast`: clients are disconnected, as in an outage); waits until it is down."""
+        subprocess.run([*self.as_user, str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w",
+                        "stop"], capture_output=True, timeout=60, check=False)
+
+    def running(self) -> bool:
+        """Whether the server is up (pg_ctl status)."""
+        return subprocess.run([*self.as_user, str(self.bindir / "pg_ctl"), "-D", str(self.data), "status"],
+                              capture_output=True, timeout=60, check=False).returncode == 0
+
+    def remove(self) -> None:
+        """Stop the server at once and delete its files."""
+        self.stop("immediate")
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def _fail(self, exc: BaseException) -> None:
+        log = self.base / "server.log"
+        text = log.read_text(errors="replace") if log.exists() else ""
+        self.remove()
+        pytest.fail(f"PostgreSQL did not start: {exc}\n{getattr(exc, 'stderr', b'')!r}\n{text}")
+
+
+@dataclass(frozen=True)
+class OwnDatabase:
+    """A database (`url`) on a server of the test's own, which it may stop and start."""
+
+    url: str
+    server: PgServer
+
+    def stop(self) -> None:
+        """Stop the server: its clients are cut off, as in an outage."""
+        self.server.stop()
+
+    def start(self) -> None:
+        """Start the server again, with the same data on the same port."""
+        self.server.start()
+
+
 def pg_server() -> Iterator[str]:
     """A SQLAlchemy URL of a PostgreSQL server (database `postgres`) that lives for the session."""
     _psycopg()
@@ -60,42 +143,11 @@ def pg_server() -> Iterator[str]:
     if given:
         yield given
         return
-    bindir = _server_binaries()
-    if bindir is None:
-        pytest.skip("no PostgreSQL server here (apt-get install postgresql, see .ci/postgres.sh), "
-                    "and WATCHDOG_OOM_TEST_PG_URL is not set")
-    as_user: list[str] = []
-    base = Path(tempfile.mkdtemp(prefix="watchdog-oom-pg-"))
-    if os.geteuid() == 0:
-        user = _unprivileged_user()
-        if user is None or not shutil.which("runuser"):
-            shutil.rmtree(base)
-            pytest.skip("running as root, and there is no postgres or nobody user (or no runuser) "
-                        "to run PostgreSQL as: it refuses to run as root")
-        account = pwd.getpwnam(user)
-        os.chown(base, account.pw_uid, account.pw_gid)
-        as_user = ["runuser", "-u", user, "--"]
-    data, port = base / "data", _free_port()
+    server = PgServer()
     try:
-        subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "watchdog", "--auth=trust",
-                        "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"],
-                       check=True, capture_output=True, timeout=60)
-        # fsync off and friends: a throwaway server need not survive a power cut.
-        options = (f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=50")
-        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-o", options,
-                        "-l", str(base / "server.log"), "-w", "-t", "30", "start"],
-                       check=True, capture_output=True, timeout=60)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-        log = (base / "server.log").read_text(errors="replace") if (base / "server.log").exists() else ""
-        shutil.rmtree(base, ignore_errors=True)
-        pytest.fail(f"PostgreSQL did not start: {exc}\n{getattr(exc, 'stderr', b'')!r}\n{log}")
-    try:
-        yield f"postgresql+psycopg://watchdog@127.0.0.1:{port}/postgres"
+        yield server.url
     finally:
-        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True, timeout=60)
-        shutil.rmtree(base, ignore_errors=True)
+        server.remove()
 
 
 def fresh_database(pg_server: str, template: str | None = None) -> Iterator[str]:

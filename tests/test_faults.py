@@ -15,9 +15,11 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
+from pgserver import free_port
 from servers import HttpSink
 from test_service import Daemon, reap_daemons, wait_until  # noqa: F401 (reap_daemons: autouse fixture)
 
@@ -34,10 +36,10 @@ def append(path: Path, text: str | bytes) -> None:
         file.write(text.encode() if isinstance(text, str) else text)
 
 
-def config(tmp: Path, log: Path, hook: str, db: Path | None = None, extra: str = "") -> str:
+def config(tmp: Path, log: Path, hook: str, db: Path | None = None, extra: str = "", url: str | None = None) -> str:
     return f"""
 host: web-01
-database: sqlite:///{db or tmp / 'history.db'}
+database: {url or f"sqlite:///{db or tmp / 'history.db'}"}
 kernel_log: {{source: file, path: {log}}}
 commit: {{interval: 1s}}
 notifications:
@@ -194,6 +196,68 @@ def test_a_database_locked_by_another_process_holds_the_kills_until_it_is_free(t
         assert wait_until(lambda: pids_in(db) == [501, 502, 503], timeout=20)
         assert wait_until(lambda: notified_pids(sink) == [501, 502, 503], timeout=20)
         assert daemon.stop() == 0
+
+
+def pg_rows(url: str, query: str) -> list[tuple] | None:
+    """The rows of a query on the server, None while it is down."""
+    import psycopg
+
+    try:
+        with psycopg.connect(url.replace("+psycopg", ""), connect_timeout=5) as conn:
+            return conn.execute(query).fetchall()
+    except psycopg.Error:
+        return None
+
+
+def metric(address: str, name: str) -> float | None:
+    """One gauge of the daemon's /metrics (None while it does not answer)."""
+    try:
+        with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+    except OSError:
+        return None
+    return next((float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ")), None)
+
+
+def test_postgresql_stopped_under_the_daemon_holds_the_kills_and_stores_each_once_when_back(tmp_path, log, own_pg):
+    pids = "SELECT pid FROM kills ORDER BY pid"
+    metrics = f"127.0.0.1:{free_port()}"
+    with HttpSink() as sink:
+        daemon = Daemon(tmp_path, config(tmp_path, log, sink.url, url=own_pg.url,
+                                         extra=f"metrics: {{listen: '{metrics}'}}"))
+        daemon.wait_message("READY=1")
+        append(log, "".join(kill_line(p) for p in (101, 102, 103)))
+        assert wait_until(lambda: pg_rows(own_pg.url, pids) == [(101,), (102,), (103,)], timeout=20), \
+            daemon.log_text()[-3000:]
+        assert wait_until(lambda: notified_pids(sink) == [101, 102, 103], timeout=20)
+        own_pg.stop()  # the fleet's database goes away, its connections cut
+        append(log, "".join(kill_line(p) for p in (104, 105, 106)))
+        (down,) = wait_for_kind(sink, "database.down")  # straight through the channel: no outbox now
+        assert down["severity"] == "critical" and "unreachable" in down["summary"], down
+        assert wait_until(lambda: metric(metrics, "watchdog_oom_kills_held") == 3, timeout=20), \
+            daemon.log_text()[-3000:]
+        # The checks go on running (so systemd's watchdog is fed, see test_service_checks), and
+        # say once, in a line, that the database refuses their results: no traceback a second.
+        checked = metric(metrics, "watchdog_oom_last_check_timestamp_seconds")
+        assert wait_until(lambda: metric(metrics, "watchdog_oom_last_check_timestamp_seconds") >= checked + 2,
+                          timeout=20)
+        assert daemon.log_text().count("memory: the history database refuses this job's results") == 1
+        assert notified_pids(sink) == [101, 102, 103]
+        own_pg.start()
+        wait_for_kind(sink, "database.resolved", timeout=30)
+        assert wait_until(lambda: pg_rows(own_pg.url, pids) == [(p,) for p in range(101, 107)], timeout=30), \
+            daemon.log_text()[-3000:]
+        assert wait_until(lambda: notified_pids(sink) == list(range(101, 107)), timeout=30)
+        assert metric(metrics, "watchdog_oom_kills_held") == 0
+        append(log, kill_line(107))  # and on it goes
+        assert wait_until(lambda: pg_rows(own_pg.url, pids) == [(p,) for p in range(101, 108)], timeout=20)
+        assert wait_until(lambda: notified_pids(sink) == list(range(101, 108)), timeout=20)
+        assert daemon.stop() == 0
+    assert notified_pids(sink) == list(range(101, 108))  # each kill told once
+    assert len(bodies(sink, "database.down")) == 1 and len(bodies(sink, "database.resolved")) == 1
+    text = daemon.log_text()
+    assert "Traceback" not in text, text[text.index("Traceback") - 300:][:3000]
+    assert "alembic_version" not in text  # a new, empty database is no error
 
 
 def test_a_log_file_that_does_not_exist_is_warned_alerted_and_read_once_it_appears(tmp_path):

@@ -27,10 +27,10 @@ processes:
 
 
 def make_service(tmp_path: Path, procfs: Path | str, t0, extra: str = "",
-                 processes: str = DEFAULT_PROCESSES) -> Daemon:
+                 processes: str = DEFAULT_PROCESSES, database: str | None = None) -> Daemon:
     cfg = parse_config(f"""
 host: web-01
-database: sqlite:///{tmp_path}/history.db
+database: {database or f"sqlite:///{tmp_path}/history.db"}
 procfs: {procfs}
 kernel_log:
   source: none
@@ -115,6 +115,37 @@ def test_unlogged_kills_are_alerted_from_vmstat(tmp_path, t0):
     assert alert.data["missing"] == 3 and "3 OOM kills with no log record" in alert.summary
     service.jobs.memory()
     assert len([a for a in service.store.alerts() if a.key == "oom.unlogged"]) == 1  # not again
+
+
+def test_a_resolution_while_the_database_is_down_is_stored_once_it_is_back(tmp_path, t0, own_pg):
+    # The rules' state lives in memory; what they decided is stored in the check's transaction.
+    # When that fails, the decision must not stay made: a commit alert that resolved while
+    # PostgreSQL was down stayed firing in the history (repeated every repeat_interval) for good.
+    tree = overcommitted(tmp_path, 64262056)
+    hook = """
+notifications:
+  channels:
+    - {name: hook, type: webhook, url: "http://127.0.0.1:9/hook", kinds: ["commit*"]}
+"""
+    service = make_service(tmp_path, tree.root, t0, hook, database=own_pg.url)
+    clock = service.shared.clock
+    service.jobs.memory()
+    assert [(a.key, a.status) for a in service.store.alerts() if a.key == "commit"] == [("commit", "firing")]
+    own_pg.stop()
+    tree.meminfo(Committed_AS=10_000_000)
+    clock.t = t0 + timedelta(seconds=10)
+    with pytest.raises(Exception, match="connect|closed|terminat"):
+        service.jobs.memory()
+    # The check ran: systemd's watchdog is fed (a daemon holding kills through an outage
+    # must not be restarted for it), and the database watch is the one to alert.
+    assert service.shared.host.last_check == clock.t
+    own_pg.start()
+    clock.t = t0 + timedelta(seconds=20)
+    service.jobs.memory()
+    (commit,) = [a for a in service.store.alerts() if a.key == "commit"]
+    assert commit.status == "resolved" and commit.resolved_at == t0 + timedelta(seconds=20)
+    assert sorted(n.reason for n in service.store.notifications()) == ["first", "resolved"]
+    service.store.close()
 
 
 @pytest.fixture

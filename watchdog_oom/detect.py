@@ -10,7 +10,7 @@ a clock or a database.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -280,6 +280,21 @@ class Rules:
 
     def restore(self, key: str, severity: str, kind: str) -> None:
         self._state[key] = KeyState(firing=severity, kind=kind)
+
+    def snapshot(self) -> dict[str, KeyState]:
+        """The state of every key now (a copy), for `put_back`."""
+        return dict(self._state)
+
+    def put_back(self, before: Mapping[str, KeyState], events: Iterable[Alert]) -> None:
+        """The events could not be stored (the database refused): their keys go back to
+        their state in `before`, so the next evaluation decides them again. Otherwise an
+        alert that fired while the database was down would be taken for one already
+        announced, and never be."""
+        for key in {e.key for e in events}:
+            if key in before:
+                self._state[key] = before[key]
+            else:
+                self._state.pop(key, None)
 
     def evaluate(self, conditions: Iterable[Condition], now: datetime, family: str | tuple[str, ...] = (),
                  keep: Iterable[str] = ()) -> list[Alert]:

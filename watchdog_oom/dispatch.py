@@ -25,6 +25,7 @@ from typing import Any
 from watchdog_oom.model import Alert, Notification, severity_rank
 from watchdog_oom.notify import Channel, ChannelError, redact
 from watchdog_oom.store import Store, Tx, kill_record, mute_matches
+from watchdog_oom.store.health import database_failure, failure_text
 from watchdog_oom.stored import AlertEpisode, OutboxRow, StoredKill
 
 log = logging.getLogger(__name__)
@@ -450,6 +451,7 @@ class Senders:
         self._changed = threading.Condition()
         self._generation = 0
         self.threads: list[threading.Thread] = []
+        self._refused: set[str] = set()  # threads whose last look at the outbox the database refused
 
     def start(self) -> Senders:
         """Start the threads; returns self."""
@@ -501,10 +503,19 @@ class Senders:
             while self.dispatcher.run_once(self.batch, stop=self._stop, **which):
                 if self._stop.is_set():
                     return None
-            return self.dispatcher.store.next_due(**which)
-        except Exception:
-            log.exception("outbox %s: sending failed; retrying shortly", name)
+            due = self.dispatcher.store.next_due(**which)
+        except Exception as exc:
+            if not database_failure(exc):
+                log.exception("outbox %s: sending failed; retrying shortly", name)
+            elif name not in self._refused:  # once per outage: the database watch alerts it
+                self._refused.add(name)
+                log.warning("outbox %s: the history database is not answering; the outbox waits for it (%s)", name,
+                            failure_text(exc))
             return None
+        if name in self._refused:
+            self._refused.discard(name)
+            log.info("outbox %s: the history database answers again", name)
+        return due
 
 
 class Direct:

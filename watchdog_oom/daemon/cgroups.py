@@ -17,7 +17,7 @@ from typing import Any
 
 from watchdog_oom import procfs
 from watchdog_oom.cgroups import CgroupReader, Hierarchy, Scan, read_tasks
-from watchdog_oom.daemon.recording import record_repeats
+from watchdog_oom.daemon.recording import record_repeats, undone_unless_stored
 from watchdog_oom.daemon.shared import CgroupState, CgroupTrack, Shared
 from watchdog_oom.model import Alert
 from watchdog_oom.rules import cgroups as rules
@@ -72,10 +72,11 @@ class CgroupCheck:
             conditions = rules.conditions(scan.samples, history, cfg.cgroups, firing)
         conditions = self._name_victims(conditions, scan, swap_total)
         with s.lock:
+            prior = s.rules.snapshot()
             events = s.rules.evaluate(conditions, now, family=rules.FAMILY_PREFIXES,
                                       keep=rules.keep_keys(scan.samples, conditions))
             self._remember(scan, events, s.rules.firing_map(), now)
-        with s.store.tx() as tx:
+        with undone_unless_stored(s, prior, events), s.store.tx() as tx:
             tx.add_cgroup_samples(self.state.latest)  # those above warn and the top N: history stays bounded
             rows = self._record(tx, events, now)
             self._cross_check(tx, scan, now)

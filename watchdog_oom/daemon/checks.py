@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from watchdog_oom import detect, processes, procfs
-from watchdog_oom.daemon.recording import record_events, record_repeats
+from watchdog_oom.daemon.recording import record_events, record_repeats, undone_unless_stored
 from watchdog_oom.daemon.shared import Shared
 from watchdog_oom.model import Alert, ProcScore
 from watchdog_oom.rules.alerts import wants_victims, with_victims
@@ -38,6 +38,7 @@ class MemoryCheck:
             log.error("cannot read memory figures from %s: %s", cfg.procfs, exc)
             return
         with s.lock:
+            prior = s.rules.snapshot()
             history = list(s.host.samples)
             s.host.remember(sample, keep=cfg.commit.trend_window + 2 * min(cfg.commit.interval, cfg.memory.interval))
             firing = s.rules.firing_map()
@@ -54,13 +55,15 @@ class MemoryCheck:
         if wants_victims(events):
             # Scanned before the transaction opens: a fresh scan of /proc must not hold the database.
             events = with_victims(events, likely_victims(s))
-        with s.store.tx() as tx:
+        # The check ran, whether or not the database takes its results: systemd's watchdog
+        # (jobs.watchdog) must not restart a daemon that holds kills through a database outage.
+        s.host.last_check = now
+        with undone_unless_stored(s, prior, events), s.store.tx() as tx:
             tx.add_sample(sample)
             record_events(tx, s.outbox, events, now)
             if cfg.kernel_log.vmstat_check and sample.oom_kill_count is not None:
                 self._cross_check(tx, sample.oom_kill_count, now)
             record_repeats(tx, s.outbox, now, cfg.notifications.repeat_interval)
-        s.host.last_check = now
         if events:
             s.wakeup.set()
 
@@ -100,8 +103,9 @@ class ProcessCheck:
             s.host.ranking, s.host.ranking_time = ranked, now
             risky = processes.at_risk(ranked, cfg.processes.at_risk_top)
             conditions = detect.process_conditions(risky, cfg.processes.for_)
+            prior = s.rules.snapshot()
             events = s.rules.evaluate(conditions, now, family="process.")
-        with s.store.tx() as tx:
+        with undone_unless_stored(s, prior, events), s.store.tx() as tx:
             for proc, before, after, error in protections:
                 tx.add_protection(time=now, pid=proc.pid, process=proc.process, cmdline=proc.cmdline,
                                   from_adj=before, to_adj=after, error=error)

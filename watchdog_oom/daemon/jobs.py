@@ -16,6 +16,7 @@ from watchdog_oom.daemon.checks import MemoryCheck, ProcessCheck
 from watchdog_oom.daemon.retention import RetentionJob
 from watchdog_oom.daemon.sdnotify import SdNotify
 from watchdog_oom.daemon.shared import Shared
+from watchdog_oom.store.health import database_failure, failure_text
 
 log = logging.getLogger("watchdog_oom")
 
@@ -34,6 +35,7 @@ class Jobs:
         self.processes = ProcessCheck(shared)
         self.cgroups = CgroupCheck(shared)
         self.scheduler: Any = None
+        self._refused: set[str] = set()  # jobs whose last run the database refused
 
     def start(self) -> None:
         """Start the scheduler with the jobs the configuration asks for."""
@@ -84,7 +86,30 @@ class Jobs:
         for name, (func, seconds) in wanted.items():
             if name not in present:
                 first = self.shared.clock() + timedelta(seconds=FIRST_RUN.get(name, seconds))
-                self.scheduler.add_job(func, "interval", seconds=seconds, id=name, name=name, next_run_time=first)
+                self.scheduler.add_job(self._guarded(name, func), "interval", seconds=seconds, id=name, name=name,
+                                       next_run_time=first)
+
+    def _guarded(self, name: str, func: Callable[[], Any]) -> Callable[[], None]:
+        """`func` as a job: a database that refuses its results is said once per outage, in
+        one line (the database watch alerts it as database.down), not with a traceback at
+        every run; any other failure is left to the scheduler, which logs it whole."""
+
+        def run() -> None:
+            try:
+                func()
+            except Exception as exc:
+                if not database_failure(exc):
+                    raise
+                if name not in self._refused:
+                    self._refused.add(name)
+                    log.warning("%s: the history database refuses this job's results until it is back (%s)", name,
+                                failure_text(exc))
+                return
+            if name in self._refused:
+                self._refused.discard(name)
+                log.info("%s: the history database takes this job's results again", name)
+
+        return run
 
     def prune(self) -> None:
         """Delete history older than the retention settings; a failure is an alert."""

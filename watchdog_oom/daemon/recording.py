@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from watchdog_oom.model import Alert
 from watchdog_oom.rules.alerts import repeats_due
 
 if TYPE_CHECKING:
+    from watchdog_oom.daemon.shared import Shared
     from watchdog_oom.dispatch import Outbox
     from watchdog_oom.store import Tx
 
@@ -30,6 +32,19 @@ def record_events(tx: Tx, outbox: Outbox, events: Iterable[Alert], now: datetime
         if reason is not None:
             outbox.alert(tx, alert, row, reason, now)
             log.warning("%s (%s): %s", alert.kind, alert.severity, alert.summary)
+
+
+@contextmanager
+def undone_unless_stored(s: Shared, before: Mapping[str, Any], events: Sequence[Alert]) -> Iterator[None]:
+    """Around the transaction that records `events`: when it fails (the database is down),
+    their rule state is put back as it was `before` they were decided, so they are decided,
+    stored and notified again by a later run rather than lost."""
+    try:
+        yield
+    except BaseException:
+        with s.lock:
+            s.rules.put_back(before, events)
+        raise
 
 
 def record_repeats(tx: Tx, outbox: Outbox, now: datetime, repeat_interval: float) -> None:

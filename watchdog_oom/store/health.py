@@ -46,6 +46,7 @@ _KINDS = (
     ("unable to open database file", "unreachable"),  # SQLITE_CANTOPEN
     ("disk i/o error", "io"),               # SQLITE_IOERR
     ("no such table", "schema"),
+    ("undefinedtable", "schema"),            # PostgreSQL: relation "..." does not exist (SQLSTATE 42P01)
     ("could not connect", "unreachable"),   # PostgreSQL (psycopg)
     ("connection refused", "unreachable"),
     ("server closed the connection", "unreachable"),
@@ -254,6 +255,13 @@ def salvage_cursors(path: str, host: str) -> dict[str, str]:
         return {}
     finally:
         connection.close()
+
+
+def failure_text(exc: BaseException, limit: int = 300) -> str:
+    """What the database's driver said, on one line, for a log line: SQLAlchemy's wrapper
+    adds the statement and notes (an autoflush hint, say) that bury it."""
+    orig = getattr(exc, "orig", None)
+    return _one_line(orig if isinstance(orig, BaseException) else exc)[:limit]
 
 
 def _one_line(exc: BaseException) -> str:
