@@ -202,6 +202,35 @@ def test_unlogged_kill_is_reported_once_for_the_innermost_cgroup(t0):
     assert not alerts
 
 
+def test_the_state_counts_the_kills_the_cgroups_account_for(t0):
+    # What the host's /proc/vmstat cross-check leaves to the cgroups: seen missing (pending),
+    # then reported (unlogged), counted once for a container and its pod, kept when they go.
+    state, _ = rules.cross_check({}, "boot", {POD: 0, CTR: 0}, {POD: 0, CTR: 0}, t0)
+    state, _ = rules.cross_check(state, "boot", {POD: 1, CTR: 1}, {POD: 0, CTR: 0}, t0)
+    assert (state["pending"], state["unlogged"]) == (1, 0)
+    state, alerts = rules.cross_check(state, "boot", {POD: 1, CTR: 1}, {POD: 0, CTR: 0}, t0)
+    assert len(alerts) == 1 and (state["pending"], state["unlogged"]) == (0, 1)
+    state, _ = rules.cross_check(state, "boot", {}, {}, t0)  # the pod is gone
+    assert (state["pending"], state["unlogged"]) == (0, 1)
+    state, _ = rules.cross_check(state, "next-boot", {}, {}, t0)
+    assert state["unlogged"] == 0
+
+
+def test_the_host_check_leaves_the_cgroups_their_kills_and_waits_for_their_look(t0):
+    from watchdog_oom.rules.crosscheck import cross_check as host_check
+
+    later = t0 + timedelta(seconds=1)
+    state, _ = host_check({}, "boot", counter=5, recorded=0, now=t0)
+    state, _ = host_check(state, "boot", counter=6, recorded=0, now=later, cgroups_seen=t0)
+    state, alert = host_check(state, "boot", counter=6, recorded=0, now=later, cgroups_seen=t0)
+    assert alert is None  # the cgroups have not looked since the kill was counted
+    state, alert = host_check(state, "boot", counter=6, recorded=0, now=later, in_cgroups=1, cgroups_seen=later)
+    assert alert is None and "suspect" not in state  # a container's kill: its cgroup's to report
+    state, _ = host_check(state, "boot", counter=7, recorded=0, now=later, in_cgroups=1, cgroups_seen=later)
+    state, alert = host_check(state, "boot", counter=7, recorded=0, now=later, in_cgroups=1, cgroups_seen=later)
+    assert alert is not None and alert.data["missing"] == 1 and alert.key == "oom.unlogged"
+
+
 def test_logged_kill_agrees_with_the_counter(t0):
     state, _ = rules.cross_check({}, "boot", {CTR: 0}, {CTR: 0}, t0)
     for _ in range(3):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
@@ -146,6 +147,65 @@ notifications:
     assert commit.status == "resolved" and commit.resolved_at == t0 + timedelta(seconds=20)
     assert sorted(n.reason for n in service.store.notifications()) == ["first", "resolved"]
     service.store.close()
+
+
+DOCKER = "/system.slice/docker-5d1e7c3b9a2f4e6d8c0b1a3f5e7d9c2b4a6f8e0d1c3b5a7f9e2d4c6b8a0f1e3d.scope"
+
+
+def with_cgroups(tmp_path: Path, t0):
+    """A service over a fake /proc and, beside it, the captured cgroup v2 tree (a Docker
+    container among others), with both kill counters' baselines taken."""
+    tree = overcommitted(tmp_path, 10_000_000).vmstat(oom_kill=5)
+    shutil.copytree(Path(__file__).parent / "data" / "cgroups" / "v2-systemd-docker-k8s-podman",
+                    tmp_path / "sys" / "fs" / "cgroup")
+    service = make_service(tmp_path, tree.root, t0)
+    service.shared.boot_id = "b"
+    service.jobs.memory()
+    service.jobs.cgroups()
+    return tree, service
+
+
+def kill_uncounted_in(tmp_path: Path, cgroup: str) -> None:
+    """The kernel's counting of one kill in `cgroup` (v2 memory.events, its own and up the tree)."""
+    events = tmp_path / "sys" / "fs" / "cgroup" / cgroup.lstrip("/") / "memory.events"
+    counts = dict(line.split() for line in events.read_text().splitlines())
+    counts["oom_kill"] = str(int(counts["oom_kill"]) + 1)
+    events.write_text("".join(f"{k} {v}\n" for k, v in counts.items()))
+
+
+def unlogged_alerts(service) -> list:
+    return sorted(((a.key, a.data.get("cgroup"), a.data["missing"])
+                   for a in service.store.alerts() if a.kind == "oom.unlogged"), key=str)
+
+
+@pytest.mark.parametrize("cgroups_first", [False, True])
+def test_a_lost_kill_in_a_cgroup_is_one_alert_naming_the_cgroup(tmp_path, t0, cgroups_first):
+    # The host's /proc/vmstat counter and the container's memory.events both count the kill
+    # the log lost: one notification, the cgroup's, whichever check sees it first.
+    tree, service = with_cgroups(tmp_path, t0)
+    tree.vmstat(oom_kill=6)
+    kill_uncounted_in(tmp_path, DOCKER)
+    jobs = [service.jobs.cgroups, service.jobs.memory] if cgroups_first else [service.jobs.memory,
+                                                                               service.jobs.cgroups]
+    for step in range(1, 7):
+        service.shared.clock.t = t0 + timedelta(seconds=step)
+        jobs[step % 2]()
+    assert unlogged_alerts(service) == [(f"oom.unlogged:{DOCKER}", DOCKER, 1)]
+    # A kill no watched cgroup counted (a global OOM kill of an unlimited service) is the host's.
+    tree.vmstat(oom_kill=7)
+    for step in range(7, 13):
+        service.shared.clock.t = t0 + timedelta(seconds=step)
+        jobs[step % 2]()
+    assert unlogged_alerts(service) == [("oom.unlogged", None, 1), (f"oom.unlogged:{DOCKER}", DOCKER, 1)]
+
+
+def test_the_host_waits_for_no_cgroup_check_that_has_stalled(tmp_path, t0):
+    tree, service = with_cgroups(tmp_path, t0)
+    tree.vmstat(oom_kill=6)
+    for step in (40, 41):  # the cgroups' check last looked 40 s ago: it reads nothing now
+        service.shared.clock.t = t0 + timedelta(seconds=step)
+        service.jobs.memory()
+    assert unlogged_alerts(service) == [("oom.unlogged", None, 1)]
 
 
 @pytest.fixture

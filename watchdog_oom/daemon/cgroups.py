@@ -79,8 +79,10 @@ class CgroupCheck:
         with undone_unless_stored(s, prior, events), s.store.tx() as tx:
             tx.add_cgroup_samples(self.state.latest)  # those above warn and the top N: history stays bounded
             rows = self._record(tx, events, now)
-            self._cross_check(tx, scan, now)
+            checked = self._cross_check(tx, scan, now)
             record_repeats(tx, s.outbox, now, cfg.notifications.repeat_interval)
+        if checked:
+            self.state.crosschecked_at = now  # committed: the host's cross-check may read what it found
         with self.state.lock:
             for alert, row_id in rows:
                 links = self.state.alerts.setdefault(alert.data.get("cgroup", ""), {})
@@ -167,11 +169,11 @@ class CgroupCheck:
                 log.warning("%s (%s): %s", alert.kind, alert.severity, alert.summary)
         return fired
 
-    def _cross_check(self, tx: Any, scan: Scan, now: datetime) -> None:
-        """Each cgroup's oom_kill counter against the kills recorded in it this boot."""
+    def _cross_check(self, tx: Any, scan: Scan, now: datetime) -> bool:
+        """Each cgroup's oom_kill counter against the kills recorded in it this boot; False when off."""
         s = self.shared
         if not s.cfg.kernel_log.vmstat_check:
-            return
+            return False
         counters = {x.path: x.oom_kill for x in scan.samples if x.oom_kill is not None}
         raw = tx.get_cursor(CROSS_CHECK_CURSOR)
         state = json.loads(raw) if raw else {}
@@ -181,6 +183,7 @@ class CgroupCheck:
             # The kernel counted no kill this boot that is not on record: a cgroup's shortfall is a
             # kill filed without its cgroup (the tracepoint gives none), not one the log lost.
             alerts = []
+            new_state["unlogged"] = state.get("unlogged", 0) if state.get("boot_id") == s.boot_id else 0
         for alert in alerts:
             row, _ = tx.fire_alert(alert)
             s.outbox.alert(tx, alert, row, "new", now)
@@ -189,6 +192,7 @@ class CgroupCheck:
             log.error("%s", alert.summary)
         if new_state != state:
             tx.set_cursor(CROSS_CHECK_CURSOR, json.dumps(new_state, sort_keys=True), now)
+        return True
 
     def _every_kill_recorded(self, tx: Any) -> bool:
         """Whether every kill /proc/vmstat oom_kill counted since the host check's baseline is on

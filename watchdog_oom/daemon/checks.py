@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from watchdog_oom import detect, processes, procfs
+from watchdog_oom.daemon.cgroups import CROSS_CHECK_CURSOR as CGROUPS_CURSOR
 from watchdog_oom.daemon.recording import record_events, record_repeats, undone_unless_stored
 from watchdog_oom.daemon.shared import Shared
 from watchdog_oom.model import Alert, ProcScore
@@ -68,11 +69,14 @@ class MemoryCheck:
             s.wakeup.set()
 
     def _cross_check(self, tx: Any, counter: int, now: datetime) -> None:
-        """Compare /proc/vmstat oom_kill with the kills recorded this boot; alert kills with no log record."""
+        """Compare /proc/vmstat oom_kill with the kills recorded this boot; alert kills with no log record
+        that no memory cgroup's counter accounts for (those are one alert each, naming the cgroup)."""
         s = self.shared
         raw = tx.get_cursor(VMSTAT_CURSOR)
+        in_cgroups, cgroups_seen = self._cgroups_findings(tx, now)
         state, alert = cross_check(json.loads(raw) if raw else {}, s.boot_id, counter,
-                                   tx.count_kills(boot_id=s.boot_id), now, tracing=s.tracing)
+                                   tx.count_kills(boot_id=s.boot_id), now, tracing=s.tracing,
+                                   in_cgroups=in_cgroups, cgroups_seen=cgroups_seen)
         if alert is not None:
             row, _ = tx.fire_alert(alert)
             s.outbox.alert(tx, alert, row, "new", now)
@@ -80,6 +84,22 @@ class MemoryCheck:
             tx.resolve_alert(Alert(alert.key, alert.kind, "info", alert.summary, now, True, {}))
             log.error("%s", alert.summary)
         tx.set_cursor(VMSTAT_CURSOR, json.dumps(state, sort_keys=True), now)
+
+
+    def _cgroups_findings(self, tx: Any, now: datetime) -> tuple[int, datetime | None]:
+        """The kills of this boot the per-cgroup cross-check accounts for, and when it last
+        looked (None when cgroups are not watched, or their check has not run for three of its
+        intervals: the host then waits for nobody)."""
+        s = self.shared
+        seen = s.cgroups.crosschecked_at
+        if not s.cfg.cgroups.enabled or seen is None \
+                or (now - seen).total_seconds() > 3 * s.cfg.cgroups.interval:
+            return 0, None
+        raw = tx.get_cursor(CGROUPS_CURSOR)
+        found = json.loads(raw) if raw else {}
+        if found.get("boot_id") != s.boot_id:
+            return 0, seen
+        return int(found.get("unlogged", 0)) + int(found.get("pending", 0)), seen
 
 
 class ProcessCheck:

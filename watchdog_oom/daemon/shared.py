@@ -107,6 +107,7 @@ class CgroupState:
     history: dict[str, CgroupTrack] = field(default_factory=dict)
     latest: list[CgroupSample] = field(default_factory=list)
     scanned_at: datetime | None = None
+    crosschecked_at: datetime | None = None  # when the kill counters' check last committed its findings
     alerts: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # path -> alert key -> link
     lock: threading.Lock = field(default_factory=threading.Lock)
 

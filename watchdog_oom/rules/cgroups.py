@@ -300,6 +300,10 @@ def cross_check(state: Mapping[str, Any], boot_id: str | None, counters: Mapping
     (a restarted service): a new baseline. The counters are hierarchical, so a kill
     missing in a container is missing in its pod too: it is reported for the innermost
     cgroup only. Cgroups that are gone leave the state.
+
+    The state also says how many kills this boot the cgroups account for, which the host's
+    /proc/vmstat cross-check leaves to them: `unlogged`, reported so far (kept when their
+    cgroups are gone), and `pending`, seen missing and waiting for the next look.
     """
     old = state.get("cgroups", {}) if state.get("boot_id") == boot_id else {}
     cgroups: dict[str, list[int]] = {}
@@ -332,7 +336,12 @@ def cross_check(state: Mapping[str, Any], boot_id: str | None, counters: Mapping
                        "(rate-limited printk or a lost log)")
             alerts.append(Alert(key_of(UNLOGGED + ":", path), UNLOGGED, "critical", summary, now, False,
                                 {"cgroup": path, "missing": own, "oom_kill": counters[path]}))
-    return {"boot_id": boot_id, "cgroups": cgroups}, alerts
+    # Counted at the outermost cgroups short of kills: the counters include their descendants'.
+    outermost = [p for p in shortfalls if not any(q != p and p.startswith(q.rstrip("/") + "/") for q in shortfalls)]
+    unlogged = (state.get("unlogged", 0) if state.get("boot_id") == boot_id else 0) \
+        + sum(shortfalls[p][0] for p in outermost if shortfalls[p][1])
+    pending = sum(shortfalls[p][0] for p in outermost if not shortfalls[p][1])
+    return {"boot_id": boot_id, "cgroups": cgroups, "unlogged": unlogged, "pending": pending}, alerts
 
 
 # -- one evaluation -----------------------------------------------------------------------
