@@ -49,15 +49,17 @@ class OutboxQueue(Database):
             ).all()
             for row in rows:
                 # Conditional update: a concurrent grouper may not append to a claimed row,
-                # and a concurrent claimer may not take it twice.
+                # and a concurrent claimer may not take it twice. The row is sent as the update
+                # returns it, not as it was read: on SQLite (no row locks) a burst's transaction
+                # may have added kills to it between the read and this write, which waited for it.
                 taken = conn.execute(
                     update(notifications)
                     .where(n.id == row.id, n.status == row.status, n.attempts == row.attempts)
                     .values(status="sending", last_attempt_at=now, attempts=n.attempts + 1)
-                ).rowcount
-                if taken:
-                    claimed.append(from_row(OutboxRow, {**row._mapping, "status": "sending", "last_attempt_at": now,
-                                                        "attempts": row.attempts + 1}))
+                    .returning(*notifications.c)
+                ).first()
+                if taken is not None:
+                    claimed.append(from_row(OutboxRow, dict(taken._mapping)))
         return claimed
 
     def next_due(self, channel: str | None = None, other_than: Collection[str] | None = None) -> datetime | None:
