@@ -27,6 +27,9 @@ from watchdog_oom.cli.options import add_format
 from watchdog_oom.model import OomKill, kill_record_from_value
 from watchdog_oom.textout import safe, table, to_json
 
+# import's table: the kill columns of `history`, and what each kill was read from.
+IMPORT_COLUMNS = [*KILL_COLUMNS, ("evidence", "EVIDENCE")]
+
 
 class _Progress:
     """Shows on a terminal how much of a log the scanner got through (advance(bytes))."""
@@ -74,11 +77,17 @@ def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, er
         if kind == "kills":
             if store is None:
                 records = [kill_record_from_value(k) for k in payload]
+                evidence = [k.extra.get("evidence") for k in payload]
             else:
                 recorded, quarantined = _import_batch(store, payload, now, err)
                 unstored += quarantined
                 records = [store_mod.kill_record(row) for row, _ in recorded]
                 new += sum(1 for _, is_new in recorded if is_new)
+                # what this import read each kill from; the stored row's where some were quarantined
+                evidence = ([k.extra.get("evidence") for k in payload] if not quarantined else
+                            [(row.details.get("extra") or {}).get("evidence") for row, _ in recorded])
+            for record, said in zip(records, evidence, strict=True):
+                record["evidence"] = said
             found += len(payload)
             hosts.update(k.host for k in payload)
             printer.add(records)
@@ -143,7 +152,10 @@ class _Printer:
             self.out.write(("[\n" if self.count == 0 else ",\n") + _json_element(record))
             self.count += 1
         if records and not self.json:
-            lines = table(records, KILL_COLUMNS).splitlines()
+            from watchdog_oom.parse.evidence import summary  # the parser's modules load in the reading child
+
+            rows = [{**r, "evidence": summary(r.get("evidence"))} for r in records]
+            lines = table(rows, IMPORT_COLUMNS, {"evidence": 160}).splitlines()
             print("\n".join(lines if self.count == 0 else lines[1:]), file=self.out)
             self.count += len(records)
 

@@ -9,6 +9,8 @@ is counted (unread.py). Where messages start and whether they read whole: anchor
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from watchdog_oom.model import KernelLine, OomKill
 from watchdog_oom.parse.anchors import KILL_WORDS, RECOGNISERS, recognised, refusal
 from watchdog_oom.parse.rejoin import Rejoiner, Where
@@ -95,26 +97,34 @@ class OomParser:
             return kills + joiner.release() if joiner.holding else kills
         kills = []
         logical: list[tuple[str, str | None]]
+        decoder = self._decoder
         if line.wrapped and self._lenient:
-            logical = self._decoder.lines(line.text)
-            self.unread.cut = self._decoder.cut
+            logical = decoder.lines(line.text)
+            self.unread.cut = decoder.cut
             joiner.saw_width(len(line.text))
+            notes, entry = decoder.notes, decoder.entry
         else:
-            logical = [(line.text[:LINE_CHARS], None)]
+            logical, notes, entry = [(line.text[:LINE_CHARS], None)], (), None
         for raw, sender in logical:
-            kills += self._logical(line, raw, sender, len(line.text))
+            kills += self._logical(line, raw, sender, len(line.text), notes, entry)
         if not self._lenient and joiner.holding:
             kills += joiner.release()  # live: a kill is handed on by its own line
         return kills
 
-    def _logical(self, line: KernelLine, raw: str, sender: str | None, width: int) -> list[OomKill]:
-        """One logical line (decoded): its wrapper taken off, its messages read."""
+    def _logical(self, line: KernelLine, raw: str, sender: str | None, width: int,
+                 notes: tuple[str, ...] = (), entry: tuple[str | None, datetime | None] | None = None,
+                 ) -> list[OomKill]:
+        """One logical line (decoded): its wrapper taken off, its messages read. `notes` say
+        what enclosed it; `entry` is the host and time of the journal entry it came in."""
         if line.wrapped:
             text, wall, mono, fresh = unwrap(raw, year=self._year)
         else:
             text, wall, mono, fresh = raw, None, None, True
+        host = None
+        if entry is not None:  # journalctl -o json: the entry's host, and its time if the message has none
+            host, wall = entry[0], wall or entry[1]
         stamp = Stamp(line, wall or line.time, mono if mono is not None else line.mono_usec,
-                      raw if line.wrapped else None)
+                      raw if line.wrapped else None, notes, host)
         kills: list[OomKill] = []
         for n, (piece, separator) in enumerate(pieces(text)):
             glued = separator.startswith("[")
@@ -145,6 +155,8 @@ class OomParser:
             return []
         if sender is None and not ("ill" in body or "SIG" in body or "oom" in body):
             return self._take(body, stamp)  # no kill's words: nothing to count
+        if sender is not None and stamp.sender != sender:
+            stamp = stamp.with_sender(sender)  # the kill's evidence names its sender
         kills = self._take(body, stamp)
         if not kills and KILL_WORDS.search(body) and not recognised(body):
             self.unread.add(where, body, "no recogniser read this line")

@@ -189,7 +189,8 @@ class Rejoiner:
                 if reading(other.strip()) > reading(joined.strip()):
                     joined = other
         self._held_where, self._held_outer = held.where, (held.outer, held.number)
-        return self.hold_or_take(joined[:JOIN_CHARS], held.stamp, held.sender, held.width, joins=held.joins + 1)
+        stamp = held.stamp.noted("rejoined") if separator is None else held.stamp  # a wrap, not a #012
+        return self.hold_or_take(joined[:JOIN_CHARS], stamp, held.sender, held.width, joins=held.joins + 1)
 
     def hold_or_take(self, body: str, stamp: Stamp, sender: str | None, width: int,
                      joins: int = 0) -> list[OomKill]:

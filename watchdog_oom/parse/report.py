@@ -18,6 +18,7 @@ import heapq
 import re
 
 from watchdog_oom.model import OomKill, TaskRow
+from watchdog_oom.parse.evidence import describe
 from watchdog_oom.parse.userspace import Recogniser
 from watchdog_oom.parse.values import as_int, as_pid, as_uid
 from watchdog_oom.parse.wrappers import Stamp
@@ -458,10 +459,37 @@ def _figures(text: str) -> dict:
     return figures
 
 
+def _report_lines(report: _Report, selection: dict | None, killed: bool) -> tuple[str, ...]:
+    """The messages of a report that a kill was read from (its evidence)."""
+    seen = (
+        ("header", report.gfp_mask is not None),
+        ("memory state", bool(report.memory_info)),
+        ("task table", bool(report.table.rows())),
+        ("memcg limit", report.limit_task_memcg is not None),
+        ("constraint", report.summary is not None),
+        ("oom.group", report.group_memcg is not None),
+        ("selection", selection is not None),
+        ("kill line", killed),
+    )
+    return tuple(name for name, present in seen if present)
+
+
+def _read_from(lines: tuple[str, ...]) -> str:
+    """What kind of kernel evidence the lines make up."""
+    if {"header", "task table", "memcg limit", "constraint"} & set(lines):
+        return "kernel report"
+    if lines == ("selection",):
+        return "kernel selection line alone"
+    if "selection" in lines:
+        return "kernel selection and kill lines"
+    return "kernel kill line alone"
+
+
 def _kernel_kill(report: _Report, selection: dict | None, pid: int | None, name: str, figures: dict,
                  reason: str | None, text: str, stamp: Stamp) -> OomKill:
     """The record of one kernel victim, with what its report said before it."""
-    extra: dict = {"kill_line": text}
+    lines = _report_lines(report, selection, killed=selection is None or text != selection["line"])
+    extra: dict = {"kill_line": text, "evidence": describe(stamp, text, _read_from(lines), lines)}
     score = None
     if selection is not None:
         if selection["pid"] == pid:

@@ -11,6 +11,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from watchdog_oom.model import OomKill
+from watchdog_oom.parse.evidence import describe
 from watchdog_oom.parse.values import (
     CGROUP_NAME_CHARS,
     PROCESS_CHARS,
@@ -174,7 +175,8 @@ class UserspaceKillers:
         if self._paired(name, "oomd"):
             return []  # PID 1 reported this kill first
         name, cut = cap_name(name, CGROUP_NAME_CHARS)
-        extra: dict = {"kill_line": text, "reason": match.group(2) or None}
+        extra: dict = {"kill_line": text, "reason": match.group(2) or None,
+                       "evidence": describe(stamp, text, "systemd-oomd")}
         if cut or elided:
             extra["process_cut" if cut else "elided"] = True
         pressure = _OOMD_PRESSURE.match(match.group(3) or "")
@@ -207,7 +209,8 @@ class UserspaceKillers:
         if self._paired(unit, "pid1"):
             return []  # systemd-oomd's own line recorded it
         name, cut = cap_name(unit, CGROUP_NAME_CHARS)
-        extra: dict = {"kill_line": text, "processes": as_int(match.group(2))}
+        extra: dict = {"kill_line": text, "processes": as_int(match.group(2)),
+                       "evidence": describe(stamp, text, "systemd-oomd (PID 1's report)")}
         if cut:
             extra["process_cut"] = True
         return [OomKill(pid=None, process=name, unit=name if not cut else None,
@@ -297,7 +300,7 @@ class UserspaceKillers:
             cmdline=cmdline,
             task_memcg=task_memcg,
             killer=killer,
-            extra={"kill_line": text, **extra},
+            extra={"kill_line": text, **extra, "evidence": describe(stamp, text, killer)},
             **stamp.fields(),
         )]
 

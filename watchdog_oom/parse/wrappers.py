@@ -312,26 +312,46 @@ def pieces(text: str) -> list[tuple[str, str]]:
 class Stamp:
     """Where and when a line was logged, copied onto the kills it completes. `raw` is the
     physical line as written (None for the live sources' bare messages): the host it names
-    is read from it only when a kill is made."""
+    is read from it only when a kill is made. `notes` name the enclosures undone to read it
+    (a kill's evidence), `sender` the tag or journal identifier that sent it, `host` the
+    host its enclosure named (a journal entry's _HOSTNAME)."""
 
-    __slots__ = ("boot_id", "mono_usec", "raw", "source", "time")
+    __slots__ = ("boot_id", "host", "mono_usec", "notes", "raw", "sender", "source", "time")
 
     def __init__(self, line: KernelLine, time: datetime | None, mono_usec: int | None,
-                 raw: str | None = None) -> None:
+                 raw: str | None = None, notes: tuple[str, ...] = (), host: str | None = None) -> None:
         self.source, self.boot_id = line.source, line.boot_id
         self.time, self.mono_usec = time, mono_usec
-        self.raw = raw
+        self.raw, self.notes, self.host = raw, notes, host
+        self.sender: str | None = None
+
+    def _copy(self) -> Stamp:
+        stamp = Stamp.__new__(Stamp)
+        stamp.source, stamp.boot_id, stamp.time, stamp.mono_usec = self.source, self.boot_id, self.time, self.mono_usec
+        stamp.raw, stamp.notes, stamp.host, stamp.sender = self.raw, self.notes, self.host, self.sender
+        return stamp
 
     def with_times(self, time: datetime | None, mono_usec: int | None) -> Stamp:
         """The same place, with times found later (in a wrapper learned from the line)."""
-        stamp = Stamp.__new__(Stamp)
-        stamp.source, stamp.boot_id, stamp.time, stamp.mono_usec = self.source, self.boot_id, time, mono_usec
-        stamp.raw = self.raw
+        stamp = self._copy()
+        stamp.time, stamp.mono_usec = time, mono_usec
+        return stamp
+
+    def with_sender(self, sender: str | None) -> Stamp:
+        """The same place, with the sender its message was found to have."""
+        stamp = self._copy()
+        stamp.sender = sender
+        return stamp
+
+    def noted(self, note: str) -> Stamp:
+        """The same place, with one more thing done to read it (a kill's evidence)."""
+        stamp = self._copy()
+        stamp.notes = (*self.notes, note)
         return stamp
 
     def fields(self) -> dict:
         return {"source": self.source, "boot_id": self.boot_id, "time": self.time, "mono_usec": self.mono_usec,
-                "host": line_host(self.raw) if self.raw else None}
+                "host": self.host or (line_host(self.raw) if self.raw else None)}
 
 
 # A host name as syslog daemons and journald write it: a DNS name or an address.
@@ -417,6 +437,10 @@ class Decoder:
         self.quoted_printable = False
         self.cut = 0  # physical lines longer than LINE_CHARS, cut
         self._soft: str | None = None
+        # Of the last physical line: the enclosures undone (a kill's evidence), and the host
+        # and time a journal entry named (journalctl -o json: _HOSTNAME, __REALTIME_TIMESTAMP).
+        self.notes: tuple[str, ...] = ()
+        self.entry: tuple[str | None, datetime | None] | None = None
 
     @property
     def holding(self) -> bool:
@@ -427,29 +451,45 @@ class Decoder:
         if len(raw) > LINE_CHARS:
             raw, self.cut = raw[:LINE_CHARS], self.cut + 1
         raw = raw.rstrip("\r\n")
+        notes: tuple[str, ...] = ()
+        self.entry = None
         if "\x1b" in raw:
             raw = _ANSI.sub("", raw)
+            notes += ("ANSI colours",)
         if self._soft is not None:
             raw, self._soft = (self._soft + _unquoted(raw))[:JOIN_CHARS], None
         decoded_qp = self._quoted_printable(raw)
         if decoded_qp is None:
             return []
+        if self.quoted_printable:
+            notes += ("quoted-printable",)
         raw = decoded_qp
         if "&" in raw and _HTML_ENTITY.search(raw):
             raw = html.unescape(raw).replace("\xa0", " ")
+            notes += ("HTML entities",)
+        self.notes = notes
+        return self._json_or_text(raw)
+
+    def _json_or_text(self, raw: str) -> list[tuple[str, str | None]]:
+        """The message lines of a JSON enclosure, or the text itself."""
         decoded = _json_lines(raw) if '"' in raw else None
         if decoded is not None:
-            if len(decoded) == 1 and '"' in decoded[0][0]:  # a JSON log line exported as JSON again
-                inner = _json_lines(decoded[0][0])
+            lines, self.entry = decoded
+            self.notes += ("journal JSON" if self.entry is not None else "JSON",)
+            if len(lines) == 1 and '"' in lines[0][0]:  # a JSON log line exported as JSON again
+                inner = _json_lines(lines[0][0])
                 if inner is not None:
-                    return [(text, sender or decoded[0][1]) for text, sender in inner]
-            return decoded
+                    self.notes += ("JSON in JSON",)
+                    return [(text, sender or lines[0][1]) for text, sender in inner[0]]
+            return lines
         opened = _MESSAGE_OPENED.match(raw) if '"' in raw else None
         if opened is not None:  # a message string cut by a wrap: its first part, as printed
+            self.notes += ("JSON (a message string cut by a wrap)",)
             return [(raw[opened.end():], None)]
         if _JSON_STRUCTURE.match(raw):
             return []  # the rest of a pretty-printed JSON document: it interrupts nothing
         if "\r" in raw:  # a bare CR (old Mac text, progress output) ends a line too
+            self.notes += ("CR line ends",)
             return [(part, None) for part in raw.split("\r")]
         return [(raw, None)]
 
@@ -483,9 +523,13 @@ def _unquoted(line: str) -> str:
     return line.lstrip()[quote.end():] if quote is not None and line.lstrip().startswith(">") else line
 
 
-def _json_lines(raw: str) -> list[tuple[str, str | None]] | None:
+JsonLines = tuple[list[tuple[str, str | None]], tuple[str | None, datetime | None] | None]
+
+
+def _json_lines(raw: str) -> JsonLines | None:
     """The message lines of a JSON object (one per line, as journalctl -o json writes), or of
-    a message key's string value on a line of a pretty-printed one; None when neither."""
+    a message key's string value on a line of a pretty-printed one; None when neither. With
+    them, the host and time a journal entry names (None: not a journal entry)."""
     stripped = raw.strip().rstrip(",")
     if stripped.startswith("{") and stripped.endswith("}"):
         try:
@@ -498,7 +542,7 @@ def _json_lines(raw: str) -> list[tuple[str, str | None]] | None:
                 message = bytes(message).decode("utf-8", "replace")  # journald: not UTF-8
             if isinstance(message, str):
                 # one message: its lines are split (and a name cut by "\n" joined) by pieces()
-                return [(message, _journal_sender(entry))]
+                return [(message, _journal_sender(entry))], _journal_where(entry)
     keyed = _KEYED_STRING.search(raw)
     if keyed is None:
         return None
@@ -506,7 +550,24 @@ def _json_lines(raw: str) -> list[tuple[str, str | None]] | None:
         message = json.loads(f'"{keyed.group(1)}"')
     except ValueError:
         message = keyed.group(1)
-    return [(message, None)]
+    return [(message, None)], None
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _journal_where(entry: dict) -> tuple[str | None, datetime | None] | None:
+    """The host (_HOSTNAME) and time (__REALTIME_TIMESTAMP, microseconds since the epoch)
+    journald stored with an entry of `journalctl -o json`; None when it is not one."""
+    host, realtime = entry.get("_HOSTNAME"), entry.get("__REALTIME_TIMESTAMP")
+    if host is None and realtime is None:
+        return None
+    if not (isinstance(host, str) and _HOSTNAME.fullmatch(host)):
+        host = None
+    when = None
+    if isinstance(realtime, str) and realtime.isdigit() and len(realtime) <= 17:  # until the year 5138
+        when = _EPOCH + timedelta(microseconds=int(realtime))
+    return host, when
 
 
 def _journal_sender(entry: dict) -> str | None:
@@ -575,3 +636,64 @@ def shape(prefix: str) -> re.Pattern | None:
 
 _STRUCTURAL = re.compile(r"\d|[^\w\s]")  # a digit or a mark: what wrappers are made of
 _RUNS = re.compile(r"\d+|\s+|[^\W\d_]+|[^\w\s]+|_+")
+
+
+# --------------------------------------------------------------- a kill's evidence
+#
+# What a line looked like, said with a kill read from it (`import` shows it): its log
+# format, the outer wrapper before it, and the tag that sent it.
+
+_OUTER_NAMES = (
+    (re.compile(r"[^\s:]+:\d+[:-]"), "grep -Hn"),
+    (re.compile(r"\d+[:-](?!\d)"), "grep -n"),
+    (re.compile(r"\s*\d+(?:\t|  )\s*"), "line numbers (cat -n, nl)"),
+    (re.compile(r"[-*+]\s+"), "markdown bullet"),
+    (re.compile(r"(?:>\s*)+"), "mail quote"),
+    (re.compile(r"`+"), "markdown code"),
+)
+_FORMATS = (
+    (_KMSG, "/dev/kmsg record"),
+    (re.compile(r"<\d{1,3}>1 "), "RFC 5424 syslog"),
+    (re.compile(r"<\d{1,3}>"), "syslog priority"),
+    (_DMESG_T, "dmesg -T"),
+    (_UPTIME, "dmesg"),
+    (_DMESG_RELTIME, "dmesg -H"),
+    (_ISO, "ISO 8601 syslog or journalctl"),
+    (_SHORT_FULL, "journalctl short-full"),
+    (_EPOCH_STAMP, "journalctl short-unix"),
+    (_CTIME, "logread (OpenWrt)"),
+    (_BSD, "syslog"),
+)
+_TAG_BEFORE = re.compile(r"(?:^|[\s>:|`])([\w.@/()-]{1,64}?)(?:\[\d+\])?:\s*$")
+_RFC5424_APP = re.compile(r"<\d{1,3}>1 \S+ \S+ (\S+) ")
+
+
+def line_format(raw: str) -> tuple[str | None, tuple[str, ...]]:
+    """The log format of a physical line (None: a bare message), and the outer wrappers
+    before it (grep -n, line numbers, a bullet, mail quotes), outermost first."""
+    text, outers = raw.lstrip(), list[str]()
+    for _ in range(4):
+        name = next((name for pattern, name in _FORMATS if pattern.match(text)), None)
+        if name is not None:
+            return name, tuple(outers)
+        for pattern, outer in _OUTER_NAMES:
+            match = pattern.match(text)
+            if match is not None:
+                outers.append(outer)
+                text = text[match.end():].lstrip()
+                break
+        else:
+            break
+    return None, tuple(outers)
+
+
+def line_tag(raw: str, message: str) -> str | None:
+    """The syslog tag (or RFC 5424 APP-NAME) that stood before `message` in `raw`."""
+    app = _RFC5424_APP.search(raw[:HOST_SEARCH_CHARS])
+    if app is not None:
+        return app.group(1)
+    at = raw.find(message[:24]) if message else -1
+    if at <= 0:
+        return None
+    tag = _TAG_BEFORE.search(raw[max(0, at - 80):at])
+    return tag.group(1) if tag is not None else None
