@@ -53,7 +53,8 @@ ANCHOR_START = re.compile(r".{1,16}? invoked oom-killer: |\S+: systemd-oomd kill
 KILL_START = re.compile(
     r"(?:(?:Out of [Mm]emory(?: \(oom_kill_allocating_task\))?|Memory cgroup out of memory): )?"
     r"[Kk]ill(?:ed)? process(?: \d|\s*$)"
-    r"|(?:earlyoom(?:\[\d+\])?: )?(?:sending SIG|Killing process '|killing process \d)"
+    # earlyoom's start-up banner "sending SIGTERM when mem <= 10.00% and swap <= 10.00%," is no kill
+    r"|(?:earlyoom(?:\[\d+\])?: )?(?:sending SIG(?!\w* when )|Killing process '|killing process \d)"
     r"|(?:systemd-oomd(?:\[\d+\])?: )?(?:Killed|Marked) (?:/|…|\.\.\.)"
     r"|(?:nohang(?:-desktop)?(?:\[\d+\])?: )?\s*Send(?:ing)? SIG\w+ to(?: the)?\s*$"
 )

@@ -72,7 +72,7 @@ class OomParser:
     @property
     def pending(self) -> bool:
         """True when flush() would return a kill (a selection still awaiting its victim)."""
-        return self._joiner.holding or self._reports.selecting
+        return self._joiner.holding or self._reports.selecting or self._users.pending
 
     @property
     def collecting(self) -> bool:
@@ -144,7 +144,7 @@ class OomParser:
             kills += self._logical(KernelLine(text=raw, source="", wrapped=True), raw, sender, 0)
         if self._joiner.holding:
             kills += self._joiner.release()
-        return kills + self._reports.flush_selection()
+        return kills + self._reports.flush_selection() + self._users.flush()
 
     def _take_checked(self, body: str, stamp: Stamp, sender: str | None, where: Where) -> list[OomKill]:
         """Take one message unless its sender cannot have written it; a line holding a
@@ -166,6 +166,9 @@ class OomParser:
         """One message: it joins the open report, starts one, completes a kill, or is a
         user-space killer's."""
         text = text.strip()
+        if self._users.pending:  # an earlyoom kill whose command line this may be
+            settled, used = self._users.settle(text)
+            return settled if used else settled + self._take(text, stamp)
         reports = self._reports
         if reports.collecting:
             if reports.task_row(text):

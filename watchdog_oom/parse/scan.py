@@ -43,6 +43,7 @@ _KILL_LINE = re.compile(
     rb"Kill(?:ed process|ed (?:/|\xe2\x80\xa6|\.\.\.)| process"
     rb"|ing process (?:'|&#x27;|&#39;|\d+ (?!.{0,80}? with signal SIG)))"
     rb"|[Ss]end(?:ing)? SIG|Marked (?:/|\xe2\x80\xa6|\.\.\.)|killing process \d+ (?:\"|&quot;|\\\")|oomd killed \d"
+    rb"|the command: "  # nohang's victim handled by a configured command ("kill -TERM 12297")
 )
 _ANSI_BYTES = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]")
 # Lines that open a report or a user-space killer's description, looked for only in the

@@ -41,6 +41,10 @@ _EARLYOOM_SIGNAL = re.compile(
     r"""|killing process (\d+) "(.*)" with signal (\d+):)(.*)$"""
 )
 _SIGNAL_NAMES = {"9": "SIGKILL", "15": "SIGTERM"}
+# Between 1.7 and 1.8 (kill.c, commits e05fa9e 2023-09-19 to 7534065 2024-04-08; builds such
+# as v1.7-41-g90f1a67) earlyoom printed the victim's command line on a line of its own right
+# after its kill line: 'process 2595764 cmdline "command here"'. 1.8 moved it into the kill line.
+_EARLYOOM_CMDLINE = re.compile(_TAG.format("earlyoom") + r'?process (\d+) cmdline "(.*)"\s*$')
 # earlyoom 0.x printed to stdout: "Out of memory! avail: 0 MiB < min: 587 MiB" and on the
 # next line "Killing process 8230 sudo".
 _EARLYOOM_BANNER = re.compile(_TAG.format("earlyoom") + r"?(?:Out of memory!|[Ll]ow [Mm]emory!) ")
@@ -82,11 +86,20 @@ _UNIT_SUFFIXES = (".service", ".scope", ".slice", ".socket", ".mount", ".swap")
 #         "  cmdline:   tail /dev/zero" / "Implementing a corrective action:"
 #         "  Sending SIGTERM to the victim"
 _NOHANG_TAG = re.compile(_TAG.format(r"nohang(?:-desktop)?"))
-_NOHANG_START = ("Victim status", "Process with highest badness")
+_NOHANG_START = ("Victim status", "Process with highest badness", "Finding the process with the highest badness")
 _NOHANG_FIELD = re.compile(r"(PID|name|E?UID|badness|VmRSS|RSS|cgroup_v[12]):\s+([^,(]*?)\s*(?=,|\(|$)", re.IGNORECASE)
 _NOHANG_KEYS = {"euid": "uid", "rss": "vm_rss_mib", "vmrss": "vm_rss_mib"}
 _NOHANG_CMDLINE = re.compile(r"cmdline:\s+(.*)$", re.IGNORECASE)
 _NOHANG_SEND = re.compile(r"Send(?:ing)? (SIGTERM|SIGKILL) to the victim")
+# A victim that a configured command handles instead of a signal (nohang's soft actions,
+# "execute_the_command" in 0.1): src/nohang implement_corrective_action()
+#   0.1 (2018):       "  Execute the command: {cmd}" in the "Victim is …" block
+#   2019 (to 0.2):    "Implement a corrective action:" / "  Run the command: {cmd}"
+#   2020-03 (8e931f8) on: "Implementing a corrective action:" / "  Executing the command: {cmd}"
+# ("Execute the command(1) in Thread-1: …", "Executing Command-1 …" log the same command's start.)
+_NOHANG_COMMAND = re.compile(r"(?:Run|Execute|Executing) the command: (.+)$")
+# nohang 0.1 (2018) names its victim on one line: "  Victim is tail, pid: 5, badness: 9, VmRSS: 3 MiB, …"
+_NOHANG_VICTIM_IS = re.compile(r"Victim is (.+?), pid: (\d+), badness: (-?\d+)")
 _USERSPACE_MEMORY = 32  # victims remembered to record earlyoom's SIGTERM+SIGKILL once
 _ELISIONS = ("…", "...")
 
@@ -103,11 +116,36 @@ class UserspaceKillers:
         self._victims: deque[tuple[str, int | None, str]] = deque(maxlen=_USERSPACE_MEMORY)
         # systemd-oomd events one of its two lines (its own, PID 1's) announced, awaiting the other
         self._oomd_open: deque[tuple[str, str]] = deque(maxlen=_USERSPACE_MEMORY)
+        # an earlyoom kill without its command line, which the next line may carry
+        self._awaiting_cmdline: OomKill | None = None
 
     @property
     def collecting(self) -> bool:
-        """True while a description of a victim (earlyoom 0.x banner, nohang) is open."""
-        return self._earlyoom_banner or self._nohang is not None
+        """True while a description of a victim (earlyoom 0.x banner, nohang) is open, or an
+        earlyoom kill awaits its command line."""
+        return self._earlyoom_banner or self._nohang is not None or self._awaiting_cmdline is not None
+
+    @property
+    def pending(self) -> bool:
+        """True when flush() would return a kill."""
+        return self._awaiting_cmdline is not None
+
+    def settle(self, text: str) -> tuple[list[OomKill], bool]:
+        """Before a message is read: an earlyoom kill awaiting its command line is handed on,
+        with it when `text` is that line (then True: the message is used up)."""
+        kill, self._awaiting_cmdline = self._awaiting_cmdline, None
+        if kill is None:
+            return [], False
+        if "cmdline" in text:
+            line = _EARLYOOM_CMDLINE.match(text)
+            if line is not None and as_pid(line.group(1)) == kill.pid:
+                return [kill.replace(cmdline=line.group(2))], True
+        return [kill], False
+
+    def flush(self) -> list[OomKill]:
+        """An earlyoom kill whose command line never came."""
+        kill, self._awaiting_cmdline = self._awaiting_cmdline, None
+        return [kill] if kill is not None else []
 
     def interrupt(self) -> None:
         """Another line came: an earlyoom 0.x banner only counts for the line right after it."""
@@ -122,6 +160,10 @@ class UserspaceKillers:
                 return kills
         if "SIG" in text:
             kills = self._send_line(text, stamp)
+            if kills is not None:
+                return kills
+        if self._nohang is not None and "the command: " in text:
+            kills = self._nohang_command(text, stamp)
             if kills is not None:
                 return kills
         if self._nohang is not None or text.startswith(("nohang", *_NOHANG_START)):
@@ -240,12 +282,14 @@ class UserspaceKillers:
         send = _EARLYOOM_SEND.match(text)
         if send:
             details = _earlyoom_details(send.group(5))
-            return self._userspace(
+            cmdline = details.pop("cmdline", None)
+            kills = self._userspace(
                 stamp, "earlyoom", as_pid(send.group(2)), send.group(4), text,
-                uid=as_uid(send.group(3)),
-                cmdline=details.pop("cmdline", None),
-                signal=send.group(1), **details,
+                uid=as_uid(send.group(3)), cmdline=cmdline, signal=send.group(1), **details,
             )
+            if kills and cmdline is None and 'cmdline "' not in text:
+                self._awaiting_cmdline, kills = kills[0], []  # 1.7-x may print it on the next line
+            return kills
         victim = self._nohang
         body = _NOHANG_TAG.sub("", text, count=1).strip()
         action = _NOHANG_SEND.match(body)
@@ -260,6 +304,25 @@ class UserspaceKillers:
             cmdline=victim.get("cmdline"),
             task_memcg=victim.get("cgroup_v2") or victim.get("cgroup_v1"),
             signal=action.group(1),
+            **{key: as_int(victim[key]) for key in ("badness", "vm_rss_mib") if _is_int(victim.get(key, ""))},
+        )
+
+    def _nohang_command(self, text: str, stamp: Stamp) -> list[OomKill] | None:
+        """nohang's victim handled by a configured command (e.g. "kill -TERM $PID")."""
+        body = _NOHANG_TAG.sub("", text, count=1).strip()
+        action = _NOHANG_COMMAND.match(body)
+        if action is None:
+            return None
+        victim = self._nohang or {}
+        if not victim.get("pid", "").isdigit():
+            return []
+        self._nohang = None
+        return self._userspace(
+            stamp, "nohang", as_pid(victim["pid"]), victim.get("name", ""), text,
+            uid=as_uid(victim.get("uid")),
+            cmdline=victim.get("cmdline"),
+            task_memcg=victim.get("cgroup_v2") or victim.get("cgroup_v1"),
+            command=action.group(1),
             **{key: as_int(victim[key]) for key in ("badness", "vm_rss_mib") if _is_int(victim.get(key, ""))},
         )
 
@@ -278,6 +341,11 @@ class UserspaceKillers:
         cmdline = _NOHANG_CMDLINE.match(body)
         if cmdline:
             self._nohang.setdefault("cmdline", cmdline.group(1))
+            return
+        victim = _NOHANG_VICTIM_IS.match(body)
+        if victim:  # 0.1: "Victim is NAME, pid: N, badness: B, …"
+            for key, value in zip(("name", "pid", "badness"), victim.groups(), strict=True):
+                self._nohang.setdefault(key, value)
             return
         for key, value in _NOHANG_FIELD.findall(body):
             self._nohang.setdefault(_NOHANG_KEYS.get(key.lower(), key.lower()), value)
@@ -405,5 +473,15 @@ USERSPACE_RECOGNISERS = (
         (("Send SIGTERM to the victim; total response time: 13246 ms",
           "nohang 0.1, hakavlad/nohang nohang implement_corrective_action()"),
          ("Sending SIGTERM to the victim", "nohang 0.2+, hakavlad/nohang src/nohang implement_corrective_action()")),
+        _NOHANG_SENDERS),
+    Recogniser(
+        "nohang 0.1+ victim handled by a configured command", "nohang", _NOHANG_COMMAND, ("the command: ",),
+        (("Run the command: kill -TERM 12297",
+          "nohang 2019 (between 0.1 and 0.2), https://github.com/hakavlad/nohang/issues/56"),
+         ("Executing the command: kill -TERM 12297",
+          "nohang 2020-03+ (commit 8e931f8), hakavlad/nohang src/nohang implement_corrective_action(): "
+          "'Implementing a corrective action:\\n  Executing the command: {}'"),
+         ("Execute the command: killall firefox",
+          "nohang 0.1 (2018), hakavlad/nohang nohang find_victim_and_send_signal(): '  Execute the command: {}'")),
         _NOHANG_SENDERS),
 )
