@@ -63,6 +63,8 @@ HOLDABLE = re.compile(r".{1,16}? invoked oom-killer:|oom-killer: gfp_mask=|oom-k
 _HEADER_TAIL = re.compile(r"(?:order|oom_score_adj|oomkilladj|oom_adj)=-?\d+\s*$")
 _SUMMARY_TAIL = re.compile(r",uid=\d+\s*$")
 _EARLYOOM_CUT = re.compile(r"(?:,|\b(?:badness|oom_score|oom_score_adj|VmRSS|cmdline)|\d)\s*$")
+# How earlyoom's kill line ends when whole (kill.c 1.0-1.9): its VmRSS in MiB, or 1.8's cmdline.
+_EARLYOOM_END = re.compile(r'(?:MiB|")\s*$')
 # How a kernel kill line ends when nothing was cut from it (then perhaps the closing quote,
 # backtick, emphasis or bracket of whatever quoted it).
 _COMPLETE_TAIL = re.compile(r"""(?:\)|\.|kB|oom_score_adj:-?\d+)[`'"*\]]*\s*$""")
@@ -102,8 +104,9 @@ def incomplete(body: str) -> bool:
         return _COMPLETE_TAIL.search(body) is None
     if 'cmdline "' in body and not body.rstrip().endswith('"'):
         return True  # earlyoom's command line, its last field, was cut
-    if body.startswith(("sending SIG", "earlyoom")) and _EARLYOOM_CUT.search(body):
-        return True  # earlyoom's figures stop at a name or a comma
+    if body.startswith(("sending SIG", "earlyoom")) and "sending SIG" in body and (
+            _EARLYOOM_CUT.search(body) or not _EARLYOOM_END.search(body)):
+        return True  # earlyoom's figures stop at a name, a comma, or mid-word
     return not recognised(body)
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from watchdog_oom.model import OomKill
 from watchdog_oom.parse.anchors import ANCHOR, ANCHOR_START, HOLDABLE, KILL_START, incomplete, may_anchor, reading
-from watchdog_oom.parse.wrappers import JOIN_CHARS, Stamp, prefix_sender, prefix_time, shape
+from watchdog_oom.parse.wrappers import JOIN_CHARS, Stamp, prefix_sender, prefix_time, shape, unwrap
 
 Where = tuple[int | None, int | None]  # a line's number or its byte offset in the input
 # How a message is read once located: (body, stamp, sender, where) -> the kills it completes.
@@ -24,6 +24,10 @@ Take = Callable[[str, Stamp, str | None, Where], list[OomKill]]
 MAX_JOINS = 4  # a kill line wrapped at 60 columns spans 3-4 lines
 # The start of a kill line's figures cut off onto the next line.
 _FIGURE_CONTINUES = re.compile(r",?\s*(?:total-vm|anon-rss|file-rss|shmem-rss|UID|pgtables|oom_score_adj)[:\s]|\d*kB\b")
+# A cgroup path a terminal wrapped ("… limit of /kubepo" + "ds/pod951f…/0249…"): the held line
+# ends in a path and the next line is nothing but the rest of one.
+_PATH_TAIL = re.compile(r" /\S*$")
+_PATH_REST = re.compile(r"[\w.@+=-]*/[\w./@:+=-]*|[\w.@+=-]{16,}")
 # Outer wrappers that the continuation of a wrapped line carries as well: cat -n / nl line
 # numbers, grep -n / -Hn "file:N:", markdown bullets and quotes.
 # A numbered one is only taken off a continuation that carries the next number.
@@ -65,6 +69,12 @@ def _outer_end(held: _Held, piece: str) -> int:
     if number is not None and int(number) != held.number + held.joins + 1:
         return 0
     return match.end()
+
+
+def _path_continues(text: str, piece: str) -> bool:
+    """Whether `piece` is the rest of a cgroup path that `text` (a "Task in …" line) ends in."""
+    return text.startswith("Task in /") and _PATH_TAIL.search(text) is not None and (
+        _PATH_REST.fullmatch(piece.strip()) is not None)
 
 
 def _run_together(body: str) -> tuple[int, int] | None:
@@ -181,6 +191,8 @@ class Rejoiner:
         """The held line with its continuation, held again or taken."""
         if separator is not None:
             joined = held.text + separator + piece
+        elif _path_continues(held.text, piece):
+            joined = held.text + piece.strip()  # a path is cut mid-word: nothing was taken out
         else:
             gap = " " if spaced else self._gap(held, piece)
             joined = held.text + gap + piece.lstrip()
@@ -228,6 +240,8 @@ class Rejoiner:
                 holds = HOLDABLE.match(body) is not None and incomplete(body)
             if not holds and sender == "systemd-oomd":
                 holds = body.rstrip() in ("Killed", "Marked")
+            if not holds and self._lenient and body.startswith("Task in /"):
+                holds = _PATH_TAIL.search(body) is not None  # its limit's path may go on on the next line
         return holds
 
     def release(self) -> list[OomKill]:
@@ -246,7 +260,9 @@ class Rejoiner:
             return False
         if separator is None and self.locator.shape_end(piece.lstrip()) > 0:
             return False
-        if _FIGURE_CONTINUES.match(stripped):
+        if separator is None and unwrap(stripped)[3]:
+            return False  # it opens with a record's own header (a date, an uptime): a line of its own
+        if _FIGURE_CONTINUES.match(stripped) or _path_continues(held.text, stripped):
             return True
         return incomplete(held.text.strip())
 

@@ -85,7 +85,7 @@ KILLED = re.compile(
 )
 # The lookbehind starts a name only where one begins: a long run of letters is tried once.
 # A figure with digit-group commas ("26,184,840kB", a person's rewrite) is no kernel's: null.
-_FIGURE = re.compile(r"(?<![A-Za-z_-])([A-Za-z_-]+):(-?\d+)(?!\d|,\d)")
+_FIGURE = re.compile(r"(?<![A-Za-z_-])([A-Za-z_-]+):(-?\d+)(?!\d|,\d)(kB)?")
 _FIGURE_FIELDS = {
     "total-vm": "total_vm_kb",
     "anon-rss": "anon_rss_kb",
@@ -452,10 +452,11 @@ class ReportReader:
 def _figures(text: str) -> dict:
     """The victim's figures from the tail of its kill line; one out of range is None."""
     figures: dict = {}
-    for key, value in _FIGURE.findall(text):
+    for key, value, unit in _FIGURE.findall(text):
         field = _FIGURE_FIELDS.get(key)
-        if field is not None:
-            figures[field] = as_uid(value) if field == "uid" else as_int(value)
+        if field is None or (field.endswith("_kb") and not unit):
+            continue  # a kB figure without its unit was cut ("total-vm:740852" ending a paste): not known
+        figures[field] = as_uid(value) if field == "uid" else as_int(value)
     return figures
 
 

@@ -45,6 +45,13 @@ _SIGNAL_NAMES = {"9": "SIGKILL", "15": "SIGTERM"}
 # as v1.7-41-g90f1a67) earlyoom printed the victim's command line on a line of its own right
 # after its kill line: 'process 2595764 cmdline "command here"'. 1.8 moved it into the kill line.
 _EARLYOOM_CMDLINE = re.compile(_TAG.format("earlyoom") + r'?process (\d+) cmdline "(.*)"\s*$')
+# What earlyoom says right after its kill line (kill.c kill_wait(), kill_release(), 1.0-1.9):
+# where kill(2) itself failed, no signal was sent and nothing was killed. "Timer expired"
+# (the process did not exit in 10 s) follows a signal that was sent: the kill stands.
+_EARLYOOM_FAILED = re.compile(_TAG.format("earlyoom") + r"?kill failed: (?:Operation not permitted|No such process)")
+# Lines about the same kill that come before its outcome (1.8: pidfd and process_mrelease).
+_EARLYOOM_SAME_KILL = re.compile(
+    _TAG.format("earlyoom") + r"?(?:kill_release: |kill_wait pid \d+: |process \d+ cmdline )")
 # earlyoom 0.x printed to stdout: "Out of memory! avail: 0 MiB < min: 587 MiB" and on the
 # next line "Killing process 8230 sudo".
 _EARLYOOM_BANNER = re.compile(_TAG.format("earlyoom") + r"?(?:Out of memory!|[Ll]ow [Mm]emory!) ")
@@ -116,7 +123,8 @@ class UserspaceKillers:
         self._victims: deque[tuple[str, int | None, str]] = deque(maxlen=_USERSPACE_MEMORY)
         # systemd-oomd events one of its two lines (its own, PID 1's) announced, awaiting the other
         self._oomd_open: deque[tuple[str, str]] = deque(maxlen=_USERSPACE_MEMORY)
-        # an earlyoom kill without its command line, which the next line may carry
+        # an earlyoom kill awaiting the lines that follow it: its command line (1.7-x) or
+        # "kill failed: Operation not permitted" (no signal was sent: no kill)
         self._awaiting_cmdline: OomKill | None = None
 
     @property
@@ -131,15 +139,24 @@ class UserspaceKillers:
         return self._awaiting_cmdline is not None
 
     def settle(self, text: str) -> tuple[list[OomKill], bool]:
-        """Before a message is read: an earlyoom kill awaiting its command line is handed on,
-        with it when `text` is that line (then True: the message is used up)."""
-        kill, self._awaiting_cmdline = self._awaiting_cmdline, None
+        """Before a message is read: an earlyoom kill awaiting what follows it takes its
+        command line from `text`, is dropped when `text` says kill(2) failed, or is handed
+        on. True when the message was used up."""
+        kill = self._awaiting_cmdline
         if kill is None:
             return [], False
         if "cmdline" in text:
             line = _EARLYOOM_CMDLINE.match(text)
             if line is not None and as_pid(line.group(1)) == kill.pid:
-                return [kill.replace(cmdline=line.group(2))], True
+                self._awaiting_cmdline = kill.replace(cmdline=line.group(2))
+                return [], True
+        if "kill" in text:
+            if _EARLYOOM_FAILED.match(text):
+                self._awaiting_cmdline = None
+                return [], True  # no signal was sent: not a kill
+            if _EARLYOOM_SAME_KILL.match(text):
+                return [], True
+        self._awaiting_cmdline = None
         return [kill], False
 
     def flush(self) -> list[OomKill]:
@@ -287,8 +304,8 @@ class UserspaceKillers:
                 stamp, "earlyoom", as_pid(send.group(2)), send.group(4), text,
                 uid=as_uid(send.group(3)), cmdline=cmdline, signal=send.group(1), **details,
             )
-            if kills and cmdline is None and 'cmdline "' not in text:
-                self._awaiting_cmdline, kills = kills[0], []  # 1.7-x may print it on the next line
+            if kills:  # its command line (1.7-x) or its failure may follow
+                self._awaiting_cmdline, kills = kills[0], []
             return kills
         victim = self._nohang
         body = _NOHANG_TAG.sub("", text, count=1).strip()
