@@ -10,34 +10,56 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from importlib import import_module
+from typing import Any, TextIO
 
 from watchdog_oom import __version__
 from watchdog_oom import config as config_mod
-from watchdog_oom.cli import admin, cgroups, check, history, import_logs, mute, notify_test, run, systemd
-from watchdog_oom.cli.check import evaluate_now, report_unknown
 from watchdog_oom.cli.common import EXIT_BAD_CONFIG, EXIT_UNKNOWN, ArgumentParser, BadArguments, Command, UsageError
-from watchdog_oom.cli.run import SafeFormatter
-from watchdog_oom.store import StoreError
-from watchdog_oom.store.explain import explain
 
 __all__ = ["COMMANDS", "SafeFormatter", "UsageError", "build_parser", "evaluate_now", "main"]
 
-# In the order `--help` lists them.
-COMMANDS: dict[str, Command] = {c.name: c for group in (run, check, cgroups, history, import_logs, mute, notify_test,
-                                                        admin, systemd) for c in group.COMMANDS}
-ORDER = ("run", "check", "processes", "cgroups", "history", "show", "import", "report", "mute", "unmute",
-         "notify-test", "db", "config", "systemd-unit", "install-service",
-         "completion", "manpage")
+# Each command and the module that declares it, in the order `--help` lists them. Only
+# the module of the command being run is imported: `history` does not load the daemon,
+# nor `run` the report renderer, and neither pays for the other commands' imports.
+MODULES: dict[str, str] = {
+    "run": "run", "check": "check", "processes": "check", "cgroups": "cgroups", "history": "history",
+    "show": "history", "import": "import_logs", "report": "history", "mute": "mute", "unmute": "mute",
+    "notify-test": "notify_test", "db": "admin", "config": "admin", "systemd-unit": "systemd",
+    "install-service": "systemd", "completion": "systemd", "manpage": "systemd",
+}
+ORDER = tuple(MODULES)
 
 # The commands that use the notification channels and the daemon's settings: they need
 # every ${VAR} in the config. The others only warn about one unset in those sections.
 NEED_EVERY_SECRET = ("run", "notify-test", "config")
 # Further top-level keys a command never reads, where an unset ${VAR} only warns too.
 UNUSED_KEYS = {"check": ("database",), "processes": ("database",)}
+
+
+def command(name: str) -> Command:
+    """The command called `name`, importing only the module that declares it."""
+    module = import_module(f"watchdog_oom.cli.{MODULES[name]}")
+    return next(c for c in module.COMMANDS if c.name == name)
+
+
+def __getattr__(name: str) -> Any:
+    """`COMMANDS` (every command, importing every command module) and the names other
+    modules import from here, loaded on first use (PEP 562)."""
+    if name == "COMMANDS":
+        return {n: command(n) for n in ORDER}
+    if name == "SafeFormatter":
+        from watchdog_oom.cli.run import SafeFormatter
+
+        return SafeFormatter
+    if name == "evaluate_now":
+        from watchdog_oom.cli.check import evaluate_now
+
+        return evaluate_now
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 EPILOG = """\
 WHEN (--since, --until) is a duration back from now (30m, 24h, 7d) or an ISO 8601 time
@@ -54,8 +76,9 @@ exit status:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole command line's parser."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line's parser; with `only`, a parser for that one command,
+    which imports nothing the others need (what `main` uses to run a command)."""
     parser = ArgumentParser(
         prog="watchdog-oom",
         description="Watch memory commit and pressure, rank the OOM killer's next victims, record every OOM kill.",
@@ -66,9 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"watchdog-oom {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in ORDER:
-        command = COMMANDS[name]
-        command.arguments(sub.add_parser(name, help=command.help))
+    for name in ORDER if only is None else (only,):
+        cmd = command(name)
+        cmd.arguments(sub.add_parser(name, help=cmd.help))
     return parser
 
 
@@ -77,12 +100,15 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     argv = sys.argv[1:] if argv is None else list(argv)
+    word = _command_in(argv)
     try:
-        args = build_parser().parse_args(argv)
+        # A known command word: only its parser is built (and its module imported). Anything
+        # else (--help, --version, a typo) gets the whole parser, which lists every command.
+        args = build_parser(word if word in MODULES and not _asks_help_before(argv, word) else None).parse_args(argv)
     except BadArguments as exc:
         err.write(exc.text)
-        if _command_in(argv) == "check":
-            return report_unknown(f"usage error: {exc}", _asks_json(argv), socket.gethostname(), out)
+        if word == "check":
+            return _report_unknown(f"usage error: {exc}", _asks_json(argv), out)
         return 2
     if args.command == "config" and args.action != "check":  # the example and the keys need no file
         return _dispatch(args, config_mod.Config(), out, err)
@@ -91,12 +117,27 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
                                      unused=UNUSED_KEYS.get(args.command, ()))
     except config_mod.ConfigError as exc:
         if args.command == "check":
-            return report_unknown(f"configuration error: {exc}", args.format == "json", socket.gethostname(), out)
+            return _report_unknown(f"configuration error: {exc}", args.format == "json", out)
         print(f"watchdog-oom: configuration error: {exc}", file=err)
         return EXIT_BAD_CONFIG
     for warning in cfg.warnings:
         print(f"watchdog-oom: warning: {warning}", file=err)
     return _dispatch(args, cfg, out, err)
+
+
+def _report_unknown(message: str, as_json: bool, out: TextIO) -> int:
+    """`check`'s UNKNOWN answer (3) to a command line or config it could not use."""
+    import socket
+
+    from watchdog_oom.cli.check import report_unknown
+
+    return report_unknown(message, as_json, socket.gethostname(), out)
+
+
+def _asks_help_before(argv: Sequence[str], word: str) -> bool:
+    """Whether -h/--help or --version comes before the command word (the top level's, then)."""
+    words = list(argv)
+    return any(w in ("-h", "--help", "--version") for w in words[:words.index(word)])
 
 
 def _asks_json(argv: Sequence[str]) -> bool:
@@ -119,15 +160,19 @@ def _command_in(argv: Sequence[str]) -> str | None:
 
 def _dispatch(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:
     try:
-        return COMMANDS[args.command].run(args, cfg, out, err)
+        return command(args.command).run(args, cfg, out, err)
     except UsageError as exc:
         print(f"watchdog-oom {args.command}: {exc}", file=err)
         return 2
     except BrokenPipeError:  # `… | head`: the reader has what it wanted
         return 0
     except Exception as exc:
+        from watchdog_oom.store import StoreError
+
         if not isinstance(exc, StoreError) and not _is_database_error(exc):
             raise
+        from watchdog_oom.store.explain import explain
+
         print(f"watchdog-oom {args.command}: {explain(_first_line(exc), cfg.database)}", file=err)
         return EXIT_UNKNOWN if args.command == "check" else 1
 

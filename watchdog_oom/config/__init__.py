@@ -38,12 +38,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection, Mapping
+from typing import Any
 
 import yaml
 
 from watchdog_oom.config.declare import MAX_ITEMS, settings_of
 from watchdog_oom.config.reader import ConfigError, Reader, UnsetVariable
-from watchdog_oom.config.render import display, example_text
 from watchdog_oom.config.schema import (
     CHANNEL_CLASSES,
     CHANNEL_TYPES,
@@ -135,6 +135,18 @@ __all__ = [
     "parse_duration",
     "state_directory",
 ]
+
+
+
+def __getattr__(name: str) -> Any:
+    """`display` and `example_text` (render.py), loaded on first use: only `config check`
+    and `config example` print a configuration, and the daemon never does (PEP 562)."""
+    if name in ("display", "example_text"):
+        from watchdog_oom.config import render
+
+        return getattr(render, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 CONFIG_ENV = "WATCHDOG_OOM_CONFIG"
 DEFAULT_CONFIG_PATH = "/etc/watchdog-oom/config.yaml"

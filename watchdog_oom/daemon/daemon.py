@@ -26,9 +26,9 @@ from watchdog_oom.daemon.sdnotify import SdNotify
 from watchdog_oom.daemon.sender import OutboxThread
 from watchdog_oom.daemon.shared import HostState, Shared
 from watchdog_oom.daemon.signals import SignalPipe
-from watchdog_oom.daemon.tracer import TracepointFollower
 from watchdog_oom.redact import Redactor
 from watchdog_oom.rules.alerts import SOURCE_DOWN
+from watchdog_oom.sources.tracefs import ruled_out
 
 log = logging.getLogger("watchdog_oom")
 
@@ -66,7 +66,7 @@ class Daemon:
             host=HostState(processes.ProcessCache(cfg.processes.cache_size)))
         self.jobs = Jobs(self.shared, self.notify)
         self.follower = KernelLogFollower(self.shared, self.stop_event)
-        self.tracer = TracepointFollower(self.shared, self.stop_event, self._log_source)
+        self.tracer: Any = None  # the TracepointFollower, made at start if tracing is to be tried
         self.sender = OutboxThread(self.shared, self.stop_event)
         self.direct: Any = None  # notifications that bypass the outbox (database.down)
         self.database = DatabaseWatch(self.shared, lambda: self.direct, self.notify.send, self.stop_event,
@@ -195,7 +195,7 @@ class Daemon:
                 # An outage of the kernel log seen by the last run resolves once it reads.
                 self.follower.source_is_down = self.follower.source_is_down or row.key == SOURCE_DOWN
         self.follower.open()
-        self.tracer.open()
+        self._open_tracer()
         if self.cfg.metrics.listen:
             self._serve_metrics(self.cfg.metrics.listen)
         self.sender.start()
@@ -203,6 +203,19 @@ class Daemon:
         self.jobs.start()
         # One evaluation straight away, so the first sample does not wait an interval.
         self.jobs.memory()
+
+    def _open_tracer(self) -> None:
+        """Follow the oom tracepoints if the configuration and the kernel allow it. The
+        tracepoint reader and the oom_score_adj audit are loaded only then."""
+        kl = self.cfg.kernel_log
+        why_not = ruled_out(kl.tracepoints, kl.tracefs)
+        if why_not is not None:
+            log.info("%s", why_not)
+            return
+        from watchdog_oom.daemon.tracer import TracepointFollower
+
+        self.tracer = TracepointFollower(self.shared, self.stop_event, self._log_source)
+        self.tracer.open()
 
     def _serve_metrics(self, listen: str) -> None:
         from watchdog_oom.metrics import Metrics
@@ -217,11 +230,13 @@ class Daemon:
         """Stop every part and close the database."""
         self.jobs.stop()
         self.follower.close()
-        self.tracer.close()
+        if self.tracer is not None:
+            self.tracer.close()
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
         self.follower.join(timeout=10)
-        self.tracer.join(timeout=10)
+        if self.tracer is not None:
+            self.tracer.join(timeout=10)
         self.sender.join(timeout=10)
         self.database.join(timeout=5)
         self.shared.store.close()

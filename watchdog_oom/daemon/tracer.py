@@ -27,6 +27,7 @@ from watchdog_oom.model import Alert, OomKill
 from watchdog_oom.rules.enrich import enrich_kill, state_before
 from watchdog_oom.rules.witnesses import TraceWindow, Witnessed, suspect, unlogged
 from watchdog_oom.sources.base import SourceError
+from watchdog_oom.sources.tracefs import ruled_out
 from watchdog_oom.sources.tracepoint import (
     TRACEFS_MOUNTS,
     TracepointSource,
@@ -67,14 +68,13 @@ def open_tracepoints(setting: str, tracefs: str | None, instance: str) -> tuple[
 
     Raises SourceError when ``on`` cannot be honoured.
     """
-    if setting == "off":
-        return None, "tracepoints not read (kernel_log.tracepoints: off)", False
+    why_not = ruled_out(setting, tracefs)
+    if why_not is not None:
+        return None, why_not, False
     candidates = (tracefs,) if tracefs else TRACEFS_MOUNTS
     found = find_tracefs(candidates)
     mounted = False
-    if found is None:
-        if setting != "on":
-            return None, f"tracepoints not read: tracefs is not mounted at {' or '.join(candidates)}", False
+    if found is None:  # and the setting is on
         mount_tracefs(candidates[0])
         found, mounted = candidates[0], True
         log.warning("tracepoints: mounted tracefs at %s (kernel_log.tracepoints: on); unmounted at stop", found)

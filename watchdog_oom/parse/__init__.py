@@ -14,6 +14,8 @@ Pure: text in, values out; no clock, no I/O beyond the stream `iter_kills` is ha
 The names below are what the rest of the package (daemon, CLI, sources) uses.
 """
 
+from typing import Any
+
 from watchdog_oom.parse.kernel import (
     MEMORY_INFO_LINE_CHARS,
     MEMORY_INFO_LINES,
@@ -25,18 +27,22 @@ from watchdog_oom.parse.kernel import (
     Unread,
     UnreadLine,
 )
-from watchdog_oom.parse.scan import (
-    KILL_NEEDLES,
-    _find,
-    _libc_finder,
-    _python_find,
-    iter_kills,
-    line_numbers,
-    parse_text,
-    undo_future_year,
-)
 from watchdog_oom.parse.userspace import NOHANG_BLOCK_LINES
+from watchdog_oom.parse.values import undo_future_year
 from watchdog_oom.parse.wrappers import LINE_CHARS, strip_wrapper
+
+# scan.py's names, imported on first use (PEP 562): the daemon parses line by line and
+# never scans a file, so it does not load the scanner (nor ctypes, for glibc's memmem).
+_SCAN_NAMES = ("KILL_NEEDLES", "_find", "_libc_finder", "_python_find", "iter_kills", "line_numbers", "parse_text")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SCAN_NAMES:
+        from watchdog_oom.parse import scan
+
+        return getattr(scan, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "KILL_NEEDLES",

@@ -19,11 +19,11 @@ import re
 import signal
 import stat
 from collections.abc import Callable, Generator, Iterator
-from datetime import datetime, timedelta
 from typing import BinaryIO
 
 from watchdog_oom.model import KernelLine, OomKill
 from watchdog_oom.parse.kernel import OomParser, Unread
+from watchdog_oom.parse.values import undo_future_year as undo_future_year  # moved; imported from here too
 from watchdog_oom.parse.wrappers import LINE_CHARS
 
 # Every kill line holds one of these: "Kill" (kernel "Killed process" / "Kill process",
@@ -54,18 +54,6 @@ _OPENER_NEEDLES = (b"Task in ", b"Tasks in ", b"oom-kill:", b"uid  tgid", b"emor
 _CHUNK = 32 << 20  # bytes read (or, of a mapped file, searched) at a time
 _MAP_AT_LEAST = 1 << 20  # a smaller file is read: mapping it would save nothing
 _LOOKBACK = 4 << 20  # how far before a kill line its report may begin (~30 000 tasks)
-
-
-def undo_future_year(kill: OomKill, reference: datetime) -> OomKill:
-    """A syslog date has no year, so the caller guessed `reference`'s year; a kill that
-    would then lie in the future was logged the year before (a December line read in
-    January). `reference` is naive local time, like the syslog date."""
-    if kill.time is not None and kill.time.tzinfo is None and kill.time > reference + timedelta(days=1):
-        try:
-            return kill.replace(time=kill.time.replace(year=kill.time.year - 1))
-        except ValueError:  # 29 February
-            return kill.replace(time=kill.time.replace(year=kill.time.year - 1, day=28))
-    return kill
 
 
 def parse_text(text: str, source: str = "import", *, year: int | None = None,

@@ -7,6 +7,12 @@ whole in the kill's raw text: one bad line never stops the record of the others.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from watchdog_oom.model import OomKill
+
 # include/linux/threads.h PID_MAX_LIMIT: 4 * 1024 * 1024 on 64-bit kernels, the most
 # /proc/sys/kernel/pid_max accepts; 0 is the idle task, never a victim.
 PID_MAX_LIMIT = 4_194_304
@@ -49,3 +55,15 @@ def as_uid(text: str | None) -> int | None:
 def cap_name(name: str, limit: int = PROCESS_CHARS) -> tuple[str, bool]:
     """The name cut to `limit` characters, and whether it was cut."""
     return (name, False) if len(name) <= limit else (name[:limit], True)
+
+
+def undo_future_year(kill: OomKill, reference: datetime) -> OomKill:
+    """A syslog date has no year, so the caller guessed `reference`'s year; a kill that
+    would then lie in the future was logged the year before (a December line read in
+    January). `reference` is naive local time, like the syslog date."""
+    if kill.time is not None and kill.time.tzinfo is None and kill.time > reference + timedelta(days=1):
+        try:
+            return kill.replace(time=kill.time.replace(year=kill.time.year - 1))
+        except ValueError:  # 29 February
+            return kill.replace(time=kill.time.replace(year=kill.time.year - 1, day=28))
+    return kill

@@ -8,7 +8,6 @@ recognisers copy onto the kills a line completes.
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from datetime import UTC, datetime, timedelta, timezone
@@ -465,6 +464,8 @@ class Decoder:
             notes += ("quoted-printable",)
         raw = decoded_qp
         if "&" in raw and _HTML_ENTITY.search(raw):
+            import html  # on first use: its table of entities is a megabyte the daemon need not hold
+
             raw = html.unescape(raw).replace("\xa0", " ")
             notes += ("HTML entities",)
         self.notes = notes

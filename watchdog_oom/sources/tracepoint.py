@@ -39,6 +39,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from watchdog_oom.sources.base import SourceError, Stopper
+from watchdog_oom.sources.tracefs import TRACEFS_MOUNTS as TRACEFS_MOUNTS
+from watchdog_oom.sources.tracefs import find_tracefs as find_tracefs
 from watchdog_oom.trace_events import (
     ADJ_UPDATE,
     EVENTS,
@@ -54,7 +56,6 @@ from watchdog_oom.trace_events import (
 
 log = logging.getLogger(__name__)
 
-TRACEFS_MOUNTS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 DEFAULT_INSTANCE = "watchdog-oom"
 # Per CPU. A new instance gets the default size (1.4 MB per CPU); two rare events need
 # little, and the buffer is what a killed daemon leaves behind until its next start.
@@ -63,14 +64,6 @@ READ_SIZE = 65536
 # Clocks in order of preference: mono is CLOCK_MONOTONIC (Linux 4.1+); local, the default,
 # is sched_clock, which drifts from it (34 ms after 7 minutes on the VM this was written on).
 CLOCKS = ("mono", "local")
-
-
-def find_tracefs(candidates: Sequence[str] = TRACEFS_MOUNTS) -> str | None:
-    """The first candidate where a tracefs is mounted (it has ``instances``), else None."""
-    for path in candidates:
-        if os.path.isdir(os.path.join(path, "instances")):
-            return path
-    return None
 
 
 def unusable(tracefs: str) -> str | None:
