@@ -1,0 +1,103 @@
+"""What the daemon and a read-only command load: only what their configuration and command use.
+
+A memory watchdog runs on hosts short of memory, and every module imported is code held
+for the daemon's lifetime (benchmarks/bench_footprint.py measures the whole). These tests
+run the real daemon and the real command line in a child process and look at its
+sys.modules: the idle daemon once READY=1 is sent, the command once it has answered.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Runs `watchdog-oom ARGV` in this process; a `run` daemon is stopped (SIGTERM) once it
+# said READY=1. Prints the modules loaded as one JSON list on the last line of stdout.
+RUN_AND_LIST = """
+import json, os, signal, socket, sys, threading
+argv, notify = json.loads(sys.argv[1]), sys.argv[2]
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+sock.bind(notify)
+os.environ["NOTIFY_SOCKET"] = notify
+seen = []
+
+def watch():
+    while b"READY=1" not in sock.recv(4096):
+        pass
+    seen.extend(sys.modules)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+threading.Thread(target=watch, daemon=True).start()
+from watchdog_oom.cli import main
+code = main(argv, stdout=open(os.devnull, "w"))
+print(json.dumps(sorted(seen or sys.modules)))
+sys.exit(code)
+"""
+
+
+def modules_of(tmp_path: Path, *argv: str) -> set[str]:
+    """The modules a `watchdog-oom ARGV` process had loaded (a daemon: when it was ready)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("WATCHDOG_OOM_CONFIG", None)
+    out = subprocess.run([sys.executable, "-c", RUN_AND_LIST, json.dumps(argv),
+                          str(tmp_path / f"notify-{time.monotonic_ns()}")],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    return set(json.loads(out.stdout.splitlines()[-1]))
+
+
+def config(tmp_path: Path) -> Path:
+    log = tmp_path / "kern.log"
+    log.write_text("")
+    path = tmp_path / "config.yaml"
+    path.write_text(f"""
+database: sqlite:///{tmp_path}/history.db
+kernel_log: {{source: file, path: {log}, tracepoints: "off"}}
+notifications:
+  channels:
+    - {{name: hook, type: webhook, url: "http://127.0.0.1:9/hook"}}
+    - {{name: chat, type: slack, webhook_url: "http://127.0.0.1:9/services/T0/B0/x"}}
+""")
+    return path
+
+
+def loaded(modules: set[str], *names: str) -> list[str]:
+    """Those of `names` (a name ending in '.' stands for its submodules) that are loaded."""
+    return sorted(m for m in modules for n in names if m == n or (n.endswith(".") and m.startswith(n)))
+
+
+def test_the_idle_daemon_loads_only_what_its_configuration_uses(tmp_path):
+    modules = modules_of(tmp_path, "-c", str(config(tmp_path)), "run")
+    # What it was configured for is there: the observation is of the real thing.
+    assert {"watchdog_oom.sources.logfile", "watchdog_oom.notify.webhook", "watchdog_oom.notify.slack"} <= modules
+    assert loaded(modules,
+                  # no message sent yet, no metrics endpoint, the schema at its head
+                  "requests", "urllib3", "prometheus_client", "alembic", "watchdog_oom.metrics",
+                  # the other sources; the tracepoints (off) and their audit
+                  "watchdog_oom.sources.kmsg", "watchdog_oom.sources.journal", "watchdog_oom.sources.tracepoint",
+                  "watchdog_oom.daemon.tracer", "watchdog_oom.daemon.adjwatch", "watchdog_oom.trace_events",
+                  # a channel type not configured
+                  "watchdog_oom.notify.email", "smtplib",
+                  # what only commands use: the file scanner (ctypes), the report, the other
+                  # commands, printing a config; HTML entities (for pasted logs)
+                  "ctypes", "watchdog_oom.parse.scan", "watchdog_oom.report", "watchdog_oom.config.render",
+                  "watchdog_oom.cli.check", "watchdog_oom.cli.history", "watchdog_oom.cli.import_logs",
+                  "watchdog_oom.cli.systemd", "watchdog_oom.cli.admin", "watchdog_oom.cli.mute",
+                  "watchdog_oom.cli.cgroups", "watchdog_oom.cli.notify_test", "html.entities") == []
+
+
+def test_a_read_only_command_loads_neither_the_daemon_nor_the_other_commands(tmp_path):
+    cfg = str(config(tmp_path))
+    assert modules_of(tmp_path, "-c", cfg, "db", "upgrade") >= {"alembic"}  # the schema, made once
+    modules = modules_of(tmp_path, "-c", cfg, "history", "kills", "--limit", "20")
+    assert "watchdog_oom.cli.history" in modules
+    assert loaded(modules, "watchdog_oom.daemon", "watchdog_oom.daemon.", "apscheduler", "alembic", "requests",
+                  "watchdog_oom.sources", "watchdog_oom.parse", "watchdog_oom.report", "watchdog_oom.config.render",
+                  "watchdog_oom.cli.run", "watchdog_oom.cli.check", "watchdog_oom.cli.import_logs",
+                  "watchdog_oom.cli.systemd", "watchdog_oom.cli.admin", "watchdog_oom.cli.mute") == []
