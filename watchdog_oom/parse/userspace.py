@@ -121,8 +121,7 @@ class UserspaceKillers:
         self._nohang: dict | None = None
         self._nohang_lines = 0
         self._victims: deque[tuple[str, int | None, str]] = deque(maxlen=_USERSPACE_MEMORY)
-        # systemd-oomd events one of its two lines (its own, PID 1's) announced, awaiting the other
-        self._oomd_open: deque[tuple[str, str]] = deque(maxlen=_USERSPACE_MEMORY)
+        self._oomd = SystemdOomdEvents()
         # an earlyoom kill awaiting the lines that follow it: its command line (1.7-x) or
         # "kill failed: Operation not permitted" (no signal was sent: no kill)
         self._awaiting_cmdline: OomKill | None = None
@@ -186,7 +185,7 @@ class UserspaceKillers:
         if self._nohang is not None or text.startswith(("nohang", *_NOHANG_START)):
             self._nohang_line(text)
         if "oomd killed" in text or "'oom-kill'" in text:
-            kills = self._unit_line(text, stamp)
+            kills = self._oomd.unit_line(text, stamp)
             if kills is not None:
                 return kills
         if "emory!" in text and _EARLYOOM_BANNER.match(text):
@@ -198,7 +197,7 @@ class UserspaceKillers:
         """A line naming a victim; None when "Kill" meant something else."""
         oomd = _OOMD.match(text) or _OOMD_MARKED.match(text)
         if oomd:
-            return self._oomd(oomd, text, stamp)
+            return self._oomd.killed(oomd, text, stamp)
         signal = _EARLYOOM_SIGNAL.match(text)
         if signal:
             return self._earlyoom_signal(signal, text, stamp)
@@ -219,80 +218,6 @@ class UserspaceKillers:
             stamp, "earlyoom", as_pid(pid), quoted, text, uid=None,
             signal=_SIGNAL_NAMES.get(number, number), **details,
         )
-
-    # ----------------------------------------------------------- report structure
-
-    def _oomd(self, match: re.Match, text: str, stamp: Stamp) -> list[OomKill]:
-        """systemd-oomd kills a cgroup, not a process: the record names the cgroup.
-
-        pid is 0 (no process was named), process the cgroup's last path component,
-        task_memcg the cgroup, memcg the monitored cgroup whose pressure was too high.
-        """
-        cgroup = match.group(1)
-        name = cgroup.rstrip("/").rpartition("/")[2] or cgroup
-        elided = name.startswith(_ELISIONS)
-        if self._paired(name, "oomd"):
-            return []  # PID 1 reported this kill first
-        name, cut = cap_name(name, CGROUP_NAME_CHARS)
-        extra: dict = {"kill_line": text, "reason": match.group(2) or None,
-                       "evidence": describe(stamp, text, "systemd-oomd")}
-        if cut or elided:
-            extra["process_cut" if cut else "elided"] = True
-        pressure = _OOMD_PRESSURE.match(match.group(3) or "")
-        monitored = None
-        if pressure:
-            monitored = pressure.group(1)
-            extra["pressure"], extra["pressure_limit"] = pressure.group(2), pressure.group(3)
-        return [OomKill(
-            pid=None,  # the log names no process: "null, never a guess"
-            process=name,
-            task_memcg=cgroup,
-            memcg=monitored,
-            unit=name if name.endswith(_UNIT_SUFFIXES) and not elided else None,
-            killer="systemd-oomd",
-            extra=extra,
-            **stamp.fields(),
-        )]
-
-    def _unit_line(self, text: str, stamp: Stamp) -> list[OomKill] | None:
-        """PID 1's report of systemd-oomd's kill (the same event as systemd-oomd's own line),
-        or a unit's 'oom-kill' result (corroboration only)."""
-        if _OOM_RESULT.match(text):
-            return []
-        match = _OOMD_UNIT.match(text)
-        if match is None:
-            return None
-        unit = match.group(1)
-        if unit is None:  # a wrap took the unit off: it can only confirm an open event
-            return [] if self._paired_any("pid1") else None
-        if self._paired(unit, "pid1"):
-            return []  # systemd-oomd's own line recorded it
-        name, cut = cap_name(unit, CGROUP_NAME_CHARS)
-        extra: dict = {"kill_line": text, "processes": as_int(match.group(2)),
-                       "evidence": describe(stamp, text, "systemd-oomd (PID 1's report)")}
-        if cut:
-            extra["process_cut"] = True
-        return [OomKill(pid=None, process=name, unit=name if not cut else None,
-                        killer="systemd-oomd", extra=extra, **stamp.fields())]
-
-    def _paired_any(self, side: str) -> bool:
-        """Consume the latest event the other side announced, if any."""
-        for i in range(len(self._oomd_open) - 1, -1, -1):
-            if self._oomd_open[i][1] != side:
-                del self._oomd_open[i]
-                return True
-        return False
-
-    def _paired(self, name: str, side: str) -> bool:
-        """True when the other line of this systemd-oomd event came already (then it is
-        consumed); else this side is remembered. An elided name matches by its tail."""
-        tail = name.lstrip(".…")
-        for i, (seen, seen_side) in enumerate(self._oomd_open):
-            if seen_side != side and (seen == name or seen.endswith(tail) or name.endswith(seen.lstrip(".…"))):
-                del self._oomd_open[i]
-                return True
-        self._oomd_open.append((name, side))
-        return False
 
     def _send_line(self, text: str, stamp: Stamp) -> list[OomKill] | None:
         """earlyoom's "sending SIGTERM to process …" or nohang's "Send SIGTERM to the victim"."""
@@ -389,6 +314,87 @@ class UserspaceKillers:
             **stamp.fields(),
         )]
 
+
+
+class SystemdOomdEvents:
+    """systemd-oomd's kills: its own "Killed/Marked …" line and PID 1's "systemd-oomd killed N
+    process(es) in this unit" are one event, whichever comes first (or alone)."""
+
+    def __init__(self) -> None:
+        # events one of the two lines (its own, PID 1's) announced, awaiting the other
+        self._open: deque[tuple[str, str]] = deque(maxlen=_USERSPACE_MEMORY)
+
+    def killed(self, match: re.Match, text: str, stamp: Stamp) -> list[OomKill]:
+        """systemd-oomd kills a cgroup, not a process: the record names the cgroup.
+
+        pid is 0 (no process was named), process the cgroup's last path component,
+        task_memcg the cgroup, memcg the monitored cgroup whose pressure was too high.
+        """
+        cgroup = match.group(1)
+        name = cgroup.rstrip("/").rpartition("/")[2] or cgroup
+        elided = name.startswith(_ELISIONS)
+        if self._paired(name, "oomd"):
+            return []  # PID 1 reported this kill first
+        name, cut = cap_name(name, CGROUP_NAME_CHARS)
+        extra: dict = {"kill_line": text, "reason": match.group(2) or None,
+                       "evidence": describe(stamp, text, "systemd-oomd")}
+        if cut or elided:
+            extra["process_cut" if cut else "elided"] = True
+        pressure = _OOMD_PRESSURE.match(match.group(3) or "")
+        monitored = None
+        if pressure:
+            monitored = pressure.group(1)
+            extra["pressure"], extra["pressure_limit"] = pressure.group(2), pressure.group(3)
+        return [OomKill(
+            pid=None,  # the log names no process: "null, never a guess"
+            process=name,
+            task_memcg=cgroup,
+            memcg=monitored,
+            unit=name if name.endswith(_UNIT_SUFFIXES) and not elided else None,
+            killer="systemd-oomd",
+            extra=extra,
+            **stamp.fields(),
+        )]
+
+    def unit_line(self, text: str, stamp: Stamp) -> list[OomKill] | None:
+        """PID 1's report of systemd-oomd's kill (the same event as systemd-oomd's own line),
+        or a unit's 'oom-kill' result (corroboration only)."""
+        if _OOM_RESULT.match(text):
+            return []
+        match = _OOMD_UNIT.match(text)
+        if match is None:
+            return None
+        unit = match.group(1)
+        if unit is None:  # a wrap took the unit off: it can only confirm an open event
+            return [] if self._paired_any("pid1") else None
+        if self._paired(unit, "pid1"):
+            return []  # systemd-oomd's own line recorded it
+        name, cut = cap_name(unit, CGROUP_NAME_CHARS)
+        extra: dict = {"kill_line": text, "processes": as_int(match.group(2)),
+                       "evidence": describe(stamp, text, "systemd-oomd (PID 1's report)")}
+        if cut:
+            extra["process_cut"] = True
+        return [OomKill(pid=None, process=name, unit=name if not cut else None,
+                        killer="systemd-oomd", extra=extra, **stamp.fields())]
+
+    def _paired_any(self, side: str) -> bool:
+        """Consume the latest event the other side announced, if any."""
+        for i in range(len(self._open) - 1, -1, -1):
+            if self._open[i][1] != side:
+                del self._open[i]
+                return True
+        return False
+
+    def _paired(self, name: str, side: str) -> bool:
+        """True when the other line of this systemd-oomd event came already (then it is
+        consumed); else this side is remembered. An elided name matches by its tail."""
+        tail = name.lstrip(".…")
+        for i, (seen, seen_side) in enumerate(self._open):
+            if seen_side != side and (seen == name or seen.endswith(tail) or name.endswith(seen.lstrip(".…"))):
+                del self._open[i]
+                return True
+        self._open.append((name, side))
+        return False
 
 
 def _earlyoom_details(text: str) -> dict:
