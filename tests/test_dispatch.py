@@ -13,7 +13,7 @@ from watchdog_oom.dispatch import Dispatcher, Outbox, Route, backoff
 from watchdog_oom.model import Alert, OomKill
 from watchdog_oom.notify import build_channel
 from watchdog_oom.notify.webhook import verify_signature
-from watchdog_oom.store import NotificationRow
+from watchdog_oom.store.tables import notifications
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 
@@ -260,8 +260,8 @@ def test_a_short_retry_after_pauses_the_channel_only_that_long(store, t0):
         old = tx.enqueue(channel="hook", kind="test", severity="info", reason="test", summary="old", data={}, now=t0)
     store.claim_due(t0)
     with store.tx() as tx:  # as if it had failed eight times already
-        tx.session.execute(NotificationRow.__table__.update().where(NotificationRow.id == old.id)
-                           .values(status="pending", attempts=8))
+        tx.conn.execute(notifications.update().where(notifications.c.id == old.id)
+                        .values(status="pending", attempts=8))
     with HttpSink([(429, {"Retry-After": "1"}, "slow down")]) as sink:
         dispatcher = Dispatcher(store, {"hook": build_channel("webhook", "hook", url=sink.url)}, max_age=86400,
                                 clock=clock)

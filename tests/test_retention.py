@@ -150,7 +150,7 @@ def test_a_good_run_with_nothing_firing_queues_nothing(store, t0):
 
 def test_cgroup_samples_age_through_the_same_tiers(store, t0):
     from watchdog_oom.model import CgroupSample
-    from watchdog_oom.store.tables import CgroupSampleRow
+    from watchdog_oom.store.tables import cgroup_samples
 
     def reading(seconds: int, path: str, ws: int) -> CgroupSample:
         return CgroupSample(path=path, version=2, time=t0 - timedelta(seconds=seconds), limit_bytes=1000,
@@ -165,7 +165,7 @@ def test_cgroup_samples_age_through_the_same_tiers(store, t0):
                          notifications=90 * 86400, raw_samples=2 * 86400)
     assert counts["cgroup_samples"] > 0
     with store.tx() as tx:
-        rows = tx.session.query(CgroupSampleRow).all()
+        rows = tx.conn.execute(cgroup_samples.select()).all()
     by_res = {}
     for row in rows:
         by_res.setdefault(row.resolution, []).append(row)

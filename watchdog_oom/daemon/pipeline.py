@@ -104,8 +104,7 @@ class Pipeline:
         self.caught_up = True
         if self.first_start and self.backlog:
             with s.store.tx() as tx:
-                rows = [tx.session.get(_kill_table(), i) for i in self.backlog]
-                s.outbox.backlog_summary(tx, [r for r in rows if r is not None], s.clock())
+                s.outbox.backlog_summary(tx, tx.kills_by_id(self.backlog), s.clock())
             s.wakeup.set()
         n = self.caught_up_kills
         how = " (one summary notification)" if self.first_start and self.backlog else ""
@@ -316,8 +315,3 @@ class Pipeline:
             s.outbox.unstored(tx, quarantined, now)
         s.wakeup.set()
 
-
-def _kill_table() -> Any:
-    from watchdog_oom.store import Kill
-
-    return Kill

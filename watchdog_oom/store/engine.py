@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
 
 from watchdog_oom.store import StoreError
 from watchdog_oom.stored import from_row
@@ -149,8 +148,7 @@ class Database:
         self.url = url
         self.host = host
         self.engine = make_engine(url)
-        self._factory = sessionmaker(self.engine, expire_on_commit=False)
-        # Every session passes this gate, which a repair closes while it swaps the database
+        # Every transaction passes this gate, which a repair closes while it swaps the database
         # file under the daemon (restore_unlinked, reopen).
         self._gate = _Gate()
         # A glob's literal prefix as an index range: where text compares byte by byte.
@@ -158,10 +156,6 @@ class Database:
 
     def close(self) -> None:
         self.engine.dispose()
-
-    def _sessions(self) -> contextlib.AbstractContextManager[Session]:
-        """A session, once no repair is swapping the database (see `_Gate`)."""
-        return self._gate.enter(lambda: self._factory())
 
     def _connection(self) -> contextlib.AbstractContextManager[Connection]:
         """A connection, once no repair is swapping the database (see `_Gate`)."""
@@ -174,8 +168,7 @@ class Database:
             self.engine.dispose()
             result = meanwhile() if meanwhile is not None else None
             self.engine = make_engine(self.url)
-            self._factory = sessionmaker(self.engine, expire_on_commit=False)
-        return result
+            return result
 
     def restore_unlinked(self) -> bool:
         """The SQLite file was deleted while open: put the open copy back at its path.
@@ -229,7 +222,6 @@ class Database:
             os.rename(staging, f"{staging}.kept")  # a new file took the path meanwhile: keep ours beside it
             copied = False
         self.engine = make_engine(self.url)
-        self._factory = sessionmaker(self.engine, expire_on_commit=False)
         return copied
 
     # -- schema -------------------------------------------------------------------------

@@ -50,6 +50,7 @@ from watchdog_oom.store.tables import (
     Protection,
     QuarantinedKill,
     Sample,
+    mutes,
 )
 from watchdog_oom.store.writes import Tx
 from watchdog_oom.stored import MuteRule, StoredKill
@@ -104,10 +105,10 @@ class Store(HistoryQueries, OutboxQueue):
     # -- transactions -------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def tx(self) -> Iterator["Tx"]:
+    def tx(self) -> Iterator[Tx]:
         """One transaction: everything done through the Tx commits together or not at all."""
-        with self._sessions() as session, session.begin():
-            tx = Tx(session, self.host)
+        with self._connection() as conn, conn.begin():
+            tx = Tx(conn, self.host)
             yield tx
         self.cursors_committed.update(tx.cursors_set)
 
@@ -131,22 +132,22 @@ class Store(HistoryQueries, OutboxQueue):
         values = dict(host=None if all_hosts else self.host, created_at=now, until=until,
                       kind=kind, process=process, cgroup=cgroup, reason=reason)
         with self.engine.begin() as conn:
-            mute_id = conn.execute(insert(Mute.__table__).returning(Mute.id), values).scalar_one()
+            mute_id = conn.execute(insert(mutes).values(values)).inserted_primary_key[0]
         return MuteRule(id=mute_id, **values)
 
     def mutes(self, now: datetime, active_only: bool = True) -> list[MuteRule]:
         """This host's mutes and the fleet's, the active ones unless asked otherwise."""
-        query = select(Mute.__table__).where(or_(Mute.host.is_(None), Mute.host == self.host))
+        m = mutes.c
+        query = select(mutes).where(or_(m.host.is_(None), m.host == self.host))
         if active_only:
-            query = query.where(Mute.until > now)
-        return self._values(query.order_by(Mute.id), MuteRule)
+            query = query.where(m.until > now)
+        return self._values(query.order_by(m.id), MuteRule)
 
     def end_mute(self, mute_id: int, now: datetime) -> bool:
         """End a mute now; False when there is no active mute with that id."""
-        with self._sessions() as session, session.begin():
-            return bool(session.execute(
-                update(Mute).where(Mute.id == mute_id, Mute.until > now).values(until=now)
-            ).rowcount)
+        m = mutes.c
+        with self._connection() as conn, conn.begin():
+            return bool(conn.execute(update(mutes).where(m.id == mute_id, m.until > now).values(until=now)).rowcount)
 
     # -- retention ----------------------------------------------------------------------
 
