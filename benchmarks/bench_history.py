@@ -42,7 +42,8 @@ from sqlalchemy import insert  # noqa: E402
 
 from watchdog_oom.model import Alert, OomKill, TaskRow  # noqa: E402
 from watchdog_oom.store import Store  # noqa: E402
-from watchdog_oom.store.tables import Kill, Sample  # noqa: E402
+from watchdog_oom.store.tables import kills as kills_table  # noqa: E402
+from watchdog_oom.store.tables import samples as samples_table  # noqa: E402
 
 PROCESSES = ["java", "python3", "node", "postgres", "mysqld", "chrome", "ruby", "php-fpm", "dotnet", "gunicorn",
              "celery", "redis-server", "elasticsearch", "kafka", "clickhouse", "ffmpeg", "gcc", "cc1plus", "rustc",
@@ -97,7 +98,7 @@ def build(url: str, samples: int, kills: int, hosts: int, now: datetime) -> floa
     kill_rows = (kill_row(f"h{k % hosts}", now - timedelta(seconds=rng.uniform(0, 365 * 86400)), 1000 + k, rng)
                  for k in range(kills))
     with store.engine.begin() as conn:
-        for table, rows in ((Sample, sample_rows), (Kill, kill_rows)):
+        for table, rows in ((samples_table, sample_rows), (kills_table, kill_rows)):
             while chunk := list(itertools.islice(rows, CHUNK)):
                 conn.execute(insert(table), chunk)
     store.close()
@@ -206,7 +207,7 @@ def simulate_year(path: str, days: int, samples_retention_days: int, kills_per_d
     for day in range(days):
         day_start = start + timedelta(days=day)
         with store.engine.begin() as conn:
-            conn.execute(insert(Sample), [sample_row("web-01", day_start + timedelta(seconds=10 * i), rng)
+            conn.execute(insert(samples_table), [sample_row("web-01", day_start + timedelta(seconds=10 * i), rng)
                                           for i in range(8640)])
         with store.tx() as tx:
             for _ in range(kills_per_day):

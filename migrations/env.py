@@ -7,10 +7,10 @@ migrations work from an installed package. render_as_batch lets SQLite alter tab
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from watchdog_oom.store.tables import Base
+from watchdog_oom.store.tables import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _run(connection) -> None:

@@ -27,7 +27,7 @@ from alembic.script import ScriptDirectory  # noqa: E402
 
 from watchdog_oom.model import MemorySample, OomKill  # noqa: E402
 from watchdog_oom.store import Store, alembic_config  # noqa: E402
-from watchdog_oom.store.tables import Base  # noqa: E402
+from watchdog_oom.store.tables import metadata  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,7 +84,7 @@ def test_empty_postgresql_database_migrates_to_head(pg_url):
     assert store.upgrade() == head
     assert store.upgrade() == head  # a second host starting finds it done
     with store.engine.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata) == []
+        assert compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata) == []
     store.close()
 
 
@@ -210,14 +210,14 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import insert
 from watchdog_oom.model import OomKill
 from watchdog_oom.store import Store
-from watchdog_oom.store.tables import Sample
+from watchdog_oom.store.tables import samples
 
 url, host = sys.argv[1], sys.argv[2]
 now = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 store = Store(url, host)
 start = now - timedelta(days=5)
 with store.engine.begin() as conn:  # five days of raw samples: three of them to downsample
-    conn.execute(insert(Sample), [dict(host=host, time=start + timedelta(seconds=60 * i), resolution=0,
+    conn.execute(insert(samples), [dict(host=host, time=start + timedelta(seconds=60 * i), resolution=0,
                                        mem_total_kb=16_000_000, mem_available_kb=4_000_000 + i, swap_total_kb=0,
                                        swap_free_kb=0, committed_as_kb=9_000_000, commit_limit_kb=8_000_000,
                                        commit_percent=50.0 + (i % 100) / 10) for i in range(5 * 1440)])

@@ -13,7 +13,7 @@ from watchdog_oom.daemon.retention import RetentionJob
 from watchdog_oom.dispatch import Outbox, Route
 from watchdog_oom.store import retention
 from watchdog_oom.store.retention import RetentionPolicy
-from watchdog_oom.store.tables import Sample
+from watchdog_oom.store.tables import samples
 
 DAY = 86400.0
 
@@ -31,7 +31,7 @@ def _insert(store, rows):
     rows = iter(rows)
     with store.engine.begin() as conn:
         while chunk := list(itertools.islice(rows, 10_000)):
-            conn.execute(insert(Sample), chunk)
+            conn.execute(insert(samples), chunk)
 
 
 def _half_up(value):

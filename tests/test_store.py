@@ -15,7 +15,7 @@ from sqlalchemy import event
 
 from watchdog_oom.model import MemorySample, OomKill
 from watchdog_oom.store import SCHEMA_HEAD, Store, alembic_config, kill_record
-from watchdog_oom.store.tables import Base
+from watchdog_oom.store.tables import metadata
 
 
 def _kill(t0, **kw):
@@ -41,7 +41,7 @@ def test_empty_database_migrates_to_head(db_url):
 
 def test_migrations_match_the_tables(store):
     with store.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
     assert diff == []
 
 
@@ -354,7 +354,7 @@ def test_a_history_of_the_first_released_schema_upgrades_with_nothing_lost(reque
     url = request.getfixturevalue("db_url" if engine == "sqlite" else "pg_url")
     store = Store(url, "web-01")
     command.upgrade(alembic_config(url), "0001")  # the schema of the first release, 0.1.0
-    tables = {name: Base.metadata.tables[name] for name in
+    tables = {name: metadata.tables[name] for name in
               ("samples", "kills", "alerts", "mutes", "notifications", "cursors", "protections")}
     s = _sample(t0)
     rows = {

@@ -1,9 +1,11 @@
-"""The history store: every SQL statement of watchdog-oom lives here.
+"""The history store: every SQL statement of watchdog-oom lives here, and SQLAlchemy is
+used nowhere else (Core only: tables.py, statements on connections; no ORM).
 
 `Store(url, host)` opens any SQLAlchemy URL (SQLite by default), migrates it with Alembic,
 and hands out transactions (`Store.tx()`) in which the daemon writes rows, the source
 cursor that produced them and the notifications they cause, all or nothing. The outbox
 (`claim_due`, `mark_sent`, `mark_retry`, `mark_failed`) and the history queries are here too.
+Everything comes back as the values of watchdog_oom.stored, never as rows.
 """
 
 from __future__ import annotations
@@ -15,20 +17,10 @@ from typing import Any
 # `processes`) most of its start-up, and `import` overlaps it with reading the logs.
 _IMPLEMENTATION = "watchdog_oom.store.history"
 _LAZY = frozenset({
-    "Adjustment",
-    "AlertRow",
-    "Base",
     "CLAIM_LEASE",
     "KILL_FIELDS",
-    "Cursor",
-    "Kill",
-    "Mute",
-    "NotificationRow",
-    "Protection",
-    "QuarantinedKill",
     "SAME_KILL_WINDOW",
     "SCHEMA_HEAD",
-    "Sample",
     "Store",
     "Tx",
     "alembic_config",

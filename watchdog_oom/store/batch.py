@@ -21,7 +21,7 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from watchdog_oom.model import OomKill, with_local_time
-from watchdog_oom.store.tables import Kill
+from watchdog_oom.store.tables import kills as kills_table
 from watchdog_oom.stored import StoredKill, from_row
 
 # Bound parameters per IN (…) list: well under SQLite's limit.
@@ -37,7 +37,7 @@ def record_kills(conn: Connection, host: str, items: Sequence[Item], now: dateti
     item and in order, its stored record and whether it is new (False: seen before)."""
     from watchdog_oom.store import history
 
-    table = Kill.__table__
+    table = kills_table
     kills = [(with_local_time(kill), details) for kill, details in items]
     known = _candidates(conn, host, [kill for kill, _ in kills])
     results: list[tuple[SimpleNamespace, bool]] = []
@@ -73,7 +73,7 @@ def _insert(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
     largest one: a new rowid is the largest plus one, and this transaction holds SQLite's
     write lock, so the batch's ids are consecutive.
     """
-    table = Kill.__table__
+    table = kills_table
     if conn.dialect.name != "sqlite":
         values = [{k: v for k, v in row.items() if k != "id"} for row in rows]
         return list(conn.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), values).scalars())
@@ -100,7 +100,7 @@ def _candidates(conn: Connection, host: str, kills: Sequence[OomKill]) -> dict[t
     """The stored kills that may be one of `kills`, by (host, pid): one query per host."""
     from watchdog_oom.store.history import SAME_KILL_WINDOW
 
-    table = Kill.__table__
+    table = kills_table
     found: dict[tuple[str, int | None], list[Any]] = {}
     by_host: dict[str, list[OomKill]] = {}
     for kill in kills:

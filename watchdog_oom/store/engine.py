@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import Table, create_engine, event, insert, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -71,10 +71,8 @@ def _prepare_sqlite_file(path: str) -> None:
         os.close(fd)
         return
     if os.stat(path).st_mode & 0o077:
-        try:
+        with contextlib.suppress(OSError):  # not ours, or a read-only file system: reading it is still fine
             os.chmod(path, 0o600)
-        except OSError:
-            pass  # not ours, or a read-only file system: reading it is still fine
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -139,6 +137,14 @@ def alembic_config(engine_url: str | None = None) -> Any:
     if engine_url:
         cfg.set_main_option("sqlalchemy.url", engine_url.replace("%", "%%"))
     return cfg
+
+
+def insert_id(conn: Connection, table: Table, values: dict[str, Any]) -> int:
+    """Insert one row of `values` into `table`; returns the new row's id."""
+    key = conn.execute(insert(table).values(values)).inserted_primary_key
+    if key is None:  # pragma: no cover - every table inserted this way has an id
+        raise StoreError(f"database: no id for the new {table.name} row")
+    return int(key[0])
 
 
 class Database:

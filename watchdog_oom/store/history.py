@@ -10,8 +10,9 @@ import contextlib
 import itertools
 from collections.abc import Iterable, Iterator
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from watchdog_oom.bounds import cap_kill
@@ -22,6 +23,7 @@ from watchdog_oom.store.engine import (
     _answers,
     alembic_config,
     db_error,
+    insert_id,
     make_engine,
     migrations_dir,
 )
@@ -38,20 +40,7 @@ from watchdog_oom.store.records import (
     same_kill,
 )
 from watchdog_oom.store.retention import RetentionPolicy
-from watchdog_oom.store.tables import (
-    Adjustment,
-    AlertRow,
-    Base,
-    CgroupSampleRow,
-    Cursor,
-    Kill,
-    Mute,
-    NotificationRow,
-    Protection,
-    QuarantinedKill,
-    Sample,
-    mutes,
-)
+from watchdog_oom.store.tables import mutes
 from watchdog_oom.store.writes import Tx
 from watchdog_oom.stored import MuteRule, StoredKill
 
@@ -62,17 +51,6 @@ __all__ = [
     "SCHEMA_HEAD",
     "TRACEPOINT",
     "UNKNOWN_NAME",
-    "Adjustment",
-    "AlertRow",
-    "Base",
-    "CgroupSampleRow",
-    "Cursor",
-    "Kill",
-    "Mute",
-    "NotificationRow",
-    "Protection",
-    "QuarantinedKill",
-    "Sample",
     "Store",
     "StoreError",
     "Tx",
@@ -129,10 +107,10 @@ class Store(HistoryQueries, OutboxQueue):
                  process: str | None = None, cgroup: str | None = None, reason: str | None = None,
                  all_hosts: bool = False) -> MuteRule:
         """Record a mute; returns it with its id."""
-        values = dict(host=None if all_hosts else self.host, created_at=now, until=until,
+        values: dict[str, Any] = dict(host=None if all_hosts else self.host, created_at=now, until=until,
                       kind=kind, process=process, cgroup=cgroup, reason=reason)
         with self.engine.begin() as conn:
-            mute_id = conn.execute(insert(mutes).values(values)).inserted_primary_key[0]
+            mute_id = insert_id(conn, mutes, values)
         return MuteRule(id=mute_id, **values)
 
     def mutes(self, now: datetime, active_only: bool = True) -> list[MuteRule]:

@@ -11,12 +11,13 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from watchdog_oom.bounds import PROCESS_MAX, TEXT_MAX, cap, cap_kill
 from watchdog_oom.model import KILL_FIELDS, OomKill, with_local_time
 from watchdog_oom.store import batch
+from watchdog_oom.store.engine import insert_id
 from watchdog_oom.store.records import SAME_KILL_WINDOW, UNKNOWN_NAME, fill_missing, kill_values, same_kill
 from watchdog_oom.store.tables import kills, quarantined_kills
 from watchdog_oom.stored import QuarantinedRecord, StoredKill, from_row
@@ -36,7 +37,7 @@ class KillWrites:
         # systemd-oomd kills a cgroup, not a pid: a unit crash-looping under pressure is
         # killed again and again, so only the same moment is the same kill.
         window = timedelta(seconds=1) if kill.pid is None else SAME_KILL_WINDOW
-        conditions = []
+        conditions: list[ColumnElement[bool]] = []
         if kill.time is not None:
             conditions.append(k.time.between(kill.time - window, kill.time + window))
         if kill.mono_usec is not None:
@@ -68,7 +69,7 @@ class KillWrites:
             self._change(existing.id, lambda row: fill_missing(row, kill))
             return None
         values = kill_values(kill, self.host, now, details)
-        kill_id = self.conn.execute(insert(kills).values(values)).inserted_primary_key[0]
+        kill_id = insert_id(self.conn, kills, values)
         return StoredKill(id=kill_id, **values)
 
     def quarantine_kill(self, kill: OomKill, error: str, now: datetime) -> QuarantinedRecord:
@@ -80,10 +81,10 @@ class KillWrites:
         when = kill.time
         if when is not None and when.tzinfo is None:
             when = with_local_time(kill).time
-        values = dict(host=kill.host or self.host, time=when, recorded_at=now, source=kill.source,
+        values: dict[str, Any] = dict(host=kill.host or self.host, time=when, recorded_at=now, source=kill.source,
                       process=cap(kill.process, PROCESS_MAX) if kill.process else None,
                       raw=cap(raw, TEXT_MAX), error=cap(error, TEXT_MAX))
-        row_id = self.conn.execute(insert(quarantined_kills).values(values)).inserted_primary_key[0]
+        row_id = insert_id(self.conn, quarantined_kills, values)
         return QuarantinedRecord(id=row_id, **values)
 
     def find_kernel_kill(self, pid: int, boot_id: str | None, around: datetime,

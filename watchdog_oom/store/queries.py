@@ -225,12 +225,12 @@ def _glob(column: Any, pattern: str, ranged: bool = False) -> ColumnElement[bool
     The range also makes the prefix case-sensitive on SQLite, whose LIKE is not.
     """
     if not any(ch in pattern for ch in "*?"):
-        return column == pattern  # type: ignore[no-any-return]
+        return column == pattern
     escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     like = column.like(escaped.replace("*", "%").replace("?", "_"), escape="\\")
     prefix = pattern[:min(i for i in (pattern.find("*"), pattern.find("?")) if i >= 0)]
     if not ranged or not prefix or prefix[-1] == chr(0x10FFFF):
-        return like  # type: ignore[no-any-return]
+        return like
     return and_(column >= prefix, column < prefix[:-1] + chr(ord(prefix[-1]) + 1), like)
 
 

@@ -119,13 +119,10 @@ def mute_matches(mute: Any, kind: str, process: str | None, cgroup: str | None) 
     return _mute_matches(mute, kind, process, cgroup)
 
 
-
 def _mute_matches(mute: Any, kind: str, process: str | None, cgroup: str | None) -> bool:
     if mute.kind and not fnmatch.fnmatchcase(kind, mute.kind):
         return False
     if mute.process and not (process and fnmatch.fnmatchcase(process, mute.process)):
         return False
-    if mute.cgroup and not (cgroup and fnmatch.fnmatchcase(cgroup, mute.cgroup)):
-        return False
-    return True
+    return not (mute.cgroup and not (cgroup and fnmatch.fnmatchcase(cgroup, mute.cgroup)))
 

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Integer, cast, delete, extract, func, insert, literal_column, select
 from sqlalchemy.engine import Connection, Engine
 
-from watchdog_oom.store.tables import Adjustment, AlertRow, CgroupSampleRow, Kill, Mute, NotificationRow, Sample
+from watchdog_oom.store.tables import adjustments, alerts, cgroup_samples, kills, mutes, notifications, samples
 
 # One transaction covers at most this much time: a day of 10-second samples of one
 # host is 8,640 rows, well under a second of work on either engine.
@@ -47,8 +47,8 @@ def _at(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, timezone.utc)
 
 
-def _bucket_of(dialect: str, seconds: int, column: Any = Sample.time) -> tuple[Any, Any]:
-    """(the bucket's start in Unix seconds, that start as a stored time) for Sample.time.
+def _bucket_of(dialect: str, seconds: int, column: Any = samples.c.time) -> tuple[Any, Any]:
+    """(the bucket's start in Unix seconds, that start as a stored time) for samples.time.
 
     Each is an SQL expression; the width is written into the statement, not bound, so
     PostgreSQL sees the very same expression in the select list and in GROUP BY.
@@ -64,7 +64,7 @@ def _bucket_of(dialect: str, seconds: int, column: Any = Sample.time) -> tuple[A
 
 
 def _first_time(conn: Connection, *where: Any) -> datetime | None:
-    return conn.execute(select(func.min(Sample.time)).where(*where)).scalar()
+    return conn.execute(select(func.min(samples.c.time)).where(*where)).scalar()
 
 
 def downsample_tier(engine: Engine, host: str, older_than: datetime, from_resolution: int,
@@ -81,35 +81,35 @@ def downsample_tier(engine: Engine, host: str, older_than: datetime, from_resolu
     mean = lambda column: cast(func.round(func.avg(column)), BigInteger)  # noqa: E731
     removed, low = 0, None
     while True:
-        tier = (Sample.host == host, Sample.resolution == from_resolution)
+        tier = (samples.c.host == host, samples.c.resolution == from_resolution)
         with engine.begin() as conn:
-            first = _first_time(conn, *tier, Sample.time < _at(edge),
-                                *([Sample.time >= _at(low)] if low is not None else []))
+            first = _first_time(conn, *tier, samples.c.time < _at(edge),
+                                *([samples.c.time >= _at(low)] if low is not None else []))
             if first is None:
                 return removed
             low = _epoch(first) // to_resolution * to_resolution
             high = min(low + step, edge)
             # One upper bound only: given two, SQLite may range-scan up to the looser one.
-            in_chunk = (*tier, Sample.time >= _at(low), Sample.time < _at(high))
+            in_chunk = (*tier, samples.c.time >= _at(low), samples.c.time < _at(high))
             means = (
-                select(Sample.host, stored_start, literal_column(str(int(to_resolution))),
-                       mean(Sample.mem_total_kb), mean(Sample.mem_available_kb), mean(Sample.swap_total_kb),
-                       mean(Sample.swap_free_kb), mean(Sample.committed_as_kb), mean(Sample.commit_limit_kb),
+                select(samples.c.host, stored_start, literal_column(str(int(to_resolution))),
+                       mean(samples.c.mem_total_kb), mean(samples.c.mem_available_kb), mean(samples.c.swap_total_kb),
+                       mean(samples.c.swap_free_kb), mean(samples.c.committed_as_kb), mean(samples.c.commit_limit_kb),
                        # The mean of a spike would hide it: percents keep their worst value.
-                       func.max(Sample.commit_percent), func.max(Sample.commit_limit_percent),
-                       func.min(Sample.mem_available_percent), func.max(Sample.psi_some_avg10),
-                       func.max(Sample.psi_full_avg10), func.max(Sample.overcommit_memory))
+                       func.max(samples.c.commit_percent), func.max(samples.c.commit_limit_percent),
+                       func.min(samples.c.mem_available_percent), func.max(samples.c.psi_some_avg10),
+                       func.max(samples.c.psi_full_avg10), func.max(samples.c.overcommit_memory))
                 .where(*in_chunk)
-                .group_by(Sample.host, start)
+                .group_by(samples.c.host, start)
             )
             # RETURNING, not rowcount: psycopg under SQLAlchemy reports -1 for INSERT … SELECT.
             # A chunk holds at most a day of buckets, so the ids are few.
-            added = conn.execute(insert(Sample).from_select(
+            added = conn.execute(insert(samples).from_select(
                 ["host", "time", "resolution", "mem_total_kb", "mem_available_kb", "swap_total_kb",
                  "swap_free_kb", "committed_as_kb", "commit_limit_kb", "commit_percent", "commit_limit_percent",
                  "mem_available_percent", "psi_some_avg10", "psi_full_avg10", "overcommit_memory"],
-                means).returning(Sample.id)).all()
-            gone = conn.execute(delete(Sample).where(*in_chunk)).rowcount
+                means).returning(samples.c.id)).all()
+            gone = conn.execute(delete(samples).where(*in_chunk)).rowcount
         removed += gone - len(added)
         low = high
 
@@ -127,18 +127,18 @@ def delete_samples_before(engine: Engine, host: str, cutoff: datetime, chunk: ti
     deleted = 0
     while True:
         with engine.begin() as conn:
-            first = _first_time(conn, Sample.host == host, Sample.time < cutoff)
+            first = _first_time(conn, samples.c.host == host, samples.c.time < cutoff)
             if first is None:
                 return deleted
             high = min(first + chunk, cutoff)
-            deleted += conn.execute(delete(Sample).where(Sample.host == host, Sample.time < high)).rowcount
+            deleted += conn.execute(delete(samples).where(samples.c.host == host, samples.c.time < high)).rowcount
 
 
 def downsample_cgroup_tier(engine: Engine, host: str, older_than: datetime, from_resolution: int,
                            to_resolution: int, chunk: timedelta = CHUNK) -> int:
     """downsample_tier() for the cgroup samples: means per cgroup path and bucket, the
     working-set percent keeping its worst value and the kill counter its last."""
-    t = CgroupSampleRow
+    t = cgroup_samples.c
     edge = _epoch(older_than) // to_resolution * to_resolution
     step = max(int(chunk.total_seconds()) // to_resolution, 1) * to_resolution
     start, stored_start = _bucket_of(engine.dialect.name, to_resolution, t.time)
@@ -159,10 +159,10 @@ def downsample_cgroup_tier(engine: Engine, host: str, older_than: datetime, from
                             mean(t.usage_bytes), mean(t.working_set_bytes), func.max(t.working_set_percent),
                             func.max(t.oom_kill))
                      .where(*in_chunk).group_by(t.host, t.path, start))
-            added = conn.execute(insert(t).from_select(
+            added = conn.execute(insert(cgroup_samples).from_select(
                 ["host", "time", "resolution", "path", "name", "kind", "limit_bytes", "high_bytes", "usage_bytes",
                  "working_set_bytes", "working_set_percent", "oom_kill"], means)).rowcount
-            gone = conn.execute(delete(t).where(*in_chunk)).rowcount
+            gone = conn.execute(delete(cgroup_samples).where(*in_chunk)).rowcount
         removed += gone - added
         low = high
 
@@ -171,7 +171,7 @@ def prune_cgroup_samples(engine: Engine, host: str, now: datetime, policy: Reten
                          chunk: timedelta = CHUNK) -> int:
     """The cgroup samples' retention, with the same tiers as the host's samples: deleted past
     `samples`, 5-minute means after `raw_samples`, hourly means after a week. Rows fewer."""
-    t = CgroupSampleRow
+    t = cgroup_samples.c
     cutoff = now - timedelta(seconds=policy.samples)
     removed = 0
     while True:
@@ -179,7 +179,8 @@ def prune_cgroup_samples(engine: Engine, host: str, now: datetime, policy: Reten
             first = conn.execute(select(func.min(t.time)).where(t.host == host, t.time < cutoff)).scalar()
             if first is None:
                 break
-            removed += conn.execute(delete(t).where(t.host == host, t.time < min(first + chunk, cutoff))).rowcount
+            until = min(first + chunk, cutoff)
+            removed += conn.execute(delete(cgroup_samples).where(t.host == host, t.time < until)).rowcount
     removed += downsample_cgroup_tier(engine, host, now - timedelta(seconds=policy.raw_samples), 0, 300, chunk)
     week = max(policy.raw_samples, 7 * 86400)
     return removed + downsample_cgroup_tier(engine, host, now - timedelta(seconds=week), 300, 3600, chunk)
@@ -194,17 +195,17 @@ def prune(engine: Engine, host: str, now: datetime, policy: RetentionPolicy,
     counts = {"samples": delete_samples_before(engine, host, now - timedelta(seconds=policy.samples), chunk)}
     with engine.begin() as conn:
         for name, table, column, seconds, extra in (
-            ("kills", Kill, Kill.recorded_at, policy.kills, None),
-            ("alerts", AlertRow, AlertRow.started_at, policy.alerts, AlertRow.status == "resolved"),
-            ("notifications", NotificationRow, NotificationRow.created_at, policy.notifications,
-             NotificationRow.status.in_(FINISHED)),
-            ("adjustments", Adjustment, Adjustment.time, policy.adjustments, None),
+            ("kills", kills, kills.c.recorded_at, policy.kills, None),
+            ("alerts", alerts, alerts.c.started_at, policy.alerts, alerts.c.status == "resolved"),
+            ("notifications", notifications, notifications.c.created_at, policy.notifications,
+             notifications.c.status.in_(FINISHED)),
+            ("adjustments", adjustments, adjustments.c.time, policy.adjustments, None),
         ):
-            where = [table.host == host, column < now - timedelta(seconds=seconds)]
+            where = [table.c.host == host, column < now - timedelta(seconds=seconds)]
             if extra is not None:
                 where.append(extra)
             counts[name] = conn.execute(delete(table).where(*where)).rowcount
-        conn.execute(delete(Mute).where(Mute.until < now - MUTES_KEPT))
+        conn.execute(delete(mutes).where(mutes.c.until < now - MUTES_KEPT))
     counts["downsampled"] = downsample(engine, host, now, policy.raw_samples, chunk)
     counts["cgroup_samples"] = prune_cgroup_samples(engine, host, now, policy, chunk)
     return counts

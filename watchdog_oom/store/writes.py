@@ -14,6 +14,7 @@ from sqlalchemy import insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from watchdog_oom.model import Alert, CgroupSample, MemorySample
+from watchdog_oom.store.engine import insert_id
 from watchdog_oom.store.kills import KillWrites
 from watchdog_oom.store.records import mute_matches
 from watchdog_oom.store.tables import (
@@ -99,9 +100,10 @@ class Tx(KillWrites):
         """
         row = self._firing(alert.key)
         if row is None:
-            values = dict(host=self.host, key=alert.key, kind=alert.kind, severity=alert.severity, status="firing",
-                          summary=alert.summary, started_at=alert.time, updated_at=alert.time, data=alert.data)
-            alert_id = self.conn.execute(insert(alerts).values(values)).inserted_primary_key[0]
+            values: dict[str, Any] = dict(
+                host=self.host, key=alert.key, kind=alert.kind, severity=alert.severity, status="firing",
+                summary=alert.summary, started_at=alert.time, updated_at=alert.time, data=alert.data)
+            alert_id = insert_id(self.conn, alerts, values)
             return AlertEpisode(id=alert_id, **values), "first"
         reason = "new" if row.severity != alert.severity else None
         changes = dict(kind=alert.kind, severity=alert.severity, summary=alert.summary, updated_at=alert.time,
@@ -145,13 +147,13 @@ class Tx(KillWrites):
                 alert_id: int | None = None, mute: MuteRule | None = None,
                 group_key: str | None = None) -> OutboxRow:
         """Write one outbox row; a muted one is recorded with status `muted` and never sent."""
-        values = dict(
+        values: dict[str, Any] = dict(
             host=self.host, uuid=f"msg_{uuid.uuid4().hex}", channel=channel, kind=kind, severity=severity,
             reason=reason, summary=summary, status="muted" if mute else "pending", group_key=group_key,
             data=data, alert_id=alert_id, mute_id=mute.id if mute else None,
             created_at=now, due_at=due_at or now, attempts=0,
         )
-        row_id = self.conn.execute(insert(notifications).values(values)).inserted_primary_key[0]
+        row_id = insert_id(self.conn, notifications, values)
         return OutboxRow(id=row_id, **values)
 
     def open_group(self, channel: str, group_key: str, now: datetime) -> OutboxRow | None:
