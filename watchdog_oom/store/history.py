@@ -10,14 +10,14 @@ import contextlib
 import itertools
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from watchdog_oom.bounds import cap_kill
 from watchdog_oom.model import KILL_FIELDS, OomKill, with_local_time
-from watchdog_oom.store import StoreError, batch, retention
+from watchdog_oom.store import StoreError
 from watchdog_oom.store.engine import (
     SCHEMA_HEAD,
     _answers,
@@ -39,10 +39,11 @@ from watchdog_oom.store.records import (
     mute_matches,
     same_kill,
 )
-from watchdog_oom.store.retention import RetentionPolicy
 from watchdog_oom.store.tables import mutes
-from watchdog_oom.store.writes import Tx
 from watchdog_oom.stored import MuteRule, StoredKill
+
+if TYPE_CHECKING:
+    from watchdog_oom.store.writes import Tx
 
 __all__ = [
     "CLAIM_LEASE",
@@ -53,7 +54,6 @@ __all__ = [
     "UNKNOWN_NAME",
     "Store",
     "StoreError",
-    "Tx",
     "_answers",
     "alembic_config",
     "db_error",
@@ -85,6 +85,8 @@ class Store(HistoryQueries, OutboxQueue):
     @contextlib.contextmanager
     def tx(self) -> Iterator[Tx]:
         """One transaction: everything done through the Tx commits together or not at all."""
+        from watchdog_oom.store.writes import Tx  # the write side: a read-only command never loads it
+
         with self._connection() as conn, conn.begin():
             tx = Tx(conn, self.host)
             yield tx
@@ -95,6 +97,8 @@ class Store(HistoryQueries, OutboxQueue):
         """Record kills read from old logs, `batch_size` at a time, each batch its own
         transaction (a long import never holds the database for long, and memory stays
         flat); yields, per kill in order, its record and whether it is new."""
+        from watchdog_oom.store import batch
+
         pending = iter(kills)
         while chunk := list(itertools.islice(pending, batch_size)):
             with self.engine.begin() as conn:
@@ -133,7 +137,9 @@ class Store(HistoryQueries, OutboxQueue):
               notifications: float, raw_samples: float,
               adjustments: float = 400 * 86400.0) -> dict[str, int]:
         """Delete rows past their retention and downsample aging samples; counts per kind."""
-        policy = RetentionPolicy(samples=samples, kills=kills, alerts=alerts, notifications=notifications,
+        from watchdog_oom.store import retention
+
+        policy = retention.RetentionPolicy(samples=samples, kills=kills, alerts=alerts, notifications=notifications,
                                  raw_samples=raw_samples, adjustments=adjustments)
         try:
             return retention.prune(self.engine, self.host, now, policy)
@@ -143,5 +149,7 @@ class Store(HistoryQueries, OutboxQueue):
     def downsample(self, now: datetime, raw_samples: float) -> int:
         """Replace raw samples older than `raw_samples` by 5-minute means, and 5-minute
         means older than a week by hourly means. Returns the number of rows removed."""
+        from watchdog_oom.store import retention
+
         return retention.downsample(self.engine, self.host, now, raw_samples)
 

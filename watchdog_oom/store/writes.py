@@ -55,10 +55,16 @@ class Tx(KillWrites):
     def set_cursor(self, source: str, cursor: str, now: datetime) -> None:
         """Record where `source` was read up to, with the rows read from it (this transaction)."""
         self.cursors_set[source] = cursor
+        values = dict(host=self.host, source=source, cursor=cursor, updated_at=now)
+        upsert = _upsert_for(self.conn.dialect)
+        if upsert is not None:  # one statement: INSERT … ON CONFLICT (host, source) DO UPDATE
+            self.conn.execute(upsert(cursors).values(values).on_conflict_do_update(
+                index_elements=[c.host, c.source], set_=dict(cursor=cursor, updated_at=now)))
+            return
         moved = self.conn.execute(update(cursors).where(c.host == self.host, c.source == source)
                                   .values(cursor=cursor, updated_at=now)).rowcount
         if not moved:
-            self.conn.execute(insert(cursors).values(host=self.host, source=source, cursor=cursor, updated_at=now))
+            self.conn.execute(insert(cursors).values(values))
 
     # -- samples ------------------------------------------------------------------------
 
@@ -208,3 +214,17 @@ class Tx(KillWrites):
         return self.conn.scalar(
             select(p.to_adj).where(p.host == self.host, p.pid == pid, p.error.is_(None), p.time >= since)
             .order_by(p.time.desc(), p.id.desc()).limit(1))
+
+
+def _upsert_for(dialect: Any) -> Any:
+    """The dialect's INSERT with ON CONFLICT (SQLite 3.24+ and PostgreSQL 9.5+ have it), None
+    elsewhere. Imported for the dialect in use only: the other's module costs start-up."""
+    if dialect.name == "sqlite" and (dialect.server_version_info or (0,)) >= (3, 24):
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert
+    if dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert
+    return None
