@@ -13,7 +13,7 @@ import pytest
 
 from watchdog_oom.config import CommitConfig
 from watchdog_oom.model import Alert, MemorySample, OomKill
-from watchdog_oom.report import MAX_POINTS, Point, downsample, render_report
+from watchdog_oom.report import MAX_POINTS, render_report
 from watchdog_oom.store import Store
 
 HOSTILE = "<script>alert(1)</script>"
@@ -120,14 +120,55 @@ def test_long_history_is_drawn_with_at_most_max_points(store, t0):
     assert MAX_POINTS // 2 < len(points) <= MAX_POINTS
 
 
-def test_downsampling_keeps_the_worst_of_each_slice():
-    points = [Point(float(i), 50.0, 40.0, 30.0, 0) for i in range(10_000)]
-    points[5_001] = Point(5_001.0, 170.0, 140.0, 1.5, 0)
-    reduced = downsample(points, 100)
-    assert len(reduced) == 100
-    assert max(p.commit for p in reduced) == 170.0
-    assert max(p.limit for p in reduced) == 140.0
-    assert min(p.available for p in reduced) == 1.5
+def _bulk_samples(store: Store, start, count: int, spike: int) -> None:
+    """`count` 10-second samples of web-01 from `start`, written by the database itself
+    (a recursive CTE, generate_series): flat, but for one spike at index `spike`."""
+    from sqlalchemy import text
+
+    values = ("'web-01', 0, 16000000, 8000000, 0, 0, 9000000, 12000000, "
+              "CASE WHEN i = :spike THEN 170.0 ELSE 50.0 END, CASE WHEN i = :spike THEN 140.0 ELSE 40.0 END, "
+              "CASE WHEN i = :spike THEN 1.5 ELSE 30.0 END, 0")
+    columns = ("host, resolution, mem_total_kb, mem_available_kb, swap_total_kb, swap_free_kb, committed_as_kb, "
+               "commit_limit_kb, commit_percent, commit_limit_percent, mem_available_percent, overcommit_memory, "
+               "time")
+    if store.engine.dialect.name == "sqlite":
+        sql = (f"WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < :count) "
+               f"INSERT INTO samples ({columns}) SELECT {values}, "
+               "strftime('%Y-%m-%d %H:%M:%S.000000', :start + i * 10, 'unixepoch') FROM n")
+    else:
+        sql = (f"INSERT INTO samples ({columns}) SELECT {values}, to_timestamp(:start + i * 10) "
+               "FROM generate_series(0, :count - 1) AS i")
+    with store.engine.begin() as conn:
+        conn.execute(text(sql), {"count": count, "spike": spike, "start": int(start.timestamp())})
+
+
+@pytest.mark.parametrize(("engine", "count"), [("sqlite", 1_000_000), ("postgresql", 100_000)])
+def test_a_single_spike_among_many_samples_is_drawn(request, engine, count, t0):
+    """The database reduces the samples to MAX_POINTS slices and keeps each slice's worst:
+    one sample of 170% commit (and 1.5% available) among a million still shows."""
+    from watchdog_oom.report import AVAIL_HEIGHT, AVAIL_TOP, COMMIT_HEIGHT, COMMIT_TOP, Scale, _num, _percent_axis_top
+
+    # A million on SQLite; PostgreSQL (slower to fill) checks its own SQL with fewer.
+    if engine == "sqlite":
+        store = request.getfixturevalue("sqlite_store")
+    else:
+        store = Store(request.getfixturevalue("pg_url"), "web-01")
+        request.addfinalizer(store.close)
+        store.upgrade()
+    start = t0 - timedelta(seconds=10 * count)
+    _bulk_samples(store, start, count, spike=count * 2 // 3)
+    page = Page(render_report(store, start, t0))
+    text = "".join(page.text)
+    assert f"{count:,}" in text and "170.0%" in text and "1.5%" in text  # the cards
+    high = _percent_axis_top([170.0], CommitConfig().crit_percent * 1.1)
+    top = Scale(0, 1, COMMIT_TOP, COMMIT_HEIGHT, high)
+    low = Scale(0, 1, AVAIL_TOP, AVAIL_HEIGHT, 100.0)
+    for name, scale, value in (("commit", top, 170.0), ("limit", top, 140.0), ("available", low, 1.5)):
+        (points,) = page.series(name)
+        assert MAX_POINTS // 2 < len(points) <= MAX_POINTS
+        ys = [float(p.split(",")[1]) for p in points]
+        assert ys.count(float(_num(scale.y(value)))) == 1, name  # the spike, once
+        assert len(set(ys)) == 2, name  # and the flat line
 
 
 def test_every_kill_is_marked_and_names_its_process_and_pid(store, history, t0):

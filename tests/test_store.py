@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -320,6 +320,15 @@ def _plans(store, call) -> list[str]:
                 for statement, params in seen if statement.lstrip().upper().startswith("SELECT")]
 
 
+def _cgroup_reading(store: Store, t: datetime) -> None:
+    """One cgroup reading an hour after `t`, written without a SELECT (the plans stay the query's own)."""
+    from watchdog_oom.model import CgroupSample
+
+    with store.tx() as tx:
+        tx.add_cgroup_samples([CgroupSample(path="/docker/a", version=2, time=t + timedelta(hours=1),
+                                            limit_bytes=100, usage_bytes=90, working_set_bytes=90)])
+
+
 @pytest.mark.parametrize(("name", "call", "index"), [
     ("kills", lambda s, t: s.kills(limit=50), "ix_kills_time"),
     ("kills of a host", lambda s, t: s.kills(host="web-01", since=t, limit=50), "ix_kills_host_time"),
@@ -332,6 +341,11 @@ def _plans(store, call) -> list[str]:
     ("protections", lambda s, t: s.protections(limit=50), "ix_protections_time"),
     ("metrics' kill counts", lambda s, t: s.kill_totals("web-01", t), "ix_kills_host_recorded"),
     ("a chart", lambda s, t: s.series("web-01", t, t), "ix_samples_host_time"),
+    ("a chart's slices", lambda s, t: s.series_slices("web-01", t, t + timedelta(days=7), 2000),
+     "ix_samples_host_time"),
+    ("a report's cgroups", lambda s, t: (_cgroup_reading(s, t), s.cgroup_slices("web-01", t, t + timedelta(days=7),
+                                                                                  240)),
+     "ix_cgroup_samples_host_time (host=? AND time=?)"),
 ])
 def test_history_queries_use_an_index(sqlite_store, t0, name, call, index):
     plans = _plans(sqlite_store, lambda: call(sqlite_store, t0))

@@ -25,9 +25,11 @@ from watchdog_oom.store import Store
 from watchdog_oom.stored import AlertEpisode, StoredKill
 from watchdog_oom.textout import BIDI_AND_LINE_SEPARATORS
 
-# More points than this are reduced to the worst value per slice of time: a browser draws
-# 2000 points per line at once, and a 1200-pixel chart cannot show more.
+# More samples than this are reduced, in the database, to the worst value per slice of time:
+# a browser draws 2000 points per line at once, and a 1200-pixel chart cannot show more.
 MAX_POINTS = 2000
+# Points of each cgroup's sparkline (240 units wide): its highest working set per slice of time.
+SPARK_POINTS = 240
 # Rows per table; the rest are counted and left to `watchdog-oom history`.
 TABLE_LIMIT = 1000
 # Kills closer than this many chart units share one marker (its title lists them).
@@ -74,26 +76,28 @@ def esc(value: Any) -> str:
 
 # -- series ------------------------------------------------------------------------------
 
-def downsample(points: Sequence[Point], max_points: int = MAX_POINTS) -> list[Point]:
-    """At most `max_points` points: per equal slice of time, the worst of each series
-    (highest commit, lowest available), so a spike survives as it does in the store's means."""
-    if len(points) <= max_points:
-        return list(points)
-    start = points[0].t
-    width = (points[-1].t - start) / max_points or 1.0
-    slices: dict[int, list[Point]] = {}
-    for point in points:
-        slices.setdefault(min(int((point.t - start) / width), max_points - 1), []).append(point)
-    return [_worst(members, width) for members in slices.values()]
+def chart_points(store: Store, host: str, since: datetime, until: datetime,
+                 max_points: int = MAX_POINTS) -> tuple[list[Point], int, float | None, float | None]:
+    """The points to draw of `host`'s samples in [since, until], how many samples there are,
+    the highest %commit and the lowest MemAvailable percent among them.
 
-
-def _worst(members: Sequence[Point], width: float) -> Point:
-    def present(name: str) -> list[float]:
-        return [v for v in (getattr(m, name) for m in members) if v is not None]
-
-    commit, limit, available = present("commit"), present("limit"), present("available")
-    return Point(members[0].t, max(commit) if commit else None, max(limit) if limit else None,
-                 min(available) if available else None, max(width, max(m.resolution for m in members)))
+    The database reduces the samples to `max_points` equal slices of time first, keeping
+    the worst of each series per slice (highest commit, lowest available), so a spike of
+    one sample survives as it does in the store's means. Where the samples are fewer than
+    that, each is drawn as it is.
+    """
+    slices = store.series_slices(host, since, until, max_points)
+    total = sum(row.samples for row in slices)
+    commits = [row.commit_percent for row in slices if row.commit_percent is not None]
+    available = [row.mem_available_percent for row in slices if row.mem_available_percent is not None]
+    peak, lowest = (max(commits) if commits else None), (min(available) if available else None)
+    if total <= max_points:
+        rows, width = store.series(host, since, until), 0.0
+    else:
+        rows, width = slices, (until - since).total_seconds() / max_points
+    points = [Point(row.time.timestamp(), row.commit_percent, row.commit_limit_percent, row.mem_available_percent,
+                    max(width, row.resolution or 0)) for row in rows]
+    return points, total, peak, lowest
 
 
 def segments(points: Sequence[Point], series: str) -> list[list[Point]]:
@@ -414,26 +418,22 @@ def render_report(store: Store, since: datetime, now: datetime, host: str | None
     commit, memory = commit or CommitConfig(), memory or MemoryConfig()
     tz = now.tzinfo
     t0, t1 = since.timestamp(), now.timestamp()
-    raw = [Point(row.time.timestamp(), row.commit_percent, row.commit_limit_percent,
-                 row.mem_available_percent, row.resolution or 0) for row in store.series(host, since, now)]
-    points = downsample(raw)
+    points, total, peak, lowest = chart_points(store, host, since, now)
     marks = store.kill_marks(host, since, now)
     kills = store.kills(host=host, since=since, until=now, limit=TABLE_LIMIT)
     alerts, alert_total = store.alerts_overlapping(host, since, now, TABLE_LIMIT)
-    cgroup_series = store.cgroup_series(host, since, now)
+    cgroup_series = store.cgroup_slices(host, since, now, SPARK_POINTS)
 
-    commits = [p.commit for p in raw if p.commit is not None]
-    available = [p.available for p in raw if p.available is not None]
     top = Counter(k.process for k in marks).most_common(3)
     cards = "".join((
         _card("OOM kills", str(len(marks)), ", ".join(f"{name} ×{n}" for name, n in top)),
         _card("Alerts", str(alert_total),
               f"{sum(1 for a in alerts if a.resolved_at is None)} still firing" if alerts else ""),
-        _card("Peak %commit", f"{max(commits):.1f}%" if commits else "–",
+        _card("Peak %commit", f"{peak:.1f}%" if peak is not None else "–",
               f"warn {_num(commit.warn_percent)}%, crit {_num(commit.crit_percent)}%"),
-        _card("Lowest MemAvailable", f"{min(available):.1f}%" if available else "–",
+        _card("Lowest MemAvailable", f"{lowest:.1f}%" if lowest is not None else "–",
               f"warn {_num(memory.available_warn_percent)}%, crit {_num(memory.available_crit_percent)}%"),
-        _card("Samples", f"{len(raw):,}", f"drawn as {len(points):,} points" if len(points) < len(raw) else ""),
+        _card("Samples", f"{total:,}", f"drawn as {len(points):,} points" if len(points) < total else ""),
     ))
     tz_name = now.astimezone(tz).strftime("%Z") or now.astimezone(tz).strftime("%z")
     period = f"{_time(since, tz)} to {_time(now, tz)} {tz_name} ({_span(t1 - t0)})"
@@ -446,7 +446,7 @@ def render_report(store: Store, since: datetime, now: datetime, host: str | None
         '<span><i class="sw kill"></i>OOM kill</span>'
         '<span><i class="sw warning"></i>warning</span><span><i class="sw critical"></i>critical</span>'
         "</div>")
-    if len(points) < len(raw):
+    if len(points) < total:
         legend += ('<p class="more">Each point shows the highest commit and the lowest available memory '
                    "of its slice of time, so no spike is smoothed away.</p>")
     return PAGE.format(

@@ -203,6 +203,20 @@ class SeriesPoint:
 
 
 @dataclass(frozen=True, slots=True)
+class SeriesSlice:
+    """A slice of a chart's period, reduced in the database: its first sample's time, the worst
+    of each percent (highest commit and limit, lowest available), the longest resolution,
+    and how many samples it holds."""
+
+    time: datetime
+    commit_percent: float | None
+    commit_limit_percent: float | None
+    mem_available_percent: float | None
+    resolution: int
+    samples: int
+
+
+@dataclass(frozen=True, slots=True)
 class KillMark:
     """A kill as a chart marks it."""
 

@@ -1,8 +1,9 @@
 """The history store: `Store`, the facade the rest of watchdog-oom uses (see the package
 docstring). Its parts live beside it, one concern each: engine.py (the engine, its
 hooks, repairs and the schema's revision), outbox.py (claiming and finishing
-notifications), queries.py (the read side), writes.py (`Tx`, the write side), records.py
-(what a kill record is and when two are one)."""
+notifications), queries.py (the read side), charts.py (the report's samples reduced to
+what a chart draws), writes.py (`Tx`, the write side), records.py (what a kill record is
+and when two are one)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from watchdog_oom.bounds import cap_kill
 from watchdog_oom.model import KILL_FIELDS, OomKill, with_local_time
 from watchdog_oom.store import StoreError
+from watchdog_oom.store.charts import ChartQueries
 from watchdog_oom.store.engine import (
     SCHEMA_HEAD,
     _answers,
@@ -71,7 +73,7 @@ __all__ = [
 IMPORT_BATCH = 2000
 
 
-class Store(HistoryQueries, OutboxQueue):
+class Store(HistoryQueries, ChartQueries, OutboxQueue):
     """The history database of one host (or of a fleet, each row carrying its host)."""
 
     def __init__(self, url: str, host: str) -> None:

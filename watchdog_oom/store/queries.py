@@ -104,21 +104,6 @@ class HistoryQueries(Database):
                     out.setdefault(row.path, []).append(cgroup_sample(row))
         return out
 
-    def cgroup_series(self, host: str, since: datetime, until: datetime, limit: int = 10) -> dict[str, list[Any]]:
-        """The working set in percent of the limit over the period, for the `limit` cgroups
-        that came closest to theirs: {path: [(time, percent, name)]}, oldest first."""
-        c = cgroup_samples.c
-        period = (c.host == host, c.time >= since, c.time <= until)
-        worst = (select(c.path).where(*period, c.working_set_percent.is_not(None)).group_by(c.path)
-                 .order_by(func.max(c.working_set_percent).desc()).limit(limit))
-        query = (select(c.path, c.time, c.working_set_percent, c.name)
-                 .where(*period, c.path.in_(worst)).order_by(c.time))
-        out: dict[str, list[Any]] = {}
-        with self.engine.connect() as conn:
-            for path, time, percent, name in conn.execute(query):
-                out.setdefault(path, []).append((time, percent, name))
-        return out
-
     def kill_marks(self, host: str, since: datetime, until: datetime) -> list[KillMark]:
         """Every kill of the period, oldest first, with what a chart marker names."""
         k = kills.c
