@@ -1,13 +1,22 @@
-"""The history at scale: query times over a big SQLite database, and its size after a year.
+"""The history at scale: query times over a big database, and its size after a year.
 
-Part 1 builds, in a temporary directory, a database of --samples samples (10-second
-samples of --hosts hosts, ending now) and --kills kills (spread over the past year), then
-times, median of --runs, each history command and the 7-day HTML report as a user runs
-them (a new `python3 -m watchdog_oom` process, output to /dev/null), beside the `sqlite3`
-command line tool answering the same queries. What Python needs to start and import
-pyyaml and SQLAlchemy is measured too and subtracted from ours: the figure is what the
-command spends beyond its libraries' import (the issue's bar: at most 3x the CLI, or
-0.15 s where the CLI needs next to nothing).
+Part 1 builds a database of --samples samples (10-second samples of --hosts hosts, ending
+now), --kills kills (spread over the past year, each with the task table and memory state
+a kernel report carries) and the last two days of 10-second readings of --cgroups cgroups
+of host h0 (what the default retention keeps raw), then times, median of --runs, each
+history command and the 7-day HTML report as a user runs them (a new `python3 -m
+watchdog_oom` process, output to /dev/null), beside the database's own command line tool
+answering the same questions: `sqlite3`, and `psql` on PostgreSQL. What Python needs to
+start and import pyyaml and SQLAlchemy (and psycopg on PostgreSQL) is measured too and
+subtracted from ours: the figure is what the command spends beyond its libraries' import
+(the issue's bar: at most 3x the CLI, or 0.15 s where the CLI needs next to nothing).
+Python's bytecode is cached (in the temporary directory) for ours and the libraries alike,
+as it is for an installed package.
+
+SQLite runs in a temporary directory (or --database PATH, built there once and reused).
+PostgreSQL runs on --postgres URL (a database the user may create tables in), else on a
+throwaway server started as the test suite starts one (tests/pgserver.py), where the
+PostgreSQL binaries and psycopg are installed; --no-postgres skips it.
 
 Part 2 estimates the database file of one host after --days (365) at default settings:
 10-second samples, downsampled by `Store.prune` as the daemon does (raw for 2 days,
@@ -16,21 +25,25 @@ by default and then 365d; --kills-per-day kills with their task table, --alerts-
 alert episodes with two notifications each.
 
     python3 benchmarks/bench_history.py [--samples 1000000] [--kills 100000] [--runs 5] [--days 365]
+        [--only report,summary] [--database PATH] [--postgres URL | --no-postgres]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import glob
 import itertools
 import os
 import random
+import shutil
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -42,6 +55,7 @@ from sqlalchemy import insert  # noqa: E402
 
 from watchdog_oom.model import Alert, OomKill, TaskRow  # noqa: E402
 from watchdog_oom.store import Store  # noqa: E402
+from watchdog_oom.store.tables import cgroup_samples as cgroup_table  # noqa: E402
 from watchdog_oom.store.tables import kills as kills_table  # noqa: E402
 from watchdog_oom.store.tables import samples as samples_table  # noqa: E402
 
@@ -52,6 +66,13 @@ CGROUPS = ["/system.slice/app.service", "/system.slice/db.service", "/user.slice
            "/kubepods.slice/kubepods-burstable.slice/pod1234", "/docker/5f0c9b1e2d7a"]
 CHUNK = 20_000
 SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy's DateTime stores a (UTC) time in SQLite
+# What a kernel report adds to a kill: the biggest tasks and the memory state (as in part 2).
+TASK_TABLE = [TaskRow(pid=2000 + i, uid=1000, tgid=2000 + i, total_vm_kb=900_000, rss_kb=300_000 - i,
+                      pgtables_kb=900, swapents=0, oom_score_adj=0, name=PROCESSES[i]).to_dict() for i in range(10)]
+MEMORY_INFO = [f"Node 0 Normal free:{i * 1024}kB boost:0kB min:67584kB low:84480kB high:101376kB "
+               f"reserved_highatomic:0KB active_anon:{i}kB" for i in range(24)]
+# The report's chart and sparklines: the slices the store reduces samples to (report.py).
+CHART_POINTS, SPARK_POINTS = 2000, 240
 
 
 def median_seconds(run: Callable[[], Any], runs: int) -> float:
@@ -83,11 +104,26 @@ def kill_row(host: str, t: datetime, pid: int, rng: random.Random) -> dict[str, 
                 memcg=None, task_memcg=rng.choice(CGROUPS), cgroup_oom=False, invoker=process, invoker_pid=pid,
                 gfp_mask="0x140cca(GFP_HIGHUSER_MOVABLE|__GFP_COMP)", alloc_order=0, killer="kernel",
                 source="kmsg", cmdline=f"/usr/bin/{process} --workers 8 --config /etc/{process}.conf",
-                unit="app.service", details={}, recorded_at=t)
+                unit="app.service",
+                details={"task_table": TASK_TABLE, "memory_info": MEMORY_INFO, "extra": {}}, recorded_at=t)
 
 
-def build(url: str, samples: int, kills: int, hosts: int, now: datetime) -> float:
-    """The big database: 10-second samples per host ending now, kills over the past year."""
+def cgroup_rows(host: str, now: datetime, cgroups: int, rng: random.Random) -> Iterator[dict[str, Any]]:
+    """Two days of 10-second readings of `cgroups` cgroups with a limit: what the daemon keeps raw."""
+    paths = [f"/kubepods.slice/kubepods-burstable.slice/pod{i:04d}" for i in range(cgroups)]
+    for step in range(2 * 8640, 0, -1):
+        t = now - timedelta(seconds=10 * step)
+        for n, path in enumerate(paths):
+            percent = rng.uniform(20, 60 + 3 * n)
+            yield dict(host=host, time=t, resolution=0, path=path, name=f"pod{n:04d} (pod)", kind="pod",
+                       limit_bytes=1 << 30, high_bytes=None, usage_bytes=int(percent * (1 << 30) / 100),
+                       working_set_bytes=int(percent * (1 << 30) / 100), working_set_percent=round(percent, 2),
+                       oom_kill=0)
+
+
+def build(url: str, samples: int, kills: int, hosts: int, cgroups: int, now: datetime) -> float:
+    """The big database: 10-second samples per host ending now, kills over the past year,
+    two days of cgroup readings of the first host."""
     start = time.perf_counter()
     store = Store(url, "h0")
     store.upgrade()
@@ -98,9 +134,13 @@ def build(url: str, samples: int, kills: int, hosts: int, now: datetime) -> floa
     kill_rows = (kill_row(f"h{k % hosts}", now - timedelta(seconds=rng.uniform(0, 365 * 86400)), 1000 + k, rng)
                  for k in range(kills))
     with store.engine.begin() as conn:
-        for table, rows in ((samples_table, sample_rows), (kills_table, kill_rows)):
+        for table, rows in ((samples_table, sample_rows), (kills_table, kill_rows),
+                            (cgroup_table, cgroup_rows("h0", now, cgroups, rng))):
             while chunk := list(itertools.islice(rows, CHUNK)):
                 conn.execute(insert(table), chunk)
+    if store.engine.dialect.name == "postgresql":
+        with store.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")
     store.close()
     return time.perf_counter() - start
 
@@ -123,27 +163,39 @@ def timed(argv: list[str], runs: int, env: dict[str, str] | None = None) -> tupl
     return statistics.median(w for w, _ in results), statistics.median(c for _, c in results)
 
 
-def sqlite_cli(path: str, *statements: str) -> list[str]:
-    """The sqlite3 command line tool answering the same query (`-batch`, no ~/.sqliterc)."""
-    return ["sqlite3", "-batch", "-init", "/dev/null", path, *statements]
+def sqlite_cli(path: str) -> Callable[[list[str]], list[str]]:
+    """The sqlite3 command line tool answering the same queries (`-batch`, no ~/.sqliterc)."""
+    return lambda statements: ["sqlite3", "-batch", "-init", "/dev/null", path, *statements]
 
 
-def part1(args: argparse.Namespace, tmp: Path) -> None:
-    """Each history command as a user runs it, against the sqlite3 CLI answering the same."""
-    path = str(tmp / "big.db")
-    now = datetime.now(timezone.utc).replace(microsecond=0)
-    built = build(f"sqlite:///{path}", args.samples, args.kills, args.hosts, now)
-    config = tmp / "config.yaml"
-    config.write_text(f"host: h0\ndatabase: sqlite:///{path}\n")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    ours = [sys.executable, "-m", "watchdog_oom", "-c", str(config)]
-    week, day = (now - timedelta(days=7)).strftime(SQLITE_TIME), (now - timedelta(days=1)).strftime(SQLITE_TIME)
+def psql_cli(url: str) -> Callable[[list[str]], list[str]]:
+    """psql answering the same queries (no ~/.psqlrc, unaligned), in a UTC session as ours."""
+    psql = shutil.which("psql") or max(glob.glob("/usr/lib/postgresql/*/bin/psql"), default="psql")
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    return lambda statements: [psql, "-X", "-q", "-A", "-d", plain, "-c", "SET TIME ZONE 'UTC'",
+                               *itertools.chain.from_iterable(("-c", s) for s in statements)]
+
+
+def cases(dialect: str, now: datetime, output: Path) -> list[tuple[str, list[str], list[str]]]:
+    """(name, our arguments, the statements a user of the database's CLI would run for the same)."""
+    fmt = SQLITE_TIME if dialect == "sqlite" else SQLITE_TIME + "+00"
+    week, day, until = ((now - timedelta(days=d)).strftime(fmt) for d in (7, 1, 0))
+    start, span = int((now - timedelta(days=7)).timestamp()), 7 * 86400 + 1
+
+    def slice_of(slices: int) -> str:
+        if dialect == "sqlite":
+            return f"(CAST(strftime('%s', time) AS INTEGER) - {start}) * {slices} / {span}"
+        return f"floor((extract(epoch FROM time) - {start}) * {slices} / {span})"
+
     order = "ORDER BY time DESC NULLS LAST, id DESC"
     kills_sql = "SELECT * FROM kills"
-    cases = [
+    glob_java = ("process >= 'java' AND process < 'javb' AND process LIKE 'java%'" if dialect == "sqlite"
+                 else "process LIKE 'java%'")
+    h0_week = f"host = 'h0' AND time >= '{week}' AND time <= '{until}'"
+    return [
         ("history kills --limit 20", ["history", "kills", "--limit", "20"], [f"{kills_sql} {order} LIMIT 20"]),
         ("history kills --process 'java*' --limit 50", ["history", "kills", "--process", "java*", "--limit", "50"],
-         [f"{kills_sql} WHERE process >= 'java' AND process < 'javb' AND process LIKE 'java%' {order} LIMIT 50"]),
+         [f"{kills_sql} WHERE {glob_java} {order} LIMIT 50"]),
         ("history kills --since 7d --process java", ["history", "kills", "--since", "7d", "--process", "java"],
          [f"{kills_sql} WHERE time >= '{week}' AND process = 'java' {order}"]),
         ("history kills --host h3 --limit 50", ["history", "kills", "--host", "h3", "--limit", "50"],
@@ -156,26 +208,47 @@ def part1(args: argparse.Namespace, tmp: Path) -> None:
          ["SELECT * FROM notifications ORDER BY created_at DESC, id DESC LIMIT 50"]),
         ("history summary", ["history", "summary"],
          ["SELECT process, count(*) FROM kills GROUP BY process ORDER BY 2 DESC",
-          "SELECT coalesce(task_memcg, memcg, '/'), count(*) FROM kills GROUP BY 1 ORDER BY 2 DESC",
-          "SELECT coalesce(substr(time, 1, 10), 'unknown'), count(*) FROM kills GROUP BY 1 ORDER BY 2 DESC"]),
-        ("report --since 7d (host h0)", ["report", "--since", "7d", "--output", str(tmp / "report.html")],
-         [f"SELECT time, commit_percent, commit_limit_percent, mem_available_percent, resolution FROM samples "
-          f"WHERE host = 'h0' AND time >= '{week}' ORDER BY time",
-          f"SELECT * FROM kills WHERE host = 'h0' AND time >= '{week}' ORDER BY time",
-          f"SELECT * FROM alerts WHERE host = 'h0' AND started_at >= '{week}'"]),
+          "SELECT coalesce(task_memcg, memcg), count(*) FROM kills GROUP BY 1 ORDER BY 2 DESC",
+          "SELECT substr(CAST(time AS VARCHAR), 1, 10), count(*) FROM kills GROUP BY 1 ORDER BY 2 DESC"]),
+        # The chart's samples and each cgroup's sparkline reduced to the slices drawn, the
+        # kills marked, the kills and alerts tabled.
+        ("report --since 7d (host h0)", ["report", "--since", "7d", "--output", str(output)],
+         [f"SELECT min(time), max(commit_percent), max(commit_limit_percent), min(mem_available_percent), "
+          f"max(resolution), count(*) FROM samples WHERE {h0_week} GROUP BY {slice_of(CHART_POINTS)} ORDER BY 1",
+          f"SELECT time, pid, process, killer, anon_rss_kb, task_memcg, memcg FROM kills WHERE {h0_week} "
+          "ORDER BY time, id",
+          f"{kills_sql} WHERE {h0_week} {order} LIMIT 1000",
+          f"SELECT * FROM alerts WHERE host = 'h0' AND started_at <= '{until}' "
+          f"AND (resolved_at IS NULL OR resolved_at >= '{week}') ORDER BY started_at DESC, id DESC LIMIT 1000",
+          f"SELECT path, min(time), max(working_set_percent), max(time) FROM cgroup_samples WHERE {h0_week} "
+          f"AND path IN (SELECT path FROM cgroup_samples WHERE {h0_week} GROUP BY path "
+          f"ORDER BY max(working_set_percent) DESC LIMIT 10) GROUP BY path, {slice_of(SPARK_POINTS)} "
+          "ORDER BY 1, 2"]),
     ]
+
+
+def measure(label: str, url: str, cli: Callable[[list[str]], list[str]], args: argparse.Namespace,
+            tmp: Path, now: datetime, libraries: str) -> None:
+    """Each history command as a user runs it on `url`, against the database's CLI answering the same."""
+    config = tmp / f"config-{label}.yaml"
+    config.write_text(f"host: h0\ndatabase: {url}\n")
+    # Bytecode cached as for an installed package: in the temporary directory, not the tree.
+    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+           "PYTHONPATH": str(ROOT), "PYTHONPYCACHEPREFIX": str(tmp / "pycache")}
+    ours = [sys.executable, "-m", "watchdog_oom", "-c", str(config)]
     # What every command pays before its first query: the interpreter and its libraries.
-    libraries = timed([sys.executable, "-c", "import yaml, sqlalchemy"], args.runs, env)
-    size = sum(os.path.getsize(p) for p in (path, path + "-wal") if os.path.exists(p))
-    print(f"database: {args.samples:,} samples ({args.hosts} hosts, 10 s apart), {args.kills:,} kills over "
-          f"a year; {size / 2**20:.0f} MiB, built in {built:.0f} s")
-    print(f"median of {args.runs} runs, each a new process; ms of wall time / of CPU time. 'beyond': ours less "
-          f"python3 importing yaml and sqlalchemy ({libraries[0] * 1e3:.0f} / {libraries[1] * 1e3:.0f} ms)")
-    print(f"{'command':<44}{'ours':>11}{'beyond':>11}{'sqlite3':>11}{'ratio':>11}  within (CPU)")
-    for name, argv, statements in cases:
+    base = timed([sys.executable, "-c", f"import {libraries}"], args.runs, env)
+    print(f"\n{label}: median of {args.runs} runs, each a new process; ms of wall time / of CPU time. 'beyond': "
+          f"ours less python3 importing {libraries} ({base[0] * 1e3:.0f} / {base[1] * 1e3:.0f} ms); "
+          f"load average {Path('/proc/loadavg').read_text().split()[0]}")
+    print(f"{'command':<44}{'ours':>11}{'beyond':>11}{'CLI':>11}{'ratio':>11}  within (CPU)")
+    dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
+    for name, argv, statements in cases(dialect, now, tmp / "report.html"):
+        if args.only and not any(word in name for word in args.only.split(",")):
+            continue
         ours_t = timed([*ours, *argv], args.runs, env)
-        cli_t = timed(sqlite_cli(path, *statements), args.runs)
-        beyond = [max(o - lib, 0.0) for o, lib in zip(ours_t, libraries, strict=True)]
+        cli_t = timed(cli(statements), args.runs, {**os.environ, "PGTZ": "UTC"})
+        beyond = [max(o - lib, 0.0) for o, lib in zip(ours_t, base, strict=True)]
         ratio = [b / max(c, 1e-3) for b, c in zip(beyond, cli_t, strict=True)]
         ok = ratio[1] <= 3 or beyond[1] <= 0.15
 
@@ -183,12 +256,77 @@ def part1(args: argparse.Namespace, tmp: Path) -> None:
             return f"{values[0] * scale:{fmt}}/{values[1] * scale:{fmt}}"
 
         print(f"{name:<44}{pair(ours_t):>11}{pair(beyond):>11}{pair(cli_t):>11}{pair(ratio, 1, '.1f'):>11}  "
-              f"{'yes' if ok else 'NO'}")
-    store = Store(f"sqlite:///{path}", "h0")
+              f"{'yes' if ok else 'NO'}", flush=True)
+    store = Store(url, "h0")
     metrics = median_seconds(lambda: (store.kill_totals("h0", now - timedelta(days=1)), store.alert_counts("h0"),
                                       store.outbox_backlog()), args.runs)
     print(f"/metrics' database reads (kills since start, alerts, outbox), in the daemon: {metrics * 1e3:.1f} ms")
     store.close()
+
+
+def describe(url: str, args: argparse.Namespace, built: float | None) -> None:
+    where = url.rsplit("@", 1)[-1]
+    how = f"built in {built:.0f} s" if built is not None else "reused"
+    print(f"database {where}: {args.samples:,} samples ({args.hosts} hosts, 10 s apart), {args.kills:,} kills over "
+          f"a year, {args.cgroups * 2 * 8640:,} cgroup readings; {how}")
+
+
+def part1(args: argparse.Namespace, tmp: Path) -> None:
+    """Each history command as a user runs it, against sqlite3 (and psql) answering the same."""
+    path = args.database or str(tmp / "big.db")
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    built = None
+    if not os.path.exists(path):
+        built = build(f"sqlite:///{path}", args.samples, args.kills, args.hosts, args.cgroups, now)
+    else:  # reused: its samples end when it was built
+        with contextlib.closing(sqlite3.connect(path)) as con:
+            newest = con.execute("SELECT max(time) FROM samples").fetchone()[0]
+        now = datetime.strptime(newest, SQLITE_TIME).replace(tzinfo=timezone.utc)
+    size = sum(os.path.getsize(p) for p in (path, path + "-wal") if os.path.exists(p))
+    describe(f"sqlite:///{path}", args, built)
+    print(f"SQLite file: {size / 2**20:.0f} MiB")
+    measure("SQLite", f"sqlite:///{path}", sqlite_cli(path), args, tmp, now, "yaml, sqlalchemy")
+    if args.no_postgres:
+        return
+    with postgres(args.postgres) as url:
+        if url is None:
+            return
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        built = build(url, args.samples, args.kills, args.hosts, args.cgroups, now)
+        describe(url, args, built)
+        measure("PostgreSQL", url, psql_cli(url), args, tmp, now, "yaml, sqlalchemy, psycopg")
+
+
+@contextlib.contextmanager
+def postgres(given: str | None) -> Iterator[str | None]:
+    """A database on the given PostgreSQL, else on a throwaway server started as the tests
+    start theirs; None (and why) where there is none."""
+    if given:
+        yield given
+        return
+    sys.path.insert(0, str(ROOT / "tests"))
+    try:
+        import pgserver
+        import pytest
+    except ImportError as exc:
+        print(f"\nPostgreSQL: skipped ({exc})")
+        yield None
+        return
+    server = pgserver.pg_server()
+    try:
+        url = next(server)
+    except (pytest.skip.Exception, pytest.fail.Exception) as exc:
+        print(f"\nPostgreSQL: skipped ({exc})")
+        yield None
+        return
+    try:
+        database = pgserver.fresh_database(url)
+        yield next(database)
+        with contextlib.suppress(StopIteration):
+            next(database)  # dropped
+    finally:
+        with contextlib.suppress(StopIteration):
+            next(server)  # stopped
 
 
 def simulate_year(path: str, days: int, samples_retention_days: int, kills_per_day: int,
@@ -267,6 +405,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=1_000_000, help="samples in part 1 (default 1000000)")
     parser.add_argument("--kills", type=int, default=100_000, help="kills in part 1 (default 100000)")
     parser.add_argument("--hosts", type=int, default=10, help="hosts sharing the part 1 database (default 10)")
+    parser.add_argument("--cgroups", type=int, default=10,
+                        help="cgroups of h0 read every 10 s for two days in part 1 (default 10, cgroups.top)")
+    parser.add_argument("--only", metavar="WORDS", help="only the commands whose name holds one of these "
+                        "comma-separated words (e.g. report,summary)")
+    parser.add_argument("--database", metavar="PATH", help="part 1's SQLite file: built there if missing, "
+                        "else reused (default: a temporary one)")
+    parser.add_argument("--postgres", metavar="URL", help="part 1 on this PostgreSQL database too (default: "
+                        "a throwaway server, where PostgreSQL is installed)")
+    parser.add_argument("--no-postgres", action="store_true", help="part 1 on SQLite only")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per query (default 5)")
     parser.add_argument("--days", type=int, default=365, help="days simulated in part 2 (default 365; 0 skips)")
     parser.add_argument("--kills-per-day", type=int, default=2)
