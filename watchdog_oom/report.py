@@ -12,7 +12,6 @@ every one of them is HTML-escaped here, where it is rendered.
 from __future__ import annotations
 
 import html
-import statistics
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -100,11 +99,19 @@ def chart_points(store: Store, host: str, since: datetime, until: datetime,
     return points, total, peak, lowest
 
 
+def _median(values: Sequence[float]) -> float:
+    """The median (0 for none), without loading `statistics` for one figure."""
+    ordered, middle = sorted(values), len(values) // 2
+    if not ordered:
+        return 0.0
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
 def segments(points: Sequence[Point], series: str) -> list[list[Point]]:
     """The runs of `points` to join by a line: broken where the value is missing and where
     the samples pause (the daemon was stopped, the machine was down)."""
     steps = [b.t - a.t for a, b in zip(points, points[1:], strict=False)]
-    typical = statistics.median(steps) if steps else 0.0
+    typical = _median(steps)
     runs: list[list[Point]] = []
     previous: Point | None = None
     for point in points:
@@ -231,7 +238,7 @@ def _kill_markers(kills: Sequence[Any], scale: Scale, bottom: float, tz: tzinfo)
             groups.append([kill])
     out = []
     for group in groups:
-        x = _num(statistics.fmean(scale.x(k.time.timestamp()) for k in group))
+        x = _num(sum(scale.x(k.time.timestamp()) for k in group) / len(group))
         if len(group) == 1:
             title = _kill_title(group[0], tz)
             head = f'<path class="kill-head" d="M{x},{COMMIT_TOP - 2} l-5,-9 h10 z"/>'

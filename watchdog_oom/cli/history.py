@@ -20,7 +20,6 @@ from watchdog_oom.cli.options import (
     filters_from,
     print_rows,
 )
-from watchdog_oom.notify import secrets_of_config
 from watchdog_oom.textout import safe, table, to_json
 
 HISTORY_KINDS = ("kills", "alerts", "samples", "notifications", "protections", "adjustments", "quarantined",
@@ -114,8 +113,12 @@ def cmd_history(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, e
     store = open_store(cfg)
     if args.kind == "summary":
         rows, columns = summary_rows(store, filters), [("by", "BY"), ("value", "VALUE"), ("kills", "KILLS")]
-    else:
+    elif args.kind == "notifications":  # their errors may quote a channel's secret: masked
+        from watchdog_oom.notify import secrets_of_config
+
         rows, columns = history_rows(store, args.kind, filters, secrets_of_config(cfg))
+    else:
+        rows, columns = history_rows(store, args.kind, filters)
     print_rows(out, args.format, rows, columns, f"no {args.kind} recorded" + _filter_note(filters))
     if args.kind == "kills":
         unstored = len(store.quarantined(**{**filters, "limit": 1000}))
