@@ -414,14 +414,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postgres", metavar="URL", help="part 1 on this PostgreSQL database too (default: "
                         "a throwaway server, where PostgreSQL is installed)")
     parser.add_argument("--no-postgres", action="store_true", help="part 1 on SQLite only")
+    parser.add_argument("--parts", default="1,2", help="which parts to run (default 1,2)")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per query (default 5)")
     parser.add_argument("--days", type=int, default=365, help="days simulated in part 2 (default 365; 0 skips)")
     parser.add_argument("--kills-per-day", type=int, default=2)
     parser.add_argument("--alerts-per-day", type=int, default=4)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="watchdog-oom-bench-") as tmp:
-        part1(args, Path(tmp))
-        if args.days:
+        if "1" in args.parts.split(","):
+            part1(args, Path(tmp))
+        if args.days and "2" in args.parts.split(","):
             part2(args, Path(tmp))
     return 0
 
