@@ -341,6 +341,7 @@ def _cgroup_reading(store: Store, t: datetime) -> None:
     ("protections", lambda s, t: s.protections(limit=50), "ix_protections_time"),
     ("metrics' kill counts", lambda s, t: s.kill_totals("web-01", t), "ix_kills_host_recorded"),
     ("a chart", lambda s, t: s.series("web-01", t, t), "ix_samples_host_time"),
+    ("summary", lambda s, t: s.kill_counts(), "COVERING INDEX ix_kills_cgroup"),
     ("a chart's slices", lambda s, t: s.series_slices("web-01", t, t + timedelta(days=7), 2000),
      "ix_samples_host_time"),
     ("a report's cgroups", lambda s, t: (_cgroup_reading(s, t), s.cgroup_slices("web-01", t, t + timedelta(days=7),

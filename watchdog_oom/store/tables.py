@@ -145,6 +145,7 @@ kills = Table(
     Index("ix_kills_time", "time"),  # history kills of the fleet, newest first
     Index("ix_kills_process_time", "process", "time"),  # --process NAME or 'prefix*', summary
     Index("ix_kills_host_recorded", "host", "recorded_at"),  # metrics' counts, retention
+    Index("ix_kills_cgroup", "task_memcg", "memcg"),  # summary per cgroup, from the index alone
 )
 
 # One episode of a condition, from when it fired to when it resolved.
