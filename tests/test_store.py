@@ -320,6 +320,20 @@ def _plans(store, call) -> list[str]:
                 for statement, params in seen if statement.lstrip().upper().startswith("SELECT")]
 
 
+def test_the_newest_kills_of_a_filter_are_the_first_of_its_whole_list(store, t0):
+    """--limit takes the newest ids from an index, then their rows: the same kills, in the
+    same order (newest first, undated last, ties by id), as the first of the whole list."""
+    with store.tx() as tx:
+        for i in range(12):
+            when = None if i % 5 == 4 else t0 - timedelta(minutes=i % 3)  # ties, and kills without a time
+            tx.add_kill(_kill(when, pid=100 + i, process="java" if i % 2 else "javac", mono_usec=None,
+                              boot_id=None), t0)
+    for filters in ({}, {"process": "java*"}, {"process": "java"}, {"host": "web-01"}, {"since": t0}):
+        whole = [k.id for k in store.kills(**filters)]
+        for limit in (1, 3, 7, 50):
+            assert [k.id for k in store.kills(**filters, limit=limit)] == whole[:limit], (filters, limit)
+
+
 def _cgroup_reading(store: Store, t: datetime) -> None:
     """One cgroup reading an hour after `t`, written without a SELECT (the plans stay the query's own)."""
     from watchdog_oom.model import CgroupSample
