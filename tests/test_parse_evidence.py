@@ -36,6 +36,7 @@ def test_a_whole_report_in_syslog_names_its_parts_and_the_kernel_tag():
 @pytest.mark.parametrize(("text", "read_from", "fmt", "tag"), [
     ("[ 1234.567890] " + KILL, "kernel kill line alone", "dmesg", None),
     ("Jun 29 15:57:11 db-07 kernel: " + KILL, "kernel kill line alone", "syslog", "kernel"),
+    ("> Mar  9 18:14:14 web-0 kernel: [295692.212175] " + KILL, "kernel kill line alone", "syslog", "kernel"),
     ("Jun 29 15:57:11 db-07 kernel: Out of memory: Kill process 4242 (mysqld) score 901 or sacrifice child",
      "kernel selection line alone", "syslog", "kernel"),
     ("<3>1 2025-06-29T15:57:11.000000+00:00 rfc-host kernel - - - " + KILL, "kernel kill line alone",

@@ -665,7 +665,8 @@ _FORMATS = (
     (_CTIME, "logread (OpenWrt)"),
     (_BSD, "syslog"),
 )
-_TAG_BEFORE = re.compile(r"(?:^|[\s>:|`])([\w.@/()-]{1,64}?)(?:\[\d+\])?:\s*$")
+# "host kernel: msg", also "host kernel: [ 1234.567890] msg" (syslog of a kernel that prints its uptime)
+_TAG_BEFORE = re.compile(r"(?:^|[\s>:|`])([\w.@/()-]{1,64}?)(?:\[\d+\])?:\s*(?:\[\s*\d+\.\d+\]\s*)?$")
 _RFC5424_APP = re.compile(r"<\d{1,3}>1 \S+ \S+ (\S+) ")
 
 
