@@ -108,3 +108,18 @@ def test_import_shows_the_evidence_and_host_forces_one(tmp_path):
     code, out, err = run("import", "--dry-run", "--host", "box-9", str(journal_json(tmp_path)), config=cfg)
     assert code == 0 and "EVIDENCE" in out.splitlines()[0]
     assert "kernel kill line alone; journalctl -o json; tag kernel" in out and "filed under box-9 (2)" in err
+
+
+def test_a_stored_kill_keeps_its_evidence_for_import_to_show(store):
+    """import shows a stored row's evidence where a batch had a kill quarantined."""
+    import io
+    from datetime import UTC, datetime
+
+    from watchdog_oom.cli.import_logs import _import_batch
+
+    (kill,) = parse_text("Jun 29 15:57:11 db-07 kernel: " + KILL + "\n", year=2025)
+    bad = kill.replace(pid=7, anon_rss_kb=2 ** 70)
+    recorded, unstored = _import_batch(store, [kill, bad], datetime(2025, 7, 1, tzinfo=UTC), io.StringIO())
+    assert unstored == 1
+    ((row, new),) = recorded
+    assert new and row.details["extra"]["evidence"] == kill.extra["evidence"]
