@@ -3,10 +3,13 @@ against a plain importer (`re` + `sqlite3.executemany`).
 
 Writes a syslog of realistic noise with full OOM reports spread through it into a
 temporary directory (removed afterwards), then times over it, median of --runs:
-`grep -c`, the parser alone (parse.iter_kills), and the whole `watchdog-oom import`
-command as a user runs it (a new process, config, an existing SQLite history,
-recording every kill). Prints the seconds, the ratios to grep and the kill count each found
-(they must agree).
+`grep -c`, the parser alone (parse.iter_kills, searching in one process and in two),
+and the whole `watchdog-oom import` command as a user runs it (a new process, config, an
+existing SQLite history, recording every kill; it searches with two processes where
+there are two cores). Prints the wall and CPU seconds (a forked searcher's included),
+the ratios of each to grep's, and the kill count each found (they must agree). On a
+shared machine the CPU ratio is the steadier; with two processes the wall time drops
+while the CPU time does not.
 
     python3 benchmarks/bench_import.py                  # ~1 GB, 5 runs
     python3 benchmarks/bench_import.py --size-mb 100 --runs 3
@@ -18,6 +21,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -122,36 +126,48 @@ def write_log(path: Path, size_mb: int, incidents: int, seed: int = 7) -> None:
                 written += len(report)
 
 
-def time_grep(path: Path) -> tuple[float, int]:
-    start = time.perf_counter()
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def time_grep(path: Path) -> tuple[float, float, int]:
+    """Wall and CPU seconds of `grep -c 'Killed process'`, and its count."""
+    cpu, start = _cpu(resource.RUSAGE_CHILDREN), time.perf_counter()
     done = subprocess.run(["grep", "-c", "Killed process", str(path)], capture_output=True, text=True)
-    return time.perf_counter() - start, int(done.stdout.strip() or 0)
+    return time.perf_counter() - start, _cpu(resource.RUSAGE_CHILDREN) - cpu, int(done.stdout.strip() or 0)
 
 
-def time_iter_kills(path: Path) -> tuple[float, int]:
+def time_iter_kills(path: Path, workers: int) -> tuple[float, float, int]:
+    """Wall and CPU seconds (this process and the searcher it forks) of parse.iter_kills."""
+    cpu = _cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     with path.open("rb") as stream:
-        count = sum(1 for _ in iter_kills(stream, f"import:{path}"))
-    return time.perf_counter() - start, count
+        count = sum(1 for _ in iter_kills(stream, f"import:{path}", workers=workers))
+    wall = time.perf_counter() - start
+    return wall, _cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN) - cpu, count
 
 
-def time_command(path: Path, tmp: str, run: int) -> tuple[float, int]:
+def time_command(path: Path, tmp: str, run: int) -> tuple[float, float, int, float]:
     """The real command, `python -m watchdog_oom import PATH`, recording every kill into a
-    copy of a history that exists already (migrating a new one is a one-off cost)."""
+    copy of a history that exists already (migrating a new one is a one-off cost): wall
+    and CPU seconds (all its processes), the kills it printed, its peak RSS in MiB."""
     template = Path(tmp) / "history-template.db"
     if not template.exists():
         from watchdog_oom.store import Store
 
-        Store(f"sqlite:///{template}", HOST).upgrade()
+        store = Store(f"sqlite:///{template}", HOST)
+        store.upgrade()
+        store.close()
     database = Path(tmp) / f"history-{run}.db"
     shutil.copyfile(template, database)
     config = Path(tmp) / f"config-{run}.yaml"
     config.write_text(f"database: sqlite:///{database}\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "watchdog_oom", "-c", str(config), "import", "--format", "json",
-                           str(path)], capture_output=True, text=True, env=env, check=True)
-    return time.perf_counter() - start, len(json.loads(done.stdout))
+    seconds, rss, out, cpu = run_measured([sys.executable, "-m", "watchdog_oom", "-c", str(config), "import",
+                                           "--format", "json", str(path)], env)
+    database.unlink()
+    return seconds, cpu, len(json.loads(out)), rss
 
 
 def minimal_report(second: int, victim: int) -> str:
@@ -342,6 +358,13 @@ def _timed(run: Any) -> float:
     return time.process_time() - start
 
 
+def _load() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mb", type=int, default=1024, help="size of the generated log (default 1024)")
@@ -359,20 +382,26 @@ def main(argv: list[str] | None = None) -> int:
         path = Path(tmp) / "syslog"
         write_log(path, args.size_mb, args.incidents)
         search = "bytearray.find" if parse._find is parse._python_find else "libc memmem"
-        print(f"log: {path.stat().st_size / 1e6:.0f} MB, {args.incidents} OOM reports; search: {search}")
+        print(f"log: {path.stat().st_size / 1e6:.0f} MB, {args.incidents} OOM reports; search: {search}; "
+              f"load average before: {_load()}")
         time_grep(path)  # warm the page cache
-        grep = [time_grep(path) for _ in range(args.runs)]
-        ours = [time_iter_kills(path) for _ in range(args.runs)]
-        command = [time_command(path, tmp, run) for run in range(args.runs)]
-    grep_s = statistics.median(t for t, _ in grep)
-    ours_s = statistics.median(t for t, _ in ours)
-    command_s = statistics.median(t for t, _ in command)
-    grep_n, ours_n, command_n = grep[0][1], ours[0][1], command[0][1]
-    print(f"grep -c 'Killed process':   median {grep_s:.3f} s, {grep_n} kills")
-    print(f"parse.iter_kills:           median {ours_s:.3f} s, {ours_n} kills, {ours_s / grep_s:.2f}x grep")
-    print(f"watchdog-oom import (all):  median {command_s:.3f} s, {command_n} kills recorded, "
-          f"{command_s / grep_s:.2f}x grep")
-    if not grep_n == ours_n == command_n:
+        grep, one, two, command = [], [], [], []
+        for run in range(args.runs):  # interleaved: each contender sees the same moments of load
+            grep.append(time_grep(path))
+            one.append(time_iter_kills(path, workers=1))
+            two.append(time_iter_kills(path, workers=2))
+            command.append(time_command(path, tmp, run))
+    grep_wall, grep_cpu = (statistics.median(r[i] for r in grep) for i in (0, 1))
+    print(f"median of {args.runs}; load average after: {_load()}")
+    label = "grep -c 'Killed process'"
+    print(f"  {label:<34} {grep_wall:6.3f} s wall {grep_cpu:6.3f} s CPU  {grep[0][2]} kills")
+    for label, results in (("parse.iter_kills, 1 process", one), ("parse.iter_kills, 2 processes", two),
+                           ("watchdog-oom import (all)", command)):
+        wall, cpu = (statistics.median(r[i] for r in results) for i in (0, 1))
+        rss = f"  peak RSS {max(r[3] for r in results):.0f} MiB" if len(results[0]) > 3 else ""
+        print(f"  {label:<34} {wall:6.3f} s wall {cpu:6.3f} s CPU  {results[0][2]} kills   "
+              f"{wall / grep_wall:.2f}x grep wall, {cpu / grep_cpu:.2f}x grep CPU{rss}")
+    if not grep[0][2] == one[0][2] == two[0][2] == command[0][2]:
         print("KILL COUNTS DISAGREE", file=sys.stderr)
         return 1
     if args.write_kills:

@@ -461,6 +461,17 @@ def test_an_import_records_in_bounded_batches_and_knows_what_it_had(store, t0):
     assert len(store.kills()) == 25
 
 
+def test_an_import_batch_of_thousands_of_pids_finds_each_one_recorded_before(store, t0):
+    # More pids than SQLite once allowed bound parameters (999): the batch's lookup writes
+    # them into one IN list, which the (host, pid) index answers.
+    kills = [_kill(t0 + timedelta(seconds=i), pid=10_000 + i, mono_usec=None, boot_id=None, source="import:/k.log")
+             for i in range(2500)]
+    assert all(new for _, new in store.import_kills(kills[::2], t0, batch_size=2500))
+    again = list(store.import_kills(kills, t0, batch_size=2500))
+    assert [new for _, new in again] == [i % 2 == 1 for i in range(2500)]
+    assert len(store.kills(limit=5000)) == 2500
+
+
 def test_a_batch_of_systemd_oomd_kills_tells_them_apart_by_the_moment(store, t0):
     oomd = OomKill(pid=None, process="batch.service", time=t0, killer="systemd-oomd", source="journal",
                    task_memcg="/system.slice/batch.service")

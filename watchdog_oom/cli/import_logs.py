@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import itertools
+import json
 import lzma
-import math
+import operator
 import os
 import signal
 import traceback
@@ -166,27 +168,26 @@ class _Printer:
 
 def _json_element(record: dict[str, Any]) -> str:
     """A record as an element of to_json's indented array, the same text. A kill record is
-    flat, and json's C encoder only runs without indent: each scalar is written here."""
+    flat, and json's C encoder only runs without indent: its values are encoded in one
+    call, then set in the indented layout (kept per set of keys)."""
     try:
-        fields = ",\n".join(f"    {_json_scalar(key)}: {_json_scalar(value)}" for key, value in record.items())
-    except TypeError:
+        # Between values a NUL, which JSON text only holds escaped ("\\u0000").
+        pieces = _ENCODE_FLAT(list(record.values()))[1:-1].split("\x00")
+    except (TypeError, ValueError):  # not JSON (NaN, a datetime): to_json says how
+        pieces = []
+    if record and (len(pieces) != len(record) or any(piece[:1] in _NESTED for piece in pieces)):
         return "\n".join("  " + line for line in to_json(record).splitlines())
-    return "  {\n" + fields + "\n  }" if record else "  {}"
+    keys = tuple(record)
+    layout = _LAYOUTS.get(keys)
+    if layout is None:
+        named = (f"    {encode_basestring(key)}: ".replace("{", "{{").replace("}", "}}") + "{}" for key in keys)
+        layout = _LAYOUTS[keys] = "  {{\n" + ",\n".join(named) + "\n  }}" if keys else "  {{}}"
+    return layout.format(*pieces)
 
 
-def _json_scalar(value: Any) -> str:
-    """A JSON scalar as json.dumps(ensure_ascii=False) writes it; TypeError for anything else."""
-    if value is None:
-        return "null"
-    if value is True or value is False:
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return encode_basestring(value)
-    if isinstance(value, int):
-        return int.__repr__(value)
-    if isinstance(value, float) and math.isfinite(value):
-        return float.__repr__(value)
-    raise TypeError(type(value).__name__)
+_ENCODE_FLAT = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=("\x00", ": ")).encode
+_NESTED = ("[", "{")  # a list or an object, which to_json lays out on lines of their own
+_LAYOUTS: dict[tuple[str, ...], str] = {}
 
 
 # What reading the logs yields: ("kills", path, [OomKill, …]) batches, then ("done", path,
@@ -252,8 +253,10 @@ def _read_beside(paths: Sequence[str], filing: Filing, err: TextIO,
             _die_with_parent(parent)
             os.close(readable)
             with os.fdopen(writable, "wb") as pipe:
-                for event in _events(paths, filing, err):
-                    pickle.dump(event, pipe, protocol=pickle.HIGHEST_PROTOCOL)
+                for kind, path, payload in _events(paths, filing, err):
+                    if kind == "kills":  # each kill as the tuple of its fields: half the cost of pickling it
+                        payload = [_kill_fields(kill) for kill in payload]
+                    pickle.dump((kind, path, payload), pipe, protocol=pickle.HIGHEST_PROTOCOL)
             status = 0
         except (KeyboardInterrupt, BrokenPipeError):
             pass  # the parent was interrupted too, and says so itself
@@ -277,14 +280,25 @@ def _read_beside(paths: Sequence[str], filing: Filing, err: TextIO,
         with os.fdopen(readable, "rb") as pipe:
             while True:
                 try:
-                    yield pickle.load(pipe)
+                    kind, path, payload = pickle.load(pipe)
                 except EOFError:
                     break
+                if kind == "kills":
+                    payload = [OomKill(*fields) for fields in payload]
+                yield kind, path, payload
         _, status = os.waitpid(child, 0)
+        if os.WIFSIGNALED(status):
+            signame = signal.Signals(os.WTERMSIG(status)).name
+            hint = ": a log shrank while it was read" if signame == "SIGBUS" else ""
+            raise UsageError(f"reading the logs failed (the reading process was killed by {signame}{hint})")
         if status != 0:
             raise UsageError("reading the logs failed (the reading process ended abnormally)")
 
     return received(), result
+
+
+# An OomKill as the tuple of its fields in order, which OomKill(*fields) makes again.
+_kill_fields = operator.attrgetter(*(field.name for field in dataclasses.fields(OomKill)))
 
 
 def _die_with_parent(parent: int) -> None:

@@ -51,7 +51,10 @@ _ANSI_BYTES = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]")
 _HEADER_NEEDLE = b"oom-killer"
 _OPENER_NEEDLES = (b"Task in ", b"Tasks in ", b"oom-kill:", b"uid  tgid", b"emory! ",
                    b"Victim status", b"highest badness")
-_CHUNK = 32 << 20  # bytes read (or, of a mapped file, searched) at a time
+_CHUNK = 32 << 20  # bytes read at a time
+# Of a mapped file, bytes searched at a time: the pages of one segment are resident
+# until it is read (the process's RSS), and progress is shown a segment at a time.
+_SEGMENT = 8 << 20
 _MAP_AT_LEAST = 1 << 20  # a smaller file is read: mapping it would save nothing
 _LOOKBACK = 4 << 20  # how far before a kill line its report may begin (~30 000 tasks)
 
@@ -77,7 +80,8 @@ def iter_kills(stream: BinaryIO, source: str, *, year: int | None = None,
     Gives what feeding every line would (for reports that start less than 4 MB before
     their kill line): lines without a kill word are skipped unless they belong to a report
     that leads to one. A regular file is searched where it lies (mapped, no copy); any
-    other stream is read `chunk_size` bytes at a time. `progress`, when given, is called
+    other stream is read `chunk_size` bytes at a time (a file is searched 8 MB at a time
+    at most). `progress`, when given, is called
     with the count of bytes each step got through. `workers=2` searches the second half of
     a mapped file in a forked process while this one searches the first half and reads
     every report, in order (the same kills; one process per core). `unread`, when given,
@@ -91,7 +95,7 @@ def iter_kills(stream: BinaryIO, source: str, *, year: int | None = None,
         return
     view, start = mapped
     try:
-        yield from scanner.run_mapped(view, start, chunk_size, workers)
+        yield from scanner.run_mapped(view, start, min(chunk_size, _SEGMENT), workers)
     finally:
         view.close()
 

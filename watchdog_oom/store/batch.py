@@ -17,15 +17,22 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from watchdog_oom.model import OomKill, with_local_time
-from watchdog_oom.store.tables import kills as kills_table
+from watchdog_oom.store.tables import kills as table
 from watchdog_oom.stored import StoredKill, from_row
 
-# Bound parameters per IN (…) list: well under SQLite's limit.
+# Bound parameters per IN (…) list where the values are bound (kills_by_id): well under
+# SQLite's limit (999 before SQLite 3.32).
 IN_LIST = 500
+# The stored kills with one of a batch's pids: one IN list, the pids (integers) written
+# into the statement when it runs, so no count of bound parameters can reach a limit
+# (SQLite's was 999), and one list, not several ORed, so that SQLite looks each pid up in
+# the (host, pid) index: with an OR of lists it read all the host's kills, every batch.
+_BY_PIDS = select(table).where(table.c.host == bindparam("host"),
+                               table.c.pid.in_(bindparam("pids", expanding=True, literal_execute=True)))
 # systemd-oomd kills a cgroup again and again: only the same moment is the same kill.
 CGROUP_KILL_WINDOW = timedelta(seconds=1)
 
@@ -37,7 +44,6 @@ def record_kills(conn: Connection, host: str, items: Sequence[Item], now: dateti
     item and in order, its stored record and whether it is new (False: seen before)."""
     from watchdog_oom.store import history
 
-    table = kills_table
     kills = [(with_local_time(kill), details) for kill, details in items]
     known = _candidates(conn, host, [kill for kill, _ in kills])
     results: list[tuple[SimpleNamespace, bool]] = []
@@ -73,7 +79,6 @@ def _insert(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
     largest one: a new rowid is the largest plus one, and this transaction holds SQLite's
     write lock, so the batch's ids are consecutive.
     """
-    table = kills_table
     if conn.dialect.name != "sqlite":
         values = [{k: v for k, v in row.items() if k != "id"} for row in rows]
         return list(conn.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), values).scalars())
@@ -86,21 +91,27 @@ def _insert(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
     sql = (f"INSERT INTO {table.name} ({', '.join(conn.dialect.identifier_preparer.quote(n) for n in names)}) "
            f"VALUES ({', '.join('?' * len(names))})")
     params = []
+    done: dict[int, tuple[Any, Any]] = {}  # per column, the last value converted and what it became
     for row in rows:
         values = [row[name] for name in names]
         for i, process in convert:
-            values[i] = process(values[i])
+            value = values[i]
+            if value is None:
+                continue
+            last = done.get(i)
+            # a batch's rows share their recorded_at (and often host, killer, source)
+            values[i] = last[1] if last is not None and last[0] is value else process(value)
+            done[i] = (value, values[i])
         params.append(tuple(values))
     conn.exec_driver_sql(sql, params)
-    last = conn.execute(select(func.max(table.c.id))).scalar_one()
-    return list(range(last - len(rows) + 1, last + 1))
+    last_id = conn.execute(select(func.max(table.c.id))).scalar_one()
+    return list(range(last_id - len(rows) + 1, last_id + 1))
 
 
 def _candidates(conn: Connection, host: str, kills: Sequence[OomKill]) -> dict[tuple[str, int | None], list[Any]]:
-    """The stored kills that may be one of `kills`, by (host, pid): one query per host."""
+    """The stored kills that may be one of `kills`, by (host, pid): a query or two per host."""
     from watchdog_oom.store.history import SAME_KILL_WINDOW
 
-    table = kills_table
     found: dict[tuple[str, int | None], list[Any]] = {}
     by_host: dict[str, list[OomKill]] = {}
     for kill in kills:
@@ -109,17 +120,18 @@ def _candidates(conn: Connection, host: str, kills: Sequence[OomKill]) -> dict[t
         # The same kill has the same pid (find_same_kill asks for it): the (host, pid) index
         # answers a batch in a few lookups, whatever the times and boots.
         pids = sorted({k.pid for k in group if k.pid is not None})
-        terms = [table.c.pid.in_(pids[i:i + IN_LIST]) for i in range(0, len(pids), IN_LIST)]
+        results = [conn.execute(_BY_PIDS, {"host": name, "pids": pids})] if pids else []
         cgroup_kills = [k for k in group if k.pid is None]
         if cgroup_kills:  # systemd-oomd's: no pid, only the moment tells
             times = [k.time for k in cgroup_kills if k.time is not None]
-            terms.append(and_(table.c.pid.is_(None), or_(
+            results.append(conn.execute(select(table).where(table.c.host == name, table.c.pid.is_(None), or_(
                 table.c.time.is_(None),
                 *([table.c.time.between(min(times) - SAME_KILL_WINDOW, max(times) + SAME_KILL_WINDOW)]
                   if times else []),
-                *([table.c.mono_usec.is_not(None)] if len(times) < len(cgroup_kills) else []))))
-        for row in conn.execute(select(table).where(table.c.host == name, or_(*terms))):
-            found.setdefault((row.host, row.pid), []).append(SimpleNamespace(**row._mapping))
+                *([table.c.mono_usec.is_not(None)] if len(times) < len(cgroup_kills) else [])))))
+        for result in results:
+            for row in result:
+                found.setdefault((row.host, row.pid), []).append(SimpleNamespace(**row._mapping))
     return found
 
 
