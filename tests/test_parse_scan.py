@@ -119,3 +119,38 @@ def test_the_second_process_searches_and_stopping_early_leaves_it_not_behind(cor
         assert len(_children() - before) == 1  # the searcher of the file's second half
         kills.close()
     assert _children() == before
+
+
+@pytest.mark.parametrize("text", [
+    b"x Kill y SIG z Kill w SIGKILL Killed process kill\n" * 3,
+    b"\0\0\0 Kill\0 SIG \0kill\n\0",  # NULs, where strstr would stop: memmem searches instead
+    b"Kill",
+    b"",
+])
+def test_a_stretch_is_searched_as_bytes_find_searches_it_and_left_as_it_was(text: bytes) -> None:
+    from watchdog_oom.parse.scan import _searcher
+
+    for padding in (b"", b"tail Kill after the stretch"):
+        buffer = bytearray(text + padding)
+        before = bytes(buffer)
+        for low in range(0, len(text) + 1, 3):
+            with _searcher(buffer) as search, search.stretch(low, len(text)) as find:
+                for needle in (b"Kill", b" SIG", b"kill", b"absent"):
+                    for start in range(low, len(text) + 1, 5):
+                        assert find(needle, start) == buffer.find(needle, start, len(text)), (needle, start)
+        assert buffer == before
+
+
+def test_the_zeros_a_copytruncate_leaves_in_a_log_do_not_hide_the_kills_after_them(corpus_log, tmp_path) -> None:
+    _, data = corpus_log
+    half = data.index(b"\n", len(data) // 2) + 1
+    # logrotate's copytruncate while the writer kept its offset: a run of zeros, then lines
+    text = data[:half] + b"\0" * 300_000 + data[half:]
+    path = tmp_path / "zeros.log"
+    path.write_bytes(text)
+    expected = parse_text(text.decode("utf-8"), source="import")
+    assert len(expected) > 100
+    for workers in (1, 2):
+        with path.open("rb") as stream:
+            assert list(iter_kills(stream, "import", chunk_size=65536, workers=workers)) == expected
+    assert list(iter_kills(io.BytesIO(text), "import", chunk_size=65536)) == expected

@@ -167,26 +167,47 @@ class _Printer:
 
 
 def _json_element(record: dict[str, Any]) -> str:
-    """A record as an element of to_json's indented array, the same text. A kill record is
-    flat, and json's C encoder only runs without indent: its values are encoded in one
-    call, then set in the indented layout (kept per set of keys)."""
+    """A record as an element of to_json's indented array, the same text.
+
+    json's C encoder only runs without indent: the record's scalars are encoded in one
+    call and set in the indented layout (kept per set of keys); a nested value (the
+    evidence object) is laid out by json's indenting encoder, once per distinct value."""
+    values = list(record.values())
+    nested = [i for i, value in enumerate(values) if isinstance(value, (dict, list, tuple))]
     try:
+        for i in nested:
+            values[i] = _indented(values[i])
         # Between values a NUL, which JSON text only holds escaped ("\\u0000").
-        pieces = _ENCODE_FLAT(list(record.values()))[1:-1].split("\x00")
+        text = _ENCODE_FLAT([None if i in nested else v for i, v in enumerate(values)] if nested else values)
+        pieces: list[str] = text[1:-1].split("\x00")
     except (TypeError, ValueError):  # not JSON (NaN, a datetime): to_json says how
         pieces = []
-    if record and (len(pieces) != len(record) or any(piece[:1] in _NESTED for piece in pieces)):
+    if len(pieces) != len(values) or not values:
         return "\n".join("  " + line for line in to_json(record).splitlines())
+    for i in nested:
+        pieces[i] = values[i]
     keys = tuple(record)
     layout = _LAYOUTS.get(keys)
     if layout is None:
         named = (f"    {encode_basestring(key)}: ".replace("{", "{{").replace("}", "}}") + "{}" for key in keys)
-        layout = _LAYOUTS[keys] = "  {{\n" + ",\n".join(named) + "\n  }}" if keys else "  {{}}"
+        layout = _LAYOUTS[keys] = "  {{\n" + ",\n".join(named) + "\n  }}"
     return layout.format(*pieces)
 
 
+def _indented(value: Any) -> str:
+    """A nested value as to_json lays it out two levels deep (an array's element's field)."""
+    compact = _ENCODE_COMPACT(value)  # TypeError, ValueError: not JSON as it stands
+    text = _INDENTED.get(compact)
+    if text is None:
+        if len(_INDENTED) >= 1024:
+            _INDENTED.clear()
+        text = _INDENTED[compact] = json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n    ")
+    return text
+
+
 _ENCODE_FLAT = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=("\x00", ": ")).encode
-_NESTED = ("[", "{")  # a list or an object, which to_json lays out on lines of their own
+_ENCODE_COMPACT = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+_INDENTED: dict[str, str] = {}  # a nested value's compact JSON -> its indented text
 _LAYOUTS: dict[tuple[str, ...], str] = {}
 
 
@@ -210,12 +231,14 @@ class Filing:
     year: int | None = None
 
 
-def _events(paths: Sequence[str], filing: Filing, err: TextIO) -> Iterator[Event]:
+def _events(paths: Sequence[str], filing: Filing, err: TextIO, *, as_fields: bool = False) -> Iterator[Event]:
+    """Per path, its kills in batches (OomKill values, or with `as_fields` the tuples of
+    their fields, to send to another process), then whether it could be read."""
     for path in paths:
         try:
             kills = _iter_kills(path, filing, err)
             while chunk := list(itertools.islice(kills, BATCH)):
-                yield "kills", path, chunk
+                yield "kills", path, chunk if as_fields else [OomKill(*fields) for fields in chunk]
         except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
             yield "done", path, _read_error(path, exc)
             continue
@@ -253,10 +276,9 @@ def _read_beside(paths: Sequence[str], filing: Filing, err: TextIO,
             _die_with_parent(parent)
             os.close(readable)
             with os.fdopen(writable, "wb") as pipe:
-                for kind, path, payload in _events(paths, filing, err):
-                    if kind == "kills":  # each kill as the tuple of its fields: half the cost of pickling it
-                        payload = [_kill_fields(kill) for kill in payload]
-                    pickle.dump((kind, path, payload), pipe, protocol=pickle.HIGHEST_PROTOCOL)
+                # each kill as the tuple of its fields: half the cost of pickling the value
+                for event in _events(paths, filing, err, as_fields=True):
+                    pickle.dump(event, pipe, protocol=pickle.HIGHEST_PROTOCOL)
             status = 0
         except (KeyboardInterrupt, BrokenPipeError):
             pass  # the parent was interrupted too, and says so itself
@@ -298,7 +320,9 @@ def _read_beside(paths: Sequence[str], filing: Filing, err: TextIO,
 
 
 # An OomKill as the tuple of its fields in order, which OomKill(*fields) makes again.
-_kill_fields = operator.attrgetter(*(field.name for field in dataclasses.fields(OomKill)))
+_FIELDS = tuple(field.name for field in dataclasses.fields(OomKill))
+_kill_fields = operator.attrgetter(*_FIELDS)
+_TIME, _HOST, _SOURCE = (_FIELDS.index(name) for name in ("time", "host", "source"))
 
 
 def _die_with_parent(parent: int) -> None:
@@ -312,8 +336,9 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _iter_kills(path: str, filing: Filing, err: TextIO) -> Iterator[OomKill]:
-    """The kills in one log (`-`: stdin), as imported from it; raises what opening or reading it raises."""
+def _iter_kills(path: str, filing: Filing, err: TextIO) -> Iterator[tuple[Any, ...]]:
+    """The kills in one log (`-`: stdin), as imported from it, each as the tuple of its
+    fields (OomKill(*fields) is the kill); raises what opening or reading it raises."""
     from watchdog_oom.parse import Unread, iter_kills, undo_future_year
     from watchdog_oom.sources.logfile import open_log
 
@@ -332,9 +357,14 @@ def _iter_kills(path: str, filing: Filing, err: TextIO) -> Iterator[OomKill]:
             if filing.year is None:
                 kill = undo_future_year(kill, reference)
             yearless += kill.time is not None and kill.time.tzinfo is None
-            # with_local_time, host and source in one copy: a copy costs more than the parse of a line.
-            local = kill.time.astimezone() if kill.time is not None and kill.time.tzinfo is None else kill.time
-            yield kill.replace(time=local, host=filing.forced or kill.host or filing.local, source=source)
+            # with_local_time, host and source set in the tuple of its fields: a copy of the
+            # kill (OomKill.replace) costs more than the parse of a line.
+            fields = list(_kill_fields(kill))
+            if kill.time is not None and kill.time.tzinfo is None:
+                fields[_TIME] = kill.time.astimezone()
+            fields[_HOST] = filing.forced or kill.host or filing.local
+            fields[_SOURCE] = source
+            yield tuple(fields)
     finally:
         progress.finish()
         if path != "-":
