@@ -381,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
         path = Path(tmp) / "syslog"
         write_log(path, args.size_mb, args.incidents)
-        search = "bytearray.find" if parse._find is parse._python_find else "libc memmem"
+        search = "bytearray.find" if parse._find is parse._python_find else "libc strstr, memmem"
         print(f"log: {path.stat().st_size / 1e6:.0f} MB, {args.incidents} OOM reports; search: {search}; "
               f"load average before: {_load()}")
         time_grep(path)  # warm the page cache

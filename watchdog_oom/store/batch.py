@@ -46,13 +46,13 @@ def record_kills(conn: Connection, host: str, items: Sequence[Item], now: dateti
 
     kills = [(with_local_time(kill), details) for kill, details in items]
     known = _candidates(conn, host, [kill for kill, _ in kills])
-    results: list[tuple[SimpleNamespace, bool]] = []
-    fresh: list[SimpleNamespace] = []
+    results: list[tuple[Any, bool]] = []
+    fresh: list[_Row] = []
     for kill, details in kills:
         where = (kill.host or host, kill.pid)
         same = next((row for row in known.get(where, ()) if _within(row, kill) and history.same_kill(row, kill)), None)
         if same is None:
-            row = SimpleNamespace(id=None, **history.kill_values(kill, host, now, details))
+            row = _Row(history.kill_values(kill, host, now, details))
             known.setdefault(where, []).append(row)
             fresh.append(row)
             results.append((row, True))
@@ -68,6 +68,15 @@ def record_kills(conn: Connection, host: str, items: Sequence[Item], now: dateti
             row.id = kill_id
     # A new row holds exactly the record's fields; a stored one may hold more columns.
     return [(StoredKill(**vars(row)) if new else from_row(StoredKill, vars(row)), new) for row, new in results]
+
+
+class _Row:
+    """A new kills row's values as attributes (what same_kill and fill_missing read), over
+    its values' own dict: SimpleNamespace would copy every one of them."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        values["id"] = None
+        self.__dict__ = values
 
 
 def _insert(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
