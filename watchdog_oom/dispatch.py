@@ -432,13 +432,18 @@ class Dispatcher:
                     row.uuid, row.channel, row.attempts, delay, message)
 
 
+RETRY_SOON = 5.0  # seconds before a sender whose database failed looks again
+
+
 class Senders:
     """One sending thread per channel, and one for rows of channels no longer configured.
 
     Each thread claims only its own channel's rows, so a channel whose endpoint hangs
     until its timeout (or keeps failing) holds up nothing but itself. `wake()` tells every
     thread that new rows may be due; otherwise each sleeps until its next row falls due
-    (at most `idle` seconds, so rows written by another process are found too).
+    (at most `idle` seconds, so rows written by another process are found in the end).
+    The thread for rows of channels no longer configured looks once, and again only
+    when woken: no row of an unknown channel falls due later.
     """
 
     def __init__(self, dispatcher: Dispatcher, idle: float = 5.0, batch: int = 10) -> None:
@@ -485,24 +490,31 @@ class Senders:
         while not self._stop.is_set():
             with self._changed:
                 seen = self._generation
-            due = self._send_due(name, which)
-            if due is None:
-                timeout = self.idle
-            else:
-                timeout = max(0.05, min(self.idle, (due - self.dispatcher.clock()).total_seconds()))
-            self._wait(seen, timeout)
+            due, ok = self._send_due(name, which)
+            self._wait(seen, self._timeout(due, which) if ok else min(self.idle, RETRY_SOON))
 
-    def _wait(self, seen: int, timeout: float) -> None:
-        """Until woken since generation `seen`, stopped, or `timeout` seconds."""
+    def _timeout(self, due: datetime | None, which: dict[str, Any]) -> float | None:
+        """How long a sender may sleep unless woken: until its next row is due, at most
+        `idle`; forever for the rows of channels no longer configured, which are failed
+        when found and never fall due later."""
+        if "other_than" in which:
+            return None
+        if due is None:
+            return self.idle
+        return max(0.05, min(self.idle, (due - self.dispatcher.clock()).total_seconds()))
+
+    def _wait(self, seen: int, timeout: float | None) -> None:
+        """Until woken since generation `seen`, stopped, or `timeout` seconds (None: no limit)."""
         with self._changed:
             self._changed.wait_for(lambda: self._generation != seen or self._stop.is_set(), timeout)
 
-    def _send_due(self, name: str, which: dict[str, Any]) -> datetime | None:
-        """Send this thread's due rows; returns when the next one falls due (None: unknown)."""
+    def _send_due(self, name: str, which: dict[str, Any]) -> tuple[datetime | None, bool]:
+        """Send this thread's due rows; returns when the next one falls due (None: none is),
+        and False when sending or asking failed (to be tried again shortly)."""
         try:
             while self.dispatcher.run_once(self.batch, stop=self._stop, **which):
                 if self._stop.is_set():
-                    return None
+                    return None, True
             due = self.dispatcher.store.next_due(**which)
         except Exception as exc:
             if not database_failure(exc):
@@ -511,11 +523,11 @@ class Senders:
                 self._refused.add(name)
                 log.warning("outbox %s: the history database is not answering; the outbox waits for it (%s)", name,
                             failure_text(exc))
-            return None
+            return None, False
         if name in self._refused:
             self._refused.discard(name)
             log.info("outbox %s: the history database answers again", name)
-        return due
+        return due, True
 
 
 class Direct:
@@ -554,11 +566,10 @@ class Direct:
 
     def _worker(self, name: str) -> None:
         channel, inbox = self.channels[name], self._queues[name]
-        while not self.stop.is_set():
-            try:
-                n = inbox.get(timeout=1.0)
-            except queue.Empty:
-                continue
+        while True:
+            n = inbox.get()  # blocks while there is nothing to send (a daemon thread: gone at exit)
+            if self.stop.is_set():
+                return
             status, detail = self._deliver(channel, n)
             with self._lock:
                 self.outcomes.append((name, n, status, detail))

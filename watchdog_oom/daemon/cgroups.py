@@ -38,6 +38,7 @@ class CgroupCheck:
         self._reader_key: tuple[Any, ...] = ()
         self._warned_truncated = False
         self._warned_slow = False
+        self.alerted = False  # the last cross-check queued a notification
 
     def reader(self) -> CgroupReader:
         """The reader for the configuration in force (rebuilt when its settings change)."""
@@ -80,7 +81,7 @@ class CgroupCheck:
             tx.add_cgroup_samples(self.state.latest)  # those above warn and the top N: history stays bounded
             rows = self._record(tx, events, now)
             checked = self._cross_check(tx, scan, now)
-            record_repeats(tx, s.outbox, now, cfg.notifications.repeat_interval)
+            repeats = record_repeats(tx, s.outbox, now, cfg.notifications.repeat_interval)
         if checked:
             self.state.crosschecked_at = now  # committed: the host's cross-check may read what it found
         with self.state.lock:
@@ -89,7 +90,7 @@ class CgroupCheck:
                 earlier = links.get(alert.key)
                 same_episode = earlier is not None and earlier.get("alert_id") == row_id
                 links[alert.key] = rules.alert_link(alert, row_id, earlier if same_episode else None)
-        if events:
+        if events or (checked and self.alerted) or repeats:  # the outbox thread's doorbell: it does not poll
             s.wakeup.set()
 
     def _log_scan(self, scan: Scan, elapsed: float) -> None:
@@ -170,7 +171,8 @@ class CgroupCheck:
         return fired
 
     def _cross_check(self, tx: Any, scan: Scan, now: datetime) -> bool:
-        """Each cgroup's oom_kill counter against the kills recorded in it this boot; False when off."""
+        """Each cgroup's oom_kill counter against the kills recorded in it this boot; False when
+        off. `alerted` says whether it queued a notification."""
         s = self.shared
         if not s.cfg.kernel_log.vmstat_check:
             return False
@@ -192,6 +194,7 @@ class CgroupCheck:
             log.error("%s", alert.summary)
         if new_state != state:
             tx.set_cursor(CROSS_CHECK_CURSOR, json.dumps(new_state, sort_keys=True), now)
+        self.alerted = bool(alerts)
         return True
 
     def _every_kill_recorded(self, tx: Any) -> bool:

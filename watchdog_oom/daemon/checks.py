@@ -62,15 +62,16 @@ class MemoryCheck:
         with undone_unless_stored(s, prior, events), s.store.tx() as tx:
             tx.add_sample(sample)
             record_events(tx, s.outbox, events, now)
-            if cfg.kernel_log.vmstat_check and sample.oom_kill_count is not None:
-                self._cross_check(tx, sample.oom_kill_count, now)
-            record_repeats(tx, s.outbox, now, cfg.notifications.repeat_interval)
-        if events:
+            found = cfg.kernel_log.vmstat_check and sample.oom_kill_count is not None \
+                and self._cross_check(tx, sample.oom_kill_count, now)
+            repeats = record_repeats(tx, s.outbox, now, cfg.notifications.repeat_interval)
+        if events or found or repeats:  # the outbox thread's doorbell: it does not poll
             s.wakeup.set()
 
-    def _cross_check(self, tx: Any, counter: int, now: datetime) -> None:
+    def _cross_check(self, tx: Any, counter: int, now: datetime) -> bool:
         """Compare /proc/vmstat oom_kill with the kills recorded this boot; alert kills with no log record
-        that no memory cgroup's counter accounts for (those are one alert each, naming the cgroup)."""
+        that no memory cgroup's counter accounts for (those are one alert each, naming the cgroup).
+        Returns whether it alerted."""
         s = self.shared
         raw = tx.get_cursor(VMSTAT_CURSOR)
         in_cgroups, cgroups_seen = self._cgroups_findings(tx, now)
@@ -84,6 +85,7 @@ class MemoryCheck:
             tx.resolve_alert(Alert(alert.key, alert.kind, "info", alert.summary, now, True, {}))
             log.error("%s", alert.summary)
         tx.set_cursor(VMSTAT_CURSOR, json.dumps(state, sort_keys=True), now)
+        return alert is not None
 
 
     def _cgroups_findings(self, tx: Any, now: datetime) -> tuple[int, datetime | None]:
@@ -158,9 +160,23 @@ class ProcessCheck:
 def scan_ranked(s: Shared) -> list[ProcScore]:
     """Every process, command lines redacted, critical ones marked, likeliest victim first."""
     cfg = s.cfg
-    procs = procfs.scan_processes(cfg.procfs)
-    procs = [p.replace(cmdline=s.redactor.redact(p.cmdline)) if p.cmdline else p for p in procs]
-    return processes.rank(processes.mark_critical(procs, cfg.processes.critical, cfg.processes.system_uid_max))
+    procs = [_redacted(s, p) for p in procfs.scan_processes(cfg.procfs)]
+    s.host.redacted = {(p.pid, p.start_time): (raw, p.cmdline) for p, raw in procs}
+    s.host.redacted_by = s.redactor
+    ranked = [p for p, _ in procs]
+    return processes.rank(processes.mark_critical(ranked, cfg.processes.critical, cfg.processes.system_uid_max))
+
+
+def _redacted(s: Shared, proc: ProcScore) -> tuple[ProcScore, str | None]:
+    """The process with its command line redacted, and the command line as read. Most
+    command lines never change: the last scan's redaction of the same text is reused
+    (the redaction patterns cost more than reading /proc)."""
+    raw = proc.cmdline
+    if not raw:
+        return proc, raw
+    known = s.host.redacted.get((proc.pid, proc.start_time)) if s.host.redacted_by is s.redactor else None
+    redacted = known[1] if known is not None and known[0] == raw else s.redactor.redact(raw)
+    return (proc if redacted == raw else proc.replace(cmdline=redacted)), raw
 
 
 def likely_victims(s: Shared) -> list[dict[str, Any]]:

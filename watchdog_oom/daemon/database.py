@@ -6,7 +6,9 @@ file is moved aside, never overwritten, a new one is started, and the cursors th
 read from the old one are carried over, so the kernel log resumes where it was.
 
 While running (a thread, every CHECK_INTERVAL seconds, and at once when a write fails):
-the file must still be the one opened and readable. A deleted file is written back
+the file must still be the one opened (a stat), and the database must answer a read
+through the daemon's own connections (every PROBE_INTERVAL seconds while all is well,
+at every look while it is not: an idle daemon does not query it every few seconds). A deleted file is written back
 from the connection that still has it open (nothing lost); a replaced or corrupt one is
 set aside and a new one started with the cursors the daemon last committed, so nothing
 is read or notified twice. A database that refuses writes (full, read-only, locked)
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,7 +43,8 @@ from watchdog_oom.store.health import (
 
 log = logging.getLogger("watchdog_oom")
 
-CHECK_INTERVAL = 2.0  # seconds between looks at the file: a stat and 16 bytes
+CHECK_INTERVAL = 2.0  # seconds between looks at the file: a stat
+PROBE_INTERVAL = 60.0  # seconds between reads through the connections while the database is well
 DOWN = "database.down"
 RESOLVED = "database.resolved"
 
@@ -137,18 +141,26 @@ class DatabaseWatch:
     # -- the periodic check -----------------------------------------------------------------
 
     def _loop(self) -> None:
+        next_probe, woken = 0.0, False
         while not self.stop.is_set():
+            # A write that failed (woken), an outage in course or the interval: read too.
+            probe = woken or not self.state.ok or time.monotonic() >= next_probe
             try:
-                self.check()
+                self.check(probe=probe)
             except Exception:
                 log.exception("database watch: check failed; trying again")
-            self._wake.wait(CHECK_INTERVAL)
+            if probe:
+                next_probe = time.monotonic() + PROBE_INTERVAL
+            # Without a file to stat (PostgreSQL), nothing is looked at between probes.
+            idle = CHECK_INTERVAL if self.file is not None or not self.state.ok else PROBE_INTERVAL
+            woken = self._wake.wait(idle)
             self._wake.clear()
 
-    def check(self) -> Health:
-        """One look at the database; repairs a deleted, replaced or corrupt SQLite file."""
+    def check(self, probe: bool = True) -> Health:
+        """One look at the database (with `probe`, a read through the daemon's connections
+        too); repairs a deleted, replaced or corrupt SQLite file."""
         health = self.file.check() if self.file is not None else Health.good()
-        if health.ok:
+        if health.ok and probe:
             health = self._probe()
         if health.ok:
             if not self.state.ok and self.state.held == 0 and self.state.kind not in (None,):

@@ -47,7 +47,9 @@ def undone_unless_stored(s: Shared, before: Mapping[str, Any], events: Sequence[
         raise
 
 
-def record_repeats(tx: Tx, outbox: Outbox, now: datetime, repeat_interval: float) -> None:
-    """Queue the repeat notifications of the firing alerts that are due one."""
-    for row, alert in repeats_due(tx.firing_alerts(), now, repeat_interval):
+def record_repeats(tx: Tx, outbox: Outbox, now: datetime, repeat_interval: float) -> int:
+    """Queue the repeat notifications of the firing alerts that are due one; how many alerts were."""
+    due = repeats_due(tx.firing_alerts(), now, repeat_interval)
+    for row, alert in due:
         outbox.alert(tx, alert, row, "repeat", now)
+    return len(due)

@@ -15,7 +15,12 @@ from watchdog_oom.daemon.shared import Shared
 
 log = logging.getLogger("watchdog_oom")
 
-IDLE_WAIT = 5.0  # seconds between looks at the outbox when nothing rings
+# Seconds between looks at the outbox when nothing rings and no row falls due. Every row
+# is written by this process, and each part that queues one rings the doorbell after its
+# transaction; each sender waits exactly until its next row is due (a retry, the end of a
+# lease). This look is a safety net, so an idle daemon does not query its database every
+# few seconds for nothing.
+IDLE_WAIT = 60.0
 
 
 class OutboxThread:
@@ -68,7 +73,7 @@ class OutboxThread:
         """Wake every channel's sender when the doorbell rings (a transaction queued rows)."""
         s = self.shared
         while not self.stop.is_set():
-            s.wakeup.wait(IDLE_WAIT)
+            s.wakeup.wait()  # join() rings it to stop
             s.wakeup.clear()
             with self._lock:
                 if self.senders is not None:

@@ -38,6 +38,10 @@ class HostState:
     ranking: list[ProcScore] = field(default_factory=list)
     ranking_time: datetime | None = None
     last_check: datetime | None = None
+    # The last scan's command lines by (pid, start time): as read, and redacted by
+    # `redacted_by` (the redactor changes on reload). Mostly the same strings as the ranking's.
+    redacted: dict[tuple[int, int | None], tuple[str | None, str | None]] = field(default_factory=dict)
+    redacted_by: Redactor | None = None
 
     def remember(self, sample: MemorySample, keep: float) -> None:
         """Add a sample; forget those more than `keep` seconds older (what the trend rule
