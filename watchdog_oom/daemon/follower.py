@@ -20,6 +20,10 @@ log = logging.getLogger("watchdog_oom")
 MAX_DELAY = 60.0  # seconds between reopening attempts, at most
 STABLE = 60.0  # a source that read this long before failing starts the back-off again
 MISSING_GRACE = 5.0  # seconds a log file may be missing (rotation in progress) before it is alerted
+# Seconds of quiet after which the parser is flushed (a kill line with no more to come),
+# held kills are tried again and the cursor saved. Only while there is such work: an idle
+# source then yields nothing, and the thread sleeps until the log says something.
+IDLE = 0.5
 
 
 class KernelLogFollower:
@@ -123,7 +127,7 @@ class KernelLogFollower:
         """Feed the source's events to the pipeline until it ends; returns why it failed
         (None when it just ended, as a FIFO or file does when its writers are gone)."""
         try:
-            for event in source.events(idle_timeout=0.5):
+            for event in source.events(idle_timeout=IDLE):
                 if self.stop.is_set():
                     return None
                 try:
@@ -136,6 +140,9 @@ class KernelLogFollower:
                     pipeline.handle(event)
                 except Exception:
                     log.exception("kernel log %s: failed to handle an event", source.name)
+                # One quiet moment after anything read; more while work waits for one.
+                wanted = event is not None or pipeline.pending() or self._waiting_for(source) is not None
+                source.idle_timeout = IDLE if wanted else None
         except SourceError as exc:
             log.error("kernel log %s stopped: %s", source.name, exc)
             return str(exc)

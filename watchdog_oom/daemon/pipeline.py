@@ -69,6 +69,11 @@ class Pipeline:
             self.first_start, self.caught_up = first_start, False
         self.source_name_known = True
 
+    def pending(self) -> bool:
+        """Whether work waits for a quiet moment (None): kills held while the database
+        refused them, a cursor not saved yet, a report still being read."""
+        return bool(self.unsaved) or self.cursor_dirty or self.parser.collecting
+
     def handle(self, event: KernelLine | SourceGap | CaughtUp | None) -> None:
         """Take one event of the source (None: it has been idle a moment)."""
         if isinstance(event, KernelLine):

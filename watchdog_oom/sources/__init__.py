@@ -61,6 +61,9 @@ class Source(Protocol):
     name: str
     """``kmsg``, ``journal`` or ``file:PATH``: the key the cursor is stored under."""
 
+    idle_timeout: float | None
+    """Seconds of quiet before ``events()`` yields None; None: never. Set by ``events()``."""
+
     def events(self, idle_timeout: float = 1.0) -> Iterator[KernelLine | SourceGap | CaughtUp | None]:
         """What the log says, as it says it; to be iterated once (the source is closed after).
 
@@ -72,7 +75,9 @@ class Source(Protocol):
         * ``CaughtUp``: once, when everything already there at open has been delivered
           (so a first start can record old kills without a notification for each);
         * ``None``: nothing arrived for ``idle_timeout`` seconds (time to flush the parser
-          and look at the clock).
+          and look at the clock). The reader may set the source's ``idle_timeout``
+          attribute between events: None asks for no idle events at all, so that a
+          reader with nothing to flush sleeps until the log says something.
 
         Ends after ``close()``; raises ``SourceError`` when the log cannot be read any more.
         """

@@ -203,14 +203,17 @@ class JournalSource:
         self._caught_up = False  # in the current run of events()
         self._stdout_open = True
         self._stopper = Stopper(self._terminate)
+        self.idle_timeout: float | None = 1.0  # set by events(); the reader may change it
 
     def events(self, idle_timeout: float = 1.0) -> Iterator[KernelLine | SourceGap | CaughtUp | None]:
         """Entries as KernelLines, CaughtUp after the newest entry there was at start (or
-        at the first idle period when journalctl could not name it), None when idle.
+        at the first idle period when journalctl could not name it), None when idle
+        (``idle_timeout``, which the reader may change between events; None: never).
 
         Ends when close() is called or journalctl exits; raises SourceError when it
         exits with an error, with what it printed.
         """
+        self.idle_timeout = idle_timeout
         if not self._stopper.begin():
             return
         try:
@@ -222,7 +225,8 @@ class JournalSource:
                 yield from self._catch_up()
             self._stdout_open = True
             while self._stdout_open and not self._stopper.stopped:
-                ready = poller.poll(idle_timeout * 1000)
+                idle = self.idle_timeout if self._caught_up else idle_timeout  # the first silence ends the backlog
+                ready = poller.poll(None if idle is None else int(idle * 1000))
                 if not ready:
                     # journalctl prints what the journal holds without pausing, then
                     # waits: the first silence is the end of the backlog.

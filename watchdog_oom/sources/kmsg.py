@@ -162,13 +162,16 @@ class KmsgSource:
         except OSError as exc:
             raise SourceError(f"cannot open {path}: {exc.strerror}") from exc
         self._stopper = Stopper(lambda: os.close(self._fd))
+        self.idle_timeout: float | None = 1.0  # set by events(); the reader may change it
 
     def events(self, idle_timeout: float = 1.0) -> Iterator[KernelLine | SourceGap | CaughtUp | None]:
-        """Records as KernelLines, gaps, CaughtUp at the first EAGAIN, None when idle.
+        """Records as KernelLines, gaps, CaughtUp at the first EAGAIN, None when idle
+        (``idle_timeout``, which the reader may change between events; None: never).
 
         Ends when close() is called, or at the end of a regular file or FIFO (all
         writers gone; open the writing end before iterating).
         """
+        self.idle_timeout = idle_timeout
         if not self._stopper.begin():
             return
         try:
@@ -184,7 +187,7 @@ class KmsgSource:
                     if not caught_up:
                         caught_up = True
                         yield CaughtUp(self.name)
-                    if not poller.poll(idle_timeout * 1000):
+                    if not poller.poll(_milliseconds(self.idle_timeout)):
                         yield None
                     continue
                 except BrokenPipeError:
@@ -236,3 +239,8 @@ class KmsgSource:
                 cursor=f"{self.boot_id}:{record.seq}",
                 boot_id=self.boot_id,
             )
+
+
+def _milliseconds(timeout: float | None) -> int | None:
+    """poll()'s timeout for `timeout` seconds; None waits for as long as it takes."""
+    return None if timeout is None else int(timeout * 1000)

@@ -191,9 +191,12 @@ class LogFileSource:
         elif not from_start and self._current is not None:
             self._current.seek(self._current.size())
         self._stopper = Stopper(self._close_files)
+        self.idle_timeout: float | None = 1.0  # set by events(); the reader may change it
 
     def events(self, idle_timeout: float = 1.0) -> Iterator[KernelLine | SourceGap | CaughtUp | None]:
-        """Lines as KernelLines (wrapped), gaps, CaughtUp at the first end of file, None when idle."""
+        """Lines as KernelLines (wrapped), gaps, CaughtUp at the first end of file, None when
+        idle (``idle_timeout``, which the reader may change between events; None: never)."""
+        self.idle_timeout = idle_timeout
         if not self._stopper.begin():
             return
         try:
@@ -213,7 +216,7 @@ class LogFileSource:
                 if not caught_up and (self._current is None or not self._current.rotated):
                     caught_up = True
                     yield CaughtUp(self.name)
-                if time.monotonic() - last_line >= idle_timeout:
+                if self.idle_timeout is not None and time.monotonic() - last_line >= self.idle_timeout:
                     last_line = time.monotonic()
                     yield None
                 poller.poll(self._stat_interval * 1000)
