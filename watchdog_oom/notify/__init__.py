@@ -12,7 +12,6 @@ a detail or a repr: every text that leaves this package goes through `redact`.
 
 from __future__ import annotations
 
-import http
 import inspect
 import re
 import urllib.parse
@@ -283,6 +282,8 @@ def classify_http(
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     detail = _detail(text, secrets)
     try:
+        import http  # on first use: HTTPStatus is a large enum, and most answers are 2xx
+
         phrase = http.HTTPStatus(status).phrase
     except ValueError:
         phrase = ""

@@ -41,18 +41,16 @@ journal, which say who wrote a line, before any file.
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import hashlib
 import io
 import logging
-import lzma
 import os
 import select
 import sys
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
+from importlib import import_module
 from typing import Any, BinaryIO
 
 from watchdog_oom.model import CaughtUp, KernelLine, SourceGap
@@ -76,12 +74,15 @@ READ_SIZE = 65536
 # line of gigabytes without a newline cannot make the daemon hold it all.
 MAX_LINE_BYTES = 64 * 1024
 
-# Compressed logs are recognised by their first bytes, not by their names.
-_COMPRESSED: tuple[tuple[bytes, Callable[..., Any]], ...] = (
-    (b"\x1f\x8b", gzip.open),
-    (b"BZh", bz2.open),
-    (b"\xfd7zXZ\x00", lzma.open),
-)
+# Compressed logs are recognised by their first bytes, not by their names. Each module is
+# imported when a log needs it: a daemon following a file reads no compressed log.
+_COMPRESSED: tuple[tuple[bytes, str], ...] = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "lzma"))
+
+
+def _opener(module: str) -> Callable[..., Any]:
+    """The open() of the decompressing module named."""
+    opener: Callable[..., Any] = import_module(module).open
+    return opener
 
 
 def open_log(path: str) -> BinaryIO:
@@ -89,16 +90,16 @@ def open_log(path: str) -> BinaryIO:
     if path == "-":
         stdin = sys.stdin.buffer
         head = stdin.peek(6)[:6] if isinstance(stdin, io.BufferedReader) else b""
-        for magic, opener in _COMPRESSED:
+        for magic, module in _COMPRESSED:
             if head.startswith(magic):
-                return opener(stdin)
+                return _opener(module)(stdin)
         return stdin
     try:
         with open(path, "rb") as file:
             head = file.read(6)
-        for magic, opener in _COMPRESSED:
+        for magic, module in _COMPRESSED:
             if head.startswith(magic):
-                return opener(path)
+                return _opener(module)(path)
         return open(path, "rb")
     except OSError as exc:
         raise SourceError(f"cannot read {path}: {exc.strerror}") from exc
