@@ -4,12 +4,23 @@ Starts `watchdog-oom run` with a webhook and a Slack channel configured (nothing
 send while idle), its own SQLite database and the metrics endpoint off, following an
 empty kernel log file (with --source kmsg, /dev/kmsg, the channels taking memory alerts
 only: the kills already in the buffer are recorded at start, not sent while idle). Waits
-for READY=1 and a settling moment, then watches it for --seconds: peak RSS (VmHWM) and
-CPU share of one core. In the same run, the floor: a Python that only imports pyyaml,
-SQLAlchemy Core and APScheduler's background scheduler, peak RSS measured the same
-way. Medians of --runs each.
+for READY=1 and a settling moment, then watches it for --seconds: peak RSS (VmHWM), CPU
+share of one core (the process's own utime+stime from /proc/PID/stat, and the finer
+per-thread schedstat), and wake-ups a second (voluntary context switches of all its
+threads). In the same run, the floor: a Python that only imports pyyaml, SQLAlchemy Core
+and APScheduler's background scheduler, peak RSS measured the same way. Medians of
+--runs each; the load average is printed, as other processes' load inflates CPU figures.
+--threads prints each thread's wake-ups and CPU of the last run, by thread id (the kernel
+knows them by name from Python 3.14 on; the wake-up hunt).
 
-    python3 benchmarks/bench_footprint.py [--seconds 30] [--runs 3] [--source file|kmsg]
+The idle daemon still works: every interval it samples /proc (memory, processes, cgroups)
+and stores a sample. On a host where other programs cause OOM kills meanwhile, the
+vmstat cross-check alerts them and the channels (a closed port here) are retried: that
+is work, not idleness, and the log lines counted at the end say so; --no-vmstat-check
+turns the cross-check off (kernel_log.vmstat_check: false) to measure idleness there.
+
+    python3 benchmarks/bench_footprint.py [--seconds 60] [--runs 3] [--source file|kmsg] [--threads]
+                                          [--no-vmstat-check]
 
 Targets (issue 12): daemon within 6 MB of the floor, idle CPU at most 0.2 % of a core.
 """
@@ -25,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +48,7 @@ database: sqlite:///{tmp}/history.db
 kernel_log:
   source: {source}
   path: {path}
+  vmstat_check: {vmstat_check}
 notifications:
   channels:
     - name: hook
@@ -53,13 +66,31 @@ KMSG_KINDS = '\n      kinds: ["commit.*", "memory.*"]'
 
 
 def cpu_seconds(pid: int) -> float:
-    """CPU time of every thread of `pid`, in nanoseconds from /proc/PID/task/*/schedstat
-    (utime and stime count 10 ms ticks: too coarse for an idle daemon over a minute)."""
+    """CPU time of every thread of `pid`, in nanoseconds from /proc/PID/task/*/schedstat."""
     total = 0
     for task in Path(f"/proc/{pid}/task").iterdir():
         with contextlib.suppress(OSError, ValueError, IndexError):  # a thread that ended meanwhile
             total += int((task / "schedstat").read_text().split()[0])
     return total / 1e9
+
+
+def stat_seconds(pid: int) -> float:
+    """The process's utime + stime from /proc/PID/stat (every thread's, ended ones included), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def threads(pid: int) -> dict[str, tuple[str, int, float]]:
+    """Each thread's name, voluntary context switches (its wake-ups) and CPU seconds."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, ValueError, IndexError, StopIteration):
+            status = (task / "status").read_text()
+            switches = int(next(line.split()[1] for line in status.splitlines()
+                                if line.startswith("voluntary_ctxt_switches:")))
+            cpu = int((task / "schedstat").read_text().split()[0]) / 1e9
+            out[task.name] = ((task / "comm").read_text().strip(), switches, cpu)
+    return out
 
 
 def status_kb(pid: int, key: str) -> int:
@@ -83,65 +114,106 @@ def floor_kb() -> int:
     return int(out.stdout)
 
 
-def idle_daemon(seconds: float, settle: float, source: str) -> tuple[int, float, list[str]]:
-    """Peak RSS (kB) and CPU share (% of a core) of the idle daemon, and what it logged."""
+@dataclass
+class Idle:
+    """What one idle run measured."""
+
+    hwm_kb: int
+    cpu_percent: float  # schedstat
+    stat_percent: float  # utime + stime
+    wakeups: float  # a second, all threads
+    threads: list[str]
+    log: list[str]
+    busy: int  # warnings and errors logged while watched: work, not idleness
+
+
+def idle_daemon(seconds: float, settle: float, source: str, vmstat_check: bool = True) -> Idle:
+    """Peak RSS, CPU share (% of a core) and wake-ups of the idle daemon, and what it logged."""
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp, "config.yaml")
         path = "/dev/kmsg" if source == "kmsg" else Path(tmp, "kern.log")
         if source == "file":
             Path(path).write_text("")
         kinds = KMSG_KINDS if source == "kmsg" else ""
-        config.write_text(CONFIG.format(tmp=tmp, source=source, path=path, kinds=kinds))
+        config.write_text(CONFIG.format(tmp=tmp, source=source, path=path, kinds=kinds,
+                                        vmstat_check=str(vmstat_check).lower()))
         sock_path = os.path.join(tmp, "notify")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.bind(sock_path)
         sock.settimeout(60)
         env = {**os.environ, "NOTIFY_SOCKET": sock_path, "PYTHONPATH": str(ROOT)}
         env.pop("WATCHDOG_OOM_CONFIG", None)
+        # cwd: `-m` puts the working directory first on sys.path, before PYTHONPATH.
         proc = subprocess.Popen([sys.executable, "-m", "watchdog_oom", "-c", str(config), "run"], env=env,
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.PIPE, text=True, cwd=ROOT)
         try:
             while b"READY=1" not in sock.recv(4096):
                 pass
             time.sleep(settle)  # the first process scan and sample, as every interval will do
-            cpu0, wall0 = cpu_seconds(proc.pid), time.monotonic()
+            cpu0, stat0, before, wall0 = cpu_seconds(proc.pid), stat_seconds(proc.pid), threads(proc.pid), \
+                time.monotonic()
+            began = time.strftime("%Y-%m-%d %H:%M:%S")  # the daemon's log stamps (asctime), local time
             time.sleep(seconds)
-            cpu1, wall1 = cpu_seconds(proc.pid), time.monotonic()
+            cpu1, stat1, after, wall1 = cpu_seconds(proc.pid), stat_seconds(proc.pid), threads(proc.pid), \
+                time.monotonic()
             hwm = status_kb(proc.pid, "VmHWM")
+            ended = time.strftime("%Y-%m-%d %H:%M:%S")
         finally:
             proc.terminate()
             _, err = proc.communicate(timeout=30)
             sock.close()
-    return hwm, (cpu1 - cpu0) / (wall1 - wall0) * 100, err.splitlines()
+    wall = wall1 - wall0
+    rows = [f"  {tid:>7} {name:<16}{(switches - before[tid][1]) / wall:8.2f}/s {(cpu - before[tid][2]) * 1e3:9.1f} ms"
+            for tid, (name, switches, cpu) in sorted(after.items()) if tid in before]
+    woke = sum(switches - before[tid][1] for tid, (_, switches, _) in after.items() if tid in before)
+    lines = err.splitlines()
+    busy = sum(began <= line[:19] <= ended and (" WARNING " in line or " ERROR " in line) for line in lines)
+    return Idle(hwm, (cpu1 - cpu0) / wall * 100, (stat1 - stat0) / wall * 100, woke / wall, rows, lines, busy)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=30.0, help="idle time watched per run")
+    parser.add_argument("--seconds", type=float, default=60.0, help="idle time watched per run")
     parser.add_argument("--settle", type=float, default=5.0, help="seconds after READY=1 before watching")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--source", choices=("file", "kmsg"), default="file", help="the kernel log followed")
+    parser.add_argument("--threads", action="store_true", help="each thread's wake-ups and CPU (last run)")
+    parser.add_argument("--no-vmstat-check", dest="vmstat_check", action="store_false",
+                        help="kernel_log.vmstat_check: false (other programs' OOM kills are then not alerted)")
     args = parser.parse_args()
 
     compile_package()
-    floors, peaks, cpus = [], [], []
-    log: list[str] = []
+    load_before = Path("/proc/loadavg").read_text().split()[:3]
+    floors: list[int] = []
+    runs: list[Idle] = []
     for _ in range(args.runs):
         floors.append(floor_kb())
-        peak, cpu, log = idle_daemon(args.seconds, args.settle, args.source)
-        peaks.append(peak)
-        cpus.append(cpu)
-    floor, peak, cpu = statistics.median(floors), statistics.median(peaks), statistics.median(cpus)
+        runs.append(idle_daemon(args.seconds, args.settle, args.source, args.vmstat_check))
+    load_after = Path("/proc/loadavg").read_text().split()[:3]
+    floor = statistics.median(floors)
+    peak = statistics.median(r.hwm_kb for r in runs)
+    cpu = statistics.median(r.cpu_percent for r in runs)
+    stat_cpu = statistics.median(r.stat_percent for r in runs)
+    wakeups = statistics.median(r.wakeups for r in runs)
+    log = runs[-1].log
     source = next((line.split("kernel log: ", 1)[1] for line in log if "kernel log: " in line), "?")
     tracing = next((line.split("INFO watchdog_oom: ", 1)[-1] for line in log if "tracepoint" in line), "?")
+    work = sum(r.busy for r in runs)
     print(f"kernel log source: {source}; {tracing}")
+    print(f"load average: {' '.join(load_before)} before, {' '.join(load_after)} after")
     print(f"{'':34}{'peak RSS':>12}")
     print(f"{'floor (pyyaml+SQLAlchemy+APSch.)':34}{floor / 1024:>9.1f} MiB")
     print(f"{'daemon, idle, webhook + Slack':34}{peak / 1024:>9.1f} MiB   "
           f"over the floor: {(peak - floor) / 1024:+.1f} MiB ({peak / floor:.2f}x)")
-    print(f"idle CPU: {cpu:.3f} % of one core (median of {args.runs} x {args.seconds:.0f} s)")
+    print(f"idle CPU: {stat_cpu:.3f} % of one core by utime+stime, {cpu:.3f} % by schedstat; "
+          f"{wakeups:.1f} wake-ups/s (medians of {args.runs} x {args.seconds:.0f} s)")
+    if work:
+        print(f"  not idle: {work} warning/error lines logged meanwhile (OOM kills elsewhere, failed sends?)")
+    if args.threads:
+        print("thread            wake-ups      CPU (last run)")
+        print("\n".join(runs[-1].threads))
     print(f"  targets: within 6 MB of the floor: {'ok' if (peak - floor) * 1024 <= 6e6 else 'EXCEEDED'}; "
-          f"CPU <= 0.2 %: {'ok' if cpu <= 0.2 else 'EXCEEDED'}")
+          f"CPU <= 0.2 %: {'ok' if stat_cpu <= 0.2 else 'EXCEEDED'}")
 
 
 if __name__ == "__main__":
