@@ -10,6 +10,8 @@ the package, like model.py.
 from __future__ import annotations
 
 import dataclasses
+import operator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -235,6 +237,22 @@ def from_row(cls: type[Any], mapping: Any) -> Any:
     if names is None:
         names = _NAMES[cls] = frozenset(f.name for f in dataclasses.fields(cls))
     return cls(**{k: v for k, v in mapping.items() if k in names})
+
+
+def row_maker(cls: type[Any], columns: Sequence[str]) -> Callable[[Sequence[Any]], Any]:
+    """A function making a value of `cls` from a row's tuple whose columns are `columns`,
+    ignoring columns it does not name: the column order is worked out once, not per row."""
+    fields = [f.name for f in dataclasses.fields(cls)]
+    index = {name: i for i, name in enumerate(columns)}
+    if all(name in index for name in fields):  # every field a column: positional arguments
+        positions = [index[name] for name in fields]
+        if len(positions) == 1:
+            only = positions[0]
+            return lambda row: cls(row[only])
+        pick = operator.itemgetter(*positions)
+        return lambda row: cls(*pick(row))
+    named = [(name, index[name]) for name in fields if name in index]
+    return lambda row: cls(**{name: row[i] for name, i in named})
 
 
 _NAMES: dict[type[Any], frozenset[str]] = {}  # each value class's field names

@@ -38,6 +38,10 @@ def safe(value: Any) -> str:
 
 def _visible(text: str) -> str:
     """`text` with every control, bidirectional and line-separator character escaped."""
+    # Every character _UNSAFE matches is non-printable to str.isprintable (categories Cc,
+    # Cf, Zl, Zp), so a printable cell needs no regex: the common case, one C loop.
+    if text.isprintable():
+        return text
     return _UNSAFE.sub(_escape, text)
 
 
@@ -54,11 +58,25 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]],
           widths: Mapping[str, int] | None = None) -> str:
     """A plain-text table of `rows` with (key, heading) columns."""
     widths = widths or {}
-    cells = [[clip(safe(row.get(key)), widths.get(key, 60)) for key, _ in columns] for row in rows]
-    sizes = [max([len(head)] + [len(r[i]) for r in cells]) for i, (_, head) in enumerate(columns)]
-    lines = ["  ".join(head.ljust(sizes[i]) for i, (_, head) in enumerate(columns)).rstrip()]
-    lines += ["  ".join(c.ljust(sizes[i]) for i, c in enumerate(r)).rstrip() for r in cells]
+    # Column by column: a history of thousands of rows is mostly printable text and numbers.
+    texts = [_column([row.get(key) for row in rows], widths.get(key, 60)) for key, _ in columns]
+    sizes = [max([len(head), *map(len, column)]) for column, (_, head) in zip(texts, columns, strict=True)]
+    line = "  ".join(f"{{:<{size}}}" for size in sizes)  # each cell left-aligned, padded to its column
+    lines = [line.format(*(head for _, head in columns)).rstrip()]
+    by_row = zip(*texts, strict=True) if texts else [()] * len(rows)
+    lines += [line.format(*cells).rstrip() for cells in by_row]
     return "\n".join(lines)
+
+
+def _column(values: list[Any], width: int) -> list[str]:
+    """One column's cells as `safe` and `clip` make them; printable text and plain numbers
+    (whose str is always printable) skip the calls."""
+    cells = [value if type(value) is str and value.isprintable()
+             else str(value) if type(value) in _NUMBERS else safe(value) for value in values]
+    return [cell if len(cell) <= width else clip(cell, width) for cell in cells]
+
+
+_NUMBERS = (int, float)
 
 
 def to_json(value: Any) -> str:

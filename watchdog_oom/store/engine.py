@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from watchdog_oom.store import StoreError
-from watchdog_oom.stored import from_row
+from watchdog_oom.stored import row_maker
 
 # The newest migration in migrations/versions; a test keeps it equal to Alembic's head.
 # 0005 (cgroup samples) landed after 0006 and revises it, and 0004 (quarantined kills)
@@ -266,7 +266,9 @@ class Database:
     def _values(self, query: Any, value: type[Any]) -> list[Any]:
         """Rows of a Core select as values of `value` (a dataclass of watchdog_oom.stored)."""
         with self.engine.connect() as conn:
-            return [from_row(value, row._mapping) for row in conn.execute(query)]
+            result = conn.execute(query)
+            make = row_maker(value, list(result.keys()))
+            return [make(row) for row in result]
 
 
 
