@@ -8,7 +8,7 @@ import io
 import pytest
 
 from watchdog_oom.report import esc
-from watchdog_oom.textout import safe, to_csv
+from watchdog_oom.textout import _UNSAFE, safe, table, to_csv
 
 BIDI_AND_SEPARATORS = ["\u200e", "\u200f", "\u202a", "\u202b", "\u202c", "\u202d", "\u202e",
                        "\u2066", "\u2067", "\u2068", "\u2069", "\u2028", "\u2029"]
@@ -49,3 +49,23 @@ def test_csv_leaves_numbers_and_plain_text_alone():
 def test_html_escape_shows_bidi_characters():
     assert esc("<b>evil\u202etxt.exe\u2066") == "&lt;b&gt;evil\\u202etxt.exe\\u2066"
     assert esc(None) == "–"
+
+
+def test_safe_escapes_exactly_the_unsafe_characters_of_all_unicode():
+    """The printable fast path skips no character the escaping regex would show."""
+    unsafe = _UNSAFE.findall("".join(map(chr, range(0x110000))))
+    assert len(unsafe) == 0x20 + 0x21 + len(BIDI_AND_SEPARATORS)
+    assert not any(c.isprintable() for c in unsafe)  # so a printable cell holds none of them
+    assert all(safe(f"a{c}b") == f"a\\{'x' if ord(c) < 0x100 else 'u'}{ord(c):0{2 if ord(c) < 0x100 else 4}x}b"
+               for c in unsafe)
+
+
+def test_table_pads_columns_and_escapes_hostile_cells():
+    rows = [{"pid": 7, "process": "java", "rss": 1.5, "ok": True},
+            {"pid": None, "process": "\x1b[31mred\u202eexe", "rss": float("nan"), "ok": False}]
+    out = table(rows, [("pid", "PID"), ("process", "PROCESS"), ("rss", "RSS"), ("ok", "OK")],
+                {"process": 12})
+    assert out.splitlines() == ["PID  PROCESS       RSS  OK",
+                                "7    java          1.5  yes",
+                                "-    \\x1b[31mred…  nan  no"]
+    assert table([], [("pid", "PID")]) == "PID"
