@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import itertools
 import json
 import lzma
 import operator
@@ -19,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from json.encoder import encode_basestring
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from watchdog_oom import config as config_mod
 from watchdog_oom import store as store_mod
@@ -28,6 +27,9 @@ from watchdog_oom.cli.history import KILL_COLUMNS
 from watchdog_oom.cli.options import add_format
 from watchdog_oom.model import OomKill, kill_record_from_value
 from watchdog_oom.textout import safe, table, to_json
+
+if TYPE_CHECKING:  # the scanner loads in the reading child
+    from watchdog_oom.parse.scan import Reached
 
 # import's table: the kill columns of `history`, and what each kill was read from.
 IMPORT_COLUMNS = [*KILL_COLUMNS, ("evidence", "EVIDENCE")]
@@ -64,12 +66,13 @@ def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, er
     printed at once, so memory does not grow with the number of kills.
     """
     filing = Filing(forced=args.host, local=cfg.host, year=args.year)
-    if args.dry_run:
-        store, events = None, _events(args.paths, filing, err)
-    elif hasattr(os, "fork") and _has_fd(err):
-        events, store = _read_beside(args.paths, filing, err, lambda: open_store(cfg))
+    if hasattr(os, "fork") and _has_fd(err):  # a log that shrinks can kill its reader (SIGBUS): a child
+        work = (lambda: None) if args.dry_run else lambda: open_store(cfg)
+        events, store = _read_beside(args.paths, filing, err, work)
+    elif args.dry_run:
+        store, events = None, _events(args.paths, filing, err, map_file=False)
     else:
-        store, events = open_store(cfg), _events(args.paths, filing, err)
+        store, events = open_store(cfg), _events(args.paths, filing, err, map_file=False)
     printer = _Printer(args.format, out)
     failed = False
     found = new = unstored = 0
@@ -231,18 +234,67 @@ class Filing:
     year: int | None = None
 
 
-def _events(paths: Sequence[str], filing: Filing, err: TextIO, *, as_fields: bool = False) -> Iterator[Event]:
+def _events(paths: Sequence[str], filing: Filing, err: TextIO, *, as_fields: bool = False,
+            map_file: bool = True) -> Iterator[Event]:
     """Per path, its kills in batches (OomKill values, or with `as_fields` the tuples of
-    their fields, to send to another process), then whether it could be read."""
+    their fields, to send to another process), then whether it could be read. With
+    `as_fields`, also ("at", path, (offset, size)): every kill before offset was sent."""
     for path in paths:
-        try:
-            kills = _iter_kills(path, filing, err)
-            while chunk := list(itertools.islice(kills, BATCH)):
-                yield "kills", path, chunk if as_fields else [OomKill(*fields) for fields in chunk]
-        except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
-            yield "done", path, _read_error(path, exc)
-            continue
-        yield "done", path, None
+        yield from _path_events(path, filing, err, as_fields=as_fields, map_file=map_file)
+
+
+def _path_events(path: str, filing: Filing, err: TextIO, *, as_fields: bool, map_file: bool = True,
+                 start: int = 0, size: int | None = None) -> Iterator[Event]:
+    """One path's events (see _events), read from byte `start`; a mapped file found shorter
+    than when it was mapped is read on with read() from the last point reached."""
+    from watchdog_oom.parse.scan import LogShrank, Reached
+
+    batch: list[tuple[Any, ...]] = []
+    at, whole = start, size
+
+    def sent(chunk: list[tuple[Any, ...]]) -> Event:
+        return "kills", path, chunk if as_fields else [OomKill(*fields) for fields in chunk]
+
+    try:
+        for item in _iter_kills(path, filing, err, start=start, map_file=map_file):
+            if isinstance(item, Reached):  # what came before it is final
+                at, whole = int(item), whole if item.size is None else item.size
+                if batch:
+                    yield sent(batch)
+                    batch = []
+                if as_fields:
+                    yield "at", path, (at, whole)
+                continue
+            batch.append(item)
+            if len(batch) >= BATCH:
+                yield sent(batch)
+                batch = []
+        if batch:
+            yield sent(batch)
+    except LogShrank:
+        # the kills since the last mark are read again, with the rest, from the mark
+        yield from shrank_events(path, at, whole, filing, err, as_fields=as_fields)
+        return
+    except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
+        yield "done", path, _read_error(path, exc)
+        return
+    yield "done", path, None
+
+
+def shrank_events(path: str, at: int, size: int | None, filing: Filing, err: TextIO, *,
+                  as_fields: bool = False) -> Iterator[Event]:
+    """Say that a log shrank while it was read and how many bytes were lost, then read
+    the rest that is left from byte `at` with read() (a truncation cannot kill that)."""
+    try:
+        now = os.stat(path).st_size
+    except OSError:
+        now = 0
+    lost = f"{size - max(now, at)} bytes" if size is not None and size > max(now, at) else "no bytes"
+    print(f"{path}: the file shrank while it was read (to {now} bytes"
+          f"{f' from {size}' if size is not None else ''}): {lost} could not be read; "
+          f"read on from byte {at}", file=err)
+    err.flush()
+    yield from _path_events(path, filing, err, as_fields=as_fields, map_file=False, start=at, size=size)
 
 
 def _has_fd(stream: TextIO) -> bool:
@@ -298,25 +350,51 @@ def _read_beside(paths: Sequence[str], filing: Filing, err: TextIO,
         os.waitpid(child, 0)
         raise
 
-    def received() -> Iterator[Event]:
-        with os.fdopen(readable, "rb") as pipe:
-            while True:
-                try:
-                    kind, path, payload = pickle.load(pipe)
-                except EOFError:
-                    break
-                if kind == "kills":
-                    payload = [OomKill(*fields) for fields in payload]
-                yield kind, path, payload
-        _, status = os.waitpid(child, 0)
-        if os.WIFSIGNALED(status):
-            signame = signal.Signals(os.WTERMSIG(status)).name
-            hint = ": a log shrank while it was read" if signame == "SIGBUS" else ""
-            raise UsageError(f"reading the logs failed (the reading process was killed by {signame}{hint})")
-        if status != 0:
-            raise UsageError("reading the logs failed (the reading process ended abnormally)")
+    return _received(readable, child, paths, filing, err), result
 
-    return received(), result
+
+def _received(readable: int, child: int, paths: Sequence[str], filing: Filing, err: TextIO) -> Iterator[Event]:
+    """The events the reading child sends through the pipe `readable`, then its end."""
+    import pickle
+
+    # A path's kills are held until the child says they are final ("at", "done"): if a
+    # shrinking log kills it (SIGBUS), the path is read on from the last "at", once.
+    held: list[Event] = []
+    current: str | None = None
+    at, size, done = 0, None, 0
+    with os.fdopen(readable, "rb") as pipe:
+        while True:
+            try:
+                kind, path, payload = pickle.load(pipe)
+            except EOFError:
+                break
+            if path != current:
+                current, at, size, held = path, 0, None, []
+            if kind == "kills":
+                held.append((kind, path, [OomKill(*fields) for fields in payload]))
+                continue
+            yield from held
+            held = []
+            if kind == "at":
+                at, size = payload
+                continue
+            done += 1
+            current = None
+            yield kind, path, payload
+    _, status = os.waitpid(child, 0)
+    if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGBUS and done < len(paths):
+        # the pages of a mapped log truncated under it (logrotate's copytruncate)
+        yield from shrank_events(paths[done], at if current is not None else 0, size, filing, err)
+        if done + 1 < len(paths):
+            rest, _ = _read_beside(paths[done + 1:], filing, err, lambda: None)
+            yield from rest
+        return
+    yield from held  # read before the reader ended: recorded, then the failure said
+    if os.WIFSIGNALED(status):
+        signame = signal.Signals(os.WTERMSIG(status)).name
+        raise UsageError(f"reading the logs failed (the reading process was killed by {signame})")
+    if status != 0:
+        raise UsageError("reading the logs failed (the reading process ended abnormally)")
 
 
 # An OomKill as the tuple of its fields in order, which OomKill(*fields) makes again.
@@ -336,13 +414,18 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _iter_kills(path: str, filing: Filing, err: TextIO) -> Iterator[tuple[Any, ...]]:
+def _iter_kills(path: str, filing: Filing, err: TextIO, *, start: int = 0,
+                map_file: bool = True) -> Iterator[tuple[Any, ...] | Reached]:
     """The kills in one log (`-`: stdin), as imported from it, each as the tuple of its
-    fields (OomKill(*fields) is the kill); raises what opening or reading it raises."""
-    from watchdog_oom.parse import Unread, iter_kills, undo_future_year
+    fields (OomKill(*fields) is the kill), and the scanner's Reached marks (ints), from
+    byte `start`; raises what opening or reading it raises."""
+    from watchdog_oom.parse import Unread, undo_future_year
+    from watchdog_oom.parse.scan import Reached, iter_kills_marked
     from watchdog_oom.sources.logfile import open_log
 
     stream = open_log(path)
+    if start:
+        stream.seek(start)
     size, reference = _size_and_mtime(path)
     progress = _Progress(size, path, err)
     label = "stdin" if path == "-" else os.path.abspath(path)
@@ -352,8 +435,11 @@ def _iter_kills(path: str, filing: Filing, err: TextIO) -> Iterator[tuple[Any, .
     yearless = 0
     try:
         source = f"import:{label}"
-        for kill in iter_kills(stream, source, year=year, unread=unread, progress=progress.advance,
-                               workers=_search_workers()):
+        for kill in iter_kills_marked(stream, source, year=year, unread=unread, progress=progress.advance,
+                                      workers=_search_workers(), map_file=map_file, at=start):
+            if isinstance(kill, Reached):
+                yield kill
+                continue
             if filing.year is None:
                 kill = undo_future_year(kill, reference)
             yearless += kill.time is not None and kill.time.tzinfo is None

@@ -87,10 +87,38 @@ def iter_kills(stream: BinaryIO, source: str, *, year: int | None = None,
     every report, in order (the same kills; one process per core). `unread`, when given,
     collects the lines holding a kill's words that could not be read, with their byte
     offsets (line_numbers() turns them into line numbers by reading the input again).
+    Raises LogShrank when a mapped file is found shorter than it was mapped.
     """
+    for item in iter_kills_marked(stream, source, year=year, chunk_size=chunk_size, unread=unread,
+                                  progress=progress, workers=workers):
+        if not isinstance(item, Reached):
+            yield item
+
+
+class Reached(int):
+    """A byte offset of the input before which every kill was given, the parser idle there:
+    reading may resume at it with a fresh parser. `size`: a mapped file's size when mapped."""
+
+    size: int | None = None
+
+
+class LogShrank(OSError):
+    """A mapped log is shorter than when it was mapped (truncated while read: logrotate's
+    copytruncate); the kills given since the last Reached may be incomplete."""
+
+
+def iter_kills_marked(stream: BinaryIO, source: str, *, year: int | None = None,
+                      chunk_size: int = _CHUNK, unread: Unread | None = None,
+                      progress: Callable[[int], object] | None = None, workers: int = 1,
+                      map_file: bool = True, at: int = 0) -> Iterator[OomKill | Reached]:
+    """iter_kills, with a Reached offset wherever the parser is idle (after each stretch):
+    where a reader killed by a shrinking file can go on from. `map_file=False` reads a
+    regular file with read() too (which a truncation only cuts short, never kills); `at`:
+    the input's byte offset of the stream's position (read on from there), for offsets."""
     scanner = _Scanner(OomParser(year=year, lenient=True, unread=unread), source, progress)
-    mapped = _map(stream)
+    mapped = _map(stream) if map_file else None
     if mapped is None:
+        scanner.base = at
         yield from scanner.run(stream, chunk_size)
         return
     view, start = mapped
@@ -135,7 +163,14 @@ class _Scanner:
         self.position = 0  # everything before it was fed to the parser, or cannot matter
         self.released = 0  # of a mapped file: the pages before it were let go
 
-    def run(self, stream: BinaryIO, chunk_size: int) -> Iterator[OomKill]:
+    def _reached(self, offset: int, size: int | None = None) -> Iterator[Reached]:
+        """A Reached mark at `offset` if the parser holds nothing there."""
+        if not self.parser.collecting and not self.parser.pending:
+            mark = Reached(offset)
+            mark.size = size
+            yield mark
+
+    def run(self, stream: BinaryIO, chunk_size: int) -> Iterator[OomKill | Reached]:
         """Read a stream chunk by chunk, keeping up to _LOOKBACK bytes before each chunk."""
         buffer = self.buffer = bytearray(_LOOKBACK + chunk_size)
         kept = 0  # bytes at the front of the buffer carried over from the last chunk
@@ -153,6 +188,7 @@ class _Scanner:
             yield from self._feed_lines(lines, end)
             if not read:
                 break
+            yield from self._reached(self.base + end)
             # Carry the unfinished last line, and up to _LOOKBACK bytes of whole lines
             # before it where the next chunk's first kill may find its report's beginning.
             low = end - _LOOKBACK
@@ -162,13 +198,16 @@ class _Scanner:
             self.base += start
         yield from self.parser.flush()
 
-    def run_mapped(self, view: mmap.mmap, start: int, segment: int, workers: int) -> Iterator[OomKill]:
+    def run_mapped(self, view: mmap.mmap, start: int, segment: int, workers: int) -> Iterator[OomKill | Reached]:
         """Search a mapped file `segment` bytes at a time (in two processes with workers=2)."""
         self.buffer, self.base, self.position, self.released = view, -start, start, 0
         bounds = _segments(view, start, segment)
+        yield from self._reached(start, len(view))
         with contextlib.closing(_segment_kill_lines(view, bounds, workers)) as segments:
             for low, high, lines in segments:
+                _check_size(view, high)
                 yield from self._feed_lines(lines, high)
+                yield from self._reached(high)
                 if self.progress is not None:
                     self.progress(high - low)
                 # Pages searched are let go (they stay in the page cache) once no later
@@ -246,6 +285,7 @@ def _segment_kill_lines(view: mmap.mmap, bounds: list[tuple[int, int]],
     if workers < 2 or len(bounds) < 2 or not hasattr(os, "fork"):
         with _searcher(view) as search:
             for low, high in bounds:
+                _check_size(view, high)
                 yield low, high, _kill_lines(view, search, low, high)
         return
     readable, writable = os.pipe()
@@ -257,6 +297,7 @@ def _segment_kill_lines(view: mmap.mmap, bounds: list[tuple[int, int]],
     try:
         with _searcher(view) as search:
             for low, high in bounds[:half]:
+                _check_size(view, high)
                 yield low, high, _kill_lines(view, search, low, high)
         with os.fdopen(readable, "rb") as pipe:
             for low, high in bounds[half:]:
@@ -278,6 +319,7 @@ def _search_for_parent(view: mmap.mmap, bounds: list[tuple[int, int]], pipe: int
         released = 0
         with _searcher(view) as search:
             for low, high in bounds:
+                _check_size(view, high)
                 found = array.array("q", _kill_lines(view, search, low, high))
                 data = array.array("q", [len(found)]).tobytes() + found.tobytes()
                 with memoryview(data) as left:
@@ -297,8 +339,26 @@ def _received_lines(pipe: BinaryIO) -> list[int]:
     data = pipe.read(8 * count) if count > 0 else b""
     if count < 0 or len(data) != 8 * count:
         # The searching process died: the file shrank under the mapping (SIGBUS), or it was killed.
-        raise OSError(errno.EIO, "the log could not be searched to its end (did it shrink while it was read?)")
+        raise LogShrank(errno.EIO, "the log could not be searched to its end (did it shrink while it was read?)")
     return array.array("q", data).tolist()
+
+
+# A test's hook, called after each size check (to truncate the file where a check cannot see it).
+_after_size_check: Callable[[int], object] | None = None
+
+
+def _check_size(view: mmap.mmap, high: int) -> None:
+    """Raise LogShrank if the mapped file now ends before `high`: touching a mapped page
+    past a file's end raises SIGBUS, which kills the process. (A truncation after this
+    check still does: the caller reads in a child, and goes on with read() if it dies.)"""
+    try:
+        size = view.size()  # fstat(2) of the mapped file
+    except OSError:
+        size = -1
+    if size < high:
+        raise LogShrank(errno.EIO, f"the log shrank to {max(size, 0)} bytes while it was read")
+    if _after_size_check is not None:
+        _after_size_check(high)
 
 
 def _map(stream: BinaryIO) -> tuple[mmap.mmap, int] | None:

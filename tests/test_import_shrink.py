@@ -1,0 +1,104 @@
+"""`import` of a log truncated while it is read (logrotate's copytruncate on /var/log/syslog):
+a mapped page past the new end raises SIGBUS. Neither `import` nor `import --dry-run` dies of
+it: the kills before the cut are recorded once, the rest of the file is read with read(),
+and the bytes lost are said."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+from test_cli import write_config
+
+from watchdog_oom.cli import main
+from watchdog_oom.parse import scan
+
+KILL = ("Jun  3 10:{m:02d}:00 h kernel: Out of memory: Killed process {pid} (app{pid}) total-vm:1000kB, "
+        "anon-rss:900kB, file-rss:0kB, shmem-rss:0kB, UID:1000 pgtables:12kB oom_score_adj:0\n")
+NOISE = "Jun  3 10:00:00 h sshd[1]: Accepted publickey for deploy from 10.0.0.1 port 2222 ssh2\n"
+
+
+def _log(path: Path) -> tuple[int, list[int]]:
+    """A 3 MB log with a kill every ~20 KB; returns a cut (a line's end at about 2.2 MB)
+    and the pids of the kills before it."""
+    pieces, size, cut, before = [], 0, 0, []
+    for pid in range(1000, 1150):
+        for _ in range(240):
+            pieces.append(NOISE)
+            size += len(NOISE)
+        line = KILL.format(m=pid % 60, pid=pid)
+        pieces.append(line)
+        size += len(line)
+        if size <= 2_200_000:
+            cut = size
+            before.append(pid)
+    path.write_text("".join(pieces))
+    return cut, before
+
+
+@pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "import"])
+@pytest.mark.parametrize("when", ["under-the-map", "between-stretches"])
+def test_a_log_truncated_while_read_keeps_the_kills_before_the_cut(tmp_path, monkeypatch, dry_run, when):
+    log = tmp_path / "syslog"
+    cut, before = _log(log)
+    size = log.stat().st_size
+    segment = 256 << 10
+    monkeypatch.setattr(scan, "_SEGMENT", segment)
+    # under-the-map: cut just after a size check passed for a stretch reaching past the
+    # cut: touching its pages raises SIGBUS (in the reading child, or the forked searcher).
+    # between-stretches: cut while a stretch wholly before the cut is read; the next
+    # stretch's size check finds the file shorter.
+    trigger = cut if when == "under-the-map" else cut - segment - (40 << 10)
+
+    def truncate(high: int) -> None:  # runs in the reading processes (forked with it)
+        if high > trigger:
+            os.truncate(log, cut)
+
+    monkeypatch.setattr(scan, "_after_size_check", truncate)
+    cfg = write_config(tmp_path, f"host: h\ndatabase: sqlite:///{tmp_path}/h.db\n")
+    out = io.StringIO()
+    with open(tmp_path / "stderr", "w+", encoding="utf-8") as err:  # a file: read in a child
+        code = main(["-c", str(cfg), "import", *(["--dry-run"] if dry_run else []), "--format", "json", str(log)],
+                    stdout=out, stderr=err)
+        err.seek(0)
+        said = err.read()
+    assert code == 0, said
+    assert [k["pid"] for k in json.loads(out.getvalue())] == before  # each once, in order
+    assert f"{log}: the file shrank while it was read (to {cut} bytes from {size}): " \
+           f"{size - cut} bytes could not be read" in said
+    assert f"{log}: {len(before)} kills found" in said
+    with pytest.raises(ChildProcessError):  # the reading child was waited for
+        os.waitpid(-1, os.WNOHANG)
+    if not dry_run:
+        history = io.StringIO()
+        assert main(["-c", str(cfg), "history", "--format", "json", "--limit", "1000"],
+                    stdout=history, stderr=io.StringIO()) == 0
+        assert sorted(k["pid"] for k in json.loads(history.getvalue())) == before
+
+
+def test_a_log_that_shrank_between_paths_does_not_stop_the_next(tmp_path, monkeypatch):
+    first, second = tmp_path / "syslog.1", tmp_path / "syslog"
+    cut, before = _log(first)
+    _log(second)
+    monkeypatch.setattr(scan, "_SEGMENT", 256 << 10)
+    seen: list[int] = []
+
+    def truncate_first(high: int) -> None:  # only the first file is cut: once, by the first check past it
+        if high > cut and not seen:
+            seen.append(high)
+            os.truncate(first, cut)
+
+    monkeypatch.setattr(scan, "_after_size_check", truncate_first)
+    out = io.StringIO()
+    with open(tmp_path / "stderr", "w+", encoding="utf-8") as err:
+        code = main(["import", "--dry-run", "--format", "json", str(first), str(second)], stdout=out, stderr=err)
+        err.seek(0)
+        said = err.read()
+    assert code == 0, said
+    pids = [k["pid"] for k in json.loads(out.getvalue())]
+    assert pids == before + list(range(1000, 1150))
+    assert f"{first}: the file shrank while it was read" in said
+    assert f"{first}: {len(before)} kills found" in said and f"{second}: 150 kills found" in said
