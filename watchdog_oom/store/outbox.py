@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.engine import Connection
 
 from watchdog_oom.store.engine import Database, _answers
 from watchdog_oom.store.tables import notifications
@@ -52,12 +53,7 @@ class OutboxQueue(Database):
                 # and a concurrent claimer may not take it twice. The row is sent as the update
                 # returns it, not as it was read: on SQLite (no row locks) a burst's transaction
                 # may have added kills to it between the read and this write, which waited for it.
-                taken = conn.execute(
-                    update(notifications)
-                    .where(n.id == row.id, n.status == row.status, n.attempts == row.attempts)
-                    .values(status="sending", last_attempt_at=now, attempts=n.attempts + 1)
-                    .returning(*notifications.c)
-                ).first()
+                taken = _take(conn, row, now)
                 if taken is not None:
                     claimed.append(from_row(OutboxRow, dict(taken._mapping)))
         return claimed
@@ -112,6 +108,22 @@ class OutboxQueue(Database):
         with self._connection() as conn:
             return conn.scalar(select(func.count()).select_from(notifications)
                                .where(n.host == self.host, n.status.in_(("pending", "sending")))) or 0
+
+
+def _take(conn: Connection, row: Any, now: datetime) -> Any:
+    """Claim one read row (status → sending) unless someone changed it since; the row as
+    claimed, or None."""
+    take = (update(notifications)
+            .where(n.id == row.id, n.status == row.status, n.attempts == row.attempts)
+            .values(status="sending", last_attempt_at=now, attempts=n.attempts + 1))
+    if conn.dialect.update_returning:
+        return conn.execute(take.returning(*notifications.c)).first()
+    # SQLite before 3.35 (RHEL 8's 3.26, RHEL 9's and Debian 11's 3.34) has no RETURNING.
+    # Once the UPDATE has written, this transaction holds SQLite's one write lock until it
+    # commits: the row read back now is the row as claimed, and no writer can change it.
+    if not conn.execute(take).rowcount:
+        return None
+    return conn.execute(select(notifications).where(n.id == row.id)).first()
 
 
 def _channel_filter(channel: str | None, other_than: Collection[str] | None) -> list[Any]:

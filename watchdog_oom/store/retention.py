@@ -104,13 +104,16 @@ def downsample_tier(engine: Engine, host: str, older_than: datetime, from_resolu
             )
             # RETURNING, not rowcount: psycopg under SQLAlchemy reports -1 for INSERT … SELECT.
             # A chunk holds at most a day of buckets, so the ids are few.
-            added = conn.execute(insert(samples).from_select(
+            add = insert(samples).from_select(
                 ["host", "time", "resolution", "mem_total_kb", "mem_available_kb", "swap_total_kb",
                  "swap_free_kb", "committed_as_kb", "commit_limit_kb", "commit_percent", "commit_limit_percent",
                  "mem_available_percent", "psi_some_avg10", "psi_full_avg10", "overcommit_memory"],
-                means).returning(samples.c.id)).all()
+                means)
+            # SQLite before 3.35 has no RETURNING; its rowcount of INSERT … SELECT is right.
+            added = (len(conn.execute(add.returning(samples.c.id)).all()) if conn.dialect.insert_returning
+                     else conn.execute(add).rowcount)
             gone = conn.execute(delete(samples).where(*in_chunk)).rowcount
-        removed += gone - len(added)
+        removed += gone - added
         low = high
 
 
