@@ -20,7 +20,7 @@ import re
 from watchdog_oom.model import OomKill, TaskRow
 from watchdog_oom.parse.evidence import describe
 from watchdog_oom.parse.userspace import Recogniser
-from watchdog_oom.parse.values import as_int, as_pid, as_uid
+from watchdog_oom.parse.values import INT32_MAX, INT32_MIN, as_int, as_pid, as_uid
 from watchdog_oom.parse.wrappers import Stamp
 
 # Bounds that keep a huge report (a 50 000-row task table) from costing memory.
@@ -418,7 +418,7 @@ class ReportReader:
         report.selection = {
             "pid": as_pid(match.group(2)),
             "process": match.group(3),
-            "score": as_int(match.group(4)),
+            "score": as_int(match.group(4), INT32_MIN, INT32_MAX),  # the history's column is 32-bit
             "reason": match.group(1),
             "line": text,
             "stamp": stamp,
@@ -456,8 +456,14 @@ def _figures(text: str) -> dict:
         field = _FIGURE_FIELDS.get(key)
         if field is None or (field.endswith("_kb") and not unit):
             continue  # a kB figure without its unit was cut ("total-vm:740852" ending a paste): not known
-        figures[field] = as_uid(value) if field == "uid" else as_int(value)
+        figures[field] = _FIGURE_RANGE[field](value)
     return figures
+
+
+# A kill line's oom_score_adj is the task's, within OOM_SCORE_ADJ_MIN..MAX (include/uapi/linux/
+# oom.h); outside it the figure is no kernel's, and it would not fit the history's 32-bit column.
+_FIGURE_RANGE = {field: as_int for field in _FIGURE_FIELDS.values()} | {
+    "uid": as_uid, "oom_score_adj": lambda text: as_int(text, -1000, 1000)}
 
 
 def _report_lines(report: _Report, selection: dict | None, killed: bool) -> tuple[str, ...]:

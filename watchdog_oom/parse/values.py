@@ -21,6 +21,9 @@ UID_MAX = 2**32 - 2
 # Every other figure (kB, pages, bytes, scores) is stored in a signed 64-bit column.
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
+# ... except a selection's score and a kill's oom_score_adj: 32-bit columns.
+INT32_MAX = 2**31 - 1
+INT32_MIN = -(2**31)
 # A task's comm is 15 bytes (TASK_COMM_LEN 16 with its NUL); 64 characters leave room for
 # multi-byte and escaped renderings. A cgroup's name (systemd-oomd's victim) is a file name:
 # NAME_MAX 255. Longer text is cut here; the raw line keeps all of it.

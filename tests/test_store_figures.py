@@ -1,0 +1,26 @@
+"""A kill line whose figures no kernel prints (a hostile or corrupted log) is still recorded,
+on every engine: a figure that does not fit its column is unknown (null), never the reason
+the kill is refused. PostgreSQL refused a kill line's `oom_score_adj:-99999999999999` (its
+column is 32-bit: "integer out of range") and quarantined the kill, where SQLite stored it."""
+
+from __future__ import annotations
+
+from watchdog_oom.parse import parse_text
+
+LINES = (
+    "Dec  6 10:00:00 big kernel: [    1.0] Out of memory: Kill process 4242 (java) score 99999999999 "
+    "or sacrifice child\n"
+    "Dec  6 10:00:00 big kernel: [    1.1] Killed process 4242 (java) total-vm:100kB, anon-rss:50kB, "
+    "file-rss:0kB, shmem-rss:0kB, UID:1000 pgtables:4kB oom_score_adj:-99999999999999\n"
+    "Dec  6 10:00:01 big kernel: [    1.2] Out of memory: Killed process 4243 (java) total-vm:100kB, "
+    "anon-rss:50kB, file-rss:0kB, shmem-rss:0kB, UID:1000 pgtables:4kB oom_score_adj:1000\n"
+)
+
+
+def test_figures_out_of_their_range_are_unknown_and_the_kills_recorded(store, t0):
+    kills = parse_text(LINES, source="import", year=2026)
+    assert [(k.pid, k.oom_score_adj, k.score) for k in kills] == [(4242, None, None), (4243, 1000, None)]
+    recorded = list(store.import_kills(kills, t0))
+    assert [(row.pid, row.oom_score_adj, row.score, new) for row, new in recorded] == [
+        (4242, None, None, True), (4243, 1000, None, True)]
+    assert store.quarantined() == []
