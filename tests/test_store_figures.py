@@ -24,3 +24,19 @@ def test_figures_out_of_their_range_are_unknown_and_the_kills_recorded(store, t0
     assert [(row.pid, row.oom_score_adj, row.score, new) for row, new in recorded] == [
         (4242, None, None, True), (4243, 1000, None, True)]
     assert store.quarantined() == []
+
+
+def test_an_uptime_no_clock_reaches_is_unknown_and_stops_nothing(store, t0):
+    # 5000 digits: int() refuses them (Python 3.11's limit), which stopped `import` of the
+    # whole file ("corrupt or unreadable compressed data") and lost the line on the live path;
+    # 30 digits: past the 64-bit mono_usec column, which refused the kill (quarantined).
+    kill = "] Out of memory: Killed process {} ({}) total-vm:1kB, anon-rss:1kB, file-rss:0kB, shmem-rss:0kB\n"
+    text = ("[" + "9" * 5000 + ".5" + kill.format(7001, "a") + "[" + "9" * 30 + ".5" + kill.format(7002, "b")
+            + "6,1,99999999999999999999999,-;Out of memory: Killed process 7003 (c) total-vm:1kB, anon-rss:1kB, "
+            "file-rss:0kB, shmem-rss:0kB\n" + "[    5.500000" + kill.format(7004, "d"))
+    kills = parse_text(text, source="import")
+    assert [(k.pid, k.mono_usec) for k in kills] == [(7001, None), (7002, None), (7003, None), (7004, 5_500_000)]
+    recorded = list(store.import_kills(kills, t0))
+    assert [(row.pid, row.mono_usec, new) for row, new in recorded] == [
+        (7001, None, True), (7002, None, True), (7003, None, True), (7004, 5_500_000, True)]
+    assert store.quarantined() == []

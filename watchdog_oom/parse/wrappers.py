@@ -132,7 +132,7 @@ def unwrap(raw: str, *, year: int | None = None) -> tuple[str, datetime | None, 
 
     kmsg = _KMSG.match(text)
     if kmsg:
-        return text[kmsg.end():], None, int(kmsg.group(3)), True
+        return text[kmsg.end():], None, _mono_usec(kmsg.group(3)), True
     if text.startswith("<"):
         priority = _PRIORITY.match(text)
         text = text[priority.end():] if priority else text
@@ -144,13 +144,24 @@ def unwrap(raw: str, *, year: int | None = None) -> tuple[str, datetime | None, 
     text, wall = _strip_date(text, year)
     uptime = _UPTIME.match(text) if text.startswith("[") else None
     if uptime:
-        mono = int(uptime.group(1)) * 1_000_000 + _fraction_usec(uptime.group(2))
+        seconds = _mono_usec(uptime.group(1), 1_000_000)
+        mono = None if seconds is None else seconds + _fraction_usec(uptime.group(2))
         text = text[uptime.end():]
         # journalctl -o short-monotonic puts "host kernel: " after the uptime.
         host = _HOST_KERNEL.match(text)
         if host:
             text = text[host.end():]
     return text, wall, mono, len(text) != length
+
+
+def _mono_usec(digits: str, unit: int = 1) -> int | None:
+    """`digits` × `unit` microseconds since boot; None where no kernel's clock reads that far
+    (a signed 64-bit count: the history's column). A pasted log may hold thousands of digits,
+    which int() refuses (ValueError past 4300 since Python 3.11): such a line is still read."""
+    if len(digits) > 19:
+        return None
+    value = int(digits) * unit
+    return value if value <= 2**63 - 1 - 999_999 else None
 
 
 # RFC 5424 (rsyslog RSYSLOG_SyslogProtocol23Format, OpenWrt, syslog-ng), after its "<PRI>":
