@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from test_cli import write_config
 
-from watchdog_oom.cli import main
+from watchdog_oom.cli import import_logs, main
 from watchdog_oom.parse import scan
 
 KILL = ("Jun  3 10:{m:02d}:00 h kernel: Out of memory: Killed process {pid} (app{pid}) total-vm:1000kB, "
@@ -41,12 +41,19 @@ def _log(path: Path) -> tuple[int, list[int]]:
 
 @pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "import"])
 @pytest.mark.parametrize("when", ["under-the-map", "between-stretches"])
-def test_a_log_truncated_while_read_keeps_the_kills_before_the_cut(tmp_path, monkeypatch, dry_run, when):
+@pytest.mark.parametrize("hold", [None, 5], ids=["held-to-the-mark", "given-before-the-mark"])
+def test_a_log_truncated_while_read_keeps_the_kills_before_the_cut(tmp_path, monkeypatch, dry_run, when, hold):
     log = tmp_path / "syslog"
     cut, before = _log(log)
     size = log.stat().st_size
     segment = 256 << 10
     monkeypatch.setattr(scan, "_SEGMENT", segment)
+    if hold is not None:
+        # A log dense with kills: the parent gives kills on before the child marks them
+        # final (its memory stays bounded), and the child sends batches between marks;
+        # read on from the mark after the cut, none of them is given twice.
+        monkeypatch.setattr(import_logs, "HOLD", hold)
+        monkeypatch.setattr(import_logs, "BATCH", 3)
     # under-the-map: cut just after a size check passed for a stretch reaching past the
     # cut: touching its pages raises SIGBUS (in the reading child, or the forked searcher).
     # between-stretches: cut while a stretch wholly before the cut is read; the next

@@ -218,6 +218,8 @@ _LAYOUTS: dict[tuple[str, ...], str] = {}
 # None) or, when the path could not be read, ("done", path, the reason).
 Event = tuple[str, str, Any]
 BATCH = 2000
+# The most kills the reading parent holds back until the child marks them final.
+HOLD = 2 * BATCH
 
 
 @dataclass(frozen=True)
@@ -251,6 +253,7 @@ def _path_events(path: str, filing: Filing, err: TextIO, *, as_fields: bool, map
 
     batch: list[tuple[Any, ...]] = []
     at, whole = start, size
+    given = 0  # kills sent since the mark `at`
 
     def sent(chunk: list[tuple[Any, ...]]) -> Event:
         return "kills", path, chunk if as_fields else [OomKill(*fields) for fields in chunk]
@@ -258,7 +261,7 @@ def _path_events(path: str, filing: Filing, err: TextIO, *, as_fields: bool, map
     try:
         for item in _iter_kills(path, filing, err, start=start, map_file=map_file):
             if isinstance(item, Reached):  # what came before it is final
-                at, whole = int(item), whole if item.size is None else item.size
+                at, whole, given = int(item), whole if item.size is None else item.size, 0
                 if batch:
                     yield sent(batch)
                     batch = []
@@ -268,12 +271,14 @@ def _path_events(path: str, filing: Filing, err: TextIO, *, as_fields: bool, map
             batch.append(item)
             if len(batch) >= BATCH:
                 yield sent(batch)
+                given += len(batch)
                 batch = []
         if batch:
             yield sent(batch)
     except LogShrank:
-        # the kills since the last mark are read again, with the rest, from the mark
-        yield from shrank_events(path, at, whole, filing, err, as_fields=as_fields)
+        # the kills since the last mark are read again, with the rest, from the mark;
+        # those already sent are left out
+        yield from shrank_events(path, at, whole, filing, err, as_fields=as_fields, given=given)
         return
     except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
         yield "done", path, _read_error(path, exc)
@@ -282,9 +287,10 @@ def _path_events(path: str, filing: Filing, err: TextIO, *, as_fields: bool, map
 
 
 def shrank_events(path: str, at: int, size: int | None, filing: Filing, err: TextIO, *,
-                  as_fields: bool = False) -> Iterator[Event]:
+                  as_fields: bool = False, given: int = 0) -> Iterator[Event]:
     """Say that a log shrank while it was read and how many bytes were lost, then read
-    the rest that is left from byte `at` with read() (a truncation cannot kill that)."""
+    the rest that is left from byte `at` with read() (a truncation cannot kill that),
+    leaving out the first `given` kills read there: they were given already."""
     try:
         now = os.stat(path).st_size
     except OSError:
@@ -294,7 +300,19 @@ def shrank_events(path: str, at: int, size: int | None, filing: Filing, err: Tex
           f"{f' from {size}' if size is not None else ''}): {lost} could not be read; "
           f"read on from byte {at}", file=err)
     err.flush()
-    yield from _path_events(path, filing, err, as_fields=as_fields, map_file=False, start=at, size=size)
+    events = _path_events(path, filing, err, as_fields=as_fields, map_file=False, start=at, size=size)
+    yield from _skip_kills(events, given)
+
+
+def _skip_kills(events: Iterator[Event], given: int) -> Iterator[Event]:
+    """The events, without their first `given` kills."""
+    for kind, path, payload in events:
+        if given and kind == "kills":
+            dropped = min(given, len(payload))
+            payload, given = payload[dropped:], given - dropped
+            if not payload:
+                continue
+        yield kind, path, payload
 
 
 def _has_fd(stream: TextIO) -> bool:
@@ -358,10 +376,13 @@ def _received(readable: int, child: int, paths: Sequence[str], filing: Filing, e
     import pickle
 
     # A path's kills are held until the child says they are final ("at", "done"): if a
-    # shrinking log kills it (SIGBUS), the path is read on from the last "at", once.
+    # shrinking log kills it (SIGBUS), the path is read on from the last "at", once. The
+    # parser may be mid-report at every mark of a log dense with kills, so at most
+    # HOLD kills are held (memory stays bounded): those given beyond the last mark are
+    # counted and left out when the path is read on from it.
     held: list[Event] = []
     current: str | None = None
-    at, size, done = 0, None, 0
+    at, size, done, given, holding = 0, None, 0, 0, 0
     with os.fdopen(readable, "rb") as pipe:
         while True:
             try:
@@ -369,14 +390,18 @@ def _received(readable: int, child: int, paths: Sequence[str], filing: Filing, e
             except EOFError:
                 break
             if path != current:
-                current, at, size, held = path, 0, None, []
+                current, at, size, held, given, holding = path, 0, None, [], 0, 0
             if kind == "kills":
                 held.append((kind, path, [OomKill(*fields) for fields in payload]))
+                holding += len(payload)
+                if holding >= HOLD:
+                    yield from held
+                    held, given, holding = [], given + holding, 0
                 continue
             yield from held
-            held = []
+            held, holding = [], 0
             if kind == "at":
-                at, size = payload
+                at, size, given = payload[0], payload[1], 0
                 continue
             done += 1
             current = None
@@ -384,7 +409,8 @@ def _received(readable: int, child: int, paths: Sequence[str], filing: Filing, e
     _, status = os.waitpid(child, 0)
     if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGBUS and done < len(paths):
         # the pages of a mapped log truncated under it (logrotate's copytruncate)
-        yield from shrank_events(paths[done], at if current is not None else 0, size, filing, err)
+        yield from shrank_events(paths[done], at if current is not None else 0, size, filing, err,
+                                 given=given if current is not None else 0)
         if done + 1 < len(paths):
             rest, _ = _read_beside(paths[done + 1:], filing, err, lambda: None)
             yield from rest
