@@ -434,6 +434,24 @@ def test_metrics_are_served_while_the_daemon_runs(tmp_path, fifo):
     assert "watchdog_oom_up 1.0" in body
 
 
+def test_a_metrics_address_taken_is_one_line_and_exit_1(tmp_path, fifo):
+    # Another process holds the port: the daemon says so in one line, without a traceback.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = config_text(tmp_path, fifo, "http://127.0.0.1:9/unused") + f"metrics:\n  listen: 127.0.0.1:{port}\n"
+        daemon = Daemon(tmp_path, cfg)
+        writer = os.open(fifo, os.O_WRONLY)
+        code = daemon.proc.wait(timeout=30)
+        os.close(writer)
+        daemon.stop()
+    said = daemon.log_text()
+    assert code == 1, said
+    assert f"metrics.listen 127.0.0.1:{port}: cannot listen there (Address already in use)" in said
+    assert "Traceback" not in said
+
+
 FAKE_JOURNALCTL = r'''#!/usr/bin/env python3
 import json, os, sys, time
 if "--lines=1" in sys.argv:  # the question for the newest entry: none yet

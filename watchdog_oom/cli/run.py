@@ -16,10 +16,15 @@ from watchdog_oom.textout import safe
 def cmd_run(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:
     """Run the daemon until it is stopped; its exit status."""
     from watchdog_oom.daemon import Daemon
+    from watchdog_oom.daemon.daemon import StartError
 
     setup_logging(args.log_level or cfg.daemon.log_level, err)
     path = config_mod.config_path(args.config, os.environ)
-    return Daemon(cfg, config_path=path).run()
+    try:
+        return Daemon(cfg, config_path=path).run()
+    except StartError as exc:  # the parts that started were stopped; no traceback for this
+        logging.getLogger("watchdog_oom").error("%s", exc)
+        return 1
 
 
 def _arguments(p: argparse.ArgumentParser) -> None:

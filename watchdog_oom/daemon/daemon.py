@@ -46,6 +46,10 @@ def build_channels(cfg: config_mod.Config) -> dict[str, Any]:
     return {c.name: build_channel(c.type, c.name, **c.options()) for c in cfg.notifications.channels}
 
 
+class StartError(Exception):
+    """A part of the daemon that could not start, said in one line (exit status 1)."""
+
+
 class Daemon:
     """The running daemon. `run()` blocks until stopped and returns the exit status."""
 
@@ -223,7 +227,11 @@ class Daemon:
         s = self.shared
         metrics = Metrics(s.store, self.cfg.host, s.host.last_sample, lambda: s.host.last_check, started=s.clock(),
                           cgroups=lambda: list(s.cgroups.latest), database=lambda: self.database.state)
-        self.metrics_server = metrics.serve(listen)
+        try:
+            self.metrics_server = metrics.serve(listen)
+        except OSError as exc:  # the address taken, not this host's, or a port below 1024
+            raise StartError(f"metrics.listen {listen}: cannot listen there ({exc.strerror or exc}); "
+                             "stop what holds it or choose another address") from None
         log.info("Prometheus metrics at http://%s/metrics", listen)
 
     def shutdown(self) -> None:
