@@ -109,3 +109,38 @@ def test_a_log_that_shrank_between_paths_does_not_stop_the_next(tmp_path, monkey
     assert pids == before + list(range(1000, 1150))
     assert f"{first}: the file shrank while it was read" in said
     assert f"{first}: {len(before)} kills found" in said and f"{second}: 150 kills found" in said
+
+
+def test_kills_given_on_past_the_last_mark_are_not_given_twice_after_sigbus(tmp_path, monkeypatch):
+    # A log dense with kills gives the parent no mark to hold up to: it gives kills on once
+    # it holds HOLD of them. A real reading child sends three batches of three, no mark,
+    # and dies of SIGBUS; the log is read on from its start, without the six given already.
+    import pickle
+    import signal
+
+    log = tmp_path / "syslog"
+    log.write_text("".join(KILL.format(m=pid % 60, pid=pid) for pid in range(1000, 1010)))
+    monkeypatch.setattr(import_logs, "BATCH", 3)
+    monkeypatch.setattr(import_logs, "HOLD", 5)
+    filing = import_logs.Filing(forced=None, local="h")
+    err = io.StringIO()
+    readable, writable = os.pipe()
+    child = os.fork()
+    if child == 0:  # the reading child, as _read_beside's, cut short by a shrinking log
+        try:
+            os.close(readable)
+            with os.fdopen(writable, "wb") as pipe:
+                events = import_logs._events([str(log)], filing, io.StringIO(), as_fields=True, map_file=False)
+                batches = [event for event in events if event[0] == "kills"][:3]
+                assert [len(batch[2]) for batch in batches] == [3, 3, 3]
+                for event in batches:
+                    pickle.dump(event, pipe)
+            os.kill(os.getpid(), signal.SIGBUS)
+        finally:
+            os._exit(1)
+    os.close(writable)
+    events = list(import_logs._received(readable, child, [str(log)], filing, err))
+    pids = [kill.pid for kind, _, payload in events if kind == "kills" for kill in payload]
+    assert pids == list(range(1000, 1010)), pids  # each once, in order
+    assert events[-1] == ("done", str(log), None)
+    assert f"{log}: the file shrank while it was read" in err.getvalue()
