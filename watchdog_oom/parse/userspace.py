@@ -239,15 +239,7 @@ class UserspaceKillers:
             return None
         if victim is None or not victim.get("pid", "").isdigit():
             return []
-        self._nohang = None
-        return self._userspace(
-            stamp, "nohang", as_pid(victim["pid"]), victim.get("name", ""), text,
-            uid=as_uid(victim.get("uid")),
-            cmdline=victim.get("cmdline"),
-            task_memcg=victim.get("cgroup_v2") or victim.get("cgroup_v1"),
-            signal=action.group(1),
-            **{key: as_int(victim[key]) for key in ("badness", "vm_rss_mib") if _is_int(victim.get(key, ""))},
-        )
+        return self._nohang_victim(victim, text, stamp, signal=action.group(1))
 
     def _nohang_command(self, text: str, stamp: Stamp) -> list[OomKill] | None:
         """nohang's victim handled by a configured command (e.g. "kill -TERM $PID")."""
@@ -258,13 +250,18 @@ class UserspaceKillers:
         victim = self._nohang or {}
         if not victim.get("pid", "").isdigit():
             return []
+        return self._nohang_victim(victim, text, stamp, command=action.group(1))
+
+    def _nohang_victim(self, victim: dict[str, str], text: str, stamp: Stamp, **action: str) -> list[OomKill]:
+        """The kill of the victim nohang described, by the action it took (a signal sent,
+        or a configured command run); the description is used up."""
         self._nohang = None
         return self._userspace(
             stamp, "nohang", as_pid(victim["pid"]), victim.get("name", ""), text,
             uid=as_uid(victim.get("uid")),
             cmdline=victim.get("cmdline"),
             task_memcg=victim.get("cgroup_v2") or victim.get("cgroup_v1"),
-            command=action.group(1),
+            **action,
             **{key: as_int(victim[key]) for key in ("badness", "vm_rss_mib") if _is_int(victim.get(key, ""))},
         )
 
