@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import sqlite3
 import subprocess
 import sys
@@ -60,10 +61,10 @@ class LimitedCgroup:
             self.dir.rmdir()
             raise
 
-    def run(self, code: str, *args: str) -> subprocess.Popen:
+    def run(self, code: str, *args: str, stdout: int | None = None) -> subprocess.Popen:
         """A Python child started inside this cgroup."""
         procs = self.dir / "cgroup.procs"
-        return subprocess.Popen([sys.executable, "-c", code, *args],
+        return subprocess.Popen([sys.executable, "-c", code, *args], stdout=stdout,
                                 preexec_fn=lambda: procs.write_text(str(os.getpid())))
 
     def remove(self) -> None:
@@ -112,8 +113,20 @@ while True:
     a.append(b"\\1" * (1 << 20))
     time.sleep(max(0.0, t0 + len(a) / rate - time.monotonic()))
 """
-# Holds some memory and waits: a process the kernel should not pick.
-HOLDER = "import sys, time; a = b'\\1' * (int(sys.argv[1]) << 20); time.sleep(600)"
+# Holds some memory and waits: a process the kernel should not pick. It says when every page
+# of it is touched (charged to its cgroup).
+HOLDER = "import sys, time; a = b'\\1' * (int(sys.argv[1]) << 20); print('holding', flush=True); time.sleep(600)"
+
+
+def hold(cg: LimitedCgroup, mib: int) -> subprocess.Popen:
+    """A holder of `mib` MiB in `cg`, returned once it holds them."""
+    holder = cg.run(HOLDER, str(mib), stdout=subprocess.PIPE)
+    assert holder.stdout is not None
+    ready, _, _ = select.select([holder.stdout], [], [], 30)
+    said = holder.stdout.readline() if ready else b""
+    holder.stdout.close()  # it says nothing more
+    assert said == b"holding\n", f"the holder of {mib} MiB in {cg.path} never held it"
+    return holder
 
 
 def config(tmp: Path, include: str) -> str:
@@ -143,6 +156,12 @@ def query(db: Path, sql: str, *args) -> list[sqlite3.Row]:
         return conn.execute(sql, args).fetchall()
 
 
+def readings(db: Path, path: str, counted_kill: bool = False) -> int:
+    """How many readings of the cgroup at `path` the daemon stored (that saw a kill)."""
+    sql = "SELECT COUNT(*) AS n FROM cgroup_samples WHERE path = ? AND resolution = 0"
+    return query(db, sql + (" AND oom_kill >= 1" if counted_kill else ""), path)[0]["n"]
+
+
 def test_warning_and_forecast_come_before_the_kill_and_name_the_victim(tmp_path, cgroups):
     box = cgroups(LIMIT)
     outside = cgroups(32 * MiB)  # limited and above the warning level, but not included
@@ -150,15 +169,20 @@ def test_warning_and_forecast_come_before_the_kill_and_name_the_victim(tmp_path,
     daemon = Daemon(tmp_path, config(tmp_path, box.path))
     try:
         daemon.wait_message("READY=1")
-        holder = box.run(HOLDER, "6")
-        other = outside.run(HOLDER, "12")
-        time.sleep(1.5)  # the holder's memory settles and a reading or two are taken
+        holder = hold(box, 6)
+        other = hold(outside, 12)
+        # A reading begun after the holders hold their memory (the second one committed from
+        # now): the forecast's history starts before the filler, the outside cgroup is at its level.
+        before = readings(db, box.path)
+        assert wait_until(lambda: readings(db, box.path) >= before + 2, timeout=30), daemon.log_text()
         filler = box.run(FILLER, str(RATE / MiB))
         started = time.monotonic()
         assert filler.wait(timeout=60) == -9, "the kernel did not kill the filler"
         killed_after = time.monotonic() - started
         kills = wait_until(lambda: query(db, "SELECT * FROM kills WHERE pid = ?", filler.pid), timeout=5)
-        time.sleep(2.5)  # two more readings: the counter cross-check's second look
+        # Two readings that counted the kill: the counter cross-check's first look and its second
+        # (a shortfall seen twice in a row is alerted), each in the transaction that stored it.
+        assert wait_until(lambda: readings(db, box.path, counted_kill=True) >= 2, timeout=30), daemon.log_text()
         assert holder.poll() is None and other.poll() is None, "only the filler may die"
         holder.kill()
         other.kill()
@@ -220,9 +244,8 @@ def _time(text: str):
 
 def test_cgroups_command_says_what_the_kernel_files_say(tmp_path, cgroups):
     box = cgroups(LIMIT)
-    holder = box.run(HOLDER, "20")
+    holder = hold(box, 20)
     try:
-        time.sleep(1.0)  # the holder has its memory
         cfg = tmp_path / "config.yaml"
         cfg.write_text(f'database: sqlite:///{tmp_path}/history.db\ncgroups:\n  include: ["{box.path}"]\n')
         done = subprocess.run([sys.executable, "-m", "watchdog_oom", "-c", str(cfg), "cgroups", "--format", "json"],
