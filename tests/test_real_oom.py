@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -67,17 +68,23 @@ def oom_cgroup():
             time.sleep(0.1)
 
 
-def hog(cg: Path, marker: str, delay: float) -> subprocess.Popen:
-    """A child that joins the cgroup, waits `delay` (to be seen by a scan), then allocates."""
-    code = ("import sys,time; time.sleep(float(sys.argv[1])); a=[]\n"
+def hog(cg: Path, marker: str, gated: bool = False) -> subprocess.Popen:
+    """A child that joins the cgroup and allocates until killed; `gated`: only once its stdin
+    is closed (the test lets it go when a process scan has seen it)."""
+    code = ("import sys; sys.stdin.read(); a=[]\n"
             "while True: a.append(bytearray(1 << 20))")
     procs = cg / "cgroup.procs"
 
     def join() -> None:
         procs.write_text(str(os.getpid()))
 
-    return subprocess.Popen([sys.executable, "-c", code, str(delay), f"--marker={marker}", "--password=hunter2"],
-                            preexec_fn=join)
+    return subprocess.Popen([sys.executable, "-c", code, f"--marker={marker}", "--password=hunter2"],
+                            stdin=subprocess.PIPE if gated else subprocess.DEVNULL, preexec_fn=join)
+
+
+def process_scans(daemon: Daemon) -> int:
+    """How many process scans the daemon has logged (at debug level) so far."""
+    return len(re.findall(r"processes: \d+ ranked", daemon.log_text()))
 
 
 def config(tmp: Path, url: str) -> str:
@@ -121,7 +128,13 @@ def test_real_oom_kill_is_recorded_once_within_a_second(tmp_path, oom_cgroup):
         daemon = Daemon(tmp_path, config(tmp_path, sink.url))
         try:
             daemon.wait_message("READY=1")
-            child = hog(cg, marker, delay=2.5)
+            child = hog(cg, marker, gated=True)
+            # A process scan begun after the child started has remembered its command line
+            # (the second scan logged from now), then it may fill its cgroup.
+            scans = process_scans(daemon)
+            assert wait_until(lambda: process_scans(daemon) >= scans + 2, timeout=30), daemon.log_text()
+            assert child.stdin is not None
+            child.stdin.close()
             assert child.wait(timeout=60) == -9, "the kernel did not kill the child"
             t_dead = time.monotonic()
             rows = wait_until(lambda: kills(tmp_path / "history.db", child.pid), timeout=5)
@@ -159,7 +172,7 @@ def test_kill_while_the_daemon_is_down_is_recorded_and_notified_on_return(tmp_pa
         # Caught up with the kernel buffer, its cursor stored in the same step.
         assert wait_until(lambda: "kernel log kmsg: caught up" in daemon.log_text(), timeout=20)
         assert daemon.stop() == 0
-        child = hog(cg, uuid.uuid4().hex, delay=0)
+        child = hog(cg, uuid.uuid4().hex)
         assert child.wait(timeout=60) == -9
         daemon = Daemon(tmp_path, config(tmp_path, sink.url))
         try:

@@ -171,7 +171,7 @@ def test_a_real_memcg_kill_is_marked_with_the_kernels_figures(tracefs, oom_cgrou
     cg, _ = oom_cgroup
     source = TracepointSource(tracefs, unique_instance())
     try:
-        child = hog(cg, uuid.uuid4().hex, delay=0)
+        child = hog(cg, uuid.uuid4().hex)
         assert child.wait(timeout=60) == -9
         got = collect(source, lambda evs: any(isinstance(e, VictimMarked) and e.pid == child.pid for e in evs))
     finally:

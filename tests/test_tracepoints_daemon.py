@@ -79,7 +79,7 @@ def test_a_real_kill_is_recorded_and_notified_within_a_second_from_the_tracepoin
         try:
             daemon.wait_message("READY=1")
             assert wait_until(lambda: Path(tracefs, "instances", instance).is_dir(), timeout=5)
-            child = hog(cg, uuid.uuid4().hex, delay=0)
+            child = hog(cg, uuid.uuid4().hex)
             assert child.wait(timeout=60) == -9
             dead = time.monotonic()
             stored = wait_until(lambda: rows(tmp_path / "history.db", "SELECT * FROM kills WHERE pid = ?", child.pid))
@@ -110,7 +110,7 @@ def test_the_same_real_kill_through_kmsg_and_the_tracepoint_is_one_record_with_b
         daemon = Daemon(tmp_path, config(tmp_path, sink.url, tracefs, unique_instance(), "kmsg", '["oom.kill"]'))
         try:
             daemon.wait_message("READY=1")
-            child = hog(cg, uuid.uuid4().hex, delay=0)
+            child = hog(cg, uuid.uuid4().hex)
             assert child.wait(timeout=60) == -9
 
             def confirmed():
@@ -187,7 +187,7 @@ def test_a_real_kill_the_log_never_shows_is_recorded_and_called_unlogged(tmp_pat
         daemon = Daemon(tmp_path, text.replace("  source: file\n", f"  source: file\n  path: {quiet_log}\n"))
         try:
             daemon.wait_message("READY=1")
-            child = hog(cg, uuid.uuid4().hex, delay=0)
+            child = hog(cg, uuid.uuid4().hex)
             assert child.wait(timeout=60) == -9
             db = tmp_path / "history.db"
             alerts = wait_until(lambda: rows(db, "SELECT * FROM alerts WHERE kind = 'oom.unlogged' AND data LIKE ?",
@@ -270,7 +270,7 @@ def test_a_cgroup_kill_recorded_from_the_tracepoint_alone_is_not_called_unlogged
         try:
             daemon.wait_message("READY=1")
             assert wait_until(baseline, timeout=20), daemon.log_text()
-            child = hog(cg, uuid.uuid4().hex, delay=0)
+            child = hog(cg, uuid.uuid4().hex)
             assert child.wait(timeout=60) == -9
             assert wait_until(lambda: rows(db, "SELECT * FROM kills WHERE pid = ?", child.pid), timeout=10)
             # A shortfall is settled on the check's second reading of it (state: counter and

@@ -120,6 +120,7 @@ class ProcessCheck:
             log.error("cannot scan processes in %s: %s", cfg.procfs, exc)
             return
         s.host.cache.remember(ranked, now)
+        log.debug("processes: %d ranked", len(ranked))  # each one's command line known to its kill record
         protections = self._protect(ranked) if cfg.processes.protect else []
         with s.lock:
             s.host.ranking, s.host.ranking_time = ranked, now
