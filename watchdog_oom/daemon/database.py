@@ -12,7 +12,7 @@ at every look while it is not: an idle daemon does not query it every few second
 from the connection that still has it open (nothing lost); a replaced or corrupt one is
 set aside and a new one started with the cursors the daemon last committed, so nothing
 is read or notified twice. A database that refuses writes (full, read-only, locked)
-holds the kills in memory (the pipeline bounds them) until it takes them again.
+holds the kills in memory (writer.py bounds them) until it takes them again.
 
 Every outage is `database.down` (critical), sent straight through every channel, not
 through the outbox that lives in the failing database, and `database.resolved` when the
@@ -123,7 +123,7 @@ class DatabaseWatch:
     # -- reports from the writers ---------------------------------------------------------
 
     def failed(self, exc: BaseException, held: int = 0) -> None:
-        """A write failed (from the pipeline): alert once per outage; look at the file now."""
+        """A write failed (from the kill writer): alert once per outage; look at the file now."""
         self.state.held = held
         kind = classify(exc)
         problem = " ".join(str(exc).split("(Background on this error", 1)[0].split())[:500]

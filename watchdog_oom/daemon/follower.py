@@ -8,7 +8,7 @@ import threading
 import time
 from typing import Any
 
-from watchdog_oom.daemon.pipeline import HELD_MAX, Pipeline
+from watchdog_oom.daemon.pipeline import Pipeline
 from watchdog_oom.daemon.recording import record_events
 from watchdog_oom.daemon.shared import Shared
 from watchdog_oom.model import KernelLine, SourceGap
@@ -131,7 +131,7 @@ class KernelLogFollower:
                 if self.stop.is_set():
                     return None
                 try:
-                    if isinstance(event, KernelLine) and len(pipeline.unsaved) >= HELD_MAX:
+                    if isinstance(event, KernelLine) and pipeline.full():
                         pipeline.wait_for_room(self.stop)  # the source keeps the rest meanwhile
                     if event is None:
                         self._missing(source)
