@@ -24,11 +24,9 @@ A cursor resumes in PATH, or in PATH.1 when it names that file (rotated since, b
 either way, and then waited on like a renamed file: which way it was is not known).
 
 Regular files are always readable to poll(), so at the end of the file this source
-sleeps on inotify (sources/inotify.py): the file written, truncated or rotated wakes it.
-inotify is not portable to every filesystem a log can live on (a network filesystem sees
-no other host's writes), so it also looks once a second, and the first look that finds
-lines inotify did not announce turns inotify off for good: it then looks every
-``stat_interval`` seconds (0.2 by default), as it does where there is no inotify at all.
+sleeps in a ``FileWatch`` (sources/inotify.py): the file written, truncated or rotated
+wakes it through inotify; where inotify is missing or misses lines (a network
+filesystem), it looks every ``stat_interval`` seconds (0.2 by default).
 
 A syslog file is trusted as written, and who can write to it differs. Any local user
 can put a ``kernel:`` line, a forged kill, into /var/log/syslog or /var/log/messages
@@ -45,7 +43,6 @@ import hashlib
 import io
 import logging
 import os
-import select
 import sys
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -55,14 +52,11 @@ from typing import Any, BinaryIO
 
 from watchdog_oom.model import CaughtUp, KernelLine, SourceGap
 from watchdog_oom.sources.base import SourceError, Stopper
-from watchdog_oom.sources.inotify import Inotify
+from watchdog_oom.sources.inotify import FileWatch
 
 log = logging.getLogger("watchdog_oom")
 
 STAT_INTERVAL = 0.2
-# With inotify, a look this often anyway: what a filesystem without inotify events is
-# found out by (its first lines then wait this long, the rest stat_interval).
-NOTIFIED_INTERVAL = 1.0
 # How long the renamed file of a rotation must stay unchanged before it is left for the
 # new one: time for the writer to be told to reopen PATH, and to do it.
 ROTATE_GRACE = 5.0
@@ -213,24 +207,18 @@ class LogFileSource:
         self.idle_timeout = idle_timeout
         if not self._stopper.begin():
             return
-        notify = Inotify.open(os.path.dirname(os.path.abspath(self.path))) if self._inotify else None
+        watch: FileWatch | None = None
         try:
-            poller = select.poll()
-            poller.register(self._stopper.fileno(), select.POLLIN)
-            if notify is not None:
-                poller.register(notify.fd, select.POLLIN)
+            watch = FileWatch(self.path, self._stopper.fileno(), self._stat_interval, self._inotify)
             yield from self._pending
             self._pending.clear()
             caught_up = False
             last_line = time.monotonic()
-            timer = False  # the last wake-up was the timer's, not inotify's
             while not self._stopper.stopped:
                 yield from self._check_truncated()
                 if (yield from self._read_to_end()):
                     last_line = time.monotonic()
-                    if timer and notify is not None and not notify.pending():
-                        self._unnotified(poller, notify, "missed lines")
-                        notify = None
+                    watch.found_lines()
                 if (yield from self._next_file()):
                     continue
                 # Not before the file after a rotated one is read: it was there at open too.
@@ -240,41 +228,15 @@ class LogFileSource:
                 if self.idle_timeout is not None and time.monotonic() - last_line >= self.idle_timeout:
                     last_line = time.monotonic()
                     yield None
-                if notify is not None and not self._notified(notify):
-                    self._unnotified(poller, notify, "refused a watch")
-                    notify = None
-                self.notified = notify is not None
-                timer = not self._sleep(poller, notify, last_line)
+                watch.follow(f.file.fileno() for f in (self._current, self._next) if f is not None)
+                self.notified = watch.notified
+                # While a rotated file is read to its end, its grace is timed: looks every stat_interval.
+                idle_due = None if self.idle_timeout is None else self.idle_timeout - (time.monotonic() - last_line)
+                watch.sleep(idle_due, timed=self._current is not None and self._current.rotated)
         finally:
-            if notify is not None:
-                notify.close()
+            if watch is not None:
+                watch.close()
             self._stopper.end()
-
-    def _notified(self, notify: Inotify) -> bool:
-        """Watch the files being read (again: a new one since the last look); False when the
-        kernel refuses a watch (the user's limit, fs.inotify.max_user_watches, reached)."""
-        return all(notify.follow(f.file.fileno()) for f in (self._current, self._next) if f is not None)
-
-    def _unnotified(self, poller: select.poll, notify: Inotify, why: str) -> None:
-        """Stop relying on inotify (it missed lines, or refused a watch): poll from now on."""
-        poller.unregister(notify.fd)
-        notify.close()
-        log.info("%s: inotify %s (a network filesystem? fs.inotify.max_user_watches?); looking every %.1f s",
-                 self.path, why, self._stat_interval)
-
-    def _sleep(self, poller: select.poll, notify: Inotify | None, last_line: float) -> bool:
-        """Until inotify tells of a change, the next look is due, or stop(); True when inotify
-        woke it. Without inotify, and while a rotated file is read to its end (its grace is
-        timed), every stat_interval."""
-        rotating = self._current is not None and self._current.rotated
-        timeout = NOTIFIED_INTERVAL if notify is not None and not rotating else self._stat_interval
-        if self.idle_timeout is not None:  # an idle event falls due
-            timeout = min(timeout, max(self.idle_timeout - (time.monotonic() - last_line), 0.0))
-        ready = poller.poll(timeout * 1000)
-        if notify is not None and any(fd == notify.fd for fd, _ in ready):
-            notify.drain()
-            return True
-        return False
 
     def close(self) -> None:
         """Make events() end promptly; safe from any thread."""
