@@ -22,10 +22,11 @@ from watchdog_oom.parse.report import (
     TASK_TABLE_ROWS,
     ReportReader,
 )
+from watchdog_oom.parse.shapes import LineUnwrapper
 from watchdog_oom.parse.unread import UNREAD_CHARS, Unread, UnreadLine
 from watchdog_oom.parse.userspace import UserspaceKillers
 from watchdog_oom.parse.values import as_int
-from watchdog_oom.parse.wrappers import LINE_CHARS, Decoder, Stamp, pieces, unwrap
+from watchdog_oom.parse.wrappers import LINE_CHARS, Decoder, Stamp, pieces
 
 __all__ = [
     "MEMORY_INFO_LINES",
@@ -57,8 +58,11 @@ class OomParser:
     """
 
     def __init__(self, *, year: int | None = None, lenient: bool = False,
-                 unread: Unread | None = None) -> None:
+                 unread: Unread | None = None, fast: bool = True) -> None:
         self._year = year
+        # fast=False: every line's wrapper found anew (no shape remembered from the line before),
+        # the reference the differential tests compare the fast paths with (tests/test_parse_shapes.py)
+        self._unwrapper = LineUnwrapper(year=year, fast=fast)
         self._reports = ReportReader()
         self._users = UserspaceKillers()
         # lenient: text pasted from anywhere (import): decode enclosures, find the kernel's
@@ -117,7 +121,7 @@ class OomParser:
         """One logical line (decoded): its wrapper taken off, its messages read. `notes` say
         what enclosed it; `entry` is the host and time of the journal entry it came in."""
         if line.wrapped:
-            text, wall, mono, fresh = unwrap(raw, year=self._year)
+            text, wall, mono, fresh = self._unwrapper.unwrap(raw)
         else:
             text, wall, mono, fresh = raw, None, None, True
         host = None

@@ -214,7 +214,11 @@ def _iso_date(text: str) -> tuple[int, datetime | None] | None:
     if not match:
         return None
     y, mo, d, hh, mm, ss, frac, offset = match.groups()
-    return match.end(), _datetime(y, int(mo), d, hh, mm, ss, _fraction_usec(frac), _offset(offset))
+    try:
+        tz = _offset(offset)
+    except ValueError:  # "+99:00": no clock is a day or more off UTC (a forged or corrupt line)
+        return match.end(), None
+    return match.end(), _datetime(y, int(mo), d, hh, mm, ss, _fraction_usec(frac), tz)
 
 
 def _short_full_date(text: str) -> tuple[int, datetime | None] | None:
@@ -369,6 +373,12 @@ _HOSTNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
 HOST_SEARCH_CHARS = 160  # how far into a line a date (and the host after it) is looked for
 
 
+# _strip_date's dates after a digit, and after anything else, each tried in its order (an
+# alternation takes the first alternative that matches, as `a or b or c` does).
+_NUMERIC_DATE = re.compile("|".join(f"(?:{p.pattern})" for p in (_ISO, _EPOCH_STAMP, _BSD)))
+_NAMED_DATE = re.compile("|".join(f"(?:{p.pattern})" for p in (_SHORT_FULL, _CTIME, _BSD)))
+
+
 def line_host(raw: str) -> str | None:
     """The host a log line names: syslog's after its date ("Jun 29 15:57:11 build-07 kernel:
     …", ISO and journalctl dates alike), RFC 5424's HOSTNAME; None where it names none
@@ -376,11 +386,14 @@ def line_host(raw: str) -> str | None:
     ("kern.log:12:Jun 29 …" from grep -Hn, a line number, a quote), as the parser finds the
     kernel's words anywhere: each place after a blank, colon or quote mark is tried."""
     head = raw[:HOST_SEARCH_CHARS]
-    starts = [0] + [i + 1 for i, c in enumerate(head) if c in " \t:>|`"]
-    for start in starts:
-        host = _host_at(head[start:].lstrip())
-        if host is not None:
-            return host
+    host = _host_at(head.lstrip())  # most lines: the date opens the line
+    if host is not None:
+        return host
+    for start, c in enumerate(head, 1):
+        if c in " \t:>|`":
+            host = _host_at(head[start:].lstrip())
+            if host is not None:
+                return host
     return None
 
 
@@ -394,13 +407,11 @@ def _host_at(text: str) -> str | None:
         return None
     if not text[:1].isalnum():
         return None
-    if text[0].isdigit():
-        date = _iso_date(text) or _epoch_date(text) or _bsd_date(text, 2000)
-    else:
-        date = _short_full_date(text) or _ctime_date(text) or _bsd_date(text, 2000)
+    # where _strip_date's date ends (its time is not needed): the first of its dates that matches
+    date = (_NUMERIC_DATE if text[0].isdigit() else _NAMED_DATE).match(text)
     if date is None:
         return None
-    after = text[date[0]:]
+    after = text[date.end():]
     tagged = _HOST_KERNEL.match(after) or _HOST_TAG.match(after)
     if tagged is None:
         return None
@@ -681,22 +692,30 @@ _TAG_BEFORE = re.compile(r"(?:^|[\s>:|`])([\w.@/()-]{1,64}?)(?:\[\d+\])?:\s*(?:\
 _RFC5424_APP = re.compile(r"<\d{1,3}>1 \S+ \S+ (\S+) ")
 
 
+def _first_of(named: tuple[tuple[re.Pattern, str], ...]) -> tuple[re.Pattern, dict[str, str]]:
+    """One pattern trying each of `named` in turn (an alternation takes the first alternative
+    that matches), and the name of each alternative's group: match.lastgroup says which."""
+    groups = {f"n{i}": name for i, (_, name) in enumerate(named)}
+    return re.compile("|".join(f"(?P<n{i}>{pattern.pattern})" for i, (pattern, _) in enumerate(named))), groups
+
+
+_ANY_FORMAT, _FORMAT_NAMES = _first_of(_FORMATS)
+_ANY_OUTER, _OUTER_NAMES_OF = _first_of(_OUTER_NAMES)
+
+
 def line_format(raw: str) -> tuple[str | None, tuple[str, ...]]:
     """The log format of a physical line (None: a bare message), and the outer wrappers
     before it (grep -n, line numbers, a bullet, mail quotes), outermost first."""
     text, outers = raw.lstrip(), list[str]()
     for _ in range(4):
-        name = next((name for pattern, name in _FORMATS if pattern.match(text)), None)
-        if name is not None:
-            return name, tuple(outers)
-        for pattern, outer in _OUTER_NAMES:
-            match = pattern.match(text)
-            if match is not None:
-                outers.append(outer)
-                text = text[match.end():].lstrip()
-                break
-        else:
+        found = _ANY_FORMAT.match(text)
+        if found is not None:
+            return _FORMAT_NAMES[found.lastgroup or ""], tuple(outers)
+        match = _ANY_OUTER.match(text)
+        if match is None:
             break
+        outers.append(_OUTER_NAMES_OF[match.lastgroup or ""])
+        text = text[match.end():].lstrip()
     return None, tuple(outers)
 
 

@@ -1,0 +1,119 @@
+"""The parser's fast paths give what its full detection gives, line for line and kill for kill.
+
+OomParser(fast=False) finds every line's wrapper anew (wrappers.unwrap); the default
+remembers the shape of the line before and tries it first (parse/shapes.py). Both read every
+real capture in tests/data, raw and in every wrapper of tests/wrapping.py, and files whose
+lines change format from one line to the next (hostile to a remembered shape): the kills
+(every field, evidence included) and the unread lines must be the same, and so must each
+line's unwrapping.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from wrapping import WRAPPERS
+
+from watchdog_oom.model import KernelLine
+from watchdog_oom.parse import OomParser, Unread
+from watchdog_oom.parse.shapes import LineUnwrapper
+from watchdog_oom.parse.wrappers import unwrap
+
+DATA = Path(__file__).parent / "data"
+YEARS = {
+    str(listing.parent / entry["file"]): entry.get("year")
+    for listing in sorted(DATA.rglob("expected.json"))
+    for entry in json.loads(listing.read_text(encoding="utf-8"))
+}
+CAPTURES = sorted({*DATA.rglob("*.log"), *DATA.rglob("*.kmsg")})
+# Wrappers that keep one input line on one output line: mixed line by line below.
+PER_LINE = ("grep-Hn", "cat-n", "nl", "logread", "rfc5424", "dmesg-T-fr", "dmesg-T-ja", "journal-json",
+            "markdown-bullets", "color", "crlf", "html-entities", "mail-quoted-twice")
+
+
+def _read(text: str, year: int | None, *, fast: bool, lenient: bool = True) -> tuple[list, Unread]:
+    """The kills and unread lines of `text` fed line by line (as parse_text feeds it)."""
+    unread = Unread(keep=1000)
+    parser = OomParser(year=year, lenient=lenient, unread=unread, fast=fast)
+    kills = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        kills += parser.feed(KernelLine(text=raw, source="import", wrapped=True), line_no=number)
+    return kills + parser.flush(), unread
+
+
+def _same_both_ways(text: str, year: int | None, lenient: bool = True) -> None:
+    fast, fast_unread = _read(text, year, fast=True, lenient=lenient)
+    full, full_unread = _read(text, year, fast=False, lenient=lenient)
+    assert [repr(kill) for kill in fast] == [repr(kill) for kill in full]  # repr: dict order and types too
+    assert fast_unread == full_unread
+    unwrapper = LineUnwrapper(year=year)
+    for raw in text.splitlines():
+        assert unwrapper.unwrap(raw) == unwrap(raw, year=year), raw
+
+
+def _mixed(lines: list[str], seed: int) -> str:
+    """Each line in a wrapper drawn at random (or none): the format changes line to line."""
+    rng = random.Random(seed)
+    out = []
+    for line in lines:
+        name = rng.choice((*PER_LINE, None, None, None))
+        out.append(line if name is None else WRAPPERS[name]([line]).rstrip("\r\n"))
+    return "\n".join(out) + "\n"
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=[p.name for p in CAPTURES])
+def test_a_capture_reads_the_same_with_and_without_the_fast_paths(path: Path) -> None:
+    text, year = path.read_text(encoding="utf-8", errors="replace"), YEARS.get(str(path))
+    lines = text.splitlines()
+    _same_both_ways(text, year)
+    _same_both_ways(text, year, lenient=False)  # the live sources' strict reading
+    for wrap in WRAPPERS.values():
+        _same_both_ways(wrap(lines), year)
+    for seed in range(3):
+        _same_both_ways(_mixed(lines, seed), year)
+
+
+# Prefixes close to each wrapper unwrap() knows, and near misses of them: a remembered shape
+# must never read a line another way than unwrap() does.
+PREFIXES = [
+    "Jun  3 10:00:00 host kernel: ", "Jun  3 10:00:00 host kernel: [ 1234.567890] ", "Jun 13 10:00:00.123456 h k: ",
+    "juin  3 10:00:00 hôte kernel:", "6月 3 10:00:00 host kernel: ", "мая 26 10:00:00 host earlyoom[12]: ",
+    "Jun  3 10:00:00: ", "Jun  3 10:00:00 kernel: ", "Jun\t3 10:00:00 host kernel: ", "Jun 2024-06-03 ",
+    "Mon 2024-06-03 10:00:00 CEST host kernel: ", "Sun Jun 29 15:57:11 2025 kern.warn kernel: ",
+    "Sun Jun 29 15:57:11 2025 ", "2024-06-03T10:00:00.123456+02:00 host kernel: ", "2024-06-03 10:00:00 h kernel: ",
+    "2024-06-03T10:00:00+99:00 host kernel: ", "2024-02-30T10:00:00Z host kernel: ", "1717408800.123456 host kernel: ",
+    "12,345,678,-;", "6,1,2;", "<4>", "<3>1 2025-06-29T15:57:11.000000+00:00 host kernel - - - ",
+    "[ 1234.567890] ", "[1234.5] ", "[Mon Jun  3 10:00:00 2024] ", "[dim. juin 29 15:57:11 2025] ",
+    "[Oct28 16:58] ", "[  +0.000082] ", "[ 1234.567890] host kernel: ", "[x] ", "kernel: ", "host kernel: ",
+    "> ", "`", "  ", "\u00b2a Jun  3 10:00:00 2025 kern.warn kernel: ", "\u0663 Jun 3 ", "x" * 90 + " kernel: ",
+    "/var/log/kern.log:12:", "    12\t", "- ", "", "Jun  3 10:00:00 host kernel: [99999999999999999999.1] ",
+]
+MESSAGES = [
+    "Out of memory: Killed process 1234 (java) total-vm:4kB, anon-rss:0kB, file-rss:0kB",
+    "java invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
+    "[  pid  ]   uid  tgid total_vm      rss pgtables_bytes swapents oom_score_adj name",
+    "[   1234]  1000  1234   100000    20000   200000        0             0 java",
+    "earlyoom[12]: sending SIGTERM to process 1234 uid 1000 \"java\": badness 900, VmRSS 1000 MiB",
+    "host kernel: Mem-Info:", "", "kernel: [ 12.5] x",
+]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(PREFIXES), st.sampled_from(MESSAGES), st.sampled_from(["", "\r\n", " "])),
+                min_size=1, max_size=12), st.sampled_from([None, 2024]))
+def test_lines_whose_wrapper_changes_each_line_unwrap_as_unwrap_does(lines, year) -> None:
+    unwrapper = LineUnwrapper(year=year)
+    for prefix, message, end in lines:
+        raw = prefix + message + end
+        assert unwrapper.unwrap(raw) == unwrap(raw, year=year), raw
+
+
+def test_an_iso_date_with_an_offset_no_clock_has_is_read_with_its_time_unknown() -> None:
+    line = "2024-06-03T10:00:00+99:00 host kernel: Out of memory: Killed process 5 (x) total-vm:1kB, anon-rss:1kB"
+    (kill,), _ = _read(line, None, fast=True)
+    assert (kill.pid, kill.time, kill.host) == (5, None, "host")

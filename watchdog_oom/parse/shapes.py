@@ -1,0 +1,207 @@
+"""The wrapper of the line before, tried first: unwrap() in one regular expression per line.
+
+A log's consecutive lines almost always share one wrapper ("Jun  3 10:00:00 host kernel:
+[ 123.456789] " line after line), yet wrappers.unwrap() finds it anew for every line by
+trying the formats in turn: a dozen pattern matches and as many Python calls. LineUnwrapper
+remembers the shape the last line had and tries first one precompiled pattern for exactly
+that shape; when it does not match, unwrap() runs as before (nothing is lost) and the shape
+of that line is remembered for the next.
+
+Why a shape's match gives exactly what unwrap() gives: a shape is the path unwrap() takes
+through its alternatives, written as one pattern in which
+
+* every step unwrap() takes is an atomic group `(?>…)` holding that step's own pattern, so
+  it matches exactly what the step's `.match()` matches and is never reconsidered: the
+  steps' pieces join end to end as unwrap()'s slices do;
+* every alternative unwrap() tries before the step it takes is a negative lookahead
+  `(?!…)` holding that alternative's pattern: the shape matches only where it fails;
+* an if/elif chain of optional steps (the host and tag after a date) is an atomic
+  alternation ending in an empty alternative: the first that matches, or none;
+* the tests unwrap() makes with string methods (a first character that is a digit, "[",
+  "<", a quote mark) pick which shapes may be tried at all (_first_class).
+
+A shape's date is read by the same function unwrap() uses, from the date's own text
+(cached: the lines of one report share a few dates). OomParser(fast=False) turns this off;
+tests/test_parse_shapes.py reads every capture, wrapper and mixed-format file both ways.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+from functools import lru_cache
+
+from watchdog_oom.parse.wrappers import (
+    _BARE_KERNEL_TAG,
+    _BSD,
+    _CTIME,
+    _DMESG_RELTIME,
+    _DMESG_T,
+    _EPOCH_STAMP,
+    _HOST_KERNEL,
+    _HOST_TAG,
+    _ISO,
+    _KMSG,
+    _SHORT_FULL,
+    _UPTIME,
+    _bsd_date,
+    _ctime_date,
+    _datetime,
+    _epoch_date,
+    _fraction_usec,
+    _iso_date,
+    _mono_usec,
+    _month,
+    _short_full_date,
+    unwrap,
+)
+
+Unwrapped = tuple[str, datetime | None, int | None, bool]
+
+
+def _step(pattern: re.Pattern) -> str:
+    return f"(?>{pattern.pattern})"
+
+
+def _not(*patterns: re.Pattern) -> str:
+    return "".join(f"(?!{pattern.pattern})" for pattern in patterns)
+
+
+# _strip_host(): "host kernel: ", else "host " before "prog[pid]: ", else a bare "kernel: ", else nothing.
+_HOSTS = f"(?>{_HOST_KERNEL.pattern}|{_HOST_TAG.pattern}|{_BARE_KERNEL_TAG.pattern}|)"
+# After the date: the kernel's uptime "[ 1234.567890] " and the "host kernel: " that
+# journalctl -o short-monotonic puts after it. Its two groups are the pattern's last.
+_UPTIME_TAIL = f"(?>(?:{_step(_UPTIME)}{_step(_HOST_KERNEL)}?)?)"
+
+
+def _dmesg_t(stamp: str, year: int | None) -> datetime | None:
+    match = _DMESG_T.match(stamp)
+    if match is None:  # never: the stamp is what _DMESG_T matched
+        return None
+    mon, day, hh, mm, ss, yyyy = match.groups()
+    return _datetime(yyyy, _month(mon), day, hh, mm, ss)
+
+
+# How unwrap() reads each kind of date from its text (the year matters to a syslog date only).
+_READERS: dict[str, Callable[[str, int | None], datetime | None]] = {
+    "iso": lambda stamp, year: _found(_iso_date(stamp)),
+    "epoch": lambda stamp, year: _found(_epoch_date(stamp)),
+    "short-full": lambda stamp, year: _found(_short_full_date(stamp)),
+    "ctime": lambda stamp, year: _found(_ctime_date(stamp)),
+    "bsd": lambda stamp, year: _found(_bsd_date(stamp, year)),
+    "dmesg-t": _dmesg_t,
+}
+
+
+def _found(date: tuple[int, datetime | None] | None) -> datetime | None:
+    return date[1] if date is not None else None
+
+
+@lru_cache(maxsize=256)
+def _wall(kind: str, stamp: str, year: int | None) -> datetime | None:
+    """The time of a date of `kind` whose text is `stamp`, as unwrap() reads it."""
+    return _READERS[kind](stamp, year)
+
+
+class _Shape:
+    """One path through unwrap(): which first characters it is tried on, its pattern, and
+    the kind of date it holds (None: no date, as dmesg's uptime alone). `tagged`, where
+    given, is the pattern for a line holding "kernel:" in its first 80 characters (a line
+    with no date: unwrap() looks for the kernel tag only there)."""
+
+    __slots__ = ("date", "first", "name", "pattern", "tagged", "uptime")
+
+    def __init__(self, name: str, first: str, date: str | None, pattern: str, tagged: str | None = None) -> None:
+        self.name, self.first, self.date = name, first, date
+        self.pattern = re.compile(pattern)
+        self.tagged = re.compile(tagged) if tagged is not None else self.pattern
+        self.uptime = self.pattern.groups - 1  # the uptime's seconds; its fraction follows
+        assert self.tagged.groups == self.pattern.groups
+
+    def read(self, text: str, year: int | None) -> Unwrapped | None:
+        """What unwrap() gives for `text` (stripped as unwrap strips it); None: not this shape."""
+        pattern = self.tagged if "kernel:" in text[:80] else self.pattern
+        match = pattern.match(text)
+        if match is None:
+            return None
+        wall = _wall(self.date, match["date"], year) if self.date is not None else None
+        mono = None
+        seconds = match.group(self.uptime)
+        if seconds is not None:
+            usec = _mono_usec(seconds, 1_000_000)
+            mono = None if usec is None else usec + _fraction_usec(match.group(self.uptime + 1))
+        end = match.end()
+        return text[end:], wall, mono, end != 0
+
+
+def _dated(name: str, first: str, kind: str, date: re.Pattern, before: tuple[re.Pattern, ...]) -> _Shape:
+    """A syslog-like shape: a date (after the alternatives tried before it), the host and tag."""
+    return _Shape(name, first, kind, f"{_not(*before)}(?>(?P<date>{date.pattern})){_HOSTS}{_UPTIME_TAIL}")
+
+
+# unwrap() on a line whose first character is not a digit, "[", "<" or a quote mark tries
+# _strip_date's named dates: journalctl short-full, ctime (logread), then BSD syslog.
+# On a digit it tries a kmsg record header, then ISO 8601, an epoch stamp, BSD ("6月 3 …").
+# On "[" dmesg -T's date, else dmesg -H's, then the uptime.
+_SHAPES: dict[str, tuple[_Shape, ...]] = {
+    "word": (
+        _dated("journalctl short-full", "word", "short-full", _SHORT_FULL, ()),
+        _dated("logread", "word", "ctime", _CTIME, (_SHORT_FULL,)),
+        _dated("syslog", "word", "bsd", _BSD, (_SHORT_FULL, _CTIME)),
+        # No date (dmesg without times, a bare paste): _strip_kernel_tag(), then the uptime.
+        _Shape("no date", "word", None, f"{_not(_SHORT_FULL, _CTIME, _BSD)}{_UPTIME_TAIL}",
+               f"{_not(_SHORT_FULL, _CTIME, _BSD)}(?>{_BARE_KERNEL_TAG.pattern}|{_HOST_KERNEL.pattern}|)"
+               f"{_UPTIME_TAIL}"),
+    ),
+    "digit": (
+        _dated("ISO 8601", "digit", "iso", _ISO, (_KMSG,)),
+        _dated("short-unix", "digit", "epoch", _EPOCH_STAMP, (_KMSG, _ISO)),
+        _dated("syslog, numeric month", "digit", "bsd", _BSD, (_KMSG, _ISO, _EPOCH_STAMP)),
+    ),
+    "bracket": (
+        _Shape("dmesg -T", "bracket", "dmesg-t", f"(?>(?P<date>{_DMESG_T.pattern})){_UPTIME_TAIL}"),
+        _Shape("dmesg", "bracket", None, f"{_not(_DMESG_T)}(?>{_DMESG_RELTIME.pattern}|){_UPTIME_TAIL}"),
+    ),
+}
+
+
+def _first_class(text: str) -> str | None:
+    """Which shapes may read `text`, as unwrap() decides by its first character: None for an
+    empty line, a quote mark (">", "`": a paste) or a syslog priority ("<4>")."""
+    if not text:
+        return None
+    first = text[0]
+    if first == "[":
+        return "bracket"
+    if first.isdigit():
+        return "digit"
+    return None if first in "<>`" else "word"
+
+
+class LineUnwrapper:
+    """wrappers.unwrap() for a stream of lines, trying first the shape of the line before."""
+
+    def __init__(self, *, year: int | None, fast: bool = True) -> None:
+        self._year = year
+        self._fast = fast  # False: every line through unwrap() (the differential tests' reference)
+        self._last: _Shape | None = None
+
+    def unwrap(self, raw: str) -> Unwrapped:
+        """unwrap(raw, year=…): the message, wall time, kernel usec, and whether a header was found."""
+        if not self._fast:
+            return unwrap(raw, year=self._year)
+        text = raw.rstrip("\r\n").lstrip()
+        first = _first_class(text)
+        last = self._last
+        if last is not None and last.first == first:
+            read = last.read(text, self._year)
+            if read is not None:
+                return read
+        if first is not None:  # learn this line's shape for the next (most lines share it)
+            for shape in _SHAPES[first]:
+                read = shape.read(text, self._year)
+                if read is not None:
+                    self._last = shape
+                    return read
+        return unwrap(raw, year=self._year)
