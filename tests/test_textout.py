@@ -6,6 +6,8 @@ import csv
 import io
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from watchdog_oom.report import esc
 from watchdog_oom.textout import _UNSAFE, safe, table, to_csv
@@ -69,3 +71,32 @@ def test_table_pads_columns_and_escapes_hostile_cells():
                                 "7    java          1.5  yes",
                                 "-    \\x1b[31mred…  nan  no"]
     assert table([], [("pid", "PID")]) == "PID"
+
+
+def _reference_table(rows, columns, widths):
+    """table() cell by cell, as it was written first: safe() then clip() on every cell."""
+    from watchdog_oom.textout import clip
+
+    texts = [[clip(safe(row.get(key)), widths.get(key, 60)) for row in rows] for key, _ in columns]
+    sizes = [max([len(head), *map(len, column)]) for column, (_, head) in zip(texts, columns, strict=True)]
+    lines = ["  ".join(head.ljust(size) for (_, head), size in zip(columns, sizes, strict=True)).rstrip()]
+    lines += ["  ".join(cell.ljust(size) for cell, size in zip(cells, sizes, strict=True)).rstrip()
+              for cells in zip(*texts, strict=True)]
+    return "\n".join(lines)
+
+
+_CELLS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True),
+                   st.text(alphabet=st.sampled_from(["a", "é", " ", "\x1b", "\x85", "\u202e", "\u2028", "日", "-"]),
+                           max_size=14))
+
+
+@given(st.lists(st.tuples(_CELLS, _CELLS, _CELLS), max_size=6), st.sampled_from(["same", "numbers", "text"]))
+def test_table_converts_a_whole_column_as_it_converts_each_cell(cells, shape):
+    """A column all numbers or all printable text is converted in one pass: the same text as cell by cell."""
+    if shape == "numbers":
+        cells = [tuple(c if type(c) in (int, float) else 1.5 for c in row) for row in cells]
+    elif shape == "text":
+        cells = [tuple(c if isinstance(c, str) and c.isprintable() else "ok" for c in row) for row in cells]
+    rows = [{"a": a, "b": b, "c": c} for a, b, c in cells]
+    columns = [("a", "A"), ("b", "B"), ("c", "C")]
+    assert table(rows, columns, {"b": 4}) == _reference_table(rows, columns, {"b": 4})

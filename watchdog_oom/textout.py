@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import operator
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -59,8 +60,8 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]],
     """A plain-text table of `rows` with (key, heading) columns."""
     widths = widths or {}
     # Column by column: a history of thousands of rows is mostly printable text and numbers.
-    texts = [_column([row.get(key) for row in rows], widths.get(key, 60)) for key, _ in columns]
-    sizes = [max([len(head), *map(len, column)]) for column, (_, head) in zip(texts, columns, strict=True)]
+    texts = [_column(list(map(operator.methodcaller("get", key), rows)), widths.get(key, 60)) for key, _ in columns]
+    sizes = [max(len(head), max(map(len, column), default=0)) for column, (_, head) in zip(texts, columns, strict=True)]
     line = "  ".join(f"{{:<{size}}}" for size in sizes)  # each cell left-aligned, padded to its column
     lines = [line.format(*(head for _, head in columns)).rstrip()]
     by_row = zip(*texts, strict=True) if texts else [()] * len(rows)
@@ -69,14 +70,24 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]],
 
 
 def _column(values: list[Any], width: int) -> list[str]:
-    """One column's cells as `safe` and `clip` make them; printable text and plain numbers
-    (whose str is always printable) skip the calls."""
-    cells = [value if type(value) is str and value.isprintable()
-             else str(value) if type(value) in _NUMBERS else safe(value) for value in values]
+    """One column's cells as `safe` and `clip` make them. A column of plain numbers (whose
+    str is always printable), or of text that is all printable, is converted in one pass;
+    other cells one by one."""
+    kinds = set(map(type, values))
+    if kinds <= _NUMBERS:
+        cells = list(map(str, values))
+    elif kinds == _TEXT and "".join(values).isprintable():
+        cells = values
+    else:
+        cells = [value if type(value) is str and value.isprintable()
+                 else str(value) if type(value) in _NUMBERS else safe(value) for value in values]
+    if max(map(len, cells), default=0) <= width:
+        return cells
     return [cell if len(cell) <= width else clip(cell, width) for cell in cells]
 
 
-_NUMBERS = (int, float)
+_NUMBERS = frozenset((int, float))
+_TEXT = frozenset((str,))
 
 
 def to_json(value: Any) -> str:

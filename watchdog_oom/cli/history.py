@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TextIO
 
@@ -28,13 +30,16 @@ HISTORY_KINDS = ("kills", "alerts", "samples", "notifications", "protections", "
 KILL_COLUMNS = [("id", "ID"), ("time", "TIME"), ("host", "HOST"), ("pid", "PID"), ("process", "PROCESS"),
                 ("uid", "UID"), ("anon_rss_kb", "ANON_RSS_KB"), ("constraint", "CONSTRAINT"),
                 ("task_memcg", "CGROUP"), ("killer", "KILLER"), ("invoker", "INVOKER")]
+SAMPLE_COLUMNS = [("time", "TIME"), ("host", "HOST"), ("commit_percent", "%COMMIT"),
+                  ("commit_limit_percent", "%LIMIT"), ("mem_available_percent", "%AVAIL"),
+                  ("psi_full_avg10", "PSI_FULL"), ("resolution", "RES_S")]
 
 
 def history_rows(store: store_mod.Store, kind: str, filters: dict[str, Any],
                  secrets: Sequence[str] = ()) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """Rows and table columns of one kind of history; `secrets` are masked in error texts."""
     if kind == "kills":
-        return [store_mod.kill_record(k) for k in store.kills(**filters)], KILL_COLUMNS
+        return store.kill_records(**filters), KILL_COLUMNS
     if kind == "alerts":
         rows = [{"id": a.id, "host": a.host, "key": a.key, "kind": a.kind, "severity": a.severity,
                  "status": a.status, "started_at": a.started_at.isoformat(),
@@ -43,17 +48,7 @@ def history_rows(store: store_mod.Store, kind: str, filters: dict[str, Any],
         return rows, [("id", "ID"), ("started_at", "STARTED"), ("resolved_at", "RESOLVED"), ("host", "HOST"),
                       ("kind", "KIND"), ("severity", "SEVERITY"), ("status", "STATUS"), ("summary", "SUMMARY")]
     if kind == "samples":
-        rows = [{"time": s.time.isoformat(), "host": s.host, "resolution": s.resolution,
-                 "commit_percent": s.commit_percent, "commit_limit_percent": s.commit_limit_percent,
-                 "committed_as_kb": s.committed_as_kb, "commit_limit_kb": s.commit_limit_kb,
-                 "mem_available_kb": s.mem_available_kb, "mem_available_percent": s.mem_available_percent,
-                 "swap_total_kb": s.swap_total_kb, "swap_free_kb": s.swap_free_kb,
-                 "psi_some_avg10": s.psi_some_avg10, "psi_full_avg10": s.psi_full_avg10,
-                 "overcommit_memory": s.overcommit_memory}
-                for s in store.samples(**filters)]
-        return rows, [("time", "TIME"), ("host", "HOST"), ("commit_percent", "%COMMIT"),
-                      ("commit_limit_percent", "%LIMIT"), ("mem_available_percent", "%AVAIL"),
-                      ("psi_full_avg10", "PSI_FULL"), ("resolution", "RES_S")]
+        return store.sample_records(**filters), SAMPLE_COLUMNS
     if kind == "notifications":
         from watchdog_oom.notify import redact
 
@@ -107,19 +102,44 @@ def summary_rows(store: store_mod.Store, filters: dict[str, Any]) -> list[dict[s
     return [{"by": by, "value": value, "kills": n} for by, value, n in store.kill_counts(**filters)]
 
 
+@contextlib.contextmanager
+def _collector_idle() -> Iterator[None]:
+    """CPython's cyclic garbage collector kept off what is already loaded, and paused.
+
+    It runs every 700 new container objects and, every so often, walks every object the
+    process holds (SQLAlchemy's alone are hundreds of thousands): reading a history of
+    thousands of rows, tuples and dicts that form no cycle, set off dozens of runs and a
+    whole walk, a fifth of the command's own time. What a command lists is freed by
+    reference counts. Called once the libraries are loaded (their objects are frozen out
+    of every collection), and undone after: main() also runs inside other processes.
+    """
+    was_enabled, freezes = gc.isenabled(), gc.get_freeze_count() == 0  # a caller's own freeze stays its own
+    if freezes:
+        gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+        if freezes:
+            gc.unfreeze()
+
+
 def cmd_history(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:
     """Print one kind of history, newest first."""
     filters = filters_from(args, utcnow())
     store = open_store(cfg)
-    if args.kind == "summary":
-        rows, columns = summary_rows(store, filters), [("by", "BY"), ("value", "VALUE"), ("kills", "KILLS")]
-    elif args.kind == "notifications":  # their errors may quote a channel's secret: masked
-        from watchdog_oom.notify import secrets_of_config
+    with _collector_idle():
+        if args.kind == "summary":
+            rows, columns = summary_rows(store, filters), [("by", "BY"), ("value", "VALUE"), ("kills", "KILLS")]
+        elif args.kind == "notifications":  # their errors may quote a channel's secret: masked
+            from watchdog_oom.notify import secrets_of_config
 
-        rows, columns = history_rows(store, args.kind, filters, secrets_of_config(cfg))
-    else:
-        rows, columns = history_rows(store, args.kind, filters)
-    print_rows(out, args.format, rows, columns, f"no {args.kind} recorded" + _filter_note(filters))
+            rows, columns = history_rows(store, args.kind, filters, secrets_of_config(cfg))
+        else:
+            rows, columns = history_rows(store, args.kind, filters)
+        print_rows(out, args.format, rows, columns, f"no {args.kind} recorded" + _filter_note(filters))
     if args.kind == "kills":
         unstored = len(store.quarantined(**{**filters, "limit": 1000}))
         if unstored:

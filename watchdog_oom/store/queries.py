@@ -4,16 +4,18 @@ commands ask. Core statements on one connection each; nothing here writes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+import operator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, Table, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, DateTime, Select, String, Table, and_, case, func, or_, select, type_coerce
 
-from watchdog_oom.model import CgroupSample
+from watchdog_oom.model import KILL_FIELDS, CgroupSample
 from watchdog_oom.store.engine import Database, _answers
-from watchdog_oom.store.records import cgroup_sample
+from watchdog_oom.store.records import SAMPLE_FIELDS, cgroup_sample
 from watchdog_oom.store.tables import (
+    UtcDateTime,
     adjustments,
     alerts,
     cgroup_samples,
@@ -36,6 +38,8 @@ from watchdog_oom.stored import (
 )
 
 Filters = dict[str, Any]  # since, until, host, process, status, limit (what a command was given)
+# The kills' column behind each field of the kill record: the column `order` is alloc_order.
+_KILL_RECORD_COLUMNS = tuple(kills.c["alloc_order" if name == "order" else name] for name in KILL_FIELDS)
 
 
 class HistoryQueries(Database):
@@ -43,6 +47,16 @@ class HistoryQueries(Database):
 
     def kills(self, **filters: Any) -> list[StoredKill]:
         """Stored kills, newest first; filters: since, until, process, host, limit."""
+        return self._values(self._kills_query(select(kills), filters), StoredKill)
+
+    def kill_records(self, **filters: Any) -> list[dict[str, Any]]:
+        """The kill records of INTERFACE.md (JSON-ready) of the kills `kills` would return,
+        in its order: read as the record's columns alone, without each kill's details (its
+        task table and memory state, most of a row's bytes and of the time to decode it)."""
+        return self._records(self._kills_query(select(*_KILL_RECORD_COLUMNS), filters), KILL_FIELDS)
+
+    def _kills_query(self, chosen: Select[Any], filters: Filters) -> Select[Any]:
+        """`chosen` (a select of kills' columns) filtered and ordered as `history kills` is."""
         k = kills.c
         where = _time_terms(k.time, filters)
         if filters.get("process"):
@@ -54,8 +68,8 @@ class HistoryQueries(Database):
             # The newest ids first, from an index alone, then only those rows: ordering whole
             # rows (each carries its task table) read every kill of a common process to keep 50.
             ids = _limited(select(k.id).where(*where).order_by(*newest), filters)
-            return self._values(select(kills).where(k.id.in_(ids)).order_by(*newest), StoredKill)
-        return self._values(select(kills).where(*where).order_by(*newest), StoredKill)
+            return chosen.where(k.id.in_(ids)).order_by(*newest)
+        return chosen.where(*where).order_by(*newest)
 
     def kill_counts(self, **filters: Any) -> list[tuple[str, str | None, int]]:
         """(by, value, kills) rows: kills per process, per cgroup and per day, most first.
@@ -172,6 +186,13 @@ class HistoryQueries(Database):
         order = (s.time.asc(), s.id) if filters.get("ascending") else None
         return self._history(samples, s.time, filters, StoredSample, order=order)
 
+    def sample_records(self, **filters: Any) -> list[dict[str, Any]]:
+        """The samples `samples` would return as `history samples` prints them: JSON-ready
+        records of SAMPLE_FIELDS, the time in ISO 8601."""
+        s = samples.c
+        query = self._filtered(select(*(s[name] for name in SAMPLE_FIELDS)), samples, s.time, filters)
+        return self._records(_limited(query.order_by(s.time.desc(), s.id.desc()), filters), SAMPLE_FIELDS)
+
     def notifications(self, **filters: Any) -> list[OutboxRow]:
         """Outbox rows, newest first; `process` searches their summaries."""
         return self._history(notifications, notifications.c.created_at, filters, OutboxRow,
@@ -191,15 +212,63 @@ class HistoryQueries(Database):
     def _history(self, table: Table, when: Any, filters: Filters, value: type[Any], *,
                  process: Callable[[str], Any] | None = None, order: tuple[Any, ...] | None = None) -> list[Any]:
         """Rows of `table` filtered by since/until on `when`, host, process and status, as `value`s."""
-        query = select(table).where(*_time_terms(when, filters))
+        query = self._filtered(select(table), table, when, filters, process)
+        query = query.order_by(*(order or (when.desc(), table.c.id.desc())))
+        return self._values(_limited(query, filters), value)
+
+    @staticmethod
+    def _filtered(query: Select[Any], table: Table, when: Any, filters: Filters,
+                  process: Callable[[str], Any] | None = None) -> Select[Any]:
+        """`query` on `table` with the WHERE terms of the filters: since/until on `when`, host,
+        process (where `process` says how to match it) and status."""
+        query = query.where(*_time_terms(when, filters))
         if filters.get("host"):
             query = query.where(table.c.host == filters["host"])
         if filters.get("process") and process is not None:
             query = query.where(process(filters["process"]))
         if filters.get("status"):
             query = query.where(table.c.status == filters["status"])
-        query = query.order_by(*(order or (when.desc(), table.c.id.desc())))
-        return self._values(_limited(query, filters), value)
+        return query
+
+    def _records(self, query: Select[Any], fields: Sequence[str]) -> list[dict[str, Any]]:
+        """The rows of `query`, whose columns are `fields` in order, as dicts of those fields,
+        times (the UtcDateTime columns) in ISO 8601 as `datetime.isoformat` of the UTC time
+        writes them. A history lists thousands of rows: each column is converted in one pass."""
+        times = [i for i, column in enumerate(query.selected_columns) if isinstance(column.type, UtcDateTime)]
+        # The times as the driver gives them (SQLite: naive UTC; PostgreSQL: aware), without
+        # UtcDateTime's Python call per value; _iso_utc makes them what it would have.
+        query = query.with_only_columns(
+            *(type_coerce(column, _DRIVER_TIME).label(column.name) if i in times else column
+              for i, column in enumerate(query.selected_columns)), maintain_column_froms=True)
+        with self._connection() as conn:
+            rows = conn.execute(query).all()
+        if not rows:
+            return []
+        columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
+        for i in times:
+            columns[i] = _iso_utc(columns[i])
+        return [dict(zip(fields, row, strict=True)) for row in zip(*columns, strict=True)]
+
+
+_DRIVER_TIME = DateTime(timezone=True)  # UtcDateTime's own storage type
+
+
+def _iso_utc(values: Sequence[datetime | None]) -> list[str | None]:
+    """Times as the driver read them (naive UTC, or aware) in ISO 8601 with the UTC offset,
+    the text `value.astimezone(timezone.utc).isoformat()` gives; None stays None."""
+    known: Sequence[datetime] = [v for v in values if v is not None] if None in values else values  # type: ignore[assignment]
+    texts: Iterator[str]
+    if not any(map(_TZINFO, known)):  # SQLite's: naive, and UTC
+        texts = map("{}+00:00".format, map(datetime.isoformat, known))
+    else:
+        texts = map(datetime.isoformat, [(v if v.tzinfo else v.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+                                         for v in known])
+    if len(known) == len(values):
+        return list(texts)
+    return [None if value is None else next(texts) for value in values]
+
+
+_TZINFO = operator.attrgetter("tzinfo")
 
 
 def _limited(query: Select[Any], filters: Filters) -> Select[Any]:

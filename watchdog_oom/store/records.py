@@ -32,6 +32,11 @@ def kill_record(row: Any) -> dict[str, Any]:
     return dict(zip(KILL_FIELDS, values, strict=True))
 
 
+# A sample as `history samples` gives it (JSON, CSV): these fields, in this order.
+SAMPLE_FIELDS = ("time", "host", "resolution", "commit_percent", "commit_limit_percent", "committed_as_kb",
+                 "commit_limit_kb", "mem_available_kb", "mem_available_percent", "swap_total_kb", "swap_free_kb",
+                 "psi_some_avg10", "psi_full_avg10", "overcommit_memory")
+
 # The stored kill's attribute behind each field of the record: the column `order` is alloc_order.
 _RECORD_ATTRIBUTES = operator.attrgetter(*("alloc_order" if name == "order" else name for name in KILL_FIELDS))
 _TIME = KILL_FIELDS.index("time")
