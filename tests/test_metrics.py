@@ -158,6 +158,34 @@ def test_database_that_does_not_answer_reads_up_zero(db_url, t0, serve):
     unmigrated.close()
 
 
+def test_an_outage_is_logged_once_and_its_end_once_while_scrapes_keep_answering(sqlite_store, db_url, t0, serve,
+                                                                                 caplog):
+    import sqlite3
+
+    from watchdog_oom.daemon.database import State
+
+    state = State()
+    server = serve(Metrics(sqlite_store, "web-01", lambda: _sample(t0), lambda: t0, database=lambda: state))
+    path = db_url.split(":///", 1)[1]
+    with caplog.at_level("INFO", logger="watchdog_oom"):
+        assert _scrape(server)["watchdog_oom_up"] == 1
+        with sqlite3.connect(path) as conn:  # the store stops answering the metrics' queries
+            conn.execute("ALTER TABLE kills RENAME TO kills_away")
+        state.ok, state.kind, state.held = False, "schema", 2
+        scrapes = [_scrape(server) for _ in range(3)]
+        for scraped in scrapes:  # what is known without the store is still served
+            assert scraped["watchdog_oom_up"] == 0 and scraped["watchdog_oom_commit_percent"] == 90.0
+            assert scraped["watchdog_oom_kills_held"] == 2
+            assert scraped["watchdog_oom_database_down"] == {(("kind", "schema"),): 1.0}
+        with sqlite3.connect(path) as conn:
+            conn.execute("ALTER TABLE kills_away RENAME TO kills")
+        state.ok, state.kind, state.held = True, None, 0
+        assert [_scrape(server)["watchdog_oom_up"] for _ in range(2)] == [1, 1]
+    said = [r for r in caplog.records if r.getMessage().startswith("metrics:")]
+    assert [r.levelname for r in said] == ["WARNING", "INFO"], [r.getMessage() for r in said]
+    assert "does not answer" in said[0].getMessage() and "answers again" in said[1].getMessage()
+
+
 def test_metrics_stay_out_of_the_global_registry(store):
     Metrics(store, "web-01", lambda: None, lambda: None)
     assert not [name for name in prometheus_client.REGISTRY._names_to_collectors if name.startswith("watchdog_oom")]

@@ -3,7 +3,10 @@
 `Metrics` is a collector read at scrape time, registered in a registry of its own (with
 the process collector, for the daemon's own footprint), so nothing is added to
 prometheus_client's global default registry. Memory figures come from the daemon's latest
-sample; kills, alerts and the outbox from the history store.
+sample; kills, alerts and the outbox from the history store. While the store does not
+answer, a scrape still gets what the daemon knows without it (the sample, the cgroups,
+the database's state, the kills held) with `watchdog_oom_up` 0; the log says so once
+per outage, and once when the store answers again, not at every scrape.
 """
 
 from __future__ import annotations
@@ -70,6 +73,8 @@ class Metrics:
         self.host = host
         self.latest_sample = latest_sample
         self.last_check = last_check
+        self._unanswered = False  # the last scrape found the store not answering
+        self._said = threading.Lock()  # scrapes may come at once: one says the change
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
         ProcessCollector(registry=self.registry)
@@ -91,8 +96,10 @@ class Metrics:
         try:
             store_metrics, up = list(self._store_metrics()), 1
         except StoreError as exc:
-            log.warning("metrics: the history database did not answer: %s", exc)
             store_metrics, up = [], 0
+            self._answered(False, exc)
+        else:
+            self._answered(True)
         yield from store_metrics
         yield GaugeMetricFamily(PREFIX + "up", "1 when the history database answered this scrape, else 0.",
                                 value=up)
@@ -105,6 +112,18 @@ class Metrics:
             yield down
             yield GaugeMetricFamily(PREFIX + "kills_held", "OOM kills held in memory while the database refuses them.",
                                     value=state.held)
+
+    def _answered(self, answered: bool, exc: BaseException | None = None) -> None:
+        """Log the store's answer to scrapes when it changes: once per outage, once after."""
+        with self._said:
+            if answered == (not self._unanswered):
+                return
+            self._unanswered = not answered
+        if answered:
+            log.info("metrics: the history database answers again; kills, alerts and the outbox are served")
+        else:
+            log.warning("metrics: the history database does not answer; serving what is known without it "
+                        "(watchdog_oom_up 0) until it does: %s", exc)
 
     def _sample_metrics(self) -> Iterator[Metric]:
         """The latest sample's figures; absent before the first sample, and where the kernel
