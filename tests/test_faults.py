@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from pgserver import free_port
 from servers import HttpSink
+from test_cli_options import read_only_dir  # noqa: F401 (a fixture)
 from test_service import Daemon, reap_daemons, wait_until  # noqa: F401 (reap_daemons: autouse fixture)
 
 
@@ -258,6 +259,74 @@ def test_postgresql_stopped_under_the_daemon_holds_the_kills_and_stores_each_onc
     text = daemon.log_text()
     assert "Traceback" not in text, text[text.index("Traceback") - 300:][:3000]
     assert "alembic_version" not in text  # a new, empty database is no error
+
+
+def scrape(address: str) -> str:
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as answer:
+        return answer.read().decode()
+
+
+def test_a_daemon_started_while_postgresql_is_down_runs_alerts_and_starts_reading_once_it_is_back(
+        tmp_path, log, own_pg):
+    from watchdog_oom.store import SCHEMA_HEAD
+
+    pids = "SELECT pid FROM kills ORDER BY pid"
+    metrics = f"127.0.0.1:{free_port()}"
+    append(log, "".join(kill_line(p) for p in (201, 202)))  # before the start: the backlog
+    own_pg.stop()
+    with HttpSink() as sink:
+        daemon = Daemon(tmp_path, config(tmp_path, log, sink.url, url=own_pg.url,
+                                         extra=f"metrics: {{listen: '{metrics}'}}"))
+        ready = daemon.wait_message("READY=1")  # started, not exited 1 for systemd to restart
+        assert "STATUS=history database down (unreachable)" in ready, ready
+        (down,) = wait_for_kind(sink, "database.down")  # straight through the channel: no outbox now
+        assert down["severity"] == "critical" and "cannot be reached at start" in down["summary"], down
+        assert 'watchdog_oom_database_down{kind="unreachable"} 1.0' in scrape(metrics)
+        checked = metric(metrics, "watchdog_oom_last_check_timestamp_seconds")  # the checks run
+        assert wait_until(lambda: metric(metrics, "watchdog_oom_last_check_timestamp_seconds") >= checked + 2,
+                          timeout=20)
+        append(log, kill_line(203))
+        assert daemon.proc.poll() is None and notified_pids(sink) == []
+        own_pg.start()
+        (up,) = wait_for_kind(sink, "database.resolved", timeout=30)
+        assert "the history database answers" in up["summary"], up
+        # Migrated once it could be, then the log read from its start (no cursor: a first start).
+        assert pg_rows(own_pg.url, "SELECT version_num FROM alembic_version") == [(SCHEMA_HEAD,)]
+        assert wait_until(lambda: pg_rows(own_pg.url, pids) == [(201,), (202,), (203,)], timeout=30), \
+            daemon.log_text()[-3000:]
+        assert wait_until(lambda: notified_pids(sink) == [201, 202, 203], timeout=30)
+        assert 'watchdog_oom_database_down{kind=""} 0.0' in scrape(metrics)
+        append(log, kill_line(204))  # and on it goes
+        assert wait_until(lambda: pg_rows(own_pg.url, pids) == [(p,) for p in range(201, 205)], timeout=20)
+        assert wait_until(lambda: notified_pids(sink) == [201, 202, 203, 204], timeout=20)
+        assert daemon.stop() == 0
+    assert len(bodies(sink, "database.down")) == 1 and len(bodies(sink, "database.resolved")) == 1
+    text = daemon.log_text()
+    assert "Traceback" not in text, text[text.index("Traceback") - 300:][:3000]
+    assert text.count("metrics: the history database does not answer") <= 1
+
+
+@pytest.fixture(params=["under a file", "read-only mount"])
+def unopenable(request, tmp_path: Path) -> Path:
+    """A SQLite path that can never be opened: below a regular file, or on a read-only mount."""
+    if request.param == "under a file":
+        (tmp_path / "plain").write_text("")
+        return tmp_path / "plain" / "history.db"
+    return request.getfixturevalue("read_only_dir") / "history.db"
+
+
+def test_a_sqlite_database_that_can_never_open_ends_the_start_with_one_line(tmp_path, log, unopenable):
+    with HttpSink() as sink:
+        (tmp_path / "config.yaml").write_text(config(tmp_path, log, sink.url, db=unopenable))
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+        env.pop("WATCHDOG_OOM_CONFIG", None)
+        proc = subprocess.run([sys.executable, "-m", "watchdog_oom", "-c", str(tmp_path / "config.yaml"), "run"],
+                              capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"watchdog-oom run: the history database {unopenable}"), proc.stderr
+    assert "Traceback" not in proc.stderr and "database.down" not in proc.stderr, proc.stderr
+    assert sink.requests == []  # not waited for: nothing to tell of a daemon that never ran
 
 
 def test_a_log_file_that_does_not_exist_is_warned_alerted_and_read_once_it_appears(tmp_path):

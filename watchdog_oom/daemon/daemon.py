@@ -155,7 +155,7 @@ class Daemon:
                 self.stop_event.set()
                 self.shutdown()
                 raise
-            self.notify.send("READY=1\nSTATUS=watching memory and the kernel log")
+            self.notify.send("READY=1\n" + self.database.status_line())
             log.info("watchdog-oom running on %s (database %s)", self.cfg.host, mask_secret(self.cfg.database))
             # The main thread sleeps until a signal comes, and acts on it here, not in a handler.
             while not self.stop_event.is_set():
@@ -177,13 +177,36 @@ class Daemon:
         return 0
 
     def start(self) -> None:
-        """Protect this process, migrate, restore the alert state, start every part."""
+        """Protect this process, migrate, restore the alert state, start every part.
+
+        A database server that cannot be reached yet (down, restarting, the network) does
+        not stop the start: `database.down` is said through the channels, the checks run,
+        and the database watch finishes the start (migration, alert state, the kernel log
+        from its stored cursor) once the server answers. Anything else wrong with the
+        database (a SQLite file that cannot be opened, a wrong password) stops it."""
+        ok, message = procfs.lower_own_oom_score_adj(self.cfg.daemon.oom_score_adj, self.cfg.procfs)
+        (log.info if ok else log.warning)("%s", message)
+        try:
+            self._start_with_database()
+        except Exception as exc:
+            if not self.database.may_wait(exc):
+                raise
+            self.database.defer_start(exc, self._start_with_database)
+        if self.cfg.metrics.listen:
+            self._serve_metrics(self.cfg.metrics.listen)
+        self.sender.start()
+        self.database.start()
+        self.jobs.start()
+        # One evaluation straight away, so the first sample does not wait an interval.
+        self.jobs.run_now("memory")
+
+    def _start_with_database(self) -> None:
+        """The part of the start that needs the database: check and migrate it, restore the
+        alert state, then follow the kernel log from the stored cursor (and the tracepoints)."""
         from watchdog_oom.store import SCHEMA_HEAD
         from watchdog_oom.store.migrate import migrate_in_child
 
         s = self.shared
-        ok, message = procfs.lower_own_oom_score_adj(self.cfg.daemon.oom_score_adj, self.cfg.procfs)
-        (log.info if ok else log.warning)("%s", message)
         salvaged = self.database.before_migration()  # a corrupt file is moved aside first
         if s.store.at_head():  # one query; Alembic and its child process only when behind
             log.info("database at schema revision %s", SCHEMA_HEAD)
@@ -198,15 +221,12 @@ class Daemon:
                 s.rules.restore(row.key, row.severity, row.kind)
                 # An outage of the kernel log seen by the last run resolves once it reads.
                 self.follower.source_is_down = self.follower.source_is_down or row.key == SOURCE_DOWN
-        self.follower.open()
-        self._open_tracer()
-        if self.cfg.metrics.listen:
-            self._serve_metrics(self.cfg.metrics.listen)
-        self.sender.start()
-        self.database.start()
-        self.jobs.start()
-        # One evaluation straight away, so the first sample does not wait an interval.
-        self.jobs.memory()
+        if self.stop_event.is_set():  # stopped while the database was waited for
+            return
+        if self.follower.thread is None:  # (a start finished late may have failed after it)
+            self.follower.open()
+        if self.tracer is None:
+            self._open_tracer()
 
     def _open_tracer(self) -> None:
         """Follow the oom tracepoints if the configuration and the kernel allow it. The
@@ -237,6 +257,7 @@ class Daemon:
     def shutdown(self) -> None:
         """Stop every part and close the database."""
         self.jobs.stop()
+        self.database.join(timeout=5)  # first: a start it was finishing opens no source after this
         self.follower.close()
         if self.tracer is not None:
             self.tracer.close()
@@ -246,5 +267,4 @@ class Daemon:
         if self.tracer is not None:
             self.tracer.join(timeout=10)
         self.sender.join(timeout=10)
-        self.database.join(timeout=5)
         self.shared.store.close()

@@ -14,6 +14,12 @@ set aside and a new one started with the cursors the daemon last committed, so n
 is read or notified twice. A database that refuses writes (full, read-only, locked)
 holds the kills in memory (writer.py bounds them) until it takes them again.
 
+A database server that cannot be reached when the daemon starts is an outage like
+another (`defer_start`): the daemon runs on, and this watch finishes its start (the schema
+checked and migrated, the alert state restored, the kernel log followed from its stored
+cursor) once the server answers. A SQLite file that cannot be opened is not waited for:
+nothing will make it openable, and the start fails with one line.
+
 Every outage is `database.down` (critical), sent straight through every channel, not
 through the outbox that lives in the failing database, and `database.resolved` when the
 database works again; systemd's STATUS= and /metrics show the state meanwhile.
@@ -77,6 +83,10 @@ class DatabaseWatch:
         self.file = SqliteFile(path) if path is not None else None
         self._wake = threading.Event()
         self.thread: threading.Thread | None = None
+        self._deferred: Callable[[], Any] | None = None  # the rest of a start that waits for the server
+        self._deferred_error: str | None = None  # the last reason that rest failed, said once
+        self._deferred_after = 0.0  # time.monotonic() before which it is not tried again
+        self._deferred_delay = CHECK_INTERVAL  # after it failed, doubling to PROBE_INTERVAL
 
     # -- start --------------------------------------------------------------------------
 
@@ -107,8 +117,31 @@ class DatabaseWatch:
             self._restore_cursors(cursors)
         if self.file is not None:
             self.file.reopened()
-        if not self.state.ok:
+        if not self.state.ok and self.state.kind == "corrupt":
             self._up("a new history database was started; kills are recorded again")
+
+    def may_wait(self, exc: BaseException) -> bool:
+        """Whether a start that failed with `exc` waits for the database instead of ending:
+        only a database server that cannot be reached (it comes back by itself); never a
+        SQLite file, which nothing will make openable while the daemon waits."""
+        return self.file is None and not self.shared.store.url.startswith("sqlite") \
+            and classify(exc) == "unreachable"
+
+    def defer_start(self, exc: BaseException, start: Callable[[], Any]) -> None:
+        """The database server cannot be reached at start: alert, and run `start` (the rest
+        of the daemon's start) from the watch thread once it answers."""
+        self._deferred = start
+        self._down("unreachable", f"the history database cannot be reached at start: {_one_line(exc)}; "
+                                  "the daemon runs on and reads the kernel log from where it was left "
+                                  "once the database answers")
+
+    def status_line(self) -> str:
+        """systemd's STATUS= for the database's state now."""
+        if self.state.ok:
+            return "STATUS=watching memory and the kernel log"
+        if self._deferred is not None:
+            return f"STATUS=history database down ({self.state.kind}): the kernel log is read once it answers"
+        return f"STATUS=history database down ({self.state.kind}): kills held in memory"
 
     def start(self) -> None:
         """Watch from a thread of its own."""
@@ -126,7 +159,7 @@ class DatabaseWatch:
         """A write failed (from the kill writer): alert once per outage; look at the file now."""
         self.state.held = held
         kind = classify(exc)
-        problem = " ".join(str(exc).split("(Background on this error", 1)[0].split())[:500]
+        problem = _one_line(exc)
         if self.state.ok or self.state.kind != kind:
             self._down(kind, f"the history database refuses writes ({kind}): {problem}; "
                              f"{held} kill(s) held in memory until it takes them")
@@ -146,7 +179,10 @@ class DatabaseWatch:
             # A write that failed (woken), an outage in course or the interval: read too.
             probe = woken or not self.state.ok or time.monotonic() >= next_probe
             try:
-                self.check(probe=probe)
+                if self._deferred is not None:
+                    self._finish_start()
+                else:
+                    self.check(probe=probe)
             except Exception:
                 log.exception("database watch: check failed; trying again")
             if probe:
@@ -155,6 +191,28 @@ class DatabaseWatch:
             idle = CHECK_INTERVAL if self.file is not None or not self.state.ok else PROBE_INTERVAL
             woken = self._wake.wait(idle)
             self._wake.clear()
+
+    def _finish_start(self) -> None:
+        """Once the server answers, the rest of the start; until then (and while that fails
+        for another reason, said once) nothing else is looked at."""
+        store = self.shared.store
+        if time.monotonic() < self._deferred_after or not check_at_start(store.url, store.engine).ok:
+            return  # still unreachable: the outage goes on, said already
+        assert self._deferred is not None
+        try:
+            with self.lock:
+                self._deferred()
+        except Exception as exc:
+            # It answers, yet the rest of the start fails (the migration, say): not at every look.
+            self._deferred_after = time.monotonic() + self._deferred_delay
+            self._deferred_delay = min(self._deferred_delay * 2, PROBE_INTERVAL)
+            if _one_line(exc) != self._deferred_error:
+                self._deferred_error = _one_line(exc)
+                log.error("database: the start with the history database failed; trying again: %s",
+                          self._deferred_error)
+            return
+        self._deferred = self._deferred_error = None
+        self._up("the history database answers; its schema is checked and the kernel log is read from its cursor")
 
     def check(self, probe: bool = True) -> Health:
         """One look at the database (with `probe`, a read through the daemon's connections
@@ -181,8 +239,7 @@ class DatabaseWatch:
                     tx.set_cursor("database.probe", "ok", self.shared.clock())
         except Exception as exc:
             kind = classify(exc)
-            return Health.bad(kind if kind != "unknown" else "unreachable",
-                              " ".join(str(exc).split("(Background on this error", 1)[0].split())[:500])
+            return Health.bad(kind if kind != "unknown" else "unreachable", _one_line(exc))
         return Health.good()
 
     def _repair(self, health: Health) -> None:
@@ -225,7 +282,7 @@ class DatabaseWatch:
     def _down(self, kind: str, problem: str) -> None:
         self.state.ok, self.state.kind, self.state.problem = False, kind, problem
         log.error("database.down (%s): %s", kind, problem)
-        self.status(f"STATUS=history database down ({kind}): kills held in memory")
+        self.status(self.status_line())
         self._send(DOWN, "critical", f"History database down ({kind}): {problem}", {"kind": kind, "problem": problem,
                                                                                    "held_kills": self.state.held})
 
@@ -233,7 +290,7 @@ class DatabaseWatch:
         kind = self.state.kind
         self.state.ok, self.state.kind, self.state.problem = True, None, None
         log.warning("database.resolved: %s", summary)
-        self.status("STATUS=watching memory and the kernel log")
+        self.status(self.status_line())
         self._send(RESOLVED, "info", f"Resolved: {summary}", {"kind": kind})
 
     def _send(self, kind: str, severity: str, summary: str, data: dict[str, Any]) -> None:
@@ -243,3 +300,8 @@ class DatabaseWatch:
         direct.send(Notification(id=f"msg_{uuid.uuid4().hex}", kind=kind, time=self.shared.clock(),
                                  host=self.shared.cfg.host, severity=severity, summary=summary, data=data,
                                  reason="resolved" if kind == RESOLVED else "first"))
+
+
+def _one_line(exc: BaseException) -> str:
+    """A database error in one line, without SQLAlchemy's background link, at most 500 characters."""
+    return " ".join(str(exc).split("(Background on this error", 1)[0].split())[:500]

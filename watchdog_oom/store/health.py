@@ -52,6 +52,10 @@ _KINDS = (
     ("server closed the connection", "unreachable"),
     ("connection timeout", "unreachable"),
     ("terminating connection", "unreachable"),
+    ("the database system is starting up", "unreachable"),  # PostgreSQL, SQLSTATE 57P03
+    ("the database system is shutting down", "unreachable"),
+    ("no route to host", "unreachable"),    # EHOSTUNREACH through libpq
+    ("network is unreachable", "unreachable"),  # ENETUNREACH
 )
 
 
