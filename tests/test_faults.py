@@ -329,6 +329,21 @@ def test_a_sqlite_database_that_can_never_open_ends_the_start_with_one_line(tmp_
     assert sink.requests == []  # not waited for: nothing to tell of a daemon that never ran
 
 
+def test_a_postgresql_database_that_does_not_exist_is_not_waited_for(tmp_path, log, own_pg):
+    # The server answers and says no: waiting would not change that (unlike a server that is down).
+    missing = own_pg.url.rsplit("/", 1)[0] + "/no_such_database"
+    (tmp_path / "config.yaml").write_text(config(tmp_path, log, "http://127.0.0.1:9/hook", url=missing))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    env.pop("WATCHDOG_OOM_CONFIG", None)
+    proc = subprocess.run([sys.executable, "-m", "watchdog_oom", "-c", str(tmp_path / "config.yaml"), "run"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("watchdog-oom run: the history database postgresql at 127.0.0.1:"), proc.stderr
+    assert "no_such_database" in last and "does not exist" in last, last
+    assert "Traceback" not in proc.stderr and "database.down" not in proc.stderr, proc.stderr
+
+
 def test_a_log_file_that_does_not_exist_is_warned_alerted_and_read_once_it_appears(tmp_path):
     log = tmp_path / "not-yet" / "kern.log"
     with HttpSink() as sink:
