@@ -28,12 +28,14 @@ _REJOINED = "rejoined"
 _SENDERS = ("earlyoom", "systemd-oomd", "systemd", "nohang", "nohang-desktop", "kernel")
 
 
-def describe(stamp: Stamp, kill_line: str, read_from: str, lines: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The evidence of one kill read from `kill_line`, found at `stamp`."""
+def describe(stamp: Stamp, kill_line: str, read_from: str, lines: tuple[str, ...] = (),
+             wording: str | None = None) -> dict[str, Any]:
+    """The evidence of one kill read from `kill_line`, found at `stamp`; `wording`, where the
+    caller knows it, is the name of the recogniser that reads the kill line (else looked for)."""
     evidence: dict[str, Any] = {"read_from": read_from}
     if lines:
         evidence["lines"] = list(lines)
-    evidence["wording"] = _wording(kill_line)
+    evidence["wording"] = wording or _wording(kill_line)
     raw = stamp.raw
     if raw is None:  # a live source: the message as the source (kmsg, journal) delivered it
         evidence.update(format=stamp.source, wrappers=[], tag=stamp.sender)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from watchdog_oom.model import KernelLine, OomKill
-from watchdog_oom.parse.anchors import KILL_WORDS, RECOGNISERS, recognised, refusal
+from watchdog_oom.parse.anchors import KILL_WORDS, RECOGNISERS, may_anchor, recognised, refusal
 from watchdog_oom.parse.rejoin import Rejoiner, Where
 from watchdog_oom.parse.report import (
     MEMORY_INFO_LINE_CHARS,
@@ -22,7 +22,7 @@ from watchdog_oom.parse.report import (
     TASK_TABLE_ROWS,
     ReportReader,
 )
-from watchdog_oom.parse.shapes import LineUnwrapper
+from watchdog_oom.parse.shapes import LineUnwrapper, Unwrapped
 from watchdog_oom.parse.unread import UNREAD_CHARS, Unread, UnreadLine
 from watchdog_oom.parse.userspace import UserspaceKillers
 from watchdog_oom.parse.values import as_int
@@ -62,6 +62,7 @@ class OomParser:
         self._year = year
         # fast=False: every line's wrapper found anew (no shape remembered from the line before),
         # the reference the differential tests compare the fast paths with (tests/test_parse_shapes.py)
+        self._fast = fast
         self._unwrapper = LineUnwrapper(year=year, fast=fast)
         self._reports = ReportReader()
         self._users = UserspaceKillers()
@@ -99,28 +100,56 @@ class OomParser:
             # The live sources' common case: one kernel message, as the source delivered it.
             kills = joiner.hold_or_take(text.lstrip(), Stamp(line, line.time, line.mono_usec), None, len(text))
             return kills + joiner.release() if joiner.holding else kills
-        kills = []
-        logical: list[tuple[str, str | None]]
-        decoder = self._decoder
         if line.wrapped and self._lenient:
-            logical = decoder.lines(line.text)
-            self.unread.cut = decoder.cut
-            joiner.saw_width(len(line.text))
-            notes, entry = decoder.notes, decoder.entry
-        else:
-            logical, notes, entry = [(line.text[:LINE_CHARS], None)], (), None
-        for raw, sender in logical:
-            kills += self._logical(line, raw, sender, len(line.text), notes, entry)
+            return self._pasted(line)
+        kills = self._logical(line, line.text[:LINE_CHARS], None, len(line.text))
         if not self._lenient and joiner.holding:
             kills += joiner.release()  # live: a kill is handed on by its own line
         return kills
 
+    def _pasted(self, line: KernelLine) -> list[OomKill]:
+        """A physical line of text pasted from anywhere: its enclosures undone, each of its
+        logical lines read. A line in no enclosure (Decoder.plain) is unwrapped once here,
+        and read at once if it is quiet (_quiet)."""
+        decoder, width = self._decoder, len(line.text)
+        raw = decoder.plain(line.text) if self._fast else None
+        logical = [(raw, None)] if raw is not None else decoder.lines(line.text)
+        self.unread.cut = decoder.cut
+        self._joiner.saw_width(width)
+        if raw is not None:
+            unwrapped = self._unwrapper.unwrap(raw)
+            quiet = self._quiet(line, raw, unwrapped)
+            return quiet if quiet is not None else self._logical(line, raw, None, width, unwrapped=unwrapped)
+        kills = []
+        for text, sender in logical:
+            kills += self._logical(line, text, sender, width, decoder.notes, decoder.entry)
+        return kills
+
+    def _quiet(self, line: KernelLine, raw: str, unwrapped: Unwrapped) -> list[OomKill] | None:
+        """A line whose message holds none of the words that open, hold or continue a message
+        (anchors.may_anchor: task-table rows, memory state, call traces) goes straight to
+        _take(): _logical() would bring it there unchanged, as one piece with nothing to
+        locate (no anchor), hold (no kill's words) or refuse (no sender). None: not such a line."""
+        text, wall, mono, _ = unwrapped
+        if self._joiner.holding or "\n" in text or "#01" in text or text.find("[", 1) >= 0:
+            return None  # a held line to continue, or a line pieces() would split
+        body = text.lstrip()
+        if may_anchor(body):
+            return None
+        locator = self._joiner.locator
+        locator.prefix = ""
+        stamp = Stamp(line, wall or line.time, mono if mono is not None else line.mono_usec, raw)
+        return self._take(body[locator.shape_end(body):], stamp)
+
     def _logical(self, line: KernelLine, raw: str, sender: str | None, width: int,
                  notes: tuple[str, ...] = (), entry: tuple[str | None, datetime | None] | None = None,
-                 ) -> list[OomKill]:
-        """One logical line (decoded): its wrapper taken off, its messages read. `notes` say
-        what enclosed it; `entry` is the host and time of the journal entry it came in."""
-        if line.wrapped:
+                 unwrapped: Unwrapped | None = None) -> list[OomKill]:
+        """One logical line (decoded): its wrapper taken off (or `unwrapped` already), its
+        messages read. `notes` say what enclosed it; `entry` is the host and time of the
+        journal entry it came in."""
+        if unwrapped is not None:
+            text, wall, mono, fresh = unwrapped
+        elif line.wrapped:
             text, wall, mono, fresh = self._unwrapper.unwrap(raw)
         else:
             text, wall, mono, fresh = raw, None, None, True

@@ -77,15 +77,17 @@ def _path_continues(text: str, piece: str) -> bool:
         _PATH_REST.fullmatch(piece.strip()) is not None)
 
 
-def _run_together(body: str) -> tuple[int, int] | None:
+def _run_together(body: str, started: bool) -> tuple[int, int] | None:
     """Where a kill message that reads whole ends, and the next message on its line starts
-    (a second kill message, or any message after a syslog header): None when not so."""
-    if len(body) > JOIN_CHARS or not KILL_START.match(body):
+    (a second kill message, or any message after a syslog header): None when not so.
+    `started`: whether `body` opens as a kill line does (KILL_START, looked for once)."""
+    if not started:
         return None
     own = _SECOND_KILL.match(body)
     after = own.end() if own else 1
-    second = _SECOND_KILL.search(body, after)
-    header = _EMBEDDED_HEADER.search(body, after)
+    # each holds its literal (" process ", " kernel: "): where that is absent, nothing is searched
+    second = _SECOND_KILL.search(body, after) if body.find(" process ", after) >= 0 else None
+    header = _EMBEDDED_HEADER.search(body, after) if body.find(" kernel: ", after) >= 0 else None
     if header is not None and (second is None or header.start() < second.start()):
         end, resume = header.start(), header.end()
     elif second is not None:
@@ -208,12 +210,14 @@ class Rejoiner:
                      joins: int = 0) -> list[OomKill]:
         """Hold a kill line the next line may continue (cut in a name or its figures, or a
         pasted line wrapped after them); take anything else now."""
-        split = _run_together(body) if self._lenient else None
+        # whether it opens as a kill line does: asked once, for _run_together and _holds
+        started = len(body) <= JOIN_CHARS and KILL_START.match(body) is not None if self._lenient else None
+        split = _run_together(body, started) if started else None
         if split is not None:  # messages run together on one line (a web page lost the line breaks)
             first = self._take_held(_Held(body[:split[0]].rstrip(), stamp, sender, width,
                                           self._held_where if joins else self.where))
             return first + self.hold_or_take(body[split[1]:], stamp, sender, width)
-        holds = self._holds(body, sender, joins)
+        holds = self._holds(body, sender, joins, started)
         if not holds and not joins:
             return self._take(body, stamp, sender, self.where)  # the common case: a line read at once
         if joins:
@@ -230,12 +234,15 @@ class Rejoiner:
             return []
         return self._take_held(held)
 
-    def _holds(self, body: str, sender: str | None, joins: int) -> bool:
-        """Whether `body` is a line the next line may continue."""
+    def _holds(self, body: str, sender: str | None, joins: int, started: bool | None = None) -> bool:
+        """Whether `body` is a line the next line may continue (`started`: whether it opens
+        as a kill line does, where already known)."""
         holds = False
         if len(body) < JOIN_CHARS and joins < MAX_JOINS:  # substring tests first: most lines hold none
             if "ill" in body or "SIG" in body or "Send" in body:
-                holds = KILL_START.match(body) is not None and (self._lenient or incomplete(body))
+                if started is None:
+                    started = KILL_START.match(body) is not None
+                holds = started and (self._lenient or incomplete(body))
             if not holds and ("oom-kill" in body or "Task" in body):
                 holds = HOLDABLE.match(body) is not None and incomplete(body)
             if not holds and sender == "systemd-oomd":

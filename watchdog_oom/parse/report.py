@@ -20,7 +20,17 @@ import re
 from watchdog_oom.model import OomKill, TaskRow
 from watchdog_oom.parse.evidence import describe
 from watchdog_oom.parse.userspace import Recogniser
-from watchdog_oom.parse.values import INT32_MAX, INT32_MIN, as_int, as_pid, as_uid
+from watchdog_oom.parse.values import (
+    _DIGITS,
+    INT32_MAX,
+    INT32_MIN,
+    INT64_MAX,
+    INT64_MIN,
+    UID_MAX,
+    as_int,
+    as_pid,
+    as_uid,
+)
 from watchdog_oom.parse.wrappers import Stamp
 
 # Bounds that keep a huge report (a 50 000-row task table) from costing memory.
@@ -127,6 +137,12 @@ KERNEL_RECOGNISERS = (
           "Linux 3.10 memcg (k8s), tests/data/real_reports/blog_k8s-3.10_dmesg_memcg-rhel7-uid-elided-table.log")),
         ("kernel",)),
 )
+
+
+# The wording of every line KILLED matches: anchors.RECOGNISERS tries this recogniser first, and
+# its needle ("Killed process ") is in each such line, so evidence.describe() need not look.
+_KILLED_WORDING = KERNEL_RECOGNISERS[0].name
+assert KERNEL_RECOGNISERS[0].pattern is KILLED and KERNEL_RECOGNISERS[0].needles == ("Killed process ",)
 
 
 # ------------------------------------------------------------------ the task table
@@ -444,7 +460,7 @@ class ReportReader:
             figures["uid"] = as_uid(uid)
         selection, report.selection = report.selection, None
         name, reason = match.group(4), match.group(1)
-        kills.append(_kernel_kill(report, selection, pid, name, figures, reason, text, stamp))
+        kills.append(_kernel_kill(report, selection, pid, name, figures, reason, text, stamp, _KILLED_WORDING))
         report.killed.add(pid)
         return kills
 
@@ -456,14 +472,17 @@ def _figures(text: str) -> dict:
         field = _FIGURE_FIELDS.get(key)
         if field is None or (field.endswith("_kb") and not unit):
             continue  # a kB figure without its unit was cut ("total-vm:740852" ending a paste): not known
-        figures[field] = _FIGURE_RANGE[field](value)
+        # values.as_int, inlined (seven a kill): `value` is "-?\d+", so int() reads it
+        low, high = _FIGURE_RANGE[field]
+        number = int(value) if len(value) - value.startswith("-") <= _DIGITS else None
+        figures[field] = number if number is not None and low <= number <= high else None
     return figures
 
 
 # A kill line's oom_score_adj is the task's, within OOM_SCORE_ADJ_MIN..MAX (include/uapi/linux/
 # oom.h); outside it the figure is no kernel's, and it would not fit the history's 32-bit column.
-_FIGURE_RANGE = {field: as_int for field in _FIGURE_FIELDS.values()} | {
-    "uid": as_uid, "oom_score_adj": lambda text: as_int(text, -1000, 1000)}
+_FIGURE_RANGE = {field: (INT64_MIN, INT64_MAX) for field in _FIGURE_FIELDS.values()} | {
+    "uid": (0, UID_MAX), "oom_score_adj": (-1000, 1000)}
 
 
 def _report_lines(report: _Report, selection: dict | None, killed: bool) -> tuple[str, ...]:
@@ -493,10 +512,11 @@ def _read_from(lines: tuple[str, ...]) -> str:
 
 
 def _kernel_kill(report: _Report, selection: dict | None, pid: int | None, name: str, figures: dict,
-                 reason: str | None, text: str, stamp: Stamp) -> OomKill:
-    """The record of one kernel victim, with what its report said before it."""
+                 reason: str | None, text: str, stamp: Stamp, wording: str | None = None) -> OomKill:
+    """The record of one kernel victim, with what its report said before it (`wording`: the
+    recogniser that read `text`, where known)."""
     lines = _report_lines(report, selection, killed=selection is None or text != selection["line"])
-    extra: dict = {"kill_line": text, "evidence": describe(stamp, text, _read_from(lines), lines)}
+    extra: dict = {"kill_line": text, "evidence": describe(stamp, text, _read_from(lines), lines, wording)}
     score = None
     if selection is not None:
         if selection["pid"] == pid:

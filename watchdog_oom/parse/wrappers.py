@@ -443,6 +443,10 @@ _JSON_KEYS = ("MESSAGE", "message", "msg", "log", "note")
 # A line of a pretty-printed JSON document that holds no message: brackets, or a key.
 _MESSAGE_OPENED = re.compile(r'\s*"(?:MESSAGE|message|msg|log|note)"\s*:\s*"')
 _JSON_STRUCTURE = re.compile(r'\s*(?:[{}\[\],]+\s*$|"[\w.@/-]{1,64}"\s*:)')
+# A line that Decoder.lines() may change: a piece of a JSON document, or one holding a
+# character some enclosure is made of (ESC, "=" of quoted-printable, "&" of an HTML entity,
+# a JSON string's quote, a bare CR). A line with none is given back as it is.
+_ENCLOSING = re.compile(_JSON_STRUCTURE.pattern + r'|[^\x1b=&"\r]*+[\x1b=&"\r]')
 
 
 class Decoder:
@@ -515,6 +519,17 @@ class Decoder:
             self.notes += ("CR line ends",)
             return [(part, None) for part in raw.split("\r")]
         return [(raw, None)]
+
+    def plain(self, raw: str) -> str | None:
+        """lines() of a line in no enclosure (most lines): the line itself, sender unnamed, no
+        notes. None where lines() may have something to undo; then nothing has changed."""
+        if self._soft is not None or self.quoted_printable or len(raw) > LINE_CHARS:
+            return None
+        raw = raw.rstrip("\r\n")
+        if _ENCLOSING.match(raw):
+            return None
+        self.notes, self.entry = (), None
+        return raw
 
     def flush(self) -> list[tuple[str, str | None]]:
         """A soft-broken line that no continuation followed."""
@@ -721,7 +736,8 @@ def line_format(raw: str) -> tuple[str | None, tuple[str, ...]]:
 
 def line_tag(raw: str, message: str) -> str | None:
     """The syslog tag (or RFC 5424 APP-NAME) that stood before `message` in `raw`."""
-    app = _RFC5424_APP.search(raw[:HOST_SEARCH_CHARS])
+    head = raw[:HOST_SEARCH_CHARS]
+    app = _RFC5424_APP.search(head) if "<" in head else None
     if app is not None:
         return app.group(1)
     at = raw.find(message[:24]) if message else -1
