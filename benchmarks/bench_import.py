@@ -296,6 +296,7 @@ def write_path(kills: int, runs: int, tmp: str) -> None:
               for i in (0, 3)]
     print(f"  ratio ours/plain: {ratios[0]:.2f} wall, {ratios[1]:.2f} CPU")
     split_write_path(log, template, runs, tmp)
+    parser_per_kill(min(kills, 20_000), runs, tmp)
 
 
 def split_write_path(log: Path, template: Path, runs: int, tmp: str) -> None:
@@ -356,6 +357,31 @@ def _timed(run: Any) -> float:
     start = time.process_time()
     run()
     return time.process_time() - start
+
+
+REAL_REPORT = ROOT / "tests" / "data" / "oom_logs" / "12_rhel6-2.6.32_messages_full-event-oom_adj.log"
+
+
+def parser_per_kill(kills: int, runs: int, tmp: str) -> None:
+    """The parser alone (parse.iter_kills, CPU in this process) per kill: on minimal reports,
+    on full 5.x reports with a 300-row task table, and on a real RHEL 6 report (its whole
+    event: task table, memory state, call trace) repeated."""
+    minimal, full, real = Path(tmp) / "per-kill-minimal.log", Path(tmp) / "per-kill-full.log", Path(tmp) / "real.log"
+    write_kills_log(minimal, kills)
+    full.write_bytes(b"".join(oom_report(random.Random(i), 100 * i, 10_000 + i) for i in range(200)))
+    real.write_bytes(REAL_REPORT.read_bytes() * 20)
+    figures = []
+    for path in (minimal, full, real):
+        found: list[int] = []
+
+        def parse(path: Path = path, found: list[int] = found) -> None:
+            with path.open("rb") as stream:
+                found.append(sum(1 for _ in iter_kills(stream, "import:bench", year=2026)))
+
+        seconds = statistics.median(_timed(parse) for _ in range(runs))
+        figures.append(f"{seconds / found[0] * 1e6:,.0f} µs ({found[0]:,} kills)")
+    print(f"  parser alone, CPU per kill, median of {runs}: minimal reports {figures[0]}; full reports "
+          f"(300-row task table) {figures[1]}; a real RHEL 6 report ({REAL_REPORT.name}) {figures[2]}")
 
 
 def _load() -> str:
