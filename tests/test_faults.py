@@ -326,6 +326,8 @@ def test_a_sqlite_database_that_can_never_open_ends_the_start_with_one_line(tmp_
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith(f"watchdog-oom run: the history database {unopenable}"), proc.stderr
     assert "Traceback" not in proc.stderr and "database.down" not in proc.stderr, proc.stderr
+    if unopenable.parent.is_file():  # says which part of the path is in the way
+        assert f"{unopenable.parent} is not a directory" in last, last
     assert sink.requests == []  # not waited for: nothing to tell of a daemon that never ran
 
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from watchdog_oom.model import Notification
+from watchdog_oom.store import StoreError
 from watchdog_oom.store.health import (
     Health,
     SqliteFile,
@@ -92,13 +93,16 @@ class DatabaseWatch:
 
     def before_migration(self) -> dict[str, str]:
         """The start check. A corrupt SQLite file is moved aside (its cursors salvaged and
-        returned, to restore once the new database is migrated). Anything else wrong is
-        left to the migration, which names it."""
+        returned, to restore once the new database is migrated). A server that does not
+        answer raises StoreError (the start waits for it, see `may_wait`). Anything else
+        wrong is left to the migration, which names it."""
         store = self.shared.store
         health = check_at_start(store.url, store.engine)
+        if not health.ok and health.kind == "unreachable" and self.file is None:
+            raise StoreError(health.problem or "the database server does not answer")
         if health.ok or health.kind != "corrupt" or self.file is None:
             if not health.ok:
-                log.error("database: %s", health.problem)
+                log.error("database: %s", (health.problem or "").removeprefix("database: "))
             return {}
         path = self.file.path
         aside = store.reopen(lambda: move_aside(path))

@@ -107,7 +107,10 @@ def make_engine(url: str) -> Engine:
         try:
             _prepare_sqlite_file(path)
         except OSError as exc:
-            raise StoreError(f"database: cannot create or open {path}: {exc.strerror}") from None
+            # makedirs says "File exists" of a directory on the way that is a file: say which.
+            why = f"{exc.filename} is not a directory" if isinstance(exc, (FileExistsError, NotADirectoryError)) \
+                and exc.filename and not os.path.isdir(exc.filename) else exc.strerror
+            raise StoreError(f"database: cannot create or open {path}: {why}") from None
     try:
         engine = create_engine(parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite")
     except Exception as exc:  # a missing DBAPI driver, for instance
