@@ -8,12 +8,18 @@ sys.modules: the idle daemon once READY=1 is sent, the command once it has answe
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
+
+from watchdog_oom.cli import _plain_run, build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,6 +90,8 @@ def test_the_idle_daemon_loads_only_what_its_configuration_uses(tmp_path):
                   "watchdog_oom.daemon.tracer", "watchdog_oom.daemon.adjwatch", "watchdog_oom.trace_events",
                   # a channel type not configured
                   "watchdog_oom.notify.email", "smtplib",
+                  # its command line is read without a parser
+                  "argparse", "gettext", "watchdog_oom.cli.options",
                   # what only commands use: the file scanner, the report, the other commands,
                   # printing a config; HTML entities (for pasted logs); old logs' decompressors
                   # (ctypes is loaded, for the log file's inotify)
@@ -102,3 +110,24 @@ def test_a_read_only_command_loads_neither_the_daemon_nor_the_other_commands(tmp
                   "watchdog_oom.sources", "watchdog_oom.parse", "watchdog_oom.report", "watchdog_oom.config.render",
                   "watchdog_oom.cli.run", "watchdog_oom.cli.check", "watchdog_oom.cli.import_logs",
                   "watchdog_oom.cli.systemd", "watchdog_oom.cli.admin", "watchdog_oom.cli.mute") == []
+
+
+# `run`'s plain command lines, which the daemon reads without argparse, and lines it
+# leaves to argparse (an abbreviation, help, a mistake, a value argparse reads otherwise).
+PLAIN = [["run"], ["-c", "x.yaml", "run"], ["--config", "x", "run", "--log-level", "debug"],
+         ["--config=a=b", "run", "--log-level=error"], ["-c=a", "run"], ["-c", "a", "-c", "b", "run"],
+         ["-c", "run", "run"], ["run", "--log-level", "info", "--log-level", "warning"]]
+LEFT_TO_ARGPARSE = [["run", "--help"], ["run", "-h"], ["--version", "run"], ["--conf", "x", "run"],
+                    ["run", "--log", "debug"], ["-cX", "run"], ["--config=", "run"], ["run", "--log-level", "loud"],
+                    ["run", "x"], ["run", "-c", "x"], ["-c", "-x", "run"], ["run", "--log-level"], ["run", "--"]]
+
+
+@pytest.mark.parametrize("argv", PLAIN, ids=" ".join)
+def test_the_daemons_plain_command_line_reads_as_argparse_reads_it(argv):
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert vars(_plain_run(argv)) == vars(build_parser("run").parse_args(argv))
+
+
+@pytest.mark.parametrize("argv", LEFT_TO_ARGPARSE, ids=" ".join)
+def test_any_other_command_line_of_the_daemon_is_left_to_argparse(argv):
+    assert _plain_run(argv) is None

@@ -8,16 +8,19 @@ are declared once in options.py; exit codes, usage errors and times in common.py
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Sequence
 from importlib import import_module
-from typing import Any, TextIO
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, TextIO
 
 from watchdog_oom import __version__
 from watchdog_oom import config as config_mod
-from watchdog_oom.cli.common import EXIT_BAD_CONFIG, EXIT_UNKNOWN, ArgumentParser, BadArguments, Command, UsageError
+from watchdog_oom.cli.common import EXIT_BAD_CONFIG, EXIT_UNKNOWN, BadArguments, Command, UsageError
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = ["COMMANDS", "SafeFormatter", "UsageError", "build_parser", "evaluate_now", "main"]
 
@@ -79,6 +82,10 @@ exit status:
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The whole command line's parser; with `only`, a parser for that one command,
     which imports nothing the others need (what `main` uses to run a command)."""
+    import argparse
+
+    from watchdog_oom.cli.options import ArgumentParser
+
     parser = ArgumentParser(
         prog="watchdog-oom",
         description="Watch memory commit and pressure, rank the OOM killer's next victims, record every OOM kill.",
@@ -102,9 +109,13 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     argv = sys.argv[1:] if argv is None else list(argv)
     word = _command_in(argv)
     try:
-        # A known command word: only its parser is built (and its module imported). Anything
-        # else (--help, --version, a typo) gets the whole parser, which lists every command.
-        args = build_parser(word if word in MODULES and not _asks_help_before(argv, word) else None).parse_args(argv)
+        # The daemon's plain command line needs no parser; otherwise, for a known command
+        # word, only its parser is built (and its module imported). Anything else (--help,
+        # --version, a typo) gets the whole parser, which lists every command.
+        args = _plain_run(argv) if word == "run" else None
+        if args is None:
+            only = word if word in MODULES and not _asks_help_before(argv, word) else None
+            args = build_parser(only).parse_args(argv)
     except BadArguments as exc:
         err.write(exc.text)
         if word == "check":
@@ -123,6 +134,37 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     for warning in cfg.warnings:
         print(f"watchdog-oom: warning: {warning}", file=err)
     return _dispatch(args, cfg, out, err)
+
+
+# The options of `run`'s plain command line, by where they may stand: before the command
+# word (the top level's) or after it (run's own).
+_PLAIN_RUN_OPTIONS = {("top", "-c"): "config", ("top", "--config"): "config", ("run", "--log-level"): "log_level"}
+
+
+def _plain_run(argv: Sequence[str]) -> argparse.Namespace | None:
+    """`run`'s command line in its plain forms (-c/--config PATH, run, --log-level LEVEL, each
+    value also after `=`), read as argparse reads them but without it: the daemon then never
+    loads argparse (nor gettext), some 0.4 MiB held for as long as it runs. None for anything
+    else (help, an abbreviation, a mistake): argparse reads that, and says what is wrong."""
+    found: dict[str, str | None] = {"config": None, "log_level": None}
+    place = "top"
+    words = iter(argv)
+    for word in words:
+        if place == "top" and word == "run":
+            place = "run"
+            continue
+        option, equals, value = word.partition("=")
+        dest = _PLAIN_RUN_OPTIONS.get((place, option))
+        if dest is None:
+            return None
+        if not equals:
+            value = next(words, "")
+        if not value or value.startswith("-"):  # missing, or one argparse may read otherwise
+            return None
+        found[dest] = value
+    if place != "run" or found["log_level"] not in (None, *config_mod.LOG_LEVELS):
+        return None
+    return SimpleNamespace(command="run", **found)  # type: ignore[return-value]  # what run reads of a Namespace
 
 
 def _report_unknown(message: str, as_json: bool, out: TextIO) -> int:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from watchdog_oom import config as config_mod
 from watchdog_oom import store as store_mod
 from watchdog_oom.clock import utcnow as utcnow  # the one clock, for the command modules
+
+if TYPE_CHECKING:  # argparse itself is loaded only where a parser is built: `run` reads its own line
+    import argparse
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
 EXIT_BAD_CONFIG = 2
@@ -19,7 +21,7 @@ MAX_DURATION = timedelta(days=36525)  # 100 years: longer is a typing error, and
 MAX_ID = 2**63 - 1
 _BARE_NUMBER = re.compile(r"[0-9]+(\.[0-9]*)?")  # the largest integer SQLite and PostgreSQL's bigint hold
 
-Handler = Callable[[argparse.Namespace, config_mod.Config, TextIO, TextIO], int]
+Handler = Callable[["argparse.Namespace", config_mod.Config, TextIO, TextIO], int]
 
 
 @dataclass(frozen=True)
@@ -42,13 +44,6 @@ class BadArguments(Exception):
     def __init__(self, message: str, text: str) -> None:
         super().__init__(message)
         self.text = text
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """Raises BadArguments instead of exiting 2, so that `check` can answer UNKNOWN (3)."""
-
-    def error(self, message: str) -> NoReturn:
-        raise BadArguments(message, f"{self.format_usage()}{self.prog}: error: {message}\n")
 
 
 def parse_when(text: str, now: datetime) -> datetime:
@@ -88,6 +83,8 @@ def parse_time(text: str) -> datetime:
 
 def positive_int(text: str) -> int:
     """argparse type: a whole number from 1 to the largest database id."""
+    import argparse  # loaded by then: only a parser calls this
+
     try:
         value = int(text)
     except ValueError:

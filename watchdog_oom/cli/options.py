@@ -1,14 +1,23 @@
-"""The options several commands share, each declared once so every command offers it the same way."""
+"""The options several commands share, each declared once so every command offers it the same way,
+and the parser they are added to."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
-from watchdog_oom.cli.common import UsageError, parse_when, positive_int
+from watchdog_oom.cli.common import BadArguments, UsageError, parse_when, positive_int
 from watchdog_oom.textout import table, to_csv, to_json
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """Raises BadArguments instead of exiting 2, so that `check` can answer UNKNOWN (3)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise BadArguments(message, f"{self.format_usage()}{self.prog}: error: {message}\n")
+
 
 FORMATS = {"table": "aligned columns", "json": "one JSON document", "csv": "RFC 4180 rows with a header"}
 

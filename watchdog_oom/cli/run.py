@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from watchdog_oom import config as config_mod
 from watchdog_oom.bounds import LOG_MESSAGE_MAX, cap
 from watchdog_oom.cli.common import Command
 from watchdog_oom.textout import safe
+
+if TYPE_CHECKING:  # the daemon's command line is read without argparse (see cli.main)
+    import argparse
 
 
 def cmd_run(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:
@@ -28,7 +30,7 @@ def cmd_run(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: 
 
 
 def _arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+    p.add_argument("--log-level", choices=config_mod.LOG_LEVELS,
                    help="how much the daemon logs to stderr (default: daemon.log_level, info)")
 
 
