@@ -11,7 +11,11 @@ threads). In the same run, the floor: a Python that only imports pyyaml, SQLAlch
 and APScheduler's background scheduler, peak RSS measured the same way. Medians of
 --runs each; the load average is printed, as other processes' load inflates CPU figures.
 --threads prints each thread's wake-ups and CPU of the last run, by thread id (the kernel
-knows them by name from Python 3.14 on; the wake-up hunt).
+knows them by name from Python 3.14 on; the wake-up hunt). --breakdown splits the last
+run's resident memory, floor and daemon side by side, by mapping (/proc/PID/smaps): the
+anonymous mappings where Python's allocator keeps objects of up to 512 bytes, the brk heap
+(malloc: larger objects such as code, and SQLite's own memory), and each shared library's
+pages; where the megabytes above the floor are, before anything is cut.
 
 The idle daemon still works: every interval it samples /proc (memory, processes, cgroups)
 and stores a sample. On a host where other programs cause OOM kills meanwhile, the
@@ -20,7 +24,7 @@ is work, not idleness, and the log lines counted at the end say so; --no-vmstat-
 turns the cross-check off (kernel_log.vmstat_check: false) to measure idleness there.
 
     python3 benchmarks/bench_footprint.py [--seconds 60] [--runs 3] [--source file|kmsg] [--threads]
-                                          [--no-vmstat-check]
+                                          [--no-vmstat-check] [--breakdown]
 
 Targets (issue 12): daemon within 6 MB of the floor, idle CPU at most 0.2 % of a core.
 """
@@ -41,7 +45,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOOR = ("import yaml, sqlalchemy, apscheduler.schedulers.background\n"
-         "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')))")
+         "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')))\n"
+         "print(open('/proc/self/smaps').read())")
 
 CONFIG = """\
 database: sqlite:///{tmp}/history.db
@@ -100,6 +105,41 @@ def status_kb(pid: int, key: str) -> int:
     raise KeyError(key)
 
 
+def mappings(smaps: str) -> dict[str, int]:
+    """Resident kB by mapping from /proc/PID/smaps: a library's path, [heap] (malloc's brk
+    heap), [stack], or "anonymous" (pymalloc's arenas, thread stacks, large mallocs)."""
+    rss: dict[str, int] = {}
+    name = "anonymous"
+    for line in smaps.splitlines():
+        fields = line.split()
+        if fields and not fields[0].endswith(":"):  # a mapping's header: range perms offset dev inode [path]
+            name = fields[5] if len(fields) > 5 else "anonymous"
+        elif fields[:1] == ["Rss:"]:
+            rss[name] = rss.get(name, 0) + int(fields[1])
+    return rss
+
+
+def breakdown(floor: dict[str, int], daemon: dict[str, int], rows: int = 8) -> list[str]:
+    """The floor's and the daemon's resident memory side by side: anonymous, brk heap,
+    file-backed, and the libraries that differ most."""
+    def kind(name: str) -> str:
+        return name if name in ("anonymous", "[heap]") else "file-backed" if name.startswith("/") else "other"
+
+    def mib(kb: float) -> str:
+        return f"{kb / 1024:8.1f}"
+
+    out = [f"{'resident memory (MiB), last run':52}{'floor':>8}{'daemon':>8}{'over':>8}"]
+    for k in ("anonymous", "[heap]", "file-backed", "other"):
+        f = sum(v for n, v in floor.items() if kind(n) == k)
+        d = sum(v for n, v in daemon.items() if kind(n) == k)
+        out.append(f"  {k:50}{mib(f)}{mib(d)}{(d - f) / 1024:+8.1f}")
+    files = {n for n in floor.keys() | daemon.keys() if kind(n) == "file-backed"}
+    for n in sorted(files, key=lambda n: -abs(daemon.get(n, 0) - floor.get(n, 0)))[:rows]:
+        f, d = floor.get(n, 0), daemon.get(n, 0)
+        out.append(f"    {os.path.basename(n)[:48]:48}{mib(f)}{mib(d)}{(d - f) / 1024:+8.1f}")
+    return out
+
+
 def compile_package() -> None:
     """Byte-compile the package, as pip does when it installs it: a daemon importing from
     source (a fresh checkout, PYTHONDONTWRITEBYTECODE) peaks megabytes higher compiling."""
@@ -108,10 +148,12 @@ def compile_package() -> None:
                    stdout=subprocess.DEVNULL)
 
 
-def floor_kb() -> int:
-    """Peak RSS of a Python that imports pyyaml, SQLAlchemy Core and APScheduler, nothing else."""
+def floor_kb() -> tuple[int, dict[str, int]]:
+    """Peak RSS of a Python that imports pyyaml, SQLAlchemy Core and APScheduler, nothing
+    else, and its resident memory by mapping."""
     out = subprocess.run([sys.executable, "-c", FLOOR], capture_output=True, text=True, check=True)
-    return int(out.stdout)
+    hwm, _, smaps = out.stdout.partition("\n")
+    return int(hwm), mappings(smaps)
 
 
 @dataclass
@@ -125,6 +167,7 @@ class Idle:
     threads: list[str]
     log: list[str]
     busy: int  # warnings and errors logged while watched: work, not idleness
+    resident: dict[str, int]  # kB by mapping at the end
 
 
 def idle_daemon(seconds: float, settle: float, source: str, vmstat_check: bool = True) -> Idle:
@@ -157,6 +200,7 @@ def idle_daemon(seconds: float, settle: float, source: str, vmstat_check: bool =
             cpu1, stat1, after, wall1 = cpu_seconds(proc.pid), stat_seconds(proc.pid), threads(proc.pid), \
                 time.monotonic()
             hwm = status_kb(proc.pid, "VmHWM")
+            resident = mappings(Path(f"/proc/{proc.pid}/smaps").read_text())
             ended = time.strftime("%Y-%m-%d %H:%M:%S")
         finally:
             proc.terminate()
@@ -168,7 +212,8 @@ def idle_daemon(seconds: float, settle: float, source: str, vmstat_check: bool =
     woke = sum(switches - before[tid][1] for tid, (_, switches, _) in after.items() if tid in before)
     lines = err.splitlines()
     busy = sum(began <= line[:19] <= ended and (" WARNING " in line or " ERROR " in line) for line in lines)
-    return Idle(hwm, (cpu1 - cpu0) / wall * 100, (stat1 - stat0) / wall * 100, woke / wall, rows, lines, busy)
+    return Idle(hwm, (cpu1 - cpu0) / wall * 100, (stat1 - stat0) / wall * 100, woke / wall, rows, lines, busy,
+                resident)
 
 
 def main() -> None:
@@ -180,14 +225,18 @@ def main() -> None:
     parser.add_argument("--threads", action="store_true", help="each thread's wake-ups and CPU (last run)")
     parser.add_argument("--no-vmstat-check", dest="vmstat_check", action="store_false",
                         help="kernel_log.vmstat_check: false (other programs' OOM kills are then not alerted)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="the last run's resident memory by mapping, floor and daemon side by side")
     args = parser.parse_args()
 
     compile_package()
     load_before = Path("/proc/loadavg").read_text().split()[:3]
     floors: list[int] = []
     runs: list[Idle] = []
+    floor_resident: dict[str, int] = {}
     for _ in range(args.runs):
-        floors.append(floor_kb())
+        hwm, floor_resident = floor_kb()
+        floors.append(hwm)
         runs.append(idle_daemon(args.seconds, args.settle, args.source, args.vmstat_check))
     load_after = Path("/proc/loadavg").read_text().split()[:3]
     floor = statistics.median(floors)
@@ -212,6 +261,8 @@ def main() -> None:
     if args.threads:
         print("thread            wake-ups      CPU (last run)")
         print("\n".join(runs[-1].threads))
+    if args.breakdown:
+        print("\n".join(breakdown(floor_resident, runs[-1].resident)))
     print(f"  targets: within 6 MB of the floor: {'ok' if (peak - floor) * 1024 <= 6e6 else 'EXCEEDED'}; "
           f"CPU <= 0.2 %: {'ok' if stat_cpu <= 0.2 else 'EXCEEDED'}")
 
