@@ -13,7 +13,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
 
-from watchdog_oom.model import MemorySample, OomKill
+from watchdog_oom.model import MemorySample, OomKill, TaskRow
 from watchdog_oom.store import SCHEMA_HEAD, Store, alembic_config, kill_record
 from watchdog_oom.store.tables import metadata
 
@@ -480,3 +480,43 @@ def test_a_batch_of_systemd_oomd_kills_tells_them_apart_by_the_moment(store, t0)
     assert [r is None for r in rows] == [False, False, True]
     with store.tx() as tx:
         assert tx.add_kills([(oomd, None)], t0) == [None]  # the same line read again later
+
+
+def test_a_batch_stores_each_column_as_a_kill_recorded_alone_does(store, t0):
+    # add_kills builds its rows its own way (a list per row, the SQLite driver's
+    # executemany): every column must come out as add_kill's, read back from the database.
+    tasks = (TaskRow(pid=1772, uid=0, tgid=1772, total_vm_kb=9000, rss_kb=65000, pgtables_kb=300, swapents=0,
+                     oom_score_adj=-17, name="python3"),)
+    local = datetime(2024, 6, 3, 10, 0, 1, 250)  # a syslog stamp: no offset, this host's time
+    full = _kill(t0, uid=1000, total_vm_kb=9000, file_rss_kb=4, shmem_rss_kb=0, pgtables_kb=300, oom_score_adj=-17,
+                 score=900, memcg="/wdtest1", invoker="stress", invoker_pid=1771, gfp_mask="0xcc0(GFP_KERNEL)",
+                 order=0, cmdline="python3 -c x", unit="x.service", host="web-07", task_table=tasks,
+                 memory_info=("Mem-Info:", "active_anon:1"), extra={"kill_line": "Killed process 1772", "é": [1.5]})
+    sparse = OomKill(pid=1800, process="java", time=local, source="import:/var/log/syslog")
+    with store.tx() as tx:
+        alone = [tx.add_kill(full, t0, {"memory_before": {"mem_available_kb": 1}}), tx.add_kill(sparse, t0)]
+    with store.tx() as tx:
+        batched = tx.add_kills([(full.replace(host="web-08"), {"memory_before": {"mem_available_kb": 1}}),
+                                (sparse.replace(host="web-08"), None)], t0)
+    assert all(alone) and all(batched)
+    for one, other in zip(alone, batched, strict=True):
+        assert store.kill(other.id) == other  # what the batch answered is what it stored
+        stored_alone = {**vars_of(store.kill(one.id)), "id": None, "host": None}
+        assert {**vars_of(store.kill(other.id)), "id": None, "host": None} == stored_alone
+    assert store.kill(batched[1].id).time == local.astimezone()
+
+
+def test_a_later_sighting_in_the_same_batch_fills_the_new_record(store, t0):
+    first = _kill(t0, pid=300, boot_id=None, uid=None, mono_usec=None, source="import:/k.log")
+    later = _kill(t0 + timedelta(seconds=1), pid=300, uid=1000, cmdline="python3 -c y", source="kmsg")
+    with store.tx() as tx:
+        rows = tx.add_kills([(first, None), (later, None), (first, None)], t0)
+    assert [r is None for r in rows] == [False, True, True]
+    (stored,) = store.kills()
+    assert (stored.id, stored.uid, stored.boot_id, stored.cmdline) == (rows[0].id, 1000, "b1", "python3 -c y")
+    assert rows[0] == stored  # the record answered holds what the later sighting filled
+    assert [new for _, new in store.import_kills([first, later, first], t0)] == [False, False, False]
+
+
+def vars_of(row):
+    return {name: getattr(row, name) for name in row.__slots__}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -76,13 +77,10 @@ def cap_value(value: Any, limit: int = TEXT_MAX, depth: int = 0) -> Any:
 def cap_kill(kill: OomKill) -> OomKill:
     """The kill with every text field within its cap (the same value when all fit)."""
     changes: dict[str, Any] = {}
-    for name, limit in (("process", PROCESS_MAX), ("cmdline", CMDLINE_MAX), ("memcg", PATH_MAX),
-                        ("task_memcg", PATH_MAX), ("unit", UNIT_MAX), ("invoker", PROCESS_MAX),
-                        ("constraint", 64), ("gfp_mask", PROCESS_MAX), ("source", PATH_MAX),
-                        ("boot_id", 64), ("host", PROCESS_MAX)):
-        value = getattr(kill, name)
-        if isinstance(value, str) and len(value) > limit:
-            changes[name] = cap(value, limit)
+    if not _texts_fit(kill):
+        for (name, limit), value in zip(_KILL_TEXT_CAPS, _kill_texts(kill), strict=True):
+            if isinstance(value, str) and len(value) > limit:
+                changes[name] = cap(value, limit)
     if any(len(t.name) > PROCESS_MAX for t in kill.task_table):
         changes["task_table"] = tuple(dataclasses.replace(t, name=cap(t.name, PROCESS_MAX)) if
                                       len(t.name) > PROCESS_MAX else t for t in kill.task_table)
@@ -93,13 +91,47 @@ def cap_kill(kill: OomKill) -> OomKill:
     return kill.replace(**changes) if changes else kill
 
 
+# A kill's text fields and their caps, and one call that reads them all.
+_KILL_TEXT_CAPS = (("process", PROCESS_MAX), ("cmdline", CMDLINE_MAX), ("memcg", PATH_MAX),
+                   ("task_memcg", PATH_MAX), ("unit", UNIT_MAX), ("invoker", PROCESS_MAX), ("constraint", 64),
+                   ("gfp_mask", PROCESS_MAX), ("source", PATH_MAX), ("boot_id", 64), ("host", PROCESS_MAX))
+_kill_texts = operator.attrgetter(*(name for name, _ in _KILL_TEXT_CAPS))
+# The fields in two groups, each with its smallest cap: most kills' texts are within it.
+_WIDE_CAP = min(limit for _, limit in _KILL_TEXT_CAPS if limit >= PROCESS_MAX)
+_NARROW_CAP = min(limit for _, limit in _KILL_TEXT_CAPS)
+_kill_wide_texts = operator.attrgetter(*(name for name, limit in _KILL_TEXT_CAPS if limit >= PROCESS_MAX))
+_kill_narrow_texts = operator.attrgetter(*(name for name, limit in _KILL_TEXT_CAPS if limit < PROCESS_MAX))
+
+
+def _texts_fit(kill: OomKill) -> bool:
+    """Whether every text field is within even the smallest cap of its group (in C calls:
+    an import checks every kill); False when unsure, and the caller looks field by field."""
+    try:
+        return (max(map(len, filter(None, _kill_wide_texts(kill))), default=0) <= _WIDE_CAP
+                and max(map(len, filter(None, _kill_narrow_texts(kill))), default=0) <= _NARROW_CAP)
+    except TypeError:  # not text: left as it is, field by field
+        return False
+
+
 def _too_long(value: Any, limit: int = TEXT_MAX) -> bool:
+    """Whether a string in `value` (dicts, lists, tuples within) is longer than `limit`, or a
+    dict's key longer than 256: what cap_value would change. Loops, and a call per nested
+    container only (an import checks every kill's extra)."""
     if isinstance(value, str):
         return len(value) > limit
     if isinstance(value, dict):
-        return any(_too_long(v, limit) or len(str(k)) > 256 for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return any(_too_long(v, limit) for v in value)
+        for key in value:
+            if len(str(key)) > 256:
+                return True
+        value = value.values()
+    elif not isinstance(value, (list, tuple)):
+        return False
+    for item in value:
+        if isinstance(item, str):
+            if len(item) > limit:
+                return True
+        elif isinstance(item, (dict, list, tuple)) and _too_long(item, limit):
+            return True
     return False
 
 
