@@ -78,3 +78,23 @@ def _drain(fd: int, into: bytearray) -> None:
         if not data:
             return
         into += data
+
+
+def test_import_writes_its_json_as_to_json_would_the_whole_list(tmp_path: Path) -> None:
+    # The array is written a record at a time, its scalars by json's C encoder set in a
+    # layout: the text must be to_json's of the whole list, odd names included.
+    from watchdog_oom.textout import to_json
+
+    names = ["java", 'we"ird {0} \\ name', "naïve—日本", "tab\there", "{}", "x" * 300]
+    log = tmp_path / "syslog"
+    log.write_text("".join(f"Jun  3 10:00:{i:02d} h kernel: Out of memory: Killed process {10 + i} ({name}) "
+                           f"{FIGURES}, shmem-rss:0kB, UID:1000 pgtables:8kB oom_score_adj:-1000\n"
+                           for i, name in enumerate(names)))
+    config = tmp_path / "config.yaml"
+    config.write_text(f"host: h\ndatabase: sqlite:///{tmp_path}/h.db\n")
+    for argv in (["import", "--dry-run"], ["-c", str(config), "import"]):
+        code, out, err = run(*argv, "--format", "json", str(log))
+        assert code == 0, err
+        kills = json.loads(out)
+        assert len(kills) == len(names) and all(k["evidence"]["format"] == "syslog" for k in kills)
+        assert out == to_json(kills) + "\n"

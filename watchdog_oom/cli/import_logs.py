@@ -86,7 +86,8 @@ def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, er
             else:
                 recorded, quarantined = _import_batch(store, payload, now, err)
                 unstored += quarantined
-                records = [store_mod.kill_record(row) for row, _ in recorded]
+                kill_record = store_mod.kill_record  # once: the package loads it on first use
+                records = [kill_record(row) for row, _ in recorded]
                 new += sum(1 for _, is_new in recorded if is_new)
                 # what this import read each kill from; the stored row's where some were quarantined
                 evidence = ([k.extra.get("evidence") for k in payload] if not quarantined else
@@ -173,22 +174,24 @@ def _json_element(record: dict[str, Any]) -> str:
     """A record as an element of to_json's indented array, the same text.
 
     json's C encoder only runs without indent: the record's scalars are encoded in one
-    call and set in the indented layout (kept per set of keys); a nested value (the
-    evidence object) is laid out by json's indenting encoder, once per distinct value."""
+    call and set in the indented layout (kept per set of keys); its last value, where it
+    is an object or array (the evidence), is laid out by json's indenting encoder, once
+    per distinct value. Any other record (a nested value elsewhere, a NaN, a datetime)
+    is laid out by to_json itself."""
     values = list(record.values())
-    nested = [i for i, value in enumerate(values) if isinstance(value, (dict, list, tuple))]
-    try:
-        for i in nested:
-            values[i] = _indented(values[i])
-        # Between values a NUL, which JSON text only holds escaped ("\\u0000").
-        text = _ENCODE_FLAT([None if i in nested else v for i, v in enumerate(values)] if nested else values)
-        pieces: list[str] = text[1:-1].split("\x00")
-    except (TypeError, ValueError):  # not JSON (NaN, a datetime): to_json says how
-        pieces = []
+    pieces: list[str] = []
+    if values and _SCALARS.issuperset(map(type, values[:-1])):
+        last = values[-1]
+        nested = isinstance(last, (dict, list, tuple))
+        try:
+            # Between values a NUL, which JSON text only holds escaped ("\\u0000").
+            pieces = _ENCODE_FLAT(values[:-1] if nested else values)[1:-1].split("\x00")
+            if nested:
+                pieces.append(_indented(last))
+        except (TypeError, ValueError):
+            pieces = []
     if len(pieces) != len(values) or not values:
         return "\n".join("  " + line for line in to_json(record).splitlines())
-    for i in nested:
-        pieces[i] = values[i]
     keys = tuple(record)
     layout = _LAYOUTS.get(keys)
     if layout is None:
@@ -208,6 +211,7 @@ def _indented(value: Any) -> str:
     return text
 
 
+_SCALARS = frozenset((str, int, float, bool, type(None)))  # what _ENCODE_FLAT writes as to_json does
 _ENCODE_FLAT = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=("\x00", ": ")).encode
 _ENCODE_COMPACT = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
 _INDENTED: dict[str, str] = {}  # a nested value's compact JSON -> its indented text
