@@ -7,7 +7,7 @@ migrations work from an installed package. render_as_batch lets SQLite alter tab
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from watchdog_oom.store.tables import metadata
+from watchdog_oom.store.tables import include_object, metadata
 
 config = context.config
 target_metadata = metadata
@@ -19,6 +19,7 @@ def _run(connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=include_object,  # all but the indexes the migrations alone own
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -7,6 +7,9 @@ from __future__ import annotations
 import gc
 import io
 import json
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,6 +19,8 @@ from watchdog_oom.cli import main
 from watchdog_oom.model import MemorySample, OomKill
 from watchdog_oom.store import Store, kill_record
 from watchdog_oom.store.records import SAMPLE_FIELDS
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _kill(t0, pid, process, **kw):
@@ -130,3 +135,14 @@ def test_the_collector_is_as_it_was_after_a_history(samples_cfg):
     gets it back enabled, and nothing left frozen out of its collections."""
     _history(samples_cfg)
     assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+def test_a_history_on_sqlite_loads_no_postgresql_dialect(samples_cfg):
+    """Nothing on a SQLite command's path asks SQLAlchemy for its PostgreSQL dialect (an
+    index declaring a PostgreSQL operator class would: tens of milliseconds of start-up)."""
+    code = ("import sys; from watchdog_oom.cli import main; "
+            f"code = main(['-c', {str(samples_cfg)!r}, 'history', 'samples']); "
+            "print(code, sorted(m for m in sys.modules if m.startswith('sqlalchemy.dialects.postgresql')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT, check=False)
+    assert done.stdout.splitlines()[-1] == "0 []", done.stderr

@@ -280,8 +280,10 @@ def _glob(column: Any, pattern: str, ranged: bool = False) -> ColumnElement[bool
 
     With `ranged`, a literal prefix also becomes a range (`'java*'`: `>= 'java' AND < 'javb'`)
     that an index on the column answers; only valid where strings compare byte by byte
-    (SQLite's BINARY collation; PostgreSQL derives the range itself under the C collation).
-    The range also makes the prefix case-sensitive on SQLite, whose LIKE is not.
+    (SQLite's BINARY collation). PostgreSQL derives the range from LIKE itself, on an index
+    of the pattern operator class whatever the collation (kills: migration 0008), or on a
+    plain one under the C collation. The range also makes the prefix case-sensitive on
+    SQLite, whose LIKE is not.
     """
     if not any(ch in pattern for ch in "*?"):
         return column == pattern
