@@ -3,15 +3,20 @@
 Part 1 builds a database of --samples samples (10-second samples of --hosts hosts, ending
 now), --kills kills (spread over the past year, each with the task table and memory state
 a kernel report carries) and the last two days of 10-second readings of --cgroups cgroups
-of host h0 (what the default retention keeps raw), then times, median of --runs, each
-history command and the 7-day HTML report as a user runs them (a new `python3 -m
-watchdog_oom` process, output to /dev/null), beside the database's own command line tool
-answering the same questions: `sqlite3`, and `psql` on PostgreSQL. What Python needs to
-start and import pyyaml and SQLAlchemy (and psycopg on PostgreSQL) is measured too and
-subtracted from ours: the figure is what the command spends beyond its libraries' import
-(the issue's bar: at most 3x the CLI, or 0.15 s where the CLI needs next to nothing).
-Python's bytecode is cached (in the temporary directory) for ours and the libraries alike,
-as it is for an installed package.
+of host h0 (what the default retention keeps raw), then times each history command and the
+7-day HTML report as a user runs them (a new `python3 -m watchdog_oom` process, output to
+/dev/null), beside the database's own command line tool answering the same questions
+(`sqlite3`, and `psql` on PostgreSQL) and beside Python importing the command's libraries
+(pyyaml, SQLAlchemy, the dialect it loads for the URL and the driver), in --runs rounds in
+which each runs once in turn: a moment's load on a shared machine falls on all alike. The
+figure is the median over rounds of what the command spends beyond its libraries' import
+(the issue's bar: at most 3x the CLI, or 0.15 s where the CLI needs next to nothing), by
+CPU time, the steadier on a shared machine. --compare TREE runs another checkout's commands
+(main, say) in the same rounds, for a before and after measured side by side; it must know
+the schema revision ours migrates the database to (an older checkout refuses a newer
+database, as Alembic does). Python's
+bytecode is cached (in the temporary directory) for ours and the libraries alike, as it is
+for an installed package.
 
 SQLite runs in a temporary directory (or --database PATH, built there once and reused).
 PostgreSQL runs on --postgres URL (a database the user may create tables in), else on a
@@ -25,7 +30,7 @@ by default and then 365d; --kills-per-day kills with their task table, --alerts-
 alert episodes with two notifications each.
 
     python3 benchmarks/bench_history.py [--samples 1000000] [--kills 100000] [--runs 5] [--days 365]
-        [--only report,summary] [--database PATH] [--postgres URL | --no-postgres]
+        [--only report,summary] [--database PATH] [--postgres URL | --no-postgres] [--compare TREE]
 """
 
 from __future__ import annotations
@@ -71,6 +76,10 @@ TASK_TABLE = [TaskRow(pid=2000 + i, uid=1000, tgid=2000 + i, total_vm_kb=900_000
                       pgtables_kb=900, swapents=0, oom_score_adj=0, name=PROCESSES[i]).to_dict() for i in range(10)]
 MEMORY_INFO = [f"Node 0 Normal free:{i * 1024}kB boost:0kB min:67584kB low:84480kB high:101376kB "
                f"reserved_highatomic:0KB active_anon:{i}kB" for i in range(24)]
+# The libraries a history command loads before its first query, per engine: pyyaml, SQLAlchemy,
+# the dialect SQLAlchemy loads for the URL and its DBAPI driver.
+LIBRARIES = {"sqlite": "yaml, sqlalchemy, sqlalchemy.dialects.sqlite, sqlite3",
+             "postgresql": "yaml, sqlalchemy, sqlalchemy.dialects.postgresql.psycopg, psycopg"}
 # The report's chart and sparklines: the slices the store reduces samples to (report.py).
 CHART_POINTS, SPARK_POINTS = 2000, 240
 
@@ -145,22 +154,37 @@ def build(url: str, samples: int, kills: int, hosts: int, cgroups: int, now: dat
     return time.perf_counter() - start
 
 
-def timed(argv: list[str], runs: int, env: dict[str, str] | None = None) -> tuple[float, float]:
-    """Medians of a process's wall time and of its CPU time (user + system), output thrown
-    away; one untimed run first warms the page cache. On a shared machine the CPU time is
-    the steadier figure: waiting for a core is not work the command does."""
-    def run() -> tuple[float, float]:
-        start = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{argv} exited {proc.returncode}")
-        return time.perf_counter() - start, usage.ru_utime + usage.ru_stime
+Run = tuple[float, float]  # one process's wall time and CPU time (user + system), in seconds
 
-    run()
-    results = [run() for _ in range(runs)]
-    return statistics.median(w for w, _ in results), statistics.median(c for _, c in results)
+
+def run_once(argv: list[str], env: dict[str, str] | None = None) -> Run:
+    """One process, its output thrown away. On a shared machine the CPU time is the steadier
+    figure: waiting for a core is not work the command does."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{argv} exited {os.waitstatus_to_exitcode(status)}")
+    return time.perf_counter() - start, usage.ru_utime + usage.ru_stime
+
+
+def side_by_side(commands: list[tuple[list[str], dict[str, str] | None]], runs: int) -> list[list[Run]]:
+    """Each command's runs, measured in rounds: every command once, untimed (page cache,
+    bytecode), then `runs` rounds in which each runs once in turn, so that a moment's load
+    on a shared machine falls on all of them alike."""
+    for argv, env in commands:
+        run_once(argv, env)
+    rounds = [[run_once(argv, env) for argv, env in commands] for _ in range(runs)]
+    return [list(column) for column in zip(*rounds, strict=True)]
+
+
+def medians(runs: list[Run]) -> Run:
+    return statistics.median(w for w, _ in runs), statistics.median(c for _, c in runs)
+
+
+def beyond(ours: list[Run], base: list[Run]) -> Run:
+    """The median, over rounds, of what a command took beyond the libraries' import in its round."""
+    return medians([(max(o[0] - b[0], 0.0), max(o[1] - b[1], 0.0)) for o, b in zip(ours, base, strict=True)])
 
 
 def sqlite_cli(path: str) -> Callable[[list[str]], list[str]]:
@@ -229,41 +253,56 @@ def cases(dialect: str, now: datetime, output: Path) -> list[tuple[str, list[str
 
 def measure(label: str, url: str, cli: Callable[[list[str]], list[str]], args: argparse.Namespace,
             tmp: Path, now: datetime, libraries: str) -> None:
-    """Each history command as a user runs it on `url`, against the database's CLI answering the same."""
+    """Each history command as a user runs it on `url`, against the database's CLI answering the
+    same, and against the libraries' import, side by side (and against --compare's checkout)."""
     config = tmp / f"config-{label}.yaml"
     config.write_text(f"host: h0\ndatabase: {url}\n")
-    # Bytecode cached as for an installed package: in the temporary directory, not the tree.
-    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
-           "PYTHONPATH": str(ROOT), "PYTHONPYCACHEPREFIX": str(tmp / "pycache")}
-    ours = [sys.executable, "-m", "watchdog_oom", "-c", str(config)]
+    trees = {"ours": ROOT, **({"compared": Path(args.compare).resolve()} if args.compare else {})}
+    env = {name: python_env(tree, tmp / f"pycache-{name}") for name, tree in trees.items()}
+    ours = {name: [sys.executable, "-m", "watchdog_oom", "-c", str(config)] for name in trees}
     # What every command pays before its first query: the interpreter and its libraries.
-    base = timed([sys.executable, "-c", f"import {libraries}"], args.runs, env)
-    print(f"\n{label}: median of {args.runs} runs, each a new process; ms of wall time / of CPU time. 'beyond': "
-          f"ours less python3 importing {libraries} ({base[0] * 1e3:.0f} / {base[1] * 1e3:.0f} ms); "
-          f"load average {Path('/proc/loadavg').read_text().split()[0]}")
+    base = [sys.executable, "-c", f"import {libraries}"]
+    plain = medians(side_by_side([([sys.executable, "-c", "import yaml, sqlalchemy"], env["ours"])], args.runs)[0])
+    print(f"\n{label}: median of {args.runs} rounds, each command a new process in every round; ms of wall time / "
+          f"of CPU time. 'beyond': ours less python3 importing {libraries} in the same round (yaml and "
+          f"sqlalchemy alone: {plain[0] * 1e3:.0f} / {plain[1] * 1e3:.0f} ms); load average "
+          f"{Path('/proc/loadavg').read_text().split()[0]}")
     if not url.startswith("sqlite"):
         print("CPU time is the client's alone, ours and psql's: the server's work is in neither (wall time has it)")
-    print(f"{'command':<44}{'ours':>11}{'beyond':>11}{'CLI':>11}{'ratio':>13}  within (CPU)")
+    compared = f"{'compared':>11}{'change':>9}" if args.compare else ""
+    print(f"{'command':<44}{'libs':>11}{'ours':>11}{'beyond':>11}{'CLI':>11}{'ratio':>13}  within (CPU){compared}")
     dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
     for name, argv, statements in cases(dialect, now, tmp / "report.html"):
         if args.only and not any(word in name for word in args.only.split(",")):
             continue
-        ours_t = timed([*ours, *argv], args.runs, env)
-        cli_t = timed(cli(statements), args.runs, {**os.environ, "PGTZ": "UTC"})
-        beyond = [max(o - lib, 0.0) for o, lib in zip(ours_t, base, strict=True)]
-        ratio = [b / max(c, 1e-3) for b, c in zip(beyond, cli_t, strict=True)]
-        ok = ratio[1] <= 3 or beyond[1] <= 0.15
-
-        def pair(values: Any, scale: float = 1e3, fmt: str = ".0f") -> str:
-            return f"{values[0] * scale:{fmt}}/{values[1] * scale:{fmt}}"
-
-        print(f"{name:<44}{pair(ours_t):>11}{pair(beyond):>11}{pair(cli_t):>11}{pair(ratio, 1, '.1f'):>13}  "
-              f"{'yes' if ok else 'NO'}", flush=True)
+        commands = [(base, env["ours"]), (cli(statements), {**os.environ, "PGTZ": "UTC"}),
+                    *(([*ours[tree], *argv], env[tree]) for tree in trees)]
+        base_t, cli_t, ours_t, *others = side_by_side(commands, args.runs)
+        past = beyond(ours_t, base_t)
+        ratio = [b / max(c, 1e-3) for b, c in zip(past, medians(cli_t), strict=True)]
+        ok = ratio[1] <= 3 or past[1] <= 0.15
+        line = (f"{name:<44}{pair(medians(base_t)):>11}{pair(medians(ours_t)):>11}{pair(past):>11}"
+                f"{pair(medians(cli_t)):>11}{pair(ratio, 1, '.1f'):>13}  {'yes' if ok else 'NO':<12}")
+        if others:
+            then = beyond(others[0], base_t)
+            line += f"{pair(then):>11}{(past[1] - then[1]) * 1e3:>+8.0f}"
+        print(line, flush=True)
     store = Store(url, "h0")
     metrics = median_seconds(lambda: (store.kill_totals("h0", now - timedelta(days=1)), store.alert_counts("h0"),
                                       store.outbox_backlog()), args.runs)
     print(f"/metrics' database reads (kills since start, alerts, outbox), in the daemon: {metrics * 1e3:.1f} ms")
     store.close()
+
+
+def python_env(tree: Path, pycache: Path) -> dict[str, str]:
+    """The environment of a command run from `tree`, its bytecode cached as for an installed
+    package (in the temporary directory, not the tree)."""
+    return {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+            "PYTHONPATH": str(tree), "PYTHONPYCACHEPREFIX": str(pycache)}
+
+
+def pair(values: Any, scale: float = 1e3, fmt: str = ".0f") -> str:
+    return f"{values[0] * scale:{fmt}}/{values[1] * scale:{fmt}}"
 
 
 def describe(url: str, args: argparse.Namespace, built: float | None) -> None:
@@ -287,7 +326,7 @@ def part1(args: argparse.Namespace, tmp: Path) -> None:
     size = sum(os.path.getsize(p) for p in (path, path + "-wal") if os.path.exists(p))
     describe(f"sqlite:///{path}", args, built)
     print(f"SQLite file: {size / 2**20:.0f} MiB")
-    measure("SQLite", f"sqlite:///{path}", sqlite_cli(path), args, tmp, now, "yaml, sqlalchemy")
+    measure("SQLite", f"sqlite:///{path}", sqlite_cli(path), args, tmp, now, LIBRARIES["sqlite"])
     if args.no_postgres:
         return
     with postgres(args.postgres) as url:
@@ -296,7 +335,7 @@ def part1(args: argparse.Namespace, tmp: Path) -> None:
         now = datetime.now(timezone.utc).replace(microsecond=0)
         built = build(url, args.samples, args.kills, args.hosts, args.cgroups, now)
         describe(url, args, built)
-        measure("PostgreSQL", url, psql_cli(url), args, tmp, now, "yaml, sqlalchemy, psycopg")
+        measure("PostgreSQL", url, psql_cli(url), args, tmp, now, LIBRARIES["postgresql"])
 
 
 @contextlib.contextmanager
@@ -417,7 +456,9 @@ def main(argv: list[str] | None = None) -> int:
                         "a throwaway server, where PostgreSQL is installed)")
     parser.add_argument("--no-postgres", action="store_true", help="part 1 on SQLite only")
     parser.add_argument("--parts", default="1,2", help="which parts to run (default 1,2)")
-    parser.add_argument("--runs", type=int, default=5, help="timed runs per query (default 5)")
+    parser.add_argument("--runs", type=int, default=5, help="timed rounds per command (default 5)")
+    parser.add_argument("--compare", metavar="TREE", help="also run the commands from this checkout (main, "
+                        "say), in the same rounds: its figure beyond the libraries, and ours less it")
     parser.add_argument("--days", type=int, default=365, help="days simulated in part 2 (default 365; 0 skips)")
     parser.add_argument("--kills-per-day", type=int, default=2)
     parser.add_argument("--alerts-per-day", type=int, default=4)
