@@ -202,12 +202,15 @@ def _json_element(record: dict[str, Any]) -> str:
 
 def _indented(value: Any) -> str:
     """A nested value as to_json lays it out two levels deep (an array's element's field)."""
+    if _LAST_INDENTED and _LAST_INDENTED[0] is value:  # the kills of a batch share their evidence (_Interned)
+        return _LAST_INDENTED[1]
     compact = _ENCODE_COMPACT(value)  # TypeError, ValueError: not JSON as it stands
     text = _INDENTED.get(compact)
     if text is None:
         if len(_INDENTED) >= 1024:
             _INDENTED.clear()
         text = _INDENTED[compact] = json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n    ")
+    _LAST_INDENTED[:] = [value, text]  # held: its id is not reused while it is looked up by identity
     return text
 
 
@@ -215,6 +218,7 @@ _SCALARS = frozenset((str, int, float, bool, type(None)))  # what _ENCODE_FLAT w
 _ENCODE_FLAT = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=("\x00", ": ")).encode
 _ENCODE_COMPACT = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
 _INDENTED: dict[str, str] = {}  # a nested value's compact JSON -> its indented text
+_LAST_INDENTED: list[Any] = []  # the last nested value laid out, and its text
 _LAYOUTS: dict[tuple[str, ...], str] = {}
 
 
@@ -430,7 +434,30 @@ def _received(readable: int, child: int, paths: Sequence[str], filing: Filing, e
 # An OomKill as the tuple of its fields in order, which OomKill(*fields) makes again.
 _FIELDS = tuple(field.name for field in dataclasses.fields(OomKill))
 _kill_fields = operator.attrgetter(*_FIELDS)
-_TIME, _HOST, _SOURCE = (_FIELDS.index(name) for name in ("time", "host", "source"))
+_TIME, _HOST, _SOURCE, _EXTRA = (_FIELDS.index(name) for name in ("time", "host", "source", "extra"))
+
+
+class _Interned:
+    """One object for each distinct evidence the kills of a log carry (most share one):
+    pickled once a batch, unpickled once, and laid out as JSON once by _indented."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, dict[str, Any]] = {}
+
+    def shared(self, extra: Any) -> Any:
+        """`extra` with its evidence replaced by the equal one seen first (a new dict; the same
+        `extra` when there is nothing to share)."""
+        said = extra.get("evidence") if type(extra) is dict else None
+        if type(said) is not dict:
+            return extra
+        key = repr(said)  # evidence holds text and lists of text: equal reprs are equal values
+        first = self.seen.get(key)
+        if first is None:
+            if len(self.seen) >= 256:
+                self.seen.clear()
+            self.seen[key] = said
+            return extra
+        return extra if first is said else {**extra, "evidence": first}
 
 
 def _die_with_parent(parent: int) -> None:
@@ -463,6 +490,7 @@ def _iter_kills(path: str, filing: Filing, err: TextIO, *, start: int = 0,
     # Syslog dates carry no year: --year, else the year the file was last written.
     year = filing.year or reference.year
     yearless = 0
+    evidence = _Interned()
     try:
         source = f"import:{label}"
         for kill in iter_kills_marked(stream, source, year=year, unread=unread, progress=progress.advance,
@@ -480,6 +508,7 @@ def _iter_kills(path: str, filing: Filing, err: TextIO, *, start: int = 0,
                 fields[_TIME] = kill.time.astimezone()
             fields[_HOST] = filing.forced or kill.host or filing.local
             fields[_SOURCE] = source
+            fields[_EXTRA] = evidence.shared(fields[_EXTRA])
             yield tuple(fields)
     finally:
         progress.finish()
