@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from wrapping import WRAPPERS
 
 from watchdog_oom.model import KernelLine
-from watchdog_oom.parse import OomParser, Unread
+from watchdog_oom.parse import OomParser, Unread, anchors, wrappers
 from watchdog_oom.parse.shapes import LineUnwrapper
-from watchdog_oom.parse.wrappers import unwrap
 
 DATA = Path(__file__).parent / "data"
 YEARS = {
@@ -53,7 +53,7 @@ def _same_both_ways(text: str, year: int | None, lenient: bool = True) -> None:
     assert fast_unread == full_unread
     unwrapper = LineUnwrapper(year=year)
     for raw in text.splitlines():
-        assert unwrapper.unwrap(raw) == unwrap(raw, year=year), raw
+        assert unwrapper.unwrap(raw) == wrappers.unwrap(raw, year=year), raw
 
 
 def _mixed(lines: list[str], seed: int) -> str:
@@ -110,10 +110,48 @@ def test_lines_whose_wrapper_changes_each_line_unwrap_as_unwrap_does(lines, year
     unwrapper = LineUnwrapper(year=year)
     for prefix, message, end in lines:
         raw = prefix + message + end
-        assert unwrapper.unwrap(raw) == unwrap(raw, year=year), raw
+        assert unwrapper.unwrap(raw) == wrappers.unwrap(raw, year=year), raw
 
 
 def test_an_iso_date_with_an_offset_no_clock_has_is_read_with_its_time_unknown() -> None:
     line = "2024-06-03T10:00:00+99:00 host kernel: Out of memory: Killed process 5 (x) total-vm:1kB, anon-rss:1kB"
     (kill,), _ = _read(line, None, fast=True)
     assert (kill.pid, kill.time, kill.host) == (5, None, "host")
+
+
+# Patterns rewritten for speed, with the wording they had: each pair must find the same match
+# (a possessive run where no character given back could help; a lookahead the match implies).
+REWRITTEN = [
+    (r"\S+\s+kernel:\s?", wrappers._HOST_KERNEL, "match"),
+    (r"\S+\s+(?=[\w.@/-]+(?:\[\d+\])?:(?:\s|$))", wrappers._HOST_TAG, "match"),
+    (r"(^|\s)([\w.@/()-]{1,64}?)(?:\[\d+\])?:\s+$", wrappers._TAG_AT_END, "search"),
+    (r"(?:^|[\s>:|`])([\w.@/()-]{1,64}?)(?:\[\d+\])?:\s*(?:\[\s*\d+\.\d+\]\s*)?$", wrappers._TAG_BEFORE, "search"),
+    (r" invoked oom-killer: |[^\s:]+: systemd-oomd killed \d|[^\s:]+: Failed with result 'oom-kill'|"
+     + "|".join(anchors._ANCHOR_WORDS), anchors.ANCHOR, "search"),
+    (r".{1,16}? invoked oom-killer: |\S+: systemd-oomd killed \d|\S+: Failed with result 'oom-kill'|"
+     + "|".join(anchors._ANCHOR_WORDS), anchors.ANCHOR_START, "match"),
+]
+FRAGMENTS = ["host", "kernel:", "kernel: ", " ", "  ", "\t", ":", ": ", "[12]", "[ 12.5] ", "x.service",
+             "x.service: ", "a:b: ", "systemd-oomd killed 3", "Failed with result 'oom-kill'", "earlyoom[7]: ",
+             "a" * 70, "oom-kill:constraint=X,task=y", "java invoked oom-killer: ",
+             "Killed process 5 (x)", "Kill process 5 (x) score 1 or sacrifice child", "sending SIGTERM to process 5",
+             "Killing process '", "killing process 5 \"x\"", "Marked /a.slice for killing due to", "Killed …/b due to",
+             "Send SIGKILL to the victim", "Sending SIGTERM to the victim", "oomd killed", "-", ">", "|", "é", "6月"]
+TEXTS = st.lists(st.sampled_from(FRAGMENTS), max_size=10).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(TEXTS, st.integers(0, 5))
+@example("x.service: systemd-oomd killed 3 process(es)", 0)
+@example("a:b.service: Failed with result 'oom-kill'.", 0)
+@example("Jun  3 10:00:00 " + "a" * 300 + " kernel: ", 16)
+def test_a_pattern_rewritten_for_speed_finds_what_it_found(text: str, pos: int) -> None:
+    for old, new, method in REWRITTEN:
+        before, after = getattr(re.compile(old), method)(text, pos), getattr(new, method)(text, pos)
+        assert (before and (before.span(), before.groups())) == (after and (after.span(), after.groups())), old
+
+
+@settings(max_examples=400, deadline=None)
+@given(TEXTS)
+def test_kill_words_are_looked_for_only_where_their_needles_are_and_found_there(text: str) -> None:
+    assert anchors.kill_words(text) == (anchors.KILL_WORDS.search(text) is not None)

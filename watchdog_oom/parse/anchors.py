@@ -42,12 +42,15 @@ _ANCHOR_WORDS = (
     r"Send(?:ing)? SIG\w+ to the victim",
     r"Implement(?:ing)? a corrective action",
 )
-ANCHOR = re.compile(r" invoked oom-killer: |[^\s:]+: systemd-oomd killed \d|[^\s:]+: Failed with result 'oom-kill'|"
+ANCHOR = re.compile(r" invoked oom-killer: |[^\s:]++: systemd-oomd killed \d|[^\s:]++: Failed with result 'oom-kill'|"
                      + "|".join(_ANCHOR_WORDS))
+# A unit's name before PID 1's words ("x.service: "): the run of non-blanks must end in the colon,
+# which the lookahead checks first without giving characters back (a long run costs one pass).
+_UNIT = r"(?=\S*+(?<=:) )\S+: "
 # At the start of a message: the same, with a header's invoker (a task name: 15 bytes,
 # here up to 16 characters, blanks allowed) or a unit before PID 1's words.
-ANCHOR_START = re.compile(r".{1,16}? invoked oom-killer: |\S+: systemd-oomd killed \d"
-                           r"|\S+: Failed with result 'oom-kill'|"
+ANCHOR_START = re.compile(r".{1,16}? invoked oom-killer: |" + _UNIT + r"systemd-oomd killed \d"
+                           r"|" + _UNIT + r"Failed with result 'oom-kill'|"
                            + "|".join(_ANCHOR_WORDS))
 # A line that names a victim and may have been cut after these words.
 KILL_START = re.compile(
@@ -74,6 +77,18 @@ KILL_WORDS = re.compile(
     r"|killing process \d+ \"|(?:Killed|Marked) (?:/|…|\.\.\.)\S*(?: for killing)? due to|systemd-oomd killed"
     r"|Send(?:ing)? SIG\w+ to the victim"
 )
+
+
+# Every match of KILL_WORDS holds one of these ("Killed process" and "systemd-oomd killed" hold
+# "illed "; "Kill process" "ill process"; "Killing"/"killing process" "illing process"; "sending
+# SIGTERM" and "Send SIGKILL" "SIG"): a line with none is not searched (a search tries every
+# alternative at every offset of a long line).
+_KILL_WORDS_NEEDLES = ("ill process", "illed ", "illing process", "oom-killer", "oomd killed", "Marked ", "SIG")
+
+
+def kill_words(body: str) -> bool:
+    """True when `body` holds a kill's words (KILL_WORDS) somewhere."""
+    return any(needle in body for needle in _KILL_WORDS_NEEDLES) and KILL_WORDS.search(body) is not None
 
 
 # Every anchor holds one of these: a few substring tests spare most lines the search.

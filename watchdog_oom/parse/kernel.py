@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from watchdog_oom.model import KernelLine, OomKill
-from watchdog_oom.parse.anchors import KILL_WORDS, RECOGNISERS, may_anchor, recognised, refusal
+from watchdog_oom.parse.anchors import ANCHOR_START, RECOGNISERS, kill_words, may_anchor, recognised, refusal
 from watchdog_oom.parse.rejoin import Rejoiner, Where
 from watchdog_oom.parse.report import (
     MEMORY_INFO_LINE_CHARS,
@@ -110,7 +110,7 @@ class OomParser:
     def _pasted(self, line: KernelLine) -> list[OomKill]:
         """A physical line of text pasted from anywhere: its enclosures undone, each of its
         logical lines read. A line in no enclosure (Decoder.plain) is unwrapped once here,
-        and read at once if it is quiet (_quiet)."""
+        and read directly where it is one message (_direct)."""
         decoder, width = self._decoder, len(line.text)
         raw = decoder.plain(line.text) if self._fast else None
         logical = [(raw, None)] if raw is not None else decoder.lines(line.text)
@@ -118,28 +118,38 @@ class OomParser:
         self._joiner.saw_width(width)
         if raw is not None:
             unwrapped = self._unwrapper.unwrap(raw)
-            quiet = self._quiet(line, raw, unwrapped)
-            return quiet if quiet is not None else self._logical(line, raw, None, width, unwrapped=unwrapped)
+            direct = self._direct(line, raw, unwrapped)
+            return direct if direct is not None else self._logical(line, raw, None, width, unwrapped=unwrapped)
         kills = []
         for text, sender in logical:
             kills += self._logical(line, text, sender, width, decoder.notes, decoder.entry)
         return kills
 
-    def _quiet(self, line: KernelLine, raw: str, unwrapped: Unwrapped) -> list[OomKill] | None:
-        """A line whose message holds none of the words that open, hold or continue a message
-        (anchors.may_anchor: task-table rows, memory state, call traces) goes straight to
-        _take(): _logical() would bring it there unchanged, as one piece with nothing to
-        locate (no anchor), hold (no kill's words) or refuse (no sender). None: not such a line."""
-        text, wall, mono, _ = unwrapped
-        if self._joiner.holding or "\n" in text or "#01" in text or text.find("[", 1) >= 0:
-            return None  # a held line to continue, or a line pieces() would split
-        body = text.lstrip()
-        if may_anchor(body):
+    def _direct(self, line: KernelLine, raw: str, unwrapped: Unwrapped) -> list[OomKill] | None:
+        """A line that is one message, read without the steps of _logical() that would hand
+        it on unchanged; None: read it the general way. A quiet line (no word that opens, holds
+        or continues a message, anchors.may_anchor: task-table rows, memory state, call traces)
+        goes to _take() (nothing to locate, hold or refuse: no sender); a line opening with an
+        anchor to the rejoiner's hold_or_take() (located where it starts). A kill line held
+        before it is taken first if this line has a header of its own (`fresh`: it continues
+        nothing) and no outer wrapper (grep -n, a bullet) is to be taken off this one."""
+        text, wall, mono, fresh = unwrapped
+        if "\n" in text or "#01" in text or text.find("[", 1) >= 0:
+            return None  # pieces() would split it
+        joiner = self._joiner
+        if joiner.holding and not (fresh and joiner.held_outer is None):
             return None
-        locator = self._joiner.locator
+        body = text.lstrip()
+        words = may_anchor(body)
+        if words and ANCHOR_START.match(body) is None:
+            return None  # its anchor stands further in: the Locator learns the wrapper before it
+        kills = joiner.release()
+        locator = joiner.locator
         locator.prefix = ""
         stamp = Stamp(line, wall or line.time, mono if mono is not None else line.mono_usec, raw)
-        return self._take(body[locator.shape_end(body):], stamp)
+        if words:
+            return kills + joiner.hold_or_take(body, stamp, None, len(line.text))
+        return kills + self._take(body[locator.shape_end(body):], stamp)
 
     def _logical(self, line: KernelLine, raw: str, sender: str | None, width: int,
                  notes: tuple[str, ...] = (), entry: tuple[str | None, datetime | None] | None = None,
@@ -191,7 +201,7 @@ class OomParser:
         if sender is not None and stamp.sender != sender:
             stamp = stamp.with_sender(sender)  # the kill's evidence names its sender
         kills = self._take(body, stamp)
-        if not kills and KILL_WORDS.search(body) and not recognised(body):
+        if not kills and kill_words(body) and not recognised(body):
             self.unread.add(where, body, "no recogniser read this line")
         return kills
 

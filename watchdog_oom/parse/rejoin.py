@@ -55,6 +55,8 @@ class _Held:
 
 def _outer(prefix: str) -> re.Pattern | None:
     """The outer wrapper a located message's prefix opens with, if one of _OUTERS."""
+    if not prefix:  # each of them opens with a character
+        return None
     return next((pattern for pattern in _OUTERS if pattern.match(prefix)), None)
 
 
@@ -163,6 +165,11 @@ class Rejoiner:
     def holding(self) -> bool:
         """True while a kill line waits for its possible continuation."""
         return self._held is not None
+
+    @property
+    def held_outer(self) -> re.Pattern | None:
+        """The outer wrapper (cat -n, grep -n, a bullet) the held line's continuation would carry."""
+        return self._held.outer if self._held is not None else None
 
     def saw_width(self, width: int) -> None:
         """Count a physical line's length (a terminal cuts every long line at one width)."""

@@ -48,8 +48,10 @@ _EPOCH_STAMP = re.compile(r"(\d{9,10})\.(\d{1,9})\s+")
 _BSD = re.compile(r"([^\W\d_]{2,}\.?|\d{1,2}月)\s+(\d{1,2})\s+(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?:?\s+")
 # After a syslog date: "host kernel: " is removed; "host prog[pid]: " keeps "prog[pid]: "
 # so that user-space killers stay recognisable (as journal.py prefixes them too).
-_HOST_KERNEL = re.compile(r"\S+\s+kernel:\s?")
-_HOST_TAG = re.compile(r"\S+\s+(?=[\w.@/-]+(?:\[\d+\])?:(?:\s|$))")
+# The host is a whole run of non-blanks (a blank must follow it): possessive "\S++" never gives
+# characters back to look for one (a 200-character run would cost 200 steps).
+_HOST_KERNEL = re.compile(r"\S++\s+kernel:\s?")
+_HOST_TAG = re.compile(r"\S++\s+(?=[\w.@/-]+(?:\[\d+\])?:(?:\s|$))")
 _BARE_KERNEL_TAG = re.compile(r"kernel:\s?")
 # A paste: "> " quote marks (e-mail, markdown), a markdown inline-code "`", leading blanks.
 _QUOTE = re.compile(r"(?:[>`]\s*)+")
@@ -444,9 +446,9 @@ _JSON_KEYS = ("MESSAGE", "message", "msg", "log", "note")
 _MESSAGE_OPENED = re.compile(r'\s*"(?:MESSAGE|message|msg|log|note)"\s*:\s*"')
 _JSON_STRUCTURE = re.compile(r'\s*(?:[{}\[\],]+\s*$|"[\w.@/-]{1,64}"\s*:)')
 # A line that Decoder.lines() may change: a piece of a JSON document, or one holding a
-# character some enclosure is made of (ESC, "=" of quoted-printable, "&" of an HTML entity,
-# a JSON string's quote, a bare CR). A line with none is given back as it is.
-_ENCLOSING = re.compile(_JSON_STRUCTURE.pattern + r'|[^\x1b=&"\r]*+[\x1b=&"\r]')
+# character some enclosure is made of (ESC, "&" of an HTML entity, a JSON string's quote, a
+# bare CR). A line with none (and no quoted-printable "=3D" or soft break) is given back as it is.
+_ENCLOSING = re.compile(_JSON_STRUCTURE.pattern + r'|[^\x1b&"\r]*+[\x1b&"\r]')
 
 
 class Decoder:
@@ -526,8 +528,8 @@ class Decoder:
         if self._soft is not None or self.quoted_printable or len(raw) > LINE_CHARS:
             return None
         raw = raw.rstrip("\r\n")
-        if _ENCLOSING.match(raw):
-            return None
+        if raw.endswith("=") or "=3D" in raw or _ENCLOSING.match(raw):
+            return None  # quoted-printable (see _quoted_printable), or another enclosure
         self.notes, self.entry = (), None
         return raw
 
@@ -622,7 +624,8 @@ def _journal_sender(entry: dict) -> str | None:
 # What stands before a message in a line whose wrapper is not one of the above.
 # "… host prog[pid]: " (syslog) names a sender; a kernel message from any other sender is
 # a forgery (logger(1)) and is refused.
-_TAG_AT_END = re.compile(r"(^|\s)([\w.@/()-]{1,64}?)(?:\[\d+\])?:\s+$")
+# The tag is a whole run of its characters (none is "[" or ":", which must follow it): possessive.
+_TAG_AT_END = re.compile(r"(^|\s)([\w.@/()-]{1,64}+)(?:\[\d+\])?:\s+$")
 
 
 def prefix_sender(prefix: str, *, headed: bool = False) -> str | None:
@@ -703,7 +706,7 @@ _FORMATS = (
     (_BSD, "syslog"),
 )
 # "host kernel: msg", also "host kernel: [ 1234.567890] msg" (syslog of a kernel that prints its uptime)
-_TAG_BEFORE = re.compile(r"(?:^|[\s>:|`])([\w.@/()-]{1,64}?)(?:\[\d+\])?:\s*(?:\[\s*\d+\.\d+\]\s*)?$")
+_TAG_BEFORE = re.compile(r"(?:^|[\s>:|`])([\w.@/()-]{1,64}+)(?:\[\d+\])?:\s*(?:\[\s*\d+\.\d+\]\s*)?$")
 _RFC5424_APP = re.compile(r"<\d{1,3}>1 \S+ \S+ (\S+) ")
 
 
