@@ -285,7 +285,9 @@ def test_a_daemon_started_while_postgresql_is_down_runs_alerts_and_starts_readin
         checked = metric(metrics, "watchdog_oom_last_check_timestamp_seconds")  # the checks run
         assert wait_until(lambda: metric(metrics, "watchdog_oom_last_check_timestamp_seconds") >= checked + 2,
                           timeout=20)
-        append(log, kill_line(203))
+        append(log, kill_line(203))  # a kill during the outage: held in memory
+        assert wait_until(lambda: metric(metrics, "watchdog_oom_kills_held") == 1, timeout=20), \
+            daemon.log_text()[-3000:]
         assert daemon.proc.poll() is None and notified_pids(sink) == []
         own_pg.start()
         (up,) = wait_for_kind(sink, "database.resolved", timeout=30)
@@ -304,6 +306,44 @@ def test_a_daemon_started_while_postgresql_is_down_runs_alerts_and_starts_readin
     text = daemon.log_text()
     assert "Traceback" not in text, text[text.index("Traceback") - 300:][:3000]
     assert text.count("metrics: the history database does not answer") <= 1
+
+
+def test_a_restart_while_postgresql_is_down_holds_new_kills_and_reads_on_from_the_stored_cursor(
+        tmp_path, log, own_pg):
+    pids = "SELECT pid FROM kills ORDER BY pid"
+    metrics = f"127.0.0.1:{free_port()}"
+    cfg = config(tmp_path, log, "{hook}", url=own_pg.url, extra=f"metrics: {{listen: '{metrics}'}}")
+    with HttpSink() as sink:
+        daemon = Daemon(tmp_path, cfg.replace("{hook}", sink.url))
+        daemon.wait_message("READY=1")
+        append(log, "".join(kill_line(p) for p in (301, 302)))
+        assert wait_until(lambda: notified_pids(sink) == [301, 302], timeout=20), daemon.log_text()[-3000:]
+        assert daemon.stop() == 0
+        append(log, kill_line(303))  # while no daemon runs: after the stored cursor
+        own_pg.stop()
+        daemon = Daemon(tmp_path, cfg.replace("{hook}", sink.url))
+        daemon.wait_message("READY=1")
+        wait_for_kind(sink, "database.down")
+        append(log, kill_line(304))  # during the outage: held in memory (303, read before, is not)
+        assert wait_until(lambda: metric(metrics, "watchdog_oom_kills_held") == 1, timeout=20), \
+            daemon.log_text()[-3000:]
+        own_pg.start()
+        wait_for_kind(sink, "database.resolved", timeout=30)
+        assert wait_until(lambda: pg_rows(own_pg.url, pids) == [(p,) for p in range(301, 305)], timeout=30), \
+            daemon.log_text()[-3000:]
+        assert wait_until(lambda: notified_pids(sink) == [301, 302, 303, 304], timeout=30)
+        append(log, kill_line(305))
+        assert wait_until(lambda: notified_pids(sink) == [301, 302, 303, 304, 305], timeout=20)
+        assert metric(metrics, "watchdog_oom_kills_held") == 0
+        assert daemon.stop() == 0
+    # Each kill stored and told once: the ones before the stored cursor were not read as new,
+    # the held one was not stored again when the log was read on from that cursor.
+    assert pg_rows(own_pg.url, pids) == [(p,) for p in range(301, 306)]
+    assert notified_pids(sink) == [301, 302, 303, 304, 305]
+    assert not any(b["data"].get("backlog") for b in bodies(sink, "oom.kill"))  # no first-start summary
+    assert len(bodies(sink, "database.down")) == 1 and len(bodies(sink, "database.resolved")) == 1
+    text = daemon.log_text()
+    assert "Traceback" not in text, text[text.index("Traceback") - 300:][:3000]
 
 
 @pytest.fixture(params=["under a file", "read-only mount"])

@@ -181,8 +181,9 @@ class Daemon:
 
         A database server that cannot be reached yet (down, restarting, the network) does
         not stop the start: `database.down` is said through the channels, the checks run,
-        and the database watch finishes the start (migration, alert state, the kernel log
-        from its stored cursor) once the server answers. Anything else wrong with the
+        the kernel log is read and new kills held in memory, and the database watch finishes
+        the start (migration, alert state, the kernel log from its stored cursor) once the
+        server answers. Anything else wrong with the
         database (a SQLite file that cannot be opened, a wrong password) stops it."""
         ok, message = procfs.lower_own_oom_score_adj(self.cfg.daemon.oom_score_adj, self.cfg.procfs)
         (log.info if ok else log.warning)("%s", message)
@@ -191,7 +192,8 @@ class Daemon:
         except Exception as exc:
             if not self.database.may_wait(exc):
                 raise
-            self.database.defer_start(exc, self._start_with_database)
+            self.database.defer_start(exc, self._start_with_database, self.follower.database_ready)
+            self.follower.open(provisional=True)  # new kills are held meanwhile
         if self.cfg.metrics.listen:
             self._serve_metrics(self.cfg.metrics.listen)
         self.sender.start()
@@ -223,7 +225,7 @@ class Daemon:
                 self.follower.source_is_down = self.follower.source_is_down or row.key == SOURCE_DOWN
         if self.stop_event.is_set():  # stopped while the database was waited for
             return
-        if self.follower.thread is None:  # (a start finished late may have failed after it)
+        if self.follower.thread is None:  # else it reads already (provisionally, or a retry after it)
             self.follower.open()
         if self.tracer is None:
             self._open_tracer()

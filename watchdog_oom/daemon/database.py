@@ -15,10 +15,11 @@ is read or notified twice. A database that refuses writes (full, read-only, lock
 holds the kills in memory (writer.py bounds them) until it takes them again.
 
 A database server that cannot be reached when the daemon starts is an outage like
-another (`defer_start`): the daemon runs on, and this watch finishes its start (the schema
-checked and migrated, the alert state restored, the kernel log followed from its stored
-cursor) once the server answers. A SQLite file that cannot be opened is not waited for:
-nothing will make it openable, and the start fails with one line.
+another (`defer_start`): the daemon runs on, holding the kills that happen meanwhile in
+memory, and this watch finishes its start (the schema checked and migrated, the alert
+state restored, the kernel log read on from its stored cursor) once the server answers.
+A SQLite file that cannot be opened is not waited for: nothing will make it openable,
+and the start fails with one line.
 
 Every outage is `database.down` (critical), sent straight through every channel, not
 through the outbox that lives in the failing database, and `database.resolved` when the
@@ -85,6 +86,7 @@ class DatabaseWatch:
         self._wake = threading.Event()
         self.thread: threading.Thread | None = None
         self._deferred: Callable[[], Any] | None = None  # the rest of a start that waits for the server
+        self._then: Callable[[], Any] | None = None  # called once that rest is done
         self._deferred_error: str | None = None  # the last reason that rest failed, said once
         self._deferred_after = 0.0  # time.monotonic() before which it is not tried again
         self._deferred_delay = CHECK_INTERVAL  # after it failed, doubling to PROBE_INTERVAL
@@ -131,20 +133,25 @@ class DatabaseWatch:
         return self.file is None and not self.shared.store.url.startswith("sqlite") \
             and classify(exc) == "unreachable"
 
-    def defer_start(self, exc: BaseException, start: Callable[[], Any]) -> None:
+    def defer_start(self, exc: BaseException, start: Callable[[], Any], then: Callable[[], Any]) -> None:
         """The database server cannot be reached at start: alert, and run `start` (the rest
-        of the daemon's start) from the watch thread once it answers."""
-        self._deferred = start
+        of the daemon's start) from the watch thread once it answers, `then` once it is done."""
+        self._deferred, self._then = start, then
         self._down("unreachable", f"the history database cannot be reached at start: {_one_line(exc)}; "
-                                  "the daemon runs on and reads the kernel log from where it was left "
-                                  "once the database answers")
+                                  "the daemon runs on, holds new kills in memory, and reads the kernel log "
+                                  "from where it was left once the database answers")
+
+    def ready(self) -> bool:
+        """Whether the start with the database is done (False while it waits for the server):
+        until then nothing may be written, the schema may not even be there."""
+        return self._deferred is None
 
     def status_line(self) -> str:
         """systemd's STATUS= for the database's state now."""
         if self.state.ok:
             return "STATUS=watching memory and the kernel log"
         if self._deferred is not None:
-            return f"STATUS=history database down ({self.state.kind}): the kernel log is read once it answers"
+            return f"STATUS=history database down ({self.state.kind}): new kills held in memory"
         return f"STATUS=history database down ({self.state.kind}): kills held in memory"
 
     def start(self) -> None:
@@ -217,6 +224,8 @@ class DatabaseWatch:
             return
         self._deferred = self._deferred_error = None
         self._up("the history database answers; its schema is checked and the kernel log is read from its cursor")
+        if self._then is not None:
+            self._then()
 
     def check(self, probe: bool = True) -> Health:
         """One look at the database (with `probe`, a read through the daemon's connections

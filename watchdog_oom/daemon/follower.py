@@ -1,5 +1,9 @@
 """The kernel-log follower: one thread reading the configured source into a Pipeline,
-reopening it from the stored cursor when it ends or fails, and alerting while it cannot."""
+reopening it from the stored cursor when it ends or fails, and alerting while it cannot.
+
+Opened while the database server does not answer (`open(provisional=True)`), it reads
+without the stored cursor, holding the kills that happen meanwhile, and reopens the log
+from that cursor once the database's start is done (`database_ready`)."""
 
 from __future__ import annotations
 
@@ -37,11 +41,13 @@ class KernelLogFollower:
         self.source_problem: str | None = None  # a failure not yet alerted
         self.missing_since: float | None = None  # time.monotonic() since the source's file is missing
         self.thread: threading.Thread | None = None
+        self._reopen = threading.Event()  # the database answers: read on from the stored cursor
 
-    def open(self) -> None:
-        """Open the kernel log; a thread follows it from then on (and retries if it would not open)."""
+    def open(self, provisional: bool = False) -> None:
+        """Open the kernel log; a thread follows it from then on (and retries if it would not open).
+        `provisional`: the database does not answer, so the stored cursor cannot be read."""
         try:
-            source, reason, cursors = self._select()
+            source, reason, cursors = self._select(provisional)
         except SourceError as exc:
             log.error("kernel log: %s; retrying, and counting OOM kills from /proc/vmstat meanwhile", exc)
             self.source_problem = str(exc)  # alerted by the follower thread, which retries
@@ -57,7 +63,8 @@ class KernelLogFollower:
                             "kernel_log.down if it stays missing)", missing)
         self.source = source
         name = source.name if source is not None else None
-        pipeline = Pipeline(self.shared, name or "", first_start=name is not None and name not in cursors)
+        pipeline = Pipeline(self.shared, name or "", first_start=not provisional and name is not None
+                            and name not in cursors, provisional=provisional)
         self.thread = threading.Thread(target=self.loop, args=(pipeline,), name="kernel-log", daemon=True)
         self.thread.start()
 
@@ -71,11 +78,18 @@ class KernelLogFollower:
         if self.thread is not None:
             self.thread.join(timeout=timeout)
 
-    def _select(self) -> tuple[Any, str, dict[str, str]]:
-        """Open the configured kernel log where its stored cursor left off."""
+    def database_ready(self) -> None:
+        """The database's start is done: store the kills held, and read on from the stored cursor."""
+        self._reopen.set()
+
+    def _select(self, provisional: bool = False) -> tuple[Any, str, dict[str, str]]:
+        """Open the configured kernel log where its stored cursor left off (`provisional`:
+        without it, from the start of what the log keeps)."""
         kl = self.shared.cfg.kernel_log
-        with self.shared.store.tx() as tx:
-            cursors = tx.cursors()
+        cursors: dict[str, str] = {}
+        if not provisional:
+            with self.shared.store.tx() as tx:
+                cursors = tx.cursors()
         source, reason = select_source(kl.source, kl.path, cursors=cursors)
         return source, reason, cursors
 
@@ -108,10 +122,14 @@ class KernelLogFollower:
             self.source = None
         if self.source_problem:
             self._down(self.source_problem)
-        if self.stop.wait(delay):
+        # The database answering is no failure: read on from the stored cursor at once.
+        if self.stop.wait(0.0 if self._reopen.is_set() else delay):
             return delay
+        self._reopen.clear()
+        watch = self.shared.database
+        provisional = watch is not None and not watch.ready()  # still without the stored cursor
         try:
-            source, reason, cursors = self._select()
+            source, reason, cursors = self._select(provisional)
         except SourceError as exc:
             log.error("kernel log: cannot reopen: %s", exc)
             self.source_problem = str(exc)
@@ -119,7 +137,7 @@ class KernelLogFollower:
         if source is None:  # kernel_log.source: none
             return delay
         log.info("kernel log: reopened, %s", reason)
-        pipeline.resume(source.name, first_start=source.name not in cursors)
+        pipeline.resume(source.name, first_start=source.name not in cursors, provisional=provisional)
         self.source = source
         return min(delay * 2, MAX_DELAY)
 
@@ -138,10 +156,14 @@ class KernelLogFollower:
                     elif not isinstance(event, SourceGap) and not self._waiting_for(source):
                         self._up()
                     pipeline.handle(event)
+                    if self._reopen.is_set() and pipeline.provisional:
+                        self._leave_provisional(source, pipeline)
+                        return None
                 except Exception:
                     log.exception("kernel log %s: failed to handle an event", source.name)
                 # One quiet moment after anything read; more while work waits for one.
-                wanted = event is not None or pipeline.pending() or self._waiting_for(source) is not None
+                wanted = event is not None or pipeline.pending() or self._waiting_for(source) is not None \
+                    or pipeline.provisional
                 source.idle_timeout = IDLE if wanted else None
         except SourceError as exc:
             log.error("kernel log %s stopped: %s", source.name, exc)
@@ -151,6 +173,13 @@ class KernelLogFollower:
             return f"{type(exc).__name__}: {exc}"
         log.info("kernel log %s ended", source.name)
         return None
+
+    def _leave_provisional(self, source: Any, pipeline: Pipeline) -> None:
+        """The database answers: store the kills held (what cannot be stays held), and end
+        this reading, so that the log is opened again from the stored cursor."""
+        pipeline.record([])
+        source.close()
+        log.info("kernel log %s: the history database answers; reading on from the stored cursor", source.name)
 
     def _waiting_for(self, source: Any) -> str | None:
         """Why an open source cannot read yet (a log file that does not exist), or None."""

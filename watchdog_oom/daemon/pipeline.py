@@ -29,8 +29,12 @@ CURSOR_COMMIT_INTERVAL = 5.0  # seconds: how often a cursor alone (no kill) is c
 class Pipeline:
     """Parses one source's lines, enriches the kills found and hands them to its writer."""
 
-    def __init__(self, shared: Shared, source_name: str, first_start: bool) -> None:
+    def __init__(self, shared: Shared, source_name: str, first_start: bool, provisional: bool = False) -> None:
         self.shared = shared
+        # Opened without its stored cursor (the database did not answer at start): the
+        # backlog is left to the reading from that cursor once it answers (`resume`), the
+        # kills found after it are held, and no cursor is saved meanwhile.
+        self.provisional = provisional
         self.source_name = source_name
         self.year = local_naive(shared.clock()).year
         self.parser = OomParser(year=self.year)
@@ -44,13 +48,19 @@ class Pipeline:
         self.cursor_dirty = False
         self.last_commit = shared.clock()
 
-    def resume(self, source_name: str, first_start: bool) -> None:
+    def resume(self, source_name: str, first_start: bool, provisional: bool = False) -> None:
         """A reopened source starts again from the stored cursor: drop the half-read report
         (its lines come again). A first start that had not caught up yet still has not:
-        the rest of the old buffer joins the same single summary."""
+        the rest of the old buffer joins the same single summary. `provisional`: reopened
+        without the stored cursor still (see __init__)."""
         self.source_name = self.writer.source_name = source_name
         self.parser = OomParser(year=self.year)
         self.cursor, self.cursor_dirty = None, False
+        if self.provisional or provisional:  # its backlog is left, or now read from the cursor
+            self.provisional, self.caught_up = provisional, False
+            self.first_start = first_start and not provisional
+            self.source_name_known = True
+            return
         if self.caught_up or not self.source_name_known:
             self.first_start, self.caught_up = first_start, False
         self.source_name_known = True
@@ -89,7 +99,7 @@ class Pipeline:
             self.parser = OomParser(year=self.year)
         kills = self.parser.feed(line)
         unread = self.parser.unread.drain()
-        if unread:
+        if unread and not self._backlog_left():
             self._unreadable(unread)
         if line.cursor is not None:
             self.cursor, self.cursor_dirty = line.cursor, True
@@ -100,6 +110,11 @@ class Pipeline:
 
     def _caught_up(self) -> None:
         """The source has delivered its backlog: on a first start, one summary of the old kills."""
+        if self._backlog_left():
+            self.caught_up = True
+            log.info("kernel log %s: caught up; its backlog is read from the stored cursor once the history "
+                     "database answers, new kills are held in memory until then", self.source_name)
+            return
         self.caught_up = True
         if self.first_start and self.backlog:
             self.writer.summary(self.backlog)
@@ -112,6 +127,8 @@ class Pipeline:
 
     def _gap(self, gap: SourceGap) -> None:
         """Lines the source lost: a notification, and the cursor moved past them."""
+        if self._backlog_left():
+            return  # in the backlog: the reading from the stored cursor meets it again
         log.warning("kernel log %s: %s", gap.source, gap.message)
         self.writer.gap(gap)
 
@@ -158,6 +175,8 @@ class Pipeline:
         together, kills are held while the database refuses them, a kill it refuses on
         its own is quarantined; the cursor stays behind what is held, so even a crash
         in between loses nothing)."""
+        if self._backlog_left():
+            kills = []
         now = self.shared.clock()
         reference = local_naive(now)
         booted: dict[str, Any] = {}
@@ -172,7 +191,7 @@ class Pipeline:
         """Hand kills down with the cursor; True when what was held got stored."""
         # Commit the cursor only between incidents: resuming in the middle of one would
         # lose its header (the invoker) and task table.
-        save_cursor = self.cursor_dirty and not self.parser.collecting
+        save_cursor = self.cursor_dirty and not self.parser.collecting and not self.provisional
         summarise = self.first_start and not self.caught_up
         new_rows = self.writer.write(prepared, self.cursor if save_cursor else None, force=force,
                                      summarise=summarise)
@@ -186,6 +205,10 @@ class Pipeline:
             self.cursor_dirty = False
             self.last_commit = self.shared.clock()
         return True
+
+    def _backlog_left(self) -> bool:
+        """Whether what is read now is backlog left to the reading from the stored cursor."""
+        return self.provisional and not self.caught_up
 
     def wait_for_room(self, stop: Any) -> None:
         """Hold the source (read no further) while the writer holds all the kills it may

@@ -88,6 +88,11 @@ class KillWriter:
         """Try to store what is held; the new rows when it was, else None."""
         kills, now = self.held, self.shared.clock()
         watch = self.shared.database
+        if watch is not None and not watch.ready():
+            # A start still waiting for its database server: nothing is written before its
+            # schema is checked (and migrated); the kills wait here, counted for /metrics.
+            watch.state.held = len(kills)
+            return None
         try:
             with watch.lock if watch is not None else contextlib.nullcontext():
                 try:
