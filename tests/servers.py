@@ -99,15 +99,22 @@ class HttpSink:
     """An HTTP server on 127.0.0.1 that records every request and answers from a script.
 
     `script` is a list of (status, headers, body) answers used in order; once it is
-    used up every request gets 200 "ok". Any method is accepted.
+    used up every request gets 200 "ok". Any method is accepted. With `tls`, it speaks
+    HTTPS with a certificate for 127.0.0.1 from a throwaway trustme CA (`ca`).
     """
 
-    def __init__(self, script: Iterable[Answer] = ()) -> None:
+    def __init__(self, script: Iterable[Answer] = (), *, tls: bool = False) -> None:
         self._script = _Script(script, (200, {}, "ok"))
         self._recorded = _Recorder()
         self._released = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
+        self.scheme = "https" if tls else "http"
+        self.ca = trustme.CA() if tls else None
+        if self.ca is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self.ca.issue_cert("127.0.0.1").configure_cert(context)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         # A short poll interval: shutdown() waits for the serving loop to notice.
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.01,), name="HttpSink", daemon=True
@@ -115,9 +122,9 @@ class HttpSink:
 
     @property
     def url(self) -> str:
-        """The base URL, without a trailing slash: http://127.0.0.1:PORT."""
+        """The base URL, without a trailing slash: http://127.0.0.1:PORT (https with `tls`)."""
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self.scheme}://{host}:{port}"
 
     @property
     def requests(self) -> list[Request]:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import HttpSink
 from watchdog_oom.cli import _plain_run, build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,6 +111,32 @@ def test_a_read_only_command_loads_neither_the_daemon_nor_the_other_commands(tmp
                   "watchdog_oom.sources", "watchdog_oom.parse", "watchdog_oom.report", "watchdog_oom.config.render",
                   "watchdog_oom.cli.run", "watchdog_oom.cli.check", "watchdog_oom.cli.import_logs",
                   "watchdog_oom.cli.systemd", "watchdog_oom.cli.admin", "watchdog_oom.cli.mute") == []
+
+
+SEND_AND_LIST = """
+import json, sys
+from watchdog_oom.notify.slack import SlackChannel
+from watchdog_oom.notify.webhook import WebhookChannel
+from tests.test_notify_webhook import SECRET, kill_notification
+url = sys.argv[1]
+print(WebhookChannel("pager", url + "/hook", secret=SECRET).send(kill_notification()),
+      SlackChannel("chat", url + "/services/T0/B0/x").send(kill_notification()))
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_a_notification_is_sent_with_the_standard_librarys_http_client(tmp_path):
+    # requests with urllib3 and its charset detection held some 6 MiB more for the
+    # daemon's remaining life once it had sent one notification.
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with HttpSink() as sink:
+        out = subprocess.run([sys.executable, "-c", SEND_AND_LIST, sink.url], capture_output=True, text=True,
+                             timeout=60, env=env, cwd=ROOT)
+        assert out.returncode == 0, out.stderr
+        assert len(sink.wait_for(2)) == 2
+    sent, modules = out.stdout.splitlines()[-2:]
+    assert sent == "HTTP 200 HTTP 200"
+    assert loaded(set(json.loads(modules)), "requests", "urllib3", "charset_normalizer", "chardet") == []
 
 
 # `run`'s plain command lines, which the daemon reads without argparse, and lines it

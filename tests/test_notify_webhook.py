@@ -6,9 +6,13 @@ import base64
 import dataclasses
 import hashlib
 import hmac
+import os
 import socket
+import subprocess
+import sys
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +23,7 @@ from watchdog_oom.notify.email import EmailChannel
 from watchdog_oom.notify.webhook import WebhookChannel, fingerprint, verify_signature
 
 KEY = bytes(range(32))
+ROOT = Path(__file__).resolve().parent.parent
 SECRET = "whsec_" + base64.b64encode(KEY).decode()
 TIME = datetime(2026, 3, 14, 9, 26, 53, tzinfo=timezone(timedelta(hours=1)))
 KILL = {
@@ -271,3 +276,37 @@ def test_build_channel_makes_each_type_and_names_unknown_options():
         build_channel("slack", "ops-chat", webhook_url="https://hooks.slack.com/x", min_severity="warning")
     with pytest.raises(ValueError, match="unknown type 'pager'"):
         build_channel("pager", "x")
+
+
+def test_https_with_a_certificate_no_trusted_authority_signed_is_a_transient_error():
+    with HttpSink(tls=True) as sink:
+        with pytest.raises(ChannelError) as refused:
+            WebhookChannel("pager", f"{sink.url}/hook", secret=SECRET).send(kill_notification())
+        assert sink.requests == []
+    assert not refused.value.permanent
+    assert "CERTIFICATE_VERIFY_FAILED" in refused.value.message
+
+
+def test_https_is_delivered_where_the_ca_bundle_named_in_the_environment_trusts_the_server(tmp_path):
+    # REQUESTS_CA_BUNDLE, as requests read it; in a process of its own, as the daemon
+    # reads it once, at its first notification.
+    with HttpSink(tls=True) as sink:
+        sink.ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+        code = ("from watchdog_oom.notify.webhook import WebhookChannel\n"
+                "from tests.test_notify_webhook import SECRET, kill_notification\n"
+                f"print(WebhookChannel('pager', {sink.url + '/hook'!r}, secret=SECRET).send(kill_notification()))")
+        env = {**os.environ, "REQUESTS_CA_BUNDLE": str(tmp_path / "ca.pem"), "PYTHONPATH": str(ROOT)}
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT,
+                             timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == "HTTP 200"
+        assert [r.path for r in sink.wait_for(1)] == ["/hook"]
+
+
+def test_a_user_and_password_in_the_url_go_as_basic_authorization_not_to_the_host():
+    with HttpSink() as sink:
+        url = sink.url.replace("://", "://ops:p%40ss%3Aword@") + "/hook"
+        WebhookChannel("pager", url, secret=SECRET).send(kill_notification())
+        request = sink.wait_for(1)[0]
+    assert request.path == "/hook"
+    assert request.headers["authorization"] == "Basic " + base64.b64encode(b"ops:p@ss:word").decode()

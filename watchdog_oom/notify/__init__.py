@@ -12,17 +12,23 @@ a detail or a repr: every text that leaves this package goes through `redact`.
 
 from __future__ import annotations
 
+import functools
 import inspect
+import os
 import re
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from .. import __version__
 from ..model import Notification
 from .render import printable, render_text
+
+if TYPE_CHECKING:
+    import ssl
+    from email.message import Message
 
 __all__ = [
     "Channel",
@@ -199,7 +205,7 @@ class HttpAnswer(NamedTuple):
     """What an HTTP server answered: status, headers (case-insensitive), start of the body."""
 
     status: int
-    headers: Mapping[str, str]
+    headers: Mapping[str, str] | Message
     body: bytes
 
 
@@ -218,35 +224,76 @@ def http_request(
     would either drop its body (303) or send it, signed, somewhere not configured.
     A 3xx answer is therefore a permanent error asking to fix the URL.
     """
-    # Imported on the first request, not at start: requests and the codecs it loads cost
-    # the daemon about 7 MB, which a host without channels (or before its first
-    # notification) should not pay. The daemon must stay small to outlive a shortage.
-    import requests
+    # The standard library's client, loaded on the first request. requests (with urllib3
+    # and the codecs its charset detection loads) held 6 MiB more for the rest of the
+    # daemon's life once it had sent one notification: a watchdog must stay small after
+    # the shortage it told of. The proxy variables (HTTPS_PROXY, NO_PROXY) are read as
+    # requests read them, and TLS is verified against the same certificates (_tls).
+    import http.client
+    import urllib.error
+    import urllib.request
 
     hidden = (*secrets_of_url(url), *secrets)
     parts = urllib.parse.urlsplit(url)
     server = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+    sent = {"User-Agent": USER_AGENT, **_basic_auth(parts), **(headers or {})}
+    request = urllib.request.Request(_without_userinfo(parts), data=body, headers=sent, method=method)
+    # No redirect handler: a 3xx answer is handed back like any other status. The
+    # certificates are loaded only for an https URL.
+    tls = urllib.request.HTTPSHandler(context=_tls() if parts.scheme == "https" else None)
+    opener = urllib.request.OpenerDirector()
+    for handler in (urllib.request.ProxyHandler(), urllib.request.HTTPHandler(), tls,
+                    urllib.request.HTTPDefaultErrorHandler(), urllib.request.HTTPErrorProcessor()):
+        opener.add_handler(handler)
     try:
-        with requests.Session() as session, session.request(
-            method,
-            url,
-            data=body,
-            headers={"User-Agent": USER_AGENT, **(headers or {})},
-            timeout=timeout,
-            allow_redirects=False,
-            stream=True,
-        ) as response:
-            content = response.raw.read(MAX_BODY_READ, decode_content=True)
-            return HttpAnswer(response.status_code, response.headers, content)
-    except requests.Timeout:
-        raise ChannelError(f"{server}: no answer within {timeout:g} s", permanent=False) from None
-    except requests.RequestException as exc:
+        try:
+            with opener.open(request, timeout=timeout) as response:
+                return HttpAnswer(response.status, response.headers, response.read(MAX_BODY_READ))
+        except urllib.error.HTTPError as answer:  # an answer whose status is not 2xx
+            with answer:
+                return HttpAnswer(answer.code, answer.headers, answer.read(MAX_BODY_READ))
+    except (TimeoutError, urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+        if isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError):
+            raise ChannelError(f"{server}: no answer within {timeout:g} s", permanent=False) from None
         reason = redact(_transport_reason(exc), hidden)
         raise ChannelError(f"{server}: {reason}", permanent=False) from None
 
 
-def _transport_reason(exc: Exception) -> str:
-    """The innermost cause of a requests failure, without urllib3's object reprs."""
+def _basic_auth(parts: urllib.parse.SplitResult) -> dict[str, str]:
+    """The Authorization header of a URL's user:password@, as requests sent it (RFC 7617)."""
+    if parts.username is None and parts.password is None:
+        return {}
+    import base64
+
+    pair = f"{urllib.parse.unquote(parts.username or '')}:{urllib.parse.unquote(parts.password or '')}"
+    return {"Authorization": "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")}
+
+
+def _without_userinfo(parts: urllib.parse.SplitResult) -> str:
+    """The URL without its user:password@ (sent as a header instead, never as the host)."""
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """The TLS context of every request, made once (loading certificates costs megabytes
+    and milliseconds): verified against REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE where set,
+    else certifi's bundle, the certificates requests trusted, else the system's."""
+    import ssl
+
+    cafile = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if not cafile:
+        try:
+            import certifi
+        except ImportError:
+            cafile = None
+        else:
+            cafile = certifi.where()
+    return ssl.create_default_context(cafile=cafile)
+
+
+def _transport_reason(exc: BaseException) -> str:
+    """The innermost cause of a failure to get an answer (refused, unreachable, reset)."""
     reason: BaseException = exc
     while True:
         inner = getattr(reason, "reason", None)
@@ -255,15 +302,12 @@ def _transport_reason(exc: Exception) -> str:
         if not isinstance(inner, BaseException):
             break
         reason = inner
-    text = str(reason)
-    # "HTTPConnection(host='x', port=1): Failed to establish…" → "Failed to establish…"
-    text = re.sub(r"^\w*Connection(Pool)?\([^)]*\):\s*", "", text)
-    return printable(text) or type(exc).__name__
+    return printable(str(reason)) or type(exc).__name__
 
 
 def classify_http(
     status: int,
-    headers: Mapping[str, str],
+    headers: Mapping[str, str] | Message,
     body: bytes | str,
     *,
     secrets: Iterable[str] = (),
