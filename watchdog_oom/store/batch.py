@@ -194,14 +194,9 @@ def _sqlite_params(dialect: Any, rows: list[list[Any]], now: datetime) -> list[t
 
 
 def _processors(dialect: Any) -> list[Any]:
-    """Each of COLUMNS' bind processor on `dialect` (None: the value goes as it is)."""
-    found = _PROCESSORS.get(dialect)
-    if found is None:
-        found = _PROCESSORS[dialect] = [table.c[name].type._cached_bind_processor(dialect) for name in COLUMNS]
-    return found
-
-
-_PROCESSORS: dict[Any, list[Any]] = {}
+    """Each of COLUMNS' bind processor on `dialect` (None: the value goes as it is; SQLAlchemy
+    keeps them per dialect)."""
+    return [table.c[name].type._cached_bind_processor(dialect) for name in COLUMNS]
 
 
 def _time_text(value: datetime) -> str:
