@@ -162,7 +162,7 @@ def test_an_outage_is_logged_once_and_its_end_once_while_scrapes_keep_answering(
                                                                                  caplog):
     import sqlite3
 
-    from watchdog_oom.daemon.database import State
+    from watchdog_oom.daemon.outage import State
 
     state = State()
     server = serve(Metrics(sqlite_store, "web-01", lambda: _sample(t0), lambda: t0, database=lambda: state))

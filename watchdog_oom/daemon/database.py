@@ -23,7 +23,8 @@ and the start fails with one line.
 
 Every outage is `database.down` (critical), sent straight through every channel, not
 through the outbox that lives in the failing database, and `database.resolved` when the
-database works again; systemd's STATUS= and /metrics show the state meanwhile.
+database works again (outage.py says it); systemd's STATUS= and /metrics show the state
+meanwhile.
 """
 
 from __future__ import annotations
@@ -31,12 +32,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from watchdog_oom.model import Notification
+from watchdog_oom.daemon.outage import Outage, State
 from watchdog_oom.store import StoreError
 from watchdog_oom.store.health import (
     Health,
@@ -53,31 +52,15 @@ log = logging.getLogger("watchdog_oom")
 
 CHECK_INTERVAL = 2.0  # seconds between looks at the file: a stat
 PROBE_INTERVAL = 60.0  # seconds between reads through the connections while the database is well
-DOWN = "database.down"
-RESOLVED = "database.resolved"
-
-
-@dataclass
-class State:
-    """What the watch knows now; read by /metrics and `STATUS=`."""
-
-    ok: bool = True
-    kind: str | None = None
-    problem: str | None = None
-    held: int = 0
-
-
 class DatabaseWatch:
     """Checks the history database, repairs what can be repaired, and tells people directly."""
 
     def __init__(self, shared: Any, direct: Callable[[], Any], status: Callable[[str], Any],
                  stop: threading.Event, migrate: Callable[[str], str]) -> None:
         self.shared = shared
-        self.direct = direct  # the Direct sender in force (swapped on reload)
-        self.status = status  # sd_notify STATUS=
+        self.outage = Outage(shared, direct, status)  # what people and systemd hear of it
         self.stop = stop
         self.migrate = migrate
-        self.state = State()
         # Held by every kill-writing transaction and by repairs: a repair never swaps the
         # database under a transaction that is writing kills and their cursor.
         self.lock = threading.RLock()
@@ -114,7 +97,7 @@ class DatabaseWatch:
                    + (f"; the kernel log resumes where the damaged one says ({len(cursors)} cursor(s) read)"
                       if cursors else "; no cursor could be read from it, so the kernel log is read again"))
         log.error("database: %s", message)
-        self._down("corrupt", message)
+        self.outage.down("corrupt", message)
         return cursors
 
     def after_migration(self, cursors: dict[str, str]) -> None:
@@ -124,7 +107,7 @@ class DatabaseWatch:
         if self.file is not None:
             self.file.reopened()
         if not self.state.ok and self.state.kind == "corrupt":
-            self._up("a new history database was started; kills are recorded again")
+            self.outage.up("a new history database was started; kills are recorded again")
 
     def may_wait(self, exc: BaseException) -> bool:
         """Whether a start that failed with `exc` waits for the database instead of ending:
@@ -137,7 +120,7 @@ class DatabaseWatch:
         """The database server cannot be reached at start: alert, and run `start` (the rest
         of the daemon's start) from the watch thread once it answers, `then` once it is done."""
         self._deferred, self._then = start, then
-        self._down("unreachable", f"the history database cannot be reached at start: {_one_line(exc)}; "
+        self.outage.down("unreachable", f"the history database cannot be reached at start: {_one_line(exc)}; "
                                   "the daemon runs on, holds new kills in memory, and reads the kernel log "
                                   "from where it was left once the database answers")
 
@@ -146,13 +129,14 @@ class DatabaseWatch:
         until then nothing may be written, the schema may not even be there."""
         return self._deferred is None
 
+    @property
+    def state(self) -> State:
+        """What is known of the database now (ok, kind, problem, kills held)."""
+        return self.outage.state
+
     def status_line(self) -> str:
         """systemd's STATUS= for the database's state now."""
-        if self.state.ok:
-            return "STATUS=watching memory and the kernel log"
-        if self._deferred is not None:
-            return f"STATUS=history database down ({self.state.kind}): new kills held in memory"
-        return f"STATUS=history database down ({self.state.kind}): kills held in memory"
+        return self.outage.status_line()
 
     def start(self) -> None:
         """Watch from a thread of its own."""
@@ -172,7 +156,7 @@ class DatabaseWatch:
         kind = classify(exc)
         problem = _one_line(exc)
         if self.state.ok or self.state.kind != kind:
-            self._down(kind, f"the history database refuses writes ({kind}): {problem}; "
+            self.outage.down(kind, f"the history database refuses writes ({kind}): {problem}; "
                              f"{held} kill(s) held in memory until it takes them")
         self._wake.set()
 
@@ -180,7 +164,7 @@ class DatabaseWatch:
         """Kills were stored (held ones included): the outage, if any, is over."""
         self.state.held = 0
         if not self.state.ok:
-            self._up("the history database takes writes again; the held kills are stored")
+            self.outage.up("the history database takes writes again; the held kills are stored")
 
     # -- the periodic check -----------------------------------------------------------------
 
@@ -223,7 +207,7 @@ class DatabaseWatch:
                           self._deferred_error)
             return
         self._deferred = self._deferred_error = None
-        self._up("the history database answers; its schema is checked and the kernel log is read from its cursor")
+        self.outage.up("the history database answers; its schema is checked and the kernel log is read from its cursor")
         if self._then is not None:
             self._then()
 
@@ -235,12 +219,12 @@ class DatabaseWatch:
             health = self._probe()
         if health.ok:
             if not self.state.ok and self.state.held == 0 and self.state.kind not in (None,):
-                self._up("the history database answers again")
+                self.outage.up("the history database answers again")
             return health
         if health.kind in ("deleted", "replaced", "corrupt") and self.file is not None:
             self._repair(health)
         elif self.state.ok or self.state.kind != health.kind:
-            self._down(health.kind or "unknown", health.problem or "")
+            self.outage.down(health.kind or "unknown", health.problem or "")
         return health
 
     def _probe(self) -> Health:
@@ -281,38 +265,14 @@ class DatabaseWatch:
                         "is used, resuming the kernel log where this daemon had read it")
             self.file.reopened()
         log.error("database: %s", done)
-        self._down(health.kind or "unknown", done)
-        self._up(f"recording again: {done}")
+        self.outage.down(health.kind or "unknown", done)
+        self.outage.up(f"recording again: {done}")
 
     def _restore_cursors(self, cursors: dict[str, str]) -> None:
         now = self.shared.clock()
         with self.shared.store.tx() as tx:
             for source, cursor in cursors.items():
                 tx.set_cursor(source, cursor, now)
-
-    # -- telling people ---------------------------------------------------------------------
-
-    def _down(self, kind: str, problem: str) -> None:
-        self.state.ok, self.state.kind, self.state.problem = False, kind, problem
-        log.error("database.down (%s): %s", kind, problem)
-        self.status(self.status_line())
-        self._send(DOWN, "critical", f"History database down ({kind}): {problem}", {"kind": kind, "problem": problem,
-                                                                                   "held_kills": self.state.held})
-
-    def _up(self, summary: str) -> None:
-        kind = self.state.kind
-        self.state.ok, self.state.kind, self.state.problem = True, None, None
-        log.warning("database.resolved: %s", summary)
-        self.status(self.status_line())
-        self._send(RESOLVED, "info", f"Resolved: {summary}", {"kind": kind})
-
-    def _send(self, kind: str, severity: str, summary: str, data: dict[str, Any]) -> None:
-        direct = self.direct()
-        if direct is None:
-            return
-        direct.send(Notification(id=f"msg_{uuid.uuid4().hex}", kind=kind, time=self.shared.clock(),
-                                 host=self.shared.cfg.host, severity=severity, summary=summary, data=data,
-                                 reason="resolved" if kind == RESOLVED else "first"))
 
 
 def _one_line(exc: BaseException) -> str:
