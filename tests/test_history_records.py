@@ -64,6 +64,9 @@ def test_kill_records_are_the_records_of_the_stored_kills_in_their_order(store, 
         records = store.kill_records(**filters)
         assert records == [kill_record(k) for k in store.kills(**filters)], filters
         assert all(list(r) == list(kill_record(k)) for r, k in zip(records, store.kills(**filters), strict=True))
+        # What a table prints, read alone: the same values of those fields.
+        table = ["time", "id", "process", "order", "cgroup_oom"]
+        assert store.kill_records(table, **filters) == [{f: r[f] for f in table} for r in records], filters
     assert {r["time"] for r in store.kill_records()} >= {None, (t0 - timedelta(minutes=1, microseconds=7)).isoformat()}
 
 
@@ -82,6 +85,8 @@ def test_sample_records_are_the_samples_as_history_gave_them(store, store_url, t
         records = store.sample_records(**filters)
         assert records == [_record_of_sample(s) for s in store.samples(**filters)], filters
         assert all(list(r) == list(SAMPLE_FIELDS) for r in records)
+        table = ["host", "mem_available_percent", "time"]
+        assert store.sample_records(table, **filters) == [{f: r[f] for f in table} for r in records], filters
 
 
 @pytest.fixture

@@ -35,11 +35,12 @@ SAMPLE_COLUMNS = [("time", "TIME"), ("host", "HOST"), ("commit_percent", "%COMMI
                   ("psi_full_avg10", "PSI_FULL"), ("resolution", "RES_S")]
 
 
-def history_rows(store: store_mod.Store, kind: str, filters: dict[str, Any],
-                 secrets: Sequence[str] = ()) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-    """Rows and table columns of one kind of history; `secrets` are masked in error texts."""
+def history_rows(store: store_mod.Store, kind: str, filters: dict[str, Any], secrets: Sequence[str] = (),
+                 table_only: bool = False) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """Rows and table columns of one kind of history; `secrets` are masked in error texts.
+    With `table_only`, kills and samples (thousands of rows) hold only the table's columns."""
     if kind == "kills":
-        return store.kill_records(**filters), KILL_COLUMNS
+        return store.kill_records(*_fields(KILL_COLUMNS, table_only), **filters), KILL_COLUMNS
     if kind == "alerts":
         rows = [{"id": a.id, "host": a.host, "key": a.key, "kind": a.kind, "severity": a.severity,
                  "status": a.status, "started_at": a.started_at.isoformat(),
@@ -48,7 +49,7 @@ def history_rows(store: store_mod.Store, kind: str, filters: dict[str, Any],
         return rows, [("id", "ID"), ("started_at", "STARTED"), ("resolved_at", "RESOLVED"), ("host", "HOST"),
                       ("kind", "KIND"), ("severity", "SEVERITY"), ("status", "STATUS"), ("summary", "SUMMARY")]
     if kind == "samples":
-        return store.sample_records(**filters), SAMPLE_COLUMNS
+        return store.sample_records(*_fields(SAMPLE_COLUMNS, table_only), **filters), SAMPLE_COLUMNS
     if kind == "notifications":
         from watchdog_oom.notify import redact
 
@@ -77,6 +78,11 @@ def history_rows(store: store_mod.Store, kind: str, filters: dict[str, Any],
         return rows, [("id", "ID"), ("recorded_at", "RECORDED"), ("host", "HOST"), ("process", "PROCESS"),
                       ("error", "ERROR"), ("raw", "RAW")]
     raise UsageError(f"unknown history kind {kind!r}")
+
+
+def _fields(columns: list[tuple[str, str]], table_only: bool) -> tuple[list[str], ...]:
+    """The fields a history's records are read with: the table's columns alone, or all (none given)."""
+    return ([key for key, _ in columns],) if table_only else ()
 
 
 def adjustment_rows(store: store_mod.Store,
@@ -138,7 +144,7 @@ def cmd_history(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, e
 
             rows, columns = history_rows(store, args.kind, filters, secrets_of_config(cfg))
         else:
-            rows, columns = history_rows(store, args.kind, filters)
+            rows, columns = history_rows(store, args.kind, filters, table_only=args.format == "table")
         print_rows(out, args.format, rows, columns, f"no {args.kind} recorded" + _filter_note(filters))
     if args.kind == "kills":
         unstored = len(store.quarantined(**{**filters, "limit": 1000}))

@@ -38,8 +38,6 @@ from watchdog_oom.stored import (
 )
 
 Filters = dict[str, Any]  # since, until, host, process, status, limit (what a command was given)
-# The kills' column behind each field of the kill record: the column `order` is alloc_order.
-_KILL_RECORD_COLUMNS = tuple(kills.c["alloc_order" if name == "order" else name] for name in KILL_FIELDS)
 
 
 class HistoryQueries(Database):
@@ -49,11 +47,13 @@ class HistoryQueries(Database):
         """Stored kills, newest first; filters: since, until, process, host, limit."""
         return self._values(self._kills_query(select(kills), filters), StoredKill)
 
-    def kill_records(self, **filters: Any) -> list[dict[str, Any]]:
+    def kill_records(self, fields: Sequence[str] = KILL_FIELDS, **filters: Any) -> list[dict[str, Any]]:
         """The kill records of INTERFACE.md (JSON-ready) of the kills `kills` would return,
-        in its order: read as the record's columns alone, without each kill's details (its
-        task table and memory state, most of a row's bytes and of the time to decode it)."""
-        return self._records(self._kills_query(select(*_KILL_RECORD_COLUMNS), filters), KILL_FIELDS)
+        in its order, holding `fields` (the record's, by default): read as those columns
+        alone, without each kill's details (its task table and memory state, most of a row's
+        bytes and of the time to decode it)."""
+        chosen = select(*(kills.c["alloc_order" if name == "order" else name] for name in fields))
+        return self._records(self._kills_query(chosen, filters), fields)
 
     def _kills_query(self, chosen: Select[Any], filters: Filters) -> Select[Any]:
         """`chosen` (a select of kills' columns) filtered and ordered as `history kills` is."""
@@ -186,12 +186,12 @@ class HistoryQueries(Database):
         order = (s.time.asc(), s.id) if filters.get("ascending") else None
         return self._history(samples, s.time, filters, StoredSample, order=order)
 
-    def sample_records(self, **filters: Any) -> list[dict[str, Any]]:
+    def sample_records(self, fields: Sequence[str] = SAMPLE_FIELDS, **filters: Any) -> list[dict[str, Any]]:
         """The samples `samples` would return as `history samples` prints them: JSON-ready
-        records of SAMPLE_FIELDS, the time in ISO 8601."""
+        records of `fields` (SAMPLE_FIELDS by default), the time in ISO 8601."""
         s = samples.c
-        query = self._filtered(select(*(s[name] for name in SAMPLE_FIELDS)), samples, s.time, filters)
-        return self._records(_limited(query.order_by(s.time.desc(), s.id.desc()), filters), SAMPLE_FIELDS)
+        query = self._filtered(select(*(s[name] for name in fields)), samples, s.time, filters)
+        return self._records(_limited(query.order_by(s.time.desc(), s.id.desc()), filters), fields)
 
     def notifications(self, **filters: Any) -> list[OutboxRow]:
         """Outbox rows, newest first; `process` searches their summaries."""
