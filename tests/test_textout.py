@@ -100,3 +100,43 @@ def test_table_converts_a_whole_column_as_it_converts_each_cell(cells, shape):
     rows = [{"a": a, "b": b, "c": c} for a, b, c in cells]
     columns = [("a", "A"), ("b", "B"), ("c", "C")]
     assert table(rows, columns, {"b": 4}) == _reference_table(rows, columns, {"b": 4})
+
+
+def _reference_csv(rows, columns):
+    """to_csv as it was written first: _csv_cell on every cell, row by row."""
+    from watchdog_oom.textout import _csv_cell
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if row.get(c) is None else _csv_cell(row.get(c)) for c in columns])
+    return buf.getvalue()
+
+
+_TEXTS = st.text(alphabet=st.sampled_from(["a", "é", " ", ",", '"', "\n", "\x00", "\x1b", "\u202e", "{", "}", "=",
+                                           "+", "-", "@", "\t", "日", "\\"]), max_size=10)
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), _TEXTS)
+
+
+@given(st.lists(st.tuples(_SCALARS, _SCALARS, _SCALARS), max_size=6),
+       st.sampled_from(["same", "numbers", "text", "ragged", "nested"]))
+def test_json_and_csv_of_records_are_those_of_each_record(cells, shape):
+    """Records of the same keys, all scalars, are encoded a list at a time (JSON) and a column at
+    a time (CSV): the same text as json.dumps of the whole, and as _csv_cell on each cell."""
+    import json
+
+    from watchdog_oom.textout import to_json
+
+    if shape == "numbers":
+        cells = [tuple(c if type(c) in (int, float) else 2 for c in row) for row in cells]
+    elif shape == "text":
+        cells = [tuple(c if isinstance(c, str) else "x" for c in row) for row in cells]
+    keys = ["a", "{b}", 'c"\u00e9']
+    rows = [dict(zip(keys, row, strict=True)) for row in cells]
+    if shape == "ragged" and rows:
+        rows[-1] = {"a": 1}
+    if shape == "nested" and rows:
+        rows[0]["a"] = {"x": [1, "y"]}
+    assert to_json(rows) == json.dumps(rows, indent=2, ensure_ascii=False)
+    assert to_csv(rows, keys) == _reference_csv(rows, keys)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import operator
 import re
@@ -91,7 +92,43 @@ _TEXT = frozenset((str,))
 
 
 def to_json(value: Any) -> str:
+    """`value` as indented JSON (two spaces), non-ASCII text as it is, times in ISO 8601."""
+    if type(value) is list and value:
+        text = _records_json(value)
+        if text is not None:
+            return text
     return json.dumps(value, indent=2, sort_keys=False, default=_json_default, ensure_ascii=False)
+
+
+def _records_json(rows: list[Any]) -> str | None:
+    """to_json's text of a list of flat records (dicts with the same keys in the same order,
+    every value a JSON scalar), as a history lists thousands; None for any other list.
+
+    json's C encoder only runs without indent: every value is encoded in one call, with a
+    NUL between values (JSON text holds one only escaped, as \\u0000), and set in the
+    indented layout of the records' keys."""
+    if not _DICTS.issuperset(map(type, rows)):
+        return None
+    keys = tuple(rows[0])
+    if not keys or not all(tuple(row) == keys for row in rows):
+        return None
+    values = list(itertools.chain.from_iterable(map(dict.values, rows)))
+    if not _JSON_SCALARS.issuperset(map(type, values)):
+        return None
+    pieces = _ENCODE_SEPARATED(values)[1:-1].split("\x00")
+    width = len(keys)
+    if len(pieces) != len(values):  # pragma: no cover - a NUL is always escaped
+        return None
+    # One record's layout: its keys and the places of its values (braces doubled for format).
+    layout = "  {{\n" + ",\n".join("    " + _ENCODE_SEPARATED(key).replace("{", "{{").replace("}", "}}") + ": {}"
+                                     for key in keys) + "\n  }}"
+    return "[\n" + ",\n".join(layout.format(*pieces[i:i + width]) for i in range(0, len(pieces), width)) + "\n]"
+
+
+_DICTS = frozenset((dict,))
+_JSON_SCALARS = frozenset((str, int, float, bool, type(None)))  # what the C encoder writes as the indenting one does
+# Scalars as json.dumps writes them (NaN as NaN, non-ASCII as it is), a NUL between them.
+_ENCODE_SEPARATED = json.JSONEncoder(ensure_ascii=False, separators=("\x00", ": ")).encode
 
 
 def _json_default(value: Any) -> Any:
@@ -109,9 +146,20 @@ def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(columns)
-    for row in rows:
-        writer.writerow(["" if row.get(c) is None else _csv_cell(row.get(c)) for c in columns])
+    # Column by column, as table() does: a history of thousands of rows is mostly numbers and plain text.
+    cells = [_csv_column(list(map(operator.methodcaller("get", c), rows))) for c in columns]
+    writer.writerows(zip(*cells, strict=True) if cells else [[] for _ in rows])
     return buf.getvalue()
+
+
+def _csv_column(values: list[Any]) -> list[Any]:
+    """One column's cells as _csv_cell makes them (None empty). A column of plain numbers,
+    or of printable text none of which starts a formula, is written as it is."""
+    kinds = set(map(type, values))
+    if kinds <= _NUMBERS or (kinds == _TEXT and "".join(values).isprintable()
+                             and not any(map(operator.methodcaller("startswith", _FORMULA_START), values))):
+        return values
+    return ["" if value is None else _csv_cell(value) for value in values]
 
 
 def _csv_cell(value: Any) -> Any:
