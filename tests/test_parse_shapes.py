@@ -155,3 +155,21 @@ def test_a_pattern_rewritten_for_speed_finds_what_it_found(text: str, pos: int) 
 @given(TEXTS)
 def test_kill_words_are_looked_for_only_where_their_needles_are_and_found_there(text: str) -> None:
     assert anchors.kill_words(text) == (anchors.KILL_WORDS.search(text) is not None)
+
+
+# The pieces of a date in the order they stand, each with near misses: a shape remembered
+# from one must never read another as unwrap() would not.
+DATE_PARTS = st.tuples(
+    st.sampled_from(["Jun", "juin.", "мая", "Mon", "Sun", "x"]), st.sampled_from([" ", "  ", "\t", " \t"]),
+    st.sampled_from(["3", "13", "123", "2024-06-03", "Jun", "6月", "x6"]), st.sampled_from([" ", "  ", "\t", ""]),
+    st.sampled_from(["10:00:00", "10:00:00.5", "3 10:00:00", "1"]),
+    st.sampled_from(["", " 2025", " CEST", ":", ".123"]), st.sampled_from([" host kernel: ", " ", ""]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(DATE_PARTS, min_size=1, max_size=6))
+def test_near_misses_of_each_date_unwrap_as_unwrap_does(dates) -> None:
+    unwrapper = LineUnwrapper(year=2024)
+    for parts in dates:
+        raw = "".join(parts) + "Out of memory: Killed process 5 (x)"
+        assert unwrapper.unwrap(raw) == wrappers.unwrap(raw, year=2024), raw

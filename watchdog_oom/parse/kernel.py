@@ -143,13 +143,18 @@ class OomParser:
         words = may_anchor(body)
         if words and ANCHOR_START.match(body) is None:
             return None  # its anchor stands further in: the Locator learns the wrapper before it
-        kills = joiner.release()
+        kills = joiner.release() if joiner.holding else []
         locator = joiner.locator
         locator.prefix = ""
+        if not words:
+            body = body[locator.shape_end(body):]
+            reports = self._reports  # a task-table row, as _take() would take it first: no stamp needed
+            if not self._users.pending and reports.collecting and reports.task_row(body.strip()):
+                return kills
         stamp = Stamp(line, wall or line.time, mono if mono is not None else line.mono_usec, raw)
         if words:
             return kills + joiner.hold_or_take(body, stamp, None, len(line.text))
-        return kills + self._take(body[locator.shape_end(body):], stamp)
+        return kills + self._take(body, stamp)  # (a row refused above has ended the table: not asked again)
 
     def _logical(self, line: KernelLine, raw: str, sender: str | None, width: int,
                  notes: tuple[str, ...] = (), entry: tuple[str | None, datetime | None] | None = None,

@@ -485,12 +485,12 @@ _FIGURE_RANGE = {field: (INT64_MIN, INT64_MAX) for field in _FIGURE_FIELDS.value
     "uid": (0, UID_MAX), "oom_score_adj": (-1000, 1000)}
 
 
-def _report_lines(report: _Report, selection: dict | None, killed: bool) -> tuple[str, ...]:
-    """The messages of a report that a kill was read from (its evidence)."""
+def _report_lines(report: _Report, selection: dict | None, killed: bool, rows: tuple[TaskRow, ...]) -> tuple[str, ...]:
+    """The messages of a report that a kill was read from (its evidence); `rows`: its task table kept."""
     seen = (
         ("header", report.gfp_mask is not None),
         ("memory state", bool(report.memory_info)),
-        ("task table", bool(report.table.rows())),
+        ("task table", bool(rows)),
         ("memcg limit", report.limit_task_memcg is not None),
         ("constraint", report.summary is not None),
         ("oom.group", report.group_memcg is not None),
@@ -515,7 +515,8 @@ def _kernel_kill(report: _Report, selection: dict | None, pid: int | None, name:
                  reason: str | None, text: str, stamp: Stamp, wording: str | None = None) -> OomKill:
     """The record of one kernel victim, with what its report said before it (`wording`: the
     recogniser that read `text`, where known)."""
-    lines = _report_lines(report, selection, killed=selection is None or text != selection["line"])
+    rows = report.table.rows()
+    lines = _report_lines(report, selection, selection is None or text != selection["line"], rows)
     extra: dict = {"kill_line": text, "evidence": describe(stamp, text, _read_from(lines), lines, wording)}
     score = None
     if selection is not None:
@@ -546,7 +547,7 @@ def _kernel_kill(report: _Report, selection: dict | None, pid: int | None, name:
         invoker_pid=report.invoker_pid,
         gfp_mask=report.gfp_mask,
         order=report.order,
-        task_table=report.table.rows(),
+        task_table=rows,
         memory_info=tuple(report.memory_info),
         extra=extra,
         **stamp.fields(),

@@ -148,7 +148,11 @@ _SHAPES: dict[str, tuple[_Shape, ...]] = {
     "word": (
         _dated("journalctl short-full", "word", "short-full", _SHORT_FULL, ()),
         _dated("logread", "word", "ctime", _CTIME, (_SHORT_FULL,)),
-        _dated("syslog", "word", "bsd", _BSD, (_SHORT_FULL, _CTIME)),
+        # A BSD date never reads as the two before it, so they need not be tried (the commonest
+        # shape, kept lean): after the same month word and blanks, short-full wants one blank and
+        # a four-digit year with "-", ctime a second word or "N月"; BSD wants one or two digits
+        # and a blank (test_parse_shapes reads each line both ways).
+        _dated("syslog", "word", "bsd", _BSD, ()),
         # No date (dmesg without times, a bare paste): _strip_kernel_tag(), then the uptime.
         _Shape("no date", "word", None, f"{_not(_SHORT_FULL, _CTIME, _BSD)}{_UPTIME_TAIL}",
                f"{_not(_SHORT_FULL, _CTIME, _BSD)}(?>{_BARE_KERNEL_TAG.pattern}|{_HOST_KERNEL.pattern}|)"
