@@ -121,16 +121,18 @@ class _Shape:
 
     def read(self, text: str, year: int | None) -> Unwrapped | None:
         """What unwrap() gives for `text` (stripped as unwrap strips it); None: not this shape."""
-        pattern = self.tagged if "kernel:" in text[:80] else self.pattern
+        pattern = self.pattern
+        if self.tagged is not pattern and "kernel:" in text[:80]:
+            pattern = self.tagged
         match = pattern.match(text)
         if match is None:
             return None
         wall = _wall(self.date, match["date"], year) if self.date is not None else None
         mono = None
-        seconds = match.group(self.uptime)
+        seconds, fraction = match.group(self.uptime, self.uptime + 1)
         if seconds is not None:
             usec = _mono_usec(seconds, 1_000_000)
-            mono = None if usec is None else usec + _fraction_usec(match.group(self.uptime + 1))
+            mono = None if usec is None else usec + _fraction_usec(fraction)
         end = match.end()
         return text[end:], wall, mono, end != 0
 

@@ -445,10 +445,6 @@ _JSON_KEYS = ("MESSAGE", "message", "msg", "log", "note")
 # A line of a pretty-printed JSON document that holds no message: brackets, or a key.
 _MESSAGE_OPENED = re.compile(r'\s*"(?:MESSAGE|message|msg|log|note)"\s*:\s*"')
 _JSON_STRUCTURE = re.compile(r'\s*(?:[{}\[\],]+\s*$|"[\w.@/-]{1,64}"\s*:)')
-# A line that Decoder.lines() may change: a piece of a JSON document, or one holding a
-# character some enclosure is made of (ESC, "&" of an HTML entity, a JSON string's quote, a
-# bare CR). A line with none (and no quoted-printable "=3D" or soft break) is given back as it is.
-_ENCLOSING = re.compile(_JSON_STRUCTURE.pattern + r'|[^\x1b&"\r]*+[\x1b&"\r]')
 
 
 class Decoder:
@@ -528,8 +524,11 @@ class Decoder:
         if self._soft is not None or self.quoted_printable or len(raw) > LINE_CHARS:
             return None
         raw = raw.rstrip("\r\n")
-        if raw.endswith("=") or "=3D" in raw or _ENCLOSING.match(raw):
-            return None  # quoted-printable (see _quoted_printable), or another enclosure
+        # what lines() would act on: quoted-printable (see _quoted_printable), ANSI colours,
+        # HTML entities ("&"), JSON (a quote, or a piece of a pretty-printed document), a bare CR
+        if (raw.endswith("=") or "=3D" in raw or "\x1b" in raw or "&" in raw or '"' in raw or "\r" in raw
+                or _JSON_STRUCTURE.match(raw)):
+            return None
         self.notes, self.entry = (), None
         return raw
 
