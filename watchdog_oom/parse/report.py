@@ -156,7 +156,10 @@ class TaskTable:
         self.columns: list[str] | None = None  # while rows are being read: the numeric columns
         self._row: re.Pattern | None = None
         self._rss_group = 0
-        self._biggest: list[tuple[int, int, TaskRow]] = []  # min-heap by (rss, -pid)
+        # min-heap by (rss, -pid, -n): n counts the rows taken, so that two rows of one pid
+        # and rss (garbled or pasted text; no kernel prints them) never compare their TaskRows
+        self._biggest: list[tuple[int, int, int, TaskRow]] = []
+        self._taken = 0
 
     @property
     def reading(self) -> bool:
@@ -166,6 +169,9 @@ class TaskTable:
     def start(self, columns: str) -> None:
         """A table header ("[  pid  ]   uid  tgid total_vm      rss … name"): rows follow."""
         self.columns = columns.split()[:-1]  # the numeric columns; the name follows
+        if "rss" not in self.columns:  # "rss," or "rss&lt;": the header pattern's \b let it by
+            self.columns, self._row = None, None
+            return
         self._row = _row_pattern(self.columns)
         self._rss_group = self.columns.index("rss") + 2  # after the "[pid]" group
 
@@ -185,15 +191,16 @@ class TaskTable:
     def _add(self, row: re.Match) -> None:
         """Keep a row if it is among the biggest by rss; only those become TaskRows."""
         columns = self.columns or []
-        key = (int(row.group(self._rss_group)), -int(row.group(1)))
+        self._taken += 1
+        key = (int(row.group(self._rss_group)), -int(row.group(1)), -self._taken)
         if len(self._biggest) < TASK_TABLE_ROWS:
             heapq.heappush(self._biggest, (*key, _task_row(columns, row)))
-        elif key > self._biggest[0][:2]:
+        elif key[:2] > self._biggest[0][:2]:
             heapq.heapreplace(self._biggest, (*key, _task_row(columns, row)))
 
     def rows(self) -> tuple[TaskRow, ...]:
         """The rows kept, biggest rss first."""
-        return tuple(row for _, _, row in sorted(self._biggest, reverse=True))
+        return tuple(row for *_, row in sorted(self._biggest, reverse=True))
 
 
 def _row_pattern(columns: list[str]) -> re.Pattern:
