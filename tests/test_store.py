@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import threading
@@ -11,7 +12,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from watchdog_oom.model import MemorySample, OomKill, TaskRow
 from watchdog_oom.store import SCHEMA_HEAD, Store, alembic_config, kill_record
@@ -505,6 +506,11 @@ def test_a_batch_stores_each_column_as_a_kill_recorded_alone_does(store, t0):
         stored_alone = {**vars_of(store.kill(one.id)), "id": None, "host": None}
         assert {**vars_of(store.kill(other.id)), "id": None, "host": None} == stored_alone
     assert store.kill(batched[1].id).time == local.astimezone()
+    with store.engine.connect() as conn:  # the very text: json.dumps's (SQLite's TEXT, PostgreSQL's json)
+        texts = {i: conn.execute(text("SELECT CAST(details AS TEXT) FROM kills WHERE id = :i"), {"i": i}).scalar_one()
+                 for i in (one.id for one in [*alone, *batched])}
+    assert [texts[one.id] for one in batched] == [texts[one.id] for one in alone]
+    assert json.loads(texts[batched[0].id]) == batched[0].details and "\\u00e9" in texts[batched[0].id]
 
 
 def test_a_later_sighting_in_the_same_batch_fills_the_new_record(store, t0):

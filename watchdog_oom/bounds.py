@@ -81,10 +81,10 @@ def cap_kill(kill: OomKill) -> OomKill:
         for (name, limit), value in zip(_KILL_TEXT_CAPS, _kill_texts(kill), strict=True):
             if isinstance(value, str) and len(value) > limit:
                 changes[name] = cap(value, limit)
-    if any(len(t.name) > PROCESS_MAX for t in kill.task_table):
+    if kill.task_table and max(map(len, map(_task_name, kill.task_table))) > PROCESS_MAX:
         changes["task_table"] = tuple(dataclasses.replace(t, name=cap(t.name, PROCESS_MAX)) if
                                       len(t.name) > PROCESS_MAX else t for t in kill.task_table)
-    if len(kill.memory_info) > MEMORY_INFO_MAX or any(len(line) > TEXT_MAX for line in kill.memory_info):
+    if kill.memory_info and (len(kill.memory_info) > MEMORY_INFO_MAX or max(map(len, kill.memory_info)) > TEXT_MAX):
         changes["memory_info"] = tuple(cap(line, TEXT_MAX) for line in kill.memory_info[:MEMORY_INFO_MAX])
     if kill.extra and _too_long(kill.extra):
         changes["extra"] = cap_value(kill.extra)
@@ -96,6 +96,7 @@ _KILL_TEXT_CAPS = (("process", PROCESS_MAX), ("cmdline", CMDLINE_MAX), ("memcg",
                    ("task_memcg", PATH_MAX), ("unit", UNIT_MAX), ("invoker", PROCESS_MAX), ("constraint", 64),
                    ("gfp_mask", PROCESS_MAX), ("source", PATH_MAX), ("boot_id", 64), ("host", PROCESS_MAX))
 _kill_texts = operator.attrgetter(*(name for name, _ in _KILL_TEXT_CAPS))
+_task_name = operator.attrgetter("name")
 # The fields in two groups, each with its smallest cap: most kills' texts are within it.
 _WIDE_CAP = min(limit for _, limit in _KILL_TEXT_CAPS if limit >= PROCESS_MAX)
 _NARROW_CAP = min(limit for _, limit in _KILL_TEXT_CAPS)
@@ -120,9 +121,8 @@ def _too_long(value: Any, limit: int = TEXT_MAX) -> bool:
     if isinstance(value, str):
         return len(value) > limit
     if isinstance(value, dict):
-        for key in value:
-            if len(str(key)) > 256:
-                return True
+        if value and max(map(len, map(str, value))) > 256:
+            return True
         value = value.values()
     elif not isinstance(value, (list, tuple)):
         return False
