@@ -9,6 +9,7 @@ someone was told.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import sqlite3
@@ -464,7 +465,14 @@ def test_a_burst_of_ten_thousand_kills_is_stored_once_in_a_few_messages(tmp_path
         assert wait_until(lambda: notified_count(sink) == 10_000, timeout=90), daemon.log_text()[-3000:]
         assert daemon.stop() == 0
     assert len(set(pids_in(db))) == 10_000
-    assert len(bodies(sink, "oom.kill")) <= 5
+    # Kills stored within group_wait (3 s) of a message's first kill join that message, so
+    # the count of messages is bounded by how long the daemon took to store the burst: at
+    # most 5 on an idle machine (a few seconds), a few more where a loaded machine stretched
+    # the storing over more windows. One message per batch, or per kill, would break both.
+    with sqlite3.connect(db) as conn:
+        span = conn.execute("SELECT julianday(max(recorded_at)) - julianday(min(recorded_at)) FROM kills")
+        seconds = span.fetchone()[0] * 86_400
+    assert len(bodies(sink, "oom.kill")) <= max(5, math.floor(seconds / 3) + 1), seconds
 
 
 def test_a_hung_endpoint_delays_no_other_channel_of_the_running_daemon(tmp_path, log):
