@@ -146,6 +146,8 @@ PLAIN = [["run"], ["-c", "x.yaml", "run"], ["--config", "x", "run", "--log-level
          ["-c", "run", "run"], ["run", "--log-level", "info", "--log-level", "warning"]]
 LEFT_TO_ARGPARSE = [["run", "--help"], ["run", "-h"], ["--version", "run"], ["--conf", "x", "run"],
                     ["run", "--log", "debug"], ["-cX", "run"], ["--config=", "run"], ["run", "--log-level", "loud"],
+                    ["run", "--log-level", "loud", "--log-level", "info"],
+                    ["run", "--log-level=x=y", "--log-level=info"],
                     ["run", "x"], ["run", "-c", "x"], ["-c", "-x", "run"], ["run", "--log-level"], ["run", "--"]]
 
 

@@ -161,8 +161,10 @@ def _plain_run(argv: Sequence[str]) -> argparse.Namespace | None:
             value = next(words, "")
         if not value or value.startswith("-"):  # missing, or one argparse may read otherwise
             return None
+        if dest == "log_level" and value not in config_mod.LOG_LEVELS:
+            return None  # argparse refuses each value not a choice, even one a later one replaces
         found[dest] = value
-    if place != "run" or found["log_level"] not in (None, *config_mod.LOG_LEVELS):
+    if place != "run":
         return None
     return SimpleNamespace(command="run", **found)  # type: ignore[return-value]  # what run reads of a Namespace
 
