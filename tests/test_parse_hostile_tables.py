@@ -5,13 +5,18 @@ Found by feeding the fast and the full parser mutated captures (a review of sess
 two rows with the same pid and rss but another name made the table's heap compare TaskRows
 (TypeError), and a header whose "rss" runs into a punctuation mark ("rss," "rss&lt;") matched
 the header pattern but had no column called "rss" (ValueError); either stopped `import` of
-the whole file with a traceback.
+the whole file with a traceback. So did a date at the very edge of the calendar (the store
+could not convert it to UTC).
 """
 
 from __future__ import annotations
 
+import io
+import json
+
 import pytest
 
+from watchdog_oom.cli import main
 from watchdog_oom.model import KernelLine, OomKill
 from watchdog_oom.parse import OomParser
 
@@ -48,3 +53,32 @@ def test_a_header_without_an_rss_column_is_no_table(header: str, fast: bool) -> 
                       "[   3893]     0  3893     1655       22    40960        0             0 stress",
                       KILLED.format(pid=3893, name="stress"), KILLED.format(pid=4000, name="later")])
     assert [k.pid for k in _read(text, fast)] == [3893, 4000]
+
+
+# A date at the very end of datetime's range, with an offset that takes it past it in UTC
+# ("9999-12-31T23:59:59-10:00"), or at its very start ("0001-01-01T00:00:00+10:00"): Python
+# cannot convert it to UTC (OverflowError), and the store stopped the whole import on it.
+EDGE_DATES = ["9999-12-31T23:59:59-10:00", "0001-01-01T00:00:00+10:00", "9999-12-31 23:59:59",
+              "0001-01-01 00:00:00"]
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("date", EDGE_DATES)
+def test_a_date_at_the_edge_of_the_calendar_is_an_unknown_time(date: str, fast: bool) -> None:
+    (kill,) = _read(f"{date} host kernel: {KILLED.format(pid=5, name='x')}", fast)
+    assert (kill.pid, kill.time) == (5, None)
+
+
+@pytest.mark.parametrize("date", EDGE_DATES[:2])
+def test_import_records_the_kills_of_a_log_with_a_date_past_the_calendar(tmp_path, date: str) -> None:
+    log = tmp_path / "kern.log"
+    log.write_text(f"{date} host kernel: {KILLED.format(pid=5, name='x')}\n"
+                   f"2024-06-03T10:00:00+02:00 host kernel: {KILLED.format(pid=6, name='y')}\n")
+    config = tmp_path / "c.yaml"
+    config.write_text(f"host: h\ndatabase: sqlite:///{tmp_path}/h.db\n")
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["-c", str(config), "import", str(log)], stdout=out, stderr=err) == 0, err.getvalue()
+    out = io.StringIO()
+    assert main(["-c", str(config), "history", "kills", "--format", "json"], stdout=out, stderr=err) == 0
+    assert sorted((k["pid"], k["time"]) for k in json.loads(out.getvalue())) == [
+        (5, None), (6, "2024-06-03T08:00:00+00:00")]

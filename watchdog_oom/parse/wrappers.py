@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import MAXYEAR, MINYEAR, UTC, datetime, timedelta, timezone
 from functools import lru_cache
 
 from watchdog_oom.model import KernelLine
@@ -102,6 +102,8 @@ def _datetime(year: str | int | None, month: int | None, day: str, hour: str, mi
               second: str, usec: int = 0, tz: timezone | None = None) -> datetime | None:
     """A datetime from printed fields; None when they name no real date."""
     if year is None or month is None:
+        return None
+    if not MINYEAR < int(year) < MAXYEAR:  # no clock's: and an offset, or the local zone, takes it past them
         return None
     try:
         return datetime(int(year), month, int(day), int(hour), int(minute), int(second), usec, tz)
