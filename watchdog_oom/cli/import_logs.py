@@ -99,7 +99,7 @@ def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, er
             printer.add(records)
             continue
         if payload is not None:  # the path could not be read: says why
-            print(f"watchdog-oom import: {payload}", file=err)
+            print(f"watchdog-oom import: {safe(payload)}", file=err)  # it names the path
             failed = True
         else:
             note = "" if store is None else f", {new} new, {found - new - unstored} already recorded"
@@ -107,7 +107,7 @@ def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, er
                 note += (f", {unstored} could not be stored (quarantined with the raw text: "
                          "watchdog-oom history quarantined)")
             filed = ", ".join(f"{safe(h)} ({n})" for h, n in hosts.most_common())
-            print(f"{path}: {found} kill{'s' if found != 1 else ''} found{note}"
+            print(f"{safe(path)}: {found} kill{'s' if found != 1 else ''} found{note}"
                   + (f"; filed under {filed}" if filed else ""), file=err)
         found = new = unstored = 0
         hosts.clear()
@@ -304,7 +304,7 @@ def shrank_events(path: str, at: int, size: int | None, filing: Filing, err: Tex
     except OSError:
         now = 0
     lost = f"{size - max(now, at)} bytes" if size is not None and size > max(now, at) else "no bytes"
-    print(f"{path}: the file shrank while it was read (to {now} bytes"
+    print(f"{safe(path)}: the file shrank while it was read (to {now} bytes"
           f"{f' from {size}' if size is not None else ''}): {lost} could not be read; "
           f"read on from byte {at}", file=err)
     err.flush()
@@ -484,7 +484,7 @@ def _iter_kills(path: str, filing: Filing, err: TextIO, *, start: int = 0,
     if start:
         stream.seek(start)
     size, reference = _size_and_mtime(path)
-    progress = _Progress(size, path, err)
+    progress = _Progress(size, safe(path), err)
     label = "stdin" if path == "-" else os.path.abspath(path)
     unread = Unread(keep=UNREAD_SHOWN)
     # Syslog dates carry no year: --year, else the year the file was last written.
@@ -515,7 +515,7 @@ def _iter_kills(path: str, filing: Filing, err: TextIO, *, start: int = 0,
         if path != "-":
             stream.close()
     if yearless and filing.year is None:
-        print(f"{path}: where its dates carry no year (syslog), {year} is assumed, the year the file was "
+        print(f"{safe(path)}: where its dates carry no year (syslog), {year} is assumed, the year the file was "
               "last written (a date after that, the year before); --year YYYY sets it", file=err)
     _report_unread(path, unread, err)
 
@@ -548,13 +548,13 @@ def _report_unread(path: str, unread: Any, err: TextIO) -> None:
             except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError):
                 pass
         lines = "line" if unread.count == 1 else "lines"
-        print(f"{path}: {unread.count} {lines} hold a kill's words but could not be read"
+        print(f"{safe(path)}: {unread.count} {lines} hold a kill's words but could not be read"
               f"{f' (the first {len(unread.first)} shown)' if unread.count > len(unread.first) else ''}:", file=err)
         for line in unread.first:
             where = f"line {line.line}" if line.line is not None else f"byte {line.offset}"
             print(f"  {where}: {safe(line.text)}  [{line.reason}]", file=err)
     if unread.cut:
-        print(f"{path}: {unread.cut} line{'s' if unread.cut != 1 else ''} longer than {LINE_CHARS} characters "
+        print(f"{safe(path)}: {unread.cut} line{'s' if unread.cut != 1 else ''} longer than {LINE_CHARS} characters "
               "read only that far", file=err)
 
 
