@@ -191,8 +191,13 @@ class DatabaseWatch:
         """Once the server answers, the rest of the start; until then (and while that fails
         for another reason, said once) nothing else is looked at."""
         store = self.shared.store
-        if time.monotonic() < self._deferred_after or not check_at_start(store.url, store.engine).ok:
+        if time.monotonic() < self._deferred_after:
+            return
+        health = check_at_start(store.url, store.engine)
+        if not health.ok and health.kind == "unreachable":
             return  # still unreachable: the outage goes on, said already
+        # It answers: the start goes on even if something else is wrong (a refused password,
+        # an empty alembic_version): the start's steps say what, or fix it (the migration).
         assert self._deferred is not None
         try:
             with self.lock:
