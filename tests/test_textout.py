@@ -140,3 +140,14 @@ def test_json_and_csv_of_records_are_those_of_each_record(cells, shape):
         rows[0]["a"] = {"x": [1, "y"]}
     assert to_json(rows) == json.dumps(rows, indent=2, ensure_ascii=False)
     assert to_csv(rows, keys) == _reference_csv(rows, keys)
+
+
+@pytest.mark.parametrize("key", [1, True, None, 2.5])
+def test_json_of_records_whose_keys_are_not_text_is_json_dumps_text(key):
+    """json.dumps makes such a key text ("1"); the list-at-a-time encoding wrote it bare (1: …), no JSON."""
+    import json
+
+    from watchdog_oom.textout import to_json
+
+    rows = [{key: "a", "b": 2}, {key: "c", "b": 3}]
+    assert to_json(rows) == json.dumps(rows, indent=2, ensure_ascii=False)

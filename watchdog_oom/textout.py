@@ -110,8 +110,8 @@ def _records_json(rows: list[Any]) -> str | None:
     if not _DICTS.issuperset(map(type, rows)):
         return None
     keys = tuple(rows[0])
-    if not keys or not all(tuple(row) == keys for row in rows):
-        return None
+    if not keys or not all(tuple(row) == keys for row in rows) or not _TEXT.issuperset(map(type, keys)):
+        return None  # json.dumps writes a key that is no text as text ("1", "true"): left to it
     values = list(itertools.chain.from_iterable(map(dict.values, rows)))
     if not _JSON_SCALARS.issuperset(map(type, values)):
         return None
