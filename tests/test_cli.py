@@ -416,6 +416,26 @@ def test_import_of_corrupt_compressed_logs_names_each_and_goes_on(cfg, tmp_path)
     assert [k["process"] for k in json.loads(out)] == ["redis-server"]
 
 
+def test_an_internal_error_reading_a_log_is_not_blamed_on_compression():
+    # A ValueError out of the parser once read "corrupt or unreadable compressed data" for a
+    # plain text file (found by the review): the reading errors that are the file's say so,
+    # one of ours says it is ours, and the kills read before it are kept.
+    import lzma
+    import zlib
+
+    from watchdog_oom.cli.import_logs import _read_error
+
+    for exc in (zlib.error("invalid block type"), lzma.LZMAError("Corrupt input data"), EOFError("cut short"),
+                gzip.BadGzipFile("Not a gzipped file")):
+        assert _read_error("/var/log/x.gz", exc).startswith("/var/log/x.gz: corrupt or unreadable compressed data")
+    assert _read_error("/var/log/x", FileNotFoundError(2, "No such file or directory")) == \
+        "/var/log/x: No such file or directory"
+    said = _read_error("/var/log/messages", ValueError("x" * 1000))
+    assert "compressed" not in said
+    assert said.startswith("/var/log/messages: reading stopped by an internal error (ValueError: xxx")
+    assert len(said) < 400 and "please report" in said
+
+
 @pytest.mark.parametrize("option, value", [
     ("--since", "99999999999d"), ("--since", "10000000000000000000000"), ("--since", "0001-01-01"),
     ("--until", "9999-12-31T23:59:59-05:00"), ("--since", ""),

@@ -576,8 +576,14 @@ def _read_error(path: str, exc: Exception) -> str:
         return str(exc)  # it names the path
     if isinstance(exc, OSError) and exc.errno is not None:
         return f"{path}: {exc.strerror}"
-    # zlib.error, lzma.LZMAError, EOFError (cut short), ValueError, bz2's and gzip's OSError without errno
-    return f"{path}: corrupt or unreadable compressed data ({exc})"
+    if isinstance(exc, (OSError, EOFError, zlib.error, lzma.LZMAError)):
+        # zlib.error, lzma.LZMAError, EOFError (cut short), bz2's and gzip's OSError without errno
+        return f"{path}: corrupt or unreadable compressed data ({exc})"
+    # Anything else (a ValueError) is not the file's fault but ours: say so, rather than
+    # blame a plain text file for being bad compressed data, as this once did (the caller
+    # prints it escaped).
+    return (f"{path}: reading stopped by an internal error ({type(exc).__name__}: {str(exc)[:200]}); "
+            "the kills read before it are kept; please report this with the line that caused it")
 
 
 def _arguments(p: argparse.ArgumentParser) -> None:
