@@ -347,6 +347,15 @@ def test_a_restart_while_postgresql_is_down_holds_new_kills_and_reads_on_from_th
     assert "Traceback" not in text, text[text.index("Traceback") - 300:][:3000]
 
 
+def _run_to_its_end(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
+    """`watchdog-oom run` on this config as a process of its own, for a start expected to end."""
+    (tmp_path / "config.yaml").write_text(text)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    env.pop("WATCHDOG_OOM_CONFIG", None)
+    return subprocess.run([sys.executable, "-m", "watchdog_oom", "-c", str(tmp_path / "config.yaml"), "run"],
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
 @pytest.fixture(params=["under a file", "read-only mount"])
 def unopenable(request, tmp_path: Path) -> Path:
     """A SQLite path that can never be opened: below a regular file, or on a read-only mount."""
@@ -358,11 +367,7 @@ def unopenable(request, tmp_path: Path) -> Path:
 
 def test_a_sqlite_database_that_can_never_open_ends_the_start_with_one_line(tmp_path, log, unopenable):
     with HttpSink() as sink:
-        (tmp_path / "config.yaml").write_text(config(tmp_path, log, sink.url, db=unopenable))
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-        env.pop("WATCHDOG_OOM_CONFIG", None)
-        proc = subprocess.run([sys.executable, "-m", "watchdog_oom", "-c", str(tmp_path / "config.yaml"), "run"],
-                              capture_output=True, text=True, env=env, timeout=120)
+        proc = _run_to_its_end(tmp_path, config(tmp_path, log, sink.url, db=unopenable))
     assert proc.returncode == 1, proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith(f"watchdog-oom run: the history database {unopenable}"), proc.stderr
@@ -375,11 +380,7 @@ def test_a_sqlite_database_that_can_never_open_ends_the_start_with_one_line(tmp_
 def test_a_postgresql_database_that_does_not_exist_is_not_waited_for(tmp_path, log, own_pg):
     # The server answers and says no: waiting would not change that (unlike a server that is down).
     missing = own_pg.url.rsplit("/", 1)[0] + "/no_such_database"
-    (tmp_path / "config.yaml").write_text(config(tmp_path, log, "http://127.0.0.1:9/hook", url=missing))
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    env.pop("WATCHDOG_OOM_CONFIG", None)
-    proc = subprocess.run([sys.executable, "-m", "watchdog_oom", "-c", str(tmp_path / "config.yaml"), "run"],
-                          capture_output=True, text=True, env=env, timeout=120)
+    proc = _run_to_its_end(tmp_path, config(tmp_path, log, "http://127.0.0.1:9/hook", url=missing))
     assert proc.returncode == 1, proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("watchdog-oom run: the history database postgresql at 127.0.0.1:"), proc.stderr

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from statements import selects_run
 
 from watchdog_oom.model import OomKill
 from watchdog_oom.store import Store
@@ -62,20 +62,11 @@ def _record_kills(store: Store, t0) -> None:
 def _plans(store: Store, call) -> list[str]:
     """PostgreSQL's plan of every statement `call` runs, with sequential scans priced out of
     reach: what is left is a scan of an index, if any index can answer."""
-    seen: list[tuple[str, object]] = []
-
-    def listener(conn, cursor, statement, params, context, executemany):
-        seen.append((statement, params))
-
-    event.listen(store.engine, "before_cursor_execute", listener)
-    try:
-        call()
-    finally:
-        event.remove(store.engine, "before_cursor_execute", listener)
+    selects = selects_run(store, call)
     with store.engine.connect() as conn:
         conn.exec_driver_sql("SET enable_seqscan = off")
         return [" / ".join(row[0].strip() for row in conn.exec_driver_sql("EXPLAIN " + statement, params))
-                for statement, params in seen if statement.lstrip().upper().startswith("SELECT")]
+                for statement, params in selects]
 
 
 def test_a_glob_prefix_is_a_range_of_an_index_under_any_collation(collated, t0):

@@ -305,21 +305,12 @@ def test_a_stale_claim_cannot_overwrite_a_later_senders_outcome(store, t0):
 
 def _plans(store, call) -> list[str]:
     """SQLite's plan of every SELECT `call` runs, one line each."""
-    from sqlalchemy import event
+    from statements import selects_run
 
-    seen: list[tuple[str, tuple]] = []
-
-    def listener(conn, cursor, statement, params, context, executemany):
-        seen.append((statement, params))
-
-    event.listen(store.engine, "before_cursor_execute", listener)
-    try:
-        call()
-    finally:
-        event.remove(store.engine, "before_cursor_execute", listener)
+    selects = selects_run(store, call)
     with store.engine.connect() as conn:
         return [" / ".join(row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params))
-                for statement, params in seen if statement.lstrip().upper().startswith("SELECT")]
+                for statement, params in selects]
 
 
 def test_the_newest_kills_of_a_filter_are_the_first_of_its_whole_list(store, t0):
