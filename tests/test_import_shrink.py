@@ -128,6 +128,7 @@ def test_kills_given_on_past_the_last_mark_are_not_given_twice_after_sigbus(tmp_
     child = os.fork()
     if child == 0:  # the reading child, as _read_beside's, cut short by a shrinking log
         try:
+            import_logs._sigbus_ends_quietly()
             os.close(readable)
             with os.fdopen(writable, "wb") as pipe:
                 events = import_logs._events([str(log)], filing, io.StringIO(), as_fields=True, map_file=False)
@@ -144,3 +145,50 @@ def test_kills_given_on_past_the_last_mark_are_not_given_twice_after_sigbus(tmp_
     assert pids == list(range(1000, 1010)), pids  # each once, in order
     assert events[-1] == ("done", str(log), None)
     assert f"{log}: the file shrank while it was read" in err.getvalue()
+
+
+# `import --dry-run` of a log, under faulthandler (as `python -X dev`, PYTHONFAULTHANDLER
+# and pytest run it), with a hook called after each size check: argv: config, log, cut, and
+# what the hook does: "truncate" the log at the cut once a check passed beyond it (in the
+# reading child or its searcher), or kill the reading child itself with a signal that is
+# a real crash.
+UNDER_FAULTHANDLER = """
+import os, signal, sys
+from watchdog_oom.cli import main
+from watchdog_oom.parse import scan
+cfg, log, cut, then = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+scan._SEGMENT = 256 << 10
+command = os.getpid()
+
+def hook(high):
+    if then == "truncate":
+        if high > cut:
+            os.truncate(log, cut)
+    elif os.getppid() == command:  # the reading child, not its searcher
+        os.kill(os.getpid(), getattr(signal, then))
+
+scan._after_size_check = hook
+sys.exit(main(["-c", cfg, "import", "--dry-run", "--format", "json", log]))
+"""
+
+
+@pytest.mark.parametrize("then", ["truncate", "SIGSEGV"])
+def test_a_reader_killed_by_the_expected_sigbus_prints_no_crash_dump_and_a_real_crash_still_does(tmp_path, then):
+    import subprocess
+    import sys
+
+    log = tmp_path / "syslog"
+    cut, before = _log(log)
+    cfg = write_config(tmp_path, f"host: h\ndatabase: sqlite:///{tmp_path}/h.db\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    run = subprocess.run([sys.executable, "-X", "faulthandler", "-c", UNDER_FAULTHANDLER, str(cfg), str(log),
+                          str(cut), then], capture_output=True, text=True, env=env, timeout=120)
+    if then == "truncate":  # a log cut under the reader's map: SIGBUS, said in one line
+        assert run.returncode == 0, run.stderr
+        assert [k["pid"] for k in json.loads(run.stdout)] == before
+        assert f"{log}: the file shrank while it was read" in run.stderr
+        assert "Fatal Python error" not in run.stderr, run.stderr
+    else:  # any other fatal signal of the reader is a crash, and faulthandler shows where
+        assert run.returncode != 0
+        assert "the reading process was killed by SIGSEGV" in run.stderr, run.stderr
+        assert "Fatal Python error: Segmentation fault" in run.stderr, run.stderr

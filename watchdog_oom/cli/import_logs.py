@@ -352,6 +352,7 @@ def _read_beside(paths: Sequence[str], filing: Filing, err: TextIO,
         status = 1
         try:
             _die_with_parent(parent)
+            _sigbus_ends_quietly()
             os.close(readable)
             with os.fdopen(writable, "wb") as pipe:
                 # each kill as the tuple of its fields: half the cost of pickling the value
@@ -469,6 +470,16 @@ def _die_with_parent(parent: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
     if os.getppid() != parent:  # the parent ended before prctl took effect
         os._exit(1)
+
+
+def _sigbus_ends_quietly() -> None:
+    """In the reading child: a SIGBUS (a mapped page of a log truncated under it) ends it
+    by the kernel's default action, which the parent reads as "the file shrank" and reads
+    on. faulthandler (python -X dev, PYTHONFAULTHANDLER, pytest) would otherwise print
+    "Fatal Python error: Bus error" and a thread dump for what is no crash; it still dumps
+    the child's other fatal signals (SIGSEGV, SIGABRT, SIGFPE, SIGILL)."""
+    with contextlib.suppress(AttributeError, ValueError):  # no SIGBUS here; not the main thread
+        signal.signal(signal.SIGBUS, signal.SIG_DFL)
 
 
 def _iter_kills(path: str, filing: Filing, err: TextIO, *, start: int = 0,
