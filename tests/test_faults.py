@@ -302,11 +302,15 @@ def test_a_daemon_started_while_postgresql_is_down_runs_alerts_and_starts_readin
         append(log, kill_line(204))  # and on it goes
         assert wait_until(lambda: pg_rows(own_pg.url, pids) == [(p,) for p in range(201, 205)], timeout=20)
         assert wait_until(lambda: notified_pids(sink) == [201, 202, 203, 204], timeout=20)
+        # The checks' results are stored again (they were skipped while the start waited).
+        assert wait_until(lambda: pg_rows(own_pg.url, "SELECT count(*) FROM samples") != [(0,)], timeout=20)
         assert daemon.stop() == 0
     assert len(bodies(sink, "database.down")) == 1 and len(bodies(sink, "database.resolved")) == 1
     text = daemon.log_text()
     assert "Traceback" not in text, text[text.index("Traceback") - 300:][:3000]
     assert text.count("metrics: the history database does not answer") <= 1
+    # database.down said the outage once: the jobs and the outbox did not say it again.
+    assert "refuses this job's results" not in text and "the outbox waits" not in text, text[-3000:]
 
 
 def test_a_restart_while_postgresql_is_down_holds_new_kills_and_reads_on_from_the_stored_cursor(

@@ -215,6 +215,7 @@ class DatabaseWatch:
         self.outage.up("the history database answers; its schema is checked and the kernel log is read from its cursor")
         if self._then is not None:
             self._then()
+        self.shared.wakeup.set()  # the outbox senders waited for this start
 
     def check(self, probe: bool = True) -> Health:
         """One look at the database (with `probe`, a read through the daemon's connections

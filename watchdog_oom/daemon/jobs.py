@@ -13,6 +13,7 @@ from typing import Any
 
 from watchdog_oom.daemon.cgroups import CgroupCheck
 from watchdog_oom.daemon.checks import MemoryCheck, ProcessCheck
+from watchdog_oom.daemon.recording import StartPending, database_ready
 from watchdog_oom.daemon.retention import RetentionJob
 from watchdog_oom.daemon.sdnotify import SdNotify
 from watchdog_oom.daemon.shared import Shared
@@ -97,11 +98,14 @@ class Jobs:
     def _guarded(self, name: str, func: Callable[[], Any]) -> Callable[[], None]:
         """`func` as a job: a database that refuses its results is said once per outage, in
         one line (the database watch alerts it as database.down), not with a traceback at
-        every run; any other failure is left to the scheduler, which logs it whole."""
+        every run; while the start waits for the database server, it skips its writes
+        quietly (StartPending); any other failure is left to the scheduler, which logs it whole."""
 
         def run() -> None:
             try:
                 func()
+            except StartPending:
+                return  # database.down said it; the first run after the start writes again
             except Exception as exc:
                 if not database_failure(exc):
                     raise
@@ -119,6 +123,8 @@ class Jobs:
     def prune(self) -> None:
         """Delete history older than the retention settings; a failure is an alert."""
         s = self.shared
+        if not database_ready(s):
+            return  # no retention.failed for an outage database.down says already
         RetentionJob(s.store, s.outbox, lambda: s.cfg.retention, s.clock, s.wakeup.set).run()
 
     def heartbeat(self) -> None:

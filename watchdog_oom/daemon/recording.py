@@ -34,11 +34,27 @@ def record_events(tx: Tx, outbox: Outbox, events: Iterable[Alert], now: datetime
             log.warning("%s (%s): %s", alert.kind, alert.severity, alert.summary)
 
 
+class StartPending(Exception):
+    """The daemon's start with its database waits for the server (daemon/database.py,
+    `defer_start`: said once, as database.down): nothing is written until it is done."""
+
+
+def database_ready(s: Shared) -> bool:
+    """Whether the daemon's start with its database is done: until then the schema is not
+    checked nor migrated, the alert state not restored, and the server did not answer."""
+    return s.database is None or s.database.ready()
+
+
 @contextmanager
 def undone_unless_stored(s: Shared, before: Mapping[str, Any], events: Sequence[Alert]) -> Iterator[None]:
     """Around the transaction that records `events`: when it fails (the database is down),
     their rule state is put back as it was `before` they were decided, so they are decided,
-    stored and notified again by a later run rather than lost."""
+    stored and notified again by a later run rather than lost. While the start with the
+    database waits for its server, the transaction is not even tried: StartPending."""
+    if not database_ready(s):
+        with s.lock:
+            s.rules.put_back(before, events)
+        raise StartPending
     try:
         yield
     except BaseException:

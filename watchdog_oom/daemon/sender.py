@@ -11,6 +11,7 @@ import logging
 import threading
 from typing import Any
 
+from watchdog_oom.daemon.recording import database_ready
 from watchdog_oom.daemon.shared import Shared
 
 log = logging.getLogger("watchdog_oom")
@@ -48,9 +49,12 @@ class OutboxThread:
                 self.senders = self._senders(dispatcher).start()
 
     def start(self) -> None:
-        """Start the senders, and the thread that passes the doorbell on to them."""
+        """Start the senders, and the thread that passes the doorbell on to them. While the
+        start with the database waits for its server, the senders wait too: the outbox
+        lives there, and interrupted sends are requeued by that start. Its end rings."""
         with self._lock:
-            self.senders = self._senders(self._dispatcher).start()
+            if database_ready(self.shared):
+                self.senders = self._senders(self._dispatcher).start()
         self.thread = threading.Thread(target=self.loop, name="dispatch", daemon=True)
         self.thread.start()
 
@@ -78,3 +82,5 @@ class OutboxThread:
             with self._lock:
                 if self.senders is not None:
                     self.senders.wake()
+                elif database_ready(s) and not self.stop.is_set():  # the start with the database is done
+                    self.senders = self._senders(self._dispatcher).start()
