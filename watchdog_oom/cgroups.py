@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 
 from watchdog_oom.model import CgroupSample, CgroupTask
 from watchdog_oom.procfs import CMDLINE_MAX_BYTES, container_from_cgroup, pod_uid_from_cgroup
+from watchdog_oom.valueclass import valueclass
 
 # Longest name taken from a runtime's state file: names come from whoever may start containers.
 NAME_MAX = 128
@@ -44,7 +45,7 @@ TASKS_MAX = 4096
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class Hierarchy:
     """A mounted cgroup hierarchy that holds the memory controller."""
 

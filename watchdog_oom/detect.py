@@ -11,14 +11,15 @@ a clock or a database.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from watchdog_oom.model import Alert, MemorySample, ProcScore, severity_rank
+from watchdog_oom.valueclass import valueclass
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class Condition:
     """How one watched quantity stands at one moment. severity None means fine."""
 
@@ -254,7 +255,7 @@ def worst(severities: Iterable[str | None]) -> str | None:
     return best
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class KeyState:
     since: datetime | None = None  # when the current not-yet-firing condition began
     firing: str | None = None  # the severity firing, if any

@@ -18,7 +18,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,6 +26,7 @@ from watchdog_oom.notify import Channel, ChannelError, redact
 from watchdog_oom.store import Store, Tx, kill_record, mute_matches
 from watchdog_oom.store.health import database_failure, failure_text
 from watchdog_oom.stored import AlertEpisode, OutboxRow, StoredKill
+from watchdog_oom.valueclass import valueclass
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def kills_summary(records: Sequence[Mapping[str, Any]]) -> str:
     return f"{len(records)} OOM kills: {names}{more}"
 
 
-@dataclass(frozen=True)
+@valueclass(slots=False)
 class Route:
     """What one channel wants to hear: the routing part of its config."""
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +22,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from watchdog_oom.model import CgroupSample, MemorySample
 from watchdog_oom.store import Store, StoreError
+from watchdog_oom.valueclass import valueclass
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host, int(port)
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class MetricsServer:
     """The HTTP server of a `Metrics.serve()`: its port, and how to stop it."""
 

@@ -1,14 +1,17 @@
 """The shared vocabulary of watchdog-oom: plain frozen values that flow between modules.
 
-This module imports nothing from the package, so every other module may import it.
+This module imports nothing from the package but the value-class decorator (which imports
+nothing), so every other module may import it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from typing import Any
+
+from watchdog_oom.valueclass import valueclass
 
 SEVERITIES = ("info", "warning", "critical")
 KILLERS = ("kernel", "systemd-oomd", "earlyoom", "nohang")
@@ -22,7 +25,7 @@ def severity_rank(severity: str) -> int:
         return -1
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class KernelLine:
     """One kernel log message as a source delivers it, wrapper already removed where known.
 
@@ -46,7 +49,7 @@ class KernelLine:
     wrapped: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class SourceGap:
     """A source lost records (kmsg overwrote them: EPIPE; a log file was truncated)."""
 
@@ -56,14 +59,14 @@ class SourceGap:
     cursor: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class CaughtUp:
     """A source has delivered everything that was already there when it opened."""
 
     source: str
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class TaskRow:
     """One row of the kernel's task table printed with an OOM report (memory in kB)."""
 
@@ -81,7 +84,7 @@ class TaskRow:
         return dataclasses.asdict(self)
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class OomKill:
     """One process killed by the OOM killer (the kernel's or a user-space one).
 
@@ -150,7 +153,7 @@ def with_local_time(kill: OomKill) -> OomKill:
     return kill
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class MemorySample:
     """What /proc said about memory at one moment (kB unless named otherwise)."""
 
@@ -190,7 +193,7 @@ class MemorySample:
         return round(self.mem_available_kb * 100.0 / self.mem_total_kb, 2)
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class ProcScore:
     """One process as the OOM killer would rank it."""
 
@@ -211,7 +214,7 @@ class ProcScore:
         return dataclasses.replace(self, **changes)
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class CriticalRule:
     """A process that must not be the OOM killer's victim. Any one field set matches.
 
@@ -228,7 +231,7 @@ class CriticalRule:
     uid: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class Alert:
     """A condition a rule raised or resolved.
 
@@ -245,7 +248,7 @@ class Alert:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class Notification:
     """A message to deliver through one channel, rendered by each channel its own way.
 
@@ -264,7 +267,7 @@ class Notification:
     reason: str = "first"  # first | new | repeat | resolved | test
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class CgroupSample:
     """One memory cgroup with a limit of its own, as its files said at one moment (bytes).
 
@@ -314,7 +317,7 @@ class CgroupSample:
         return dataclasses.replace(self, **changes)
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class CgroupTask:
     """One process of a memory cgroup, with the figures the kernel's oom_badness() adds up.
 

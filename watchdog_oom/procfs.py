@@ -14,10 +14,10 @@ import contextlib
 import errno
 import os
 import re
-from dataclasses import dataclass
 from datetime import datetime
 
 from watchdog_oom.model import MemorySample, ProcScore
+from watchdog_oom.valueclass import valueclass
 
 OOM_SCORE_ADJ_MIN = -1000
 OOM_SCORE_ADJ_MAX = 1000
@@ -53,7 +53,7 @@ _RUNTIME_NAMES = {
 _POD = re.compile(r"pod([0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12})")
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class OomScoreScale:
     """How /proc/PID/oom_score is scaled on the running kernel.
 

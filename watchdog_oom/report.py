@@ -14,7 +14,6 @@ from __future__ import annotations
 import html
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
@@ -23,6 +22,7 @@ from watchdog_oom.config import CommitConfig, MemoryConfig
 from watchdog_oom.store import Store
 from watchdog_oom.stored import AlertEpisode, StoredKill
 from watchdog_oom.textout import BIDI_AND_LINE_SEPARATORS
+from watchdog_oom.valueclass import valueclass
 
 # More samples than this are reduced, in the database, to the worst value per slice of time:
 # a browser draws 2000 points per line at once, and a 1200-pixel chart cannot show more.
@@ -50,7 +50,7 @@ TICK_STEPS = ([60 * m for m in (1, 5, 10, 15, 30)] + [3600 * h for h in (1, 2, 3
               + [86400 * d for d in (1, 2, 7, 14, 30)])
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class Point:
     """One drawable sample: epoch seconds, the three percents, the seconds it stands for."""
 
@@ -128,7 +128,7 @@ def segments(points: Sequence[Point], series: str) -> list[list[Point]]:
 
 # -- drawing -----------------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class Scale:
     """Maps time to x and a percent to y inside one panel."""
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 import dataclasses
 import operator
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from typing import Any
 
+from watchdog_oom.valueclass import valueclass
 
-@dataclass(frozen=True, slots=True)
+
+@valueclass
 class StoredKill:
     """A recorded kill: the kill record of INTERFACE.md plus what `show` adds."""
 
@@ -58,7 +60,7 @@ class StoredKill:
         return self.alloc_order
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class StoredSample:
     """A memory reading as kept: `resolution` 0 for a raw sample, else the seconds it averages."""
 
@@ -80,7 +82,7 @@ class StoredSample:
     overcommit_memory: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class AlertEpisode:
     """One episode of a condition, from when it fired to when it resolved."""
 
@@ -98,7 +100,7 @@ class AlertEpisode:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class OutboxRow:
     """One notification for one channel, as the outbox keeps it: what to send and how it went."""
 
@@ -124,7 +126,7 @@ class OutboxRow:
     sent_at: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class MuteRule:
     """Silences matching notifications until `until`; `host` None mutes the whole fleet."""
 
@@ -138,7 +140,7 @@ class MuteRule:
     reason: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class ProtectionRecord:
     """A change the daemon made to a process's oom_score_adj (processes.protect)."""
 
@@ -153,7 +155,7 @@ class ProtectionRecord:
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class AdjustmentRecord:
     """A write to a process's oom_score_adj the tracepoint saw, and who made it."""
 
@@ -179,7 +181,7 @@ class AdjustmentRecord:
     writer_exited: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class QuarantinedRecord:
     """A kill the database would not store, kept with the text it was read from and the error."""
 
@@ -193,7 +195,7 @@ class QuarantinedRecord:
     process: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class SeriesPoint:
     """A sample as a chart draws it: its time, the percents drawn, and what it averages."""
 
@@ -204,7 +206,7 @@ class SeriesPoint:
     resolution: int
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class SeriesSlice:
     """A slice of a chart's period, reduced in the database: its first sample's time, the worst
     of each percent (highest commit and limit, lowest available), the longest resolution,
@@ -218,7 +220,7 @@ class SeriesSlice:
     samples: int
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class KillMark:
     """A kill as a chart marks it."""
 

@@ -37,11 +37,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timedelta
 from typing import Any
 
 from watchdog_oom.model import OomKill
+from watchdog_oom.valueclass import valueclass
 
 MARK_VICTIM = "mark_victim"
 ADJ_UPDATE = "oom_score_adj_update"
@@ -74,7 +75,7 @@ class FormatError(ValueError):
     """An event's ``format`` file cannot be understood."""
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class EventFormat:
     """What ``events/<system>/<event>/format`` says: the fields and how a line prints them."""
 
@@ -88,7 +89,7 @@ class EventFormat:
         return name in self.fields
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class VictimMarked:
     """``oom/mark_victim``: the OOM killer chose ``pid`` (usually: and sent it SIGKILL).
 
@@ -107,7 +108,7 @@ class VictimMarked:
     oom_kill_count: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class AdjWritten:
     """``oom/oom_score_adj_update``: ``writer``/``writer_tid`` set ``pid``'s oom_score_adj."""
 
@@ -120,7 +121,7 @@ class AdjWritten:
     writer_tid: int
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class EventsLost:
     """The ring buffer of one CPU overflowed: ``count`` events were never delivered."""
 

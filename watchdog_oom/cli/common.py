@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, TextIO
 
 from watchdog_oom import config as config_mod
 from watchdog_oom import store as store_mod
 from watchdog_oom.clock import utcnow as utcnow  # the one clock, for the command modules
+from watchdog_oom.valueclass import valueclass
 
 if TYPE_CHECKING:  # argparse itself is loaded only where a parser is built: `run` reads its own line
     import argparse
@@ -24,7 +24,7 @@ _BARE_NUMBER = re.compile(r"[0-9]+(\.[0-9]*)?")  # the largest integer SQLite an
 Handler = Callable[["argparse.Namespace", config_mod.Config, TextIO, TextIO], int]
 
 
-@dataclass(frozen=True)
+@valueclass(slots=False)
 class Command:
     """One subcommand: its name and help, the arguments it adds to its parser, what runs it."""
 

@@ -15,7 +15,6 @@ import traceback
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any, TextIO
@@ -27,6 +26,7 @@ from watchdog_oom.cli.history import KILL_COLUMNS
 from watchdog_oom.cli.options import add_format
 from watchdog_oom.model import OomKill, kill_record_from_value
 from watchdog_oom.textout import safe, table, to_json
+from watchdog_oom.valueclass import valueclass
 
 if TYPE_CHECKING:  # the scanner loads in the reading child
     from watchdog_oom.parse.scan import Reached
@@ -230,7 +230,7 @@ BATCH = 2000
 HOLD = 2 * BATCH
 
 
-@dataclass(frozen=True)
+@valueclass(slots=False)
 class Filing:
     """Which host an imported kill is filed under, and the year of dates that carry none.
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import dataclasses
 import keyword
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from watchdog_oom.config.values import Kind
+from watchdog_oom.valueclass import valueclass
 
 # The most items any list in the file may hold (channels, rules, patterns, addresses):
 # far above any real use, it keeps a runaway file from costing minutes and megabytes.
@@ -29,7 +29,7 @@ class _Nothing:
 NOTHING: Any = _Nothing()
 
 
-@dataclass(frozen=True)
+@valueclass(slots=False)
 class Setting:
     """How one key is read, shown and documented; carried in its dataclass field's metadata.
 
@@ -113,7 +113,7 @@ def default_of(cls: type, name: str) -> Any:
 # -- kinds that read a whole node (a section, a list, a mapping of free names) ------------
 
 
-@dataclass(frozen=True)
+@valueclass(slots=False)
 class SectionOf:
     """A nested section read into `cls`."""
 
@@ -146,7 +146,7 @@ def show_section(value: Any, example: bool = False, skip_none: bool = False) -> 
     return shown
 
 
-@dataclass(frozen=True)
+@valueclass(slots=False)
 class ListOf:
     """A list of values of one kind; with `single`, one value stands for a list of one.
 
@@ -185,7 +185,7 @@ class ListOf:
         return [self.kind.example(item) for item in value]
 
 
-@dataclass(frozen=True)
+@valueclass(slots=False)
 class Records:
     """A list of mappings, each read into one of `classes` (chosen by the `tag` key's value
     when there are several), optionally turned into another type by `build`.
@@ -246,7 +246,7 @@ def show_section_of(cls: type, value: Any, example: bool = False) -> dict[str, A
     return shown
 
 
-@dataclass(frozen=True)
+@valueclass(slots=False)
 class NamedValues:
     """A mapping of names the user chooses (HTTP header names) to values of one kind.
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, ClassVar
 
 from watchdog_oom.config import values as v
 from watchdog_oom.config.declare import ListOf, NamedValues, Records, key, section
 from watchdog_oom.config.reader import View, replace
 from watchdog_oom.model import SEVERITIES, CriticalRule
+from watchdog_oom.valueclass import valueclass
 
 SYSTEM_STATE_DIRECTORY = "/var/lib/watchdog-oom"
 
@@ -85,7 +86,7 @@ def _hysteresis_below_warning(view: View, config: CommitConfig) -> None:
 # -- the sections ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class CommitConfig:
     """When committed memory (Committed_AS) is worth an alert: `commit:`."""
 
@@ -113,7 +114,7 @@ within trend_window.""")
     checks: ClassVar = (_levels("warn_percent", "crit_percent"), _hysteresis_below_warning)
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class MemoryConfig:
     """When available memory, memory pressure or swap use is worth an alert: `memory:`."""
 
@@ -146,7 +147,7 @@ def _source_and_path(view: View, config: KernelLogConfig) -> None:
                          "path")
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class KernelLogConfig:
     """Where OOM kill reports are read from: `kernel_log:`."""
 
@@ -183,7 +184,7 @@ def _rule_names_a_process(view: View, rule: CriticalRuleKeys) -> None:
         raise view.error(f"{view.path}: a critical rule needs one of name, cmdline, unit, cgroup")
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class CriticalRuleKeys:
     """The keys of one `processes.critical` rule, read into a model.CriticalRule."""
 
@@ -200,7 +201,7 @@ def _critical_rule(keys: CriticalRuleKeys) -> CriticalRule:
     return CriticalRule(name=keys.name, cmdline=keys.cmdline, unit=keys.unit, cgroup=keys.cgroup, uid=keys.uid)
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class ProcessesConfig:
     """Ranking of the OOM killer's next victims, and the processes that must not be one."""
 
@@ -247,7 +248,7 @@ def _cgroup_hysteresis_below_warning(view: View, config: CgroupsConfig) -> None:
             f"{view.key_path('warn_percent')} ({config.warn_percent:g})", "hysteresis", "warn_percent")
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class CgroupsConfig:
     """Containers, pods and services at their own memory limit: `cgroups:`."""
 
@@ -300,7 +301,7 @@ history and exported in /metrics (bounds the metrics' cardinality).""")
 # -- notification channels: one dataclass per type --------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class GlobFilter:
     """Globs on the process name and cgroup path a notification is about."""
 
@@ -308,7 +309,7 @@ class GlobFilter:
     cgroup: str | None = key(None, v.optional(v.glob()), "a glob on the cgroup path")
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class ChannelConfig:
     """What every channel has: a name, and which notifications it wants. `type` names the
     subclass (SlackChannel, EmailChannel, WebhookChannel); options() are the keyword
@@ -355,7 +356,7 @@ given) ...""", compact=True)
         return (), ()
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class SlackChannel(ChannelConfig):
     """A Slack incoming webhook."""
 
@@ -387,7 +388,7 @@ def _email_login_and_port(view: View, channel: EmailChannel) -> EmailChannel:
     return channel
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class EmailChannel(ChannelConfig):
     """Email through an SMTP server, STARTTLS or TLS, verified."""
 
@@ -421,7 +422,7 @@ A login needs both username and password; none sends no password, so it is refus
 _HEADER_VALUE = v.Kind("text (masked)", v.header_value, mask=lambda _: v.MASK, secret_sort="text")
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class WebhookChannel(ChannelConfig):
     """An HTTP POST signed per Standard Webhooks."""
 
@@ -467,7 +468,7 @@ _CHANNEL_EXAMPLES = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class HeartbeatConfig:
     """A URL fetched every `interval` while the daemon is healthy (a dead man's switch)."""
 
@@ -482,7 +483,7 @@ def _retry_order(view: View, config: NotificationsConfig) -> None:
         raise view.error("notifications.retry_initial: must not exceed retry_max", "retry_initial", "retry_max")
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class NotificationsConfig:
     """Grouping, repeating and delivery of notifications: `notifications:`."""
 
@@ -508,7 +509,7 @@ email or webhook. No channels: alerts are still recorded, and `watchdog-oom hist
     checks: ClassVar = (_retry_order,)
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class MetricsConfig:
     """The Prometheus endpoint: `metrics:`."""
 
@@ -535,7 +536,7 @@ def _raw_within_samples(view: View, config: RetentionConfig) -> None:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class RetentionConfig:
     """How long history is kept (seconds) before it is downsampled or deleted."""
 
@@ -552,7 +553,7 @@ Writes to processes' oom_score_adj seen by the tracepoint (history adjustments).
     checks: ClassVar = (_raw_within_samples,)
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class DaemonConfig:
     """The daemon's own conduct: `daemon:`."""
 
@@ -570,7 +571,7 @@ def _database_from_the_environment(view: View, config: Config) -> Config | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class Config:
     """The whole configuration; `origin` is the file it came from, None for built-in defaults.
 

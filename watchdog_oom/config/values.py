@@ -17,9 +17,10 @@ import os
 import re
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+from watchdog_oom.valueclass import valueclass
 
 MASK = "***"
 
@@ -153,7 +154,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True)
+@valueclass(slots=False)
 class Kind:
     """One kind of scalar value: its reader (ValueError in plain words), writer and description.
 

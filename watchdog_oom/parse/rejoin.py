@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from watchdog_oom.model import OomKill
 from watchdog_oom.parse.anchors import ANCHOR, ANCHOR_START, HOLDABLE, KILL_START, incomplete, may_anchor, reading
 from watchdog_oom.parse.wrappers import JOIN_CHARS, Stamp, prefix_sender, prefix_time, shape, unwrap
+from watchdog_oom.valueclass import valueclass
 
 Where = tuple[int | None, int | None]  # a line's number or its byte offset in the input
 # How a message is read once located: (body, stamp, sender, where) -> the kills it completes.
@@ -39,7 +39,7 @@ _SECOND_KILL = re.compile(
 _EMBEDDED_HEADER = re.compile(r"\s+[^\W\d_]{3} +\d{1,2} \d\d:\d\d:\d\d \S+ kernel: ")
 
 
-@dataclass(frozen=True)
+@valueclass(slots=False)
 class _Held:
     """A kill line waiting for the next line, which may be its continuation."""
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from watchdog_oom.valueclass import valueclass
+
 UNREAD_CHARS = 300
 
 
-@dataclass(frozen=True)
+@valueclass(slots=False)
 class UnreadLine:
     """A line that holds a kill's words and that no recogniser read, as it was found."""
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from dataclasses import dataclass
 
 from watchdog_oom.model import OomKill
 from watchdog_oom.parse.evidence import describe
@@ -21,6 +20,7 @@ from watchdog_oom.parse.values import (
     cap_name,
 )
 from watchdog_oom.parse.wrappers import Stamp
+from watchdog_oom.valueclass import valueclass
 
 NOHANG_BLOCK_LINES = 100  # a nohang victim description ends with its action within this many lines
 
@@ -415,7 +415,7 @@ def _is_int(text: str) -> bool:
 # ------------------------------------------------------------------ recognisers
 
 
-@dataclass(frozen=True)
+@valueclass(slots=False)
 class Recogniser:
     """One wording of a kill (or of its corroboration), with its evidence.
 

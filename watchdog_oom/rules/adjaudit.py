@@ -18,18 +18,18 @@ A write of the value a process already had changes nothing and alerts nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from watchdog_oom.model import Alert
+from watchdog_oom.valueclass import valueclass
 
 KIND = "process.adj_changed"
 # A process's oom_score_adj before anybody wrote it: the kernel's default.
 DEFAULT_ADJ = 0
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class Writer:
     """The process that wrote. ``exited``: gone before /proc could be read, so only the
     kernel's name for it (the trace line's) and its thread id are known."""
@@ -55,7 +55,7 @@ class Writer:
         return f"{self.process} (pid {pid}{where}{gone})"
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class Adjustment:
     """One write to a process's oom_score_adj, with what was known around it."""
 

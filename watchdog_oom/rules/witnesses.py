@@ -16,11 +16,11 @@ user with ``logger -t kernel``). Each disagreement is an ``oom.unlogged`` alert 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from watchdog_oom.model import Alert
+from watchdog_oom.valueclass import valueclass
 
 UNLOGGED = "oom.unlogged"
 TRACEPOINT = "tracepoint"
@@ -31,7 +31,7 @@ WITNESS_WAIT = timedelta(seconds=10)
 MARGIN = timedelta(seconds=5)
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class Witnessed:
     """A stored kernel kill as the sweep sees it."""
 
@@ -45,7 +45,7 @@ class Witnessed:
     flagged: bool  # a disagreement about it was reported already
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class TraceWindow:
     """When the tracepoint was watching: since ``since``, except around ``lost`` (times the
     ring buffer overflowed)."""

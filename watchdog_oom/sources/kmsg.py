@@ -29,11 +29,11 @@ import re
 import select
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from watchdog_oom.model import CaughtUp, KernelLine, SourceGap
 from watchdog_oom.sources.base import SourceError, Stopper
+from watchdog_oom.valueclass import valueclass
 
 DEFAULT_PATH = "/dev/kmsg"
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
@@ -44,7 +44,7 @@ READ_SIZE = 16384
 _ESCAPE = re.compile(rb"\\x([0-9a-fA-F]{2})")
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class KmsgRecord:
     """One /dev/kmsg record, its message unescaped."""
 

@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from watchdog_oom.store import StoreError
+from watchdog_oom.valueclass import valueclass
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 # What SQLite's messages say, mapped to what an operator must do about it.
@@ -59,7 +59,7 @@ _KINDS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class Health:
     """The state of the database: `ok`, else `kind` (corrupt, deleted, replaced, full,
     read-only, locked, unreachable, io, schema, unknown) and a message for people."""

@@ -10,7 +10,6 @@ with "too many SQL variables" past SQLite's limit).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -18,6 +17,7 @@ from sqlalchemy import BigInteger, Integer, cast, delete, extract, func, insert,
 from sqlalchemy.engine import Connection, Engine
 
 from watchdog_oom.store.tables import adjustments, alerts, cgroup_samples, kills, mutes, notifications, samples
+from watchdog_oom.valueclass import valueclass
 
 # One transaction covers at most this much time: a day of 10-second samples of one
 # host is 8,640 rows, well under a second of work on either engine.
@@ -27,7 +27,7 @@ FINISHED = ("sent", "failed", "given_up", "muted")
 MUTES_KEPT = timedelta(days=30)
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass
 class RetentionPolicy:
     """How long each kind of row is kept, in seconds (config `retention:`)."""
 

@@ -1,0 +1,330 @@
+"""The value-class decorator against the real thing: each behaviour a frozen dataclass has
+(equality, hash, repr, replace, fields, pickling, frozen errors, fields that neither
+compare nor show, inheritance, the methods a class writes itself) is compared with a
+`@dataclass(frozen=True)` twin built from the same source; then that the package uses
+it everywhere, that mypy still reads the classes as dataclasses, and that it costs less."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import gc
+import math
+import pickle
+import subprocess
+import sys
+import textwrap
+import tracemalloc
+from dataclasses import FrozenInstanceError, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from watchdog_oom.model import OomKill, TaskRow
+from watchdog_oom.valueclass import valueclass
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def twins(source: str, slots: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The classes `source` defines under `@value`: as frozen dataclasses, as value classes."""
+    made = []
+    for decorator in (f"dataclass(frozen=True, slots={slots})", f"valueclass(slots={slots})"):
+        namespace: dict[str, Any] = {"dataclass": dataclass, "valueclass": valueclass, "field": field}
+        exec(textwrap.dedent(source).replace("@value", "@" + decorator), namespace)
+        made.append(namespace)
+    return made[0], made[1]
+
+
+SAMPLE = """
+@value
+class Sample:
+    a: object
+    b: object = 0
+    hidden: object = field(default=None, repr=False)
+    ignored: object = field(default=None, compare=False)
+    unhashed: object = field(default=None, hash=False)
+"""
+DC, VC = twins(SAMPLE)
+DC_DICT, VC_DICT = twins(SAMPLE, slots=False)
+
+values = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from([0.0, -0.0, 1.0, math.nan]),
+                   st.text(max_size=3), st.tuples(st.integers(0, 2)), st.frozensets(st.integers(0, 2), max_size=2),
+                   st.lists(st.integers(0, 1), max_size=2))
+fields5 = st.tuples(values, values, values, values, values)
+
+
+def _hash_or_error(obj: object) -> object:
+    try:
+        return hash(obj)
+    except TypeError as error:  # a list among the fields
+        return str(error)
+
+
+@given(fields5, fields5)
+def test_equality_hash_and_repr_are_dataclasses(x: tuple, y: tuple) -> None:
+    for dc, vc in ((DC, VC), (DC_DICT, VC_DICT)):
+        d1, d2, v1, v2 = dc["Sample"](*x), dc["Sample"](*y), vc["Sample"](*x), vc["Sample"](*y)
+        assert repr(v1) == repr(d1) and repr(v2) == repr(d2)
+        assert (v1 == v2) is (d1 == d2) and (v1 != v2) is (d1 != d2)
+        assert (v1 == v1) is (d1 == d1)  # a NaN field: the same object, equal inside a tuple
+        assert _hash_or_error(v1) == _hash_or_error(d1)
+
+
+def test_fields_declared_repr_false_compare_false_or_hash_false_are_honoured() -> None:
+    a, b = VC["Sample"](1, hidden="secret", ignored=1), VC["Sample"](1, hidden="other", ignored=2)
+    assert "secret" not in repr(a) and repr(a) == "Sample(a=1, b=0, ignored=1, unhashed=None)"
+    assert a != b  # hidden still compares
+    assert VC["Sample"](1, ignored=1) == VC["Sample"](1, ignored=2)
+    assert hash(VC["Sample"](1, unhashed=1)) == hash(VC["Sample"](1, unhashed=2))
+
+
+def test_other_classes_are_not_equal_even_with_the_same_fields() -> None:
+    assert VC["Sample"](1) != DC["Sample"](1)
+    assert VC["Sample"](1).__eq__(DC["Sample"](1)) is NotImplemented
+    assert VC["Sample"](1) != (1, 0, None, None, None)
+
+
+def test_assigning_or_deleting_raises_dataclasses_error_and_message() -> None:
+    for dc, vc in ((DC, VC), (DC_DICT, VC_DICT)):
+        errors = []
+        for obj in (dc["Sample"](1), vc["Sample"](1)):
+            with pytest.raises(FrozenInstanceError) as assigned:
+                obj.a = 2
+            with pytest.raises(FrozenInstanceError) as deleted:
+                del obj.a
+            errors.append((str(assigned.value), str(deleted.value)))
+        assert errors[0] == errors[1] == ("cannot assign to field 'a'", "cannot delete field 'a'")
+
+
+def test_a_name_that_is_no_field_is_frozen_too() -> None:
+    """As a frozen dataclass without slots says; a slotted one raises TypeError on 3.11
+    (super() of the class before slots, CPython gh-105936, fixed in 3.14)."""
+    for obj in (DC_DICT["Sample"](1), VC_DICT["Sample"](1), VC["Sample"](1)):
+        with pytest.raises(FrozenInstanceError, match="cannot assign to field 'other'"):
+            obj.other = 2
+        with pytest.raises(FrozenInstanceError, match="cannot delete field 'other'"):
+            del obj.other
+
+
+def test_replace_fields_asdict_astuple_and_match_args_are_dataclasses() -> None:
+    d, v = DC["Sample"](1, 2, hidden=3), VC["Sample"](1, 2, hidden=3)
+    assert dataclasses.is_dataclass(v) and dataclasses.is_dataclass(VC["Sample"])
+    assert [f.name for f in dataclasses.fields(v)] == [f.name for f in dataclasses.fields(d)]
+    assert dataclasses.asdict(v) == dataclasses.asdict(d) and dataclasses.astuple(v) == dataclasses.astuple(d)
+    assert dataclasses.replace(v, b=5) == VC["Sample"](1, 5, hidden=3)
+    assert VC["Sample"].__match_args__ == DC["Sample"].__match_args__
+    sample = VC["Sample"]
+    match v:
+        case sample(1, b, _hidden):
+            assert b == 2
+        case _:
+            pytest.fail("the value class does not match by position")
+    with pytest.raises(TypeError):
+        VC["Sample"]()  # a required field
+
+
+def test_init_keeps_defaults_factories_init_false_and_post_init() -> None:
+    dc, vc = twins("""
+        @value
+        class Made:
+            base: int
+            items: list = field(default_factory=list)
+            double: int = field(init=False, repr=True)
+            def __post_init__(self):
+                object.__setattr__(self, "double", self.base * 2)
+    """)
+    for ns in (dc, vc):
+        made = ns["Made"](3)
+        assert made.double == 6 and made.items == [] and made.items is not ns["Made"](3).items
+    assert repr(vc["Made"](3)) == repr(dc["Made"](3)) == "Made(base=3, items=[], double=6)"
+
+
+def test_methods_the_class_writes_itself_are_kept() -> None:
+    source = """
+        @value
+        class Own:
+            a: int
+            b: int = 0
+            def __eq__(self, other):
+                return isinstance(other, type(self)) and self.a == other.a
+            def __repr__(self):
+                return f"<own {self.a}>"
+
+        @value
+        class OwnHash:
+            a: int
+            def __hash__(self):
+                return 42
+    """
+    dc, vc = twins(source)
+    for ns in (dc, vc):
+        assert ns["Own"](1, 2) == ns["Own"](1, 3) and repr(ns["Own"](1)) == "<own 1>"
+        assert hash(ns["OwnHash"](1)) == 42
+    # __eq__ without __hash__: a frozen dataclass hashes the fields all the same.
+    assert hash(vc["Own"](1, 2)) == hash(dc["Own"](1, 2)) == hash((1, 2))
+
+
+def test_inheritance_between_value_classes_is_dataclasses() -> None:
+    dc, vc = twins("""
+        @value
+        class Base:
+            name: str
+            kind: str = "base"
+
+        @value
+        class Child(Base):
+            url: str = field(default="", repr=False)
+            extra: int = 0
+    """)
+    for ns in (dc, vc):
+        child = ns["Child"]("hook", url="http://x", extra=1)
+        assert [f.name for f in dataclasses.fields(child)] == ["name", "kind", "url", "extra"]
+        assert child != ns["Base"]("hook") and ns["Base"]("hook") != child
+        assert child == ns["Child"]("hook", url="http://x", extra=1)
+    assert repr(vc["Child"]("hook", extra=1)) == repr(dc["Child"]("hook", extra=1)) == \
+        "Child(name='hook', kind='base', extra=1)"
+    assert hash(vc["Child"]("hook")) == hash(dc["Child"]("hook"))
+
+
+@pytest.mark.parametrize("slots", [False, True])
+def test_a_plain_subclass_may_set_what_is_not_a_field(slots: bool) -> None:
+    """A subclass that is no dataclass has a __dict__ for its own attributes; the fields stay
+    frozen. (Not compared with a slotted dataclass: gh-105936 again.)"""
+    dc, vc = twins("""
+        @value
+        class Base:
+            a: int
+
+        class Plain(Base):
+            pass
+    """, slots=slots)
+    for ns in (vc,) if slots else (dc, vc):
+        plain = ns["Plain"](1)
+        plain.note = "free"
+        assert plain.note == "free"
+        with pytest.raises(FrozenInstanceError, match="cannot assign to field 'a'"):
+            plain.a = 2
+
+
+def test_a_value_holding_itself_reads_dots() -> None:
+    dc, vc = twins("""
+        @value
+        class Box:
+            items: list
+    """)
+    for ns in (dc, vc):
+        box = ns["Box"]([])
+        box.items.append(box)
+        assert repr(box) == "Box(items=[...])"
+
+
+def test_repr_names_a_nested_class_by_its_qualified_name() -> None:
+    @valueclass
+    class Inner:
+        a: int
+
+    @dataclass(frozen=True, slots=True)
+    class Twin:
+        a: int
+
+    assert repr(Inner(1)) == repr(Twin(1)).replace(".Twin(", ".Inner(")
+    assert "<locals>.Inner(a=1)" in repr(Inner(1))
+
+
+@valueclass
+class Pickled:
+    """A module-level value class, so that pickle finds it by name."""
+
+    a: int
+    b: tuple[int, ...] = ()
+    c: dict = field(default_factory=dict, compare=False)
+
+
+@valueclass(slots=False)
+class PickledWithDict:
+    """The same without slots."""
+
+    a: int
+    b: tuple[int, ...] = ()
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_pickling_round_trips(protocol: int) -> None:
+    for value in (Pickled(1, (2,), {"x": 1}), PickledWithDict(1, (2, 3))):
+        back = pickle.loads(pickle.dumps(value, protocol=protocol))
+        assert back == value and type(back) is type(value) and repr(back) == repr(value)
+    assert pickle.loads(pickle.dumps(Pickled(1, c={"x": 1}), protocol)).c == {"x": 1}
+
+
+def test_a_kill_crosses_a_pipe_to_another_process() -> None:
+    """The import command's child sends kills pickled through a pipe: a real child here."""
+    row = TaskRow(7, 0, 7, 4096, 1024, 12, 0, 0, "java")
+    kill = OomKill(pid=7, process="java", anon_rss_kb=1024, task_table=(row,), extra={"raw": "Killed process 7 (java)"})
+    child = subprocess.run(
+        [sys.executable, "-c", "import pickle, sys; kill = pickle.load(sys.stdin.buffer); "
+         "sys.stdout.buffer.write(pickle.dumps(kill.replace(uid=1000), pickle.HIGHEST_PROTOCOL))"],
+        input=pickle.dumps(kill, pickle.HIGHEST_PROTOCOL), capture_output=True, check=True, cwd=ROOT, timeout=60)
+    back = pickle.loads(child.stdout)
+    assert back == kill.replace(uid=1000) and back.task_table == kill.task_table and back.extra == kill.extra
+
+
+def test_the_package_declares_no_frozen_dataclass_itself() -> None:
+    """Every frozen value class of the package goes through @valueclass (its memory reason
+    is in watchdog_oom/valueclass.py): a @dataclass(frozen=True) found here names itself."""
+    found = []
+    for path in sorted((ROOT / "watchdog_oom").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            for decorator in node.decorator_list:
+                called = ast.unparse(decorator.func) if isinstance(decorator, ast.Call) else ""
+                if called in ("dataclass", "dataclasses.dataclass") and any(
+                        k.arg == "frozen" for k in decorator.keywords):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}")
+    assert not found, f"frozen dataclasses declared directly (use @valueclass): {found}"
+
+
+def test_mypy_reads_value_classes_as_frozen_dataclasses(tmp_path: Path) -> None:
+    pytest.importorskip("mypy", reason="mypy is in the test extra")
+    probe = tmp_path / "probe.py"
+    probe.write_text(textwrap.dedent("""
+        from watchdog_oom.model import OomKill
+        kill = OomKill(pid=1, process="x", no_such_field=3)
+        OomKill(pid="one", process="x")
+        kill.pid = 2
+    """))
+    checked = subprocess.run([sys.executable, "-m", "mypy", str(probe), "--cache-dir=/dev/null", "--no-error-summary",
+                              "--follow-imports=silent"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    errors = checked.stdout
+    assert 'Unexpected keyword argument "no_such_field" for "OomKill"' in errors, errors
+    assert 'Argument "pid" to "OomKill" has incompatible type "str"' in errors, errors
+    assert 'Property "pid" defined in "OomKill" is read-only' in errors, errors
+
+
+def _traced(decorate: Any) -> int:
+    """Bytes that 30 classes of 8 fields keep once made, as tracemalloc counts them."""
+    body = "".join(f"    f{i}: int = {i}\n" for i in range(8))
+    sources = [compile(f"class C{n}:\n    'A class.'\n{body}", "<made>", "exec") for n in range(30)]
+    gc.collect()
+    tracemalloc.start()
+    try:
+        kept = []
+        for n, source in enumerate(sources):
+            namespace: dict[str, Any] = {}
+            exec(source, namespace)
+            kept.append(decorate(namespace[f"C{n}"]))
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+
+
+def test_value_classes_cost_well_under_frozen_dataclasses() -> None:
+    """The reason the module exists (about 0.43x on Python 3.11): if a Python's dataclasses
+    stop writing a code object per method, this says the decorator is no longer worth it."""
+    ours, theirs = _traced(valueclass), _traced(dataclass(frozen=True, slots=True))
+    assert ours < 0.7 * theirs, (ours, theirs)
