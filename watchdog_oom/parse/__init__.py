@@ -4,6 +4,7 @@ Pure: text in, values out; no clock, no I/O beyond the stream `iter_kills` is ha
 
 * wrappers.py: what a log writer put around a kernel message, and taking it off;
 * kernel.py: the front (OomParser): lines in, each message to the reader that knows it;
+* lane.py: the front's fast lane: a line in the wrapper of the one before, read in one step;
 * rejoin.py: where a message starts in a line, and rejoining a kill line a wrap cut;
 * anchors.py: the kernel's and the killers' own words, and whether a message reads whole;
 * report.py: the kernel's OOM report as a state machine over message bodies, its task table;

@@ -40,7 +40,7 @@ def describe(stamp: Stamp, kill_line: str, read_from: str, lines: tuple[str, ...
     if raw is None:  # a live source: the message as the source (kmsg, journal) delivered it
         evidence.update(format=stamp.source, wrappers=[], tag=stamp.sender)
         return evidence
-    found, outers = line_format(raw)
+    found, outers = (stamp.form, ()) if stamp.form is not None else line_format(raw)
     wrappers = list(outers)
     notes = [note for note in stamp.notes if note != _REJOINED]
     if "journal JSON" in notes:

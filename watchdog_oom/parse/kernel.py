@@ -13,6 +13,7 @@ from datetime import datetime
 
 from watchdog_oom.model import KernelLine, OomKill
 from watchdog_oom.parse.anchors import ANCHOR_START, RECOGNISERS, kill_words, may_anchor, recognised, refusal
+from watchdog_oom.parse.lane import FastLane
 from watchdog_oom.parse.rejoin import Rejoiner, Where
 from watchdog_oom.parse.report import (
     MEMORY_INFO_LINE_CHARS,
@@ -73,6 +74,7 @@ class OomParser:
         self._decoder = Decoder()
         self._joiner = Rejoiner(self._take_checked, lenient=lenient, year=year)
         self.unread = unread if unread is not None else Unread()
+        self._lane = FastLane(self, year) if fast and lenient else None
 
     @property
     def pending(self) -> bool:
@@ -117,6 +119,9 @@ class OomParser:
         self.unread.cut = decoder.cut
         self._joiner.saw_width(width)
         if raw is not None:
+            kills = self._lane.read(line, raw) if self._lane is not None else None
+            if kills is not None:
+                return kills
             unwrapped = self._unwrapper.unwrap(raw)
             direct = self._direct(line, raw, unwrapped)
             return direct if direct is not None else self._logical(line, raw, None, width, unwrapped=unwrapped)
@@ -144,17 +149,24 @@ class OomParser:
         if words and ANCHOR_START.match(body) is None:
             return None  # its anchor stands further in: the Locator learns the wrapper before it
         kills = joiner.release() if joiner.holding else []
+        return kills + self.read_direct(line, raw, body, words, wall, mono)
+
+    def read_direct(self, line: KernelLine, raw: str, body: str, words: bool,
+                    wall: datetime | None, mono: int | None, form: str | None = None) -> list[OomKill]:
+        """_direct() once a held line is released: `body` (an anchor opens it where `words`)
+        read with the line's times (and its log format, where its wrapper's shape says it)."""
+        joiner = self._joiner
         locator = joiner.locator
         locator.prefix = ""
         if not words:
             body = body[locator.shape_end(body):]
             reports = self._reports  # a task-table row, as _take() would take it first: no stamp needed
             if not self._users.pending and reports.collecting and reports.task_row(body.strip()):
-                return kills
-        stamp = Stamp(line, wall or line.time, mono if mono is not None else line.mono_usec, raw)
+                return []
+        stamp = Stamp(line, wall or line.time, mono if mono is not None else line.mono_usec, raw, form=form)
         if words:
-            return kills + joiner.hold_or_take(body, stamp, None, len(line.text))
-        return kills + self._take(body, stamp)  # (a row refused above has ended the table: not asked again)
+            return joiner.hold_or_take(body, stamp, None, len(line.text))
+        return self._take(body, stamp)  # (a row refused above has ended the table: not asked again)
 
     def _logical(self, line: KernelLine, raw: str, sender: str | None, width: int,
                  notes: tuple[str, ...] = (), entry: tuple[str | None, datetime | None] | None = None,

@@ -200,6 +200,8 @@ class TaskTable:
 
     def rows(self) -> tuple[TaskRow, ...]:
         """The rows kept, biggest rss first."""
+        if not self._biggest:
+            return ()
         return tuple(row for *_, row in sorted(self._biggest, reverse=True))
 
 
@@ -301,6 +303,26 @@ class ReportReader:
         report.lines += 1
         return report.lines > REPORT_LINES
 
+    def quiet_line(self, text: str) -> bool:
+        """A message holding no word that opens, shapes or ends a report (anchors.may_anchor
+        is false: a task-table row, a line of the memory state, a call trace), taken as
+        task_row(), overlong() and structure() take it; False, with nothing changed but the
+        table ended, when the report has run past REPORT_LINES (see overlong())."""
+        report = self._report
+        if report is None or report.killed:
+            return True  # no report collecting: such a line says nothing
+        if report.table.reading and report.table.take(text):
+            return True
+        if report.lines >= REPORT_LINES:
+            return False
+        report.lines += 1
+        # structure() and _report_line(): no header, summary, "Task in", table header, CPU
+        # line or memory-state opener holds none of may_anchor's words; only a line of the
+        # memory state already open is kept
+        if report.in_memory_info and text and not _PER_CPU.match(text):
+            report.add_memory_line(text)
+        return True
+
     def abandon(self) -> list[OomKill]:
         """Give up the open report: its selection, if any, stands as a kill."""
         kills = self.flush_selection()
@@ -322,9 +344,9 @@ class ReportReader:
         if "oom-killer" in text:
             header = HEADER.match(text)
             if header:
-                return self._header(header)
+                return self.open_report(header)
         if text.startswith("oom-kill:"):
-            return self._summary(text)
+            return self.summary_line(text)
         if text.startswith("Task"):
             opened = self._task_in(text)
             if opened is not None:
@@ -364,7 +386,8 @@ class ReportReader:
             return self._open()
         return self._report, []
 
-    def _header(self, header: re.Match) -> list[OomKill]:
+    def open_report(self, header: re.Match) -> list[OomKill]:
+        """A report's header (HEADER's match) opens a new report."""
         report, kills = self._open()
         report.invoker = header.group(1)
         report.gfp_mask = header.group(2)
@@ -372,7 +395,8 @@ class ReportReader:
         report.awaiting_pid = True
         return kills
 
-    def _summary(self, text: str) -> list[OomKill]:
+    def summary_line(self, text: str) -> list[OomKill]:
+        """dump_oom_summary()'s `oom-kill:constraint=…` line."""
         report, kills = self._current()
         report.in_memory_info = False
         constraint = _OOM_KILL.match(text)
@@ -472,9 +496,28 @@ class ReportReader:
         return kills
 
 
+# The figures as 4.x-6.x and RHEL 7 print them, in their order and with their units: what the
+# loop of _figures() reads from such a tail, read in one match (digits few enough that every
+# kB figure is within its column; oom_score_adj is range-checked as the loop checks it).
+_KERNEL_FIGURES = re.compile(
+    r"\s+total-vm:(\d{1,18})kB, anon-rss:(\d{1,18})kB, file-rss:(\d{1,18})kB(?:, shmem-rss:(\d{1,18})kB)?"
+    r"(?:, UID:(\d{1,9}) pgtables:(\d{1,18})kB oom_score_adj:(-?\d{1,4}))?\Z")
+
+
 def _figures(text: str) -> dict:
     """The victim's figures from the tail of its kill line; one out of range is None."""
-    figures: dict = {}
+    usual = _KERNEL_FIGURES.match(text)
+    if usual is not None:
+        total_vm, anon, file, shmem, uid, pgtables, adj = usual.groups()
+        figures: dict = {"total_vm_kb": int(total_vm), "anon_rss_kb": int(anon), "file_rss_kb": int(file)}
+        if shmem is not None:
+            figures["shmem_rss_kb"] = int(shmem)
+        if uid is not None:
+            score_adj = int(adj)
+            figures |= {"uid": int(uid), "pgtables_kb": int(pgtables),
+                        "oom_score_adj": score_adj if -1000 <= score_adj <= 1000 else None}
+        return figures
+    figures = {}
     for key, value, unit in _FIGURE.findall(text):
         field = _FIGURE_FIELDS.get(key)
         if field is None or (field.endswith("_kb") and not unit):
@@ -494,22 +537,32 @@ _FIGURE_RANGE = {field: (INT64_MIN, INT64_MAX) for field in _FIGURE_FIELDS.value
 
 def _report_lines(report: _Report, selection: dict | None, killed: bool, rows: tuple[TaskRow, ...]) -> tuple[str, ...]:
     """The messages of a report that a kill was read from (its evidence); `rows`: its task table kept."""
-    seen = (
-        ("header", report.gfp_mask is not None),
-        ("memory state", bool(report.memory_info)),
-        ("task table", bool(rows)),
-        ("memcg limit", report.limit_task_memcg is not None),
-        ("constraint", report.summary is not None),
-        ("oom.group", report.group_memcg is not None),
-        ("selection", selection is not None),
-        ("kill line", killed),
-    )
-    return tuple(name for name, present in seen if present)
+    seen = []
+    if report.gfp_mask is not None:
+        seen.append("header")
+    if report.memory_info:
+        seen.append("memory state")
+    if rows:
+        seen.append("task table")
+    if report.limit_task_memcg is not None:
+        seen.append("memcg limit")
+    if report.summary is not None:
+        seen.append("constraint")
+    if report.group_memcg is not None:
+        seen.append("oom.group")
+    if selection is not None:
+        seen.append("selection")
+    if killed:
+        seen.append("kill line")
+    return tuple(seen)
+
+
+_REPORT_LINES = frozenset(("header", "task table", "memcg limit", "constraint"))
 
 
 def _read_from(lines: tuple[str, ...]) -> str:
     """What kind of kernel evidence the lines make up."""
-    if {"header", "task table", "memcg limit", "constraint"} & set(lines):
+    if not _REPORT_LINES.isdisjoint(lines):
         return "kernel report"
     if lines == ("selection",):
         return "kernel selection line alone"

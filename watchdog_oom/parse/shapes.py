@@ -39,6 +39,7 @@ from watchdog_oom.parse.wrappers import (
     _DMESG_RELTIME,
     _DMESG_T,
     _EPOCH_STAMP,
+    _FORMATS,
     _HOST_KERNEL,
     _HOST_TAG,
     _ISO,
@@ -110,36 +111,55 @@ class _Shape:
     given, is the pattern for a line holding "kernel:" in its first 80 characters (a line
     with no date: unwrap() looks for the kernel tag only there)."""
 
-    __slots__ = ("date", "first", "name", "pattern", "tagged", "uptime")
+    __slots__ = ("date", "first", "form", "name", "pattern", "tagged", "uptime")
 
-    def __init__(self, name: str, first: str, date: str | None, pattern: str, tagged: str | None = None) -> None:
+    def __init__(self, name: str, first: str, date: str | None, pattern: str, tagged: str | None = None,
+                 form: str | None = None) -> None:
         self.name, self.first, self.date = name, first, date
+        # wrappers.line_format()'s name for every line this shape reads, where one name fits
+        # them all (a date at the line's start); None: ask line_format()
+        self.form = form
         self.pattern = re.compile(pattern)
         self.tagged = re.compile(tagged) if tagged is not None else self.pattern
         self.uptime = self.pattern.groups - 1  # the uptime's seconds; its fraction follows
         assert self.tagged.groups == self.pattern.groups
 
-    def read(self, text: str, year: int | None) -> Unwrapped | None:
-        """What unwrap() gives for `text` (stripped as unwrap strips it); None: not this shape."""
+    def match(self, text: str) -> re.Match | None:
+        """This shape's match at the start of `text` (stripped as unwrap strips it), or None."""
         pattern = self.pattern
         if self.tagged is not pattern and "kernel:" in text[:80]:
             pattern = self.tagged
-        match = pattern.match(text)
+        return pattern.match(text)
+
+    def times(self, match: re.Match, year: int | None) -> tuple[datetime | None, int | None]:
+        """The wall time and kernel usec of a line this shape matched, as unwrap() reads them."""
+        wall = _wall(self.date, match["date"], year) if self.date is not None else None
+        seconds, fraction = match.group(self.uptime, self.uptime + 1)
+        if seconds is None:
+            return wall, None
+        usec = _mono_usec(seconds, 1_000_000)
+        return wall, None if usec is None else usec + _fraction_usec(fraction)
+
+    def read(self, text: str, year: int | None) -> Unwrapped | None:
+        """What unwrap() gives for `text` (stripped as unwrap strips it); None: not this shape."""
+        match = self.match(text)
         if match is None:
             return None
-        wall = _wall(self.date, match["date"], year) if self.date is not None else None
-        mono = None
-        seconds, fraction = match.group(self.uptime, self.uptime + 1)
-        if seconds is not None:
-            usec = _mono_usec(seconds, 1_000_000)
-            mono = None if usec is None else usec + _fraction_usec(fraction)
         end = match.end()
-        return text[end:], wall, mono, end != 0
+        return (text[end:], *self.times(match, year), end != 0)
 
 
 def _dated(name: str, first: str, kind: str, date: re.Pattern, before: tuple[re.Pattern, ...]) -> _Shape:
     """A syslog-like shape: a date (after the alternatives tried before it), the host and tag."""
-    return _Shape(name, first, kind, f"{_not(*before)}(?>(?P<date>{date.pattern})){_HOSTS}{_UPTIME_TAIL}")
+    return _Shape(name, first, kind, f"{_not(*before)}(?>(?P<date>{date.pattern})){_HOSTS}{_UPTIME_TAIL}",
+                  form=_FORMAT_OF[date])
+
+
+# line_format() names a line by the first of its formats that matches at the start: a line a
+# dated shape reads opens with that shape's date, and no format line_format() tries before it
+# matches there (those open with a digit, "<" or "[" where this date does not, or are what the
+# shape's lookaheads refuse; test_parse_shapes checks it on near misses of every date).
+_FORMAT_OF = {pattern: name for pattern, name in _FORMATS}
 
 
 # unwrap() on a line whose first character is not a digit, "[", "<" or a quote mark tries
@@ -166,7 +186,8 @@ _SHAPES: dict[str, tuple[_Shape, ...]] = {
         _dated("syslog, numeric month", "digit", "bsd", _BSD, (_KMSG, _ISO, _EPOCH_STAMP)),
     ),
     "bracket": (
-        _Shape("dmesg -T", "bracket", "dmesg-t", f"(?>(?P<date>{_DMESG_T.pattern})){_UPTIME_TAIL}"),
+        _Shape("dmesg -T", "bracket", "dmesg-t", f"(?>(?P<date>{_DMESG_T.pattern})){_UPTIME_TAIL}",
+               form=_FORMAT_OF[_DMESG_T]),
         _Shape("dmesg", "bracket", None, f"{_not(_DMESG_T)}(?>{_DMESG_RELTIME.pattern}|){_UPTIME_TAIL}"),
     ),
 }
@@ -192,6 +213,18 @@ class LineUnwrapper:
         self._year = year
         self._fast = fast  # False: every line through unwrap() (the differential tests' reference)
         self._last: _Shape | None = None
+
+    def shaped(self, raw: str) -> tuple[_Shape, re.Match, str] | None:
+        """The shape of the line before, its match on `raw` (stripped as unwrap() strips it)
+        and that stripped text; None where it does not read `raw`. Learns nothing."""
+        last = self._last
+        if last is None or not self._fast:
+            return None
+        text = raw.rstrip("\r\n").lstrip()
+        if last.first != _first_class(text):
+            return None
+        match = last.match(text)
+        return None if match is None else (last, match, text)
 
     def unwrap(self, raw: str) -> Unwrapped:
         """unwrap(raw, year=…): the message, wall time, kernel usec, and whether a header was found."""

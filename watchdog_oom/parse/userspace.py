@@ -111,6 +111,14 @@ _USERSPACE_MEMORY = 32  # victims remembered to record earlyoom's SIGTERM+SIGKIL
 _ELISIONS = ("…", "...")
 
 
+def no_killer_words(text: str) -> bool:
+    """True when UserspaceKillers.take() passes `text` over (None, nothing changed) without a
+    look at it while no description is open (not `collecting`): none of the words it looks
+    for is there."""
+    return not ("Kill" in text or "killing" in text or "SIG" in text or "oomd killed" in text
+                or "'oom-kill'" in text or "emory!" in text or text.startswith(("nohang", *_NOHANG_START)))
+
+
 class UserspaceKillers:
     """The state the user-space killers' recognisers share: earlyoom's banner, nohang's
     description of its victim, and the victims seen lately (earlyoom's SIGTERM then SIGKILL

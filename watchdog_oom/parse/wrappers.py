@@ -334,19 +334,23 @@ class Stamp:
     (a kill's evidence), `sender` the tag or journal identifier that sent it, `host` the
     host its enclosure named (a journal entry's _HOSTNAME)."""
 
-    __slots__ = ("boot_id", "host", "mono_usec", "notes", "raw", "sender", "source", "time")
+    __slots__ = ("boot_id", "form", "host", "mono_usec", "notes", "raw", "sender", "source", "time")
 
     def __init__(self, line: KernelLine, time: datetime | None, mono_usec: int | None,
-                 raw: str | None = None, notes: tuple[str, ...] = (), host: str | None = None) -> None:
+                 raw: str | None = None, notes: tuple[str, ...] = (), host: str | None = None,
+                 form: str | None = None) -> None:
         self.source, self.boot_id = line.source, line.boot_id
         self.time, self.mono_usec = time, mono_usec
         self.raw, self.notes, self.host = raw, notes, host
         self.sender: str | None = None
+        # line_format(raw), where the wrapper's shape already says it (no outer wrapper)
+        self.form = form
 
     def _copy(self) -> Stamp:
         stamp = Stamp.__new__(Stamp)
         stamp.source, stamp.boot_id, stamp.time, stamp.mono_usec = self.source, self.boot_id, self.time, self.mono_usec
         stamp.raw, stamp.notes, stamp.host, stamp.sender = self.raw, self.notes, self.host, self.sender
+        stamp.form = self.form
         return stamp
 
     def with_times(self, time: datetime | None, mono_usec: int | None) -> Stamp:

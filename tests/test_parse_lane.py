@@ -1,0 +1,259 @@
+"""The parser's fast lane (parse/lane.py) reads every line as its general path does.
+
+OomParser(fast=False) is the reference: no remembered wrapper, no lane. tests/test_parse_shapes.py
+reads every capture in tests/data both ways, raw, in every wrapper and mixed line by line; here:
+captures interleaved with one another, and lines drawn at random from what the lane picks
+among (headers, summaries, kill lines, rows, call traces, user-space killers' lines) and
+their near misses (a long invoker, a cut header, a killer's words in a summary, a continuation
+a wrap cut off), in wrappers that stay or change from one line to the next. The kills (every
+field, evidence included) and the unread lines must be the same both ways. The lane's other
+shortcuts are checked against what they stand for: a shape's log format against
+wrappers.line_format(), the kill line's figures against their general loop.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from test_parse_shapes import CAPTURES, PREFIXES, YEARS, _same_both_ways
+
+from watchdog_oom.model import KernelLine
+from watchdog_oom.parse import OomParser, report, wrappers
+from watchdog_oom.parse.shapes import _SHAPES, _first_class
+
+
+def _interleaved(first: list[str], second: list[str], seed: int) -> str:
+    """The lines of two logs in runs of random length, one run from each in turn (two hosts'
+    logs merged, one report inside the other)."""
+    rng, out, a, b = random.Random(seed), [], 0, 0
+    while a < len(first) or b < len(second):
+        run = rng.randint(1, 12)
+        out += first[a:a + run]
+        a += run
+        run = rng.randint(1, 12)
+        out += second[b:b + run]
+        b += run
+    return "\n".join(out) + "\n"
+
+
+PAIRS = [(CAPTURES[i], CAPTURES[(i * 7 + 3) % len(CAPTURES)]) for i in range(0, len(CAPTURES), 3)]
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids=[f"{a.name}+{b.name}" for a, b in PAIRS])
+def test_two_captures_interleaved_read_the_same_with_and_without_the_lane(pair: tuple[Path, Path]) -> None:
+    first, second = (path.read_text(encoding="utf-8", errors="replace").splitlines() for path in pair)
+    year = YEARS.get(str(pair[0])) or YEARS.get(str(pair[1]))
+    for seed in range(2):
+        _same_both_ways(_interleaved(first, second, seed), year)
+
+
+HEADER = "java invoked oom-killer: gfp_mask=0x100cca(GFP_HIGHUSER_MOVABLE), order=0, oom_score_adj=0"
+SUMMARY = ("oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,"
+           "task_memcg=/system.slice/app.service,task=java,pid=1234,uid=1000")
+KILL = ("Out of memory: Killed process 1234 (java) total-vm:8806332kB, anon-rss:6848016kB, file-rss:0kB, "
+        "shmem-rss:0kB, UID:1000 pgtables:14360kB oom_score_adj:0")
+EARLYOOM_SEND = 'earlyoom[12]: sending SIGTERM to process 1234 uid 1000 "java": badness 900, VmRSS 1000 MiB'
+EARLYOOM_CMDLINE = 'earlyoom[12]: process 1234 cmdline "java -jar x"'
+NOHANG_STATUS, NOHANG_SEND = "nohang[3]: Victim status (found in 14ms):", "nohang[3]:   Sending SIGTERM to the victim"
+# Messages the lane picks among, and their near misses.
+MESSAGES = [
+    HEADER,
+    "oom-killer: gfp_mask=0xd0, order=0",
+    "a very long name invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
+    "a much longer name here invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
+    "Killer invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
+    "Tasker invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
+    "SIGnal invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
+    "nohang invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
+    "java invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_sc",
+    "Killed process 5 invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0",
+    "Low memory! ab invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
+    SUMMARY,
+    "oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=x,mems_allowed=0,oom_memcg=/k,task_memcg=/k/p,"
+    "task=java,pid=77,uid=0",
+    "oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,task_memcg=/,task=ja",
+    "oom-kill:constraint=CONSTRAINT_NONE,task_memcg=/Killed process 5 (x),task=SIGx,pid=1234,uid=1000",
+    "oom-kill:constraint=CONSTRAINT_NONE,task_memcg=/a invoked oom-killer: gfp_mask=0x0, order=0,task=x,pid=1,uid=0",
+    "oom-kill:constraint=CONSTRAINT_NONE,task_memcg=/Marked /x due to,task=y,pid=3,uid=0",
+    KILL,
+    "Out of memory: Killed process 77 (java) total-vm:1kB, anon-rss:2kB, file-rss:3kB, shmem-rss:4kB",
+    "Killed process 40738, UID 27, (mysqld) total-vm:6424316kB, anon-rss:13128kB, file-rss:4kB",
+    "Memory cgroup out of memory: Killed process 77 (java) total-vm:1kB, anon-rss:2kB, file-rss:3kB, "
+    "shmem-rss:4kB, UID:0 pgtables:5kB oom_score_adj:-999",
+    "Out of memory: Killed process 1234 (ja",
+    "Out of memory: Killed process 1234 (java) total-vm:8806332kB, anon-",
+    "Out of memory: Kill process 1234 (java) score 902 or sacrifice child",
+    "Killed process 1234 (java) total-vm:4kB, anon-rss:0kB, file-rss:0kB Out of memory: Killed process 99 (x).",
+    "rss:0kB, file-rss:0kB, shmem-rss:0kB",
+    "oom_score_adj:0",
+    "[  pid  ]   uid  tgid total_vm      rss pgtables_bytes swapents oom_score_adj name",
+    "[   1234]  1000  1234   100000    20000   200000        0             0 java",
+    "[   1235]  1000  1235   100000    30000   200000        0             0 rapid",
+    "[   1236]  1000  1236   100000 killall",
+    "Mem-Info:",
+    "active_anon:1790129 inactive_anon:177312 isolated_anon:0",
+    "CPU    7: hi:  186, btch:  31 usd:   7",
+    "CPU: 2 PID: 4282 Comm: java Not tainted 5.15.0-91-generic #101-Ubuntu",
+    "Call Trace:",
+    " dump_stack+0x4a/0x63",
+    " out_of_memory+0x106/0x2e0",
+    " oom_kill_process.cold+0xb/0x10",
+    "Task in /docker/abc killed as a result of limit of /docker/abc",
+    "memory: usage 1024kB, limit 1024kB, failcnt 5",
+    "oom_reaper: reaped process 1234 (java), now anon-rss:0kB, file-rss:0kB, shmem-rss:0kB",
+    EARLYOOM_SEND, EARLYOOM_CMDLINE,
+    "earlyoom[12]: low memory! at or below SIGTERM limits: mem 10.00%, swap 10.00%",
+    "earlyoom[12]: Killing process 1234 java",
+    NOHANG_STATUS, "nohang[3]:   PID: 1234, name: java, state: R, EUID: 1000", NOHANG_SEND,
+    "systemd-oomd[5]: Killed /user.slice/x.scope due to memory pressure for /user.slice being 80.00% > 50.00% "
+    "for > 20s with reclaim activity",
+    "x.scope: systemd-oomd killed 3 process(es) in this unit.",
+    "a [b] c", "", "nohang is quiet", "x kill process 5", "the sky is blue", "  cmdline:   tail /dev/zero",
+    "Call Trace: dump_stack+0x1/0x2[ 1234.567890] Out of memory: Killed process 5 (x) total-vm:1kB, anon-rss:1kB, "
+    "file-rss:1kB",
+    "Mem-Info:#012active_anon:1 inactive_anon:2", "Node 0 DMA free:15908kB[ 1234.567890] Node 0 Normal free:1kB",
+     "Out of memory: Killed process 5 (x#011y) total-vm:1kB, anon-rss:1kB",
+]
+# Wrappers the lane remembers, and others: a line may keep the wrapper of the one before or not.
+LANE_PREFIXES = [
+    "Jun  3 10:00:00 host kernel: [ 1234.567890] ", "Jun  3 10:00:01 host kernel: [ 1234.600000] ",
+    "Jun  3 10:00:00 host kernel: ", "Jun  3 10:00:00 host ", "Jun  3 10:00:00 other-host kernel: ",
+    "2024-06-03T10:00:00.123456+02:00 host kernel: ", "[ 1234.567890] ", "[Mon Jun  3 10:00:00 2024] ",
+    "Sun Jun 29 15:57:11 2025 kern.warn kernel: ", "", "  ", "kernel: ", "    12\t", "/var/log/kern.log:12:", "> ",
+]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 3), st.sampled_from(LANE_PREFIXES), st.sampled_from(MESSAGES)),
+                min_size=1, max_size=30), st.sampled_from([None, 2024]), st.booleans())
+@example([(1, "Jun  3 10:00:00 host kernel: ", HEADER), (0, "", SUMMARY), (0, "", KILL), (0, "", HEADER)], 2024, True)
+@example([(1, "Jun  3 10:00:00 host ", "Call Trace:"), (0, "", EARLYOOM_SEND), (0, "", "the sky is blue"),
+          (0, "", EARLYOOM_CMDLINE)], 2024, True)  # earlyoom's kill awaits its command line over a quiet line
+@example([(1, "Jun  3 10:00:00 host ", "Call Trace:"), (0, "", NOHANG_STATUS), (0, "", "  cmdline:   tail /dev/zero"),
+          (0, "", NOHANG_SEND)], 2024, True)  # nohang's description holds a quiet line
+def test_lines_drawn_at_random_read_the_same_with_and_without_the_lane(lines, year, lenient) -> None:
+    """A line keeps the wrapper of the line before (switch 0, as a log does) or takes another."""
+    out, prefix = [], LANE_PREFIXES[0]
+    for switch, other, message in lines:
+        prefix = other if switch == 1 else prefix
+        out.append(prefix + message)
+    _same_both_ways("\n".join(out) + "\n", year, lenient=lenient)
+
+
+PREFIX = LANE_PREFIXES[0]
+# After a line in PREFIX's wrapper: the next in the same, in none (the rest of a line a wrap
+# cut, or a paste's next line), or in another wrapper.
+NEXT = [PREFIX, "", "[ 1234.567890] "]
+
+
+@pytest.mark.parametrize("opening", [("Call Trace:",), (HEADER, "Mem-Info:")], ids=["no report", "memory state"])
+@pytest.mark.parametrize("after", NEXT, ids=["same", "none", "other"])
+def test_every_message_then_every_message_reads_the_same_with_and_without_the_lane(opening, after: str) -> None:
+    """Each message in the lane (after lines that taught it the wrapper: no report open, or a
+    report's memory state), then each message after `after`, then a kill line and a header to
+    end what may be open."""
+    for first in MESSAGES:
+        for second in MESSAGES:
+            lines = [PREFIX + line for line in opening]
+            lines += [PREFIX + first, after + second, PREFIX + KILL, PREFIX + HEADER]
+            _same_both_ways("\n".join(lines) + "\n", 2024)
+
+
+def test_the_lane_reads_a_syslog_report_line_by_line() -> None:
+    """Not a vacuous comparison: the lane, not the general path, reads the common lines."""
+    parser = OomParser(year=2024, lenient=True)
+    lane = parser._lane
+    assert lane is not None
+    prefix = "Jun  3 10:00:00 host kernel: [ 1234.567890] "
+    report_lines = [HEADER, "CPU: 2 PID: 4282 Comm: java Not tainted 5.15.0-91-generic #101-Ubuntu", "Call Trace:",
+                    " dump_stack+0x4a/0x63", " out_of_memory+0x106/0x2e0", "Mem-Info:",
+                    "active_anon:1790129 inactive_anon:177312 isolated_anon:0",
+                    "[  pid  ]   uid  tgid total_vm      rss pgtables_bytes swapents oom_score_adj name",
+                    "[   1234]  1000  1234   100000    20000   200000        0             0 java",
+                    SUMMARY, KILL, HEADER]
+    parser.feed(KernelLine(text=prefix + "Call Trace:", source="t", wrapped=True))  # learns the wrapper
+    read = [lane.read(KernelLine(text=prefix + line, source="t", wrapped=True), prefix + line) for line in report_lines]
+    assert all(kills is not None for kills in read)
+    assert [len(kills or []) for kills in read] == [0] * 11 + [1]  # the kill line was held, then taken
+    (kill,) = read[-1] or []
+    assert (kill.pid, kill.process, kill.constraint, kill.host, kill.invoker_pid) == (
+        1234, "java", "CONSTRAINT_NONE", "host", 4282)
+    assert kill.extra["evidence"]["format"] == "syslog" and kill.task_table[0].pid == 1234
+    assert kill.memory_info == ("Mem-Info:", "active_anon:1790129 inactive_anon:177312 isolated_anon:0")
+
+
+# ------------------------------------------------------------ the shortcuts' own checks
+
+DATE_MESSAGES = ["Out of memory: Killed process 5 (x)", "x", "", " kernel: [ 1.5] y", "host kernel: z"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(PREFIXES), st.sampled_from(DATE_MESSAGES), st.sampled_from([None, 2024]))
+def test_a_shape_that_names_a_log_format_names_the_one_line_format_finds(prefix, message, year) -> None:
+    raw = prefix + message
+    text = raw.lstrip()
+    for shape in _SHAPES.get(_first_class(text) or "", ()):
+        if shape.form is not None and shape.match(text) is not None:
+            assert wrappers.line_format(raw) == (shape.form, ()), (shape.name, raw)
+
+
+def test_every_dated_shape_names_its_format() -> None:
+    named = {shape.name: shape.form for shapes in _SHAPES.values() for shape in shapes}
+    assert named == {
+        "journalctl short-full": "journalctl short-full", "logread": "logread (OpenWrt)", "syslog": "syslog",
+        "no date": None, "ISO 8601": "ISO 8601 syslog or journalctl", "short-unix": "journalctl short-unix",
+        "syslog, numeric month": "syslog", "dmesg -T": "dmesg -T", "dmesg": None}
+
+
+def _figures_by_the_loop(text: str) -> dict:
+    """report._figures() without its one-match reading of the usual layout."""
+    figures: dict = {}
+    for key, value, unit in report._FIGURE.findall(text):
+        field = report._FIGURE_FIELDS.get(key)
+        if field is None or (field.endswith("_kb") and not unit):
+            continue
+        low, high = report._FIGURE_RANGE[field]
+        number = int(value) if len(value) - value.startswith("-") <= 20 else None
+        figures[field] = number if number is not None and low <= number <= high else None
+    return figures
+
+
+NUMBERS = st.sampled_from(["0", "7", "007", "-1", "1000", "-1000", "1001", "-1001", "999999999999999999",
+                           "9223372036854775807", "9223372036854775808", "4294967294", "4294967295", "1" * 25])
+FIGURE_TAIL = st.tuples(st.sampled_from([" ", "  ", "\t", " ,"]), NUMBERS, NUMBERS, NUMBERS, NUMBERS, NUMBERS,
+                        NUMBERS, NUMBERS, st.sampled_from(["full", "no UID", "no shmem", "cut", "comma"]))
+
+
+@settings(max_examples=500, deadline=None)
+@given(FIGURE_TAIL)
+@example((" ", "8806332", "6848016", "0", "0", "1000", "14360", "0", "full"))
+def test_the_usual_figures_read_in_one_match_read_as_the_loop_reads_them(tail) -> None:
+    gap, vm, anon, file, shmem, uid, pgtables, adj, layout = tail
+    text = f"{gap}total-vm:{vm}kB, anon-rss:{anon}kB, file-rss:{file}kB"
+    if layout != "no shmem":
+        text += f", shmem-rss:{shmem}kB"
+    if layout in ("full", "no shmem", "comma"):
+        text += f", UID:{uid} pgtables:{pgtables}kB oom_score_adj:{adj}"
+    if layout == "cut":
+        text += ", UID:"
+    if layout == "comma":
+        text += ","
+    assert report._figures(text) == _figures_by_the_loop(text), text
+
+
+def test_every_capture_line_that_the_usual_figures_read_reads_as_the_loop_reads_it() -> None:
+    seen = 0
+    for path in CAPTURES:
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            killed = re.search(r"Killed process .*", line)
+            match = report.KILLED.match(killed.group()) if killed else None
+            if match is not None and match.group(6):
+                seen += report._KERNEL_FIGURES.match(match.group(6)) is not None
+                assert report._figures(match.group(6)) == _figures_by_the_loop(match.group(6)), line
+    assert seen > 20
+

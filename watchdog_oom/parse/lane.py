@@ -1,0 +1,163 @@
+"""The common line of a pasted log read in one step: OomParser's fast lane for `import`.
+
+Most lines of a log share the wrapper of the line before and carry one kernel message
+that opens with the kernel's own words, or none of them (a task-table row, the memory
+state, a call trace). OomParser reads a line through layers (decoder, unwrapper, locator,
+rejoiner, checks, readers) that each ask again what the one before knew. The lane takes
+such a line in one function: the remembered shape (shapes.py) takes the wrapper off, the
+message's first words pick the one step that reads it, and the state the layers would
+have changed is changed alike:
+
+* a quiet message (anchors.may_anchor: no word that opens, holds or continues a message)
+  is a row of the open report's task table, a line of its memory state, or nothing;
+* a report's header (`X invoked oom-killer: …`) and constraint summary (`oom-kill:…`),
+  whole (not cut by a wrap, so nothing is held) and holding no user-space killer's
+  words, open or shape the report;
+* a message an anchor opens (ANCHOR_START) goes to the rejoiner as OomParser._direct
+  hands it on (a kill line is held there for its possible continuation);
+* a message with a report's words but no anchor anywhere (`out_of_memory+0x…` in a call
+  trace) goes to the rejoiner as OomParser._logical would hand it on.
+
+Anything else (a line in another wrapper, an enclosure, an anchor further in, a held line
+this one may continue) returns None before any state is touched, and OomParser reads it
+the general way. OomParser(fast=False) never takes the lane; tests/test_parse_shapes.py
+reads every capture, in every wrapper and mixed, both ways, and compares every field.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from watchdog_oom.model import KernelLine, OomKill
+from watchdog_oom.parse.anchors import (
+    _HEADER_TAIL,
+    _SUMMARY_TAIL,
+    ANCHOR,
+    ANCHOR_START,
+    KILL_START,
+    kill_words,
+    may_anchor,
+    recognised,
+)
+from watchdog_oom.parse.report import HEADER
+from watchdog_oom.parse.userspace import no_killer_words
+from watchdog_oom.parse.wrappers import JOIN_CHARS, Stamp
+
+if TYPE_CHECKING:
+    from watchdog_oom.parse.kernel import OomParser
+    from watchdog_oom.parse.shapes import _Shape
+
+# The first characters a kill line (KILL_START) can open with: a message opening otherwise
+# is no kill line, and the rejoiner would not ask whether it holds one.
+_KILL_FIRST = frozenset("OMKkesnS")
+
+
+def whole_header(text: str) -> re.Match | None:
+    """HEADER's match where `text` (a message, stripped) is a report's header that the
+    rejoiner takes at once and _take() hands to ReportReader.structure() alone: an anchor
+    opens it (an invoker of 1-16 characters, or none), it is no kill line, no wrap cut it
+    (anchors.incomplete), and it holds no word that a killer's reader looks for."""
+    if len(text) >= JOIN_CHARS or "oom-killer: gfp_mask=" not in text or text.startswith(("oom-kill:", "Task")):
+        return None
+    header = HEADER.match(text)
+    if header is None or (header.group(1) is not None and not 0 < len(header.group(1)) <= 16):
+        return None
+    if (text[0] in _KILL_FIRST and KILL_START.match(text)) or _HEADER_TAIL.search(text) is None:
+        return None
+    return header if "kill process" not in text and no_killer_words(text) else None
+
+
+def whole_summary(text: str) -> bool:
+    """True where `text` (a message, stripped) is dump_oom_summary()'s line that the rejoiner
+    takes at once (no wrap cut it) and _take() hands to ReportReader.structure() alone (no
+    header's words, no killer's)."""
+    return (len(text) < JOIN_CHARS and text.startswith("oom-kill:constraint=") and "oom-killer" not in text
+            and _SUMMARY_TAIL.search(text) is not None and "kill process" not in text and no_killer_words(text))
+
+
+class FastLane:
+    """Reads a plain line in the wrapper of the line before, or says it cannot (None)."""
+
+    def __init__(self, parser: OomParser, year: int | None) -> None:
+        # the parser's own parts: the lane changes them as the parser's layers would
+        self._parser = parser
+        self._year = year
+        self._unwrapper = parser._unwrapper
+        self._joiner = parser._joiner
+        self._reports = parser._reports
+        self._users = parser._users
+
+    def read(self, line: KernelLine, raw: str) -> list[OomKill] | None:
+        """The kills of `raw` (line.text as Decoder.plain() gave it); None: not read, and
+        nothing changed."""
+        shaped = self._unwrapper.shaped(raw)
+        if shaped is None:
+            return None
+        shape, match, text = shaped
+        end = match.end()
+        message = text[end:]
+        if "\n" in message or "#01" in message or message.find("[", 1) >= 0:
+            return None  # pieces() would split it
+        joiner = self._joiner
+        if joiner.holding and not (end != 0 and joiner.held_outer is None):
+            return None  # it may continue the held line: the rejoiner decides
+        body = message.lstrip()
+        if not may_anchor(body):
+            kills = joiner.release() if joiner.holding else []
+            return kills + self._quiet(line, raw, body, shape, match)
+        stripped = body.rstrip()
+        header = whole_header(stripped)
+        if header is not None or whole_summary(stripped):
+            kills = joiner.release() if joiner.holding else []
+            return kills + self._structure(line, raw, body, header, shape, match)
+        if ANCHOR_START.match(body) is not None:
+            kills = joiner.release() if joiner.holding else []
+            return kills + self._parser.read_direct(line, raw, body, True, *shape.times(match, self._year), shape.form)
+        locator = joiner.locator
+        start = locator.shape_end(body)
+        if (start > 0 and ANCHOR_START.match(body, start) is not None) or ANCHOR.search(body) is not None:
+            return None  # an anchor further in: the Locator learns the wrapper before it
+        # what _logical() -> Rejoiner.piece() -> Locator.locate() make of it: the learned
+        # wrapper taken off, no sender, nothing before the message
+        kills = joiner.release() if joiner.holding else []
+        locator.prefix = ""
+        return kills + joiner.hold_or_take(body[start:], self._stamp(line, raw, shape, match), None, len(line.text))
+
+    def _stamp(self, line: KernelLine, raw: str, shape: _Shape, match: re.Match) -> Stamp:
+        wall, mono = shape.times(match, self._year)
+        return Stamp(line, wall or line.time, mono if mono is not None else line.mono_usec, raw, form=shape.form)
+
+    def _quiet(self, line: KernelLine, raw: str, body: str, shape: _Shape, match: re.Match) -> list[OomKill]:
+        """A message with no word that opens, holds or continues one: no user-space killer's
+        either (anchors._ANCHOR_HINTS holds theirs), so only the open report may take it."""
+        if self._users.collecting:  # an earlyoom or nohang description may take it
+            return self._parser.read_direct(line, raw, body, False, *shape.times(match, self._year), shape.form)
+        locator = self._joiner.locator
+        locator.prefix = ""
+        body = body[locator.shape_end(body):]
+        if self._reports.quiet_line(body.strip()):
+            return []
+        # the report ran past REPORT_LINES: the general way abandons it
+        return self._parser._take(body, self._stamp(line, raw, shape, match))
+
+    def _structure(self, line: KernelLine, raw: str, body: str, header: re.Match | None,
+                   shape: _Shape, match: re.Match) -> list[OomKill]:
+        """A whole header or summary line: what Rejoiner.hold_or_take() -> _take_checked() ->
+        _take() -> ReportReader.structure() do with it, without the questions whose answers
+        whole_header() and whole_summary() know."""
+        if self._users.collecting:
+            return self._parser.read_direct(line, raw, body, True, *shape.times(match, self._year), shape.form)
+        self._joiner.locator.prefix = ""
+        text, reports = body.strip(), self._reports
+        if reports.collecting and reports.task_row(text):
+            return []
+        if reports.collecting and reports.overlong():
+            kills = reports.abandon() + self._parser._take(text, self._stamp(line, raw, shape, match))
+        elif header is not None:
+            return reports.open_report(header)  # (a header is recognised: never counted unread)
+        else:
+            kills = reports.summary_line(text)
+        if not kills and kill_words(body) and not recognised(body):  # as _take_checked() counts it
+            self._parser.unread.add(self._joiner.where, body, "no recogniser read this line")
+        return kills
