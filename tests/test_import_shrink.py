@@ -15,6 +15,7 @@ from test_cli import write_config
 
 from watchdog_oom.cli import import_logs, main
 from watchdog_oom.parse import scan
+from watchdog_oom.store.rows import PID
 
 KILL = ("Jun  3 10:{m:02d}:00 h kernel: Out of memory: Killed process {pid} (app{pid}) total-vm:1000kB, "
         "anon-rss:900kB, file-rss:0kB, shmem-rss:0kB, UID:1000 pgtables:12kB oom_score_adj:0\n")
@@ -131,7 +132,7 @@ def test_kills_given_on_past_the_last_mark_are_not_given_twice_after_sigbus(tmp_
             import_logs._sigbus_ends_quietly()
             os.close(readable)
             with os.fdopen(writable, "wb") as pipe:
-                events = import_logs._events([str(log)], filing, io.StringIO(), as_fields=True, map_file=False)
+                events = import_logs._events([str(log)], filing, io.StringIO(), marks=True, map_file=False)
                 batches = [event for event in events if event[0] == "kills"][:3]
                 assert [len(batch[2]) for batch in batches] == [3, 3, 3]
                 for event in batches:
@@ -141,7 +142,7 @@ def test_kills_given_on_past_the_last_mark_are_not_given_twice_after_sigbus(tmp_
             os._exit(1)
     os.close(writable)
     events = list(import_logs._received(readable, child, [str(log)], filing, err))
-    pids = [kill.pid for kind, _, payload in events if kind == "kills" for kill in payload]
+    pids = [row[PID] for kind, _, payload in events if kind == "kills" for row in payload]
     assert pids == list(range(1000, 1010)), pids  # each once, in order
     assert events[-1] == ("done", str(log), None)
     assert f"{log}: the file shrank while it was read" in err.getvalue()

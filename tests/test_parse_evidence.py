@@ -116,10 +116,14 @@ def test_a_stored_kill_keeps_its_evidence_for_import_to_show(store):
     from datetime import UTC, datetime
 
     from watchdog_oom.cli.import_logs import _import_batch
+    from watchdog_oom.store.rows import kill_row, row_evidence
 
     (kill,) = parse_text("Jun 29 15:57:11 db-07 kernel: " + KILL + "\n", year=2025)
+    kill = kill.replace(time=kill.time.astimezone())
     bad = kill.replace(pid=7, anon_rss_kb=2 ** 70)
-    recorded, unstored = _import_batch(store, [kill, bad], datetime(2025, 7, 1, tzinfo=UTC), io.StringIO())
+    rows = [kill_row(kill, "db-07"), kill_row(bad, "db-07")]
+    recorded, unstored = _import_batch(store, rows, datetime(2025, 7, 1, tzinfo=UTC), io.StringIO())
     assert unstored == 1
-    ((row, new),) = recorded
-    assert new and row.details["extra"]["evidence"] == kill.extra["evidence"]
+    ((kill_id, new, row),) = recorded
+    assert new and row_evidence(row) == kill.extra["evidence"]
+    assert store.kill(kill_id).details["extra"]["evidence"] == kill.extra["evidence"]

@@ -76,16 +76,17 @@ def test_import_stores_the_good_kills_and_reports_the_one_it_quarantined(store, 
     import io
 
     from watchdog_oom.cli.import_logs import _import_batch
+    from watchdog_oom.store.rows import PID, kill_row
 
-    good = [kill(t0, 1), kill(t0, 2)]
-    bad = kill(t0, 3, anon_rss_kb=2 ** 70, process="x(1)\n y")
+    good = [kill_row(kill(t0, 1), "web-01"), kill_row(kill(t0, 2), "web-01")]
+    bad = kill_row(kill(t0, 3, anon_rss_kb=2 ** 70, process="x(1)\n y"), "web-01")
     err = io.StringIO()
     recorded, unstored = _import_batch(store, [good[0], bad, good[1]], t0, err)
-    assert unstored == 1 and [row.pid for row, new in recorded if new] == [1, 2]
+    assert unstored == 1 and [row[PID] for _, new, row in recorded if new] == [1, 2]
     assert sorted(k.pid for k in store.kills()) == [1, 2]
     (quarantined,) = store.quarantined()
     assert "1180591620717411303424" in quarantined.raw
     assert "quarantined" in err.getvalue() and "\n y" not in err.getvalue()
     # Imported again: nothing new, nothing doubled.
     recorded, unstored = _import_batch(store, good, t0, err)
-    assert unstored == 0 and not any(new for _, new in recorded) and len(store.kills()) == 2
+    assert unstored == 0 and not any(new for _, new, _ in recorded) and len(store.kills()) == 2

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import lzma
-import operator
 import os
 import signal
 import traceback
@@ -24,7 +22,7 @@ from watchdog_oom import store as store_mod
 from watchdog_oom.cli.common import EXIT_OK, Command, UsageError, open_store, utcnow
 from watchdog_oom.cli.history import KILL_COLUMNS
 from watchdog_oom.cli.options import add_format
-from watchdog_oom.model import OomKill, kill_record_from_value
+from watchdog_oom.store.rows import HOST, PROCESS, Row, kill_from_row, row_evidence, row_record
 from watchdog_oom.textout import safe, table, to_json
 from watchdog_oom.valueclass import valueclass
 
@@ -65,7 +63,7 @@ def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, er
     Streamed: the kills arrive in batches, each recorded in a transaction of its own and
     printed at once, so memory does not grow with the number of kills.
     """
-    filing = Filing(forced=args.host, local=cfg.host, year=args.year)
+    filing = Filing(forced=args.host, local=cfg.host, year=args.year, capped=not args.dry_run)
     if hasattr(os, "fork") and _has_fd(err):  # a log that shrinks can kill its reader (SIGBUS): a child
         work = (lambda: None) if args.dry_run else lambda: open_store(cfg)
         events, store = _read_beside(args.paths, filing, err, work)
@@ -79,23 +77,21 @@ def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, er
     hosts: Counter[str] = Counter()
     now = utcnow()
     for kind, path, payload in events:
-        if kind == "kills":
+        if kind == "kills":  # a batch of rows (store/rows.py)
             if store is None:
-                records = [kill_record_from_value(k) for k in payload]
-                evidence = [k.extra.get("evidence") for k in payload]
+                records = [row_record(None, row) for row in payload]
+                evidence = [row_evidence(row) for row in payload]
             else:
                 recorded, quarantined = _import_batch(store, payload, now, err)
                 unstored += quarantined
-                kill_record = store_mod.kill_record  # once: the package loads it on first use
-                records = [kill_record(row) for row, _ in recorded]
-                new += sum(1 for _, is_new in recorded if is_new)
+                records = [row_record(kill_id, row) for kill_id, _, row in recorded]
+                new += sum(1 for _, is_new, _ in recorded if is_new)
                 # what this import read each kill from; the stored row's where some were quarantined
-                evidence = ([k.extra.get("evidence") for k in payload] if not quarantined else
-                            [(row.details.get("extra") or {}).get("evidence") for row, _ in recorded])
+                evidence = [row_evidence(row) for row in (payload if not quarantined else (r for _, _, r in recorded))]
             for record, said in zip(records, evidence, strict=True):
                 record["evidence"] = said
             found += len(payload)
-            hosts.update(k.host for k in payload)
+            hosts.update(row[HOST] for row in payload)
             printer.add(records)
             continue
         if payload is not None:  # the path could not be read: says why
@@ -115,32 +111,33 @@ def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, er
     return 1 if failed else EXIT_OK
 
 
-def _import_batch(store: store_mod.Store, kills: Sequence[OomKill], now: datetime,
-                  err: TextIO | None = None) -> tuple[list[tuple[Any, bool]], int]:
-    """Record one batch: per stored kill its record and whether it is new, and how many the
-    database would not take. Such a kill (a value out of the database's range) is
-    quarantined with its text and the error, said on `err`, and the others are stored."""
+def _import_batch(store: store_mod.Store, rows: Sequence[Row], now: datetime,
+                  err: TextIO | None = None) -> tuple[list[tuple[int, bool, Row]], int]:
+    """Record one batch of rows: per stored kill its id, whether it is new and its row as
+    stored, and how many the database would not take. Such a kill (a value out of the
+    database's range) is quarantined with its text and the error, said on `err`, and the
+    others are stored."""
+    from watchdog_oom.store.batch import import_rows
     from watchdog_oom.store.health import database_failure
-
     try:
-        return list(store.import_kills(kills, now)), 0
+        return import_rows(store, rows, now), 0
     except Exception as exc:
         if database_failure(exc):
             raise
-    recorded: list[tuple[Any, bool]] = []
+    recorded: list[tuple[int, bool, Row]] = []
     quarantined = 0
-    for kill in kills:  # one at a time, each its own transaction, to find the bad ones
+    for row in rows:  # one at a time, each its own transaction, to find the bad ones
         try:
-            recorded += store.import_kills([kill], now)
+            recorded += import_rows(store, [row], now)
         except Exception as exc:
             if database_failure(exc):
                 raise
             quarantined += 1
             error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
             with store.tx() as tx:
-                tx.quarantine_kill(kill, error, now)
+                tx.quarantine_kill(kill_from_row(row), error, now)
             if err is not None:
-                print(f"  a kill of {safe(kill.process[:60])} could not be stored ({safe(error)}); quarantined",
+                print(f"  a kill of {safe(row[PROCESS][:60])} could not be stored ({safe(error)}); quarantined",
                       file=err)
     return recorded, quarantined
 
@@ -222,8 +219,9 @@ _LAST_INDENTED: list[Any] = []  # the last nested value laid out, and its text
 _LAYOUTS: dict[tuple[str, ...], str] = {}
 
 
-# What reading the logs yields: ("kills", path, [OomKill, …]) batches, then ("done", path,
-# None) or, when the path could not be read, ("done", path, the reason).
+# What reading the logs yields: ("kills", path, [row, …]) batches (the kills as the rows of
+# store/rows.py, ready to be stored), then ("done", path, None) or, when the path could not
+# be read, ("done", path, the reason).
 Event = tuple[str, str, Any]
 BATCH = 2000
 # The most kills the reading parent holds back until the child marks them final.
@@ -237,34 +235,37 @@ class Filing:
     A kill goes under `forced` (--host) if given, else the host its log line names (syslog,
     journalctl, RFC 5424), else `local`, the config's host: logs collected from a fleet keep
     each machine's kills apart. `year` (--year) is the year of syslog dates, which have none;
-    without it the year the file was last written is assumed (and said)."""
+    without it the year the file was last written is assumed (and said). `capped`: the
+    kills are cut to the history's caps (bounds.py), as recording them does; a dry run
+    shows them as read."""
 
     forced: str | None
     local: str
     year: int | None = None
+    capped: bool = True
 
 
-def _events(paths: Sequence[str], filing: Filing, err: TextIO, *, as_fields: bool = False,
+def _events(paths: Sequence[str], filing: Filing, err: TextIO, *, marks: bool = False,
             map_file: bool = True) -> Iterator[Event]:
-    """Per path, its kills in batches (OomKill values, or with `as_fields` the tuples of
-    their fields, to send to another process), then whether it could be read. With
-    `as_fields`, also ("at", path, (offset, size)): every kill before offset was sent."""
+    """Per path, its kills in batches of rows, then whether it could be read. With `marks`
+    (to send to another process), also ("at", path, (offset, size)): every kill before
+    offset was sent."""
     for path in paths:
-        yield from _path_events(path, filing, err, as_fields=as_fields, map_file=map_file)
+        yield from _path_events(path, filing, err, marks=marks, map_file=map_file)
 
 
-def _path_events(path: str, filing: Filing, err: TextIO, *, as_fields: bool, map_file: bool = True,
+def _path_events(path: str, filing: Filing, err: TextIO, *, marks: bool, map_file: bool = True,
                  start: int = 0, size: int | None = None) -> Iterator[Event]:
     """One path's events (see _events), read from byte `start`; a mapped file found shorter
     than when it was mapped is read on with read() from the last point reached."""
     from watchdog_oom.parse.scan import LogShrank, Reached
 
-    batch: list[tuple[Any, ...]] = []
+    batch: list[Row] = []
     at, whole = start, size
     given = 0  # kills sent since the mark `at`
 
-    def sent(chunk: list[tuple[Any, ...]]) -> Event:
-        return "kills", path, chunk if as_fields else [OomKill(*fields) for fields in chunk]
+    def sent(chunk: list[Row]) -> Event:
+        return "kills", path, chunk
 
     try:
         for item in _iter_kills(path, filing, err, start=start, map_file=map_file):
@@ -273,7 +274,7 @@ def _path_events(path: str, filing: Filing, err: TextIO, *, as_fields: bool, map
                 if batch:
                     yield sent(batch)
                     batch = []
-                if as_fields:
+                if marks:
                     yield "at", path, (at, whole)
                 continue
             batch.append(item)
@@ -286,7 +287,7 @@ def _path_events(path: str, filing: Filing, err: TextIO, *, as_fields: bool, map
     except LogShrank:
         # the kills since the last mark are read again, with the rest, from the mark;
         # those already sent are left out
-        yield from shrank_events(path, at, whole, filing, err, as_fields=as_fields, given=given)
+        yield from shrank_events(path, at, whole, filing, err, marks=marks, given=given)
         return
     except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
         yield "done", path, _read_error(path, exc)
@@ -295,7 +296,7 @@ def _path_events(path: str, filing: Filing, err: TextIO, *, as_fields: bool, map
 
 
 def shrank_events(path: str, at: int, size: int | None, filing: Filing, err: TextIO, *,
-                  as_fields: bool = False, given: int = 0) -> Iterator[Event]:
+                  marks: bool = False, given: int = 0) -> Iterator[Event]:
     """Say that a log shrank while it was read and how many bytes were lost, then read
     the rest that is left from byte `at` with read() (a truncation cannot kill that),
     leaving out the first `given` kills read there: they were given already."""
@@ -308,7 +309,7 @@ def shrank_events(path: str, at: int, size: int | None, filing: Filing, err: Tex
           f"{f' from {size}' if size is not None else ''}): {lost} could not be read; "
           f"read on from byte {at}", file=err)
     err.flush()
-    events = _path_events(path, filing, err, as_fields=as_fields, map_file=False, start=at, size=size)
+    events = _path_events(path, filing, err, marks=marks, map_file=False, start=at, size=size)
     yield from _skip_kills(events, given)
 
 
@@ -355,8 +356,8 @@ def _read_beside(paths: Sequence[str], filing: Filing, err: TextIO,
             _sigbus_ends_quietly()
             os.close(readable)
             with os.fdopen(writable, "wb") as pipe:
-                # each kill as the tuple of its fields: half the cost of pickling the value
-                for event in _events(paths, filing, err, as_fields=True):
+                # each kill as its row: plain values, pickled at a fraction of an object's cost
+                for event in _events(paths, filing, err, marks=True):
                     pickle.dump(event, pipe, protocol=pickle.HIGHEST_PROTOCOL)
             status = 0
         except (KeyboardInterrupt, BrokenPipeError):
@@ -401,7 +402,7 @@ def _received(readable: int, child: int, paths: Sequence[str], filing: Filing, e
             if path != current:
                 current, at, size, held, given, holding = path, 0, None, [], 0, 0
             if kind == "kills":
-                held.append((kind, path, [OomKill(*fields) for fields in payload]))
+                held.append((kind, path, payload))
                 holding += len(payload)
                 if holding >= HOLD:
                     yield from held
@@ -430,12 +431,6 @@ def _received(readable: int, child: int, paths: Sequence[str], filing: Filing, e
         raise UsageError(f"reading the logs failed (the reading process was killed by {signame})")
     if status != 0:
         raise UsageError("reading the logs failed (the reading process ended abnormally)")
-
-
-# An OomKill as the tuple of its fields in order, which OomKill(*fields) makes again.
-_FIELDS = tuple(field.name for field in dataclasses.fields(OomKill))
-_kill_fields = operator.attrgetter(*_FIELDS)
-_TIME, _HOST, _SOURCE, _EXTRA = (_FIELDS.index(name) for name in ("time", "host", "source", "extra"))
 
 
 class _Interned:
@@ -483,13 +478,15 @@ def _sigbus_ends_quietly() -> None:
 
 
 def _iter_kills(path: str, filing: Filing, err: TextIO, *, start: int = 0,
-                map_file: bool = True) -> Iterator[tuple[Any, ...] | Reached]:
-    """The kills in one log (`-`: stdin), as imported from it, each as the tuple of its
-    fields (OomKill(*fields) is the kill), and the scanner's Reached marks (ints), from
-    byte `start`; raises what opening or reading it raises."""
+                map_file: bool = True) -> Iterator[Row | Reached]:
+    """The kills in one log (`-`: stdin), as imported from it, each as its row (store/rows.py:
+    filed, in local time, within the history's caps unless a dry run), and the scanner's
+    Reached marks (ints), from byte `start`; raises what opening or reading it raises."""
+    from watchdog_oom.bounds import PATH_MAX, PROCESS_MAX, cap, cap_kill
     from watchdog_oom.parse import Unread, undo_future_year
     from watchdog_oom.parse.scan import Reached, iter_kills_marked
     from watchdog_oom.sources.logfile import open_log
+    from watchdog_oom.store.rows import DETAILS, SOURCE, TIME, row_values
 
     stream = open_log(path)
     if start:
@@ -502,8 +499,13 @@ def _iter_kills(path: str, filing: Filing, err: TextIO, *, start: int = 0,
     year = filing.year or reference.year
     yearless = 0
     evidence = _Interned()
+    zones = _Zones()
+    source = f"import:{label}"
+    # the texts set in every row, cut as cap_kill cuts the kill's own (once, not per kill)
+    forced, local, stored_source = ((cap(filing.forced, PROCESS_MAX) if filing.forced else None,
+                                     cap(filing.local, PROCESS_MAX), cap(source, PATH_MAX)) if filing.capped
+                                    else (filing.forced, filing.local, source))
     try:
-        source = f"import:{label}"
         for kill in iter_kills_marked(stream, source, year=year, unread=unread, progress=progress.advance,
                                       workers=_search_workers(), map_file=map_file, at=start):
             if isinstance(kill, Reached):
@@ -511,16 +513,20 @@ def _iter_kills(path: str, filing: Filing, err: TextIO, *, start: int = 0,
                 continue
             if filing.year is None:
                 kill = undo_future_year(kill, reference)
-            yearless += kill.time is not None and kill.time.tzinfo is None
-            # with_local_time, host and source set in the tuple of its fields: a copy of the
-            # kill (OomKill.replace) costs more than the parse of a line.
-            fields = list(_kill_fields(kill))
-            if kill.time is not None and kill.time.tzinfo is None:
-                fields[_TIME] = kill.time.astimezone()
-            fields[_HOST] = filing.forced or kill.host or filing.local
-            fields[_SOURCE] = source
-            fields[_EXTRA] = evidence.shared(fields[_EXTRA])
-            yield tuple(fields)
+            if filing.capped:
+                kill = cap_kill(kill)
+            # with_local_time, host and source set in the row: a copy of the kill
+            # (OomKill.replace) costs more than the parse of a line.
+            values = row_values(kill, local)
+            values[HOST] = forced or kill.host or local
+            when = kill.time
+            if when is not None and when.tzinfo is None:
+                yearless += 1
+                values[TIME] = zones.local(when)
+            values[SOURCE] = stored_source
+            details = values[DETAILS]
+            details["extra"] = evidence.shared(details["extra"])
+            yield tuple(values)
     finally:
         progress.finish()
         if path != "-":
@@ -529,6 +535,22 @@ def _iter_kills(path: str, filing: Filing, err: TextIO, *, start: int = 0,
         print(f"{safe(path)}: where its dates carry no year (syslog), {year} is assumed, the year the file was "
               "last written (a date after that, the year before); --year YYYY sets it", file=err)
     _report_unread(path, unread, err)
+
+
+class _Zones:
+    """Local times whose offsets are one object per offset and name: astimezone() makes a
+    new one each time, and each would be pickled and unpickled with its kill."""
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[Any, ...], Any] = {}
+
+    def local(self, when: datetime) -> datetime:
+        """`when` (naive: this host's local time) with its offset (with_local_time's)."""
+        aware = when.astimezone()
+        zone = aware.tzinfo
+        key = (aware.utcoffset(), aware.tzname())
+        first = self.seen.setdefault(key, zone)
+        return aware if first is zone else aware.replace(tzinfo=first)
 
 
 def _search_workers() -> int:
