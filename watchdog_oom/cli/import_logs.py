@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import lzma
 import os
@@ -22,7 +23,8 @@ from watchdog_oom import store as store_mod
 from watchdog_oom.cli.common import EXIT_OK, Command, UsageError, open_store, utcnow
 from watchdog_oom.cli.history import KILL_COLUMNS
 from watchdog_oom.cli.options import add_format
-from watchdog_oom.store.rows import HOST, PROCESS, Row, kill_from_row, row_evidence, row_record
+from watchdog_oom.model import KILL_FIELDS
+from watchdog_oom.store.rows import HOST, PROCESS, Row, kill_from_row, record_values, row_evidence
 from watchdog_oom.textout import safe, table, to_json
 from watchdog_oom.valueclass import valueclass
 
@@ -76,39 +78,63 @@ def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, er
     found = new = unstored = 0
     hosts: Counter[str] = Counter()
     now = utcnow()
-    for kind, path, payload in events:
-        if kind == "kills":  # a batch of rows (store/rows.py)
-            if store is None:
-                records = [row_record(None, row) for row in payload]
-                evidence = [row_evidence(row) for row in payload]
+    with _collected_rarely():  # after the store is open
+        for kind, path, payload in events:
+            if kind == "kills":  # a batch of rows (store/rows.py)
+                records, fresh, quarantined = _batch_records(store, payload, now, err)
+                printer.add(records)
+                found, new, unstored = found + len(payload), new + fresh, unstored + quarantined
+                hosts.update(row[HOST] for row in payload)
+                continue
+            if payload is not None:  # the path could not be read: says why
+                print(f"watchdog-oom import: {safe(payload)}", file=err)  # it names the path
+                failed = True
             else:
-                recorded, quarantined = _import_batch(store, payload, now, err)
-                unstored += quarantined
-                records = [row_record(kill_id, row) for kill_id, _, row in recorded]
-                new += sum(1 for _, is_new, _ in recorded if is_new)
-                # what this import read each kill from; the stored row's where some were quarantined
-                evidence = [row_evidence(row) for row in (payload if not quarantined else (r for _, _, r in recorded))]
-            for record, said in zip(records, evidence, strict=True):
-                record["evidence"] = said
-            found += len(payload)
-            hosts.update(row[HOST] for row in payload)
-            printer.add(records)
-            continue
-        if payload is not None:  # the path could not be read: says why
-            print(f"watchdog-oom import: {safe(payload)}", file=err)  # it names the path
-            failed = True
-        else:
-            note = "" if store is None else f", {new} new, {found - new - unstored} already recorded"
-            if unstored:
-                note += (f", {unstored} could not be stored (quarantined with the raw text: "
-                         "watchdog-oom history quarantined)")
-            filed = ", ".join(f"{safe(h)} ({n})" for h, n in hosts.most_common())
-            print(f"{safe(path)}: {found} kill{'s' if found != 1 else ''} found{note}"
-                  + (f"; filed under {filed}" if filed else ""), file=err)
-        found = new = unstored = 0
-        hosts.clear()
+                note = "" if store is None else f", {new} new, {found - new - unstored} already recorded"
+                if unstored:
+                    note += (f", {unstored} could not be stored (quarantined with the raw text: "
+                             "watchdog-oom history quarantined)")
+                filed = ", ".join(f"{safe(h)} ({n})" for h, n in hosts.most_common())
+                print(f"{safe(path)}: {found} kill{'s' if found != 1 else ''} found{note}"
+                      + (f"; filed under {filed}" if filed else ""), file=err)
+            found = new = unstored = 0
+            hosts.clear()
     printer.finish()
     return 1 if failed else EXIT_OK
+
+
+def _batch_records(store: store_mod.Store | None, rows: Sequence[Row], now: datetime,
+                   err: TextIO) -> tuple[list[list[Any]], int, int]:
+    """A batch's records (values in RECORD_KEYS' order), its kills recorded unless `store`
+    is None (a dry run); with how many of them are new and how many could not be stored."""
+    if store is None:
+        return [[*record_values(None, row), row_evidence(row)] for row in rows], 0, 0
+    recorded, quarantined = _import_batch(store, rows, now, err)
+    records = [record_values(kill_id, row) for kill_id, _, row in recorded]
+    # what this import read each kill from; the stored row's where some were quarantined
+    for record, row in zip(records, rows if not quarantined else [row for _, _, row in recorded], strict=True):
+        record.append(row_evidence(row))
+    return records, sum(1 for _, is_new, _ in recorded if is_new), quarantined
+
+
+@contextlib.contextmanager
+def _collected_rarely() -> Iterator[None]:
+    """Hold off the garbage collector's passes for a while: the objects there are already
+    (this process's modules, SQLAlchemy's, the engine) are left out of them (gc.freeze),
+    and the youngest generation is collected after 100,000 new objects instead of 700.
+
+    A batch of rows unpickled is some 20,000 new objects, all freed by their reference
+    counts once recorded; each pass of the collector walked them all again, and the
+    oldest generation's walked everything SQLAlchemy had loaded: a seventh of the
+    recording process's time."""
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(100_000, *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
 
 
 def _import_batch(store: store_mod.Store, rows: Sequence[Row], now: datetime,
@@ -143,58 +169,69 @@ def _import_batch(store: store_mod.Store, rows: Sequence[Row], now: datetime,
 
 
 class _Printer:
-    """Prints kill records as they come: a JSON array element by element, or the table a
-    batch at a time (its heading once)."""
+    """Prints kill records as they come: a JSON array a batch of elements at a time, or the
+    table a batch at a time (its heading once). A record is the list of its values in
+    RECORD_KEYS' order."""
 
     def __init__(self, fmt: str, out: TextIO) -> None:
         self.json, self.out, self.count = fmt == "json", out, 0
 
-    def add(self, records: list[dict[str, Any]]) -> None:
-        for record in records if self.json else ():
-            # to_json of the whole list, one element at a time: the same text.
-            self.out.write(("[\n" if self.count == 0 else ",\n") + _json_element(record))
-            self.count += 1
-        if records and not self.json:
-            from watchdog_oom.parse.evidence import summary  # the parser's modules load in the reading child
-
-            rows = [{**r, "evidence": summary(r.get("evidence"))} for r in records]
-            lines = table(rows, IMPORT_COLUMNS, {"evidence": 160}).splitlines()
-            print("\n".join(lines if self.count == 0 else lines[1:]), file=self.out)
+    def add(self, records: list[list[Any]]) -> None:
+        if not records:
+            return
+        if self.json:
+            # to_json of the whole list, a batch of elements at a time: the same text.
+            self.out.write(("[\n" if self.count == 0 else ",\n") + _json_elements(records))
             self.count += len(records)
+            return
+        from watchdog_oom.parse.evidence import summary  # the parser's modules load in the reading child
+
+        rows = [{**dict(zip(RECORD_KEYS, r, strict=True)), "evidence": summary(r[-1])} for r in records]
+        lines = table(rows, IMPORT_COLUMNS, {"evidence": 160}).splitlines()
+        print("\n".join(lines if self.count == 0 else lines[1:]), file=self.out)
+        self.count += len(records)
 
     def finish(self) -> None:
         if self.json:
             print("\n]" if self.count else "[]", file=self.out)
 
 
-def _json_element(record: dict[str, Any]) -> str:
-    """A record as an element of to_json's indented array, the same text.
+# The keys of import's records: a kill record's, then what the kill was read from.
+RECORD_KEYS = (*KILL_FIELDS, "evidence")
 
-    json's C encoder only runs without indent: the record's scalars are encoded in one
-    call and set in the indented layout (kept per set of keys); its last value, where it
-    is an object or array (the evidence), is laid out by json's indenting encoder, once
-    per distinct value. Any other record (a nested value elsewhere, a NaN, a datetime)
-    is laid out by to_json itself."""
-    values = list(record.values())
-    pieces: list[str] = []
-    if values and _SCALARS.issuperset(map(type, values[:-1])):
+
+def _json_elements(records: list[list[Any]]) -> str:
+    """Records (value lists in RECORD_KEYS' order) as elements of to_json's indented array,
+    joined as it joins them: the same text, a batch in a few C calls.
+
+    json's C encoder only runs without indent: the values of the batch are encoded in one
+    call, with a NUL between values (JSON text holds one only escaped, as \\u0000), and set
+    in the indented layout of RECORD_KEYS by one format call. The last value (the
+    evidence), where it is an object or array, is laid out by json's indenting encoder,
+    once per distinct value (_indented). A batch holding anything else (a nested value
+    elsewhere, a NaN, a datetime) is laid out record by record by to_json itself."""
+    flat: list[Any] = []
+    nested: list[tuple[int, Any]] = []  # (the place of a nested last value in flat, the value)
+    width = len(RECORD_KEYS)
+    for values in records:
         last = values[-1]
-        nested = isinstance(last, (dict, list, tuple))
+        if type(last) in _NESTED:
+            nested.append((len(flat) + width - 1, last))
+        flat += values
+    for at, _ in nested:
+        flat[at] = None
+    pieces: list[str] = []
+    if _SCALARS.issuperset(map(type, flat)):
         try:
-            # Between values a NUL, which JSON text only holds escaped ("\\u0000").
-            pieces = _ENCODE_FLAT(values[:-1] if nested else values)[1:-1].split("\x00")
-            if nested:
-                pieces.append(_indented(last))
+            pieces = _ENCODE_FLAT(flat)[1:-1].split("\x00")
+            for at, value in nested:
+                pieces[at] = _indented(value)
         except (TypeError, ValueError):
             pieces = []
-    if len(pieces) != len(values) or not values:
-        return "\n".join("  " + line for line in to_json(record).splitlines())
-    keys = tuple(record)
-    layout = _LAYOUTS.get(keys)
-    if layout is None:
-        named = (f"    {encode_basestring(key)}: ".replace("{", "{{").replace("}", "}}") + "{}" for key in keys)
-        layout = _LAYOUTS[keys] = "  {{\n" + ",\n".join(named) + "\n  }}"
-    return layout.format(*pieces)
+    if len(pieces) != len(flat):
+        return ",\n".join("\n".join("  " + line for line in to_json(dict(zip(RECORD_KEYS, values, strict=True)))
+                                     .splitlines()) for values in records)
+    return ",\n".join([_LAYOUT] * len(records)).format(*pieces)
 
 
 def _indented(value: Any) -> str:
@@ -212,11 +249,14 @@ def _indented(value: Any) -> str:
 
 
 _SCALARS = frozenset((str, int, float, bool, type(None)))  # what _ENCODE_FLAT writes as to_json does
+_NESTED = frozenset((dict, list, tuple))
 _ENCODE_FLAT = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=("\x00", ": ")).encode
 _ENCODE_COMPACT = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
 _INDENTED: dict[str, str] = {}  # a nested value's compact JSON -> its indented text
 _LAST_INDENTED: list[Any] = []  # the last nested value laid out, and its text
-_LAYOUTS: dict[tuple[str, ...], str] = {}
+# One record's layout: its keys and the places of its values (braces doubled for format).
+_LAYOUT = "  {{\n" + ",\n".join("    " + encode_basestring(key).replace("{", "{{").replace("}", "}}") + ": {}"
+                                 for key in RECORD_KEYS) + "\n  }}"
 
 
 # What reading the logs yields: ("kills", path, [row, …]) batches (the kills as the rows of

@@ -156,43 +156,40 @@ def _insert(conn: Connection, now: datetime, fresh: list[Any]) -> list[int]:
         statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
         params = [{**dict(zip(COLUMNS, row, strict=True)), "recorded_at": now} for row in rows]
         return list(conn.execute(statement, params).scalars())
-    conn.exec_driver_sql(_insert_sql(conn.dialect), _sqlite_params(conn.dialect, rows, now))
+    names, params = _sqlite_params(conn.dialect, rows, now)
+    conn.exec_driver_sql(_insert_sql(conn.dialect, names), params)
     last_id = conn.execute(select(func.max(table.c.id))).scalar_one()
     return list(range(last_id - len(rows) + 1, last_id + 1))
 
 
-def _insert_sql(dialect: Any) -> str:
-    names = ", ".join(dialect.identifier_preparer.quote(name) for name in COLUMNS)
-    return f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' * len(COLUMNS))})"
+def _insert_sql(dialect: Any, names: Sequence[str]) -> str:
+    quoted = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
+    return f"INSERT INTO {table.name} ({quoted}) VALUES ({', '.join('?' * len(names))})"
 
 
-def _sqlite_params(dialect: Any, rows: list[Row], now: datetime) -> list[tuple[Any, ...]]:
-    """The rows as the driver's parameters: each column's own bind processing (SQLAlchemy's
-    executemany builds a parameter dict per row, which costs more than SQLite's insert).
-    A batch shares its recorded_at, converted once; an offset-aware time and the details
-    take the processors' short ways (same text; see _time_text)."""
+def _sqlite_params(dialect: Any, rows: list[Row], now: datetime) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The columns to insert and the rows' values of them as the driver's parameters.
+
+    Each column's own bind processing (SQLAlchemy's executemany builds a parameter dict
+    per row, which costs more than SQLite's insert), a column at a time; a batch shares
+    its recorded_at, converted once; an offset-aware time and the details take the
+    processors' short ways (same text; see _time_text). A column no row of the batch has
+    a value for is left out (NULL all the same: no kills column has a default in the
+    database), each bound NULL being work for SQLite (most kills lack a third of them)."""
     processors = _processors(dialect)
-    convert = [(i, process) for i, process in enumerate(processors) if process is not None
-               and i not in (TIME, _CGROUP_OOM, DETAILS, RECORDED_AT)]
+    columns: list[Any] = list(zip(*rows, strict=True))  # per column, its values
     time_processor, boolean = processors[TIME], processors[_CGROUP_OOM]
     fast_time = _time_text if _time_text_agrees(time_processor) else time_processor
-    serialize = dialect._json_serializer or _json_dumps
-    recorded_at = processors[RECORDED_AT](now)
-    params = []
-    for row in rows:
-        values = list(row)  # the row's own values make its record
-        for i, process in convert:
-            if values[i] is not None:
-                values[i] = process(values[i])
-        when = values[TIME]
-        if when is not None:
-            values[TIME] = fast_time(when) if when.tzinfo is not None else time_processor(when)
-        flag = values[_CGROUP_OOM]
-        values[_CGROUP_OOM] = int(flag) if type(flag) is bool else boolean(flag)
-        values[DETAILS] = serialize(values[DETAILS])
-        values[RECORDED_AT] = recorded_at
-        params.append(tuple(values))
-    return params
+    columns[TIME] = [when if when is None else fast_time(when) if when.tzinfo is not None else time_processor(when)
+                     for when in columns[TIME]]
+    columns[_CGROUP_OOM] = [int(flag) if type(flag) is bool else boolean(flag) for flag in columns[_CGROUP_OOM]]
+    columns[DETAILS] = list(map(dialect._json_serializer or _json_dumps, columns[DETAILS]))
+    columns[RECORDED_AT] = [processors[RECORDED_AT](now)] * len(rows)
+    for i, process in enumerate(processors):
+        if process is not None and i not in (TIME, _CGROUP_OOM, DETAILS, RECORDED_AT):
+            columns[i] = [value if value is None else process(value) for value in columns[i]]
+    kept = [i for i, values in enumerate(columns) if values.count(None) != len(rows)]
+    return [COLUMNS[i] for i in kept], list(zip(*(columns[i] for i in kept), strict=True))
 
 
 def _json_dumps(value: Any) -> str:
