@@ -102,7 +102,8 @@ def test_import_writes_its_json_as_to_json_would_the_whole_list(tmp_path: Path) 
 
 def test_import_json_elements_are_to_jsons_whatever_the_evidence() -> None:
     # The batch layout: evidence an object, an array, none, or something to_json alone
-    # writes (a datetime): each batch's text is to_json's of its records.
+    # writes (a datetime, a NaN); a column of one value, of equal values of two types
+    # (1 and True): each batch's text is to_json's of its records.
     from datetime import UTC, datetime
 
     from watchdog_oom.cli.import_logs import RECORD_KEYS, _json_elements
@@ -111,7 +112,8 @@ def test_import_json_elements_are_to_jsons_whatever_the_evidence() -> None:
     base = [None] * (len(RECORD_KEYS) - 1)
     batches = [[[*base[:-1], 'x"{}', {"format": "syslog", "lines": ["kill line"]}], [*base[:-1], 1, None],
                 [*base[:-1], "naïve", ["a", {"b": 1}]], [*base[:-1], 2, {}]],
-               [[*base[:-1], 3, datetime(2026, 1, 2, tzinfo=UTC)]], [[*base[:-1], float("nan"), None]]]
+               [[*base[:-1], 3, datetime(2026, 1, 2, tzinfo=UTC)]], [[*base[:-1], float("nan"), None]],
+               [[*base[:-1], 1, None], [*base[:-1], True, None], [*base[:-1], 1.0, None]]]
     for records in batches:
         whole = to_json([dict(zip(RECORD_KEYS, values, strict=True)) for values in records])
-        assert "[\n" + _json_elements(records) + "\n]" == whole
+        assert "[\n" + _json_elements([list(column) for column in zip(*records, strict=True)]) + "\n]" == whole

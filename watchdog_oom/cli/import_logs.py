@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import itertools
 import json
 import lzma
 import os
@@ -24,7 +25,7 @@ from watchdog_oom.cli.common import EXIT_OK, Command, UsageError, open_store, ut
 from watchdog_oom.cli.history import KILL_COLUMNS
 from watchdog_oom.cli.options import add_format
 from watchdog_oom.model import KILL_FIELDS
-from watchdog_oom.store.rows import HOST, PROCESS, Row, kill_from_row, record_values, row_evidence
+from watchdog_oom.store.rows import HOST, PROCESS, Row, kill_from_row, record_columns, row_evidence
 from watchdog_oom.textout import safe, table, to_json
 from watchdog_oom.valueclass import valueclass
 
@@ -104,17 +105,18 @@ def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, er
 
 
 def _batch_records(store: store_mod.Store | None, rows: Sequence[Row], now: datetime,
-                   err: TextIO) -> tuple[list[list[Any]], int, int]:
-    """A batch's records (values in RECORD_KEYS' order), its kills recorded unless `store`
-    is None (a dry run); with how many of them are new and how many could not be stored."""
+                   err: TextIO) -> tuple[list[Sequence[Any]], int, int]:
+    """A batch's records, column by column in RECORD_KEYS' order, its kills recorded unless
+    `store` is None (a dry run); with how many of them are new and how many could not be
+    stored."""
     if store is None:
-        return [[*record_values(None, row), row_evidence(row)] for row in rows], 0, 0
+        return [*record_columns([None] * len(rows), rows), [row_evidence(row) for row in rows]], 0, 0
     recorded, quarantined = _import_batch(store, rows, now, err)
-    records = [record_values(kill_id, row) for kill_id, _, row in recorded]
+    stored = [row for _, _, row in recorded]
+    columns = record_columns([kill_id for kill_id, _, _ in recorded], stored)
     # what this import read each kill from; the stored row's where some were quarantined
-    for record, row in zip(records, rows if not quarantined else [row for _, _, row in recorded], strict=True):
-        record.append(row_evidence(row))
-    return records, sum(1 for _, is_new, _ in recorded if is_new), quarantined
+    columns.append([row_evidence(row) for row in (rows if not quarantined else stored)])
+    return columns, sum(1 for _, is_new, _ in recorded if is_new), quarantined
 
 
 @contextlib.contextmanager
@@ -170,26 +172,27 @@ def _import_batch(store: store_mod.Store, rows: Sequence[Row], now: datetime,
 
 class _Printer:
     """Prints kill records as they come: a JSON array a batch of elements at a time, or the
-    table a batch at a time (its heading once). A record is the list of its values in
+    table a batch at a time (its heading once). A batch comes column by column, in
     RECORD_KEYS' order."""
 
     def __init__(self, fmt: str, out: TextIO) -> None:
         self.json, self.out, self.count = fmt == "json", out, 0
 
-    def add(self, records: list[list[Any]]) -> None:
-        if not records:
+    def add(self, columns: list[Sequence[Any]]) -> None:
+        if not columns[0]:
             return
         if self.json:
             # to_json of the whole list, a batch of elements at a time: the same text.
-            self.out.write(("[\n" if self.count == 0 else ",\n") + _json_elements(records))
-            self.count += len(records)
+            self.out.write(("[\n" if self.count == 0 else ",\n") + _json_elements(columns))
+            self.count += len(columns[0])
             return
         from watchdog_oom.parse.evidence import summary  # the parser's modules load in the reading child
 
-        rows = [{**dict(zip(RECORD_KEYS, r, strict=True)), "evidence": summary(r[-1])} for r in records]
+        rows = [{**dict(zip(RECORD_KEYS, record, strict=True)), "evidence": summary(record[-1])}
+                for record in zip(*columns, strict=True)]
         lines = table(rows, IMPORT_COLUMNS, {"evidence": 160}).splitlines()
         print("\n".join(lines if self.count == 0 else lines[1:]), file=self.out)
-        self.count += len(records)
+        self.count += len(rows)
 
     def finish(self) -> None:
         if self.json:
@@ -200,38 +203,38 @@ class _Printer:
 RECORD_KEYS = (*KILL_FIELDS, "evidence")
 
 
-def _json_elements(records: list[list[Any]]) -> str:
-    """Records (value lists in RECORD_KEYS' order) as elements of to_json's indented array,
-    joined as it joins them: the same text, a batch in a few C calls.
+def _json_elements(columns: list[Sequence[Any]]) -> str:
+    """Records (given column by column in RECORD_KEYS' order) as elements of to_json's
+    indented array, joined as it joins them: the same text, a batch in a few C calls.
 
-    json's C encoder only runs without indent: the values of the batch are encoded in one
-    call, with a NUL between values (JSON text holds one only escaped, as \\u0000), and set
-    in the indented layout of RECORD_KEYS by one format call. The last value (the
-    evidence), where it is an object or array, is laid out by json's indenting encoder,
-    once per distinct value (_indented). A batch holding anything else (a nested value
-    elsewhere, a NaN, a datetime) is laid out record by record by to_json itself."""
-    flat: list[Any] = []
-    nested: list[tuple[int, Any]] = []  # (the place of a nested last value in flat, the value)
-    width = len(RECORD_KEYS)
-    for values in records:
-        last = values[-1]
-        if type(last) in _NESTED:
-            nested.append((len(flat) + width - 1, last))
-        flat += values
-    for at, _ in nested:
-        flat[at] = None
-    pieces: list[str] = []
-    if _SCALARS.issuperset(map(type, flat)):
-        try:
-            pieces = _ENCODE_FLAT(flat)[1:-1].split("\x00")
-            for at, value in nested:
-                pieces[at] = _indented(value)
-        except (TypeError, ValueError):
-            pieces = []
-    if len(pieces) != len(flat):
+    json's C encoder only runs without indent: each column's values are encoded in one
+    call, with a NUL between values (JSON text holds one only escaped, as \\u0000), or
+    once where they are all one value (a log's host, killer, source); the records' texts
+    are set in the indented layout of RECORD_KEYS by one format call. The evidence, where
+    it is an object or array, is laid out by json's indenting encoder once per distinct
+    value (_indented). A batch holding anything else (a nested value elsewhere, a NaN, a
+    datetime) is laid out record by record by to_json itself."""
+    try:
+        texts = [_column_json(values) for values in columns[:-1]]
+        texts.append([_indented(said) if type(said) in _NESTED else _column_json([said])[0] for said in columns[-1]])
+    except (TypeError, ValueError):
         return ",\n".join("\n".join("  " + line for line in to_json(dict(zip(RECORD_KEYS, values, strict=True)))
-                                     .splitlines()) for values in records)
-    return ",\n".join([_LAYOUT] * len(records)).format(*pieces)
+                                     .splitlines()) for values in zip(*columns, strict=True))
+    return ",\n".join([_LAYOUT] * len(columns[0])).format(*itertools.chain.from_iterable(zip(*texts, strict=True)))
+
+
+def _column_json(values: Sequence[Any]) -> Sequence[str]:
+    """Each of `values` (JSON scalars) as to_json writes it; TypeError, ValueError where one is not."""
+    first, count = values[0], len(values)
+    kind = type(first)
+    if kind in _SCALARS and values.count(first) == count and list(map(type, values)).count(kind) == count:
+        return [_ENCODE_FLAT([first])[1:-1]] * count  # the same value throughout: encoded once
+    if not _SCALARS.issuperset(map(type, values)):
+        raise TypeError("not a JSON scalar")
+    pieces = _ENCODE_FLAT(list(values))[1:-1].split("\x00")
+    if len(pieces) != count:  # pragma: no cover - a NUL is always escaped
+        raise ValueError("a value's text holds a NUL")
+    return pieces
 
 
 def _indented(value: Any) -> str:
