@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 from watchdog_oom.model import OomKill, TaskRow, kill_record_from_value
@@ -45,3 +46,38 @@ def test_a_rows_record_is_the_stored_kills_and_a_dry_runs(store, t0):
     assert row_record(None, row) == kill_record_from_value(kill)
     assert row_evidence(row) == {"format": "syslog"}
     assert row_evidence(kill_row(OomKill(pid=1, process="x"), "h")) is None
+
+
+def test_rows_are_capped_as_cap_kill_caps_their_kills(t0):
+    from watchdog_oom.bounds import cap_kill
+    from watchdog_oom.store.rows import capped
+
+    long, shared = "x" * 10_000, {"format": "syslog", "lines": ["kill line"]}
+    fits = _full(t0).replace(extra={"kill_line": "Killed process 1772", "evidence": shared})
+    kills = [fits, fits.replace(pid=2),
+             fits.replace(process=long, cmdline=long * 2, source="import:" + long, host="h" * 300, constraint="c" * 65,
+                          task_table=(dataclasses.replace(TASKS[0], name=long),), memory_info=("m" * 9000,) * 401,
+                          extra={"kill_line": long, "evidence": shared, "k" * 300: 1}),
+             fits.replace(extra={"evidence": {"lines": ["y" * 9000]}}), fits.replace(unit="u" * 257),
+             fits.replace(extra=[long])]
+    rows = [kill_row(kill, "web-01") for kill in kills]
+    assert capped(rows) == [kill_row(cap_kill(kill), "web-01") for kill in kills]
+    assert capped(rows[:2]) == rows[:2] and capped(rows)[0] is rows[0]  # a row within the caps is itself
+    assert capped([]) == []
+
+
+def test_rows_imported_are_capped_stored_once_and_answered_as_stored(store, t0):
+    # import's path on each engine: the rows as read, capped, deduplicated against the
+    # stored kills and within the batch, and answered as the database holds them.
+    from watchdog_oom.store.batch import import_rows
+
+    rows = [kill_row(_full(t0 + timedelta(seconds=i)).replace(pid=100 + i, process="p" * (250 + i)), "web-01")
+            for i in range(10)]
+    first = import_rows(store, [*rows[:6], rows[2]], t0)
+    assert [new for _, new, _ in first] == [True] * 6 + [False] and first[6][0] == first[2][0]
+    again = import_rows(store, rows, t0)
+    assert [new for _, new, _ in again] == [False] * 6 + [True] * 4
+    assert [kill_id for kill_id, _, _ in again[:6]] == [kill_id for kill_id, _, _ in first[:6]]
+    for kill_id, _, row in again:
+        assert row_record(kill_id, row) == kill_record(store.kill(kill_id))
+    assert [len(store.kill(kill_id).process) for kill_id, _, _ in again] == [250, 251, 252, 253, 254, 255] + [255] * 4

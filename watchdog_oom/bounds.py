@@ -102,6 +102,8 @@ _WIDE_CAP = min(limit for _, limit in _KILL_TEXT_CAPS if limit >= PROCESS_MAX)
 _NARROW_CAP = min(limit for _, limit in _KILL_TEXT_CAPS)
 _kill_wide_texts = operator.attrgetter(*(name for name, limit in _KILL_TEXT_CAPS if limit >= PROCESS_MAX))
 _kill_narrow_texts = operator.attrgetter(*(name for name, limit in _KILL_TEXT_CAPS if limit < PROCESS_MAX))
+# For the rows of an import (store/rows.py), capped a batch at a time with no kill at hand.
+KILL_TEXT_CAPS = _KILL_TEXT_CAPS
 
 
 def _texts_fit(kill: OomKill) -> bool:
@@ -112,6 +114,11 @@ def _texts_fit(kill: OomKill) -> bool:
                 and max(map(len, filter(None, _kill_narrow_texts(kill))), default=0) <= _NARROW_CAP)
     except TypeError:  # not text: left as it is, field by field
         return False
+
+
+def too_long(value: Any, limit: int = TEXT_MAX) -> bool:
+    """Whether cap_value(value, limit) would change `value` (see _too_long)."""
+    return _too_long(value, limit)
 
 
 def _too_long(value: Any, limit: int = TEXT_MAX) -> bool:

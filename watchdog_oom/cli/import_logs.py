@@ -66,7 +66,7 @@ def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, er
     Streamed: the kills arrive in batches, each recorded in a transaction of its own and
     printed at once, so memory does not grow with the number of kills.
     """
-    filing = Filing(forced=args.host, local=cfg.host, year=args.year, capped=not args.dry_run)
+    filing = Filing(forced=args.host, local=cfg.host, year=args.year)
     if hasattr(os, "fork") and _has_fd(err):  # a log that shrinks can kill its reader (SIGBUS): a child
         work = (lambda: None) if args.dry_run else lambda: open_store(cfg)
         events, store = _read_beside(args.paths, filing, err, work)
@@ -278,14 +278,11 @@ class Filing:
     A kill goes under `forced` (--host) if given, else the host its log line names (syslog,
     journalctl, RFC 5424), else `local`, the config's host: logs collected from a fleet keep
     each machine's kills apart. `year` (--year) is the year of syslog dates, which have none;
-    without it the year the file was last written is assumed (and said). `capped`: the
-    kills are cut to the history's caps (bounds.py), as recording them does; a dry run
-    shows them as read."""
+    without it the year the file was last written is assumed (and said)."""
 
     forced: str | None
     local: str
     year: int | None = None
-    capped: bool = True
 
 
 def _events(paths: Sequence[str], filing: Filing, err: TextIO, *, marks: bool = False,
@@ -523,9 +520,9 @@ def _sigbus_ends_quietly() -> None:
 def _iter_kills(path: str, filing: Filing, err: TextIO, *, start: int = 0,
                 map_file: bool = True) -> Iterator[Row | Reached]:
     """The kills in one log (`-`: stdin), as imported from it, each as its row (store/rows.py:
-    filed, in local time, within the history's caps unless a dry run), and the scanner's
-    Reached marks (ints), from byte `start`; raises what opening or reading it raises."""
-    from watchdog_oom.bounds import PATH_MAX, PROCESS_MAX, cap, cap_kill
+    filed, in local time; the recording process cuts its texts to the history's caps),
+    and the scanner's Reached marks (ints), from byte `start`; raises what opening or
+    reading it raises."""
     from watchdog_oom.parse import Unread, undo_future_year
     from watchdog_oom.parse.scan import Reached, iter_kills_marked
     from watchdog_oom.sources.logfile import open_log
@@ -544,10 +541,6 @@ def _iter_kills(path: str, filing: Filing, err: TextIO, *, start: int = 0,
     evidence = _Interned()
     zones = _Zones()
     source = f"import:{label}"
-    # the texts set in every row, cut as cap_kill cuts the kill's own (once, not per kill)
-    forced, local, stored_source = ((cap(filing.forced, PROCESS_MAX) if filing.forced else None,
-                                     cap(filing.local, PROCESS_MAX), cap(source, PATH_MAX)) if filing.capped
-                                    else (filing.forced, filing.local, source))
     try:
         for kill in iter_kills_marked(stream, source, year=year, unread=unread, progress=progress.advance,
                                       workers=_search_workers(), map_file=map_file, at=start):
@@ -556,17 +549,15 @@ def _iter_kills(path: str, filing: Filing, err: TextIO, *, start: int = 0,
                 continue
             if filing.year is None:
                 kill = undo_future_year(kill, reference)
-            if filing.capped:
-                kill = cap_kill(kill)
             # with_local_time, host and source set in the row: a copy of the kill
             # (OomKill.replace) costs more than the parse of a line.
-            values = row_values(kill, local)
-            values[HOST] = forced or kill.host or local
+            values = row_values(kill, filing.local)
+            values[HOST] = filing.forced or kill.host or filing.local
             when = kill.time
             if when is not None and when.tzinfo is None:
                 yearless += 1
                 values[TIME] = zones.local(when)
-            values[SOURCE] = stored_source
+            values[SOURCE] = source
             details = values[DETAILS]
             details["extra"] = evidence.shared(details["extra"])
             yield tuple(values)

@@ -31,7 +31,18 @@ from sqlalchemy.engine import Connection
 
 from watchdog_oom.model import OomKill, with_local_time
 from watchdog_oom.store.records import SAME_KILL_WINDOW, fill_missing, same_kill
-from watchdog_oom.store.rows import COLUMNS, DETAILS, HOST, PID, RECORDED_AT, TIME, Row, kill_from_row, kill_row
+from watchdog_oom.store.rows import (
+    COLUMNS,
+    DETAILS,
+    HOST,
+    PID,
+    RECORDED_AT,
+    TIME,
+    Row,
+    capped,
+    kill_from_row,
+    kill_row,
+)
 from watchdog_oom.store.tables import kills as table
 from watchdog_oom.stored import StoredKill, row_maker
 
@@ -60,7 +71,9 @@ def record_kills(conn: Connection, host: str, items: Sequence[Item], now: dateti
 
 
 def import_rows(store: Any, rows: Sequence[Row], now: datetime) -> list[Recorded]:
-    """Record one batch of rows (store.rows) in a transaction of its own: record_rows."""
+    """Record one batch of rows (store.rows) as read, cut to the caps of bounds.py, in a
+    transaction of its own: record_rows."""
+    rows = capped(rows)
     with store.engine.begin() as conn:
         return record_rows(conn, store.host, rows, now)
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from watchdog_oom.bounds import KILL_TEXT_CAPS, MEMORY_INFO_MAX, PROCESS_MAX, TEXT_MAX, cap_kill, too_long
 from watchdog_oom.model import KILL_FIELDS, OomKill, TaskRow
 
 # The kills table's columns but id, in its order (tables.kills).
@@ -41,19 +42,73 @@ def row_values(kill: OomKill, host: str, now: datetime | None = None,
     # TaskRow.to_dict (dataclasses.asdict) copies field by field, deeply: its fields are
     # scalars, so one attrgetter gives the same dict, several times faster (300 rows a report).
     tasks = [dict(zip(_TASK_FIELDS, _task_values(t), strict=True)) for t in kill.task_table] if kill.task_table else []
-    return [
-        kill.host or host, kill.boot_id, kill.time, kill.mono_usec, kill.pid, kill.process, kill.uid,
-        kill.total_vm_kb, kill.anon_rss_kb, kill.file_rss_kb, kill.shmem_rss_kb, kill.pgtables_kb, kill.oom_score_adj,
-        kill.score, kill.constraint, kill.memcg, kill.task_memcg, kill.cgroup_oom, kill.invoker, kill.invoker_pid,
-        kill.gfp_mask, kill.order, kill.killer, kill.source, kill.cmdline, kill.unit,
-        {"task_table": tasks, "memory_info": list(kill.memory_info), "extra": kill.extra, **(details or {})},
-        now,
-    ]
+    values = list(_kill_columns(kill))  # one C call for the 26 columns that are the kill's fields
+    if not values[HOST]:
+        values[HOST] = host
+    values += ({"task_table": tasks, "memory_info": list(kill.memory_info), "extra": kill.extra, **(details or {})},
+               now)
+    return values
+
+
+# The kill's fields behind the columns up to details (alloc_order is the kill's order).
+_kill_columns = operator.attrgetter(*("order" if name == "alloc_order" else name for name in COLUMNS[:DETAILS]))
 
 
 def kill_row(kill: OomKill, host: str, now: datetime | None = None, details: dict[str, Any] | None = None) -> Row:
     """row_values as a tuple: the row to store for `kill`."""
     return tuple(row_values(kill, host, now, details))
+
+
+def capped(rows: Sequence[Row]) -> list[Row]:
+    """The rows as bounds.cap_kill leaves their kills: every text within its cap. Checked a
+    column at a time, and a row's extras once per distinct nested value (the rows of a log
+    share their evidence); a row that may hold too long a text is made a kill again,
+    capped, and a row again (its details beyond the task table, the memory state and the
+    extras left out: an import's rows hold no others)."""
+    if not rows:
+        return []
+    columns = list(zip(*rows, strict=True))
+    suspects: set[int] = set()
+    for name, limit in KILL_TEXT_CAPS:
+        values = columns[COLUMNS.index(name)]
+        try:
+            fit = max(map(len, filter(None, values)), default=0) <= limit
+        except TypeError:  # not text: looked at row by row
+            fit = False
+        if not fit:
+            suspects.update(at for at, value in enumerate(values) if isinstance(value, str) and len(value) > limit)
+    checked: dict[int, Any] = {}  # id() of a nested extra found within the caps -> it (kept: its id stays its own)
+    for at, details in enumerate(columns[DETAILS]):
+        if at not in suspects and _details_too_long(details or {}, checked):
+            suspects.add(at)
+    if not suspects:
+        return list(rows)
+    return [kill_row(cap_kill(kill_from_row(row)), row[HOST], row[RECORDED_AT]) if at in suspects else row
+            for at, row in enumerate(rows)]
+
+
+def _details_too_long(details: dict[str, Any], checked: dict[int, Any]) -> bool:
+    """Whether cap_kill would cut a task's name, the memory state or the extras of a row's details."""
+    tasks, lines, extra = details.get("task_table"), details.get("memory_info"), details.get("extra")
+    if tasks and max(len(task["name"]) for task in tasks) > PROCESS_MAX:
+        return True
+    if lines and (len(lines) > MEMORY_INFO_MAX or max(map(len, lines)) > TEXT_MAX):
+        return True
+    if not extra:
+        return False
+    if type(extra) is not dict:
+        return too_long(extra)
+    if max(map(len, map(str, extra))) > 256:
+        return True
+    for value in extra.values():
+        if isinstance(value, str):
+            if len(value) > TEXT_MAX:
+                return True
+        elif id(value) not in checked and isinstance(value, (dict, list, tuple)):
+            if too_long(value):
+                return True
+            checked[id(value)] = value
+    return False
 
 
 def kill_from_row(row: Row) -> OomKill:
