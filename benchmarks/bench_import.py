@@ -269,6 +269,7 @@ def write_path(kills: int, runs: int, tmp: str) -> None:
     store.close()  # the last connection folds the WAL into the file that is copied
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     results: dict[str, list[tuple[float, float, int, float]]] = {"plain": [], "ours": []}
+    load = _load()
     for run in range(runs):
         for mode in ("plain", "ours"):
             database = Path(tmp) / f"write-{mode}-{run}.db"
@@ -287,7 +288,7 @@ def write_path(kills: int, runs: int, tmp: str) -> None:
             results[mode].append((seconds, rss, count, cpu))
             database.unlink()
     print(f"\nwrite path: {kills:,} minimal reports ({log.stat().st_size / 1e6:.0f} MB), each run a new process "
-          f"on a fresh copy of a migrated history; median of {runs}")
+          f"on a fresh copy of a migrated history; median of {runs}; load average before {load}, after {_load()}")
     for mode, label in (("plain", "plain re + sqlite3.executemany"), ("ours", "watchdog-oom import --format json")):
         seconds = statistics.median(r[0] for r in results[mode])
         cpu = statistics.median(r[3] for r in results[mode])
@@ -301,36 +302,53 @@ def write_path(kills: int, runs: int, tmp: str) -> None:
 
 
 def split_write_path(log: Path, template: Path, runs: int, tmp: str) -> None:
-    """Where the command's time goes, in this process: the parse of the log, and the store
-    writing the parsed kills (Store.import_kills: batched dedupe and inserts, one
-    transaction per batch) against executemany of the same kills into the same table."""
+    """Where the command's time goes, in this process: the reading child's work (the parse
+    of the log and the rows it sends), and the recording parent's: the rows written as it
+    writes them (batch.import_rows: capped, batched dedupe and inserts, one transaction
+    per batch) against executemany of the same kills into the same table, and the
+    records printed as JSON."""
+    import io
     import sqlite3
     from datetime import datetime, timezone
 
+    from watchdog_oom.cli.import_logs import BATCH, Filing, _batch_records, _events, _Printer
     from watchdog_oom.store import Store
+    from watchdog_oom.store.batch import import_rows
+    from watchdog_oom.store.rows import COLUMNS
 
-    def parse_all() -> list[Any]:
-        with log.open("rb") as stream:
-            return [k.replace(host=HOST, time=k.time.astimezone() if k.time and k.time.tzinfo is None else k.time)
-                    for k in iter_kills(stream, f"import:{log}", year=datetime.now().year)]
+    def read_all() -> list[Any]:
+        events = _events([str(log)], Filing(forced=None, local=HOST), io.StringIO())
+        return [row for kind, _, payload in events if kind == "kills" for row in payload]
 
-    parse_s = statistics.median(_timed(parse_all) for _ in range(runs))
-    kills = parse_all()
-    # The command holds a batch of kills at a time, this process all of them: frozen, they
+    read_s = statistics.median(_timed(read_all) for _ in range(runs))
+    rows = read_all()
+    batches = [rows[at:at + BATCH] for at in range(0, len(rows), BATCH)]
+    # The command holds a batch of rows at a time, this process all of them: frozen, they
     # are left out of the garbage collector's passes, which would otherwise walk them all
-    # again and again while either contender writes (a third of Store.import_kills' time).
+    # again and again while either contender writes.
     gc.freeze()
     now = datetime.now(timezone.utc)
     stamp = "%Y-%m-%d %H:%M:%S.%f"
+    plain_columns = ("pid", "process", "total_vm_kb", "anon_rss_kb", "file_rss_kb", "shmem_rss_kb", "uid",
+                     "pgtables_kb", "oom_score_adj", "killer", "source")
+    at = [COLUMNS.index(name) for name in plain_columns]
+    host, time, details, cgroup_oom = (COLUMNS.index(name) for name in ("host", "time", "details", "cgroup_oom"))
 
-    def ours() -> float:
+    def ours() -> tuple[float, float]:
         database = Path(tmp) / "split-ours.db"
         shutil.copyfile(template, database)
         store = Store(f"sqlite:///{database}", HOST)
         store.at_head()  # connected, as the command is before it records
-        seconds = _timed(lambda: sum(1 for _ in store.import_kills(kills, now)))
+        seconds = _timed(lambda: [import_rows(store, batch, now) for batch in batches])
         store.close()
-        return seconds
+        shutil.copyfile(template, database)
+        store = Store(f"sqlite:///{database}", HOST)
+        store.at_head()
+        printer = _Printer("json", io.StringIO())
+        recorded = [_batch_records(store, batch, now, io.StringIO())[0] for batch in batches]
+        printing = _timed(lambda: [printer.add(columns) for columns in recorded])
+        store.close()
+        return seconds, printing
 
     def plain() -> float:
         database = Path(tmp) / "split-plain.db"
@@ -342,19 +360,18 @@ def split_write_path(log: Path, template: Path, runs: int, tmp: str) -> None:
                 "INSERT INTO kills (host, time, pid, process, total_vm_kb, anon_rss_kb, file_rss_kb, shmem_rss_kb, "
                 "uid, pgtables_kb, oom_score_adj, killer, source, details, recorded_at, cgroup_oom) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                ((HOST, k.time.astimezone(timezone.utc).strftime(stamp), k.pid, k.process, k.total_vm_kb,
-                  k.anon_rss_kb, k.file_rss_kb, k.shmem_rss_kb, k.uid, k.pgtables_kb, k.oom_score_adj, k.killer,
-                  k.source, json.dumps({"task_table": [], "memory_info": [], "extra": k.extra}),
-                  now.strftime(stamp), int(k.cgroup_oom)) for k in kills))
+                ((row[host], row[time].astimezone(timezone.utc).strftime(stamp), *(row[i] for i in at),
+                  json.dumps(row[details]), now.strftime(stamp), int(row[cgroup_oom])) for row in rows))
             con.commit()
         seconds = _timed(write)
         con.close()
         return seconds
 
-    pairs = [(ours(), plain()) for _ in range(runs)]  # interleaved: both see the same moments of load
-    ours_s, plain_s = (statistics.median(pair[i] for pair in pairs) for i in (0, 1))
-    print(f"  of which, in one process (CPU s): parse.iter_kills {parse_s:.2f}; writing {len(kills):,} parsed kills: "
-          f"Store.import_kills {ours_s:.2f}, executemany {plain_s:.2f}, ratio {ours_s / plain_s:.2f}")
+    results = [(*ours(), plain()) for _ in range(runs)]  # interleaved: both see the same moments of load
+    ours_s, printing_s, plain_s = (statistics.median(result[i] for result in results) for i in (0, 1, 2))
+    print(f"  of which, in one process (CPU s): reading (parse and rows, the reading child's work) {read_s:.2f}; "
+          f"writing {len(rows):,} rows: batch.import_rows {ours_s:.2f}, executemany {plain_s:.2f}, "
+          f"ratio {ours_s / plain_s:.2f}; printing them as JSON {printing_s:.2f}")
 
 
 def _timed(run: Any) -> float:
