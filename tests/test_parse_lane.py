@@ -164,6 +164,29 @@ def test_every_message_then_every_message_reads_the_same_with_and_without_the_la
             _same_both_ways("\n".join(lines) + "\n", 2024)
 
 
+TABLE_HEADER = "[  pid  ]   uid  tgid total_vm      rss pgtables_bytes swapents oom_score_adj name"
+ROW = "[   1234]  1000  1234   100000    20000   200000        0             0 "
+# Rows whose names hold what the lane asks of a row's name alone, and lines that end a table.
+ROWS = [ROW + name for name in (
+    "java", "rapid", "Killed process 5 (x)", "Out of memory: Kill process 5 (x) score 1 or sacrifice child",
+    "x[ 1234.567890] Node 0 DMA free:1kB", "a#012Out of memory: Killed process 5 (x)", "a [b] c", "killall process 5",
+    "x invoked oom-killer: gfp_mask=0x0, order=0", "trailing   ", "\u00e9")] + [
+    "[   1234]  1000  1234   100000    20000 java", ROW, "Call Trace:", "", EARLYOOM_SEND, NOHANG_STATUS,
+    "[ 1] Out of memory: Killed process 5 (x)"]
+
+
+@pytest.mark.parametrize("after", NEXT, ids=["same", "none", "other"])
+def test_rows_then_rows_read_the_same_with_and_without_the_lane(after: str) -> None:
+    """Two lines in a table being read, its kill, then a second report with its table: the
+    rows each kill keeps show what was read, and what the first lines left (a wrapper the
+    locator learned, a user-space killer's state) shows in the second's."""
+    for first in ROWS:
+        for second in ROWS:
+            lines = [PREFIX + line for line in (HEADER, TABLE_HEADER, first)] + [after + second, PREFIX + KILL]
+            lines += [PREFIX + line for line in (HEADER, TABLE_HEADER, ROW + "worker", KILL, HEADER)]
+            _same_both_ways("\n".join(lines) + "\n", 2024)
+
+
 def test_the_lane_reads_a_syslog_report_line_by_line() -> None:
     """Not a vacuous comparison: the lane, not the general path, reads the common lines."""
     parser = OomParser(year=2024, lenient=True)
@@ -202,12 +225,52 @@ def test_a_shape_that_names_a_log_format_names_the_one_line_format_finds(prefix,
             assert wrappers.line_format(raw) == (shape.form, ()), (shape.name, raw)
 
 
+# Hosts that are no host names, and wrappers that run past where line_host() looks.
+HOST_PREFIXES = ["Jun  3 10:00:00 h/st kernel: ", "Jun  3 10:00:00 -h kernel: ",
+                 "* 2024-06-03 10:00:00 CEST h kernel: ", "Jun  3 10:00:00 " + "h" * 150 + " kernel: ",
+                 "Jun  3 10:00:00 h" + " " * 150 + "kernel: ", "Jun  3 10:00:00 h:1 kernel: ",
+                 "Mon 2024-06-03 10:00:00 CEST " + "x" * 140 + " kernel: "]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(["", " ", "\t "]), st.sampled_from(PREFIXES + HOST_PREFIXES), st.sampled_from(DATE_MESSAGES),
+       st.sampled_from([None, 2024]))
+@example("", "Jun  3 10:00:00 " + "h" * 150 + " kernel: ", "x", None)
+def test_a_host_a_shape_reads_is_the_one_line_host_reads(lead, prefix, message, year) -> None:
+    raw = lead + prefix + message
+    text = raw.lstrip()
+    for shape in _SHAPES.get(_first_class(text) or "", ()):
+        match = shape.match(text)
+        host = shape.host(match, text, len(lead)) if match is not None else None
+        if host is not None:
+            assert wrappers.line_host(raw) == host, (shape.name, raw)
+
+
 def test_every_dated_shape_names_its_format() -> None:
     named = {shape.name: shape.form for shapes in _SHAPES.values() for shape in shapes}
     assert named == {
         "journalctl short-full": "journalctl short-full", "logread": "logread (OpenWrt)", "syslog": "syslog",
         "no date": None, "ISO 8601": "ISO 8601 syslog or journalctl", "short-unix": "journalctl short-unix",
         "syslog, numeric month": "syslog", "dmesg -T": "dmesg -T", "dmesg": None}
+
+
+TAG_FRAGMENTS = ["kernel", "kernel:", ": ", ":", " ", "  ", "\t", "\n", "[", "]", "[12]", "[1a]", "[ 1234.567890]",
+                 "[1.5]", "host", "earlyoom", "é", "x" * 40, "_", ".", "(", ")", "-", "/", "@", ">", "|", "`", "=",
+                 "10:00:00", "٣", "²"]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.sampled_from(TAG_FRAGMENTS), max_size=12).map("".join))
+@example("Jun  3 10:00:00 h kernel: [ 1234.567890] ")
+@example("a" * 64 + ":")
+@example(" " + "a" * 64 + ":")
+@example(" " + "a" * 65 + ":")
+@example("x earlyoom[12]: ")
+@example("x earlyoom[1٣]: ")
+@example("x earlyoom[²]: ")
+def test_the_tag_found_from_the_end_is_the_one_the_pattern_finds(window: str) -> None:
+    found = wrappers._TAG_BEFORE.search(window)
+    assert wrappers.tag_before(window) == (found.group(1) if found else None), repr(window)
 
 
 def _figures_by_the_loop(text: str) -> dict:

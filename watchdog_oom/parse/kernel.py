@@ -149,23 +149,21 @@ class OomParser:
         if words and ANCHOR_START.match(body) is None:
             return None  # its anchor stands further in: the Locator learns the wrapper before it
         kills = joiner.release() if joiner.holding else []
-        return kills + self.read_direct(line, raw, body, words, wall, mono)
+        stamp = Stamp(line, wall or line.time, mono if mono is not None else line.mono_usec, raw)
+        return kills + self.read_direct(line, raw, body, words, stamp)
 
-    def read_direct(self, line: KernelLine, raw: str, body: str, words: bool,
-                    wall: datetime | None, mono: int | None, form: str | None = None) -> list[OomKill]:
+    def read_direct(self, line: KernelLine, raw: str, body: str, words: bool, stamp: Stamp) -> list[OomKill]:
         """_direct() once a held line is released: `body` (an anchor opens it where `words`)
-        read with the line's times (and its log format, where its wrapper's shape says it)."""
+        read at `stamp`."""
         joiner = self._joiner
         locator = joiner.locator
         locator.prefix = ""
-        if not words:
-            body = body[locator.shape_end(body):]
-            reports = self._reports  # a task-table row, as _take() would take it first: no stamp needed
-            if not self._users.pending and reports.collecting and reports.task_row(body.strip()):
-                return []
-        stamp = Stamp(line, wall or line.time, mono if mono is not None else line.mono_usec, raw, form=form)
         if words:
             return joiner.hold_or_take(body, stamp, None, len(line.text))
+        body = body[locator.shape_end(body):]
+        reports = self._reports  # a task-table row, as _take() would take it first
+        if not self._users.pending and reports.collecting and reports.task_row(body.strip()):
+            return []
         return self._take(body, stamp)  # (a row refused above has ended the table: not asked again)
 
     def _logical(self, line: KernelLine, raw: str, sender: str | None, width: int,

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from watchdog_oom.model import KernelLine, OomKill
 from watchdog_oom.parse.anchors import (
+    _ANCHOR_HINTS,
     _HEADER_TAIL,
     _SUMMARY_TAIL,
     ANCHOR,
@@ -41,6 +42,7 @@ from watchdog_oom.parse.anchors import (
     recognised,
 )
 from watchdog_oom.parse.report import HEADER
+from watchdog_oom.parse.shapes import _first_class
 from watchdog_oom.parse.userspace import no_killer_words
 from watchdog_oom.parse.wrappers import JOIN_CHARS, Stamp
 
@@ -91,29 +93,35 @@ class FastLane:
     def read(self, line: KernelLine, raw: str) -> list[OomKill] | None:
         """The kills of `raw` (line.text as Decoder.plain() gave it); None: not read, and
         nothing changed."""
-        shaped = self._unwrapper.shaped(raw)
-        if shaped is None:
+        shape = self._unwrapper.last
+        text = raw.lstrip()  # (Decoder.plain() took "\r\n" off its end)
+        if shape is None or not text or shape.first != _first_class(text):
             return None
-        shape, match, text = shaped
+        match = shape.match(text)
+        if match is None:
+            return None
         end = match.end()
         message = text[end:]
         if "\n" in message or "#01" in message or message.find("[", 1) >= 0:
             return None  # pieces() would split it
         joiner = self._joiner
+        if message[:1] == "[" and not joiner.holding and self._row(message):
+            return []
         if joiner.holding and not (end != 0 and joiner.held_outer is None):
             return None  # it may continue the held line: the rejoiner decides
         body = message.lstrip()
         if not may_anchor(body):
             kills = joiner.release() if joiner.holding else []
             return kills + self._quiet(line, raw, body, shape, match)
-        stripped = body.rstrip()
-        header = whole_header(stripped)
-        if header is not None or whole_summary(stripped):
-            kills = joiner.release() if joiner.holding else []
-            return kills + self._structure(line, raw, body, header, shape, match)
+        if "oom-kill" in body:  # (what a header and a summary hold)
+            stripped = body.rstrip()
+            header = whole_header(stripped)
+            if header is not None or whole_summary(stripped):
+                kills = joiner.release() if joiner.holding else []
+                return kills + self._structure(line, raw, body, header, shape, match)
         if ANCHOR_START.match(body) is not None:
             kills = joiner.release() if joiner.holding else []
-            return kills + self._parser.read_direct(line, raw, body, True, *shape.times(match, self._year), shape.form)
+            return kills + self._parser.read_direct(line, raw, body, True, self._stamp(line, raw, shape, match))
         locator = joiner.locator
         start = locator.shape_end(body)
         if (start > 0 and ANCHOR_START.match(body, start) is not None) or ANCHOR.search(body) is not None:
@@ -125,14 +133,36 @@ class FastLane:
         return kills + joiner.hold_or_take(body[start:], self._stamp(line, raw, shape, match), None, len(line.text))
 
     def _stamp(self, line: KernelLine, raw: str, shape: _Shape, match: re.Match) -> Stamp:
+        """The Stamp _direct() makes for the line, with what its shape knows of its evidence."""
         wall, mono = shape.times(match, self._year)
-        return Stamp(line, wall or line.time, mono if mono is not None else line.mono_usec, raw, form=shape.form)
+        return Stamp(line, wall or line.time, mono if mono is not None else line.mono_usec, raw,
+                     host=shape.host(match, raw.lstrip(), len(raw) - len(raw.lstrip())), form=shape.form)
+
+    def _row(self, message: str) -> bool:
+        """Whether `message` (opening with "[") was a row of the task table being read, and
+        taken as the steps below would take it (read() has refused a newline, "#01" and a
+        second "["): a row holds no word may_anchor() looks for outside its name, so the name
+        alone is asked; it is quiet, and OomParser.read_direct() hands a row to the table
+        first unless an earlyoom kill awaits its command line (a description a user-space
+        killer collects is no matter)."""
+        table = self._reports.reading_table()
+        if table is None or self._users.pending or self._joiner.locator.shape_end(message):
+            return False
+        row = table.row(message.rstrip())
+        if row is None:
+            return False
+        name = row.group(row.lastindex or 0)
+        if _ANCHOR_HINTS.search(name) is not None:
+            return False
+        self._joiner.locator.prefix = ""
+        table.add(row)
+        return True
 
     def _quiet(self, line: KernelLine, raw: str, body: str, shape: _Shape, match: re.Match) -> list[OomKill]:
         """A message with no word that opens, holds or continues one: no user-space killer's
         either (anchors._ANCHOR_HINTS holds theirs), so only the open report may take it."""
         if self._users.collecting:  # an earlyoom or nohang description may take it
-            return self._parser.read_direct(line, raw, body, False, *shape.times(match, self._year), shape.form)
+            return self._parser.read_direct(line, raw, body, False, self._stamp(line, raw, shape, match))
         locator = self._joiner.locator
         locator.prefix = ""
         body = body[locator.shape_end(body):]
@@ -147,7 +177,7 @@ class FastLane:
         _take() -> ReportReader.structure() do with it, without the questions whose answers
         whole_header() and whole_summary() know."""
         if self._users.collecting:
-            return self._parser.read_direct(line, raw, body, True, *shape.times(match, self._year), shape.form)
+            return self._parser.read_direct(line, raw, body, True, self._stamp(line, raw, shape, match))
         self._joiner.locator.prefix = ""
         text, reports = body.strip(), self._reports
         if reports.collecting and reports.task_row(text):

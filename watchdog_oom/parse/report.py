@@ -185,14 +185,23 @@ class TaskTable:
         if row is None:
             self.columns = None
             return False
-        self._add(row)
+        self.add(row)
         return True
 
-    def _add(self, row: re.Match) -> None:
-        """Keep a row if it is among the biggest by rss; only those become TaskRows."""
+    def row(self, text: str) -> re.Match | None:
+        """The match of `text` as a row of the table being read (its name the last group); None
+        where it is none. Nothing changes: add() takes a row so found."""
+        return self._row.fullmatch(text) if self._row is not None and self.columns is not None else None
+
+    def add(self, row: re.Match) -> None:
+        """Keep a row (a match of row()) if it is among the biggest by rss; only those become TaskRows."""
         columns = self.columns or []
         self._taken += 1
-        key = (int(row.group(self._rss_group)), -int(row.group(1)), -self._taken)
+        rss = int(row.group(self._rss_group))
+        biggest = self._biggest
+        if len(biggest) >= TASK_TABLE_ROWS and rss < biggest[0][0]:
+            return  # smaller than the least kept (most rows of a big table): its key cannot be bigger
+        key = (rss, -int(row.group(1)), -self._taken)
         if len(self._biggest) < TASK_TABLE_ROWS:
             heapq.heappush(self._biggest, (*key, _task_row(columns, row)))
         elif key[:2] > self._biggest[0][:2]:
@@ -302,6 +311,13 @@ class ReportReader:
             return False
         report.lines += 1
         return report.lines > REPORT_LINES
+
+    def reading_table(self) -> TaskTable | None:
+        """The task table whose rows are being read: the open report's, while it collects."""
+        report = self._report
+        if report is None or report.killed or not report.table.reading:
+            return None
+        return report.table
 
     def quiet_line(self, text: str) -> bool:
         """A message holding no word that opens, shapes or ends a report (anchors.may_anchor

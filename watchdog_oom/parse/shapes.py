@@ -42,11 +42,13 @@ from watchdog_oom.parse.wrappers import (
     _FORMATS,
     _HOST_KERNEL,
     _HOST_TAG,
+    _HOSTNAME,
     _ISO,
     _KMSG,
     _SHORT_FULL,
     _UPTIME,
-    _bsd_date,
+    HOST_SEARCH_CHARS,
+    _bsd_datetime,
     _ctime_date,
     _datetime,
     _epoch_date,
@@ -70,7 +72,10 @@ def _not(*patterns: re.Pattern) -> str:
 
 
 # _strip_host(): "host kernel: ", else "host " before "prog[pid]: ", else a bare "kernel: ", else nothing.
-_HOSTS = f"(?>{_HOST_KERNEL.pattern}|{_HOST_TAG.pattern}|{_BARE_KERNEL_TAG.pattern}|)"
+# The host before "kernel:" is named (group "host"): line_host() reads the same (_Shape.host()).
+_NAMED_HOST_KERNEL = _HOST_KERNEL.pattern.replace(r"\S++", r"(?P<host>\S++)", 1)
+assert _NAMED_HOST_KERNEL.startswith("(?P<host>")
+_HOSTS = f"(?>{_NAMED_HOST_KERNEL}|{_HOST_TAG.pattern}|{_BARE_KERNEL_TAG.pattern}|)"
 # After the date: the kernel's uptime "[ 1234.567890] " and the "host kernel: " that
 # journalctl -o short-monotonic puts after it. Its two groups are the pattern's last.
 _UPTIME_TAIL = f"(?>(?:{_step(_UPTIME)}{_step(_HOST_KERNEL)}?)?)"
@@ -90,7 +95,8 @@ _READERS: dict[str, Callable[[str, int | None], datetime | None]] = {
     "epoch": lambda stamp, year: _found(_epoch_date(stamp)),
     "short-full": lambda stamp, year: _found(_short_full_date(stamp)),
     "ctime": lambda stamp, year: _found(_ctime_date(stamp)),
-    "bsd": lambda stamp, year: _found(_bsd_date(stamp, year)),
+    # the stamp is what _BSD matched: _bsd_date() would match it again only to call this
+    "bsd": lambda stamp, year: _bsd_datetime(stamp, year),
     "dmesg-t": _dmesg_t,
 }
 
@@ -139,6 +145,20 @@ class _Shape:
             return wall, None
         usec = _mono_usec(seconds, 1_000_000)
         return wall, None if usec is None else usec + _fraction_usec(fraction)
+
+    def host(self, match: re.Match, text: str, lead: int) -> str | None:
+        """wrappers.line_host() of the line this shape matched as `text` (its blanks before,
+        `lead` of them, stripped), where its wrapper says it; None: ask line_host().
+
+        line_host() reads the host from the first HOST_SEARCH_CHARS characters: a date
+        opening the line (the first of _strip_date's dates that matches, which is this
+        shape's: its lookaheads refuse the ones tried before), then "host kernel:" (tried
+        first after a date, as here). Where this whole wrapper lies in those characters, the
+        line opens with a letter or digit and the host is a host name, it is this one."""
+        host = match["host"] if "host" in self.pattern.groupindex else None
+        if host is None or lead + match.end() > HOST_SEARCH_CHARS or not text[0].isalnum():
+            return None
+        return host if _HOSTNAME.fullmatch(host) else None
 
     def read(self, text: str, year: int | None) -> Unwrapped | None:
         """What unwrap() gives for `text` (stripped as unwrap strips it); None: not this shape."""
@@ -212,19 +232,7 @@ class LineUnwrapper:
     def __init__(self, *, year: int | None, fast: bool = True) -> None:
         self._year = year
         self._fast = fast  # False: every line through unwrap() (the differential tests' reference)
-        self._last: _Shape | None = None
-
-    def shaped(self, raw: str) -> tuple[_Shape, re.Match, str] | None:
-        """The shape of the line before, its match on `raw` (stripped as unwrap() strips it)
-        and that stripped text; None where it does not read `raw`. Learns nothing."""
-        last = self._last
-        if last is None or not self._fast:
-            return None
-        text = raw.rstrip("\r\n").lstrip()
-        if last.first != _first_class(text):
-            return None
-        match = last.match(text)
-        return None if match is None else (last, match, text)
+        self.last: _Shape | None = None  # the shape of the line before
 
     def unwrap(self, raw: str) -> Unwrapped:
         """unwrap(raw, year=…): the message, wall time, kernel usec, and whether a header was found."""
@@ -232,7 +240,7 @@ class LineUnwrapper:
             return unwrap(raw, year=self._year)
         text = raw.rstrip("\r\n").lstrip()
         first = _first_class(text)
-        last = self._last
+        last = self.last
         if last is not None and last.first == first:
             read = last.read(text, self._year)
             if read is not None:
@@ -241,6 +249,6 @@ class LineUnwrapper:
             for shape in _SHAPES[first]:
                 read = shape.read(text, self._year)
                 if read is not None:
-                    self._last = shape
+                    self.last = shape
                     return read
         return unwrap(raw, year=self._year)

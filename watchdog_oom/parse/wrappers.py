@@ -332,7 +332,8 @@ class Stamp:
     physical line as written (None for the live sources' bare messages): the host it names
     is read from it only when a kill is made. `notes` name the enclosures undone to read it
     (a kill's evidence), `sender` the tag or journal identifier that sent it, `host` the
-    host its enclosure named (a journal entry's _HOSTNAME)."""
+    host its enclosure named (a journal entry's _HOSTNAME) or the one line_host(raw) reads,
+    where the shape of its wrapper already said it (shapes._Shape.host())."""
 
     __slots__ = ("boot_id", "form", "host", "mono_usec", "notes", "raw", "sender", "source", "time")
 
@@ -533,7 +534,7 @@ class Decoder:
         # what lines() would act on: quoted-printable (see _quoted_printable), ANSI colours,
         # HTML entities ("&"), JSON (a quote, or a piece of a pretty-printed document), a bare CR
         if (raw.endswith("=") or "=3D" in raw or "\x1b" in raw or "&" in raw or '"' in raw or "\r" in raw
-                or _JSON_STRUCTURE.match(raw)):
+                or (not raw[:1].isalnum() and _JSON_STRUCTURE.match(raw))):  # (it opens with a blank or a mark)
             return None
         self.notes, self.entry = (), None
         return raw
@@ -751,5 +752,32 @@ def line_tag(raw: str, message: str) -> str | None:
     at = raw.find(message[:24]) if message else -1
     if at <= 0:
         return None
-    tag = _TAG_BEFORE.search(raw[max(0, at - 80):at])
-    return tag.group(1) if tag is not None else None
+    return tag_before(raw[max(0, at - 80):at])
+
+
+# What may follow a tag's colon to the end (blanks, the kernel's uptime), and what may stand before its "[pid]".
+_AFTER_TAG = re.compile(r"\s*(?:\[\s*\d+\.\d+\]\s*)?\Z")
+_TAG_PID = re.compile(r"\[\d+\]\Z")
+_TAG_RUN_BACKWARDS = re.compile(r"[\w.@/()-]{0,65}")
+
+
+def tag_before(window: str) -> str | None:
+    """The tag of _TAG_BEFORE.search(window) (group 1), found from the end: the pattern's
+    colon is the window's last (nothing after it may hold one), "[pid]" and the tag (a run of
+    1-64 tag characters that opens the window or follows a blank or a mark) stand right
+    before it. A search tries the pattern at every offset of the window: most of a kill's
+    evidence's cost."""
+    colon = window.rfind(":")
+    if colon < 0 or _AFTER_TAG.match(window, colon + 1) is None:
+        return None
+    end = colon
+    if window.endswith("]", 0, colon):  # "tag[pid]:"
+        end = window.rfind("[", 0, colon)
+        if end < 0 or _TAG_PID.match(window[:colon], end) is None:
+            return None
+    found = _TAG_RUN_BACKWARDS.match(window[max(0, end - 65):end][::-1])
+    run = found.end() if found is not None else 0
+    start = end - run
+    if not 0 < run <= 64 or not (start == 0 or window[start - 1].isspace() or window[start - 1] in ">:|`"):
+        return None
+    return window[start:end]
