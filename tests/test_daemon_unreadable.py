@@ -7,6 +7,7 @@ from pathlib import Path
 
 from proctree import ProcTree
 
+from tests.history_of import history_of
 from watchdog_oom.clock import FakeClock
 from watchdog_oom.config import parse_config
 from watchdog_oom.daemon import Daemon
@@ -42,7 +43,7 @@ def test_an_unreadable_kill_line_is_notified_once_and_good_kills_still_stored(tm
     for text in ["Out of memory: Killed process 8 (b", "Killed process 9 (c) --password=hunter2 total-vm:x",
                  f"Out of memory: Killed process 10 (d) {FIGURES}"]:
         pipeline.handle(KernelLine(text=text, source="kmsg", time=t0))
-    assert [k.pid for k in daemon.store.kills()] == [10]
-    (row,) = [n for n in daemon.store.notifications() if n.kind == "kill.unreadable"]
+    assert [k.pid for k in history_of(daemon).kills()] == [10]
+    (row,) = [n for n in history_of(daemon).notifications() if n.kind == "kill.unreadable"]
     assert row.data["count"] == 2 and row.data["lines"][0] == "Out of memory: Killed process 8 (b"
     assert "hunter2" not in str(row.data) and "hunter2" not in row.summary

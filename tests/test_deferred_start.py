@@ -5,6 +5,7 @@ rather than waiting in silence for a server that answers already."""
 
 from __future__ import annotations
 
+from history_of import history_of
 from servers import HttpSink
 from test_faults import append, config, kill_line, log, pg_rows, wait_for_kind  # noqa: F401 (log: a fixture)
 from test_service import Daemon, reap_daemons, wait_until  # noqa: F401 (reap_daemons: autouse fixture)
@@ -84,9 +85,9 @@ notifications:
                 assert wait_until(daemon.database.ready, timeout=30), caplog.text
                 # The last run's notification is sent: the senders start with the start's end.
                 assert wait_until(commit_notes, timeout=30), caplog.text
-                stored = len(daemon.store.samples())  # the last run's (and the scheduler's since)
+                stored = len(history_of(daemon).samples())  # the last run's (and the scheduler's since)
                 daemon.jobs.run_now("memory")
-                assert len(daemon.store.samples()) > stored
+                assert len(history_of(daemon).samples()) > stored
         finally:
             daemon.stop_event.set()
             daemon.shutdown()

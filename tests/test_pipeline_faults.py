@@ -8,6 +8,7 @@ from pathlib import Path
 
 from proctree import ProcTree
 
+from tests.history_of import history_of
 from watchdog_oom.clock import FakeClock
 from watchdog_oom.config import parse_config
 from watchdog_oom.daemon import Daemon
@@ -44,13 +45,13 @@ def test_a_kill_the_database_cannot_take_is_quarantined_and_the_others_are_store
                                                             "1208925819614629174706176kB"})
     pipeline.record([kill(t0, 1), poison, kill(t0, 9)])
     assert pipeline.unsaved == []
-    assert sorted(k.pid for k in daemon.store.kills()) == [1, 9]
-    (quarantined,) = daemon.store.quarantined()
+    assert sorted(k.pid for k in history_of(daemon).kills()) == [1, 9]
+    (quarantined,) = history_of(daemon).quarantined()
     assert "1208925819614629174706176" in quarantined.raw and "Overflow" in quarantined.error
     # Later kills are not held behind it, and it is not retried.
     pipeline.record([kill(t0, 12)])
-    assert sorted(k.pid for k in daemon.store.kills()) == [1, 9, 12]
-    unstored = [n for n in daemon.store.notifications() if n.kind == "kill.unstored"]
+    assert sorted(k.pid for k in history_of(daemon).kills()) == [1, 9, 12]
+    unstored = [n for n in history_of(daemon).notifications() if n.kind == "kill.unstored"]
     assert sorted(n.channel for n in unstored) == ["chat", "hook"]
     assert all(n.data["count"] == 1 and n.severity == "critical" for n in unstored)
 
@@ -63,10 +64,10 @@ def test_a_burst_is_stored_once_in_few_transactions_and_few_messages(tmp_path, t
         pipeline.record([k], force=False)
     pipeline.record(kills[:50])  # the same kills read again (a second source): no new rows
     pipeline.handle(None)
-    stored = daemon.store.kills(limit=10_000)
+    stored = history_of(daemon).kills(limit=10_000)
     assert len(stored) == 3000 and len({k.pid for k in stored}) == 3000
     per_channel = {}
-    for n in daemon.store.notifications():
+    for n in history_of(daemon).notifications():
         per_channel.setdefault(n.channel, []).append(n.data["count"])
     assert {c: sum(v) for c, v in per_channel.items()} == {"hook": 3000, "chat": 3000}
     assert all(len(v) <= 3 for v in per_channel.values()), per_channel

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from proctree import ProcTree
 
+from tests.history_of import history_of
 from watchdog_oom.clock import FakeClock
 from watchdog_oom.config import parse_config
 from watchdog_oom.daemon import Daemon
@@ -62,7 +63,7 @@ def test_commit_warning_names_the_likely_victims(tmp_path, t0):
     service = make_service(tmp_path, tree.root, t0)
     service.jobs.processes()
     service.jobs.memory()
-    alerts = {a.key: a for a in service.store.alerts()}
+    alerts = {a.key: a for a in history_of(service).alerts()}
     commit = alerts["commit"]
     assert commit.severity == "critical" and commit.status == "firing"
     victims = commit.data["victims"]
@@ -78,7 +79,7 @@ def test_commit_alert_resolves_when_commit_falls(tmp_path, t0):
     tree.meminfo(Committed_AS=10_000_000)
     service.shared.clock.t = t0 + timedelta(seconds=10)
     service.jobs.memory()
-    (commit,) = [a for a in service.store.alerts() if a.key == "commit"]
+    (commit,) = [a for a in history_of(service).alerts() if a.key == "commit"]
     assert commit.status == "resolved" and commit.resolved_at == t0 + timedelta(seconds=10)
 
 
@@ -100,7 +101,7 @@ notifications:
     service.jobs.memory()
     service.shared.clock.t = t0 + timedelta(minutes=61)
     service.jobs.memory()
-    reasons = [n.reason for n in reversed(service.store.notifications())]
+    reasons = [n.reason for n in reversed(history_of(service).notifications())]
     assert reasons == ["first", "repeat"]
 
 
@@ -110,12 +111,12 @@ def test_unlogged_kills_are_alerted_from_vmstat(tmp_path, t0):
     service.jobs.memory()  # baseline
     tree.vmstat(oom_kill=8)
     service.jobs.memory()  # seen once: the log may just lag
-    assert not [a for a in service.store.alerts() if a.key == "oom.unlogged"]
+    assert not [a for a in history_of(service).alerts() if a.key == "oom.unlogged"]
     service.jobs.memory()
-    (alert,) = [a for a in service.store.alerts() if a.key == "oom.unlogged"]
+    (alert,) = [a for a in history_of(service).alerts() if a.key == "oom.unlogged"]
     assert alert.data["missing"] == 3 and "3 OOM kills with no log record" in alert.summary
     service.jobs.memory()
-    assert len([a for a in service.store.alerts() if a.key == "oom.unlogged"]) == 1  # not again
+    assert len([a for a in history_of(service).alerts() if a.key == "oom.unlogged"]) == 1  # not again
 
 
 def test_a_resolution_while_the_database_is_down_is_stored_once_it_is_back(tmp_path, t0, own_pg):
@@ -131,7 +132,7 @@ notifications:
     service = make_service(tmp_path, tree.root, t0, hook, database=own_pg.url)
     clock = service.shared.clock
     service.jobs.memory()
-    assert [(a.key, a.status) for a in service.store.alerts() if a.key == "commit"] == [("commit", "firing")]
+    assert [(a.key, a.status) for a in history_of(service).alerts() if a.key == "commit"] == [("commit", "firing")]
     own_pg.stop()
     tree.meminfo(Committed_AS=10_000_000)
     clock.t = t0 + timedelta(seconds=10)
@@ -143,9 +144,9 @@ notifications:
     own_pg.start()
     clock.t = t0 + timedelta(seconds=20)
     service.jobs.memory()
-    (commit,) = [a for a in service.store.alerts() if a.key == "commit"]
+    (commit,) = [a for a in history_of(service).alerts() if a.key == "commit"]
     assert commit.status == "resolved" and commit.resolved_at == t0 + timedelta(seconds=20)
-    assert sorted(n.reason for n in service.store.notifications()) == ["first", "resolved"]
+    assert sorted(n.reason for n in history_of(service).notifications()) == ["first", "resolved"]
     service.store.close()
 
 
@@ -175,7 +176,7 @@ def kill_uncounted_in(tmp_path: Path, cgroup: str) -> None:
 
 def unlogged_alerts(service) -> list:
     return sorted(((a.key, a.data.get("cgroup"), a.data["missing"])
-                   for a in service.store.alerts() if a.kind == "oom.unlogged"), key=str)
+                   for a in history_of(service).alerts() if a.kind == "oom.unlogged"), key=str)
 
 
 @pytest.mark.parametrize("cgroups_first", [False, True])
@@ -245,10 +246,10 @@ processes:
     service.jobs.processes()
     assert adj_of(critical.pid) == 0
     assert adj_of(bystander.pid) == 500
-    (change,) = service.store.protections()
+    (change,) = history_of(service).protections()
     assert (change.pid, change.from_adj, change.to_adj, change.error) == (critical.pid, 500, 0, None)
     service.jobs.processes()  # already protected: nothing more to do
-    assert len(service.store.protections()) == 1
+    assert len(history_of(service).protections()) == 1
 
 
 def test_kills_are_held_while_the_database_refuses_and_stored_once_it_answers(tmp_path, t0):
@@ -273,7 +274,7 @@ def test_kills_are_held_while_the_database_refuses_and_stored_once_it_answers(tm
         conn.execute("ALTER TABLE kills_away RENAME TO kills")
     pipeline.handle(None)
     assert pipeline.unsaved == []
-    assert [k.pid for k in service.store.kills()] == [1772]
+    assert [k.pid for k in history_of(service).kills()] == [1772]
     with service.store.tx() as tx:
         assert tx.get_cursor("kmsg") == f"b:{record.seq}"
 
@@ -290,7 +291,7 @@ def test_buffer_kills_stored_after_the_vmstat_baseline_do_not_hide_unlogged_ones
     tree.vmstat(oom_kill=5)  # two kills the log never showed
     service.jobs.memory()
     service.jobs.memory()
-    (alert,) = [a for a in service.store.alerts() if a.key == "oom.unlogged"]
+    (alert,) = [a for a in history_of(service).alerts() if a.key == "oom.unlogged"]
     assert alert.data["missing"] == 2
 
 
@@ -312,7 +313,7 @@ def test_a_systemd_oomd_kill_is_recorded_and_logged_without_a_pid(tmp_path, t0, 
             "/system.slice being 80.12% > 50.00% for > 20s with reclaim activity")
     with caplog.at_level("WARNING", logger="watchdog_oom"):
         pipeline.handle(KernelLine(text=line, source="journal", time=t0, cursor="c1"))
-    (kill,) = service.store.kills()
+    (kill,) = history_of(service).kills()
     assert kill.pid is None and kill.killer == "systemd-oomd" and kill.process == "batch.service"
     assert any("batch.service (a cgroup) killed by systemd-oomd" in r.getMessage() for r in caplog.records)
 
@@ -347,11 +348,11 @@ def test_the_kernel_log_thread_outlives_a_database_failure_and_alerts_later(tmp_
     assert thread.is_alive()
     with sqlite3.connect(db) as conn:
         conn.execute("ALTER TABLE alerts_away RENAME TO alerts")
-    assert eventually(lambda: [a for a in service.store.alerts() if a.key == "kernel_log.down"])
+    assert eventually(lambda: [a for a in history_of(service).alerts() if a.key == "kernel_log.down"])
     service.stop_event.set()
     thread.join(timeout=10)
     assert not thread.is_alive()
-    (alert,) = [a for a in service.store.alerts() if a.key == "kernel_log.down"]
+    (alert,) = [a for a in history_of(service).alerts() if a.key == "kernel_log.down"]
     assert alert.status == "firing" and "status 1" in alert.summary
 
 
@@ -370,5 +371,5 @@ notifications:
     pipeline.resume("journal", first_start=False)  # the source failed before catching up
     pipeline.handle(KernelLine(text=kill_line.format(pid=2222), source="journal", time=t0, cursor="c2"))
     pipeline.handle(CaughtUp("journal"))
-    (note,) = service.store.notifications()
+    (note,) = history_of(service).notifications()
     assert note.data["backlog"] is True and sorted(k["pid"] for k in note.data["kills"]) == [1111, 2222]

@@ -23,7 +23,7 @@ from typing import Any
 
 from watchdog_oom.model import Alert, Notification, severity_rank
 from watchdog_oom.notify import Channel, ChannelError, redact
-from watchdog_oom.store import Store, Tx, kill_record, mute_matches
+from watchdog_oom.store import Recorder, Tx, kill_record, mute_matches
 from watchdog_oom.store.health import database_failure, failure_text
 from watchdog_oom.stored import AlertEpisode, OutboxRow, StoredKill
 from watchdog_oom.valueclass import valueclass
@@ -334,7 +334,7 @@ def backoff(attempts: int, rng: random.Random, initial: float = BACKOFF_BASE, ca
 class Dispatcher:
     """Sends due outbox rows of this host. `clock` and `rng` are seams for tests."""
 
-    def __init__(self, store: Store, channels: Mapping[str, Channel], max_age: float,
+    def __init__(self, store: Recorder, channels: Mapping[str, Channel], max_age: float,
                  clock: Callable[[], datetime], rng: random.Random | None = None,
                  retry_initial: float = BACKOFF_BASE, retry_max: float = BACKOFF_CAP,
                  secrets: Sequence[str] = ()) -> None:

@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector, start_http_se
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from watchdog_oom.model import CgroupSample, MemorySample
-from watchdog_oom.store import Store, StoreError
+from watchdog_oom.store import Recorder, StoreError
 from watchdog_oom.valueclass import valueclass
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class MetricsServer:
 class Metrics:
     """The collector of one host's metrics, in its own registry (`.registry`)."""
 
-    def __init__(self, store: Store, host: str, latest_sample: Callable[[], MemorySample | None],
+    def __init__(self, store: Recorder, host: str, latest_sample: Callable[[], MemorySample | None],
                  last_check: Callable[[], datetime | None], started: datetime | None = None,
                  cgroups: Callable[[], Sequence[CgroupSample]] = tuple,
                  database: Callable[[], Any] | None = None) -> None:

@@ -56,7 +56,7 @@ class Daemon:
     def __init__(self, cfg: config_mod.Config, config_path: str | None = None,
                  env: Mapping[str, str] = os.environ, clock: Clock = utcnow) -> None:
         from watchdog_oom.dispatch import Outbox, Route
-        from watchdog_oom.store import Store
+        from watchdog_oom.store import Recorder
 
         self.config_path = config_path
         self.env = env
@@ -64,7 +64,7 @@ class Daemon:
         self.stop_event = threading.Event()
         self.reload_requested = threading.Event()
         self.shared = Shared(
-            cfg=cfg, store=Store(cfg.database, cfg.host), clock=clock,
+            cfg=cfg, store=Recorder(cfg.database, cfg.host), clock=clock,
             outbox=Outbox([Route.of(c) for c in cfg.notifications.channels], cfg.notifications.group_wait),
             redactor=Redactor(cfg.processes.redact), boot_id=procfs.read_boot_id(cfg.procfs),
             host=HostState(processes.ProcessCache(cfg.processes.cache_size)))

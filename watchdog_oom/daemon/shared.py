@@ -22,7 +22,7 @@ from watchdog_oom.rules.cgroups import preceding_alert
 
 if TYPE_CHECKING:
     from watchdog_oom.dispatch import Outbox
-    from watchdog_oom.store import Store
+    from watchdog_oom.store import Recorder
 
 SAMPLES_KEPT = 4096  # the memory samples kept for the trend rule and the state before a kill
 CGROUP_LINK_WITHIN = timedelta(hours=1)  # how old a cgroup alert may be to be linked to a kill
@@ -126,7 +126,7 @@ class Shared:
     """The store, clock, alert state and configuration the daemon's parts work with."""
 
     cfg: config_mod.Config
-    store: Store
+    store: Recorder
     clock: Clock
     outbox: Outbox
     redactor: Redactor

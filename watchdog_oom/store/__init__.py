@@ -1,10 +1,12 @@
 """The history store: every SQL statement of watchdog-oom lives here, and SQLAlchemy is
 used nowhere else (Core only: tables.py, statements on connections; no ORM).
 
-`Store(url, host)` opens any SQLAlchemy URL (SQLite by default), migrates it with Alembic,
-and hands out transactions (`Store.tx()`) in which the daemon writes rows, the source
-cursor that produced them and the notifications they cause, all or nothing. The outbox
-(`claim_due`, `mark_sent`, `mark_retry`, `mark_failed`) and the history queries are here too.
+`Recorder(url, host)` (recorder.py), what the daemon holds, opens any SQLAlchemy URL
+(SQLite by default), migrates it with Alembic, and hands out transactions
+(`Recorder.tx()`) in which the daemon writes rows, the source cursor that produced them
+and the notifications they cause, all or nothing; the outbox (`claim_due`, `mark_sent`,
+`mark_retry`, `mark_failed`) and retention are there too. `Store(url, host)` (history.py)
+is a `Recorder` that also reads the history back, for the commands.
 Everything comes back as the values of watchdog_oom.stored, never as rows.
 """
 
@@ -16,19 +18,23 @@ from typing import Any
 # Loaded on first use: SQLAlchemy costs a command that stores nothing (`check`,
 # `processes`) most of its start-up, and `import` overlaps it with reading the logs. The
 # kill record and mute rules need no database at all; Tx (the write side) only a writer.
-_HISTORY, _RECORDS = "watchdog_oom.store.history", "watchdog_oom.store.records"
+# The daemon holds a `Recorder`, which writes and serves the outbox: the history's read
+# side (`Store`'s queries and charts) is never loaded in it. Each name comes from the
+# module that defines it, so that asking for one loads no more than it needs.
+_ENGINE, _HISTORY, _RECORDS = "watchdog_oom.store.engine", "watchdog_oom.store.history", "watchdog_oom.store.records"
 _LAZY = {
-    "CLAIM_LEASE": _HISTORY,
-    "KILL_FIELDS": _HISTORY,
+    "CLAIM_LEASE": "watchdog_oom.store.outbox",
+    "KILL_FIELDS": "watchdog_oom.model",
+    "Recorder": "watchdog_oom.store.recorder",
     "SAME_KILL_WINDOW": _RECORDS,
-    "SCHEMA_HEAD": _HISTORY,
+    "SCHEMA_HEAD": _ENGINE,
     "Store": _HISTORY,
     "Tx": "watchdog_oom.store.writes",
-    "alembic_config": _HISTORY,
+    "alembic_config": _ENGINE,
     "kill_record": _RECORDS,
-    "make_engine": _HISTORY,
+    "make_engine": _ENGINE,
     "mute_matches": _RECORDS,
-    "with_local_time": _HISTORY,
+    "with_local_time": "watchdog_oom.model",
 }
 
 __all__ = ["StoreError", *sorted(_LAZY)]

@@ -1,20 +1,19 @@
-"""The history store: `Store`, the facade the rest of watchdog-oom uses (see the package
-docstring). Its parts live beside it, one concern each: engine.py (the engine, its
-hooks, repairs and the schema's revision), outbox.py (claiming and finishing
-notifications), queries.py (the read side), charts.py (the report's samples reduced to
-what a chart draws), writes.py (`Tx`, the write side), records.py (what a kill record is
-and when two are one)."""
+"""The history store: `Store`, the facade the commands use (see the package docstring):
+the daemon's `Recorder` (recorder.py: transactions, the outbox, retention) and the read
+side. Its parts live beside it, one concern each: engine.py (the engine, its hooks,
+repairs and the schema's revision), outbox.py (claiming and finishing notifications),
+queries.py (the read side), charts.py (the report's samples reduced to what a chart
+draws), writes.py (`Tx`, the write side), records.py (what a kill record is and when
+two are one)."""
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.exc import SQLAlchemyError
 
 from watchdog_oom.bounds import cap_kill
 from watchdog_oom.model import KILL_FIELDS, OomKill, with_local_time
@@ -29,8 +28,9 @@ from watchdog_oom.store.engine import (
     make_engine,
     migrations_dir,
 )
-from watchdog_oom.store.outbox import CLAIM_LEASE, OutboxQueue
+from watchdog_oom.store.outbox import CLAIM_LEASE
 from watchdog_oom.store.queries import HistoryQueries
+from watchdog_oom.store.recorder import Recorder
 from watchdog_oom.store.records import (
     SAME_KILL_WINDOW,
     TRACEPOINT,
@@ -44,9 +44,6 @@ from watchdog_oom.store.records import (
 from watchdog_oom.store.tables import mutes
 from watchdog_oom.stored import MuteRule, StoredKill
 
-if TYPE_CHECKING:
-    from watchdog_oom.store.writes import Tx
-
 __all__ = [
     "CLAIM_LEASE",
     "KILL_FIELDS",
@@ -54,6 +51,7 @@ __all__ = [
     "SCHEMA_HEAD",
     "TRACEPOINT",
     "UNKNOWN_NAME",
+    "Recorder",
     "Store",
     "StoreError",
     "_answers",
@@ -73,26 +71,9 @@ __all__ = [
 IMPORT_BATCH = 2000
 
 
-class Store(HistoryQueries, ChartQueries, OutboxQueue):
-    """The history database of one host (or of a fleet, each row carrying its host)."""
-
-    def __init__(self, url: str, host: str) -> None:
-        super().__init__(url, host)
-        # The newest cursor committed per source by this process: what a database that was
-        # deleted or replaced under the daemon gets back, so nothing is read twice.
-        self.cursors_committed: dict[str, str] = {}
-
-    # -- transactions -------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def tx(self) -> Iterator[Tx]:
-        """One transaction: everything done through the Tx commits together or not at all."""
-        from watchdog_oom.store.writes import Tx  # the write side: a read-only command never loads it
-
-        with self._connection() as conn, conn.begin():
-            tx = Tx(conn, self.host)
-            yield tx
-        self.cursors_committed.update(tx.cursors_set)
+class Store(Recorder, HistoryQueries, ChartQueries):
+    """The history database of one host (or of a fleet, each row carrying its host): what
+    the daemon records, and the history read back."""
 
     def import_kills(self, kills: Iterable[OomKill], now: datetime,
                      batch_size: int = IMPORT_BATCH) -> Iterator[tuple[StoredKill, bool]]:
@@ -132,26 +113,3 @@ class Store(HistoryQueries, ChartQueries, OutboxQueue):
         m = mutes.c
         with self._connection() as conn, conn.begin():
             return bool(conn.execute(update(mutes).where(m.id == mute_id, m.until > now).values(until=now)).rowcount)
-
-    # -- retention ----------------------------------------------------------------------
-
-    def prune(self, now: datetime, *, samples: float, kills: float, alerts: float,
-              notifications: float, raw_samples: float,
-              adjustments: float = 400 * 86400.0) -> dict[str, int]:
-        """Delete rows past their retention and downsample aging samples; counts per kind."""
-        from watchdog_oom.store import retention
-
-        policy = retention.RetentionPolicy(samples=samples, kills=kills, alerts=alerts, notifications=notifications,
-                                 raw_samples=raw_samples, adjustments=adjustments)
-        try:
-            return retention.prune(self.engine, self.host, now, policy)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"retention: {db_error(exc)}") from exc
-
-    def downsample(self, now: datetime, raw_samples: float) -> int:
-        """Replace raw samples older than `raw_samples` by 5-minute means, and 5-minute
-        means older than a week by hourly means. Returns the number of rows removed."""
-        from watchdog_oom.store import retention
-
-        return retention.downsample(self.engine, self.host, now, raw_samples)
-

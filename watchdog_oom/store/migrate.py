@@ -11,7 +11,8 @@ import re
 import subprocess
 import sys
 
-from watchdog_oom.store import Store, StoreError
+from watchdog_oom.store import StoreError
+from watchdog_oom.store.engine import Database
 
 # SQLAlchemy's link to its generic page about an error class: noise in a one-line message.
 _BACKGROUND = re.compile(r"\(Background on this error at: [^)]*\)")
@@ -32,9 +33,9 @@ def migrate_in_child(url: str, timeout: float = 300.0) -> str:
 def main() -> int:
     url = sys.stdin.read().strip()
     try:
-        store = Store(url, host="")
-        print(store.upgrade())
-        store.close()
+        database = Database(url, host="")
+        print(database.upgrade())
+        database.close()
     except StoreError as exc:
         print(_one_line(str(exc)), file=sys.stderr)
         return 1

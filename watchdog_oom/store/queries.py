@@ -1,6 +1,7 @@
 """The history's read side: kills, samples, alerts, notifications and the rest as the values
-of watchdog_oom.stored, filtered and ordered as the `history`, `report` and `/metrics`
-commands ask. Core statements on one connection each; nothing here writes."""
+of watchdog_oom.stored, filtered and ordered as the `history`, `show` and `report`
+commands ask. Core statements on one connection each; nothing here writes. A part of
+`Store`, never loaded by the daemon (whose `Recorder` has the metrics endpoint's counts)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import ColumnElement, DateTime, Select, String, Table, and_, case, func, or_, select, type_coerce
+from sqlalchemy import ColumnElement, DateTime, Select, String, Table, and_, func, or_, select, type_coerce
 
 from watchdog_oom.model import KILL_FIELDS, CgroupSample
-from watchdog_oom.store.engine import Database, _answers
+from watchdog_oom.store.engine import Database
 from watchdog_oom.store.records import SAMPLE_FIELDS, cgroup_sample
 from watchdog_oom.store.tables import (
     UtcDateTime,
@@ -143,27 +144,6 @@ class HistoryQueries(Database):
             return rows, len(rows)
         with self.engine.connect() as conn:
             return rows, conn.execute(select(func.count()).select_from(alerts).where(*overlap)).scalar() or 0
-
-    @_answers
-    def kill_totals(self, host: str, recorded_since: datetime | None = None) -> list[tuple[str, str | None, int]]:
-        """(killer, constraint, count) of the kills of `host` recorded since a moment."""
-        k = kills.c
-        query = select(k.killer, k.constraint, func.count()).where(k.host == host)
-        if recorded_since is not None:
-            query = query.where(k.recorded_at >= recorded_since)
-        query = query.group_by(k.killer, k.constraint).order_by(k.killer, k.constraint)
-        with self.engine.connect() as conn:
-            return [(killer, constraint, int(n)) for killer, constraint, n in conn.execute(query)]
-
-    @_answers
-    def alert_counts(self, host: str) -> list[tuple[str, str, int]]:
-        """(kind, severity, firing now) for every kind of alert `host` has had."""
-        a = alerts.c
-        firing = func.sum(case((a.status == "firing", 1), else_=0))
-        query = (select(a.kind, a.severity, firing).where(a.host == host)
-                 .group_by(a.kind, a.severity).order_by(a.kind, a.severity))
-        with self.engine.connect() as conn:
-            return [(kind, severity, int(n or 0)) for kind, severity, n in conn.execute(query)]
 
     def kill(self, kill_id: int) -> StoredKill | None:
         """One stored kill by its id."""

@@ -1,0 +1,95 @@
+"""`Recorder`: the store as the long-running daemon holds it. Transactions that record
+(`tx()`), the outbox its senders claim from, retention, the counts the metrics endpoint
+serves, and the engine's repairs (engine.py) — and nothing that reads the history back.
+
+The history's read side (queries.py, charts.py: the `history`, `show` and `report`
+commands) is in `Store`, which is a `Recorder` too (history.py). The daemon holds a
+`Recorder`, so those modules and their statements are never loaded in the process that
+must stay small; a command that reads the history opens a `Store`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import case, func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from watchdog_oom.store import StoreError
+from watchdog_oom.store.engine import _answers, db_error
+from watchdog_oom.store.outbox import OutboxQueue
+from watchdog_oom.store.tables import alerts, kills
+
+if TYPE_CHECKING:
+    from watchdog_oom.store.writes import Tx
+
+
+class Recorder(OutboxQueue):
+    """The history database of one host (or of a fleet, each row carrying its host), as
+    the daemon writes to it."""
+
+    def __init__(self, url: str, host: str) -> None:
+        super().__init__(url, host)
+        # The newest cursor committed per source by this process: what a database that was
+        # deleted or replaced under the daemon gets back, so nothing is read twice.
+        self.cursors_committed: dict[str, str] = {}
+
+    # -- transactions -------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def tx(self) -> Iterator[Tx]:
+        """One transaction: everything done through the Tx commits together or not at all."""
+        from watchdog_oom.store.writes import Tx  # the write side: a read-only command never loads it
+
+        with self._connection() as conn, conn.begin():
+            tx = Tx(conn, self.host)
+            yield tx
+        self.cursors_committed.update(tx.cursors_set)
+
+    # -- retention ----------------------------------------------------------------------
+
+    def prune(self, now: datetime, *, samples: float, kills: float, alerts: float,
+              notifications: float, raw_samples: float,
+              adjustments: float = 400 * 86400.0) -> dict[str, int]:
+        """Delete rows past their retention and downsample aging samples; counts per kind."""
+        from watchdog_oom.store import retention
+
+        policy = retention.RetentionPolicy(samples=samples, kills=kills, alerts=alerts, notifications=notifications,
+                                 raw_samples=raw_samples, adjustments=adjustments)
+        try:
+            return retention.prune(self.engine, self.host, now, policy)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"retention: {db_error(exc)}") from exc
+
+    def downsample(self, now: datetime, raw_samples: float) -> int:
+        """Replace raw samples older than `raw_samples` by 5-minute means, and 5-minute
+        means older than a week by hourly means. Returns the number of rows removed."""
+        from watchdog_oom.store import retention
+
+        return retention.downsample(self.engine, self.host, now, raw_samples)
+
+    # -- the metrics endpoint's counts ----------------------------------------------------
+
+    @_answers
+    def kill_totals(self, host: str, recorded_since: datetime | None = None) -> list[tuple[str, str | None, int]]:
+        """(killer, constraint, count) of the kills of `host` recorded since a moment."""
+        k = kills.c
+        query = select(k.killer, k.constraint, func.count()).where(k.host == host)
+        if recorded_since is not None:
+            query = query.where(k.recorded_at >= recorded_since)
+        query = query.group_by(k.killer, k.constraint).order_by(k.killer, k.constraint)
+        with self.engine.connect() as conn:
+            return [(killer, constraint, int(n)) for killer, constraint, n in conn.execute(query)]
+
+    @_answers
+    def alert_counts(self, host: str) -> list[tuple[str, str, int]]:
+        """(kind, severity, firing now) for every kind of alert `host` has had."""
+        a = alerts.c
+        firing = func.sum(case((a.status == "firing", 1), else_=0))
+        query = (select(a.kind, a.severity, firing).where(a.host == host)
+                 .group_by(a.kind, a.severity).order_by(a.kind, a.severity))
+        with self.engine.connect() as conn:
+            return [(kind, severity, int(n or 0)) for kind, severity, n in conn.execute(query)]
