@@ -350,6 +350,42 @@ def test_a_failing_channel_delays_no_other_and_rows_of_removed_channels_are_drop
             senders.stop()
     (gone,) = [n for n in store.notifications() if n.channel == "gone"]
     assert "no longer configured" in gone.last_error
+    # One thread per channel: a free channel's thread failed the removed channel's row.
+    assert sorted(t.name for t in senders.threads) == ["send:chat", "send:down"]
+
+
+def test_with_no_channel_left_one_thread_fails_the_rows_of_removed_channels(store, t0):
+    from watchdog_oom.dispatch import Senders
+
+    clock = Clock(t0)
+    _enqueue(store, "gone", "to gone", t0)
+    senders = Senders(Dispatcher(store, {}, max_age=3600, clock=clock)).start()
+    try:
+        _wait_until(lambda: [n.status for n in store.notifications()] == ["failed"])
+        _enqueue(store, "gone", "again", t0)  # written meanwhile (another process): found when woken
+        senders.wake()
+        _wait_until(lambda: [n.status for n in store.notifications()] == ["failed", "failed"])
+    finally:
+        senders.stop()
+    assert [t.name for t in senders.threads] == ["send:unconfigured"]
+
+
+def test_rows_of_a_removed_channel_queued_later_are_failed_when_the_senders_are_woken(store, t0):
+    from watchdog_oom.dispatch import Senders
+
+    clock = Clock(t0)
+    with HttpSink() as chat:
+        channels = {"chat": build_channel("webhook", "chat", url=chat.url)}
+        senders = Senders(Dispatcher(store, channels, max_age=3600, clock=clock)).start()
+        try:
+            _enqueue(store, "gone", "to gone", t0)
+            _enqueue(store, "chat", "to chat", t0)
+            senders.wake()
+            chat.wait_for(1, timeout=20)
+            _wait_until(lambda: {n.channel: n.status for n in store.notifications()}
+                        == {"chat": "sent", "gone": "failed"})
+        finally:
+            senders.stop()
 
 
 def _wait_until(condition, timeout=20.0):
