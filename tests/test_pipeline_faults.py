@@ -91,3 +91,24 @@ def test_import_stores_the_good_kills_and_reports_the_one_it_quarantined(store, 
     # Imported again: nothing new, nothing doubled.
     recorded, unstored = _import_batch(store, good, t0, err)
     assert unstored == 0 and not any(new for _, new, _ in recorded) and len(store.kills()) == 2
+
+
+def test_a_nul_in_a_kills_text_never_stops_the_import(store, t0):
+    """A NUL read from a damaged log (a kill line's name): SQLite stores it; PostgreSQL's text
+    columns refuse it, so the kill is quarantined, and the quarantine (which keeps the same
+    texts) must take it, not fail in turn and end the import with the kills after it."""
+    import io
+
+    from watchdog_oom.cli.import_logs import _import_batch
+    from watchdog_oom.store.rows import PID, kill_row
+
+    line = "Out of memory: Killed process 3 (a\x00b) total-vm:1kB, anon-rss:1kB, file-rss:0kB"
+    bad = kill_row(kill(t0, 3, process="a\x00b", extra={"kill_line": line}), "web-01")
+    good = kill_row(kill(t0, 4), "web-01")
+    err = io.StringIO()
+    recorded, unstored = _import_batch(store, [bad, good], t0, err)
+    assert 4 in [row[PID] for _, new, row in recorded if new]
+    assert sorted(k.pid for k in store.kills()) + [q.process for q in store.quarantined()] in (
+        [3, 4], [4, "a\\x00b"])
+    for quarantined in store.quarantined():
+        assert "a\\x00b" in quarantined.raw and "\x00" not in quarantined.raw + quarantined.error

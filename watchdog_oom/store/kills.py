@@ -25,6 +25,13 @@ from watchdog_oom.stored import QuarantinedRecord, StoredKill, from_row
 k = kills.c
 
 
+def _no_nul(text: Any) -> Any:
+    """`text` with each NUL written `\\x00`, as the kernel escapes it in /dev/kmsg: a damaged
+    log's NUL is why PostgreSQL refused the kill (its text columns cannot hold one), and
+    the quarantine must take what the kills table would not."""
+    return text.replace("\x00", "\\x00") if isinstance(text, str) and "\x00" in text else text
+
+
 class KillWrites:
     """Writes and reads of kills inside one transaction (a part of `Tx`)."""
 
@@ -81,9 +88,10 @@ class KillWrites:
         when = kill.time
         if when is not None and when.tzinfo is None:
             when = with_local_time(kill).time
-        values: dict[str, Any] = dict(host=kill.host or self.host, time=when, recorded_at=now, source=kill.source,
-                      process=cap(kill.process, PROCESS_MAX) if kill.process else None,
-                      raw=cap(raw, TEXT_MAX), error=cap(error, TEXT_MAX))
+        values: dict[str, Any] = dict(host=_no_nul(kill.host or self.host), time=when, recorded_at=now,
+                                      source=_no_nul(kill.source),
+                                      process=cap(_no_nul(kill.process), PROCESS_MAX) if kill.process else None,
+                                      raw=cap(_no_nul(raw), TEXT_MAX), error=cap(_no_nul(error), TEXT_MAX))
         row_id = insert_id(self.conn, quarantined_kills, values)
         return QuarantinedRecord(id=row_id, **values)
 
