@@ -117,3 +117,4 @@ def test_import_json_elements_are_to_jsons_whatever_the_evidence() -> None:
     for records in batches:
         whole = to_json([dict(zip(RECORD_KEYS, values, strict=True)) for values in records])
         assert "[\n" + _json_elements([list(column) for column in zip(*records, strict=True)]) + "\n]" == whole
+
