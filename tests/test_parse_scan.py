@@ -154,3 +154,23 @@ def test_the_zeros_a_copytruncate_leaves_in_a_log_do_not_hide_the_kills_after_th
         with path.open("rb") as stream:
             assert list(iter_kills(stream, "import", chunk_size=65536, workers=workers)) == expected
     assert list(iter_kills(io.BytesIO(text), "import", chunk_size=65536)) == expected
+
+
+def test_a_line_is_a_kill_line_as_the_whole_expression_says(corpus_log) -> None:
+    # _is_kill_line tries each way of _KILL_LINE only where the text it needs is in the
+    # line: on every line of the corpus and the test data, and on lines made to hold each
+    # way's text without it matching, it says what _KILL_LINE.search says.
+    from watchdog_oom.parse.scan import _KILL_LINE, _KILL_LINE_WAYS, _is_kill_line
+
+    assert all(needed in pattern for needed, pattern in _KILL_LINE_WAYS)
+    made = [b"systemd[1]: Killing process 12 (sleep) with signal SIGKILL.", b"Sending SIGTERM to 12 (x)",
+            b"send SIGKILL", b"Marked /system.slice/a.service for killing", b"Marked x", b"killing process 12 \"a\"",
+            b"killing process 12 a", b"systemd-oomd killed 3 processes", b"oomd killed x", b"run the command: kill",
+            b"oom-killer oom-kill: kill", b"Kill", b"Killed /user.slice", b"Killing process 'x'"]
+    lines = made + corpus_log[1].split(b"\n")
+    lines += [line for path in sorted(Path(__file__).parent.joinpath("data").rglob("*")) if path.is_file()
+              for line in path.read_bytes().split(b"\n")]
+    assert len(lines) > 10_000
+    for line in lines:
+        buffer = bytearray(b"\n" + line + b"\n")
+        assert _is_kill_line(buffer, 1, len(buffer)) == bool(_KILL_LINE.search(buffer, 1, len(buffer))), line
