@@ -128,7 +128,8 @@ def _collected_rarely() -> Iterator[None]:
     A batch of rows unpickled is some 20,000 new objects, all freed by their reference
     counts once recorded; each pass of the collector walked them all again, and the
     oldest generation's walked everything SQLAlchemy had loaded: a seventh of the
-    recording process's time."""
+    recording process's time (in the reading child, which holds a batch of rows while
+    it parses on, two to three percent)."""
     threshold = gc.get_threshold()
     gc.freeze()
     gc.set_threshold(100_000, *threshold[1:])
@@ -395,7 +396,7 @@ def _read_beside(paths: Sequence[str], filing: Filing, err: TextIO,
             _die_with_parent(parent)
             _sigbus_ends_quietly()
             os.close(readable)
-            with os.fdopen(writable, "wb") as pipe:
+            with os.fdopen(writable, "wb") as pipe, _collected_rarely():
                 # each kill as its row: plain values, pickled at a fraction of an object's cost
                 for event in _events(paths, filing, err, marks=True):
                     pickle.dump(event, pipe, protocol=pickle.HIGHEST_PROTOCOL)

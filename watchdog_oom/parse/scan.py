@@ -66,6 +66,7 @@ _CHUNK = 32 << 20  # bytes read at a time
 _SEGMENT = 8 << 20
 _MAP_AT_LEAST = 1 << 20  # a smaller file is read: mapping it would save nothing
 _LOOKBACK = 4 << 20  # how far before a kill line its report may begin (~30 000 tasks)
+_LINE_BYTES = 4 * LINE_CHARS + 1  # the bytes of a line given to the parser at most
 _NEAR = 1024  # after a kill word, bytes searched by bytearray.find before the C library's search
 
 
@@ -248,12 +249,15 @@ class _Scanner:
     def _feed_from(self, start: int, end: int, must_reach: int = 0) -> Iterator[OomKill]:
         """Feed lines from start: through the one at must_reach, then while they matter."""
         buffer, parser, at = self.buffer, self.parser, start
+        feed, source, base = parser.feed, self.source, self.base  # looked up once: this runs per line
         while at < end and (at <= must_reach or parser.collecting):
             stop = buffer.find(b"\n", at, end)
             stop = end if stop < 0 else stop + 1
             # a line is read up to LINE_CHARS characters (4 bytes each at most); the Decoder cuts and counts
-            raw = buffer[at:min(stop, at + 4 * LINE_CHARS + 1)].decode("utf-8", "replace")
-            yield from parser.feed(KernelLine(text=raw, source=self.source, wrapped=True), offset=self.base + at)
+            raw = buffer[at:min(stop, at + _LINE_BYTES)].decode("utf-8", "replace")
+            kills = feed(KernelLine(text=raw, source=source, wrapped=True), offset=base + at)
+            if kills:
+                yield from kills
             at = stop
         self.position = at
 
