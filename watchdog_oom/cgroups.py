@@ -28,7 +28,7 @@ import os
 import re
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timedelta
 
 from watchdog_oom.model import CgroupSample, CgroupTask
@@ -53,7 +53,7 @@ class Hierarchy:
     root: str  # its mount point: /sys/fs/cgroup (v2), /sys/fs/cgroup/memory (v1)
 
 
-@dataclass(slots=True)
+@valueclass(frozen=False)
 class Scan:
     """One pass over the memory hierarchies."""
 
@@ -316,7 +316,7 @@ def _labels(path: str, names: RuntimeNames | None, now: datetime) -> dict[str, s
 
 # -- the scan -----------------------------------------------------------------------------
 
-@dataclass(slots=True)
+@valueclass(frozen=False)
 class _Node:
     rel: str  # path as the kernel prints it
     depth: int

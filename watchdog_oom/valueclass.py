@@ -25,6 +25,12 @@ __eq__ but no __hash__ still hashes by its fields, as a frozen dataclass does.
 
     @valueclass                  # as @dataclass(frozen=True, slots=True)
     @valueclass(slots=False)     # as @dataclass(frozen=True): instances keep a __dict__
+    @valueclass(frozen=False)    # as @dataclass(slots=True): mutable, unhashable, eq by fields
+    @valueclass(frozen=False, slots=False, eq=False)   # as @dataclass(eq=False): by identity
+
+The few mutable ones (the daemon's shared state, a scan's accumulators) go through it too,
+for their shared __repr__ and __eq__ (about 20 kB of the daemon's for nine classes), and so
+that the package has one rule: a dataclass is declared with `@valueclass`.
 """
 
 from __future__ import annotations
@@ -109,13 +115,13 @@ def _delattr(self: Any, name: str) -> None:
     object.__delattr__(self, name)
 
 
-def _make(cls: type[_T], slots: bool) -> type[_T]:
+def _make(cls: type[_T], slots: bool, frozen: bool, eq: bool) -> type[_T]:
     own = cls.__dict__
     # dataclass's rule: a class body that defines __eq__ and no __hash__ gets __hash__ =
     # None from Python, which a frozen dataclass replaces by the fields' hash all the same.
     keeps_hash = "__hash__" in own and not (own["__hash__"] is None and "__eq__" in own)
     keeps_eq, keeps_repr = "__eq__" in own, "__repr__" in own
-    made: Any = dataclasses.dataclass(cls, frozen=True, slots=slots, repr=False, eq=False)
+    made: Any = dataclasses.dataclass(cls, frozen=frozen, slots=slots, repr=False, eq=False)
     fields = dataclasses.fields(made)
     compared = tuple(f.name for f in fields if f.compare)
     hashed = tuple(f.name for f in fields if (f.compare if f.hash is None else f.hash))
@@ -124,12 +130,13 @@ def _make(cls: type[_T], slots: bool) -> type[_T]:
                            tuple(f.name for f in fields if f.repr)))
     if not keeps_repr:
         made.__repr__ = _repr
-    if not keeps_eq:
+    if eq and not keeps_eq:
         made.__eq__ = _eq
-    if not keeps_hash:
-        made.__hash__ = _hash
-    made.__setattr__ = _setattr
-    made.__delattr__ = _delattr
+    if eq and not keeps_hash:
+        made.__hash__ = _hash if frozen else None
+    if frozen:
+        made.__setattr__ = _setattr
+        made.__delattr__ = _delattr
     return made
 
 
@@ -138,12 +145,12 @@ def valueclass(cls: type[_T], /) -> type[_T]: ...
 
 
 @overload
-def valueclass(*, slots: bool = True) -> Callable[[type[_T]], type[_T]]: ...
+def valueclass(*, slots: bool = True, frozen: bool = True, eq: bool = True) -> Callable[[type[_T]], type[_T]]: ...
 
 
 @dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field, dataclasses.Field))
-def valueclass(cls: type[_T] | None = None, /, *, slots: bool = True) -> Any:
-    """Makes `cls` a frozen dataclass (slotted unless slots=False) with shared methods."""
+def valueclass(cls: type[_T] | None = None, /, *, slots: bool = True, frozen: bool = True, eq: bool = True) -> Any:
+    """Makes `cls` a dataclass, frozen and slotted unless told otherwise, with shared methods."""
     if cls is None:
-        return lambda cls: _make(cls, slots)
-    return _make(cls, slots)
+        return lambda cls: _make(cls, slots, frozen, eq)
+    return _make(cls, slots, frozen, eq)

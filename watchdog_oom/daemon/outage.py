@@ -8,10 +8,10 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from watchdog_oom.model import Notification
+from watchdog_oom.valueclass import valueclass
 
 log = logging.getLogger("watchdog_oom")
 
@@ -19,7 +19,7 @@ DOWN = "database.down"
 RESOLVED = "database.resolved"
 
 
-@dataclass
+@valueclass(frozen=False, slots=False)
 class State:
     """What is known of the database now; read by /metrics and `STATUS=`."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from array import array
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,7 @@ from watchdog_oom.clock import Clock
 from watchdog_oom.model import CgroupSample, MemorySample, OomKill, ProcScore
 from watchdog_oom.redact import Redactor
 from watchdog_oom.rules.cgroups import preceding_alert
+from watchdog_oom.valueclass import valueclass
 
 if TYPE_CHECKING:
     from watchdog_oom.dispatch import Outbox
@@ -28,7 +29,7 @@ SAMPLES_KEPT = 4096  # the memory samples kept for the trend rule and the state 
 CGROUP_LINK_WITHIN = timedelta(hours=1)  # how old a cgroup alert may be to be linked to a kill
 
 
-@dataclass
+@valueclass(frozen=False, slots=False)
 class HostState:
     """The host as the checks last saw it: recent samples, the process ranking and its
     cache of who was who (a killed process is gone from /proc when its kill is read)."""
@@ -102,7 +103,7 @@ class CgroupTrack:
         return out
 
 
-@dataclass
+@valueclass(frozen=False, slots=False)
 class CgroupState:
     """The memory cgroups as their check last saw them: each one's recent samples (for the
     forecast), those worth keeping (for /metrics), and the last alert per cgroup path,
@@ -121,7 +122,7 @@ class CgroupState:
             return preceding_alert(kill, self.alerts, CGROUP_LINK_WITHIN)
 
 
-@dataclass
+@valueclass(frozen=False, slots=False)
 class Shared:
     """The store, clock, alert state and configuration the daemon's parts work with."""
 

@@ -7,7 +7,7 @@ can raise an alert with the raw line.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from watchdog_oom.valueclass import valueclass
 
@@ -24,7 +24,7 @@ class UnreadLine:
     reason: str
 
 
-@dataclass
+@valueclass(frozen=False, slots=False)
 class Unread:
     """Lines holding a kill's words that could not be read into a kill: counted, the first
     `keep` kept with where they were, so that a person can look (nothing missed silently)."""

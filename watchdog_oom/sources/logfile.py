@@ -46,13 +46,13 @@ import os
 import sys
 import time
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass
 from importlib import import_module
 from typing import Any, BinaryIO
 
 from watchdog_oom.model import CaughtUp, KernelLine, SourceGap
 from watchdog_oom.sources.base import SourceError, Stopper
 from watchdog_oom.sources.inotify import FileWatch
+from watchdog_oom.valueclass import valueclass
 
 log = logging.getLogger("watchdog_oom")
 
@@ -121,7 +121,7 @@ def parse_cursor(cursor: str | None) -> tuple[str, int] | None:
     return fingerprint_, int(offset)
 
 
-@dataclass(eq=False)
+@valueclass(frozen=False, slots=False, eq=False)
 class _OpenFile:
     """One log file being read: ``offset`` is just after the last whole line delivered."""
 

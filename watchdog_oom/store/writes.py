@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from typing import Any
 
@@ -28,11 +28,12 @@ from watchdog_oom.store.tables import (
     samples,
 )
 from watchdog_oom.stored import AlertEpisode, MuteRule, OutboxRow, from_row
+from watchdog_oom.valueclass import valueclass
 
 a, n, c = alerts.c, notifications.c, cursors.c
 
 
-@dataclass
+@valueclass(frozen=False, slots=False)
 class Tx(KillWrites):
     """The writes of one transaction. Obtain through `Store.tx()`."""
 
