@@ -15,7 +15,9 @@ knows them by name from Python 3.14 on; the wake-up hunt). --breakdown splits th
 run's resident memory, floor and daemon side by side, by mapping (/proc/PID/smaps): the
 anonymous mappings where Python's allocator keeps objects of up to 512 bytes, the brk heap
 (malloc: larger objects such as code, and SQLite's own memory), and each shared library's
-pages; where the megabytes above the floor are, before anything is cut.
+pages; where the megabytes above the floor are, before anything is cut. --unit-environment
+runs the daemon with the shipped systemd unit's Environment= settings (MALLOC_ARENA_MAX),
+as `install-service` runs it; without it, as `watchdog-oom run` from a shell.
 
 The idle daemon still works: every interval it samples /proc (memory, processes, cgroups)
 and stores a sample. On a host where other programs cause OOM kills meanwhile, the
@@ -24,7 +26,7 @@ is work, not idleness, and the log lines counted at the end say so; --no-vmstat-
 turns the cross-check off (kernel_log.vmstat_check: false) to measure idleness there.
 
     python3 benchmarks/bench_footprint.py [--seconds 60] [--runs 3] [--source file|kmsg] [--threads]
-                                          [--no-vmstat-check] [--breakdown]
+                                          [--no-vmstat-check] [--breakdown] [--unit-environment]
 
 Targets (issue 12): daemon within 6 MB of the floor, idle CPU at most 0.2 % of a core.
 """
@@ -170,7 +172,16 @@ class Idle:
     resident: dict[str, int]  # kB by mapping at the end
 
 
-def idle_daemon(seconds: float, settle: float, source: str, vmstat_check: bool = True) -> Idle:
+def unit_environment() -> dict[str, str]:
+    """The Environment= settings of the shipped systemd unit: what the daemon runs with
+    when installed as a service (install-service)."""
+    unit = (ROOT / "watchdog_oom" / "data" / "watchdog-oom.service").read_text()
+    pairs = (line.split("=", 1)[1].partition("=") for line in unit.splitlines() if line.startswith("Environment="))
+    return {name: value for name, _, value in pairs}
+
+
+def idle_daemon(seconds: float, settle: float, source: str, vmstat_check: bool = True,
+                extra_env: dict[str, str] | None = None) -> Idle:
     """Peak RSS, CPU share (% of a core) and wake-ups of the idle daemon, and what it logged."""
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp, "config.yaml")
@@ -184,7 +195,7 @@ def idle_daemon(seconds: float, settle: float, source: str, vmstat_check: bool =
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.bind(sock_path)
         sock.settimeout(60)
-        env = {**os.environ, "NOTIFY_SOCKET": sock_path, "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, **(extra_env or {}), "NOTIFY_SOCKET": sock_path, "PYTHONPATH": str(ROOT)}
         env.pop("WATCHDOG_OOM_CONFIG", None)
         # cwd: `-m` puts the working directory first on sys.path, before PYTHONPATH.
         proc = subprocess.Popen([sys.executable, "-m", "watchdog_oom", "-c", str(config), "run"], env=env,
@@ -225,10 +236,13 @@ def main() -> None:
     parser.add_argument("--threads", action="store_true", help="each thread's wake-ups and CPU (last run)")
     parser.add_argument("--no-vmstat-check", dest="vmstat_check", action="store_false",
                         help="kernel_log.vmstat_check: false (other programs' OOM kills are then not alerted)")
+    parser.add_argument("--unit-environment", action="store_true",
+                        help="run the daemon with the shipped systemd unit's Environment= settings, as installed")
     parser.add_argument("--breakdown", action="store_true",
                         help="the last run's resident memory by mapping, floor and daemon side by side")
     args = parser.parse_args()
 
+    extra_env = unit_environment() if args.unit_environment else {}
     compile_package()
     load_before = Path("/proc/loadavg").read_text().split()[:3]
     floors: list[int] = []
@@ -237,7 +251,7 @@ def main() -> None:
     for _ in range(args.runs):
         hwm, floor_resident = floor_kb()
         floors.append(hwm)
-        runs.append(idle_daemon(args.seconds, args.settle, args.source, args.vmstat_check))
+        runs.append(idle_daemon(args.seconds, args.settle, args.source, args.vmstat_check, extra_env))
     load_after = Path("/proc/loadavg").read_text().split()[:3]
     floor = statistics.median(floors)
     peak = statistics.median(r.hwm_kb for r in runs)
@@ -249,6 +263,8 @@ def main() -> None:
     tracing = next((line.split("INFO watchdog_oom: ", 1)[-1] for line in log if "tracepoint" in line), "?")
     work = sum(r.busy for r in runs)
     print(f"kernel log source: {source}; {tracing}")
+    if extra_env:
+        print("the daemon with the unit's environment: " + " ".join(f"{k}={v}" for k, v in extra_env.items()))
     print(f"load average: {' '.join(load_before)} before, {' '.join(load_after)} after")
     print(f"{'':34}{'peak RSS':>12}")
     print(f"{'floor (pyyaml+SQLAlchemy+APSch.)':34}{floor / 1024:>9.1f} MiB")

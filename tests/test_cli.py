@@ -314,7 +314,9 @@ def test_python_m_entry_point_and_systemd_unit(tmp_path):
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
     unit = proc.stdout
     assert proc.returncode == 0
-    for directive in ("Type=notify", "WatchdogSec=", "OOMScoreAdjust=-900", "StateDirectory=watchdog-oom"):
+    # MALLOC_ARENA_MAX: glibc's malloc arenas, one per thread otherwise (bench_footprint --unit-environment)
+    for directive in ("Type=notify", "WatchdogSec=", "OOMScoreAdjust=-900", "StateDirectory=watchdog-oom",
+                      "Environment=MALLOC_ARENA_MAX=2"):
         assert f"\n{directive}" in unit
     for forbidden in ("ProtectKernelLogs=yes", "PrivateDevices=yes", "ProcSubset=pid"):
         assert f"\n{forbidden}" not in unit
