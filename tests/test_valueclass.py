@@ -7,6 +7,7 @@ it everywhere, that mypy still reads the classes as dataclasses, and that it cos
 from __future__ import annotations
 
 import ast
+import copy
 import dataclasses
 import gc
 import math
@@ -74,6 +75,29 @@ def test_equality_hash_and_repr_are_dataclasses(x: tuple, y: tuple) -> None:
         assert (v1 == v2) is (d1 == d2) and (v1 != v2) is (d1 != d2)
         assert (v1 == v1) is (d1 == d1)  # a NaN field: the same object, equal inside a tuple
         assert _hash_or_error(v1) == _hash_or_error(d1)
+
+
+# A field's declaration: whether it is shown, compared, hashed (None: as it compares).
+declarations = st.lists(st.tuples(st.booleans(), st.booleans(), st.sampled_from([None, True, False])),
+                        min_size=0, max_size=5)
+
+
+@given(declarations, st.data())
+def test_any_shape_of_fields_compares_hashes_and_shows_as_dataclass(declared: list, data: st.DataObject) -> None:
+    """Classes of 0 to 5 fields, each shown or not, compared or not, hashed or not."""
+    body = "".join(f"    f{n}: object = field(repr={shown}, compare={compared}, hash={hashed})\n"
+                   for n, (shown, compared, hashed) in enumerate(declared)) or "    pass\n"
+    frozen = data.draw(st.booleans(), label="frozen")
+    dc, vc = twins("@value\nclass Drawn:\n" + body, frozen=frozen)
+    x, y = (data.draw(st.tuples(*[values] * len(declared))) for _ in range(2))
+    d1, d2, v1, v2 = dc["Drawn"](*x), dc["Drawn"](*y), vc["Drawn"](*x), vc["Drawn"](*y)
+    assert repr(v1) == repr(d1)
+    assert (v1 == v2) is (d1 == d2)
+    if frozen:
+        assert _hash_or_error(v1) == _hash_or_error(d1)
+    else:
+        assert vc["Drawn"].__hash__ is dc["Drawn"].__hash__ is None
+    assert copy.deepcopy(v1) == v1 and repr(copy.copy(v1)) == repr(d1)
 
 
 def test_fields_declared_repr_false_compare_false_or_hash_false_are_honoured() -> None:
