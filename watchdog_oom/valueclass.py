@@ -4,7 +4,7 @@
 __repr__, __eq__, __hash__, __setattr__, __delattr__) and exec()s each: every class keeps
 six code objects of its own, each with its line and position tables. Measured with
 tracemalloc on Python 3.11, 65 slotted classes of 8 fields keep 1,072 kB as frozen
-dataclasses and 457 kB as value classes. The idle daemon loads 74 of ours: it traces
+dataclasses and 457 kB as value classes. The idle daemon loads 65 of ours: it traces
 0.49 MiB less with them all value classes, and benchmarks/bench_footprint.py's peak RSS
 over the library floor fell from +9.0..9.2 to +8.3..8.4 MiB (side by side, load 6-8).
 
