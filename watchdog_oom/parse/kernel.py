@@ -111,24 +111,28 @@ class OomParser:
 
     def _pasted(self, line: KernelLine) -> list[OomKill]:
         """A physical line of text pasted from anywhere: its enclosures undone, each of its
-        logical lines read. A line in no enclosure (Decoder.plain) is unwrapped once here,
-        and read directly where it is one message (_direct)."""
+        logical lines read. A line in no enclosure (Decoder.plain) goes to the fast lane
+        (lane.py); one it does not read is unwrapped once here, and read directly where it is
+        one message (_direct)."""
         decoder, width = self._decoder, len(line.text)
         raw = decoder.plain(line.text) if self._fast else None
-        logical = [(raw, None)] if raw is not None else decoder.lines(line.text)
+        if raw is None:
+            logical = decoder.lines(line.text)
+            self.unread.cut = decoder.cut
+            self._joiner.saw_width(width)
+            kills = []
+            for text, sender in logical:
+                kills += self._logical(line, text, sender, width, decoder.notes, decoder.entry)
+            return kills
         self.unread.cut = decoder.cut
         self._joiner.saw_width(width)
-        if raw is not None:
-            kills = self._lane.read(line, raw) if self._lane is not None else None
-            if kills is not None:
-                return kills
-            unwrapped = self._unwrapper.unwrap(raw)
-            direct = self._direct(line, raw, unwrapped)
-            return direct if direct is not None else self._logical(line, raw, None, width, unwrapped=unwrapped)
-        kills = []
-        for text, sender in logical:
-            kills += self._logical(line, text, sender, width, decoder.notes, decoder.entry)
-        return kills
+        lane = self._lane
+        read = lane.read(line, raw) if lane is not None else None
+        if read is not None:
+            return read
+        unwrapped = self._unwrapper.unwrap(raw)
+        direct = self._direct(line, raw, unwrapped)
+        return direct if direct is not None else self._logical(line, raw, None, width, unwrapped=unwrapped)
 
     def _direct(self, line: KernelLine, raw: str, unwrapped: Unwrapped) -> list[OomKill] | None:
         """A line that is one message, read without the steps of _logical() that would hand

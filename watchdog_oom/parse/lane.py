@@ -89,6 +89,7 @@ class FastLane:
         self._joiner = parser._joiner
         self._reports = parser._reports
         self._users = parser._users
+        self._header: re.Match | None = None  # the header _structure_of() found, for _structure()
 
     def read(self, line: KernelLine, raw: str) -> list[OomKill] | None:
         """The kills of `raw` (line.text as Decoder.plain() gave it); None: not read, and
@@ -105,32 +106,39 @@ class FastLane:
         if "\n" in message or "#01" in message or message.find("[", 1) >= 0:
             return None  # pieces() would split it
         joiner = self._joiner
-        if message[:1] == "[" and not joiner.holding and self._row(message):
-            return []
-        if joiner.holding and not (end != 0 and joiner.held_outer is None):
+        holding = joiner.holding
+        if holding and not (end != 0 and joiner.held_outer is None):
             return None  # it may continue the held line: the rejoiner decides
+        if not holding and message[:1] == "[" and self._row(message):
+            return []
         body = message.lstrip()
         if not may_anchor(body):
-            kills = joiner.release() if joiner.holding else []
-            return kills + self._quiet(line, raw, body, shape, match)
-        if "oom-kill" in body:  # (what a header and a summary hold)
-            stripped = body.rstrip()
-            header = whole_header(stripped)
-            if header is not None or whole_summary(stripped):
-                kills = joiner.release() if joiner.holding else []
-                return kills + self._structure(line, raw, body, header, shape, match)
-        if ANCHOR_START.match(body) is not None:
-            kills = joiner.release() if joiner.holding else []
-            return kills + self._parser.read_direct(line, raw, body, True, self._stamp(line, raw, shape, match))
-        locator = joiner.locator
+            read = self._quiet
+        elif "oom-kill" in body and self._structure_of(body.rstrip()):  # (a header and a summary hold it)
+            read = self._structure
+        elif ANCHOR_START.match(body) is not None:
+            read = self._anchored
+        else:
+            start = joiner.locator.shape_end(body)
+            if (start > 0 and ANCHOR_START.match(body, start) is not None) or ANCHOR.search(body) is not None:
+                return None  # an anchor further in: the Locator learns the wrapper before it
+            read = self._wordy
+        if holding:
+            return joiner.release() + read(line, raw, body, shape, match)
+        return read(line, raw, body, shape, match)
+
+    def _anchored(self, line: KernelLine, raw: str, body: str, shape: _Shape, match: re.Match) -> list[OomKill]:
+        """A message an anchor opens: to the rejoiner, as _direct() hands it on."""
+        return self._parser.read_direct(line, raw, body, True, self._stamp(line, raw, shape, match))
+
+    def _wordy(self, line: KernelLine, raw: str, body: str, shape: _Shape, match: re.Match) -> list[OomKill]:
+        """A message with a report's words but no anchor anywhere (`out_of_memory+0x…` in a call
+        trace): what _logical() -> Rejoiner.piece() -> Locator.locate() make of it: the learned
+        wrapper taken off, no sender, nothing before the message, then to the rejoiner."""
+        locator = self._joiner.locator
         start = locator.shape_end(body)
-        if (start > 0 and ANCHOR_START.match(body, start) is not None) or ANCHOR.search(body) is not None:
-            return None  # an anchor further in: the Locator learns the wrapper before it
-        # what _logical() -> Rejoiner.piece() -> Locator.locate() make of it: the learned
-        # wrapper taken off, no sender, nothing before the message
-        kills = joiner.release() if joiner.holding else []
         locator.prefix = ""
-        return kills + joiner.hold_or_take(body[start:], self._stamp(line, raw, shape, match), None, len(line.text))
+        return self._joiner.hold_or_take(body[start:], self._stamp(line, raw, shape, match), None, len(line.text))
 
     def _stamp(self, line: KernelLine, raw: str, shape: _Shape, match: re.Match) -> Stamp:
         """The Stamp _direct() makes for the line, with what its shape knows of its evidence."""
@@ -171,11 +179,16 @@ class FastLane:
         # the report ran past REPORT_LINES: the general way abandons it
         return self._parser._take(body, self._stamp(line, raw, shape, match))
 
-    def _structure(self, line: KernelLine, raw: str, body: str, header: re.Match | None,
-                   shape: _Shape, match: re.Match) -> list[OomKill]:
+    def _structure_of(self, text: str) -> bool:
+        """Whether `text` is a whole header (its match kept for _structure()) or summary."""
+        self._header = whole_header(text)
+        return self._header is not None or whole_summary(text)
+
+    def _structure(self, line: KernelLine, raw: str, body: str, shape: _Shape, match: re.Match) -> list[OomKill]:
         """A whole header or summary line: what Rejoiner.hold_or_take() -> _take_checked() ->
         _take() -> ReportReader.structure() do with it, without the questions whose answers
         whole_header() and whole_summary() know."""
+        header = self._header
         if self._users.collecting:
             return self._parser.read_direct(line, raw, body, True, self._stamp(line, raw, shape, match))
         self._joiner.locator.prefix = ""

@@ -291,7 +291,8 @@ class ReportReader:
     @property
     def collecting(self) -> bool:
         """True while a report is open and has no victim yet."""
-        return self._report is not None and self._report.collecting
+        report = self._report  # (asked of every line: _Report.collecting inlined)
+        return report is not None and not report.killed
 
     @property
     def selecting(self) -> bool:
