@@ -16,10 +16,10 @@ from watchdog_oom.daemon.pipeline import Pipeline
 from watchdog_oom.model import OomKill
 
 
-def make_daemon(tmp_path: Path, t0) -> Daemon:
+def make_daemon(tmp_path: Path, t0, database: str | None = None) -> Daemon:
     cfg = parse_config(f"""
 host: web-01
-database: sqlite:///{tmp_path}/history.db
+database: {database or f"sqlite:///{tmp_path}/history.db"}
 procfs: {ProcTree(tmp_path).root}
 kernel_log: {{source: none}}
 notifications:
@@ -112,3 +112,18 @@ def test_a_nul_in_a_kills_text_never_stops_the_import(store, t0):
         [3, 4], [4, "a\\x00b"])
     for quarantined in store.quarantined():
         assert "a\\x00b" in quarantined.raw and "\x00" not in quarantined.raw + quarantined.error
+
+
+def test_a_line_with_a_nul_that_could_not_be_read_is_still_noticed(store_url, tmp_path, t0):
+    """The notice of a line holding a kill's words that no recogniser read keeps its text;
+    a NUL in it (a damaged log) must not lose the notice on PostgreSQL, whose text columns
+    cannot hold one."""
+    from watchdog_oom.model import KernelLine
+
+    daemon = make_daemon(tmp_path, t0, store_url)
+    pipeline = Pipeline(daemon.shared, "syslog", first_start=False)
+    pipeline.handle(KernelLine(text="Jun  3 10:00:00 web-01 kernel: Killed process 8 (b\x00c", source="syslog",
+                               wrapped=True))
+    notices = [n for n in history_of(daemon).notifications() if n.kind == "kill.unreadable"]
+    assert sorted(n.channel for n in notices) == ["chat", "hook"], notices
+    assert all("\x00" not in n.summary for n in notices)

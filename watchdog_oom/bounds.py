@@ -56,6 +56,13 @@ def cap_opt(text: str | None, limit: int) -> str | None:
     return None if text is None else cap(text, limit)
 
 
+def no_nul(text: Any) -> Any:
+    """`text` with each NUL written `\\x00`, as the kernel escapes one in /dev/kmsg; any other
+    value as it is. A NUL comes from a damaged log, and PostgreSQL's text columns cannot hold
+    one: stored with it, the row is refused (SQLite would keep it)."""
+    return text.replace("\x00", "\\x00") if isinstance(text, str) and "\x00" in text else text
+
+
 def is_truncated(text: str | None) -> bool:
     """Whether `text` ends with the truncation marker."""
     return text is not None and text.endswith(" characters]") and "…[truncated: " in text
@@ -184,5 +191,5 @@ def json_bytes(document: Any) -> bytes:
 
 __all__ = [
     "BODY_MAX", "CMDLINE_MAX", "LOG_MESSAGE_MAX", "MARKER", "PATH_MAX", "PROCESS_MAX", "TEXT_MAX", "UNIT_MAX",
-    "cap", "cap_kill", "cap_opt", "cap_value", "fit_document", "is_truncated", "json_bytes",
+    "cap", "cap_kill", "cap_opt", "cap_value", "fit_document", "is_truncated", "json_bytes", "no_nul",
 ]

@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from watchdog_oom import procfs
+from watchdog_oom.bounds import no_nul
 from watchdog_oom.clock import local_naive
 from watchdog_oom.daemon.shared import Shared
 from watchdog_oom.daemon.writer import KillWriter, Prepared
@@ -135,7 +136,8 @@ class Pipeline:
     def _unreadable(self, lines: list[Any]) -> None:
         """Lines holding a kill's words that no recogniser read: logged and notified
         (redacted, cut; channels escape them), so a person can look. Never fatal."""
-        texts = [(self.shared.redactor.redact(line.text), line.reason) for line in lines]
+        # (a NUL escaped: PostgreSQL would refuse the notice)
+        texts = [(no_nul(self.shared.redactor.redact(line.text)), line.reason) for line in lines]
         for text, reason in texts:
             log.warning("kernel log %s: a line holds a kill's words but could not be read (%s): %r",
                         self.source_name, reason, text)

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.engine import Connection
 
-from watchdog_oom.bounds import PROCESS_MAX, TEXT_MAX, cap, cap_kill
+from watchdog_oom.bounds import PROCESS_MAX, TEXT_MAX, cap, cap_kill, no_nul
 from watchdog_oom.model import KILL_FIELDS, OomKill, with_local_time
 from watchdog_oom.store import batch
 from watchdog_oom.store.engine import insert_id
@@ -24,12 +24,6 @@ from watchdog_oom.stored import QuarantinedRecord, StoredKill, from_row
 
 k = kills.c
 
-
-def _no_nul(text: Any) -> Any:
-    """`text` with each NUL written `\\x00`, as the kernel escapes it in /dev/kmsg: a damaged
-    log's NUL is why PostgreSQL refused the kill (its text columns cannot hold one), and
-    the quarantine must take what the kills table would not."""
-    return text.replace("\x00", "\\x00") if isinstance(text, str) and "\x00" in text else text
 
 
 class KillWrites:
@@ -88,10 +82,10 @@ class KillWrites:
         when = kill.time
         if when is not None and when.tzinfo is None:
             when = with_local_time(kill).time
-        values: dict[str, Any] = dict(host=_no_nul(kill.host or self.host), time=when, recorded_at=now,
-                                      source=_no_nul(kill.source),
-                                      process=cap(_no_nul(kill.process), PROCESS_MAX) if kill.process else None,
-                                      raw=cap(_no_nul(raw), TEXT_MAX), error=cap(_no_nul(error), TEXT_MAX))
+        values: dict[str, Any] = dict(host=no_nul(kill.host or self.host), time=when, recorded_at=now,
+                                      source=no_nul(kill.source),
+                                      process=cap(no_nul(kill.process), PROCESS_MAX) if kill.process else None,
+                                      raw=cap(no_nul(raw), TEXT_MAX), error=cap(no_nul(error), TEXT_MAX))
         row_id = insert_id(self.conn, quarantined_kills, values)
         return QuarantinedRecord(id=row_id, **values)
 
