@@ -8,6 +8,8 @@ such a line in one function: the remembered shape (shapes.py) takes the wrapper 
 message's first words pick the one step that reads it, and the state the layers would
 have changed is changed alike:
 
+* a message opening with "[" while a task table is read is matched as its row at once
+  (the figures hold no word may_anchor() looks for: only the name is asked);
 * a quiet message (anchors.may_anchor: no word that opens, holds or continues a message)
   is a row of the open report's task table, a line of its memory state, or nothing;
 * a report's header (`X invoked oom-killer: …`) and constraint summary (`oom-kill:…`),
@@ -21,7 +23,9 @@ have changed is changed alike:
 Anything else (a line in another wrapper, an enclosure, an anchor further in, a held line
 this one may continue) returns None before any state is touched, and OomParser reads it
 the general way. OomParser(fast=False) never takes the lane; tests/test_parse_shapes.py
-reads every capture, in every wrapper and mixed, both ways, and compares every field.
+reads every capture, in every wrapper and mixed, both ways, and compares every field;
+tests/test_parse_lane.py interleaves captures, reads every message after every message,
+rows after rows, and random lines in sticky or changing wrappers, both ways.
 """
 
 from __future__ import annotations
@@ -143,8 +147,9 @@ class FastLane:
     def _stamp(self, line: KernelLine, raw: str, shape: _Shape, match: re.Match) -> Stamp:
         """The Stamp _direct() makes for the line, with what its shape knows of its evidence."""
         wall, mono = shape.times(match, self._year)
+        text = raw.lstrip()
         return Stamp(line, wall or line.time, mono if mono is not None else line.mono_usec, raw,
-                     host=shape.host(match, raw.lstrip(), len(raw) - len(raw.lstrip())), form=shape.form)
+                     host=shape.host(match, text, len(raw) - len(text)), form=shape.form)
 
     def _row(self, message: str) -> bool:
         """Whether `message` (opening with "[") was a row of the task table being read, and

@@ -117,7 +117,7 @@ class _Shape:
     given, is the pattern for a line holding "kernel:" in its first 80 characters (a line
     with no date: unwrap() looks for the kernel tag only there)."""
 
-    __slots__ = ("date", "first", "form", "name", "pattern", "tagged", "uptime")
+    __slots__ = ("date", "first", "form", "hosted", "name", "pattern", "tagged", "uptime")
 
     def __init__(self, name: str, first: str, date: str | None, pattern: str, tagged: str | None = None,
                  form: str | None = None) -> None:
@@ -128,6 +128,7 @@ class _Shape:
         self.pattern = re.compile(pattern)
         self.tagged = re.compile(tagged) if tagged is not None else self.pattern
         self.uptime = self.pattern.groups - 1  # the uptime's seconds; its fraction follows
+        self.hosted = "host" in self.pattern.groupindex  # a dated shape: "host kernel:" named
         assert self.tagged.groups == self.pattern.groups
 
     def match(self, text: str) -> re.Match | None:
@@ -155,7 +156,7 @@ class _Shape:
         shape's: its lookaheads refuse the ones tried before), then "host kernel:" (tried
         first after a date, as here). Where this whole wrapper lies in those characters, the
         line opens with a letter or digit and the host is a host name, it is this one."""
-        host = match["host"] if "host" in self.pattern.groupindex else None
+        host = match["host"] if self.hosted else None
         if host is None or lead + match.end() > HOST_SEARCH_CHARS or not text[0].isalnum():
             return None
         return host if _HOSTNAME.fullmatch(host) else None
