@@ -25,7 +25,7 @@ WRITER = Writer(tid=4242, process="evil", pid=4242, cmdline="evil --make-it-die"
 
 
 def change(t0, old, new, **kw) -> Adjustment:
-    return Adjustment(time=t0, pid=77, process="postgres", old_adj=old, new_adj=new, writer=WRITER,
+    return Adjustment(time=t0, pid=77, process="postgres", old_adj=old, new_adj=new, writer=kw.pop("writer", WRITER),
                       critical=kw.pop("critical", True), **kw)
 
 
@@ -52,7 +52,16 @@ def test_the_alert_names_the_process_the_values_and_the_writer(t0):
     data = a.data["adjustment"]
     assert data["old_adj"] == 0 and data["new_adj"] == 1000 and data["unit"] == "postgresql.service"
     assert data["writer"] == {"pid": 4242, "tid": 4242, "process": "evil", "cmdline": "evil --make-it-die",
-                              "unit": "cron.service", "uid": 1000, "exited": False}
+                              "unit": "cron.service", "uid": 1000, "exited": False, "unknown": None}
+    assert data["found_by"] == "tracepoint"
+
+
+def test_a_change_found_by_a_re_read_says_its_writer_is_unknown(t0):
+    lost = Writer(tid=0, process="?", unknown="its event was lost: 9 trace events lost")
+    adj = change(t0, 0, 1000, writer=lost, found_by="resync")
+    assert alert(adj).summary.startswith("oom_score_adj of postgres (pid 77) changed from 0 to 1000 by an unknown "
+                                         "writer (its event was lost: 9 trace events lost)")
+    assert adj.to_dict()["found_by"] == "resync" and adj.to_dict()["writer"]["unknown"].startswith("its event")
 
 
 def test_a_removed_protection_and_an_exited_writer_are_said(t0):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -247,10 +248,86 @@ def test_a_flood_of_writes_to_a_process_that_is_not_critical_is_not_all_kept(tmp
         target.wait()
     assert notes, daemon.log_text()
     kept = rows(tmp_path / "history.db", "SELECT COUNT(*) AS n FROM adjustments WHERE pid != ?", target.pid)[0]["n"]
-    assert 0 < kept < 2000, kept
-    assert "not kept in history" in daemon.log_text()
+    assert kept < 2000, kept
+    # Under load (other runs flooding too: every instance sees every write) the buffer may
+    # overflow: the critical write is then found by the re-read, and fewer writes reach the
+    # limit than were made.
+    lost = "events lost" in daemon.log_text()
+    assert lost or (kept > 0 and "not kept in history" in daemon.log_text()), daemon.log_text()
     (row,) = rows(tmp_path / "history.db", "SELECT * FROM adjustments WHERE pid = ?", target.pid)
     assert row["new_adj"] == 1000 and row["severity"] == "critical"
+    (note,) = [n for n in notes if n["data"]["adjustment"]["pid"] == target.pid]
+    assert note["data"]["adjustment"]["found_by"] in (("tracepoint", "resync") if lost else ("tracepoint",))
+
+
+def test_a_critical_write_lost_in_an_overflow_is_still_notified_with_its_writer_unknown(tmp_path, tracefs):
+    # The trace buffer keeps what was not read yet and overwrites the oldest of it: a flood
+    # of writes right after a write to a critical process pushes that write's event out.
+    # The daemon is stopped (SIGSTOP) while it happens, so the overflow is certain.
+    marker = f"critical-{uuid.uuid4().hex}"
+    target = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", marker])
+    instance = unique_instance()
+    db = tmp_path / "history.db"
+    later = None
+    try:
+        with HttpSink() as sink:
+            daemon = Daemon(tmp_path, config(tmp_path, sink.url, tracefs, instance, "none",
+                                             '["process.adj_changed"]', CRITICAL.format(marker=marker)))
+            try:
+                daemon.wait_message("READY=1")
+                # A small buffer (two pages per CPU) makes a short flood enough.
+                Path(tracefs, "instances", instance, "buffer_size_kb").write_text("8")
+                # A write the daemon sees: from then on it knows the target's value (5).
+                Path(f"/proc/{target.pid}/oom_score_adj").write_text("5")
+                assert wait_until(lambda: bodies(sink, "process.adj_changed"), timeout=20), daemon.log_text()
+                # And one no scan may have seen yet: what was it before? Nothing known, but 1000 is news.
+                later = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", marker])
+                cpu = min(os.sched_getaffinity(0))
+                # All on one CPU, so into one CPU's buffer. The writes before the critical one fill
+                # the page the reader holds (the kernel never overwrites that one).
+                flood = (f"import os\nos.sched_setaffinity(0, {{{cpu}}})\n"
+                         "fd = os.open('/proc/self/oom_score_adj', os.O_WRONLY)\n"
+                         "def flood(n):\n    for i in range(n):\n"
+                         "        os.pwrite(fd, b'501' if i % 2 else b'500', 0)\n"
+                         f"flood(1000)\nopen('/proc/{target.pid}/oom_score_adj', 'w').write('1000')\n"
+                         f"open('/proc/{later.pid}/oom_score_adj', 'w').write('1000')\nflood(5000)\n")
+                os.kill(daemon.proc.pid, signal.SIGSTOP)
+                try:
+                    subprocess.run([sys.executable, "-c", flood], check=True)
+                finally:
+                    os.kill(daemon.proc.pid, signal.SIGCONT)
+
+                def missed():
+                    found = [b for b in bodies(sink, "process.adj_changed")
+                             if b["data"]["adjustment"]["new_adj"] == 1000]
+                    return found if len(found) == 2 else None
+
+                notes = wait_until(missed, timeout=30)
+            finally:
+                assert daemon.stop() == 0
+    finally:
+        for proc in (target, later):
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+    assert notes, daemon.log_text()
+    assert re.search(r"trace buffer of CPU \d+ overflowed; \d+ events lost", daemon.log_text())
+    (note,) = [n for n in notes if n["data"]["adjustment"]["pid"] == target.pid]
+    (other,) = [n for n in notes if n["data"]["adjustment"]["pid"] == later.pid]
+    assert other["severity"] == "critical" and other["data"]["adjustment"]["old_adj"] in (0, None)
+    assert other["data"]["adjustment"]["found_by"] == "resync"
+    adj = note["data"]["adjustment"]
+    assert note["severity"] == "critical" and adj["pid"] == target.pid and marker in adj["cmdline"]
+    assert adj["old_adj"] == 5 and adj["new_adj"] == 1000 and adj["critical"] and adj["found_by"] == "resync"
+    assert adj["writer"]["pid"] is None and adj["writer"]["unknown"].startswith("its event was lost")
+    assert "unknown writer" in note["summary"] and "first choice" in note["summary"]
+    # Every key the notification had before is still there.
+    assert {"time", "pid", "process", "cmdline", "unit", "old_adj", "new_adj", "critical", "by_watchdog",
+            "protected_to", "writer"} <= adj.keys()
+    assert {"pid", "tid", "process", "cmdline", "unit", "uid", "exited"} <= adj["writer"].keys()
+    found = rows(db, "SELECT * FROM adjustments WHERE pid = ? ORDER BY id", target.pid)
+    assert [(r["new_adj"], r["severity"]) for r in found] == [(5, "critical"), (1000, "critical")]
+    assert found[0]["old_adj"] in (0, None) and found[1]["old_adj"] == 5 and found[1]["writer_pid"] is None
 
 
 @pytest.mark.realoom

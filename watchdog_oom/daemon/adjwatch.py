@@ -6,6 +6,17 @@ gives its process, whose name, command line (redacted), unit and uid are read wh
 may still exist. A writer already gone keeps the kernel's name for it and is marked
 ``exited``. Writes by this daemon (``processes.protect``) are labelled as its own and
 remembered, so that a later write undoing them is called what it is.
+
+Events can be lost: when writes come faster than they are read, the trace instance's ring
+buffer overwrites the oldest unread ones and ``trace_pipe`` says how many (any user can
+flood writes to its own processes' value, and so push a later write to a critical process
+out of the buffer). The view is then stale, so the watched processes (critical ones, and
+those this daemon protected) are re-read from /proc at once, at most once a second while
+the loss goes on. Each value read is settled once the events stamped before that read have
+been handled (or none is left): if they do not account for it, the change they missed is
+the alert its event would have raised, with the writer unknown and ``found_by: resync``.
+A process scan never overwrites what the events told of a watched process: a scan made
+after a lost write would otherwise hide it.
 """
 
 from __future__ import annotations
@@ -33,6 +44,19 @@ OWN_WRITES_KEPT = 65536
 KEPT_RATE = 20.0
 KEPT_BURST = 200
 SKIPPED_LOG_EVERY = 60.0  # seconds between log lines counting writes not kept
+RESYNC_EVERY = 1.0  # seconds between re-reads of the watched processes while events are lost
+UNKNOWN_WRITER = "?"
+
+
+class Reread:
+    """A watched process's oom_score_adj as re-read after a loss, waiting to be settled."""
+
+    __slots__ = ("proc", "read_usec", "lost")
+
+    def __init__(self, proc: ProcScore, read_usec: int, lost: int) -> None:
+        self.proc = proc
+        self.read_usec = read_usec  # CLOCK_MONOTONIC, microseconds, just after the read
+        self.lost = lost  # the events lost that made it re-read
 
 
 class AdjWatch:
@@ -49,6 +73,38 @@ class AdjWatch:
         self._refilled: float | None = None
         self.skipped = 0  # writes not kept since the last log line saying so
         self._skip_logged: float | None = None
+        # Critical and protected processes: pid -> (start time, the value the events last told).
+        self.watched: dict[int, tuple[int | None, int]] = {}
+        self.lost = 0  # events lost since the last re-read
+        self._resync_due = False
+        self._resynced: float | None = None
+        self._rereads: list[Reread] = []
+        self.mono_usec = lambda: time.monotonic_ns() // 1000  # the trace clock "mono"; a test seam
+
+    @property
+    def waiting(self) -> bool:
+        """Whether a re-read is due or waits to be settled (the reader should wake soon)."""
+        return self._resync_due or bool(self._rereads)
+
+    def events_lost(self, count: int) -> None:
+        """The buffer overflowed: re-read the watched processes now, or once a second has passed."""
+        self.lost += count
+        self._resync_due = True
+        self.before(None)
+
+    def before(self, next_usec: int | None) -> None:
+        """Before an event stamped ``next_usec`` is handled (None: none is waiting): settle the
+        re-reads it comes after, and re-read if due."""
+        if self._rereads:
+            ready = [r for r in self._rereads if next_usec is None or r.read_usec < next_usec]
+            if ready:
+                self._rereads = [r for r in self._rereads if r not in ready]
+                for reread in ready:
+                    self._settle(reread)
+        if self._resync_due and not self._rereads:
+            now = self.monotonic()
+            if self._resynced is None or now - self._resynced >= RESYNC_EVERY:
+                self._resync(now)
 
     def written(self, event: AdjWritten) -> None:
         """Record one write; alert when it touched a critical process."""
@@ -65,6 +121,10 @@ class AdjWatch:
             critical = processes.mark_critical([target], rules, uid_max)[0].critical
         when = event.time or s.clock()
         old = self.memory.written(event.pid, event.oom_score_adj, when.timestamp())
+        if target is None:
+            self.watched.pop(event.pid, None)
+        elif critical or event.pid in self.watched or by_watchdog:
+            self.watched[event.pid] = (target.start_time, event.oom_score_adj)
         if not critical and not by_watchdog and not self._keep():
             return
         writer = self._writer(event)
@@ -132,6 +192,80 @@ class AdjWatch:
             return
         self.synced = when
         self.memory.seen({p.pid: p.oom_score_adj for p in ranking if p.oom_score_adj is not None}, when.timestamp())
+        # New watched processes take the scan's value; those already watched keep the events'.
+        watched: dict[int, tuple[int | None, int]] = {}
+        listed = set()
+        for p in ranking:
+            listed.add(p.pid)
+            if p.oom_score_adj is None or not (p.critical or p.pid in self.own):
+                continue
+            known = self.watched.get(p.pid)
+            watched[p.pid] = known if known is not None and known[0] == p.start_time else (p.start_time,
+                                                                                          p.oom_score_adj)
+        # One the events made known after the scan began is not in it yet: kept while it lives.
+        procfs_root = s.cfg.procfs
+        watched.update({pid: known for pid, known in self.watched.items()
+                        if pid not in listed and os.path.exists(os.path.join(procfs_root, str(pid)))})
+        self.watched = watched
+
+    def _resync(self, now: float) -> None:
+        """Re-read the watched processes' oom_score_adj; settled later (``before``)."""
+        self._sync()
+        self._resync_due = False
+        self._resynced = now
+        procfs_root = self.shared.cfg.procfs
+        for pid, (start, _) in list(self.watched.items()):
+            proc = procfs.read_process(procfs_root, pid)
+            read_usec = self.mono_usec()
+            if proc is None or proc.start_time != start or proc.oom_score_adj is None:
+                self.watched.pop(pid, None)  # gone (or its pid reused): nothing left to miss
+                continue
+            self._rereads.append(Reread(proc, read_usec, self.lost))
+        watched = len(self._rereads)
+        # Critical processes neither a scan nor an event has shown yet (started since the last
+        # scan, or before the first): nothing known to compare with, so a scan of their own.
+        cfg = self.shared.cfg
+        try:
+            unseen = [p for p in processes.mark_critical(procfs.scan_processes(procfs_root), cfg.processes.critical,
+                                                         cfg.processes.system_uid_max)
+                      if p.critical and p.pid not in self.watched and p.oom_score_adj is not None]
+        except OSError as exc:
+            log.warning("tracepoints: cannot scan %s for critical processes: %s", procfs_root, exc)
+            unseen = []
+        read_usec = self.mono_usec()
+        self._rereads += [Reread(p, read_usec, self.lost) for p in unseen]
+        log.warning("tracepoints: %d events lost since the last re-read; re-read the oom_score_adj of %d watched "
+                    "processes and %d critical ones not seen before", self.lost, watched, len(unseen))
+        self.lost = 0
+
+    def _settle(self, reread: Reread) -> None:
+        """The events before the re-read have been handled: alert a change they did not show."""
+        proc = reread.proc
+        known = self.watched.get(proc.pid)
+        value = proc.oom_score_adj
+        if value is None or known is not None and (known[0] != proc.start_time or known[1] == value):
+            return
+        # Never known: only a value likelier to die than the kernel's default is news.
+        if known is None and value <= adjaudit.DEFAULT_ADJ:
+            return
+        s = self.shared
+        cfg = s.cfg
+        when = s.clock()
+        self.watched[proc.pid] = (proc.start_time, value)
+        self.memory.written(proc.pid, value, when.timestamp())
+        proc = proc.replace(cmdline=s.redactor.redact(proc.cmdline) if proc.cmdline else None)
+        critical = processes.mark_critical([proc], cfg.processes.critical, cfg.processes.system_uid_max)[0].critical
+        writer = adjaudit.Writer(tid=0, process=UNKNOWN_WRITER,
+                                 unknown=f"its event was lost: {reread.lost} trace events lost" if reread.lost
+                                 else "its event was not read: the trace instance was reopened")
+        protected_to = self._protected_to(proc.pid, False, value, when)
+        adj = adjaudit.Adjustment(
+            time=when, pid=proc.pid, process=proc.process, old_adj=known[1] if known else None, new_adj=value,
+            writer=writer,
+            cmdline=proc.cmdline, unit=proc.unit, critical=critical, by_watchdog=False, protected_to=protected_to,
+            found_by="resync")
+        # Back to the value this daemon set: its own protection, most likely, whose event was lost.
+        self._record(adj, None if protected_to == value else adjaudit.alert(adj))
 
     def _protected_to(self, pid: int, by_watchdog: bool, value: int, when: datetime) -> int | None:
         """The value this daemon set on ``pid`` (from its own writes seen, or its protections table)."""

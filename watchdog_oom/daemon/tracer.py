@@ -190,9 +190,13 @@ class TracepointFollower:
         if source is not None:
             log.info("tracepoints: reopened, %s", reason)
             self._start(source)
+            self.adj.events_lost(0)  # the writes made while it was closed were never read
 
     def _handle(self, event: Any) -> None:
         try:
+            if isinstance(event, (VictimMarked, AdjWritten)) or event is None:
+                # A re-read after a loss is settled once the events stamped before it are handled.
+                self.adj.before(event.mono_usec if event is not None else None)
             if isinstance(event, VictimMarked):
                 self._marked(event)
             elif isinstance(event, AdjWritten):
@@ -202,6 +206,7 @@ class TracepointFollower:
                             event.count)
                 if self.window is not None:
                     self.window = TraceWindow(self.window.since, (*self.window.lost[-20:], self.shared.clock()))
+                self.adj.events_lost(event.count)
             self._flush()
             now = time.monotonic()
             interval = SWEEP if now < self.busy_until else SWEEP_IDLE
@@ -210,7 +215,7 @@ class TracepointFollower:
                 self._sweep()
             if self.source is not None:
                 # Wake soon while a held kill falls due; else only for the next sweep.
-                self.source.idle_timeout = IDLE if self.pending else interval
+                self.source.idle_timeout = IDLE if self.pending or self.adj.waiting else interval
         except Exception:
             log.exception("tracepoints: failed to handle %s", type(event).__name__)
 

@@ -32,7 +32,8 @@ DEFAULT_ADJ = 0
 @valueclass
 class Writer:
     """The process that wrote. ``exited``: gone before /proc could be read, so only the
-    kernel's name for it (the trace line's) and its thread id are known."""
+    kernel's name for it (the trace line's) and its thread id are known. ``unknown``: why
+    nothing is known of it (its event was lost; tid 0 and process ``?`` then)."""
 
     tid: int
     process: str
@@ -41,14 +42,17 @@ class Writer:
     unit: str | None = None
     uid: int | None = None
     exited: bool = False
+    unknown: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
         return {"pid": self.pid, "tid": self.tid, "process": self.process, "cmdline": self.cmdline,
-                "unit": self.unit, "uid": self.uid, "exited": self.exited}
+                "unit": self.unit, "uid": self.uid, "exited": self.exited, "unknown": self.unknown}
 
     def describe(self) -> str:
         """``name (pid N[, unit U])``: the writer in one phrase."""
+        if self.unknown is not None:
+            return f"an unknown writer ({self.unknown})"
         pid = self.pid if self.pid is not None else self.tid
         where = f", {self.unit}" if self.unit else ""
         gone = ", exited" if self.exited else ""
@@ -71,6 +75,8 @@ class Adjustment:
     by_watchdog: bool = False
     protected_to: int | None = None  # the value watchdog-oom set on this process, if it did
     mono_usec: int | None = None
+    # "tracepoint": its event was read; "resync": found by re-reading /proc after events were lost.
+    found_by: str = "tracepoint"
 
     @property
     def changed(self) -> bool:
@@ -82,7 +88,7 @@ class Adjustment:
         return {"time": self.time.isoformat(), "pid": self.pid, "process": self.process, "cmdline": self.cmdline,
                 "unit": self.unit, "old_adj": self.old_adj, "new_adj": self.new_adj, "critical": self.critical,
                 "by_watchdog": self.by_watchdog, "protected_to": self.protected_to,
-                "writer": self.writer.to_dict()}
+                "writer": self.writer.to_dict(), "found_by": self.found_by}
 
 
 def likelier_to_die(old_adj: int | None, new_adj: int) -> bool:
