@@ -7,6 +7,8 @@ import io
 import json
 from pathlib import Path
 
+import pytest
+
 from watchdog_oom.cli import main
 
 FIGURES = "total-vm:1kB, anon-rss:1kB, file-rss:0kB"
@@ -118,3 +120,19 @@ def test_import_json_elements_are_to_jsons_whatever_the_evidence() -> None:
         whole = to_json([dict(zip(RECORD_KEYS, values, strict=True)) for values in records])
         assert "[\n" + _json_elements([list(column) for column in zip(*records, strict=True)]) + "\n]" == whole
 
+
+
+@pytest.mark.parametrize("zeros", [4096, 100_000, 2 << 20], ids=["short", "past a line's cap", "mapped"])
+def test_a_kill_line_after_the_zeros_of_a_copytruncate_keeps_its_date_and_host(tmp_path: Path, zeros: int) -> None:
+    # logrotate's copytruncate while the writer kept its offset (or a crash before the
+    # file's blocks were written) leaves a run of zeros as long as the file was, and the
+    # next line follows them with no newline between: no part of that line, they neither
+    # hide it (a line is read up to LINE_CHARS) nor its wrapper.
+    kill = f"Jun  3 10:00:00 db-07 kernel: [ 1234.567890] Out of memory: Killed process 7 (a) {FIGURES}\n"
+    log = tmp_path / "kern.log"
+    second = kill.replace("(a)", "(b)").replace(" 7 ", " 8 ")
+    log.write_bytes(b"\0" * zeros + kill.encode() + b"\0" * 10 + second.encode())
+    code, out, _ = run("import", "--dry-run", "--format", "json", "--year", "2024", str(log))
+    assert code == 0
+    assert [(k["pid"], k["host"], k["time"][:19], k["evidence"]["format"]) for k in json.loads(out)] == [
+        (7, "db-07", "2024-06-03T10:00:00", "syslog"), (8, "db-07", "2024-06-03T10:00:00", "syslog")]

@@ -9,6 +9,7 @@ is counted (unread.py). Where messages start and whether they read whole: anchor
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 
 from watchdog_oom.model import KernelLine, OomKill
@@ -97,6 +98,9 @@ class OomParser:
         joiner = self._joiner
         joiner.where = (line_no, offset)
         text = line.text
+        if text[:1] == "\x00":  # zeros a copytruncate or a crash left, then the line: no part of it
+            text = text.lstrip("\x00")
+            line = dataclasses.replace(line, text=text)
         if not line.wrapped and not self._lenient and not joiner.holding and len(text) <= LINE_CHARS and (
                 "\n" not in text and "#01" not in text and text.find("[", 1) < 0):
             # The live sources' common case: one kernel message, as the source delivered it.

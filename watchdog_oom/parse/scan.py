@@ -67,6 +67,7 @@ _SEGMENT = 8 << 20
 _MAP_AT_LEAST = 1 << 20  # a smaller file is read: mapping it would save nothing
 _LOOKBACK = 4 << 20  # how far before a kill line its report may begin (~30 000 tasks)
 _LINE_BYTES = 4 * LINE_CHARS + 1  # the bytes of a line given to the parser at most
+_ZEROS = re.compile(rb"\0+")
 _NEAR = 1024  # after a kill word, bytes searched by bytearray.find before the C library's search
 
 
@@ -253,6 +254,8 @@ class _Scanner:
         while at < end and (at <= must_reach or parser.collecting):
             stop = buffer.find(b"\n", at, end)
             stop = end if stop < 0 else stop + 1
+            if buffer[at] == 0:  # the zeros a copytruncate or a crash left: no part of the line after them
+                at = _ZEROS.match(buffer, at, stop).end()  # type: ignore[union-attr]  # (one zero at least)
             # a line is read up to LINE_CHARS characters (4 bytes each at most); the Decoder cuts and counts
             raw = buffer[at:min(stop, at + _LINE_BYTES)].decode("utf-8", "replace")
             kills = feed(KernelLine(text=raw, source=source, wrapped=True), offset=base + at)
