@@ -417,3 +417,17 @@ def test_a_log_file_created_after_the_source_opened_is_announced_by_inotify(tmp_
     finally:
         source.close()
         events.close()
+
+
+@pytest.mark.parametrize("zeros", [1000, 100_000, 300_000])
+def test_a_line_after_the_zeros_of_a_copytruncate_is_read_whole(tmp_path: Path, zeros: int) -> None:
+    # copytruncate while the writer kept its offset: the file is a run of zeros as long as
+    # it was, then the writer's next line, with no newline between. The zeros are no part
+    # of that line: they may not take its place when they are longer than a line is kept.
+    log = tmp_path / "kern.log"
+    log.write_bytes(b"\0" * zeros + KILL + line(1))
+    source = follow(log)
+    got = [event for event in until_idle(source.events(idle_timeout=0.05)) if isinstance(event, KernelLine)]
+    source.close()
+    assert [event.text.lstrip("\0") for event in got] == [KILL.decode().rstrip("\n"), text(1)]
+    assert got[0].cursor.endswith(f":{zeros + len(KILL)}") and got[1].cursor.endswith(f":{log.stat().st_size}")

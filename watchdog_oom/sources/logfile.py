@@ -188,8 +188,10 @@ class LogFileSource:
         self.notified = False  # whether inotify is being used (the last events() run)
         self._rotate_grace = rotate_grace
         self._partial = b""
-        # Bytes of the line being read that were dropped beyond MAX_LINE_BYTES.
+        # Bytes of the line being read that were dropped beyond MAX_LINE_BYTES, or before it:
+        # `_zeros` of them, the zeros a copytruncate or a crash left (no part of the line).
         self._skipped = 0
+        self._zeros = 0
         self._pending: list[SourceGap] = []
         self._current = _open(path)
         self._next: _OpenFile | None = None
@@ -289,9 +291,15 @@ class LogFileSource:
             if lines and current.fingerprint is None:
                 current.fingerprint = current.current_fingerprint()
             for i, line in enumerate(lines):
-                skipped, self._skipped = (self._skipped, 0) if i == 0 else (0, 0)
-                yield self._line(current, line, skipped=skipped)
+                (skipped, zeros), self._skipped, self._zeros = (self._skipped, self._zeros) if i == 0 else (0, 0), 0, 0
+                yield self._line(current, line, skipped=skipped, zeros=zeros)
                 delivered = True
+            if self._partial[:1] == b"\0" and self._skipped == self._zeros:
+                # zeros before the line (a copytruncate while its writer kept its offset, a
+                # crash before the blocks were written): dropped, not kept in place of the line
+                line_start = self._partial.lstrip(b"\0")
+                dropped = len(self._partial) - len(line_start)
+                self._partial, self._skipped, self._zeros = line_start, self._skipped + dropped, self._zeros + dropped
             if len(self._partial) > MAX_LINE_BYTES:
                 self._skipped += len(self._partial) - MAX_LINE_BYTES
                 self._partial = self._partial[:MAX_LINE_BYTES]
@@ -370,18 +378,21 @@ class LogFileSource:
 
     def _flush_partial(self) -> Iterator[KernelLine]:
         if (self._partial or self._skipped) and self._current is not None:
-            line, skipped, self._partial, self._skipped = self._partial, self._skipped, b"", 0
-            yield self._line(self._current, line, newline=False, skipped=skipped)
-        self._partial, self._skipped = b"", 0
+            line, skipped, zeros = self._partial, self._skipped, self._zeros
+            self._partial, self._skipped, self._zeros = b"", 0, 0
+            yield self._line(self._current, line, newline=False, skipped=skipped, zeros=zeros)
+        self._partial, self._skipped, self._zeros = b"", 0, 0
 
-    def _line(self, current: _OpenFile, line: bytes, *, newline: bool = True, skipped: int = 0) -> KernelLine:
-        """The KernelLine of one line of the file (`skipped` bytes of it already dropped)."""
+    def _line(self, current: _OpenFile, line: bytes, *, newline: bool = True, skipped: int = 0,
+              zeros: int = 0) -> KernelLine:
+        """The KernelLine of one line of the file (`skipped` bytes of it already dropped,
+        `zeros` of them the zeros before it)."""
         current.offset += len(line) + skipped + newline
         # A file whose only line has no newline yet has no fingerprint: no cursor either.
         cursor = f"{current.fingerprint}:{current.offset}" if current.fingerprint else None
         text = line[:MAX_LINE_BYTES].decode("utf-8", "replace")
-        if skipped or len(line) > MAX_LINE_BYTES:
-            text += f"…[truncated: {len(line) + skipped} bytes]"
+        if skipped > zeros or len(line) > MAX_LINE_BYTES:
+            text += f"…[truncated: {len(line) + skipped - zeros} bytes]"
         return KernelLine(text=text, source=self.name, cursor=cursor, wrapped=True)
 
     def _close_files(self) -> None:
