@@ -85,7 +85,7 @@ def cap_kill(kill: OomKill) -> OomKill:
     """The kill with every text field within its cap (the same value when all fit)."""
     changes: dict[str, Any] = {}
     if not _texts_fit(kill):
-        for (name, limit), value in zip(_KILL_TEXT_CAPS, _kill_texts(kill), strict=True):
+        for (name, limit), value in zip(KILL_TEXT_CAPS, _kill_texts(kill), strict=True):
             if isinstance(value, str) and len(value) > limit:
                 changes[name] = cap(value, limit)
     if kill.task_table and max(map(len, map(_task_name, kill.task_table))) > PROCESS_MAX:
@@ -93,24 +93,23 @@ def cap_kill(kill: OomKill) -> OomKill:
                                       len(t.name) > PROCESS_MAX else t for t in kill.task_table)
     if kill.memory_info and (len(kill.memory_info) > MEMORY_INFO_MAX or max(map(len, kill.memory_info)) > TEXT_MAX):
         changes["memory_info"] = tuple(cap(line, TEXT_MAX) for line in kill.memory_info[:MEMORY_INFO_MAX])
-    if kill.extra and _too_long(kill.extra):
+    if kill.extra and too_long(kill.extra):
         changes["extra"] = cap_value(kill.extra)
     return kill.replace(**changes) if changes else kill
 
 
-# A kill's text fields and their caps, and one call that reads them all.
-_KILL_TEXT_CAPS = (("process", PROCESS_MAX), ("cmdline", CMDLINE_MAX), ("memcg", PATH_MAX),
-                   ("task_memcg", PATH_MAX), ("unit", UNIT_MAX), ("invoker", PROCESS_MAX), ("constraint", 64),
-                   ("gfp_mask", PROCESS_MAX), ("source", PATH_MAX), ("boot_id", 64), ("host", PROCESS_MAX))
-_kill_texts = operator.attrgetter(*(name for name, _ in _KILL_TEXT_CAPS))
+# A kill's text fields and their caps (store/rows.py caps an import's rows by them too),
+# and one call that reads them all.
+KILL_TEXT_CAPS = (("process", PROCESS_MAX), ("cmdline", CMDLINE_MAX), ("memcg", PATH_MAX),
+                  ("task_memcg", PATH_MAX), ("unit", UNIT_MAX), ("invoker", PROCESS_MAX), ("constraint", 64),
+                  ("gfp_mask", PROCESS_MAX), ("source", PATH_MAX), ("boot_id", 64), ("host", PROCESS_MAX))
+_kill_texts = operator.attrgetter(*(name for name, _ in KILL_TEXT_CAPS))
 _task_name = operator.attrgetter("name")
 # The fields in two groups, each with its smallest cap: most kills' texts are within it.
-_WIDE_CAP = min(limit for _, limit in _KILL_TEXT_CAPS if limit >= PROCESS_MAX)
-_NARROW_CAP = min(limit for _, limit in _KILL_TEXT_CAPS)
-_kill_wide_texts = operator.attrgetter(*(name for name, limit in _KILL_TEXT_CAPS if limit >= PROCESS_MAX))
-_kill_narrow_texts = operator.attrgetter(*(name for name, limit in _KILL_TEXT_CAPS if limit < PROCESS_MAX))
-# For the rows of an import (store/rows.py), capped a batch at a time with no kill at hand.
-KILL_TEXT_CAPS = _KILL_TEXT_CAPS
+_WIDE_CAP = min(limit for _, limit in KILL_TEXT_CAPS if limit >= PROCESS_MAX)
+_NARROW_CAP = min(limit for _, limit in KILL_TEXT_CAPS)
+_kill_wide_texts = operator.attrgetter(*(name for name, limit in KILL_TEXT_CAPS if limit >= PROCESS_MAX))
+_kill_narrow_texts = operator.attrgetter(*(name for name, limit in KILL_TEXT_CAPS if limit < PROCESS_MAX))
 
 
 def _texts_fit(kill: OomKill) -> bool:
@@ -124,11 +123,6 @@ def _texts_fit(kill: OomKill) -> bool:
 
 
 def too_long(value: Any, limit: int = TEXT_MAX) -> bool:
-    """Whether cap_value(value, limit) would change `value` (see _too_long)."""
-    return _too_long(value, limit)
-
-
-def _too_long(value: Any, limit: int = TEXT_MAX) -> bool:
     """Whether a string in `value` (dicts, lists, tuples within) is longer than `limit`, or a
     dict's key longer than 256: what cap_value would change. Loops, and a call per nested
     container only (an import checks every kill's extra)."""
@@ -144,7 +138,7 @@ def _too_long(value: Any, limit: int = TEXT_MAX) -> bool:
         if isinstance(item, str):
             if len(item) > limit:
                 return True
-        elif isinstance(item, (dict, list, tuple)) and _too_long(item, limit):
+        elif isinstance(item, (dict, list, tuple)) and too_long(item, limit):
             return True
     return False
 
