@@ -25,7 +25,7 @@ from watchdog_oom.cli.common import EXIT_OK, Command, UsageError, open_store, ut
 from watchdog_oom.cli.history import KILL_COLUMNS
 from watchdog_oom.cli.options import add_format
 from watchdog_oom.model import KILL_FIELDS
-from watchdog_oom.store.rows import HOST, PROCESS, Row, kill_from_row, record_columns, row_evidence
+from watchdog_oom.store.rows import HOST, PROCESS, Row, capped, kill_from_row, record_columns, row_evidence
 from watchdog_oom.textout import safe, table, to_json
 from watchdog_oom.valueclass import valueclass
 
@@ -109,7 +109,8 @@ def _batch_records(store: store_mod.Store | None, rows: Sequence[Row], now: date
     """A batch's records, column by column in RECORD_KEYS' order, its kills recorded unless
     `store` is None (a dry run); with how many of them are new and how many could not be
     stored."""
-    if store is None:
+    if store is None:  # what would be recorded: the texts cut to the history's caps, as import_rows cuts them
+        rows = capped(rows)
         return [*record_columns([None] * len(rows), rows), [row_evidence(row) for row in rows]], 0, 0
     recorded, quarantined = _import_batch(store, rows, now, err)
     stored = [row for _, _, row in recorded]
