@@ -1,8 +1,12 @@
 """A real memory cgroup filled at a steady rate, under the test's own cgroup, with the daemon
-watching: the warning and the forecast come before the kernel's kill and name the right
-pid; the kill is recorded once and linked to them; the kernel's oom_kill counter agrees;
-a limited cgroup outside the include filter is never mentioned. And `watchdog-oom
-cgroups` says what the kernel's own files say.
+watching: the warning and the forecast come before the kernel's kill, with room left in the
+cgroup, and name the right pid; the kill is recorded once and linked to them; the kernel's
+oom_kill counter agrees; a limited cgroup outside the include filter is never mentioned.
+And `watchdog-oom cgroups` says what the kernel's own files say.
+
+The filler grows one step for each reading the daemon stores (lock-step, not on a timer):
+how early the forecast came is measured in bytes left below the limit, which is readings
+left before the kill, the same on an idle machine and on a loaded one.
 
 Needs root and a memory cgroup of our own (cgroup v1 on the development machine, v2
 where the host has it); skips saying why otherwise.
@@ -28,7 +32,7 @@ pytestmark = pytest.mark.realoom
 
 MiB = 1 << 20
 LIMIT = 64 * MiB
-RATE = 6 * MiB  # per second: the limit is reached about ten seconds in
+STEP = 6 * MiB  # the filler's growth per reading of the daemon (one a second): the limit about ten readings in
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -61,10 +65,10 @@ class LimitedCgroup:
             self.dir.rmdir()
             raise
 
-    def run(self, code: str, *args: str, stdout: int | None = None) -> subprocess.Popen:
+    def run(self, code: str, *args: str, stdout: int | None = None, stdin: int | None = None) -> subprocess.Popen:
         """A Python child started inside this cgroup."""
         procs = self.dir / "cgroup.procs"
-        return subprocess.Popen([sys.executable, "-c", code, *args], stdout=stdout,
+        return subprocess.Popen([sys.executable, "-c", code, *args], stdout=stdout, stdin=stdin,
                                 preexec_fn=lambda: procs.write_text(str(os.getpid())))
 
     def remove(self) -> None:
@@ -106,12 +110,12 @@ def cgroups():
         cg.remove()
 
 
-# Grows by one touched MiB at a steady pace until the kernel kills it.
-FILLER = """import sys, time
-rate = float(sys.argv[1]); a = []; t0 = time.monotonic()
-while True:
-    a.append(b"\\1" * (1 << 20))
-    time.sleep(max(0.0, t0 + len(a) / rate - time.monotonic()))
+# Grows by the touched MiB each line on its stdin asks for, and says so, until the kernel kills it.
+FILLER = """import sys
+a = []
+for line in sys.stdin:
+    a.extend(b"\\1" * (1 << 20) for _ in range(int(line)))
+    print(len(a), flush=True)
 """
 # Holds some memory and waits: a process the kernel should not pick. It says when every page
 # of it is touched (charged to its cgroup).
@@ -162,6 +166,41 @@ def readings(db: Path, path: str, counted_kill: bool = False) -> int:
     return query(db, sql + (" AND oom_kill >= 1" if counted_kill else ""), path)[0]["n"]
 
 
+def working_set(db: Path, path: str) -> int:
+    """The working set in the daemon's latest stored reading of the cgroup at `path`."""
+    sql = "SELECT working_set_bytes FROM cgroup_samples WHERE path = ? AND resolution = 0 ORDER BY time DESC LIMIT 1"
+    return query(db, sql, path)[0]["working_set_bytes"]
+
+
+def fill_in_step_with_readings(db: Path, box: LimitedCgroup) -> subprocess.Popen:
+    """Start a filler in `box` and grow it by STEP each time the daemon has stored a reading of
+    the last step, until the kernel kills it: the daemon sees the same steady growth per
+    reading however fast or slow this machine runs either of them."""
+    filler = box.run(FILLER, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert filler.stdin is not None and filler.stdout is not None
+    seen = working_set(db, box.path)
+    while True:
+        count = readings(db, box.path)
+        try:
+            filler.stdin.write(b"%d\n" % (STEP // MiB))
+            filler.stdin.flush()
+        except BrokenPipeError:
+            break
+        if not filler.stdout.readline():
+            break  # killed while growing
+        # A stored reading that shows the step, or (should reclaim have taken file pages the
+        # while) the second reading stored since: it began after the step.
+        def stored(seen: int = seen, count: int = count) -> bool:
+            return working_set(db, box.path) >= seen + STEP // 2 or readings(db, box.path) >= count + 2
+
+        assert wait_until(stored, timeout=60), "the daemon stored no reading of the cgroup"
+        seen = working_set(db, box.path)
+    with contextlib.suppress(BrokenPipeError):
+        filler.stdin.close()
+    filler.stdout.close()
+    return filler
+
+
 def test_warning_and_forecast_come_before_the_kill_and_name_the_victim(tmp_path, cgroups):
     box = cgroups(LIMIT)
     outside = cgroups(32 * MiB)  # limited and above the warning level, but not included
@@ -175,11 +214,9 @@ def test_warning_and_forecast_come_before_the_kill_and_name_the_victim(tmp_path,
         # now): the forecast's history starts before the filler, the outside cgroup is at its level.
         before = readings(db, box.path)
         assert wait_until(lambda: readings(db, box.path) >= before + 2, timeout=30), daemon.log_text()
-        filler = box.run(FILLER, str(RATE / MiB))
-        started = time.monotonic()
+        filler = fill_in_step_with_readings(db, box)
         assert filler.wait(timeout=60) == -9, "the kernel did not kill the filler"
-        killed_after = time.monotonic() - started
-        kills = wait_until(lambda: query(db, "SELECT * FROM kills WHERE pid = ?", filler.pid), timeout=5)
+        kills = wait_until(lambda: query(db, "SELECT * FROM kills WHERE pid = ?", filler.pid), timeout=60)
         # Two readings that counted the kill: the counter cross-check's first look and its second
         # (a shortfall seen twice in a row is alerted), each in the transaction that stored it.
         assert wait_until(lambda: readings(db, box.path, counted_kill=True) >= 2, timeout=30), daemon.log_text()
@@ -206,10 +243,15 @@ def test_warning_and_forecast_come_before_the_kill_and_name_the_victim(tmp_path,
         assert _time(alert["started_at"]) < kill_time
         assert data["victims"][0]["pid"] == filler.pid, data["victims"]
         assert holder.pid in [v["pid"] for v in data["victims"]]
-    lead = (kill_time - _time(forecast["started_at"])).total_seconds()
-    print(f"\nforecast {lead:.1f} s before the kill (filled in {killed_after:.1f} s at {RATE / MiB:.0f} MiB/s); "
+    # How early, in bytes: the reading that raised the forecast left room for two more steps of
+    # the filler at least, so two more readings (and their alerts) before the kill.
+    (raised,) = query(db, "SELECT working_set_bytes FROM cgroup_samples WHERE path = ? AND resolution = 0 "
+                          "AND time = ?", box.path, forecast["started_at"])
+    room = LIMIT - raised["working_set_bytes"]
+    print(f"\nforecast with {room / MiB:.1f} MiB left below the limit ({room / STEP:.1f} steps of the filler), "
+          f"{(kill_time - _time(forecast['started_at'])).total_seconds():.1f} s before the kill; "
           f"warning {(kill_time - _time(warning['started_at'])).total_seconds():.1f} s before")
-    assert lead >= 2.0
+    assert room >= 2 * STEP
     assert f"pid {filler.pid}" in forecast["summary"]
 
     # The kill links to the alert before it, and `show` tells the story.
