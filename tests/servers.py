@@ -135,7 +135,7 @@ class HttpSink:
         """Append answers to the script."""
         self._script.extend(answers)
 
-    def wait_for(self, n: int, timeout: float = 5.0) -> list[Request]:
+    def wait_for(self, n: int, timeout: float = 60.0) -> list[Request]:
         """Block until at least `n` requests arrived; return them all. TimeoutError otherwise."""
         return self._recorded.wait_for(n, timeout, "requests")
 
@@ -245,7 +245,7 @@ class SmtpSink:
         """The messages accepted so far, oldest first."""
         return self._recorded.snapshot()
 
-    def wait_for(self, n: int, timeout: float = 5.0) -> list[Received]:
+    def wait_for(self, n: int, timeout: float = 60.0) -> list[Received]:
         """Block until at least `n` messages arrived; return them all. TimeoutError otherwise."""
         return self._recorded.wait_for(n, timeout, "messages")
 

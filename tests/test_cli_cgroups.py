@@ -178,11 +178,11 @@ notifications:
 """)
         try:
             daemon.wait_message("READY=1")
-            first = json.loads(sink.wait_for(1, timeout=20)[0].body)
+            first = json.loads(sink.wait_for(1)[0].body)
             current = host / "sys" / "fs" / "cgroup" / WORKER.lstrip("/") / "memory.current"
             current.write_text(f"{300 << 20}\n")
-            assert wait_until(lambda: any(json.loads(r.body)["type"] == "cgroup.resolved" for r in sink.requests),
-                              timeout=20), daemon.log_text()
+            assert wait_until(lambda: any(json.loads(r.body)["type"] == "cgroup.resolved" for r in sink.requests)), \
+                daemon.log_text()
         finally:
             assert daemon.stop() == 0
     assert first["type"] == "cgroup.critical" and first["data"]["cgroup"] == WORKER

@@ -27,7 +27,7 @@ def test_a_server_back_with_an_empty_alembic_version_table_gets_the_deferred_sta
         own_pg.start()
         wait_for_kind(sink, "database.resolved", timeout=30)
         append(log, kill_line(601))
-        assert wait_until(lambda: pg_rows(own_pg.url, "SELECT pid FROM kills") == [(601,)], timeout=20), \
+        assert wait_until(lambda: pg_rows(own_pg.url, "SELECT pid FROM kills") == [(601,)]), \
             daemon.log_text()[-3000:]
         assert daemon.stop() == 0
     assert "alembic_version is empty" in daemon.log_text()  # said, not waited on in silence

@@ -141,7 +141,7 @@ def test_real_oom_kill_is_recorded_once_as_the_kernel_logs_it(tmp_path, oom_cgro
             rows = wait_until(lambda: kills(tmp_path / "history.db", child.pid), timeout=30)
             as_read = stored_as_read(daemon)
             # Stop only once the notification is out: stopping ends the outbox thread.
-            wait_until(lambda: kill_notifications(sink, child.pid), timeout=10)
+            wait_until(lambda: kill_notifications(sink, child.pid))
         finally:
             assert daemon.stop() == 0
     assert len(rows) == 1, daemon.log_text()
@@ -171,22 +171,22 @@ def test_kill_while_the_daemon_is_down_is_recorded_and_notified_on_return(tmp_pa
         daemon = Daemon(tmp_path, config(tmp_path, sink.url))
         daemon.wait_message("READY=1")
         # Caught up with the kernel buffer, its cursor stored in the same step.
-        assert wait_until(lambda: "kernel log kmsg: caught up" in daemon.log_text(), timeout=20)
+        assert wait_until(lambda: "kernel log kmsg: caught up" in daemon.log_text())
         assert daemon.stop() == 0
         child = hog(cg, uuid.uuid4().hex)
         assert child.wait(timeout=60) == -9
         daemon = Daemon(tmp_path, config(tmp_path, sink.url))
         try:
             daemon.wait_message("READY=1")
-            assert wait_until(lambda: kills(tmp_path / "history.db", child.pid), timeout=5), daemon.log_text()
-            assert wait_until(lambda: kill_notifications(sink, child.pid), timeout=5)
+            assert wait_until(lambda: kills(tmp_path / "history.db", child.pid)), daemon.log_text()
+            assert wait_until(lambda: kill_notifications(sink, child.pid))
         finally:
             assert daemon.stop() == 0
         # A third start repeats nothing.
         daemon = Daemon(tmp_path, config(tmp_path, sink.url))
         daemon.wait_message("READY=1")
-        assert wait_until(lambda: "kernel log kmsg: caught up" in daemon.log_text(), timeout=20)
-        assert wait_until(lambda: outbox_settled(tmp_path / "history.db"), timeout=10)
+        assert wait_until(lambda: "kernel log kmsg: caught up" in daemon.log_text())
+        assert wait_until(lambda: outbox_settled(tmp_path / "history.db"))
         assert daemon.stop() == 0
     assert len(kills(tmp_path / "history.db", child.pid)) == 1
     assert len(kill_notifications(sink, child.pid)) == 1

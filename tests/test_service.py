@@ -46,7 +46,6 @@ class Daemon:
         self.sock_path = str(tmp / f"notify-{time.monotonic_ns()}")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(self.sock_path)
-        self.sock.settimeout(20)
         self.messages: list[str] = []
         env = {**os.environ, "NOTIFY_SOCKET": self.sock_path, "PYTHONPATH": str(ROOT)}
         env.pop("WATCHDOG_OOM_CONFIG", None)
@@ -54,7 +53,7 @@ class Daemon:
         self.proc = subprocess.Popen([sys.executable, "-m", "watchdog_oom", "-c", str(self.config), "run",
                                       "--log-level", "debug"], env=env, stderr=self.log)
 
-    def wait_message(self, word: str, timeout: float = 20) -> str:
+    def wait_message(self, word: str, timeout: float = 60) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for m in self.messages:
@@ -62,6 +61,7 @@ class Daemon:
                     self.messages.remove(m)
                     return m
             try:
+                self.sock.settimeout(max(deadline - time.monotonic(), 0.01))
                 self.messages.append(self.sock.recv(4096).decode())
             except TimeoutError:
                 break
@@ -151,7 +151,9 @@ def outbox_settled(db: Path, channel: str | None = None) -> bool:
                             " AND channel = coalesce(?, channel)", (channel,)).fetchone()[0] == 0
 
 
-def wait_until(predicate, timeout: float = 5.0, step: float = 0.02):
+def wait_until(predicate, timeout: float = 60.0, step: float = 0.02):
+    """`predicate()`'s first true value, polled until it comes; its last value after `timeout`
+    seconds. The bound only matters when the product is broken: a loaded machine is slow."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -189,7 +191,7 @@ def test_daemon_records_a_kill_from_its_own_lines_and_notifies_once_across_resta
         # The report's lines and nothing after them: the writer stays open (no end of the
         # log) and writes no later line, so the kill is stored by the kernel-log thread on
         # its own, at the quiet moment after the report, in the reading that read it.
-        rows = wait_until(lambda: kills_in(tmp_path / "history.db"), timeout=20)
+        rows = wait_until(lambda: kills_in(tmp_path / "history.db"))
         assert rows == [(1772, "python3", 0, "CONSTRAINT_MEMCG", 65152,
                          "/process_api/f1e9a1faa6d3eccf0ba6c3ef6fa3b313/wdtest1", "python3", 1)]
         assert stored_as_read(daemon), daemon.log_text()
@@ -205,9 +207,9 @@ def test_daemon_records_a_kill_from_its_own_lines_and_notifies_once_across_resta
         writer = os.open(fifo, os.O_WRONLY)
         daemon.wait_message("READY=1")
         os.write(writer, kmsg_records(5000, 41355073, pid=1772) + kmsg_records(6000, 51355073, pid=2001))
-        assert wait_until(lambda: len(kills_in(tmp_path / "history.db")) == 2, timeout=5)
+        assert wait_until(lambda: len(kills_in(tmp_path / "history.db")) == 2)
         requests = sink.wait_for(2)
-        assert wait_until(lambda: outbox_settled(tmp_path / "history.db"), timeout=10)
+        assert wait_until(lambda: outbox_settled(tmp_path / "history.db"))
         os.close(writer)
         assert daemon.stop() == 0
     assert [r[0] for r in kills_in(tmp_path / "history.db")] == [1772, 2001]
@@ -239,7 +241,7 @@ def test_sd_notify_signals_and_reload(tmp_path, fifo):
             else:
                 daemon.config.write_bytes(text)
             daemon.proc.send_signal(signal.SIGHUP)
-            assert wait_until(lambda n=count: daemon.log_text().count("new configuration is refused") == n, timeout=5)
+            assert wait_until(lambda n=count: daemon.log_text().count("new configuration is refused") == n)
             assert daemon.proc.poll() is None, "a bad config on SIGHUP stopped the daemon"
         assert f"{daemon.config} line 2: not valid YAML: the character U+0001" in daemon.log_text()
         assert f"{daemon.config} line 2: not UTF-8 text" in daemon.log_text()
@@ -248,7 +250,7 @@ def test_sd_notify_signals_and_reload(tmp_path, fifo):
         daemon.config.write_text(good.replace("interval: 1s", "interval: 2s", 1))
         daemon.proc.send_signal(signal.SIGHUP)
         daemon.wait_message("RELOADING=1")
-        assert wait_until(lambda: "configuration reloaded" in daemon.log_text(), timeout=5)
+        assert wait_until(lambda: "configuration reloaded" in daemon.log_text())
         os.close(writer)
         daemon.proc.send_signal(signal.SIGTERM)
         daemon.wait_message("STOPPING=1")
@@ -260,7 +262,7 @@ def test_sigint_stops_cleanly_and_samples_are_stored(tmp_path, fifo):
     daemon = Daemon(tmp_path, config_text(tmp_path, fifo, "http://127.0.0.1:9/unused"))
     writer = os.open(fifo, os.O_WRONLY)
     daemon.wait_message("READY=1")
-    assert wait_until(lambda: samples_in(tmp_path / "history.db") >= 1, timeout=10)
+    assert wait_until(lambda: samples_in(tmp_path / "history.db") >= 1)
     daemon.proc.send_signal(signal.SIGINT)
     assert daemon.proc.wait(timeout=20) == 0
     os.close(writer)
@@ -296,8 +298,8 @@ def test_kill_during_an_outage_is_delivered_once_after_restart_with_one_webhook_
         writer = os.open(fifo, os.O_WRONLY)
         daemon.wait_message("READY=1")
         # Retries wait 0.5 s, doubling, with jitter; the endpoint recovers after three 503s.
-        assert wait_until(lambda: any(r for r in sink.requests[3:]), timeout=15), daemon.log_text()
-        assert wait_until(lambda: outbox_settled(tmp_path / "history.db"), timeout=10)
+        assert wait_until(lambda: any(r for r in sink.requests[3:])), daemon.log_text()
+        assert wait_until(lambda: outbox_settled(tmp_path / "history.db"))
         os.close(writer)
         assert daemon.stop() == 0
         requests = sink.requests
@@ -337,7 +339,7 @@ def test_hostile_process_name_reaches_slack_escaped_and_a_burst_is_grouped(tmp_p
         # Grouped: the burst's later kills join rows that wait out group_wait before sending.
         assert wait_until(lambda: outbox_settled(db, "chat"), timeout=60), chat_groups(db)
         groups = chat_groups(db)
-        slack.wait_for(len(groups), timeout=10)
+        slack.wait_for(len(groups))
         os.close(writer)
         assert daemon.stop() == 0
         requests = slack.requests
@@ -364,7 +366,7 @@ def test_watchdog_pings_while_checks_run(tmp_path, fifo):
         os.environ.update(daemon_env)
     writer = os.open(fifo, os.O_WRONLY)
     daemon.wait_message("READY=1")
-    daemon.wait_message("WATCHDOG=1", timeout=5)
+    daemon.wait_message("WATCHDOG=1")
     os.close(writer)
     assert daemon.stop() == 0
 
@@ -384,9 +386,9 @@ def test_first_start_records_old_kills_with_one_summary(tmp_path):
     with HttpSink() as sink:
         daemon = Daemon(tmp_path, config_text(tmp_path, old, sink.url))
         daemon.wait_message("READY=1")
-        assert wait_until(lambda: len(kills_in(tmp_path / "history.db")) == 3, timeout=5)
+        assert wait_until(lambda: len(kills_in(tmp_path / "history.db")) == 3)
         (request,) = sink.wait_for(1)
-        assert wait_until(lambda: outbox_settled(tmp_path / "history.db"), timeout=10)
+        assert wait_until(lambda: outbox_settled(tmp_path / "history.db"))
         assert daemon.stop() == 0
         assert len(sink.requests) == 1
     body = json.loads(request.body)
@@ -400,7 +402,7 @@ def test_the_catch_up_log_line_counts_the_kills_it_recorded(tmp_path):
                                 for i in range(3)))
     daemon = Daemon(tmp_path, config_text(tmp_path, buffer, "http://127.0.0.1:9/unused"))
     daemon.wait_message("READY=1")
-    assert wait_until(lambda: "caught up, 3 earlier kills recorded (one summary" in daemon.log_text(), timeout=10)
+    assert wait_until(lambda: "caught up, 3 earlier kills recorded (one summary" in daemon.log_text())
     assert daemon.stop() == 0
     # Two kills while it was down: a restart (not a first start) catches up on those two.
     with buffer.open("ab") as f:
@@ -409,7 +411,7 @@ def test_the_catch_up_log_line_counts_the_kills_it_recorded(tmp_path):
     (tmp_path / "daemon.log").write_bytes(b"")
     daemon = Daemon(tmp_path, config_text(tmp_path, buffer, "http://127.0.0.1:9/unused"))
     daemon.wait_message("READY=1")
-    assert wait_until(lambda: "caught up, 2 earlier kills recorded" in daemon.log_text(), timeout=10), \
+    assert wait_until(lambda: "caught up, 2 earlier kills recorded" in daemon.log_text()), \
         daemon.log_text()
     assert daemon.stop() == 0
     assert len(kills_in(tmp_path / "history.db")) == 5
@@ -422,7 +424,7 @@ def test_heartbeat_pings_the_dead_mans_switch(tmp_path, fifo):
         daemon = Daemon(tmp_path, cfg)
         writer = os.open(fifo, os.O_WRONLY)
         daemon.wait_message("READY=1")
-        pings = switch.wait_for(2, timeout=5)
+        pings = switch.wait_for(2)
         os.close(writer)
         assert daemon.stop() == 0
     assert all(p.path == "/ping/abc123" for p in pings)
@@ -439,8 +441,8 @@ def test_metrics_are_served_while_the_daemon_runs(tmp_path, fifo):
     writer = os.open(fifo, os.O_WRONLY)
     daemon.wait_message("READY=1")
     os.write(writer, kmsg_records(9000, 91355073, pid=6006))
-    assert wait_until(lambda: kills_in(tmp_path / "history.db"), timeout=5)
-    body = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    assert wait_until(lambda: kills_in(tmp_path / "history.db"))
+    body = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=60).text
     os.close(writer)
     assert daemon.stop() == 0
     assert "watchdog_oom_commit_percent " in body
@@ -511,10 +513,10 @@ notifications:
         finally:
             os.environ["PATH"] = path
         daemon.wait_message("READY=1")
-        assert wait_until(lambda: len(kills_in(tmp_path / "history.db")) == 1, timeout=10), daemon.log_text()
+        assert wait_until(lambda: len(kills_in(tmp_path / "history.db")) == 1), daemon.log_text()
         types = wait_until(lambda: {json.loads(r.body)["type"] for r in sink.requests} >=
                            {"kernel_log.down", "kernel_log.resolved", "oom.kill"} and
-                           [json.loads(r.body)["type"] for r in sink.requests], timeout=10)
+                           [json.loads(r.body)["type"] for r in sink.requests])
         assert daemon.stop() == 0
     assert types.index("kernel_log.down") < types.index("kernel_log.resolved")
     assert "Too many open files" in daemon.log_text()

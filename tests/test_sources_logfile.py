@@ -47,7 +47,7 @@ def until_idle(events) -> list:
     return got
 
 
-def until_lines(events, count: int, timeout: float = 5.0) -> list:
+def until_lines(events, count: int, timeout: float = 60.0) -> list:
     """What the source delivers until ``count`` lines came (or ``timeout`` passed)."""
     got: list = []
     deadline = time.monotonic() + timeout

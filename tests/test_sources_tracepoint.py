@@ -31,7 +31,7 @@ def tracefs():
         yield path
 
 
-def collect(source: TracepointSource, want, timeout: float = 10.0) -> list:
+def collect(source: TracepointSource, want, timeout: float = 60.0) -> list:
     """Events until `want(events)` is true (or the deadline), read on another thread."""
     got: list = []
     done = threading.Event()

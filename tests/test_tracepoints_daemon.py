@@ -79,7 +79,7 @@ def test_a_real_kill_is_recorded_and_notified_from_the_tracepoint_alone(tmp_path
         daemon = Daemon(tmp_path, config(tmp_path, sink.url, tracefs, instance, "none", '["oom.kill"]'))
         try:
             daemon.wait_message("READY=1")
-            assert wait_until(lambda: Path(tracefs, "instances", instance).is_dir(), timeout=5)
+            assert wait_until(lambda: Path(tracefs, "instances", instance).is_dir())
             child = hog(cg, uuid.uuid4().hex)
             assert child.wait(timeout=60) == -9
             # No kernel log is read (source: none): the kill can only come from the tracepoint.
@@ -122,8 +122,8 @@ def test_the_same_real_kill_through_kmsg_and_the_tracepoint_is_one_record_with_b
                 return found if found and "tracepoint" in json.loads(found[0]["details"])["extra"].get(
                     "witnesses", []) and found[0]["constraint"] else None
 
-            stored = wait_until(confirmed, timeout=10)
-            notes = wait_until(lambda: kill_bodies(sink, child.pid), timeout=10)
+            stored = wait_until(confirmed)
+            notes = wait_until(lambda: kill_bodies(sink, child.pid))
         finally:
             assert daemon.stop() == 0
     assert stored, daemon.log_text()
@@ -160,7 +160,7 @@ def test_a_write_of_1000_to_a_critical_process_reaches_the_webhook_naming_both(t
                         "sys.stdout.write('done\\n'); sys.stdout.flush(); time.sleep(120)")
                 writer = subprocess.Popen([sys.executable, "-c", code, "--token=hunter2"], stdout=subprocess.PIPE)
                 assert writer.stdout.readline() == b"done\n"
-                notes = wait_until(lambda: bodies(sink, "process.adj_changed"), timeout=10)
+                notes = wait_until(lambda: bodies(sink, "process.adj_changed"))
             finally:
                 assert daemon.stop() == 0
     finally:
@@ -279,7 +279,7 @@ def test_a_critical_write_lost_in_an_overflow_is_still_notified_with_its_writer_
                 Path(tracefs, "instances", instance, "buffer_size_kb").write_text("8")
                 # A write the daemon sees: from then on it knows the target's value (5).
                 Path(f"/proc/{target.pid}/oom_score_adj").write_text("5")
-                assert wait_until(lambda: bodies(sink, "process.adj_changed"), timeout=20), daemon.log_text()
+                assert wait_until(lambda: bodies(sink, "process.adj_changed")), daemon.log_text()
                 # And one no scan may have seen yet: what was it before? Nothing known, but 1000 is news.
                 later = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", marker])
                 cpu = min(os.sched_getaffinity(0))
@@ -349,13 +349,13 @@ def test_a_cgroup_kill_recorded_from_the_tracepoint_alone_is_not_called_unlogged
         daemon = Daemon(tmp_path, config(tmp_path, sink.url, tracefs, unique_instance(), "none", '["oom.kill"]', extra))
         try:
             daemon.wait_message("READY=1")
-            assert wait_until(baseline, timeout=20), daemon.log_text()
+            assert wait_until(baseline), daemon.log_text()
             child = hog(cg, uuid.uuid4().hex)
             assert child.wait(timeout=60) == -9
-            assert wait_until(lambda: rows(db, "SELECT * FROM kills WHERE pid = ?", child.pid), timeout=10)
+            assert wait_until(lambda: rows(db, "SELECT * FROM kills WHERE pid = ?", child.pid))
             # A shortfall is settled on the check's second reading of it (state: counter and
             # recorded at the baseline, reported, suspect), in the transaction that would alert.
-            settled = wait_until(lambda: (b := baseline()) is not None and b[2] >= 1 and b[3] == 0, timeout=20)
+            settled = wait_until(lambda: (b := baseline()) is not None and b[2] >= 1 and b[3] == 0)
         finally:
             assert daemon.stop() == 0
     assert settled, daemon.log_text()
