@@ -328,6 +328,9 @@ def test_a_critical_write_lost_in_an_overflow_is_still_notified_with_its_writer_
     found = rows(db, "SELECT * FROM adjustments WHERE pid = ? ORDER BY id", target.pid)
     assert [(r["new_adj"], r["severity"]) for r in found] == [(5, "critical"), (1000, "critical")]
     assert found[0]["old_adj"] in (0, None) and found[1]["old_adj"] == 5 and found[1]["writer_pid"] is None
+    # how each was found is kept (migration 0009): its event, then the re-read after the loss
+    assert [(r["found_by"], r["writer_unknown"]) for r in found] == [("tracepoint", None),
+                                                                    ("resync", adj["writer"]["unknown"])]
 
 
 @pytest.mark.realoom

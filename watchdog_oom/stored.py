@@ -179,6 +179,8 @@ class AdjustmentRecord:
     writer_unit: str | None = None
     writer_uid: int | None = None
     writer_exited: bool = False
+    writer_unknown: str | None = None  # why the writer is not known (its event was lost)
+    found_by: str = "tracepoint"  # or "resync": found by re-reading /proc after events were lost
 
 
 @valueclass

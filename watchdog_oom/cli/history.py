@@ -93,14 +93,23 @@ def adjustment_rows(store: store_mod.Store,
              "by_watchdog": a.by_watchdog, "severity": a.severity,
              "writer_pid": a.writer_pid, "writer_tid": a.writer_tid, "writer_process": a.writer_process,
              "writer_cmdline": a.writer_cmdline, "writer_unit": a.writer_unit, "writer_uid": a.writer_uid,
-             "writer_exited": a.writer_exited}
+             "writer_exited": a.writer_exited, "writer_unknown": a.writer_unknown, "found_by": a.found_by}
             for a in store.adjustments(**filters)]
     for row in rows:  # the writer in one phrase, for the table
-        pid = row["writer_pid"] if row["writer_pid"] is not None else row["writer_tid"]
-        row["by"] = "watchdog-oom" if row["by_watchdog"] else \
-            f"{row['writer_process']} (pid {pid}{', exited' if row['writer_exited'] else ''})"
+        row["by"] = _writer_phrase(row)
     return rows, [("time", "TIME"), ("host", "HOST"), ("pid", "PID"), ("process", "PROCESS"), ("old_adj", "OLD"),
-                  ("new_adj", "NEW"), ("severity", "ALERT"), ("by", "WRITER"), ("unit", "UNIT")]
+                  ("new_adj", "NEW"), ("severity", "ALERT"), ("by", "WRITER"), ("unit", "UNIT"),
+                  ("found_by", "FOUND_BY")]
+
+
+def _writer_phrase(row: dict[str, Any]) -> str:
+    """Who wrote, in one phrase: watchdog-oom, ``name (pid N[, exited])``, or why nobody can be named."""
+    if row["by_watchdog"]:
+        return "watchdog-oom"
+    if row["writer_unknown"] is not None:  # found by a re-read after its event was lost
+        return f"unknown ({row['writer_unknown']})"
+    pid = row["writer_pid"] if row["writer_pid"] is not None else row["writer_tid"]
+    return f"{row['writer_process']} (pid {pid}{', exited' if row['writer_exited'] else ''})"
 
 
 def summary_rows(store: store_mod.Store, filters: dict[str, Any]) -> list[dict[str, Any]]:

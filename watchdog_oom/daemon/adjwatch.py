@@ -160,7 +160,8 @@ class AdjWatch:
             tx.add_adjustment(time=adj.time, boot_id=s.boot_id, pid=adj.pid, process=adj.process,
                               cmdline=adj.cmdline, unit=adj.unit, old_adj=adj.old_adj, new_adj=adj.new_adj,
                               critical=adj.critical, by_watchdog=adj.by_watchdog,
-                              severity=alert.severity if alert else None, writer=adj.writer.to_dict())
+                              severity=alert.severity if alert else None, writer=adj.writer.to_dict(),
+                              found_by=adj.found_by)
             if alert is not None:
                 row, reason = tx.fire_alert(alert)
                 s.outbox.alert(tx, alert, row, reason or "new", now)

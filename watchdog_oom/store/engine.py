@@ -22,8 +22,8 @@ from watchdog_oom.stored import row_maker
 
 # The newest migration in migrations/versions; a test keeps it equal to Alembic's head.
 # 0005 (cgroup samples) landed after 0006 and revises it, and 0004 (quarantined kills)
-# landed after 0005 and revises it, so the chain stays one line; 0007 follows 0004, 0008 0007.
-SCHEMA_HEAD = "0008"
+# landed after 0005 and revises it, so the chain stays one line; 0007 follows 0004, 0008 0007, 0009 0008.
+SCHEMA_HEAD = "0009"
 
 T = TypeVar("T")
 

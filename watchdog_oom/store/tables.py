@@ -259,6 +259,11 @@ adjustments = Table(
     Column("writer_unit", Text),
     Column("writer_uid", BigInteger),
     Column("writer_exited", Boolean, nullable=False, default=False),
+    # why the writer is not known (its event was lost), else null (migration 0009)
+    Column("writer_unknown", Text),
+    # "tracepoint": read from its event; "resync": found by re-reading /proc after events
+    # were lost (migration 0009; the rows before it were all "tracepoint")
+    Column("found_by", String(16), nullable=False, server_default="tracepoint"),
     Index("ix_adjustments_host_time", "host", "time"),
     Index("ix_adjustments_process", "process"),
 )

@@ -190,15 +190,16 @@ class Tx(KillWrites):
 
     def add_adjustment(self, *, time: datetime, boot_id: str | None, pid: int, process: str, cmdline: str | None,
                        unit: str | None, old_adj: int | None, new_adj: int, critical: bool, by_watchdog: bool,
-                       severity: str | None, writer: dict[str, Any]) -> None:
+                       severity: str | None, writer: dict[str, Any], found_by: str = "tracepoint") -> None:
         """Record one write to a process's oom_score_adj and who made it (`writer`: pid, tid,
-        process, cmdline, unit, uid, exited)."""
+        process, cmdline, unit, uid, exited, unknown), and how it was found (`found_by`:
+        "tracepoint", its event; "resync", a re-read after events were lost)."""
         self.conn.execute(insert(adjustments).values(
             host=self.host, boot_id=boot_id, time=time, pid=pid, process=process, cmdline=cmdline, unit=unit,
             old_adj=old_adj, new_adj=new_adj, critical=critical, by_watchdog=by_watchdog, severity=severity,
             writer_pid=writer.get("pid"), writer_tid=writer["tid"], writer_process=writer["process"],
             writer_cmdline=writer.get("cmdline"), writer_unit=writer.get("unit"), writer_uid=writer.get("uid"),
-            writer_exited=bool(writer.get("exited")),
+            writer_exited=bool(writer.get("exited")), writer_unknown=writer.get("unknown"), found_by=found_by,
         ))
 
     # -- protections --------------------------------------------------------------------
