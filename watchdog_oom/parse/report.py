@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import re
+from datetime import datetime
 
 from watchdog_oom.model import OomKill, TaskRow
 from watchdog_oom.parse.evidence import describe
@@ -41,6 +42,11 @@ MEMORY_INFO_LINE_CHARS = 300
 # is abandoned: the kernel panicked, the log was cut, or the kill went unlogged.
 REPORT_LINES = 20_000
 PAGE_KB = 4  # the task table counts pages; every architecture the fixtures show uses 4 kB
+# Victims remembered for the oom_reaper's lines (reaper.py): more than the reaper can have
+# queued when its line comes (it reaps them one after another, seconds after each kill).
+VICTIMS_KEPT = 256
+COMM_CHARS = 15  # TASK_COMM_LEN 16 with its NUL: what every line names a task by
+Victim = tuple[str, datetime | None, int | None, str | None]  # ReportReader.victim()
 
 # Header, printed first by dump_header(). Invoker name up to 15 chars, may hold ':' or ' '.
 #   2.6.9-2.6.1x: "oom-killer: gfp_mask=0xd0, order=0" (no name)
@@ -276,6 +282,28 @@ class _Report:
             self.memory_info.append(text[:MEMORY_INFO_LINE_CHARS])
 
 
+class Victims:
+    """The latest victims read, by pid (VICTIMS_KEPT of them, the oldest forgotten), for the
+    oom_reaper's line that names one again (reaper.py): what it compares (name, time, uptime,
+    boot), not the kill (its task table and memory state would be kept for nothing)."""
+
+    def __init__(self) -> None:
+        self._by_pid: dict[int, Victim] = {}
+
+    def remember(self, kill: OomKill) -> None:
+        """Keep `kill` as its pid's latest victim."""
+        victims = self._by_pid
+        if kill.pid is not None:
+            victims.pop(kill.pid, None)
+            victims[kill.pid] = (kill.process[:COMM_CHARS], kill.time, kill.mono_usec, kill.boot_id)
+            if len(victims) > VICTIMS_KEPT:
+                del victims[next(iter(victims))]
+
+    def get(self, pid: int) -> Victim | None:
+        """The latest victim of this pid (None: none lately)."""
+        return self._by_pid.get(pid)
+
+
 class ReportReader:
     """Reads the kernel's messages of OOM reports, one at a time, into kills.
 
@@ -287,6 +315,7 @@ class ReportReader:
     def __init__(self) -> None:
         self._report: _Report | None = None
         self._last_kill: tuple | None = None
+        self.victims = Victims()  # for the oom_reaper's line that names one again (reaper.py)
 
     @property
     def collecting(self) -> bool:
@@ -387,7 +416,13 @@ class ReportReader:
         kill = _kernel_kill(report, selection, pid, selection["process"], {}, None,
                             selection["line"], selection["stamp"])
         report.killed.add(pid)
+        self.victims.remember(kill)
         return [kill]
+
+    def selected_pid(self) -> int | None:
+        """The pid of a selection still waiting for its `Killed process` line (None: none)."""
+        report = self._report
+        return report.selection["pid"] if report is not None and report.selection is not None else None
 
     # ----------------------------------------------------------- report structure
 
@@ -510,6 +545,7 @@ class ReportReader:
         name, reason = match.group(4), match.group(1)
         kills.append(_kernel_kill(report, selection, pid, name, figures, reason, text, stamp, _KILLED_WORDING))
         report.killed.add(pid)
+        self.victims.remember(kills[-1])
         return kills
 
 

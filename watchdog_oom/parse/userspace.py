@@ -145,6 +145,10 @@ class UserspaceKillers:
         """True when flush() would return a kill."""
         return self._awaiting_cmdline is not None
 
+    def victim(self, pid: int, name: str) -> bool:
+        """Whether earlyoom or nohang signalled this process lately (a name as far as a comm goes)."""
+        return any(seen == pid and known[:15] == name[:15] for _, seen, known in self._victims)  # 15: a comm
+
     def settle(self, text: str) -> tuple[list[OomKill], bool]:
         """Before a message is read: an earlyoom kill awaiting what follows it takes its
         command line from `text`, is dropped when `text` says kill(2) failed, or is handed
