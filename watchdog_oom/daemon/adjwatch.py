@@ -194,13 +194,18 @@ class AdjWatch:
         self.synced = when
         self.memory.seen({p.pid: p.oom_score_adj for p in ranking if p.oom_score_adj is not None}, when.timestamp())
         # New watched processes take the scan's value; those already watched keep the events'.
+        # One a re-read found and has not settled yet is left to it: a scan made after the
+        # re-read holds the value it found, and taken as known, that hid the change.
         watched: dict[int, tuple[int | None, int]] = {}
         listed = set()
+        settling = {reread.proc.pid for reread in self._rereads}
         for p in ranking:
             listed.add(p.pid)
             if p.oom_score_adj is None or not (p.critical or p.pid in self.own):
                 continue
             known = self.watched.get(p.pid)
+            if known is None and p.pid in settling:
+                continue
             watched[p.pid] = known if known is not None and known[0] == p.start_time else (p.start_time,
                                                                                           p.oom_score_adj)
         # One the events made known after the scan began is not in it yet: kept while it lives.
