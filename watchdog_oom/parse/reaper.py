@@ -7,8 +7,9 @@ exit, and says so (mm/oom_kill.c, oom_reap_task_mm(); __oom_reap_task() before 4
     oom_reaper: reaped process 1234 (java), now anon-rss:0kB, file-rss:0kB, shmem-rss:0kB
 
 The figures are the victim's rss after the reap, not at the kill. The line comes after
-the victim's `Killed process` line: at once up to 5.17, two seconds later from 5.18
-(OOM_REAPER_DELAY), and only when the victim has not released its memory by then.
+the victim's `Killed process` line: at once before 5.18, up to two seconds later since
+(OOM_REAPER_DELAY, commit e4a38402c36e), and then only when the victim has not released
+its memory by the time the reaper comes.
 When the log holds the kill line too (the common case) the reaper's line adds nothing
 and yields nothing. When the kill line is gone (rotated into another file, dropped by
 journald's rate limit, overwritten in the ring buffer before it was read) the reaper's
@@ -62,7 +63,7 @@ REAPER = Recogniser(
     ("kernel",))
 
 # How far apart the victim's kill line and the reaper's line of the same victim may be: the
-# reaper waits OOM_REAPER_DELAY (2 s, 5.18+), tries up to ten times a tenth of a second
+# reaper waits up to OOM_REAPER_DELAY (2 s, 5.18+), tries up to ten times a tenth of a second
 # apart, and reaps one victim after another. Further apart, the same pid and name are
 # another process's (the pid reused).
 SAME_VICTIM_USEC = 60_000_000
