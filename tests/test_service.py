@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -215,6 +216,36 @@ def test_daemon_records_a_kill_from_its_own_lines_and_notifies_once_across_resta
     assert [r[0] for r in kills_in(tmp_path / "history.db")] == [1772, 2001]
     assert len(sink.requests) == 2, "the restart repeated a notification"
     assert json.loads(requests[1].body)["data"]["kills"][0]["pid"] == 2001
+
+
+def open_files(pid: int, path: Path) -> int:
+    """How many file descriptors process `pid` has open on `path`."""
+    count = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):  # closed meanwhile
+            count += os.readlink(fd) == str(path)
+    return count
+
+
+def test_the_daemons_threads_share_one_sqlite_connection(tmp_path, fifo):
+    # Every connection keeps its own parsed schema, prepared statements and page cache;
+    # SQLite lets one writer in at a time anyway. Here the kernel-log thread stores a kill,
+    # the sender records its delivery, the scheduler's checks store a sample a second and
+    # the database watch reads: each SQLite connection holds the file open once.
+    db = tmp_path / "history.db"
+    with HttpSink() as sink:
+        daemon = Daemon(tmp_path, config_text(tmp_path, fifo, sink.url + "/hook"))
+        writer = os.open(fifo, os.O_WRONLY)
+        daemon.wait_message("READY=1")
+        os.write(writer, kmsg_records(5000, 41355073, pid=1772))
+        sink.wait_for(1)
+        assert wait_until(lambda: outbox_settled(db))
+        samples = samples_in(db)
+        assert wait_until(lambda: samples_in(db) > samples + 1)
+        assert open_files(daemon.proc.pid, db) == 1
+        os.close(writer)
+        assert daemon.stop() == 0
+    assert [r[0] for r in kills_in(db)] == [1772]
 
 
 def test_sd_notify_signals_and_reload(tmp_path, fifo):

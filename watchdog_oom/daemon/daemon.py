@@ -64,7 +64,7 @@ class Daemon:
         self.stop_event = threading.Event()
         self.reload_requested = threading.Event()
         self.shared = Shared(
-            cfg=cfg, store=Recorder(cfg.database, cfg.host), clock=clock,
+            cfg=cfg, store=Recorder(cfg.database, cfg.host, one_connection=True), clock=clock,
             outbox=Outbox([Route.of(c) for c in cfg.notifications.channels], cfg.notifications.group_wait),
             redactor=Redactor(cfg.processes.redact), boot_id=procfs.read_boot_id(cfg.procfs),
             host=HostState(processes.ProcessCache(cfg.processes.cache_size)))

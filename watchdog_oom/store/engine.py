@@ -27,6 +27,13 @@ SCHEMA_HEAD = "0009"
 
 T = TypeVar("T")
 
+# How long a thread of the daemon waits for the SQLite connection its threads share, in
+# seconds. SQLite lets one writer at a time in anyway (a second one waits out
+# busy_timeout), and every other connection would keep its own copy of the parsed schema,
+# its prepared statements and a page cache of up to 2 MiB (PRAGMA cache_size): the idle
+# daemon held two or three of them. The longest holder is one of retention's chunks.
+SHARED_CONNECTION_WAIT = 60.0
+
 
 def _answers(method: Callable[..., Any]) -> Callable[..., Any]:
     """A store method whose database failures come out as StoreError, said in one line:
@@ -96,8 +103,10 @@ def _on_postgresql_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.commit()
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for any SQLAlchemy URL, with SQLite's file and pragmas set up."""
+def make_engine(url: str, one_connection: bool = False) -> Engine:
+    """An engine for any SQLAlchemy URL, with SQLite's file and pragmas set up; with
+    `one_connection`, a SQLite file's engine holds one connection that its threads take
+    in turn (see SHARED_CONNECTION_WAIT)."""
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
@@ -112,7 +121,9 @@ def make_engine(url: str) -> Engine:
                 and exc.filename and not os.path.isdir(exc.filename) else exc.strerror
             raise StoreError(f"database: cannot create or open {path}: {why}") from None
     try:
-        engine = create_engine(parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite")
+        pooling = {"pool_size": 1, "max_overflow": 0, "pool_timeout": SHARED_CONNECTION_WAIT} \
+            if one_connection and path is not None else {}
+        engine = create_engine(parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite", **pooling)
     except Exception as exc:  # a missing DBAPI driver, for instance
         raise StoreError(f"database: cannot open {parsed.render_as_string(hide_password=True)}: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
@@ -153,10 +164,12 @@ def insert_id(conn: Connection, table: Table, values: dict[str, Any]) -> int:
 class Database:
     """The engine of one URL, shared by the store's parts; a repair swaps it whole."""
 
-    def __init__(self, url: str, host: str) -> None:
+    def __init__(self, url: str, host: str, one_connection: bool = False) -> None:
         self.url = url
         self.host = host
-        self.engine = make_engine(url)
+        # A SQLite file through one connection, which the threads take in turn (make_engine).
+        self.one_connection = one_connection
+        self.engine = make_engine(url, one_connection)
         # Every transaction passes this gate, which a repair closes while it swaps the database
         # file under the daemon (restore_unlinked, reopen).
         self._gate = _Gate()
@@ -176,7 +189,7 @@ class Database:
         with self._gate.exclusive():
             self.engine.dispose()
             result = meanwhile() if meanwhile is not None else None
-            self.engine = make_engine(self.url)
+            self.engine = make_engine(self.url, self.one_connection)
             return result
 
     def restore_unlinked(self) -> bool:
@@ -230,7 +243,7 @@ class Database:
         elif copied:
             os.rename(staging, f"{staging}.kept")  # a new file took the path meanwhile: keep ours beside it
             copied = False
-        self.engine = make_engine(self.url)
+        self.engine = make_engine(self.url, self.one_connection)
         return copied
 
     # -- schema -------------------------------------------------------------------------

@@ -43,6 +43,9 @@ _KINDS = (
     ("read-only file system", "read-only"),
     ("database is locked", "locked"),       # SQLITE_BUSY after busy_timeout
     ("database table is locked", "locked"),
+    # The daemon's threads share one SQLite connection (store/engine.py SHARED_CONNECTION_WAIT):
+    # one that waited that long for it (sqlalchemy.exc.TimeoutError) met a busy database too.
+    ("queuepool limit", "locked"),
     ("unable to open database file", "unreachable"),  # SQLITE_CANTOPEN
     ("disk i/o error", "io"),               # SQLITE_IOERR
     ("no such table", "schema"),

@@ -31,8 +31,8 @@ class Recorder(OutboxQueue):
     """The history database of one host (or of a fleet, each row carrying its host), as
     the daemon writes to it."""
 
-    def __init__(self, url: str, host: str) -> None:
-        super().__init__(url, host)
+    def __init__(self, url: str, host: str, one_connection: bool = False) -> None:
+        super().__init__(url, host, one_connection)
         # The newest cursor committed per source by this process: what a database that was
         # deleted or replaced under the daemon gets back, so nothing is read twice.
         self.cursors_committed: dict[str, str] = {}
