@@ -23,6 +23,7 @@ from watchdog_oom import config as config_mod
 from watchdog_oom import store as store_mod
 from watchdog_oom.cli.common import EXIT_OK, Command, UsageError, open_store, utcnow
 from watchdog_oom.cli.history import KILL_COLUMNS
+from watchdog_oom.cli.import_parts import Forward, Parts, TwoReaders, send_spooled
 from watchdog_oom.cli.options import add_format
 from watchdog_oom.model import KILL_FIELDS
 from watchdog_oom.store.rows import HOST, PROCESS, Row, capped, kill_from_row, record_columns, row_evidence
@@ -44,11 +45,13 @@ class _Progress:
         self.done = 0
         self.shown = -1
         self.live = err.isatty()
+        self.more: Callable[[], int] | None = None  # the bytes a second reader got through
 
     def advance(self, count: int) -> None:
         self.done += count
         if self.live and self.total:
-            percent = int(self.done * 100 / self.total)
+            done = self.done + (self.more() if self.more is not None else 0)
+            percent = int(done * 100 / self.total)
             if percent != self.shown:
                 self.shown = percent
                 self.err.write(f"\r{self.label}: {percent}%")
@@ -288,16 +291,17 @@ class Filing:
 
 
 def _events(paths: Sequence[str], filing: Filing, err: TextIO, *, marks: bool = False,
-            map_file: bool = True) -> Iterator[Event]:
+            map_file: bool = True, parts: Parts | None = None) -> Iterator[Event]:
     """Per path, its kills in batches of rows, then whether it could be read. With `marks`
     (to send to another process), also ("at", path, (offset, size)): every kill before
-    offset was sent."""
+    offset was sent. With `parts`, a big mapped log is read by two processes (import_parts),
+    and the second's events come as ("raw", path, Forward): bytes to send on as they are."""
     for path in paths:
-        yield from _path_events(path, filing, err, marks=marks, map_file=map_file)
+        yield from _path_events(path, filing, err, marks=marks, map_file=map_file, parts=parts)
 
 
 def _path_events(path: str, filing: Filing, err: TextIO, *, marks: bool, map_file: bool = True,
-                 start: int = 0, size: int | None = None) -> Iterator[Event]:
+                 start: int = 0, size: int | None = None, parts: Parts | None = None) -> Iterator[Event]:
     """One path's events (see _events), read from byte `start`; a mapped file found shorter
     than when it was mapped is read on with read() from the last point reached."""
     from watchdog_oom.parse.scan import LogShrank, Reached
@@ -305,27 +309,28 @@ def _path_events(path: str, filing: Filing, err: TextIO, *, marks: bool, map_fil
     batch: list[Row] = []
     at, whole = start, size
     given = 0  # kills sent since the mark `at`
-
-    def sent(chunk: list[Row]) -> Event:
-        return "kills", path, chunk
-
     try:
-        for item in _iter_kills(path, filing, err, start=start, map_file=map_file):
-            if isinstance(item, Reached):  # what came before it is final
-                at, whole, given = int(item), whole if item.size is None else item.size, 0
-                if batch:
-                    yield sent(batch)
+        for item in _iter_kills(path, filing, err, start=start, map_file=map_file, parts=parts):
+            kind = type(item)
+            if kind is tuple:
+                batch.append(item)  # type: ignore[arg-type]
+                if len(batch) >= BATCH:
+                    yield "kills", path, batch
+                    given += len(batch)
                     batch = []
-                if marks:
-                    yield "at", path, (at, whole)
                 continue
-            batch.append(item)
-            if len(batch) >= BATCH:
-                yield sent(batch)
+            if batch:
+                yield "kills", path, batch
                 given += len(batch)
                 batch = []
-        if batch:
-            yield sent(batch)
+            if kind is Forward:  # the second reader's events, spooled
+                yield "raw", path, item
+                mark = item.mark  # type: ignore[union-attr]
+                at, whole, given = mark if mark is not None else (at, whole, given + item.kills)  # type: ignore[union-attr]
+            elif isinstance(item, Reached):  # what came before it is final
+                at, whole, given = int(item), whole if item.size is None else item.size, 0
+                if marks:
+                    yield "at", path, (at, whole)
     except LogShrank:
         # the kills since the last mark are read again, with the rest, from the mark;
         # those already sent are left out
@@ -334,6 +339,8 @@ def _path_events(path: str, filing: Filing, err: TextIO, *, marks: bool, map_fil
     except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
         yield "done", path, _read_error(path, exc)
         return
+    if batch:
+        yield "kills", path, batch
     yield "done", path, None
 
 
@@ -399,7 +406,12 @@ def _read_beside(paths: Sequence[str], filing: Filing, err: TextIO,
             os.close(readable)
             with os.fdopen(writable, "wb") as pipe, _collected_rarely():
                 # each kill as its row: plain values, pickled at a fraction of an object's cost
-                for event in _events(paths, filing, err, marks=True):
+                parts = Parts() if _search_workers() >= 2 else None  # a big log: two readers, one per core
+                for event in _events(paths, filing, err, marks=True, parts=parts):
+                    if event[0] == "raw":  # the second reader's events, pickled already
+                        pipe.flush()
+                        send_spooled(pipe.fileno(), event[2])
+                        continue
                     pickle.dump(event, pipe, protocol=pickle.HIGHEST_PROTOCOL)
             status = 0
         except (KeyboardInterrupt, BrokenPipeError):
@@ -519,16 +531,15 @@ def _sigbus_ends_quietly() -> None:
         signal.signal(signal.SIGBUS, signal.SIG_DFL)
 
 
-def _iter_kills(path: str, filing: Filing, err: TextIO, *, start: int = 0,
-                map_file: bool = True) -> Iterator[Row | Reached]:
+def _iter_kills(path: str, filing: Filing, err: TextIO, *, start: int = 0, map_file: bool = True,
+                parts: Parts | None = None) -> Iterator[Row | Reached | Forward]:
     """The kills in one log (`-`: stdin), as imported from it, each as its row (store/rows.py:
     filed, in local time; the recording process cuts its texts to the history's caps),
     and the scanner's Reached marks (ints), from byte `start`; raises what opening or
-    reading it raises."""
-    from watchdog_oom.parse import Unread, undo_future_year
-    from watchdog_oom.parse.scan import Reached, iter_kills_marked
+    reading it raises. With `parts` and two cores, a big mapped log's second part is read
+    by a second process, whose events follow as Forward items (import_parts)."""
+    from watchdog_oom.parse.scan import iter_kills_marked
     from watchdog_oom.sources.logfile import open_log
-    from watchdog_oom.store.rows import DETAILS, SOURCE, TIME, row_values
 
     stream = open_log(path)
     if start:
@@ -536,17 +547,58 @@ def _iter_kills(path: str, filing: Filing, err: TextIO, *, start: int = 0,
     size, reference = _size_and_mtime(path)
     progress = _Progress(size, safe(path), err)
     label = "stdin" if path == "-" else os.path.abspath(path)
-    unread = Unread(keep=UNREAD_SHOWN)
-    # Syslog dates carry no year: --year, else the year the file was last written.
-    year = filing.year or reference.year
-    yearless = 0
-    evidence = _Interned()
-    zones = _Zones()
-    source = f"import:{label}"
+    rows = _Rows(filing, reference, f"import:{label}")
+    two = None
     try:
-        for kill in iter_kills_marked(stream, source, year=year, unread=unread, progress=progress.advance,
-                                      workers=_search_workers(), map_file=map_file, at=start):
-            if isinstance(kill, Reached):
+        two = _two_readers(path, stream, rows, progress, err, parts) if parts is not None and map_file and not start \
+            else None
+        if two is None:
+            yield from rows.rows(iter_kills_marked(stream, rows.source, year=rows.year, unread=rows.unread,
+                                                   progress=progress.advance, workers=_search_workers(),
+                                                   map_file=map_file, at=start))
+        else:
+            readers, items = two
+            yield from rows.rows(items)
+            for forward in readers.forward():
+                yield forward
+                progress.advance(0)  # the second's bytes, as far as it got
+            progress.advance(0)
+            rows.yearless = readers.merge_counts(rows.unread, rows.yearless)
+    finally:
+        progress.finish()
+        if two is not None:
+            two[0].close()
+        if path != "-":
+            stream.close()
+    if rows.yearless and filing.year is None:
+        print(f"{safe(path)}: where its dates carry no year (syslog), {rows.year} is assumed, the year the file was "
+              "last written (a date after that, the year before); --year YYYY sets it", file=err)
+    _report_unread(path, rows.unread, err)
+
+
+class _Rows:
+    """A log's kills as the rows import records (store/rows.py: filed, in local time), with
+    what it says at the end: the lines it could not read, the times without a year."""
+
+    def __init__(self, filing: Filing, reference: datetime, source: str) -> None:
+        from watchdog_oom.parse import Unread
+
+        self.filing, self.reference, self.source = filing, reference, source
+        self.unread = Unread(keep=UNREAD_SHOWN)
+        # Syslog dates carry no year: --year, else the year the file was last written.
+        self.year = filing.year or reference.year
+        self.yearless = 0
+        self.evidence = _Interned()
+        self.zones = _Zones()
+
+    def rows(self, items: Iterator[Any]) -> Iterator[Any]:
+        """Each kill of `items` as its row; the marks (ints: Reached, Idle) as they are."""
+        from watchdog_oom.parse import undo_future_year
+        from watchdog_oom.store.rows import DETAILS, SOURCE, TIME, row_values
+
+        filing, reference, source, zones, evidence = self.filing, self.reference, self.source, self.zones, self.evidence
+        for kill in items:
+            if isinstance(kill, int):
                 yield kill
                 continue
             if filing.year is None:
@@ -557,20 +609,49 @@ def _iter_kills(path: str, filing: Filing, err: TextIO, *, start: int = 0,
             values[HOST] = filing.forced or kill.host or filing.local
             when = kill.time
             if when is not None and when.tzinfo is None:
-                yearless += 1
+                self.yearless += 1
                 values[TIME] = zones.local(when)
             values[SOURCE] = source
             details = values[DETAILS]
             details["extra"] = evidence.shared(details["extra"])
             yield tuple(values)
-    finally:
-        progress.finish()
-        if path != "-":
-            stream.close()
-    if yearless and filing.year is None:
-        print(f"{safe(path)}: where its dates carry no year (syslog), {year} is assumed, the year the file was "
-              "last written (a date after that, the year before); --year YYYY sets it", file=err)
-    _report_unread(path, unread, err)
+
+    def counts(self) -> tuple[tuple[int, int, int], int, list[Any]]:
+        """The unread lines (count, kept, cut), the yearless times, the unread lines kept."""
+        unread = self.unread
+        return (unread.count, len(unread.first), unread.cut), self.yearless, list(unread.first)
+
+
+def _two_readers(path: str, stream: Any, rows: _Rows, progress: _Progress, err: TextIO,
+                 parts: Parts | None = None) -> tuple[TwoReaders, Iterator[Any]] | None:
+    """The first of two readers of a big mapped log, and its part's items; None where one
+    reads it (a stream, a small file)."""
+    from watchdog_oom.parse.scan import iter_part, map_log, split_point
+
+    mapped = map_log(stream)
+    if mapped is None:
+        return None
+    view, start = mapped
+    split = split_point(view, start) if parts is None or parts.at is None else parts.at
+    if split is None or not start < split < len(view):
+        view.close()
+        return None
+
+    def second(count: Callable[[int], object]) -> Any:  # in the forked second reader
+        items = iter_part(view, start, split, rows.source, year=rows.year, unread=rows.unread, progress=count)
+        return rows.rows(items), rows.counts
+
+    readers = TwoReaders(path, split, second, BATCH, err)
+    progress.more = readers.second_done
+
+    def first() -> Iterator[Any]:
+        try:
+            yield from iter_part(view, start, split, rows.source, year=rows.year, unread=rows.unread,
+                                 progress=progress.advance, handoff=readers.handoff)
+        finally:
+            view.close()
+
+    return readers, first()
 
 
 class _Zones:

@@ -83,6 +83,14 @@ class OomParser:
         """True when flush() would return a kill (a selection still awaiting its victim)."""
         return self._joiner.holding or self._reports.selecting or self._users.pending
 
+    def resumable(self) -> tuple | None:
+        """None unless the parser holds nothing, or nothing but a report its last line
+        opened; then what it remembers beyond that (import's two readers, parse/scan.py,
+        hand over where theirs are equal: from there they read on alike)."""
+        if self._joiner.holding or self._decoder.holding or self._users.collecting or self._users.pending:
+            return None
+        return self._reports.resumable()
+
     @property
     def collecting(self) -> bool:
         """True while a report or a user-space killer's description is being assembled."""

@@ -323,6 +323,18 @@ class ReportReader:
         report = self._report  # (asked of every line: _Report.collecting inlined)
         return report is not None and not report.killed
 
+    def resumable(self) -> tuple | None:
+        """None while a report is read; else whether one is open (its header alone read) and
+        the last victim seen: readers with equal values after one line read on alike."""
+        report = self._report
+        if report is None or report.killed:  # no selection, no oom.group whose members may follow
+            done = report is None or (report.selection is None and report.group_memcg is None)
+            return (False, self._last_kill) if done else None
+        opened = not (report.lines or not report.awaiting_pid or report.invoker_pid is not None or report.summary
+                      or report.selection or report.constraint or report.memcg or report.limit_task_memcg
+                      or report.cgroup_oom or report.memory_info or report.table.reading)
+        return (True, self._last_kill) if opened else None
+
     @property
     def selecting(self) -> bool:
         """True when a selection still awaits its victim's `Killed process` line."""

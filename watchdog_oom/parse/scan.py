@@ -68,6 +68,7 @@ _CHUNK = 32 << 20  # bytes read at a time
 # until it is read (the process's RSS), and progress is shown a segment at a time.
 _SEGMENT = 8 << 20
 _MAP_AT_LEAST = 1 << 20  # a smaller file is read: mapping it would save nothing
+_SPLIT_AT_LEAST = 2 << 20  # a smaller mapped file is read by one process (iter_part)
 _LOOKBACK = 4 << 20  # how far before a kill line its report may begin (~30 000 tasks)
 _LINE_BYTES = 4 * LINE_CHARS + 1  # the bytes of a line given to the parser at most
 _ZEROS = re.compile(rb"\0+")
@@ -117,6 +118,16 @@ class Reached(int):
     size: int | None = None
 
 
+class Idle(int):
+    """A byte offset where a reader of a part of the log (iter_part) had fed its parser
+    through the line before it and left it resumable (OomParser.resumable: holding
+    nothing, or only a report that line opened); `key`: what the parser remembers and
+    the kill line the feed still has to reach. Two readers at one offset with equal keys
+    read on alike from there."""
+
+    key: Any = None
+
+
 class LogShrank(OSError):
     """A mapped log is shorter than when it was mapped (truncated while read: logrotate's
     copytruncate); the kills given since the last Reached may be incomplete."""
@@ -141,6 +152,44 @@ def iter_kills_marked(stream: BinaryIO, source: str, *, year: int | None = None,
         yield from scanner.run_mapped(view, start, min(chunk_size, _SEGMENT), workers)
     finally:
         view.close()
+
+
+def map_log(stream: BinaryIO) -> tuple[mmap.mmap, int] | None:
+    """A regular log's map from the stream's position, and that position (None: not
+    mapped, read it with iter_kills_marked): two readers forked after it share it."""
+    return _map(stream)
+
+
+def split_point(view: mmap.mmap, start: int) -> int | None:
+    """Where a second reader of a mapped log starts (iter_part): the start of the line at
+    the middle of [start, end), or None for a log too small to be worth a second process."""
+    size = len(view)
+    if size - start < _SPLIT_AT_LEAST:
+        return None
+    cut = view.find(b"\n", start + (size - start) // 2)
+    return cut + 1 if 0 <= cut < size - 1 else None
+
+
+def iter_part(view: mmap.mmap, start: int, split: int, source: str, *, year: int | None = None,
+              unread: Unread | None = None, progress: Callable[[int], object] | None = None,
+              handoff: Callable[[Idle], bool] | None = None) -> Iterator[OomKill | Reached | Idle]:
+    """The kills of one of two parts of a mapped log, which two processes read at once.
+
+    The second part (handoff None) is read from `split` (a line's start) to the end, with
+    an Idle mark at each of its first IDLE_MARKS resumable points. The first is read from
+    `start`; past `split` it goes on as one reader would and asks handoff(mark) at each
+    Idle mark of its own: True ends it there, and the second's kills after its mark equal
+    to that one (offset and key) are the rest of the log's (the two read on alike from it).
+    No kill is lost or given twice at the split, whatever straddles it, and a report
+    begun before it is read whole by the first. Without a handoff the first reads to the
+    end. `progress` counts the bytes of this part only (before `split`, or from it)."""
+    scanner = _Scanner(OomParser(year=year, lenient=True, unread=unread), source, progress)
+    yield from scanner.run_part(view, start, split, handoff)
+
+
+# The Idle marks the second reader gives (points the first may hand over at): the two
+# agree at the first report both read from its start, within a few kill lines of the split.
+IDLE_MARKS = 64
 
 
 def line_numbers(stream: BinaryIO, unread: Unread) -> None:
@@ -177,6 +226,7 @@ class _Scanner:
         self.base = 0  # the input's byte offset of buffer[0]
         self.position = 0  # everything before it was fed to the parser, or cannot matter
         self.released = 0  # of a mapped file: the pages before it were let go
+        self.marking = False  # Idle marks wanted (iter_part)
 
     def _reached(self, offset: int, size: int | None = None) -> Iterator[Reached]:
         """A Reached mark at `offset` if the parser holds nothing there."""
@@ -230,16 +280,61 @@ class _Scanner:
                 self.released = _release(view, self.released, high - _LOOKBACK)
         yield from self.parser.flush()
 
-    def _feed_lines(self, lines: list[int], end: int) -> Iterator[OomKill]:
+    def run_part(self, view: mmap.mmap, start: int, split: int,
+                 handoff: Callable[[Idle], bool] | None) -> Iterator[OomKill | Reached | Idle]:
+        """iter_part: the first part (with a handoff) or the second, `_SEGMENT` bytes at a
+        time on the one grid both parts cut (split is a cut)."""
+        first = handoff is not None
+        begin = start if first else split
+        self.buffer, self.base, self.position, self.released = view, -start, begin, 0
+        yield from self._reached(begin, len(view))
+        marks = 0 if first else IDLE_MARKS
+        if not first:
+            self.marking = True
+            yield self._idle(begin, None)
+        with _searcher(view) as search:
+            for low, high in [b for b in _segments(view, start, _SEGMENT, split) if b[0] >= begin]:
+                _check_size(view, high)
+                lines = _kill_lines(view, search, low, high)
+                self.marking = (low >= split) if first else marks > 0
+                for item in self._feed_lines(lines, high):
+                    if type(item) is not Idle:
+                        yield item
+                    elif first:
+                        if handoff(item):  # type: ignore[misc]  # (first: a handoff)
+                            return  # nothing pending to flush: it was resumable there
+                    elif marks > 0:
+                        marks -= 1
+                        self.marking = marks > 0
+                        yield item
+                yield from self._reached(high)
+                if self.progress is not None and (low < split) == first:
+                    self.progress(high - low)
+                self.released = _release(view, self.released, high - _LOOKBACK)
+        yield from self.parser.flush()
+
+    def _idle(self, offset: int, reach: int | None) -> Idle:
+        """An Idle mark at `offset` (with what the parser remembers, and the kill line a
+        feed still has to reach)."""
+        mark = Idle(offset)
+        mark.key = (self.parser.resumable(), reach if reach is not None and reach >= offset else None)
+        return mark
+
+    def _feed_lines(self, lines: list[int], end: int) -> Iterator[Any]:
         """Feed the parser the kill lines starting at `lines` (before `end`), each with
-        the report leading to it, and a report running on from the previous stretch."""
+        the report leading to it, and a report running on from the previous stretch.
+        While `marking`, an Idle mark wherever a feed left the parser resumable."""
         if self.parser.collecting:
             yield from self._feed_from(self.position, end)
+            if self.marking and self.parser.resumable() is not None:
+                yield self._idle(self.position, None)
         for line_start in lines:
             if line_start < self.position:  # read already, with the report before it
                 continue
             start = self._report_start(max(self.position, line_start - _LOOKBACK), line_start)
             yield from self._feed_from(start, end, must_reach=line_start)
+            if self.marking and self.parser.resumable() is not None:
+                yield self._idle(self.position, None)
 
     def _report_start(self, low: int, line_start: int) -> int:
         """Where the report (or description) that a kill line ends begins."""
@@ -250,7 +345,7 @@ class _Scanner:
         openers = [at for at in (buffer.find(n, low, line_start) for n in _OPENER_NEEDLES) if at >= 0]
         return buffer.rfind(b"\n", 0, min(openers)) + 1 if openers else line_start
 
-    def _feed_from(self, start: int, end: int, must_reach: int = 0) -> Iterator[OomKill]:
+    def _feed_from(self, start: int, end: int, must_reach: int = 0) -> Iterator[OomKill | Idle]:
         """Feed lines from start: through the one at must_reach, then while they matter."""
         buffer, parser, at = self.buffer, self.parser, start
         feed, source, base = parser.feed, self.source, self.base  # looked up once: this runs per line
@@ -264,6 +359,9 @@ class _Scanner:
             kills = feed(KernelLine(text=raw, source=source, wrapped=True), offset=base + at)
             if kills:
                 yield from kills
+                if self.marking and parser.resumable() is not None:  # a report's header gave the last one
+                    self.position = stop
+                    yield self._idle(stop, must_reach)
             at = stop
         self.position = at
 
@@ -300,12 +398,15 @@ def _is_kill_line(buffer: Buffer, start: int, end: int) -> bool:
                for needed, way in _KILL_LINE_TRIED)
 
 
-def _segments(view: mmap.mmap, start: int, segment: int) -> list[tuple[int, int]]:
-    """[low, high) stretches of about `segment` bytes from `start` to the end, cut after a newline."""
+def _segments(view: mmap.mmap, start: int, segment: int, split: int | None = None) -> list[tuple[int, int]]:
+    """[low, high) stretches of about `segment` bytes from `start` to the end, cut after a
+    newline (and at `split`, a line's start, where given)."""
     bounds, low, size = [], start, len(view)
     while low < size:
         cut = view.find(b"\n", min(low + segment, size) - 1)
         high = size if cut < 0 else cut + 1
+        if split is not None and low < split < high:
+            high = split
         bounds.append((low, high))
         low = high
     return bounds
