@@ -233,16 +233,22 @@ sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
-def run_measured(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str, float]:
+def run_measured(argv: list[str], env: dict[str, str] | None = None,
+                 processes: list[tuple[float, float, float]] | None = None) -> tuple[float, float, str, float]:
     """Wall seconds, peak RSS in MiB (of the process and any child it waited for), stdout,
-    and CPU seconds (user + system, children included)."""
+    and CPU seconds (user + system, children included). With `processes`, a list, each
+    process of the command's tree is appended to it: from when and until when it was seen
+    (seconds from the start, /proc read every 10 ms by a thread) and its CPU seconds."""
     start = time.perf_counter()
     handle, report = tempfile.mkstemp(prefix="bench-rusage-")
     os.close(handle)
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", LAUNCHER, *argv], stdout=subprocess.PIPE,
                                 stderr=errors, env={**(env or os.environ), "BENCH_RUSAGE": report})
+        watcher = _watch_tree(proc, start, processes) if processes is not None else None
         out = proc.stdout.read() if proc.stdout else b""
+        if watcher is not None:
+            watcher.join()
         _, status = os.waitpid(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
@@ -254,6 +260,42 @@ def run_measured(argv: list[str], env: dict[str, str] | None = None) -> tuple[fl
         maxrss, cpu = figures.read().split()
     os.unlink(report)
     return wall, int(maxrss) / 1024, out.decode(), float(cpu)
+
+
+def _watch_tree(proc: subprocess.Popen, start: float, processes: list[tuple[float, float, float]]) -> Any:
+    """A thread that reads /proc every 10 ms until `proc` ends: each process below it (the
+    command, its reading child, the second reader), when it was first and last seen and its
+    CPU seconds then; appended to `processes` at the end, in the order they were seen."""
+    import threading
+
+    tick = os.sysconf("SC_CLK_TCK")
+    seen: dict[int, tuple[float, float, float]] = {}
+
+    def children(pid: int) -> list[int]:
+        try:
+            return [int(child) for task in os.listdir(f"/proc/{pid}/task")
+                    for child in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
+        except OSError:
+            return []
+
+    def watch() -> None:
+        while proc.poll() is None:
+            now = time.perf_counter() - start
+            todo = children(proc.pid)  # below the launcher
+            while todo:
+                pid = todo.pop()
+                try:
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                seen[pid] = (seen.get(pid, (now,))[0], now, (int(fields[11]) + int(fields[12])) / tick)
+                todo += children(pid)
+            time.sleep(0.01)
+        processes.extend(sorted(seen.values()))
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
 
 
 def write_path(kills: int, runs: int, tmp: str) -> None:
@@ -269,6 +311,7 @@ def write_path(kills: int, runs: int, tmp: str) -> None:
     store.close()  # the last connection folds the WAL into the file that is copied
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     results: dict[str, list[tuple[float, float, int, float]]] = {"plain": [], "ours": []}
+    trees: list[list[tuple[float, float, float]]] = []
     load = _load()
     for run in range(runs):
         for mode in ("plain", "ours"):
@@ -283,7 +326,8 @@ def write_path(kills: int, runs: int, tmp: str) -> None:
                 config.write_text(f"host: {HOST}\ndatabase: sqlite:///{database}\n")
                 argv = [sys.executable, "-m", "watchdog_oom", "-c", str(config), "import", "--format", "json",
                         str(log)]
-                seconds, rss, out, cpu = run_measured(argv, env)
+                trees.append([])
+                seconds, rss, out, cpu = run_measured(argv, env, trees[-1])
                 count = len(json.loads(out))
             results[mode].append((seconds, rss, count, cpu))
             database.unlink()
@@ -297,6 +341,11 @@ def write_path(kills: int, runs: int, tmp: str) -> None:
     ratios = [statistics.median(r[i] for r in results["ours"]) / statistics.median(r[i] for r in results["plain"])
               for i in (0, 3)]
     print(f"  ratio ours/plain: {ratios[0]:.2f} wall, {ratios[1]:.2f} CPU")
+    names = ("the recording parent", "the reading child", "the second reader")
+    for run, tree in enumerate(trees):
+        print(f"  run {run + 1}, its processes (seen from-until s, CPU s): "
+              + "; ".join(f"{names[n] if n < len(names) else 'another'} {first:.2f}-{last:.2f}, {cpu:.2f}"
+                          for n, (first, last, cpu) in enumerate(tree)))
     split_write_path(log, template, runs, tmp)
     parser_per_kill(min(kills, 20_000), runs, tmp)
 
