@@ -6,14 +6,19 @@ kills to rows and writes its events, pickled as the first sends its own to the r
 parent, into an unlinked spool file (its memory stays bounded, and it never waits for the
 first). It tells the first, through a pipe, where it was idle (parse.scan.Idle) and how
 far its spool is written. The first reads its half, goes on past the split as one reader
-would, and hands over at the first point where it is idle at an offset where the second
-was idle too: from there the two read alike. It then sends the second's spooled events
+would, and hands over at the first point where its parser is in the state the second's
+was in at the same offset (OomParser.resumable: nothing held but a report its last line
+opened, the same last victim, the same victims a later line may still name: a minute of
+them for the reaper's lines, the user-space killers' last 32): from there the two read
+alike. (Not compared: the rejoiner's count of line widths, by which it tells a terminal's
+width; a log wrapped at a terminal's width may have a kill line past the handover
+rejoined otherwise than one reader would.) It then sends the second's spooled events
 from that point on to the parent as they are (sendfile: no copy through Python, nothing
 unpickled), so the parent receives one stream in the file's order. A kill is the first's
 when its report is fed before that point and the second's after it: none is lost or given
 twice at the split. Unread lines are counted by the reader that fed them (the second's
 count from the handover point on is added to the first's). Should the two never agree
-within the second's first IDLE_MARKS idle points, the first reads the whole log itself.
+within the second's first IDLE_MARKS such points, the first reads the whole log itself.
 
 A log truncated while mapped kills the reader that touches a page past its end (SIGBUS);
 the second dying so, or finding the file shorter, is seen by the first, which reads on

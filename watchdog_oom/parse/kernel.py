@@ -89,7 +89,11 @@ class OomParser:
         hand over where theirs are equal: from there they read on alike)."""
         if self._joiner.holding or self._decoder.holding or self._users.collecting or self._users.pending:
             return None
-        return self._reports.resumable()
+        reports = self._reports.resumable()
+        # (not compared: the rejoiner's count of line widths, a terminal's width once one
+        # dominates; it sees far more lines than kills, and what one half showed of it
+        # rarely decides a line of the other)
+        return None if reports is None else (reports, self._users.memory())
 
     @property
     def collecting(self) -> bool:

@@ -303,6 +303,39 @@ class Victims:
         """The latest victim of this pid (None: none lately)."""
         return self._by_pid.get(pid)
 
+    def recent(self) -> tuple[tuple[int, Victim], ...]:
+        """The victims a later reaper's line may still name (within reaper.py's window of
+        the latest victim's time, or with no time to tell), by pid."""
+        victims = self._by_pid
+        if not victims:
+            return ()
+        latest = victims[next(reversed(victims))]
+        return tuple((pid, victim) for pid, victim in victims.items() if not _long_before(victim, latest))
+
+
+def _report_state(report: _Report | None) -> bool | None:
+    """ReportReader.resumable's: False (no report, or one done with), True (a report its
+    header alone opened) or None (one is read)."""
+    if report is None or report.killed:  # no selection, no oom.group whose members may follow
+        return False if report is None or (report.selection is None and report.group_memcg is None) else None
+    opened = not (report.lines or not report.awaiting_pid or report.invoker_pid is not None or report.summary
+                  or report.selection or report.constraint or report.memcg or report.limit_task_memcg
+                  or report.cgroup_oom or report.memory_info or report.table.reading)
+    return True if opened else None
+
+
+def _long_before(victim: Victim, latest: Victim) -> bool:
+    """Whether `victim` is too long before `latest` for a reaper's line after it to name it."""
+    from watchdog_oom.parse.reaper import SAME_VICTIM_USEC
+
+    _, when, mono, boot = victim
+    _, last_when, last_mono, last_boot = latest
+    if mono is not None and last_mono is not None and boot == last_boot:
+        return last_mono - mono > SAME_VICTIM_USEC
+    if when is not None and last_when is not None and (when.tzinfo is None) == (last_when.tzinfo is None):
+        return (last_when - when).total_seconds() * 1_000_000 > SAME_VICTIM_USEC
+    return False
+
 
 class ReportReader:
     """Reads the kernel's messages of OOM reports, one at a time, into kills.
@@ -325,15 +358,9 @@ class ReportReader:
 
     def resumable(self) -> tuple | None:
         """None while a report is read; else whether one is open (its header alone read) and
-        the last victim seen: readers with equal values after one line read on alike."""
-        report = self._report
-        if report is None or report.killed:  # no selection, no oom.group whose members may follow
-            done = report is None or (report.selection is None and report.group_memcg is None)
-            return (False, self._last_kill) if done else None
-        opened = not (report.lines or not report.awaiting_pid or report.invoker_pid is not None or report.summary
-                      or report.selection or report.constraint or report.memcg or report.limit_task_memcg
-                      or report.cgroup_oom or report.memory_info or report.table.reading)
-        return (True, self._last_kill) if opened else None
+        what is remembered of the victims: readers with equal values after one line read on alike."""
+        state = _report_state(self._report)
+        return None if state is None else (state, self._last_kill, self.victims.recent())
 
     @property
     def selecting(self) -> bool:

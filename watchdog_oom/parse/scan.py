@@ -188,8 +188,10 @@ def iter_part(view: mmap.mmap, start: int, split: int, source: str, *, year: int
 
 
 # The Idle marks the second reader gives (points the first may hand over at): the two
-# agree at the first report both read from its start, within a few kill lines of the split.
-IDLE_MARKS = 64
+# agree once both read a report from its start and the second has seen what the first
+# remembers that can still matter (a minute of victims for the reaper's lines, the
+# user-space killers' last 32), within some tens of kills past the split.
+IDLE_MARKS = 512
 
 
 def line_numbers(stream: BinaryIO, unread: Unread) -> None:
@@ -317,7 +319,8 @@ class _Scanner:
         """An Idle mark at `offset` (with what the parser remembers, and the kill line a
         feed still has to reach)."""
         mark = Idle(offset)
-        mark.key = (self.parser.resumable(), reach if reach is not None and reach >= offset else None)
+        # hashed: the same in both readers (one forked from the other: one hash seed)
+        mark.key = hash((self.parser.resumable(), reach if reach is not None and reach >= offset else None))
         return mark
 
     def _feed_lines(self, lines: list[int], end: int) -> Iterator[Any]:

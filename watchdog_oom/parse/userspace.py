@@ -145,6 +145,10 @@ class UserspaceKillers:
         """True when flush() would return a kill."""
         return self._awaiting_cmdline is not None
 
+    def memory(self) -> tuple:
+        """The victims and systemd-oomd events remembered (OomParser.resumable)."""
+        return tuple(self._victims), tuple(self._oomd.open_events)
+
     def victim(self, pid: int, name: str) -> bool:
         """Whether earlyoom or nohang signalled this process lately (a name as far as a comm goes)."""
         return any(seen == pid and known[:15] == name[:15] for _, seen, known in self._victims)  # 15: a comm
@@ -332,6 +336,11 @@ class SystemdOomdEvents:
     def __init__(self) -> None:
         # events one of the two lines (its own, PID 1's) announced, awaiting the other
         self._open: deque[tuple[str, str]] = deque(maxlen=_USERSPACE_MEMORY)
+
+    @property
+    def open_events(self) -> tuple[tuple[str, str], ...]:
+        """The events awaiting their other line."""
+        return tuple(self._open)
 
     def killed(self, match: re.Match, text: str, stamp: Stamp) -> list[OomKill]:
         """systemd-oomd kills a cgroup, not a process: the record names the cgroup.
