@@ -182,3 +182,34 @@ def test_times_without_zone_and_with_zone_are_not_compared() -> None:
                            time=datetime(2024, 6, 3, 12, 0, 0)))
     assert parser.feed(KernelLine(text="oom_reaper: reaped process 7 (a), now anon-rss:0kB, file-rss:0kB, "
                                        "shmem-rss:0kB", source="journal", time=aware)) == []
+
+
+def test_a_daemon_restarted_between_a_kill_line_and_its_reapers_line_records_one_kill(tmp_path: Path, t0) -> None:
+    # The daemon read the kill line and stored it, then restarted (a new parser, which
+    # knows nothing of it) before the reaper's line came: the store takes that line for
+    # the kill it follows (the same boot, pid and name, two seconds on), not for another.
+    from proctree import ProcTree
+
+    from tests.history_of import history_of
+    from watchdog_oom.clock import FakeClock
+    from watchdog_oom.config import parse_config
+    from watchdog_oom.daemon import Daemon
+    from watchdog_oom.daemon.pipeline import Pipeline
+
+    cfg = parse_config(f"host: web-01\ndatabase: sqlite:///{tmp_path}/history.db\n"
+                       f"procfs: {ProcTree(tmp_path).root}\nkernel_log:\n  source: none\n", env={})
+    daemon = Daemon(cfg, clock=FakeClock(t0))
+    daemon.store.upgrade()
+
+    def read(record: str, usec_after_kill: int) -> None:
+        text = record.partition(";")[2]
+        Pipeline(daemon.shared, "kmsg", first_start=False).handle(
+            KernelLine(text=text, source="kmsg", mono_usec=KILL_AT + usec_after_kill, boot_id="b",
+                       time=t0 + timedelta(microseconds=usec_after_kill)))
+
+    kill_line = next(record for record in KMSG if "Killed process" in record)
+    read(kill_line, 0)
+    read(REAPER.format(usec=0), 2_000_300)  # the restarted daemon's first line
+    read(REAPER.replace("1772", "1773").format(usec=0), 2_500_000)  # another victim's, its kill line lost
+    kills = sorted(history_of(daemon).kills(), key=lambda k: k.pid)
+    assert [(k.pid, k.anon_rss_kb) for k in kills] == [(1772, 65152), (1773, None)]

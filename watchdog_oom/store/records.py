@@ -15,6 +15,8 @@ from watchdog_oom.model import KILL_FIELDS, CgroupSample, OomKill
 # kill when host, pid and name agree and their times lie this close: syslog stamps
 # whole seconds in local time, and a log read late may lag the kernel's clock.
 SAME_KILL_WINDOW = timedelta(seconds=90)
+# How long after its kill line the oom_reaper's line of the same victim may come (parse/reaper.py).
+REAPER_LAG_USEC = 60_000_000
 # The source of a kill only the oom/mark_victim tracepoint saw, and the name it has when the
 # kernel's event carries only the pid (before 6.9) and nobody knew the process.
 TRACEPOINT = "tracepoint"
@@ -52,8 +54,13 @@ def same_kill(row: Any, kill: OomKill) -> bool:
     # Two boots can reuse a pid at the same uptime: trust boot ids when both have one.
     if row.boot_id and kill.boot_id and row.boot_id != kill.boot_id:
         return False
-    return not (row.mono_usec is not None and kill.mono_usec is not None and row.boot_id and kill.boot_id
-                and abs(row.mono_usec - kill.mono_usec) > 1000)
+    if row.mono_usec is None or kill.mono_usec is None or not (row.boot_id and kill.boot_id):
+        return True
+    if isinstance(kill.extra, dict) and "after_reap" in kill.extra:
+        # Read from the oom_reaper's line alone (parse/reaper.py), stamped when the reaper came:
+        # after the kill line, seconds later (a daemon restarted in between read only the second).
+        return 0 <= kill.mono_usec - row.mono_usec <= REAPER_LAG_USEC
+    return abs(row.mono_usec - kill.mono_usec) <= 1000
 
 
 def kill_values(kill: OomKill, host: str, now: datetime, details: dict[str, Any] | None) -> dict[str, Any]:
