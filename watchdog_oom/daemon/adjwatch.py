@@ -15,8 +15,9 @@ those this daemon protected) are re-read from /proc at once, at most once a seco
 the loss goes on. Each value read is settled once the events stamped before that read have
 been handled (or none is left): if they do not account for it, the change they missed is
 the alert its event would have raised, with the writer unknown and ``found_by: resync``.
-A process scan never overwrites what the events told of a watched process: a scan made
-after a lost write would otherwise hide it.
+A process scan never overwrites what the events told of a watched process, and adds one
+to them only when every event up to now is read and none was lost: a scan made after a
+lost write would otherwise hide it.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class AdjWatch:
         self.shared = shared
         self.memory = adjaudit.AdjMemory()
         self.synced: datetime | None = None  # the ranking the memory last took values from
+        self._adopted: datetime | None = None  # the ranking new watched processes last came from
         self.own: dict[int, int] = {}  # pid -> the value this daemon wrote
         self.started: datetime | None = None
         self.monotonic = time.monotonic  # a test seam
@@ -105,6 +107,8 @@ class AdjWatch:
             now = self.monotonic()
             if self._resynced is None or now - self._resynced >= RESYNC_EVERY:
                 self._resync(now)
+        if next_usec is None and not self._resync_due and not self._rereads:
+            self._sync(adopt=True)  # nothing left to read, nothing lost: a scan agrees with the events
 
     def written(self, event: AdjWritten) -> None:
         """Record one write; alert when it touched a critical process."""
@@ -184,30 +188,37 @@ class AdjWatch:
         return adjaudit.Writer(tid=event.writer_tid, process=proc.process, pid=proc.pid, cmdline=cmdline,
                                unit=proc.unit, uid=proc.uid)
 
-    def _sync(self) -> None:
-        """Take the old values from the newest process scan (ProcessCheck's ranking)."""
+    def _sync(self, adopt: bool = False) -> None:
+        """Take the old values from the newest process scan (ProcessCheck's ranking); with
+        ``adopt`` (every event up to now read, none lost) also watch the processes it lists
+        that are not watched yet, at the scan's value."""
         s = self.shared
         with s.lock:
             ranking, when = s.host.ranking, s.host.ranking_time
-        if when is None or when == self.synced:
+        if when is None or when == self.synced and (not adopt or when == self._adopted):
             return
-        self.synced = when
-        self.memory.seen({p.pid: p.oom_score_adj for p in ranking if p.oom_score_adj is not None}, when.timestamp())
-        # New watched processes take the scan's value; those already watched keep the events'.
-        # One a re-read found and has not settled yet is left to it: a scan made after the
-        # re-read holds the value it found, and taken as known, that hid the change.
+        if when != self.synced:
+            self.synced = when
+            self.memory.seen({p.pid: p.oom_score_adj for p in ranking if p.oom_score_adj is not None},
+                             when.timestamp())
+        if adopt:
+            self._adopted = when
+        # Those already watched keep the events' values. A new one takes the scan's only once the
+        # events are read up to now with none lost: before, the scan may have read a write whose
+        # event is unread or was lost (a scan after the flood, before its loss is read; or after
+        # the re-read, before it is settled), and the re-read after the loss (_settle) would
+        # find that write's value already known. Until then a re-read takes it as never seen.
         watched: dict[int, tuple[int | None, int]] = {}
         listed = set()
-        settling = {reread.proc.pid for reread in self._rereads}
         for p in ranking:
             listed.add(p.pid)
             if p.oom_score_adj is None or not (p.critical or p.pid in self.own):
                 continue
             known = self.watched.get(p.pid)
-            if known is None and p.pid in settling:
-                continue
-            watched[p.pid] = known if known is not None and known[0] == p.start_time else (p.start_time,
-                                                                                          p.oom_score_adj)
+            if known is not None and known[0] == p.start_time:
+                watched[p.pid] = known
+            elif adopt:
+                watched[p.pid] = (p.start_time, p.oom_score_adj)
         # One the events made known after the scan began is not in it yet: kept while it lives.
         procfs_root = s.cfg.procfs
         watched.update({pid: known for pid, known in self.watched.items()
