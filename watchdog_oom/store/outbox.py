@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Connection
 
-from watchdog_oom.store.engine import Database, _answers
+from watchdog_oom.store.engine import UNCACHED, Database, _answers
 from watchdog_oom.store.tables import notifications
 from watchdog_oom.stored import OutboxRow, from_row
 
@@ -46,7 +46,8 @@ class OutboxQueue(Database):
                 .limit(limit)
                 # PostgreSQL: two claimers take different rows instead of queueing on
                 # the same ones; SQLite has no row locks and serialises writers anyway.
-                .with_for_update(skip_locked=True)
+                .with_for_update(skip_locked=True),
+                execution_options=UNCACHED,
             ).all()
             for row in rows:
                 # Conditional update: a concurrent grouper may not append to a claimed row,
@@ -63,8 +64,10 @@ class OutboxQueue(Database):
         `other_than` those named) falls due; a lease expiring counts."""
         which = (n.host == self.host, *_channel_filter(channel, other_than))
         with self._connection() as conn:
-            pending = conn.scalar(select(func.min(n.due_at)).where(*which, n.status == "pending"))
-            leased = conn.scalar(select(func.min(n.last_attempt_at)).where(*which, n.status == "sending"))
+            pending = conn.scalar(select(func.min(n.due_at)).where(*which, n.status == "pending"),
+                                  execution_options=UNCACHED)
+            leased = conn.scalar(select(func.min(n.last_attempt_at)).where(*which, n.status == "sending"),
+                                 execution_options=UNCACHED)
         candidates = [t for t in (pending, leased + CLAIM_LEASE if leased else None) if t is not None]
         return min(candidates) if candidates else None
 
@@ -99,7 +102,8 @@ class OutboxQueue(Database):
         """Put back notifications a previous run claimed but never finished (it died mid-send)."""
         with self._connection() as conn, conn.begin():
             return conn.execute(
-                update(notifications).where(n.host == self.host, n.status == "sending").values(status="pending")
+                update(notifications).where(n.host == self.host, n.status == "sending").values(status="pending"),
+                execution_options=UNCACHED,
             ).rowcount
 
     @_answers

@@ -14,7 +14,7 @@ from sqlalchemy import insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from watchdog_oom.model import Alert, CgroupSample, MemorySample
-from watchdog_oom.store.engine import insert_id
+from watchdog_oom.store.engine import UNCACHED, insert_id
 from watchdog_oom.store.kills import KillWrites
 from watchdog_oom.store.records import mute_matches
 from watchdog_oom.store.tables import (
@@ -51,7 +51,7 @@ class Tx(KillWrites):
     def cursors(self) -> dict[str, str]:
         """Every stored cursor of this host, by source name."""
         return {source: cursor for source, cursor in
-                self.conn.execute(select(c.source, c.cursor).where(c.host == self.host))}
+                self.conn.execute(select(c.source, c.cursor).where(c.host == self.host), execution_options=UNCACHED)}
 
     def set_cursor(self, source: str, cursor: str, now: datetime) -> None:
         """Record where `source` was read up to, with the rows read from it (this transaction)."""
@@ -80,7 +80,7 @@ class Tx(KillWrites):
             mem_available_percent=sample.mem_available_percent,
             psi_some_avg10=sample.psi_some_avg10, psi_full_avg10=sample.psi_full_avg10,
             overcommit_memory=sample.overcommit_memory,
-        ))
+        ), execution_options=UNCACHED)
 
     def add_cgroup_samples(self, readings: Sequence[CgroupSample]) -> None:
         """One reading of the cgroups worth keeping, in one statement (executemany)."""
@@ -90,14 +90,14 @@ class Tx(KillWrites):
             "host": self.host, "time": x.time, "resolution": 0, "path": x.path, "name": x.name, "kind": x.kind,
             "limit_bytes": x.limit_bytes, "high_bytes": x.high_bytes, "usage_bytes": x.usage_bytes,
             "working_set_bytes": x.working_set_bytes, "working_set_percent": x.percent, "oom_kill": x.oom_kill,
-        } for x in readings])
+        } for x in readings], execution_options=UNCACHED)
 
     # -- alerts -------------------------------------------------------------------------
 
     def firing_alerts(self) -> list[AlertEpisode]:
         """This host's alert episodes still firing, oldest first."""
         query = select(alerts).where(a.host == self.host, a.status == "firing").order_by(a.id)
-        return [from_row(AlertEpisode, row._mapping) for row in self.conn.execute(query)]
+        return [from_row(AlertEpisode, row._mapping) for row in self.conn.execute(query, execution_options=UNCACHED)]
 
     def fire_alert(self, alert: Alert) -> tuple[AlertEpisode, str | None]:
         """Open or update the episode of `alert.key`; returns it and why to notify (or None).
