@@ -213,3 +213,55 @@ def test_a_daemon_restarted_between_a_kill_line_and_its_reapers_line_records_one
     read(REAPER.replace("1772", "1773").format(usec=0), 2_500_000)  # another victim's, its kill line lost
     kills = sorted(history_of(daemon).kills(), key=lambda k: k.pid)
     assert [(k.pid, k.anon_rss_kb) for k in kills] == [(1772, 65152), (1773, None)]
+
+
+@pytest.mark.parametrize("order", ["kill line first", "reaper's line first"])
+def test_dmesg_logs_imported_one_after_the_other_record_one_kill(tmp_path: Path, order: str) -> None:
+    # dmesg text carries no wall time: only the uptime tells two lines of one kill apart
+    # from two kills of one pid; the reaper's line comes two seconds after the kill's.
+    kill = f"[   10.000000] Out of memory: Killed process 7 (a) {FIGURES}\n"
+    reaper = "[   12.000100] oom_reaper: reaped process 7 (a), now anon-rss:0kB, file-rss:0kB, shmem-rss:0kB\n"
+    first, second = (kill, reaper) if order == "kill line first" else (reaper, kill)
+    (tmp_path / "dmesg.1").write_text(first)
+    (tmp_path / "dmesg.2").write_text(second)
+    cfg = write_config(tmp_path, f"host: h\ndatabase: sqlite:///{tmp_path}/h.db\n")
+    for name, said in (("dmesg.1", "1 new, 0 already recorded"), ("dmesg.2", "0 new, 1 already recorded")):
+        code, _, err = run("import", str(tmp_path / name), config=cfg)
+        assert code == 0 and said in err, err
+    _, shown, _ = run("show", "1", "--format", "json", config=cfg)
+    assert (json.loads(shown)["anon_rss_kb"], json.loads(shown)["total_vm_kb"]) == (4, 4)  # the kill line's
+    code, _, err = run("show", "2", config=cfg)
+    assert code == 1
+
+
+def test_the_store_takes_a_reapers_line_for_its_kill_only_within_its_lag(store, t0) -> None:
+    # On SQLite and PostgreSQL: kmsg sightings (boot id and uptime) of pid 7 "a".
+    from watchdog_oom.model import OomKill
+
+    def kill(mono: int, reaped: bool = False, boot: str | None = "b", **figures) -> OomKill:
+        extra = {"after_reap": {"anon_rss_kb": 0}} if reaped else {}
+        return OomKill(pid=7, process="a", time=t0 + timedelta(microseconds=mono), mono_usec=mono, boot_id=boot,
+                       source="kmsg", extra=extra, **figures)
+
+    with store.tx() as tx:
+        assert tx.add_kill(kill(10_000_000, anon_rss_kb=4), t0) is not None
+        assert tx.add_kill(kill(12_000_100, reaped=True), t0) is None  # its reaper's line
+        assert tx.add_kill(kill(12_000_100), t0) is not None  # a kill line 2 s on: another kill
+        assert tx.add_kill(kill(80_000_000, reaped=True), t0) is not None  # a minute on: another victim
+        assert tx.add_kill(kill(11_000_000, reaped=True, boot="other"), t0) is not None  # another boot
+    with store.tx() as tx:  # the reverse: the reaper's line stored first, the kill line later
+        assert tx.add_kill(OomKill(pid=8, process="b", mono_usec=5_000_000, boot_id="b", source="kmsg",
+                                   extra={"after_reap": {}}), t0) is not None
+        assert tx.add_kill(OomKill(pid=8, process="b", mono_usec=3_000_000, boot_id="b", source="kmsg",
+                                   anon_rss_kb=9), t0) is None
+    assert [(k.pid, k.mono_usec, k.anon_rss_kb) for k in sorted(store.kills(), key=lambda k: k.id)] == [
+        (7, 10_000_000, 4), (7, 12_000_100, None), (7, 80_000_000, None), (7, 11_000_000, None),
+        (8, 5_000_000, 9)]
+
+
+def test_two_dmesg_kill_lines_of_one_pid_are_still_two_kills(store, t0) -> None:
+    from watchdog_oom.model import OomKill
+
+    with store.tx() as tx:
+        for mono in (10_000_000, 12_000_000):
+            assert tx.add_kill(OomKill(pid=7, process="a", mono_usec=mono, source="import:dmesg"), t0) is not None

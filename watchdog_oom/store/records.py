@@ -54,13 +54,28 @@ def same_kill(row: Any, kill: OomKill) -> bool:
     # Two boots can reuse a pid at the same uptime: trust boot ids when both have one.
     if row.boot_id and kill.boot_id and row.boot_id != kill.boot_id:
         return False
-    if row.mono_usec is None or kill.mono_usec is None or not (row.boot_id and kill.boot_id):
+    if row.mono_usec is None or kill.mono_usec is None:
         return True
-    if isinstance(kill.extra, dict) and "after_reap" in kill.extra:
-        # Read from the oom_reaper's line alone (parse/reaper.py), stamped when the reaper came:
-        # after the kill line, seconds later (a daemon restarted in between read only the second).
-        return 0 <= kill.mono_usec - row.mono_usec <= REAPER_LAG_USEC
-    return abs(row.mono_usec - kill.mono_usec) <= 1000
+    reaped = _reaper_sighting(kill)
+    if reaped != _reaper_sighting(row):
+        # One of the two was read from the oom_reaper's line alone (parse/reaper.py), stamped
+        # when the reaper came: seconds after the kill line (a daemon restarted in between, or
+        # two logs imported, read one line each). On the same boot where both name theirs.
+        lag = kill.mono_usec - row.mono_usec if reaped else row.mono_usec - kill.mono_usec
+        return 0 <= lag <= REAPER_LAG_USEC
+    if row.boot_id and kill.boot_id:
+        return abs(row.mono_usec - kill.mono_usec) <= 1000
+    if row.time is None or kill.time is None:
+        return row.mono_usec == kill.mono_usec  # nothing but the uptime tells (dmesg)
+    return True  # the time window (find_same_kill's, batch._within's) decided
+
+
+def _reaper_sighting(row_or_kill: Any) -> bool:
+    """Whether a kill (an OomKill, a stored row) was read from the oom_reaper's line alone."""
+    extra = getattr(row_or_kill, "extra", None)
+    if extra is None:  # a stored row: its details hold the extra
+        extra = (getattr(row_or_kill, "details", None) or {}).get("extra")
+    return isinstance(extra, dict) and "after_reap" in extra
 
 
 def kill_values(kill: OomKill, host: str, now: datetime, details: dict[str, Any] | None) -> dict[str, Any]:
