@@ -320,3 +320,114 @@ def test_every_capture_line_that_the_usual_figures_read_reads_as_the_loop_reads_
                 assert report._figures(match.group(6)) == _figures_by_the_loop(match.group(6)), line
     assert seen > 20
 
+
+
+# ------------------------------------------------------------ the express (parse/express.py)
+
+# Wrappers the express reads in one match (its ASCII syslog, dmesg's uptime), one it reads with
+# the shape's own pattern (ISO 8601), and near misses of each that the shape reads otherwise.
+EXPRESS_PREFIXES = [
+    "Jun  3 10:00:00 web-01 kernel: [  123.456789] ", "Jun 13 10:00:00 web-01 kernel: ", "[  123.456789] ",
+    "2024-06-03T10:00:00.123456+02:00 web-01 kernel: ", "Jun  3 10:00:00 web-01 kernel: [  123.456789]\t",
+    "Jun  3 10:00:00 web-01 kernel:\t[  123.456789] ", "Jun  3 10:00:00 web-01  kernel: [  123.456789] ",
+    "Jun  3 10:00:00 h\u00e9 kernel: [  123.456789] ", "Jun  3 10:00:00 web-01 kernel: [  12\u0663.456789] ",
+    "Jun  3 10:00:00 web-01 kernel: [  123.456789] x kernel: ", "Jun  3 10:00:00 web-01 kernel: [ 1.5] [ 2.5] ",
+    "Jun  3 10:00:00 web-01 kernel:  ", "[  123.456789]  ", "[  123.456789]", "Jun  3 10:00:00 " + "h" * 150 + " kernel: ",
+]
+TABLE_ROWS = [ROW + "java", ROW + "worker-1", "[   1235]  1000  1235   100000    30000   200000        0             0 w x  "]
+REPORT = [HEADER, "CPU: 2 PID: 4282 Comm: java Not tainted 5.15.0-91-generic #101-Ubuntu", "Call Trace:",
+          " dump_stack+0x4a/0x63", "Mem-Info:", "active_anon:1790129 inactive_anon:177312 isolated_anon:0",
+          TABLE_HEADER, *TABLE_ROWS, SUMMARY, KILL,
+          "oom_reaper: reaped process 1234 (java), now anon-rss:0kB, file-rss:0kB, shmem-rss:0kB"]
+
+
+def _mutations(line: str) -> list[str]:
+    """A line of the express's kinds with one thing changed that its strict forms refuse or
+    read otherwise: a character dropped or doubled, a blank added or a tab, a field cut, a
+    Unicode digit, a bracket, an rsyslog escape, another wrapper's words in it."""
+    out = [line[:cut] for cut in range(len(line) - 1, 0, -max(1, len(line) // 9))]
+    for at in range(0, len(line), max(1, len(line) // 7)):
+        out += [line[:at] + line[at + 1:], line[:at] + line[at] + line[at:], line[:at] + " " + line[at:],
+                line[:at] + "\t" + line[at + 1:]]
+    out += [line + " ", " " + line, line.replace("0", "\u0663", 1), line.replace(",", ", ", 1),
+            line.replace("(", "[", 1), line + "#012x", line.replace(" ", " kernel: ", 1), line.replace("=", "==", 1),
+            line.replace("java", "Killer"), line.replace("java", "oom-kill"), line.replace("java", "a process b"),
+            line.replace("java", "java) total-vm:1kB, anon-rss:1kB, file-rss:1kB (x"), line.upper(), line.lower()]
+    return out
+
+
+@pytest.mark.parametrize("prefix", EXPRESS_PREFIXES)
+def test_every_mutation_of_the_express_kinds_reads_the_same_with_and_without_the_lanes(prefix: str) -> None:
+    """Each line of a report (header, summary, kill line, rows, quiet lines) changed one way or
+    another, in a report read whole before and after it, in a wrapper the express reads or one
+    that looks like it."""
+    for at, line in enumerate(REPORT):
+        for mutated in _mutations(line):
+            lines = [*REPORT, *REPORT[:at], mutated, *REPORT[at + 1:], *REPORT]
+            _same_both_ways("\n".join(prefix + text for text in lines) + "\n", 2024)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(EXPRESS_PREFIXES[:4] + LANE_PREFIXES[:3]),
+                          st.sampled_from(REPORT + MESSAGES + TABLE_ROWS), st.booleans()), min_size=1, max_size=40))
+def test_reports_and_lines_drawn_at_random_read_the_same_with_and_without_the_lanes(lines) -> None:
+    """Report lines, the lane's messages and rows, in runs sharing a wrapper or changing it."""
+    out, prefix = [], EXPRESS_PREFIXES[0]
+    for other, message, switch in lines:
+        prefix = other if switch else prefix
+        out.append(prefix + message)
+    _same_both_ways("\n".join(out) + "\n", 2024)
+
+
+def test_the_express_reads_a_syslog_report_line_by_line() -> None:
+    """Not a vacuous comparison: the express, not the lane, reads the common lines, each in one
+    match (header, rows, quiet lines, summary, the kill line held then taken by the next header)."""
+    parser = OomParser(year=2024, lenient=True)
+    lane = parser._lane
+    assert lane is not None
+    express = lane._express
+    for prefix in EXPRESS_PREFIXES[:4]:
+        parser.feed(KernelLine(text=prefix + "Call Trace:", source="t", wrapped=True))  # learns the wrapper
+        lines = [HEADER, "Call Trace:", " dump_stack+0x4a/0x63", "active_anon:1790129 inactive_anon:177312",
+                 TABLE_HEADER, *TABLE_ROWS, SUMMARY, KILL, HEADER]
+        read = {}
+        for line in lines:
+            raw = prefix + line
+            if line == TABLE_HEADER:  # the table's header is the lane's (an anchor holds it)
+                parser.feed(KernelLine(text=raw, source="t", wrapped=True))
+                continue
+            read[line] = express.read(KernelLine(text=raw, source="t", wrapped=True), raw)
+        assert all(kills is not None for kills in read.values()), (prefix, read)
+        (kill,) = read[HEADER] or []
+        assert (kill.pid, kill.process, kill.constraint, kill.task_memcg, kill.uid, kill.total_vm_kb) == (
+            1234, "java", "CONSTRAINT_NONE", "/system.slice/app.service", 1000, 8806332)
+        assert [row.name for row in kill.task_table] == ["w x", "java", "worker-1"]
+        assert kill.memory_info == ()  # (no Mem-Info: line opened it)
+
+
+def _kill(name: str = "java", adj: str = "0") -> str:
+    return KILL.replace("(java)", f"({name})").replace("oom_score_adj:0", f"oom_score_adj:{adj}")
+
+
+# Sequences where one step of the express would go wrong if it were left out.
+EDGES = {
+    "a row after the summary (the summary ends the table)": [HEADER, TABLE_HEADER, ROW + "a", SUMMARY, ROW + "late", KILL],
+    "a row after a header (a new report)": [HEADER, TABLE_HEADER, ROW + "a", HEADER, ROW + "late", SUMMARY, KILL],
+    "a row after a held kill": [HEADER, TABLE_HEADER, ROW + "a", KILL, ROW + "late", HEADER],
+    "a row with no name": [HEADER, TABLE_HEADER, ROW + "a", ROW, ROW + "  ", ROW + "\t", SUMMARY, KILL],
+    "a second kill in a name": [HEADER, SUMMARY, _kill("x Killed process 6 (y"), HEADER, _kill("x) Killed process 6 (y"),
+                                HEADER, _kill("x) Out of memory: Killed process 7 (y) total-vm:1kB"), HEADER],
+    "a record run into a name": [HEADER, SUMMARY, _kill("x) Jun  3 10:00:00 h kernel: y (z"), HEADER],
+    "a header in a name": [HEADER, SUMMARY, _kill("j invoked oom-killer: gfp_mask=0x0, order=0"), HEADER],
+    "a wrapper in a name": [HEADER, SUMMARY, _kill("x Jun  3 10:00:00 h kernel: y"), HEADER],
+    "an adjustment out of range": [HEADER, SUMMARY, _kill(adj="-1001"), HEADER, SUMMARY, _kill(adj="1001"), HEADER,
+                                   _kill(adj="1000"), HEADER, _kill(adj="-1000")],
+    "the same kill twice": [HEADER, SUMMARY, KILL, KILL, HEADER, KILL, KILL, KILL],
+    "a kill, then a quiet line": [HEADER, SUMMARY, KILL, "Call Trace:", HEADER, SUMMARY, KILL],
+}
+
+
+@pytest.mark.parametrize("prefix", EXPRESS_PREFIXES[:4] + ["Jun  3 10:00:00 web-01 kernel: [  123.456789]\t"])
+@pytest.mark.parametrize("edge", EDGES, ids=list(EDGES))
+def test_the_express_edges_read_the_same_with_and_without_the_lanes(edge: str, prefix: str) -> None:
+    _same_both_ways("\n".join(prefix + line for line in EDGES[edge]) + "\n", 2024)

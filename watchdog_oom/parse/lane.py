@@ -45,6 +45,7 @@ from watchdog_oom.parse.anchors import (
     may_anchor,
     recognised,
 )
+from watchdog_oom.parse.express import Express
 from watchdog_oom.parse.report import HEADER
 from watchdog_oom.parse.shapes import _first_class
 from watchdog_oom.parse.userspace import no_killer_words
@@ -94,10 +95,14 @@ class FastLane:
         self._reports = parser._reports
         self._users = parser._users
         self._header: re.Match | None = None  # the header _structure_of() found, for _structure()
+        self._express = Express(self)  # the commonest lines, read in one match (express.py)
 
     def read(self, line: KernelLine, raw: str) -> list[OomKill] | None:
         """The kills of `raw` (line.text as Decoder.plain() gave it); None: not read, and
         nothing changed."""
+        kills = self._express.read(line, raw)
+        if kills is not None:
+            return kills
         shape = self._unwrapper.last
         text = raw.lstrip()  # (Decoder.plain() took "\r\n" off its end)
         if shape is None or not text or shape.first != _first_class(text):

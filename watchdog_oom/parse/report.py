@@ -199,19 +199,20 @@ class TaskTable:
         where it is none. Nothing changes: add() takes a row so found."""
         return self._row.fullmatch(text) if self._row is not None and self.columns is not None else None
 
-    def add(self, row: re.Match) -> None:
-        """Keep a row (a match of row()) if it is among the biggest by rss; only those become TaskRows."""
+    def add(self, row: re.Match, base: int = 0) -> None:
+        """Keep a row (a match of row(), or of a pattern whose groups from `base` + 1 are
+        row()'s) if it is among the biggest by rss; only those become TaskRows."""
         columns = self.columns or []
         self._taken += 1
-        rss = int(row.group(self._rss_group))
+        rss = int(row.group(self._rss_group + base))
         biggest = self._biggest
         if len(biggest) >= TASK_TABLE_ROWS and rss < biggest[0][0]:
             return  # smaller than the least kept (most rows of a big table): its key cannot be bigger
-        key = (rss, -int(row.group(1)), -self._taken)
+        key = (rss, -int(row.group(1 + base)), -self._taken)
         if len(self._biggest) < TASK_TABLE_ROWS:
-            heapq.heappush(self._biggest, (*key, _task_row(columns, row)))
+            heapq.heappush(self._biggest, (*key, _task_row(columns, row, base)))
         elif key[:2] > self._biggest[0][:2]:
-            heapq.heapreplace(self._biggest, (*key, _task_row(columns, row)))
+            heapq.heapreplace(self._biggest, (*key, _task_row(columns, row, base)))
 
     def rows(self) -> tuple[TaskRow, ...]:
         """The rows kept, biggest rss first."""
@@ -225,16 +226,17 @@ def _row_pattern(columns: list[str]) -> re.Pattern:
     return re.compile(r"\[\s*(\d{1,7})\]" + r"\s+(-?\d{1,19})" * len(columns) + r"\s+(.*)")
 
 
-def _task_row(columns: list[str], row: re.Match) -> TaskRow:
-    """One dump_tasks() row (a match of _row_pattern) read by the header's column names."""
-    cells = dict(zip(columns, map(int, row.groups()[1:-1]), strict=True))
+def _task_row(columns: list[str], row: re.Match, base: int = 0) -> TaskRow:
+    """One dump_tasks() row (a match of _row_pattern, its groups from `base` + 1) read by the
+    header's column names."""
+    cells = dict(zip(columns, map(int, row.groups()[base + 1:base + 1 + len(columns)]), strict=True))
     pgtables = cells.get("pgtables_bytes")
     if pgtables is not None:
         pgtables //= 1024
     elif "nr_ptes" in cells:
         pgtables = cells["nr_ptes"] * PAGE_KB
     return TaskRow(
-        pid=as_pid(row.group(1)) or 0,
+        pid=as_pid(row.group(1 + base)) or 0,
         uid=cells.get("uid"),
         tgid=cells.get("tgid"),
         total_vm_kb=cells["total_vm"] * PAGE_KB,
@@ -242,7 +244,7 @@ def _task_row(columns: list[str], row: re.Match) -> TaskRow:
         pgtables_kb=pgtables,
         swapents=cells.get("swapents"),
         oom_score_adj=cells.get("oom_score_adj"),
-        name=row.group(len(columns) + 2),
+        name=row.group(base + len(columns) + 2),
     )
 
 
@@ -479,34 +481,46 @@ class ReportReader:
 
     def open_report(self, header: re.Match) -> list[OomKill]:
         """A report's header (HEADER's match) opens a new report."""
+        return self.open_with(header.group(1), header.group(2), header.group(3))
+
+    def open_with(self, invoker: str | None, gfp_mask: str, order: str) -> list[OomKill]:
+        """A report's header, read as HEADER's groups (invoker, gfp_mask, order), opens a new report."""
         report, kills = self._open()
-        report.invoker = header.group(1)
-        report.gfp_mask = header.group(2)
-        report.order = as_int(header.group(3), -1, 64)
+        report.invoker = invoker
+        report.gfp_mask = gfp_mask
+        report.order = as_int(order, -1, 64)
         report.awaiting_pid = True
         return kills
 
     def summary_line(self, text: str) -> list[OomKill]:
         """dump_oom_summary()'s `oom-kill:constraint=…` line."""
-        report, kills = self._current()
-        report.in_memory_info = False
         constraint = _OOM_KILL.match(text)
-        report.constraint = constraint.group(1) if constraint else None
-        if report.constraint == "CONSTRAINT_MEMCG":
-            report.cgroup_oom = True
         at = text.find(",oom_memcg=")
         memcg = _OOM_KILL_MEMCG.match(text, at) if at >= 0 else None
-        if memcg:
-            report.memcg = memcg.group(1)
         at = text.find(",task_memcg=")
         task_memcg = _OOM_KILL_TASK_MEMCG.match(text, at) if at >= 0 else None
         # one try from the first ",task=": searching would retry from every one (quadratic)
         at = text.find(",task=")
         task = _OOM_KILL_TASK.match(text, at) if at >= 0 else None
+        return self.summary_with(constraint.group(1) if constraint else None, memcg.group(1) if memcg else None,
+                                 task_memcg.group(1) if task_memcg else None,
+                                 task.group(2) if task else None, task.group(3) if task else None)
+
+    def summary_with(self, constraint: str | None, memcg: str | None, task_memcg: str | None,
+                     pid: str | None, uid: str | None) -> list[OomKill]:
+        """dump_oom_summary()'s line, read as its fields (None: not in the line): the
+        constraint, oom_memcg, task_memcg, and the task's pid and uid as printed."""
+        report, kills = self._current()
+        report.in_memory_info = False
+        report.constraint = constraint
+        if constraint == "CONSTRAINT_MEMCG":
+            report.cgroup_oom = True
+        if memcg is not None:
+            report.memcg = memcg
         report.summary = {
-            "task_memcg": task_memcg.group(1) if task_memcg else None,
-            "pid": as_pid(task.group(2)) if task else None,
-            "uid": as_uid(task.group(3)) if task else None,
+            "task_memcg": task_memcg,
+            "pid": as_pid(pid) if pid is not None else None,
+            "uid": as_uid(uid) if uid is not None else None,
         }
         return kills
 
@@ -564,7 +578,16 @@ class ReportReader:
         return kills
 
     def _killed(self, match: re.Match, text: str, stamp: Stamp) -> list[OomKill]:
-        pid = as_pid(match.group(2))
+        figures = _figures(match.group(6) or "")
+        uid = match.group(3) or match.group(5)  # RHEL6 ", UID 27, (x)", RHEL7 "(x), UID 27,"
+        if uid is not None:
+            figures["uid"] = as_uid(uid)
+        return self.victim(as_pid(match.group(2)), match.group(4), match.group(1), figures, text, stamp)
+
+    def victim(self, pid: int | None, name: str, reason: str | None, figures: dict, text: str,
+               stamp: Stamp) -> list[OomKill]:
+        """A `Killed process` line, read as KILLED's fields (the victim's figures read):
+        the kill it completes, or none where it was printed already."""
         last = (pid, stamp.time, stamp.mono_usec)
         if pid is not None and last == self._last_kill:
             return []  # the same victim printed twice at the same instant (a paste, a relay): one kill
@@ -576,12 +599,7 @@ class ReportReader:
             kills = []
         if pid is not None and pid in report.killed:
             return kills  # an oom.group member printed again after its own kill
-        figures = _figures(match.group(6) or "")
-        uid = match.group(3) or match.group(5)  # RHEL6 ", UID 27, (x)", RHEL7 "(x), UID 27,"
-        if uid is not None:
-            figures["uid"] = as_uid(uid)
         selection, report.selection = report.selection, None
-        name, reason = match.group(4), match.group(1)
         kills.append(_kernel_kill(report, selection, pid, name, figures, reason, text, stamp, _KILLED_WORDING))
         report.killed.add(pid)
         self.victims.remember(kills[-1])

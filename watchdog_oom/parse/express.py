@@ -1,0 +1,299 @@
+"""The lane's express: a line of a common kind, its wrapper off and its fields read in one match.
+
+The fast lane (lane.py) takes a line's wrapper off with the shape of the line before, then
+asks the message's first words which step reads it, and that step reads it again with its own
+patterns. For the lines most of a log's OOM reports are made of, Express does all of it in one
+match of one pattern per shape: the shape's own pattern, then one alternative per kind of
+message, each a strict form of what the kernel prints, its fields as named groups:
+
+* a report's header, `java invoked oom-killer: gfp_mask=0x100cca(GFP_HIGHUSER_MOVABLE),
+  order=0, oom_score_adj=0` (dump_header(), 2.6.2x-6.x; the invoker a comm without blanks);
+* dump_oom_summary()'s `oom-kill:constraint=…,nodemask=…,cpuset=…,mems_allowed=…,
+  global_oom|oom_memcg=…,task_memcg=…,task=…,pid=…,uid=…` (4.19+), no field holding a comma;
+* the kill line `[Out of memory: |Memory cgroup out of memory: ]Killed process N (name)
+  total-vm:…kB, anon-rss:…kB, file-rss:…kB[, shmem-rss:…kB][, UID:… pgtables:…kB
+  oom_score_adj:…]` (__oom_kill_process(), 4.x-6.x), its figures as report._figures() reads
+  them in one match;
+* a row of the task table being read (`[  pid]` …), and a quiet line (no word an anchor may
+  hold: memory state, a call trace).
+
+No strict form holds a newline, "#" or a "[" past its first character (what pieces() would
+cut at), a blank at either end, or more than JOIN_CHARS characters. A line is read here only
+where the parser is in the state every step of the lane would read it in: no user-space
+killer's description open, no line held but the kill line this class held itself, the
+locator with no wrapper learned. What the kind's steps would ask beyond the pattern (a
+killer's words in a header, a second kill in a name) is asked here as they ask it; anything
+else returns None before any state is touched, and the lane reads the line as before.
+
+The kill line is held as Rejoiner.hold_or_take() holds it (the next line may continue it),
+with its fields kept: when the next line is read here, the held kill is taken as
+OomParser._take_checked() would take it, from the fields, without reading it again. Where
+anything else releases it (a line read the general way, flush()), it is the same _Held.
+
+tests/test_parse_lane.py reads every capture, interleaved captures, random lines in sticky
+and changing wrappers, and near misses of every strict form, with and without the lanes.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from watchdog_oom.model import KernelLine, OomKill
+from watchdog_oom.parse.anchors import _ANCHOR_HINTS, kill_words, recognised
+from watchdog_oom.parse.rejoin import _Held
+from watchdog_oom.parse.report import REPORT_LINES, TaskTable
+from watchdog_oom.parse.shapes import _SHAPES, _first_class, _wall
+from watchdog_oom.parse.userspace import no_killer_words
+from watchdog_oom.parse.wrappers import _HOSTNAME, HOST_SEARCH_CHARS, JOIN_CHARS, Stamp, _fraction_usec, _mono_usec
+
+if TYPE_CHECKING:
+    from watchdog_oom.parse.lane import FastLane
+    from watchdog_oom.parse.shapes import _Shape
+
+# A field of the summary: no comma (each field is found by its ",name=" as summary_line()
+# finds it). The classes are ASCII ("[0-9]", not "\d": a Unicode class is asked per character,
+# several times slower); what pieces() cuts at (a newline, "#01", a "[" past the first
+# character) is looked for in the line before its kinds are read (Express.read()).
+_FIELD = r"[^,]*"
+_KINDS = (
+    # dump_header(): the invoker (a comm of 1-15 characters, no blank, colon or bracket: HEADER's
+    # lazy "(.*?) invoked " reads it whole), gfp_mask with its flags, nodemask (4.x), order, adj
+    r"(?:(?P<header>(?!Task|oom-kill:)(?P<invoker>[^\s:\[\]#()]{1,15}) invoked oom-killer: "
+    r"gfp_mask=(?P<gfp>0x[0-9a-fA-F]+(?:\([A-Z0-9_|]*\))?),(?: nodemask=[^,\s]*,)? order=(?P<order>-?[0-9]+)"
+    r"(?:, oom_score_adj=-?[0-9]+|, oomkilladj=-?[0-9]+|, oom_adj=-?[0-9]+, oom_score_adj=-?[0-9]+)?)"
+    # dump_oom_summary() (4.19+): global_oom or the memcg that hit its limit
+    r"|(?P<summary>oom-kill:constraint=(?P<constraint>[A-Z_]+),nodemask=" + _FIELD + r",cpuset=" + _FIELD
+    + r",mems_allowed=" + _FIELD + r",(?:global_oom|oom_memcg=(?P<memcg>" + _FIELD + r")),task_memcg=(?P<task_memcg>"
+    + _FIELD + r"),task=" + _FIELD + r",pid=(?P<spid>[0-9]+),uid=(?P<suid>[0-9]+))"
+    # __oom_kill_process(): the name between the first "(" and the last ")" (no figure holds one:
+    # the first ") total-vm:" the figures follow to the end is the last ")"), the figures of 4.x-6.x
+    r"|(?P<kill>(?:(?P<reason>Out of memory|Memory cgroup out of memory): )?Killed process (?P<pid>[0-9]+) "
+    r"\((?P<name>.*?)\) total-vm:(?P<vm>[0-9]{1,18})kB, anon-rss:(?P<anon>[0-9]{1,18})kB, "
+    r"file-rss:(?P<file>[0-9]{1,18})kB(?:, shmem-rss:(?P<shmem>[0-9]{1,18})kB)?"
+    r"(?:, UID:(?P<uid>[0-9]{1,9}) pgtables:(?P<pgtables>[0-9]{1,18})kB oom_score_adj:(?P<adj>-?[0-9]{1,4}))?)"
+    # a task-table row (dump_tasks()), read by the table's own pattern; any other line (quiet
+    # where no word an anchor holds is in it: anchors.may_anchor)
+    r"|(?P<row>\[.*)|(?P<quiet>.*))\Z"
+)
+# The kernel's uptime "[ 1234.567890] " as _UPTIME reads it (one blank after it taken, as its
+# "\s?" takes one), in ASCII.
+_UPTIME_ASCII = r"\[ *(?P<seconds>[0-9]+)\.(?P<fraction>[0-9]{1,9})\](?: |(?!\s))"
+# The commonest wrapper, rsyslog's "Jun  3 10:00:00 host kernel: [ 1234.567890] ", in ASCII:
+# where this matches, the "syslog" shape matches with the same date, host, uptime and end (its
+# _BSD date, then "(?P<host>\S++)\s+kernel:\s?", then the uptime), provided no "kernel:"
+# follows (the shape would take a "host kernel: " after the uptime; Express.read() asks) and,
+# with no uptime, none opens the message (the shape would take it).
+_SYSLOG = (r"(?P<date>[A-Z][a-z]{2} +[0-9]{1,2} [0-9]{2}:[0-9]{2}:[0-9]{2} )(?P<host>[A-Za-z0-9._-]+) kernel: "
+           r"(?:" + _UPTIME_ASCII + r"|(?!\[\s*\d+\.\d{1,9}\]))")
+# dmesg's "[ 1234.567890] ": the "dmesg" shape's uptime (no -T date, no -H time before it).
+_ASCII = {"syslog": _SYSLOG, "dmesg": _UPTIME_ASCII}
+
+
+def _express(shape: _Shape) -> tuple[re.Pattern, int] | None:
+    """The pattern of a line in the shape, then the kinds, to the line's end, and the group of
+    its uptime's seconds (its fraction follows); None for a shape with no date or uptime of its
+    own (its line may be the rest of another) or two patterns."""
+    wrapper = _wrapper(shape)
+    if wrapper is None:
+        return None
+    pattern = re.compile(wrapper + _KINDS)
+    return pattern, pattern.groupindex["seconds"] if shape.name in _ASCII else shape.uptime
+
+
+def _wrapper(shape: _Shape) -> str | None:
+    """The pattern of the wrapper of a line in the shape (see _express)."""
+    if shape.name in _ASCII:
+        return _ASCII[shape.name]
+    if shape.tagged is not shape.pattern or shape.date is None:
+        return None
+    return f"(?>{shape.pattern.pattern})"
+
+
+_PATTERNS = {shape: _express(shape) for shapes in _SHAPES.values() for shape in shapes}
+
+
+@lru_cache(maxsize=32)
+def _row_in(shape: _Shape, columns: int) -> tuple[re.Pattern, int]:
+    """A line in the shape holding a row of a task table of `columns` numeric columns, and the
+    group before the row's own: report._row_pattern() ("\\[\\s*(\\d{1,7})\\]", "\\s+(-?\\d{1,19})"
+    per column, "\\s+(.*)" for the name) in ASCII, as the table reads the message stripped at
+    its end: where this matches, that matches with the same groups (the same steps over ASCII
+    blanks and digits), its name (lazy here, then blanks to the end) what "(.*)" takes of the
+    stripped message, which never ends in a blank."""
+    pattern = re.compile(f"{_wrapper(shape)}(?P<row>\\[ *([0-9]{{1,7}})\\]{' +(-?[0-9]{1,19})' * columns}"
+                         " +(?=\\S)(.*?))\\s*\\Z")
+    return pattern, pattern.groupindex["row"]
+
+
+class Express:
+    """Reads a line of a common kind in the wrapper of the line before, or says it cannot (None)."""
+
+    def __init__(self, lane: FastLane) -> None:
+        self._lane = lane
+        self._parser = lane._parser
+        self._year = lane._year
+        self._unwrapper = lane._unwrapper
+        self._joiner = lane._joiner
+        self._reports = lane._reports
+        self._users = lane._users
+        self._held: _Held | None = None  # the kill line this class held, and its fields
+        self._kill: re.Match | None = None
+        self._date: tuple[tuple[str, str] | None, object] = (None, None)  # the last date read, its time
+
+    def read(self, line: KernelLine, raw: str) -> list[OomKill] | None:
+        """The kills of `raw` (line.text as Decoder.plain() gave it); None: not read here, and
+        nothing changed."""
+        shape = self._unwrapper.last
+        express = _PATTERNS.get(shape) if shape is not None else None
+        if express is None or len(raw) >= JOIN_CHARS or self._users.collecting or (
+                shape.first != _first_class(raw)) or self._joiner.locator._shape is not None:  # type: ignore[union-attr]
+            return None
+        report, joiner = self._reports._report, self._joiner
+        if report is not None and not report.killed and report.table.columns is not None and joiner._held is None:
+            read = self._row(raw, shape, report.table)  # type: ignore[arg-type]
+            if read is not None:
+                return read
+        match = express[0].match(raw)
+        if match is None:
+            return None
+        kind = match.lastgroup or ""
+        start = match.start(kind)
+        if start == 0 or raw.find("[", start + 1) >= 0 or raw.find("#01", start) >= 0 or "\n" in raw or (
+                raw.find("kernel:", start) >= 0):
+            return None  # pieces() would cut it; a "host kernel: " the shape may take
+        if joiner._held is not None and (joiner._held is not self._held or kind == "row"):
+            return None  # the rejoiner decides what the line is to the line it holds
+        if kind == "kill":
+            name = match["name"]
+            # (no kill line reads as a whole header or summary: whole_header() wants at most 16
+            # characters before " invoked", and "Killed process N (" has more)
+            if " process " in name or " kernel: " in name:
+                return None  # a second kill, or another record's header, in it: the rejoiner splits
+            return self._released() + self._hold(line, raw, shape, match, express[1])  # type: ignore[arg-type]
+        if kind == "row":
+            return None  # no row of a table being read: the lane asks more of it
+        body = raw[start:]
+        if kind == "quiet":
+            if _ANCHOR_HINTS.search(body) is not None:
+                return None  # a message the lane asks more of
+            return self._released() + self._quiet(line, raw, shape, match, express[1], body)  # type: ignore[arg-type]
+        if not no_killer_words(body) or (kind == "summary" and ("oom-killer" in body or "kill process" in body)):
+            return None
+        return self._released() + self._structure(line, raw, shape, match, kind, body)  # type: ignore[arg-type]
+
+    def _row(self, raw: str, shape: _Shape, table: TaskTable) -> list[OomKill] | None:
+        """FastLane._row() of a line in the shape, read in one match with its wrapper, the table
+        alone asked (no killer's kill awaits a line, no line is held, no wrapper is learned);
+        None: no row, nothing changed."""
+        if table._row is None or table.columns is None:
+            return None
+        pattern, base = _row_in(shape, len(table.columns))
+        row = pattern.match(raw)
+        if row is None:
+            return None
+        start = row.start(base)
+        if start == 0 or raw.find("[", start + 1) >= 0 or raw.find("#01", start) >= 0 or "\n" in raw or (
+                _ANCHOR_HINTS.search(row.group(pattern.groups)) is not None):
+            return None  # cut by pieces(), or a name the lane asks about
+        self._joiner.locator.prefix = ""
+        table.add(row, base)
+        return []
+
+    def _stamp(self, line: KernelLine, raw: str, shape: _Shape, match: re.Match, uptime: int) -> Stamp:
+        """FastLane._stamp() of the line (no blank before it), its date read once for the lines
+        that share it; `uptime`: the group of the uptime's seconds."""
+        if shape.date is None:
+            wall = None
+        elif (shape.date, match["date"]) == self._date[0]:
+            wall = self._date[1]
+        else:
+            wall = _wall(shape.date, match["date"], self._year)
+            self._date = ((shape.date, match["date"]), wall)
+        seconds, fraction = match.group(uptime, uptime + 1)
+        mono = None
+        if seconds is not None:
+            usec = _mono_usec(seconds, 1_000_000)
+            mono = None if usec is None else usec + _fraction_usec(fraction)
+        # _Shape.host(): a host name the wrapper names in the first HOST_SEARCH_CHARS characters
+        host = match["host"] if shape.hosted else None
+        if host is not None and (match.start(match.lastgroup or 0) > HOST_SEARCH_CHARS or not raw[0].isalnum()
+                                 or not _HOSTNAME.fullmatch(host)):
+            host = None
+        return Stamp(line, wall or line.time, mono if mono is not None else line.mono_usec, raw,  # type: ignore[arg-type]
+                     host=host, form=shape.form)
+
+    def _hold(self, line: KernelLine, raw: str, shape: _Shape, match: re.Match, uptime: int) -> list[OomKill]:
+        """The kill line, held as read_direct() -> Rejoiner.hold_or_take() hold it (lenient:
+        a kill line that opens as one is held for its continuation), its fields kept."""
+        joiner = self._joiner
+        joiner.locator.prefix = ""
+        held = _Held(raw[match.start("kill"):], self._stamp(line, raw, shape, match, uptime), None, len(line.text),
+                     joiner.where)
+        joiner._held = self._held = held
+        self._kill = match
+        return []
+
+    def _released(self) -> list[OomKill]:
+        """The kill line held here, taken as Rejoiner.release() -> OomParser._take_checked() ->
+        _take() -> ReportReader.kill_line() take it, from its fields; [] where none is held."""
+        held = self._held
+        if held is None or self._joiner._held is not held:
+            self._held = None
+            return []
+        report = self._reports._report
+        if report is not None and not report.killed and report.lines >= REPORT_LINES:
+            return self._joiner.release()  # the report is abandoned: the general way
+        self._joiner._held = self._held = None
+        if report is not None and not report.killed:
+            report.table.columns = None  # _take(): no task-table row; the table ends
+            report.lines += 1
+        match = self._kill
+        assert match is not None
+        figures: dict = {"total_vm_kb": int(match["vm"]), "anon_rss_kb": int(match["anon"]),
+                         "file_rss_kb": int(match["file"])}
+        if match["shmem"] is not None:
+            figures["shmem_rss_kb"] = int(match["shmem"])
+        if match["uid"] is not None:
+            adj = int(match["adj"])
+            figures |= {"uid": int(match["uid"]), "pgtables_kb": int(match["pgtables"]),
+                        "oom_score_adj": adj if -1000 <= adj <= 1000 else None}
+        pid = int(match["pid"]) if len(match["pid"]) <= 20 else None
+        kills = self._reports.victim(pid if pid is not None and 1 <= pid <= 4_194_304 else None, match["name"],
+                                     match["reason"], figures, held.text, held.stamp)
+        self._users.interrupt()
+        return kills
+
+    def _structure(self, line: KernelLine, raw: str, shape: _Shape, match: re.Match, kind: str,
+                   body: str) -> list[OomKill]:
+        """A header or a summary: what FastLane._structure() does with it."""
+        reports = self._reports
+        report = reports._report
+        if report is not None and not report.killed:
+            if report.lines >= REPORT_LINES:  # the report runs past its bound: the lane's way
+                return self._lane_read(line, raw, shape, body)
+            report.table.columns = None  # ReportReader.task_row(): no row; the table ends
+            report.lines += 1
+        self._joiner.locator.prefix = ""
+        if kind == "header":
+            return reports.open_with(match["invoker"], match["gfp"], match["order"])
+        kills = reports.summary_with(match["constraint"], match["memcg"], match["task_memcg"], match["spid"],
+                                     match["suid"])
+        if not kills and kill_words(body) and not recognised(body):  # as _take_checked() counts it
+            self._parser.unread.add(self._joiner.where, body, "no recogniser read this line")
+        return kills
+
+    def _lane_read(self, line: KernelLine, raw: str, shape: _Shape, body: str) -> list[OomKill]:
+        """FastLane._structure() itself, for a report that ran past REPORT_LINES."""
+        lane = self._lane
+        lane._structure_of(body)
+        return lane._structure(line, raw, body, shape, shape.match(raw))  # type: ignore[arg-type]
+
+    def _quiet(self, line: KernelLine, raw: str, shape: _Shape, match: re.Match, uptime: int,
+               body: str) -> list[OomKill]:
+        """A quiet message: what FastLane._quiet() does with it."""
+        self._joiner.locator.prefix = ""
+        if self._reports.quiet_line(body.strip()):
+            return []
+        return self._parser._take(body.lstrip(), self._stamp(line, raw, shape, match, uptime))
