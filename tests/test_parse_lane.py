@@ -24,6 +24,7 @@ from test_parse_shapes import CAPTURES, PREFIXES, YEARS, _same_both_ways
 
 from watchdog_oom.model import KernelLine
 from watchdog_oom.parse import OomParser, report, wrappers
+from watchdog_oom.parse.report import REPORT_LINES
 from watchdog_oom.parse.shapes import _SHAPES, _first_class
 
 
@@ -332,9 +333,11 @@ EXPRESS_PREFIXES = [
     "Jun  3 10:00:00 web-01 kernel:\t[  123.456789] ", "Jun  3 10:00:00 web-01  kernel: [  123.456789] ",
     "Jun  3 10:00:00 h\u00e9 kernel: [  123.456789] ", "Jun  3 10:00:00 web-01 kernel: [  12\u0663.456789] ",
     "Jun  3 10:00:00 web-01 kernel: [  123.456789] x kernel: ", "Jun  3 10:00:00 web-01 kernel: [ 1.5] [ 2.5] ",
-    "Jun  3 10:00:00 web-01 kernel:  ", "[  123.456789]  ", "[  123.456789]", "Jun  3 10:00:00 " + "h" * 150 + " kernel: ",
+    "Jun  3 10:00:00 web-01 kernel:  ", "[  123.456789]  ", "[  123.456789]",
+    "Jun  3 10:00:00 " + "h" * 150 + " kernel: ", "Jun  3 10:00:00 web-01 kernel: [" + " " * 80 + "123.456789] ",
 ]
-TABLE_ROWS = [ROW + "java", ROW + "worker-1", "[   1235]  1000  1235   100000    30000   200000        0             0 w x  "]
+TABLE_ROWS = [ROW + "java", ROW + "worker-1",
+              "[   1235]  1000  1235   100000    30000   200000        0             0 w x  "]
 REPORT = [HEADER, "CPU: 2 PID: 4282 Comm: java Not tainted 5.15.0-91-generic #101-Ubuntu", "Call Trace:",
           " dump_stack+0x4a/0x63", "Mem-Info:", "active_anon:1790129 inactive_anon:177312 isolated_anon:0",
           TABLE_HEADER, *TABLE_ROWS, SUMMARY, KILL,
@@ -385,7 +388,7 @@ def test_the_express_reads_a_syslog_report_line_by_line() -> None:
     parser = OomParser(year=2024, lenient=True)
     lane = parser._lane
     assert lane is not None
-    express = lane._express
+    express = lane.express
     for prefix in EXPRESS_PREFIXES[:4]:
         parser.feed(KernelLine(text=prefix + "Call Trace:", source="t", wrapped=True))  # learns the wrapper
         lines = [HEADER, "Call Trace:", " dump_stack+0x4a/0x63", "active_anon:1790129 inactive_anon:177312",
@@ -411,23 +414,35 @@ def _kill(name: str = "java", adj: str = "0") -> str:
 
 # Sequences where one step of the express would go wrong if it were left out.
 EDGES = {
-    "a row after the summary (the summary ends the table)": [HEADER, TABLE_HEADER, ROW + "a", SUMMARY, ROW + "late", KILL],
+    "a row after the summary (it ends the table)": [HEADER, TABLE_HEADER, ROW + "a", SUMMARY, ROW + "late", KILL],
     "a row after a header (a new report)": [HEADER, TABLE_HEADER, ROW + "a", HEADER, ROW + "late", SUMMARY, KILL],
     "a row after a held kill": [HEADER, TABLE_HEADER, ROW + "a", KILL, ROW + "late", HEADER],
     "a row with no name": [HEADER, TABLE_HEADER, ROW + "a", ROW, ROW + "  ", ROW + "\t", SUMMARY, KILL],
-    "a second kill in a name": [HEADER, SUMMARY, _kill("x Killed process 6 (y"), HEADER, _kill("x) Killed process 6 (y"),
-                                HEADER, _kill("x) Out of memory: Killed process 7 (y) total-vm:1kB"), HEADER],
+    "a second kill in a name": [HEADER, SUMMARY, _kill("x Killed process 6 (y"), HEADER,
+                                _kill("x) Killed process 6 (y"), HEADER,
+                                _kill("x) Out of memory: Killed process 7 (y) total-vm:1kB"), HEADER],
     "a record run into a name": [HEADER, SUMMARY, _kill("x) Jun  3 10:00:00 h kernel: y (z"), HEADER],
     "a header in a name": [HEADER, SUMMARY, _kill("j invoked oom-killer: gfp_mask=0x0, order=0"), HEADER],
     "a wrapper in a name": [HEADER, SUMMARY, _kill("x Jun  3 10:00:00 h kernel: y"), HEADER],
     "an adjustment out of range": [HEADER, SUMMARY, _kill(adj="-1001"), HEADER, SUMMARY, _kill(adj="1001"), HEADER,
                                    _kill(adj="1000"), HEADER, _kill(adj="-1000")],
     "the same kill twice": [HEADER, SUMMARY, KILL, KILL, HEADER, KILL, KILL, KILL],
+    "the same kill again in a report's table": [HEADER, KILL, HEADER, TABLE_HEADER, ROW + "a", KILL, ROW + "late",
+                                                SUMMARY, _kill("other"), HEADER],
     "a kill, then a quiet line": [HEADER, SUMMARY, KILL, "Call Trace:", HEADER, SUMMARY, KILL],
 }
 
 
-@pytest.mark.parametrize("prefix", EXPRESS_PREFIXES[:4] + ["Jun  3 10:00:00 web-01 kernel: [  123.456789]\t"])
+@pytest.mark.parametrize("prefix", EXPRESS_PREFIXES[:5] + EXPRESS_PREFIXES[-2:])
 @pytest.mark.parametrize("edge", EDGES, ids=list(EDGES))
 def test_the_express_edges_read_the_same_with_and_without_the_lanes(edge: str, prefix: str) -> None:
     _same_both_ways("\n".join(prefix + line for line in EDGES[edge]) + "\n", 2024)
+
+
+@pytest.mark.parametrize("last", [HEADER, SUMMARY, KILL, "active_anon:1"])
+@pytest.mark.parametrize("lines", [REPORT_LINES - 2, REPORT_LINES - 1, REPORT_LINES])
+def test_a_report_past_its_bound_reads_the_same_with_and_without_the_lanes(lines: int, last: str) -> None:
+    """A report of REPORT_LINES lines or about (memory state), then a header, summary, kill line
+    or quiet line where it runs past its bound (the report is abandoned), then a report."""
+    report = [HEADER, TABLE_HEADER, ROW + "a", SUMMARY, *["active_anon:1"] * lines, last, KILL, HEADER, SUMMARY, KILL]
+    _same_both_ways("\n".join(EXPRESS_PREFIXES[0] + line for line in report) + "\n", 2024)

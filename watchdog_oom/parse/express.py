@@ -37,6 +37,7 @@ and changing wrappers, and near misses of every strict form, with and without th
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -46,7 +47,16 @@ from watchdog_oom.parse.rejoin import _Held
 from watchdog_oom.parse.report import REPORT_LINES, TaskTable
 from watchdog_oom.parse.shapes import _SHAPES, _first_class, _wall
 from watchdog_oom.parse.userspace import no_killer_words
-from watchdog_oom.parse.wrappers import _HOSTNAME, HOST_SEARCH_CHARS, JOIN_CHARS, Stamp, _fraction_usec, _mono_usec
+from watchdog_oom.parse.wrappers import (
+    _HOSTNAME,
+    HOST_SEARCH_CHARS,
+    JOIN_CHARS,
+    Stamp,
+    _datetime,
+    _fraction_usec,
+    _mono_usec,
+    _month,
+)
 
 if TYPE_CHECKING:
     from watchdog_oom.parse.lane import FastLane
@@ -85,21 +95,25 @@ _UPTIME_ASCII = r"\[ *(?P<seconds>[0-9]+)\.(?P<fraction>[0-9]{1,9})\](?: |(?!\s)
 # _BSD date, then "(?P<host>\S++)\s+kernel:\s?", then the uptime), provided no "kernel:"
 # follows (the shape would take a "host kernel: " after the uptime; Express.read() asks) and,
 # with no uptime, none opens the message (the shape would take it).
-_SYSLOG = (r"(?P<date>[A-Z][a-z]{2} +[0-9]{1,2} [0-9]{2}:[0-9]{2}:[0-9]{2} )(?P<host>[A-Za-z0-9._-]+) kernel: "
-           r"(?:" + _UPTIME_ASCII + r"|(?!\[\s*\d+\.\d{1,9}\]))")
+_SYSLOG = (r"(?P<date>(?P<month>[A-Z][a-z]{2}) +(?P<day>[0-9]{1,2}) (?P<hour>[0-9]{2}):(?P<minute>[0-9]{2}):"
+           r"(?P<second>[0-9]{2}) )(?P<host>[A-Za-z0-9._-]+) (?P<tag>kernel): (?:" + _UPTIME_ASCII
+           + r"|(?!\[\s*\d+\.\d{1,9}\]))")
 # dmesg's "[ 1234.567890] ": the "dmesg" shape's uptime (no -T date, no -H time before it).
 _ASCII = {"syslog": _SYSLOG, "dmesg": _UPTIME_ASCII}
 
 
-def _express(shape: _Shape) -> tuple[re.Pattern, int] | None:
-    """The pattern of a line in the shape, then the kinds, to the line's end, and the group of
-    its uptime's seconds (its fraction follows); None for a shape with no date or uptime of its
-    own (its line may be the rest of another) or two patterns."""
+def _express(shape: _Shape) -> tuple[re.Pattern, int, bool] | None:
+    """The pattern of a line in the shape, then the kinds, to the line's end; the group of its
+    uptime's seconds (its fraction follows); whether it is in ASCII (its first character is
+    of the shape's class). None for a shape with no date or uptime of its own (its line may be
+    the rest of another) or two patterns."""
     wrapper = _wrapper(shape)
     if wrapper is None:
         return None
     pattern = re.compile(wrapper + _KINDS)
-    return pattern, pattern.groupindex["seconds"] if shape.name in _ASCII else shape.uptime
+    if shape.name in _ASCII:
+        return pattern, pattern.groupindex["seconds"], True
+    return pattern, shape.uptime, False
 
 
 def _wrapper(shape: _Shape) -> str | None:
@@ -148,7 +162,8 @@ class Express:
         shape = self._unwrapper.last
         express = _PATTERNS.get(shape) if shape is not None else None
         if express is None or len(raw) >= JOIN_CHARS or self._users.collecting or (
-                shape.first != _first_class(raw)) or self._joiner.locator._shape is not None:  # type: ignore[union-attr]
+                not express[2] and shape.first != _first_class(raw)) or (  # type: ignore[union-attr]
+                self._joiner.locator._shape is not None):
             return None
         report, joiner = self._reports._report, self._joiner
         if report is not None and not report.killed and report.table.columns is not None and joiner._held is None:
@@ -168,9 +183,10 @@ class Express:
         if kind == "kill":
             name = match["name"]
             # (no kill line reads as a whole header or summary: whole_header() wants at most 16
-            # characters before " invoked", and "Killed process N (" has more)
-            if " process " in name or " kernel: " in name:
-                return None  # a second kill, or another record's header, in it: the rejoiner splits
+            # characters before " invoked", and "Killed process N (" has more; another record's
+            # "host kernel: " run into it is refused above)
+            if " process " in name:
+                return None  # a second kill in it: the rejoiner splits the line
             return self._released() + self._hold(line, raw, shape, match, express[1])  # type: ignore[arg-type]
         if kind == "row":
             return None  # no row of a table being read: the lane asks more of it
@@ -209,7 +225,7 @@ class Express:
         elif (shape.date, match["date"]) == self._date[0]:
             wall = self._date[1]
         else:
-            wall = _wall(shape.date, match["date"], self._year)
+            wall = self._wall(shape, match)
             self._date = ((shape.date, match["date"]), wall)
         seconds, fraction = match.group(uptime, uptime + 1)
         mono = None
@@ -218,11 +234,25 @@ class Express:
             mono = None if usec is None else usec + _fraction_usec(fraction)
         # _Shape.host(): a host name the wrapper names in the first HOST_SEARCH_CHARS characters
         host = match["host"] if shape.hosted else None
-        if host is not None and (match.start(match.lastgroup or 0) > HOST_SEARCH_CHARS or not raw[0].isalnum()
-                                 or not _HOSTNAME.fullmatch(host)):
+        start = match.start(match.lastgroup or 0)
+        if host is not None and (start > HOST_SEARCH_CHARS or not raw[0].isalnum() or not _HOSTNAME.fullmatch(host)):
             host = None
-        return Stamp(line, wall or line.time, mono if mono is not None else line.mono_usec, raw,  # type: ignore[arg-type]
-                     host=host, form=shape.form)
+        stamp = Stamp(line, wall or line.time, mono if mono is not None else line.mono_usec, raw,  # type: ignore[arg-type]
+                      host=host, form=shape.form)
+        if match.lastgroup == "kill" and "tag" in match.re.groupindex and match.start("tag") >= start - 80 and (
+                raw.find(raw[start:start + 24]) == start and "<" not in raw[:HOST_SEARCH_CHARS]):
+            # evidence._tag(): the tag before the kill line is the "kernel" of "host kernel: ",
+            # where it stands whole in the 80 characters wrappers.line_tag() looks at before it
+            stamp.sender = "kernel"
+        return stamp
+
+    def _wall(self, shape: _Shape, match: re.Match) -> datetime | None:
+        """The time of the line's date, as shapes._wall() reads it: an ASCII syslog date from
+        its fields as wrappers._bsd_datetime() reads them (no fraction of a second)."""
+        if "month" not in match.re.groupindex:
+            return _wall(shape.date, match["date"], self._year)
+        return _datetime(self._year, _month(match["month"]), match["day"], match["hour"], match["minute"],
+                         match["second"])
 
     def _hold(self, line: KernelLine, raw: str, shape: _Shape, match: re.Match, uptime: int) -> list[OomKill]:
         """The kill line, held as read_direct() -> Rejoiner.hold_or_take() hold it (lenient:

@@ -128,9 +128,9 @@ class OomParser:
 
     def _pasted(self, line: KernelLine) -> list[OomKill]:
         """A physical line of text pasted from anywhere: its enclosures undone, each of its
-        logical lines read. A line in no enclosure (Decoder.plain) goes to the fast lane
-        (lane.py); one it does not read is unwrapped once here, and read directly where it is
-        one message (_direct)."""
+        logical lines read. A line in no enclosure (Decoder.plain) goes to the lane's express
+        (express.py), then the fast lane (lane.py); one they do not read is unwrapped once
+        here, and read directly where it is one message (_direct)."""
         decoder, width = self._decoder, len(line.text)
         raw = decoder.plain(line.text) if self._fast else None
         if raw is None:
@@ -144,7 +144,9 @@ class OomParser:
         self.unread.cut = decoder.cut
         self._joiner.saw_width(width)
         lane = self._lane
-        read = lane.read(line, raw) if lane is not None else None
+        read = lane.express.read(line, raw) if lane is not None else None
+        if read is None and lane is not None:
+            read = lane.read(line, raw)
         if read is not None:
             return read
         unwrapped = self._unwrapper.unwrap(raw)

@@ -95,14 +95,11 @@ class FastLane:
         self._reports = parser._reports
         self._users = parser._users
         self._header: re.Match | None = None  # the header _structure_of() found, for _structure()
-        self._express = Express(self)  # the commonest lines, read in one match (express.py)
+        self.express = Express(self)  # the commonest lines, read in one match (express.py): tried first
 
     def read(self, line: KernelLine, raw: str) -> list[OomKill] | None:
         """The kills of `raw` (line.text as Decoder.plain() gave it); None: not read, and
         nothing changed."""
-        kills = self._express.read(line, raw)
-        if kills is not None:
-            return kills
         shape = self._unwrapper.last
         text = raw.lstrip()  # (Decoder.plain() took "\r\n" off its end)
         if shape is None or not text or shape.first != _first_class(text):

@@ -508,8 +508,7 @@ class ReportReader:
 
     def summary_with(self, constraint: str | None, memcg: str | None, task_memcg: str | None,
                      pid: str | None, uid: str | None) -> list[OomKill]:
-        """dump_oom_summary()'s line, read as its fields (None: not in the line): the
-        constraint, oom_memcg, task_memcg, and the task's pid and uid as printed."""
+        """dump_oom_summary()'s line as its fields (None: not in it): constraint, oom_memcg, task_memcg, pid, uid."""
         report, kills = self._current()
         report.in_memory_info = False
         report.constraint = constraint
@@ -586,8 +585,7 @@ class ReportReader:
 
     def victim(self, pid: int | None, name: str, reason: str | None, figures: dict, text: str,
                stamp: Stamp) -> list[OomKill]:
-        """A `Killed process` line, read as KILLED's fields (the victim's figures read):
-        the kill it completes, or none where it was printed already."""
+        """A `Killed process` line as KILLED's fields, its figures read: its kill, or none (printed already)."""
         last = (pid, stamp.time, stamp.mono_usec)
         if pid is not None and last == self._last_kill:
             return []  # the same victim printed twice at the same instant (a paste, a relay): one kill
