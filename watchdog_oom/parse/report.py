@@ -486,25 +486,13 @@ class ReportReader:
     def open_with(self, invoker: str | None, gfp_mask: str, order: str) -> list[OomKill]:
         """A report's header, read as HEADER's groups (invoker, gfp_mask, order), opens a new report."""
         report, kills = self._open()
-        report.invoker = invoker
-        report.gfp_mask = gfp_mask
-        report.order = as_int(order, -1, 64)
+        report.invoker, report.gfp_mask, report.order = invoker, gfp_mask, as_int(order, -1, 64)
         report.awaiting_pid = True
         return kills
 
     def summary_line(self, text: str) -> list[OomKill]:
         """dump_oom_summary()'s `oom-kill:constraint=…` line."""
-        constraint = _OOM_KILL.match(text)
-        at = text.find(",oom_memcg=")
-        memcg = _OOM_KILL_MEMCG.match(text, at) if at >= 0 else None
-        at = text.find(",task_memcg=")
-        task_memcg = _OOM_KILL_TASK_MEMCG.match(text, at) if at >= 0 else None
-        # one try from the first ",task=": searching would retry from every one (quadratic)
-        at = text.find(",task=")
-        task = _OOM_KILL_TASK.match(text, at) if at >= 0 else None
-        return self.summary_with(constraint.group(1) if constraint else None, memcg.group(1) if memcg else None,
-                                 task_memcg.group(1) if task_memcg else None,
-                                 task.group(2) if task else None, task.group(3) if task else None)
+        return self.summary_with(*_summary_fields(text))
 
     def summary_with(self, constraint: str | None, memcg: str | None, task_memcg: str | None,
                      pid: str | None, uid: str | None) -> list[OomKill]:
@@ -579,8 +567,7 @@ class ReportReader:
     def _killed(self, match: re.Match, text: str, stamp: Stamp) -> list[OomKill]:
         figures = _figures(match.group(6) or "")
         uid = match.group(3) or match.group(5)  # RHEL6 ", UID 27, (x)", RHEL7 "(x), UID 27,"
-        if uid is not None:
-            figures["uid"] = as_uid(uid)
+        figures |= {"uid": as_uid(uid)} if uid is not None else {}
         return self.victim(as_pid(match.group(2)), match.group(4), match.group(1), figures, text, stamp)
 
     def victim(self, pid: int | None, name: str, reason: str | None, figures: dict, text: str,
@@ -602,6 +589,22 @@ class ReportReader:
         report.killed.add(pid)
         self.victims.remember(kills[-1])
         return kills
+
+
+def _summary_fields(text: str) -> tuple[str | None, str | None, str | None, str | None, str | None]:
+    """The fields of dump_oom_summary()'s line (None: not in it): constraint, oom_memcg,
+    task_memcg, the task's pid and uid as printed."""
+    constraint = _OOM_KILL.match(text)
+    at = text.find(",oom_memcg=")
+    memcg = _OOM_KILL_MEMCG.match(text, at) if at >= 0 else None
+    at = text.find(",task_memcg=")
+    task_memcg = _OOM_KILL_TASK_MEMCG.match(text, at) if at >= 0 else None
+    # one try from the first ",task=": searching would retry from every one (quadratic)
+    at = text.find(",task=")
+    task = _OOM_KILL_TASK.match(text, at) if at >= 0 else None
+    return (constraint.group(1) if constraint else None, memcg.group(1) if memcg else None,
+            task_memcg.group(1) if task_memcg else None, task.group(2) if task else None,
+            task.group(3) if task else None)
 
 
 # The figures as 4.x-6.x and RHEL 7 print them, in their order and with their units: what the
