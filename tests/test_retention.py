@@ -5,6 +5,7 @@ daemon's retention job alerting when a run fails."""
 from __future__ import annotations
 
 import itertools
+import threading
 from datetime import timedelta
 
 from sqlalchemy import insert, text
@@ -176,3 +177,72 @@ def test_cgroup_samples_age_through_the_same_tiers(store, t0):
     # The worst moment survives the means: 99 % at minute 4000 (2.8 days back, a 5-minute mean).
     assert max(r.working_set_percent for r in rows if r.path == "/b") == 99.0
     assert {r.working_set_bytes for r in rows if r.path == "/a"} == {500}
+
+
+def test_a_retention_run_on_the_daemons_one_connection_lets_another_threads_transactions_in(sqlite_store, t0):
+    # The daemon's threads share one SQLite connection (Recorder(one_connection=True)).
+    # Retention's chunks are transactions back to back; a kill to store meanwhile must not
+    # wait for the whole run: the connection goes to the threads in the order they asked.
+    from sqlalchemy import event
+
+    from watchdog_oom.store import Recorder
+
+    _insert(sqlite_store, [_row("web-01", t0 - timedelta(days=400 + d)) for d in range(300)])
+    recorder = Recorder(sqlite_store.url, "web-01", one_connection=True)
+    began: list[str] = []
+    event.listen(recorder.engine, "begin", lambda conn: began.append(threading.current_thread().name))
+    done = threading.Event()
+
+    def prune():
+        try:
+            recorder.prune(t0, samples=30 * DAY, kills=400 * DAY, alerts=400 * DAY, notifications=400 * DAY,
+                           raw_samples=7 * DAY)
+        finally:
+            done.set()
+
+    pruning = threading.Thread(target=prune, name="retention")
+    pruning.start()
+    while not done.is_set():  # the kill writer, the checks, the database probe: a transaction after another
+        with recorder.tx() as tx:
+            tx.cursors()
+    pruning.join()
+    recorder.close()
+    first, last = began.index("retention"), len(began) - 1 - began[::-1].index("retention")
+    chunks = began.count("retention")
+    others = began[first:last].count(threading.current_thread().name)
+    assert chunks >= 300  # a day a chunk
+    # Taking turns: the other thread's transactions come between the chunks, not after them.
+    assert others >= chunks // 3, (chunks, others)
+    assert sqlite_store.samples(host="web-01") == []
+
+
+def test_a_thread_that_waited_out_its_turn_for_the_one_connection_reads_as_a_busy_database(sqlite_store):
+    # The daemon waits SHARED_CONNECTION_WAIT (60 s); here a pool of the same kind waits 0.1 s.
+    # What the waiter gets is what SQLite's own "database is locked" is to the daemon: the
+    # kill writer holds its kills, the database watch alerts (store/health.py).
+    from sqlalchemy import create_engine, text
+
+    from watchdog_oom.store.engine import OneConnectionPool
+    from watchdog_oom.store.health import classify, database_failure
+
+    engine = create_engine(sqlite_store.url, poolclass=OneConnectionPool, pool_size=1, max_overflow=0,
+                           pool_timeout=0.1)
+    failed: list[BaseException] = []
+
+    def ask():
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            failed.append(exc)
+
+    with engine.connect() as held:
+        held.execute(text("SELECT 1"))
+        waiter = threading.Thread(target=ask)
+        waiter.start()
+        waiter.join()
+    (exc,) = failed
+    assert classify(exc) == "locked" and database_failure(exc)
+    ask()  # the turn came back: the connection is free again
+    assert len(failed) == 1
+    engine.dispose()
