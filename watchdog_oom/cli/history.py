@@ -262,10 +262,6 @@ def _witness_lines(doc: dict[str, Any]) -> list[str]:
     if traced.get("marker"):
         lines.append(f"  marked by      {safe(traced['marker'])} (tid {safe(traced.get('marker_tid'))}), "
                      f"oom_kill counter {safe(traced.get('oom_kill_count'))}")
-    reaped = extra.get("after_reap")
-    if isinstance(reaped, dict):  # parse/reaper.py: the kill's own line was not in the log
-        figures = ", ".join(f"{safe(kind.removesuffix('_rss_kb'))} {safe(kb)} kB" for kind, kb in reaped.items())
-        lines.append(f"  read from      the oom_reaper's line alone (rss after the reap: {figures or '-'})")
     disagreed = doc.get("disagreed")
     if disagreed == "tracepoint":
         lines.append("  SUSPECT        the kernel's tracepoint, watching at the time, did not see this kill")

@@ -8,8 +8,7 @@ first). It tells the first, through a pipe, where it was idle (parse.scan.Idle) 
 far its spool is written. The first reads its half, goes on past the split as one reader
 would, and hands over at the first point where its parser is in the state the second's
 was in at the same offset (OomParser.resumable: nothing held but a report its last line
-opened, the same last victim, the same victims a later line may still name: a minute of
-them for the reaper's lines, the user-space killers' last 32): from there the two read
+opened, the same last victim, the user-space killers' last 32): from there the two read
 alike. (Not compared: the rejoiner's count of line widths, by which it tells a terminal's
 width; a log wrapped at a terminal's width may have a kill line past the handover
 rejoined otherwise than one reader would.) It then sends the second's spooled events

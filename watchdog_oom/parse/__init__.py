@@ -8,7 +8,6 @@ Pure: text in, values out; no clock, no I/O beyond the stream `iter_kills` is ha
 * rejoin.py: where a message starts in a line, and rejoining a kill line a wrap cut;
 * anchors.py: the kernel's and the killers' own words, and whether a message reads whole;
 * report.py: the kernel's OOM report as a state machine over message bodies, its task table;
-* reaper.py: the oom_reaper's line, a kill where the log lost the kill's own line;
 * userspace.py: one recogniser per user-space killer (systemd-oomd, earlyoom, nohang);
 * unread.py: the lines holding a kill's words that nothing read, counted and kept;
 * scan.py: the byte scanner that reads a large log fast (iter_kills) for `import`.

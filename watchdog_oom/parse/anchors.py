@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import re
 
-from watchdog_oom.parse.reaper import REAPER
 from watchdog_oom.parse.report import HEADER, KERNEL_RECOGNISERS, KILLED, TASK_IN, TASKS_IN
 from watchdog_oom.parse.userspace import USERSPACE_RECOGNISERS
 
-RECOGNISERS = (*KERNEL_RECOGNISERS, REAPER, *USERSPACE_RECOGNISERS)
+RECOGNISERS = KERNEL_RECOGNISERS + USERSPACE_RECOGNISERS
 
 # Where a message of an OOM report (or of a killer) begins, wherever it stands in a line.
 # Every alternative opens with a literal, so a search tries a handful of characters at each

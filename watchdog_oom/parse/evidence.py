@@ -6,7 +6,6 @@ The evidence is a small JSON-ready dict, stored under the kill's `extra["evidenc
 
   read_from  "kernel report", "kernel kill line alone", "kernel selection line alone"
              ("Kill process … or sacrifice child" with no "Killed process" line),
-             "kernel oom_reaper line alone" (reaper.py: the kill line was lost),
              or the user-space killer ("earlyoom", "systemd-oomd", "nohang")
   lines      (kernel) the report's messages seen: header, memory state, task table,
              memcg limit, constraint, selection, kill line

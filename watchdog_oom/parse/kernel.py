@@ -15,7 +15,6 @@ from datetime import datetime
 from watchdog_oom.model import KernelLine, OomKill
 from watchdog_oom.parse.anchors import ANCHOR_START, RECOGNISERS, kill_words, may_anchor, recognised, refusal
 from watchdog_oom.parse.lane import FastLane
-from watchdog_oom.parse.reaper import reaped
 from watchdog_oom.parse.rejoin import Rejoiner, Where
 from watchdog_oom.parse.report import (
     MEMORY_INFO_LINE_CHARS,
@@ -264,8 +263,4 @@ class OomParser:
         kills = self._users.take(text, stamp)
         if kills is not None:
             return kills
-        if text.startswith("oom_reaper: "):  # a kill line lost before it? (reaper.py)
-            kills = reaped(text, stamp, reports, self._users)
-            if kills is not None:
-                return kills
         return reports.structure(text)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import heapq
 import re
-from datetime import datetime
 
 from watchdog_oom.model import OomKill, TaskRow
 from watchdog_oom.parse.evidence import describe
@@ -42,11 +41,6 @@ MEMORY_INFO_LINE_CHARS = 300
 # is abandoned: the kernel panicked, the log was cut, or the kill went unlogged.
 REPORT_LINES = 20_000
 PAGE_KB = 4  # the task table counts pages; every architecture the fixtures show uses 4 kB
-# Victims remembered for the oom_reaper's lines (reaper.py): more than the reaper can have
-# queued when its line comes (it reaps them one after another, seconds after each kill).
-VICTIMS_KEPT = 256
-COMM_CHARS = 15  # TASK_COMM_LEN 16 with its NUL: what every line names a task by
-Victim = tuple[str, datetime | None, int | None, str | None]  # ReportReader.victim()
 
 # Header, printed first by dump_header(). Invoker name up to 15 chars, may hold ':' or ' '.
 #   2.6.9-2.6.1x: "oom-killer: gfp_mask=0xd0, order=0" (no name)
@@ -284,37 +278,6 @@ class _Report:
             self.memory_info.append(text[:MEMORY_INFO_LINE_CHARS])
 
 
-class Victims:
-    """The latest victims read, by pid (VICTIMS_KEPT of them, the oldest forgotten), for the
-    oom_reaper's line that names one again (reaper.py): what it compares (name, time, uptime,
-    boot), not the kill (its task table and memory state would be kept for nothing)."""
-
-    def __init__(self) -> None:
-        self._by_pid: dict[int, Victim] = {}
-
-    def remember(self, kill: OomKill) -> None:
-        """Keep `kill` as its pid's latest victim."""
-        victims = self._by_pid
-        if kill.pid is not None:
-            victims.pop(kill.pid, None)
-            victims[kill.pid] = (kill.process[:COMM_CHARS], kill.time, kill.mono_usec, kill.boot_id)
-            if len(victims) > VICTIMS_KEPT:
-                del victims[next(iter(victims))]
-
-    def get(self, pid: int) -> Victim | None:
-        """The latest victim of this pid (None: none lately)."""
-        return self._by_pid.get(pid)
-
-    def recent(self) -> tuple[tuple[int, Victim], ...]:
-        """The victims a later reaper's line may still name (within reaper.py's window of
-        the latest victim's time, or with no time to tell), by pid."""
-        victims = self._by_pid
-        if not victims:
-            return ()
-        latest = victims[next(reversed(victims))]
-        return tuple((pid, victim) for pid, victim in victims.items() if not _long_before(victim, latest))
-
-
 def _report_state(report: _Report | None) -> bool | None:
     """ReportReader.resumable's: False (no report, or one done with), True (a report its
     header alone opened) or None (one is read)."""
@@ -324,19 +287,6 @@ def _report_state(report: _Report | None) -> bool | None:
                   or report.selection or report.constraint or report.memcg or report.limit_task_memcg
                   or report.cgroup_oom or report.memory_info or report.table.reading)
     return True if opened else None
-
-
-def _long_before(victim: Victim, latest: Victim) -> bool:
-    """Whether `victim` is too long before `latest` for a reaper's line after it to name it."""
-    from watchdog_oom.parse.reaper import SAME_VICTIM_USEC
-
-    _, when, mono, boot = victim
-    _, last_when, last_mono, last_boot = latest
-    if mono is not None and last_mono is not None and boot == last_boot:
-        return last_mono - mono > SAME_VICTIM_USEC
-    if when is not None and last_when is not None and (when.tzinfo is None) == (last_when.tzinfo is None):
-        return (last_when - when).total_seconds() * 1_000_000 > SAME_VICTIM_USEC
-    return False
 
 
 class ReportReader:
@@ -350,7 +300,6 @@ class ReportReader:
     def __init__(self) -> None:
         self._report: _Report | None = None
         self._last_kill: tuple | None = None
-        self.victims = Victims()  # for the oom_reaper's line that names one again (reaper.py)
 
     @property
     def collecting(self) -> bool:
@@ -360,9 +309,9 @@ class ReportReader:
 
     def resumable(self) -> tuple | None:
         """None while a report is read; else whether one is open (its header alone read) and
-        what is remembered of the victims: readers with equal values after one line read on alike."""
+        the last kill read: readers with equal values after one line read on alike."""
         state = _report_state(self._report)
-        return None if state is None else (state, self._last_kill, self.victims.recent())
+        return None if state is None else (state, self._last_kill)
 
     @property
     def selecting(self) -> bool:
@@ -457,13 +406,7 @@ class ReportReader:
         kill = _kernel_kill(report, selection, pid, selection["process"], {}, None,
                             selection["line"], selection["stamp"])
         report.killed.add(pid)
-        self.victims.remember(kill)
         return [kill]
-
-    def selected_pid(self) -> int | None:
-        """The pid of a selection still waiting for its `Killed process` line (None: none)."""
-        report = self._report
-        return report.selection["pid"] if report is not None and report.selection is not None else None
 
     # ----------------------------------------------------------- report structure
 
@@ -587,7 +530,6 @@ class ReportReader:
         selection, report.selection = report.selection, None
         kills.append(_kernel_kill(report, selection, pid, name, figures, reason, text, stamp, _KILLED_WORDING))
         report.killed.add(pid)
-        self.victims.remember(kills[-1])
         return kills
 
 

@@ -30,13 +30,11 @@ from watchdog_oom.parse.wrappers import LINE_CHARS
 # earlyoom 0.x-1.1 "Killing process", systemd-oomd "Killed /…"), " SIG" (earlyoom
 # "sending SIGTERM", nohang "Send(ing) SIGTERM") or "kill" (systemd-oomd 254+ "Marked /…
 # for killing", earlyoom 1.2 "killing process", PID 1's "systemd-oomd killed N
-# process(es)"), or the oom_reaper's "_reaper: reaped" (the one trace of a kernel kill
-# whose own line the log lost, parse/reaper.py). Each needle is one memmem pass over the
-# input, and a pass costs about the input's length over the needle's: few, no more, keep
-# the scan near grep's speed (the fourth costs 4% of iter_kills' CPU on a log of noise:
-# 256 MB, 0.141 -> 0.147 s, medians of 7, load 4.5); _KILL_LINE then says which hits are
-# worth reading. Every recogniser's needles hold one of these (a test checks it).
-KILL_NEEDLES = (b"Kill", b" SIG", b"kill", b"_reaper: reaped")
+# process(es)"). Each needle is one memmem pass over the input, and a pass costs about
+# the input's length over the needle's: three, no more, keep the scan near grep's
+# speed; _KILL_LINE then says which hits are worth reading. Every recogniser's needles
+# hold one of these (a test checks it).
+KILL_NEEDLES = (b"Kill", b" SIG", b"kill")
 _KILL_NEEDLES = KILL_NEEDLES
 # What a line with one of them must hold to be worth reading: systemd's "Killing process
 # N (x) with signal SIGKILL" and "Received SIGHUP" are common and are not kills. The
@@ -53,7 +51,6 @@ _KILL_LINE_WAYS = (
     (b"killing process ", rb"killing process \d+ (?:\"|&quot;|\\\")"),
     (b"oomd killed ", rb"oomd killed \d"),
     (b"the command: ", rb"the command: "),  # nohang's victim handled by a configured command ("kill -TERM 12297")
-    (b"oom_reaper: reaped process ", rb"oom_reaper: reaped process \d"),  # the victim's kill line may be lost
 )
 _KILL_LINE = re.compile(b"|".join(pattern for _, pattern in _KILL_LINE_WAYS))
 _KILL_LINE_TRIED = tuple((needed, re.compile(pattern)) for needed, pattern in _KILL_LINE_WAYS)
@@ -189,8 +186,8 @@ def iter_part(view: mmap.mmap, start: int, split: int, source: str, *, year: int
 
 # The Idle marks the second reader gives (points the first may hand over at): the two
 # agree once both read a report from its start and the second has seen what the first
-# remembers that can still matter (a minute of victims for the reaper's lines, the
-# user-space killers' last 32), within some tens of kills past the split.
+# remembers that can still matter (the user-space killers' last 32), within some tens of
+# kills past the split.
 IDLE_MARKS = 512
 
 

@@ -149,10 +149,6 @@ class UserspaceKillers:
         """The victims and systemd-oomd events remembered (OomParser.resumable)."""
         return tuple(self._victims), tuple(self._oomd.open_events)
 
-    def victim(self, pid: int, name: str) -> bool:
-        """Whether earlyoom or nohang signalled this process lately (a name as far as a comm goes)."""
-        return any(seen == pid and known[:15] == name[:15] for _, seen, known in self._victims)  # 15: a comm
-
     def settle(self, text: str) -> tuple[list[OomKill], bool]:
         """Before a message is read: an earlyoom kill awaiting what follows it takes its
         command line from `text`, is dropped when `text` says kill(2) failed, or is handed

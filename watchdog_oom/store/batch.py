@@ -30,7 +30,7 @@ from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from watchdog_oom.model import OomKill, with_local_time
-from watchdog_oom.store.records import REAPER_LAG_USEC, SAME_KILL_WINDOW, fill_missing, same_kill
+from watchdog_oom.store.records import SAME_KILL_WINDOW, fill_missing, same_kill
 from watchdog_oom.store.rows import (
     COLUMNS,
     DETAILS,
@@ -272,7 +272,6 @@ def _within(row: Any, kill: OomKill) -> bool:
     window = CGROUP_KILL_WINDOW if kill.pid is None else SAME_KILL_WINDOW
     if kill.time is not None and row.time is not None and abs(row.time - kill.time) <= window:
         return True
-    mono = kill.mono_usec
-    if mono is not None and row.mono_usec is not None and abs(row.mono_usec - mono) <= REAPER_LAG_USEC:
-        return True  # the same uptime, or the oom_reaper's line's lag: same_kill decides
+    if kill.mono_usec is not None and row.mono_usec == kill.mono_usec:
+        return True
     return kill.time is None and kill.mono_usec is None and row.time is None and row.mono_usec is None

@@ -18,14 +18,7 @@ from watchdog_oom.bounds import PROCESS_MAX, TEXT_MAX, cap, cap_kill, no_nul
 from watchdog_oom.model import KILL_FIELDS, OomKill, with_local_time
 from watchdog_oom.store import batch
 from watchdog_oom.store.engine import insert_id
-from watchdog_oom.store.records import (
-    REAPER_LAG_USEC,
-    SAME_KILL_WINDOW,
-    UNKNOWN_NAME,
-    fill_missing,
-    kill_values,
-    same_kill,
-)
+from watchdog_oom.store.records import SAME_KILL_WINDOW, UNKNOWN_NAME, fill_missing, kill_values, same_kill
 from watchdog_oom.store.tables import kills, quarantined_kills
 from watchdog_oom.stored import QuarantinedRecord, StoredKill, from_row
 
@@ -48,8 +41,8 @@ class KillWrites:
         conditions: list[ColumnElement[bool]] = []
         if kill.time is not None:
             conditions.append(k.time.between(kill.time - window, kill.time + window))
-        if kill.mono_usec is not None:  # the same uptime, or the oom_reaper's line's lag (same_kill decides)
-            conditions.append(k.mono_usec.between(kill.mono_usec - REAPER_LAG_USEC, kill.mono_usec + REAPER_LAG_USEC))
+        if kill.mono_usec is not None:
+            conditions.append(k.mono_usec == kill.mono_usec)
         if not conditions:
             conditions.append(and_(k.time.is_(None), k.mono_usec.is_(None)))
         candidates = self.conn.execute(

@@ -15,8 +15,6 @@ from watchdog_oom.model import KILL_FIELDS, CgroupSample, OomKill
 # kill when host, pid and name agree and their times lie this close: syslog stamps
 # whole seconds in local time, and a log read late may lag the kernel's clock.
 SAME_KILL_WINDOW = timedelta(seconds=90)
-# How long after its kill line the oom_reaper's line of the same victim may come (parse/reaper.py).
-REAPER_LAG_USEC = 60_000_000
 # The source of a kill only the oom/mark_victim tracepoint saw, and the name it has when the
 # kernel's event carries only the pid (before 6.9) and nobody knew the process.
 TRACEPOINT = "tracepoint"
@@ -54,28 +52,8 @@ def same_kill(row: Any, kill: OomKill) -> bool:
     # Two boots can reuse a pid at the same uptime: trust boot ids when both have one.
     if row.boot_id and kill.boot_id and row.boot_id != kill.boot_id:
         return False
-    if row.mono_usec is None or kill.mono_usec is None:
-        return True
-    reaped = _reaper_sighting(kill)
-    if reaped != _reaper_sighting(row):
-        # One of the two was read from the oom_reaper's line alone (parse/reaper.py), stamped
-        # when the reaper came: seconds after the kill line (a daemon restarted in between, or
-        # two logs imported, read one line each). On the same boot where both name theirs.
-        lag = kill.mono_usec - row.mono_usec if reaped else row.mono_usec - kill.mono_usec
-        return 0 <= lag <= REAPER_LAG_USEC
-    if row.boot_id and kill.boot_id:
-        return abs(row.mono_usec - kill.mono_usec) <= 1000
-    if row.time is None or kill.time is None:
-        return row.mono_usec == kill.mono_usec  # nothing but the uptime tells (dmesg)
-    return True  # the time window (find_same_kill's, batch._within's) decided
-
-
-def _reaper_sighting(row_or_kill: Any) -> bool:
-    """Whether a kill (an OomKill, a stored row) was read from the oom_reaper's line alone."""
-    extra = getattr(row_or_kill, "extra", None)
-    if extra is None:  # a stored row: its details hold the extra
-        extra = (getattr(row_or_kill, "details", None) or {}).get("extra")
-    return isinstance(extra, dict) and "after_reap" in extra
+    return not (row.mono_usec is not None and kill.mono_usec is not None and row.boot_id and kill.boot_id
+                and abs(row.mono_usec - kill.mono_usec) > 1000)
 
 
 def kill_values(kill: OomKill, host: str, now: datetime, details: dict[str, Any] | None) -> dict[str, Any]:
