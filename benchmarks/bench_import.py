@@ -5,11 +5,13 @@ Writes a syslog of realistic noise with full OOM reports spread through it into 
 temporary directory (removed afterwards), then times over it, median of --runs:
 `grep -c`, the parser alone (parse.iter_kills, searching in one process and in two),
 and the whole `watchdog-oom import` command as a user runs it (a new process, config, an
-existing SQLite history, recording every kill; it searches with two processes where
-there are two cores). Prints the wall and CPU seconds (a forked searcher's included),
-the ratios of each to grep's, and the kill count each found (they must agree). On a
-shared machine the CPU ratio is the steadier; with two processes the wall time drops
-while the CPU time does not.
+existing SQLite history, recording every kill; a big log is read by two processes where
+there are two cores, each parsing a half, while the command's first process records).
+Prints the wall and CPU seconds (a forked searcher's included), the ratios of each to
+grep's, and the kill count each found (they must agree). On a shared machine the CPU
+ratio is the steadier; with two processes the wall time drops while the CPU time does
+not. The write path prints, per run, each of the command's processes: when it was seen
+and its CPU seconds.
 
     python3 benchmarks/bench_import.py                  # ~1 GB, 5 runs
     python3 benchmarks/bench_import.py --size-mb 100 --runs 3

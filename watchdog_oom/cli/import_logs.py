@@ -641,7 +641,12 @@ def _two_readers(path: str, stream: Any, rows: _Rows, progress: _Progress, err: 
         items = iter_part(view, start, split, rows.source, year=rows.year, unread=rows.unread, progress=count)
         return rows.rows(items), rows.counts
 
-    readers = TwoReaders(path, split, second, BATCH, err)
+    try:
+        readers = TwoReaders(path, split, second, BATCH, err)
+    except OSError:  # no spool file (TMPDIR full, read-only) or no fork (EAGAIN): one reader
+        view.close()
+        stream.seek(start)
+        return None
     progress.more = readers.second_done
 
     def first() -> Iterator[Any]:

@@ -104,13 +104,25 @@ class TwoReaders:
         self.status: int | None = None  # its exit status (minus a signal's number)
         self.chosen: _State | None = None
         self.kept: list[Any] | None = None  # its unread lines kept, once it ended
-        readable, writable = os.pipe()
+        try:
+            readable, writable = os.pipe()
+        except OSError:
+            self.spool.close()
+            self.counter.close()
+            raise
         with contextlib.suppress(AttributeError, OSError):  # Linux 2.6.35+
             import fcntl
 
             fcntl.fcntl(writable, fcntl.F_SETPIPE_SZ, _CONTROL_PIPE)
         err.flush()
-        self.child = os.fork()
+        try:
+            self.child = os.fork()
+        except OSError:
+            for end in (readable, writable):
+                os.close(end)
+            self.spool.close()
+            self.counter.close()
+            raise
         if self.child == 0:
             os.close(readable)
             os._exit(_second_main(path, second(self._count), self.spool, writable, batch, err))
