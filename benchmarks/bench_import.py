@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -247,8 +248,10 @@ def run_measured(argv: list[str], env: dict[str, str] | None = None,
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", LAUNCHER, *argv], stdout=subprocess.PIPE,
                                 stderr=errors, env={**(env or os.environ), "BENCH_RUSAGE": report})
-        watcher = _watch_tree(proc, start, processes) if processes is not None else None
+        done = threading.Event()
+        watcher = _watch_tree(proc.pid, start, processes, done) if processes is not None else None
         out = proc.stdout.read() if proc.stdout else b""
+        done.set()
         if watcher is not None:
             watcher.join()
         _, status = os.waitpid(proc.pid, 0)
@@ -264,12 +267,11 @@ def run_measured(argv: list[str], env: dict[str, str] | None = None,
     return wall, int(maxrss) / 1024, out.decode(), float(cpu)
 
 
-def _watch_tree(proc: subprocess.Popen, start: float, processes: list[tuple[float, float, float]]) -> Any:
-    """A thread that reads /proc every 10 ms until `proc` ends: each process below it (the
+def _watch_tree(launcher: int, start: float, processes: list[tuple[float, float, float]],
+                done: threading.Event) -> threading.Thread:
+    """A thread that reads /proc every 10 ms until `done`: each process below `launcher` (the
     command, its reading child, the second reader), when it was first and last seen and its
     CPU seconds then; appended to `processes` at the end, in the order they were seen."""
-    import threading
-
     tick = os.sysconf("SC_CLK_TCK")
     seen: dict[int, tuple[float, float, float]] = {}
 
@@ -281,9 +283,9 @@ def _watch_tree(proc: subprocess.Popen, start: float, processes: list[tuple[floa
             return []
 
     def watch() -> None:
-        while proc.poll() is None:
+        while not done.wait(0.01):
             now = time.perf_counter() - start
-            todo = children(proc.pid)  # below the launcher
+            todo = children(launcher)
             while todo:
                 pid = todo.pop()
                 try:
@@ -292,7 +294,6 @@ def _watch_tree(proc: subprocess.Popen, start: float, processes: list[tuple[floa
                     continue
                 seen[pid] = (seen.get(pid, (now,))[0], now, (int(fields[11]) + int(fields[12])) / tick)
                 todo += children(pid)
-            time.sleep(0.01)
         processes.extend(sorted(seen.values()))
 
     thread = threading.Thread(target=watch, daemon=True)

@@ -56,29 +56,32 @@ class Parts:
 @valueclass
 class Forward:
     """Spool bytes [start, end) to send on as they are: whole pickled events of the
-    second reader. `mark`: the last point of the log the parent may read on from once
-    they are sent (offset, size, kills given since), or None: the one before stands,
-    with `kills` more kills given since."""
+    second reader (or `data`, pickled events to send instead). `mark`: the last point of
+    the log the parent may read on from once they are sent (offset, size, kills given
+    since), or None: the one before stands, with `kills` more kills given since."""
 
     fd: int
     start: int
     end: int
     kills: int
     mark: tuple[int, int | None, int] | None
+    data: bytes | None = None
 
 
 @valueclass(frozen=False, slots=False)
 class _State:
-    """How far the second reader had got at one point: its spool's length, its kills, and
-    since its start its unread lines (count, kept, cut) and its yearless times; `mark`: its
-    last at event (the spool's length after it, the log offset, the log's size, the kills
-    given since)."""
+    """How far the second reader had got at one point: its spool's length, its kills (the
+    `pending` last of them not yet spooled: the first rows of the next event), and since
+    its start its unread lines (count, kept, cut) and its yearless times; `mark`: its last
+    at event (the spool's length after it, the log offset, the log's size, the kills given
+    since)."""
 
     spool: int = 0
     kills: int = 0
     unread: tuple[int, int, int] = (0, 0, 0)
     yearless: int = 0
     mark: tuple[int, int, int | None, int] | None = None
+    pending: int = 0
 
 
 # What the second reader's part is: its rows, Reached and Idle marks, and a callable
@@ -176,12 +179,19 @@ class TwoReaders:
         chosen = self.chosen
         if chosen is None:  # the first read it all
             return
-        spool, kills = chosen.spool, chosen.kills
+        spool, kills, skip = chosen.spool, chosen.kills, chosen.pending
         while True:
             latest = self.latest
             if latest.spool > spool:
                 mark = latest.mark
                 given = (mark[1], mark[2], mark[3]) if mark is not None and mark[0] > chosen.spool else None
+                if skip:  # the handover fell within the batch spooled next: its rows after it
+                    forward, spool = self._rest_of_batch(spool, skip)
+                    skip = 0
+                    if forward is not None:
+                        yield forward
+                        kills += forward.kills
+                    continue
                 yield Forward(self.spool.fileno(), spool, latest.spool, latest.kills - kills, given)
                 spool, kills = latest.spool, latest.kills
             if self.ended:
@@ -191,6 +201,18 @@ class TwoReaders:
             if self.status in (_SHRANK, -signal.SIGBUS):
                 raise LogShrank(5, "the log shrank while its second half was read")
             raise _ReaderFailed(self.status)
+
+    def _rest_of_batch(self, start: int, skip: int) -> tuple[Forward | None, int]:
+        """The batch event spooled at `start` without its first `skip` rows, pickled again
+        (None: no row is left), and where the next event starts."""
+        stream = _Spooled(self.spool.fileno(), start)  # read where it lies: the second writes on at its offset
+        kind, path, rows = pickle.load(stream)
+        after = stream.at
+        rows = rows[skip:]
+        if not rows:
+            return None, after
+        data = pickle.dumps((kind, path, rows), protocol=pickle.HIGHEST_PROTOCOL)
+        return Forward(self.spool.fileno(), start, after, len(rows), None, data), after
 
     def merge_counts(self, unread: Any, yearless: int) -> int:
         """Add the second's unread lines after the handover to the first's `unread`, and
@@ -221,6 +243,22 @@ class TwoReaders:
             self.control = None
         self.spool.close()
         self.counter.close()
+
+
+class _Spooled:
+    """The spool read from `at` on with pread(2): the file offset (shared with the second
+    reader, which writes at it) is left alone."""
+
+    def __init__(self, fd: int, at: int) -> None:
+        self.fd, self.at = fd, at
+
+    def read(self, count: int) -> bytes:
+        data = os.pread(self.fd, count, self.at)
+        self.at += len(data)
+        return data
+
+    def readline(self) -> bytes:  # (pickle asks for it; the events are of protocol 5, which needs none)
+        raise pickle.UnpicklingError("the spool holds no line-based pickles")
 
 
 class _ReaderFailed(ValueError):
@@ -286,8 +324,10 @@ class _Spooler:
     def idle(self, mark: Any) -> None:
         from watchdog_oom.parse.scan import IDLE_MARKS
 
-        self._write_batch()
-        self._send("idle", int(mark), mark.key, self._now())
+        state = self._now()  # (the batch is not cut here: the first cuts the one it hands over in)
+        state.kills += len(self.batch)
+        state.pending = len(self.batch)
+        self._send("idle", int(mark), mark.key, state)
         self.marks += 1
         if self.marks == IDLE_MARKS:
             self._send("idle-over")
@@ -324,7 +364,7 @@ class _Spooler:
         state = self.state
         state.spool = self.out.tell()
         state.unread, state.yearless, _ = self.counts()
-        return _State(state.spool, state.kills, state.unread, state.yearless, state.mark)
+        return _State(state.spool, state.kills, state.unread, state.yearless, state.mark, 0)
 
     def _send(self, *message: Any) -> None:
         pickle.dump(message, self.control, protocol=pickle.HIGHEST_PROTOCOL)
@@ -333,6 +373,11 @@ class _Spooler:
 
 def send_spooled(pipe: int, forward: Forward) -> None:
     """Send spooled bytes down the pipe to the parent as they are (sendfile(2))."""
+    if forward.data is not None:
+        with memoryview(forward.data) as left:
+            while left:
+                left = left[os.write(pipe, left):]
+        return
     at, end = forward.start, forward.end
     while at < end:
         sent = os.sendfile(pipe, forward.fd, at, end - at)
@@ -350,7 +395,9 @@ def unspooled(events: Iterator[tuple[str, str, Any]]) -> Iterator[tuple[str, str
         if kind != "raw":
             yield kind, path, payload
             continue
-        stream = io.BytesIO(os.pread(payload.fd, payload.end - payload.start, payload.start))
-        size = payload.end - payload.start
+        data = payload.data if payload.data is not None else os.pread(payload.fd, payload.end - payload.start,
+                                                                     payload.start)
+        stream = io.BytesIO(data)
+        size = len(data)
         while stream.tell() < size:
             yield pickle.load(stream)
