@@ -3,6 +3,7 @@ between the re-read and its settling: the change the re-read found is still aler
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from proctree import ProcTree
@@ -18,13 +19,10 @@ from watchdog_oom.trace_events import AdjWritten
 READ_USEC = 5_000_000  # the trace clock (µs) when the re-read was made
 
 
-def test_a_scan_between_the_reread_and_its_settling_does_not_hide_a_lost_write(tmp_path: Path, t0) -> None:
-    # A critical process the daemon had not seen yet was written 1000 while the trace buffer
-    # overflowed (its event lost). The re-read finds 1000; before the events stamped earlier
-    # are all handled, the process check's next scan (another thread) lists the process with
-    # that same 1000. Taken as "known", the scan's value made the re-read look unchanged,
-    # and the write to 1000 went unalerted (the real-kernel overflow test failed so, now and
-    # then, under load).
+def _critical_postgres_at_1000(tmp_path: Path, t0) -> tuple[Daemon, AdjWatch, Callable[[], None]]:
+    """A daemon watching critical postgres processes, a /proc where pid 4242 (postgres) is at
+    oom_score_adj 1000, the watch of its adjustments (the trace clock at READ_USEC), and what
+    publishes a process scan of that /proc as the process check does."""
     tree = ProcTree(tmp_path).process(4242, "postgres", oom_score=1500, oom_score_adj=1000, start_time=777)
     cfg = parse_config(f"""
 host: web-01
@@ -40,12 +38,27 @@ processes:
     daemon.store.upgrade()
     watch = AdjWatch(daemon.shared)
     watch.mono_usec = lambda: READ_USEC
+
+    def publish_scan() -> None:
+        scanned = processes.mark_critical(procfs.scan_processes(str(tree.root)), cfg.processes.critical,
+                                          cfg.processes.system_uid_max)
+        with daemon.shared.lock:
+            daemon.shared.host.ranking, daemon.shared.host.ranking_time = scanned, t0
+
+    return daemon, watch, publish_scan
+
+
+def test_a_scan_between_the_reread_and_its_settling_does_not_hide_a_lost_write(tmp_path: Path, t0) -> None:
+    # A critical process the daemon had not seen yet was written 1000 while the trace buffer
+    # overflowed (its event lost). The re-read finds 1000; before the events stamped earlier
+    # are all handled, the process check's next scan (another thread) lists the process with
+    # that same 1000. Taken as "known", the scan's value made the re-read look unchanged,
+    # and the write to 1000 went unalerted (the real-kernel overflow test failed so, now and
+    # then, under load).
+    daemon, watch, publish_scan = _critical_postgres_at_1000(tmp_path, t0)
     watch.events_lost(5000)  # the re-read: 4242, never seen, is 1000
     assert watch.waiting
-    scanned = processes.mark_critical(procfs.scan_processes(str(tree.root)), cfg.processes.critical,
-                                      cfg.processes.system_uid_max)
-    with daemon.shared.lock:  # what the process check publishes after its scan
-        daemon.shared.host.ranking, daemon.shared.host.ranking_time = scanned, t0
+    publish_scan()  # what the process check publishes after its scan
     # An event stamped before the re-read, then none left: the re-read is settled.
     watch.before(READ_USEC - 10)
     watch.written(AdjWritten(pid=99, process="flood", oom_score_adj=501, mono_usec=READ_USEC - 10, time=t0,
@@ -64,25 +77,8 @@ def test_a_scan_made_after_a_lost_write_but_read_before_the_loss_does_not_hide_i
     # but while the events from before the loss are still being read, so before the loss is
     # known. Adopted then as known, the scan's 1000 made the re-read after the loss look
     # unchanged (the real-kernel overflow test failed so with CPU burners running).
-    tree = ProcTree(tmp_path).process(4242, "postgres", oom_score=1500, oom_score_adj=1000, start_time=777)
-    cfg = parse_config(f"""
-host: web-01
-database: sqlite:///{tmp_path}/history.db
-procfs: {tree.root}
-kernel_log:
-  source: none
-processes:
-  critical:
-    - name: postgres
-""", env={})
-    daemon = Daemon(cfg, clock=FakeClock(t0))
-    daemon.store.upgrade()
-    watch = AdjWatch(daemon.shared)
-    watch.mono_usec = lambda: READ_USEC
-    scanned = processes.mark_critical(procfs.scan_processes(str(tree.root)), cfg.processes.critical,
-                                      cfg.processes.system_uid_max)
-    with daemon.shared.lock:  # the process check's scan, made after the flood
-        daemon.shared.host.ranking, daemon.shared.host.ranking_time = scanned, t0
+    daemon, watch, publish_scan = _critical_postgres_at_1000(tmp_path, t0)
+    publish_scan()  # the process check's scan, made after the flood
     # An event from before the flood is read (the buffer's oldest page), then the loss.
     watch.before(READ_USEC - 10)
     watch.written(AdjWritten(pid=99, process="flood", oom_score_adj=501, mono_usec=READ_USEC - 10, time=t0,

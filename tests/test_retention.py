@@ -246,3 +246,35 @@ def test_a_thread_that_waited_out_its_turn_for_the_one_connection_reads_as_a_bus
     ask()  # the turn came back: the connection is free again
     assert len(failed) == 1
     engine.dispose()
+
+
+def test_the_one_connections_turn_goes_to_the_thread_that_waited_not_to_the_one_asking_again():
+    # The order itself, without timing: A holds the turn, B asks and waits; A gives it back
+    # and asks again at once (retention's next chunk). Fair, B has it and A's ask fails at
+    # once; QueuePool's unfair lock gave it back to A (so the run above starved the writer).
+    from watchdog_oom.store.engine import _Turns
+
+    turns = _Turns()
+    assert turns.acquire(timeout=0)
+    got, release_b = threading.Event(), threading.Event()
+
+    def b():
+        assert turns.acquire(timeout=60)
+        got.set()
+        release_b.wait(60)
+        turns.release()
+
+    waiter = threading.Thread(target=b)
+    waiter.start()
+    for _ in range(6000):  # polled until B's ask is queued (a lock of its own in the queue)
+        with turns._mutex:
+            if turns._waiting:
+                break
+        threading.Event().wait(0.01)
+    turns.release()
+    assert got.wait(60)
+    assert not turns.acquire(timeout=0)  # A asks again at once: B holds it
+    release_b.set()
+    waiter.join(60)
+    assert turns.acquire(timeout=0)  # free again once B gave it back
+    turns.release()
