@@ -278,3 +278,69 @@ def test_the_one_connections_turn_goes_to_the_thread_that_waited_not_to_the_one_
     waiter.join(60)
     assert turns.acquire(timeout=0)  # free again once B gave it back
     turns.release()
+
+
+def test_threads_queued_behind_a_busy_wait_on_the_one_connection_meet_the_lock_at_once(tmp_path):
+    # Another process holds the database locked: the thread whose write waits out busy_timeout
+    # holds the one connection meanwhile. The threads queued behind it have waited that long
+    # already; on their turn the connection waits TOLD_BUSY_MS, not BUSY_TIMEOUT_MS again, each
+    # in turn (they meet SQLite's own "database is locked"; a read goes through, WAL). A thread
+    # that asks afterwards waits the whole busy_timeout again. Told by the busy_timeout each
+    # connection had, not by timing; thread A's own wait is shortened to 0.3 s to stand for 10 s.
+    import sqlite3
+
+    from watchdog_oom.store.engine import BUSY_TIMEOUT_MS, TOLD_BUSY_MS, make_engine
+    from watchdog_oom.store.health import classify
+
+    db = tmp_path / "history.db"
+    engine = make_engine(f"sqlite:///{db}", one_connection=True)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x INTEGER)"))
+    holder = sqlite3.connect(db, isolation_level=None)  # as another process would, a lock of its own
+    holder.execute("BEGIN EXCLUSIVE")
+    turns = engine.pool._turns
+    seen: dict[str, object] = {}
+    a_has_it = threading.Event()
+
+    def write(name: str, shorten: bool = False) -> None:
+        with engine.connect() as conn:
+            if shorten:
+                conn.exec_driver_sql("PRAGMA busy_timeout=300")
+                a_has_it.set()
+                for _ in range(6000):  # until B and C are queued behind A
+                    with turns._mutex:
+                        if len(turns._waiting) == 2:
+                            break
+                    threading.Event().wait(0.01)
+            seen[name + " waits"] = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+            seen[name + " reads"] = conn.execute(text("SELECT count(*) FROM t")).scalar()
+            try:
+                conn.execute(text("INSERT INTO t VALUES (1)"))
+                conn.commit()
+                seen[name] = "written"
+            except Exception as exc:
+                seen[name] = classify(exc)
+
+    a = threading.Thread(target=write, args=("A", True))
+    a.start()
+    assert a_has_it.wait(60)
+    b = threading.Thread(target=write, args=("B",))
+    b.start()
+    for _ in range(6000):  # B queued first, then C
+        with turns._mutex:
+            if len(turns._waiting) == 1:
+                break
+        threading.Event().wait(0.01)
+    c = threading.Thread(target=write, args=("C",))
+    c.start()
+    for thread in (a, b, c):
+        thread.join(60)
+    assert seen == {"A waits": 300, "A reads": 0, "A": "locked", "B waits": TOLD_BUSY_MS, "B reads": 0,
+                    "B": "locked", "C waits": TOLD_BUSY_MS, "C reads": 0, "C": "locked"}
+    with engine.connect() as conn:  # asked after: the whole busy_timeout again (restored after C's turn)
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == BUSY_TIMEOUT_MS
+    holder.execute("ROLLBACK")
+    write("E")
+    assert seen["E waits"] == BUSY_TIMEOUT_MS and seen["E"] == "written"
+    holder.close()
+    engine.dispose()

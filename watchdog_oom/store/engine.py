@@ -45,6 +45,11 @@ UNCACHED: dict[str, Any] = {"compiled_cache": None}
 # daemon held two or three of them. The threads take it in turn (OneConnectionPool), so
 # the wait is for the transactions asked for before, one of retention's chunks at most.
 SHARED_CONNECTION_WAIT = 60.0
+# How long a SQLite connection waits for a lock another connection holds (PRAGMA
+# busy_timeout), in milliseconds; a thread queued for the daemon's one connection while
+# another waited that out waits TOLD_BUSY_MS (OneConnectionPool).
+BUSY_TIMEOUT_MS = 10000
+TOLD_BUSY_MS = 100
 
 
 class _Turns:
@@ -56,23 +61,40 @@ class _Turns:
         self._mutex = threading.Lock()
         self._waiting: collections.deque[threading.Lock] = collections.deque()
         self._held = False
+        # Waiters that were queued when a turn waited out SQLite's busy_timeout (`locked_out`).
+        self._told: set[threading.Lock] = set()
 
     def acquire(self, timeout: float) -> bool:
         """Wait for the turn, at most `timeout` seconds; False when it did not come."""
+        return self.take(timeout) is not None
+
+    def take(self, timeout: float) -> bool | None:
+        """Wait for the turn, at most `timeout` seconds: None when it did not come, else
+        whether a turn before it found the database locked while this one waited."""
         with self._mutex:
             if not self._held:
                 self._held = True
-                return True
+                return False
             mine = threading.Lock()
             mine.acquire()
             self._waiting.append(mine)
-        if mine.acquire(timeout=timeout):
-            return True  # handed over by release()
+        if not mine.acquire(timeout=timeout):
+            with self._mutex:
+                if mine in self._waiting:
+                    self._waiting.remove(mine)
+                    self._told.discard(mine)
+                    return None
+            # handed over between the timeout and the mutex
         with self._mutex:
-            if mine in self._waiting:
-                self._waiting.remove(mine)
-                return False
-        return True  # handed over between the timeout and the mutex
+            if mine in self._told:
+                self._told.discard(mine)
+                return True
+            return False
+
+    def locked_out(self) -> None:
+        """The turn in course waited out busy_timeout: the waiters queued now are told."""
+        with self._mutex:
+            self._told.update(self._waiting)
 
     def release(self) -> None:
         with self._mutex:
@@ -89,28 +111,65 @@ class OneConnectionPool(QueuePool):
     gets it back before the waiting thread wakes, so retention's back-to-back chunk
     transactions kept the kill writer, the checks and the database probe waiting for
     seconds (the reviewer measured up to 8.8 s over a million samples). `_Turns` queues them.
+
+    While another process holds the database locked, a thread whose statement waits out
+    busy_timeout (BUSY_TIMEOUT_MS) holds the one connection meanwhile. The threads queued
+    behind it have waited that long already: on their turn the connection waits TOLD_BUSY_MS
+    for the lock (`_on_sqlite_error` tells the pool), so they meet SQLite's own "database is
+    locked" at once (or the lock freed meanwhile) instead of each waiting it out in turn.
     """
 
     def __init__(self, creator: Any, **kw: Any) -> None:
         super().__init__(creator, **kw)
         self._turns = _Turns()
+        self._hurried = False  # this turn's connection waits TOLD_BUSY_MS for a lock
 
     def _do_get(self) -> Any:
-        if not self._turns.acquire(self._timeout):
+        told = self._turns.take(self._timeout)
+        if told is None:
             # QueuePool's own words: store/health.py classifies them (a busy database).
             raise PoolTimeoutError(f"QueuePool limit of size {self.size()} overflow {self.overflow()} reached, "
                                    f"connection timed out, timeout {self._timeout:.2f}")
         try:
-            return super()._do_get()
+            record = super()._do_get()
         except BaseException:
             self._turns.release()
             raise
+        self._hurried = told and _busy_timeout(record, TOLD_BUSY_MS)
+        return record
 
     def _do_return_conn(self, record: Any) -> None:
         try:
+            if self._hurried:
+                self._hurried = False
+                _busy_timeout(record, BUSY_TIMEOUT_MS)
             super()._do_return_conn(record)
         finally:
             self._turns.release()
+
+    def locked_out(self) -> None:
+        """The statement of the turn in course found the database locked (see the class)."""
+        self._turns.locked_out()
+
+
+def _busy_timeout(record: Any, milliseconds: int) -> bool:
+    """Set a pooled SQLite connection's busy_timeout; False when it has none open now (a
+    new one gets BUSY_TIMEOUT_MS from _on_sqlite_connect)."""
+    if record.dbapi_connection is None:
+        return False
+    try:
+        record.dbapi_connection.execute(f"PRAGMA busy_timeout={milliseconds}")
+    except Exception:
+        return False  # a closed connection: its next user opens a new one
+    return True
+
+
+def _on_sqlite_error(context: Any) -> None:
+    # A statement of the one connection waited out busy_timeout (SQLITE_BUSY): tell the
+    # pool, whose waiters then do not wait it out again, each in turn.
+    pool = context.engine.pool if context.engine is not None else None
+    if isinstance(pool, OneConnectionPool) and "database is locked" in str(context.original_exception):
+        pool.locked_out()
 
 
 def _answers(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -166,7 +225,7 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     # unless asked on every connection.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
@@ -206,6 +265,8 @@ def make_engine(url: str, one_connection: bool = False) -> Engine:
         raise StoreError(f"database: cannot open {parsed.render_as_string(hide_password=True)}: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _on_sqlite_connect)
+        if "poolclass" in pooling:
+            event.listen(engine, "handle_error", _on_sqlite_error)
     elif parsed.get_backend_name() == "postgresql":
         event.listen(engine, "connect", _on_postgresql_connect)
     return engine
