@@ -353,7 +353,8 @@ def shrank_events(path: str, at: int, size: int | None, filing: Filing, err: Tex
         now = os.stat(path).st_size
     except OSError:
         now = 0
-    lost = f"{size - max(now, at)} bytes" if size is not None and size > max(now, at) else "no bytes"
+    lost = f"{size - max(now, at)} bytes" if size is not None and size > max(now, at) else \
+        "no bytes" if size is not None else "what it held past that"  # (its size as read is unknown)
     print(f"{safe(path)}: the file shrank while it was read (to {now} bytes"
           f"{f' from {size}' if size is not None else ''}): {lost} could not be read; "
           f"read on from byte {at}", file=err)
@@ -407,12 +408,19 @@ def _read_beside(paths: Sequence[str], filing: Filing, err: TextIO,
             with os.fdopen(writable, "wb") as pipe, _collected_rarely():
                 # each kill as its row: plain values, pickled at a fraction of an object's cost
                 parts = Parts() if _search_workers() >= 2 else None  # a big log: two readers, one per core
+                sized = None  # the last path whose size as mapped the parent was sent
                 for event in _events(paths, filing, err, marks=True, parts=parts):
                     if event[0] == "raw":  # the second reader's events, pickled already
                         pipe.flush()
                         send_spooled(pipe.fileno(), event[2])
                         continue
                     pickle.dump(event, pipe, protocol=pickle.HIGHEST_PROTOCOL)
+                    if event[0] == "at" and event[1] != sized:
+                        # A path's first mark, with its size as mapped, goes out at once: should a
+                        # SIGBUS end this child before its buffer fills (the second reader may cut
+                        # the log before the first touches its pages), the parent says what was lost.
+                        pipe.flush()
+                        sized = event[1]
             status = 0
         except (KeyboardInterrupt, BrokenPipeError):
             pass  # the parent was interrupted too, and says so itself
