@@ -19,6 +19,11 @@ pages; where the megabytes above the floor are, before anything is cut. --unit-e
 runs the daemon with the shipped systemd unit's Environment= settings (MALLOC_ARENA_MAX),
 as `install-service` runs it; without it, as `watchdog-oom run` from a shell.
 
+The parser is imported at the first kernel line a source delivers (daemon/pipeline.py): a
+daemon at its stored cursor on a quiet host reads none for hours. With --source file, after
+the idle watch one ordinary kernel line is appended to the log and the peak read again
+("after one kernel line"): the daemon as it is once the kernel has printed anything.
+
 The idle daemon still works: every interval it samples /proc (memory, processes, cgroups)
 and stores a sample. On a host where other programs cause OOM kills meanwhile, the
 vmstat cross-check alerts them and the channels (a closed port here) are retried: that
@@ -170,6 +175,7 @@ class Idle:
     log: list[str]
     busy: int  # warnings and errors logged while watched: work, not idleness
     resident: dict[str, int]  # kB by mapping at the end
+    hwm_after_line_kb: int | None  # peak RSS once one kernel line was read (file source)
 
 
 def unit_environment() -> dict[str, str]:
@@ -213,6 +219,12 @@ def idle_daemon(seconds: float, settle: float, source: str, vmstat_check: bool =
             hwm = status_kb(proc.pid, "VmHWM")
             resident = mappings(Path(f"/proc/{proc.pid}/smaps").read_text())
             ended = time.strftime("%Y-%m-%d %H:%M:%S")
+            after_line = None
+            if source == "file":  # the first line loads the parser: the peak once it has
+                with open(path, "a") as log:
+                    log.write(f"{time.strftime('%b %d %H:%M:%S')} bench kernel: [ 1.000000] eth0: link up\n")
+                time.sleep(2)
+                after_line = status_kb(proc.pid, "VmHWM")
         finally:
             proc.terminate()
             _, err = proc.communicate(timeout=30)
@@ -224,7 +236,7 @@ def idle_daemon(seconds: float, settle: float, source: str, vmstat_check: bool =
     lines = err.splitlines()
     busy = sum(began <= line[:19] <= ended and (" WARNING " in line or " ERROR " in line) for line in lines)
     return Idle(hwm, (cpu1 - cpu0) / wall * 100, (stat1 - stat0) / wall * 100, woke / wall, rows, lines, busy,
-                resident)
+                resident, after_line)
 
 
 def main() -> None:
@@ -270,6 +282,10 @@ def main() -> None:
     print(f"{'floor (pyyaml+SQLAlchemy+APSch.)':34}{floor / 1024:>9.1f} MiB")
     print(f"{'daemon, idle, webhook + Slack':34}{peak / 1024:>9.1f} MiB   "
           f"over the floor: {(peak - floor) / 1024:+.1f} MiB ({peak / floor:.2f}x)")
+    if all(r.hwm_after_line_kb for r in runs):
+        line_peak = statistics.median(r.hwm_after_line_kb or 0 for r in runs)
+        print(f"{'  after one kernel line (parser)':34}{line_peak / 1024:>9.1f} MiB   "
+              f"over the floor: {(line_peak - floor) / 1024:+.1f} MiB")
     print(f"idle CPU: {stat_cpu:.3f} % of one core by utime+stime, {cpu:.3f} % by schedstat; "
           f"{wakeups:.1f} wake-ups/s (medians of {args.runs} x {args.seconds:.0f} s)")
     if work:

@@ -95,6 +95,8 @@ def test_the_idle_daemon_loads_only_what_its_configuration_uses(tmp_path):
                   "argparse", "gettext", "watchdog_oom.cli.options",
                   # the history's read side: the daemon's store is a Recorder, not a Store
                   "watchdog_oom.store.history", "watchdog_oom.store.queries", "watchdog_oom.store.charts",
+                  # the parser: imported at the first kernel line (the log file is empty)
+                  "watchdog_oom.parse", "watchdog_oom.parse.",
                   # what only commands use: the file scanner, the report, the other commands,
                   # printing a config; HTML entities (for pasted logs); old logs' decompressors
                   # (ctypes is loaded, for the log file's inotify)
