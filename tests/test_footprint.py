@@ -89,8 +89,8 @@ def test_the_idle_daemon_loads_only_what_its_configuration_uses(tmp_path):
                   # the other sources; the tracepoints (off) and their audit
                   "watchdog_oom.sources.kmsg", "watchdog_oom.sources.journal", "watchdog_oom.sources.tracepoint",
                   "watchdog_oom.daemon.tracer", "watchdog_oom.daemon.adjwatch", "watchdog_oom.trace_events",
-                  # a channel type not configured
-                  "watchdog_oom.notify.email", "smtplib",
+                  # a channel type not configured; signing (no webhook secret configured)
+                  "watchdog_oom.notify.email", "smtplib", "hmac",
                   # its command line is read without a parser
                   "argparse", "gettext", "watchdog_oom.cli.options",
                   # the history's read side: the daemon's store is a Recorder, not a Store
