@@ -10,6 +10,7 @@ import ast
 import copy
 import dataclasses
 import gc
+import inspect
 import math
 import pickle
 import subprocess
@@ -32,10 +33,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def twins(source: str, **options: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     """The classes `source` defines under `@value`: as dataclasses, as value classes, both
-    with these options (frozen and slotted unless they say otherwise)."""
+    with these options (frozen and slotted unless they say otherwise; fast_init for the value
+    classes alone)."""
     made = []
+    fast = options.pop("fast_init", False)
     written = ", ".join(f"{name}={value}" for name, value in {"frozen": True, "slots": True, **options}.items())
-    for decorator in (f"dataclass({written})", f"valueclass({written})"):
+    for decorator in (f"dataclass({written})", f"valueclass({written}, fast_init={fast})"):
         namespace: dict[str, Any] = {"dataclass": dataclass, "valueclass": valueclass, "field": field}
         exec(textwrap.dedent(source).replace("@value", "@" + decorator), namespace)
         made.append(namespace)
@@ -385,3 +388,78 @@ def test_value_classes_cost_well_under_frozen_dataclasses() -> None:
     stop writing a code object per method, this says the decorator is no longer worth it."""
     ours, theirs = _traced(valueclass), _traced(dataclass(frozen=True, slots=True))
     assert ours < 0.7 * theirs, (ours, theirs)
+
+
+FAST = """
+@value
+class Fast:
+    a: object
+    b: object = 0
+    items: list = field(default_factory=list)
+    hidden: object = field(default=None, repr=False, compare=False)
+    late: object = field(default="x", kw_only=True)
+    made: list = field(default_factory=lambda: [1], kw_only=True)
+"""
+
+
+def test_fast_init_keeps_dataclasses_signature_and_values() -> None:
+    """fast_init's __init__ against a frozen dataclass's: the same signature (positions,
+    defaults, keyword-only fields, factories), the same values, errors and behaviour."""
+    dc, vc = twins(FAST, fast_init=True)
+    fast, plain = vc["Fast"], dc["Fast"]
+    assert str(inspect.signature(fast)) == str(inspect.signature(plain))
+    for args, kwargs in (((1,), {}), ((1, 2, [3], 4), {"late": 5, "made": [6]}), ((), {"a": 1, "made": []})):
+        one, other = fast(*args, **kwargs), plain(*args, **kwargs)
+        assert type(one) is fast and repr(one) == repr(other)
+        assert dataclasses.astuple(one) == dataclasses.astuple(other)
+    assert fast(1).items is not fast(1).items and fast(1).made == [1]
+    for args, kwargs in (((), {}), ((1, 2, 3, 4, 5), {}), ((1,), {"nope": 2}), ((1,), {"a": 2})):
+        with pytest.raises(TypeError) as theirs:
+            plain(*args, **kwargs)
+        with pytest.raises(TypeError) as ours:
+            fast(*args, **kwargs)
+        assert str(ours.value).replace("__init__", "") == str(theirs.value).replace("__init__", "")
+    with pytest.raises(FrozenInstanceError, match="cannot assign to field 'a'"):
+        fast(1).a = 2
+
+
+def test_fast_init_leaves_no_twin_and_builds_a_subclass_the_dataclass_way() -> None:
+    failing: list[bool] = []
+
+    def factory() -> list:
+        if failing:
+            raise RuntimeError("factory")
+        return [1]
+
+    namespace: dict[str, Any] = {"valueclass": valueclass, "field": field, "factory": factory}
+    exec(textwrap.dedent(FAST).replace("@value", "@valueclass(fast_init=True)").replace("lambda: [1]", "factory")
+         + "\nclass Sub(Fast):\n    pass\n", namespace)
+    fast, sub = namespace["Fast"], namespace["Sub"]
+    made = sub(1, 2)
+    assert type(made) is sub and made == made and made.b == 2 and made.made == [1]
+    made.note = "free"  # a plain subclass has a __dict__
+    with pytest.raises(FrozenInstanceError):
+        made.a = 3
+    failing.append(True)
+    with pytest.raises(RuntimeError):
+        fast(1)  # the factory runs before the instance turns: none is left half-made as the twin
+    gc.collect()
+    assert not [obj for obj in gc.get_objects() if type(obj).__qualname__.endswith(".<twin>")]
+
+
+def test_fast_init_refuses_what_it_would_not_build_as_dataclass_does() -> None:
+    for source in ("a: int\n    def __post_init__(self):\n        pass",
+                   "a: int\n    b: int = field(init=False, default=0)"):
+        with pytest.raises(TypeError, match="fast_init"):
+            exec(f"@valueclass(fast_init=True)\nclass Refused:\n    {source}\n",
+                 {"valueclass": valueclass, "field": field})
+    with pytest.raises(TypeError, match="fast_init"):
+        valueclass(frozen=False, fast_init=True)(type("Mutable", (), {"__annotations__": {"a": int}}))
+
+
+def test_a_kill_is_built_fast_and_pickles() -> None:
+    kill = OomKill(pid=7, process="java", anon_rss_kb=1024, extra={"raw": "x"})
+    assert type(kill) is OomKill and kill.extra == {"raw": "x"} and OomKill(1, "x").extra == {}
+    assert pickle.loads(pickle.dumps(kill)) == kill and kill.replace(pid=8).pid == 8
+    with pytest.raises(FrozenInstanceError):
+        kill.pid = 2

@@ -84,7 +84,7 @@ class TaskRow:
         return dataclasses.asdict(self)
 
 
-@valueclass
+@valueclass(fast_init=True)  # one a kill parsed: import builds 100,000 (valueclass.py)
 class OomKill:
     """One process killed by the OOM killer (the kernel's or a user-space one).
 
