@@ -188,7 +188,9 @@ def test_a_real_kill_the_log_never_shows_is_recorded_and_called_unlogged(tmp_pat
     quiet_log.write_text("")
     with HttpSink() as sink:
         text = config(tmp_path, sink.url, tracefs, unique_instance(), "file", '["oom.kill"]')
-        daemon = Daemon(tmp_path, text.replace("  source: file\n", f"  source: file\n  path: {quiet_log}\n"))
+        # The log is given a second to show the kill (kernel_log.witness_wait, 10 s by default).
+        daemon = Daemon(tmp_path, text.replace("  source: file\n", f"  source: file\n  path: {quiet_log}\n"
+                                                                  "  witness_wait: 1s\n"))
         try:
             daemon.wait_message("READY=1")
             child = hog(cg, uuid.uuid4().hex)

@@ -27,6 +27,9 @@ def test_a_kill_only_the_tracepoint_saw_is_called_unlogged_once_the_log_had_time
     assert "java (pid 42)" in alert.summary and "not in the kernel log (kmsg)" in alert.summary
     assert unlogged(traced, None, t0 + timedelta(seconds=60)) is None  # source none: no log to disagree
     assert unlogged(seen(t0, source="tracepoint", flagged=True), "kmsg", t0 + timedelta(minutes=1)) is None
+    # kernel_log.witness_wait: a log shipped from elsewhere may be given longer, a test less.
+    assert unlogged(traced, "kmsg", t0 + timedelta(seconds=11), wait=timedelta(seconds=30)) is None
+    assert unlogged(traced, "kmsg", t0 + timedelta(seconds=3), wait=timedelta(seconds=2)) is not None
 
 
 def test_a_log_kill_the_watching_tracepoint_never_saw_is_suspect(t0):
@@ -37,6 +40,8 @@ def test_a_log_kill_the_watching_tracepoint_never_saw_is_suspect(t0):
     assert suspect(seen(t0), window, later).summary.endswith("possibly forged")
     assert suspect(seen(t0, witnesses=("kmsg", "tracepoint")), window, later) is None
     assert suspect(seen(t0), window, t0 + timedelta(seconds=2)) is None  # the tracepoint may still report it
+    assert suspect(seen(t0), window, t0 + timedelta(seconds=2), wait=timedelta(seconds=1)) is not None
+    assert suspect(seen(t0), window, later, wait=timedelta(seconds=30)) is None
     assert suspect(seen(t0), None, later) is None  # not tracing
     assert suspect(seen(t0), TraceWindow(since=t0 - timedelta(seconds=2)), later) is None  # before it watched
     assert suspect(seen(t0), TraceWindow(window.since, (t0 + timedelta(seconds=3),)), later) is None  # lost events

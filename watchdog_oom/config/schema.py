@@ -165,6 +165,10 @@ e.g. /var/log/kern.log. Refused with journal and none.""")
     vmstat_check: bool = key(True, v.boolean(), """\
 Compare /proc/vmstat's oom_kill counter (Linux 4.13+) with the kills found in the log, and alert \
 on kills the log did not show (oom.unlogged).""")
+    witness_wait: float = key(10.0, v.duration(positive=True), """\
+How long a kill one witness saw (the tracepoints, or the kernel log) waits for the other \
+before their disagreement is alerted (oom.unlogged): the journal and syslog files may lag the \
+kernel by seconds, a log shipped from elsewhere by more.""")
     tracepoints: str = key("auto", v.auto_on_off(), """\
 Read the kernel's oom tracepoints (mark_victim, Linux 4.13+; oom_score_adj_update) from a \
 trace instance of the daemon's own: every kill with its exact pid, time and sizes even when \

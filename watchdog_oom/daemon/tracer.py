@@ -51,7 +51,8 @@ log = logging.getLogger("watchdog_oom")
 HOLD = 0.5
 IDLE = 0.25  # seconds of quiet after which held kills are looked at
 # Seconds between comparisons of the witnesses: often for a while after a kill the
-# tracepoint saw, seldom otherwise (a forged log line is found within a minute).
+# tracepoint saw (every SWEEP, or kernel_log.witness_wait if shorter), seldom otherwise (a
+# forged log line is found within a minute).
 SWEEP = 5.0
 SWEEP_IDLE = 60.0
 BUSY = 120.0  # seconds after a traced kill during which the sweep runs every SWEEP
@@ -209,7 +210,7 @@ class TracepointFollower:
                 self.adj.events_lost(event.count)
             self._flush()
             now = time.monotonic()
-            interval = SWEEP if now < self.busy_until else SWEEP_IDLE
+            interval = min(SWEEP, self.shared.cfg.kernel_log.witness_wait) if now < self.busy_until else SWEEP_IDLE
             if now - self.last_sweep >= interval:
                 self.last_sweep = now
                 self._sweep()
@@ -297,12 +298,13 @@ class TracepointFollower:
         s = self.shared
         now = s.clock()
         log_source = self.log_source()
+        wait = timedelta(seconds=s.cfg.kernel_log.witness_wait)
         queued = False
         with s.store.tx() as tx:
             for row in tx.recent_kernel_kills(s.boot_id, max(self.window.since, now - SWEEP_BACK)
                                               if self.window else now - SWEEP_BACK):
                 seen = _witnessed(row)
-                alert = unlogged(seen, log_source, now) or suspect(seen, self.window, now)
+                alert = unlogged(seen, log_source, now, wait) or suspect(seen, self.window, now, wait)
                 if alert is None:
                     continue
                 tx.note_on_kill(row, "disagreed", alert.data["disagreed"])

@@ -25,7 +25,7 @@ from watchdog_oom.valueclass import valueclass
 UNLOGGED = "oom.unlogged"
 TRACEPOINT = "tracepoint"
 # How long a kill waits for its other witness before their disagreement is called: the
-# journal and syslog files may lag the kernel by seconds.
+# journal and syslog files may lag the kernel by seconds (kernel_log.witness_wait).
 WITNESS_WAIT = timedelta(seconds=10)
 # A kill dated this close to the tracepoint's start, or to events it lost, is not held against it.
 MARGIN = timedelta(seconds=5)
@@ -60,24 +60,25 @@ class TraceWindow:
         return all(abs(when - at) > WITNESS_WAIT + MARGIN for at in self.lost)
 
 
-def unlogged(kill: Witnessed, log_source: str | None, now: datetime) -> Alert | None:
-    """The alert for a kill only the tracepoint saw, once the log had time to show it.
+def unlogged(kill: Witnessed, log_source: str | None, now: datetime, wait: timedelta = WITNESS_WAIT) -> Alert | None:
+    """The alert for a kill only the tracepoint saw, once the log had `wait` to show it.
 
     None while waiting, when no log is read (``kernel_log.source: none``: nobody to
     disagree), or when the log showed it after all.
     """
-    if log_source is None or kill.flagged or kill.source != TRACEPOINT or now - kill.recorded_at < WITNESS_WAIT:
+    if log_source is None or kill.flagged or kill.source != TRACEPOINT or now - kill.recorded_at < wait:
         return None
     summary = (f"OOM kill of {kill.process} (pid {kill.pid}) seen by the kernel's tracepoint but not in the "
                f"kernel log ({log_source}): rate-limited printk, an overwritten buffer or a dropped log line")
     return _alert(kill, "log", "warning", summary, now)
 
 
-def suspect(kill: Witnessed, window: TraceWindow | None, now: datetime) -> Alert | None:
-    """The alert for a log kill the tracepoint, watching at the time, never saw; None otherwise."""
+def suspect(kill: Witnessed, window: TraceWindow | None, now: datetime,
+            wait: timedelta = WITNESS_WAIT) -> Alert | None:
+    """The alert for a log kill the tracepoint, watching at the time, never saw (after `wait`); None otherwise."""
     if window is None or kill.flagged or kill.time is None or TRACEPOINT in kill.witnesses:
         return None
-    if kill.source == TRACEPOINT or now - kill.recorded_at < WITNESS_WAIT or not window.covers(kill.time):
+    if kill.source == TRACEPOINT or now - kill.recorded_at < wait or not window.covers(kill.time):
         return None
     forged = " in a log file any local user can write to (logger -t kernel)" if (kill.source or "").startswith(
         "file:") else ""
