@@ -97,8 +97,6 @@ def test_the_idle_daemon_loads_only_what_its_configuration_uses(tmp_path):
                   "watchdog_oom.store.batch", "watchdog_oom.store.rows",
                   # the history's read side: the daemon's store is a Recorder, not a Store
                   "watchdog_oom.store.history", "watchdog_oom.store.queries", "watchdog_oom.store.charts",
-                  # the parser: imported at the first kernel line (the log file is empty)
-                  "watchdog_oom.parse", "watchdog_oom.parse.",
                   # what only commands use: the file scanner, the report, the other commands,
                   # printing a config; HTML entities (for pasted logs); old logs' decompressors
                   # (ctypes is loaded, for the log file's inotify)

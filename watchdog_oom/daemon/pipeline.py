@@ -10,8 +10,8 @@ rows it causes; held while the database is down) → the outbox thread's doorbel
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import timedelta
+from typing import Any
 
 from watchdog_oom import procfs
 from watchdog_oom.bounds import no_nul
@@ -19,41 +19,12 @@ from watchdog_oom.clock import local_naive
 from watchdog_oom.daemon.shared import Shared
 from watchdog_oom.daemon.writer import KillWriter, Prepared
 from watchdog_oom.model import CaughtUp, KernelLine, OomKill, SourceGap, with_local_time
+from watchdog_oom.parse import OomParser, undo_future_year
 from watchdog_oom.rules.enrich import enrich_kill, state_before
-
-if TYPE_CHECKING:
-    from watchdog_oom.parse import OomParser
 
 log = logging.getLogger("watchdog_oom")
 
 CURSOR_COMMIT_INTERVAL = 5.0  # seconds: how often a cursor alone (no kill) is committed
-
-
-class NoLineYet:
-    """The parser until the source's first line: no report begun, nothing to flush.
-
-    The parser (watchdog_oom.parse, about 0.8 MB of code, patterns and classes) is
-    imported at the first line a source delivers, not at start: a daemon restarted at
-    its stored cursor on a quiet host may read no kernel line for hours, and its peak
-    RSS is what benchmarks/bench_footprint.py measures against the libraries' floor. The
-    import takes about 50 ms of CPU, once, before the first line is parsed."""
-
-    collecting = False
-
-    @staticmethod
-    def flush() -> list[OomKill]:
-        """Nothing read, nothing pending."""
-        return []
-
-
-NO_LINE_YET = NoLineYet()
-
-
-def _undo_future_year(kill: OomKill, reference: datetime) -> OomKill:
-    """parse.undo_future_year (the parser is loaded by then: the kill came from it)."""
-    from watchdog_oom.parse import undo_future_year
-
-    return undo_future_year(kill, reference)
 
 
 class Pipeline:
@@ -67,7 +38,7 @@ class Pipeline:
         self.provisional = provisional
         self.source_name = source_name
         self.year = local_naive(shared.clock()).year
-        self.parser: OomParser | NoLineYet = NO_LINE_YET
+        self.parser = OomParser(year=self.year)
         self.first_start = first_start
         self.source_name_known = bool(source_name)  # False: the first open failed
         self.caught_up = False
@@ -84,7 +55,7 @@ class Pipeline:
         the rest of the old buffer joins the same single summary. `provisional`: reopened
         without the stored cursor still (see __init__)."""
         self.source_name = self.writer.source_name = source_name
-        self.parser = NO_LINE_YET
+        self.parser = OomParser(year=self.year)
         self.cursor, self.cursor_dirty = None, False
         if self.provisional or provisional:  # its backlog is left, or now read from the cursor
             self.provisional, self.caught_up = provisional, False
@@ -123,16 +94,12 @@ class Pipeline:
 
     def _line(self, line: KernelLine) -> None:
         year = local_naive(self.shared.clock()).year if line.wrapped else self.year
-        parser = self.parser
-        if isinstance(parser, NoLineYet) or (year != self.year and not parser.collecting):
-            # The first line, or syslog dates (which carry no year) in a new year: a new
-            # parser for that year, between reports.
-            from watchdog_oom.parse import OomParser
-
+        if year != self.year and not self.parser.collecting:
+            # Syslog dates carry no year: a new parser for the new year, between reports.
             self.year = year
-            parser = self.parser = OomParser(year=self.year)
-        kills = parser.feed(line)
-        unread = parser.unread.drain()
+            self.parser = OomParser(year=self.year)
+        kills = self.parser.feed(line)
+        unread = self.parser.unread.drain()
         if unread and not self._backlog_left():
             self._unreadable(unread)
         if line.cursor is not None:
@@ -218,7 +185,7 @@ class Pipeline:
         prepared: list[Prepared] = []
         for kill in kills:
             # Local time made explicit once: every later step needs it.
-            kill = with_local_time(_undo_future_year(kill, reference))
+            kill = with_local_time(undo_future_year(kill, reference))
             prepared.append((self.enrich(kill, booted), self.context(kill)))
         self._write(prepared, force)
 
