@@ -19,10 +19,9 @@ pages; where the megabytes above the floor are, before anything is cut. --unit-e
 runs the daemon with the shipped systemd unit's Environment= settings (MALLOC_ARENA_MAX),
 as `install-service` runs it; without it, as `watchdog-oom run` from a shell.
 
-The parser is imported at the first kernel line a source delivers (daemon/pipeline.py): a
-daemon at its stored cursor on a quiet host reads none for hours. With --source file, after
-the idle watch one ordinary kernel line is appended to the log and the peak read again
-("after one kernel line"): the daemon as it is once the kernel has printed anything.
+With --source file, after the idle watch one ordinary kernel line is appended to the log
+and the peak read again ("after one kernel line"): the daemon as it is once it has parsed
+anything (what a module loaded at the first line, or a line's own work, would add).
 
 The idle daemon still works: every interval it samples /proc (memory, processes, cgroups)
 and stores a sample. On a host where other programs cause OOM kills meanwhile, the
@@ -220,7 +219,7 @@ def idle_daemon(seconds: float, settle: float, source: str, vmstat_check: bool =
             resident = mappings(Path(f"/proc/{proc.pid}/smaps").read_text())
             ended = time.strftime("%Y-%m-%d %H:%M:%S")
             after_line = None
-            if source == "file":  # the first line loads the parser: the peak once it has
+            if source == "file":  # the peak once a line was parsed
                 with open(path, "a") as log:
                     log.write(f"{time.strftime('%b %d %H:%M:%S')} bench kernel: [ 1.000000] eth0: link up\n")
                 time.sleep(2)
@@ -284,7 +283,7 @@ def main() -> None:
           f"over the floor: {(peak - floor) / 1024:+.1f} MiB ({peak / floor:.2f}x)")
     if all(r.hwm_after_line_kb for r in runs):
         line_peak = statistics.median(r.hwm_after_line_kb or 0 for r in runs)
-        print(f"{'  after one kernel line (parser)':34}{line_peak / 1024:>9.1f} MiB   "
+        print(f"{'  after one kernel line':34}{line_peak / 1024:>9.1f} MiB   "
               f"over the floor: {(line_peak - floor) / 1024:+.1f} MiB")
     print(f"idle CPU: {stat_cpu:.3f} % of one core by utime+stime, {cpu:.3f} % by schedstat; "
           f"{wakeups:.1f} wake-ups/s (medians of {args.runs} x {args.seconds:.0f} s)")
