@@ -141,3 +141,43 @@ def test_the_daemon_starts_without_the_orm(tmp_path):
                     proc.kill()
                     proc.wait()
     assert loaded_orm(report) == ""
+
+
+# The daemon's migration child, as its start runs it (no other thread: forked) and as a
+# repair from the database watch's thread runs it (a new interpreter): the same revision,
+# the same one-line error, and Alembic loaded by neither's parent. argv: a new database, a
+# file that is no database.
+MIGRATE_BOTH_WAYS = """
+import sys, threading
+from watchdog_oom.store import SCHEMA_HEAD, StoreError
+from watchdog_oom.store.migrate import migrate_in_child
+
+def both(url):
+    said = []
+    for threads in (1, 2):
+        other, waiting = threading.Event(), None
+        if threads == 2:
+            waiting = threading.Thread(target=other.wait)
+            waiting.start()
+        assert threading.active_count() == threads
+        try:
+            said.append(migrate_in_child(url) == SCHEMA_HEAD)
+        except StoreError as exc:
+            said.append(str(exc))
+        other.set()
+        if waiting is not None:
+            waiting.join()
+    return said
+
+print(both(sys.argv[1]), both(sys.argv[2]), "alembic" in sys.modules)
+"""
+
+
+def test_the_migration_child_forked_or_new_says_the_same_and_alembic_stays_out_of_the_parent(tmp_path):
+    (tmp_path / "not-a-database.db").write_bytes(b"garbage " * 1000)
+    run = subprocess.run([sys.executable, "-c", MIGRATE_BOTH_WAYS, f"sqlite:///{tmp_path}/new.db",
+                          f"sqlite:///{tmp_path}/not-a-database.db"], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert run.returncode == 0, run.stderr
+    wrong = "database: migration failed: (sqlite3.DatabaseError) file is not a database"
+    assert run.stdout.strip() == f"[True, True] [{wrong!r}, {wrong!r}] False"

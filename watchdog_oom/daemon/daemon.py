@@ -213,6 +213,7 @@ class Daemon:
         if s.store.at_head():  # one query; Alembic and its child process only when behind
             log.info("database at schema revision %s", SCHEMA_HEAD)
         else:
+            s.store.engine.dispose()  # no SQLite connection open across the migration child's fork
             log.info("database migrated to schema revision %s", migrate_in_child(self.cfg.database))
         self.database.after_migration(salvaged)
         requeued = s.store.requeue_inflight()
