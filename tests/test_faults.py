@@ -327,6 +327,10 @@ def test_a_restart_while_postgresql_is_down_holds_new_kills_and_reads_on_from_th
         daemon = Daemon(tmp_path, cfg.replace("{hook}", sink.url))
         daemon.wait_message("READY=1")
         wait_for_kind(sink, "database.down")
+        # The log is read on from its end meanwhile, once the follower has caught up (after
+        # READY=1 and database.down): a line before that is backlog, read from the stored
+        # cursor once the database answers, not held.
+        assert wait_until(lambda: "caught up; its backlog is read from the stored cursor" in daemon.log_text())
         append(log, kill_line(304))  # during the outage: held in memory (303, read before, is not)
         assert wait_until(lambda: metric(metrics, "watchdog_oom_kills_held") == 1), \
             daemon.log_text()[-3000:]
