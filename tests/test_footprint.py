@@ -93,8 +93,6 @@ def test_the_idle_daemon_loads_only_what_its_configuration_uses(tmp_path):
                   "watchdog_oom.notify.email", "smtplib", "hmac",
                   # its command line is read without a parser
                   "argparse", "gettext", "watchdog_oom.cli.options",
-                  # writing kills in batches: at the first kill stored
-                  "watchdog_oom.store.batch", "watchdog_oom.store.rows",
                   # the history's read side: the daemon's store is a Recorder, not a Store
                   "watchdog_oom.store.history", "watchdog_oom.store.queries", "watchdog_oom.store.charts",
                   # what only commands use: the file scanner, the report, the other commands,

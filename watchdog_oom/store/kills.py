@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from watchdog_oom.bounds import PROCESS_MAX, TEXT_MAX, cap, cap_kill, no_nul
 from watchdog_oom.model import KILL_FIELDS, OomKill, with_local_time
+from watchdog_oom.store import batch
 from watchdog_oom.store.engine import insert_id
 from watchdog_oom.store.records import SAME_KILL_WINDOW, UNKNOWN_NAME, fill_missing, kill_values, same_kill
 from watchdog_oom.store.tables import kills, quarantined_kills
@@ -55,8 +56,6 @@ class KillWrites:
         """Store many kills at once (a burst): per item, its new record, or None for a kill
         stored already (or earlier in `items`), as `add_kill` answers. One SELECT and one
         INSERT for the lot (see store/batch.py), in this transaction."""
-        from watchdog_oom.store import batch  # with store/rows.py: loaded at the first kill stored
-
         items = [(cap_kill(kill), details) for kill, details in items]  # within the caps of bounds.py
         recorded = batch.record_kills(self.conn, self.host, items, now)
         return [row if new else None for row, new in recorded]
@@ -134,11 +133,9 @@ class KillWrites:
 
     def kills_by_id(self, ids: Sequence[int]) -> list[StoredKill]:
         """The stored kills of these ids, in the order asked (those that are gone left out)."""
-        from watchdog_oom.store.batch import IN_LIST
-
         found: dict[int, StoredKill] = {}
-        for start in range(0, len(ids), IN_LIST):
-            query = select(kills).where(k.id.in_(list(ids[start:start + IN_LIST])))
+        for start in range(0, len(ids), batch.IN_LIST):
+            query = select(kills).where(k.id.in_(list(ids[start:start + batch.IN_LIST])))
             found.update((row.id, from_row(StoredKill, row._mapping)) for row in self.conn.execute(query))
         return [found[i] for i in ids if i in found]
 
