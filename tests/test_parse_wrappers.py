@@ -9,6 +9,7 @@ name may leave where a blank stood unknowable), and nothing else.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import re
@@ -33,13 +34,25 @@ def _labels(entry: dict) -> list[tuple[int | None, str]]:
     return sorted((kill["pid"], kill["process"]) for kill in [*entry["kills"], *entry.get("userspace_kills", [])])
 
 
-def _misses(name: str, read) -> list[str]:
-    """What reading each wrapped excerpt got wrong, one line per excerpt."""
+@functools.cache
+def _parsed(name: str, path: Path, year: int | None) -> tuple[str, tuple[tuple[int | None, str], ...]]:
+    """An excerpt in wrapper `name`, and the pid and name of each kill parse_text reads in it:
+    read once for the tests below (the per-wrapper ones and the recall over them all)."""
+    text = WRAPPERS[name](path.read_text(encoding="utf-8").splitlines())
+    return text, tuple((kill.pid, kill.process) for kill in parse_text(text, year=year))
+
+
+def _misses(name: str, read=None) -> list[str]:
+    """What reading each wrapped excerpt got wrong (with `read`, else parse_text), one line per excerpt."""
     wrong = []
     for path, entry in ENTRIES:
-        text = WRAPPERS[name](path.read_text(encoding="utf-8").splitlines())
+        if read is None:
+            text, kills = _parsed(name, path, entry.get("year"))
+        else:
+            text = WRAPPERS[name](path.read_text(encoding="utf-8").splitlines())
+            kills = tuple((kill.pid, kill.process) for kill in read(text, entry.get("year")))
         labels = _labels(entry)
-        got = sorted((kill.pid, kill.process) for kill in read(text, entry.get("year")))
+        got = sorted(kills)
         if name in CUTTING:  # a wrap inside a name can leave it ambiguous ("Web|Content"): pids
             grep = {int(pid) for pid in GREP.findall(text)}
             pids = [pid for pid, _ in got]
@@ -56,7 +69,7 @@ def _misses(name: str, read) -> list[str]:
 
 @pytest.mark.parametrize("name", sorted(WRAPPERS))
 def test_wrapped_excerpts_give_their_kills(name: str) -> None:
-    assert _misses(name, lambda text, year: parse_text(text, year=year)) == []
+    assert _misses(name) == []
 
 
 @pytest.mark.parametrize("name", sorted(WRAPPERS))
@@ -68,11 +81,11 @@ def test_wrapped_excerpts_give_their_kills_through_the_import_scanner(name: str)
 
 def test_recall_on_the_wrapper_matrix_is_never_below_grep() -> None:
     found = grepped = total = 0
-    for wrap in WRAPPERS.values():
+    for name in WRAPPERS:
         for path, entry in ENTRIES:
-            text = wrap(path.read_text(encoding="utf-8").splitlines())
+            text, kills = _parsed(name, path, entry.get("year"))
             labels = _labels(entry)
-            got = {kill.pid for kill in parse_text(text, year=entry.get("year"))}
+            got = {pid for pid, _ in kills}
             grep = {int(pid) for pid in GREP.findall(text)}
             total += len(labels)
             found += sum(1 for pid, _ in labels if pid in got)
