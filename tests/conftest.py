@@ -137,3 +137,27 @@ def sqlite_store(db_url: str, sqlite_migrated: bytes) -> Iterator[Store]:
 @pytest.fixture
 def t0() -> datetime:
     return T0
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """This checkout, cloned afresh and installed by ./install.sh as a user would, once for the
+    session (tests/test_install.py checks the install and starts the service; tests/test_cli.py
+    runs the installed console script): its output and the places, all under a temporary
+    directory, with an environment that names none of this machine's."""
+    import shutil
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout (or no git): there is nothing to clone")
+    tmp = tmp_path_factory.mktemp("installed")
+    src = tmp / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(root), str(src)], check=True, timeout=120)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "WATCHDOG_OOM_CONFIG", "VIRTUAL_ENV")}
+    env.update(WATCHDOG_OOM_PREFIX=str(tmp / "prefix"), WATCHDOG_OOM_BINDIR=str(tmp / "bin"),
+               WATCHDOG_OOM_SHAREDIR=str(tmp / "share"), HOME=str(tmp / "home"),
+               STATE_DIRECTORY=str(tmp / "state"))
+    proc = subprocess.run(["./install.sh"], cwd=src, env=env, capture_output=True, text=True, timeout=600)
+    return {"proc": proc, "env": env, "tmp": tmp, "command": tmp / "bin" / "watchdog-oom", "share": tmp / "share",
+            "state": tmp / "state"}

@@ -278,28 +278,14 @@ notifications:
         assert code == 1 and "no channel named nope (configured: broken, fine, mail)" in err
 
 
-def _install(tmp_path: Path) -> tuple[Path, Path]:
-    """This source tree built and installed as a user would (a wheel, into a directory of
-    its own): the console script and the site directory, away from the source."""
-    src = tmp_path / "src"
-    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", "tests", "benchmarks", "build", "*.egg-info",
-                                                               "__pycache__", ".venv", ".mypy_cache", ".ruff_cache"))
-    site = tmp_path / "site"
-    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site),
-                           str(src)],
-                          capture_output=True, text=True, timeout=300)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot build the package here: {proc.stderr.strip()[-300:]}")
-    return site / "bin" / "watchdog-oom", site
-
-
-def test_console_script_upgrades_the_database_from_the_installed_package(tmp_path):
-    script, site = _install(tmp_path)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["PYTHONPATH"] = str(site)  # the installed copy, not this source tree
-    env["WATCHDOG_OOM_CONFIG"] = str(write_config(tmp_path, f"database: sqlite:///{tmp_path}/up.db\n"))
-    proc = subprocess.run([str(script), "db", "upgrade"], capture_output=True, text=True, env=env, cwd=tmp_path,
-                          timeout=60)
+def test_console_script_upgrades_the_database_from_the_installed_package(installed, tmp_path):
+    # The console script install.sh installed from a fresh clone (the conftest's `installed`,
+    # shared with test_install.py): its own environment's package, away from this source tree,
+    # finds the migrations it ships.
+    assert installed["proc"].returncode == 0, installed["proc"].stdout + installed["proc"].stderr
+    env = {**installed["env"], "WATCHDOG_OOM_CONFIG": str(write_config(tmp_path, f"database: sqlite:///{tmp_path}/up.db\n"))}
+    proc = subprocess.run([str(installed["command"]), "db", "upgrade"], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=60)
     assert proc.returncode == 0, proc.stderr
     from alembic.script import ScriptDirectory
 

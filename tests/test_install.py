@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -28,22 +27,12 @@ def test_the_quick_start_names_install_sh_for_the_service_and_the_tests():
     assert tests.startswith("./install.sh --test")
 
 
-@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
-def test_a_fresh_clone_installs_with_install_sh_and_the_service_starts(tmp_path):
-    if not (ROOT / ".git").exists():
-        pytest.skip("not a git checkout: there is nothing to clone")
-    src = tmp_path / "clone"
-    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(src)], check=True, timeout=120)
-    # Nothing of this machine's: the prefix, the command and the state all live in tmp_path.
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "WATCHDOG_OOM_CONFIG", "VIRTUAL_ENV")}
-    env.update(WATCHDOG_OOM_PREFIX=str(tmp_path / "prefix"), WATCHDOG_OOM_BINDIR=str(tmp_path / "bin"),
-               WATCHDOG_OOM_SHAREDIR=str(tmp_path / "share"), HOME=str(tmp_path / "home"),
-               STATE_DIRECTORY=str(tmp_path / "state"))
-    proc = subprocess.run(["./install.sh"], cwd=src, env=env, capture_output=True, text=True, timeout=600)
+def test_a_fresh_clone_installs_with_install_sh_and_the_service_starts(installed, tmp_path):
+    # Nothing of this machine's: the prefix, the command and the state all live in a temporary
+    # directory (the conftest's `installed`: the clone and install.sh, shared with test_cli.py).
+    proc, env, command, share = installed["proc"], installed["env"], installed["command"], installed["share"]
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    command = tmp_path / "bin" / "watchdog-oom"
     assert f"command: {command}" in proc.stdout
-    share = tmp_path / "share"
     assert (share / "man" / "man1" / "watchdog-oom.1").read_text().startswith(".TH WATCHDOG")
     assert "watchdog-oom" in (share / "bash-completion" / "completions" / "watchdog-oom").read_text()
     assert (share / "zsh" / "site-functions" / "_watchdog-oom").read_text().startswith("#compdef watchdog-oom")
@@ -67,7 +56,7 @@ def test_a_fresh_clone_installs_with_install_sh_and_the_service_starts(tmp_path)
             daemon.kill()
             daemon.wait(timeout=10)
         sock.close()
-    assert (tmp_path / "state" / "history.db").exists()
+    assert (installed["state"] / "history.db").exists()
 
 
 def fake_systemctl(tmp_path: Path, exit_code: int = 0) -> tuple[str, Path]:
