@@ -43,6 +43,7 @@ from watchdog_oom.store.rows import (
     kill_from_row,
     kill_row,
 )
+from watchdog_oom.store.serial import writing_kills
 from watchdog_oom.store.tables import kills as table
 from watchdog_oom.stored import StoredKill, row_maker
 
@@ -84,6 +85,8 @@ def record_rows(conn: Connection, host: str, rows: Sequence[Row], now: datetime)
     whether it is new, and its row as stored now: the very tuple given where that is so
     (its recorded_at as given), else the stored kill's (or the batch's first sighting's,
     which a later one filled) values."""
+    # Locked before the look-up: no other writer inserts the same kills meanwhile.
+    writing_kills(conn, {row[HOST] or host for row in rows})
     known = _candidates(conn, host, rows)
     # A new row stands for itself among the candidates as its index in `fresh`, and is made
     # a _Row (attributes: what same_kill and fill_missing read) only when a later sighting

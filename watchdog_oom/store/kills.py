@@ -19,6 +19,7 @@ from watchdog_oom.model import KILL_FIELDS, OomKill, with_local_time
 from watchdog_oom.store import batch
 from watchdog_oom.store.engine import insert_id
 from watchdog_oom.store.records import SAME_KILL_WINDOW, UNKNOWN_NAME, fill_missing, kill_values, same_kill
+from watchdog_oom.store.serial import writing_kills
 from watchdog_oom.store.tables import kills, quarantined_kills
 from watchdog_oom.stored import QuarantinedRecord, StoredKill, from_row
 
@@ -65,6 +66,7 @@ class KillWrites:
         duplicate (whose record takes what this sighting knows more). Text fields are
         stored within the caps of `watchdog_oom.bounds`."""
         kill = cap_kill(with_local_time(kill))
+        writing_kills(self.conn, [kill.host or self.host])  # before the look-up: no other writer inserts it meanwhile
         existing = self.find_same_kill(kill)
         if existing is not None:
             self._change(existing.id, lambda row: fill_missing(row, kill))

@@ -1,0 +1,142 @@
+"""Two writers of the same kill at the same moment record it once, on both engines.
+
+Two `watchdog-oom import`s of one log, an import while the daemon records the kill it
+reads, two daemons of a host on a fleet database: each looks for the kill's sightings
+and inserts it when it finds none (store/serial.py). The second writer here asks while
+the first holds its transaction with the kill inserted and not yet committed; the first
+commits only once the second is waiting (SQLite: its thread asleep in SQLite's busy
+handler; PostgreSQL: its lock not granted in pg_locks) or has finished. Had the second
+looked before taking the lock, it would have found nothing and inserted the kill again.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text
+
+from watchdog_oom.model import OomKill
+from watchdog_oom.store import Store
+from watchdog_oom.store.tables import kills
+
+ROOT = Path(__file__).resolve().parent.parent
+T0 = datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
+# Syscalls a thread sleeps in while SQLite's busy handler waits (usleep): x86_64, aarch64.
+SLEEPS = {"x86_64": {"35", "230"}, "aarch64": {"101", "115"}}
+WAIT = 60.0  # seconds: the bound on waiting for the second writer to be waiting
+
+
+def _kill(pid: int) -> OomKill:
+    return OomKill(pid=pid, process="java", time=T0, mono_usec=None, boot_id=None, source="kmsg",
+                   anon_rss_kb=65152, constraint="CONSTRAINT_NONE")
+
+
+def _sleeping(thread_id: int) -> bool:
+    """Whether the thread is in a sleep syscall (SQLite's busy handler between tries)."""
+    try:
+        number = Path(f"/proc/self/task/{thread_id}/syscall").read_text().split()[0]
+    except (OSError, IndexError):
+        return False
+    return number in SLEEPS.get(os.uname().machine, set())
+
+
+def _waiting_on_a_lock(url: str) -> bool:
+    """Whether a PostgreSQL session waits for a lock not granted yet."""
+    probe = Store(url, "probe")
+    try:
+        with probe.engine.connect() as conn:
+            return bool(conn.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar())
+    finally:
+        probe.close()
+
+
+def _second_waits_or_ends(url: str, second: Callable[[], None]) -> threading.Thread:
+    """Run `second` in a thread; return once it waits for the first writer or has ended."""
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            second()
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    postgres = url.startswith("postgresql")
+    if not postgres and os.uname().machine not in SLEEPS:
+        pytest.skip(f"no known sleep syscall on {os.uname().machine} to see SQLite's busy wait by")
+    waited = threading.Event()
+    for _ in range(int(WAIT / 0.01)):
+        if done.is_set() or (_waiting_on_a_lock(url) if postgres else _sleeping(thread.native_id or 0)):
+            break
+        waited.wait(0.01)  # a poll of the other thread's state, not a wait for time to pass
+    else:
+        pytest.fail(f"the second writer neither waited nor ended in {WAIT:.0f} s")
+    return thread
+
+
+@pytest.mark.parametrize("how", ["add_kill", "add_kills"])
+def test_a_kill_written_by_two_writers_at_once_is_recorded_once(store_url: str, how: str) -> None:
+    first, second = Store(store_url, "web-01"), Store(store_url, "web-01")
+    answers: list[object] = []
+
+    def write_again() -> None:
+        with second.tx() as tx:
+            if how == "add_kill":
+                answers.append(tx.add_kill(_kill(4242), T0))
+            else:
+                answers.extend(tx.add_kills([(_kill(4242), None), (_kill(4343), None)], T0))
+
+    try:
+        with first.tx() as tx:
+            assert tx.add_kill(_kill(4242), T0) is not None
+            thread = _second_waits_or_ends(store_url, write_again)
+        thread.join(WAIT)
+        assert not thread.is_alive()
+        with first.engine.connect() as conn:
+            pids = conn.execute(select(kills.c.pid, func.count()).group_by(kills.c.pid)).all()
+        assert sorted(pids) == ([(4242, 1)] if how == "add_kill" else [(4242, 1), (4343, 1)])
+        assert answers[0] is None  # the second found the first's kill: a duplicate
+    finally:
+        first.close()
+        second.close()
+
+
+def _minimal(second: int, pid: int) -> str:
+    stamp = (T0.replace(tzinfo=None) + timedelta(seconds=second)).strftime("%b %d %H:%M:%S").replace(" 0", "  ", 1)
+    return (f"{stamp} web-01 kernel: [{second}.000000] java invoked oom-killer: "
+            "gfp_mask=0x100cca(GFP_HIGHUSER_MOVABLE), order=0, oom_score_adj=0\n"
+            f"{stamp} web-01 kernel: [{second}.000001] oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),"
+            f"cpuset=/,mems_allowed=0,global_oom,task_memcg=/system.slice/app.service,task=java,pid={pid},uid=1000\n"
+            f"{stamp} web-01 kernel: [{second}.000002] Out of memory: Killed process {pid} (java) "
+            "total-vm:8806332kB, anon-rss:6848016kB, file-rss:0kB, shmem-rss:0kB, UID:1000 pgtables:14360kB "
+            "oom_score_adj:0\n")
+
+
+def test_two_imports_of_one_log_at_once_record_each_kill_once(store_url: str, tmp_path: Path) -> None:
+    """The real command twice at once on one log of several batches: each kill once."""
+    kills_in_log = 5000  # three batches of the import's 2,000
+    log = tmp_path / "kern.log"
+    log.write_text("".join(_minimal(i, 10_000 + i) for i in range(kills_in_log)))
+    config = tmp_path / "watchdog-oom.yaml"
+    config.write_text(f"host: web-01\ndatabase: {store_url}\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    argv = [sys.executable, "-m", "watchdog_oom", "-c", str(config), "import", "--year", "2026", str(log)]
+    runs = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    store = Store(store_url, "web-01")
+    try:
+        with store.engine.connect() as conn:
+            total, distinct = conn.execute(select(func.count(), func.count(kills.c.pid.distinct()))).one()
+    finally:
+        store.close()
+    assert (total, distinct) == (kills_in_log, kills_in_log), outputs
