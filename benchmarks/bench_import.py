@@ -363,7 +363,8 @@ def split_write_path(log: Path, template: Path, runs: int, tmp: str) -> None:
     import sqlite3
     from datetime import datetime, timezone
 
-    from watchdog_oom.cli.import_logs import BATCH, Filing, _batch_records, _events, _Printer
+    from watchdog_oom.cli.import_logs import BATCH, Filing, _batch_records, _events
+    from watchdog_oom.cli.import_wire import Printer
     from watchdog_oom.store import Store
     from watchdog_oom.store.batch import import_rows
     from watchdog_oom.store.rows import COLUMNS
@@ -396,7 +397,7 @@ def split_write_path(log: Path, template: Path, runs: int, tmp: str) -> None:
         shutil.copyfile(template, database)
         store = Store(f"sqlite:///{database}", HOST)
         store.at_head()
-        printer = _Printer("json", io.StringIO())
+        printer = Printer("json", io.StringIO())
         recorded = [_batch_records(store, batch, now, io.StringIO())[0] for batch in batches]
         printing = _timed(lambda: [printer.add(columns) for columns in recorded])
         store.close()

@@ -100,6 +100,19 @@ def test_import_writes_its_json_as_to_json_would_the_whole_list(tmp_path: Path) 
         kills = json.loads(out)
         assert len(kills) == len(names) and all(k["evidence"]["format"] == "syslog" for k in kills)
         assert out == to_json(kills) + "\n"
+    # Read in a child (stderr a file), the batches come Packed (import_wire): new kills are
+    # inserted and printed as their reader prepared them, the same text; kills recorded
+    # already (a second import) go the rows' way, with the ids they have.
+    fresh = tmp_path / "fresh.yaml"
+    fresh.write_text(f"host: h\ndatabase: sqlite:///{tmp_path}/fresh.db\n")
+    for argv, note in ((["import", "--dry-run"], "found;"), (["-c", str(fresh), "import"], "6 new, 0 already"),
+                       (["-c", str(fresh), "import"], "0 new, 6 already")):
+        with open(tmp_path / "stderr", "w+", encoding="utf-8") as said:
+            code = main([*argv, "--format", "json", str(log)], stdout=(forked := io.StringIO()), stderr=said)
+            said.seek(0)
+            assert code == 0 and note in said.read()
+        expected = kills if "--dry-run" not in argv else [{**k, "id": None} for k in kills]
+        assert forked.getvalue() == to_json(expected) + "\n"
 
 
 def test_import_json_elements_are_to_jsons_whatever_the_evidence() -> None:

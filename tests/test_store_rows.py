@@ -81,3 +81,40 @@ def test_rows_imported_are_capped_stored_once_and_answered_as_stored(store, t0):
     for kill_id, _, row in again:
         assert row_record(kill_id, row) == kill_record(store.kill(kill_id))
     assert [len(store.kill(kill_id).process) for kill_id, _, _ in again] == [250, 251, 252, 253, 254, 255] + [255] * 4
+
+
+def test_prepared_rows_are_stored_as_import_rows_stores_them(store, t0):
+    # What a reading process prepares (rows.prepared_params, free of SQLAlchemy) and the
+    # recording one inserts as it is (batch.import_prepared): the very values import_rows
+    # stores; refused (None, nothing written) wherever import_rows has more to do.
+    from sqlalchemy import delete, select
+
+    from watchdog_oom.store.batch import import_prepared, import_rows
+    from watchdog_oom.store.rows import capped, prepared_params
+
+    def kills_table() -> list[tuple]:
+        with store.engine.connect() as conn:
+            return [tuple(row)[1:] for row in conn.execute(select(kills).order_by(kills.c.id))]
+
+    local = t0.astimezone()
+    rows = capped([kill_row(_full(local + timedelta(seconds=i)).replace(pid=100 + i, host=None), "web-01")
+                   for i in range(3)]
+                  + [kill_row(OomKill(pid=7, process="naïve—日本 \"x\"", time=None, killer="kernel",
+                                      extra={"kill_line": "k", "evidence": {"lines": ["é"]}}), "web-02")])
+    names, params = prepared_params(rows)
+    ids = import_prepared(store, names, params, t0)
+    if store.engine.dialect.name != "sqlite":  # PostgreSQL: import_rows' INSERT … RETURNING
+        assert ids is None and kills_table() == []
+        return
+    assert ids is not None and len(ids) == 4 and ids == sorted(ids)
+    prepared = kills_table()
+    assert import_prepared(store, names, params, t0) is None  # stored now: import_rows' to match
+    assert import_prepared(store, *prepared_params([rows[0], rows[0]]), t0) is None  # two of one (host, pid)
+    cgroup = kill_row(OomKill(pid=None, process="batch.service", time=local, killer="systemd-oomd"), "web-01")
+    assert import_prepared(store, *prepared_params([cgroup]), t0) is None  # only the moment tells
+    assert prepared_params([kill_row(OomKill(pid=1, process="x", time=t0.replace(tzinfo=None)), "h")]) is None
+    assert kills_table() == prepared
+    with store.engine.begin() as conn:
+        conn.execute(delete(kills))
+    assert [new for _, new, _ in import_rows(store, rows, t0)] == [True] * 4
+    assert kills_table() == prepared

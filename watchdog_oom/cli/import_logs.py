@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import gc
-import itertools
-import json
 import lzma
 import os
 import signal
@@ -16,25 +15,23 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
-from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any, TextIO
 
 from watchdog_oom import config as config_mod
 from watchdog_oom import store as store_mod
 from watchdog_oom.cli.common import EXIT_OK, Command, UsageError, open_store, utcnow
-from watchdog_oom.cli.history import KILL_COLUMNS
 from watchdog_oom.cli.import_parts import Forward, Parts, TwoReaders, send_spooled
+from watchdog_oom.cli.import_wire import RECORD_KEYS, Packed, Printer, _json_elements, pack
 from watchdog_oom.cli.options import add_format
-from watchdog_oom.model import KILL_FIELDS
 from watchdog_oom.store.rows import HOST, PROCESS, Row, capped, kill_from_row, record_columns, row_evidence
-from watchdog_oom.textout import safe, table, to_json
+from watchdog_oom.textout import safe
 from watchdog_oom.valueclass import valueclass
 
 if TYPE_CHECKING:  # the scanner loads in the reading child
     from watchdog_oom.parse.scan import Reached
 
-# import's table: the kill columns of `history`, and what each kill was read from.
-IMPORT_COLUMNS = [*KILL_COLUMNS, ("evidence", "EVIDENCE")]
+# Names of import_wire's that are imported from here too (tests).
+__all__ = ["RECORD_KEYS", "_json_elements", "cmd_import"]
 
 
 class _Progress:
@@ -72,23 +69,22 @@ def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, er
     filing = Filing(forced=args.host, local=cfg.host, year=args.year)
     if hasattr(os, "fork") and _has_fd(err):  # a log that shrinks can kill its reader (SIGBUS): a child
         work = (lambda: None) if args.dry_run else lambda: open_store(cfg)
-        events, store = _read_beside(args.paths, filing, err, work)
+        events, store = _read_beside(args.paths, filing, err, work, texts=args.format == "json")
     elif args.dry_run:
         store, events = None, _events(args.paths, filing, err, map_file=False)
     else:
         store, events = open_store(cfg), _events(args.paths, filing, err, map_file=False)
-    printer = _Printer(args.format, out)
+    printer = Printer(args.format, out)
     failed = False
     found = new = unstored = 0
     hosts: Counter[str] = Counter()
     now = utcnow()
     with _collected_rarely():  # after the store is open
         for kind, path, payload in events:
-            if kind == "kills":  # a batch of rows (store/rows.py)
-                records, fresh, quarantined = _batch_records(store, payload, now, err)
-                printer.add(records)
+            if kind == "kills":  # a batch of rows (store/rows.py), or of a reading child's: Packed
+                fresh, quarantined = _record(store, payload, now, printer, err)
                 found, new, unstored = found + len(payload), new + fresh, unstored + quarantined
-                hosts.update(row[HOST] for row in payload)
+                hosts.update(payload.hosts() if type(payload) is Packed else [row[HOST] for row in payload])
                 continue
             if payload is not None:  # the path could not be read: says why
                 print(f"watchdog-oom import: {safe(payload)}", file=err)  # it names the path
@@ -105,6 +101,40 @@ def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, er
             hosts.clear()
     printer.finish()
     return 1 if failed else EXIT_OK
+
+
+def _record(store: store_mod.Store | None, payload: Packed | Sequence[Row], now: datetime, printer: Printer,
+            err: TextIO) -> tuple[int, int]:
+    """Record (unless `store` is None: a dry run) and print a batch: how many of its kills
+    are new and how many could not be stored. A Packed batch of new kills on SQLite as
+    JSON goes in and out as its reader prepared it (import_wire); any other from its rows."""
+    if isinstance(payload, Packed):
+        if payload.texts is not None and printer.json:
+            ids = [None] * len(payload) if store is None else _import_packed(store, payload, now)
+            if ids is not None:
+                printer.add_texts(ids, payload.texts)
+                return (0 if store is None else len(ids)), 0
+        payload = payload.rows()
+    records, fresh, quarantined = _batch_records(store, payload, now, err)
+    printer.add(records)
+    return fresh, quarantined
+
+
+def _import_packed(store: store_mod.Store, packed: Packed, now: datetime) -> list[int] | None:
+    """The ids of a Packed batch's kills, recorded as prepared (store.batch.import_prepared),
+    or None: the batch is to be recorded from its rows (not all new, another database, a
+    value the database would not take: its rows are then stored one by one)."""
+    from watchdog_oom.store.batch import import_prepared
+    from watchdog_oom.store.health import database_failure
+
+    if packed.names is None or packed.params is None:
+        return None
+    try:
+        return import_prepared(store, packed.names, packed.params, now)
+    except Exception as exc:
+        if database_failure(exc):
+            raise
+        return None
 
 
 def _batch_records(store: store_mod.Store | None, rows: Sequence[Row], now: datetime,
@@ -173,98 +203,6 @@ def _import_batch(store: store_mod.Store, rows: Sequence[Row], now: datetime,
                 print(f"  a kill of {safe(row[PROCESS][:60])} could not be stored ({safe(error)}); quarantined",
                       file=err)
     return recorded, quarantined
-
-
-class _Printer:
-    """Prints kill records as they come: a JSON array a batch of elements at a time, or the
-    table a batch at a time (its heading once). A batch comes column by column, in
-    RECORD_KEYS' order."""
-
-    def __init__(self, fmt: str, out: TextIO) -> None:
-        self.json, self.out, self.count = fmt == "json", out, 0
-
-    def add(self, columns: list[Sequence[Any]]) -> None:
-        if not columns[0]:
-            return
-        if self.json:
-            # to_json of the whole list, a batch of elements at a time: the same text.
-            self.out.write(("[\n" if self.count == 0 else ",\n") + _json_elements(columns))
-            self.count += len(columns[0])
-            return
-        from watchdog_oom.parse.evidence import summary  # the parser's modules load in the reading child
-
-        rows = [{**dict(zip(RECORD_KEYS, record, strict=True)), "evidence": summary(record[-1])}
-                for record in zip(*columns, strict=True)]
-        lines = table(rows, IMPORT_COLUMNS, {"evidence": 160}).splitlines()
-        print("\n".join(lines if self.count == 0 else lines[1:]), file=self.out)
-        self.count += len(rows)
-
-    def finish(self) -> None:
-        if self.json:
-            print("\n]" if self.count else "[]", file=self.out)
-
-
-# The keys of import's records: a kill record's, then what the kill was read from.
-RECORD_KEYS = (*KILL_FIELDS, "evidence")
-
-
-def _json_elements(columns: list[Sequence[Any]]) -> str:
-    """Records (given column by column in RECORD_KEYS' order) as elements of to_json's
-    indented array, joined as it joins them: the same text, a batch in a few C calls.
-
-    json's C encoder only runs without indent: each column's values are encoded in one
-    call, with a NUL between values (JSON text holds one only escaped, as \\u0000), or
-    once where they are all one value (a log's host, killer, source); the records' texts
-    are set in the indented layout of RECORD_KEYS by one format call. The evidence, where
-    it is an object or array, is laid out by json's indenting encoder once per distinct
-    value (_indented). A batch holding anything else (a nested value elsewhere, a NaN, a
-    datetime) is laid out record by record by to_json itself."""
-    try:
-        texts = [_column_json(values) for values in columns[:-1]]
-        texts.append([_indented(said) if type(said) in _NESTED else _column_json([said])[0] for said in columns[-1]])
-    except (TypeError, ValueError):
-        return ",\n".join("\n".join("  " + line for line in to_json(dict(zip(RECORD_KEYS, values, strict=True)))
-                                     .splitlines()) for values in zip(*columns, strict=True))
-    return ",\n".join([_LAYOUT] * len(columns[0])).format(*itertools.chain.from_iterable(zip(*texts, strict=True)))
-
-
-def _column_json(values: Sequence[Any]) -> Sequence[str]:
-    """Each of `values` (JSON scalars) as to_json writes it; TypeError, ValueError where one is not."""
-    first, count = values[0], len(values)
-    kind = type(first)
-    if kind in _SCALARS and values.count(first) == count and list(map(type, values)).count(kind) == count:
-        return [_ENCODE_FLAT([first])[1:-1]] * count  # the same value throughout: encoded once
-    if not _SCALARS.issuperset(map(type, values)):
-        raise TypeError("not a JSON scalar")
-    pieces = _ENCODE_FLAT(list(values))[1:-1].split("\x00")
-    if len(pieces) != count:  # pragma: no cover - a NUL is always escaped
-        raise ValueError("a value's text holds a NUL")
-    return pieces
-
-
-def _indented(value: Any) -> str:
-    """A nested value as to_json lays it out two levels deep (an array's element's field)."""
-    if _LAST_INDENTED and _LAST_INDENTED[0] is value:  # the kills of a batch share their evidence (_Interned)
-        return _LAST_INDENTED[1]
-    compact = _ENCODE_COMPACT(value)  # TypeError, ValueError: not JSON as it stands
-    text = _INDENTED.get(compact)
-    if text is None:
-        if len(_INDENTED) >= 1024:
-            _INDENTED.clear()
-        text = _INDENTED[compact] = json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n    ")
-    _LAST_INDENTED[:] = [value, text]  # held: its id is not reused while it is looked up by identity
-    return text
-
-
-_SCALARS = frozenset((str, int, float, bool, type(None)))  # what _ENCODE_FLAT writes as to_json does
-_NESTED = frozenset((dict, list, tuple))
-_ENCODE_FLAT = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=("\x00", ": ")).encode
-_ENCODE_COMPACT = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
-_INDENTED: dict[str, str] = {}  # a nested value's compact JSON -> its indented text
-_LAST_INDENTED: list[Any] = []  # the last nested value laid out, and its text
-# One record's layout: its keys and the places of its values (braces doubled for format).
-_LAYOUT = "  {{\n" + ",\n".join("    " + encode_basestring(key).replace("{", "{{").replace("}", "}}") + ": {}"
-                                 for key in RECORD_KEYS) + "\n  }}"
 
 
 # What reading the logs yields: ("kills", path, [row, …]) batches (the kills as the rows of
@@ -382,15 +320,16 @@ def _has_fd(stream: TextIO) -> bool:
     return True
 
 
-def _read_beside(paths: Sequence[str], filing: Filing, err: TextIO,
-                 work: Callable[[], Any]) -> tuple[Iterator[Event], Any]:
+def _read_beside(paths: Sequence[str], filing: Filing, err: TextIO, work: Callable[[], Any], *,
+                 texts: bool = False) -> tuple[Iterator[Event], Any]:
     """Read the logs in a forked child while `work()` (opening the database) runs here.
 
     Loading SQLAlchemy takes a fifth of a second, a big log's scan several tenths; a
     thread would not overlap them, as the two would fight for the GIL around every
     memmem call of the scan, but two processes on two cores do. The child sends the
     kills back through a pipe, pickled a batch at a time, and goes on reading while this
-    process records them. Forked before SQLAlchemy is loaded, and before this process has
+    process records them, each batch Packed (import_wire: with its records' JSON texts
+    where `texts`). Forked before SQLAlchemy is loaded, and before this process has
     threads.
     """
     import pickle
@@ -407,13 +346,16 @@ def _read_beside(paths: Sequence[str], filing: Filing, err: TextIO,
             os.close(readable)
             with os.fdopen(writable, "wb") as pipe, _collected_rarely():
                 # each kill as its row: plain values, pickled at a fraction of an object's cost
-                parts = Parts() if _search_workers() >= 2 else None  # a big log: two readers, one per core
+                packer = functools.partial(pack, texts=texts)
+                parts = Parts(pack=packer) if _search_workers() >= 2 else None  # a big log: two readers, one per core
                 sized = None  # the last path whose size as mapped the parent was sent
                 for event in _events(paths, filing, err, marks=True, parts=parts):
                     if event[0] == "raw":  # the second reader's events, pickled already
                         pipe.flush()
                         send_spooled(pipe.fileno(), event[2])
                         continue
+                    if event[0] == "kills":
+                        event = ("kills", event[1], packer(event[2]))
                     pickle.dump(event, pipe, protocol=pickle.HIGHEST_PROTOCOL)
                     if event[0] == "at" and event[1] != sized:
                         # A path's first mark, with its size as mapped, goes out at once: should a
@@ -440,10 +382,11 @@ def _read_beside(paths: Sequence[str], filing: Filing, err: TextIO,
         os.waitpid(child, 0)
         raise
 
-    return _received(readable, child, paths, filing, err), result
+    return _received(readable, child, paths, filing, err, texts=texts), result
 
 
-def _received(readable: int, child: int, paths: Sequence[str], filing: Filing, err: TextIO) -> Iterator[Event]:
+def _received(readable: int, child: int, paths: Sequence[str], filing: Filing, err: TextIO, *,
+              texts: bool = False) -> Iterator[Event]:
     """The events the reading child sends through the pipe `readable`, then its end."""
     import pickle
 
@@ -484,7 +427,7 @@ def _received(readable: int, child: int, paths: Sequence[str], filing: Filing, e
         yield from shrank_events(paths[done], at if current is not None else 0, size, filing, err,
                                  given=given if current is not None else 0)
         if done + 1 < len(paths):
-            rest, _ = _read_beside(paths[done + 1:], filing, err, lambda: None)
+            rest, _ = _read_beside(paths[done + 1:], filing, err, lambda: None, texts=texts)
             yield from rest
         return
     yield from held  # read before the reader ended: recorded, then the failure said
@@ -650,7 +593,7 @@ def _two_readers(path: str, stream: Any, rows: _Rows, progress: _Progress, err: 
         return rows.rows(items), rows.counts
 
     try:
-        readers = TwoReaders(path, split, second, BATCH, err)
+        readers = TwoReaders(path, split, second, BATCH, err, pack=parts.pack if parts is not None else None)
     except OSError:  # no spool file (TMPDIR full, read-only) or no fork (EAGAIN): one reader
         view.close()
         stream.seek(start)

@@ -48,9 +48,11 @@ _CONTROL_PIPE = 1 << 20  # the pipe's size asked for (F_SETPIPE_SZ): the second 
 @valueclass
 class Parts:
     """How `import` reads a big log in two processes: `at`, the byte offset where the
-    second part starts (a line's start; None: the middle, split_point's)."""
+    second part starts (a line's start; None: the middle, split_point's); `pack`, what
+    the second spools a batch of rows as (import_wire.pack; None: the list as it is)."""
 
     at: int | None = None
+    pack: Callable[[list[Any]], Any] | None = None
 
 
 @valueclass
@@ -93,9 +95,10 @@ class TwoReaders:
     """The first reader's side: forks the second, hands over, forwards its events."""
 
     def __init__(self, path: str, split: int, second: Callable[[Callable[[int], object]], Part],
-                 batch: int, err: TextIO) -> None:
+                 batch: int, err: TextIO, pack: Callable[[list[Any]], Any] | None = None) -> None:
         """`second(progress)`: the second part (run in the forked process, which reports the
-        bytes it got through to `progress`); `batch`: rows per event."""
+        bytes it got through to `progress`); `batch`: rows per event; `pack`: what a batch
+        of rows is spooled as (Parts.pack)."""
         self.path, self.split = path, split
         self.spool = tempfile.TemporaryFile(prefix="watchdog-oom-import-")  # noqa: SIM115 -- closed by close()
         self.counter = mmap.mmap(-1, 8)  # shared with the second: the bytes it got through
@@ -128,7 +131,7 @@ class TwoReaders:
             raise
         if self.child == 0:
             os.close(readable)
-            os._exit(_second_main(path, second(self._count), self.spool, writable, batch, err))
+            os._exit(_second_main(path, second(self._count), self.spool, writable, (batch, pack), err))
         os.close(writable)
         self.control: BinaryIO | None = os.fdopen(readable, "rb")
 
@@ -208,8 +211,8 @@ class TwoReaders:
         stream = _Spooled(self.spool.fileno(), start)  # read where it lies: the second writes on at its offset
         kind, path, rows = pickle.load(stream)
         after = stream.at
-        rows = rows[skip:]
-        if not rows:
+        rows = rows[skip:] if type(rows) is list else rows.after(skip)  # a list, or Parts.pack's
+        if not len(rows):
             return None, after
         data = pickle.dumps((kind, path, rows), protocol=pickle.HIGHEST_PROTOCOL)
         return Forward(self.spool.fileno(), start, after, len(rows), None, data), after
@@ -268,7 +271,8 @@ class _ReaderFailed(ValueError):
         super().__init__(f"the second reading process ended abnormally (status {status})")
 
 
-def _second_main(path: str, part: Part, spool: Any, control_fd: int, batch: int, err: TextIO) -> int:
+def _second_main(path: str, part: Part, spool: Any, control_fd: int,
+                 batch: tuple[int, Callable[[list[Any]], Any] | None], err: TextIO) -> int:
     """The second reader: its part's events into the spool, how far it got to the first."""
     from watchdog_oom.parse.scan import Idle, LogShrank, Reached
 
@@ -307,9 +311,10 @@ class _Spooler:
     """The second reader's events (as import_logs._path_events gives them) into the spool,
     and how far it got to the first."""
 
-    def __init__(self, path: str, out: Any, control: Any, batch: int,
+    def __init__(self, path: str, out: Any, control: Any, batch: tuple[int, Callable[[list[Any]], Any] | None],
                  counts: Callable[[], tuple[tuple[int, int, int], int, list[Any]]]) -> None:
-        self.path, self.out, self.control, self.size, self.counts = path, out, control, batch, counts
+        self.path, self.out, self.control, self.counts = path, out, control, counts
+        self.size, self.pack = batch
         self.batch: list[Any] = []
         self.state = _State()
         self.marks = 0
@@ -348,7 +353,7 @@ class _Spooler:
 
     def _write_batch(self) -> None:
         if self.batch:
-            self._dump(("kills", self.path, self.batch))
+            self._dump(("kills", self.path, self.batch if self.pack is None else self.pack(self.batch)))
             self.state.kills += len(self.batch)
             if self.state.mark is not None:
                 after, at, size, given = self.state.mark
@@ -400,4 +405,5 @@ def unspooled(events: Iterator[tuple[str, str, Any]]) -> Iterator[tuple[str, str
         stream = io.BytesIO(data)
         size = len(data)
         while stream.tell() < size:
-            yield pickle.load(stream)
+            spooled, where, batch = pickle.load(stream)
+            yield spooled, where, batch.rows() if spooled == "kills" and type(batch) is not list else batch

@@ -20,9 +20,9 @@ of the batch has is looked at as a kill.
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
-from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from types import SimpleNamespace
 from typing import Any
 
@@ -32,6 +32,7 @@ from sqlalchemy.engine import Connection
 from watchdog_oom.model import OomKill, with_local_time
 from watchdog_oom.store.records import SAME_KILL_WINDOW, fill_missing, same_kill
 from watchdog_oom.store.rows import (
+    CGROUP_OOM,
     COLUMNS,
     DETAILS,
     HOST,
@@ -40,8 +41,10 @@ from watchdog_oom.store.rows import (
     TIME,
     Row,
     capped,
+    json_dumps,
     kill_from_row,
     kill_row,
+    time_text,
 )
 from watchdog_oom.store.serial import writing_kills
 from watchdog_oom.store.tables import kills as table
@@ -77,6 +80,60 @@ def import_rows(store: Any, rows: Sequence[Row], now: datetime) -> list[Recorded
     rows = capped(rows)
     with store.engine.begin() as conn:
         return record_rows(conn, store.host, rows, now)
+
+
+def import_prepared(store: Any, names: Sequence[str], params: Sequence[tuple[Any, ...]],
+                    now: datetime) -> list[int] | None:
+    """Record a batch prepared where it was read (rows.prepared_params of capped rows) when
+    all its kills are new, in a transaction of its own: their ids, in order. None, with
+    nothing written, where it needs import_rows: another database than SQLite, bind
+    processors not the default ones, a kill without host or pid, two kills of one (host,
+    pid), or a stored kill with a pid of the batch (what record_rows would look at).
+
+    The same rows as import_rows stores, at a fraction of the recording process's work:
+    the dedupe is one indexed query per host that finds nothing (the pids written into
+    it: integers), and the values go to the driver as they came."""
+    dialect = store.engine.dialect
+    if dialect.name != "sqlite" or not _default_processors(dialect) or "pid" not in names or names[0] != "host":
+        return None
+    at = names.index("pid")
+    by_host: dict[str, set[int]] = {}
+    for values in params:
+        host, pid = values[0], values[at]
+        if type(pid) is not int or type(host) is not str or not host:
+            return None
+        by_host.setdefault(host, set()).add(pid)
+    if sum(map(len, by_host.values())) != len(params):  # two kills of one (host, pid): record_rows matches them
+        return None
+    recorded_at = _processors(dialect)[RECORDED_AT](now)
+    with store.engine.begin() as conn:
+        for host, pids in by_host.items():
+            found = conn.exec_driver_sql(f"SELECT 1 FROM {table.name} WHERE host = ? AND pid IN "
+                                         f"({','.join(map(str, sorted(pids)))}) LIMIT 1", (host,)).first()
+            if found is not None:
+                return None
+        conn.exec_driver_sql(_insert_sql(dialect, [*names, "recorded_at"]),
+                             [(*values, recorded_at) for values in params])
+        last_id = conn.execute(select(func.max(table.c.id))).scalar_one()
+    return list(range(last_id - len(params) + 1, last_id + 1))
+
+
+def _default_processors(dialect: Any) -> bool:
+    """Whether SQLite's bind processors of the kills columns are those rows.prepared_params
+    stands for: none but the times', the flag's and the details' (json.dumps)."""
+    agrees = _AGREES.get(dialect)
+    if agrees is None:
+        processors = _processors(dialect)
+        agrees = (all(process is None for i, process in enumerate(processors)
+                      if i not in (TIME, CGROUP_OOM, DETAILS, RECORDED_AT))
+                  and _time_text_agrees(processors[TIME]) and dialect._json_serializer in (None, json.dumps)
+                  and processors[CGROUP_OOM](True) == 1 and processors[CGROUP_OOM](False) == 0
+                  and processors[DETAILS]({"a": ["é"]}) == json_dumps({"a": ["é"]}))
+        _AGREES[dialect] = agrees
+    return agrees
+
+
+_AGREES: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()  # a dialect -> _default_processors
 
 
 def record_rows(conn: Connection, host: str, rows: Sequence[Row], now: datetime) -> list[Recorded]:
@@ -153,7 +210,6 @@ def _values(row: Any) -> Row:
     return tuple(values[name] for name in COLUMNS)
 
 
-_CGROUP_OOM = COLUMNS.index("cgroup_oom")
 _stored_kill = row_maker(StoredKill, ("id", *COLUMNS))
 
 
@@ -189,41 +245,23 @@ def _sqlite_params(dialect: Any, rows: list[Row], now: datetime) -> tuple[list[s
     Each column's own bind processing (SQLAlchemy's executemany builds a parameter dict
     per row, which costs more than SQLite's insert), a column at a time; a batch shares
     its recorded_at, converted once; an offset-aware time and the details take the
-    processors' short ways (same text; see _time_text). A column no row of the batch has
+    processors' short ways (same text; see rows.time_text). A column no row of the batch has
     a value for is left out (NULL all the same: no kills column has a default in the
     database), each bound NULL being work for SQLite (most kills lack a third of them)."""
     processors = _processors(dialect)
     columns: list[Any] = list(zip(*rows, strict=True))  # per column, its values
-    time_processor, boolean = processors[TIME], processors[_CGROUP_OOM]
-    fast_time = _time_text if _time_text_agrees(time_processor) else time_processor
+    time_processor, boolean = processors[TIME], processors[CGROUP_OOM]
+    fast_time = time_text if _time_text_agrees(time_processor) else time_processor
     columns[TIME] = [when if when is None else fast_time(when) if when.tzinfo is not None else time_processor(when)
                      for when in columns[TIME]]
-    columns[_CGROUP_OOM] = [int(flag) if type(flag) is bool else boolean(flag) for flag in columns[_CGROUP_OOM]]
-    columns[DETAILS] = list(map(dialect._json_serializer or _json_dumps, columns[DETAILS]))
+    columns[CGROUP_OOM] = [int(flag) if type(flag) is bool else boolean(flag) for flag in columns[CGROUP_OOM]]
+    columns[DETAILS] = list(map(dialect._json_serializer or json_dumps, columns[DETAILS]))
     columns[RECORDED_AT] = [processors[RECORDED_AT](now)] * len(rows)
     for i, process in enumerate(processors):
-        if process is not None and i not in (TIME, _CGROUP_OOM, DETAILS, RECORDED_AT):
+        if process is not None and i not in (TIME, CGROUP_OOM, DETAILS, RECORDED_AT):
             columns[i] = [value if value is None else process(value) for value in columns[i]]
     kept = [i for i, values in enumerate(columns) if values.count(None) != len(rows)]
     return [COLUMNS[i] for i in kept], list(zip(*(columns[i] for i in kept), strict=True))
-
-
-def _json_dumps(value: Any) -> str:
-    """json.dumps(value), the JSON column's default serializer: the same text, by one C
-    encoder made once (json.dumps makes one a call, a third of its time on a kill's details).
-    No check for cycles: a value that holds itself fails with RecursionError, not ValueError."""
-    return "".join(_ENCODE(value, 0))
-
-
-def _json_encoder() -> Any:
-    if c_make_encoder is None:  # no C accelerator (another Python): json.dumps as it is
-        return lambda value, _level: (json.dumps(value),)
-    defaults = json.JSONEncoder()
-    return c_make_encoder(None, defaults.default, encode_basestring_ascii, None, defaults.key_separator,
-                          defaults.item_separator, defaults.sort_keys, defaults.skipkeys, defaults.allow_nan)
-
-
-_ENCODE = _json_encoder()
 
 
 def _processors(dialect: Any) -> list[Any]:
@@ -232,17 +270,11 @@ def _processors(dialect: Any) -> list[Any]:
     return [table.c[name].type._cached_bind_processor(dialect) for name in COLUMNS]
 
 
-def _time_text(value: datetime) -> str:
-    """An offset-aware time as SQLite's column stores it (tables.UtcDateTime, then SQLite's
-    DATETIME: UTC, no offset, microseconds always), in one C call instead of four Python ones."""
-    return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
-
-
 def _time_text_agrees(processor: Any) -> bool:
-    """Whether _time_text writes what the column's processor writes (its storage format is the default)."""
+    """Whether rows.time_text writes what the column's processor writes (its storage format is the default)."""
     probe = datetime(987, 6, 5, 4, 3, 2, 1, tzinfo=timezone(timedelta(hours=-7)))
-    return bool(processor(probe) == _time_text(probe) and processor(probe.replace(microsecond=0)) ==
-                _time_text(probe.replace(microsecond=0)))
+    return bool(processor(probe) == time_text(probe) and processor(probe.replace(microsecond=0)) ==
+                time_text(probe.replace(microsecond=0)))
 
 
 def _candidates(conn: Connection, host: str, rows: Sequence[Row]) -> dict[tuple[str, int | None], list[Any]]:
