@@ -291,3 +291,66 @@ def test_a_log_truncated_in_the_second_part_after_the_handover_keeps_each_kill_b
     assert f"{log}: 5000 kills found, 5000 new" in said
     with pytest.raises(ChildProcessError):  # every reading process was waited for
         os.waitpid(-1, os.WNOHANG)
+
+
+def _import(tmp_path: Path, log: Path) -> tuple[int, list[int], str]:
+    """The real command on a real migrated history, reading in children (stderr a file):
+    its exit status, the pids it printed, what it said."""
+    from test_cli import write_config
+
+    from watchdog_oom.cli import main
+
+    cfg = write_config(tmp_path, f"host: h\ndatabase: sqlite:///{tmp_path}/h.db\n")
+    out = io.StringIO()
+    with open(tmp_path / "stderr", "w+", encoding="utf-8") as err:
+        code = main(["-c", str(cfg), "import", "--format", "json", str(log)], stdout=out, stderr=err)
+        err.seek(0)
+        said = err.read()
+    with pytest.raises(ChildProcessError):  # every reading process was waited for
+        os.waitpid(-1, os.WNOHANG)
+    return code, [k["pid"] for k in json.loads(out.getvalue() or "[]")], said
+
+
+def test_a_second_reader_stopped_by_its_spools_cap_leaves_the_first_to_read_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The second reader's spool is bounded: at its cap (here a batch's worth) the second
+    # stops, quietly; the first has handed over, sends on what was spooled, then reads the
+    # rest itself from the last point the parent holds final: each kill once, in order.
+    from watchdog_oom.cli import import_parts
+
+    log = tmp_path / "syslog"
+    log.write_text("".join(_minimal(2 * i, 100_000 + i) for i in range(6000)))
+    monkeypatch.setattr(import_logs, "BATCH", 500)
+    monkeypatch.setattr(import_parts, "_SPOOL_CAP", 1)  # the second's first batch is written; then it stops
+    code, pids, said = _import(tmp_path, log)
+    assert code == 0, said
+    assert pids == list(range(100_000, 106_000))
+    assert f"{log}: 6000 kills found, 6000 new" in said
+    assert "Traceback" not in said and "reading process stopped" not in said and "shrank" not in said
+
+
+def test_a_second_reader_whose_tmpdir_fills_says_so_in_a_line_and_the_first_reads_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # $TMPDIR on a real tmpfs of 256 kB: the second reader's spool write fails (ENOSPC)
+    # after the handover; it says so in one line, and the first reads the rest.
+    import subprocess
+    import tempfile
+
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(small)], capture_output=True,
+                             text=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN): {mounted.stderr.strip()}")
+    try:
+        log = tmp_path / "syslog"
+        log.write_text("".join(_minimal(2 * i, 100_000 + i) for i in range(6000)))
+        monkeypatch.setattr(tempfile, "tempdir", str(small))
+        code, pids, said = _import(tmp_path, log)
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=False)
+    assert code == 0, said
+    assert pids == list(range(100_000, 106_000))
+    assert f"{log}: 6000 kills found, 6000 new" in said
+    assert f"{log}: a second reading process stopped (No space left on device); the first reads on" in said
+    assert "Traceback" not in said and len(said.splitlines()) == 3, said  # that line, the year's, the count's

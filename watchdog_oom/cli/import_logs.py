@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from watchdog_oom import config as config_mod
 from watchdog_oom import store as store_mod
 from watchdog_oom.cli.common import EXIT_OK, Command, UsageError, open_store, utcnow
-from watchdog_oom.cli.import_parts import Forward, Parts, TwoReaders, send_spooled
+from watchdog_oom.cli.import_parts import Forward, Parts, SecondStopped, TwoReaders, send_spooled
 from watchdog_oom.cli.import_wire import RECORD_KEYS, Packed, Printer, _json_elements, pack
 from watchdog_oom.cli.options import add_format
 from watchdog_oom.store.rows import HOST, PROCESS, Row, capped, kill_from_row, record_columns, row_evidence
@@ -274,6 +274,9 @@ def _path_events(path: str, filing: Filing, err: TextIO, *, marks: bool, map_fil
         # those already sent are left out
         yield from shrank_events(path, at, whole, filing, err, marks=marks, given=given)
         return
+    except SecondStopped:  # (before OSError, ValueError below) its spool full, or it failed: said
+        yield from _read_on(path, at, whole, filing, err, marks=marks, given=given, map_file=map_file)
+        return
     except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
         yield "done", path, _read_error(path, exc)
         return
@@ -297,7 +300,14 @@ def shrank_events(path: str, at: int, size: int | None, filing: Filing, err: Tex
           f"{f' from {size}' if size is not None else ''}): {lost} could not be read; "
           f"read on from byte {at}", file=err)
     err.flush()
-    events = _path_events(path, filing, err, marks=marks, map_file=False, start=at, size=size)
+    yield from _read_on(path, at, size, filing, err, marks=marks, given=given, map_file=False)
+
+
+def _read_on(path: str, at: int, size: int | None, filing: Filing, err: TextIO, *, marks: bool, given: int,
+             map_file: bool) -> Iterator[Event]:
+    """A path's events read by this one process from byte `at` (a final point), leaving
+    out the first `given` kills read there: they were given already."""
+    events = _path_events(path, filing, err, marks=marks, map_file=map_file, start=at, size=size)
     yield from _skip_kills(events, given)
 
 
@@ -497,6 +507,7 @@ def _iter_kills(path: str, filing: Filing, err: TextIO, *, start: int = 0, map_f
         stream.seek(start)
     size, reference = _size_and_mtime(path)
     progress = _Progress(size, safe(path), err)
+    progress.done = start  # read on from there: the bytes before it were got through
     label = "stdin" if path == "-" else os.path.abspath(path)
     rows = _Rows(filing, reference, f"import:{label}")
     two = None

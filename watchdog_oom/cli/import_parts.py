@@ -34,14 +34,20 @@ import pickle
 import signal
 import struct
 import tempfile
-import traceback
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, TextIO
 
+from watchdog_oom.textout import safe
 from watchdog_oom.valueclass import valueclass
 
-# Exit statuses of the second reader: read to the end; found the file shorter (LogShrank).
-_DONE, _FAILED, _SHRANK = 0, 1, 3
+# Exit statuses of the second reader: read to the end; failed (said in a line); found the
+# file shorter (LogShrank); stopped, its spool at its cap or its filesystem nearly full.
+_DONE, _FAILED, _SHRANK, _STOPPED = 0, 1, 3, 4
+# The second reader's spool (in $TMPDIR) is bounded: the second stops where it would
+# grow past _SPOOL_CAP bytes or leave its filesystem less than _FREE_LEFT bytes free (a
+# twentieth of a smaller filesystem), and the first reads the rest (SecondStopped).
+_SPOOL_CAP = 256 << 20
+_FREE_LEFT = 64 << 20
 _CONTROL_PIPE = 1 << 20  # the pipe's size asked for (F_SETPIPE_SZ): the second never waits on it
 
 
@@ -203,7 +209,7 @@ class TwoReaders:
         if self.kept is None:  # it ended without saying so
             if self.status in (_SHRANK, -signal.SIGBUS):
                 raise LogShrank(5, "the log shrank while its second half was read")
-            raise _ReaderFailed(self.status)
+            raise SecondStopped(self.status)
 
     def _rest_of_batch(self, start: int, skip: int) -> tuple[Forward | None, int]:
         """The batch event spooled at `start` without its first `skip` rows, pickled again
@@ -264,11 +270,17 @@ class _Spooled:
         raise pickle.UnpicklingError("the spool holds no line-based pickles")
 
 
-class _ReaderFailed(ValueError):
-    """The second reader ended with an error of its own (it said which)."""
+class SecondStopped(ValueError):
+    """The second reader stopped before the end of the log after the handover (its spool
+    at its cap, or an error of its own, which it said): the first reads on from the last
+    point the parent holds as final (import_logs._path_events), as for a log that shrank."""
 
     def __init__(self, status: int | None) -> None:
-        super().__init__(f"the second reading process ended abnormally (status {status})")
+        super().__init__(f"the second reading process stopped (status {status})")
+
+
+class _SpoolFull(Exception):
+    """The second reader's spool reached its cap, or its filesystem is nearly full."""
 
 
 def _second_main(path: str, part: Part, spool: Any, control_fd: int,
@@ -298,10 +310,15 @@ def _second_main(path: str, part: Part, spool: Any, control_fd: int,
         status = _DONE
     except LogShrank:
         status = _SHRANK
+    except _SpoolFull:
+        status = _STOPPED
     except (KeyboardInterrupt, BrokenPipeError):
         pass
-    except BaseException:  # noqa: BLE001 -- said here; the first sees the end and fails
-        traceback.print_exc(file=err)
+    except Exception as exc:  # noqa: BLE001 -- said in a line; the first reads on without it
+        said = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {exc}"
+        with contextlib.suppress(OSError, ValueError):
+            print(f"watchdog-oom import: {safe(path)}: a second reading process stopped ({safe(said[:300])}); "
+                  "the first reads on", file=err)
     with contextlib.suppress(OSError, ValueError):
         err.flush()
     return status
@@ -353,12 +370,21 @@ class _Spooler:
 
     def _write_batch(self) -> None:
         if self.batch:
+            self._bounded()
             self._dump(("kills", self.path, self.batch if self.pack is None else self.pack(self.batch)))
             self.state.kills += len(self.batch)
             if self.state.mark is not None:
                 after, at, size, given = self.state.mark
                 self.state.mark = (after, at, size, given + len(self.batch))
             self.batch = []
+
+    def _bounded(self) -> None:
+        """Raise _SpoolFull where the spool is at its cap or its filesystem nearly full."""
+        if self.out.tell() >= _SPOOL_CAP:
+            raise _SpoolFull
+        fs = os.fstatvfs(self.out.fileno())
+        if fs.f_bavail * fs.f_frsize < min(_FREE_LEFT, fs.f_blocks * fs.f_frsize // 20):
+            raise _SpoolFull
 
     def _dump(self, event: Any) -> None:
         pickle.dump(event, self.out, protocol=pickle.HIGHEST_PROTOCOL)
