@@ -174,3 +174,29 @@ def test_a_line_is_a_kill_line_as_the_whole_expression_says(corpus_log) -> None:
     for line in lines:
         buffer = bytearray(b"\n" + line + b"\n")
         assert _is_kill_line(buffer, 1, len(buffer)) == bool(_KILL_LINE.search(buffer, 1, len(buffer))), line
+
+
+def test_a_line_left_out_for_its_oom_kill_words_is_no_kill_line_or_found_by_another_word(corpus_log) -> None:
+    # _kill_lines leaves out a line whose lowercase kill words are all the kernel's
+    # "oom-killer" / "oom-kill:": on every line of the corpus and the test data, and on
+    # lines made to hold those words beside each way's own text, such a line is no kill
+    # line, or holds "Kill" or " SIG" (found by those words' own passes).
+    from watchdog_oom.parse.scan import _KILL_LINE, _oom_kill_only
+
+    skipped = [b"java invoked oom-killer: gfp_mask=0x0", b"oom-kill:constraint=CONSTRAINT_NONE,task=java",
+               b"oom-kill:", b"oom-killer", b"oom-killer Killed process 1 (a)", b"oom-kill: Send SIGTERM to 1"]
+    kept = [b"oom-kill:constraint=CONSTRAINT_NONE,task=killer", b"oom-killer Marked /a.slice",
+            b"oom-kill: the command: x", b"oom-killing process 12 \"a\"", b"oom-kill:x killing process 1 \"a\""]
+    lines = skipped + kept + corpus_log[1].split(b"\n")
+    lines += [line for path in sorted(Path(__file__).parent.joinpath("data").rglob("*")) if path.is_file()
+              for line in path.read_bytes().split(b"\n")]
+    left_out = 0
+    for line in lines:
+        buffer = bytearray(b"\n" + line + b"\n")
+        at = buffer.find(b"kill")
+        out = at >= 0 and _oom_kill_only(buffer, at, len(buffer))
+        assert out == (line in skipped) or line not in skipped + kept, line
+        if out:
+            left_out += 1
+            assert not _KILL_LINE.search(buffer, 1, len(buffer)) or b"Kill" in line or b" SIG" in line, line
+    assert left_out > 100

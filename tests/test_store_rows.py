@@ -118,3 +118,22 @@ def test_prepared_rows_are_stored_as_import_rows_stores_them(store, t0):
         conn.execute(delete(kills))
     assert [new for _, new, _ in import_rows(store, rows, t0)] == [True] * 4
     assert kills_table() == prepared
+
+
+def test_prepared_details_are_json_dumps_text(t0):
+    # prepared_params encodes a kill's details value by value, a nested value the rows
+    # share once: the text json.dumps writes, whatever the details hold.
+    import json
+
+    from watchdog_oom.store.rows import DETAILS, prepared_params
+
+    shared = {"format": "syslog", "lines": ["kill line"], "wording": "naïve \"x\" \\ 日本"}
+    extras = [{"kill_line": "Killed process 1772", "evidence": shared}, {"evidence": shared, "n": 1.5, "b": True},
+              {"evidence": [shared, None], "nan": float("nan")}, {"k": {"deep": {"er": [1, 2]}}, 3: "int key"},
+              {"evidence": shared, "kill_line": "\x00\x1f\u2028"}, {}]
+    rows = [kill_row(_full(t0).replace(pid=i, extra=extra), "web-01") for i, extra in enumerate(extras)]
+    rows.append(kill_row(_full(t0).replace(pid=99, task_table=(), memory_info=()), "web-01", None,
+                         {"memory_before": {"mem_available_kb": 1}, 5: [shared]}))
+    names, params = prepared_params(rows)
+    at = names.index("details")
+    assert [values[at] for values in params] == [json.dumps(row[DETAILS]) for row in rows]

@@ -454,6 +454,7 @@ class _Interned:
 
     def __init__(self) -> None:
         self.seen: dict[str, dict[str, Any]] = {}
+        self.last: dict[str, Any] | None = None  # the last evidence given, where it holds only text
 
     def shared(self, extra: Any) -> Any:
         """`extra` with its evidence replaced by the equal one seen first (a new dict; the same
@@ -461,14 +462,22 @@ class _Interned:
         said = extra.get("evidence") if type(extra) is dict else None
         if type(said) is not dict:
             return extra
+        last = self.last
+        if last is not None and last == said:  # (equal to text only: the same text; no repr needed)
+            return extra if last is said else {**extra, "evidence": last}
         key = repr(said)  # evidence holds text and lists of text: equal reprs are equal values
         first = self.seen.get(key)
         if first is None:
             if len(self.seen) >= 256:
                 self.seen.clear()
-            self.seen[key] = said
-            return extra
+            first = self.seen[key] = said
+        self.last = first if all(map(_text_only, first.values())) else None
         return extra if first is said else {**extra, "evidence": first}
+
+
+def _text_only(value: Any) -> bool:
+    """Whether `value` is text or a list of text: what equals it is the same text."""
+    return type(value) is str or (type(value) is list and all(type(item) is str for item in value))
 
 
 def _die_with_parent(parent: int) -> None:

@@ -384,7 +384,8 @@ def _kill_lines(buffer: Buffer, search: _Search, low: int, high: int) -> list[in
                 line_start = buffer.rfind(b"\n", low, at) + 1 or low
                 line_end = buffer.find(b"\n", at, high)
                 line_end = high if line_end < 0 else line_end + 1
-                hit[line_start] = line_end
+                if needle != b"kill" or not _oom_kill_only(buffer, at, line_end):
+                    hit[line_start] = line_end
                 if line_end >= high:
                     break
                 # The next one is looked for in the next kilobyte first (a log dense with
@@ -396,6 +397,22 @@ def _kill_lines(buffer: Buffer, search: _Search, low: int, high: int) -> list[in
                     at = find(needle, near - len(needle) + 1)
     return [start for start, end in sorted(hit.items())
             if _is_kill_line(buffer, start, end) or _coloured_kill_line(buffer, start, end)]
+
+
+def _oom_kill_only(buffer: Buffer, at: int, end: int) -> bool:
+    """Whether the lowercase kill word at `at`, and each after it in its line (to `end`),
+    is the kernel's "oom-killer" or "oom-kill:" (a report's header, its constraint line),
+    and the line holds neither of the texts by which a way of _KILL_LINE_WAYS matches
+    without a kill word of its own ("Marked ", "the command: "): no way can then match by
+    these words, and the line is not looked at for them (a log dense with kills has two
+    such lines a kill). One with "Kill" or " SIG" is found by their own passes."""
+    start = at
+    while at >= 0:
+        if buffer[at - 4:at] != b"oom-" or (buffer[at + 4:at + 5] != b":" and buffer[at + 4:at + 6] != b"er"):
+            return False
+        at = buffer.find(b"kill", at + 4, end)
+    line_start = buffer.rfind(b"\n", 0, start) + 1
+    return buffer.find(b"Marked ", line_start, end) < 0 and buffer.find(b"the command: ", line_start, end) < 0
 
 
 def _is_kill_line(buffer: Buffer, start: int, end: int) -> bool:

@@ -190,7 +190,8 @@ def prepared_params(rows: Sequence[Row]) -> tuple[list[str], list[tuple[Any, ...
         return None
     if any(when is not None and when.tzinfo is None for when in times):
         return None
-    columns[DETAILS] = list(map(json_dumps, columns[DETAILS]))
+    last: list[Any] = []  # the batch's last nested value encoded, and its text
+    columns[DETAILS] = [_details_json(details, last) for details in columns[DETAILS]]
     kept = [i for i, values in enumerate(columns) if i != RECORDED_AT and values.count(None) != len(rows)]
     return [COLUMNS[i] for i in kept], list(zip(*(columns[i] for i in kept), strict=True))
 
@@ -203,6 +204,43 @@ def json_dumps(value: Any) -> str:
     encoder made once (json.dumps makes one a call, a third of its time on a kill's details).
     No check for cycles: a value that holds itself fails with RecursionError, not ValueError."""
     return "".join(_ENCODE(value, 0))
+
+
+def _details_json(details: Any, last: list[Any]) -> str:
+    """json_dumps(details), a dict of a kill's details: its values and those of a dict in it
+    (the extras) encoded one by one, a nested dict or list (the evidence, which the kills
+    of a log share: import_logs._Interned) once for as long as it comes again (`last`:
+    the last one and its text, kept by the caller for a batch of rows built at once)."""
+    if type(details) is not dict:
+        return json_dumps(details)
+    parts = []
+    for key, value in details.items():
+        if type(key) is not str:  # json.dumps writes other keys its own way
+            return json_dumps(details)
+        if type(value) is dict:
+            inner = []
+            for name, item in value.items():
+                if type(name) is not str:
+                    return json_dumps(details)
+                inner.append(f"{_QUOTE(name)}: {_QUOTE(item) if type(item) is str else _nested_json(item, last)}")
+            parts.append(f"{_QUOTE(key)}: {{{', '.join(inner)}}}")
+        else:
+            parts.append(f"{_QUOTE(key)}: {'[]' if value == [] and type(value) is list else _nested_json(value, last)}")
+    return f"{{{', '.join(parts)}}}"
+
+
+def _nested_json(value: Any, last: list[Any]) -> str:
+    """json_dumps(value); a dict or list that is `last`'s (the one before) its text again."""
+    if type(value) is dict or type(value) is list:
+        if last and last[0] is value:
+            return str(last[1])
+        text = json_dumps(value)
+        last[:] = [value, text]  # held: its id is not reused while it is compared by identity
+        return text
+    return json_dumps(value)
+
+
+_QUOTE = encode_basestring_ascii
 
 
 def _json_encoder() -> Any:
