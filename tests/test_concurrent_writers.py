@@ -24,6 +24,8 @@ from sqlalchemy import func, select, text
 
 from watchdog_oom.model import OomKill
 from watchdog_oom.store import Store
+from watchdog_oom.store.batch import import_prepared
+from watchdog_oom.store.rows import kill_row, prepared_params
 from watchdog_oom.store.tables import kills
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,7 +84,7 @@ def _second_waits_or_ends(url: str, second: Callable[[], None]) -> threading.Thr
     return thread
 
 
-@pytest.mark.parametrize("how", ["add_kill", "add_kills"])
+@pytest.mark.parametrize("how", ["add_kill", "add_kills", "import_prepared"])
 def test_a_kill_written_by_two_writers_at_once_is_recorded_once(store_url: str, how: str) -> None:
     first, second = Store(store_url, "web-01"), Store(store_url, "web-01")
     answers: list[object] = []
@@ -91,6 +93,8 @@ def test_a_kill_written_by_two_writers_at_once_is_recorded_once(store_url: str, 
         with second.tx() as tx:
             if how == "add_kill":
                 answers.append(tx.add_kill(_kill(4242), T0))
+            elif how == "import_prepared":  # import's batch as its reader prepared it (None: the rows' way)
+                answers.append(import_prepared(second, *prepared_params([kill_row(_kill(4242), "web-01")]), T0))
             else:
                 answers.extend(tx.add_kills([(_kill(4242), None), (_kill(4343), None)], T0))
 
@@ -102,7 +106,7 @@ def test_a_kill_written_by_two_writers_at_once_is_recorded_once(store_url: str, 
         assert not thread.is_alive()
         with first.engine.connect() as conn:
             pids = conn.execute(select(kills.c.pid, func.count()).group_by(kills.c.pid)).all()
-        assert sorted(pids) == ([(4242, 1)] if how == "add_kill" else [(4242, 1), (4343, 1)])
+        assert sorted(pids) == ([(4242, 1), (4343, 1)] if how == "add_kills" else [(4242, 1)])
         assert answers[0] is None  # the second found the first's kill: a duplicate
     finally:
         first.close()
@@ -120,7 +124,8 @@ def _minimal(second: int, pid: int) -> str:
             "oom_score_adj:0\n")
 
 
-def test_two_imports_of_one_log_at_once_record_each_kill_once(store_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", ["table", "json"])  # json: on SQLite, batches inserted as their reader prepared them
+def test_two_imports_of_one_log_at_once_record_each_kill_once(store_url: str, tmp_path: Path, fmt: str) -> None:
     """The real command twice at once on one log of several batches: each kill once."""
     kills_in_log = 5000  # three batches of the import's 2,000
     log = tmp_path / "kern.log"
@@ -128,7 +133,8 @@ def test_two_imports_of_one_log_at_once_record_each_kill_once(store_url: str, tm
     config = tmp_path / "watchdog-oom.yaml"
     config.write_text(f"host: web-01\ndatabase: {store_url}\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    argv = [sys.executable, "-m", "watchdog_oom", "-c", str(config), "import", "--year", "2026", str(log)]
+    argv = [sys.executable, "-m", "watchdog_oom", "-c", str(config), "import", "--year", "2026", "--format", fmt,
+            str(log)]
     runs = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for _ in range(2)]
     outputs = [run.communicate(timeout=300) for run in runs]

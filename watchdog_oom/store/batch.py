@@ -107,6 +107,7 @@ def import_prepared(store: Any, names: Sequence[str], params: Sequence[tuple[Any
         return None
     recorded_at = _processors(dialect)[RECORDED_AT](now)
     with store.engine.begin() as conn:
+        writing_kills(conn, by_host)  # before the look-up: no other writer inserts these kills meanwhile
         for host, pids in by_host.items():
             found = conn.exec_driver_sql(f"SELECT 1 FROM {table.name} WHERE host = ? AND pid IN "
                                          f"({','.join(map(str, sorted(pids)))}) LIMIT 1", (host,)).first()
