@@ -490,3 +490,31 @@ def test_a_report_past_its_bound_reads_the_same_with_and_without_the_lanes(short
     lines = bound - short
     report = [HEADER, TABLE_HEADER, ROW + "a", SUMMARY, *["active_anon:1"] * lines, last, KILL, HEADER, SUMMARY, KILL]
     _same_both_ways("\n".join(EXPRESS_PREFIXES[0] + line for line in report) + "\n", 2024)
+
+
+# Syslog dates the express reads from the time of their minute (express._syslog_wall): seconds
+# within one minute and past it, minutes, hours and days that roll over, leap days, seconds
+# that no clock shows (60, 99) and dates no calendar has; a minute read again after another.
+DATES = ["Jun  3 10:00:00", "Jun  3 10:00:01", "Jun  3 10:00:59", "Jun  3 10:00:60", "Jun  3 10:00:99",
+         "Jun  3 10:01:00", "Jun  3 11:01:07", "Jun 13 10:01:07", "Jun  3 10:00:30", "Dec 31 23:59:59",
+         "Jan  1 00:00:00", "Feb 29 12:00:01", "Feb 29 12:00:02", "Feb 28 12:00:03", "Apr 31 08:00:00",
+         "Apr 30 24:00:00", "Apr 30 23:60:00", "Mai  3 10:00:05", "Xyz  3 10:00:06", "Jun  3 10:00:08"]
+
+
+@pytest.mark.parametrize("year", [2023, 2024, None])
+def test_syslog_dates_read_from_their_minute_are_the_times_of_the_general_path(year: int | None) -> None:
+    lines = []
+    for n, date in enumerate(DATES):
+        prefix = f"{date} web-01 kernel: [{n + 100:>5}.000001] "
+        lines += [prefix + HEADER, prefix + SUMMARY, prefix + _kill(f"p{n}")]
+    text = "\n".join(lines) + "\n"
+    _same_both_ways(text, year)
+    parser = OomParser(year=year, lenient=True)
+    kills = [kill for line in text.splitlines()
+             for kill in parser.feed(KernelLine(text=line, source="t", wrapped=True))]
+    times = [kill.time for kill in kills + parser.flush()]
+    assert len(times) == len(DATES)
+    if year == 2024:  # not vacuous: times read, and none where the date is none
+        assert [time.isoformat() if time else None for time in times[:6]] == [
+            "2024-06-03T10:00:00", "2024-06-03T10:00:01", "2024-06-03T10:00:59", None, None, "2024-06-03T10:01:00"]
+        assert times[11] is not None and times[14] is None and times[16] is None

@@ -40,22 +40,33 @@ def describe(stamp: Stamp, kill_line: str, read_from: str, lines: tuple[str, ...
     if raw is None:  # a live source: the message as the source (kmsg, journal) delivered it
         evidence.update(format=stamp.source, wrappers=[], tag=stamp.sender)
         return evidence
-    found, outers = (stamp.form, ()) if stamp.form is not None else line_format(raw)
-    wrappers = list(outers)
-    notes = [note for note in stamp.notes if note != _REJOINED]
-    if "journal JSON" in notes:
-        found = "journalctl -o json"
-        notes.remove("journal JSON")
-    wrappers += notes
+    found: str | None
+    wrappers: list[str]
+    if stamp.form is not None and not stamp.notes:  # most lines: a known wrapper, nothing undone
+        found, wrappers = stamp.form, []
+    else:
+        found, wrappers = _enclosures(stamp, raw)
     if "#012" in raw:
         wrappers.append("rsyslog #012")
-    joins = stamp.notes.count(_REJOINED)
+    joins = stamp.notes.count(_REJOINED) if stamp.notes else 0
     if joins:
         wrappers.append(f"rejoined {joins + 1} lines")
     evidence["format"] = found
     evidence["wrappers"] = wrappers
     evidence["tag"] = stamp.sender or _tag(raw, kill_line)
     return evidence
+
+
+def _enclosures(stamp: Stamp, raw: str) -> tuple[str | None, list[str]]:
+    """The format of the line `raw` and what was undone to read it, before rsyslog's #012 and
+    the rejoining: its outer wrappers, then the enclosures its notes name."""
+    found, outers = (stamp.form, ()) if stamp.form is not None else line_format(raw)
+    wrappers = list(outers)
+    notes = [note for note in stamp.notes if note != _REJOINED]
+    if "journal JSON" in notes:
+        found = "journalctl -o json"
+        notes.remove("journal JSON")
+    return found, wrappers + notes
 
 
 def summary(evidence: dict[str, Any] | None) -> str:

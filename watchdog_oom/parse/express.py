@@ -37,7 +37,7 @@ and changing wrappers, and near misses of every strict form, with and without th
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -125,6 +125,7 @@ def _wrapper(shape: _Shape) -> str | None:
     return f"(?>{shape.pattern.pattern})"
 
 
+_SECONDS = tuple(timedelta(seconds=second) for second in range(60))
 _PATTERNS = {shape: _express(shape) for shapes in _SHAPES.values() for shape in shapes}
 
 
@@ -154,7 +155,8 @@ class Express:
         self._users = lane._users
         self._held: _Held | None = None  # the kill line this class held, and its fields
         self._kill: re.Match | None = None
-        self._date: tuple[tuple[str, str] | None, object] = (None, None)  # the last date read, its time
+        self._date: tuple[tuple[str, str] | None, datetime | None] = (None, None)  # the last date read, its time
+        self._minute: tuple[str | None, datetime | None] = (None, None)  # the last syslog minute read, its time
 
     def read(self, line: KernelLine, raw: str) -> list[OomKill] | None:
         """The kills of `raw` (line.text as Decoder.plain() gave it); None: not read here, and
@@ -187,17 +189,20 @@ class Express:
             # "host kernel: " run into it is refused above)
             if " process " in name:
                 return None  # a second kill in it: the rejoiner splits the line
-            return self._released() + self._hold(line, raw, shape, match, express[1])  # type: ignore[arg-type]
+            kills = self._released() if self._held is not None else []
+            return kills + self._hold(line, raw, shape, match, express[1])  # type: ignore[arg-type]
         if kind == "row":
             return None  # no row of a table being read: the lane asks more of it
         body = raw[start:]
         if kind == "quiet":
             if _ANCHOR_HINTS.search(body) is not None:
                 return None  # a message the lane asks more of
-            return self._released() + self._quiet(line, raw, shape, match, express[1], body)  # type: ignore[arg-type]
+            kills = self._released() if self._held is not None else []
+            return kills + self._quiet(line, raw, shape, match, express[1], body)  # type: ignore[arg-type]
         if not no_killer_words(body) or (kind == "summary" and ("oom-killer" in body or "kill process" in body)):
             return None
-        return self._released() + self._structure(line, raw, shape, match, kind, body)  # type: ignore[arg-type]
+        kills = self._released() if self._held is not None else []  # (None: _released() changes nothing)
+        return kills + self._structure(line, raw, shape, match, kind, body)  # type: ignore[arg-type]
 
     def _row(self, raw: str, shape: _Shape, table: TaskTable) -> list[OomKill] | None:
         """FastLane._row() of a line in the shape, read in one match with its wrapper, the table
@@ -222,6 +227,8 @@ class Express:
         that share it; `uptime`: the group of the uptime's seconds."""
         if shape.date is None:
             wall = None
+        elif "month" in match.re.groupindex:  # an ASCII syslog date
+            wall = self._syslog_wall(match)
         elif (shape.date, match["date"]) == self._date[0]:
             wall = self._date[1]
         else:
@@ -237,7 +244,7 @@ class Express:
         start = match.start(match.lastgroup or 0)
         if host is not None and (start > HOST_SEARCH_CHARS or not raw[0].isalnum() or not _HOSTNAME.fullmatch(host)):
             host = None
-        stamp = Stamp(line, wall or line.time, mono if mono is not None else line.mono_usec, raw,  # type: ignore[arg-type]
+        stamp = Stamp(line, wall or line.time, mono if mono is not None else line.mono_usec, raw,
                       host=host, form=shape.form)
         if match.lastgroup == "kill" and "tag" in match.re.groupindex and match.start("tag") >= start - 80 and (
                 raw.find(raw[start:start + 24]) == start and "<" not in raw[:HOST_SEARCH_CHARS]):
@@ -247,12 +254,20 @@ class Express:
         return stamp
 
     def _wall(self, shape: _Shape, match: re.Match) -> datetime | None:
-        """The time of the line's date, as shapes._wall() reads it: an ASCII syslog date from
-        its fields as wrappers._bsd_datetime() reads them (no fraction of a second)."""
-        if "month" not in match.re.groupindex:
-            return _wall(shape.date, match["date"], self._year)
-        return _datetime(self._year, _month(match["month"]), match["day"], match["hour"], match["minute"],
-                         match["second"])
+        """The time of the line's date, as shapes._wall() reads it."""
+        return _wall(shape.date, match["date"], self._year)
+
+    def _syslog_wall(self, match: re.Match) -> datetime | None:
+        """The time of an ASCII syslog date, as wrappers._bsd_datetime() reads its fields (no
+        fraction of a second), from the time of its minute, read once for the lines of that
+        minute (naive: adding 0-59 s is what the datetime of that second is; a second of 60-99
+        is no time, as datetime() refuses it)."""
+        date, minute = match["date"], self._minute
+        if minute[0] != date[:-4]:  # "Jun  3 10:00:00 " without ":00 "
+            minute = self._minute = (date[:-4], _datetime(self._year, _month(match["month"]), match["day"],
+                                                          match["hour"], match["minute"], "00"))
+        second = int(match["second"])
+        return None if minute[1] is None or second > 59 else minute[1] + _SECONDS[second]
 
     def _hold(self, line: KernelLine, raw: str, shape: _Shape, match: re.Match, uptime: int) -> list[OomKill]:
         """The kill line, held as read_direct() -> Rejoiner.hold_or_take() hold it (lenient:

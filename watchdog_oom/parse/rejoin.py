@@ -39,7 +39,7 @@ _SECOND_KILL = re.compile(
 _EMBEDDED_HEADER = re.compile(r"\s+[^\W\d_]{3} +\d{1,2} \d\d:\d\d:\d\d \S+ kernel: ")
 
 
-@valueclass(slots=False)
+@valueclass(fast_init=True)  # one a kill line read (valueclass.py)
 class _Held:
     """A kill line waiting for the next line, which may be its continuation."""
 

@@ -31,7 +31,7 @@ from watchdog_oom.parse.values import (
     as_pid,
     as_uid,
 )
-from watchdog_oom.parse.wrappers import Stamp
+from watchdog_oom.parse.wrappers import Stamp, line_host
 
 # Bounds that keep a huge report (a 50 000-row task table) from costing memory.
 TASK_TABLE_ROWS = 10
@@ -648,9 +648,19 @@ def _kernel_kill(report: _Report, selection: dict | None, pid: int | None, name:
     else:
         task_memcg = report.limit_task_memcg
     memcg_reason = "Memory cgroup out of memory" in (reason, selection and selection["reason"])
+    get = figures.get  # (named one by one: merging dicts into keywords cost more than the kill's build)
     return OomKill(
         pid=pid,
         process=name,
+        time=stamp.time,
+        mono_usec=stamp.mono_usec,
+        uid=get("uid"),
+        total_vm_kb=get("total_vm_kb"),
+        anon_rss_kb=get("anon_rss_kb"),
+        file_rss_kb=get("file_rss_kb"),
+        shmem_rss_kb=get("shmem_rss_kb"),
+        pgtables_kb=get("pgtables_kb"),
+        oom_score_adj=get("oom_score_adj"),
         score=score,
         constraint=report.constraint,
         memcg=report.memcg,
@@ -660,9 +670,10 @@ def _kernel_kill(report: _Report, selection: dict | None, pid: int | None, name:
         invoker_pid=report.invoker_pid,
         gfp_mask=report.gfp_mask,
         order=report.order,
+        source=stamp.source,
+        host=stamp.host or (line_host(stamp.raw) if stamp.raw else None),
+        boot_id=stamp.boot_id,
         task_table=rows,
         memory_info=tuple(report.memory_info),
         extra=extra,
-        **stamp.fields(),
-        **figures,
     )
