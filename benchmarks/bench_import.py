@@ -354,19 +354,20 @@ def write_path(kills: int, runs: int, tmp: str) -> None:
 
 
 def split_write_path(log: Path, template: Path, runs: int, tmp: str) -> None:
-    """Where the command's time goes, in this process: the reading child's work (the parse
-    of the log and the rows it sends), and the recording parent's: the rows written as it
-    writes them (batch.import_rows: capped, batched dedupe and inserts, one transaction
-    per batch) against executemany of the same kills into the same table, and the
-    records printed as JSON."""
+    """Where the command's time goes, in this process: the readers' work (the parse of the
+    log, the rows, and the batches packed as they send them: import_wire.pack), and the
+    recording parent's: the packed batches written as it writes them (batch.import_prepared:
+    one look-up and one insert a batch, in a transaction of its own), the same rows by
+    batch.import_rows (the way of a batch not all new), against executemany of the same
+    kills into the same table, and the records printed as JSON from the packed texts."""
     import io
     import sqlite3
     from datetime import datetime, timezone
 
-    from watchdog_oom.cli.import_logs import BATCH, Filing, _batch_records, _events
-    from watchdog_oom.cli.import_wire import Printer
+    from watchdog_oom.cli.import_logs import BATCH, Filing, _events
+    from watchdog_oom.cli.import_wire import Printer, pack
     from watchdog_oom.store import Store
-    from watchdog_oom.store.batch import import_rows
+    from watchdog_oom.store.batch import import_prepared, import_rows
     from watchdog_oom.store.rows import COLUMNS
 
     def read_all() -> list[Any]:
@@ -376,6 +377,8 @@ def split_write_path(log: Path, template: Path, runs: int, tmp: str) -> None:
     read_s = statistics.median(_timed(read_all) for _ in range(runs))
     rows = read_all()
     batches = [rows[at:at + BATCH] for at in range(0, len(rows), BATCH)]
+    pack_s = statistics.median(_timed(lambda: [pack(batch, texts=True) for batch in batches]) for _ in range(runs))
+    packed = [pack(batch, texts=True) for batch in batches]
     # The command holds a batch of rows at a time, this process all of them: frozen, they
     # are left out of the garbage collector's passes, which would otherwise walk them all
     # again and again while either contender writes.
@@ -387,21 +390,21 @@ def split_write_path(log: Path, template: Path, runs: int, tmp: str) -> None:
     at = [COLUMNS.index(name) for name in plain_columns]
     host, time, details, cgroup_oom = (COLUMNS.index(name) for name in ("host", "time", "details", "cgroup_oom"))
 
-    def ours() -> tuple[float, float]:
+    def ours() -> tuple[float, float, float]:
         database = Path(tmp) / "split-ours.db"
-        shutil.copyfile(template, database)
-        store = Store(f"sqlite:///{database}", HOST)
-        store.at_head()  # connected, as the command is before it records
-        seconds = _timed(lambda: [import_rows(store, batch, now) for batch in batches])
-        store.close()
-        shutil.copyfile(template, database)
-        store = Store(f"sqlite:///{database}", HOST)
-        store.at_head()
+        times = []
+        for write in (lambda store: [import_prepared(store, batch.names, batch.params, now) for batch in packed],
+                      lambda store: [import_rows(store, batch, now) for batch in batches]):
+            shutil.copyfile(template, database)
+            store = Store(f"sqlite:///{database}", HOST)
+            store.at_head()  # connected, as the command is before it records
+            times.append(_timed(lambda store=store, write=write: write(store)))
+            store.close()
         printer = Printer("json", io.StringIO())
-        recorded = [_batch_records(store, batch, now, io.StringIO())[0] for batch in batches]
-        printing = _timed(lambda: [printer.add(columns) for columns in recorded])
-        store.close()
-        return seconds, printing
+        ids = [range(at, at + len(batch)) for at, batch in zip(range(1, len(rows) + 1, BATCH), packed, strict=True)]
+        printing = _timed(lambda: [printer.add_texts(kill_ids, batch.texts) for kill_ids, batch in zip(ids, packed,
+                                                                                                       strict=True)])
+        return times[0], times[1], printing
 
     def plain() -> float:
         database = Path(tmp) / "split-plain.db"
@@ -421,10 +424,11 @@ def split_write_path(log: Path, template: Path, runs: int, tmp: str) -> None:
         return seconds
 
     results = [(*ours(), plain()) for _ in range(runs)]  # interleaved: both see the same moments of load
-    ours_s, printing_s, plain_s = (statistics.median(result[i] for result in results) for i in (0, 1, 2))
-    print(f"  of which, in one process (CPU s): reading (parse and rows, the reading child's work) {read_s:.2f}; "
-          f"writing {len(rows):,} rows: batch.import_rows {ours_s:.2f}, executemany {plain_s:.2f}, "
-          f"ratio {ours_s / plain_s:.2f}; printing them as JSON {printing_s:.2f}")
+    prepared_s, rows_s, printing_s, plain_s = (statistics.median(result[i] for result in results) for i in range(4))
+    print(f"  of which, in one process (CPU s): reading (parse and rows) {read_s:.2f} and packing the batches "
+          f"{pack_s:.2f} (the readers' work); writing {len(rows):,} rows: as prepared (batch.import_prepared, the "
+          f"command's way for new kills) {prepared_s:.2f}, batch.import_rows {rows_s:.2f}, executemany {plain_s:.2f}, "
+          f"ratio {prepared_s / plain_s:.2f} and {rows_s / plain_s:.2f}; printing them as JSON {printing_s:.2f}")
 
 
 def _timed(run: Any) -> float:
