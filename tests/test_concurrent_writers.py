@@ -1,4 +1,5 @@
-"""Two writers of the same kill at the same moment record it once, on both engines.
+"""Two writers of the same kill at the same moment record it once, and two migrations of
+one database at once migrate it once, on both engines.
 
 Two `watchdog-oom import`s of one log, an import while the daemon records the kill it
 reads, two daemons of a host on a fleet database: each looks for the kill's sightings
@@ -15,7 +16,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -146,3 +147,30 @@ def test_two_imports_of_one_log_at_once_record_each_kill_once(store_url: str, tm
     finally:
         store.close()
     assert (total, distinct) == (kills_in_log, kills_in_log), outputs
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_url(request: pytest.FixtureRequest, db_url: str) -> Iterator[str]:
+    """An empty database, never migrated, on each engine in turn."""
+    if request.param == "sqlite":
+        yield db_url
+        return
+    yield request.getfixturevalue("pg_url")
+
+
+def test_three_upgrades_of_one_fresh_database_at_once_all_end_at_the_head(fresh_url: str, tmp_path: Path) -> None:
+    """Three `db upgrade`s (or daemons starting) on one empty database: one migrates it,
+    the others find it at the head; none fails with a table that exists already."""
+    config = tmp_path / "watchdog-oom.yaml"
+    config.write_text(f"host: web-01\ndatabase: {fresh_url}\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    argv = [sys.executable, "-m", "watchdog_oom", "-c", str(config), "db", "upgrade"]
+    runs = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(3)]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0], outputs
+    store = Store(fresh_url, "web-01")
+    try:
+        assert store.at_head()
+    finally:
+        store.close()

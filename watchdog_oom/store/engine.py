@@ -391,9 +391,12 @@ class Database:
         """Migrate the schema to the newest revision; returns that revision."""
         from alembic import command
 
+        from watchdog_oom.store.serial import migrating
+
         cfg = alembic_config()
         try:
             with self.engine.begin() as connection:
+                migrating(connection)  # one at a time: a second reads the first's revision
                 cfg.attributes["connection"] = connection
                 command.upgrade(cfg, "head")
         except StoreError:

@@ -1,4 +1,5 @@
-"""One writer of a host's kills at a time: the lock taken before looking for duplicates.
+"""One writer of a host's kills at a time, one migration of a database at a time: the
+lock taken before looking (for a kill's sightings, for the schema's revision).
 
 A kill is recorded once: its sightings are looked up (`Tx.find_same_kill`,
 `batch.record_rows`) and only the new ones inserted. Two processes doing that at the same
@@ -16,6 +17,12 @@ and each insert, unless the look-up already holds the write lock:
   are written (`pg_advisory_xact_lock`), so other hosts' writers never wait on this one;
   each later statement's snapshot then sees what the previous holder committed. The
   hosts' locks are taken in one order, so two writers of the same hosts cannot deadlock.
+
+Migrations likewise: two commands (or daemons of a fleet) that find one fresh database
+would both create its tables, and the second fail ("table alerts already exists"). Under
+the lock, the second reads the revision the first committed and has nothing to do. On
+SQLite the lock also makes the migration one transaction (pysqlite runs DDL outside any
+transaction otherwise): a migration cut short leaves the schema as it was, not half done.
 """
 
 from __future__ import annotations
@@ -26,22 +33,32 @@ from collections.abc import Iterable
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-# The advisory lock's first key: watchdog-oom's kills (the second is the host's).
-KILLS_LOCK_CLASS = 0x4F4F4D  # "OOM"
+# PostgreSQL's advisory locks here take two keys: what is locked, and which one.
+KILLS_LOCK_CLASS = 0x4F4F4D  # a host's kills ("OOM"); the second key: the host name's crc32
+MIGRATIONS_LOCK_CLASS = 0x4F4F4E  # the schema's migrations; the second key: 0
+
+
+def migrating(conn: Connection) -> None:
+    """Hold the database's migration lock until the transaction of `conn` ends."""
+    _lock(conn, MIGRATIONS_LOCK_CLASS, [0])
 
 
 def writing_kills(conn: Connection, hosts: Iterable[str]) -> None:
     """Hold the lock on the kills of `hosts` until the transaction of `conn` ends (see above)."""
+    # crc32 is stable across processes and versions (hash() is salted per process). Two
+    # hosts may share a key: their writers then wait on each other, which is only slower.
+    _lock(conn, KILLS_LOCK_CLASS, [zlib.crc32(host.encode("utf-8", "surrogateescape")) for host in hosts])
+
+
+def _lock(conn: Connection, kind: int, keys: Iterable[int]) -> None:
+    """SQLite: BEGIN IMMEDIATE unless a write began the transaction already; PostgreSQL:
+    the advisory locks (kind, key) of each key, in one order, as signed 32-bit keys."""
     dialect = conn.dialect.name
     if dialect == "sqlite":
         driver = conn.connection.dbapi_connection
         if driver is not None and not driver.in_transaction:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
     elif dialect == "postgresql":
-        # crc32 is stable across processes and versions (hash() is salted per process);
-        # as a signed 32-bit key, as the two-key form takes. Two hosts may share a key:
-        # their writers then wait on each other, which is only slower.
-        keys = sorted({zlib.crc32(host.encode("utf-8", "surrogateescape")) for host in hosts})
-        for key in keys:
-            conn.execute(text("SELECT pg_advisory_xact_lock(:kind, :host)"),
-                         {"kind": KILLS_LOCK_CLASS, "host": key - (1 << 32) if key >= 1 << 31 else key})
+        for key in sorted(set(keys)):
+            conn.execute(text("SELECT pg_advisory_xact_lock(:kind, :key)"),
+                         {"kind": kind, "key": key - (1 << 32) if key >= 1 << 31 else key})
