@@ -135,10 +135,11 @@ def _row_in(shape: _Shape, columns: int) -> tuple[re.Pattern, int]:
     group before the row's own: report._row_pattern() ("\\[\\s*(\\d{1,7})\\]", "\\s+(-?\\d{1,19})"
     per column, "\\s+(.*)" for the name) in ASCII, as the table reads the message stripped at
     its end: where this matches, that matches with the same groups (the same steps over ASCII
-    blanks and digits), its name (lazy here, then blanks to the end) what "(.*)" takes of the
+    blanks and digits), its name (from a non-blank to the last non-blank, then blanks to the
+    end: greedy, a lazy name tried the end at each of its characters) what "(.*)" takes of the
     stripped message, which never ends in a blank."""
     pattern = re.compile(f"{_wrapper(shape)}(?P<row>\\[ *([0-9]{{1,7}})\\]{' +(-?[0-9]{1,19})' * columns}"
-                         " +(?=\\S)(.*?))\\s*\\Z")
+                         " +(\\S(?:.*\\S)?))\\s*\\Z")
     return pattern, pattern.groupindex["row"]
 
 
