@@ -139,25 +139,83 @@ def t0() -> datetime:
     return T0
 
 
-@pytest.fixture(scope="session")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """This checkout, cloned afresh and installed by ./install.sh as a user would, once for the
-    session (tests/test_install.py checks the install and starts the service; tests/test_cli.py
-    runs the installed console script): its output and the places, all under a temporary
-    directory, with an environment that names none of this machine's."""
-    import shutil
-    import subprocess
+class _Install:
+    """./install.sh run as a user would on a fresh clone of this checkout, under a temporary
+    directory, with an environment that names none of this machine's places. Started when
+    the collection is done if a test uses `installed`: it runs beside the tests before it
+    (it mostly waits on pip and the disk), and `installed` awaits its end."""
 
-    root = Path(__file__).resolve().parent.parent
-    if shutil.which("git") is None or not (root / ".git").exists():
+    def __init__(self) -> None:
+        import subprocess
+        import tempfile
+
+        self.tmp = Path(tempfile.mkdtemp(prefix="watchdog-oom-installed-"))
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "WATCHDOG_OOM_CONFIG", "VIRTUAL_ENV")}
+        env.update(WATCHDOG_OOM_PREFIX=str(self.tmp / "prefix"), WATCHDOG_OOM_BINDIR=str(self.tmp / "bin"),
+                   WATCHDOG_OOM_SHAREDIR=str(self.tmp / "share"), HOME=str(self.tmp / "home"),
+                   STATE_DIRECTORY=str(self.tmp / "state"))
+        self.env = env
+        self.out, self.err = open(self.tmp / "out", "w+"), open(self.tmp / "err", "w+")  # noqa: SIM115 (close())
+        self.proc = subprocess.Popen(["sh", "-c", 'git clone --quiet "$1" clone && cd clone && exec ./install.sh', "sh",
+                                      str(ROOT)], cwd=self.tmp, env=env, stdout=self.out, stderr=self.err,
+                                     start_new_session=True)
+
+    def result(self) -> dict:
+        """What it installed, once it has ended: its CompletedProcess (`proc`), `env`, the
+        `command`, and the `share` and `state` directories."""
+        import subprocess
+
+        self.proc.wait(timeout=600)
+        said = []
+        for stream in (self.out, self.err):
+            stream.seek(0)
+            said.append(stream.read())
+        proc = subprocess.CompletedProcess(self.proc.args, self.proc.returncode, *said)
+        return {"proc": proc, "env": self.env, "command": self.tmp / "bin" / "watchdog-oom",
+                "share": self.tmp / "share", "state": self.tmp / "state"}
+
+    def close(self) -> None:
+        """End it if it still runs (a session stopped early), and remove what it installed."""
+        import shutil
+        import signal
+
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.out.close()
+        self.err.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+_INSTALLS: list[_Install] = []
+
+
+def _can_clone() -> bool:
+    import shutil
+
+    return shutil.which("git") is not None and (ROOT / ".git").exists()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.option.collectonly or not _can_clone():
+        return
+    if any("installed" in getattr(item, "fixturenames", ()) for item in session.items):
+        _INSTALLS.append(_Install())
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    while _INSTALLS:
+        _INSTALLS.pop().close()
+
+
+@pytest.fixture(scope="session")
+def installed() -> dict:
+    """This checkout cloned afresh and installed by ./install.sh, once for the session
+    (tests/test_install.py checks the install and starts the service; tests/test_cli.py runs
+    the installed console script): see _Install."""
+    if not _can_clone():
         pytest.skip("not a git checkout (or no git): there is nothing to clone")
-    tmp = tmp_path_factory.mktemp("installed")
-    src = tmp / "clone"
-    subprocess.run(["git", "clone", "--quiet", str(root), str(src)], check=True, timeout=120)
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "WATCHDOG_OOM_CONFIG", "VIRTUAL_ENV")}
-    env.update(WATCHDOG_OOM_PREFIX=str(tmp / "prefix"), WATCHDOG_OOM_BINDIR=str(tmp / "bin"),
-               WATCHDOG_OOM_SHAREDIR=str(tmp / "share"), HOME=str(tmp / "home"),
-               STATE_DIRECTORY=str(tmp / "state"))
-    proc = subprocess.run(["./install.sh"], cwd=src, env=env, capture_output=True, text=True, timeout=600)
-    return {"proc": proc, "env": env, "tmp": tmp, "command": tmp / "bin" / "watchdog-oom", "share": tmp / "share",
-            "state": tmp / "state"}
+    if not _INSTALLS:
+        _INSTALLS.append(_Install())
+    return _INSTALLS[0].result()
