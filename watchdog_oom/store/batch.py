@@ -53,12 +53,14 @@ from watchdog_oom.stored import StoredKill, row_maker
 # Bound parameters per IN (…) list where the values are bound (kills_by_id): well under
 # SQLite's limit (999 before SQLite 3.32).
 IN_LIST = 500
-# The stored kills with one of a batch's pids: one IN list, the pids (integers) written
-# into the statement when it runs, so no count of bound parameters can reach a limit
-# (SQLite's was 999), and one list, not several ORed, so that SQLite looks each pid up in
-# the (host, pid) index: with an OR of lists it read all the host's kills, every batch.
-_BY_PIDS = select(table).where(table.c.host == bindparam("host"),
-                               table.c.pid.in_(bindparam("pids", expanding=True, literal_execute=True)))
+# The stored kills with one of up to IN_LIST pids: a query per IN_LIST of a batch's pids
+# (one list a query, not several ORed, so that SQLite looks each pid up in the (host, pid)
+# index: with an OR of lists it read all the host's kills, every batch), each list padded
+# to IN_LIST with its first pid, so that every query is one statement. The pids written
+# into the text (as this did) made each batch's statement a new one, and SQLite's driver
+# keeps its last 128 statements prepared, each with its list: the recording process grew
+# by some 16 MiB for each 100,000 kills imported, up to 256,000.
+_BY_PIDS = select(table).where(table.c.host == bindparam("host"), table.c.pid.in_(bindparam("pids", expanding=True)))
 # systemd-oomd kills a cgroup again and again: only the same moment is the same kill.
 CGROUP_KILL_WINDOW = timedelta(seconds=1)
 
@@ -109,14 +111,23 @@ def import_prepared(store: Any, names: Sequence[str], params: Sequence[tuple[Any
     with store.engine.begin() as conn:
         writing_kills(conn, by_host)  # before the look-up: no other writer inserts these kills meanwhile
         for host, pids in by_host.items():
-            found = conn.exec_driver_sql(f"SELECT 1 FROM {table.name} WHERE host = ? AND pid IN "
-                                         f"({','.join(map(str, sorted(pids)))}) LIMIT 1", (host,)).first()
-            if found is not None:
-                return None
+            for chunk in _padded(sorted(pids)):
+                if conn.exec_driver_sql(_ANY_STORED, (host, *chunk)).first() is not None:
+                    return None
         conn.exec_driver_sql(_insert_sql(dialect, [*names, "recorded_at"]),
                              [(*values, recorded_at) for values in params])
         last_id = conn.execute(select(func.max(table.c.id))).scalar_one()
     return list(range(last_id - len(params) + 1, last_id + 1))
+
+
+# Whether a host's kills hold one of IN_LIST pids (padded: one statement; see _BY_PIDS).
+_ANY_STORED = f"SELECT 1 FROM {table.name} WHERE host = ? AND pid IN ({', '.join('?' * IN_LIST)}) LIMIT 1"
+
+
+def _padded(pids: list[int]) -> list[list[int]]:
+    """`pids` in lists of IN_LIST, the last padded with its first (see _BY_PIDS)."""
+    chunks = [pids[at:at + IN_LIST] for at in range(0, len(pids), IN_LIST)]
+    return [chunk + [chunk[0]] * (IN_LIST - len(chunk)) for chunk in chunks]
 
 
 def _default_processors(dialect: Any) -> bool:
@@ -288,7 +299,7 @@ def _candidates(conn: Connection, host: str, rows: Sequence[Row]) -> dict[tuple[
         # The same kill has the same pid (find_same_kill asks for it): the (host, pid) index
         # answers a batch in a few lookups, whatever the times and boots.
         pids = sorted({row[PID] for row in group if row[PID] is not None})
-        results = [conn.execute(_BY_PIDS, {"host": name, "pids": pids})] if pids else []
+        results = [conn.execute(_BY_PIDS, {"host": name, "pids": chunk}) for chunk in _padded(pids)]
         cgroup_kills = [row for row in group if row[PID] is None]
         if cgroup_kills:  # systemd-oomd's: no pid, only the moment tells
             times = [row[TIME] for row in cgroup_kills if row[TIME] is not None]
