@@ -128,7 +128,8 @@ def test_import_json_elements_are_to_jsons_whatever_the_evidence() -> None:
     batches = [[[*base[:-1], 'x"{}', {"format": "syslog", "lines": ["kill line"]}], [*base[:-1], 1, None],
                 [*base[:-1], "naïve", ["a", {"b": 1}]], [*base[:-1], 2, {}]],
                [[*base[:-1], 3, datetime(2026, 1, 2, tzinfo=UTC)]], [[*base[:-1], float("nan"), None]],
-               [[*base[:-1], 1, None], [*base[:-1], True, None], [*base[:-1], 1.0, None]]]
+               [[*base[:-1], 1, None], [*base[:-1], True, None], [*base[:-1], 1.0, None]],
+               [[*base[:-2], n, "{0}} {x", {"lines": ["{}"]}] for n in (1, 2)]]  # one text throughout: in the layout
     for records in batches:
         whole = to_json([dict(zip(RECORD_KEYS, values, strict=True)) for values in records])
         assert "[\n" + _json_elements([list(column) for column in zip(*records, strict=True)]) + "\n]" == whole
