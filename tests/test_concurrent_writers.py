@@ -174,3 +174,81 @@ def test_three_upgrades_of_one_fresh_database_at_once_all_end_at_the_head(fresh_
         assert store.at_head()
     finally:
         store.close()
+
+
+RECREATE_ALERTS = '''"""A later migration, as one would write it: alerts altered in batch mode (recreated)."""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0010"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    {body}
+
+
+def downgrade():
+    pass
+'''
+BODIES = {
+    # Alembic's batch mode on SQLite: copy, DROP, rename; the DROP must not fire the
+    # notifications' ON DELETE SET NULL.
+    "recreate": 'with op.batch_alter_table("alerts", recreate="always") as batch:\n'
+                '        batch.alter_column("summary", existing_type=sa.Text(), nullable=False)',
+    # A migration that would leave a notification pointing at no alert: refused, rolled back.
+    "orphan": 'op.execute("DELETE FROM alerts")',
+}
+UPGRADE = """import sys
+from sqlalchemy import text
+from watchdog_oom.store import Store, StoreError
+store = Store(sys.argv[1], "web-01")
+try:
+    print(store.upgrade())
+except StoreError as exc:
+    print("refused:", exc)
+with store.engine.connect() as conn:
+    print("foreign_keys", conn.execute(text("PRAGMA foreign_keys")).scalar())
+store.close()
+"""
+
+
+@pytest.mark.parametrize("migration", sorted(BODIES))
+def test_a_migration_recreating_a_table_keeps_the_links_to_it(sqlite_store: Store, db_url: str, tmp_path: Path,
+                                                               migration: str) -> None:
+    """SQLite: the migrations run in one transaction (above), with the foreign keys off
+    (SQLite ignores the pragma inside one) and checked before the commit."""
+    import shutil
+    import sqlite3
+
+    sqlite_store.close()
+    tree = tmp_path / "tree"
+    for part in ("watchdog_oom", "migrations"):
+        shutil.copytree(ROOT / part, tree / part, ignore=shutil.ignore_patterns("__pycache__"))
+    (tree / "migrations" / "versions" / "0010_later.py").write_text(RECREATE_ALERTS.format(body=BODIES[migration]))
+    path = db_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO alerts (id, host, key, kind, severity, status, summary, started_at, updated_at, data) "
+                   "VALUES (7, 'web-01', 'oom.kill', 'oom.kill', 'critical', 'firing', 's', '2026-01-01', "
+                   "'2026-01-01', '{}')")
+        db.execute("INSERT INTO notifications (host, uuid, channel, kind, severity, reason, summary, status, data, "
+                   "alert_id, created_at, due_at, attempts) VALUES ('web-01', 'u1', 'ops', 'oom.kill', 'critical', "
+                   "'first', 's', 'sent', '{}', 7, '2026-01-01', '2026-01-01', 1)")
+    db.close()
+    run = subprocess.run([sys.executable, "-c", UPGRADE, db_url], env={**os.environ, "PYTHONPATH": str(tree)}, cwd=tree,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[-1] == "foreign_keys 1"  # on again for whatever uses the connection next
+    with sqlite3.connect(path) as db:
+        revision = db.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+        links = db.execute("SELECT alert_id FROM notifications").fetchall()
+        alerts = db.execute("SELECT count(*) FROM alerts").fetchone()[0]
+    db.close()
+    if migration == "recreate":
+        assert (lines[0], revision, links, alerts) == ("0010", "0010", [(7,)], 1)
+    else:
+        assert lines[0].startswith("refused: database: migration failed: it would leave rows referring to none")
+        assert (revision, links, alerts) == ("0009", [(7,)], 1)

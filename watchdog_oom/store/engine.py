@@ -300,6 +300,24 @@ def insert_id(conn: Connection, table: Table, values: dict[str, Any]) -> int:
     return int(key[0])
 
 
+def _foreign_keys(connection: Connection, sqlite: bool, on: bool) -> None:
+    """SQLite's foreign keys off for a migration, on again after; outside its transaction,
+    where alone SQLite heeds the pragma. Alembic's batch mode recreates a table (copy,
+    DROP, rename) to alter it, and with the keys on, the DROP would run the ON DELETE
+    actions of the rows referring to it (notifications' alert_id and mute_id: SET NULL)."""
+    if sqlite:
+        connection.exec_driver_sql(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+        connection.commit()  # SQLAlchemy's autobegun transaction: pysqlite began none
+
+
+def _no_broken_links(connection: Connection) -> None:
+    """Fail the migration (before its commit) if it left a row referring to none."""
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchmany(5)
+    if broken:
+        raise StoreError("database: migration failed: it would leave rows referring to none "
+                         "(table, rowid, parent): " + "; ".join(str(tuple(row)[:3]) for row in broken))
+
+
 class Database:
     """The engine of one URL, shared by the store's parts; a repair swaps it whole."""
 
@@ -395,10 +413,21 @@ class Database:
 
         cfg = alembic_config()
         try:
-            with self.engine.begin() as connection:
-                migrating(connection)  # one at a time: a second reads the first's revision
-                cfg.attributes["connection"] = connection
-                command.upgrade(cfg, "head")
+            with self.engine.connect() as connection:
+                sqlite = connection.dialect.name == "sqlite"
+                _foreign_keys(connection, sqlite, on=False)
+                try:
+                    with connection.begin():
+                        migrating(connection)  # one at a time: a second reads the first's revision
+                        cfg.attributes["connection"] = connection
+                        command.upgrade(cfg, "head")
+                        if sqlite:
+                            _no_broken_links(connection)
+                finally:
+                    try:
+                        _foreign_keys(connection, sqlite, on=True)
+                    except SQLAlchemyError:  # its keys may be off: never used again
+                        connection.invalidate()
         except StoreError:
             raise
         except Exception as exc:
