@@ -30,8 +30,8 @@ __eq__ but no __hash__ still hashes by its fields, as a frozen dataclass does.
     @valueclass(frozen=False, slots=False, eq=False)   # as @dataclass(eq=False): by identity
     @valueclass(fast_init=True)  # as @valueclass, its __init__ faster (below)
 
-`@valueclass(fast_init=True)`, for a class built by the thousand (a parsed kill, a task-table
-row): its __init__ writes the fields through a twin, a plain class with the same slots and no
+`@valueclass(fast_init=True)`, for a class built by the thousand (a parsed kill, a kill line
+held): its __init__ writes the fields through a twin, a plain class with the same slots and no
 __setattr__ of its own. A frozen class's dataclass __init__ sets each field with
 object.__setattr__(self, name, value), a call that looks the name up: 29 of them made an
 OomKill in 2.7 us. The fast __init__ turns the instance into its twin (`__class__` may change
@@ -41,7 +41,8 @@ it back: 0.65 us. Nothing can raise between the two turns (default factories run
 no instance is ever left a twin; an instance of a subclass is built by dataclass's __init__.
 It keeps dataclass's signature: the same parameters, defaults, keyword-only fields and default
 factories; a class with a __post_init__, an init=False field, an InitVar or a slotted base
-cannot have it (TypeError). The twin costs a class (~3 kB), hence the option.
+cannot have it (TypeError). The twin and the second __init__ cost 6 to 9 kB a class (traced,
+8 and 29 fields), hence the option: two classes use it, OomKill and the rejoiner's _Held.
 
 The few mutable ones (the daemon's shared state, a scan's accumulators) go through it too,
 for their shared __repr__ and __eq__ (about 20 kB of the daemon's for nine classes), and so
