@@ -212,8 +212,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 @pytest.fixture(scope="session")
 def installed() -> dict:
     """This checkout cloned afresh and installed by ./install.sh, once for the session
-    (tests/test_install.py checks the install and starts the service; tests/test_cli.py runs
-    the installed console script): see _Install."""
+    (tests/test_install.py checks the install, starts the service and runs the installed
+    console script): see _Install."""
     if not _can_clone():
         pytest.skip("not a git checkout (or no git): there is nothing to clone")
     if not _INSTALLS:

@@ -278,23 +278,6 @@ notifications:
         assert code == 1 and "no channel named nope (configured: broken, fine, mail)" in err
 
 
-def test_console_script_upgrades_the_database_from_the_installed_package(installed, tmp_path):
-    # The console script install.sh installed from a fresh clone (the conftest's `installed`,
-    # shared with test_install.py): its own environment's package, away from this source tree,
-    # finds the migrations it ships.
-    assert installed["proc"].returncode == 0, installed["proc"].stdout + installed["proc"].stderr
-    env = {**installed["env"], "WATCHDOG_OOM_CONFIG": str(write_config(tmp_path, f"database: sqlite:///{tmp_path}/up.db\n"))}
-    proc = subprocess.run([str(installed["command"]), "db", "upgrade"], capture_output=True, text=True, env=env,
-                          cwd=tmp_path, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    from alembic.script import ScriptDirectory
-
-    from watchdog_oom.store import alembic_config
-
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert proc.stdout.startswith(f"database at revision {head}")
-
-
 def test_python_m_entry_point_and_systemd_unit(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "watchdog_oom", "systemd-unit"], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)

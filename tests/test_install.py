@@ -29,7 +29,7 @@ def test_the_quick_start_names_install_sh_for_the_service_and_the_tests():
 
 def test_a_fresh_clone_installs_with_install_sh_and_the_service_starts(installed, tmp_path):
     # Nothing of this machine's: the prefix, the command and the state all live in a temporary
-    # directory (the conftest's `installed`: the clone and install.sh, shared with test_cli.py).
+    # directory (the conftest's `installed`: the clone and install.sh, shared with the test below).
     proc, env, command, share = installed["proc"], installed["env"], installed["command"], installed["share"]
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"command: {command}" in proc.stdout
@@ -57,6 +57,25 @@ def test_a_fresh_clone_installs_with_install_sh_and_the_service_starts(installed
             daemon.wait(timeout=10)
         sock.close()
     assert (installed["state"] / "history.db").exists()
+
+
+def test_console_script_upgrades_the_database_from_the_installed_package(installed, tmp_path):
+    # The console script install.sh installed: its own environment's package, away from this
+    # source tree, finds the migrations it ships. (Here, late in the suite, rather than in
+    # test_cli.py: the install started after the collection has ended by then.)
+    from test_cli import write_config
+
+    assert installed["proc"].returncode == 0, installed["proc"].stdout + installed["proc"].stderr
+    config = write_config(tmp_path, f"database: sqlite:///{tmp_path}/up.db\n")
+    proc = subprocess.run([str(installed["command"]), "db", "upgrade"], capture_output=True, text=True,
+                          env={**installed["env"], "WATCHDOG_OOM_CONFIG": str(config)}, cwd=tmp_path, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    from alembic.script import ScriptDirectory
+
+    from watchdog_oom.store import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert proc.stdout.startswith(f"database at revision {head}")
 
 
 def fake_systemctl(tmp_path: Path, exit_code: int = 0) -> tuple[str, Path]:
