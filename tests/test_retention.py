@@ -280,13 +280,13 @@ def test_the_one_connections_turn_goes_to_the_thread_that_waited_not_to_the_one_
     turns.release()
 
 
-def test_threads_queued_behind_a_busy_wait_on_the_one_connection_meet_the_lock_at_once(tmp_path):
+def test_threads_queued_behind_a_busy_wait_on_the_one_connection_wait_what_is_left_of_it(tmp_path):
     # Another process holds the database locked: the thread whose write waits out busy_timeout
-    # holds the one connection meanwhile. The threads queued behind it have waited that long
-    # already; on their turn the connection waits TOLD_BUSY_MS, not BUSY_TIMEOUT_MS again, each
-    # in turn (they meet SQLite's own "database is locked"; a read goes through, WAL). A thread
-    # that asks afterwards waits the whole busy_timeout again. Told by the busy_timeout each
-    # connection had, not by timing; thread A's own wait is shortened to 0.3 s to stand for 10 s.
+    # holds the one connection meanwhile, and the threads queued behind it wait too. On its
+    # turn a thread's connection waits for the lock what is left of BUSY_TIMEOUT_MS after its
+    # wait in the queue, at least TOLD_BUSY_MS; a thread that did not wait gets it all. Told
+    # by the busy_timeout each connection had, on the pool's clock (a fake one here, moved
+    # while A holds the connection); A's own wait is shortened to 0.3 s to stand for 10 s.
     import sqlite3
 
     from watchdog_oom.store.engine import BUSY_TIMEOUT_MS, TOLD_BUSY_MS, make_engine
@@ -299,19 +299,17 @@ def test_threads_queued_behind_a_busy_wait_on_the_one_connection_meet_the_lock_a
     holder = sqlite3.connect(db, isolation_level=None)  # as another process would, a lock of its own
     holder.execute("BEGIN EXCLUSIVE")
     turns = engine.pool._turns
+    now = [1000.0]
+    turns.clock = lambda: now[0]
     seen: dict[str, object] = {}
-    a_has_it = threading.Event()
+    a_has_it, release_a = threading.Event(), threading.Event()
 
     def write(name: str, shorten: bool = False) -> None:
         with engine.connect() as conn:
             if shorten:
                 conn.exec_driver_sql("PRAGMA busy_timeout=300")
                 a_has_it.set()
-                for _ in range(6000):  # until B and C are queued behind A
-                    with turns._mutex:
-                        if len(turns._waiting) == 2:
-                            break
-                    threading.Event().wait(0.01)
+                assert release_a.wait(60)
             seen[name + " waits"] = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
             seen[name + " reads"] = conn.execute(text("SELECT count(*) FROM t")).scalar()
             try:
@@ -321,23 +319,33 @@ def test_threads_queued_behind_a_busy_wait_on_the_one_connection_meet_the_lock_a
             except Exception as exc:
                 seen[name] = classify(exc)
 
+    def queued(count: int) -> None:
+        for _ in range(6000):
+            with turns._mutex:
+                if len(turns._waiting) == count:
+                    return
+            threading.Event().wait(0.01)  # a poll of the other threads' state
+        raise AssertionError(f"{count} threads never queued")
+
     a = threading.Thread(target=write, args=("A", True))
     a.start()
     assert a_has_it.wait(60)
     b = threading.Thread(target=write, args=("B",))
     b.start()
-    for _ in range(6000):  # B queued first, then C
-        with turns._mutex:
-            if len(turns._waiting) == 1:
-                break
-        threading.Event().wait(0.01)
+    queued(1)  # B asked at 1000.0
+    now[0] += 0.3
     c = threading.Thread(target=write, args=("C",))
     c.start()
+    queued(2)  # C asked at 1000.3
+    now[0] += 9.7  # A's busy wait ends at 1010.0: B waited 10 s (and more would be), C 9.7 s
+    release_a.set()
     for thread in (a, b, c):
         thread.join(60)
-    assert seen == {"A waits": 300, "A reads": 0, "A": "locked", "B waits": TOLD_BUSY_MS, "B reads": 0,
-                    "B": "locked", "C waits": TOLD_BUSY_MS, "C reads": 0, "C": "locked"}
-    with engine.connect() as conn:  # asked after: the whole busy_timeout again (restored after C's turn)
+    assert seen == {"A waits": 300, "A reads": 0, "A": "locked",
+                    "B waits": TOLD_BUSY_MS, "B reads": 0, "B": "locked",
+                    "C waits": BUSY_TIMEOUT_MS - 9700, "C reads": 0, "C": "locked"}
+    now[0] += 60
+    with engine.connect() as conn:  # asked after, free at once: the whole busy_timeout (restored)
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == BUSY_TIMEOUT_MS
     holder.execute("ROLLBACK")
     write("E")

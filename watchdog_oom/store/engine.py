@@ -9,6 +9,7 @@ import contextlib
 import functools
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
@@ -46,8 +47,9 @@ UNCACHED: dict[str, Any] = {"compiled_cache": None}
 # the wait is for the transactions asked for before, one of retention's chunks at most.
 SHARED_CONNECTION_WAIT = 60.0
 # How long a SQLite connection waits for a lock another connection holds (PRAGMA
-# busy_timeout), in milliseconds; a thread queued for the daemon's one connection while
-# another waited that out waits TOLD_BUSY_MS (OneConnectionPool).
+# busy_timeout), in milliseconds. A thread of the daemon that queued for the one
+# connection gets what is left of it after its wait in the queue, at least TOLD_BUSY_MS
+# (OneConnectionPool): no thread waits for a locked database much longer than this in all.
 BUSY_TIMEOUT_MS = 10000
 TOLD_BUSY_MS = 100
 
@@ -57,44 +59,34 @@ class _Turns:
     waiter directly, so a thread that releases and asks again at once (a loop of
     transactions, such as retention's chunks) queues behind those already waiting."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._mutex = threading.Lock()
         self._waiting: collections.deque[threading.Lock] = collections.deque()
         self._held = False
-        # Waiters that were queued when a turn waited out SQLite's busy_timeout (`locked_out`).
-        self._told: set[threading.Lock] = set()
+        self.clock = clock  # seconds, for how long a turn was waited for
 
     def acquire(self, timeout: float) -> bool:
         """Wait for the turn, at most `timeout` seconds; False when it did not come."""
         return self.take(timeout) is not None
 
-    def take(self, timeout: float) -> bool | None:
+    def take(self, timeout: float) -> float | None:
         """Wait for the turn, at most `timeout` seconds: None when it did not come, else
-        whether a turn before it found the database locked while this one waited."""
+        how long it was waited for (0.0: free at once)."""
         with self._mutex:
             if not self._held:
                 self._held = True
-                return False
+                return 0.0
             mine = threading.Lock()
             mine.acquire()
             self._waiting.append(mine)
+            asked = self.clock()
         if not mine.acquire(timeout=timeout):
             with self._mutex:
                 if mine in self._waiting:
                     self._waiting.remove(mine)
-                    self._told.discard(mine)
                     return None
             # handed over between the timeout and the mutex
-        with self._mutex:
-            if mine in self._told:
-                self._told.discard(mine)
-                return True
-            return False
-
-    def locked_out(self) -> None:
-        """The turn in course waited out busy_timeout: the waiters queued now are told."""
-        with self._mutex:
-            self._told.update(self._waiting)
+        return max(0.0, self.clock() - asked)
 
     def release(self) -> None:
         with self._mutex:
@@ -113,20 +105,21 @@ class OneConnectionPool(QueuePool):
     seconds (the reviewer measured up to 8.8 s over a million samples). `_Turns` queues them.
 
     While another process holds the database locked, a thread whose statement waits out
-    busy_timeout (BUSY_TIMEOUT_MS) holds the one connection meanwhile. The threads queued
-    behind it have waited that long already: on their turn the connection waits TOLD_BUSY_MS
-    for the lock (`_on_sqlite_error` tells the pool), so they meet SQLite's own "database is
-    locked" at once (or the lock freed meanwhile) instead of each waiting it out in turn.
+    busy_timeout holds the one connection meanwhile, and the threads queued behind it
+    wait too. On its turn, a thread's connection waits for a lock only what is left of
+    BUSY_TIMEOUT_MS after its wait in the queue (at least TOLD_BUSY_MS): each thread waits
+    about busy_timeout in all, as it would with a connection of its own, instead of the
+    queue's threads waiting it out one after the other (30 s for three).
     """
 
     def __init__(self, creator: Any, **kw: Any) -> None:
         super().__init__(creator, **kw)
         self._turns = _Turns()
-        self._hurried = False  # this turn's connection waits TOLD_BUSY_MS for a lock
+        self._hurried = False  # this turn's connection waits less than BUSY_TIMEOUT_MS for a lock
 
     def _do_get(self) -> Any:
-        told = self._turns.take(self._timeout)
-        if told is None:
+        waited = self._turns.take(self._timeout)
+        if waited is None:
             # QueuePool's own words: store/health.py classifies them (a busy database).
             raise PoolTimeoutError(f"QueuePool limit of size {self.size()} overflow {self.overflow()} reached, "
                                    f"connection timed out, timeout {self._timeout:.2f}")
@@ -135,7 +128,8 @@ class OneConnectionPool(QueuePool):
         except BaseException:
             self._turns.release()
             raise
-        self._hurried = told and _busy_timeout(record, TOLD_BUSY_MS)
+        left = max(TOLD_BUSY_MS, BUSY_TIMEOUT_MS - round(waited * 1000))
+        self._hurried = left < BUSY_TIMEOUT_MS and _busy_timeout(record, left)
         return record
 
     def _do_return_conn(self, record: Any) -> None:
@@ -146,10 +140,6 @@ class OneConnectionPool(QueuePool):
             super()._do_return_conn(record)
         finally:
             self._turns.release()
-
-    def locked_out(self) -> None:
-        """The statement of the turn in course found the database locked (see the class)."""
-        self._turns.locked_out()
 
 
 def _busy_timeout(record: Any, milliseconds: int) -> bool:
@@ -162,14 +152,6 @@ def _busy_timeout(record: Any, milliseconds: int) -> bool:
     except Exception:
         return False  # a closed connection: its next user opens a new one
     return True
-
-
-def _on_sqlite_error(context: Any) -> None:
-    # A statement of the one connection waited out busy_timeout (SQLITE_BUSY): tell the
-    # pool, whose waiters then do not wait it out again, each in turn.
-    pool = context.engine.pool if context.engine is not None else None
-    if isinstance(pool, OneConnectionPool) and "database is locked" in str(context.original_exception):
-        pool.locked_out()
 
 
 def _answers(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -265,8 +247,6 @@ def make_engine(url: str, one_connection: bool = False) -> Engine:
         raise StoreError(f"database: cannot open {parsed.render_as_string(hide_password=True)}: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _on_sqlite_connect)
-        if "poolclass" in pooling:
-            event.listen(engine, "handle_error", _on_sqlite_error)
     elif parsed.get_backend_name() == "postgresql":
         event.listen(engine, "connect", _on_postgresql_connect)
     return engine
