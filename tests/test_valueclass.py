@@ -457,6 +457,24 @@ def test_fast_init_refuses_what_it_would_not_build_as_dataclass_does() -> None:
         valueclass(frozen=False, fast_init=True)(type("Mutable", (), {"__annotations__": {"a": int}}))
 
 
+def test_fast_init_takes_fields_named_as_its_own_code_might_name_things() -> None:
+    # Review R9: the generated __init__'s names were _type, _set, _twin, _cls, _init and self,
+    # and a field so named hid one of them (a called value, FrozenInstanceError, a SyntaxError).
+    names = ("self", "_type", "_set", "_twin", "_cls", "_init", "_unset_extra", "_factory_extra")
+    annotations = {name: int for name in names} | {"extra": dict}
+    namespace: dict[str, Any] = {"__annotations__": annotations, "extra": field(default_factory=dict)}
+    fast = valueclass(fast_init=True)(type("Clashing", (), dict(namespace)))
+    slow = dataclasses.dataclass(frozen=True, slots=True)(type("Clashing", (), dict(namespace)))
+    values = {name: n for n, name in enumerate(names)}
+    made, expected = fast(**values), slow(**values)
+    assert type(made) is fast and dataclasses.astuple(made) == dataclasses.astuple(expected)
+    assert fast(*range(len(names))).extra == {} and fast(*range(len(names)), extra={"a": 1}).extra == {"a": 1}
+    with pytest.raises(FrozenInstanceError):
+        made._set = 2
+    with pytest.raises(TypeError, match="fast_init keeps the names"):
+        valueclass(fast_init=True)(type("Own", (), {"__annotations__": {"__valueclass_self__": int}}))
+
+
 def test_a_kill_is_built_fast_and_pickles() -> None:
     kill = OomKill(pid=7, process="java", anon_rss_kb=1024, extra={"raw": "x"})
     assert type(kill) is OomKill and kill.extra == {"raw": "x"} and OomKill(1, "x").extra == {}

@@ -37,8 +37,11 @@ object.__setattr__(self, name, value), a call that looks the name up: 29 of them
 OomKill in 2.7 us. The fast __init__ turns the instance into its twin (`__class__` may change
 between classes whose slots are the same, in the same order, on the same base), stores the
 fields as plain attributes (the interpreter's specialised slot store, a few ns each) and turns
-it back: 0.65 us. Nothing can raise between the two turns (default factories run before), so
-no instance is ever left a twin; an instance of a subclass is built by dataclass's __init__.
+it back: 0.65 us. No statement between the two turns can raise (default factories run
+before), so no instance is left a twin; only an asynchronous exception (a signal handler
+raising there) could, and then the caller gets no instance: the twin lives on only in the
+traceback's frame. An instance of a subclass is built by dataclass's __init__. The
+generated code's own names (`__valueclass_self__`, …) cannot be a field's (TypeError).
 It keeps dataclass's signature: the same parameters, defaults, keyword-only fields and default
 factories; a class with a __post_init__, an init=False field, an InitVar or a slotted base
 cannot have it (TypeError). The twin and the second __init__ cost 6 to 9 kB a class (traced,
@@ -132,6 +135,11 @@ def _delattr(self: Any, name: str) -> None:
     object.__delattr__(self, name)
 
 
+# The prefix of the generated __init__'s own names (as dataclass's `__dataclass_self__`):
+# no field may start with it, so a field's parameter never hides one of them.
+_OWN = "__valueclass_"
+
+
 def _fast_init(made: Any) -> Callable[..., None]:
     """The __init__ of a frozen slotted value class that writes its fields through a twin
     class (see the module's docstring), with the signature of dataclass's own `made.__init__`."""
@@ -144,8 +152,10 @@ def _fast_init(made: Any) -> Callable[..., None]:
         raise TypeError(f"{made.__qualname__}: fast_init needs the fields alone, all in __init__, on no base")
     twin = type(made.__name__, (), {"__slots__": names, "__module__": made.__module__,
                                     "__qualname__": f"{made.__qualname__}.<twin>"})
-    scope: dict[str, Any] = {"_cls": made, "_twin": twin, "_init": original, "_type": type,
-                             "_set": object.__setattr__}
+    if any(name.startswith(_OWN) for name in names):
+        raise TypeError(f"{made.__qualname__}: fast_init keeps the names {_OWN}… for its own code")
+    scope: dict[str, Any] = {f"{_OWN}cls__": made, f"{_OWN}twin__": twin, f"{_OWN}init__": original,
+                             f"{_OWN}type__": type, f"{_OWN}set__": object.__setattr__}
     parameters, made_lines = [], []
     for f in fields:
         parameter = signature.parameters[f.name]
@@ -153,13 +163,15 @@ def _fast_init(made: Any) -> Callable[..., None]:
             parameters.append("*")
         parameters.append(f.name)
         if f.default_factory is not dataclasses.MISSING:  # dataclass's sentinel stands in the signature
-            scope[f"_unset_{f.name}"], scope[f"_factory_{f.name}"] = parameter.default, f.default_factory
-            made_lines.append(f"    if {f.name} is _unset_{f.name}:\n        {f.name} = _factory_{f.name}()\n")
+            unset, factory = f"{_OWN}unset_{f.name}__", f"{_OWN}factory_{f.name}__"
+            scope[unset], scope[factory] = parameter.default, f.default_factory
+            made_lines.append(f"    if {f.name} is {unset}:\n        {f.name} = {factory}()\n")
     arguments = ", ".join(f"{name}={name}" for name in names)
-    source = (f"def __init__(self, {', '.join(parameters)}):\n"
-              f"    if _type(self) is not _cls:\n        return _init(self, {arguments})\n"
-              + "".join(made_lines) + "    _set(self, '__class__', _twin)\n"
-              + "".join(f"    self.{name} = {name}\n" for name in names) + "    self.__class__ = _cls\n")
+    me = f"{_OWN}self__"
+    source = (f"def __init__({me}, {', '.join(parameters)}):\n"
+              f"    if {_OWN}type__({me}) is not {_OWN}cls__:\n        return {_OWN}init__({me}, {arguments})\n"
+              + "".join(made_lines) + f"    {_OWN}set__({me}, '__class__', {_OWN}twin__)\n"
+              + "".join(f"    {me}.{name} = {name}\n" for name in names) + f"    {me}.__class__ = {_OWN}cls__\n")
     exec(source, scope)
     init = scope["__init__"]
     init.__defaults__, init.__kwdefaults__ = original.__defaults__, original.__kwdefaults__
