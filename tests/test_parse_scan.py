@@ -200,3 +200,35 @@ def test_a_line_left_out_for_its_oom_kill_words_is_no_kill_line_or_found_by_anot
             left_out += 1
             assert not _KILL_LINE.search(buffer, 1, len(buffer)) or b"Kill" in line or b" SIG" in line, line
     assert left_out > 100
+
+
+def _memcg_report(unit: str, comm: str) -> str:
+    prefix = "Jun  3 10:00:00 web-01 kernel: [    5.000100] "
+    lines = [f"{comm} invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
+             f"CPU: 1 PID: 7 Comm: {comm} Not tainted 6.1.0 #1", "Call Trace:", " <TASK>",
+             " dump_stack_lvl+0x44/0x5c", "memory: usage 524288kB, limit 524288kB, failcnt 100",
+             f"Memory cgroup stats for /system.slice/{unit}:", "Tasks state (memory values in pages):",
+             "[  pid  ]   uid  tgid total_vm      rss pgtables_bytes swapents oom_score_adj name",
+             "[      6]  1000     6   100000    31000    300000        0             0 oom-killer",
+             f"[      7]  1000     7   300000   131000   1100000        0             0 {comm}",
+             "oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,"
+             f"oom_memcg=/system.slice/{unit},task_memcg=/system.slice/{unit},task={comm},pid=7,uid=1000",
+             f"Memory cgroup out of memory: Killed process 7 ({comm}) total-vm:1200000kB, anon-rss:524000kB, "
+             "file-rss:0kB, shmem-rss:0kB, UID:1000 pgtables:1100kB oom_score_adj:0"]
+    return "".join(prefix + line + "\n" for line in lines)
+
+
+@pytest.mark.parametrize(("unit", "comm"), [("app.service", "stress"), ("oom-killer-test.service", "stress"),
+                                            ("app.service", "oom-killer"), ("oom-killer.service", "oom-killer")])
+def test_a_task_or_cgroup_named_oom_killer_does_not_cut_the_report_the_scanner_reads(unit: str, comm: str) -> None:
+    # Review R12: the scanner took the latest "oom-killer" before a kill line for the report's
+    # header, so a process or unit so named (after the header: in the task table, the
+    # oom-kill: line) lost the kill's invoker, gfp_mask, order and task table to `import`.
+    text = _memcg_report(unit, comm)
+    fed = parse_text(text, "import", year=2024)
+    scanned = list(iter_kills(io.BytesIO(text.encode()), "import", year=2024))
+    assert scanned == fed and len(fed) == 1
+    kill = fed[0]
+    assert (kill.pid, kill.process, kill.invoker, kill.gfp_mask, kill.order) == (7, comm, comm,
+                                                                                  "0xcc0(GFP_KERNEL)", 0)
+    assert sorted(row.name for row in kill.task_table) == sorted(["oom-killer", comm])

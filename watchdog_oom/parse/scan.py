@@ -56,7 +56,8 @@ _KILL_LINE = re.compile(b"|".join(pattern for _, pattern in _KILL_LINE_WAYS))
 _KILL_LINE_TRIED = tuple((needed, re.compile(pattern)) for needed, pattern in _KILL_LINE_WAYS)
 _ANSI_BYTES = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]")
 # Lines that open a report or a user-space killer's description, looked for only in the
-# stretch before a kill line: the latest kernel header, else the earliest other opener.
+# stretch before a kill line: the latest kernel header (_reads_as_header), else the
+# earliest other opener.
 _HEADER_NEEDLE = b"oom-killer"
 _OPENER_NEEDLES = (b"Task in ", b"Tasks in ", b"oom-kill:", b"uid  tgid", b"emory! ",
                    b"Victim status", b"highest badness")
@@ -345,7 +346,13 @@ class _Scanner:
     def _report_start(self, low: int, line_start: int) -> int:
         """Where the report (or description) that a kill line ends begins."""
         buffer = self.buffer
-        header = buffer.rfind(_HEADER_NEEDLE, low, line_start)
+        header = latest = buffer.rfind(_HEADER_NEEDLE, low, line_start)
+        # "oom-killer" in a task row's name or a cgroup's path ("oom-killer-test.service")
+        # comes after the report's own header: the latest that reads as one is taken,
+        # else (a header in a form not foreseen here) the latest of all, as before.
+        while header >= 0 and not _reads_as_header(buffer, header):
+            header = buffer.rfind(_HEADER_NEEDLE, low, header)
+        header = latest if header < 0 else header
         if header >= 0:
             return buffer.rfind(b"\n", 0, header) + 1
         openers = [at for at in (buffer.find(n, low, line_start) for n in _OPENER_NEEDLES) if at >= 0]
@@ -371,6 +378,13 @@ class _Scanner:
                     yield self._idle(stop, must_reach)
             at = stop
         self.position = at
+
+
+def _reads_as_header(buffer: Buffer, at: int) -> bool:
+    """Whether the "oom-killer" at `at` is a report header's: "X invoked oom-killer" (a
+    task's name, 15 bytes at most, cannot hold the words; a unit's name holds no space)
+    or "oom-killer: gfp_mask" (2.6 kernels began so)."""
+    return buffer[at - 9:at] == b" invoked " or buffer[at + 10:at + 20] == b": gfp_mask"
 
 
 def _kill_lines(buffer: Buffer, search: _Search, low: int, high: int) -> list[int]:
