@@ -141,9 +141,9 @@ def t0() -> datetime:
 
 class _Install:
     """./install.sh run as a user would on a fresh clone of this checkout, under a temporary
-    directory, with an environment that names none of this machine's places. Started when
-    the collection is done if a test uses `installed`: it runs beside the tests before it
-    (it mostly waits on pip and the disk), and `installed` awaits its end."""
+    directory, with an environment that names none of this machine's places. (Not started in
+    the background: tests assert that the command they ran left no child of the test process
+    behind, with os.waitpid(-1), which a running install would fail.)"""
 
     def __init__(self) -> None:
         import subprocess
@@ -195,13 +195,6 @@ def _can_clone() -> bool:
     import shutil
 
     return shutil.which("git") is not None and (ROOT / ".git").exists()
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    if session.config.option.collectonly or not _can_clone():
-        return
-    if any("installed" in getattr(item, "fixturenames", ()) for item in session.items):
-        _INSTALLS.append(_Install())
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -61,8 +61,7 @@ def test_a_fresh_clone_installs_with_install_sh_and_the_service_starts(installed
 
 def test_console_script_upgrades_the_database_from_the_installed_package(installed, tmp_path):
     # The console script install.sh installed: its own environment's package, away from this
-    # source tree, finds the migrations it ships. (Here, late in the suite, rather than in
-    # test_cli.py: the install started after the collection has ended by then.)
+    # source tree, finds the migrations it ships.
     from test_cli import write_config
 
     assert installed["proc"].returncode == 0, installed["proc"].stdout + installed["proc"].stderr
