@@ -200,6 +200,8 @@ BODIES = {
                 '        batch.alter_column("summary", existing_type=sa.Text(), nullable=False)',
     # A migration that would leave a notification pointing at no alert: refused, rolled back.
     "orphan": 'op.execute("DELETE FROM alerts")',
+    # One that touches no link: the link broken before it (by hand) does not stop it (R14).
+    "index": 'op.create_index("ix_later", "kills", ["process"])',
 }
 UPGRADE = """import sys
 from sqlalchemy import text
@@ -236,6 +238,10 @@ def test_a_migration_recreating_a_table_keeps_the_links_to_it(sqlite_store: Stor
         db.execute("INSERT INTO notifications (host, uuid, channel, kind, severity, reason, summary, status, data, "
                    "alert_id, created_at, due_at, attempts) VALUES ('web-01', 'u1', 'ops', 'oom.kill', 'critical', "
                    "'first', 's', 'sent', '{}', 7, '2026-01-01', '2026-01-01', 1)")
+        # A link broken before any migration: alert 99 deleted with the sqlite3 shell (keys off).
+        db.execute("INSERT INTO notifications (host, uuid, channel, kind, severity, reason, summary, status, data, "
+                   "alert_id, created_at, due_at, attempts) VALUES ('web-01', 'u2', 'ops', 'oom.kill', 'critical', "
+                   "'first', 's', 'sent', '{}', 99, '2026-01-01', '2026-01-01', 1)")
     db.close()
     run = subprocess.run([sys.executable, "-c", UPGRADE, db_url], env={**os.environ, "PYTHONPATH": str(tree)}, cwd=tree,
                          capture_output=True, text=True, timeout=300)
@@ -244,11 +250,12 @@ def test_a_migration_recreating_a_table_keeps_the_links_to_it(sqlite_store: Stor
     assert lines[-1] == "foreign_keys 1"  # on again for whatever uses the connection next
     with sqlite3.connect(path) as db:
         revision = db.execute("SELECT version_num FROM alembic_version").fetchone()[0]
-        links = db.execute("SELECT alert_id FROM notifications").fetchall()
+        links = db.execute("SELECT alert_id FROM notifications ORDER BY id").fetchall()
         alerts = db.execute("SELECT count(*) FROM alerts").fetchone()[0]
     db.close()
-    if migration == "recreate":
-        assert (lines[0], revision, links, alerts) == ("0010", "0010", [(7,)], 1)
+    if migration != "orphan":
+        assert (lines[0], revision, links, alerts) == ("0010", "0010", [(7,), (99,)], 1)
     else:
-        assert lines[0].startswith("refused: database: migration failed: it would leave rows referring to none")
-        assert (revision, links, alerts) == ("0009", [(7,)], 1)
+        assert lines[0] == ("refused: database: migration failed: it would leave rows referring to none "
+                            "(table, rowid, parent): ('notifications', 1, 'alerts')")
+        assert (revision, links, alerts) == ("0009", [(7,), (99,)], 1)

@@ -290,12 +290,19 @@ def _foreign_keys(connection: Connection, sqlite: bool, on: bool) -> None:
         connection.commit()  # SQLAlchemy's autobegun transaction: pysqlite began none
 
 
-def _no_broken_links(connection: Connection) -> None:
-    """Fail the migration (before its commit) if it left a row referring to none."""
-    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchmany(5)
+def _broken_links(connection: Connection) -> set[tuple[Any, ...]]:
+    """The rows referring to none (table, rowid, parent, key): PRAGMA foreign_key_check."""
+    return {tuple(row) for row in connection.exec_driver_sql("PRAGMA foreign_key_check")}
+
+
+def _no_new_broken_links(connection: Connection, before: set[tuple[Any, ...]]) -> None:
+    """Fail the migration (before its commit) if it left a row referring to none that did
+    not before (one deleted by hand with the sqlite3 shell, whose keys are off, is no
+    migration's doing, and must not stop every later one)."""
+    broken = sorted(_broken_links(connection) - before, key=str)
     if broken:
         raise StoreError("database: migration failed: it would leave rows referring to none "
-                         "(table, rowid, parent): " + "; ".join(str(tuple(row)[:3]) for row in broken))
+                         "(table, rowid, parent): " + "; ".join(str(row[:3]) for row in broken[:5]))
 
 
 class Database:
@@ -399,10 +406,11 @@ class Database:
                 try:
                     with connection.begin():
                         migrating(connection)  # one at a time: a second reads the first's revision
+                        broken_before = _broken_links(connection) if sqlite else set()
                         cfg.attributes["connection"] = connection
                         command.upgrade(cfg, "head")
                         if sqlite:
-                            _no_broken_links(connection)
+                            _no_new_broken_links(connection, broken_before)
                 finally:
                     try:
                         _foreign_keys(connection, sqlite, on=True)
