@@ -3,8 +3,9 @@ the tracepoint's record of a real kill with the log's, in either order."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
+import pytest
 from test_trace_events import first_kill_from_kmsg, traced_first_kill
 
 from watchdog_oom.rules.witnesses import TraceWindow, Witnessed, suspect, unlogged
@@ -133,3 +134,23 @@ def test_show_names_the_witnesses_and_a_suspect_record(tmp_path, store, t0):
     assert code == 0 and "witnesses      tracepoint, kmsg" in out and "marked by      python3 (tid 16834)" in out
     code, out, _ = run("show", str(forged.id), config=cfg)
     assert "SUSPECT" in out
+
+
+@pytest.mark.parametrize("minutes", [10 / 60, 5, 9.5, 10, 15, 60])
+def test_a_kill_only_the_tracepoint_saw_is_alerted_whatever_the_witness_wait(minutes: float) -> None:
+    # Review R11: a sweep read the kills of the last SWEEP_BACK (10 min) alone, so with a
+    # witness_wait past ~9 min a kill left the look-back before its wait ended: never alerted.
+    # The tracer's schedule (every min(SWEEP, wait) for BUSY s after a traced kill, then every
+    # SWEEP_IDLE), each sweep reading from now - look_back(wait), with the real rule.
+    from watchdog_oom.daemon.tracer import BUSY, SWEEP, SWEEP_IDLE, look_back
+
+    t0 = datetime(2026, 12, 6, 22, 0, tzinfo=timezone.utc)
+    kill = Witnessed(1, 42, "java", t0, "tracepoint", t0, ("tracepoint",), False)
+    wait = timedelta(minutes=minutes)
+    at, alerted = 0.0, None
+    while at < 4 * 3600 and alerted is None:
+        at += min(SWEEP, wait.total_seconds()) if at < BUSY else SWEEP_IDLE
+        now = t0 + timedelta(seconds=at)
+        if kill.time >= now - look_back(wait) and unlogged(kill, "journal", now, wait):
+            alerted = at
+    assert alerted is not None and wait.total_seconds() <= alerted <= wait.total_seconds() + SWEEP_IDLE

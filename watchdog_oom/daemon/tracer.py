@@ -25,7 +25,7 @@ from watchdog_oom.daemon.adjwatch import AdjWatch
 from watchdog_oom.daemon.shared import Shared
 from watchdog_oom.model import Alert, OomKill
 from watchdog_oom.rules.enrich import enrich_kill, state_before
-from watchdog_oom.rules.witnesses import TraceWindow, Witnessed, suspect, unlogged
+from watchdog_oom.rules.witnesses import MARGIN, TraceWindow, Witnessed, suspect, unlogged
 from watchdog_oom.sources.base import SourceError
 from watchdog_oom.sources.tracefs import ruled_out
 from watchdog_oom.sources.tracepoint import (
@@ -56,7 +56,7 @@ IDLE = 0.25  # seconds of quiet after which held kills are looked at
 SWEEP = 5.0
 SWEEP_IDLE = 60.0
 BUSY = 120.0  # seconds after a traced kill during which the sweep runs every SWEEP
-SWEEP_BACK = timedelta(minutes=10)  # how far back a sweep looks
+SWEEP_BACK = timedelta(minutes=10)  # how far back a sweep looks, at least (look_back)
 MATCH_WINDOW = timedelta(seconds=5)  # the log's record of the same kill lies this close
 RETRY = 5.0  # seconds before reopening the instance after a failure
 # The tracepoint's values win over the log's: exact time, and the victim's figures at the kill.
@@ -301,8 +301,8 @@ class TracepointFollower:
         wait = timedelta(seconds=s.cfg.kernel_log.witness_wait)
         queued = False
         with s.store.tx() as tx:
-            for row in tx.recent_kernel_kills(s.boot_id, max(self.window.since, now - SWEEP_BACK)
-                                              if self.window else now - SWEEP_BACK):
+            since = now - look_back(wait)
+            for row in tx.recent_kernel_kills(s.boot_id, max(self.window.since, since) if self.window else since):
                 seen = _witnessed(row)
                 alert = unlogged(seen, log_source, now, wait) or suspect(seen, self.window, now, wait)
                 if alert is None:
@@ -313,6 +313,13 @@ class TracepointFollower:
                 queued = True
         if queued:
             s.wakeup.set()
+
+
+def look_back(wait: timedelta) -> timedelta:
+    """How far back a sweep reads kills: SWEEP_BACK, or longer where kernel_log.witness_wait
+    is: a kill must still be read by the first sweep after its wait ended, which comes up
+    to SWEEP_IDLE later (else a long wait would silently never alert)."""
+    return max(SWEEP_BACK, wait + 2 * timedelta(seconds=SWEEP_IDLE) + MARGIN)
 
 
 def _witnessed(row: Any) -> Witnessed:

@@ -57,6 +57,8 @@ class TraceWindow:
         """Whether a kill at ``when`` must have reached the tracepoint."""
         if when < self.since + MARGIN:
             return False
+        # Around a loss of the ring buffer's events (not the log's lag, kernel_log.witness_wait):
+        # the kernel reports the loss at the next read, within seconds of the events lost.
         return all(abs(when - at) > WITNESS_WAIT + MARGIN for at in self.lost)
 
 
