@@ -260,9 +260,7 @@ def test_a_log_truncated_in_the_second_part_after_the_handover_keeps_each_kill_b
     # The second reader finds the log cut (SIGBUS under its map, or a size check) after it
     # spooled some of its kills; the first hands over, sends those on, and the rest left is
     # read with read() from the last point the parent holds final: each kill once, in order.
-    from test_cli import write_config
 
-    from watchdog_oom.cli import main
 
     log = tmp_path / "syslog"
     reports = [_minimal(2 * i, 100_000 + i) for i in range(6000)]
@@ -279,18 +277,11 @@ def test_a_log_truncated_in_the_second_part_after_the_handover_keeps_each_kill_b
             os.truncate(log, cut)
 
     monkeypatch.setattr(scan, "_after_size_check", truncate)
-    cfg = write_config(tmp_path, f"host: h\ndatabase: sqlite:///{tmp_path}/h.db\n")
-    out = io.StringIO()
-    with open(tmp_path / "stderr", "w+", encoding="utf-8") as err:
-        code = main(["-c", str(cfg), "import", "--format", "json", str(log)], stdout=out, stderr=err)
-        err.seek(0)
-        said = err.read()
+    code, pids, said = _import(tmp_path, log)  # every reading process waited for
     assert code == 0, said
-    assert [k["pid"] for k in json.loads(out.getvalue())] == list(range(100_000, 105_000))
+    assert pids == list(range(100_000, 105_000))
     assert f"{log}: the file shrank while it was read (to {cut} bytes from {size})" in said
     assert f"{log}: 5000 kills found, 5000 new" in said
-    with pytest.raises(ChildProcessError):  # every reading process was waited for
-        os.waitpid(-1, os.WNOHANG)
 
 
 def _import(tmp_path: Path, log: Path) -> tuple[int, list[int], str]:
