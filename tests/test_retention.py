@@ -255,11 +255,11 @@ def test_the_one_connections_turn_goes_to_the_thread_that_waited_not_to_the_one_
     from watchdog_oom.store.engine import _Turns
 
     turns = _Turns()
-    assert turns.acquire(timeout=0)
+    assert turns.take(0) is not None
     got, release_b = threading.Event(), threading.Event()
 
     def b():
-        assert turns.acquire(timeout=60)
+        assert turns.take(60) is not None
         got.set()
         release_b.wait(60)
         turns.release()
@@ -273,10 +273,10 @@ def test_the_one_connections_turn_goes_to_the_thread_that_waited_not_to_the_one_
         threading.Event().wait(0.01)
     turns.release()
     assert got.wait(60)
-    assert not turns.acquire(timeout=0)  # A asks again at once: B holds it
+    assert turns.take(0) is None  # A asks again at once: B holds it
     release_b.set()
     waiter.join(60)
-    assert turns.acquire(timeout=0)  # free again once B gave it back
+    assert turns.take(0) is not None  # free again once B gave it back
     turns.release()
 
 
@@ -284,12 +284,12 @@ def test_threads_queued_behind_a_busy_wait_on_the_one_connection_wait_what_is_le
     # Another process holds the database locked: the thread whose write waits out busy_timeout
     # holds the one connection meanwhile, and the threads queued behind it wait too. On its
     # turn a thread's connection waits for the lock what is left of BUSY_TIMEOUT_MS after its
-    # wait in the queue, at least TOLD_BUSY_MS; a thread that did not wait gets it all. Told
+    # wait in the queue, at least LEAST_BUSY_MS; a thread that did not wait gets it all. Told
     # by the busy_timeout each connection had, on the pool's clock (a fake one here, moved
     # while A holds the connection); A's own wait is shortened to 0.3 s to stand for 10 s.
     import sqlite3
 
-    from watchdog_oom.store.engine import BUSY_TIMEOUT_MS, TOLD_BUSY_MS, make_engine
+    from watchdog_oom.store.engine import BUSY_TIMEOUT_MS, LEAST_BUSY_MS, make_engine
     from watchdog_oom.store.health import classify
 
     db = tmp_path / "history.db"
@@ -342,7 +342,7 @@ def test_threads_queued_behind_a_busy_wait_on_the_one_connection_wait_what_is_le
     for thread in (a, b, c):
         thread.join(60)
     assert seen == {"A waits": 300, "A reads": 0, "A": "locked",
-                    "B waits": TOLD_BUSY_MS, "B reads": 0, "B": "locked",
+                    "B waits": LEAST_BUSY_MS, "B reads": 0, "B": "locked",
                     "C waits": BUSY_TIMEOUT_MS - 9700, "C reads": 0, "C": "locked"}
     now[0] += 60
     with engine.connect() as conn:  # asked after, free at once: the whole busy_timeout (restored)

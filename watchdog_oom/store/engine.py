@@ -48,10 +48,10 @@ UNCACHED: dict[str, Any] = {"compiled_cache": None}
 SHARED_CONNECTION_WAIT = 60.0
 # How long a SQLite connection waits for a lock another connection holds (PRAGMA
 # busy_timeout), in milliseconds. A thread of the daemon that queued for the one
-# connection gets what is left of it after its wait in the queue, at least TOLD_BUSY_MS
+# connection gets what is left of it after its wait in the queue, at least LEAST_BUSY_MS
 # (OneConnectionPool): no thread waits for a locked database much longer than this in all.
 BUSY_TIMEOUT_MS = 10000
-TOLD_BUSY_MS = 100
+LEAST_BUSY_MS = 100
 
 
 class _Turns:
@@ -64,10 +64,6 @@ class _Turns:
         self._waiting: collections.deque[threading.Lock] = collections.deque()
         self._held = False
         self.clock = clock  # seconds, for how long a turn was waited for
-
-    def acquire(self, timeout: float) -> bool:
-        """Wait for the turn, at most `timeout` seconds; False when it did not come."""
-        return self.take(timeout) is not None
 
     def take(self, timeout: float) -> float | None:
         """Wait for the turn, at most `timeout` seconds: None when it did not come, else
@@ -107,7 +103,7 @@ class OneConnectionPool(QueuePool):
     While another process holds the database locked, a thread whose statement waits out
     busy_timeout holds the one connection meanwhile, and the threads queued behind it
     wait too. On its turn, a thread's connection waits for a lock only what is left of
-    BUSY_TIMEOUT_MS after its wait in the queue (at least TOLD_BUSY_MS): each thread waits
+    BUSY_TIMEOUT_MS after its wait in the queue (at least LEAST_BUSY_MS): each thread waits
     about busy_timeout in all, as it would with a connection of its own, instead of the
     queue's threads waiting it out one after the other (30 s for three).
     """
@@ -128,7 +124,7 @@ class OneConnectionPool(QueuePool):
         except BaseException:
             self._turns.release()
             raise
-        left = max(TOLD_BUSY_MS, BUSY_TIMEOUT_MS - round(waited * 1000))
+        left = max(LEAST_BUSY_MS, BUSY_TIMEOUT_MS - round(waited * 1000))
         self._hurried = left < BUSY_TIMEOUT_MS and _busy_timeout(record, left)
         return record
 
