@@ -70,11 +70,11 @@ def _second_waits_or_ends(url: str, second: Callable[[], None]) -> threading.Thr
         finally:
             done.set()
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
     postgres = url.startswith("postgresql")
     if not postgres and os.uname().machine not in SLEEPS:
         pytest.skip(f"no known sleep syscall on {os.uname().machine} to see SQLite's busy wait by")
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
     waited = threading.Event()
     for _ in range(int(WAIT / 0.01)):
         if done.is_set() or (_waiting_on_a_lock(url) if postgres else _sleeping(thread.native_id or 0)):

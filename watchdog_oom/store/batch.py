@@ -116,6 +116,8 @@ def import_prepared(store: Any, names: Sequence[str], params: Sequence[tuple[Any
                     return None
         conn.exec_driver_sql(_insert_sql(dialect, [*names, "recorded_at"]),
                              [(*values, recorded_at) for values in params])
+        # SQLite gives each new row the largest id + 1, and the write lock taken above keeps
+        # every other writer out until the commit: the batch's ids are the last len(params).
         last_id = conn.execute(select(func.max(table.c.id))).scalar_one()
     return list(range(last_id - len(params) + 1, last_id + 1))
 
