@@ -13,6 +13,7 @@ import functools
 import io
 import json
 import re
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,48 @@ def test_recall_on_the_wrapper_matrix_is_never_below_grep() -> None:
             grepped += sum(1 for pid, _ in labels if pid in grep)
     assert found / total >= 0.97
     assert found >= grepped
+
+
+KILL = ("Out of memory: Killed process {pid} (java) total-vm:8806332kB, anon-rss:6848016kB, file-rss:0kB, "
+        "shmem-rss:0kB, UID:1000 pgtables:14360kB oom_score_adj:0")
+EXPORTS = {  # an export of one kernel line (its message, at its time), and the host it names
+    "gcp": (lambda msg, at: {"textPayload": msg, "timestamp": at, "resource": {"labels": {"instance_id": "1"}}}, None),
+    "gcp-jsonPayload": (lambda msg, at: {"jsonPayload": {"message": msg}, "timestamp": at}, None),
+    "cloudwatch": (lambda msg, at: {"@timestamp": at, "@message": "kernel: " + msg}, None),
+    "elasticsearch": (lambda msg, at: {"_source": {"@timestamp": at, "host": {"name": "es-host"}, "message": msg}},
+                      "es-host"),
+    "splunk": (lambda msg, at: {"result": {"_raw": "Jun 29 15:57:10 sp-host kernel: " + msg, "_time": at,
+                                           "host": "sp-host"}}, "sp-host"),
+    "loki": (lambda msg, at: {"labels": {"job": "k"}, "line": msg, "timestamp": at}, None),
+    "docker": (lambda msg, at: {"log": "[ 1234.567890] " + msg + "\n", "stream": "stdout", "time": at}, None),
+    "zap-seconds": (lambda msg, at: {"ts": datetime.fromisoformat(at).timestamp(), "msg": msg, "hostname": "z-host"},
+                    "z-host"),
+}
+
+
+@pytest.mark.parametrize("export", sorted(EXPORTS))
+def test_a_log_stores_export_gives_each_kill_the_time_and_host_its_entry_names(export: str) -> None:
+    make, host = EXPORTS[export]
+    times = ["2025-06-29T15:57:10.250000+00:00", "2025-06-30T01:02:03+02:00"]
+    lines = [json.dumps(make(KILL.format(pid=4000 + n), at)) for n, at in enumerate(times)]
+    for text in ("\n".join(lines) + "\n", json.dumps([json.loads(line) for line in lines]) + "\n",
+                 json.dumps({"entries": [json.loads(line) for line in lines], "nextPageToken": "x"}) + "\n"):
+        kills = parse_text(text, year=2025)
+        assert [(k.pid, k.time, k.host) for k in kills] == [
+            (4000 + n, datetime.fromisoformat(at), host) for n, at in enumerate(times)], text[:300]
+
+
+def test_an_export_time_without_a_zone_is_not_taken_for_one() -> None:
+    line = json.dumps({"@timestamp": "2025-06-29 15:57:10.250", "@message": "kernel: " + KILL.format(pid=7)})
+    assert [(k.pid, k.time) for k in parse_text(line + "\n")] == [(7, None)]
+
+
+@pytest.mark.parametrize("hostile", [
+    '{"a":' * 10_000 + "1" + "}" * 10_000,  # json's recursion limit, inside LINE_CHARS
+    "[" * 30_000 + "]" * 30_000,
+    '[{"message": "' + "x" * 70_000 + '"}]',  # an array cut at LINE_CHARS
+], ids=["nested-objects", "nested-arrays", "cut-array"])
+def test_a_hostile_json_line_never_keeps_the_next_kill_from_being_read(hostile: str) -> None:
+    text = hostile + "\n" + KILL.format(pid=4242) + "\n"
+    assert [k.pid for k in parse_text(text)] == [4242]
+    assert [k.pid for k in iter_kills(io.BytesIO(text.encode()), "import", chunk_size=4096)] == [4242]

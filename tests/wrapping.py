@@ -2,7 +2,8 @@
 
 Each wrapper takes the lines of a real excerpt (tests/data) and returns the text a user
 would paste or a tool would write: grep -Hn, cat -n, nl, OpenWrt logread, RFC 5424, dmesg -T
-in French and Japanese, journalctl -o json, Kubernetes event JSON, markdown bullets,
+in French and Japanese, journalctl -o json, Kubernetes event JSON, log stores' JSON exports
+(Google Cloud Logging, CloudWatch, Elasticsearch, Splunk, Loki, Docker's json-file), markdown bullets,
 --color=always, quoted-printable, hard wraps at 60-80 columns, mail quotes, CRLF, HTML
 entities, rsyslog #012 flattening. The texts are generated, never stored.
 """
@@ -83,6 +84,71 @@ def _k8s_events(lines: list[str]) -> str:
     return json.dumps({"apiVersion": "v1", "items": events}, indent=2, ensure_ascii=False) + "\n"
 
 
+def _export(make: Callable[[int, str, str, str | None], dict]) -> Wrapper:
+    """One JSON object a line, as a log store exports them (NDJSON)."""
+    return _rewrapped(lambda n, body, tag, pid: json.dumps(make(n, body, tag, pid), ensure_ascii=False))
+
+
+def _stamp(n: int) -> str:
+    return f"2025-06-29T15:{n // 60 % 60:02d}:{n % 60:02d}.{n % 1000:03d}Z"
+
+
+def _gcp_entry(n: int, body: str, tag: str, pid: str | None) -> dict:
+    """Google Cloud Logging (gcloud logging read --format=json): textPayload, timestamp."""
+    return {"insertId": f"x{n}", "logName": f"projects/p/logs/{tag}", "receiveTimestamp": _stamp(n),
+            "resource": {"type": "gce_instance", "labels": {"instance_id": "1"}}, "textPayload": body,
+            "timestamp": _stamp(n)}
+
+
+def _cloudwatch_entry(n: int, body: str, tag: str, pid: str | None) -> dict:
+    """AWS CloudWatch Logs Insights exported as JSON: @timestamp, @message, @logStream."""
+    return {"@timestamp": _stamp(n).replace("T", " ").rstrip("Z"), "@logStream": "i-0abc",
+            "@message": _tagged(body, tag, pid)}
+
+
+def _elastic_hit(n: int, body: str, tag: str, pid: str | None) -> dict:
+    """An Elasticsearch hit (a search's _source): ECS host.name, @timestamp, message."""
+    return {"_index": "logs", "_id": str(n), "_source": {"@timestamp": _stamp(n), "host": {"name": "host"},
+                                                         "message": body, "process": {"name": tag}}}
+
+
+def _splunk_result(n: int, body: str, tag: str, pid: str | None) -> dict:
+    """Splunk's REST export (output_mode=json): each event's text in result._raw."""
+    sender = "kernel" if tag == "kernel" else f"{tag}[{pid or 1}]"
+    return {"preview": False, "result": {"_raw": f"Jun 29 15:57:{n % 60:02d} host {sender}: {body}",
+                                         "_time": _stamp(n), "host": "host"}}
+
+
+def _loki_line(n: int, body: str, tag: str, pid: str | None) -> dict:
+    """Grafana Loki's logcli query --output=jsonl: labels, line, timestamp."""
+    return {"labels": {"job": "varlogs", "host": "host"}, "line": _tagged(body, tag, pid), "timestamp": _stamp(n)}
+
+
+def _docker_json(n: int, body: str, tag: str, pid: str | None) -> dict:
+    """Docker's json-file log driver: a container's output (here a syslog relay's), time."""
+    return {"log": _tagged(body, tag, pid) + "\n", "stream": "stdout", "time": _stamp(n)}
+
+
+def _json_array(lines: list[str]) -> str:
+    """Google Cloud Logging's API answers saved as they came, one page a line: an array of
+    up to 100 entries (an answer longer than parse.LINE_CHARS is cut and said to be)."""
+    entries = [_gcp_entry(n, *body_and_tag(line)) for n, line in enumerate(lines)]
+    return "".join(json.dumps(entries[at:at + 100], ensure_ascii=False) + "\n" for at in range(0, len(entries), 100))
+
+
+def _api_pages(lines: list[str]) -> str:
+    """The same pages as the API's objects: {"entries": [...], "nextPageToken": ...}."""
+    entries = [_gcp_entry(n, *body_and_tag(line)) for n, line in enumerate(lines)]
+    return "".join(json.dumps({"entries": entries[at:at + 100], "nextPageToken": str(at)}, ensure_ascii=False) + "\n"
+                   for at in range(0, len(entries), 100))
+
+
+def _json_array_pretty(lines: list[str]) -> str:
+    """The same array pretty-printed (the Logs Explorer's "Download" as JSON)."""
+    return json.dumps([_gcp_entry(n, *body_and_tag(line)) for n, line in enumerate(lines)], indent=2,
+                      ensure_ascii=False) + "\n"
+
+
 _TIME = re.compile(r"^(\s*\S+ +\d+ [\d:]+|\s*\[[^\]]*\]|\S+T\S+)")
 
 
@@ -139,6 +205,15 @@ WRAPPERS: dict[str, Wrapper] = {
     "dmesg-T-ja": _rewrapped(_dmesg_ja),
     "journal-json": lambda lines: _rewrapped(_journal_json)(lines),
     "k8s-events": _k8s_events,
+    "gcp-logging-json": _export(_gcp_entry),
+    "gcp-logging-array": _json_array,
+    "gcp-logging-array-pretty": _json_array_pretty,
+    "gcp-logging-api-pages": _api_pages,
+    "cloudwatch-json": _export(_cloudwatch_entry),
+    "elasticsearch-hits": _export(_elastic_hit),
+    "splunk-export": _export(_splunk_result),
+    "loki-jsonl": _export(_loki_line),
+    "docker-json-file": _export(_docker_json),
     "markdown-bullets": _numbered("- {line}"),
     "markdown-fenced": lambda lines: "```\n" + "\n".join(lines) + "\n```\n",
     "color": _colour,

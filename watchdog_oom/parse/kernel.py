@@ -137,8 +137,8 @@ class OomParser:
             self.unread.cut = decoder.cut
             self._joiner.saw_width(width)
             kills = []
-            for text, sender in logical:
-                kills += self._logical(line, text, sender, width, decoder.notes, decoder.entry)
+            for n, (text, sender) in enumerate(logical):
+                kills += self._logical(line, text, sender, width, decoder.notes, decoder.entry_of(n))
             return kills
         self.unread.cut = decoder.cut
         self._joiner.saw_width(width)
@@ -201,8 +201,10 @@ class OomParser:
         else:
             text, wall, mono, fresh = raw, None, None, True
         host = None
-        if entry is not None:  # journalctl -o json: the entry's host, and its time if the message has none
-            host, wall = entry[0], wall or entry[1]
+        if entry is not None:  # an exported entry's host, and its time where the message's has no zone
+            host = entry[0]
+            if entry[1] is not None and (wall is None or wall.tzinfo is None):
+                wall = entry[1]
         stamp = Stamp(line, wall or line.time, mono if mono is not None else line.mono_usec,
                       raw if line.wrapped else None, notes, host)
         kills: list[OomKill] = []

@@ -447,10 +447,24 @@ _HTML_ENTITY = re.compile(r"&(?:lt|gt|amp|quot|apos|nbsp|#\d{1,7}|#[xX][0-9a-fA-
 _QP_HEX = re.compile(r"(?:=[0-9A-F]{2})+")
 # The string value of a message key in a JSON object that is not one line (pretty-printed
 # Kubernetes events, `kubectl get events -o json`), or a line of one that json cannot read.
-_KEYED_STRING = re.compile(r'"(?:MESSAGE|message|msg|log|note)"\s*:\s*"((?:[^"\\]|\\.)*)"')
-_JSON_KEYS = ("MESSAGE", "message", "msg", "log", "note")
+# The keys that hold a line's text, tried in this order: journald's MESSAGE, the usual
+# message/msg/log (Docker's json-file, Kubernetes events, Elasticsearch's ECS), Google Cloud
+# Logging's textPayload, CloudWatch Logs Insights' @message, Splunk's _raw, Loki's line
+# (logcli --output=jsonl), OpenTelemetry's body.
+_JSON_KEYS = ("MESSAGE", "message", "msg", "log", "note", "textPayload", "@message", "_raw", "line", "body")
+_KEYS_ALTERNATION = "|".join(re.escape(key) for key in _JSON_KEYS)
+_KEYED_STRING = re.compile(rf'"(?:{_KEYS_ALTERNATION})"\s*:\s*"((?:[^"\\]|\\.)*)"')
 # A line of a pretty-printed JSON document that holds no message: brackets, or a key.
-_MESSAGE_OPENED = re.compile(r'\s*"(?:MESSAGE|message|msg|log|note)"\s*:\s*"')
+_MESSAGE_OPENED = re.compile(rf'\s*"(?:{_KEYS_ALTERNATION})"\s*:\s*"')
+# Where an export keeps the time and host of an entry (the first key found): journald's
+# __REALTIME_TIMESTAMP (microseconds) and _HOSTNAME; an RFC 3339 time with its zone under
+# @timestamp, timestamp, time (Docker), _time (Splunk) or ts (zap, as seconds too); a host
+# name under _HOSTNAME, host or hostname, or an ECS host object's name.
+_TIME_KEYS = ("@timestamp", "timestamp", "time", "_time", "ts")
+_HOST_KEYS = ("_HOSTNAME", "host", "hostname", "host.name")
+# A JSON array of entries on one line is read entry by entry, up to this many (a bigger one
+# is no log export a line of text would hold).
+JSON_ARRAY_ENTRIES = 10_000
 _JSON_STRUCTURE = re.compile(r'\s*(?:[{}\[\],]+\s*$|"[\w.@/-]{1,64}"\s*:)')
 
 
@@ -470,11 +484,16 @@ class Decoder:
         # Of the last physical line: the enclosures undone (a kill's evidence), and the host
         # and time a journal entry named (journalctl -o json: _HOSTNAME, __REALTIME_TIMESTAMP).
         self.notes: tuple[str, ...] = ()
-        self.entry: tuple[str | None, datetime | None] | None = None
+        self.entry: Where | None = None
+        self._entries: list[Where | None] | None = None  # one per line, where they differ (a JSON array)
 
     @property
     def holding(self) -> bool:
         return self._soft is not None
+
+    def entry_of(self, n: int) -> Where | None:
+        """The host and time named by the entry the `n`th line of the last lines() came in."""
+        return self.entry if self._entries is None else self._entries[n]
 
     def lines(self, raw: str) -> list[tuple[str, str | None]]:
         """The logical lines of one physical line, with their senders (None: not named)."""
@@ -482,7 +501,7 @@ class Decoder:
             raw, self.cut = raw[:LINE_CHARS], self.cut + 1
         raw = raw.rstrip("\r\n")
         notes: tuple[str, ...] = ()
-        self.entry = None
+        self.entry, self._entries = None, None
         if "\x1b" in raw:
             raw = _ANSI.sub("", raw)
             notes += ("ANSI colours",)
@@ -504,14 +523,22 @@ class Decoder:
 
     def _json_or_text(self, raw: str) -> list[tuple[str, str | None]]:
         """The message lines of a JSON enclosure, or the text itself."""
-        decoded = _json_lines(raw) if '"' in raw else None
+        document = _json_document(raw) if '"' in raw else None
+        array = _entries_in(document) if document is not None else None
+        if array is not None:
+            self.notes += ("JSON array",)
+            self._entries = [where for _, where in array]
+            self.entry = self._entries[0]
+            return [line for line, _ in array]
+        decoded = _json_lines(raw, document) if '"' in raw else None
         if decoded is not None:
             lines, self.entry = decoded
-            self.notes += ("journal JSON" if self.entry is not None else "JSON",)
+            self.notes += ("journal JSON" if self.entry is not None and "__REALTIME_TIMESTAMP" in raw else "JSON",)
             if len(lines) == 1 and '"' in lines[0][0]:  # a JSON log line exported as JSON again
                 inner = _json_lines(lines[0][0])
                 if inner is not None:
                     self.notes += ("JSON in JSON",)
+                    self.entry = inner[1] or self.entry
                     return [(text, sender or lines[0][1]) for text, sender in inner[0]]
             return lines
         opened = _MESSAGE_OPENED.match(raw) if '"' in raw else None
@@ -569,51 +596,128 @@ def _unquoted(line: str) -> str:
     return line.lstrip()[quote.end():] if quote is not None and line.lstrip().startswith(">") else line
 
 
-JsonLines = tuple[list[tuple[str, str | None]], tuple[str | None, datetime | None] | None]
+Where = tuple[str | None, datetime | None]  # the host and time an enclosure names
+JsonLines = tuple[list[tuple[str, str | None]], Where | None]
 
 
-def _json_lines(raw: str) -> JsonLines | None:
-    """The message lines of a JSON object (one per line, as journalctl -o json writes), or of
-    a message key's string value on a line of a pretty-printed one; None when neither. With
-    them, the host and time a journal entry names (None: not a journal entry)."""
+def _json_document(raw: str) -> object | None:
+    """The JSON object or array a whole line holds (a trailing comma aside: a line of a
+    pretty-printed array), else None."""
     stripped = raw.strip().rstrip(",")
-    if stripped.startswith("{") and stripped.endswith("}"):
-        try:
-            entry = json.loads(stripped)
-        except ValueError:
-            entry = None
-        if isinstance(entry, dict):
-            message = next((entry[key] for key in _JSON_KEYS if key in entry), None)
-            if isinstance(message, list) and all(isinstance(b, int) and 0 <= b < 256 for b in message):
-                message = bytes(message).decode("utf-8", "replace")  # journald: not UTF-8
-            if isinstance(message, str):
-                # one message: its lines are split (and a name cut by "\n" joined) by pieces()
-                return [(message, _journal_sender(entry))], _journal_where(entry)
-    keyed = _KEYED_STRING.search(raw)
-    if keyed is None:
+    if (stripped[:1], stripped[-1:]) not in (("{", "}"), ("[", "]")):
         return None
     try:
-        message = json.loads(f'"{keyed.group(1)}"')
-    except ValueError:
-        message = keyed.group(1)
-    return [(message, None)], None
+        return json.loads(stripped)
+    except (ValueError, RecursionError):  # RecursionError: a hostile line nesting 100,000 "["
+        return None
+
+
+def _json_lines(raw: str, entry: object | None = None) -> JsonLines | None:
+    """The message lines of a JSON object (one per line, as journalctl -o json and log stores'
+    NDJSON exports write; `entry`, that object already read), or of a message key's string
+    value on a line of a pretty-printed one; None when neither. With them, the host and time
+    the entry names (None: none)."""
+    if entry is None and '"' in raw and raw.lstrip()[:1] == "{":
+        entry = _json_document(raw)
+    if isinstance(entry, dict):
+        found = _entry_message(entry)
+        if found is not None:
+            # one message: its lines are split (and a name cut by "\n" joined) by pieces()
+            return [found[0]], found[1]
+    # Each message key's string on the line: one of a pretty-printed document, or several of a
+    # line json cannot read (a long array cut at LINE_CHARS, objects run together).
+    messages: list[tuple[str, str | None]] = []
+    for keyed in _KEYED_STRING.finditer(raw):
+        try:
+            messages.append((json.loads(f'"{keyed.group(1)}"'), None))
+        except ValueError:
+            messages.append((keyed.group(1), None))
+    return (messages, None) if messages else None
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _journal_where(entry: dict) -> tuple[str | None, datetime | None] | None:
-    """The host (_HOSTNAME) and time (__REALTIME_TIMESTAMP, microseconds since the epoch)
-    journald stored with an entry of `journalctl -o json`; None when it is not one."""
-    host, realtime = entry.get("_HOSTNAME"), entry.get("__REALTIME_TIMESTAMP")
-    if host is None and realtime is None:
+def _entry_message(entry: dict) -> tuple[tuple[str, str | None], Where | None] | None:
+    """The message of one exported entry, with its sender, and the host and time it names;
+    None when it holds no message. The message may sit one object down (Google's
+    jsonPayload, Splunk's result, an Elasticsearch hit's _source): the host and time are then
+    looked for there first, then beside it."""
+    holder, message = entry, _message_of(entry)
+    if message is None:
+        for value in entry.values():
+            if isinstance(value, dict):
+                message = _message_of(value)
+                if message is not None:
+                    holder = value
+                    break
+    if message is None:
         return None
+    where = _entry_where(holder)
+    if holder is not entry:
+        outer = _entry_where(entry)
+        if outer is not None:
+            where = (where[0] or outer[0], where[1] or outer[1]) if where is not None else outer
+    return (message, _journal_sender(holder)), where
+
+
+def _message_of(entry: dict) -> str | None:
+    """The text under the first message key of `entry` (journald's byte array decoded)."""
+    message = next((entry[key] for key in _JSON_KEYS if key in entry), None)
+    if isinstance(message, list) and all(isinstance(b, int) and 0 <= b < 256 for b in message):
+        message = bytes(message).decode("utf-8", "replace")  # journald: not UTF-8
+    return message if isinstance(message, str) else None
+
+
+def _entries_in(document: object) -> list[tuple[tuple[str, str | None], Where | None]] | None:
+    """The messages of the entries a JSON document on one line lists, each with the host and
+    time it names: an array of entries, or an API's answer holding one ({"entries": […]},
+    {"items": […]}, Elasticsearch's {"hits": {"hits": […]}}); None when it lists none (an
+    entry of its own is _json_lines()')."""
+    entries = document if isinstance(document, list) else None
+    if isinstance(document, dict) and _message_of(document) is None:
+        for value in document.values():
+            if isinstance(value, dict):  # one level further: {"hits": {"hits": […]}}
+                value = next((inner for inner in value.values() if isinstance(inner, list)), None)
+            if isinstance(value, list) and value and isinstance(value[0], dict):
+                entries = value
+                break
+    if entries is None:
+        return None
+    found = [_entry_message(entry) for entry in entries[:JSON_ARRAY_ENTRIES] if isinstance(entry, dict)]
+    read = [one for one in found if one is not None]
+    return read or None
+
+
+def _entry_where(entry: dict) -> Where | None:
+    """The host and time an exported entry names (_HOST_KEYS, _TIME_KEYS, journald's
+    __REALTIME_TIMESTAMP in microseconds since the epoch); None when it names neither. A
+    time without a zone is not taken: the exporter's zone is unknown."""
+    host = next((entry[key] for key in _HOST_KEYS if key in entry), None)
+    if isinstance(host, dict):  # ECS: "host": {"name": …}
+        host = host.get("name") or host.get("hostname")
     if not (isinstance(host, str) and _HOSTNAME.fullmatch(host)):
         host = None
     when = None
+    realtime = entry.get("__REALTIME_TIMESTAMP")
     if isinstance(realtime, str) and realtime.isdigit() and len(realtime) <= 17:  # until the year 5138
         when = _EPOCH + timedelta(microseconds=int(realtime))
-    return host, when
+    else:
+        when = _entry_time(next((entry[key] for key in _TIME_KEYS if key in entry), None))
+    return None if host is None and when is None else (host, when)
+
+
+def _entry_time(value: object) -> datetime | None:
+    """An export's time: RFC 3339 with its zone, or seconds since the epoch (a number, as
+    zap's ts); None otherwise (no zone, out of range, not a time)."""
+    if isinstance(value, str) and len(value) <= 40:
+        found = _iso_date(value.strip() + " ")
+        if found is not None and found[0] == len(value.strip()) + 1 and found[1] is not None:
+            return found[1] if found[1].tzinfo is not None else None
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 1e8 < value < 1e11:
+        return _EPOCH + timedelta(seconds=value)
+    return None
 
 
 def _journal_sender(entry: dict) -> str | None:
