@@ -172,7 +172,7 @@ def test_kills_given_on_past_the_last_mark_are_not_given_twice_after_sigbus(tmp_
             os._exit(1)
     os.close(writable)
     events = list(import_logs._received(readable, child, [str(log)], filing, err))
-    pids = [row[PID] for kind, _, payload in events if kind == "kills" for row in payload]
+    pids = [row[PID] for kind, _, payload in events if kind == "kills" for row in payload.rows()]
     assert pids == list(range(1000, 1010)), pids  # each once, in order
     assert events[-1] == ("done", str(log), None)
     assert f"{log}: the file shrank while it was read" in err.getvalue()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import gc
 import lzma
 import os
@@ -14,16 +13,17 @@ import traceback
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
 from watchdog_oom import config as config_mod
 from watchdog_oom import store as store_mod
 from watchdog_oom.cli.common import EXIT_OK, Command, UsageError, open_store, utcnow
 from watchdog_oom.cli.import_parts import Forward, Parts, SecondStopped, TwoReaders, send_spooled
-from watchdog_oom.cli.import_wire import RECORD_KEYS, Packed, Printer, _json_elements, pack
+from watchdog_oom.cli.import_wire import RECORD_KEYS, Packed, Packer, Printer, _json_elements, _Zones
 from watchdog_oom.cli.options import add_format
-from watchdog_oom.store.rows import HOST, PROCESS, Row, capped, kill_from_row, record_columns, row_evidence
+from watchdog_oom.model import OomKill
+from watchdog_oom.store.rows import PROCESS, Row, capped, kill_from_row, record_columns, row_evidence
 from watchdog_oom.textout import safe
 from watchdog_oom.valueclass import valueclass
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # the scanner loads in the reading child
     from watchdog_oom.parse.scan import Reached
 
 # Names of import_wire's that are imported from here too (tests).
-__all__ = ["RECORD_KEYS", "_json_elements", "cmd_import"]
+__all__ = ["RECORD_KEYS", "_Zones", "_json_elements", "cmd_import"]
 
 
 class _Progress:
@@ -71,9 +71,9 @@ def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, er
         work = (lambda: None) if args.dry_run else lambda: open_store(cfg)
         events, store = _read_beside(args.paths, filing, err, work, texts=args.format == "json")
     elif args.dry_run:
-        store, events = None, _events(args.paths, filing, err, map_file=False)
+        store, events = None, _events(args.paths, filing, err, map_file=False, texts=args.format == "json")
     else:
-        store, events = open_store(cfg), _events(args.paths, filing, err, map_file=False)
+        store, events = open_store(cfg), _events(args.paths, filing, err, map_file=False, texts=args.format == "json")
     printer = Printer(args.format, out)
     failed = False
     found = new = unstored = 0
@@ -81,10 +81,10 @@ def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, er
     now = utcnow()
     with _collected_rarely():  # after the store is open
         for kind, path, payload in events:
-            if kind == "kills":  # a batch of rows (store/rows.py), or of a reading child's: Packed
+            if kind == "kills":  # a batch of kills: Packed (import_wire)
                 fresh, quarantined = _record(store, payload, now, printer, err)
                 found, new, unstored = found + len(payload), new + fresh, unstored + quarantined
-                hosts.update(payload.hosts() if type(payload) is Packed else [row[HOST] for row in payload])
+                hosts.update(payload.hosts())
                 continue
             if payload is not None:  # the path could not be read: says why
                 print(f"watchdog-oom import: {safe(payload)}", file=err)  # it names the path
@@ -103,19 +103,17 @@ def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, er
     return 1 if failed else EXIT_OK
 
 
-def _record(store: store_mod.Store | None, payload: Packed | Sequence[Row], now: datetime, printer: Printer,
+def _record(store: store_mod.Store | None, payload: Packed, now: datetime, printer: Printer,
             err: TextIO) -> tuple[int, int]:
     """Record (unless `store` is None: a dry run) and print a batch: how many of its kills
-    are new and how many could not be stored. A Packed batch of new kills on SQLite as
-    JSON goes in and out as its reader prepared it (import_wire); any other from its rows."""
-    if isinstance(payload, Packed):
-        if payload.texts is not None and printer.json:
-            ids = [None] * len(payload) if store is None else _import_packed(store, payload, now)
-            if ids is not None:
-                printer.add_texts(ids, payload.texts)
-                return (0 if store is None else len(ids)), 0
-        payload = payload.rows()
-    records, fresh, quarantined = _batch_records(store, payload, now, err)
+    are new and how many could not be stored. A batch of new kills on SQLite as JSON goes
+    in and out as its reader prepared it (import_wire); any other from its rows."""
+    if payload.texts is not None and printer.json:
+        ids = [None] * len(payload) if store is None else _import_packed(store, payload, now)
+        if ids is not None:
+            printer.add_texts(ids, payload.texts)
+            return (0 if store is None else len(ids)), 0
+    records, fresh, quarantined = _batch_records(store, payload.rows(), now, err)
     printer.add(records)
     return fresh, quarantined
 
@@ -205,9 +203,9 @@ def _import_batch(store: store_mod.Store, rows: Sequence[Row], now: datetime,
     return recorded, quarantined
 
 
-# What reading the logs yields: ("kills", path, [row, …]) batches (the kills as the rows of
-# store/rows.py, ready to be stored), then ("done", path, None) or, when the path could not
-# be read, ("done", path, the reason).
+# What reading the logs yields: ("kills", path, Packed) batches (import_wire: the kills
+# ready to be stored and printed, or made rows), then ("done", path, None) or, when the
+# path could not be read, ("done", path, the reason).
 Event = tuple[str, str, Any]
 BATCH = 2000
 # The most kills the reading parent holds back until the child marks them final.
@@ -229,36 +227,39 @@ class Filing:
 
 
 def _events(paths: Sequence[str], filing: Filing, err: TextIO, *, marks: bool = False,
-            map_file: bool = True, parts: Parts | None = None) -> Iterator[Event]:
-    """Per path, its kills in batches of rows, then whether it could be read. With `marks`
-    (to send to another process), also ("at", path, (offset, size)): every kill before
-    offset was sent. With `parts`, a big mapped log is read by two processes (import_parts),
-    and the second's events come as ("raw", path, Forward): bytes to send on as they are."""
+            map_file: bool = True, parts: Parts | None = None, texts: bool = True) -> Iterator[Event]:
+    """Per path, its kills in Packed batches (with their records' JSON texts where
+    `texts`), then whether it could be read. With `marks` (to send to another process),
+    also ("at", path, (offset, size)): every kill before offset was sent. With `parts`, a
+    big mapped log is read by two processes (import_parts), and the second's events come
+    as ("raw", path, Forward): bytes to send on as they are."""
     for path in paths:
-        yield from _path_events(path, filing, err, marks=marks, map_file=map_file, parts=parts)
+        yield from _path_events(path, filing, err, marks=marks, map_file=map_file, parts=parts, texts=texts)
 
 
 def _path_events(path: str, filing: Filing, err: TextIO, *, marks: bool, map_file: bool = True,
-                 start: int = 0, size: int | None = None, parts: Parts | None = None) -> Iterator[Event]:
+                 start: int = 0, size: int | None = None, parts: Parts | None = None,
+                 texts: bool = True) -> Iterator[Event]:
     """One path's events (see _events), read from byte `start`; a mapped file found shorter
     than when it was mapped is read on with read() from the last point reached."""
     from watchdog_oom.parse.scan import LogShrank, Reached
 
-    batch: list[Row] = []
+    filed = _Filed(path, filing, texts)
+    batch: list[OomKill] = []
     at, whole = start, size
     given = 0  # kills sent since the mark `at`
     try:
-        for item in _iter_kills(path, filing, err, start=start, map_file=map_file, parts=parts):
+        for item in _iter_kills(path, filed, err, start=start, map_file=map_file, parts=parts):
             kind = type(item)
-            if kind is tuple:
+            if kind is OomKill:
                 batch.append(item)  # type: ignore[arg-type]
                 if len(batch) >= BATCH:
-                    yield "kills", path, batch
+                    yield "kills", path, filed.pack(batch)
                     given += len(batch)
                     batch = []
                 continue
             if batch:
-                yield "kills", path, batch
+                yield "kills", path, filed.pack(batch)
                 given += len(batch)
                 batch = []
             if kind is Forward:  # the second reader's events, spooled
@@ -272,21 +273,21 @@ def _path_events(path: str, filing: Filing, err: TextIO, *, marks: bool, map_fil
     except LogShrank:
         # the kills since the last mark are read again, with the rest, from the mark;
         # those already sent are left out
-        yield from shrank_events(path, at, whole, filing, err, marks=marks, given=given)
+        yield from shrank_events(path, at, whole, filing, err, marks=marks, given=given, texts=texts)
         return
     except SecondStopped:  # (before OSError, ValueError below) its spool full, or it failed: said
-        yield from _read_on(path, at, whole, filing, err, marks=marks, given=given, map_file=map_file)
+        yield from _read_on(path, at, whole, filing, err, marks=marks, given=given, map_file=map_file, texts=texts)
         return
     except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
         yield "done", path, _read_error(path, exc)
         return
     if batch:
-        yield "kills", path, batch
+        yield "kills", path, filed.pack(batch)
     yield "done", path, None
 
 
 def shrank_events(path: str, at: int, size: int | None, filing: Filing, err: TextIO, *,
-                  marks: bool = False, given: int = 0) -> Iterator[Event]:
+                  marks: bool = False, given: int = 0, texts: bool = True) -> Iterator[Event]:
     """Say that a log shrank while it was read and how many bytes were lost, then read
     the rest that is left from byte `at` with read() (a truncation cannot kill that),
     leaving out the first `given` kills read there: they were given already."""
@@ -300,14 +301,14 @@ def shrank_events(path: str, at: int, size: int | None, filing: Filing, err: Tex
           f"{f' from {size}' if size is not None else ''}): {lost} could not be read; "
           f"read on from byte {at}", file=err)
     err.flush()
-    yield from _read_on(path, at, size, filing, err, marks=marks, given=given, map_file=False)
+    yield from _read_on(path, at, size, filing, err, marks=marks, given=given, map_file=False, texts=texts)
 
 
 def _read_on(path: str, at: int, size: int | None, filing: Filing, err: TextIO, *, marks: bool, given: int,
-             map_file: bool) -> Iterator[Event]:
+             map_file: bool, texts: bool) -> Iterator[Event]:
     """A path's events read by this one process from byte `at` (a final point), leaving
     out the first `given` kills read there: they were given already."""
-    events = _path_events(path, filing, err, marks=marks, map_file=map_file, start=at, size=size)
+    events = _path_events(path, filing, err, marks=marks, map_file=map_file, start=at, size=size, texts=texts)
     yield from _skip_kills(events, given)
 
 
@@ -316,7 +317,7 @@ def _skip_kills(events: Iterator[Event], given: int) -> Iterator[Event]:
     for kind, path, payload in events:
         if given and kind == "kills":
             dropped = min(given, len(payload))
-            payload, given = payload[dropped:], given - dropped
+            payload, given = payload.after(dropped), given - dropped
             if not payload:
                 continue
         yield kind, path, payload
@@ -355,17 +356,13 @@ def _read_beside(paths: Sequence[str], filing: Filing, err: TextIO, work: Callab
             _sigbus_ends_quietly()
             os.close(readable)
             with os.fdopen(writable, "wb") as pipe, _collected_rarely():
-                # each kill as its row: plain values, pickled at a fraction of an object's cost
-                packer = functools.partial(pack, texts=texts)
-                parts = Parts(pack=packer) if _search_workers() >= 2 else None  # a big log: two readers, one per core
+                parts = Parts() if _search_workers() >= 2 else None  # a big log: two readers, one per core
                 sized = None  # the last path whose size as mapped the parent was sent
-                for event in _events(paths, filing, err, marks=True, parts=parts):
+                for event in _events(paths, filing, err, marks=True, parts=parts, texts=texts):
                     if event[0] == "raw":  # the second reader's events, pickled already
                         pipe.flush()
                         send_spooled(pipe.fileno(), event[2])
                         continue
-                    if event[0] == "kills":
-                        event = ("kills", event[1], packer(event[2]))
                     pickle.dump(event, pipe, protocol=pickle.HIGHEST_PROTOCOL)
                     if event[0] == "at" and event[1] != sized:
                         # A path's first mark, with its size as mapped, goes out at once: should a
@@ -435,7 +432,7 @@ def _received(readable: int, child: int, paths: Sequence[str], filing: Filing, e
     if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGBUS and done < len(paths):
         # the pages of a mapped log truncated under it (logrotate's copytruncate)
         yield from shrank_events(paths[done], at if current is not None else 0, size, filing, err,
-                                 given=given if current is not None else 0)
+                                 given=given if current is not None else 0, texts=texts)
         if done + 1 < len(paths):
             rest, _ = _read_beside(paths[done + 1:], filing, err, lambda: None, texts=texts)
             yield from rest
@@ -446,38 +443,6 @@ def _received(readable: int, child: int, paths: Sequence[str], filing: Filing, e
         raise UsageError(f"reading the logs failed (the reading process was killed by {signame})")
     if status != 0:
         raise UsageError("reading the logs failed (the reading process ended abnormally)")
-
-
-class _Interned:
-    """One object for each distinct evidence the kills of a log carry (most share one):
-    pickled once a batch, unpickled once, and laid out as JSON once by _indented."""
-
-    def __init__(self) -> None:
-        self.seen: dict[str, dict[str, Any]] = {}
-        self.last: dict[str, Any] | None = None  # the last evidence given, where it holds only text
-
-    def shared(self, extra: Any) -> Any:
-        """`extra` with its evidence replaced by the equal one seen first (a new dict; the same
-        `extra` when there is nothing to share)."""
-        said = extra.get("evidence") if type(extra) is dict else None
-        if type(said) is not dict:
-            return extra
-        last = self.last
-        if last is not None and last == said:  # (equal to text only: the same text; no repr needed)
-            return extra if last is said else {**extra, "evidence": last}
-        key = repr(said)  # evidence holds text and lists of text: equal reprs are equal values
-        first = self.seen.get(key)
-        if first is None:
-            if len(self.seen) >= 256:
-                self.seen.clear()
-            first = self.seen[key] = said
-        self.last = first if all(map(_text_only, first.values())) else None
-        return extra if first is said else {**extra, "evidence": first}
-
-
-def _text_only(value: Any) -> bool:
-    """Whether `value` is text or a list of text: what equals it is the same text."""
-    return type(value) is str or (type(value) is list and all(type(item) is str for item in value))
 
 
 def _die_with_parent(parent: int) -> None:
@@ -501,91 +466,76 @@ def _sigbus_ends_quietly() -> None:
         signal.signal(signal.SIGBUS, signal.SIG_DFL)
 
 
-def _iter_kills(path: str, filing: Filing, err: TextIO, *, start: int = 0, map_file: bool = True,
-                parts: Parts | None = None) -> Iterator[Row | Reached | Forward]:
-    """The kills in one log (`-`: stdin), as imported from it, each as its row (store/rows.py:
-    filed, in local time; the recording process cuts its texts to the history's caps),
-    and the scanner's Reached marks (ints), from byte `start`; raises what opening or
-    reading it raises. With `parts` and two cores, a big mapped log's second part is read
-    by a second process, whose events follow as Forward items (import_parts)."""
+def _iter_kills(path: str, filed: _Filed, err: TextIO, *, start: int = 0, map_file: bool = True,
+                parts: Parts | None = None) -> Iterator[OomKill | Reached | Forward]:
+    """The kills in one log (`-`: stdin), as the parser gives them (`filed` counts the times
+    without a year and packs them: _Filed), and the scanner's Reached marks (ints), from
+    byte `start`; raises what opening or reading it raises. With `parts` and two cores, a
+    big mapped log's second part is read by a second process, whose events follow as
+    Forward items (import_parts)."""
     from watchdog_oom.parse.scan import iter_kills_marked
     from watchdog_oom.sources.logfile import open_log
 
     stream = open_log(path)
     if start:
         stream.seek(start)
-    size, reference = _size_and_mtime(path)
-    progress = _Progress(size, safe(path), err)
+    progress = _Progress(filed.size, safe(path), err)
     progress.done = start  # read on from there: the bytes before it were got through
-    label = "stdin" if path == "-" else os.path.abspath(path)
-    rows = _Rows(filing, reference, f"import:{label}")
     two = None
     try:
-        two = _two_readers(path, stream, rows, progress, err, parts) if parts is not None and map_file and not start \
+        two = _two_readers(path, stream, filed, progress, err, parts) if parts is not None and map_file and not start \
             else None
         if two is None:
-            yield from rows.rows(iter_kills_marked(stream, rows.source, year=rows.year, unread=rows.unread,
-                                                   progress=progress.advance, workers=_search_workers(),
-                                                   map_file=map_file, at=start))
+            yield from filed.kills(iter_kills_marked(stream, filed.source, year=filed.year, unread=filed.unread,
+                                                     progress=progress.advance, workers=_search_workers(),
+                                                     map_file=map_file, at=start))
         else:
             readers, items = two
-            yield from rows.rows(items)
+            yield from filed.kills(items)
             for forward in readers.forward():
                 yield forward
                 progress.advance(0)  # the second's bytes, as far as it got
             progress.advance(0)
-            rows.yearless = readers.merge_counts(rows.unread, rows.yearless)
+            filed.yearless = readers.merge_counts(filed.unread, filed.yearless)
     finally:
         progress.finish()
         if two is not None:
             two[0].close()
         if path != "-":
             stream.close()
-    if rows.yearless and filing.year is None:
-        print(f"{safe(path)}: where its dates carry no year (syslog), {rows.year} is assumed, the year the file was "
+    if filed.yearless and filed.year_given is None:
+        print(f"{safe(path)}: where its dates carry no year (syslog), {filed.year} is assumed, the year the file was "
               "last written (a date after that, the year before); --year YYYY sets it", file=err)
-    _report_unread(path, rows.unread, err)
+    _report_unread(path, filed.unread, err)
 
 
-class _Rows:
-    """A log's kills as the rows import records (store/rows.py: filed, in local time), with
-    what it says at the end: the lines it could not read, the times without a year."""
+class _Filed:
+    """One log's kills as its reader gives them: each as the parser gave it (the times
+    without a year counted as they come), a batch of them Packed (import_wire.Packer:
+    filed, in local time, ready to be stored and printed); and what it says at the end:
+    the lines it could not read, the times without a year."""
 
-    def __init__(self, filing: Filing, reference: datetime, source: str) -> None:
+    def __init__(self, path: str, filing: Filing, texts: bool) -> None:
         from watchdog_oom.parse import Unread
 
-        self.filing, self.reference, self.source = filing, reference, source
+        self.size, reference = _size_and_mtime(path)
+        self.source = f"import:{'stdin' if path == '-' else os.path.abspath(path)}"
         self.unread = Unread(keep=UNREAD_SHOWN)
         # Syslog dates carry no year: --year, else the year the file was last written.
+        self.year_given = filing.year
         self.year = filing.year or reference.year
         self.yearless = 0
-        self.evidence = _Interned()
-        self.zones = _Zones()
+        self.pack = Packer(filing.forced, filing.local, self.source, None if filing.year else reference, texts=texts)
 
-    def rows(self, items: Iterator[Any]) -> Iterator[Any]:
-        """Each kill of `items` as its row; the marks (ints: Reached, Idle) as they are."""
-        from watchdog_oom.parse import undo_future_year
-        from watchdog_oom.store.rows import DETAILS, SOURCE, TIME, row_values
-
-        filing, reference, source, zones, evidence = self.filing, self.reference, self.source, self.zones, self.evidence
+    def kills(self, items: Iterator[Any]) -> Iterator[Any]:
+        """The kills of `items` and the marks (ints: Reached, Idle) as they are, the kills'
+        times without a year (syslog's: naive) counted."""
         for kill in items:
-            if isinstance(kill, int):
-                yield kill
-                continue
-            if filing.year is None:
-                kill = undo_future_year(kill, reference)
-            # with_local_time, host and source set in the row: a copy of the kill
-            # (OomKill.replace) costs more than the parse of a line.
-            values = row_values(kill, filing.local)
-            values[HOST] = filing.forced or kill.host or filing.local
-            when = kill.time
-            if when is not None and when.tzinfo is None:
-                self.yearless += 1
-                values[TIME] = zones.local(when)
-            values[SOURCE] = source
-            details = values[DETAILS]
-            details["extra"] = evidence.shared(details["extra"])
-            yield tuple(values)
+            if type(kill) is OomKill:
+                when = kill.time
+                if when is not None and when.tzinfo is None:
+                    self.yearless += 1
+            yield kill
 
     def counts(self) -> tuple[tuple[int, int, int], int, list[Any]]:
         """The unread lines (count, kept, cut), the yearless times, the unread lines kept."""
@@ -593,7 +543,7 @@ class _Rows:
         return (unread.count, len(unread.first), unread.cut), self.yearless, list(unread.first)
 
 
-def _two_readers(path: str, stream: Any, rows: _Rows, progress: _Progress, err: TextIO,
+def _two_readers(path: str, stream: Any, filed: _Filed, progress: _Progress, err: TextIO,
                  parts: Parts | None = None) -> tuple[TwoReaders, Iterator[Any]] | None:
     """The first of two readers of a big mapped log, and its part's items; None where one
     reads it (a stream, a small file)."""
@@ -609,11 +559,11 @@ def _two_readers(path: str, stream: Any, rows: _Rows, progress: _Progress, err: 
         return None
 
     def second(count: Callable[[int], object]) -> Any:  # in the forked second reader
-        items = iter_part(view, start, split, rows.source, year=rows.year, unread=rows.unread, progress=count)
-        return rows.rows(items), rows.counts
+        items = iter_part(view, start, split, filed.source, year=filed.year, unread=filed.unread, progress=count)
+        return filed.kills(items), filed.counts
 
     try:
-        readers = TwoReaders(path, split, second, BATCH, err, pack=parts.pack if parts is not None else None)
+        readers = TwoReaders(path, split, second, BATCH, err, pack=filed.pack)
     except OSError:  # no spool file (TMPDIR full, read-only) or no fork (EAGAIN): one reader
         view.close()
         stream.seek(start)
@@ -622,61 +572,12 @@ def _two_readers(path: str, stream: Any, rows: _Rows, progress: _Progress, err: 
 
     def first() -> Iterator[Any]:
         try:
-            yield from iter_part(view, start, split, rows.source, year=rows.year, unread=rows.unread,
+            yield from iter_part(view, start, split, filed.source, year=filed.year, unread=filed.unread,
                                  progress=progress.advance, handoff=readers.handoff)
         finally:
             view.close()
 
     return readers, first()
-
-
-class _Zones:
-    """Naive local times given their offsets as astimezone() gives them, the offset found
-    once per hour of the log, and one object per offset and name (astimezone() makes a new
-    one each time, and each would be pickled and unpickled with its kill).
-
-    astimezone() asks the C library (localtime(3)) each time, several microseconds: about a
-    tenth of the reading process's time per kill once the parser is fast. An hour whose
-    start and end both exist with one offset (no change of offset within it: the tz
-    database changes a zone's offset at most once within an hour) gives every time within
-    it that offset; any other hour (a change of offset, times skipped or repeated) is
-    asked of astimezone() time by time."""
-
-    def __init__(self) -> None:
-        self.seen: dict[tuple[Any, ...], Any] = {}
-        self.hours: dict[tuple[int, int, int, int], Any] = {}  # an hour -> its offset, or None: time by time
-
-    def local(self, when: datetime) -> datetime:
-        """`when` (naive: this host's local time) with its offset (with_local_time's)."""
-        hour = (when.year, when.month, when.day, when.hour)
-        zone = self.hours.get(hour, False)
-        if zone is False:
-            if len(self.hours) >= 4096:
-                self.hours.clear()
-            zone = self.hours[hour] = self._hour_zone(when.replace(minute=0, second=0, microsecond=0, fold=0))
-        if zone is not None and not when.fold:
-            return when.replace(tzinfo=zone)
-        return self._zone(when.astimezone())
-
-    def _hour_zone(self, start: datetime) -> Any:
-        """The offset of every time of the hour from `start`, or None where it has no single one."""
-        try:
-            first, last = start.astimezone(), (start + _HOUR).astimezone()
-        except (OverflowError, ValueError):  # the last hour of year 9999
-            return None
-        if (first.replace(tzinfo=None) != start or last.replace(tzinfo=None) != start + _HOUR
-                or first.utcoffset() != last.utcoffset() or first.tzname() != last.tzname()):
-            return None
-        return self._zone(first).tzinfo
-
-    def _zone(self, aware: datetime) -> datetime:
-        """`aware` with the first zone object seen of its offset and name."""
-        zone = aware.tzinfo
-        first = self.seen.setdefault((aware.utcoffset(), aware.tzname()), zone)
-        return aware if first is zone else aware.replace(tzinfo=first)
-
-
-_HOUR = timedelta(hours=1)
 
 
 def _search_workers() -> int:

@@ -1,8 +1,8 @@
 """`import`'s two readers of one big log: the reading child parses the first half and a
 process it forks parses the second, at once, one per core.
 
-The second (from parse.scan.split_point, a line's start near the middle) converts its
-kills to rows and writes its events, pickled as the first sends its own to the recording
+The second (from parse.scan.split_point, a line's start near the middle) packs its
+kills (import_wire.Packer) and writes its events, pickled as the first sends its own to the recording
 parent, into an unlinked spool file (its memory stays bounded, and it never waits for the
 first). It tells the first, through a pipe, where it was idle (parse.scan.Idle) and how
 far its spool is written. The first reads its half, goes on past the split as one reader
@@ -37,6 +37,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, TextIO
 
+from watchdog_oom.model import OomKill
 from watchdog_oom.textout import safe
 from watchdog_oom.valueclass import valueclass
 
@@ -54,11 +55,9 @@ _CONTROL_PIPE = 1 << 20  # the pipe's size asked for (F_SETPIPE_SZ): the second 
 @valueclass
 class Parts:
     """How `import` reads a big log in two processes: `at`, the byte offset where the
-    second part starts (a line's start; None: the middle, split_point's); `pack`, what
-    the second spools a batch of rows as (import_wire.pack; None: the list as it is)."""
+    second part starts (a line's start; None: split_point's)."""
 
     at: int | None = None
-    pack: Callable[[list[Any]], Any] | None = None
 
 
 @valueclass
@@ -79,7 +78,7 @@ class Forward:
 @valueclass(frozen=False, slots=False)
 class _State:
     """How far the second reader had got at one point: its spool's length, its kills (the
-    `pending` last of them not yet spooled: the first rows of the next event), and since
+    `pending` last of them not yet spooled: the first kills of the next event), and since
     its start its unread lines (count, kept, cut) and its yearless times; `mark`: its last
     at event (the spool's length after it, the log offset, the log's size, the kills given
     since)."""
@@ -92,7 +91,7 @@ class _State:
     pending: int = 0
 
 
-# What the second reader's part is: its rows, Reached and Idle marks, and a callable
+# What the second reader's part is: its kills, Reached and Idle marks, and a callable
 # giving its counts so far (unread: count, kept, cut; yearless times; the unread lines kept).
 Part = tuple[Iterator[Any], Callable[[], tuple[tuple[int, int, int], int, list[Any]]]]
 
@@ -103,8 +102,8 @@ class TwoReaders:
     def __init__(self, path: str, split: int, second: Callable[[Callable[[int], object]], Part],
                  batch: int, err: TextIO, pack: Callable[[list[Any]], Any] | None = None) -> None:
         """`second(progress)`: the second part (run in the forked process, which reports the
-        bytes it got through to `progress`); `batch`: rows per event; `pack`: what a batch
-        of rows is spooled as (Parts.pack)."""
+        bytes it got through to `progress`); `batch`: kills per event; `pack`: what a batch
+        of kills is spooled as (import_wire.Packer; None: the list as it is)."""
         self.path, self.split = path, split
         self.spool = tempfile.TemporaryFile(prefix="watchdog-oom-import-")  # noqa: SIM115 -- closed by close()
         self.counter = mmap.mmap(-1, 8)  # shared with the second: the bytes it got through
@@ -194,7 +193,7 @@ class TwoReaders:
             if latest.spool > spool:
                 mark = latest.mark
                 given = (mark[1], mark[2], mark[3]) if mark is not None and mark[0] > chosen.spool else None
-                if skip:  # the handover fell within the batch spooled next: its rows after it
+                if skip:  # the handover fell within the batch spooled next: its kills after it
                     forward, spool = self._rest_of_batch(spool, skip)
                     skip = 0
                     if forward is not None:
@@ -212,12 +211,12 @@ class TwoReaders:
             raise SecondStopped(self.status)
 
     def _rest_of_batch(self, start: int, skip: int) -> tuple[Forward | None, int]:
-        """The batch event spooled at `start` without its first `skip` rows, pickled again
+        """The batch event spooled at `start` without its first `skip` kills, pickled again
         (None: no row is left), and where the next event starts."""
         stream = _Spooled(self.spool.fileno(), start)  # read where it lies: the second writes on at its offset
         kind, path, rows = pickle.load(stream)
         after = stream.at
-        rows = rows[skip:] if type(rows) is list else rows.after(skip)  # a list, or Parts.pack's
+        rows = rows[skip:] if type(rows) is list else rows.after(skip)  # a list, or a Packed
         if not len(rows):
             return None, after
         data = pickle.dumps((kind, path, rows), protocol=pickle.HIGHEST_PROTOCOL)
@@ -300,7 +299,7 @@ def _second_main(path: str, part: Part, spool: Any, control_fd: int,
             writer = _Spooler(path, out, control, batch, counts)
             for item in items:
                 kind = type(item)
-                if kind is tuple:
+                if kind is OomKill:
                     writer.add(item)
                 elif kind is Idle:
                     writer.idle(item)
@@ -418,8 +417,14 @@ def send_spooled(pipe: int, forward: Forward) -> None:
 
 
 def unspooled(events: Iterator[tuple[str, str, Any]]) -> Iterator[tuple[str, str, Any]]:
-    """The events with the second reader's spooled ones read back, for a reader of them in
-    this process (the tests, the benchmark's split)."""
+    """The events with the second reader's spooled ones read back, a batch of kills as its
+    rows (Packed.rows), for a reader of them in this process (the tests)."""
+    for kind, path, payload in _unspooled(events):
+        yield kind, path, payload.rows() if kind == "kills" and type(payload) is not list else payload
+
+
+def _unspooled(events: Iterator[tuple[str, str, Any]]) -> Iterator[tuple[str, str, Any]]:
+    """The events with the second reader's spooled ones read back."""
     import io
 
     for kind, path, payload in events:
@@ -432,4 +437,4 @@ def unspooled(events: Iterator[tuple[str, str, Any]]) -> Iterator[tuple[str, str
         size = len(data)
         while stream.tell() < size:
             spooled, where, batch = pickle.load(stream)
-            yield spooled, where, batch.rows() if spooled == "kills" and type(batch) is not list else batch
+            yield spooled, where, batch

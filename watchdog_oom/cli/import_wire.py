@@ -13,16 +13,37 @@ before. The texts are those to_json gives (_record_texts; a test holds them equa
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
+import operator
 import pickle
 from collections.abc import Sequence
-from json.encoder import encode_basestring
+from datetime import datetime, timedelta, timezone
+from json.encoder import encode_basestring, encode_basestring_ascii
 from typing import Any, TextIO
 
+from watchdog_oom.bounds import KILL_TEXT_CAPS, MEMORY_INFO_MAX, PROCESS_MAX, TEXT_MAX, cap, cap_kill, too_long
 from watchdog_oom.cli.history import KILL_COLUMNS
-from watchdog_oom.model import KILL_FIELDS
-from watchdog_oom.store.rows import HOST, Row, capped, prepared_params, record_columns, row_evidence
+from watchdog_oom.model import KILL_FIELDS, OomKill, TaskRow
+from watchdog_oom.store.rows import (
+    CGROUP_OOM,
+    COLUMNS,
+    DETAILS,
+    FLAGS,
+    HOST,
+    SOURCE,
+    TIME,
+    Row,
+    capped,
+    json_dumps,
+    params_rows,
+    prepared_params,
+    record_columns,
+    row_evidence,
+    row_values,
+    time_text,
+)
 from watchdog_oom.textout import table, to_json
 
 # import's table: the kill columns of `history`, and what each kill was read from.
@@ -31,31 +52,39 @@ IMPORT_COLUMNS = [*KILL_COLUMNS, ("evidence", "EVIDENCE")]
 RECORD_KEYS = (*KILL_FIELDS, "evidence")
 # How each record's JSON text begins, up to its id's value (RECORD_KEYS start with "id").
 _ID_PREFIX = "  {\n    " + encode_basestring(RECORD_KEYS[0]) + ": "
+_RECORD_TIME = RECORD_KEYS.index("time")
 
 
 class Packed:
-    """A batch of kills as a reader sends it: `blob`, its rows (capped) pickled; `count`;
-    `names` and `params`, the INSERT's columns and values (prepared_params; None: the
-    rows need the column processors); `texts`, each record's JSON text after its id (None:
-    not asked for, the output is a table)."""
+    """A batch of kills as a reader sends it: `count`; `names` and `params`, the INSERT's
+    columns and values (rows.prepared_params' form; None: the rows need the column
+    processors); `texts`, each record's JSON text after its id (None: not asked for, the
+    output is a table); `suffixes`, each kill's time's UTC offset as isoformat() ends with
+    it (None: no time), by which rows() gives each time its offset again; `blob`, the
+    rows (capped) pickled, only where the batch was made the rows' way (Packer.rows)."""
 
-    __slots__ = ("blob", "count", "names", "params", "texts", "_rows")
+    __slots__ = ("count", "names", "params", "texts", "suffixes", "blob", "_rows")
 
-    def __init__(self, blob: bytes, count: int, names: list[str] | None, params: list[tuple[Any, ...]] | None,
-                 texts: list[str] | None) -> None:
-        self.blob, self.count, self.names, self.params, self.texts = blob, count, names, params, texts
+    def __init__(self, count: int, names: list[str] | None, params: list[tuple[Any, ...]] | None,
+                 texts: list[str] | None, suffixes: list[str | None] | None = None, blob: bytes | None = None) -> None:
+        self.count, self.names, self.params, self.texts, self.suffixes, self.blob = (
+            count, names, params, texts, suffixes, blob)
         self._rows: list[Row] | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return Packed, (self.blob, self.count, self.names, self.params, self.texts)
+        return Packed, (self.count, self.names, self.params, self.texts, self.suffixes, self.blob)
 
     def __len__(self) -> int:
         return self.count
 
     def rows(self) -> list[Row]:
-        """The batch's rows (capped), unpickled once."""
+        """The batch's rows (capped): unpickled, or made again from the parameters
+        (rows.params_rows: the values a stored kill reads back as, times in their offsets)."""
         if self._rows is None:
-            self._rows = pickle.loads(self.blob)
+            if self.blob is not None or self.names is None or self.params is None or self.suffixes is None:
+                self._rows = pickle.loads(self.blob) if self.blob is not None else []
+            else:
+                self._rows = params_rows(self.names, self.params, self.suffixes)
         return self._rows
 
     def hosts(self) -> list[str]:
@@ -66,22 +95,328 @@ class Packed:
 
     def after(self, skip: int) -> Packed:
         """The batch without its first `skip` kills."""
-        return pack(self.rows()[skip:], texts=self.texts is not None)
+        if self.blob is not None or self.params is None or self.suffixes is None:
+            return pack(self.rows()[skip:], texts=self.texts is not None)
+        return Packed(max(0, self.count - skip), self.names, self.params[skip:],
+                      None if self.texts is None else self.texts[skip:], self.suffixes[skip:])
 
 
 def pack(rows: Sequence[Row], *, texts: bool) -> Packed:
-    """A batch of rows as a reader sends it (in the reading process): capped, pickled, its
-    INSERT's parameters and, with `texts`, its records' JSON texts but their ids."""
+    """A batch of rows as a reader sends it the rows' way (Packer.rows): capped, pickled,
+    its INSERT's parameters and, with `texts`, its records' JSON texts but their ids."""
     rows = capped(rows)
     prepared = prepared_params(rows)
     record_texts = None
-    if texts:
+    if texts and not rows:
+        record_texts = []
+    elif texts:
         columns = record_columns([None] * len(rows), rows)
         columns.append([row_evidence(row) for row in rows])
         skip = len(_ID_PREFIX) + len("null")
         record_texts = [text[skip:] for text in _record_texts(columns)]
     names, params = prepared if prepared is not None else (None, None)
-    return Packed(pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL), len(rows), names, params, record_texts)
+    return Packed(len(rows), names, params, record_texts, blob=pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+# The kill's values behind the columns up to details, then those behind details.
+_KILL_VALUES = operator.attrgetter(*("order" if name == "alloc_order" else name for name in COLUMNS[:DETAILS]),
+                                   "task_table", "memory_info", "extra")
+_TEXT_CAPS = tuple((COLUMNS.index(name), limit) for name, limit in KILL_TEXT_CAPS)
+# The columns behind a record's fields but id (`order` is alloc_order; time is made text).
+_RECORD_AT = tuple(COLUMNS.index("alloc_order" if name == "order" else name) for name in KILL_FIELDS[1:])
+_TASK_FIELDS = tuple(field.name for field in dataclasses.fields(TaskRow))
+_task_values = operator.attrgetter(*_TASK_FIELDS)
+_task_name = operator.attrgetter("name")
+_QUOTE = encode_basestring_ascii
+_DAY = timedelta(days=1)
+
+
+class Packer:
+    """Makes a batch of one log's kills, as its parser gave them, what its reader sends
+    (Packed): filed (the host: --host, else the line's, else the config's; the source;
+    a syslog time without a year moved back a year where it would lie in the future, and
+    given its local offset by `zones`), cut to the history's caps, in one pass a column at
+    a time. Each kill's INSERT parameters and its record's JSON text are made straight
+    from the kill, what a batch holds once (the host, the source, a field no kill of the
+    batch has) once a batch; no row is made. A batch holding what that pass does not
+    expect (a flag not a bool, a time not a datetime, extras JSON would write otherwise:
+    a key not text) is made the rows' way (rows(), then pack), which Packed.rows() gives
+    back alike (a test holds the two ways equal)."""
+
+    def __init__(self, forced: str | None, local: str, source: str, reference: datetime | None, *, texts: bool,
+                 zones: _Zones | None = None) -> None:
+        """`reference`: the naive local time a syslog date's year was taken from (None: --year)."""
+        self.forced, self.local, self.source, self.texts = forced, local, source, texts
+        self.future = None if reference is None else reference + _DAY  # (undo_future_year's bound)
+        self.zones = zones if zones is not None else _Zones()
+        self.offsets: dict[Any, tuple[str, timedelta]] = {}  # a fixed offset -> isoformat's suffix, the offset
+        self.said: tuple[Any, ...] | None = None  # the last evidence made text: it, its texts, whether it fits
+
+    def __call__(self, kills: Sequence[OomKill]) -> Packed:
+        """The kills Packed (the rows' way where the one pass cannot make them)."""
+        try:
+            return self._packed(kills)
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError):
+            return pack(self.rows(kills), texts=self.texts)
+
+    def rows(self, kills: Sequence[OomKill]) -> list[Row]:
+        """The kills as rows (store/rows.py: filed, local times with their offsets), not capped."""
+        rows = []
+        for kill in kills:
+            when = kill.time
+            if when is not None and when.tzinfo is None:
+                if self.future is not None and when > self.future:
+                    when = _year_before(when)
+                    kill = kill.replace(time=when)
+                when = self.zones.local(when)
+            values = row_values(kill, self.local)
+            values[HOST] = self.forced or kill.host or self.local
+            values[TIME] = when
+            values[SOURCE] = self.source
+            rows.append(tuple(values))
+        return rows
+
+    def _packed(self, kills: Sequence[OomKill]) -> Packed:
+        count = len(kills)
+        columns: list[Any] = list(zip(*map(_KILL_VALUES, kills), strict=True))
+        local = self.local
+        columns[HOST] = [self.forced] * count if self.forced else [host or local for host in columns[HOST]]
+        columns[SOURCE] = [self.source] * count
+        flags = columns[CGROUP_OOM]
+        if list(map(type, flags)).count(bool) != count:
+            raise TypeError("a flag that is not a bool")
+        _cap_texts(columns)
+        stored, isos, suffixes = self._times(columns[TIME])
+        details, evidence = self._all_details(columns[DETAILS], columns[DETAILS + 1], columns[DETAILS + 2])
+        values = columns[:DETAILS]
+        values[TIME], values[CGROUP_OOM] = stored, list(map(FLAGS.__getitem__, flags))
+        values.append(details)
+        kept = [at for at, column in enumerate(values) if column[0] is not None or column.count(None) != count]
+        params = list(zip(*(values[at] for at in kept), strict=True))
+        texts = None
+        if self.texts:
+            record = [columns[at] for at in _RECORD_AT]
+            record[_RECORD_TIME - 1] = isos
+            texts = _laid_out([*map(_column_json, record), evidence], RECORD_KEYS[1:], ",\n")  # after the id
+        return Packed(count, [COLUMNS[at] for at in kept], params, texts, suffixes)
+
+    def _times(self, times: Sequence[Any]) -> tuple[list[str | None], list[str | None], list[str | None]]:
+        """Per time: as the column stores it (time_text: UTC), as the record shows it
+        (isoformat()), and the end of that that is its offset (None: no time)."""
+        stored: list[str | None] = []
+        isos: list[str | None] = []
+        suffixes: list[str | None] = []
+        future, zones = self.future, self.zones
+        low = high = None  # the hour of local time last given one offset: its start and end, the offset's
+        local = ("", timedelta(0))
+        for when in times:
+            if when is None:
+                stored.append(None)
+                isos.append(None)
+                suffixes.append(None)
+                continue
+            if when.tzinfo is None:
+                if future is not None and when > future:
+                    when = _year_before(when)
+                if low is None or not low <= when < high or when.fold:
+                    zone = zones.fixed(when)
+                    if zone is None:  # a change of offset within its hour: asked of the C library
+                        stored.append(time_text(aware := zones.local(when)))
+                        isos.append(aware.isoformat())
+                        suffixes.append(isos[-1][len(when.isoformat()):])  # type: ignore[index]
+                        continue
+                    low, high, zone = zones.last  # type: ignore[misc]
+                    local = self._offset(zone)
+                suffix, offset = local
+            elif type(when.tzinfo) is timezone:  # an offset the log wrote
+                suffix, offset = self._offset(when.tzinfo)
+                when = when.replace(tzinfo=None)
+            else:
+                stored.append(time_text(when))
+                isos.append(when.isoformat())
+                suffixes.append(isos[-1][len(when.replace(tzinfo=None).isoformat()):])  # type: ignore[index]
+                continue
+            # the UTC time and the record's, in C calls (the naive time minus its offset; its text and the offset's)
+            stored.append((when - offset).isoformat(" ", "microseconds"))
+            isos.append(when.isoformat() + suffix)
+            suffixes.append(suffix)
+        return stored, isos, suffixes
+
+    def _offset(self, zone: timezone) -> tuple[str, timedelta]:
+        """How isoformat() ends a time of the fixed offset `zone`, and the offset."""
+        known = self.offsets.get(zone)
+        if known is None:
+            sample = datetime(2000, 1, 1, tzinfo=zone)
+            known = self.offsets[zone] = (sample.isoformat()[len(sample.replace(tzinfo=None).isoformat()):],
+                                          zone.utcoffset(None))
+        return known
+
+    def _all_details(self, tasks: Sequence[Any], lines: Sequence[Any],
+                     extras: Sequence[Any]) -> tuple[list[str], list[str]]:
+        """Each kill's details as the JSON column's text (json.dumps of row_values' dict),
+        and its evidence as its record shows it."""
+        details, evidence = [], []
+        detail, extra_of = self._details, self._extra
+        for kill_tasks, kill_lines, extra in zip(tasks, lines, extras, strict=True):
+            if not (kill_tasks or kill_lines):  # (most kills: the extras alone)
+                extra_text, said, fits = extra_of(extra)
+                if fits:
+                    details.append(f'{{"task_table": [], "memory_info": [], "extra": {extra_text}}}')
+                    evidence.append(said)
+                    continue
+            text, said = detail(kill_tasks, kill_lines, extra)
+            details.append(text)
+            evidence.append(said)
+        return details, evidence
+
+    def _details(self, tasks: Any, lines: Any, extra: Any, capped: bool = False) -> tuple[str, str]:
+        """One kill's details text and evidence text; cut to the caps as cap_kill cuts them."""
+        fits = True
+        if tasks:
+            fits = max(map(len, map(_task_name, tasks))) <= PROCESS_MAX
+            tasks_text = json_dumps([dict(zip(_TASK_FIELDS, _task_values(task), strict=True)) for task in tasks])
+        else:
+            tasks_text = "[]"
+        if lines:
+            fits = fits and len(lines) <= MEMORY_INFO_MAX and max(map(len, lines)) <= TEXT_MAX
+            lines_text = json_dumps(list(lines))
+        else:
+            lines_text = "[]"
+        extra_text, said, extra_fits = self._extra(extra)
+        if not (capped or (fits and extra_fits)):
+            cut = cap_kill(OomKill(pid=None, process="", task_table=tuple(tasks), memory_info=tuple(lines),
+                                   extra=extra))
+            return self._details(cut.task_table, cut.memory_info, cut.extra, capped=True)
+        return f'{{"task_table": {tasks_text}, "memory_info": {lines_text}, "extra": {extra_text}}}', said
+
+    def _extra(self, extra: Any) -> tuple[str, str, bool]:
+        """A kill's extras as JSON text, its evidence as the record shows it, and whether
+        cap_value would leave them as they are; TypeError for a key that is not text."""
+        if type(extra) is not dict:
+            return json_dumps(extra), "null", not too_long(extra)
+        parts, said, fits = [], "null", True
+        for key, value in extra.items():
+            if type(key) is not str:
+                raise TypeError("an extra's key that is not text")
+            fits = fits and len(key) <= 256
+            if type(value) is str:
+                fits = fits and len(value) <= TEXT_MAX
+                text = _QUOTE(value)
+            elif type(value) is dict and key == "evidence":
+                text, said, value_fits = self._evidence(value)
+                fits = fits and value_fits
+            else:
+                fits = fits and not too_long(value)
+                text = json_dumps(value)
+            if key == "evidence" and type(value) is not dict:
+                said = _indented(value) if type(value) in _NESTED else _column_json([value])[0]
+            parts.append(f"{_QUOTE(key)}: {text}")
+        return f"{{{', '.join(parts)}}}", said, fits
+
+    def _evidence(self, said: dict[str, Any]) -> tuple[str, str, bool]:
+        """An evidence as the details hold it, as the record shows it, and whether it
+        fits: made once for as long as the same evidence comes again (a log's kills
+        mostly share one: equal where it holds only text, as equal text is the same)."""
+        last = self.said
+        if last is not None and (last[0] is said or (last[4] and last[0] == said)):
+            return last[1], last[2], last[3]
+        compact = json_dumps(said)
+        shown = json.dumps(said, indent=2, ensure_ascii=False).replace("\n", "\n    ")
+        self.said = (said, compact, shown, not too_long(said), all(map(_text_only, said.values())))
+        return compact, shown, self.said[3]
+
+
+def _text_only(value: Any) -> bool:
+    """Whether `value` is text or a list of text: what equals it is the same text."""
+    return type(value) is str or (type(value) is list and all(type(item) is str for item in value))
+
+
+def _cap_texts(columns: list[Any]) -> None:
+    """Cut the text columns' values to their caps (bounds.KILL_TEXT_CAPS), as cap_kill does."""
+    for at, limit in _TEXT_CAPS:
+        values = columns[at]
+        try:
+            fit = max(map(len, filter(None, values)), default=0) <= limit
+        except TypeError:  # not text: looked at one by one
+            fit = False
+        if not fit:
+            columns[at] = [cap(value, limit) if isinstance(value, str) and len(value) > limit else value
+                           for value in values]
+
+
+def _year_before(when: datetime) -> datetime:
+    """undo_future_year's time: the year before (28 February for the 29th)."""
+    try:
+        return when.replace(year=when.year - 1)
+    except ValueError:  # 29 February
+        return when.replace(year=when.year - 1, day=28)
+
+
+class _Zones:
+    """Naive local times given their offsets as astimezone() gives them, the offset found
+    once per hour of the log, and one object per offset and name (astimezone() makes a new
+    one each time).
+
+    astimezone() asks the C library (localtime(3)) each time, several microseconds: about a
+    tenth of the reading process's time per kill once the parser is fast. An hour whose
+    start and end both exist with one offset (no change of offset within it: the tz
+    database changes a zone's offset at most once within an hour) gives every time within
+    it that offset; any other hour (a change of offset, times skipped or repeated) is
+    asked of astimezone() time by time."""
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[Any, ...], Any] = {}
+        self.hours: dict[tuple[int, int, int, int], Any] = {}  # an hour -> its offset, or None: time by time
+        self.last: tuple[datetime, datetime, Any] | None = None  # the last hour looked up: start, end, offset
+
+    def local(self, when: datetime) -> datetime:
+        """`when` (naive: this host's local time) with its offset (with_local_time's)."""
+        zone = self.fixed(when)
+        if zone is not None:
+            return when.replace(tzinfo=zone)
+        return self._zone(when.astimezone())
+
+    def fixed(self, when: datetime) -> Any:
+        """The offset of `when` (naive local time) where its hour has one and it is not
+        the second of a repeated time (fold), its hour then in `last`; else None: ask
+        astimezone()."""
+        last = self.last
+        if last is not None and last[0] <= when < last[1] and not when.fold:
+            return last[2]
+        hour = (when.year, when.month, when.day, when.hour)
+        zone = self.hours.get(hour, False)
+        if zone is False:
+            if len(self.hours) >= 4096:
+                self.hours.clear()
+            zone = self.hours[hour] = self._hour_zone(when.replace(minute=0, second=0, microsecond=0, fold=0))
+        if zone is None or when.fold:
+            return None
+        start = when.replace(minute=0, second=0, microsecond=0, fold=0)
+        try:
+            self.last = (start, start + _HOUR, zone)  # (the hour `last` describes whenever this gives an offset)
+        except OverflowError:  # the last hour of year 9999
+            return None
+        return zone
+
+    def _hour_zone(self, start: datetime) -> Any:
+        """The offset of every time of the hour from `start`, or None where it has no single one."""
+        try:
+            first, last = start.astimezone(), (start + _HOUR).astimezone()
+        except (OverflowError, ValueError):  # the last hour of year 9999
+            return None
+        if (first.replace(tzinfo=None) != start or last.replace(tzinfo=None) != start + _HOUR
+                or first.utcoffset() != last.utcoffset() or first.tzname() != last.tzname()):
+            return None
+        return self._zone(first).tzinfo
+
+    def _zone(self, aware: datetime) -> datetime:
+        """`aware` with the first zone object seen of its offset and name."""
+        zone = aware.tzinfo
+        first = self.seen.setdefault((aware.utcoffset(), aware.tzname()), zone)
+        return aware if first is zone else aware.replace(tzinfo=first)
+
+
+_HOUR = timedelta(hours=1)
 
 
 class Printer:
@@ -149,16 +484,40 @@ def _record_texts(columns: list[Sequence[Any]]) -> list[str]:
     except (TypeError, ValueError):
         return ["\n".join("  " + line for line in to_json(dict(zip(RECORD_KEYS, values, strict=True))).splitlines())
                 for values in zip(*columns, strict=True)]
-    joined = "\x00".join([_LAYOUT] * len(columns[0])).format(*itertools.chain.from_iterable(zip(*texts, strict=True)))
-    return joined.split("\x00")
+    return _laid_out(texts)
+
+
+def _laid_out(texts: Sequence[Sequence[str]], keys: Sequence[str] = RECORD_KEYS, head: str = "  {\n") -> list[str]:
+    """Records given as their values' JSON texts, column by column (`keys`: their keys,
+    RECORD_KEYS' or its tail), set in to_json's indented layout after `head`: a column of
+    one text throughout is written into the layout once; the batch is one join of the
+    layout's pieces and the other columns' texts (a NUL after each record: JSON text
+    holds one only escaped), split."""
+    count = len(texts[0])
+    if not count:
+        return []
+    streams: list[Any] = []
+    text = head  # the layout's text since the last value that varies
+    for at, (key, column) in enumerate(zip(keys, texts, strict=True)):
+        text += ("" if at == 0 else ",\n") + _KEYS[key]
+        first = column[0]
+        if column.count(first) == count:
+            text += first
+        else:
+            streams += [itertools.repeat(text, count), column]
+            text = ""
+    streams.append(itertools.repeat(text + "\n  }\x00", count))
+    return "".join(itertools.chain.from_iterable(zip(*streams, strict=True))).split("\x00")[:-1]
 
 
 def _column_json(values: Sequence[Any]) -> Sequence[str]:
     """Each of `values` (JSON scalars) as to_json writes it; TypeError, ValueError where one is not."""
     first, count = values[0], len(values)
     kind = type(first)
-    if kind in _SCALARS and values.count(first) == count and list(map(type, values)).count(kind) == count:
-        return [_ENCODE_FLAT([first])[1:-1]] * count  # the same value throughout: encoded once
+    # the same value throughout: encoded once (text or None: only its like equals it; 1 equals True)
+    if kind in _SCALARS and values.count(first) == count and (
+            kind is str or first is None or list(map(type, values)).count(kind) == count):
+        return [_ENCODE_FLAT([first])[1:-1]] * count
     if not _SCALARS.issuperset(map(type, values)):
         raise TypeError("not a JSON scalar")
     pieces = _ENCODE_FLAT(list(values))[1:-1].split("\x00")
@@ -187,6 +546,5 @@ _ENCODE_FLAT = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=
 _ENCODE_COMPACT = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
 _INDENTED: dict[str, str] = {}  # a nested value's compact JSON -> its indented text
 _LAST_INDENTED: list[Any] = []  # the last nested value laid out, and its text
-# One record's layout: its keys and the places of its values (braces doubled for format).
-_LAYOUT = "  {{\n" + ",\n".join("    " + encode_basestring(key).replace("{", "{{").replace("}", "}}") + ": {}"
-                                 for key in RECORD_KEYS) + "\n  }}"
+# Each record key as the layout writes it before its value.
+_KEYS = {key: "    " + encode_basestring(key) + ": " for key in RECORD_KEYS}

@@ -15,7 +15,7 @@ import dataclasses
 import json
 import operator
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
@@ -185,8 +185,8 @@ def prepared_params(rows: Sequence[Row]) -> tuple[list[str], list[tuple[Any, ...
     times = columns[TIME]
     try:
         columns[TIME] = [when if when is None else time_text(when) for when in times]
-        columns[CGROUP_OOM] = [_FLAGS[flag] for flag in columns[CGROUP_OOM]]
-    except (KeyError, TypeError, ValueError, AttributeError):
+        columns[CGROUP_OOM] = [FLAGS[flag] for flag in columns[CGROUP_OOM]]
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
         return None
     if any(when is not None and when.tzinfo is None for when in times):
         return None
@@ -196,7 +196,37 @@ def prepared_params(rows: Sequence[Row]) -> tuple[list[str], list[tuple[Any, ...
     return [COLUMNS[i] for i in kept], list(zip(*(columns[i] for i in kept), strict=True))
 
 
-_FLAGS = {True: 1, False: 0}  # (1 and 0 are keys too: they equal True and False; anything else fails)
+FLAGS = {True: 1, False: 0}
+
+def params_rows(names: Sequence[str], params: Sequence[tuple[Any, ...]], suffixes: Sequence[str | None]) -> list[Row]:
+    """The rows of which `params` are the prepared_params (recorded_at None), as a stored
+    kill reads back: the details made a dict again from their JSON text, each time the
+    UTC one stored given again the offset isoformat() ended it with (`suffixes`: one a
+    row; None where there is no time), the flag a bool."""
+    count = len(params)
+    columns: list[Any] = [(None,) * count] * len(COLUMNS)
+    for name, values in zip(names, zip(*params, strict=True), strict=False):
+        columns[_INDEX[name]] = values
+    columns[TIME] = [None if text is None else _offset_time(text, suffix)
+                     for text, suffix in zip(columns[TIME], suffixes, strict=True)]
+    if "cgroup_oom" in names:
+        columns[CGROUP_OOM] = [None if flag is None else bool(flag) for flag in columns[CGROUP_OOM]]
+    columns[DETAILS] = [None if text is None else json.loads(text) for text in columns[DETAILS]]
+    return list(zip(*columns, strict=True))
+
+
+def _offset_time(text: str, suffix: str | None) -> datetime:
+    """A time stored as `text` (UTC) in the offset isoformat() writes as `suffix`."""
+    zone = _ZONES.get(suffix)
+    if zone is None:
+        zone = _ZONES[suffix] = timezone(datetime.fromisoformat(f"2000-01-01T00:00:00{suffix or '+00:00'}").utcoffset()
+                                         or timedelta(0))
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc).astimezone(zone)
+
+
+_INDEX = {name: at for at, name in enumerate(COLUMNS)}
+_ZONES: dict[str | None, timezone] = {}  # an offset's isoformat() text -> the offset
+  # (1 and 0 are keys too: they equal True and False; anything else fails)
 
 
 def json_dumps(value: Any) -> str:
