@@ -138,3 +138,40 @@ def test_a_hostile_json_line_never_keeps_the_next_kill_from_being_read(hostile: 
     text = hostile + "\n" + KILL.format(pid=4242) + "\n"
     assert [k.pid for k in parse_text(text)] == [4242]
     assert [k.pid for k in iter_kills(io.BytesIO(text.encode()), "import", chunk_size=4096)] == [4242]
+
+
+@pytest.mark.parametrize("closing", ['"', '",', "`", " |", "</td>", ";"])
+def test_a_wrappers_closing_mark_after_the_oom_kill_line_keeps_its_task_memcg(closing: str) -> None:
+    # A CSV export quotes the message, markdown puts it in `code` or a table, a web page in a cell.
+    summary = ("oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/kubepods/pod1,"
+               "task_memcg=/kubepods/pod1/c1,task=java,pid=4242,uid=1000")
+    kills = parse_text(f"{summary}{closing}\n{KILL.format(pid=4242)}{closing}\n")
+    assert [(k.pid, k.memcg, k.task_memcg, k.uid) for k in kills] == [
+        (4242, "/kubepods/pod1", "/kubepods/pod1/c1", 1000)]
+
+
+CSV_EXPORTS = {  # a header as each tool writes it, and a row of it around a message (its fields quoted where needed)
+    "kibana": ('"@timestamp","host.name",message', lambda at, msg: f'"{at}","csv-host","{msg}"'),
+    "splunk": ('"_serial","_time",source,host,"_raw"',
+               lambda at, msg: f'0,"{at}",/var/log/kern.log,csv-host,"Jun 29 15:57:10 csv-host kernel: {msg}"'),
+}
+
+
+@pytest.mark.parametrize("export", sorted(CSV_EXPORTS))
+def test_a_csv_export_gives_each_kill_its_rows_time_and_host(export: str) -> None:
+    header, row = CSV_EXPORTS[export]
+    summary = ("oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/kubepods/pod1,"
+               "task_memcg=/kubepods/pod1/c1,task=java,pid=4242,uid=1000")
+    at = "2025-06-29T15:57:10.250+00:00"
+    text = "\n".join([header, row(at, summary), row(at, KILL.format(pid=4242)), "ordinary text, after the table",
+                      KILL.format(pid=77)]) + "\n"
+    kills = parse_text(text, year=2025)
+    assert [(k.pid, k.task_memcg, k.time, k.host) for k in kills] == [
+        (4242, "/kubepods/pod1/c1", datetime.fromisoformat(at), "csv-host"), (77, None, None, None)]
+    assert kills[0].extra["kill_line"] == KILL.format(pid=4242)
+    # import reads only what stands near a kill's words: the header, 3,000 rows before, is
+    # unseen there; each row's own time still counts (its host is unknown without the header)
+    far = "\n".join([header, *[row(at, "sshd[1]: Accepted publickey for deploy") for _ in range(3000)],
+                      row(at, summary), row(at, KILL.format(pid=4242))]) + "\n"
+    scanned = list(iter_kills(io.BytesIO(far.encode()), "import", year=2025, chunk_size=4096))
+    assert [(k.pid, k.task_memcg, k.time) for k in scanned] == [(4242, "/kubepods/pod1/c1", datetime.fromisoformat(at))]

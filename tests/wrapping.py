@@ -3,7 +3,7 @@
 Each wrapper takes the lines of a real excerpt (tests/data) and returns the text a user
 would paste or a tool would write: grep -Hn, cat -n, nl, OpenWrt logread, RFC 5424, dmesg -T
 in French and Japanese, journalctl -o json, Kubernetes event JSON, log stores' JSON exports
-(Google Cloud Logging, CloudWatch, Elasticsearch, Splunk, Loki, Docker's json-file), markdown bullets,
+(Google Cloud Logging, CloudWatch, Elasticsearch, Splunk, Loki, Docker's json-file, Kibana's CSV), markdown bullets,
 --color=always, quoted-printable, hard wraps at 60-80 columns, mail quotes, CRLF, HTML
 entities, rsyslog #012 flattening. The texts are generated, never stored.
 """
@@ -129,6 +129,17 @@ def _docker_json(n: int, body: str, tag: str, pid: str | None) -> dict:
     return {"log": _tagged(body, tag, pid) + "\n", "stream": "stdout", "time": _stamp(n)}
 
 
+def _csv(lines: list[str]) -> str:
+    """Kibana's "Generate CSV" of a search: a header, then each line's time, host and message
+    (quoted, its quotes doubled)."""
+    rows = ['"@timestamp","host.name",message']
+    for n, line in enumerate(lines):
+        body, tag, pid = body_and_tag(line)
+        message = _tagged(body, tag, pid).replace('"', '""')
+        rows.append(f'"{_stamp(n)}",host,"{message}"')
+    return "\n".join(rows) + "\n"
+
+
 def _json_array(lines: list[str]) -> str:
     """Google Cloud Logging's API answers saved as they came, one page a line: an array of
     up to 100 entries (an answer longer than parse.LINE_CHARS is cut and said to be)."""
@@ -214,6 +225,7 @@ WRAPPERS: dict[str, Wrapper] = {
     "splunk-export": _export(_splunk_result),
     "loki-jsonl": _export(_loki_line),
     "docker-json-file": _export(_docker_json),
+    "kibana-csv": _csv,
     "markdown-bullets": _numbered("- {line}"),
     "markdown-fenced": lambda lines: "```\n" + "\n".join(lines) + "\n```\n",
     "color": _colour,

@@ -66,7 +66,9 @@ TASKS_IN = re.compile(r"Tasks in (.+) are going to be killed due to memory\.oom\
 _OOM_KILL = re.compile(r"oom-kill:constraint=(\w+)")
 _OOM_KILL_MEMCG = re.compile(r",oom_memcg=(.*?),task_memcg=")
 _OOM_KILL_TASK_MEMCG = re.compile(r",task_memcg=(.*?),task=")
-_OOM_KILL_TASK = re.compile(r",task=(.*),pid=(\d+),uid=(\d+)$")
+# The last ",pid=N,uid=N" (a task's name may hold either); what follows uid's digits is a
+# wrapper's closing mark (a CSV quote, a markdown backtick or table bar, "</td>").
+_OOM_KILL_TASK = re.compile(r",task=(.*),pid=(\d+),uid=(\d+)(?!\d)")
 # The reason before the victim: "Out of memory", "Memory cgroup out of memory",
 # "Out of memory (oom_kill_allocating_task)"; 2.4-2.6.1x "Out of Memory".
 _REASON = r"(?:(Out of [Mm]emory(?: \(oom_kill_allocating_task\))?|Memory cgroup out of memory): )?"

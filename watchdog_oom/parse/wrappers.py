@@ -12,6 +12,7 @@ import json
 import re
 from datetime import MAXYEAR, MINYEAR, UTC, datetime, timedelta, timezone
 from functools import lru_cache
+from typing import NamedTuple
 
 from watchdog_oom.model import KernelLine
 
@@ -486,6 +487,7 @@ class Decoder:
         self.notes: tuple[str, ...] = ()
         self.entry: Where | None = None
         self._entries: list[Where | None] | None = None  # one per line, where they differ (a JSON array)
+        self._table: CsvColumns | None = None  # the columns a CSV export's header named
 
     @property
     def holding(self) -> bool:
@@ -519,7 +521,33 @@ class Decoder:
             raw = html.unescape(raw).replace("\xa0", " ")
             notes += ("HTML entities",)
         self.notes = notes
+        if "," in raw and '"' in raw:
+            read = self._csv(raw)
+            if read is not None:
+                return read
         return self._json_or_text(raw)
+
+    def _csv(self, raw: str) -> list[tuple[str, str | None]] | None:
+        """A CSV export's header (remembered: nothing to read) or one of its rows (the message,
+        its host and time as entry); None: neither, read the line otherwise. A row of another
+        width ends the table."""
+        if self._table is not None:
+            row = _csv_row(raw, self._table)
+            if row is not None:
+                self.notes += ("CSV",)
+                self.entry = row[1]
+                return [(row[0], None)]
+            self._table = None
+        header = _csv_header(raw)
+        if header is not None:
+            self._table = header
+            return []
+        row = _csv_timed_row(raw)  # a row whose header was not seen (import reads near kills only)
+        if row is not None:
+            self.notes += ("CSV",)
+            self.entry = row[1]
+            return [(row[0], None)]
+        return None
 
     def _json_or_text(self, raw: str) -> list[tuple[str, str | None]]:
         """The message lines of a JSON enclosure, or the text itself."""
@@ -597,6 +625,75 @@ def _unquoted(line: str) -> str:
 
 
 Where = tuple[str | None, datetime | None]  # the host and time an enclosure names
+
+
+class CsvColumns(NamedTuple):
+    """Where a CSV export (Kibana's "Generate CSV", Splunk's export, a SIEM's) keeps each
+    field: the message's column, the time's and the host's (None: not exported)."""
+
+    width: int
+    message: int
+    time: int | None
+    host: int | None
+
+
+_CSV_NAME = re.compile(r"[\w@.:-]{1,64}")
+_CSV_HEADER_START = re.compile(r'"?[\w@.:-]{1,64}"?,')
+CSV_HEADER_CHARS = 2_048  # a longer line is no header of a log export
+
+
+def _csv_fields(raw: str) -> list[str] | None:
+    """The fields of one CSV line (RFC 4180 quoting), None where it is not one."""
+    import csv  # on first use: the daemon's live sources never meet a CSV export
+
+    try:
+        return next(csv.reader([raw], strict=True), None)
+    except csv.Error:
+        return None
+
+
+def _csv_header(raw: str) -> CsvColumns | None:
+    """The columns of a CSV export's header line: names only, one a message key (_JSON_KEYS:
+    message, _raw, MESSAGE, …); None for any other line."""
+    if len(raw) > CSV_HEADER_CHARS or _CSV_HEADER_START.match(raw) is None:
+        return None
+    names = _csv_fields(raw)
+    if names is None or len(names) < 2 or not all(_CSV_NAME.fullmatch(name) for name in names):
+        return None
+    message = next((names.index(key) for key in _JSON_KEYS if key in names), None)
+    if message is None:
+        return None
+    time = next((names.index(key) for key in _TIME_KEYS if key in names), None)
+    host = next((names.index(key) for key in _HOST_KEYS if key in names), None)
+    return CsvColumns(len(names), message, time, host)
+
+
+# A field of a CSV row that is an RFC 3339 time, quoted or not: …,"2025-06-29T15:57:10.250Z",…
+_CSV_TIME_FIELD = re.compile(r'(?:^|,)("?)(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d[^",\s]{0,24})\1(?:,|$)')
+
+
+def _csv_timed_row(raw: str) -> tuple[str, Where] | None:
+    """A row of a CSV export whose header is unknown, recognised by a field that is a time
+    with its zone: the longest field (the message) at that time; None for any other line."""
+    found = _CSV_TIME_FIELD.search(raw)
+    when = _entry_time(found.group(2)) if found is not None else None
+    fields = _csv_fields(raw) if when is not None else None
+    if not fields or len(fields) < 2 or found is None or found.group(2) not in fields:
+        return None
+    return max(fields, key=len), (None, when)
+
+
+def _csv_row(raw: str, table: CsvColumns) -> tuple[str, Where | None] | None:
+    """A row of a CSV export: its message, and the host and time its columns hold; None
+    where the line is no row of `table` (another width, not CSV)."""
+    fields = _csv_fields(raw)
+    if fields is None or len(fields) != table.width:
+        return None
+    host = fields[table.host] if table.host is not None else None
+    when = _entry_time(fields[table.time]) if table.time is not None else None
+    if not (host and _HOSTNAME.fullmatch(host)):
+        host = None
+    return fields[table.message], (None if host is None and when is None else (host, when))
 JsonLines = tuple[list[tuple[str, str | None]], Where | None]
 
 
