@@ -384,39 +384,53 @@ def test_a_missing_file_is_a_problem_until_it_appears(tmp_path):
         source.close()
 
 
-@pytest.mark.parametrize("inotify", [True, False])
-def test_an_appended_line_wakes_the_source_with_inotify_or_without(tmp_path, inotify):
-    # With inotify the source sleeps until the file changes (its look every stat_interval
-    # is an hour here); without, it looks every stat_interval. No idle events are asked for.
+def test_an_appended_line_is_read_at_the_next_look(tmp_path):
+    # The source looks every stat_interval (no inotify); no idle events are asked for.
     path = tmp_path / "kern.log"
     path.write_bytes(line(1))
-    source = LogFileSource(str(path), stat_interval=3600 if inotify else 0.01, inotify=inotify)
+    source = LogFileSource(str(path), stat_interval=0.01)
     events = source.events(idle_timeout=None)
     try:
         assert texts([next(events), next(events)]) == [text(1)]  # the line, then CaughtUp
         with open(path, "ab") as file:
             file.write(line(2))
         assert texts([next(events)]) == [text(2)]
-        # inotify told of it: a look that found lines inotify had not announced would have
-        # turned it off (as on a network filesystem), and the source would poll from then on.
-        assert source.notified is inotify
     finally:
         source.close()
         events.close()
 
 
-def test_a_log_file_created_after_the_source_opened_is_announced_by_inotify(tmp_path):
+def test_a_log_file_created_after_the_source_opened_is_found_by_a_look(tmp_path):
     path = tmp_path / "kern.log"
-    source = LogFileSource(str(path), stat_interval=3600)
+    source = LogFileSource(str(path), stat_interval=0.01)
     events = source.events(idle_timeout=None)
     try:
         assert isinstance(next(events), CaughtUp)  # nothing there yet
         path.write_bytes(line(1))
         assert texts([next(events)]) == [text(1)]
-        assert source.notified
     finally:
         source.close()
         events.close()
+
+
+def test_close_ends_the_sleep_between_looks_at_once(tmp_path):
+    # A look an hour away: close() from another thread ends events() through the stop pipe.
+    path = tmp_path / "kern.log"
+    path.write_bytes(line(1))
+    source = LogFileSource(str(path), stat_interval=3600)
+    events = source.events(idle_timeout=None)
+    assert texts([next(events), next(events)]) == [text(1)]
+    ended = threading.Event()
+
+    def drain() -> None:
+        for _ in events:
+            pass
+        ended.set()
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    source.close()
+    assert ended.wait(60)
 
 
 @pytest.mark.parametrize("zeros", [1000, 100_000, 300_000])

@@ -24,9 +24,15 @@ A cursor resumes in PATH, or in PATH.1 when it names that file (rotated since, b
 either way, and then waited on like a renamed file: which way it was is not known).
 
 Regular files are always readable to poll(), so at the end of the file this source
-sleeps in a ``FileWatch`` (sources/inotify.py): the file written, truncated or rotated
-wakes it through inotify; where inotify is missing or misses lines (a network
-filesystem), it looks every ``stat_interval`` seconds (0.2 by default).
+sleeps, and looks again every ``stat_interval`` seconds (STAT_INTERVAL, 0.5 by default),
+as tail -F and filebeat do where they use no inotify: a line waits at most that long to be
+read (a kill is still stored and its notification queued within a second), and the look
+(a read at the offset, an fstat, a stat of PATH and a hash of the first KiB) costs some
+tens of microseconds, two wake-ups a second. inotify would wake it at once, but Python's
+standard library has no inotify: calling it through ctypes (ctypes and libffi, loaded for
+it alone) held 0.2-0.4 MiB of the idle daemon's 6 MB budget (issue 12), for a wake-up a
+second less. A look also works where inotify sees nothing (another host's writes on a
+network filesystem). ``close()`` ends the sleep at once (the Stopper's pipe).
 
 A syslog file is trusted as written, and who can write to it differs. Any local user
 can put a ``kernel:`` line, a forged kill, into /var/log/syslog or /var/log/messages
@@ -43,6 +49,7 @@ import hashlib
 import io
 import logging
 import os
+import select
 import sys
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -51,12 +58,13 @@ from typing import Any, BinaryIO
 
 from watchdog_oom.model import CaughtUp, KernelLine, SourceGap
 from watchdog_oom.sources.base import SourceError, Stopper
-from watchdog_oom.sources.inotify import FileWatch
 from watchdog_oom.valueclass import valueclass
 
 log = logging.getLogger("watchdog_oom")
 
-STAT_INTERVAL = 0.2
+# Seconds between looks at the followed file once it is read to its end: the longest a
+# line waits to be read.
+STAT_INTERVAL = 0.5
 # How long the renamed file of a rotation must stay unchanged before it is left for the
 # new one: time for the writer to be told to reopen PATH, and to do it.
 ROTATE_GRACE = 5.0
@@ -179,13 +187,10 @@ class LogFileSource:
         *,
         stat_interval: float = STAT_INTERVAL,
         rotate_grace: float = ROTATE_GRACE,
-        inotify: bool = True,
     ) -> None:
         self.path = path
         self.name = f"file:{path}"
         self._stat_interval = stat_interval
-        self._inotify = inotify
-        self.notified = False  # whether inotify is being used (the last events() run)
         self._rotate_grace = rotate_grace
         self._partial = b""
         # Bytes of the line being read that were dropped beyond MAX_LINE_BYTES, or before it:
@@ -209,9 +214,9 @@ class LogFileSource:
         self.idle_timeout = idle_timeout
         if not self._stopper.begin():
             return
-        watch: FileWatch | None = None
         try:
-            watch = FileWatch(self.path, self._stopper.fileno(), self._stat_interval, self._inotify)
+            stop = select.poll()
+            stop.register(self._stopper.fileno(), select.POLLIN)
             yield from self._pending
             self._pending.clear()
             caught_up = False
@@ -220,7 +225,6 @@ class LogFileSource:
                 yield from self._check_truncated()
                 if (yield from self._read_to_end()):
                     last_line = time.monotonic()
-                    watch.found_lines()
                 if (yield from self._next_file()):
                     continue
                 # Not before the file after a rotated one is read: it was there at open too.
@@ -230,14 +234,12 @@ class LogFileSource:
                 if self.idle_timeout is not None and time.monotonic() - last_line >= self.idle_timeout:
                     last_line = time.monotonic()
                     yield None
-                watch.follow(f.file.fileno() for f in (self._current, self._next) if f is not None)
-                self.notified = watch.notified
-                # While a rotated file is read to its end, its grace is timed: looks every stat_interval.
-                idle_due = None if self.idle_timeout is None else self.idle_timeout - (time.monotonic() - last_line)
-                watch.sleep(idle_due, timed=self._current is not None and self._current.rotated)
+                # Until the next look, an idle event due, or close().
+                wait = self._stat_interval
+                if self.idle_timeout is not None:
+                    wait = min(wait, max(0.0, self.idle_timeout - (time.monotonic() - last_line)))
+                stop.poll(wait * 1000)
         finally:
-            if watch is not None:
-                watch.close()
             self._stopper.end()
 
     def close(self) -> None:
