@@ -104,6 +104,73 @@ def test_the_idle_daemon_loads_only_what_its_configuration_uses(tmp_path):
                   "watchdog_oom.cli.cgroups", "watchdog_oom.cli.notify_test", "html.entities") == []
 
 
+# Every module the idle daemon of `config()` loads beyond the library floor's (the modules of
+# a Python that imports pyyaml, SQLAlchemy Core and APScheduler, and what RUN_AND_LIST itself
+# imports): pinned, so that a change that pulls a module into the idle daemon (the CLI, the
+# HTTP client, the report, ctypes, Alembic...) fails here, naming it. A module the idle
+# daemon must load is added here, in the same commit, with the figure of
+# benchmarks/bench_footprint.py in its message; one it need not load is imported where it
+# is used instead (on a configuration that uses it, or when its command runs).
+IDLE_DAEMON_MODULES = frozenset({
+    # SQLite, and SQLAlchemy's dialect for it (its package imports the async drivers too)
+    "_sqlite3", "sqlite3", "sqlite3.dbapi2", "sqlalchemy.connectors", "sqlalchemy.connectors.asyncio",
+    "sqlalchemy.dialects._typing", "sqlalchemy.dialects.sqlite", "sqlalchemy.dialects.sqlite.aiosqlite",
+    "sqlalchemy.dialects.sqlite.base", "sqlalchemy.dialects.sqlite.dml", "sqlalchemy.dialects.sqlite.json",
+    "sqlalchemy.dialects.sqlite.pysqlcipher", "sqlalchemy.dialects.sqlite.pysqlite",
+    # the jobs' trigger and the thread pool APScheduler's executor starts
+    "apscheduler.triggers.interval", "concurrent.futures.thread",
+    "watchdog_oom", "watchdog_oom.bounds", "watchdog_oom.cgroups", "watchdog_oom.clock", "watchdog_oom.detect",
+    "watchdog_oom.dispatch", "watchdog_oom.model", "watchdog_oom.processes", "watchdog_oom.procfs",
+    "watchdog_oom.redact", "watchdog_oom.stored", "watchdog_oom.textout", "watchdog_oom.valueclass",
+    # the command line: `run` alone, read without argparse
+    "watchdog_oom.cli", "watchdog_oom.cli.common", "watchdog_oom.cli.run",
+    # the configuration, read again on SIGHUP
+    "watchdog_oom.config", "watchdog_oom.config.declare", "watchdog_oom.config.reader",
+    "watchdog_oom.config.schema", "watchdog_oom.config.values",
+    "watchdog_oom.daemon", "watchdog_oom.daemon.cgroups", "watchdog_oom.daemon.checks", "watchdog_oom.daemon.daemon",
+    "watchdog_oom.daemon.database", "watchdog_oom.daemon.follower", "watchdog_oom.daemon.jobs",
+    "watchdog_oom.daemon.outage", "watchdog_oom.daemon.pipeline", "watchdog_oom.daemon.recording",
+    "watchdog_oom.daemon.retention", "watchdog_oom.daemon.sdnotify", "watchdog_oom.daemon.sender",
+    "watchdog_oom.daemon.shared", "watchdog_oom.daemon.signals", "watchdog_oom.daemon.writer",
+    # the configured channels; their HTTP client waits for the first message
+    "watchdog_oom.notify", "watchdog_oom.notify.render", "watchdog_oom.notify.slack", "watchdog_oom.notify.webhook",
+    # the parser, loaded at start so that one that cannot be loaded is said at start (review R8)
+    "watchdog_oom.parse", "watchdog_oom.parse.anchors", "watchdog_oom.parse.evidence",
+    "watchdog_oom.parse.express", "watchdog_oom.parse.kernel", "watchdog_oom.parse.lane",
+    "watchdog_oom.parse.rejoin", "watchdog_oom.parse.report", "watchdog_oom.parse.shapes",
+    "watchdog_oom.parse.unread", "watchdog_oom.parse.userspace", "watchdog_oom.parse.values",
+    "watchdog_oom.parse.wrappers",
+    "watchdog_oom.rules", "watchdog_oom.rules.alerts", "watchdog_oom.rules.cgroups", "watchdog_oom.rules.crosscheck",
+    "watchdog_oom.rules.enrich",
+    # the configured source (a log file) and the tracefs look that rules the tracepoints out
+    "watchdog_oom.sources", "watchdog_oom.sources.base", "watchdog_oom.sources.logfile",
+    "watchdog_oom.sources.tracefs",
+    # the write side of the store; the kill batch writer, loaded at start (a526448)
+    "watchdog_oom.store", "watchdog_oom.store.batch", "watchdog_oom.store.engine", "watchdog_oom.store.health",
+    "watchdog_oom.store.kills", "watchdog_oom.store.migrate", "watchdog_oom.store.outbox",
+    "watchdog_oom.store.recorder", "watchdog_oom.store.records", "watchdog_oom.store.rows",
+    "watchdog_oom.store.serial", "watchdog_oom.store.tables", "watchdog_oom.store.writes",
+})
+
+FLOOR_AND_LIST = """
+import json, os, signal, socket, sys, threading
+import yaml, sqlalchemy, apscheduler.schedulers.background
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_the_idle_daemon_loads_exactly_the_modules_pinned_here(tmp_path):
+    modules = modules_of(tmp_path, "-c", str(config(tmp_path)), "run")
+    out = subprocess.run([sys.executable, "-c", FLOOR_AND_LIST], capture_output=True, text=True, timeout=120,
+                         check=True)
+    beyond_floor = modules - set(json.loads(out.stdout))
+    new = sorted(beyond_floor - IDLE_DAEMON_MODULES)
+    assert not new, (f"the idle daemon now loads {', '.join(new)}: import it where it is used, or pin it in "
+                     "IDLE_DAEMON_MODULES with its cost (benchmarks/bench_footprint.py)")
+    gone = sorted(IDLE_DAEMON_MODULES - beyond_floor)
+    assert not gone, f"the idle daemon no longer loads {', '.join(gone)}: take it out of IDLE_DAEMON_MODULES"
+
+
 def test_a_read_only_command_loads_neither_the_daemon_nor_the_other_commands(tmp_path):
     cfg = str(config(tmp_path))
     assert modules_of(tmp_path, "-c", cfg, "db", "upgrade") >= {"alembic"}  # the schema, made once
