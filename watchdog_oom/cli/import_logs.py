@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import io
 import lzma
 import os
 import signal
@@ -479,6 +480,10 @@ def _iter_kills(path: str, filed: _Filed, err: TextIO, *, start: int = 0, map_fi
     stream = open_log(path)
     if start:
         stream.seek(start)
+    ordered = _export_in_time_order(path, stream, err) if not start else None
+    if ordered is not None:  # (parse.export_in_time_order: read from memory, by one process)
+        stream.close()
+        stream, map_file, parts = io.BytesIO(ordered), False, None
     progress = _Progress(filed.size, safe(path), err)
     progress.done = start  # read on from there: the bytes before it were got through
     two = None
@@ -507,6 +512,32 @@ def _iter_kills(path: str, filed: _Filed, err: TextIO, *, start: int = 0, map_fi
         print(f"{safe(path)}: where its dates carry no year (syslog), {filed.year} is assumed, the year the file was "
               "last written (a date after that, the year before); --year YYYY sets it", file=err)
     _report_unread(path, filed.unread, err)
+
+
+def _export_in_time_order(path: str, stream: Any, err: TextIO) -> bytes | None:
+    """A log store's export (a JSON document, NDJSON, CSV with its header) in time order, as
+    parse.export_in_time_order() gives it, to be read instead of the file; None: read the
+    file as it is (no such export, in order already, stdin). An export too big to be read
+    whole is said to be read in the file's order."""
+    from watchdog_oom.parse import EXPORT_CHARS, export_in_time_order, may_be_export
+
+    if path == "-" or not stream.seekable():
+        return None
+    head = stream.read(4096)
+    stream.seek(0)
+    if not may_be_export(head.decode("utf-8", "replace")):
+        return None
+    data = stream.read(EXPORT_CHARS + 1)
+    stream.seek(0)
+    if len(data) > EXPORT_CHARS:
+        print(f"{safe(path)}: an export over {EXPORT_CHARS >> 20} MiB is read in the file's order: where it lists "
+              "entries newest first, its reports' kills are found without their details", file=err)
+        return None
+    ordered = export_in_time_order(data.decode("utf-8", "replace"))
+    if ordered is None:
+        return None
+    print(f"{safe(path)}: read as a log store's export, entry by entry in time order", file=err)
+    return ordered.encode()
 
 
 class _Filed:

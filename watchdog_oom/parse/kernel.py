@@ -136,7 +136,7 @@ class OomParser:
             logical = decoder.lines(line.text)
             self.unread.cut = decoder.cut
             self._joiner.saw_width(width)
-            kills = []
+            kills = self._break() if decoder.backwards else []
             for n, (text, sender) in enumerate(logical):
                 kills += self._logical(line, text, sender, width, decoder.notes, decoder.entry_of(n))
             return kills
@@ -217,6 +217,13 @@ class OomParser:
                                         separator=separator if n and not glued else None, width=width,
                                         spaced=n == 0 and raw[:1] in (" ", "\t"))
         return kills
+
+    def _break(self) -> list[OomKill]:
+        """End what is being read before an export's entry earlier than the last one: a held
+        kill line is taken, an open report given up (its selection stands as a kill), so
+        that no header, summary or table of a later report joins an earlier kill."""
+        kills = self._joiner.release() if self._joiner.holding else []
+        return kills + self._reports.abandon()
 
     def flush(self) -> list[OomKill]:
         """Return what is pending: a held kill line, a selected victim whose `Killed process`

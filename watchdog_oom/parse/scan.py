@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 from watchdog_oom.model import KernelLine, OomKill
 from watchdog_oom.parse.kernel import OomParser, Unread
 from watchdog_oom.parse.values import undo_future_year as undo_future_year  # moved; imported from here too
-from watchdog_oom.parse.wrappers import LINE_CHARS
+from watchdog_oom.parse.wrappers import LINE_CHARS, export_in_time_order
 
 # Every kill line holds one of these: "Kill" (kernel "Killed process" / "Kill process",
 # earlyoom 0.x-1.1 "Killing process", systemd-oomd "Killed /…"), " SIG" (earlyoom
@@ -82,6 +82,7 @@ def parse_text(text: str, source: str = "import", *, year: int | None = None,
     holding a kill's words that could not be read, with their line numbers."""
     parser = OomParser(year=year, lenient=True, unread=unread)
     kills: list[OomKill] = []
+    text = export_in_time_order(text) or text  # an export listed newest first, put back in time order
     for number, raw in enumerate(text.splitlines(), 1):
         kills += parser.feed(KernelLine(text=raw, source=source, wrapped=True), line_no=number)
     return kills + parser.flush()

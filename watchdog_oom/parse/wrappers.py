@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from datetime import MAXYEAR, MINYEAR, UTC, datetime, timedelta, timezone
 from functools import lru_cache
+from itertools import pairwise
 from typing import NamedTuple
 
 from watchdog_oom.model import KernelLine
@@ -488,6 +490,11 @@ class Decoder:
         self.entry: Where | None = None
         self._entries: list[Where | None] | None = None  # one per line, where they differ (a JSON array)
         self._table: CsvColumns | None = None  # the columns a CSV export's header named
+        # An export's entries whose times go backwards (listed newest first, as gcloud, logcli
+        # and Kibana list them by default, or two hosts' exports run together): a report read
+        # so far must not take the lines that follow (`backwards`, for the last lines()).
+        self.backwards = False
+        self._last_time: datetime | None = None
 
     @property
     def holding(self) -> bool:
@@ -521,11 +528,22 @@ class Decoder:
             raw = html.unescape(raw).replace("\xa0", " ")
             notes += ("HTML entities",)
         self.notes = notes
-        if "," in raw and '"' in raw:
-            read = self._csv(raw)
-            if read is not None:
-                return read
-        return self._json_or_text(raw)
+        self.backwards = False
+        read = self._csv(raw) if "," in raw and '"' in raw else None
+        if read is None:
+            read = self._json_or_text(raw)
+        if self.entry is not None:
+            self._follow_time()
+        return read
+
+    def _follow_time(self) -> None:
+        """Note whether this line's entries go back in time from the last entry's."""
+        times = [where[1] for where in (self._entries or [self.entry]) if where is not None and where[1] is not None]
+        if not times:
+            return
+        if self._last_time is not None and times[0] < self._last_time:
+            self.backwards = True
+        self._last_time = times[-1]
 
     def _csv(self, raw: str) -> list[tuple[str, str | None]] | None:
         """A CSV export's header (remembered: nothing to read) or one of its rows (the message,
@@ -783,7 +801,15 @@ def _entries_in(document: object) -> list[tuple[tuple[str, str | None], Where | 
         return None
     found = [_entry_message(entry) for entry in entries[:JSON_ARRAY_ENTRIES] if isinstance(entry, dict)]
     read = [one for one in found if one is not None]
+    if all(where is not None and where[1] is not None for _, where in read):
+        read.sort(key=_entry_when)  # (stable) listed newest first, as an API pages them by default
     return read or None
+
+
+def _entry_when(found: tuple[tuple[str, str | None], Where | None]) -> datetime:
+    where = found[1]
+    assert where is not None and where[1] is not None  # (_entries_in sorts only where all have one)
+    return where[1]
 
 
 def _entry_where(entry: dict) -> Where | None:
@@ -982,3 +1008,109 @@ def tag_before(window: str) -> str | None:
     if not 0 < run <= 64 or not (start == 0 or window[start - 1].isspace() or window[start - 1] in ">:|`"):
         return None
     return window[start:end]
+
+
+# ------------------------------------------------------------- exports in time order
+#
+# Log stores export newest first by default (`gcloud logging read`, `logcli query`, Kibana's
+# Discover and its CSV): each report then comes kill line first and header last, and the
+# header of the next report would stand before the earlier kill. An export read whole is
+# put back in time order first; one read line by line breaks off where time goes backwards
+# (Decoder.backwards).
+
+EXPORT_CHARS = 32 << 20  # an export longer than this is read as it is (line by line)
+
+
+# How a JSON export opens: an array of objects (or an empty one), or an object's first key.
+_JSON_OPENING = re.compile(r'\s*(?:\[\s*[{\]]|\{\s*")')
+
+
+def may_be_export(head: str) -> bool:
+    """Whether a text opening with `head` (its first kilobytes) may be an export that
+    export_in_time_order() reads: a JSON document or NDJSON, or a CSV export's header. A
+    dmesg log ("[    0.000000] …") or a syslog is none."""
+    if _JSON_OPENING.match(head):
+        return True
+    first = head.split("\n", 1)[0].rstrip("\r")
+    return '"' in first and _csv_header(first) is not None
+
+
+def export_in_time_order(text: str) -> str | None:
+    """A log store's export, read whole (a JSON document, pretty-printed or not; NDJSON; a CSV
+    export with its header), as the same export with its entries in time order (stable;
+    JSON ones as NDJSON); None where `text` is no such export, is longer than EXPORT_CHARS,
+    has an entry without a time, or is in time order already."""
+    if len(text) > EXPORT_CHARS or not may_be_export(text[:4096]):
+        return None
+    return _json_in_time_order(text) if _JSON_OPENING.match(text) else _csv_in_time_order(text)
+
+
+def _json_in_time_order(text: str) -> str | None:
+    """export_in_time_order() of a JSON document or NDJSON. A document (pretty-printed: a
+    line per key, its entries' times and hosts on other lines than their messages) comes
+    back as NDJSON in any case, an entry a line."""
+    found = _export_entries(text)
+    if found is None:
+        return None
+    entries, whole = found
+    times = []
+    for entry in entries:
+        read = _entry_message(entry)
+        times.append(read[1][1] if read is not None and read[1] is not None else None)
+    known = [when for when in times if when is not None]
+    order: Sequence[int] = range(len(entries))
+    if len(known) == len(times) and not all(a <= b for a, b in pairwise(known)):
+        order = sorted(order, key=known.__getitem__)
+    elif not whole:
+        return None  # NDJSON in time order (or not all entries timed): read as it is
+    return "".join(json.dumps(entries[n], ensure_ascii=False) + "\n" for n in order)
+
+
+def _export_entries(text: str) -> tuple[list[dict], bool] | None:
+    """The entries of a JSON document (an array of them, or an API's answer listing them:
+    True) or of NDJSON (one a line: False); None for anything else."""
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError):
+        entries: list[dict] = []
+        for line in text.splitlines():
+            if line.strip():
+                one = _json_document(line)
+                if not isinstance(one, dict):
+                    return None
+                entries.append(one)
+        return (entries, False) if entries else None
+    if isinstance(document, dict) and _message_of(document) is None:
+        document = next((value for value in document.values() if isinstance(value, list)), None)
+    if isinstance(document, list) and document and all(isinstance(entry, dict) for entry in document):
+        return document, True
+    return None
+
+
+def _csv_in_time_order(text: str) -> str | None:
+    """export_in_time_order() of a CSV export whose first line is its header."""
+    import csv
+    import io
+
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error:
+        return None
+    table = _csv_header(",".join(f'"{name}"' for name in rows[0])) if rows else None
+    if table is None or table.time is None:
+        return None
+    body = [row for row in rows[1:] if row]
+    if any(len(row) != table.width for row in body):
+        return None
+    times = [_entry_time(row[table.time]) for row in body]
+    if any(when is None for when in times):
+        return None
+    known = [when for when in times if when is not None]
+    if all(a <= b for a, b in pairwise(known)):
+        return None
+    order = sorted(range(len(body)), key=known.__getitem__)
+    out = io.StringIO()
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    writer.writerow(rows[0])
+    writer.writerows(body[n] for n in order)
+    return out.getvalue()

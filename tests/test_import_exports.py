@@ -1,0 +1,113 @@
+"""`import` of log stores' exports listed newest first, as gcloud, logcli and Kibana list them.
+
+Each report then comes kill line first and its header last, and the next report's header
+stands before the earlier kill (review R15). import reads such an export whole and in time
+order; parse_text too; the line-by-line reader (the scanner, for an export too big to read
+whole) breaks off where time goes backwards, so no report's details join another's kill.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from watchdog_oom.cli import main
+from watchdog_oom.parse import iter_kills, may_be_export, parse_text
+
+
+def report(inviter: str, cgroup: str, pid: int, victim: str) -> list[str]:
+    """A cgroup v2 memcg OOM report of 6.1 (the lines that carry its details)."""
+    return [f"{inviter} invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
+            f"CPU: 1 PID: {pid - 1} Comm: {inviter} Not tainted 6.1.0-18-amd64 #1 Debian 6.1.76-1",
+            "Tasks state (memory values in pages):",
+            "[  pid  ]   uid  tgid total_vm      rss pgtables_bytes swapents oom_score_adj name",
+            f"[{pid:7d}]  1000 {pid:5d}   100000    50000   409600        0             0 {victim}",
+            f"oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg={cgroup},"
+            f"task_memcg={cgroup},task={victim},pid={pid},uid=1000",
+            f"Memory cgroup out of memory: Killed process {pid} ({victim}) total-vm:400000kB, anon-rss:200000kB, "
+            "file-rss:0kB, shmem-rss:0kB, UID:1000 pgtables:400kB oom_score_adj:0"]
+
+
+LINES = report("alpha", "/system.slice/a.service", 100, "va") + report("beta", "/system.slice/b.service", 200, "vb")
+STAMPS = [f"2025-06-29T15:00:{n:02d}.{n:06d}Z" for n in range(len(LINES))]
+EXPECTED = [(100, "va", "alpha", "/system.slice/a.service", 1), (200, "vb", "beta", "/system.slice/b.service", 1)]
+
+
+def gcloud(order: list[int]) -> str:
+    """`gcloud logging read --format=json`: one pretty-printed array."""
+    return json.dumps([{"insertId": f"x{n}", "logName": "projects/p/logs/syslog", "resource": {"type": "gce_instance"},
+                        "textPayload": LINES[n], "timestamp": STAMPS[n]} for n in order], indent=2) + "\n"
+
+
+def logcli(order: list[int]) -> str:
+    """`logcli query --output=jsonl` (backward by default)."""
+    return "".join(json.dumps({"labels": {"host": "node-1"}, "line": LINES[n], "timestamp": STAMPS[n]}) + "\n"
+                   for n in order)
+
+
+def kibana(order: list[int]) -> str:
+    """Kibana Discover's CSV (sorted by @timestamp, newest first, by default)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["@timestamp", "host.name", "message"])
+    writer.writerows([STAMPS[n], "node-1", LINES[n]] for n in order)
+    return '"@timestamp","host.name",message\n' + out.getvalue().split("\n", 1)[1]
+
+
+EXPORTS = {"gcloud": gcloud, "logcli": logcli, "kibana": kibana}
+NEWEST_FIRST = list(range(len(LINES)))[::-1]
+
+
+def seen(kills: list) -> list[tuple]:
+    return [(k.pid, k.process, k.invoker, k.task_memcg, len(k.task_table)) for k in kills]
+
+
+@pytest.mark.parametrize("export", sorted(EXPORTS))
+@pytest.mark.parametrize("order", ["oldest-first", "newest-first"])
+def test_parse_text_reads_an_export_in_time_order(export: str, order: str) -> None:
+    lines = list(range(len(LINES))) if order == "oldest-first" else NEWEST_FIRST
+    assert seen(parse_text(EXPORTS[export](lines))) == EXPECTED
+
+
+@pytest.mark.parametrize("export", ["logcli", "kibana"])
+def test_read_line_by_line_newest_first_no_report_lends_its_details_to_another_kill(export: str) -> None:
+    kills = list(iter_kills(io.BytesIO(EXPORTS[export](NEWEST_FIRST).encode()), "import", chunk_size=4096))
+    # each kill found, at its own time; what came after it in the file (its own header) is not guessed at
+    assert sorted((k.pid, k.invoker, k.task_memcg) for k in kills) == [(100, None, None), (200, None, None)]
+    assert all(k.time is not None for k in kills)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(f"host: web-01\ndatabase: sqlite:///{tmp_path}/history.db\n")
+    return path
+
+
+@pytest.mark.parametrize("export", sorted(EXPORTS))
+def test_import_records_an_export_listed_newest_first_in_time_order(export: str, config: Path, tmp_path: Path) -> None:
+    log = tmp_path / f"{export}.json.gz"
+    log.write_bytes(gzip.compress(EXPORTS[export](NEWEST_FIRST).encode()))
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["-c", str(config), "import", "--format", "json", str(log)], stdout=out, stderr=err)
+    assert code == 0, err.getvalue()
+    kills = json.loads(out.getvalue())
+    assert [(k["pid"], k["process"], k["invoker"], k["task_memcg"]) for k in kills] == [e[:4] for e in EXPECTED]
+    assert [k["time"] for k in kills] == ["2025-06-29T15:00:06.000006+00:00", "2025-06-29T15:00:13.000013+00:00"]
+    assert "read as a log store's export, entry by entry in time order" in err.getvalue()
+
+
+@pytest.mark.parametrize("head", ["[    0.000000] Linux version 6.1.0", "[Mon Jun 29 15:57:10 2025] java invoked",
+                                  "Jun 29 15:57:10 host dockerd[1]: msg=\"a, b\"", "<6>[  1.0] x"])
+def test_a_kernel_log_is_no_export(head: str) -> None:
+    assert not may_be_export(head + "\n")
+
+
+@pytest.mark.parametrize("export", sorted(EXPORTS))
+def test_each_export_is_known_by_its_first_kilobytes(export: str) -> None:
+    assert may_be_export(EXPORTS[export](NEWEST_FIRST)[:4096])
