@@ -53,52 +53,79 @@ RECORD_KEYS = (*KILL_FIELDS, "evidence")
 # How each record's JSON text begins, up to its id's value (RECORD_KEYS start with "id").
 _ID_PREFIX = "  {\n    " + encode_basestring(RECORD_KEYS[0]) + ": "
 _RECORD_TIME = RECORD_KEYS.index("time")
+_NEXT_ID = ",\n" + _ID_PREFIX  # between two records' texts, up to the second's id
 
 
 class Packed:
-    """A batch of kills as a reader sends it: `count`; `names` and `params`, the INSERT's
-    columns and values (rows.prepared_params' form; None: the rows need the column
-    processors); `texts`, each record's JSON text after its id (None: not asked for, the
-    output is a table); `suffixes`, each kill's time's UTC offset as isoformat() ends with
-    it (None: no time), by which rows() gives each time its offset again; `blob`, the
-    rows (capped) pickled, only where the batch was made the rows' way (Packer.rows)."""
+    """A batch of kills as a reader sends it: `count`; `names` and `columns`, the INSERT's
+    columns and their values column by column, a value the whole batch shares as a
+    1-tuple of it (None: the rows need the column processors), whose rows are `params`
+    (rows.prepared_params' form); `texts`, each record's JSON text after its id (None:
+    not asked for, the output is a table); `suffixes`, each kill's time's UTC offset as
+    isoformat() ends with it (None: no time), by which rows() gives each time its offset
+    again; `blob`, the rows (capped) pickled, only where the batch was made the rows' way
+    (Packer.rows). Column by column, a batch pickles and unpickles a few objects a kill
+    (what varies), where row by row it was every value of every row."""
 
-    __slots__ = ("count", "names", "params", "texts", "suffixes", "blob", "_rows")
+    __slots__ = ("count", "names", "columns", "texts", "suffixes", "blob", "_rows", "_params")
 
-    def __init__(self, count: int, names: list[str] | None, params: list[tuple[Any, ...]] | None,
-                 texts: list[str] | None, suffixes: list[str | None] | None = None, blob: bytes | None = None) -> None:
-        self.count, self.names, self.params, self.texts, self.suffixes, self.blob = (
-            count, names, params, texts, suffixes, blob)
+    def __init__(self, count: int, names: list[str] | None, columns: list[Any] | None, texts: list[str] | None,
+                 suffixes: list[str | None] | None = None, blob: bytes | None = None) -> None:
+        self.count, self.names, self.columns, self.texts, self.suffixes, self.blob = (
+            count, names, columns, texts, suffixes, blob)
         self._rows: list[Row] | None = None
+        self._params: list[tuple[Any, ...]] | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return Packed, (self.count, self.names, self.params, self.texts, self.suffixes, self.blob)
+        return Packed, (self.count, self.names, self.columns, self.texts, self.suffixes, self.blob)
 
     def __len__(self) -> int:
         return self.count
+
+    @property
+    def params(self) -> list[tuple[Any, ...]] | None:
+        """The INSERT's values, row by row (None: the rows need the column processors)."""
+        if self._params is None and self.columns is not None:
+            self._params = list(zip(*map(self._column, self.columns), strict=True))
+        return self._params
+
+    def _column(self, values: Any) -> Any:
+        return itertools.repeat(values[0], self.count) if type(values) is tuple else values
 
     def rows(self) -> list[Row]:
         """The batch's rows (capped): unpickled, or made again from the parameters
         (rows.params_rows: the values a stored kill reads back as, times in their offsets)."""
         if self._rows is None:
-            if self.blob is not None or self.names is None or self.params is None or self.suffixes is None:
+            params = self.params
+            if self.blob is not None or self.names is None or params is None or self.suffixes is None:
                 self._rows = pickle.loads(self.blob) if self.blob is not None else []
             else:
-                self._rows = params_rows(self.names, self.params, self.suffixes)
+                self._rows = params_rows(self.names, params, self.suffixes)
         return self._rows
 
     def hosts(self) -> list[str]:
         """Each kill's host."""
-        if self.names and self.params is not None and self.names[0] == "host":
-            return [values[0] for values in self.params]
+        if self.names and self.columns is not None and self.names[0] == "host":
+            return list(self._column(self.columns[0]))
         return [row[HOST] for row in self.rows()]
 
     def after(self, skip: int) -> Packed:
         """The batch without its first `skip` kills."""
-        if self.blob is not None or self.params is None or self.suffixes is None:
+        if self.blob is not None or self.columns is None or self.suffixes is None:
             return pack(self.rows()[skip:], texts=self.texts is not None)
-        return Packed(max(0, self.count - skip), self.names, self.params[skip:],
+        return Packed(max(0, self.count - skip), self.names,
+                      [values if type(values) is tuple else values[skip:] for values in self.columns],
                       None if self.texts is None else self.texts[skip:], self.suffixes[skip:])
+
+
+def _shared(values: Sequence[Any]) -> Any:
+    """A column's values as Packed keeps them: a 1-tuple of the value all share (of one type:
+    1 equals True and 1.0, which bind otherwise), else a list."""
+    first, count = values[0], len(values)
+    if values.count(first) == count and (
+            first is None or type(first) is str or list(map(type, values)).count(type(first)) == count):
+        return (first,)
+    return values if type(values) is list else list(values)
 
 
 def pack(rows: Sequence[Row], *, texts: bool) -> Packed:
@@ -110,12 +137,13 @@ def pack(rows: Sequence[Row], *, texts: bool) -> Packed:
     if texts and not rows:
         record_texts = []
     elif texts:
-        columns = record_columns([None] * len(rows), rows)
-        columns.append([row_evidence(row) for row in rows])
+        records = record_columns([None] * len(rows), rows)
+        records.append([row_evidence(row) for row in rows])
         skip = len(_ID_PREFIX) + len("null")
-        record_texts = [text[skip:] for text in _record_texts(columns)]
-    names, params = prepared if prepared is not None else (None, None)
-    return Packed(len(rows), names, params, record_texts, blob=pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL))
+        record_texts = [text[skip:] for text in _record_texts(records)]
+    names, columns = (prepared[0], list(map(list, zip(*prepared[1], strict=True)))) if prepared is not None else (
+        None, None)
+    return Packed(len(rows), names, columns, record_texts, blob=pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 # The kill's values behind the columns up to details, then those behind details.
@@ -192,13 +220,13 @@ class Packer:
         values[TIME], values[CGROUP_OOM] = stored, list(map(FLAGS.__getitem__, flags))
         values.append(details)
         kept = [at for at, column in enumerate(values) if column[0] is not None or column.count(None) != count]
-        params = list(zip(*(values[at] for at in kept), strict=True))
+        shared = [_shared(values[at]) for at in kept]
         texts = None
         if self.texts:
             record = [columns[at] for at in _RECORD_AT]
             record[_RECORD_TIME - 1] = isos
             texts = _laid_out([*map(_column_json, record), evidence], RECORD_KEYS[1:], ",\n")  # after the id
-        return Packed(count, [COLUMNS[at] for at in kept], params, texts, suffixes)
+        return Packed(count, [COLUMNS[at] for at in kept], shared, texts, suffixes)
 
     def _times(self, times: Sequence[Any]) -> tuple[list[str | None], list[str | None], list[str | None]]:
         """Per time: as the column stores it (time_text: UTC), as the record shows it
@@ -446,12 +474,15 @@ class Printer:
 
     def add_texts(self, ids: Sequence[int | None], texts: Sequence[str]) -> None:
         """Print a batch's records as JSON: each its id, then its text (Packed.texts)."""
+        if len(ids) != len(texts):
+            raise ValueError(f"{len(ids)} ids for {len(texts)} records")
         if not texts:
             return
-        prefix = _ID_PREFIX
-        elements = ",\n".join([f"{prefix}{'null' if kill_id is None else kill_id}{text}"
-                               for kill_id, text in zip(ids, texts, strict=True)])
-        self.out.write(("[\n" if self.count == 0 else ",\n") + elements)
+        numbers = map(str, ids) if None not in ids else ("null" if kill_id is None else str(kill_id) for kill_id in ids)
+        # each element: the text up to its id (after ",\n" but the first's), the id, the text after it: one join
+        heads = itertools.chain((_ID_PREFIX,), itertools.repeat(_NEXT_ID))
+        self.out.write("[\n" if self.count == 0 else ",\n")
+        self.out.write("".join(itertools.chain.from_iterable(zip(heads, numbers, texts, strict=False))))
         self.count += len(texts)
 
     def finish(self) -> None:

@@ -19,7 +19,9 @@ of the batch has is looked at as a kill.
 
 from __future__ import annotations
 
+import itertools
 import json
+import operator
 import weakref
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
@@ -98,16 +100,12 @@ def import_prepared(store: Any, names: Sequence[str], params: Sequence[tuple[Any
     dialect = store.engine.dialect
     if dialect.name != "sqlite" or not _default_processors(dialect) or "pid" not in names or names[0] != "host":
         return None
-    at = names.index("pid")
-    by_host: dict[str, set[int]] = {}
-    for values in params:
-        host, pid = values[0], values[at]
-        if type(pid) is not int or type(host) is not str or not host:
-            return None
-        by_host.setdefault(host, set()).add(pid)
-    if sum(map(len, by_host.values())) != len(params):  # two kills of one (host, pid): record_rows matches them
-        return None
-    recorded_at = _processors(dialect)[RECORDED_AT](now)
+    if not params:
+        return []
+    by_host = _pids_by_host(params, names.index("pid"))
+    if by_host is None or sum(map(len, by_host.values())) != len(params):  # two kills of one (host, pid) too:
+        return None  # record_rows matches them
+    recorded_at = (_processors(dialect)[RECORDED_AT](now),)
     with store.engine.begin() as conn:
         writing_kills(conn, by_host)  # before the look-up: no other writer inserts these kills meanwhile
         for host, pids in by_host.items():
@@ -115,11 +113,26 @@ def import_prepared(store: Any, names: Sequence[str], params: Sequence[tuple[Any
                 if conn.exec_driver_sql(_ANY_STORED, (host, *chunk)).first() is not None:
                     return None
         conn.exec_driver_sql(_insert_sql(dialect, [*names, "recorded_at"]),
-                             [(*values, recorded_at) for values in params])
+                             list(map(operator.add, params, itertools.repeat(recorded_at))))
         # SQLite gives each new row the largest id + 1, and the write lock taken above keeps
         # every other writer out until the commit: the batch's ids are the last len(params).
         last_id = conn.execute(select(func.max(table.c.id))).scalar_one()
     return list(range(last_id - len(params) + 1, last_id + 1))
+
+
+def _pids_by_host(params: Sequence[tuple[Any, ...]], at: int) -> dict[str, set[int]] | None:
+    """The pids (at `at` in each row of `params`, after the host) of each host, or None
+    where a pid is not an int or a host not a name. In C calls: a batch is thousands."""
+    hosts, pids = list(map(operator.itemgetter(0), params)), list(map(operator.itemgetter(at), params))
+    count = len(params)
+    if list(map(type, pids)).count(int) != count or list(map(type, hosts)).count(str) != count or "" in hosts:
+        return None
+    if hosts.count(hosts[0]) == count:  # (most batches: one host)
+        return {hosts[0]: set(pids)}
+    by_host: dict[str, set[int]] = {}
+    for host, pid in zip(hosts, pids, strict=True):
+        by_host.setdefault(host, set()).add(pid)
+    return by_host
 
 
 # Whether a host's kills hold one of IN_LIST pids (padded: one statement; see _BY_PIDS).
