@@ -160,13 +160,14 @@ def map_log(stream: BinaryIO) -> tuple[mmap.mmap, int] | None:
     return _map(stream)
 
 
-def split_point(view: mmap.mmap, start: int) -> int | None:
+def split_point(view: mmap.mmap, start: int, share: float = 0.5) -> int | None:
     """Where a second reader of a mapped log starts (iter_part): the start of the line at
-    the middle of [start, end), or None for a log too small to be worth a second process."""
+    `share` of [start, end) (the first part's), or None for a log too small to be worth a
+    second process."""
     size = len(view)
     if size - start < _SPLIT_AT_LEAST:
         return None
-    cut = view.find(b"\n", start + (size - start) // 2)
+    cut = view.find(b"\n", start + int((size - start) * share))
     return cut + 1 if 0 <= cut < size - 1 else None
 
 
