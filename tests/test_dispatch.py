@@ -370,6 +370,65 @@ def test_with_no_channel_left_one_thread_fails_the_rows_of_removed_channels(stor
     assert [t.name for t in senders.threads] == ["send:unconfigured"]
 
 
+def test_idle_senders_run_no_query_of_their_own_and_a_look_finds_rows_nobody_rang_for(store, t0):
+    # Each channel's thread queries the database only once woken: the look at the whole
+    # outbox (start(), then the daemon's outbox thread every IDLE_WAIT) runs in the caller's
+    # thread. Every statement's thread is recorded on the real engine.
+    import threading
+
+    from sqlalchemy import event
+
+    from watchdog_oom.dispatch import Senders
+
+    threads: list[str] = []
+
+    def note(*_args):
+        threads.append(threading.current_thread().name)
+
+    event.listen(store.engine, "before_cursor_execute", note)
+    try:
+        clock = Clock(t0)
+        with HttpSink() as chat:
+            channels = {"chat": build_channel("webhook", "chat", url=chat.url),
+                        "hook": build_channel("webhook", "hook", url=chat.url)}
+            senders = Senders(Dispatcher(store, channels, max_age=3600, clock=clock)).start()
+            try:
+                senders.look()  # nothing due: nobody is woken
+                assert threads and not [t for t in threads if t.startswith("send:")]
+                _enqueue(store, "chat", "written elsewhere", t0)  # no doorbell rung for it
+                senders.look()
+                assert [r.json()["summary"] for r in chat.wait_for(1)] == ["written elsewhere"]
+                _wait_until(lambda: [n.status for n in store.notifications()] == ["sent"])
+            finally:
+                senders.stop()
+        assert "send:chat" in threads
+    finally:
+        event.remove(store.engine, "before_cursor_execute", note)
+
+
+def test_senders_stopped_while_idle_end_without_a_query(store, t0):
+    import threading
+
+    from sqlalchemy import event
+
+    from watchdog_oom.dispatch import Senders
+
+    threads: list[str] = []
+
+    def note(*_args):
+        threads.append(threading.current_thread().name)
+
+    event.listen(store.engine, "before_cursor_execute", note)
+    try:
+        channels = {"chat": build_channel("webhook", "chat", url="http://127.0.0.1:9/x")}
+        senders = Senders(Dispatcher(store, channels, max_age=3600, clock=Clock(t0))).start()
+        senders.stop()
+    finally:
+        event.remove(store.engine, "before_cursor_execute", note)
+    assert not any(t.is_alive() for t in senders.threads)
+    assert threads == [threading.current_thread().name] * len(threads) and threads  # start()'s look alone
+
+
 def test_rows_of_a_removed_channel_queued_later_are_failed_when_the_senders_are_woken(store, t0):
     from watchdog_oom.dispatch import Senders
 

@@ -441,10 +441,17 @@ class Senders:
 
     Each thread claims only its own channel's rows, so a channel whose endpoint hangs
     until its timeout (or keeps failing) holds up nothing but itself. `wake()` tells every
-    thread that new rows may be due; otherwise each sleeps until its next row falls due
-    (at most `idle` seconds, so rows written by another process are found in the end).
+    thread that new rows may be due; a thread that sent or was refused sleeps until its
+    next row falls due (at most `idle` seconds), and one with nothing due sleeps until
+    woken. `look()` is the idle look at the whole outbox, in the caller's thread: it wakes
+    the threads only when a row is due (one written by another process, or while a
+    thread slept). `start()` looks once; the daemon's outbox thread looks every
+    IDLE_WAIT, so the channels' threads run no query while nothing is to be sent: each
+    thread that queries the database gets a malloc arena of its own, which grows with
+    what SQLite and the compilation of the statements allocate there (the idle daemon's
+    peak RSS 0.29 MiB smaller with its two channels' threads idle, median of 3).
     The rows of channels no longer configured are failed by whichever channel's thread
-    is free first, once at start and again when woken: no row of an unknown channel falls
+    is free first, at start and again when woken: no row of an unknown channel falls
     due later, so that look needs no thread of its own (a thread costs the daemon a
     stack and a malloc arena, some 0.2 MiB); with no channel at all, one thread does it.
     """
@@ -464,12 +471,26 @@ class Senders:
         self._unconfigured_due = True  # a look for rows of channels no longer configured is due
 
     def start(self) -> Senders:
-        """Start the threads; returns self."""
+        """Start the threads, and look at the outbox once (in this thread); returns self."""
         for name in self._configured:
             self._spawn(f"send:{name}", {"channel": name})
         if not self._configured:
             self._spawn(UNCONFIGURED, {"other_than": []})
+        self.look()
         return self
+
+    def look(self) -> None:
+        """Wake the threads if a row is due now, of any channel (configured or not): one
+        look at the outbox in the caller's thread, instead of one per channel's thread."""
+        try:
+            due = self.dispatcher.store.next_due()
+        except Exception as exc:
+            if not database_failure(exc):
+                log.exception("outbox: looking for due notifications failed")
+            self.wake()  # each thread looks, and says once what the database answers
+            return
+        if due is not None and due <= self.dispatcher.clock():
+            self.wake()
 
     def wake(self) -> None:
         """New rows may be due: every channel looks now."""
@@ -487,19 +508,24 @@ class Senders:
             thread.join(timeout)
 
     def _spawn(self, name: str, which: dict[str, Any]) -> None:
-        thread = threading.Thread(target=self._loop, args=(name, which), name=name, daemon=True)
+        with self._changed:
+            seen = self._generation  # a wake from now on is this thread's to see
+        thread = threading.Thread(target=self._loop, args=(name, which, seen), name=name, daemon=True)
         self.threads.append(thread)
         thread.start()
 
-    def _loop(self, name: str, which: dict[str, Any]) -> None:
-        seen = -1
+    def _loop(self, name: str, which: dict[str, Any], seen: int) -> None:
+        timeout: float | None = None  # nothing to do until woken: start() looks for it
         while not self._stop.is_set():
+            self._wait(seen, timeout)
             with self._changed:
                 seen = self._generation
+            if self._stop.is_set():
+                return
             due, ok = self._send_due(name, which)
             if ok and "channel" in which:
                 ok = self._fail_unconfigured()
-            self._wait(seen, self._timeout(due, which) if ok else min(self.idle, RETRY_SOON))
+            timeout = self._timeout(due, which) if ok else min(self.idle, RETRY_SOON)
 
     def _fail_unconfigured(self) -> bool:
         """Fail the rows of channels no longer configured, when a look is due and no other
@@ -516,12 +542,10 @@ class Senders:
 
     def _timeout(self, due: datetime | None, which: dict[str, Any]) -> float | None:
         """How long a sender may sleep unless woken: until its next row is due, at most
-        `idle`; forever for the rows of channels no longer configured, which are failed
-        when found and never fall due later."""
-        if "other_than" in which:
+        `idle`; until woken when none is (`look()` finds what another process wrote), and
+        for the rows of channels no longer configured, which never fall due later."""
+        if "other_than" in which or due is None:
             return None
-        if due is None:
-            return self.idle
         return max(0.05, min(self.idle, (due - self.dispatcher.clock()).total_seconds()))
 
     def _wait(self, seen: int, timeout: float | None) -> None:

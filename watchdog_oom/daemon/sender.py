@@ -20,7 +20,8 @@ log = logging.getLogger("watchdog_oom")
 # is written by this process, and each part that queues one rings the doorbell after its
 # transaction; each sender waits exactly until its next row is due (a retry, the end of a
 # lease). This look is a safety net, so an idle daemon does not query its database every
-# few seconds for nothing.
+# few seconds for nothing; it is one look at the whole outbox, by this thread
+# (Senders.look), not one by each channel's sender.
 IDLE_WAIT = 60.0
 
 
@@ -74,13 +75,19 @@ class OutboxThread:
                 self.senders.stop(timeout=min(timeout, 1.0))
 
     def loop(self) -> None:
-        """Wake every channel's sender when the doorbell rings (a transaction queued rows)."""
+        """Wake every channel's sender when the doorbell rings (a transaction queued rows);
+        look at the outbox every IDLE_WAIT seconds when it does not."""
         s = self.shared
         while not self.stop.is_set():
-            s.wakeup.wait()  # join() rings it to stop
+            rung = s.wakeup.wait(IDLE_WAIT)  # join() rings it to stop
             s.wakeup.clear()
+            if self.stop.is_set():
+                return  # join() stops the senders: no look of theirs for the ring that ends it
             with self._lock:
                 if self.senders is not None:
-                    self.senders.wake()
+                    if rung:
+                        self.senders.wake()
+                    else:
+                        self.senders.look()
                 elif database_ready(s) and not self.stop.is_set():  # the start with the database is done
                     self.senders = self._senders(self._dispatcher).start()
