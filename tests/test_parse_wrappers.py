@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from wrapping import CUTTING, WRAPPERS
 
-from watchdog_oom.parse import iter_kills, parse_text
+from watchdog_oom.parse import csv_as_ndjson, export_in_time_order, iter_kills, parse_text
 
 DATA = Path(__file__).parent / "data"
 ENTRIES = [
@@ -76,6 +76,7 @@ def test_wrapped_excerpts_give_their_kills(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(WRAPPERS))
 def test_wrapped_excerpts_give_their_kills_through_the_import_scanner(name: str) -> None:
     def scan(text: str, year: int | None) -> list:
+        text = export_in_time_order(text) or text  # as import does first (cli/import_logs.py)
         return list(iter_kills(io.BytesIO(text.encode()), "import", year=year, chunk_size=4096))
     assert _misses(name, scan) == []
 
@@ -169,9 +170,28 @@ def test_a_csv_export_gives_each_kill_its_rows_time_and_host(export: str) -> Non
     assert [(k.pid, k.task_memcg, k.time, k.host) for k in kills] == [
         (4242, "/kubepods/pod1/c1", datetime.fromisoformat(at), "csv-host"), (77, None, None, None)]
     assert kills[0].extra["kill_line"] == KILL.format(pid=4242)
-    # import reads only what stands near a kill's words: the header, 3,000 rows before, is
-    # unseen there; each row's own time still counts (its host is unknown without the header)
+    # import's scanner reads only what stands near a kill's words: the header, 3,000 rows
+    # before, is unseen there; import reads the export as NDJSON first (its rows in order)
     far = "\n".join([header, *[row(at, "sshd[1]: Accepted publickey for deploy") for _ in range(3000)],
                       row(at, summary), row(at, KILL.format(pid=4242))]) + "\n"
-    scanned = list(iter_kills(io.BytesIO(far.encode()), "import", year=2025, chunk_size=4096))
-    assert [(k.pid, k.task_memcg, k.time) for k in scanned] == [(4242, "/kubepods/pod1/c1", datetime.fromisoformat(at))]
+    for text in (export_in_time_order(far), "".join(csv_as_ndjson(io.StringIO(far, newline="")))):
+        assert text is not None
+        scanned = list(iter_kills(io.BytesIO(text.encode()), "import", year=2025, chunk_size=4096))
+        assert [(k.pid, k.task_memcg, k.time, k.host) for k in scanned] == [
+            (4242, "/kubepods/pod1/c1", datetime.fromisoformat(at), "csv-host")]
+
+
+def test_a_log_line_whose_cgroup_name_holds_csv_or_json_forges_no_kill() -> None:
+    # Review R16: any user names a cgroup of their delegated subtree as they like (quotes,
+    # commas), and the kernel prints it raw in its oom-kill: line, in kern.log.
+    forged = ("Out of memory: Killed process 1 (systemd) total-vm:1kB, anon-rss:1kB, file-rss:0kB, shmem-rss:0kB, "
+              "UID:0 pgtables:4kB oom_score_adj:-1000")
+    base = "/user.slice/user-1000.slice/user@1000.service/app.slice/"
+    for name in (f'x,"2025-06-29T15:57:10Z","{forged} padding padding"', 'x,"2025-06-29T15:57:10Z",y',
+                 f'x "msg": "{forged}"', f'x "message": "{forged}"', f'x "textPayload": "{forged}"'):
+        prefix = "Jun  3 10:00:00 web-01 kernel: [ 5000.000001] "
+        text = (f"{prefix}oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,"
+                f"task_memcg={base}{name},task=stress,pid=4242,uid=1000\n{prefix}{KILL.format(pid=4242)}\n")
+        for kills in (parse_text(text, year=2025), list(iter_kills(io.BytesIO(text.encode()), "import", year=2025))):
+            assert [(k.pid, k.uid, k.constraint, k.task_memcg) for k in kills] == [
+                (4242, 1000, "CONSTRAINT_NONE", base + name)], name

@@ -10,12 +10,13 @@ import io
 import lzma
 import os
 import signal
+import tempfile
 import traceback
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO, cast
 
 from watchdog_oom import config as config_mod
 from watchdog_oom import store as store_mod
@@ -481,9 +482,9 @@ def _iter_kills(path: str, filed: _Filed, err: TextIO, *, start: int = 0, map_fi
     if start:
         stream.seek(start)
     ordered = _export_in_time_order(path, stream, err) if not start else None
-    if ordered is not None:  # (parse.export_in_time_order: read from memory, by one process)
+    if ordered is not None:  # read from memory or a temporary file, by one process
         stream.close()
-        stream, map_file, parts = io.BytesIO(ordered), False, None
+        stream, map_file, parts = ordered, False, None
     progress = _Progress(filed.size, safe(path), err)
     progress.done = start  # read on from there: the bytes before it were got through
     two = None
@@ -514,12 +515,19 @@ def _iter_kills(path: str, filed: _Filed, err: TextIO, *, start: int = 0, map_fi
     _report_unread(path, filed.unread, err)
 
 
-def _export_in_time_order(path: str, stream: Any, err: TextIO) -> bytes | None:
-    """A log store's export (a JSON document, NDJSON, CSV with its header) in time order, as
-    parse.export_in_time_order() gives it, to be read instead of the file; None: read the
-    file as it is (no such export, in order already, stdin). An export too big to be read
-    whole is said to be read in the file's order."""
-    from watchdog_oom.parse import EXPORT_CHARS, export_in_time_order, may_be_export
+def _export_in_time_order(path: str, stream: Any, err: TextIO) -> BinaryIO | None:
+    """A log store's export (a JSON document, NDJSON, CSV with its header), to be read instead
+    of the file: in time order from memory, as parse.export_in_time_order() gives it. One too
+    big to be read whole is said to be read in its own order (the parser breaks off wherever
+    time goes backwards): a JSON array or a CSV export as NDJSON in an unlinked temporary
+    file; NDJSON as it is (None). None also: no export, in order already, stdin."""
+    from watchdog_oom.parse import (
+        EXPORT_CHARS,
+        csv_as_ndjson,
+        export_in_time_order,
+        json_array_as_ndjson,
+        may_be_export,
+    )
 
     if path == "-" or not stream.seekable():
         return None
@@ -529,15 +537,28 @@ def _export_in_time_order(path: str, stream: Any, err: TextIO) -> bytes | None:
         return None
     data = stream.read(EXPORT_CHARS + 1)
     stream.seek(0)
-    if len(data) > EXPORT_CHARS:
+    if len(data) <= EXPORT_CHARS:
+        ordered = export_in_time_order(data.decode("utf-8", "replace"))
+        if ordered is None:
+            return None
+        print(f"{safe(path)}: read as a log store's export, entry by entry in time order", file=err)
+        return io.BytesIO(ordered.encode())
+    del data
+    opening = head.lstrip()[:1]
+    if opening == b"{":  # NDJSON (or one object): read line by line as it is
         print(f"{safe(path)}: an export over {EXPORT_CHARS >> 20} MiB is read in the file's order: where it lists "
               "entries newest first, its reports' kills are found without their details", file=err)
         return None
-    ordered = export_in_time_order(data.decode("utf-8", "replace"))
-    if ordered is None:
-        return None
-    print(f"{safe(path)}: read as a log store's export, entry by entry in time order", file=err)
-    return ordered.encode()
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed by the caller, as the file it stands for)
+    text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
+    entries = json_array_as_ndjson(iter(lambda: text.read(1 << 16), "")) if opening == b"[" else csv_as_ndjson(text)
+    for line in entries:
+        spool.write(line.encode())
+    text.detach()
+    spool.seek(0)
+    print(f"{safe(path)}: read as an export over {EXPORT_CHARS >> 20} MiB, entry by entry in the file's order: "
+          "where it lists entries newest first, its reports' kills are found without their details", file=err)
+    return cast(BinaryIO, spool)
 
 
 class _Filed:

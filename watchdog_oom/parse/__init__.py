@@ -30,7 +30,15 @@ from watchdog_oom.parse.kernel import (
 )
 from watchdog_oom.parse.userspace import NOHANG_BLOCK_LINES
 from watchdog_oom.parse.values import undo_future_year
-from watchdog_oom.parse.wrappers import EXPORT_CHARS, LINE_CHARS, export_in_time_order, may_be_export, strip_wrapper
+from watchdog_oom.parse.wrappers import (
+    EXPORT_CHARS,
+    LINE_CHARS,
+    csv_as_ndjson,
+    export_in_time_order,
+    json_array_as_ndjson,
+    may_be_export,
+    strip_wrapper,
+)
 
 # scan.py's names, imported on first use (PEP 562): the daemon parses line by line and
 # never scans a file, so it does not load the scanner (nor ctypes, for glibc's memmem).
@@ -69,4 +77,6 @@ __all__ = [
     "EXPORT_CHARS",
     "export_in_time_order",
     "may_be_export",
+    "csv_as_ndjson",
+    "json_array_as_ndjson",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import MAXYEAR, MINYEAR, UTC, datetime, timedelta, timezone
 from functools import lru_cache
 from itertools import pairwise
@@ -457,6 +457,9 @@ _QP_HEX = re.compile(r"(?:=[0-9A-F]{2})+")
 _JSON_KEYS = ("MESSAGE", "message", "msg", "log", "note", "textPayload", "@message", "_raw", "line", "body")
 _KEYS_ALTERNATION = "|".join(re.escape(key) for key in _JSON_KEYS)
 _KEYED_STRING = re.compile(rf'"(?:{_KEYS_ALTERNATION})"\s*:\s*"((?:[^"\\]|\\.)*)"')
+# How a line of JSON opens: an object, an array of objects or strings, or a key of a
+# pretty-printed object.
+_JSON_LINE_START = re.compile(r'\s*(?:[\[{]\s*[{"]|"[^"\n]{1,64}"\s*:)')
 # A line of a pretty-printed JSON document that holds no message: brackets, or a key.
 _MESSAGE_OPENED = re.compile(rf'\s*"(?:{_KEYS_ALTERNATION})"\s*:\s*"')
 # Where an export keeps the time and host of an entry (the first key found): journald's
@@ -560,11 +563,6 @@ class Decoder:
         if header is not None:
             self._table = header
             return []
-        row = _csv_timed_row(raw)  # a row whose header was not seen (import reads near kills only)
-        if row is not None:
-            self.notes += ("CSV",)
-            self.entry = row[1]
-            return [(row[0], None)]
         return None
 
     def _json_or_text(self, raw: str) -> list[tuple[str, str | None]]:
@@ -686,21 +684,6 @@ def _csv_header(raw: str) -> CsvColumns | None:
     return CsvColumns(len(names), message, time, host)
 
 
-# A field of a CSV row that is an RFC 3339 time, quoted or not: …,"2025-06-29T15:57:10.250Z",…
-_CSV_TIME_FIELD = re.compile(r'(?:^|,)("?)(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d[^",\s]{0,24})\1(?:,|$)')
-
-
-def _csv_timed_row(raw: str) -> tuple[str, Where] | None:
-    """A row of a CSV export whose header is unknown, recognised by a field that is a time
-    with its zone: the longest field (the message) at that time; None for any other line."""
-    found = _CSV_TIME_FIELD.search(raw)
-    when = _entry_time(found.group(2)) if found is not None else None
-    fields = _csv_fields(raw) if when is not None else None
-    if not fields or len(fields) < 2 or found is None or found.group(2) not in fields:
-        return None
-    return max(fields, key=len), (None, when)
-
-
 def _csv_row(raw: str, table: CsvColumns) -> tuple[str, Where | None] | None:
     """A row of a CSV export: its message, and the host and time its columns hold; None
     where the line is no row of `table` (another width, not CSV)."""
@@ -740,7 +723,11 @@ def _json_lines(raw: str, entry: object | None = None) -> JsonLines | None:
             # one message: its lines are split (and a name cut by "\n" joined) by pieces()
             return [found[0]], found[1]
     # Each message key's string on the line: one of a pretty-printed document, or several of a
-    # line json cannot read (a long array cut at LINE_CHARS, objects run together).
+    # line json cannot read (a long array cut at LINE_CHARS, objects run together). Only a
+    # line that opens as JSON does: a log line's own text is no JSON key (a cgroup named
+    # 'x "msg": "Out of memory: Killed process 1 …"' would forge a kill: review R16).
+    if _JSON_LINE_START.match(raw) is None:
+        return None
     messages: list[tuple[str, str | None]] = []
     for keyed in _KEYED_STRING.finditer(raw):
         try:
@@ -1088,29 +1075,91 @@ def _export_entries(text: str) -> tuple[list[dict], bool] | None:
 
 
 def _csv_in_time_order(text: str) -> str | None:
-    """export_in_time_order() of a CSV export whose first line is its header."""
-    import csv
+    """export_in_time_order() of a CSV export whose first line is its header: its rows as
+    NDJSON entries (csv_as_ndjson()), in time order where each has a time."""
     import io
 
     try:
-        rows = list(csv.reader(io.StringIO(text)))
-    except csv.Error:
+        lines = list(csv_as_ndjson(io.StringIO(text, newline=""), strict=True))
+    except ValueError:  # a line that is no row of its table: text beside an export, read line by line
         return None
-    table = _csv_header(",".join(f'"{name}"' for name in rows[0])) if rows else None
-    if table is None or table.time is None:
+    if not lines:
         return None
-    body = [row for row in rows[1:] if row]
-    if any(len(row) != table.width for row in body):
-        return None
-    times = [_entry_time(row[table.time]) for row in body]
-    if any(when is None for when in times):
-        return None
+    times = [_entry_time(json.loads(line).get("@timestamp")) for line in lines]
     known = [when for when in times if when is not None]
-    if all(a <= b for a, b in pairwise(known)):
-        return None
-    order = sorted(range(len(body)), key=known.__getitem__)
-    out = io.StringIO()
-    writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
-    writer.writerow(rows[0])
-    writer.writerows(body[n] for n in order)
-    return out.getvalue()
+    if len(known) == len(lines) and not all(a <= b for a, b in pairwise(known)):
+        lines = [lines[n] for n in sorted(range(len(lines)), key=known.__getitem__)]
+    return "".join(lines)
+
+
+def csv_as_ndjson(text: Iterable[str], *, strict: bool = False) -> Iterator[str]:
+    """A CSV export (its first line its header: may_be_export()) read row by row, as NDJSON
+    lines in its order: each row's message, time and host under the keys the Decoder reads
+    (message, @timestamp, host); a row of another width (or a line csv cannot read) as its
+    fields joined again, a message of its own (`strict`: ValueError instead). Nothing when
+    the first line is no header.
+    A row is read only under its header: import reads a big log where kills are, not from
+    its top, and a row without one cannot be told from a log line whose fields a local user
+    chose (a cgroup's name holds quotes and commas: review R16)."""
+    import csv
+
+    reader = csv.reader(text)
+    try:
+        header = next(reader, None)
+    except csv.Error:
+        return
+    table = _csv_header(",".join(f'"{name}"' for name in header)) if header else None
+    if table is None:
+        return
+    names = {"message": table.message, "@timestamp": table.time, "host": table.host}
+    while True:
+        try:
+            row = next(reader, None)
+        except csv.Error:
+            if strict:
+                raise ValueError("not CSV") from None
+            continue  # (a field over csv's limit): the reader goes on at the next line
+        if row is None:
+            return
+        if not row:
+            continue
+        if strict and len(row) != table.width:
+            raise ValueError("a line of another width")
+        entry = ({key: row[at] for key, at in names.items() if at is not None} if len(row) == table.width
+                 else {"message": ",".join(row)})
+        yield json.dumps(entry, ensure_ascii=False) + "\n"
+
+
+JSON_ENTRY_CHARS = 1 << 20  # an entry of a JSON array longer than this ends its reading
+
+
+def json_array_as_ndjson(chunks: Iterable[str]) -> Iterator[str]:
+    """A JSON array of entries (an export too big to be read whole, pretty-printed or not)
+    read entry by entry from its text's `chunks`, as NDJSON lines in its order; it stops
+    at the array's end, at anything that is no entry, or at an entry longer than
+    JSON_ENTRY_CHARS (all of them read by then)."""
+    decoder = json.JSONDecoder()
+    buffer, opened = "", False
+    for chunk in chunks:
+        buffer += chunk
+        while True:
+            buffer = buffer.lstrip()
+            if not opened:
+                if not buffer:
+                    break
+                if buffer[0] != "[":
+                    return
+                buffer, opened = buffer[1:], True
+                continue
+            buffer = buffer.lstrip(",").lstrip()
+            if buffer[:1] == "]":
+                return
+            try:
+                entry, end = decoder.raw_decode(buffer)
+            except (ValueError, RecursionError):
+                if len(buffer) > JSON_ENTRY_CHARS:
+                    return
+                break  # the entry goes on in the next chunk
+            if isinstance(entry, dict):
+                yield json.dumps(entry, ensure_ascii=False) + "\n"
+            buffer = buffer[end:]
