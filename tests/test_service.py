@@ -282,6 +282,12 @@ def test_sd_notify_signals_and_reload(tmp_path, fifo):
         daemon.proc.send_signal(signal.SIGHUP)
         daemon.wait_message("RELOADING=1")
         assert wait_until(lambda: "configuration reloaded" in daemon.log_text())
+        # After the reload a kill is still recorded and notified: the reload's new senders wait,
+        # running no query, until the kill's transaction rings the doorbell.
+        os.write(writer, kmsg_records(5000, 41355073, pid=1772))
+        assert wait_until(lambda: [r[0] for r in kills_in(tmp_path / "history.db")] == [1772])
+        assert wait_until(lambda: any(json.loads(r.body)["data"].get("kills", [{}])[0].get("pid") == 1772
+                                      for r in sink.requests))
         os.close(writer)
         daemon.proc.send_signal(signal.SIGTERM)
         daemon.wait_message("STOPPING=1")
