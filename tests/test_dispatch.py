@@ -406,6 +406,30 @@ def test_idle_senders_run_no_query_of_their_own_and_a_look_finds_rows_nobody_ran
         event.remove(store.engine, "before_cursor_execute", note)
 
 
+def test_a_look_says_when_a_row_not_due_yet_falls_due_and_wakes_the_senders_then(store, t0):
+    # A retry due later, found by the look at start (a restart): no sender waits for it,
+    # so the look says when, and the caller (the daemon's outbox thread) looks again then.
+    from watchdog_oom.dispatch import Senders
+
+    clock = Clock(t0)
+    with store.tx() as tx:
+        tx.enqueue(channel="chat", kind="test", severity="info", reason="test", summary="retried", data={},
+                   now=t0, due_at=t0 + timedelta(seconds=30))
+    with HttpSink() as chat:
+        senders = Senders(Dispatcher(store, {"chat": build_channel("webhook", "chat", url=chat.url)},
+                                     max_age=3600, clock=clock)).start()
+        try:
+            assert senders.next_look == 30.0
+            clock.advance(10)
+            assert senders.look() == 20.0
+            assert not chat.requests
+            clock.advance(20)
+            assert senders.look() is None  # due: the senders are woken
+            assert [r.json()["summary"] for r in chat.wait_for(1)] == ["retried"]
+        finally:
+            senders.stop()
+
+
 def test_senders_stopped_while_idle_end_without_a_query(store, t0):
     import threading
 

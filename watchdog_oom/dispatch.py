@@ -469,28 +469,39 @@ class Senders:
         self._refused: set[str] = set()  # threads whose last look at the outbox the database refused
         self._configured: list[str] = sorted(dispatcher.channels)
         self._unconfigured_due = True  # a look for rows of channels no longer configured is due
+        self.next_look: float | None = None  # what start()'s look returned
 
-    def start(self) -> Senders:
-        """Start the threads, and look at the outbox once (in this thread); returns self."""
+    def start(self, look: bool = True) -> Senders:
+        """Start the threads and, unless told not to, look at the outbox once in this thread
+        (`next_look` keeps what that look returned); returns self."""
         for name in self._configured:
             self._spawn(f"send:{name}", {"channel": name})
         if not self._configured:
             self._spawn(UNCONFIGURED, {"other_than": []})
-        self.look()
+        if look:
+            self.next_look = self.look()
         return self
 
-    def look(self) -> None:
+    def look(self) -> float | None:
         """Wake the threads if a row is due now, of any channel (configured or not): one
-        look at the outbox in the caller's thread, instead of one per channel's thread."""
+        look at the outbox in the caller's thread, instead of one per channel's thread.
+        Returns in how many seconds the earliest row not due yet falls due, when nothing was
+        woken: the caller looks again then (None: no row waits, or the woken threads take
+        it from here, each until its own next row)."""
         try:
             due = self.dispatcher.store.next_due()
         except Exception as exc:
             if not database_failure(exc):
                 log.exception("outbox: looking for due notifications failed")
             self.wake()  # each thread looks, and says once what the database answers
-            return
-        if due is not None and due <= self.dispatcher.clock():
+            return None
+        if due is None:
+            return None
+        left = (due - self.dispatcher.clock()).total_seconds()
+        if left <= 0:
             self.wake()
+            return None
+        return left
 
     def wake(self) -> None:
         """New rows may be due: every channel looks now."""

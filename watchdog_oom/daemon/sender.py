@@ -35,6 +35,7 @@ class OutboxThread:
         self.senders: Any = None
         self.thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._look_now = False  # the next ring asks for a look at the outbox (new senders), not a wake
 
     @property
     def dispatcher(self) -> Any:
@@ -47,7 +48,10 @@ class OutboxThread:
             self._dispatcher = dispatcher
             if self.senders is not None:  # a reload while running: new channels, new senders
                 self.senders.stop(timeout=0)
-                self.senders = self._senders(dispatcher).start()
+                # Their look at the outbox is this thread's (loop): not one under the reload's locks.
+                self.senders = self._senders(dispatcher).start(look=False)
+                self._look_now = True
+                self.shared.wakeup.set()
 
     def start(self) -> None:
         """Start the senders, and the thread that passes the doorbell on to them. While the
@@ -76,18 +80,33 @@ class OutboxThread:
 
     def loop(self) -> None:
         """Wake every channel's sender when the doorbell rings (a transaction queued rows);
-        look at the outbox every IDLE_WAIT seconds when it does not."""
+        look at the outbox when it does not, every IDLE_WAIT seconds or when a row falls due
+        that no sender waits for (a look found it due later)."""
         s = self.shared
+        with self._lock:
+            timeout = _until(self.senders.next_look if self.senders is not None else None)
         while not self.stop.is_set():
-            rung = s.wakeup.wait(IDLE_WAIT)  # join() rings it to stop
+            rung = s.wakeup.wait(timeout)  # join() rings it to stop
             s.wakeup.clear()
             if self.stop.is_set():
                 return  # join() stops the senders: no look of theirs for the ring that ends it
             with self._lock:
-                if self.senders is not None:
-                    if rung:
-                        self.senders.wake()
-                    else:
-                        self.senders.look()
-                elif database_ready(s) and not self.stop.is_set():  # the start with the database is done
-                    self.senders = self._senders(self._dispatcher).start()
+                timeout = self._turn(rung)
+
+    def _turn(self, rung: bool) -> float:
+        """Act on a ring or on the time out; how long to wait for the next ring."""
+        if self.senders is None:
+            if not database_ready(self.shared) or self.stop.is_set():
+                return IDLE_WAIT
+            self.senders = self._senders(self._dispatcher).start()  # the start with the database is done
+            return _until(self.senders.next_look)
+        if rung and not self._look_now:
+            self.senders.wake()  # each sender then waits for its own next row
+            return IDLE_WAIT
+        self._look_now = False
+        return _until(self.senders.look())
+
+
+def _until(left: float | None) -> float:
+    """The wait before the next look at the outbox: until a row found due later falls due, at most IDLE_WAIT."""
+    return IDLE_WAIT if left is None else min(IDLE_WAIT, max(0.05, left))
