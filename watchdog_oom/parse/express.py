@@ -49,8 +49,10 @@ from watchdog_oom.parse.shapes import _SHAPES, _first_class, _wall
 from watchdog_oom.parse.userspace import no_killer_words
 from watchdog_oom.parse.wrappers import (
     _HOSTNAME,
+    _JSON_STRUCTURE,
     HOST_SEARCH_CHARS,
     JOIN_CHARS,
+    LINE_CHARS,
     Stamp,
     _datetime,
     _fraction_usec,
@@ -102,6 +104,12 @@ _SYSLOG = (r"(?P<date>(?P<month>[A-Z][a-z]{2}) +(?P<day>[0-9]{1,2}) (?P<hour>[0-
 _ASCII = {"syslog": _SYSLOG, "dmesg": _UPTIME_ASCII}
 
 
+def express_ascii(shape: _Shape) -> bool:
+    """Whether the shape's express pattern is in ASCII (read() then asks no first class)."""
+    express = _PATTERNS.get(shape)
+    return express is not None and express[2]
+
+
 def _express(shape: _Shape) -> tuple[re.Pattern, int, bool] | None:
     """The pattern of a line in the shape, then the kinds, to the line's end; the group of its
     uptime's seconds (its fraction follows); whether it is in ASCII (its first character is
@@ -143,6 +151,24 @@ def _row_in(shape: _Shape, columns: int) -> tuple[re.Pattern, int]:
     return pattern, pattern.groupindex["row"]
 
 
+@lru_cache(maxsize=32)
+def _row_after(shape: _Shape, columns: int) -> tuple[re.Pattern, int]:
+    """_row_in() for a line that does not end in a blank (Express.next_row()), and its group
+    before the row's own: the wrapper's named groups not captured (none is referred to), the
+    name taken to the line's end (where the line ends in no blank, "\\S(?:.*\\S)?\\s*\\Z" takes
+    what "\\S.*\\Z" takes, as "." takes all but a newline, which no row holds). Its quantifiers are
+    possessive, which changes no match: each is followed by what it cannot take (a blank by a
+    digit, "-" or a name's non-blank, a digit by "]" or a blank), so giving back never helped;
+    the engine then keeps no way back (a sixth fewer instructions a row)."""
+    wrapper = _NAMED.sub("(?:", _wrapper(shape) or "")
+    pattern = re.compile(f"{wrapper}(?P<row>\\[ *+([0-9]{{1,7}}+)\\]{' ++(-?+[0-9]{1,19}+)' * columns} ++(\\S.*))\\Z")
+    return pattern, pattern.groupindex["row"]
+
+
+_NAMES_KEPT = 1024  # the most task names Express._hinted holds (about 100 kB)
+_NAMED = re.compile(r"(?<!\\)\(\?P<\w+>")  # a named group's opening (not an escaped parenthesis)
+
+
 class Express:
     """Reads a line of a common kind in the wrapper of the line before, or says it cannot (None)."""
 
@@ -158,6 +184,11 @@ class Express:
         self._kill: re.Match | None = None
         self._date: tuple[tuple[str, str] | None, datetime | None] = (None, None)  # the last date read, its time
         self._minute: tuple[str | None, datetime | None] = (None, None)  # the last syslog minute read, its time
+        # what next_row() reads the line after a row with: the row pattern and its group before the
+        # row's own, the table, whether the shape's pattern is in ASCII, the shape's first class
+        self._rows: tuple[re.Pattern, int, TaskTable, bool, str | None] | None = None
+        self._widths = self._joiner._widths  # the rejoiner's count of line widths (next_row())
+        self._hinted: dict[str, bool] = {}  # task names next_row() read: whether a word of an anchor is in each
 
     def read(self, line: KernelLine, raw: str) -> list[OomKill] | None:
         """The kills of `raw` (line.text as Decoder.plain() gave it); None: not read here, and
@@ -221,7 +252,51 @@ class Express:
             return None  # cut by pieces(), or a name the lane asks about
         self._joiner.locator.prefix = ""
         table.add(row, base)
+        self._rows = (*_row_after(shape, len(table.columns)), table, express_ascii(shape), shape.first)
+        self._parser._next_row = self  # the next line is asked next_row() first
         return []
+
+    def next_row(self, text: str) -> bool:
+        """Whether `text` (the physical line after a row _row() read, zeros and all) was the
+        next row of the same table in the same wrapper, and taken in one step.
+
+        OomParser.feed() asks this first, only of the line right after such a row: every
+        question feed() -> _pasted() -> Decoder.plain() -> read() -> _row() asked of the state
+        (no enclosure held, the shape of the line before, no killer's description open, no
+        line held, no wrapper learned, the table read) has the same answer, as a row read
+        changes nothing but its table, so only the questions they ask of the line itself
+        are asked again, in their order, and what they change is changed alike: the width
+        counted, the row added. False: not such a row, nothing changed."""
+        raw = text.rstrip("\r\n")
+        # Decoder.plain(): a line of an enclosure (quoted-printable, ANSI colours, HTML
+        # entities, JSON, a bare CR); read(): a line no kind's form may have; pieces(): a newline
+        if (len(text) > LINE_CHARS or len(raw) >= JOIN_CHARS or text[:1] == "\x00" or raw.endswith("=")
+                or "=3D" in raw or "\x1b" in raw or "&" in raw or '"' in raw or "\r" in raw or "\n" in raw
+                or (not raw[:1].isalnum() and _JSON_STRUCTURE.match(raw)) or raw[-1:].isspace()):
+            return False  # (a name then blanks: the pattern of _row() reads it, the general way)
+        pattern, base, table, ascii_shape, first = self._rows  # type: ignore[misc]  # (set with _next_row)
+        if not ascii_shape and first != _first_class(raw):
+            return False
+        row = pattern.match(raw)
+        if row is None:
+            return False
+        start = row.start(base)
+        if start == 0 or raw.find("[", start + 1) >= 0 or raw.find("#01", start) >= 0:
+            return False
+        name = row.group(pattern.groups)
+        hinted = self._hinted.get(name)  # a table's names repeat (workers, forks): each is searched once
+        if hinted is None:
+            if len(self._hinted) >= _NAMES_KEPT:
+                self._hinted.clear()
+            hinted = self._hinted[name] = _ANCHOR_HINTS.search(name) is not None
+        if hinted:
+            return False
+        width = len(text)
+        if width >= 40:  # Rejoiner.saw_width(), inlined (a row a line)
+            widths = self._widths
+            widths[width] = widths.get(width, 0) + 1
+        table.add(row, base)
+        return True
 
     def _stamp(self, line: KernelLine, raw: str, shape: _Shape, match: re.Match, uptime: int) -> Stamp:
         """FastLane._stamp() of the line (no blank before it), its date read once for the lines

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from watchdog_oom.model import KernelLine, OomKill
 from watchdog_oom.parse.anchors import ANCHOR_START, RECOGNISERS, kill_words, may_anchor, recognised, refusal
+from watchdog_oom.parse.express import Express
 from watchdog_oom.parse.lane import FastLane
 from watchdog_oom.parse.rejoin import Rejoiner, Where
 from watchdog_oom.parse.report import (
@@ -76,6 +77,8 @@ class OomParser:
         self._joiner = Rejoiner(self._take_checked, lenient=lenient, year=year)
         self.unread = unread if unread is not None else Unread()
         self._lane = FastLane(self, year) if fast and lenient else None
+        # set where the express has read a task-table row: feed() asks it of the next line first
+        self._next_row: Express | None = None
 
     @property
     def pending(self) -> bool:
@@ -97,9 +100,9 @@ class OomParser:
     @property
     def collecting(self) -> bool:
         """True while a report or a user-space killer's description is being assembled."""
-        return bool(
-            self._reports.collecting
-            or self._users.collecting
+        report = self._reports._report  # (the scanner asks it after every line: ReportReader.collecting inlined)
+        return (report is not None and not report.killed) or bool(
+            self._users.collecting
             or self._joiner.holding
             or self._decoder.holding
         )
@@ -110,6 +113,11 @@ class OomParser:
         joiner = self._joiner
         joiner.where = (line_no, offset)
         text = line.text
+        next_row = self._next_row
+        if next_row is not None:  # the line after a task-table row the express read (express.py)
+            if line.wrapped and next_row.next_row(text):
+                return []
+            self._next_row = None
         if text[:1] == "\x00":  # zeros a copytruncate or a crash left, then the line: no part of it
             text = text.lstrip("\x00")
             line = dataclasses.replace(line, text=text)
@@ -228,6 +236,7 @@ class OomParser:
     def flush(self) -> list[OomKill]:
         """Return what is pending: a held kill line, a selected victim whose `Killed process`
         never came."""
+        self._next_row = None
         kills: list[OomKill] = []
         for raw, sender in self._decoder.flush():
             kills += self._logical(KernelLine(text=raw, source="", wrapped=True), raw, sender, 0)

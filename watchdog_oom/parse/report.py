@@ -198,12 +198,12 @@ class TaskTable:
     def add(self, row: re.Match, base: int = 0) -> None:
         """Keep a row (a match of row(), or of a pattern whose groups from `base` + 1 are
         row()'s) if it is among the biggest by rss; only those become TaskRows."""
-        columns = self.columns or []
         self._taken += 1
         rss = int(row.group(self._rss_group + base))
         biggest = self._biggest
         if len(biggest) >= TASK_TABLE_ROWS and rss < biggest[0][0]:
             return  # smaller than the least kept (most rows of a big table): its key cannot be bigger
+        columns = self.columns or []
         key = (rss, -int(row.group(1 + base)), -self._taken)
         if len(self._biggest) < TASK_TABLE_ROWS:
             heapq.heappush(self._biggest, (*key, _task_row(columns, row, base)))
