@@ -146,3 +146,49 @@ def test_a_json_array_read_entry_by_entry_from_chunks_cut_anywhere_gives_each_en
 @pytest.mark.parametrize("text", ["", "{}", "[", "[1, 2]", '[{"a": 1}, oops {"b": 2}]', "[" + "[" * 5000])
 def test_a_json_array_reader_stops_at_what_is_no_entry(text: str) -> None:
     assert [json.loads(line) for line in json_array_as_ndjson([text])] in ([], [{"a": 1}])
+
+
+def _import_small_limit(log: Path, config: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[dict], str]:
+    import watchdog_oom.parse
+    import watchdog_oom.parse.wrappers
+
+    for module in (watchdog_oom.parse, watchdog_oom.parse.wrappers):  # (the reader is forked: it sees these)
+        monkeypatch.setattr(module, "EXPORT_CHARS", 1_000)
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["-c", str(config), "import", "--dry-run", "--format", "json", str(log)], stdout=out, stderr=err)
+    assert code == 0, err.getvalue()
+    return json.loads(out.getvalue()), err.getvalue()
+
+
+@pytest.mark.parametrize("flaw", ["two-arrays", "damaged-entry", "no-room"])
+def test_a_big_export_that_cannot_be_converted_whole_is_read_as_it_is(
+        flaw: str, config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Review R17: a conversion that stopped early lost every kill after the flaw, silently.
+    first, second = gcloud(list(range(7))), gcloud(list(range(7, 14)))
+    damaged = first.replace('"insertId": "x3",', '"insertId": "x3" BROKEN,')
+    text = {"two-arrays": first + second, "damaged-entry": damaged, "no-room": first}[flaw]
+    if flaw == "no-room":
+        def full(*args: object, **kwargs: object) -> None:
+            raise OSError(28, "No space left on device")
+        monkeypatch.setattr("tempfile.TemporaryFile", full)
+    log = tmp_path / "export.json"
+    log.write_text(text)
+    kills, said = _import_small_limit(log, config, monkeypatch)
+    expected = [(100, "va"), (200, "vb")] if flaw == "two-arrays" else [(100, "va")]
+    assert sorted((k["pid"], k["process"]) for k in kills) == expected
+    assert "is read as it is, line by line" in said
+
+
+@pytest.mark.parametrize("stamp", ["2025-06-29T15:00:{s:02d}Z", "2025-06-29 15:00:{s:02d}.000"],
+                         ids=["ties", "no-zone"])
+@pytest.mark.parametrize("export", ["gcloud-like", "cloudwatch"])
+def test_an_export_newest_first_with_ties_or_times_without_a_zone_is_put_in_order(stamp: str, export: str) -> None:
+    # Review R15 (a, b): one report's lines share its second (a syslog date parsed by the agent),
+    # and CloudWatch Logs Insights' @timestamp has no zone; both sorted newest first.
+    second = [0] * 7 + [1] * 7
+    key = "textPayload" if export == "gcloud-like" else "@message"
+    time_key = "timestamp" if export == "gcloud-like" else "@timestamp"
+    entries = [{key: LINES[n], time_key: stamp.format(s=second[n])} for n in range(len(LINES))]
+    newest_first = entries[::-1]  # as a store lists its newest first (logcli, tac): ties reversed too
+    for text in (json.dumps(newest_first, indent=2), "".join(json.dumps(entry) + "\n" for entry in newest_first)):
+        assert seen(parse_text(text + "\n")) == EXPECTED

@@ -521,13 +521,7 @@ def _export_in_time_order(path: str, stream: Any, err: TextIO) -> BinaryIO | Non
     big to be read whole is said to be read in its own order (the parser breaks off wherever
     time goes backwards): a JSON array or a CSV export as NDJSON in an unlinked temporary
     file; NDJSON as it is (None). None also: no export, in order already, stdin."""
-    from watchdog_oom.parse import (
-        EXPORT_CHARS,
-        csv_as_ndjson,
-        export_in_time_order,
-        json_array_as_ndjson,
-        may_be_export,
-    )
+    from watchdog_oom.parse import EXPORT_CHARS, export_in_time_order, may_be_export
 
     if path == "-" or not stream.seekable():
         return None
@@ -549,16 +543,50 @@ def _export_in_time_order(path: str, stream: Any, err: TextIO) -> BinaryIO | Non
         print(f"{safe(path)}: an export over {EXPORT_CHARS >> 20} MiB is read in the file's order: where it lists "
               "entries newest first, its reports' kills are found without their details", file=err)
         return None
-    spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed by the caller, as the file it stands for)
-    text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
-    entries = json_array_as_ndjson(iter(lambda: text.read(1 << 16), "")) if opening == b"[" else csv_as_ndjson(text)
-    for line in entries:
-        spool.write(line.encode())
-    text.detach()
-    spool.seek(0)
+    spool = _big_export(stream, opening == b"[")
+    stream.seek(0)
+    if spool is None:
+        print(f"{safe(path)}: an export over {EXPORT_CHARS >> 20} MiB that is not one clean JSON array (or could not "
+              "be copied to $TMPDIR) is read as it is, line by line", file=err)
+        return None
     print(f"{safe(path)}: read as an export over {EXPORT_CHARS >> 20} MiB, entry by entry in the file's order: "
           "where it lists entries newest first, its reports' kills are found without their details", file=err)
-    return cast(BinaryIO, spool)
+    return spool
+
+
+def _big_export(stream: Any, array: bool) -> BinaryIO | None:
+    """A big export's entries as NDJSON in an unlinked temporary file (a JSON array through
+    json_array_as_ndjson, CSV through csv_as_ndjson); None where the array was not the whole
+    file (two arrays run together, a damaged entry: nothing may be left unread) or the copy
+    failed (a full $TMPDIR): the file is then read as it is."""
+    from watchdog_oom.parse import csv_as_ndjson, json_array_as_ndjson
+
+    text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
+    try:
+        spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed by the caller, as the file it stands for)
+        try:
+            if array:
+                entries = json_array_as_ndjson(iter(lambda: text.read(1 << 16), ""))
+                while True:
+                    try:
+                        spool.write(next(entries).encode())
+                    except StopIteration as end:
+                        whole = end.value
+                        break
+            else:
+                spool.writelines(line.encode() for line in csv_as_ndjson(text))
+                whole = True
+            if whole:
+                spool.seek(0)
+                return cast(BinaryIO, spool)
+        except OSError:
+            pass
+        spool.close()
+        return None
+    except OSError:
+        return None
+    finally:
+        text.detach()
 
 
 class _Filed:

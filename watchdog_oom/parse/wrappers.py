@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from datetime import MAXYEAR, MINYEAR, UTC, datetime, timedelta, timezone
 from functools import lru_cache
 from itertools import pairwise
@@ -786,17 +786,41 @@ def _entries_in(document: object) -> list[tuple[tuple[str, str | None], Where | 
                 break
     if entries is None:
         return None
-    found = [_entry_message(entry) for entry in entries[:JSON_ARRAY_ENTRIES] if isinstance(entry, dict)]
+    kept = [entry for entry in entries[:JSON_ARRAY_ENTRIES] if isinstance(entry, dict)]
+    order = time_order([_sort_time(entry) for entry in kept])  # an API pages newest first by default
+    found = [_entry_message(kept[n]) for n in (order if order is not None else range(len(kept)))]
     read = [one for one in found if one is not None]
-    if all(where is not None and where[1] is not None for _, where in read):
-        read.sort(key=_entry_when)  # (stable) listed newest first, as an API pages them by default
     return read or None
 
 
-def _entry_when(found: tuple[tuple[str, str | None], Where | None]) -> datetime:
-    where = found[1]
-    assert where is not None and where[1] is not None  # (_entries_in sorts only where all have one)
-    return where[1]
+def time_order(times: Sequence[datetime | None]) -> list[int] | None:
+    """The order of an export's entries by their `times`, ties kept as the export meant them
+    (a listing newest first is reversed before a stable sort: the lines of one report, one
+    second apart at most, come back in their order); None where they are in order already
+    or cannot be ordered (a time missing, times with a zone and without mixed)."""
+    known = [when for when in times if when is not None]
+    if not known or len(known) != len(times) or len({when.tzinfo is None for when in known}) != 1:
+        return None
+    if all(a <= b for a, b in pairwise(known)):
+        return None
+    indices = list(range(len(known)))
+    if known[0] > known[-1]:
+        indices.reverse()
+    return sorted(indices, key=known.__getitem__)
+
+
+def _sort_time(entry: dict) -> datetime | None:
+    """The time an export's entry is ordered by: the one it names (_entry_where), else one
+    without a zone under a time key of it or of the object holding its message (CloudWatch
+    Logs Insights' "2025-06-29 15:00:06.000")."""
+    found = _entry_message(entry)
+    if found is not None and found[1] is not None and found[1][1] is not None:
+        return found[1][1]
+    for holder in (entry, *(value for value in entry.values() if isinstance(value, dict))):
+        value = next((holder[key] for key in _TIME_KEYS if key in holder), None)
+        if value is not None:
+            return _entry_time(value, naive=True)
+    return None
 
 
 def _entry_where(entry: dict) -> Where | None:
@@ -817,13 +841,14 @@ def _entry_where(entry: dict) -> Where | None:
     return None if host is None and when is None else (host, when)
 
 
-def _entry_time(value: object) -> datetime | None:
+def _entry_time(value: object, *, naive: bool = False) -> datetime | None:
     """An export's time: RFC 3339 with its zone, or seconds since the epoch (a number, as
-    zap's ts); None otherwise (no zone, out of range, not a time)."""
+    zap's ts); None otherwise (out of range, not a time, no zone: unless `naive`, where one
+    export's times without a zone are to be put in order, not taken)."""
     if isinstance(value, str) and len(value) <= 40:
         found = _iso_date(value.strip() + " ")
         if found is not None and found[0] == len(value.strip()) + 1 and found[1] is not None:
-            return found[1] if found[1].tzinfo is not None else None
+            return found[1] if naive or found[1].tzinfo is not None else None
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool) and 1e8 < value < 1e11:
         return _EPOCH + timedelta(seconds=value)
@@ -1020,7 +1045,7 @@ def may_be_export(head: str) -> bool:
     if _JSON_OPENING.match(head):
         return True
     first = head.split("\n", 1)[0].rstrip("\r")
-    return '"' in first and _csv_header(first) is not None
+    return "," in first and _csv_header(first) is not None
 
 
 def export_in_time_order(text: str) -> str | None:
@@ -1041,17 +1066,11 @@ def _json_in_time_order(text: str) -> str | None:
     if found is None:
         return None
     entries, whole = found
-    times = []
-    for entry in entries:
-        read = _entry_message(entry)
-        times.append(read[1][1] if read is not None and read[1] is not None else None)
-    known = [when for when in times if when is not None]
-    order: Sequence[int] = range(len(entries))
-    if len(known) == len(times) and not all(a <= b for a, b in pairwise(known)):
-        order = sorted(order, key=known.__getitem__)
-    elif not whole:
+    order = time_order([_sort_time(entry) for entry in entries])
+    if order is None and not whole:
         return None  # NDJSON in time order (or not all entries timed): read as it is
-    return "".join(json.dumps(entries[n], ensure_ascii=False) + "\n" for n in order)
+    return "".join(json.dumps(entries[n], ensure_ascii=False) + "\n"
+                   for n in (order if order is not None else range(len(entries))))
 
 
 def _export_entries(text: str) -> tuple[list[dict], bool] | None:
@@ -1086,11 +1105,8 @@ def _csv_in_time_order(text: str) -> str | None:
         return None
     if not lines:
         return None
-    times = [_entry_time(json.loads(line).get("@timestamp")) for line in lines]
-    known = [when for when in times if when is not None]
-    if len(known) == len(lines) and not all(a <= b for a, b in pairwise(known)):
-        lines = [lines[n] for n in sorted(range(len(lines)), key=known.__getitem__)]
-    return "".join(lines)
+    order = time_order([_entry_time(json.loads(line).get("@timestamp"), naive=True) for line in lines])
+    return "".join(lines if order is None else [lines[n] for n in order])
 
 
 def csv_as_ndjson(text: Iterable[str], *, strict: bool = False) -> Iterator[str]:
@@ -1134,33 +1150,36 @@ def csv_as_ndjson(text: Iterable[str], *, strict: bool = False) -> Iterator[str]
 JSON_ENTRY_CHARS = 1 << 20  # an entry of a JSON array longer than this ends its reading
 
 
-def json_array_as_ndjson(chunks: Iterable[str]) -> Iterator[str]:
+def json_array_as_ndjson(chunks: Iterable[str]) -> Generator[str, None, bool]:
     """A JSON array of entries (an export too big to be read whole, pretty-printed or not)
-    read entry by entry from its text's `chunks`, as NDJSON lines in its order; it stops
-    at the array's end, at anything that is no entry, or at an entry longer than
-    JSON_ENTRY_CHARS (all of them read by then)."""
+    read entry by entry from its text's `chunks`, as NDJSON lines in its order. Returns
+    (StopIteration's value) whether that was the whole text: one array of objects, blanks
+    after it; False where it stopped early (anything that is no entry, an entry longer than
+    JSON_ENTRY_CHARS, a second array after the first), all entries before read."""
     decoder = json.JSONDecoder()
-    buffer, opened = "", False
+    buffer, opened, closed = "", False, False
     for chunk in chunks:
-        buffer += chunk
-        while True:
-            buffer = buffer.lstrip()
+        buffer = (buffer + chunk).lstrip()
+        while buffer and not closed:
             if not opened:
-                if not buffer:
-                    break
                 if buffer[0] != "[":
-                    return
-                buffer, opened = buffer[1:], True
+                    return False
+                buffer, opened = buffer[1:].lstrip(), True
                 continue
             buffer = buffer.lstrip(",").lstrip()
             if buffer[:1] == "]":
-                return
+                buffer, closed = buffer[1:].lstrip(), True
+                break
             try:
                 entry, end = decoder.raw_decode(buffer)
             except (ValueError, RecursionError):
                 if len(buffer) > JSON_ENTRY_CHARS:
-                    return
+                    return False
                 break  # the entry goes on in the next chunk
-            if isinstance(entry, dict):
-                yield json.dumps(entry, ensure_ascii=False) + "\n"
+            if not isinstance(entry, dict):
+                return False
+            yield json.dumps(entry, ensure_ascii=False) + "\n"
             buffer = buffer[end:]
+        if closed and buffer:
+            return False  # something after the array: not one export
+    return closed and not buffer
