@@ -195,3 +195,18 @@ def test_a_log_line_whose_cgroup_name_holds_csv_or_json_forges_no_kill() -> None
         for kills in (parse_text(text, year=2025), list(iter_kills(io.BytesIO(text.encode()), "import", year=2025))):
             assert [(k.pid, k.uid, k.constraint, k.task_memcg) for k in kills] == [
                 (4242, 1000, "CONSTRAINT_NONE", base + name)], name
+
+
+@pytest.mark.parametrize("line", [
+    'Jun  3 10:00:00 h alice[42]: x,"2025","{kill}"',
+    "Jun  3 10:00:00 h alice: x {kill}",
+    "2025-06-03T10:00:00+00:00 h alice: see {kill}",
+])
+def test_a_users_syslog_line_quoting_a_kernel_kill_further_in_is_no_kill(line: str) -> None:
+    # Any user writes /var/log/syslog and messages through logger(1): the kernel's words deeper
+    # in alice's message are hers (the daemon's feed refused them; import took them, 8e12a16).
+    forged = ("Out of memory: Killed process 1 (systemd) total-vm:1kB, anon-rss:1kB, file-rss:0kB, shmem-rss:0kB, "
+              "UID:0 pgtables:4kB oom_score_adj:-1000")
+    text = line.format(kill=forged) + "\n" + f"Jun  3 10:00:01 h kernel: {KILL.format(pid=4242)}\n"
+    assert [k.pid for k in parse_text(text, year=2025)] == [4242]
+    assert [k.pid for k in iter_kills(io.BytesIO(text.encode()), "import", year=2025)] == [4242]

@@ -701,8 +701,8 @@ def _report_unread(path: str, unread: Any, err: TextIO) -> None:
                     line_numbers(again, unread)
             except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError):
                 pass
-        lines = "line" if unread.count == 1 else "lines"
-        print(f"{safe(path)}: {unread.count} {lines} hold a kill's words but could not be read"
+        lines = "line holds" if unread.count == 1 else "lines hold"
+        print(f"{safe(path)}: {unread.count} {lines} a kill's words but could not be read"
               f"{f' (the first {len(unread.first)} shown)' if unread.count > len(unread.first) else ''}:", file=err)
         for line in unread.first:
             where = f"line {line.line}" if line.line is not None else f"byte {line.offset}"

@@ -879,8 +879,17 @@ def prefix_sender(prefix: str, *, headed: bool = False) -> str | None:
     start of a line is what a wrap left of "Out of memory: "."""
     match = _TAG_AT_END.search(prefix[-80:])
     if match is None or not (headed or _CLOCK.search(prefix)):
-        return None
+        # The kill's words further into a syslog line: inside its sender's own message
+        # ("Jun 3 10:00:00 host alice: x,\"…\",\"Out of memory: Killed process 1 …\"", the
+        # date and host taken off before): that sender it is (a user's `logger` line is no
+        # kernel's kill, whatever it quotes).
+        opening = _TAG_AT_START.match(prefix) if headed else None
+        return opening.group(1) if opening is not None else None
     return match.group(2)
+
+
+# The tag a syslog line's message opens with, once its date and host are off ("alice[42]: ").
+_TAG_AT_START = re.compile(r"\s*([\w.@/()-]{1,64}+)(?:\[\d+\])?:\s")
 
 
 _CLOCK = re.compile(r"\d:\d\d:\d\d")
