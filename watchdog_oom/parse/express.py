@@ -135,6 +135,11 @@ def _wrapper(shape: _Shape) -> str | None:
 
 _SECONDS = tuple(timedelta(seconds=second) for second in range(60))
 _PATTERNS = {shape: _express(shape) for shapes in _SHAPES.values() for shape in shapes}
+# Of each shape's express pattern: whether it reads an ASCII syslog date ("month") and a tag
+# ("tag"), which Express._stamp() asks of every line it stamps (Pattern.groupindex makes a new
+# mapping; a Pattern hashes its whole program: keyed by the shape, hashed by identity).
+_NAMES = {shape: ("month" in express[0].groupindex, "tag" in express[0].groupindex)
+          for shape, express in _PATTERNS.items() if express is not None}
 
 
 @lru_cache(maxsize=32)
@@ -167,6 +172,12 @@ def _row_after(shape: _Shape, columns: int) -> tuple[re.Pattern, int]:
 
 _NAMES_KEPT = 1024  # the most task names Express._hinted holds (about 100 kB)
 _NAMED = re.compile(r"(?<!\\)\(\?P<\w+>")  # a named group's opening (not an escaped parenthesis)
+
+
+@lru_cache(maxsize=64)
+def _host_name(host: str) -> bool:
+    """Whether `host` reads as a host name (wrappers._HOSTNAME): asked once per host, not per line."""
+    return _HOSTNAME.fullmatch(host) is not None
 
 
 class Express:
@@ -301,9 +312,10 @@ class Express:
     def _stamp(self, line: KernelLine, raw: str, shape: _Shape, match: re.Match, uptime: int) -> Stamp:
         """FastLane._stamp() of the line (no blank before it), its date read once for the lines
         that share it; `uptime`: the group of the uptime's seconds."""
+        named = _NAMES[shape]
         if shape.date is None:
             wall = None
-        elif "month" in match.re.groupindex:  # an ASCII syslog date
+        elif named[0]:  # an ASCII syslog date
             wall = self._syslog_wall(match)
         elif (shape.date, match["date"]) == self._date[0]:
             wall = self._date[1]
@@ -318,11 +330,10 @@ class Express:
         # _Shape.host(): a host name the wrapper names in the first HOST_SEARCH_CHARS characters
         host = match["host"] if shape.hosted else None
         start = match.start(match.lastgroup or 0)
-        if host is not None and (start > HOST_SEARCH_CHARS or not raw[0].isalnum() or not _HOSTNAME.fullmatch(host)):
+        if host is not None and (start > HOST_SEARCH_CHARS or not raw[0].isalnum() or not _host_name(host)):
             host = None
-        stamp = Stamp(line, wall or line.time, mono if mono is not None else line.mono_usec, raw,
-                      host=host, form=shape.form)
-        if match.lastgroup == "kill" and "tag" in match.re.groupindex and match.start("tag") >= start - 80 and (
+        stamp = Stamp(line, wall or line.time, mono if mono is not None else line.mono_usec, raw, (), host, shape.form)
+        if match.lastgroup == "kill" and named[1] and match.start("tag") >= start - 80 and (
                 raw.find(raw[start:start + 24]) == start and "<" not in raw[:HOST_SEARCH_CHARS]):
             # evidence._tag(): the tag before the kill line is the "kernel" of "host kernel: ",
             # where it stands whole in the 80 characters wrappers.line_tag() looks at before it
@@ -372,15 +383,16 @@ class Express:
             report.lines += 1
         match = self._kill
         assert match is not None
-        figures: dict = {"total_vm_kb": int(match["vm"]), "anon_rss_kb": int(match["anon"]),
-                         "file_rss_kb": int(match["file"])}
-        if match["shmem"] is not None:
-            figures["shmem_rss_kb"] = int(match["shmem"])
-        if match["uid"] is not None:
-            adj = int(match["adj"])
-            figures |= {"uid": int(match["uid"]), "pgtables_kb": int(match["pgtables"]),
-                        "oom_score_adj": adj if -1000 <= adj <= 1000 else None}
-        pid = int(match["pid"]) if len(match["pid"]) <= 20 else None
+        vm, anon, file, shmem, uid, pgtables, adj, pid_text = match.group(
+            "vm", "anon", "file", "shmem", "uid", "pgtables", "adj", "pid")
+        figures: dict = {"total_vm_kb": int(vm), "anon_rss_kb": int(anon), "file_rss_kb": int(file)}
+        if shmem is not None:
+            figures["shmem_rss_kb"] = int(shmem)
+        if uid is not None:
+            score_adj = int(adj)
+            figures["uid"], figures["pgtables_kb"] = int(uid), int(pgtables)
+            figures["oom_score_adj"] = score_adj if -1000 <= score_adj <= 1000 else None
+        pid = int(pid_text) if len(pid_text) <= 20 else None
         kills = self._reports.victim(pid if pid is not None and 1 <= pid <= 4_194_304 else None, match["name"],
                                      match["reason"], figures, held.text, held.stamp)
         self._users.interrupt()
