@@ -665,7 +665,8 @@ def _kernel_kill(report: _Report, selection: dict | None, pid: int | None, name:
     )
 
 
-assert tuple(f.name for f in dataclasses.fields(OomKill)) == (
+# (Not an assert: `python -O` would drop it, and the kills would come out shifted.)
+if tuple(f.name for f in dataclasses.fields(OomKill)) != (
     "pid", "process", "time", "mono_usec",
     "uid", "total_vm_kb", "anon_rss_kb", "file_rss_kb", "shmem_rss_kb",
     "pgtables_kb", "oom_score_adj", "score",
@@ -673,4 +674,5 @@ assert tuple(f.name for f in dataclasses.fields(OomKill)) == (
     "invoker", "invoker_pid", "gfp_mask", "order",
     "killer", "source", "host", "boot_id",
     "cmdline", "unit", "task_table", "memory_info", "extra",
-), "_kernel_kill() builds an OomKill by position: its fields changed"
+):
+    raise ImportError("_kernel_kill() builds an OomKill by position: its fields changed")

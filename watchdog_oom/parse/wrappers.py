@@ -850,7 +850,7 @@ def _entry_time(value: object, *, naive: bool = False) -> datetime | None:
         if found is not None and found[0] == len(value.strip()) + 1 and found[1] is not None:
             return found[1] if naive or found[1].tzinfo is not None else None
         return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and 1e8 < value < 1e11:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 1e8 < value < 4.1e9:  # 1973-2099
         return _EPOCH + timedelta(seconds=value)
     return None
 
