@@ -150,3 +150,17 @@ def test_a_kill_line_after_the_zeros_of_a_copytruncate_keeps_its_date_and_host(t
     assert code == 0
     assert [(k["pid"], k["host"], k["time"][:19], k["evidence"]["format"]) for k in json.loads(out)] == [
         (7, "db-07", "2024-06-03T10:00:00", "syslog"), (8, "db-07", "2024-06-03T10:00:00", "syslog")]
+
+
+@pytest.mark.parametrize(("line", "yearless"), [
+    (f"[Mon Aug 31 18:23:18 2015] Killed process 7215 (php.bin) {FIGURES}", False),  # dmesg -T: its year
+    (f"Mon 2024-06-03 10:00:00 CEST h kernel: Out of memory: Killed process 7 (a) {FIGURES}", False),
+    (f"Jun  3 10:00:00 h kernel: Out of memory: Killed process 7 (a) {FIGURES}", True),  # syslog: none
+])
+def test_import_says_a_year_was_assumed_only_where_the_dates_carry_none(tmp_path: Path, line: str,
+                                                                          yearless: bool) -> None:
+    log = tmp_path / "kern.log"
+    log.write_text(line + "\n")
+    code, _, err = run("import", "--dry-run", str(log))
+    assert code == 0 and "1 kill found" in err
+    assert ("where its dates carry no year (syslog)" in err) is yearless
