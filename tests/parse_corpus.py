@@ -465,6 +465,8 @@ def captures(extra: list[Path] = ()) -> list[Path]:  # type: ignore[assignment]
 
 
 def _interleaved(first: list[str], second: list[str], seed: int) -> str:
+    """The lines of two logs in runs of random length, one run from each in turn (two hosts'
+    logs merged, one report inside the other)."""
     rng, out, a, b = random.Random(seed), [], 0, 0
     while a < len(first) or b < len(second):
         run = rng.randint(1, 12)

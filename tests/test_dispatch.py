@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import random
+from collections.abc import Iterator
 from datetime import timedelta
 
 from servers import HttpSink
@@ -274,6 +276,25 @@ def test_a_short_retry_after_pauses_the_channel_only_that_long(store, t0):
         assert [r.json()["summary"] for r in sink.wait_for(2)] == ["old", "new"]
 
 
+@contextlib.contextmanager
+def _statement_threads(engine) -> Iterator[list[str]]:
+    """The name of the thread of every statement run on `engine` meanwhile (a real engine event)."""
+    import threading
+
+    from sqlalchemy import event
+
+    threads: list[str] = []
+
+    def note(*_args):
+        threads.append(threading.current_thread().name)
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield threads
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+
+
 def _enqueue(store, channel, summary, now):
     with store.tx() as tx:
         tx.enqueue(channel=channel, kind="test", severity="info", reason="test", summary=summary, data={}, now=now)
@@ -374,19 +395,9 @@ def test_idle_senders_run_no_query_of_their_own_and_a_look_finds_rows_nobody_ran
     # Each channel's thread queries the database only once woken: the look at the whole
     # outbox (start(), then the daemon's outbox thread every IDLE_WAIT) runs in the caller's
     # thread. Every statement's thread is recorded on the real engine.
-    import threading
-
-    from sqlalchemy import event
-
     from watchdog_oom.dispatch import Senders
 
-    threads: list[str] = []
-
-    def note(*_args):
-        threads.append(threading.current_thread().name)
-
-    event.listen(store.engine, "before_cursor_execute", note)
-    try:
+    with _statement_threads(store.engine) as threads:
         clock = Clock(t0)
         with HttpSink() as chat:
             channels = {"chat": build_channel("webhook", "chat", url=chat.url),
@@ -402,8 +413,6 @@ def test_idle_senders_run_no_query_of_their_own_and_a_look_finds_rows_nobody_ran
             finally:
                 senders.stop()
         assert "send:chat" in threads
-    finally:
-        event.remove(store.engine, "before_cursor_execute", note)
 
 
 def test_a_look_says_when_a_row_not_due_yet_falls_due_and_wakes_the_senders_then(store, t0):
@@ -433,22 +442,12 @@ def test_a_look_says_when_a_row_not_due_yet_falls_due_and_wakes_the_senders_then
 def test_senders_stopped_while_idle_end_without_a_query(store, t0):
     import threading
 
-    from sqlalchemy import event
-
     from watchdog_oom.dispatch import Senders
 
-    threads: list[str] = []
-
-    def note(*_args):
-        threads.append(threading.current_thread().name)
-
-    event.listen(store.engine, "before_cursor_execute", note)
-    try:
+    with _statement_threads(store.engine) as threads:
         channels = {"chat": build_channel("webhook", "chat", url="http://127.0.0.1:9/x")}
         senders = Senders(Dispatcher(store, channels, max_age=3600, clock=Clock(t0))).start()
         senders.stop()
-    finally:
-        event.remove(store.engine, "before_cursor_execute", note)
     assert not any(t.is_alive() for t in senders.threads)
     assert threads == [threading.current_thread().name] * len(threads) and threads  # start()'s look alone
 

@@ -13,7 +13,6 @@ wrappers.line_format(), the kill line's figures against their general loop.
 
 from __future__ import annotations
 
-import random
 import re
 import sys
 from pathlib import Path
@@ -21,27 +20,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from parse_corpus import _interleaved
 from test_parse_shapes import CAPTURES, PREFIXES, YEARS, _same_both_ways
 
 from watchdog_oom.model import KernelLine
 from watchdog_oom.parse import OomParser, report, wrappers
 from watchdog_oom.parse.report import REPORT_LINES
 from watchdog_oom.parse.shapes import _SHAPES, _first_class
-
-
-def _interleaved(first: list[str], second: list[str], seed: int) -> str:
-    """The lines of two logs in runs of random length, one run from each in turn (two hosts'
-    logs merged, one report inside the other)."""
-    rng, out, a, b = random.Random(seed), [], 0, 0
-    while a < len(first) or b < len(second):
-        run = rng.randint(1, 12)
-        out += first[a:a + run]
-        a += run
-        run = rng.randint(1, 12)
-        out += second[b:b + run]
-        b += run
-    return "\n".join(out) + "\n"
-
 
 PAIRS = [(CAPTURES[i], CAPTURES[(i * 7 + 3) % len(CAPTURES)]) for i in range(0, len(CAPTURES), 3)]
 

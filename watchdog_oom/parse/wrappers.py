@@ -674,7 +674,12 @@ def _csv_header(raw: str) -> CsvColumns | None:
     if len(raw) > CSV_HEADER_CHARS or _CSV_HEADER_START.match(raw) is None:
         return None
     names = _csv_fields(raw)
-    if names is None or len(names) < 2 or not all(_CSV_NAME.fullmatch(name) for name in names):
+    return _csv_columns(names) if names is not None else None
+
+
+def _csv_columns(names: list[str]) -> CsvColumns | None:
+    """The columns a CSV header's `names` give; None where they are no header's."""
+    if len(names) < 2 or not all(_CSV_NAME.fullmatch(name) for name in names):
         return None
     message = next((names.index(key) for key in _JSON_KEYS if key in names), None)
     if message is None:
@@ -787,10 +792,10 @@ def _entries_in(document: object) -> list[tuple[tuple[str, str | None], Where | 
     if entries is None:
         return None
     kept = [entry for entry in entries[:JSON_ARRAY_ENTRIES] if isinstance(entry, dict)]
-    order = time_order([_sort_time(entry) for entry in kept])  # an API pages newest first by default
-    found = [_entry_message(kept[n]) for n in (order if order is not None else range(len(kept)))]
-    read = [one for one in found if one is not None]
-    return read or None
+    found = [_entry_message(entry) for entry in kept]
+    order = time_order([_sort_time(entry, read) for entry, read in zip(kept, found, strict=True)])
+    read = [found[n] for n in (order if order is not None else range(len(found)))]  # an API pages newest first
+    return [one for one in read if one is not None] or None
 
 
 def time_order(times: Sequence[datetime | None]) -> list[int] | None:
@@ -809,11 +814,10 @@ def time_order(times: Sequence[datetime | None]) -> list[int] | None:
     return sorted(indices, key=known.__getitem__)
 
 
-def _sort_time(entry: dict) -> datetime | None:
+def _sort_time(entry: dict, found: tuple[tuple[str, str | None], Where | None] | None) -> datetime | None:
     """The time an export's entry is ordered by: the one it names (_entry_where), else one
     without a zone under a time key of it or of the object holding its message (CloudWatch
-    Logs Insights' "2025-06-29 15:00:06.000")."""
-    found = _entry_message(entry)
+    Logs Insights' "2025-06-29 15:00:06.000"). `found`: what _entry_message(entry) gave."""
     if found is not None and found[1] is not None and found[1][1] is not None:
         return found[1][1]
     for holder in (entry, *(value for value in entry.values() if isinstance(value, dict))):
@@ -1075,7 +1079,7 @@ def _json_in_time_order(text: str) -> str | None:
     if found is None:
         return None
     entries, whole = found
-    order = time_order([_sort_time(entry) for entry in entries])
+    order = time_order([_sort_time(entry, _entry_message(entry)) for entry in entries])
     if order is None and not whole:
         return None  # NDJSON in time order (or not all entries timed): read as it is
     return "".join(json.dumps(entries[n], ensure_ascii=False) + "\n"
@@ -1109,16 +1113,22 @@ def _csv_in_time_order(text: str) -> str | None:
     import io
 
     try:
-        lines = list(csv_as_ndjson(io.StringIO(text, newline=""), strict=True))
+        entries = list(_csv_entries(io.StringIO(text, newline=""), strict=True))
     except ValueError:  # a line that is no row of its table: text beside an export, read line by line
         return None
-    if not lines:
+    if not entries:
         return None
-    order = time_order([_entry_time(json.loads(line).get("@timestamp"), naive=True) for line in lines])
-    return "".join(lines if order is None else [lines[n] for n in order])
+    order = time_order([_entry_time(entry.get("@timestamp"), naive=True) for entry in entries])
+    return "".join(json.dumps(entries[n], ensure_ascii=False) + "\n"
+                   for n in (order if order is not None else range(len(entries))))
 
 
-def csv_as_ndjson(text: Iterable[str], *, strict: bool = False) -> Iterator[str]:
+def csv_as_ndjson(text: Iterable[str]) -> Iterator[str]:
+    """_csv_entries() of a CSV export, each as an NDJSON line."""
+    return (json.dumps(entry, ensure_ascii=False) + "\n" for entry in _csv_entries(text))
+
+
+def _csv_entries(text: Iterable[str], *, strict: bool = False) -> Iterator[dict[str, str]]:
     """A CSV export (its first line its header: may_be_export()) read row by row, as NDJSON
     lines in its order: each row's message, time and host under the keys the Decoder reads
     (message, @timestamp, host); a row of another width (or a line csv cannot read) as its
@@ -1134,7 +1144,7 @@ def csv_as_ndjson(text: Iterable[str], *, strict: bool = False) -> Iterator[str]
         header = next(reader, None)
     except csv.Error:
         return
-    table = _csv_header(",".join(f'"{name}"' for name in header)) if header else None
+    table = _csv_columns(header) if header else None
     if table is None:
         return
     names = {"message": table.message, "@timestamp": table.time, "host": table.host}
@@ -1151,9 +1161,8 @@ def csv_as_ndjson(text: Iterable[str], *, strict: bool = False) -> Iterator[str]
             continue
         if strict and len(row) != table.width:
             raise ValueError("a line of another width")
-        entry = ({key: row[at] for key, at in names.items() if at is not None} if len(row) == table.width
-                 else {"message": ",".join(row)})
-        yield json.dumps(entry, ensure_ascii=False) + "\n"
+        yield ({key: row[at] for key, at in names.items() if at is not None} if len(row) == table.width
+               else {"message": ",".join(row)})
 
 
 JSON_ENTRY_CHARS = 1 << 20  # an entry of a JSON array longer than this ends its reading
