@@ -4,6 +4,8 @@ kills under that machine, --host forces one, --year sets the year syslog dates l
 from __future__ import annotations
 
 import json
+import os
+from datetime import datetime
 
 import pytest
 from test_cli import run, write_config
@@ -75,3 +77,38 @@ def test_import_year_sets_the_year_of_syslog_dates_and_says_what_it_assumed_othe
 def test_import_refuses_a_year_that_is_not_one(cfg, tmp_path, year):
     code, _, err = run("import", "--year", year, str(fleet_log(tmp_path)), config=cfg)
     assert code == 2 and "year" in err
+
+
+DATED = {  # a date that carries its year, in each format that writes one (local time, no offset)
+    "dmesg -T": "[Thu Jun  3 10:00:00 2021] ",
+    "journalctl short-full": "Thu 2021-06-03 10:00:00 CEST build-07 kernel: ",
+    "logread": "Thu Jun  3 10:00:00 2021 kern.warn kernel: [ 1.0] ",
+    "ISO 8601": "2021-06-03T10:00:00 build-07 kernel: ",
+}
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["stored", "dry-run"])
+@pytest.mark.parametrize("form", sorted(DATED))
+def test_a_date_that_carries_its_year_keeps_it_even_past_the_file_s_time(cfg, tmp_path, form, dry_run):
+    # The log was last written in January 2021: a classic syslog date of June is then taken
+    # as the June before (a December line read in January), but a date that says 2021 is
+    # 2021's (a clock set wrong is not a year's difference), and no year was "assumed" for it.
+    log = tmp_path / "dated.log"
+    log.write_text(DATED[form] + KILL.format(pid=4242, name="dated") + "\n"
+                   + "Jun  3 11:00:00 build-07 kernel: " + KILL.format(pid=777, name="yearless") + "\n")
+    january = datetime(2021, 1, 10, 12, 0).timestamp()
+    os.utime(log, (january, january))
+    code, out, err = run("import", *(["--dry-run"] if dry_run else []), "--format", "json", str(log), config=cfg)
+    assert code == 0, err
+    times = {k["pid"]: k["time"][:19] for k in json.loads(out)}
+    assert times == {4242: "2021-06-03T10:00:00", 777: "2020-06-03T11:00:00"}
+    assert "is assumed" in err  # (the syslog line's)
+    if not dry_run:
+        _, out, _ = run("history", "--format", "json", config=cfg)
+        assert {k["pid"]: k["time"][:19] for k in json.loads(out)} == times
+    only = tmp_path / "dated-only.log"
+    only.write_text(DATED[form] + KILL.format(pid=4243, name="dated") + "\n")
+    os.utime(only, (january, january))
+    code, out, err = run("import", "--dry-run", "--format", "json", str(only), config=cfg)
+    assert code == 0 and [k["time"][:19] for k in json.loads(out)] == ["2021-06-03T10:00:00"]
+    assert "is assumed" not in err, err

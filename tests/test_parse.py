@@ -221,3 +221,14 @@ def test_a_syslog_date_past_the_reference_belongs_to_the_year_before():
     fixed = undo_future_year(kill, datetime(2027, 1, 2, 8, 0))
     assert fixed.time == datetime(2026, 12, 31, 23, 59, 58)
     assert undo_future_year(kill, datetime(2027, 12, 31, 23, 59, 59)).time == kill.time
+
+
+@pytest.mark.parametrize("stamp", ["[Fri Dec 31 23:59:58 2027] ", "Fri 2027-12-31 23:59:58 CET h kernel: ",
+                                   "Fri Dec 31 23:59:58 2027 kern.warn kernel: ", "2027-12-31T23:59:58 h kernel: "])
+def test_a_date_that_carries_its_year_stays_in_it_even_past_the_reference(stamp):
+    from watchdog_oom.parse import undo_future_year
+
+    (kill,) = parse_text(stamp + "Out of memory: Killed process 42 (java) "
+                         "total-vm:1kB, anon-rss:1kB, file-rss:0kB, shmem-rss:0kB\n", year=2027)
+    assert kill.time == datetime(2027, 12, 31, 23, 59, 58)
+    assert undo_future_year(kill, datetime(2027, 1, 2, 8, 0)) is kill

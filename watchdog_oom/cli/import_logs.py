@@ -589,17 +589,6 @@ def _big_export(stream: Any, array: bool) -> BinaryIO | None:
         text.detach()
 
 
-# Log formats whose dates carry their year, local times all the same (parse.wrappers'
-# names): `dmesg -T`'s "[Mon Jun  3 10:00:00 2024]", journalctl short-full's, logread's.
-_DATED_FORMATS = frozenset({"dmesg -T", "journalctl short-full", "logread (OpenWrt)"})
-
-
-def _format(kill: OomKill) -> str | None:
-    """The log format the kill's evidence names (None: none named)."""
-    evidence = kill.extra.get("evidence") if isinstance(kill.extra, dict) else None
-    return evidence.get("format") if isinstance(evidence, dict) else None
-
-
 class _Filed:
     """One log's kills as its reader gives them: each as the parser gave it (the times
     without a year counted as they come), a batch of them Packed (import_wire.Packer:
@@ -621,10 +610,12 @@ class _Filed:
     def kills(self, items: Iterator[Any]) -> Iterator[Any]:
         """The kills of `items` and the marks (ints: Reached, Idle) as they are, the kills'
         times without a year (syslog's: naive) counted."""
+        from watchdog_oom.parse.values import year_guessed
+
         for kill in items:
             if type(kill) is OomKill:
                 when = kill.time
-                if when is not None and when.tzinfo is None and _format(kill) not in _DATED_FORMATS:
+                if when is not None and when.tzinfo is None and year_guessed(kill):
                     self.yearless += 1
             yield kill
 

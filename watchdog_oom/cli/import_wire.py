@@ -193,7 +193,7 @@ class Packer:
         for kill in kills:
             when = kill.time
             if when is not None and when.tzinfo is None:
-                if self.future is not None and when > self.future:
+                if self.future is not None and when > self.future and _year_guessed(kill):
                     when = _year_before(when)
                     kill = kill.replace(time=when)
                 when = self.zones.local(when)
@@ -214,7 +214,7 @@ class Packer:
         if list(map(type, flags)).count(bool) != count:
             raise TypeError("a flag that is not a bool")
         _cap_texts(columns)
-        stored, isos, suffixes = self._times(columns[TIME])
+        stored, isos, suffixes = self._times(columns[TIME], kills)
         details, evidence = self._all_details(columns[DETAILS], columns[DETAILS + 1], columns[DETAILS + 2])
         values = columns[:DETAILS]
         values[TIME], values[CGROUP_OOM] = stored, list(map(FLAGS.__getitem__, flags))
@@ -228,23 +228,25 @@ class Packer:
             texts = _laid_out([*map(_column_json, record), evidence], RECORD_KEYS[1:], ",\n")  # after the id
         return Packed(count, [COLUMNS[at] for at in kept], shared, texts, suffixes)
 
-    def _times(self, times: Sequence[Any]) -> tuple[list[str | None], list[str | None], list[str | None]]:
-        """Per time: as the column stores it (time_text: UTC), as the record shows it
-        (isoformat()), and the end of that that is its offset (None: no time)."""
+    def _times(self, times: Sequence[Any],
+               kills: Sequence[OomKill]) -> tuple[list[str | None], list[str | None], list[str | None]]:
+        """Per time (of `kills`, in order): as the column stores it (time_text: UTC), as
+        the record shows it (isoformat()), and the end of that that is its offset (None: no
+        time)."""
         stored: list[str | None] = []
         isos: list[str | None] = []
         suffixes: list[str | None] = []
         future, zones = self.future, self.zones
         low = high = None  # the hour of local time last given one offset: its start and end, the offset's
         local = ("", timedelta(0))
-        for when in times:
+        for at, when in enumerate(times):
             if when is None:
                 stored.append(None)
                 isos.append(None)
                 suffixes.append(None)
                 continue
             if when.tzinfo is None:
-                if future is not None and when > future:
+                if future is not None and when > future and _year_guessed(kills[at]):
                     when = _year_before(when)
                 if low is None or not low <= when < high or when.fold:
                     zone = zones.fixed(when)
@@ -370,6 +372,14 @@ def _cap_texts(columns: list[Any]) -> None:
         if not fit:
             columns[at] = [cap(value, limit) if isinstance(value, str) and len(value) > limit else value
                            for value in values]
+
+
+def _year_guessed(kill: OomKill) -> bool:
+    """parse.values.year_guessed (imported where a time lies in the future: the parser's
+    package is the readers', not the recording parent's)."""
+    from watchdog_oom.parse.values import year_guessed
+
+    return year_guessed(kill)
 
 
 def _year_before(when: datetime) -> datetime:

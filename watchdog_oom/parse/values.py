@@ -60,11 +60,31 @@ def cap_name(name: str, limit: int = PROCESS_CHARS) -> tuple[str, bool]:
     return (name, False) if len(name) <= limit else (name[:limit], True)
 
 
+# Log formats (the names a kill's evidence gives, parse.wrappers') whose dates carry their
+# year, local times all the same: `dmesg -T`'s "[Mon Jun  3 10:00:00 2024]", journalctl
+# short-full's, logread's, an ISO 8601 date without an offset. Only a classic syslog date
+# ("Jun  3 10:00:00") leaves the year to be guessed.
+DATED_FORMATS = frozenset({"dmesg -T", "journalctl short-full", "logread (OpenWrt)", "ISO 8601 syslog or journalctl"})
+
+
+def year_guessed(kill: OomKill) -> bool:
+    """Whether the kill's time is a local time whose year the parser was told, not read:
+    naive, and not from a format whose dates carry their year."""
+    when = kill.time
+    if when is None or when.tzinfo is not None:
+        return False
+    evidence = kill.extra.get("evidence") if isinstance(kill.extra, dict) else None
+    return not (isinstance(evidence, dict) and evidence.get("format") in DATED_FORMATS)
+
+
 def undo_future_year(kill: OomKill, reference: datetime) -> OomKill:
     """A syslog date has no year, so the caller guessed `reference`'s year; a kill that
     would then lie in the future was logged the year before (a December line read in
-    January). `reference` is naive local time, like the syslog date."""
-    if kill.time is not None and kill.time.tzinfo is None and kill.time > reference + timedelta(days=1):
+    January). `reference` is naive local time, like the syslog date. A date that carries
+    its year (DATED_FORMATS) is left as it is, even in the future: a clock set wrong is
+    not a year's difference."""
+    if (kill.time is not None and kill.time.tzinfo is None and kill.time > reference + timedelta(days=1)
+            and year_guessed(kill)):
         try:
             return kill.replace(time=kill.time.replace(year=kill.time.year - 1))
         except ValueError:  # 29 February
