@@ -116,22 +116,55 @@ def test_each_export_is_known_by_its_first_kilobytes(export: str) -> None:
     assert may_be_export(EXPORTS[export](NEWEST_FIRST)[:4096])
 
 
+@pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip"])
 @pytest.mark.parametrize("export", sorted(EXPORTS))
-def test_import_of_an_export_too_big_to_sort_lends_no_report_its_details(
-        export: str, config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import watchdog_oom.parse
-    import watchdog_oom.parse.wrappers
-
-    for module in (watchdog_oom.parse, watchdog_oom.parse.wrappers):  # (the reader is forked: it sees these)
-        monkeypatch.setattr(module, "EXPORT_CHARS", 1_000)
+def test_import_puts_an_export_too_big_to_read_whole_in_time_order_on_disk(
+        export: str, compressed: bool, config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     log = tmp_path / f"{export}.log"
-    log.write_text(EXPORTS[export](NEWEST_FIRST))
-    out, err = io.StringIO(), io.StringIO()
-    code = main(["-c", str(config), "import", "--dry-run", "--format", "json", str(log)], stdout=out, stderr=err)
-    assert code == 0, err.getvalue()
-    kills = json.loads(out.getvalue())
-    assert sorted((k["pid"], k["invoker"]) for k in kills) == [(100, None), (200, None)]
-    assert "over 0 MiB" in err.getvalue() and "newest first" in err.getvalue()
+    text = EXPORTS[export](NEWEST_FIRST)
+    if compressed:
+        log.write_bytes(gzip.compress(text.encode()))
+    else:
+        log.write_text(text)
+    kills, said = _import_small_limit(log, config, monkeypatch)
+    assert [(k["pid"], k["process"], k["invoker"], k["task_memcg"]) for k in kills] == [e[:4] for e in EXPECTED]
+    assert "over 0 MiB, entry by entry in time order" in said and "newest first" not in said
+
+
+SHUFFLED = [7, 8, 9, 10, 11, 12, 13, 0, 1, 2, 3, 4, 5, 6]  # two pages, each oldest first, the newer page first
+
+
+@pytest.mark.parametrize("export", sorted(EXPORTS))
+def test_a_big_export_in_no_time_order_is_sorted_stably(export: str, config: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    log = tmp_path / f"{export}.log"
+    log.write_text(EXPORTS[export](SHUFFLED))
+    kills, said = _import_small_limit(log, config, monkeypatch)
+    assert [(k["pid"], k["process"], k["invoker"], k["task_memcg"]) for k in kills] == [e[:4] for e in EXPECTED]
+    assert "in time order" in said
+
+
+@pytest.mark.parametrize("flaw", ["too-many", "untimed", "not-json"])
+def test_a_big_export_that_cannot_be_put_in_order_lends_no_report_its_details(
+        flaw: str, config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import watchdog_oom.cli.import_logs
+
+    entries = [json.loads(line) for line in logcli(NEWEST_FIRST if flaw != "too-many" else SHUFFLED[::-1]).splitlines()]
+    if flaw == "too-many":
+        monkeypatch.setattr(watchdog_oom.cli.import_logs, "SORTED_ENTRIES", 5)
+    elif flaw == "untimed":
+        del entries[3]["timestamp"]
+    lines = [json.dumps(entry) for entry in entries]
+    if flaw == "not-json":
+        lines.insert(4, "Jun 29 15:00:04 node-1 kernel: a line of text amid the export")
+    log = tmp_path / "export.ndjson"
+    log.write_text("\n".join(lines) + "\n")
+    kills, said = _import_small_limit(log, config, monkeypatch)
+    assert sorted(k["pid"] for k in kills) == [100, 200]
+    assert all(k["task_memcg"] is None for k in kills)  # no report's details lent to another's kill
+    assert "is read in the file's order" in said and "newest first" in said
+    assert {"too-many": "over 5 entries", "untimed": "not every entry names its time",
+            "not-json": "no JSON entry"}[flaw] in said
 
 
 def test_a_json_array_read_entry_by_entry_from_chunks_cut_anywhere_gives_each_entry_once() -> None:

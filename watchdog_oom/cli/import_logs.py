@@ -15,7 +15,7 @@ import traceback
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO, cast
 
 from watchdog_oom import config as config_mod
@@ -482,9 +482,11 @@ def _iter_kills(path: str, filed: _Filed, err: TextIO, *, start: int = 0, map_fi
     if start:
         stream.seek(start)
     ordered = _export_in_time_order(path, stream, err) if not start else None
-    if ordered is not None:  # read from memory or a temporary file, by one process
+    if ordered is not None:  # read from memory by one process, or from a temporary file as a log is
         stream.close()
-        stream, map_file, parts = ordered, False, None
+        if isinstance(ordered, io.BytesIO):
+            map_file, parts = False, None
+        stream = ordered
     progress = _Progress(filed.size, safe(path), err)
     progress.done = start  # read on from there: the bytes before it were got through
     two = None
@@ -538,20 +540,109 @@ def _export_in_time_order(path: str, stream: Any, err: TextIO) -> BinaryIO | Non
         print(f"{safe(path)}: read as a log store's export, entry by entry in time order", file=err)
         return io.BytesIO(ordered.encode())
     del data
-    opening = head.lstrip()[:1]
-    if opening == b"{":  # NDJSON (or one object): read line by line as it is
-        print(f"{safe(path)}: an export over {EXPORT_CHARS >> 20} MiB is read in the file's order: where it lists "
-              "entries newest first, its reports' kills are found without their details", file=err)
-        return None
-    spool = _big_export(stream, opening == b"[")
-    stream.seek(0)
-    if spool is None:
-        print(f"{safe(path)}: an export over {EXPORT_CHARS >> 20} MiB that is not one clean JSON array (or could not "
-              "be copied to $TMPDIR) is read as it is, line by line", file=err)
-        return None
-    print(f"{safe(path)}: read as an export over {EXPORT_CHARS >> 20} MiB, entry by entry in the file's order: "
+    if head.lstrip()[:1] == b"{":  # NDJSON: put in order from where it lies
+        ndjson, owned = stream, False
+    else:  # a JSON array or CSV: its entries as NDJSON in a temporary file first
+        spool = _big_export(stream, head.lstrip()[:1] == b"[")
+        stream.seek(0)
+        if spool is None:
+            print(f"{safe(path)}: an export over {EXPORT_CHARS >> 20} MiB that is not one clean JSON array (or could "
+                  "not be copied to $TMPDIR) is read as it is, line by line", file=err)
+            return None
+        ndjson, owned = spool, True
+    put, why = _big_in_time_order(ndjson)
+    if put is not None:
+        if owned:
+            ndjson.close()
+        print(f"{safe(path)}: read as a log store's export over {EXPORT_CHARS >> 20} MiB, entry by entry in time "
+              "order", file=err)
+        return put
+    if why == "in order":
+        if owned:
+            print(f"{safe(path)}: read as a log store's export over {EXPORT_CHARS >> 20} MiB, entry by entry",
+                  file=err)
+        return ndjson if owned else None
+    print(f"{safe(path)}: an export over {EXPORT_CHARS >> 20} MiB {why} is read in the file's order, entry by entry: "
           "where it lists entries newest first, its reports' kills are found without their details", file=err)
-    return spool
+    return ndjson if owned else None
+
+
+# A big export in neither time order (nor newest first) is sorted up to this many entries:
+# their keys and the order take some 60 bytes an entry; one listed newest first is
+# reversed whatever its length (24 bytes an entry).
+SORTED_ENTRIES = 1_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _big_in_time_order(ndjson: BinaryIO) -> tuple[BinaryIO | None, str]:
+    """An export too big to be read whole, as NDJSON (`ndjson`, read from its start and
+    left there), in time order as export_in_time_order() puts a small one (a listing
+    newest first reversed, then a stable sort): an unlinked temporary file of its entries
+    in order, and "sorted"; or None and why it is left as it is: "in order", or what keeps
+    it from being ordered (said in a sentence after "an export over 8 MiB"). Two passes:
+    the first keeps each entry's place and time (a compressed file's text is copied to a
+    temporary file meanwhile), the second writes the entries in their order."""
+    from array import array
+
+    from watchdog_oom.parse.wrappers import export_entry_time
+
+    plain = isinstance(ndjson, (io.BufferedReader, io.BufferedRandom))
+    copy = out = None
+    try:
+        copy = None if plain else tempfile.TemporaryFile()  # noqa: SIM115 (closed below)
+        starts, sizes, keys = array("q"), array("q"), array("q")
+        rising = falling = True
+        zoned = None
+        at = 0
+        for line in ndjson:
+            if copy is not None:
+                copy.write(line)
+            if line.strip():
+                entry, when = export_entry_time(line.decode("utf-8", "replace"))
+                if not entry:
+                    return None, "with a line that is no JSON entry"
+                if when is None or zoned is not None and zoned != (when.tzinfo is not None):
+                    return None, "where not every entry names its time (or some with a zone, some without)"
+                zoned = when.tzinfo is not None
+                key = (when - (_EPOCH if zoned else _NAIVE_EPOCH)) // _MICROSECOND
+                if keys:
+                    rising, falling = rising and keys[-1] <= key, falling and keys[-1] >= key
+                starts.append(at)
+                sizes.append(len(line))
+                keys.append(key)
+            at += len(line)
+        if rising:
+            return None, "in order"
+        count = len(keys)
+        if falling:  # newest first: reversed (ties too, as a small one's stable sort leaves them)
+            order: Sequence[int] = range(count - 1, -1, -1)
+        elif count > SORTED_ENTRIES:
+            return None, f"in no time order, with over {SORTED_ENTRIES:,} entries to sort"
+        else:
+            indices = list(range(count))
+            if keys[0] > keys[-1]:
+                indices.reverse()
+            order = sorted(indices, key=keys.__getitem__)
+        source = copy if copy is not None else ndjson
+        source.flush()
+        fd = source.fileno()
+        out = tempfile.TemporaryFile()  # noqa: SIM115 (the caller closes it, as the file it stands for)
+        for n in order:
+            entry_text = os.pread(fd, sizes[n], starts[n])
+            out.write(entry_text if entry_text.endswith(b"\n") else entry_text + b"\n")
+        out.seek(0)
+        ordered, out = out, None
+        return cast(BinaryIO, ordered), "sorted"
+    except OSError:
+        return None, "(that could not be put in order in $TMPDIR)"
+    finally:
+        for spare in (copy, out):
+            if spare is not None:
+                spare.close()
+        with contextlib.suppress(OSError, ValueError):
+            ndjson.seek(0)
 
 
 def _big_export(stream: Any, array: bool) -> BinaryIO | None:

@@ -827,6 +827,16 @@ def _sort_time(entry: dict, found: tuple[tuple[str, str | None], Where | None] |
     return None
 
 
+def export_entry_time(line: str) -> tuple[bool, datetime | None]:
+    """An NDJSON export's line: whether it is an entry (a JSON object on the line), and
+    the time it is ordered by (None: it names none); what export_in_time_order() sorts
+    by, for an export too big to be read whole."""
+    entry = _json_document(line)
+    if not isinstance(entry, dict):
+        return False, None
+    return True, _sort_time(entry, _entry_message(entry))
+
+
 def _entry_where(entry: dict) -> Where | None:
     """The host and time an exported entry names (_HOST_KEYS, _TIME_KEYS, journald's
     __REALTIME_TIMESTAMP in microseconds since the epoch); None when it names neither. A
