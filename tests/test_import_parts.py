@@ -178,6 +178,26 @@ def test_many_segments_and_the_second_part_mostly_its_own(tmp_path: Path, monkey
     assert two == one and err.getvalue() == said
 
 
+def test_the_first_readers_share_is_smaller_where_kills_are_dense(tmp_path: Path) -> None:
+    # The parent records the second's kills only after the handover: where they are many
+    # (a kill every ~550 bytes) the first reads the less; in a log of other lines, or of
+    # long reports, the share tuned for those; a map beyond the file's size is not read.
+    import mmap
+
+    def share(text: str, size: int | None = None) -> float:
+        path = tmp_path / "share.log"
+        path.write_text(text)
+        with path.open("rb") as stream, mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as view:
+            return import_logs.first_share(view, 0, len(view) if size is None else size)
+
+    dense = share("".join(_minimal(2 * i, 100_000 + i) for i in range(5000)))
+    mixed = share("".join(_minimal(2 * i, 100_000 + i) + NOISE * 20 for i in range(1000)))
+    sparse = share(NOISE * 30_000)
+    assert dense == pytest.approx(import_logs.DENSE_SHARE, abs=0.01)
+    assert import_logs.DENSE_SHARE <= dense < mixed < sparse == import_logs.SPARSE_SHARE
+    assert share(NOISE * 10, size=0) == import_logs.SPARSE_SHARE
+
+
 REPORTS = st.sampled_from(["minimal", "interleaved", "noise", "earlyoom", "oomd", "selection", "capture", "reaper"])
 CAPTURES = sorted(DATA.glob("*.log"))
 

@@ -212,6 +212,7 @@ Event = tuple[str, str, Any]
 BATCH = 2000
 # The most kills the reading parent holds back until the child marks them final.
 HOLD = 2 * BATCH
+PIPE_SIZE = 1 << 20  # the pipe's size asked for (F_SETPIPE_SZ) between the reading child and the parent
 
 
 @valueclass(slots=False)
@@ -348,6 +349,13 @@ def _read_beside(paths: Sequence[str], filing: Filing, err: TextIO, work: Callab
     import pickle
 
     readable, writable = os.pipe()
+    with contextlib.suppress(AttributeError, OSError):  # Linux 2.6.35+; up to fs.pipe-max-size (1 MiB)
+        import fcntl
+
+        # A batch is some 3 MB pickled: through the default 64 KiB the two processes took
+        # turns some fifty times a batch, each turn a wake-up (and on a busy machine a wait
+        # for a core); 1 MiB lets the child write on while the parent records.
+        fcntl.fcntl(writable, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
     err.flush()
     parent = os.getpid()
     child = os.fork()
@@ -717,17 +725,42 @@ class _Filed:
 
 
 # The first reader's share of a log read by two (the bytes before the split). The parent
-# records the first's kills as they come, but the second's only from the handover on,
-# when the first has read its part: split in halves, the two readers end together and
-# the parent then records the second's half alone, on one core. With a smaller first
-# part the parent records the second's spooled kills while the second still reads, and
-# all three end together where the second's extra part takes as long as the parent's
-# work on the second's kills left at the handover: a share of (r - p) / (2r - p), r and p
-# the reader's and the parent's CPU a kill (the same on 2 cores, where the parent shares
-# them with the readers, and on more). Minimal reports (r ~45 us, p ~12): 0.42; full
-# reports with task tables (r ~2 ms, p ~0.1): 0.48. 0.44 is within 5 % of either's best;
-# a single core has one reader (_search_workers), a log under 2 MB too (split_point).
-FIRST_SHARE = 0.44
+# records the first's kills as they come, but the second's only from the handover on. On
+# two cores the parent runs beside the first reader (it wakes on the core the first's
+# writes to the pipe wake it on) and the second has the other core to itself: all three
+# end together where the first's part and all the parent's work take as long as the
+# second's part, a share of (1 - (P + c) / R) / 2 (P, R: the parent's and the readers' CPU
+# for the whole log; c: the parent's start, ~0.2 s). Minimal reports (a kill in ~550
+# bytes: the parent ~13 us a kill as JSON, a reader ~47 us) give P/R ~0.28 and a share of
+# 0.34 (measured on 100,000 kills at nice -20 on 2 busy cores: 0.44, 4.1-4.7 s; 0.34,
+# 3.4-3.8 s). A reader's work a kill grows with the report's lines and the parent's does
+# not: where kills are sparser (full reports with task tables, big logs of other lines)
+# P/R falls toward 0 and the share is SPARSE_SHARE, as tuned before for those. Between,
+# P/R is taken as inversely proportional to the bytes per kill, estimated from the kill
+# lines ("Kill…": kernel, systemd-oomd, lmkd) in SAMPLES windows of SAMPLE bytes spread
+# over the log. A single core has one reader (_search_workers), a log under 2 MB too
+# (split_point). With the table format the parent's work is the larger and bounds the
+# time whatever the share.
+SPARSE_SHARE = 0.44
+DENSE_SHARE = 0.34
+DENSE_BYTES = 550  # the bytes of a minimal report, a kill at DENSE_SHARE
+SAMPLES, SAMPLE = 8, 64 << 10
+
+
+def first_share(view: Any, start: int, size: int) -> float:
+    """The first reader's share of [start, size) of a mapped log (see above)."""
+    size = min(size, len(view))
+    span = size - start
+    if span <= 0:
+        return SPARSE_SHARE
+    sampled = hits = 0
+    for at in range(start, size, max(span // SAMPLES, SAMPLE)):
+        window = view[at:min(at + SAMPLE, size)]
+        sampled += len(window)
+        hits += window.count(b"Kill")
+    if not hits:
+        return SPARSE_SHARE
+    return SPARSE_SHARE - (SPARSE_SHARE - DENSE_SHARE) * min(1.0, DENSE_BYTES * hits / sampled)
 
 
 def _two_readers(path: str, stream: Any, filed: _Filed, progress: _Progress, err: TextIO,
@@ -740,7 +773,10 @@ def _two_readers(path: str, stream: Any, filed: _Filed, progress: _Progress, err
     if mapped is None:
         return None
     view, start = mapped
-    split = split_point(view, start, FIRST_SHARE) if parts is None or parts.at is None else parts.at
+    if parts is None or parts.at is None:
+        split = split_point(view, start, first_share(view, start, _size_now(stream)))
+    else:
+        split = parts.at
     if split is None or not start < split < len(view):
         view.close()
         return None
@@ -765,6 +801,14 @@ def _two_readers(path: str, stream: Any, filed: _Filed, progress: _Progress, err
             view.close()
 
     return readers, first()
+
+
+def _size_now(stream: Any) -> int:
+    """The mapped log's size now: what of its map may be read without a SIGBUS."""
+    try:
+        return os.fstat(stream.fileno()).st_size
+    except (AttributeError, OSError, ValueError):
+        return 0
 
 
 def _search_workers() -> int:
