@@ -225,3 +225,18 @@ def test_an_export_newest_first_with_ties_or_times_without_a_zone_is_put_in_orde
     newest_first = entries[::-1]  # as a store lists its newest first (logcli, tac): ties reversed too
     for text in (json.dumps(newest_first, indent=2), "".join(json.dumps(entry) + "\n" for entry in newest_first)):
         assert seen(parse_text(text + "\n")) == EXPECTED
+
+
+def test_a_big_export_s_order_is_the_small_one_s_ties_and_all() -> None:
+    import random
+    from datetime import datetime, timedelta
+
+    from watchdog_oom.cli.import_logs import _stable_order
+    from watchdog_oom.parse.wrappers import time_order
+
+    rng = random.Random(9)
+    for _ in range(300):
+        count = rng.randint(2, 40)
+        keys = [rng.randint(-3, 6) for _ in range(count)]  # ties, and times before 1970
+        small = time_order([datetime(1970, 1, 1) + timedelta(microseconds=key) for key in keys])
+        assert list(_stable_order(keys)) == (small if small is not None else list(range(count)))

@@ -14,7 +14,7 @@ import tempfile
 import traceback
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO, cast
 
@@ -490,11 +490,9 @@ def _iter_kills(path: str, filed: _Filed, err: TextIO, *, start: int = 0, map_fi
     if start:
         stream.seek(start)
     ordered = _export_in_time_order(path, stream, err) if not start else None
-    if ordered is not None:  # read from memory by one process, or from a temporary file as a log is
-        stream.close()
-        if isinstance(ordered, io.BytesIO):
-            map_file, parts = False, None
-        stream = ordered
+    if ordered is not None:  # read from memory or a temporary file, by one process: its marks
+        stream.close()  # are the copy's offsets, which reading on from the log's own after a SIGBUS would miss
+        stream, map_file, parts = ordered, False, None
     progress = _Progress(filed.size, safe(path), err)
     progress.done = start  # read on from there: the bytes before it were got through
     two = None
@@ -576,12 +574,25 @@ def _export_in_time_order(path: str, stream: Any, err: TextIO) -> BinaryIO | Non
 
 
 # A big export in neither time order (nor newest first) is sorted up to this many entries:
-# their keys and the order take some 60 bytes an entry; one listed newest first is
-# reversed whatever its length (24 bytes an entry).
+# their places, times and order take some 70 bytes an entry (a million: 84 MiB at its peak
+# in all); one listed newest first is reversed whatever its length (24 bytes an entry).
 SORTED_ENTRIES = 1_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _NAIVE_EPOCH = datetime(1970, 1, 1)
 _MICROSECOND = timedelta(microseconds=1)
+
+
+def _stable_order(keys: Sequence[int]) -> Iterator[int]:
+    """The indices of `keys` in their order, ties as time_order() leaves them (a listing
+    that ends older than it starts reversed first): one sorted list of ints, each its key
+    and its place in one number (some 40 bytes an entry, not a list of indices and one of
+    keys)."""
+    count = len(keys)
+    shift = count.bit_length()
+    mask = (1 << shift) - 1
+    last = count - 1 if keys[0] > keys[-1] else 0  # the place of each index: n, or count - 1 - n reversed
+    for packed in sorted((key << shift) + abs(last - n) for n, key in enumerate(keys)):
+        yield abs(last - (packed & mask))
 
 
 def _big_in_time_order(ndjson: BinaryIO) -> tuple[BinaryIO | None, str]:
@@ -625,14 +636,11 @@ def _big_in_time_order(ndjson: BinaryIO) -> tuple[BinaryIO | None, str]:
             return None, "in order"
         count = len(keys)
         if falling:  # newest first: reversed (ties too, as a small one's stable sort leaves them)
-            order: Sequence[int] = range(count - 1, -1, -1)
+            order: Iterable[int] = range(count - 1, -1, -1)
         elif count > SORTED_ENTRIES:
             return None, f"in no time order, with over {SORTED_ENTRIES:,} entries to sort"
         else:
-            indices = list(range(count))
-            if keys[0] > keys[-1]:
-                indices.reverse()
-            order = sorted(indices, key=keys.__getitem__)
+            order = _stable_order(keys)
         source = copy if copy is not None else ndjson
         source.flush()
         fd = source.fileno()
