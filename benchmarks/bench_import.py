@@ -10,8 +10,10 @@ there are two cores, each parsing a half, while the command's first process reco
 Prints the wall and CPU seconds (a forked searcher's included), the ratios of each to
 grep's, and the kill count each found (they must agree). On a shared machine the CPU
 ratio is the steadier; with two processes the wall time drops while the CPU time does
-not. The write path prints, per run, each of the command's processes: when it was seen
-and its CPU seconds.
+not. The write path (--write-only: 100,000 minimal reports into a migrated history) times
+`watchdog-oom import --quiet`, which records every kill and says the counts, as the plain
+importer does, and `--format json`, which prints each record too; it prints, per run, each
+of the quiet command's processes: when it was seen and its CPU seconds.
 
     python3 benchmarks/bench_import.py                  # ~1 GB, 5 runs
     python3 benchmarks/bench_import.py --size-mb 100 --runs 3
@@ -20,12 +22,14 @@ and its CPU seconds.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
 import random
 import resource
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -313,11 +317,11 @@ def write_path(kills: int, runs: int, tmp: str) -> None:
     store.upgrade()
     store.close()  # the last connection folds the WAL into the file that is copied
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    results: dict[str, list[tuple[float, float, int, float]]] = {"plain": [], "ours": []}
+    results: dict[str, list[tuple[float, float, int, float]]] = {"plain": [], "ours": [], "printing": []}
     trees: list[list[tuple[float, float, float]]] = []
     load = _load()
     for run in range(runs):
-        for mode in ("plain", "ours"):
+        for mode in ("plain", "ours", "printing"):
             database = Path(tmp) / f"write-{mode}-{run}.db"
             shutil.copyfile(template, database)
             if mode == "plain":
@@ -327,23 +331,37 @@ def write_path(kills: int, runs: int, tmp: str) -> None:
             else:
                 config = Path(tmp) / "write-config.yaml"
                 config.write_text(f"host: {HOST}\ndatabase: sqlite:///{database}\n")
-                argv = [sys.executable, "-m", "watchdog_oom", "-c", str(config), "import", "--format", "json",
-                        str(log)]
-                trees.append([])
-                seconds, rss, out, cpu = run_measured(argv, env, trees[-1])
-                count = len(json.loads(out))
+                # ours: recording alone, as the plain importer does (--quiet: the counts said, no kill
+                # printed); printing: each kill's record printed too (--format json, 95 MB here)
+                printing = mode == "printing"
+                argv = [sys.executable, "-m", "watchdog_oom", "-c", str(config), "import",
+                        *(["--format", "json"] if printing else ["--quiet"]), str(log)]
+                if not printing:
+                    trees.append([])
+                seconds, rss, out, cpu = run_measured(argv, env, None if printing else trees[-1])
+                if printing:
+                    count = len(json.loads(out))
+                else:  # what it recorded
+                    with contextlib.closing(sqlite3.connect(database)) as conn:
+                        count = conn.execute("SELECT count(*) FROM kills").fetchone()[0]
             results[mode].append((seconds, rss, count, cpu))
             database.unlink()
     print(f"\nwrite path: {kills:,} minimal reports ({log.stat().st_size / 1e6:.0f} MB), each run a new process "
           f"on a fresh copy of a migrated history; median of {runs}; load average before {load}, after {_load()}")
-    for mode, label in (("plain", "plain re + sqlite3.executemany"), ("ours", "watchdog-oom import --format json")):
+    for mode, label in (("plain", "plain re + sqlite3.executemany"), ("ours", "watchdog-oom import --quiet"),
+                        ("printing", "watchdog-oom import --format json")):
         seconds = statistics.median(r[0] for r in results[mode])
         cpu = statistics.median(r[3] for r in results[mode])
         print(f"  {label:<36} {seconds:6.2f} s wall, {cpu:6.2f} s CPU  peak RSS "
               f"{max(r[1] for r in results[mode]):4.0f} MiB  {results[mode][0][2]:,} kills")
     ratios = [statistics.median(r[i] for r in results["ours"]) / statistics.median(r[i] for r in results["plain"])
               for i in (0, 3)]
-    print(f"  ratio ours/plain: {ratios[0]:.2f} wall, {ratios[1]:.2f} CPU")
+    print(f"  ratio ours/plain: {ratios[0]:.2f} wall, {ratios[1]:.2f} CPU (--quiet: recording alone, as the plain "
+          "importer records)")
+    printed = [statistics.median(r[i] for r in results["printing"]) / statistics.median(r[i] for r in results["plain"])
+               for i in (0, 3)]
+    print(f"  ratio printing/plain: {printed[0]:.2f} wall, {printed[1]:.2f} CPU (--format json: each record printed "
+          "too)")
     names = ("the recording parent", "the reading child", "the second reader")
     for run, tree in enumerate(trees):
         print(f"  run {run + 1}, its processes (seen from-until s, CPU s): "

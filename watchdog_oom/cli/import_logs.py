@@ -69,14 +69,15 @@ def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, er
     printed at once, so memory does not grow with the number of kills.
     """
     filing = Filing(forced=args.host, local=cfg.host, year=args.year)
+    texts = args.format == "json" and not args.quiet  # the records' JSON texts, made by the readers
     if hasattr(os, "fork") and _has_fd(err):  # a log that shrinks can kill its reader (SIGBUS): a child
         work = (lambda: None) if args.dry_run else lambda: open_store(cfg)
-        events, store = _read_beside(args.paths, filing, err, work, texts=args.format == "json")
+        events, store = _read_beside(args.paths, filing, err, work, texts=texts)
     elif args.dry_run:
-        store, events = None, _events(args.paths, filing, err, map_file=False, texts=args.format == "json")
+        store, events = None, _events(args.paths, filing, err, map_file=False, texts=texts)
     else:
-        store, events = open_store(cfg), _events(args.paths, filing, err, map_file=False, texts=args.format == "json")
-    printer = Printer(args.format, out)
+        store, events = open_store(cfg), _events(args.paths, filing, err, map_file=False, texts=texts)
+    printer = Printer(None if args.quiet else args.format, out)
     failed = False
     found = new = unstored = 0
     hosts: Counter[str] = Counter()
@@ -110,10 +111,13 @@ def _record(store: store_mod.Store | None, payload: Packed, now: datetime, print
     """Record (unless `store` is None: a dry run) and print a batch: how many of its kills
     are new and how many could not be stored. A batch of new kills on SQLite as JSON goes
     in and out as its reader prepared it (import_wire); any other from its rows."""
-    if payload.texts is not None and printer.json:
+    if printer.quiet and store is None:  # a quiet dry run: the kills counted, nothing else
+        return 0, 0
+    if payload.texts is not None and printer.json or printer.quiet:
         ids = [None] * len(payload) if store is None else _import_packed(store, payload, now)
         if ids is not None:
-            printer.add_texts(ids, payload.texts)
+            if payload.texts is not None:
+                printer.add_texts(ids, payload.texts)
             return (0 if store is None else len(ids)), 0
     records, fresh, quarantined = _batch_records(store, payload.rows(), now, err)
     printer.add(records)
@@ -894,6 +898,9 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--year", type=_year, metavar="YYYY",
                    help="the year of syslog dates, which carry none (default: the year the file was last written)")
     add_format(p, "table", "json")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="print no kill, only each log's count of kills found, new and already recorded "
+                        "(a big archive's import)")
 
 
 def _year(text: str) -> int:

@@ -462,12 +462,13 @@ class Printer:
     table a batch at a time (its heading once). A batch comes column by column, in
     RECORD_KEYS' order, or as a Packed's texts with their ids."""
 
-    def __init__(self, fmt: str, out: TextIO) -> None:
-        self.json, self.out, self.count = fmt == "json", out, 0
+    def __init__(self, fmt: str | None, out: TextIO) -> None:
+        """`fmt`: "json", "table", or None: print nothing (--quiet)."""
+        self.json, self.quiet, self.out, self.count = fmt == "json", fmt is None, out, 0
 
     def add(self, columns: list[Sequence[Any]]) -> None:
         """Print a batch's records, given column by column."""
-        if not columns[0]:
+        if not columns[0] or self.quiet:
             return
         if self.json:
             # to_json of the whole list, a batch of elements at a time: the same text.
