@@ -120,6 +120,42 @@ def test_prepared_rows_are_stored_as_import_rows_stores_them(store, t0):
     assert kills_table() == prepared
 
 
+def test_a_batch_given_column_by_column_is_stored_as_import_rows_stores_it(store, t0, monkeypatch):
+    # import_columns (what `import` records a reader's batch with): the values every row
+    # shares bound once, the others a row at a time, ROWS_MOST rows a statement (here 64:
+    # several) and the rows short of a whole one by executemany; one row, all of it
+    # shared. The rows import_rows stores, in order, their ids in order.
+    from sqlalchemy import delete, select
+
+    from watchdog_oom.store import batch
+    from watchdog_oom.store.rows import capped, prepared_params
+
+    def kills_table() -> list[tuple]:
+        with store.engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(select(kills).order_by(kills.c.id))]
+
+    monkeypatch.setattr(batch, "ROWS_MOST", 64)
+    local = t0.astimezone()
+    rows = capped([kill_row(_full(local + timedelta(seconds=i // 2)).replace(
+        pid=1000 + i, uid=i % 3, cmdline=None if i % 5 else f"x {i}", host=None), "web-01") for i in range(300)])
+    for batch_rows in (rows, rows[:1]):
+        names, params = prepared_params(batch_rows)
+        columns = [batch._shared(list(values)) for values in zip(*params, strict=True)]
+        assert (tuple in map(type, columns)) and (len(batch_rows) == 1 or list in map(type, columns))
+        ids = batch.import_columns(store, names, columns, len(batch_rows), t0)
+        if store.engine.dialect.name != "sqlite":  # PostgreSQL: import_rows' INSERT … RETURNING
+            assert ids is None and kills_table() == []
+            return
+        stored = kills_table()
+        assert ids == [kill_id for kill_id, *_ in stored] == list(range(ids[0], ids[0] + len(batch_rows)))
+        with store.engine.begin() as conn:
+            conn.execute(delete(kills))
+        again = [kill_id for kill_id, _, _ in batch.import_rows(store, batch_rows, t0)]
+        assert [row[1:] for row in kills_table()] == [row[1:] for row in stored] and len(again) == len(batch_rows)
+        with store.engine.begin() as conn:
+            conn.execute(delete(kills))
+
+
 def test_prepared_details_are_json_dumps_text(t0):
     # prepared_params encodes a kill's details value by value, a nested value the rows
     # share once: the text json.dumps writes, whatever the details hold.

@@ -125,16 +125,16 @@ def _record(store: store_mod.Store | None, payload: Packed, now: datetime, print
 
 
 def _import_packed(store: store_mod.Store, packed: Packed, now: datetime) -> list[int] | None:
-    """The ids of a Packed batch's kills, recorded as prepared (store.batch.import_prepared),
+    """The ids of a Packed batch's kills, recorded as prepared (store.batch.import_columns),
     or None: the batch is to be recorded from its rows (not all new, another database, a
     value the database would not take: its rows are then stored one by one)."""
-    from watchdog_oom.store.batch import import_prepared
+    from watchdog_oom.store.batch import import_columns
     from watchdog_oom.store.health import database_failure
 
-    if packed.names is None or packed.params is None:
+    if packed.names is None or packed.columns is None:
         return None
     try:
-        return import_prepared(store, packed.names, packed.params, now)
+        return import_columns(store, packed.names, packed.columns, len(packed), now)
     except Exception as exc:
         if database_failure(exc):
             raise
