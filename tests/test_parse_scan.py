@@ -3,6 +3,7 @@ one process or two, it gives what feeding every line gives."""
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -156,6 +157,92 @@ def test_the_zeros_a_copytruncate_leaves_in_a_log_do_not_hide_the_kills_after_th
     assert list(iter_kills(io.BytesIO(text), "import", chunk_size=65536)) == expected
 
 
+def _dense(reports: int, first: int) -> bytes:
+    """Minimal 5.x reports back to back (each runs into the next: its kill line is held until
+    the next header), with now and then a line longer than a window holding every needle."""
+    out = []
+    for n in range(first, first + reports):
+        prefix = f"Jun  3 10:{n // 60 % 60:02d}:{n % 60:02d} web-01 kernel: [{n:>8}.000100] "
+        out += [f"{prefix}java invoked oom-killer: gfp_mask=0x100cca(GFP_HIGHUSER_MOVABLE), order=0, oom_score_adj=0",
+                f"{prefix}oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,"
+                f"task_memcg=/system.slice/app.service,task=java,pid={n + 1},uid=1000",
+                f"{prefix}Out of memory: Killed process {n + 1} (java) total-vm:8806332kB, anon-rss:6848016kB, "
+                "file-rss:0kB, shmem-rss:0kB, UID:1000 pgtables:14360kB oom_score_adj:0"]
+        if n % 7 == 3:
+            out.append(f"{prefix}x" * (n % 5 + 1) + " oom-killer kill Kill SIG Killed process" + " pad" * 90)
+    return ("\n".join(out) + "\n").encode()
+
+
+@pytest.mark.parametrize(("block", "window"), [(512, 100), (4096, 700), (64 << 10, 16 << 10)])
+def test_kill_lines_looked_for_a_block_at_a_time_from_where_the_feeds_reached_give_every_kill(
+        corpus_log, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int, window: int) -> None:
+    # _feed_found() looks for kill lines a block at a time from where the feeds reached, and
+    # _needle_lines() reads a hit's window in a copy: with blocks and windows of every size
+    # (lines longer than a window, needles across a window's end), a log dense with kills
+    # (each report running into the next), sparse stretches and every capture give, mapped
+    # (one process or two, small segments or one) or streamed, what feeding every line gives,
+    # with the same unread lines at the same offsets.
+    from watchdog_oom.parse import scan
+
+    monkeypatch.setattr(scan, "_BLOCK", block)
+    monkeypatch.setattr(scan, "_WINDOW", window)
+    _, corpus = corpus_log
+    data = _dense(400, 0) + corpus[:400_000] + _dense(50, 400) + _noise(900, 0) + _dense(300, 450)
+    data += b"Jun  3 11:00:00 web-01 kernel: [ 9.000000] Killed process 8 (b\n" + _dense(3, 750)
+    path = tmp_path / "dense.log"
+    path.write_bytes(data)
+    unread = Unread()
+    expected = parse_text(data.decode("utf-8"), source="import", unread=unread)
+    assert len(expected) > 700 and unread.count
+    runs = [(lambda: path.open("rb"), chunk, workers) for chunk in (4096, 32 << 20) for workers in (1, 2)]
+    runs += [(lambda: io.BytesIO(data), chunk, 1) for chunk in (4096, 65536)]
+    for open_stream, chunk, workers in runs:
+        found = Unread()
+        with open_stream() as stream:
+            assert list(iter_kills(stream, "import", chunk_size=chunk, workers=workers, unread=found)) == expected
+        with path.open("rb") as again:
+            line_numbers(again, found)
+        assert [(u.line, u.text) for u in found.first] == [(u.line, u.text) for u in unread.first]
+
+
+def _find_before(buffer: bytearray, high: int, needle: bytes, start: int) -> int:
+    return buffer.find(needle, start, high)
+
+
+def test_the_lines_holding_a_needle_are_found_in_windows_as_a_plain_search_finds_them() -> None:
+    # _needle_lines() reads the hits after a hit in a copy of the window from its line's
+    # start: with windows of every size (needles across a window's end, lines longer than
+    # a window, a last line without a newline) it gives each line holding the needle once,
+    # in order, with where the needle first stands in it, as a search line by line does.
+    import random
+
+    from watchdog_oom.parse import scan
+
+    rng = random.Random(13)
+    pieces = [b"Kill", b"kill", b" SIG", b"\n", b"x", b"oom-", b"Ki", b"ll", b"\n\n", b"abcdefgh"]
+    for trial in range(300):
+        buffer = bytearray(b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 60))))
+        starts = [0] + [n + 1 for n, byte in enumerate(buffer) if byte == 0x0A]
+        low = rng.choice(starts)
+        high = rng.choice([at for at in starts if at >= low] + [len(buffer)])
+        for needle in (b"Kill", b"kill", b" SIG"):
+            expected, at = [], low
+            while at < high:
+                end = buffer.find(b"\n", at, high) + 1 or high
+                first = buffer.find(needle, at, end)
+                if first >= 0:
+                    expected.append((at, bytes(buffer[at:end]), first - at))
+                at = end
+            for window in range(1, 40):
+                scan._WINDOW = window
+                try:
+                    found = list(scan._needle_lines(buffer, functools.partial(_find_before, buffer, high),
+                                                    needle, low, high))
+                finally:
+                    scan._WINDOW = 16 << 10
+                assert found == expected, (trial, needle, window, bytes(buffer), low, high)
+
+
 def test_a_line_is_a_kill_line_as_the_whole_expression_says(corpus_log) -> None:
     # _is_kill_line tries each way of _KILL_LINE only where the text it needs is in the
     # line: on every line of the corpus and the test data, and on lines made to hold each
@@ -173,7 +260,7 @@ def test_a_line_is_a_kill_line_as_the_whole_expression_says(corpus_log) -> None:
     assert len(lines) > 10_000
     for line in lines:
         buffer = bytearray(b"\n" + line + b"\n")
-        assert _is_kill_line(buffer, 1, len(buffer)) == bool(_KILL_LINE.search(buffer, 1, len(buffer))), line
+        assert _is_kill_line(bytes(buffer[1:])) == bool(_KILL_LINE.search(buffer, 1, len(buffer))), line
 
 
 def test_a_line_left_out_for_its_oom_kill_words_is_no_kill_line_or_found_by_another_word(corpus_log) -> None:
@@ -193,8 +280,8 @@ def test_a_line_left_out_for_its_oom_kill_words_is_no_kill_line_or_found_by_anot
     left_out = 0
     for line in lines:
         buffer = bytearray(b"\n" + line + b"\n")
-        at = buffer.find(b"kill")
-        out = at >= 0 and _oom_kill_only(buffer, at, len(buffer))
+        at = line.find(b"kill")
+        out = at >= 0 and _oom_kill_only(line + b"\n", at)
         assert out == (line in skipped) or line not in skipped + kept, line
         if out:
             left_out += 1

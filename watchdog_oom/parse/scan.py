@@ -71,7 +71,8 @@ _LOOKBACK = 4 << 20  # how far before a kill line its report may begin (~30 000 
 _LINE_BYTES = 4 * LINE_CHARS + 1  # the bytes of a line given to the parser at most
 _ZEROS = re.compile(rb"\0+")
 _set_text = vars(KernelLine)["text"].__set__  # the slot's own setter (see _Scanner.line)
-_NEAR = 1024  # after a kill word, bytes searched by bytearray.find before the C library's search
+_BLOCK = 64 << 10  # bytes searched for kill lines at a time from where the feeds reached (_feed_found)
+_WINDOW = 1024  # bytes after a hit line's start searched for the next hits in a copy (_needle_lines)
 
 
 def parse_text(text: str, source: str = "import", *, year: int | None = None,
@@ -216,6 +217,7 @@ def line_numbers(stream: BinaryIO, unread: Unread) -> None:
 
 
 Buffer = bytearray | mmap.mmap
+Line = bytes | bytearray  # a line copied out of a Buffer (a bytearray's slice is one)
 
 
 class _Scanner:
@@ -256,9 +258,8 @@ class _Scanner:
                 self.progress(read)
             size = kept + read
             end = buffer.rfind(b"\n", 0, size) + 1 if read else size
-            with _searcher(buffer) as search:
-                lines = _kill_lines(buffer, search, max(scanned, self.position), end)
-            yield from self._feed_lines(lines, end)
+            with _searcher(buffer) as search:  # (the buffer is resized only at the loop's top)
+                yield from self._feed_found(search, max(scanned, self.position), end)
             if not read:
                 break
             yield from self._reached(self.base + end)
@@ -276,10 +277,13 @@ class _Scanner:
         self.buffer, self.base, self.position, self.released = view, -start, start, 0
         bounds = _segments(view, start, segment)
         yield from self._reached(start, len(view))
-        with contextlib.closing(_segment_kill_lines(view, bounds, workers)) as segments:
+        with contextlib.closing(_segment_kill_lines(view, bounds, workers)) as segments, _searcher(view) as search:
             for low, high, lines in segments:
                 _check_size(view, high)
-                yield from self._feed_lines(lines, high)
+                if lines is None:  # this process's own to search
+                    yield from self._feed_found(search, low, high)
+                else:
+                    yield from self._feed_lines(lines, high)
                 yield from self._reached(high)
                 if self.progress is not None:
                     self.progress(high - low)
@@ -303,9 +307,8 @@ class _Scanner:
         with _searcher(view) as search:
             for low, high in [b for b in _segments(view, start, _SEGMENT, split) if b[0] >= begin]:
                 _check_size(view, high)
-                lines = _kill_lines(view, search, low, high)
                 self.marking = (low >= split) if first else marks > 0
-                for item in self._feed_lines(lines, high):
+                for item in self._feed_found(search, low, high):
                     if type(item) is not Idle:
                         yield item
                     elif first:
@@ -333,10 +336,32 @@ class _Scanner:
         """Feed the parser the kill lines starting at `lines` (before `end`), each with
         the report leading to it, and a report running on from the previous stretch.
         While `marking`, an Idle mark wherever a feed left the parser resumable."""
+        yield from self._feed_on(end)
+        yield from self._feed_kill_lines(lines, end)
+
+    def _feed_found(self, search: _Search, low: int, high: int) -> Iterator[Any]:
+        """_feed_lines() of the kill lines in [low, high) (whole lines), looked for a block at
+        a time from where the feeds reached: a line a feed went past is not looked for. In a
+        log dense with kills each report runs into the next (a kill line is held until the
+        line after it), the parser collects from one segment's start to its end, and all but
+        the first block go unsearched; where kills are sparse the blocks grow to the segment."""
+        yield from self._feed_on(high)
+        at, size = max(low, self.position), _BLOCK
+        while at < high:
+            stop = high if high - at <= size else self.buffer.find(b"\n", at + size - 1, high) + 1 or high
+            lines = _kill_lines(self.buffer, search, at, stop)
+            yield from self._feed_kill_lines(lines, high)
+            at, size = max(stop, self.position), _BLOCK if lines else min(2 * size, _SEGMENT)
+
+    def _feed_on(self, end: int) -> Iterator[Any]:
+        """Feed a report running on from the previous stretch (up to `end`)."""
         if self.parser.collecting:
             yield from self._feed_from(self.position, end)
             if self.marking and self.parser.resumable() is not None:
                 yield self._idle(self.position, None)
+
+    def _feed_kill_lines(self, lines: list[int], end: int) -> Iterator[Any]:
+        """Feed the kill lines starting at `lines` not fed yet, each with the report leading to it."""
         for line_start in lines:
             if line_start < self.position:  # read already, with the report before it
                 continue
@@ -392,50 +417,72 @@ def _reads_as_header(buffer: Buffer, at: int) -> bool:
 def _kill_lines(buffer: Buffer, search: _Search, low: int, high: int) -> list[int]:
     """The starts of the lines in [low, high) (whole lines) that are worth reading as kill
     lines, in order: one search pass per needle, then _KILL_LINE on each line hit."""
-    hit: dict[int, int] = {}  # a hit line's start -> its end
+    hit: dict[int, Line] = {}  # a hit line's start -> the line (its newline included)
     with search.stretch(low, high) as find:
         for needle in _KILL_NEEDLES:
-            at = find(needle, low)
-            while at >= 0:
-                line_start = buffer.rfind(b"\n", low, at) + 1 or low
-                line_end = buffer.find(b"\n", at, high)
-                line_end = high if line_end < 0 else line_end + 1
-                if needle != b"kill" or not _oom_kill_only(buffer, at, line_end):
-                    hit[line_start] = line_end
-                if line_end >= high:
-                    break
-                # The next one is looked for in the next kilobyte first (a log dense with
-                # kills has it there): the C library's search, called through ctypes,
-                # costs a microsecond or so before it reads a byte.
-                near = min(high, line_end + _NEAR)
-                at = buffer.find(needle, line_end, near)
-                if at < 0 and near < high:
-                    at = find(needle, near - len(needle) + 1)
-    return [start for start, end in sorted(hit.items())
-            if _is_kill_line(buffer, start, end) or _coloured_kill_line(buffer, start, end)]
+            lowercase = needle == b"kill"
+            for line_start, line, at in _needle_lines(buffer, find, needle, low, high):
+                if line_start not in hit and not (lowercase and _oom_kill_only(line, at)):
+                    hit[line_start] = line
+    return [start for start, line in sorted(hit.items()) if _is_kill_line(line) or _coloured_kill_line(line)]
 
 
-def _oom_kill_only(buffer: Buffer, at: int, end: int) -> bool:
-    """Whether the lowercase kill word at `at`, and each after it in its line (to `end`),
-    is the kernel's "oom-killer" or "oom-kill:" (a report's header, its constraint line),
-    and the line holds neither of the texts by which a way of _KILL_LINE_WAYS matches
-    without a kill word of its own ("Marked ", "the command: "): no way can then match by
-    these words, and the line is not looked at for them (a log dense with kills has two
-    such lines a kill). One with "Kill" or " SIG" is found by their own passes."""
-    start = at
+def _needle_lines(buffer: Buffer, find: Callable[[bytes, int], int], needle: bytes, low: int,
+                  high: int) -> Iterator[tuple[int, Line, int]]:
+    """Each line in [low, high) holding `needle`, in order: its start, the line (bytes, its
+    newline included) and where the needle first stands in it.
+
+    A hit's line and the _WINDOW bytes from its start are copied out at once, and the hits
+    that follow are looked for in that copy first (where kills are close, the next ones are
+    in it): a method of the mapped file, or a call into the C library, costs a microsecond
+    or so before it reads a byte, one of bytes a fraction of that. Past the window `find`
+    goes on. (The window is small: where hits are far apart, searching it is time lost.)"""
+    at = find(needle, low)
     while at >= 0:
-        if buffer[at - 4:at] != b"oom-" or (buffer[at + 4:at + 5] != b":" and buffer[at + 4:at + 6] != b"er"):
+        start = buffer.rfind(b"\n", low, at) + 1 or low
+        stop = min(high, start + _WINDOW)
+        window = buffer[start:stop]
+        line_start, at = 0, at - start
+        while True:
+            line_end = window.find(b"\n", at) + 1
+            if not line_end:  # the line runs to the window's end
+                if stop < high:
+                    line_end = buffer.find(b"\n", start + at, high) + 1 or high  # (on past the window)
+                    yield start + line_start, buffer[start + line_start:line_end], at - line_start
+                    at = find(needle, line_end) if line_end < high else -1
+                else:
+                    yield start + line_start, window[line_start:], at - line_start
+                    at = -1
+                break
+            yield start + line_start, window[line_start:line_end], at - line_start
+            at = window.find(needle, line_end)
+            if at < 0:  # none left in the window (one may straddle its end)
+                at = find(needle, max(start + line_end, stop - len(needle) + 1)) if stop < high else -1
+                break
+            line_start = window.rfind(b"\n", line_end, at) + 1 or line_end
+
+
+def _oom_kill_only(line: Line, at: int) -> bool:
+    """Whether the lowercase kill word at `at` in `line`, and each after it, is the kernel's
+    "oom-killer" or "oom-kill:" (a report's header, its constraint line), and the line holds
+    neither of the texts by which a way of _KILL_LINE_WAYS matches without a kill word of
+    its own ("Marked ", "the command: "): no way can then match by these words, and the line
+    is not looked at for them (a log dense with kills has two such lines a kill). One with
+    "Kill" or " SIG" is found by their own passes."""
+    while at >= 0:
+        if at < 4 or line[at - 4:at] != b"oom-" or (line[at + 4:at + 5] != b":" and line[at + 4:at + 6] != b"er"):
             return False
-        at = buffer.find(b"kill", at + 4, end)
-    line_start = buffer.rfind(b"\n", 0, start) + 1
-    return buffer.find(b"Marked ", line_start, end) < 0 and buffer.find(b"the command: ", line_start, end) < 0
+        at = line.find(b"kill", at + 4)
+    return line.find(b"Marked ") < 0 and line.find(b"the command: ") < 0
 
 
-def _is_kill_line(buffer: Buffer, start: int, end: int) -> bool:
-    """Whether _KILL_LINE matches in [start, end): each of its ways tried only where the
-    text it needs is there."""
-    return any(buffer.find(needed, start, end) >= 0 and way.search(buffer, start, end)
-               for needed, way in _KILL_LINE_TRIED)
+def _is_kill_line(line: Line) -> bool:
+    """Whether _KILL_LINE matches in `line`: each of its ways tried only where the text it
+    needs is there."""
+    for needed, way in _KILL_LINE_TRIED:  # noqa: SIM110 -- (any() of a generator: a frame resumed per way)
+        if line.find(needed) >= 0 and way.search(line) is not None:
+            return True
+    return False
 
 
 def _segments(view: mmap.mmap, start: int, segment: int, split: int | None = None) -> list[tuple[int, int]]:
@@ -453,16 +500,15 @@ def _segments(view: mmap.mmap, start: int, segment: int, split: int | None = Non
 
 
 def _segment_kill_lines(view: mmap.mmap, bounds: list[tuple[int, int]],
-                        workers: int) -> Generator[tuple[int, int, list[int]], None, None]:
-    """Per segment in order, its bounds and its kill lines (_kill_lines). With workers=2 a
-    forked process searches the second half of the segments and sends its findings
-    through a pipe as this process, having searched the first half, reaches them."""
+                        workers: int) -> Generator[tuple[int, int, list[int] | None], None, None]:
+    """Per segment in order, its bounds and its kill lines (_kill_lines), or None for the
+    caller to search. With workers=2 a forked process searches the second half of the
+    segments and sends its findings through a pipe as this process, having read the first
+    half, reaches them."""
     half = (len(bounds) + 1) // 2
     if workers < 2 or len(bounds) < 2 or not hasattr(os, "fork"):
-        with _searcher(view) as search:
-            for low, high in bounds:
-                _check_size(view, high)
-                yield low, high, _kill_lines(view, search, low, high)
+        for low, high in bounds:
+            yield low, high, None  # searched by the caller as it feeds (_Scanner._feed_found)
         return
     readable, writable = os.pipe()
     child = os.fork()
@@ -471,10 +517,8 @@ def _segment_kill_lines(view: mmap.mmap, bounds: list[tuple[int, int]],
         os._exit(_search_for_parent(view, bounds[half:], writable))
     os.close(writable)
     try:
-        with _searcher(view) as search:
-            for low, high in bounds[:half]:
-                _check_size(view, high)
-                yield low, high, _kill_lines(view, search, low, high)
+        for low, high in bounds[:half]:
+            yield low, high, None
         with os.fdopen(readable, "rb") as pipe:
             for low, high in bounds[half:]:
                 yield low, high, _received_lines(pipe)
@@ -570,11 +614,11 @@ def _release(view: mmap.mmap, released: int, below: int) -> int:
     return below
 
 
-def _coloured_kill_line(buffer: Buffer, start: int, end: int) -> bool:
+def _coloured_kill_line(line: Line) -> bool:
     """A kill line that grep --color or dmesg --color cut with colour escapes."""
-    if buffer.find(b"\x1b", start, end) < 0:
+    if line.find(b"\x1b") < 0:  # (`in` on bytes tries the needle as an int first: an exception made and dropped)
         return False
-    return _KILL_LINE.search(_ANSI_BYTES.sub(b"", bytes(buffer[start:end]))) is not None
+    return _KILL_LINE.search(_ANSI_BYTES.sub(b"", line)) is not None
 
 
 def _python_find(buffer: Buffer, needle: bytes, start: int, end: int) -> int:
