@@ -15,7 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
 
 from watchdog_oom.model import MemorySample, OomKill, TaskRow
-from watchdog_oom.store import SCHEMA_HEAD, Store, alembic_config, kill_record
+from watchdog_oom.store import SCHEMA_HEAD, Recorder, Store, alembic_config, kill_record
 from watchdog_oom.store.tables import include_object, metadata
 
 
@@ -58,6 +58,21 @@ def test_sqlite_runs_in_wal_with_foreign_keys(sqlite_store):
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10000
+
+
+def test_the_daemons_one_connection_keeps_a_small_page_cache_and_commands_the_default(db_url, sqlite_store):
+    from watchdog_oom.store.engine import DAEMON_CACHE_KIB
+
+    daemons = Recorder(db_url, "web-01", one_connection=True)  # as the daemon opens it
+    try:
+        with daemons.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -DAEMON_CACHE_KIB
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        daemons.close()
+    with sqlite_store.engine.connect() as conn:  # a command's: SQLite's default, 2,000 KiB
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -2000
 
 
 def test_kill_seen_through_two_sources_is_one_row(store, t0):

@@ -56,6 +56,14 @@ SHARED_CONNECTION_WAIT = 60.0
 # (OneConnectionPool): no thread waits for a locked database much longer than this in all.
 BUSY_TIMEOUT_MS = 10000
 LEAST_BUSY_MS = 100
+# The page cache of the daemon's one SQLite connection, in KiB (PRAGMA cache_size=-N).
+# SQLite's default, 2,000 KiB, fills as the history is read and written and stays: on a
+# month of history (a 4.4 MB file), seven retention runs in a row took the idle daemon's
+# peak RSS up 2.4-3.8 MiB, the first alone 1.6; with 256 KiB, 1.1-2.3 MiB, the first 0.4.
+# What the daemon reads on a clock is small (the ends of the indexes it appends to, an
+# hour of samples, the outbox), and a page missed is read from the kernel's page cache.
+# The commands keep the default: a `history` over 100,000 kills reads much more.
+DAEMON_CACHE_KIB = 256
 
 
 class _Turns:
@@ -213,6 +221,11 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _on_daemon_sqlite_connect(dbapi_connection: Any, record: Any) -> None:
+    _on_sqlite_connect(dbapi_connection, record)
+    dbapi_connection.execute(f"PRAGMA cache_size=-{DAEMON_CACHE_KIB}")
+
+
 def _on_postgresql_connect(dbapi_connection: Any, _record: Any) -> None:
     # Sessions in UTC: a date computed in SQL (history summary per day) is then the
     # same on every host of the fleet, whatever the server's own TimeZone setting.
@@ -225,7 +238,7 @@ def _on_postgresql_connect(dbapi_connection: Any, _record: Any) -> None:
 def make_engine(url: str, one_connection: bool = False) -> Engine:
     """An engine for any SQLAlchemy URL, with SQLite's file and pragmas set up; with
     `one_connection`, a SQLite file's engine holds one connection that its threads take
-    in turn (see SHARED_CONNECTION_WAIT)."""
+    in turn (see SHARED_CONNECTION_WAIT), with a page cache of DAEMON_CACHE_KIB."""
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
@@ -246,7 +259,7 @@ def make_engine(url: str, one_connection: bool = False) -> Engine:
     except Exception as exc:  # a missing DBAPI driver, for instance
         raise StoreError(f"database: cannot open {parsed.render_as_string(hide_password=True)}: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
-        event.listen(engine, "connect", _on_sqlite_connect)
+        event.listen(engine, "connect", _on_daemon_sqlite_connect if pooling else _on_sqlite_connect)
     elif parsed.get_backend_name() == "postgresql":
         event.listen(engine, "connect", _on_postgresql_connect)
     return engine
