@@ -23,6 +23,14 @@ With --source file, after the idle watch one ordinary kernel line is appended to
 and the peak read again ("after one kernel line"): the daemon as it is once it has parsed
 anything (what a module loaded at the first line, or a line's own work, would add).
 
+With --history, the database holds a month of memory samples before the daemon starts, as
+a month-old install's does once retention has run (raw samples for the last 2 days and an
+hour, 5-minute means back to a week, hourly means beyond it: 19,632 rows, 4.4 MB): with
+--seconds 60 or more, the first retention run (a minute after the start) has an hour of raw
+samples to downsample, and reads what an hourly run reads; the peak is the daemon's as it
+is once every job ran, which an empty database does not show (SQLite's page cache fills
+with what is read).
+
 The idle daemon still works: every interval it samples /proc (memory, processes, cgroups)
 and stores a sample. On a host where other programs cause OOM kills meanwhile, the
 vmstat cross-check alerts them and the channels (a closed port here) are retried: that
@@ -30,7 +38,7 @@ is work, not idleness, and the log lines counted at the end say so; --no-vmstat-
 turns the cross-check off (kernel_log.vmstat_check: false) to measure idleness there.
 
     python3 benchmarks/bench_footprint.py [--seconds 60] [--runs 3] [--source file|kmsg] [--threads]
-                                          [--no-vmstat-check] [--breakdown] [--unit-environment]
+                                          [--no-vmstat-check] [--breakdown] [--unit-environment] [--history]
 
 Targets (issue 12): daemon within 6 MB of the floor, idle CPU at most 0.2 % of a core.
 """
@@ -55,6 +63,7 @@ FLOOR = ("import yaml, sqlalchemy, apscheduler.schedulers.background\n"
          "print(open('/proc/self/smaps').read())")
 
 CONFIG = """\
+host: bench
 database: sqlite:///{tmp}/history.db
 kernel_log:
   source: {source}
@@ -74,6 +83,30 @@ notifications:
 # backlog's summary is not sent (and retried against the closed port) while idle.
 KMSG_KINDS = '\n      kinds: ["commit.*", "memory.*"]'
 
+
+
+# Fills the database of sys.argv[1] for host sys.argv[2] with a month of samples as
+# retention leaves them (see --history), through the store, migrated by Alembic.
+HISTORY = """
+import sys
+from datetime import datetime, timedelta, timezone
+from sqlalchemy import insert
+from watchdog_oom.store import Recorder
+from watchdog_oom.store.tables import samples
+store = Recorder(sys.argv[1], sys.argv[2])
+store.upgrade()
+now = datetime.now(timezone.utc)
+ages = ([(10 * i, 0) for i in range((2 * 86400 + 3600) // 10)]
+        + [(2 * 86400 + 3600 + 300 * i, 300) for i in range(1440)]
+        + [(7 * 86400 + 3600 * i, 3600) for i in range(23 * 24)])
+figures = dict(mem_total_kb=16 << 20, mem_available_kb=8 << 20, swap_total_kb=0, swap_free_kb=0,
+               committed_as_kb=4 << 20, commit_limit_kb=16 << 20, commit_percent=25.0, commit_limit_percent=25.0,
+               mem_available_percent=50.0, psi_some_avg10=0.0, psi_full_avg10=0.0, overcommit_memory=0)
+with store.engine.begin() as conn:
+    conn.execute(insert(samples), [dict(host=sys.argv[2], time=now - timedelta(seconds=age), resolution=resolution,
+                                        **figures) for age, resolution in ages])
+store.close()
+"""
 
 
 def cpu_seconds(pid: int) -> float:
@@ -186,7 +219,7 @@ def unit_environment() -> dict[str, str]:
 
 
 def idle_daemon(seconds: float, settle: float, source: str, vmstat_check: bool = True,
-                extra_env: dict[str, str] | None = None) -> Idle:
+                extra_env: dict[str, str] | None = None, history: bool = False) -> Idle:
     """Peak RSS, CPU share (% of a core) and wake-ups of the idle daemon, and what it logged."""
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp, "config.yaml")
@@ -202,6 +235,9 @@ def idle_daemon(seconds: float, settle: float, source: str, vmstat_check: bool =
         sock.settimeout(60)
         env = {**os.environ, **(extra_env or {}), "NOTIFY_SOCKET": sock_path, "PYTHONPATH": str(ROOT)}
         env.pop("WATCHDOG_OOM_CONFIG", None)
+        if history:
+            subprocess.run([sys.executable, "-c", HISTORY, f"sqlite:///{tmp}/history.db", "bench"], env=env,
+                           check=True, cwd=ROOT)
         # cwd: `-m` puts the working directory first on sys.path, before PYTHONPATH.
         proc = subprocess.Popen([sys.executable, "-m", "watchdog_oom", "-c", str(config), "run"], env=env,
                                 stderr=subprocess.PIPE, text=True, cwd=ROOT)
@@ -249,6 +285,8 @@ def main() -> None:
                         help="kernel_log.vmstat_check: false (other programs' OOM kills are then not alerted)")
     parser.add_argument("--unit-environment", action="store_true",
                         help="run the daemon with the shipped systemd unit's Environment= settings, as installed")
+    parser.add_argument("--history", action="store_true",
+                        help="a month of samples in the database (with --seconds 60 or more: after retention ran)")
     parser.add_argument("--breakdown", action="store_true",
                         help="the last run's resident memory by mapping, floor and daemon side by side")
     args = parser.parse_args()
@@ -262,7 +300,7 @@ def main() -> None:
     for _ in range(args.runs):
         hwm, floor_resident = floor_kb()
         floors.append(hwm)
-        runs.append(idle_daemon(args.seconds, args.settle, args.source, args.vmstat_check, extra_env))
+        runs.append(idle_daemon(args.seconds, args.settle, args.source, args.vmstat_check, extra_env, args.history))
     load_after = Path("/proc/loadavg").read_text().split()[:3]
     floor = statistics.median(floors)
     peak = statistics.median(r.hwm_kb for r in runs)
