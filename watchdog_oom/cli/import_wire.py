@@ -3,12 +3,13 @@
 A batch of kills crosses from a reading process to the recording one as a Packed: its
 rows (store/rows.py), cut to the history's caps, pickled once where they were read; and,
 made there too, what recording them on SQLite and printing them as JSON needs: the
-INSERT's parameters (store.rows.prepared_params) and each record's JSON text but its
-id. The recording process then unpickles a few strings a kill instead of a row of
-Python objects, and where the batch is all new kills (store.batch.import_prepared) it
-inserts the parameters and prints the texts with their ids as they are; any other batch
-(a kill seen before, another database, the table format) is recorded from its rows as
-before. The texts are those to_json gives (_record_texts; a test holds them equal).
+INSERT's parameters (store.rows.prepared_params) column by column, and each record's
+JSON text but its id, as the texts the batch's records share and those that vary (Laid).
+The recording process then unpickles a few strings a kill instead of a row of Python
+objects, and where the batch is all new kills (store.batch.import_columns) it inserts
+the parameters and prints the texts with their ids as they are; any other batch (a kill
+seen before, another database, the table format) is recorded from its rows as before.
+The texts are those to_json gives (_record_texts; a test holds them equal).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class Packed:
     """A batch of kills as a reader sends it: `count`; `names` and `columns`, the INSERT's
     columns and their values column by column, a value the whole batch shares as a
     1-tuple of it (None: the rows need the column processors), whose rows are `params`
-    (rows.prepared_params' form); `texts`, each record's JSON text after its id (None:
+    (rows.prepared_params' form); `texts`, each record's JSON text after its id (Laid; None:
     not asked for, the output is a table); `suffixes`, each kill's time's UTC offset as
     isoformat() ends with it (None: no time), by which rows() gives each time its offset
     again; `blob`, the rows (capped) pickled, only where the batch was made the rows' way
@@ -69,7 +70,7 @@ class Packed:
 
     __slots__ = ("count", "names", "columns", "texts", "suffixes", "blob", "_rows", "_params")
 
-    def __init__(self, count: int, names: list[str] | None, columns: list[Any] | None, texts: list[str] | None,
+    def __init__(self, count: int, names: list[str] | None, columns: list[Any] | None, texts: Laid | None,
                  suffixes: list[str | None] | None = None, blob: bytes | None = None) -> None:
         self.count, self.names, self.columns, self.texts, self.suffixes, self.blob = (
             count, names, columns, texts, suffixes, blob)
@@ -115,7 +116,7 @@ class Packed:
             return pack(self.rows()[skip:], texts=self.texts is not None)
         return Packed(max(0, self.count - skip), self.names,
                       [values if type(values) is tuple else values[skip:] for values in self.columns],
-                      None if self.texts is None else self.texts[skip:], self.suffixes[skip:])
+                      None if self.texts is None else self.texts.after(skip), self.suffixes[skip:])
 
 
 def _shared(values: Sequence[Any]) -> Any:
@@ -135,12 +136,12 @@ def pack(rows: Sequence[Row], *, texts: bool) -> Packed:
     prepared = prepared_params(rows)
     record_texts = None
     if texts and not rows:
-        record_texts = []
+        record_texts = Laid(["", ""], [[]], 0)
     elif texts:
         records = record_columns([None] * len(rows), rows)
         records.append([row_evidence(row) for row in rows])
         skip = len(_ID_PREFIX) + len("null")
-        record_texts = [text[skip:] for text in _record_texts(records)]
+        record_texts = Laid(["", ""], [[text[skip:] for text in _record_texts(records)]], len(rows))
     names, columns = (prepared[0], list(map(list, zip(*prepared[1], strict=True)))) if prepared is not None else (
         None, None)
     return Packed(len(rows), names, columns, record_texts, blob=pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL))
@@ -225,7 +226,7 @@ class Packer:
         if self.texts:
             record = [columns[at] for at in _RECORD_AT]
             record[_RECORD_TIME - 1] = isos
-            texts = _laid_out([*map(_column_json, record), evidence], RECORD_KEYS[1:], ",\n")  # after the id
+            texts = _layout([*map(_column_json, record), evidence], RECORD_KEYS[1:], ",\n")  # after the id
         return Packed(count, [COLUMNS[at] for at in kept], shared, texts, suffixes)
 
     def _times(self, times: Sequence[Any],
@@ -483,7 +484,7 @@ class Printer:
         print("\n".join(lines if self.count == 0 else lines[1:]), file=self.out)
         self.count += len(rows)
 
-    def add_texts(self, ids: Sequence[int | None], texts: Sequence[str]) -> None:
+    def add_texts(self, ids: Sequence[int | None], texts: Laid) -> None:
         """Print a batch's records as JSON: each its id, then its text (Packed.texts)."""
         if len(ids) != len(texts):
             raise ValueError(f"{len(ids)} ids for {len(texts)} records")
@@ -493,7 +494,7 @@ class Printer:
         # each element: the text up to its id (after ",\n" but the first's), the id, the text after it: one join
         heads = itertools.chain((_ID_PREFIX,), itertools.repeat(_NEXT_ID))
         self.out.write("[\n" if self.count == 0 else ",\n")
-        self.out.write("".join(itertools.chain.from_iterable(zip(heads, numbers, texts, strict=False))))
+        self.out.write("".join(itertools.chain.from_iterable(zip(heads, numbers, *texts.streams(), strict=False))))
         self.count += len(texts)
 
     def finish(self) -> None:
@@ -529,27 +530,73 @@ def _record_texts(columns: list[Sequence[Any]]) -> list[str]:
     return _laid_out(texts)
 
 
-def _laid_out(texts: Sequence[Sequence[str]], keys: Sequence[str] = RECORD_KEYS, head: str = "  {\n") -> list[str]:
+class Laid:
+    """Records' texts as a batch carries them: the layout's `pieces`, the texts every
+    record shares, between `columns`, the texts that vary (`count` each): a record is
+    pieces[0], its text of columns[0], pieces[1], … pieces[-1]. A batch of a log's kills
+    crosses to the recording process as the few texts that vary a kill (a time, a pid)
+    and its records are laid out as they are printed (Printer.add_texts: one join), where
+    a list of whole texts was some 900 bytes a kill to make, pickle, send and join."""
+
+    __slots__ = ("pieces", "columns", "count")
+
+    def __init__(self, pieces: list[str], columns: list[list[str]], count: int) -> None:
+        self.pieces, self.columns, self.count = pieces, columns, count
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return Laid, (self.pieces, self.columns, self.count)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Laid) and self.texts() == other.texts()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def streams(self) -> list[Any]:
+        """Each record's pieces in order, as iterables of `count` texts (to zip and join)."""
+        streams: list[Any] = [itertools.repeat(self.pieces[0], self.count)]
+        for column, piece in zip(self.columns, self.pieces[1:], strict=True):
+            streams += [column, itertools.repeat(piece, self.count)]
+        return streams
+
+    def texts(self) -> list[str]:
+        """Each record's text (JSON text holds a NUL only escaped: one join, split)."""
+        if not self.count:
+            return []
+        joined = "".join(itertools.chain.from_iterable(zip(*self.streams(), itertools.repeat("\x00"))))
+        return joined.split("\x00")[:-1]
+
+    def after(self, skip: int) -> Laid:
+        """The records but the first `skip`."""
+        return Laid(self.pieces, [column[skip:] for column in self.columns], max(0, self.count - skip))
+
+
+def _layout(texts: Sequence[Sequence[str]], keys: Sequence[str] = RECORD_KEYS, head: str = "  {\n") -> Laid:
     """Records given as their values' JSON texts, column by column (`keys`: their keys,
     RECORD_KEYS' or its tail), set in to_json's indented layout after `head`: a column of
-    one text throughout is written into the layout once; the batch is one join of the
-    layout's pieces and the other columns' texts (a NUL after each record: JSON text
-    holds one only escaped), split."""
+    one text throughout is written into the layout's pieces once."""
     count = len(texts[0])
-    if not count:
-        return []
-    streams: list[Any] = []
+    pieces: list[str] = []
+    columns: list[list[str]] = []
     text = head  # the layout's text since the last value that varies
     for at, (key, column) in enumerate(zip(keys, texts, strict=True)):
         text += ("" if at == 0 else ",\n") + _KEYS[key]
-        first = column[0]
+        first = column[0] if count else ""
         if column.count(first) == count:
             text += first
         else:
-            streams += [itertools.repeat(text, count), column]
+            pieces.append(text)
+            columns.append(list(column))
             text = ""
-    streams.append(itertools.repeat(text + "\n  }\x00", count))
-    return "".join(itertools.chain.from_iterable(zip(*streams, strict=True))).split("\x00")[:-1]
+    pieces.append(text + "\n  }")
+    return Laid(pieces, columns, count)
+
+
+def _laid_out(texts: Sequence[Sequence[str]], keys: Sequence[str] = RECORD_KEYS, head: str = "  {\n") -> list[str]:
+    """_layout's records' texts."""
+    return _layout(texts, keys, head).texts() if len(texts[0]) else []
 
 
 def _column_json(values: Sequence[Any]) -> Sequence[str]:
