@@ -477,7 +477,7 @@ def test_a_report_past_its_bound_reads_the_same_with_and_without_the_lanes(short
     _same_both_ways("\n".join(EXPRESS_PREFIXES[0] + line for line in report) + "\n", 2024)
 
 
-# Syslog dates the express reads from the time of their minute (express._syslog_wall): seconds
+# Syslog dates the express reads from the time of their minute (express._Stamper._syslog_wall): seconds
 # within one minute and past it, minutes, hours and days that roll over, leap days, seconds
 # that no clock shows (60, 99) and dates no calendar has; a minute read again after another.
 DATES = ["Jun  3 10:00:00", "Jun  3 10:00:01", "Jun  3 10:00:59", "Jun  3 10:00:60", "Jun  3 10:00:99",

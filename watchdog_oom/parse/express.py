@@ -133,13 +133,18 @@ def _wrapper(shape: _Shape) -> str | None:
     return f"(?>{shape.pattern.pattern})"
 
 
-_SECONDS = tuple(timedelta(seconds=second) for second in range(60))
+_SECONDS = {f"{second:02d}": timedelta(seconds=second) for second in range(60)}  # a date's seconds as printed
 _PATTERNS = {shape: _express(shape) for shapes in _SHAPES.values() for shape in shapes}
 # Of each shape's express pattern: whether it reads an ASCII syslog date ("month") and a tag
 # ("tag"), which Express._stamp() asks of every line it stamps (Pattern.groupindex makes a new
 # mapping; a Pattern hashes its whole program: keyed by the shape, hashed by identity).
 _NAMES = {shape: ("month" in express[0].groupindex, "tag" in express[0].groupindex)
           for shape, express in _PATTERNS.items() if express is not None}
+# Of each shape's express pattern, the numbers of the kill line's groups Express._released() reads
+# (match.group() by number: by name, each is looked up in the pattern's table first).
+_KILL_GROUPS = {shape: tuple(express[0].groupindex[name] for name in (
+    "vm", "anon", "file", "shmem", "uid", "pgtables", "adj", "pid", "name", "reason"))
+    for shape, express in _PATTERNS.items() if express is not None}
 
 
 @lru_cache(maxsize=32)
@@ -180,21 +185,79 @@ def _host_name(host: str) -> bool:
     return _HOSTNAME.fullmatch(host) is not None
 
 
+class _Stamper:
+    """Express._stamp(): a line's Stamp from its express match, the dates read last kept."""
+
+    def __init__(self, year: int | None) -> None:
+        self._year = year
+        self._date: tuple[tuple[str, str] | None, datetime | None] = (None, None)  # the last date read, its time
+        self._minute: tuple[str | None, datetime | None] = (None, None)  # the last syslog minute read, its time
+
+    def stamp(self, line: KernelLine, raw: str, shape: _Shape, match: re.Match, uptime: int) -> Stamp:
+        """FastLane._stamp() of the line (no blank before it), its date read once for the lines
+        that share it; `uptime`: the group of the uptime's seconds."""
+        named = _NAMES[shape]
+        if shape.date is None:
+            wall = None
+        elif named[0]:  # an ASCII syslog date
+            wall = self._syslog_wall(match)
+        elif (shape.date, match["date"]) == self._date[0]:
+            wall = self._date[1]
+        else:
+            wall = self._wall(shape, match)
+            self._date = ((shape.date, match["date"]), wall)
+        seconds, fraction = match.group(uptime, uptime + 1)
+        mono = None
+        if seconds is not None and len(seconds) < 13:  # (far within _mono_usec()'s bound: one int() of it all)
+            mono = int(seconds + (fraction or "0")[:6].ljust(6, "0"))
+        elif seconds is not None:
+            usec = _mono_usec(seconds, 1_000_000)
+            mono = None if usec is None else usec + _fraction_usec(fraction)
+        # _Shape.host(): a host name the wrapper names in the first HOST_SEARCH_CHARS characters
+        host = match["host"] if shape.hosted else None
+        kind = match.lastgroup
+        start = match.start(kind or 0)
+        if host is not None and (start > HOST_SEARCH_CHARS or not raw[0].isalnum() or not _host_name(host)):
+            host = None
+        stamp = Stamp(line, wall or line.time, mono if mono is not None else line.mono_usec, raw, (), host, shape.form)
+        if kind == "kill" and named[1] and match.start("tag") >= start - 80 and (
+                raw.find(raw[start:start + 24]) == start and "<" not in raw[:HOST_SEARCH_CHARS]):
+            # evidence._tag(): the tag before the kill line is the "kernel" of "host kernel: ",
+            # where it stands whole in the 80 characters wrappers.line_tag() looks at before it
+            stamp.sender = "kernel"
+        return stamp
+
+    def _wall(self, shape: _Shape, match: re.Match) -> datetime | None:
+        """The time of the line's date, as shapes._wall() reads it."""
+        return _wall(shape.date, match["date"], self._year)
+
+    def _syslog_wall(self, match: re.Match) -> datetime | None:
+        """The time of an ASCII syslog date, as wrappers._bsd_datetime() reads its fields (no
+        fraction of a second), from the time of its minute, read once for the lines of that
+        minute (naive: adding 0-59 s is what the datetime of that second is; a second of 60-99
+        is no time, as datetime() refuses it)."""
+        date, minute = match["date"], self._minute
+        if minute[0] != date[:-4]:  # "Jun  3 10:00:00 " without ":00 "
+            minute = self._minute = (date[:-4], _datetime(self._year, _month(match["month"]), match["day"],
+                                                          match["hour"], match["minute"], "00"))
+        second = _SECONDS.get(match["second"])  # ("[0-9]{2}"; 60-99: None)
+        return None if minute[1] is None or second is None else minute[1] + second
+
+
 class Express:
     """Reads a line of a common kind in the wrapper of the line before, or says it cannot (None)."""
 
     def __init__(self, lane: FastLane) -> None:
         self._lane = lane
         self._parser = lane._parser
-        self._year = lane._year
         self._unwrapper = lane._unwrapper
         self._joiner = lane._joiner
         self._reports = lane._reports
         self._users = lane._users
         self._held: _Held | None = None  # the kill line this class held, and its fields
         self._kill: re.Match | None = None
-        self._date: tuple[tuple[str, str] | None, datetime | None] = (None, None)  # the last date read, its time
-        self._minute: tuple[str | None, datetime | None] = (None, None)  # the last syslog minute read, its time
+        self._kill_groups: tuple[int, ...] = ()  # _KILL_GROUPS of its shape
+        self._stamp = _Stamper(lane._year).stamp
         # what next_row() reads the line after a row with: the row pattern and its group before the
         # row's own, the table, whether the shape's pattern is in ASCII, the shape's first class
         self._rows: tuple[re.Pattern, int, TaskTable, bool, str | None] | None = None
@@ -206,7 +269,9 @@ class Express:
         nothing changed."""
         shape = self._unwrapper.last
         express = _PATTERNS.get(shape) if shape is not None else None
-        if express is None or len(raw) >= JOIN_CHARS or self._users.collecting or (
+        users = self._users  # (UserspaceKillers.collecting, inlined: asked of every line)
+        if express is None or len(raw) >= JOIN_CHARS or users._earlyoom_banner or users._nohang is not None or (
+                users._awaiting_cmdline is not None) or (
                 not express[2] and shape.first != _first_class(raw)) or (  # type: ignore[union-attr]
                 self._joiner.locator._shape is not None):
             return None
@@ -220,9 +285,11 @@ class Express:
             return None
         kind = match.lastgroup or ""
         start = match.start(kind)
-        if start == 0 or raw.find("[", start + 1) >= 0 or raw.find("#01", start) >= 0 or "\n" in raw or (
-                raw.find("kernel:", start) >= 0):
-            return None  # pieces() would cut it; a "host kernel: " the shape may take
+        if start == 0 or "\n" in raw:
+            return None
+        body = raw[start:]  # (`in` of the message: str.find() with a start parses its arguments)
+        if "#01" in body or "kernel:" in body or ("[" in body and (body[0] != "[" or "[" in body[1:])):
+            return None  # pieces() would cut it (a "[" past its first character); a "host kernel: " the shape may take
         if joiner._held is not None and (joiner._held is not self._held or kind == "row"):
             return None  # the rejoiner decides what the line is to the line it holds
         if kind == "kill":
@@ -236,7 +303,6 @@ class Express:
             return kills + self._hold(line, raw, shape, match, express[1])  # type: ignore[arg-type]
         if kind == "row":
             return None  # no row of a table being read: the lane asks more of it
-        body = raw[start:]
         if kind == "quiet":
             if _ANCHOR_HINTS.search(body) is not None:
                 return None  # a message the lane asks more of
@@ -258,14 +324,27 @@ class Express:
         if row is None:
             return None
         start = row.start(base)
-        if start == 0 or raw.find("[", start + 1) >= 0 or raw.find("#01", start) >= 0 or "\n" in raw or (
+        after = raw[start + 1:]  # (the row opens with "["; `in` of it: str.find() with a start parses its arguments)
+        if start == 0 or "[" in after or "#01" in after or "\n" in raw or (
                 _ANCHOR_HINTS.search(row.group(pattern.groups)) is not None):
             return None  # cut by pieces(), or a name the lane asks about
         self._joiner.locator.prefix = ""
         table.add(row, base)
         self._rows = (*_row_after(shape, len(table.columns)), table, express_ascii(shape), shape.first)
-        self._parser._next_row = self  # the next line is asked next_row() first
+        self._parser.row_after = self  # the next line is asked next_row() first
         return []
+
+    def next_rows(self, texts: list[str], start: int, offset: int) -> tuple[int, int, int]:
+        """OomParser.feed_rows(): of texts[start:] (lines from byte `offset` on, without their
+        newlines), the rows next_row() takes one after the other: how many, their bytes with
+        their newlines, and the offset of the last."""
+        at = last = offset
+        for count in range(start, len(texts)):
+            text = texts[count]
+            if not self.next_row(text + "\n"):
+                return count - start, at - offset, last
+            last, at = at, at + len(text) + 1
+        return len(texts) - start, at - offset, last
 
     def next_row(self, text: str) -> bool:
         """Whether `text` (the physical line after a row _row() read, zeros and all) was the
@@ -285,14 +364,15 @@ class Express:
                 or "=3D" in raw or "\x1b" in raw or "&" in raw or '"' in raw or "\r" in raw or "\n" in raw
                 or (not raw[:1].isalnum() and _JSON_STRUCTURE.match(raw)) or raw[-1:].isspace()):
             return False  # (a name then blanks: the pattern of _row() reads it, the general way)
-        pattern, base, table, ascii_shape, first = self._rows  # type: ignore[misc]  # (set with _next_row)
+        pattern, base, table, ascii_shape, first = self._rows  # type: ignore[misc]  # (set with row_after)
         if not ascii_shape and first != _first_class(raw):
             return False
         row = pattern.match(raw)
         if row is None:
             return False
         start = row.start(base)
-        if start == 0 or raw.find("[", start + 1) >= 0 or raw.find("#01", start) >= 0:
+        after = raw[start + 1:]  # (as _row() asks it)
+        if start == 0 or "[" in after or "#01" in after:
             return False
         name = row.group(pattern.groups)
         hinted = self._hinted.get(name)  # a table's names repeat (workers, forks): each is searched once
@@ -309,53 +389,6 @@ class Express:
         table.add(row, base)
         return True
 
-    def _stamp(self, line: KernelLine, raw: str, shape: _Shape, match: re.Match, uptime: int) -> Stamp:
-        """FastLane._stamp() of the line (no blank before it), its date read once for the lines
-        that share it; `uptime`: the group of the uptime's seconds."""
-        named = _NAMES[shape]
-        if shape.date is None:
-            wall = None
-        elif named[0]:  # an ASCII syslog date
-            wall = self._syslog_wall(match)
-        elif (shape.date, match["date"]) == self._date[0]:
-            wall = self._date[1]
-        else:
-            wall = self._wall(shape, match)
-            self._date = ((shape.date, match["date"]), wall)
-        seconds, fraction = match.group(uptime, uptime + 1)
-        mono = None
-        if seconds is not None:
-            usec = _mono_usec(seconds, 1_000_000)
-            mono = None if usec is None else usec + _fraction_usec(fraction)
-        # _Shape.host(): a host name the wrapper names in the first HOST_SEARCH_CHARS characters
-        host = match["host"] if shape.hosted else None
-        start = match.start(match.lastgroup or 0)
-        if host is not None and (start > HOST_SEARCH_CHARS or not raw[0].isalnum() or not _host_name(host)):
-            host = None
-        stamp = Stamp(line, wall or line.time, mono if mono is not None else line.mono_usec, raw, (), host, shape.form)
-        if match.lastgroup == "kill" and named[1] and match.start("tag") >= start - 80 and (
-                raw.find(raw[start:start + 24]) == start and "<" not in raw[:HOST_SEARCH_CHARS]):
-            # evidence._tag(): the tag before the kill line is the "kernel" of "host kernel: ",
-            # where it stands whole in the 80 characters wrappers.line_tag() looks at before it
-            stamp.sender = "kernel"
-        return stamp
-
-    def _wall(self, shape: _Shape, match: re.Match) -> datetime | None:
-        """The time of the line's date, as shapes._wall() reads it."""
-        return _wall(shape.date, match["date"], self._year)
-
-    def _syslog_wall(self, match: re.Match) -> datetime | None:
-        """The time of an ASCII syslog date, as wrappers._bsd_datetime() reads its fields (no
-        fraction of a second), from the time of its minute, read once for the lines of that
-        minute (naive: adding 0-59 s is what the datetime of that second is; a second of 60-99
-        is no time, as datetime() refuses it)."""
-        date, minute = match["date"], self._minute
-        if minute[0] != date[:-4]:  # "Jun  3 10:00:00 " without ":00 "
-            minute = self._minute = (date[:-4], _datetime(self._year, _month(match["month"]), match["day"],
-                                                          match["hour"], match["minute"], "00"))
-        second = int(match["second"])
-        return None if minute[1] is None or second > 59 else minute[1] + _SECONDS[second]
-
     def _hold(self, line: KernelLine, raw: str, shape: _Shape, match: re.Match, uptime: int) -> list[OomKill]:
         """The kill line, held as read_direct() -> Rejoiner.hold_or_take() hold it (lenient:
         a kill line that opens as one is held for its continuation), its fields kept."""
@@ -364,7 +397,7 @@ class Express:
         held = _Held(raw[match.start("kill"):], self._stamp(line, raw, shape, match, uptime), None, len(line.text),
                      joiner.where)
         joiner._held = self._held = held
-        self._kill = match
+        self._kill, self._kill_groups = match, _KILL_GROUPS[shape]
         return []
 
     def _released(self) -> list[OomKill]:
@@ -383,8 +416,7 @@ class Express:
             report.lines += 1
         match = self._kill
         assert match is not None
-        vm, anon, file, shmem, uid, pgtables, adj, pid_text = match.group(
-            "vm", "anon", "file", "shmem", "uid", "pgtables", "adj", "pid")
+        vm, anon, file, shmem, uid, pgtables, adj, pid_text, name, reason = match.group(*self._kill_groups)
         figures: dict = {"total_vm_kb": int(vm), "anon_rss_kb": int(anon), "file_rss_kb": int(file)}
         if shmem is not None:
             figures["shmem_rss_kb"] = int(shmem)
@@ -393,8 +425,8 @@ class Express:
             figures["uid"], figures["pgtables_kb"] = int(uid), int(pgtables)
             figures["oom_score_adj"] = score_adj if -1000 <= score_adj <= 1000 else None
         pid = int(pid_text) if len(pid_text) <= 20 else None
-        kills = self._reports.victim(pid if pid is not None and 1 <= pid <= 4_194_304 else None, match["name"],
-                                     match["reason"], figures, held.text, held.stamp)
+        kills = self._reports.victim(pid if pid is not None and 1 <= pid <= 4_194_304 else None, name,
+                                     reason, figures, held.text, held.stamp)
         self._users.interrupt()
         return kills
 

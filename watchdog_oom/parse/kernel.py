@@ -77,8 +77,9 @@ class OomParser:
         self._joiner = Rejoiner(self._take_checked, lenient=lenient, year=year)
         self.unread = unread if unread is not None else Unread()
         self._lane = FastLane(self, year) if fast and lenient else None
-        # set where the express has read a task-table row: feed() asks it of the next line first
-        self._next_row: Express | None = None
+        # set where the express has read a task-table row: feed() asks it of the next line first,
+        # and the scanner hands it the lines that follow in one call (feed_rows())
+        self.row_after: Express | None = None
 
     @property
     def pending(self) -> bool:
@@ -113,11 +114,11 @@ class OomParser:
         joiner = self._joiner
         joiner.where = (line_no, offset)
         text = line.text
-        next_row = self._next_row
+        next_row = self.row_after
         if next_row is not None:  # the line after a task-table row the express read (express.py)
             if line.wrapped and next_row.next_row(text):
                 return []
-            self._next_row = None
+            self.row_after = None
         if text[:1] == "\x00":  # zeros a copytruncate or a crash left, then the line: no part of it
             text = text.lstrip("\x00")
             line = dataclasses.replace(line, text=text)
@@ -132,6 +133,19 @@ class OomParser:
         if not self._lenient and joiner.holding:
             kills += joiner.release()  # live: a kill is handed on by its own line
         return kills
+
+    def feed_rows(self, texts: list[str], start: int, offset: int) -> tuple[int, int]:
+        """Of texts[start:] (the lines from byte `offset` on, each without its newline and
+        shorter than LINE_CHARS), the task-table rows that follow a row the express read, each
+        taken as feed() takes it (a wrapped line; Express.next_row()), in one call: how many,
+        and their bytes (newlines included). The first line that is no such row is left as it
+        was, for feed(): it asks the same question of it, then reads it the general way."""
+        if self.row_after is None:
+            return 0, 0
+        count, width, last = self.row_after.next_rows(texts, start, offset)
+        if count:
+            self._joiner.where = (None, last)  # as feed() left it, at the last row
+        return count, width
 
     def _pasted(self, line: KernelLine) -> list[OomKill]:
         """A physical line of text pasted from anywhere: its enclosures undone, each of its
@@ -149,7 +163,9 @@ class OomParser:
                 kills += self._logical(line, text, sender, width, decoder.notes, decoder.entry_of(n))
             return kills
         self.unread.cut = decoder.cut
-        self._joiner.saw_width(width)
+        if width >= 40:  # Rejoiner.saw_width(), inlined (most lines come this way)
+            widths = self._joiner._widths
+            widths[width] = widths.get(width, 0) + 1
         lane = self._lane
         read = lane.express.read(line, raw) if lane is not None else None
         if read is None and lane is not None:
@@ -236,7 +252,7 @@ class OomParser:
     def flush(self) -> list[OomKill]:
         """Return what is pending: a held kill line, a selected victim whose `Killed process`
         never came."""
-        self._next_row = None
+        self.row_after = None
         kills: list[OomKill] = []
         for raw, sender in self._decoder.flush():
             kills += self._logical(KernelLine(text=raw, source="", wrapped=True), raw, sender, 0)

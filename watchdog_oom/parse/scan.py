@@ -72,6 +72,7 @@ _LINE_BYTES = 4 * LINE_CHARS + 1  # the bytes of a line given to the parser at m
 _ZEROS = re.compile(rb"\0+")
 _set_text = vars(KernelLine)["text"].__set__  # the slot's own setter (see _Scanner.line)
 _BLOCK = 64 << 10  # bytes searched for kill lines at a time from where the feeds reached (_feed_found)
+_RUN = 4096  # bytes of whole lines decoded at once to be fed (_Scanner._feed_from)
 _WINDOW = 1024  # bytes after a hit line's start searched for the next hits in a copy (_needle_lines)
 
 
@@ -386,10 +387,52 @@ class _Scanner:
         return buffer.rfind(b"\n", 0, min(openers)) + 1 if openers else line_start
 
     def _feed_from(self, start: int, end: int, must_reach: int = 0) -> Iterator[OomKill | Idle]:
-        """Feed lines from start: through the one at must_reach, then while they matter."""
-        buffer, parser, at = self.buffer, self.parser, start
-        feed, line, base = parser.feed, self.line, self.base  # looked up once: this runs per line
+        """Feed lines from start: through the one at must_reach, then while they matter.
+
+        Lines are decoded a run of whole lines at a time (_RUN bytes at most) where the run is
+        ASCII and holds no zero (most logs): one decode and one split, where each line alone
+        cost a search of the mapped file, a slice and a decode. Any other run is fed a line
+        at a time."""
+        parser, at = self.parser, start
         while at < end and (at <= must_reach or parser.collecting):
+            run_end = self.buffer.rfind(b"\n", at, min(end, at + _RUN)) + 1
+            run = self.buffer[at:run_end] if run_end > at else b""
+            if run and run.isascii() and run.find(b"\0") < 0:
+                at = yield from self._feed_run(at, run.decode("ascii").split("\n"), must_reach)
+            else:
+                at = yield from self._feed_each(at, max(run_end, at + 1), end, must_reach)
+        self.position = at
+
+    def _feed_run(self, at: int, texts: list[str], must_reach: int) -> Generator[Any, None, int]:
+        """Feed the lines of an ASCII run (`texts`: it split at its newlines, the last piece
+        empty) from offset `at` while they matter; the offset reached."""
+        parser, feed, line, base = self.parser, self.parser.feed, self.line, self.base
+        texts.pop()  # (the run ends with a newline)
+        n, count = 0, len(texts)
+        while n < count:
+            text = texts[n]
+            stop = at + len(text) + 1
+            _set_text(line, text + "\n")  # (shorter than the run, so than _LINE_BYTES: read whole)
+            kills = feed(line, offset=base + at)
+            if kills:
+                yield from kills
+                if self.marking and parser.resumable() is not None:  # a report's header gave the last one
+                    self.position = stop
+                    yield self._idle(stop, must_reach)
+            at, n = stop, n + 1
+            if not (at <= must_reach or parser.collecting):
+                break
+            if parser.row_after is not None and n < count:
+                # rows of a task table after a row: taken in one call (the parser collects on through them)
+                rows, width = parser.feed_rows(texts, n, base + at)
+                n, at = n + rows, at + width
+        return at
+
+    def _feed_each(self, at: int, limit: int, end: int, must_reach: int) -> Generator[Any, None, int]:
+        """Feed the lines from offset `at` one at a time, the first one and then those that
+        start before `limit` while they matter; the offset reached."""
+        buffer, parser, feed, line, base = self.buffer, self.parser, self.parser.feed, self.line, self.base
+        while True:
             stop = buffer.find(b"\n", at, end)
             stop = end if stop < 0 else stop + 1
             if buffer[at] == 0:  # the zeros a copytruncate or a crash left: no part of the line after them
@@ -404,7 +447,8 @@ class _Scanner:
                     self.position = stop
                     yield self._idle(stop, must_reach)
             at = stop
-        self.position = at
+            if at >= limit or at >= end or not (at <= must_reach or parser.collecting):
+                return at
 
 
 def _reads_as_header(buffer: Buffer, at: int) -> bool:

@@ -94,6 +94,7 @@ _UNIT_SUFFIXES = (".service", ".scope", ".slice", ".socket", ".mount", ".swap")
 #         "  Sending SIGTERM to the victim"
 _NOHANG_TAG = re.compile(_TAG.format(r"nohang(?:-desktop)?"))
 _NOHANG_START = ("Victim status", "Process with highest badness", "Finding the process with the highest badness")
+_NOHANG_OPENERS = ("nohang", *_NOHANG_START)  # (made once: no_killer_words() is asked of most kernel lines)
 _NOHANG_FIELD = re.compile(r"(PID|name|E?UID|badness|VmRSS|RSS|cgroup_v[12]):\s+([^,(]*?)\s*(?=,|\(|$)", re.IGNORECASE)
 _NOHANG_KEYS = {"euid": "uid", "rss": "vm_rss_mib", "vmrss": "vm_rss_mib"}
 _NOHANG_CMDLINE = re.compile(r"cmdline:\s+(.*)$", re.IGNORECASE)
@@ -116,7 +117,7 @@ def no_killer_words(text: str) -> bool:
     look at it while no description is open (not `collecting`): none of the words it looks
     for is there."""
     return not ("Kill" in text or "killing" in text or "SIG" in text or "oomd killed" in text
-                or "'oom-kill'" in text or "emory!" in text or text.startswith(("nohang", *_NOHANG_START)))
+                or "'oom-kill'" in text or "emory!" in text or text.startswith(_NOHANG_OPENERS))
 
 
 class UserspaceKillers:
@@ -194,7 +195,7 @@ class UserspaceKillers:
             kills = self._nohang_command(text, stamp)
             if kills is not None:
                 return kills
-        if self._nohang is not None or text.startswith(("nohang", *_NOHANG_START)):
+        if self._nohang is not None or text.startswith(_NOHANG_OPENERS):
             self._nohang_line(text)
         if "oomd killed" in text or "'oom-kill'" in text:
             kills = self._oomd.unit_line(text, stamp)
