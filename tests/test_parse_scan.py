@@ -205,6 +205,30 @@ def test_kill_lines_looked_for_a_block_at_a_time_from_where_the_feeds_reached_gi
         assert [(u.line, u.text) for u in found.first] == [(u.line, u.text) for u in unread.first]
 
 
+def test_a_huge_line_holding_every_needle_is_not_copied_to_be_looked_at(tmp_path: Path) -> None:
+    # review R19: a line of any length holding the kill words (a blob, a minified document, an
+    # export read as it is) is looked at where it lies, never copied whole: reading a mapped
+    # log with a 10 MB such line between two reports allocates a few hundred kilobytes (the
+    # parser reads a line's first _LINE_BYTES), and gives what feeding every line gives.
+    import tracemalloc
+
+    report = _dense(2, 1)
+    data = report + b"Jun  3 10:00:09 web-01 app: " + b"x Kill kill SIGKILL " * 500_000 + b"\n" + _dense(2, 5)
+    path = tmp_path / "huge.log"
+    path.write_bytes(data)
+    expected = parse_text(data.decode("utf-8"), source="import")
+    assert len(expected) == 4
+    tracemalloc.start()
+    try:
+        with path.open("rb") as stream:
+            kills = list(iter_kills(stream, "import", workers=1))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert kills == expected
+    assert peak < 3 << 20, peak
+
+
 def _find_before(buffer: bytearray, high: int, needle: bytes, start: int) -> int:
     return buffer.find(needle, start, high)
 
@@ -236,8 +260,9 @@ def test_the_lines_holding_a_needle_are_found_in_windows_as_a_plain_search_finds
             for window in range(1, 40):
                 scan._WINDOW = window
                 try:
-                    found = list(scan._needle_lines(buffer, functools.partial(_find_before, buffer, high),
-                                                    needle, low, high))
+                    found = [(line_start, bytes(data[start:end]), at - start)
+                             for line_start, data, start, end, at in scan._needle_lines(
+                                 buffer, functools.partial(_find_before, buffer, high), needle, low, high)]
                 finally:
                     scan._WINDOW = 16 << 10
                 assert found == expected, (trial, needle, window, bytes(buffer), low, high)
@@ -260,7 +285,7 @@ def test_a_line_is_a_kill_line_as_the_whole_expression_says(corpus_log) -> None:
     assert len(lines) > 10_000
     for line in lines:
         buffer = bytearray(b"\n" + line + b"\n")
-        assert _is_kill_line(bytes(buffer[1:])) == bool(_KILL_LINE.search(buffer, 1, len(buffer))), line
+        assert _is_kill_line(buffer, 1, len(buffer)) == bool(_KILL_LINE.search(buffer, 1, len(buffer))), line
 
 
 def test_a_line_left_out_for_its_oom_kill_words_is_no_kill_line_or_found_by_another_word(corpus_log) -> None:
@@ -280,8 +305,8 @@ def test_a_line_left_out_for_its_oom_kill_words_is_no_kill_line_or_found_by_anot
     left_out = 0
     for line in lines:
         buffer = bytearray(b"\n" + line + b"\n")
-        at = line.find(b"kill")
-        out = at >= 0 and _oom_kill_only(line + b"\n", at)
+        at = buffer.find(b"kill")
+        out = at >= 0 and _oom_kill_only(buffer, at, 1, len(buffer))
         assert out == (line in skipped) or line not in skipped + kept, line
         if out:
             left_out += 1

@@ -461,26 +461,30 @@ def _reads_as_header(buffer: Buffer, at: int) -> bool:
 def _kill_lines(buffer: Buffer, search: _Search, low: int, high: int) -> list[int]:
     """The starts of the lines in [low, high) (whole lines) that are worth reading as kill
     lines, in order: one search pass per needle, then _KILL_LINE on each line hit."""
-    hit: dict[int, Line] = {}  # a hit line's start -> the line (its newline included)
+    hit: dict[int, tuple[Line | Buffer, int, int]] = {}  # a hit line's start -> where it lies (_needle_lines)
     with search.stretch(low, high) as find:
         for needle in _KILL_NEEDLES:
             lowercase = needle == b"kill"
-            for line_start, line, at in _needle_lines(buffer, find, needle, low, high):
-                if line_start not in hit and not (lowercase and _oom_kill_only(line, at)):
-                    hit[line_start] = line
-    return [start for start, line in sorted(hit.items()) if _is_kill_line(line) or _coloured_kill_line(line)]
+            for line_start, data, start, end, at in _needle_lines(buffer, find, needle, low, high):
+                if line_start not in hit and not (lowercase and _oom_kill_only(data, at, start, end)):
+                    hit[line_start] = (data, start, end)
+    return [line_start for line_start, line in sorted(hit.items())
+            if _is_kill_line(*line) or _coloured_kill_line(*line)]
 
 
 def _needle_lines(buffer: Buffer, find: Callable[[bytes, int], int], needle: bytes, low: int,
-                  high: int) -> Iterator[tuple[int, Line, int]]:
-    """Each line in [low, high) holding `needle`, in order: its start, the line (bytes, its
-    newline included) and where the needle first stands in it.
+                  high: int) -> Iterator[tuple[int, Line | Buffer, int, int, int]]:
+    """Each line in [low, high) holding `needle`, in order: its start, then where it lies
+    (bytes holding it, and its start and end in them, its newline included) and where in
+    them the needle first stands in it.
 
     A hit's line and the _WINDOW bytes from its start are copied out at once, and the hits
     that follow are looked for in that copy first (where kills are close, the next ones are
     in it): a method of the mapped file, or a call into the C library, costs a microsecond
     or so before it reads a byte, one of bytes a fraction of that. Past the window `find`
-    goes on. (The window is small: where hits are far apart, searching it is time lost.)"""
+    goes on. (The window is small: where hits are far apart, searching it is time lost.) A
+    line running past its window is given in `buffer` itself: a line may be of any length,
+    and no more than a window is ever copied (review R19)."""
     at = find(needle, low)
     while at >= 0:
         start = buffer.rfind(b"\n", low, at) + 1 or low
@@ -492,13 +496,13 @@ def _needle_lines(buffer: Buffer, find: Callable[[bytes, int], int], needle: byt
             if not line_end:  # the line runs to the window's end
                 if stop < high:
                     line_end = buffer.find(b"\n", start + at, high) + 1 or high  # (on past the window)
-                    yield start + line_start, buffer[start + line_start:line_end], at - line_start
+                    yield start + line_start, buffer, start + line_start, line_end, start + at
                     at = find(needle, line_end) if line_end < high else -1
                 else:
-                    yield start + line_start, window[line_start:], at - line_start
+                    yield start + line_start, window, line_start, len(window), at
                     at = -1
                 break
-            yield start + line_start, window[line_start:line_end], at - line_start
+            yield start + line_start, window, line_start, line_end, at
             at = window.find(needle, line_end)
             if at < 0:  # none left in the window (one may straddle its end)
                 at = find(needle, max(start + line_end, stop - len(needle) + 1)) if stop < high else -1
@@ -506,25 +510,27 @@ def _needle_lines(buffer: Buffer, find: Callable[[bytes, int], int], needle: byt
             line_start = window.rfind(b"\n", line_end, at) + 1 or line_end
 
 
-def _oom_kill_only(line: Line, at: int) -> bool:
-    """Whether the lowercase kill word at `at` in `line`, and each after it, is the kernel's
-    "oom-killer" or "oom-kill:" (a report's header, its constraint line), and the line holds
-    neither of the texts by which a way of _KILL_LINE_WAYS matches without a kill word of
-    its own ("Marked ", "the command: "): no way can then match by these words, and the line
-    is not looked at for them (a log dense with kills has two such lines a kill). One with
-    "Kill" or " SIG" is found by their own passes."""
+def _oom_kill_only(data: Line | Buffer, at: int, start: int, end: int) -> bool:
+    """Whether the lowercase kill word at `at` in the line [start, end) of `data`, and each
+    after it, is the kernel's "oom-killer" or "oom-kill:" (a report's header, its constraint
+    line), and the line holds neither of the texts by which a way of _KILL_LINE_WAYS matches
+    without a kill word of its own ("Marked ", "the command: "): no way can then match by
+    these words, and the line is not looked at for them (a log dense with kills has two such
+    lines a kill). One with "Kill" or " SIG" is found by their own passes."""
     while at >= 0:
-        if at < 4 or line[at - 4:at] != b"oom-" or (line[at + 4:at + 5] != b":" and line[at + 4:at + 6] != b"er"):
+        if at - 4 < start or data[at - 4:at] != b"oom-" or (
+                data[at + 4:at + 5] != b":" and data[at + 4:at + 6] != b"er"):
             return False
-        at = line.find(b"kill", at + 4)
-    return line.find(b"Marked ") < 0 and line.find(b"the command: ") < 0
+        at = data.find(b"kill", at + 4, end)
+    return data.find(b"Marked ", start, end) < 0 and data.find(b"the command: ", start, end) < 0
 
 
-def _is_kill_line(line: Line) -> bool:
-    """Whether _KILL_LINE matches in `line`: each of its ways tried only where the text it
-    needs is there."""
+def _is_kill_line(data: Line | Buffer, start: int, end: int) -> bool:
+    """Whether _KILL_LINE matches in [start, end) of `data`: each of its ways tried only where
+    the text it needs is there. (`bytes in bytes` first tries the needle as an int: an
+    exception made and dropped; find() is asked.)"""
     for needed, way in _KILL_LINE_TRIED:  # noqa: SIM110 -- (any() of a generator: a frame resumed per way)
-        if line.find(needed) >= 0 and way.search(line) is not None:
+        if data.find(needed, start, end) >= 0 and way.search(data, start, end) is not None:
             return True
     return False
 
@@ -658,11 +664,11 @@ def _release(view: mmap.mmap, released: int, below: int) -> int:
     return below
 
 
-def _coloured_kill_line(line: Line) -> bool:
+def _coloured_kill_line(data: Line | Buffer, start: int, end: int) -> bool:
     """A kill line that grep --color or dmesg --color cut with colour escapes."""
-    if line.find(b"\x1b") < 0:  # (`in` on bytes tries the needle as an int first: an exception made and dropped)
+    if data.find(b"\x1b", start, end) < 0:
         return False
-    return _KILL_LINE.search(_ANSI_BYTES.sub(b"", line)) is not None
+    return _KILL_LINE.search(_ANSI_BYTES.sub(b"", bytes(data[start:end]))) is not None
 
 
 def _python_find(buffer: Buffer, needle: bytes, start: int, end: int) -> int:
