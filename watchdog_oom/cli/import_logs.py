@@ -741,20 +741,21 @@ class _Filed:
 # two cores the parent runs beside the first reader (it wakes on the core the first's
 # writes to the pipe wake it on) and the second has the other core to itself: all three
 # end together where the first's part and all the parent's work take as long as the
-# second's part, a share of (1 - (P + c) / R) / 2 (P, R: the parent's and the readers' CPU
-# for the whole log; c: the parent's start, ~0.2 s). Minimal reports (a kill in ~550
-# bytes: the parent ~13 us a kill as JSON, a reader ~47 us) give P/R ~0.28 and a share of
-# 0.34 (measured on 100,000 kills at nice -20 on 2 busy cores: 0.44, 4.1-4.7 s; 0.34,
-# 3.4-3.8 s). A reader's work a kill grows with the report's lines and the parent's does
-# not: where kills are sparser (full reports with task tables, big logs of other lines)
-# P/R falls toward 0 and the share is SPARSE_SHARE, as tuned before for those. Between,
-# P/R is taken as inversely proportional to the bytes per kill, estimated from the kill
-# lines ("Kill…": kernel, systemd-oomd, lmkd) in SAMPLES windows of SAMPLE bytes spread
-# over the log. A single core has one reader (_search_workers), a log under 2 MB too
-# (split_point). With the table format the parent's work is the larger and bounds the
-# time whatever the share.
+# second's part, a share of (1 - (P + c) / R) / 2 (P, R: the parent's and the readers'
+# CPU for the whole log; c: the parent's start, ~0.35 s). Minimal reports (a kill in
+# ~550 bytes: a reader ~47 us a kill, the parent ~8 us recording alone (--quiet) and ~11
+# printing JSON too; 100,000 of them) give a share of 0.39 and 0.35: 0.37 (measured as
+# JSON at nice -20 on 2 busy cores, before the parent's inserts took a third less: 0.44,
+# 4.1-4.7 s; 0.34, 3.4-3.8 s). A reader's work a kill grows with the report's lines and
+# the parent's does not: where kills are sparser (full reports with task tables, big
+# logs of other lines) P/R falls toward 0 and the share is SPARSE_SHARE, as tuned before
+# for those. Between, P/R is taken as inversely proportional to the bytes per kill,
+# estimated from the kill lines ("Kill…": kernel, systemd-oomd, lmkd) in SAMPLES windows
+# of SAMPLE bytes spread over the log. A single core has one reader (_search_workers), a
+# log under 2 MB too (split_point). With the table format the parent's work is the
+# larger and bounds the time whatever the share.
 SPARSE_SHARE = 0.44
-DENSE_SHARE = 0.34
+DENSE_SHARE = 0.37
 DENSE_BYTES = 550  # the bytes of a minimal report, a kill at DENSE_SHARE
 SAMPLES, SAMPLE = 8, 64 << 10
 
