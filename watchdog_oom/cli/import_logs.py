@@ -77,6 +77,8 @@ def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, er
         store, events = None, _events(args.paths, filing, err, map_file=False, texts=texts)
     else:
         store, events = open_store(cfg), _events(args.paths, filing, err, map_file=False, texts=texts)
+    if not args.quiet:
+        _wider_pipe(out)
     printer = Printer(None if args.quiet else args.format, out)
     failed = False
     found = new = unstored = 0
@@ -104,6 +106,22 @@ def cmd_import(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, er
             hosts.clear()
     printer.finish()
     return 1 if failed else EXIT_OK
+
+
+def _wider_pipe(out: TextIO) -> None:
+    """Where the records go into a pipe (`| jq`, a program reading them), have it hold
+    PIPE_SIZE bytes: a batch's JSON is some 2 MB, which through the default 64 KiB took
+    thirty turns of this process and the reader a batch (100,000 kills as JSON into a
+    Python reader's pipe, nice -20 at load 6-10: 4.11-4.48 s against 3.89-4.20, medians of
+    4 and 5 runs, interleaved). A file or a terminal is left as it is; so is a pipe the
+    system allows no more (fs.pipe-max-size, the user's pipe quota)."""
+    import fcntl
+    import stat
+
+    with contextlib.suppress(AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        fd = out.fileno()
+        if stat.S_ISFIFO(os.fstat(fd).st_mode):
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
 
 
 def _record(store: store_mod.Store | None, payload: Packed, now: datetime, printer: Printer,
