@@ -12,6 +12,7 @@ import csv
 import gzip
 import io
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -240,3 +241,57 @@ def test_a_big_export_s_order_is_the_small_one_s_ties_and_all() -> None:
         keys = [rng.randint(-3, 6) for _ in range(count)]  # ties, and times before 1970
         small = time_order([datetime(1970, 1, 1) + timedelta(microseconds=key) for key in keys])
         assert list(_stable_order(keys)) == (small if small is not None else list(range(count)))
+
+
+def elasticsearch(order: list[int], indent: int | None = None) -> str:
+    """An Elasticsearch `_search` answer as curl saves it (one line; `| jq .`: indented)."""
+    hits = [{"_index": "filebeat-8", "_id": f"h{n}", "_score": None,
+             "_source": {"@timestamp": STAMPS[n], "host": {"name": "node-1"}, "message": LINES[n]}} for n in order]
+    return json.dumps({"took": 3, "timed_out": False, "hits": {"total": {"value": len(hits)}, "max_score": None,
+                                                              "hits": hits}}, indent=indent) + "\n"
+
+
+def loki(order: list[int]) -> str:
+    """A Loki query_range answer as curl saves it (newest first: direction=backward)."""
+    def ns(stamp: str) -> str:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        return str(int(when.timestamp()) * 1_000_000_000 + when.microsecond * 1000)
+    values = [[ns(STAMPS[n]), LINES[n]] for n in order]
+    return json.dumps({"status": "success", "data": {"resultType": "streams", "result": [
+        {"stream": {"host": "node-1", "job": "varlogs"}, "values": values}]}}) + "\n"
+
+
+API_ANSWERS = {"elasticsearch": elasticsearch, "elasticsearch-jq": lambda order: elasticsearch(order, 2),
+               "loki": loki}
+
+
+@pytest.mark.parametrize("order", ["oldest-first", "newest-first"])
+@pytest.mark.parametrize("answer", sorted(API_ANSWERS))
+def test_an_api_answer_saved_as_it_comes_is_read_as_an_export(answer: str, order: str, config: Path,
+                                                               tmp_path: Path) -> None:
+    # Review R20 (Elasticsearch's hits two levels down) and R22 (Loki's [ns, line] pairs): each
+    # kill with its own report's invoker, cgroup and time, in either order.
+    text = API_ANSWERS[answer](list(range(len(LINES))) if order == "oldest-first" else NEWEST_FIRST)
+    assert seen(parse_text(text)) == EXPECTED
+    log = tmp_path / "answer.json"
+    log.write_text(text)
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["-c", str(config), "import", "--dry-run", "--format", "json", str(log)], stdout=out, stderr=err) == 0
+    kills = json.loads(out.getvalue())
+    assert [(k["pid"], k["process"], k["invoker"], k["task_memcg"]) for k in kills] == [e[:4] for e in EXPECTED]
+    assert [k["time"] for k in kills] == ["2025-06-29T15:00:06.000006+00:00", "2025-06-29T15:00:13.000013+00:00"]
+
+
+def test_a_big_document_on_one_line_is_not_parsed_whole_for_nothing(config: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # Review R21: a document over 8 MiB opening with "{" on one line was taken for NDJSON and
+    # decoded and parsed whole (~6x the file in memory) before being read as it is.
+    import watchdog_oom.cli.import_logs
+
+    monkeypatch.setattr(watchdog_oom.cli.import_logs, "_ENTRY_BYTES", 2_000)
+    log = tmp_path / "answer.json"
+    log.write_text(elasticsearch(NEWEST_FIRST))
+    kills, said = _import_small_limit(log, config, monkeypatch)
+    assert "with a line over 0 MiB is read in the file's order" in said
+    # read as a line (up to 64 KiB) its entries are put in order all the same: each kill its own report's
+    assert [(k["pid"], k["process"], k["invoker"], k["task_memcg"]) for k in kills] == [e[:4] for e in EXPECTED]

@@ -599,6 +599,7 @@ def _export_in_time_order(path: str, stream: Any, err: TextIO) -> BinaryIO | Non
 # their places, times and order take some 70 bytes an entry (a million: 84 MiB at its peak
 # in all); one listed newest first is reversed whatever its length (24 bytes an entry).
 SORTED_ENTRIES = 1_000_000
+_ENTRY_BYTES = 1 << 20  # an NDJSON entry longer than this is none (a log line is at most some kilobytes)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _NAIVE_EPOCH = datetime(1970, 1, 1)
 _MICROSECOND = timedelta(microseconds=1)
@@ -637,7 +638,9 @@ def _big_in_time_order(ndjson: BinaryIO) -> tuple[BinaryIO | None, str]:
         rising = falling = True
         zoned = None
         at = 0
-        for line in ndjson:
+        for line in iter(lambda: ndjson.readline(_ENTRY_BYTES + 1), b""):
+            if len(line) > _ENTRY_BYTES:  # a document on one line (an API's answer) is no NDJSON entry:
+                return None, f"with a line over {_ENTRY_BYTES >> 20} MiB"  # not decoded and parsed whole
             if copy is not None:
                 copy.write(line)
             if line.strip():

@@ -776,19 +776,50 @@ def _message_of(entry: dict) -> str | None:
     return message if isinstance(message, str) else None
 
 
+def _listed(document: object) -> list | None:
+    """The entries (objects) a JSON document lists: itself, an array; or an API's answer
+    holding them one or two levels down ({"entries": […]}, {"items": […]}, Elasticsearch's
+    {"hits": {"hits": […]}}, Loki's query_range {"data": {"result": [{"stream": {…},
+    "values": [[ns, line], …]}]}}, made entries as logcli writes them); None: it lists none
+    (an object with a message is an entry of its own)."""
+    if isinstance(document, list):
+        return document
+    if not isinstance(document, dict) or _message_of(document) is not None:
+        return None
+    for value in document.values():
+        if isinstance(value, dict):  # one level further: {"hits": {"hits": […]}}, {"data": {"result": […]}}
+            value = next((inner for inner in value.values() if isinstance(inner, list)), None)
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            return _loki_entries(value) or value
+    return None
+
+
+def _loki_entries(streams: list) -> list[dict] | None:
+    """Loki's streams (each its labels and [time in ns, line] pairs) as logcli's entries
+    ({"labels": …, "line": …, "timestamp": RFC 3339}); None where they are not such."""
+    if not all(isinstance(stream, dict) and isinstance(stream.get("values"), list) for stream in streams):
+        return None
+    entries = []
+    for stream in streams:
+        labels = stream.get("stream") if isinstance(stream.get("stream"), dict) else {}
+        for pair in stream["values"]:
+            if not (isinstance(pair, list) and len(pair) >= 2 and isinstance(pair[1], str)):
+                return None
+            try:
+                seconds, rest = divmod(int(pair[0]), 1_000_000_000)
+                when = (_EPOCH + timedelta(seconds=seconds, microseconds=rest // 1000)).isoformat()
+            except (TypeError, ValueError, OverflowError):
+                return None
+            entries.append({"labels": labels, "line": pair[1], "timestamp": when})
+    return entries
+
+
 def _entries_in(document: object) -> list[tuple[tuple[str, str | None], Where | None]] | None:
     """The messages of the entries a JSON document on one line lists, each with the host and
     time it names: an array of entries, or an API's answer holding one ({"entries": […]},
     {"items": […]}, Elasticsearch's {"hits": {"hits": […]}}); None when it lists none (an
     entry of its own is _json_lines()')."""
-    entries = document if isinstance(document, list) else None
-    if isinstance(document, dict) and _message_of(document) is None:
-        for value in document.values():
-            if isinstance(value, dict):  # one level further: {"hits": {"hits": […]}}
-                value = next((inner for inner in value.values() if isinstance(inner, list)), None)
-            if isinstance(value, list) and value and isinstance(value[0], dict):
-                entries = value
-                break
+    entries = _listed(document)
     if entries is None:
         return None
     kept = [entry for entry in entries[:JSON_ARRAY_ENTRIES] if isinstance(entry, dict)]
@@ -1110,8 +1141,7 @@ def _export_entries(text: str) -> tuple[list[dict], bool] | None:
                     return None
                 entries.append(one)
         return (entries, False) if entries else None
-    if isinstance(document, dict) and _message_of(document) is None:
-        document = next((value for value in document.values() if isinstance(value, list)), None)
+    document = _listed(document)
     if isinstance(document, list) and document and all(isinstance(entry, dict) for entry in document):
         return document, True
     return None
