@@ -210,3 +210,17 @@ def test_a_users_syslog_line_quoting_a_kernel_kill_further_in_is_no_kill(line: s
     text = line.format(kill=forged) + "\n" + f"Jun  3 10:00:01 h kernel: {KILL.format(pid=4242)}\n"
     assert [k.pid for k in parse_text(text, year=2025)] == [4242]
     assert [k.pid for k in iter_kills(io.BytesIO(text.encode()), "import", year=2025)] == [4242]
+
+
+_JOINED_KILL = ("Out of memory: Killed process {p} (v{p}) total-vm:400000kB, anon-rss:200000kB, file-rss:0kB, "
+                "shmem-rss:0kB, UID:1000 pgtables:400kB oom_score_adj:0")
+
+
+@pytest.mark.parametrize("joiner", ['"], ["1717408800123456789", "', '", "', " | ", "; ", " ", ' "' + '"' * 60 + " "])
+def test_two_kill_lines_run_together_by_json_punctuation_are_two_kills_each_its_own_name(joiner: str) -> None:
+    # Review R22b: Loki's [ns, line] pairs, a JSON array of strings, a pipe: the first kill's
+    # name ran on into the second kill line, which was lost. (The last: a run of quotes that
+    # a backtracking reading of the joiner would take exponentially long to refuse.)
+    text = _JOINED_KILL.format(p=1) + joiner + _JOINED_KILL.format(p=2) + "\n"
+    for line in (text, "[ 12.5] " + text, "Jun 29 15:57:11 host kernel: " + text):
+        assert [(k.pid, k.process, k.anon_rss_kb) for k in parse_text(line)] == [(1, "v1", 200000), (2, "v2", 200000)]

@@ -35,6 +35,10 @@ _OUTERS = (re.compile(r"(?P<n>\d+)(?:\t|  )\s*"), re.compile(r"[^\s:]+:(?P<n>\d+
            re.compile(r"(?P<n>\d+)[:-](?!\d)"), re.compile(r"[-*+>]\s+"))
 _SECOND_KILL = re.compile(
     r"(?:(?:Out of [Mm]emory|Memory cgroup out of memory): )?(?:Killed|[Kk]ill) process \d")
+# What may stand between two messages run together in one line besides blanks: the punctuation
+# of a JSON array of strings (Loki's [ns, line] pairs: `"], ["1717…", "`), a pipe, a semicolon.
+# Possessive, a quoted number tried first: one way to read each run, no backtracking.
+_JOINER_TAIL = re.compile(r"""(?:"\d+"|[\s"'\[\]{},;|])*+$""")
 # A syslog header (BSD date, host, kernel tag) that another record run into this one opened with.
 _EMBEDDED_HEADER = re.compile(r"\s+[^\W\d_]{3} +\d{1,2} \d\d:\d\d:\d\d \S+ kernel: ")
 
@@ -97,7 +101,17 @@ def _run_together(body: str, started: bool) -> tuple[int, int] | None:
     else:
         return None
     first = body[:end].rstrip()
-    return (end, resume) if first and not incomplete(first) else None
+    if not first:
+        return None
+    whole = not incomplete(first) or not incomplete(_without_joiner(first))
+    return (end, resume) if whole else None
+
+
+def _without_joiner(text: str) -> str:
+    """`text` less what joined it to the next message (_JOINER_TAIL), looked for in its last
+    64 characters only (a run of them is tried from each place: bounded)."""
+    found = _JOINER_TAIL.search(text, max(0, len(text) - 64))
+    return text[:found.start()] if found is not None else text
 
 
 class Locator:
