@@ -295,3 +295,15 @@ def test_a_big_document_on_one_line_is_not_parsed_whole_for_nothing(config: Path
     assert "with a line over 0 MiB is read in the file's order" in said
     # read as a line (up to 64 KiB) its entries are put in order all the same: each kill its own report's
     assert [(k["pid"], k["process"], k["invoker"], k["task_memcg"]) for k in kills] == [e[:4] for e in EXPECTED]
+
+
+def test_an_elasticsearch_answer_with_failed_shards_is_read_from_its_hits() -> None:
+    # _shards.failures (a list of objects) comes before hits.hits in the answer: the entries
+    # are the list whose objects hold messages.
+    answer = json.loads(elasticsearch(NEWEST_FIRST))
+    answer = {"took": 3, "timed_out": False,
+              "_shards": {"total": 2, "successful": 1, "failed": 1,
+                          "failures": [{"shard": 0, "index": "filebeat-8", "reason": {"type": "x"}}]},
+              "hits": answer["hits"]}
+    assert seen(parse_text(json.dumps(answer) + "\n")) == EXPECTED
+    assert seen(parse_text(json.dumps(answer, indent=2) + "\n")) == EXPECTED

@@ -786,12 +786,16 @@ def _listed(document: object) -> list | None:
         return document
     if not isinstance(document, dict) or _message_of(document) is not None:
         return None
+    first = None  # a list of objects none of which holds a message (Elasticsearch's _shards.failures)
     for value in document.values():
         if isinstance(value, dict):  # one level further: {"hits": {"hits": […]}}, {"data": {"result": […]}}
-            value = next((inner for inner in value.values() if isinstance(inner, list)), None)
+            value = next((inner for inner in value.values() if isinstance(inner, list) and inner), None)
         if isinstance(value, list) and value and isinstance(value[0], dict):
-            return _loki_entries(value) or value
-    return None
+            listed = _loki_entries(value) or value
+            if _entry_message(listed[0]) is not None:
+                return listed
+            first = first or listed
+    return first
 
 
 def _loki_entries(streams: list) -> list[dict] | None:
