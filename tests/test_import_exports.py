@@ -285,25 +285,26 @@ def test_an_api_answer_saved_as_it_comes_is_read_as_an_export(answer: str, order
 def test_a_big_document_on_one_line_is_not_parsed_whole_for_nothing(config: Path, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     # Review R21: a document over 8 MiB opening with "{" on one line was taken for NDJSON and
-    # decoded and parsed whole (~6x the file in memory) before being read as it is.
+    # decoded and parsed whole (~6x the file in memory) before being read as it is; and
+    # read as text (only its first 64 KiB), its kills took the next report's invoker (R20).
+    import watchdog_oom.cli.import_logs
+
+    monkeypatch.setattr(watchdog_oom.cli.import_logs, "_ENTRY_BYTES", 1_000)
+    log = tmp_path / "answer.json"
+    log.write_text(json.dumps({"status": "ok", "data": {"rows": [[n, LINES[n]] for n in NEWEST_FIRST]}}) + "\n")
+    kills, said = _import_small_limit(log, config, monkeypatch)
+    assert kills == [] and "not read: a JSON document over 0 MiB on one line" in said and "jq -c" in said
+
+
+@pytest.mark.parametrize("indent", [None, 2], ids=["one-line", "jq"])
+def test_a_big_elasticsearch_answer_is_read_hit_by_hit_in_time_order(indent: int | None, config: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # Review R20 over 8 MiB: the hits converted one by one as a big array is, then put in order.
     import watchdog_oom.cli.import_logs
 
     monkeypatch.setattr(watchdog_oom.cli.import_logs, "_ENTRY_BYTES", 2_000)
     log = tmp_path / "answer.json"
-    log.write_text(elasticsearch(NEWEST_FIRST))
+    log.write_text(elasticsearch(NEWEST_FIRST, indent))
     kills, said = _import_small_limit(log, config, monkeypatch)
-    assert "with a line over 0 MiB is read in the file's order" in said
-    # read as a line (up to 64 KiB) its entries are put in order all the same: each kill its own report's
     assert [(k["pid"], k["process"], k["invoker"], k["task_memcg"]) for k in kills] == [e[:4] for e in EXPECTED]
-
-
-def test_an_elasticsearch_answer_with_failed_shards_is_read_from_its_hits() -> None:
-    # _shards.failures (a list of objects) comes before hits.hits in the answer: the entries
-    # are the list whose objects hold messages.
-    answer = json.loads(elasticsearch(NEWEST_FIRST))
-    answer = {"took": 3, "timed_out": False,
-              "_shards": {"total": 2, "successful": 1, "failed": 1,
-                          "failures": [{"shard": 0, "index": "filebeat-8", "reason": {"type": "x"}}]},
-              "hits": answer["hits"]}
-    assert seen(parse_text(json.dumps(answer) + "\n")) == EXPECTED
-    assert seen(parse_text(json.dumps(answer, indent=2) + "\n")) == EXPECTED
+    assert "over 0 MiB, entry by entry in time order" in said

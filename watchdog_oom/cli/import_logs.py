@@ -9,6 +9,7 @@ import gc
 import io
 import lzma
 import os
+import re
 import signal
 import tempfile
 import traceback
@@ -570,6 +571,13 @@ def _export_in_time_order(path: str, stream: Any, err: TextIO) -> BinaryIO | Non
     del data
     if head.lstrip()[:1] == b"{":  # NDJSON: put in order from where it lies
         ndjson, owned = stream, False
+        hits = _hits_offset(stream)
+        if hits is not None:  # an Elasticsearch answer: its hits as NDJSON in a temporary file first
+            stream.seek(hits)
+            spool = _big_export(stream, True, closers="}")
+            stream.seek(0)
+            if spool is not None:
+                ndjson, owned = spool, True
     else:  # a JSON array or CSV: its entries as NDJSON in a temporary file first
         spool = _big_export(stream, head.lstrip()[:1] == b"[")
         stream.seek(0)
@@ -590,6 +598,11 @@ def _export_in_time_order(path: str, stream: Any, err: TextIO) -> BinaryIO | Non
             print(f"{safe(path)}: read as a log store's export over {EXPORT_CHARS >> 20} MiB, entry by entry",
                   file=err)
         return ndjson if owned else None
+    if why.startswith("with a line over") and not owned:  # one JSON document on a line: as text, a guess
+        print(f"{safe(path)}: not read: a JSON document over {EXPORT_CHARS >> 20} MiB on one line that lists no "
+              "entries this import reads one by one (a JSON array, an Elasticsearch answer's hits); write it one "
+              "entry a line (jq -c '.[]') and import that", file=err)
+        return io.BytesIO()
     print(f"{safe(path)}: an export over {EXPORT_CHARS >> 20} MiB {why} is read in the file's order, entry by entry: "
           "where it lists entries newest first, its reports' kills are found without their details", file=err)
     return ndjson if owned else None
@@ -686,7 +699,23 @@ def _big_in_time_order(ndjson: BinaryIO) -> tuple[BinaryIO | None, str]:
             ndjson.seek(0)
 
 
-def _big_export(stream: Any, array: bool) -> BinaryIO | None:
+# Where an Elasticsearch _search answer's entries start: `"hits": [` (the outer "hits" holds
+# an object), within the first megabyte (after "took", "_shards" and the totals).
+_HITS = re.compile(rb'"hits"\s*:\s*\[')
+
+
+def _hits_offset(stream: Any) -> int | None:
+    """The offset of the entries' array in a big JSON document that is an Elasticsearch
+    answer (`{"took": …, "hits": {"total": …, "hits": [`), None for any other document."""
+    head = stream.read(1 << 20)
+    stream.seek(0)
+    found = _HITS.search(head)
+    if found is None or b'"took"' not in head[:found.start()]:
+        return None
+    return found.end() - 1
+
+
+def _big_export(stream: Any, array: bool, closers: str = "") -> BinaryIO | None:
     """A big export's entries as NDJSON in an unlinked temporary file (a JSON array through
     json_array_as_ndjson, CSV through csv_as_ndjson); None where the array was not the whole
     file (two arrays run together, a damaged entry: nothing may be left unread) or the copy
@@ -698,7 +727,7 @@ def _big_export(stream: Any, array: bool) -> BinaryIO | None:
         spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed by the caller, as the file it stands for)
         try:
             if array:
-                entries = json_array_as_ndjson(iter(lambda: text.read(1 << 16), ""))
+                entries = json_array_as_ndjson(iter(lambda: text.read(1 << 16), ""), closers)
                 while True:
                     try:
                         spool.write(next(entries).encode())

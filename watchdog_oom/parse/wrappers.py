@@ -1212,12 +1212,13 @@ def _csv_entries(text: Iterable[str], *, strict: bool = False) -> Iterator[dict[
 JSON_ENTRY_CHARS = 1 << 20  # an entry of a JSON array longer than this ends its reading
 
 
-def json_array_as_ndjson(chunks: Iterable[str]) -> Generator[str, None, bool]:
+def json_array_as_ndjson(chunks: Iterable[str], closers: str = "") -> Generator[str, None, bool]:
     """A JSON array of entries (an export too big to be read whole, pretty-printed or not)
     read entry by entry from its text's `chunks`, as NDJSON lines in its order. Returns
     (StopIteration's value) whether that was the whole text: one array of objects, blanks
     after it; False where it stopped early (anything that is no entry, an entry longer than
-    JSON_ENTRY_CHARS, a second array after the first), all entries before read."""
+    JSON_ENTRY_CHARS, a second array after the first), all entries before read. `closers`:
+    what may follow the array besides blanks (an API answer's "}" that held it)."""
     decoder = json.JSONDecoder()
     buffer, opened, closed = "", False, False
     for chunk in chunks:
@@ -1242,6 +1243,8 @@ def json_array_as_ndjson(chunks: Iterable[str]) -> Generator[str, None, bool]:
                 return False
             yield json.dumps(entry, ensure_ascii=False) + "\n"
             buffer = buffer[end:]
-        if closed and buffer:
-            return False  # something after the array: not one export
+        if closed:
+            buffer = buffer.lstrip(closers + " \t\r\n")
+            if buffer:
+                return False  # something after the array: not one export
     return closed and not buffer
