@@ -569,7 +569,8 @@ def _export_in_time_order(path: str, stream: Any, err: TextIO) -> BinaryIO | Non
         print(f"{safe(path)}: read as a log store's export, entry by entry in time order", file=err)
         return io.BytesIO(ordered.encode())
     del data
-    if head.lstrip()[:1] == b"{":  # NDJSON: put in order from where it lies
+    opening = head.lstrip()[:1]
+    if opening == b"{":  # NDJSON: put in order from where it lies
         ndjson, owned = stream, False
         hits = _hits_offset(stream)
         if hits is not None:  # an Elasticsearch answer: its hits as NDJSON in a temporary file first
@@ -579,7 +580,7 @@ def _export_in_time_order(path: str, stream: Any, err: TextIO) -> BinaryIO | Non
             if spool is not None:
                 ndjson, owned = spool, True
     else:  # a JSON array or CSV: its entries as NDJSON in a temporary file first
-        spool = _big_export(stream, head.lstrip()[:1] == b"[")
+        spool = _big_export(stream, opening == b"[")
         stream.seek(0)
         if spool is None:
             print(f"{safe(path)}: an export over {EXPORT_CHARS >> 20} MiB that is not one clean JSON array (or could "

@@ -415,10 +415,7 @@ class _Scanner:
             _set_text(line, text + "\n")  # (shorter than the run, so than _LINE_BYTES: read whole)
             kills = feed(line, offset=base + at)
             if kills:
-                yield from kills
-                if self.marking and parser.resumable() is not None:  # a report's header gave the last one
-                    self.position = stop
-                    yield self._idle(stop, must_reach)
+                yield from self._given(kills, stop, must_reach)
             at, n = stop, n + 1
             if not (at <= must_reach or parser.collecting):
                 break
@@ -427,6 +424,14 @@ class _Scanner:
                 rows, width = parser.feed_rows(texts, n, base + at)
                 n, at = n + rows, at + width
         return at
+
+    def _given(self, kills: list[Any], stop: int, must_reach: int) -> Iterator[Any]:
+        """The kills a line (ending at `stop`) gave, then an Idle mark where a report's header
+        gave the last one (nothing of it is left to resume: the reader may be handed over)."""
+        yield from kills
+        if self.marking and self.parser.resumable() is not None:
+            self.position = stop
+            yield self._idle(stop, must_reach)
 
     def _feed_each(self, at: int, limit: int, end: int, must_reach: int) -> Generator[Any, None, int]:
         """Feed the lines from offset `at` one at a time, the first one and then those that
@@ -442,10 +447,7 @@ class _Scanner:
             _set_text(line, raw)
             kills = feed(line, offset=base + at)
             if kills:
-                yield from kills
-                if self.marking and parser.resumable() is not None:  # a report's header gave the last one
-                    self.position = stop
-                    yield self._idle(stop, must_reach)
+                yield from self._given(kills, stop, must_reach)
             at = stop
             if at >= limit or at >= end or not (at <= must_reach or parser.collecting):
                 return at
