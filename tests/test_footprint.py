@@ -95,10 +95,10 @@ def test_the_idle_daemon_loads_only_what_its_configuration_uses(tmp_path):
                   "argparse", "gettext", "watchdog_oom.cli.options",
                   # the history's read side: the daemon's store is a Recorder, not a Store
                   "watchdog_oom.store.history", "watchdog_oom.store.queries", "watchdog_oom.store.charts",
-                  # what only commands use: the file scanner, the report, the other commands,
-                  # printing a config; HTML entities (for pasted logs); old logs' decompressors;
-                  # ctypes (the log file is looked at, with no inotify through it)
-                  "ctypes", "watchdog_oom.parse.scan", "gzip", "watchdog_oom.report", "watchdog_oom.config.render",
+                  # what only commands use: the file scanner, a whole export's readers, the report,
+                  # the other commands, printing a config; HTML entities (for pasted logs); old logs'
+                  # decompressors; ctypes (the log file is looked at, with no inotify through it)
+                  "ctypes", "watchdog_oom.parse.scan", "watchdog_oom.parse.exports", "gzip", "watchdog_oom.report", "watchdog_oom.config.render",
                   "watchdog_oom.cli.check", "watchdog_oom.cli.history", "watchdog_oom.cli.import_logs",
                   "watchdog_oom.cli.systemd", "watchdog_oom.cli.admin", "watchdog_oom.cli.mute",
                   "watchdog_oom.cli.cgroups", "watchdog_oom.cli.notify_test", "html.entities") == []

@@ -184,9 +184,9 @@ def test_a_json_array_reader_stops_at_what_is_no_entry(text: str) -> None:
 
 def _import_small_limit(log: Path, config: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[dict], str]:
     import watchdog_oom.parse
-    import watchdog_oom.parse.wrappers
+    import watchdog_oom.parse.exports
 
-    for module in (watchdog_oom.parse, watchdog_oom.parse.wrappers):  # (the reader is forked: it sees these)
+    for module in (watchdog_oom.parse, watchdog_oom.parse.exports):  # (the reader is forked: it sees these)
         monkeypatch.setattr(module, "EXPORT_CHARS", 1_000)
     out, err = io.StringIO(), io.StringIO()
     code = main(["-c", str(config), "import", "--dry-run", "--format", "json", str(log)], stdout=out, stderr=err)

@@ -642,7 +642,7 @@ def _big_in_time_order(ndjson: BinaryIO) -> tuple[BinaryIO | None, str]:
     temporary file meanwhile), the second writes the entries in their order."""
     from array import array
 
-    from watchdog_oom.parse.wrappers import export_entry_time
+    from watchdog_oom.parse.exports import export_entry_time
 
     plain = isinstance(ndjson, (io.BufferedReader, io.BufferedRandom))
     copy = out = None

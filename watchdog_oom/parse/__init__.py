@@ -10,7 +10,8 @@ Pure: text in, values out; no clock, no I/O beyond the stream `iter_kills` is ha
 * report.py: the kernel's OOM report as a state machine over message bodies, its task table;
 * userspace.py: one recogniser per user-space killer (systemd-oomd, earlyoom, nohang);
 * unread.py: the lines holding a kill's words that nothing read, counted and kept;
-* scan.py: the byte scanner that reads a large log fast (iter_kills) for `import`.
+* scan.py: the byte scanner that reads a large log fast (iter_kills) for `import`;
+* exports.py: a log store's export read whole (in time order, or as NDJSON) for `import`.
 
 The names below are what the rest of the package (daemon, CLI, sources) uses.
 """
@@ -30,19 +31,13 @@ from watchdog_oom.parse.kernel import (
 )
 from watchdog_oom.parse.userspace import NOHANG_BLOCK_LINES
 from watchdog_oom.parse.values import undo_future_year
-from watchdog_oom.parse.wrappers import (
-    EXPORT_CHARS,
-    LINE_CHARS,
-    csv_as_ndjson,
-    export_in_time_order,
-    json_array_as_ndjson,
-    may_be_export,
-    strip_wrapper,
-)
+from watchdog_oom.parse.wrappers import LINE_CHARS, strip_wrapper
 
 # scan.py's names, imported on first use (PEP 562): the daemon parses line by line and
 # never scans a file, so it does not load the scanner (nor ctypes, for glibc's memmem).
 _SCAN_NAMES = ("KILL_NEEDLES", "_find", "_libc_finder", "_python_find", "iter_kills", "line_numbers", "parse_text")
+# exports.py's, likewise: a whole export is read by `import` only, never by the daemon.
+_EXPORT_NAMES = ("EXPORT_CHARS", "csv_as_ndjson", "export_in_time_order", "json_array_as_ndjson", "may_be_export")
 
 
 def __getattr__(name: str) -> Any:
@@ -50,6 +45,10 @@ def __getattr__(name: str) -> Any:
         from watchdog_oom.parse import scan
 
         return getattr(scan, name)
+    if name in _EXPORT_NAMES:
+        from watchdog_oom.parse import exports
+
+        return getattr(exports, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -22,9 +22,10 @@ from collections.abc import Callable, Generator, Iterator
 from typing import Any, BinaryIO
 
 from watchdog_oom.model import KernelLine, OomKill
+from watchdog_oom.parse.exports import export_in_time_order
 from watchdog_oom.parse.kernel import OomParser, Unread
 from watchdog_oom.parse.values import undo_future_year as undo_future_year  # moved; imported from here too
-from watchdog_oom.parse.wrappers import LINE_CHARS, export_in_time_order
+from watchdog_oom.parse.wrappers import LINE_CHARS
 
 # Every kill line holds one of these: "Kill" (kernel "Killed process" / "Kill process",
 # earlyoom 0.x-1.1 "Killing process", systemd-oomd "Killed /…"), " SIG" (earlyoom
