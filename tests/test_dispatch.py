@@ -6,6 +6,7 @@ import base64
 import contextlib
 import json
 import random
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -13,7 +14,7 @@ from servers import HttpSink
 
 from watchdog_oom.dispatch import Dispatcher, Outbox, Route, backoff
 from watchdog_oom.model import Alert, OomKill
-from watchdog_oom.notify import build_channel
+from watchdog_oom.notify import Deferred, build_channel
 from watchdog_oom.notify.webhook import verify_signature
 from watchdog_oom.store.tables import notifications
 
@@ -103,6 +104,40 @@ def test_delivered_exactly_once_after_the_endpoint_recovers(store, t0):
     assert verify_signature(SECRET, final.headers, final.body)
     body = json.loads(final.body)
     assert body["type"] == "oom.kill" and body["data"]["kills"][0]["pid"] == 4242
+
+
+def test_a_channel_whose_code_cannot_be_loaded_keeps_its_row_until_it_can(store, t0, monkeypatch):
+    # The daemon's channels load their code at their first send (notify.Deferred): a module
+    # that cannot be imported then (the package being upgraded) is a transient failure; the
+    # row waits in the outbox and goes out once the import works.
+    clock = Clock(t0)
+    outbox = Outbox([Route("hook", min_severity="info")], group_wait=0)
+    _record_kill(store, outbox, t0, pid=4242, process="redis-server")
+    with HttpSink() as sink:
+        channel = Deferred("webhook", "hook", url=sink.url + "/oom", secret=SECRET)
+        dispatcher = Dispatcher(store, {"hook": channel}, max_age=3600, clock=clock, rng=random.Random(1))
+        with monkeypatch.context() as m:
+            m.setitem(sys.modules, "watchdog_oom.notify.webhook", None)  # import raises ImportError
+            assert dispatcher.run_once() == 1
+        (row,) = store.notifications()
+        assert row.status == "pending" and "code could not be loaded" in row.last_error
+        clock.advance(60)
+        assert dispatcher.run_once() == 1
+        (request,) = sink.wait_for(1)
+    (row,) = store.notifications()
+    assert row.status == "sent" and row.attempts == 2
+    assert verify_signature(SECRET, request.headers, request.body)
+    assert json.loads(request.body)["data"]["kills"][0]["pid"] == 4242
+
+
+def test_a_channel_its_type_refuses_at_its_first_send_fails_for_good(store, t0):
+    clock = Clock(t0)
+    outbox = Outbox([Route("hook", min_severity="info")], group_wait=0)
+    _record_kill(store, outbox, t0, pid=1)
+    Dispatcher(store, {"hook": Deferred("webhook", "hook", url="ftp://x.example/hook")}, max_age=3600,
+               clock=clock).run_once()
+    (row,) = store.notifications()
+    assert row.status == "failed" and "url must be an http(s) URL" in row.last_error
 
 
 def test_permanent_failure_is_not_retried(store, t0):

@@ -12,6 +12,7 @@ import contextlib
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -20,7 +21,9 @@ from pathlib import Path
 import pytest
 
 from tests.servers import HttpSink
+from tests.test_notify_webhook import SECRET
 from watchdog_oom.cli import _plain_run, build_parser
+from watchdog_oom.notify.webhook import verify_signature
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,12 +82,19 @@ def loaded(modules: set[str], *names: str) -> list[str]:
     return sorted(m for m in modules for n in names if m == n or (n.endswith(".") and m.startswith(n)))
 
 
+# The channels' code: loaded at a channel's first send (notify.Deferred), not at start.
+CHANNEL_CODE = ("watchdog_oom.notify.webhook", "watchdog_oom.notify.slack", "watchdog_oom.notify.render",
+                "watchdog_oom.notify.transport", "http.client", "urllib.request")
+
+
 def test_the_idle_daemon_loads_only_what_its_configuration_uses(tmp_path):
     modules = modules_of(tmp_path, "-c", str(config(tmp_path)), "run")
     # What it was configured for is there: the observation is of the real thing.
-    assert {"watchdog_oom.sources.logfile", "watchdog_oom.notify.webhook", "watchdog_oom.notify.slack"} <= modules
+    assert {"watchdog_oom.sources.logfile", "watchdog_oom.notify", "watchdog_oom.dispatch"} <= modules
     assert loaded(modules,
-                  # no message sent yet, no metrics endpoint, the schema at its head
+                  # no message sent yet: neither the channels' code, the renderer nor the HTTP client
+                  *CHANNEL_CODE,
+                  # no metrics endpoint, the schema at its head
                   "requests", "urllib3", "prometheus_client", "alembic", "watchdog_oom.metrics",
                   # the other sources; the tracepoints (off) and their audit
                   "watchdog_oom.sources.kmsg", "watchdog_oom.sources.journal", "watchdog_oom.sources.tracepoint",
@@ -98,7 +108,8 @@ def test_the_idle_daemon_loads_only_what_its_configuration_uses(tmp_path):
                   # what only commands use: the file scanner, a whole export's readers, the report,
                   # the other commands, printing a config; HTML entities (for pasted logs); old logs'
                   # decompressors; ctypes (the log file is looked at, with no inotify through it)
-                  "ctypes", "watchdog_oom.parse.scan", "watchdog_oom.parse.exports", "gzip", "watchdog_oom.report", "watchdog_oom.config.render",
+                  "ctypes", "watchdog_oom.parse.scan", "watchdog_oom.parse.exports", "gzip", "watchdog_oom.report",
+                  "watchdog_oom.config.render",
                   "watchdog_oom.cli.check", "watchdog_oom.cli.history", "watchdog_oom.cli.import_logs",
                   "watchdog_oom.cli.systemd", "watchdog_oom.cli.admin", "watchdog_oom.cli.mute",
                   "watchdog_oom.cli.cgroups", "watchdog_oom.cli.notify_test", "html.entities") == []
@@ -132,8 +143,9 @@ IDLE_DAEMON_MODULES = frozenset({
     "watchdog_oom.daemon.outage", "watchdog_oom.daemon.pipeline", "watchdog_oom.daemon.recording",
     "watchdog_oom.daemon.retention", "watchdog_oom.daemon.sdnotify", "watchdog_oom.daemon.sender",
     "watchdog_oom.daemon.shared", "watchdog_oom.daemon.signals", "watchdog_oom.daemon.writer",
-    # the configured channels; their HTTP client waits for the first message
-    "watchdog_oom.notify", "watchdog_oom.notify.render", "watchdog_oom.notify.slack", "watchdog_oom.notify.webhook",
+    # the channels' registry, ChannelError and the secrets' masks; each channel's code (its module,
+    # the renderer, the HTTP client) waits for its first message (notify.Deferred)
+    "watchdog_oom.notify",
     # the parser, loaded at start so that one that cannot be loaded is said at start (review R8)
     "watchdog_oom.parse", "watchdog_oom.parse.anchors", "watchdog_oom.parse.evidence",
     "watchdog_oom.parse.express", "watchdog_oom.parse.kernel", "watchdog_oom.parse.lane",
@@ -180,6 +192,65 @@ def test_a_read_only_command_loads_neither_the_daemon_nor_the_other_commands(tmp
                   "watchdog_oom.sources", "watchdog_oom.parse", "watchdog_oom.report", "watchdog_oom.config.render",
                   "watchdog_oom.cli.run", "watchdog_oom.cli.check", "watchdog_oom.cli.import_logs",
                   "watchdog_oom.cli.systemd", "watchdog_oom.cli.admin", "watchdog_oom.cli.mute") == []
+
+
+# Runs the daemon of `config()` with its channels' URLs replaced, and a kill appended to its
+# log once it said READY=1; stopped by the test (SIGTERM) once the messages arrived. Prints
+# the modules loaded when it was ready, then those loaded at its end.
+RUN_KILL_AND_LIST = """
+import json, os, socket, sys, threading
+argv, notify, log = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+sock.bind(notify)
+os.environ["NOTIFY_SOCKET"] = notify
+seen = []
+
+def watch():
+    while b"READY=1" not in sock.recv(4096):
+        pass
+    seen.extend(sys.modules)
+    with open(log, "a") as out:
+        out.write("2026-12-07T06:00:00+00:00 bench kernel: Out of memory: Killed process 4242 (mysqld) "
+                  "total-vm:1000kB, anon-rss:900kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:4kB "
+                  "oom_score_adj:0\\n")
+
+threading.Thread(target=watch, daemon=True).start()
+from watchdog_oom.cli import main
+code = main(argv, stdout=open(os.devnull, "w"))
+print(json.dumps(sorted(seen)))
+print(json.dumps(sorted(sys.modules)))
+sys.exit(code)
+"""
+
+
+def test_a_kill_is_notified_through_channels_loaded_at_their_first_send(tmp_path):
+    # The idle daemon holds no channel code (notify.Deferred); the first kill loads it, and both
+    # channels' messages arrive, the webhook's signed.
+    with HttpSink() as sink:
+        path = config(tmp_path)
+        path.write_text(path.read_text().replace("http://127.0.0.1:9", sink.url)
+                        .replace('url: "' + sink.url + '/hook"', 'url: "' + sink.url + '/hook", secret: "' + SECRET
+                                 + '"')
+                        + "  group_wait: 0s\nhost: bench\n")
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env.pop("WATCHDOG_OOM_CONFIG", None)
+        child = subprocess.Popen([sys.executable, "-c", RUN_KILL_AND_LIST, json.dumps(["-c", str(path), "run"]),
+                                  str(tmp_path / "notify"), str(tmp_path / "kern.log")],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            requests = sink.wait_for(2)
+        finally:
+            child.send_signal(signal.SIGTERM)
+            out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    ready, at_end = (set(json.loads(line)) for line in out.splitlines()[-2:])
+    assert loaded(ready, *CHANNEL_CODE) == []
+    assert {"watchdog_oom.notify.webhook", "watchdog_oom.notify.slack", "watchdog_oom.notify.transport"} <= at_end
+    by_path = {r.path: r for r in requests}
+    hook, chat = by_path["/hook"], by_path["/services/T0/B0/x"]
+    assert verify_signature(SECRET, hook.headers, hook.body)
+    assert json.loads(hook.body)["data"]["kills"][0]["pid"] == 4242
+    assert "mysqld" in json.loads(chat.body)["text"]
 
 
 SEND_AND_LIST = """

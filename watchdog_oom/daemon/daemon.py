@@ -40,10 +40,11 @@ def _migrate(url: str) -> str:
 
 
 def build_channels(cfg: config_mod.Config) -> dict[str, Any]:
-    """One channel object per configured channel, by name."""
-    from watchdog_oom.notify import build_channel
+    """One channel object per configured channel, by name: each loads its code (its module, the
+    renderer, the HTTP client) at its first send, not at start (notify.Deferred)."""
+    from watchdog_oom.notify import Deferred
 
-    return {c.name: build_channel(c.type, c.name, **c.options()) for c in cfg.notifications.channels}
+    return {c.name: Deferred(c.type, c.name, **c.options()) for c in cfg.notifications.channels}
 
 
 class StartError(Exception):

@@ -1,5 +1,9 @@
 """Notification channels: the Channel protocol, the one place that decides retry, the registry.
 
+Here: ChannelError, the secrets (mask_secret, redact), the registry (build_channel, and
+Deferred: a channel loaded at its first send). transport.py: the HTTP exchange and how an
+answer is classified; render.py: the facts a notification shows; a module per channel type.
+
 A channel takes plain values (URLs, hosts, addresses), renders a Notification its own
 way and delivers it. Success is a short description of the answer ("HTTP 200",
 "250 2.0.0 Ok: queued"); failure is a ChannelError that says whether trying again can
@@ -12,27 +16,19 @@ a detail or a repr: every text that leaves this package goes through `redact`.
 
 from __future__ import annotations
 
-import functools
 import inspect
-import os
+import logging
 import re
 import urllib.parse
-from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from collections.abc import Iterable
+from typing import Any, Protocol
 
-from .. import __version__
 from ..model import Notification
-from .render import printable, render_text
-
-if TYPE_CHECKING:
-    import ssl
-    from email.message import Message
 
 __all__ = [
     "Channel",
     "ChannelError",
+    "Deferred",
     "HttpAnswer",
     "build_channel",
     "classify_http",
@@ -44,13 +40,28 @@ __all__ = [
     "secrets_of_url",
 ]
 
-USER_AGENT = f"watchdog-oom/{__version__}"
+log = logging.getLogger(__name__)
+
 MASK = "***"
-# How much of an answer's body is kept: enough for an error string or a short page,
-# small enough that a misbehaving server cannot make the daemon hold megabytes.
-MAX_BODY_READ = 64 * 1024
-MAX_DETAIL = 200
 MIN_URL_SECRET = 8
+
+# The HTTP client's names (transport.py) and the renderer's (render.py), imported on first
+# use (PEP 562): the daemon holds neither until a channel sends (see Deferred).
+_TRANSPORT_NAMES = ("HttpAnswer", "MAX_BODY_READ", "MAX_DETAIL", "USER_AGENT", "classify_http", "http_request",
+                    "parse_retry_after")
+_RENDER_NAMES = ("printable", "render_text")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TRANSPORT_NAMES:
+        from . import transport
+
+        return getattr(transport, name)
+    if name in _RENDER_NAMES:
+        from . import render
+
+        return getattr(render, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ChannelError(Exception):
@@ -198,173 +209,6 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     return mask_secret(text)
 
 
-# --- HTTP ----------------------------------------------------------------------------
-
-
-class HttpAnswer(NamedTuple):
-    """What an HTTP server answered: status, headers (case-insensitive), start of the body."""
-
-    status: int
-    headers: Mapping[str, str] | Message
-    body: bytes
-
-
-def http_request(
-    method: str,
-    url: str,
-    *,
-    timeout: float,
-    body: bytes | None = None,
-    headers: Mapping[str, str] | None = None,
-    secrets: Iterable[str] = (),
-) -> HttpAnswer:
-    """One HTTP exchange; a failure to get any answer is a transient ChannelError.
-
-    Redirects are not followed: a notification is a POST, and following a redirect
-    would either drop its body (303) or send it, signed, somewhere not configured.
-    A 3xx answer is therefore a permanent error asking to fix the URL.
-    """
-    # The standard library's client, loaded on the first request. requests (with urllib3
-    # and the codecs its charset detection loads) held 6 MiB more for the rest of the
-    # daemon's life once it had sent one notification: a watchdog must stay small after
-    # the shortage it told of. The proxy variables (HTTPS_PROXY, NO_PROXY) are read as
-    # requests read them, and TLS is verified against the same certificates (_tls).
-    import http.client
-    import urllib.error
-    import urllib.request
-
-    hidden = (*secrets_of_url(url), *secrets)
-    parts = urllib.parse.urlsplit(url)
-    server = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
-    sent = {"User-Agent": USER_AGENT, **_basic_auth(parts), **(headers or {})}
-    request = urllib.request.Request(_without_userinfo(parts), data=body, headers=sent, method=method)
-    # No redirect handler: a 3xx answer is handed back like any other status. The
-    # certificates are loaded only for an https URL.
-    tls = urllib.request.HTTPSHandler(context=_tls() if parts.scheme == "https" else None)
-    opener = urllib.request.OpenerDirector()
-    for handler in (urllib.request.ProxyHandler(), urllib.request.HTTPHandler(), tls,
-                    urllib.request.HTTPDefaultErrorHandler(), urllib.request.HTTPErrorProcessor()):
-        opener.add_handler(handler)
-    try:
-        try:
-            with opener.open(request, timeout=timeout) as response:
-                return HttpAnswer(response.status, response.headers, response.read(MAX_BODY_READ))
-        except urllib.error.HTTPError as answer:  # an answer whose status is not 2xx
-            with answer:
-                return HttpAnswer(answer.code, answer.headers, answer.read(MAX_BODY_READ))
-    except (TimeoutError, urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-        if isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError):
-            raise ChannelError(f"{server}: no answer within {timeout:g} s", permanent=False) from None
-        reason = redact(_transport_reason(exc), hidden)
-        raise ChannelError(f"{server}: {reason}", permanent=False) from None
-
-
-def _basic_auth(parts: urllib.parse.SplitResult) -> dict[str, str]:
-    """The Authorization header of a URL's user:password@, as requests sent it (RFC 7617)."""
-    if parts.username is None and parts.password is None:
-        return {}
-    import base64
-
-    pair = f"{urllib.parse.unquote(parts.username or '')}:{urllib.parse.unquote(parts.password or '')}"
-    return {"Authorization": "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")}
-
-
-def _without_userinfo(parts: urllib.parse.SplitResult) -> str:
-    """The URL without its user:password@ (sent as a header instead, never as the host)."""
-    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-
-
-@functools.cache
-def _tls() -> ssl.SSLContext:
-    """The TLS context of every request, made once (loading certificates costs megabytes
-    and milliseconds): verified against REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE where set,
-    else certifi's bundle, the certificates requests trusted, else the system's."""
-    import ssl
-
-    cafile = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if not cafile:
-        try:
-            import certifi
-        except ImportError:
-            cafile = None
-        else:
-            cafile = certifi.where()
-    return ssl.create_default_context(cafile=cafile)
-
-
-def _transport_reason(exc: BaseException) -> str:
-    """The innermost cause of a failure to get an answer (refused, unreachable, reset)."""
-    reason: BaseException = exc
-    while True:
-        inner = getattr(reason, "reason", None)
-        if inner is None and reason.args:
-            inner = reason.args[0]
-        if not isinstance(inner, BaseException):
-            break
-        reason = inner
-    return printable(str(reason)) or type(exc).__name__
-
-
-def classify_http(
-    status: int,
-    headers: Mapping[str, str] | Message,
-    body: bytes | str,
-    *,
-    secrets: Iterable[str] = (),
-    now: datetime | None = None,
-) -> ChannelError | None:
-    """Decide from an HTTP answer whether delivery succeeded, may be retried, or failed for good.
-
-    The rule is Alertmanager's (notify/util.go Retrier.Check): 2xx is delivered; 429 and
-    5xx are transient, honouring Retry-After (RFC 9110 §10.2.3: seconds or an
-    HTTP-date); 408 Request Timeout is transient too, being a timeout; every other
-    answer (3xx, 4xx) is permanent, with the start of the body in the message because
-    that is where the server says what is wrong. Returns None when delivered.
-    """
-    if 200 <= status < 300:
-        return None
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    detail = _detail(text, secrets)
-    try:
-        import http  # on first use: HTTPStatus is a large enum, and most answers are 2xx
-
-        phrase = http.HTTPStatus(status).phrase
-    except ValueError:
-        phrase = ""
-    message = " ".join(p for p in (f"HTTP {status}", phrase) if p)
-    transient = status == 429 or status == 408 or 500 <= status < 600
-    if 300 <= status < 400 and headers.get("Location"):
-        message += f" to {redact(headers['Location'], secrets)} (not followed: fix the URL)"
-    if detail:
-        message += f": {detail}"
-    retry_after = parse_retry_after(headers.get("Retry-After"), now) if transient else None
-    return ChannelError(
-        message, permanent=not transient, retry_after=retry_after, status=status, detail=detail
-    )
-
-
-def _detail(text: str, secrets: Iterable[str]) -> str:
-    one_line = printable(" ".join(text.split()))
-    clean = redact(one_line, secrets)
-    return clean if len(clean) <= MAX_DETAIL else clean[: MAX_DETAIL - 1] + "…"
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After value (delay-seconds or HTTP-date); None if unusable."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:  # RFC 9110 dates are GMT; a zone-less one is read as such
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
-
-
 # --- registry ------------------------------------------------------------------------
 
 CHANNEL_TYPES = ("slack", "email", "webhook")
@@ -396,3 +240,44 @@ def build_channel(type: str, name: str, **options: Any) -> Channel:
         listed = ", ".join(map(repr, unknown))
         raise ValueError(f"channel {name!r} ({type}): unknown option {listed}")
     return factory(name, **options)
+
+
+class Deferred:
+    """A configured channel whose code is loaded at its first send: build_channel(type, name,
+    **options) then, and every send after goes to what it built.
+
+    The daemon holds its channels for its whole life but sends seldom: its channels' modules,
+    the renderer and the HTTP client (some 150 KiB of code) wait on disk until a notification
+    is due. The configuration was checked when it was read (config/schema.py: URLs, formats,
+    secrets, headers), so what build_channel checks again does not fail here; if it does
+    (ValueError), the notification fails for good, with the reason. A channel whose code
+    cannot be loaded (the package being upgraded, memory short) is a transient failure: the
+    row stays in the durable outbox and is retried with backoff, and the next send tries the
+    import again.
+    """
+
+    def __init__(self, type: str, name: str, **options: Any) -> None:
+        self.type = type
+        self.name = name
+        self._options = options
+        self._channel: Channel | None = None
+
+    def __repr__(self) -> str:
+        return f"Deferred({self.type!r}, {self.name!r}, loaded={self._channel is not None})"
+
+    def channel(self) -> Channel:
+        """The channel itself, built on the first call."""
+        if self._channel is None:
+            try:
+                self._channel = build_channel(self.type, self.name, **dict(self._options))
+            except ValueError as exc:
+                raise ChannelError(redact(str(exc)), permanent=True) from None
+            except Exception as exc:  # ImportError (a package being upgraded), MemoryError, ...: try again later
+                log.error("channel %r: its code could not be loaded (%s: %s); the notification waits in the outbox",
+                          self.name, type(exc).__name__, redact(str(exc)))
+                raise ChannelError(f"the {self.type} channel's code could not be loaded: {type(exc).__name__}: "
+                                   f"{redact(str(exc))}", permanent=False) from None
+        return self._channel
+
+    def send(self, n: Notification) -> str:
+        return self.channel().send(n)

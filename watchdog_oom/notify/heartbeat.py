@@ -8,7 +8,8 @@ it is masked in every error.
 
 from __future__ import annotations
 
-from . import classify_http, http_request, secrets_of_url
+from . import secrets_of_url
+from .transport import classify_http, http_request
 
 
 def ping(url: str, timeout: float = 10.0, body: str | None = None) -> str:

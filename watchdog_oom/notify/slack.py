@@ -18,8 +18,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..model import Notification
-from . import ChannelError, HttpAnswer, classify_http, http_request, mask_secret, secrets_of_url
+from . import ChannelError, mask_secret, secrets_of_url
 from .render import data_facts, headline, kill_facts, kills, printable, render_text
+from .transport import HttpAnswer, classify_http, http_request
 
 # Block Kit limits (docs.slack.dev, "Blocks" and "Section block" reference).
 MAX_BLOCKS = 50

@@ -26,8 +26,9 @@ from typing import Any
 
 from ..bounds import BODY_MAX, PATH_MAX, cap, fit_document
 from ..model import Notification
-from . import classify_http, http_request, mask_secret, secrets_of_url
+from . import mask_secret, secrets_of_url
 from .render import is_resolved, kill_facts, kills, printable, render_text
+from .transport import classify_http, http_request
 
 FORMATS = ("native", "alertmanager")
 SECRET_PREFIX = "whsec_"
