@@ -15,11 +15,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, create_engine, event, insert, text
+from sqlalchemy import create_engine, event, insert, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.pool import QueuePool
+from sqlalchemy.sql.expression import TableClause
 
 from watchdog_oom.store import StoreError
 from watchdog_oom.stored import row_maker
@@ -285,12 +286,18 @@ def alembic_config(engine_url: str | None = None) -> Any:
     return cfg
 
 
-def insert_id(conn: Connection, table: Table, values: dict[str, Any]) -> int:
-    """Insert one row of `values` into `table`; returns the new row's id."""
-    key = conn.execute(insert(table).values(values)).inserted_primary_key
+def insert_id(conn: Connection, table: TableClause, values: dict[str, Any]) -> int:
+    """Insert one row of `values` into `table`; returns the new row's id: the cursor's
+    lastrowid where the driver has it (SQLite), else RETURNING id (PostgreSQL), as
+    SQLAlchemy's inserted_primary_key does with a Table that declares its key."""
+    statement = insert(table).values(values)
+    if conn.dialect.postfetch_lastrowid:  # type: ignore[attr-defined]  # DefaultDialect's
+        key: Any = conn.execute(statement).lastrowid
+    else:
+        key = conn.execute(statement.returning(table.c.id)).scalar()
     if key is None:  # pragma: no cover - every table inserted this way has an id
         raise StoreError(f"database: no id for the new {table.name} row")
-    return int(key[0])
+    return int(key)
 
 
 def _foreign_keys(connection: Connection, sqlite: bool, on: bool) -> None:
@@ -332,6 +339,12 @@ class Database:
         self._gate = _Gate()
         # A glob's literal prefix as an index range: where text compares byte by byte.
         self._ranged = self.engine.dialect.name == "sqlite"
+        if self.engine.dialect.name != "sqlite":
+            # The schema's Tables, which a batch of kills is inserted through on PostgreSQL
+            # (batch._insert): made now, not when the first kills are written.
+            from watchdog_oom.store.tables import schema
+
+            schema()
 
     def close(self) -> None:
         self.engine.dispose()

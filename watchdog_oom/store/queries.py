@@ -10,7 +10,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import ColumnElement, DateTime, Select, String, Table, and_, func, or_, select, type_coerce
+from sqlalchemy import ColumnElement, DateTime, Select, String, TableClause, and_, func, or_, select, type_coerce
 
 from watchdog_oom.model import KILL_FIELDS, CgroupSample
 from watchdog_oom.store.engine import Database
@@ -189,7 +189,7 @@ class HistoryQueries(Database):
         return self._history(adjustments, j.time, filters, AdjustmentRecord,
                              process=lambda p: or_(_glob(j.process, p), _glob(j.writer_process, p)))
 
-    def _history(self, table: Table, when: Any, filters: Filters, value: type[Any], *,
+    def _history(self, table: TableClause, when: Any, filters: Filters, value: type[Any], *,
                  process: Callable[[str], Any] | None = None, order: tuple[Any, ...] | None = None) -> list[Any]:
         """Rows of `table` filtered by since/until on `when`, host, process and status, as `value`s."""
         query = self._filtered(select(table), table, when, filters, process)
@@ -197,7 +197,7 @@ class HistoryQueries(Database):
         return self._values(_limited(query, filters), value)
 
     @staticmethod
-    def _filtered(query: Select[Any], table: Table, when: Any, filters: Filters,
+    def _filtered(query: Select[Any], table: TableClause, when: Any, filters: Filters,
                   process: Callable[[str], Any] | None = None) -> Select[Any]:
         """`query` on `table` with the WHERE terms of the filters: since/until on `when`, host,
         process (where `process` says how to match it) and status."""

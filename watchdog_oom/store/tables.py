@@ -1,33 +1,44 @@
-"""The history schema: SQLAlchemy Core tables on one MetaData, owned by Alembic migrations.
+"""The history schema: the tables the statements use, and the schema Alembic's migrations own.
 
 Every row carries its `host`, so a fleet can share one database. Times are stored as
 UTC and always come back timezone-aware, whatever the backend. The store reads and
 writes these tables with Core statements and hands out the values of
 watchdog_oom.stored, never rows.
+
+The statements need each table's name and its columns' names and types, and no more: the
+tables below are SQLAlchemy's lightweight `table()` of `column()`s. The rest of each
+column (NOT NULL, keys, uniqueness, the database's defaults) and the indexes are the
+schema's alone, `schema()`: the full `Table`s on one MetaData, what the migrations create
+and autogenerate compares, made only where asked for (Alembic's env.py, the tests that
+compare, a PostgreSQL store: see `full()`). As 141 Columns of 10 Tables they held 0.41 MiB
+(traced) in every process that imports the tables, the idle daemon included; as clauses,
+0.13. The clauses carry no Python-side default: every statement names the values it
+inserts (a row's id aside: the database's), and `engine.insert_id` asks for the new id.
 """
 
 from __future__ import annotations
 
 import threading
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
-    Column,
     DateTime,
     Float,
-    ForeignKey,
-    Index,
     Integer,
-    MetaData,
     String,
-    Table,
     Text,
     TypeDecorator,
+    column,
+    table,
 )
+from sqlalchemy.sql.expression import TableClause
+
+if TYPE_CHECKING:
+    from sqlalchemy import MetaData, Table
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY; elsewhere ids are 64-bit.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -55,216 +66,238 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.astimezone(timezone.utc)
 
 
-# The tables as the statements use them. Their indexes are the schema's alone (below):
-# `metadata`, the schema the migrations create and autogenerate compares, has them.
-_tables = MetaData()
+# A column's type, one instance per kind shared by all the columns of that kind (a type
+# holds no state of its column; SQLAlchemy keeps its processors per dialect on it).
+_UTC, _NAME = UtcDateTime(), String(255)
+_TYPES: dict[Any, Any] = {kind: kind() for kind in (Text, Integer, BigInteger, Float, Boolean, JSON)}
+
+# Per table, per column in order: what else its Column takes in the schema (schema()):
+# Column's keyword arguments, and `references` ("alerts.id", its ON DELETE) for a foreign key.
+_SCHEMA: dict[str, tuple[dict[str, Any], ...]] = {}
+_NULLABLE: dict[str, Any] = {}
+_NOT_NULL: dict[str, Any] = {"nullable": False}
+
+Col = tuple[str, Any, dict[str, Any]]
 
 
-def _id() -> Column[int]:
-    return Column("id", BigId, primary_key=True, autoincrement=True)
+def _c(name: str, type_: Any, nullable: bool = True, **schema: Any) -> Col:
+    """A column: its name, its type, and the rest of its declaration (for schema())."""
+    if schema:
+        if not nullable:
+            schema["nullable"] = False
+    else:
+        schema = _NULLABLE if nullable else _NOT_NULL
+    return name, _TYPES.get(type_, type_), schema
 
 
-def _host() -> Column[str]:
-    return Column("host", String(255), nullable=False)
+def _table(name: str, *columns: Col) -> TableClause:
+    _SCHEMA[name] = tuple(schema for _, _, schema in columns)
+    return table(name, *(column(column_name, type_) for column_name, type_, _ in columns))
 
 
-def _when(name: str, nullable: bool = False) -> Column[datetime]:
-    return Column(name, UtcDateTime(), nullable=nullable)
+def _id() -> Col:
+    return _c("id", BigId, primary_key=True, autoincrement=True)
+
+
+def _host() -> Col:
+    return _c("host", _NAME, nullable=False)
+
+
+def _when(name: str, nullable: bool = False) -> Col:
+    return _c(name, _UTC, nullable=nullable)
 
 
 # A memory reading; `resolution` is 0 for a raw sample, else the seconds it averages.
-samples = Table(
-    "samples", _tables,
+samples = _table(
+    "samples",
     _id(), _host(), _when("time"),
-    Column("resolution", Integer, nullable=False, default=0),
-    Column("mem_total_kb", BigInteger, nullable=False),
-    Column("mem_available_kb", BigInteger),
-    Column("swap_total_kb", BigInteger, nullable=False),
-    Column("swap_free_kb", BigInteger, nullable=False),
-    Column("committed_as_kb", BigInteger, nullable=False),
-    Column("commit_limit_kb", BigInteger, nullable=False),
-    Column("commit_percent", Float, nullable=False),
-    Column("commit_limit_percent", Float),
-    Column("mem_available_percent", Float),
-    Column("psi_some_avg10", Float),
-    Column("psi_full_avg10", Float),
-    Column("overcommit_memory", Integer),
+    _c("resolution", Integer, nullable=False),
+    _c("mem_total_kb", BigInteger, nullable=False),
+    _c("mem_available_kb", BigInteger),
+    _c("swap_total_kb", BigInteger, nullable=False),
+    _c("swap_free_kb", BigInteger, nullable=False),
+    _c("committed_as_kb", BigInteger, nullable=False),
+    _c("commit_limit_kb", BigInteger, nullable=False),
+    _c("commit_percent", Float, nullable=False),
+    _c("commit_limit_percent", Float),
+    _c("mem_available_percent", Float),
+    _c("psi_some_avg10", Float),
+    _c("psi_full_avg10", Float),
+    _c("overcommit_memory", Integer),
 )
 
 # A memory cgroup's reading, kept for those above the warning level and the `top` with the
 # least headroom; `resolution` is 0 for a raw reading, else the seconds it averages.
-cgroup_samples = Table(
-    "cgroup_samples", _tables,
+cgroup_samples = _table(
+    "cgroup_samples",
     _id(), _host(), _when("time"),
-    Column("resolution", Integer, nullable=False, default=0),
-    Column("path", Text, nullable=False),
-    Column("name", Text),
-    Column("kind", String(32)),
-    Column("limit_bytes", BigInteger),
-    Column("high_bytes", BigInteger),
-    Column("usage_bytes", BigInteger, nullable=False),
-    Column("working_set_bytes", BigInteger, nullable=False),
-    Column("working_set_percent", Float),
-    Column("oom_kill", BigInteger),
+    _c("resolution", Integer, nullable=False),
+    _c("path", Text, nullable=False),
+    _c("name", Text),
+    _c("kind", String(32)),
+    _c("limit_bytes", BigInteger),
+    _c("high_bytes", BigInteger),
+    _c("usage_bytes", BigInteger, nullable=False),
+    _c("working_set_bytes", BigInteger, nullable=False),
+    _c("working_set_percent", Float),
+    _c("oom_kill", BigInteger),
 )
 
 # One process killed by an OOM killer: the kill record of INTERFACE.md.
-kills = Table(
-    "kills", _tables,
+kills = _table(
+    "kills",
     _id(), _host(),
-    Column("boot_id", String(64)),
+    _c("boot_id", String(64)),
     _when("time", nullable=True),
-    Column("mono_usec", BigInteger),
-    Column("pid", Integer),  # None: a cgroup was killed (systemd-oomd)
-    Column("process", String(255), nullable=False),
-    Column("uid", BigInteger),
-    Column("total_vm_kb", BigInteger),
-    Column("anon_rss_kb", BigInteger),
-    Column("file_rss_kb", BigInteger),
-    Column("shmem_rss_kb", BigInteger),
-    Column("pgtables_kb", BigInteger),
-    Column("oom_score_adj", Integer),
-    Column("score", Integer),
-    Column("constraint", String(64)),
-    Column("memcg", Text),
-    Column("task_memcg", Text),
-    Column("cgroup_oom", Boolean, nullable=False, default=False),
-    Column("invoker", String(255)),
-    Column("invoker_pid", Integer),
-    Column("gfp_mask", String(255)),
-    Column("alloc_order", Integer),
-    Column("killer", String(32), nullable=False, default="kernel"),
-    Column("source", Text),
-    Column("cmdline", Text),
-    Column("unit", Text),
+    _c("mono_usec", BigInteger),
+    _c("pid", Integer),  # None: a cgroup was killed (systemd-oomd)
+    _c("process", _NAME, nullable=False),
+    _c("uid", BigInteger),
+    _c("total_vm_kb", BigInteger),
+    _c("anon_rss_kb", BigInteger),
+    _c("file_rss_kb", BigInteger),
+    _c("shmem_rss_kb", BigInteger),
+    _c("pgtables_kb", BigInteger),
+    _c("oom_score_adj", Integer),
+    _c("score", Integer),
+    _c("constraint", String(64)),
+    _c("memcg", Text),
+    _c("task_memcg", Text),
+    _c("cgroup_oom", Boolean, nullable=False),
+    _c("invoker", _NAME),
+    _c("invoker_pid", Integer),
+    _c("gfp_mask", _NAME),
+    _c("alloc_order", Integer),
+    _c("killer", String(32), nullable=False),
+    _c("source", Text),
+    _c("cmdline", Text),
+    _c("unit", Text),
     # task_table, memory_info, extra, commit state at the time of the kill
-    Column("details", JSON, nullable=False, default=dict),
+    _c("details", JSON, nullable=False),
     _when("recorded_at"),
 )
 
 # One episode of a condition, from when it fired to when it resolved.
-alerts = Table(
-    "alerts", _tables,
+alerts = _table(
+    "alerts",
     _id(), _host(),
-    Column("key", String(255), nullable=False),
-    Column("kind", String(64), nullable=False),
-    Column("severity", String(16), nullable=False),
-    Column("status", String(16), nullable=False),  # firing | resolved
-    Column("summary", Text, nullable=False),
+    _c("key", _NAME, nullable=False),
+    _c("kind", String(64), nullable=False),
+    _c("severity", String(16), nullable=False),
+    _c("status", String(16), nullable=False),  # firing | resolved
+    _c("summary", Text, nullable=False),
     _when("started_at"),
     _when("updated_at"),
     _when("resolved_at", nullable=True),
     _when("last_notified_at", nullable=True),
-    Column("data", JSON, nullable=False, default=dict),
+    _c("data", JSON, nullable=False),
 )
 
 # Silences matching notifications until `until`; what is muted is still recorded.
-mutes = Table(
-    "mutes", _tables,
+mutes = _table(
+    "mutes",
     _id(),
-    Column("host", String(255)),  # None: every host of the fleet
+    _c("host", _NAME),  # None: every host of the fleet
     _when("created_at"),
     _when("until"),
-    Column("kind", String(64)),
-    Column("process", String(255)),
-    Column("cgroup", Text),
-    Column("reason", Text),
+    _c("kind", String(64)),
+    _c("process", _NAME),
+    _c("cgroup", Text),
+    _c("reason", Text),
 )
 
 # The outbox: one message for one channel, written in the transaction that caused it.
-notifications = Table(
-    "notifications", _tables,
+notifications = _table(
+    "notifications",
     _id(), _host(),
-    Column("uuid", String(64), nullable=False, unique=True),  # webhook-id, same on every retry
-    Column("channel", String(255), nullable=False),
-    Column("kind", String(64), nullable=False),
-    Column("severity", String(16), nullable=False),
-    Column("reason", String(16), nullable=False),  # first | new | repeat | resolved | test
-    Column("summary", Text, nullable=False),
+    _c("uuid", String(64), nullable=False, unique=True),  # webhook-id, same on every retry
+    _c("channel", _NAME, nullable=False),
+    _c("kind", String(64), nullable=False),
+    _c("severity", String(16), nullable=False),
+    _c("reason", String(16), nullable=False),  # first | new | repeat | resolved | test
+    _c("summary", Text, nullable=False),
     # pending | sending | sent | failed | given_up | muted
-    Column("status", String(16), nullable=False),
-    Column("group_key", String(255)),
-    Column("data", JSON, nullable=False, default=dict),
-    Column("alert_id", ForeignKey("alerts.id", ondelete="SET NULL")),
-    Column("mute_id", ForeignKey("mutes.id", ondelete="SET NULL")),
+    _c("status", String(16), nullable=False),
+    _c("group_key", _NAME),
+    _c("data", JSON, nullable=False),
+    _c("alert_id", BigId, references=("alerts.id", "SET NULL")),
+    _c("mute_id", BigId, references=("mutes.id", "SET NULL")),
     _when("created_at"),
     _when("due_at"),
-    Column("attempts", Integer, nullable=False, default=0),
+    _c("attempts", Integer, nullable=False),
     _when("last_attempt_at", nullable=True),
-    Column("last_error", Text),
-    Column("detail", Text),  # the endpoint's answer when sent
+    _c("last_error", Text),
+    _c("detail", Text),  # the endpoint's answer when sent
     _when("sent_at", nullable=True),
 )
 
 # Where a source (or a counter such as vmstat oom_kill) was last read, per host.
-cursors = Table(
-    "cursors", _tables,
-    Column("host", String(255), primary_key=True),
-    Column("source", String(255), primary_key=True),
-    Column("cursor", Text, nullable=False),
+cursors = _table(
+    "cursors",
+    _c("host", _NAME, primary_key=True),
+    _c("source", _NAME, primary_key=True),
+    _c("cursor", Text, nullable=False),
     _when("updated_at"),
 )
 
 # A change the daemon made to a process's oom_score_adj (processes.protect).
-protections = Table(
-    "protections", _tables,
+protections = _table(
+    "protections",
     _id(), _host(), _when("time"),
-    Column("pid", Integer, nullable=False),
-    Column("process", String(255), nullable=False),
-    Column("cmdline", Text),
-    Column("from_adj", Integer),
-    Column("to_adj", Integer, nullable=False),
-    Column("error", Text),
+    _c("pid", Integer, nullable=False),
+    _c("process", _NAME, nullable=False),
+    _c("cmdline", Text),
+    _c("from_adj", Integer),
+    _c("to_adj", Integer, nullable=False),
+    _c("error", Text),
 )
 
 # A write to a process's oom_score_adj, seen by the oom_score_adj_update tracepoint: the
 # process, the old and new value, and who wrote it (``history adjustments``).
-adjustments = Table(
-    "adjustments", _tables,
+adjustments = _table(
+    "adjustments",
     _id(), _host(),
-    Column("boot_id", String(64)),
+    _c("boot_id", String(64)),
     _when("time"),
-    Column("pid", Integer, nullable=False),
-    Column("process", String(255), nullable=False),
-    Column("cmdline", Text),
-    Column("unit", Text),
-    Column("old_adj", Integer),
-    Column("new_adj", Integer, nullable=False),
-    Column("critical", Boolean, nullable=False, default=False),
-    Column("by_watchdog", Boolean, nullable=False, default=False),
-    Column("severity", String(16)),  # the alert it raised, if any
-    Column("writer_pid", Integer),
-    Column("writer_tid", Integer, nullable=False),
-    Column("writer_process", String(255), nullable=False),
-    Column("writer_cmdline", Text),
-    Column("writer_unit", Text),
-    Column("writer_uid", BigInteger),
-    Column("writer_exited", Boolean, nullable=False, default=False),
+    _c("pid", Integer, nullable=False),
+    _c("process", _NAME, nullable=False),
+    _c("cmdline", Text),
+    _c("unit", Text),
+    _c("old_adj", Integer),
+    _c("new_adj", Integer, nullable=False),
+    _c("critical", Boolean, nullable=False),
+    _c("by_watchdog", Boolean, nullable=False),
+    _c("severity", String(16)),  # the alert it raised, if any
+    _c("writer_pid", Integer),
+    _c("writer_tid", Integer, nullable=False),
+    _c("writer_process", _NAME, nullable=False),
+    _c("writer_cmdline", Text),
+    _c("writer_unit", Text),
+    _c("writer_uid", BigInteger),
+    _c("writer_exited", Boolean, nullable=False),
     # why the writer is not known (its event was lost), else null (migration 0009)
-    Column("writer_unknown", Text),
+    _c("writer_unknown", Text),
     # "tracepoint": read from its event; "resync": found by re-reading /proc after events
     # were lost (migration 0009; the rows before it were all "tracepoint")
-    Column("found_by", String(16), nullable=False, server_default="tracepoint"),
+    _c("found_by", String(16), nullable=False, server_default="tracepoint"),
 )
 
 # A kill the database would not store (a value it cannot take): kept with the text it was
 # read from and the error, so it is neither lost nor able to block the others.
-quarantined_kills = Table(
-    "quarantined_kills", _tables,
+quarantined_kills = _table(
+    "quarantined_kills",
     _id(), _host(),
     _when("time", nullable=True),  # when the kill was logged, if known
     _when("recorded_at"),
-    Column("source", Text),
-    Column("process", String(255)),
-    Column("raw", Text, nullable=False),  # the kill as read: its raw line, else its fields as JSON
-    Column("error", Text, nullable=False),
+    _c("source", Text),
+    _c("process", _NAME),
+    _c("raw", Text, nullable=False),  # the kill as read: its raw line, else its fields as JSON
+    _c("error", Text, nullable=False),
 )
 
-# Each table's indexes, (name, column, ...): what the migrations create. SQLAlchemy Core
-# never reads an Index to build or run a statement, and these 22 objects held 0.14 MiB
-# (traced) in every process that imports the tables, the idle daemon included: they are
-# made only when the schema itself is asked for (`metadata`, by Alembic's env.py and the
-# tests that compare it with the migrations).
+# Each table's indexes, (name, column, ...): what the migrations create, made with the
+# rest of the schema (schema()). SQLAlchemy Core never reads an Index to build or run a
+# statement.
 INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
     "samples": (
         ("ix_samples_host_time", "host", "time"),  # a host's chart, retention's chunks
@@ -298,19 +331,46 @@ INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
     "adjustments": (("ix_adjustments_host_time", "host", "time"), ("ix_adjustments_process", "process")),
     "quarantined_kills": (("ix_quarantined_kills_host_time", "host", "recorded_at"),),
 }
-_indexed = threading.Lock()
+_built: list[MetaData] = []  # the schema, once made
+_building = threading.Lock()
 
 
 def schema() -> MetaData:
-    """The whole schema, the tables with their indexes (INDEXES, made at the first call):
+    """The whole schema, every table's Columns (their keys, NOT NULL, uniqueness, the
+    database's defaults) and indexes (INDEXES), on one MetaData made at the first call:
     what the migrations build, for Alembic's autogenerate and the tests that compare."""
-    with _indexed:
-        for name, indexes in INDEXES.items():
-            table = _tables.tables[name]
-            if not table.indexes:
-                for index, *columns in indexes:
-                    Index(index, *(table.c[column] for column in columns))
-    return _tables
+    with _building:
+        if not _built:
+            _built.append(_make_schema())
+    return _built[0]
+
+
+def full(name: str) -> Table:
+    """The schema's Table of `name` (see `schema()`): for a statement that needs more than
+    the table's columns (PostgreSQL's ordered RETURNING of a batch needs its key)."""
+    return schema().tables[name]
+
+
+def _make_schema() -> MetaData:
+    from sqlalchemy import Column, ForeignKey, Index, MetaData, Table
+
+    metadata = MetaData()
+    for clause in _CLAUSES:
+        columns = []
+        for each, declared in zip(clause.columns, _SCHEMA[clause.name], strict=True):
+            options = dict(declared)
+            references = options.pop("references", None)
+            keys = [ForeignKey(references[0], ondelete=references[1])] if references else []
+            # Each Column its own type, as declared one by one (a Boolean attaches to its column).
+            columns.append(Column(each.name, each.type.copy(), *keys, **options))
+        made = Table(clause.name, metadata, *columns)
+        for index, *names in INDEXES.get(clause.name, ()):
+            Index(index, *(made.c[name] for name in names))
+    return metadata
+
+
+_CLAUSES = (samples, cgroup_samples, kills, alerts, mutes, notifications, cursors, protections, adjustments,
+            quarantined_kills)
 
 
 def __getattr__(name: str) -> MetaData:
@@ -354,4 +414,5 @@ __all__ = [
     "quarantined_kills",
     "samples",
     "schema",
+    "full",
 ]
