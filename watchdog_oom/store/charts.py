@@ -17,7 +17,7 @@ from sqlalchemy import BigInteger, Integer, cast, extract, func, literal_column,
 
 from watchdog_oom.store.engine import Database
 from watchdog_oom.store.tables import cgroup_samples, samples
-from watchdog_oom.stored import SeriesSlice
+from watchdog_oom.stored_history import SeriesSlice
 
 
 class ChartQueries(Database):

@@ -26,17 +26,8 @@ from watchdog_oom.store.tables import (
     quarantined_kills,
     samples,
 )
-from watchdog_oom.stored import (
-    AdjustmentRecord,
-    AlertEpisode,
-    KillMark,
-    OutboxRow,
-    ProtectionRecord,
-    QuarantinedRecord,
-    SeriesPoint,
-    StoredKill,
-    StoredSample,
-)
+from watchdog_oom.stored import AlertEpisode, OutboxRow, QuarantinedRecord, StoredKill
+from watchdog_oom.stored_history import AdjustmentRecord, KillMark, ProtectionRecord, SeriesPoint, StoredSample
 
 Filters = dict[str, Any]  # since, until, host, process, status, limit (what a command was given)
 
