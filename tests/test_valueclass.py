@@ -33,12 +33,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def twins(source: str, **options: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     """The classes `source` defines under `@value`: as dataclasses, as value classes, both
-    with these options (frozen and slotted unless they say otherwise; fast_init for the value
-    classes alone)."""
+    with these options (frozen and slotted unless they say otherwise; fast_init and
+    compiled_init for the value classes alone)."""
     made = []
-    fast = options.pop("fast_init", False)
+    fast, compiled = options.pop("fast_init", False), options.pop("compiled_init", False)
     written = ", ".join(f"{name}={value}" for name, value in {"frozen": True, "slots": True, **options}.items())
-    for decorator in (f"dataclass({written})", f"valueclass({written}, fast_init={fast})"):
+    for decorator in (f"dataclass({written})", f"valueclass({written}, fast_init={fast}, compiled_init={compiled})"):
         namespace: dict[str, Any] = {"dataclass": dataclass, "valueclass": valueclass, "field": field}
         exec(textwrap.dedent(source).replace("@value", "@" + decorator), namespace)
         made.append(namespace)
@@ -481,3 +481,147 @@ def test_a_kill_is_built_fast_and_pickles() -> None:
     assert pickle.loads(pickle.dumps(kill)) == kill and kill.replace(pid=8).pid == 8
     with pytest.raises(FrozenInstanceError):
         kill.pid = 2
+
+
+# -- the shared __init__ (every value class but fast_init's and compiled_init's) -------------
+
+SHAPES = """
+@value
+class Plain:
+    a: object
+    b: object
+    c: object
+
+@value
+class Shaped:
+    a: object
+    b: object = 0
+    items: list = field(default_factory=list)
+    hidden: object = field(default=None, repr=False, compare=False)
+    late: object = field(default="x", kw_only=True)
+    made: list = field(default_factory=lambda: [1], kw_only=True)
+    must: object = field(kw_only=True, default=None)
+
+@value
+class Keyworded:
+    a: object
+    b: object = field(kw_only=True)
+    c: object = 2
+"""
+CALLS = (((), {}), ((1,), {}), ((1, 2), {}), ((1, 2, 3), {}), ((1, 2, [3], 4), {}), ((1, 2, 3, 4, 5), {}),
+         ((), {"a": 1}), ((), {"a": 1, "b": 2, "c": 3}), ((1,), {"a": 2}), ((1,), {"nope": 2}),
+         ((1,), {"b": 2, "late": 5, "made": [6], "must": 7}), ((1, 2), {"b": 3}), ((), {"b": 1}),
+         ((1,), {"b": 1, "self": 2}), ((1, 2, 3), {"nope": 1, "other": 2}), ((1,), {"c": 2, "b": 3}),
+         ((1, 2), {"c": 3}), ((), {"c": 1, "a": 2, "b": 3}))
+
+
+@pytest.mark.parametrize("slots", [False, True])
+@pytest.mark.parametrize("frozen", [False, True])
+def test_the_shared_init_binds_and_refuses_every_call_as_dataclass_does(slots: bool, frozen: bool) -> None:
+    dc, vc = twins(SHAPES, slots=slots, frozen=frozen)
+    for name in ("Plain", "Shaped", "Keyworded"):
+        ours, theirs = vc[name], dc[name]
+        assert ours.__init__ is not theirs.__init__ and "__init__" not in vars(ours).get("__dataclass_fields__", {})
+        assert str(inspect.signature(ours)) == str(inspect.signature(theirs)), name
+        for args, kwargs in CALLS:
+            try:
+                expected = theirs(*args, **kwargs)
+            except TypeError as error:
+                with pytest.raises(TypeError) as raised:
+                    ours(*args, **kwargs)
+                assert str(raised.value) == str(error), (name, args, kwargs)
+            else:
+                made = ours(*args, **kwargs)
+                assert type(made) is ours and repr(made) == repr(expected), (name, args, kwargs)
+                assert dataclasses.astuple(made) == dataclasses.astuple(expected)
+    one = vc["Shaped"](1)
+    assert one.items == [] and one.items is not vc["Shaped"](1).items and one.made == [1]
+    assert vc["Shaped"](1, items=[2]).items == [2]
+
+
+def test_the_shared_init_keeps_init_false_initvars_post_init_and_the_order_of_defaults() -> None:
+    source = """
+        @value
+        class Late:
+            base: int
+            scale: InitVar[int] = 2
+            counted: list = field(init=False, default_factory=list)
+            fixed: str = field(init=False, default="f")
+            double: int = field(init=False, default=0)
+            name: str = "n"
+            def __post_init__(self, scale):
+                object.__setattr__(self, "double", self.base * scale)
+    """
+    for slots in (False, True):
+        made = []
+        for decorator in (f"dataclass(frozen=True, slots={slots})", f"valueclass(slots={slots})"):
+            namespace = {"dataclass": dataclass, "valueclass": valueclass, "field": field,
+                         "InitVar": dataclasses.InitVar}
+            exec(textwrap.dedent(source).replace("@value", "@" + decorator), namespace)
+            made.append(namespace["Late"])
+        theirs, ours = made
+        for args, kwargs in (((3,), {}), ((3, 5), {}), ((3,), {"scale": 7, "name": "m"}), ((), {}),
+                             ((3,), {"counted": []})):
+            try:
+                expected = theirs(*args, **kwargs)
+            except TypeError as error:
+                with pytest.raises(TypeError) as raised:
+                    ours(*args, **kwargs)
+                assert str(raised.value) == str(error)
+            else:
+                assert repr(ours(*args, **kwargs)) == repr(expected)
+                assert ours(*args, **kwargs).fixed == "f" and ours(*args, **kwargs).counted == []
+        assert str(inspect.signature(ours)) == str(inspect.signature(theirs))
+    for decorator in (dataclass(frozen=True), valueclass):
+        with pytest.raises(TypeError) as raised:
+            decorator(type("Wrong", (), {"__annotations__": {"a": int, "b": int}, "a": 1}))
+        assert str(raised.value) == "non-default argument 'b' follows default argument"
+
+
+def test_the_shared_init_takes_a_field_named_self_and_writes_dataclasss_doc() -> None:
+    dc, vc = twins("""
+        @value
+        class Odd:
+            self: int
+            other: str = "o"
+    """)
+    assert vc["Odd"](self=1).self == 1 and vc["Odd"](1, "p") == vc["Odd"](1, other="p")
+    assert vc["Odd"].__doc__ == dc["Odd"].__doc__ == "Odd(self: 'int', other: 'str' = 'o')"
+    with pytest.raises(TypeError) as theirs:
+        dc["Odd"](1, self=2)
+    with pytest.raises(TypeError) as ours:
+        vc["Odd"](1, self=2)
+    assert str(ours.value) == str(theirs.value)
+
+
+def test_an_init_the_class_writes_is_kept_and_may_call_the_shared_one() -> None:
+    namespace: dict[str, Any] = {"valueclass": valueclass, "field": field}
+    exec(textwrap.dedent("""
+        @valueclass
+        class Base:
+            a: int
+            b: int = 0
+
+        @valueclass
+        class Own(Base):
+            c: int = 5
+            def __init__(self, total):  # (no super() in a slotted dataclass: CPython gh-90562)
+                Base.__init__(self, total - 1, b=1)
+                object.__setattr__(self, "c", total)
+
+        class Plain(Base):
+            def __init__(self, x, y):
+                super().__init__(x + y)
+    """), namespace)
+    own, plain = namespace["Own"](10), namespace["Plain"](1, 2)
+    assert (own.a, own.b, own.c) == (9, 1, 10) and (plain.a, plain.b) == (3, 0)
+    assert str(inspect.signature(namespace["Own"])) == "(total)"
+    assert str(inspect.signature(namespace["Plain"])) == "(x, y)"
+    assert str(inspect.signature(namespace["Base"])) == "(a: 'int', b: 'int' = 0) -> None"
+
+
+def test_compiled_init_keeps_dataclasss_own() -> None:
+    dc, vc = twins(SAMPLE, compiled_init=True)
+    assert vc["Sample"].__init__.__code__.co_varnames[:6] == dc["Sample"].__init__.__code__.co_varnames[:6]
+    assert vc["Sample"](1, 2) == vc["Sample"](a=1, b=2) and "__signature__" not in vars(vc["Sample"])
+    assert TaskRow.__init__.__code__.co_argcount == 10  # built by the thousand: dataclass's own

@@ -66,7 +66,7 @@ class CaughtUp:
     source: str
 
 
-@valueclass
+@valueclass(compiled_init=True)  # one a task-table row parsed: import builds them by the thousand
 class TaskRow:
     """One row of the kernel's task table printed with an OOM report (memory in kB)."""
 

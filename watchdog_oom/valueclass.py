@@ -8,10 +8,17 @@ dataclasses and 457 kB as value classes. The idle daemon loads 65 of ours: it tr
 0.49 MiB less with them all value classes, and benchmarks/bench_footprint.py's peak RSS
 over the library floor fell from +9.0..9.2 to +8.3..8.4 MiB (side by side, load 6-8).
 
-`valueclass` lets `dataclasses` write __init__ alone, so defaults, default_factory,
-field(init=False) and __post_init__ work as in any dataclass, and construction costs what
-it did. The five other methods are the same functions for every class; they read the
-fields through an `operator.attrgetter` made once per class (C code: comparing costs what
+`valueclass` lets `dataclasses` write none of them: the six methods are the same functions
+for every class. The __init__ (see "The shared __init__" below) reads a plan made once per
+class: the parameters in dataclass's order, their defaults, default factories,
+field(init=False) and __post_init__ with its InitVars, all as in any dataclass; arguments
+that do not bind are handed to the __init__ dataclass would have written, made then without
+compiling anything, so the TypeError is Python's own, and inspect.signature(cls) and a class
+without a docstring's __doc__ are dataclass's. It costs no code object per class (about
+1.3 kB each, 80 kB in the idle daemon) but a call takes about a microsecond more (binding
+keywords in Python): `compiled_init=True` keeps dataclass's own __init__ for a class built
+per line or per row. The other methods read the fields through an `operator.attrgetter` made
+once per class (C code: comparing costs what
 the generated tuples did). The class stays a dataclass wherever the code relies on one:
 `dataclasses.fields`, `replace`, `asdict`, `is_dataclass`, `__match_args__`, pickling
 (slotted classes get dataclasses' own __getstate__ and __setstate__). Assigning or deleting
@@ -20,15 +27,17 @@ name on a value class's own instance (a slotted dataclass on 3.11 raises TypeErr
 instead, CPython gh-105936). Equality is by class and the fields that compare, the hash
 dataclass's `hash((field, ...))` of the fields that hash, the repr dataclass's
 `Name(field=value, ...)` of the fields shown ("..." where a value holds itself). A method
-the class body writes itself (__eq__, __repr__, __hash__) is kept; a class that writes
+the class body writes itself (__init__, __eq__, __repr__, __hash__) is kept; a class that writes
 __eq__ but no __hash__ still hashes by its fields, as a frozen dataclass does.
-`__dataclass_params__` says eq=False and repr=False: those methods are ours, not generated.
+`__dataclass_params__` says init=False, eq=False and repr=False: those methods are ours, not
+generated.
 
     @valueclass                  # as @dataclass(frozen=True, slots=True)
     @valueclass(slots=False)     # as @dataclass(frozen=True): instances keep a __dict__
     @valueclass(frozen=False)    # as @dataclass(slots=True): mutable, unhashable, eq by fields
     @valueclass(frozen=False, slots=False, eq=False)   # as @dataclass(eq=False): by identity
     @valueclass(fast_init=True)  # as @valueclass, its __init__ faster (below)
+    @valueclass(compiled_init=True)  # as @valueclass, with dataclass's own __init__
 
 `@valueclass(fast_init=True)`, for a class built by the thousand (a parsed kill, a kill line
 held): its __init__ writes the fields through a twin, a plain class with the same slots and no
@@ -57,8 +66,10 @@ from __future__ import annotations
 import _thread
 import dataclasses
 import inspect
-from collections.abc import Callable
-from operator import attrgetter
+from collections.abc import Callable, Sequence
+from itertools import repeat
+from operator import attrgetter, itemgetter
+from types import CodeType, FunctionType
 from typing import Any, TypeVar, dataclass_transform, overload
 
 _T = TypeVar("_T")
@@ -180,19 +191,209 @@ def _fast_init(made: Any) -> Callable[..., None]:
     return init
 
 
-def _make(cls: type[_T], slots: bool, frozen: bool, eq: bool, fast_init: bool = False) -> type[_T]:
+# The shared __init__. Every value class but fast_init's has the same __init__ function,
+# `_init` below, which reads the class's plan (its fields in parameter order, their
+# defaults, how each is set: _plan) and does what the __init__ dataclass would have written
+# does, step by step. Arguments it cannot bind (too many, a name twice, a required one
+# missing, an unknown keyword) are handed to the __init__ dataclass would have written,
+# made for the occasion without compiling anything (_exact): Python's binding raises its
+# own TypeError, message and all. `inspect.signature(cls)` is that function's too
+# (_Signature). A class costs its plan, not a code object of its own.
+_PLAN = f"{_OWN}plan__"  # the exact __init__'s one free variable: the class's plan
+_TEMPLATES: dict[tuple[int, int], CodeType] = {}
+_GIVEN, _FACTORY, _MADE, _DEFAULT = range(4)  # where a field's value comes from (a plan's steps)
+_HAS_DEFAULT_FACTORY: Any = dataclasses._HAS_DEFAULT_FACTORY  # type: ignore[attr-defined]  # "<factory>"
+_INITVAR: Any = dataclasses._FIELD_INITVAR  # type: ignore[attr-defined]
+_CLASSVAR: Any = dataclasses._FIELD_CLASSVAR  # type: ignore[attr-defined]
+_REQUIRED: Any = dataclasses.MISSING  # the default of a parameter that has none
+
+
+def _template(positional: int, keyword: int) -> CodeType:
+    """The code of an __init__ with this many positional and keyword-only parameters,
+    whose body is `_store(self, plan, (the arguments))`."""
+    code = _TEMPLATES.get((positional, keyword))
+    if code is None:
+        names = [f"a{i}" for i in range(positional + keyword)]
+        parameters = ["s", *names[:positional], *(["*", *names[positional:]] if keyword else [])]
+        scope: dict[str, Any] = {}
+        exec(f"def outer({_PLAN}):\n def __init__({', '.join(parameters)}):\n"
+             f"  _store(s, {_PLAN}, ({''.join(name + ', ' for name in names)}))\n return __init__\n",
+             globals(), scope)
+        made = next(c for c in scope["outer"].__code__.co_consts if isinstance(c, CodeType))
+        code = _TEMPLATES[positional, keyword] = made.replace(co_qualname="__init__")
+    return code
+
+
+def _exact(plan: tuple[Any, ...]) -> Callable[..., None]:
+    """The __init__ dataclass would have written for the plan's class: the same parameters,
+    defaults, annotations and name, made from a template's code with the fields' names."""
+    owner, names, defaults, positional = plan[0], plan[2], plan[6], plan[7]
+    me = "__dataclass_self__" if "self" in owner.__dataclass_fields__ else "self"
+    code = _template(positional, len(names) - positional).replace(co_varnames=(me, *names))
+    init = FunctionType(code, globals(), "__init__", None, (lambda: plan).__closure__)
+    init.__defaults__ = tuple(d for d in defaults[:positional] if d is not _REQUIRED) or None
+    init.__kwdefaults__ = {name: d for name, d in zip(names[positional:], defaults[positional:], strict=True)
+                           if d is not _REQUIRED} or None
+    fields = owner.__dataclass_fields__
+    init.__annotations__ = {**{name: fields[name].type for name in names}, "return": None}
+    init.__qualname__, init.__module__ = f"{owner.__qualname__}.__init__", owner.__module__
+    return init
+
+
+def _store(self: Any, plan: tuple[Any, ...], values: Sequence[Any]) -> None:
+    """The body of dataclass's __init__: each field set, in order, then __post_init__."""
+    _, setter, names, factories, steps, post_init = plan[:6]
+    if steps is None:  # every field a parameter, in order
+        if factories is not None:  # (the parameters whose default is the factory's marker)
+            values = list(values)
+            for at, factory in factories:
+                if values[at] is _HAS_DEFAULT_FACTORY:
+                    values[at] = factory()
+        any(map(setter, repeat(self), names, values))  # each set in C; None is false: all are
+    else:
+        for name, source, what in steps:
+            if source is _GIVEN:
+                value = values[what]
+            elif source is _FACTORY:  # a parameter whose default is the factory's marker
+                value = values[what[0]]
+                if value is _HAS_DEFAULT_FACTORY:
+                    value = what[1]()
+            elif source is _MADE:  # field(init=False, default_factory=...)
+                value = what()
+            else:  # field(init=False, default=...) of a slotted class
+                value = what
+            setter(self, name, value)
+    if post_init is not None:
+        self.__post_init__(*[values[i] for i in post_init])
+
+
+def _init(self: Any, /, *args: Any, **kwargs: Any) -> None:
+    """Every value class's __init__ (but fast_init's): see above."""
+    plan = type(self).__valueclass__[3]
+    names = plan[2]
+    if kwargs:  # (this call's own dict) each parameter's value or default taken out in C (map)
+        given = len(args)
+        if given and (given > plan[7] or any(map(kwargs.__contains__, names[:given]))):
+            return _exact(plan)(self, *args, **kwargs)  # raises dataclass's TypeError
+        values = list(map(kwargs.pop, names, plan[6]))
+        if kwargs:  # a keyword no parameter has: the first is the one Python names
+            return _exact(plan)(self, *args, **kwargs)
+        if given:
+            values[:given] = args
+    elif len(args) == plan[9]:  # every parameter given by position
+        values = args  # type: ignore[assignment]
+    elif len(args) > plan[7]:
+        return _exact(plan)(self, *args, **kwargs)
+    else:
+        values = [*args, *plan[6][len(args):]]
+    for at in plan[8]:  # the parameters without a default
+        if values[at] is _REQUIRED:  # the keywords given, taken out of kwargs above
+            return _exact(plan)(self, *args, **{name: value for name, value, default in zip(
+                names[len(args):], values[len(args):], plan[6][len(args):], strict=True) if value is not default})
+    if plan[10]:  # each parameter its field, in order: set in C (map)
+        any(map(plan[1], repeat(self), names, values))
+    else:
+        _store(self, plan, values)
+    return None
+
+
+class _Signature:
+    """`inspect.signature(cls)` of a class whose __init__ is the shared one: dataclass's."""
+
+    def __get__(self, instance: Any, owner: type) -> Any:
+        if instance is not None or owner.__init__ is not _init:  # type: ignore[misc]
+            raise AttributeError("__signature__")  # inspect goes on as for any other class
+        signature = inspect.signature(_exact(owner.__valueclass__[3]))  # type: ignore[attr-defined]
+        return signature.replace(parameters=tuple(signature.parameters.values())[1:])
+
+
+_SIGNATURE = _Signature()
+
+
+def _default(f: dataclasses.Field[Any]) -> Any:
+    """A parameter's default in dataclass's __init__: the field's, the factory's marker, or none."""
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return _REQUIRED if f.default_factory is dataclasses.MISSING else _HAS_DEFAULT_FACTORY
+
+
+def _plan(made: Any, slots: bool, frozen: bool) -> tuple[Any, ...]:
+    """What the shared __init__ needs of `made` (a dataclass made with init=False), checked
+    as dataclass checks it: (the class, how a field is set, the parameters' names, the
+    parameters with a default factory as (position, factory) or None, the steps (name,
+    source, what) or None when each parameter is its field in order, the InitVars'
+    positions given to __post_init__ or None without one, the parameters' defaults, how
+    many are positional, the positions of those without a default, their count when all
+    are positional (else -1), whether each parameter is its field in order with nothing else
+    to do). The steps are dataclass's _field_init's, in its order."""
+    declared, initvars, ordered = [], [], []
+    for f in made.__dataclass_fields__.values():
+        if f._field_type is not _CLASSVAR:
+            declared.append(f)
+            if f.init and not f.kw_only:
+                ordered.append(f)
+    positional = len(ordered)
+    ordered += [f for f in declared if f.init and f.kw_only]
+    names = tuple(map(attrgetter("name"), ordered))
+    if names == made.__match_args__:  # one tuple, not two
+        names = made.__match_args__
+    if _PLAN in made.__dataclass_fields__:
+        raise TypeError(f"{made.__qualname__}: the name {_PLAN} is valueclass's own")
+    defaults = tuple(map(_default, ordered))
+    seen_default = False
+    for f, default in zip(ordered[:positional], defaults[:positional], strict=True):
+        if default is not _REQUIRED:
+            seen_default = True
+        elif seen_default:
+            raise TypeError(f"non-default argument {f.name!r} follows default argument")
+    steps: list[tuple[str, int, Any]] = []
+    for f in declared:
+        if f._field_type is _INITVAR:
+            initvars.append(names.index(f.name))
+        elif f.init:
+            at = names.index(f.name)
+            steps.append((f.name, _GIVEN, at) if f.default_factory is dataclasses.MISSING
+                         else (f.name, _FACTORY, (at, f.default_factory)))
+        elif f.default_factory is not dataclasses.MISSING:
+            steps.append((f.name, _MADE, f.default_factory))
+        elif slots and f.default is not dataclasses.MISSING:
+            steps.append((f.name, _DEFAULT, f.default))
+    simple = tuple(map(itemgetter(0), steps)) == names  # each parameter its field, in order
+    factories = tuple(what for _, source, what in steps if source is _FACTORY) or None
+    post_init = tuple(initvars) if hasattr(made, "__post_init__") else None
+    required = tuple(at for at, default in enumerate(defaults) if default is _REQUIRED)
+    return (made, object.__setattr__ if frozen else setattr, names, factories if simple else None,
+            None if simple else tuple(steps), post_init, defaults, positional, required,
+            len(names) if positional == len(names) else -1, simple and factories is None and post_init is None)
+
+
+def _make(cls: type[_T], slots: bool, frozen: bool, eq: bool, fast_init: bool = False,
+          compiled_init: bool = False) -> type[_T]:
     own = cls.__dict__
     # dataclass's rule: a class body that defines __eq__ and no __hash__ gets __hash__ =
     # None from Python, which a frozen dataclass replaces by the fields' hash all the same.
     keeps_hash = "__hash__" in own and not (own["__hash__"] is None and "__eq__" in own)
-    keeps_eq, keeps_repr = "__eq__" in own, "__repr__" in own
-    made: Any = dataclasses.dataclass(cls, frozen=frozen, slots=slots, repr=False, eq=False)
+    keeps_eq, keeps_repr, keeps_init = "__eq__" in own, "__repr__" in own, "__init__" in own
+    undocumented, shared_init = not cls.__doc__, not (fast_init or compiled_init or keeps_init)
+    if shared_init:  # before slots=True makes the class again: its dict is made with them
+        type.__setattr__(cls, "__init__", _init)
+        type.__setattr__(cls, "__signature__", _SIGNATURE)
+    made: Any = dataclasses.dataclass(cls, init=not shared_init, frozen=frozen, slots=slots, repr=False, eq=False)
+    if made.__dict__.get("__slots__") == made.__match_args__:  # one tuple for both
+        made.__match_args__ = made.__slots__  # type: ignore[misc]
+    plan: tuple[Any, ...] | None
+    if shared_init:
+        plan = _plan(made, slots, frozen)
+    else:  # dataclass's, or one the class writes, which may call the base's: the shared one
+        plan = None if fast_init or compiled_init else getattr(made, _SHAPE, (None,) * 4)[3]
     fields = dataclasses.fields(made)
     compared = tuple(f.name for f in fields if f.compare)
     hashed = tuple(f.name for f in fields if (f.compare if f.hash is None else f.hash))
-    eq_key = _key(compared)
+    eq_key, shown = _key(compared), tuple(f.name for f in fields if f.repr)
     setattr(made, _SHAPE, (eq_key, eq_key if hashed == compared else _key(hashed),
-                           tuple(f.name for f in fields if f.repr)))
+                           shown if shown != made.__match_args__ else made.__match_args__, plan))
+    if shared_init and undocumented:  # dataclass's doc: the class's name and signature
+        made.__doc__ = made.__name__ + str(inspect.signature(made)).replace(" -> None", "")
     if not keeps_repr:
         made.__repr__ = _repr
     if eq and not keeps_eq:
@@ -214,14 +415,14 @@ def valueclass(cls: type[_T], /) -> type[_T]: ...
 
 
 @overload
-def valueclass(*, slots: bool = True, frozen: bool = True, eq: bool = True,
-               fast_init: bool = False) -> Callable[[type[_T]], type[_T]]: ...
+def valueclass(*, slots: bool = True, frozen: bool = True, eq: bool = True, fast_init: bool = False,
+               compiled_init: bool = False) -> Callable[[type[_T]], type[_T]]: ...
 
 
 @dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field, dataclasses.Field))
 def valueclass(cls: type[_T] | None = None, /, *, slots: bool = True, frozen: bool = True, eq: bool = True,
-               fast_init: bool = False) -> Any:
+               fast_init: bool = False, compiled_init: bool = False) -> Any:
     """Makes `cls` a dataclass, frozen and slotted unless told otherwise, with shared methods."""
     if cls is None:
-        return lambda cls: _make(cls, slots, frozen, eq, fast_init)
-    return _make(cls, slots, frozen, eq, fast_init)
+        return lambda cls: _make(cls, slots, frozen, eq, fast_init, compiled_init)
+    return _make(cls, slots, frozen, eq, fast_init, compiled_init)
