@@ -193,7 +193,7 @@ class CgroupCheck:
             tx.resolve_alert(Alert(alert.key, alert.kind, "info", alert.summary, now, True, {}))
             log.error("%s", alert.summary)
         if new_state != state:
-            tx.set_cursor(CROSS_CHECK_CURSOR, json.dumps(new_state, sort_keys=True), now)
+            tx.set_cursor(CROSS_CHECK_CURSOR, json.dumps(new_state, sort_keys=True), now, cached=False)
         self.alerted = bool(alerts)
         return True
 

@@ -84,7 +84,7 @@ class MemoryCheck:
             # Each finding is its own event: resolved at once, so the next one fires anew.
             tx.resolve_alert(Alert(alert.key, alert.kind, "info", alert.summary, now, True, {}))
             log.error("%s", alert.summary)
-        tx.set_cursor(VMSTAT_CURSOR, json.dumps(state, sort_keys=True), now)
+        tx.set_cursor(VMSTAT_CURSOR, json.dumps(state, sort_keys=True), now, cached=False)  # every check
         return alert is not None
 
 

@@ -239,7 +239,7 @@ class DatabaseWatch:
             with self.shared.store.tx() as tx:
                 tx.cursors()
                 if not self.state.ok and self.state.held == 0:
-                    tx.set_cursor("database.probe", "ok", self.shared.clock())
+                    tx.set_cursor("database.probe", "ok", self.shared.clock(), cached=False)
         except Exception as exc:
             kind = classify(exc)
             return Health.bad(kind if kind != "unknown" else "unreachable", _one_line(exc))

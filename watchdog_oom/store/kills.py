@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from watchdog_oom.bounds import PROCESS_MAX, TEXT_MAX, cap, cap_kill, no_nul
 from watchdog_oom.model import KILL_FIELDS, OomKill, with_local_time
 from watchdog_oom.store import batch
-from watchdog_oom.store.engine import insert_id
+from watchdog_oom.store.engine import UNCACHED, insert_id
 from watchdog_oom.store.records import SAME_KILL_WINDOW, UNKNOWN_NAME, fill_missing, kill_values, same_kill
 from watchdog_oom.store.serial import writing_kills
 from watchdog_oom.store.tables import kills, quarantined_kills
@@ -146,14 +146,14 @@ class KillWrites:
         query = select(func.count()).select_from(kills).where(k.host == (host or self.host), k.killer == killer)
         if boot_id is not None:
             query = query.where(k.boot_id == boot_id)
-        return self.conn.scalar(query) or 0
+        return self.conn.scalar(query, execution_options=UNCACHED) or 0  # asked on a clock (the checks)
 
     def kills_by_cgroup(self, boot_id: str | None) -> dict[str, int]:
         """The kernel's kills of this boot recorded per victim cgroup (task_memcg)."""
         query = (select(k.task_memcg, func.count())
                  .where(k.host == self.host, k.killer == "kernel", k.boot_id == boot_id, k.task_memcg.is_not(None))
                  .group_by(k.task_memcg))
-        return {str(path): int(n) for path, n in self.conn.execute(query)}
+        return {str(path): int(n) for path, n in self.conn.execute(query, execution_options=UNCACHED)}  # on a clock
 
     def _change(self, kill_id: int, edit: Any) -> StoredKill | None:
         """Read a stored kill in this transaction, let `edit` change its fields in place, and

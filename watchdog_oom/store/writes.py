@@ -45,27 +45,33 @@ class Tx(KillWrites):
     # -- cursors ------------------------------------------------------------------------
 
     def get_cursor(self, source: str) -> str | None:
-        """Where `source` was last read on this host (None: never)."""
-        return self.conn.scalar(select(c.cursor).where(c.host == self.host, c.source == source))
+        """Where `source` was last read on this host (None: never). Read on a clock (the
+        checks' states): compiled at each run (UNCACHED)."""
+        return self.conn.scalar(select(c.cursor).where(c.host == self.host, c.source == source),
+                                execution_options=UNCACHED)
 
     def cursors(self) -> dict[str, str]:
         """Every stored cursor of this host, by source name."""
         return {source: cursor for source, cursor in
                 self.conn.execute(select(c.source, c.cursor).where(c.host == self.host), execution_options=UNCACHED)}
 
-    def set_cursor(self, source: str, cursor: str, now: datetime) -> None:
-        """Record where `source` was read up to, with the rows read from it (this transaction)."""
+    def set_cursor(self, source: str, cursor: str, now: datetime, *, cached: bool = True) -> None:
+        """Record where `source` was read up to, with the rows read from it (this transaction).
+        Not `cached`: a write on a clock (a check's state), compiled at each run (UNCACHED);
+        the kill writer's stays cached."""
         self.cursors_set[source] = cursor
         values = dict(host=self.host, source=source, cursor=cursor, updated_at=now)
+        options = {} if cached else UNCACHED
         upsert = _upsert_for(self.conn.dialect)
         if upsert is not None:  # one statement: INSERT … ON CONFLICT (host, source) DO UPDATE
             self.conn.execute(upsert(cursors).values(values).on_conflict_do_update(
-                index_elements=[c.host, c.source], set_=dict(cursor=cursor, updated_at=now)))
+                index_elements=[c.host, c.source], set_=dict(cursor=cursor, updated_at=now)),
+                execution_options=options)
             return
         moved = self.conn.execute(update(cursors).where(c.host == self.host, c.source == source)
-                                  .values(cursor=cursor, updated_at=now)).rowcount
+                                  .values(cursor=cursor, updated_at=now), execution_options=options).rowcount
         if not moved:
-            self.conn.execute(insert(cursors).values(values))
+            self.conn.execute(insert(cursors).values(values), execution_options=options)
 
     # -- samples ------------------------------------------------------------------------
 
