@@ -375,8 +375,8 @@ def split_write_path(log: Path, template: Path, runs: int, tmp: str) -> None:
     """Where the command's time goes, in this process: the readers' work (the parse of the
     log and the batches packed as they send them, import_wire.Packer; and the packing
     alone, of the kills parsed before), and the recording parent's: the packed batches
-    written as it writes them (batch.import_columns: one look-up and a few inserts a batch,
-    in a transaction of its own), the same rows by batch.import_rows (the way of a batch
+    written as it writes them (batch_import.import_columns: one look-up and a few inserts a batch,
+    in a transaction of its own), the same rows by batch_import.import_rows (the way of a batch
     not all new), against executemany of the same kills into the same table, and the
     records printed as JSON from the packed texts."""
     import io
@@ -386,7 +386,7 @@ def split_write_path(log: Path, template: Path, runs: int, tmp: str) -> None:
     from watchdog_oom.cli.import_logs import BATCH, Filing, _events, _Filed
     from watchdog_oom.cli.import_wire import Printer
     from watchdog_oom.store import Store
-    from watchdog_oom.store.batch import import_columns, import_rows
+    from watchdog_oom.store.batch_import import import_columns, import_rows
     from watchdog_oom.store.rows import COLUMNS
 
     def read_all() -> list[Any]:
@@ -451,8 +451,9 @@ def split_write_path(log: Path, template: Path, runs: int, tmp: str) -> None:
     prepared_s, rows_s, printing_s, plain_s = (statistics.median(result[i] for result in results) for i in range(4))
     print(f"  of which, in one process (CPU s): reading (parse and packing the batches) {read_s:.2f}, of which "
           f"packing {pack_s:.2f} ({pack_s / len(rows) * 1e6:.1f} µs a kill; the readers' work); "
-          f"writing {len(rows):,} rows: as prepared (batch.import_columns, the "
-          f"command's way for new kills) {prepared_s:.2f}, batch.import_rows {rows_s:.2f}, executemany {plain_s:.2f}, "
+          f"writing {len(rows):,} rows: as prepared (batch_import.import_columns, the "
+          f"command's way for new kills) {prepared_s:.2f}, batch_import.import_rows {rows_s:.2f}, "
+          f"executemany {plain_s:.2f}, "
           f"ratio {prepared_s / plain_s:.2f} and {rows_s / plain_s:.2f}; printing them as JSON {printing_s:.2f}")
 
 

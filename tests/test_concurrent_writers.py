@@ -25,8 +25,9 @@ from sqlalchemy import func, select, text
 
 from watchdog_oom.model import OomKill
 from watchdog_oom.store import Store
-from watchdog_oom.store.batch import import_prepared
-from watchdog_oom.store.rows import kill_row, prepared_params
+from watchdog_oom.store.batch_import import import_prepared
+from watchdog_oom.store.rows import kill_row
+from watchdog_oom.store.rows_import import prepared_params
 from watchdog_oom.store.tables import kills
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -124,6 +124,8 @@ def test_the_idle_daemon_loads_only_what_its_configuration_uses(tmp_path):
                   # the history's read side: the daemon's store is a Recorder, not a Store
                   "watchdog_oom.store.history", "watchdog_oom.store.queries", "watchdog_oom.store.charts",
                   "watchdog_oom.stored_history",
+                  # the import command's batches and rows (the kill writer's are batch.py's and rows.py's)
+                  "watchdog_oom.store.batch_import", "watchdog_oom.store.rows_import",
                   # what only commands use: the file scanner, a whole export's readers, the report,
                   # the other commands, printing a config; HTML entities (for pasted logs); old logs'
                   # decompressors; ctypes (the log file is looked at, with no inotify through it)

@@ -116,7 +116,8 @@ def test_a_stored_kill_keeps_its_evidence_for_import_to_show(store):
     from datetime import UTC, datetime
 
     from watchdog_oom.cli.import_logs import _import_batch
-    from watchdog_oom.store.rows import kill_row, row_evidence
+    from watchdog_oom.store.rows import kill_row
+    from watchdog_oom.store.rows_import import row_evidence
 
     (kill,) = parse_text("Jun 29 15:57:11 db-07 kernel: " + KILL + "\n", year=2025)
     kill = kill.replace(time=kill.time.astimezone())

@@ -8,7 +8,8 @@ from datetime import timedelta
 from watchdog_oom.model import OomKill, TaskRow, kill_record_from_value
 from watchdog_oom.store import kill_record
 from watchdog_oom.store.records import kill_values
-from watchdog_oom.store.rows import COLUMNS, kill_from_row, kill_row, row_evidence, row_record
+from watchdog_oom.store.rows import COLUMNS, kill_from_row, kill_row
+from watchdog_oom.store.rows_import import row_evidence, row_record
 from watchdog_oom.store.tables import kills
 
 TASKS = (TaskRow(pid=1772, uid=0, tgid=1772, total_vm_kb=9000, rss_kb=65000, pgtables_kb=300, swapents=0,
@@ -50,7 +51,7 @@ def test_a_rows_record_is_the_stored_kills_and_a_dry_runs(store, t0):
 
 def test_rows_are_capped_as_cap_kill_caps_their_kills(t0):
     from watchdog_oom.bounds import cap_kill
-    from watchdog_oom.store.rows import capped
+    from watchdog_oom.store.rows_import import capped
 
     long, shared = "x" * 10_000, {"format": "syslog", "lines": ["kill line"]}
     fits = _full(t0).replace(extra={"kill_line": "Killed process 1772", "evidence": shared})
@@ -69,7 +70,7 @@ def test_rows_are_capped_as_cap_kill_caps_their_kills(t0):
 def test_rows_imported_are_capped_stored_once_and_answered_as_stored(store, t0):
     # import's path on each engine: the rows as read, capped, deduplicated against the
     # stored kills and within the batch, and answered as the database holds them.
-    from watchdog_oom.store.batch import import_rows
+    from watchdog_oom.store.batch_import import import_rows
 
     rows = [kill_row(_full(t0 + timedelta(seconds=i)).replace(pid=100 + i, process="p" * (250 + i)), "web-01")
             for i in range(10)]
@@ -84,13 +85,13 @@ def test_rows_imported_are_capped_stored_once_and_answered_as_stored(store, t0):
 
 
 def test_prepared_rows_are_stored_as_import_rows_stores_them(store, t0):
-    # What a reading process prepares (rows.prepared_params, free of SQLAlchemy) and the
-    # recording one inserts as it is (batch.import_prepared): the very values import_rows
+    # What a reading process prepares (rows_import.prepared_params, free of SQLAlchemy) and the
+    # recording one inserts as it is (batch_import.import_prepared): the very values import_rows
     # stores; refused (None, nothing written) wherever import_rows has more to do.
     from sqlalchemy import delete, select
 
-    from watchdog_oom.store.batch import import_prepared, import_rows
-    from watchdog_oom.store.rows import capped, prepared_params
+    from watchdog_oom.store.batch_import import import_prepared, import_rows
+    from watchdog_oom.store.rows_import import capped, prepared_params
 
     def kills_table() -> list[tuple]:
         with store.engine.connect() as conn:
@@ -127,8 +128,8 @@ def test_a_batch_given_column_by_column_is_stored_as_import_rows_stores_it(store
     # shared. The rows import_rows stores, in order, their ids in order.
     from sqlalchemy import delete, select
 
-    from watchdog_oom.store import batch
-    from watchdog_oom.store.rows import capped, prepared_params
+    from watchdog_oom.store import batch_import as batch
+    from watchdog_oom.store.rows_import import capped, prepared_params
 
     def kills_table() -> list[tuple]:
         with store.engine.connect() as conn:
@@ -161,7 +162,8 @@ def test_prepared_details_are_json_dumps_text(t0):
     # share once: the text json.dumps writes, whatever the details hold.
     import json
 
-    from watchdog_oom.store.rows import DETAILS, prepared_params
+    from watchdog_oom.store.rows import DETAILS
+    from watchdog_oom.store.rows_import import prepared_params
 
     shared = {"format": "syslog", "lines": ["kill line"], "wording": "naïve \"x\" \\ 日本"}
     extras = [{"kill_line": "Killed process 1772", "evidence": shared}, {"evidence": shared, "n": 1.5, "b": True},

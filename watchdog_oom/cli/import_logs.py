@@ -26,7 +26,8 @@ from watchdog_oom.cli.import_parts import Forward, Parts, SecondStopped, TwoRead
 from watchdog_oom.cli.import_wire import RECORD_KEYS, Packed, Packer, Printer, _json_elements, _Zones
 from watchdog_oom.cli.options import add_format
 from watchdog_oom.model import OomKill
-from watchdog_oom.store.rows import PROCESS, Row, capped, kill_from_row, record_columns, row_evidence
+from watchdog_oom.store.rows import PROCESS, Row, kill_from_row
+from watchdog_oom.store.rows_import import capped, record_columns, row_evidence
 from watchdog_oom.textout import safe
 from watchdog_oom.valueclass import valueclass
 
@@ -144,10 +145,10 @@ def _record(store: store_mod.Store | None, payload: Packed, now: datetime, print
 
 
 def _import_packed(store: store_mod.Store, packed: Packed, now: datetime) -> list[int] | None:
-    """The ids of a Packed batch's kills, recorded as prepared (store.batch.import_columns),
+    """The ids of a Packed batch's kills, recorded as prepared (store.batch_import.import_columns),
     or None: the batch is to be recorded from its rows (not all new, another database, a
     value the database would not take: its rows are then stored one by one)."""
-    from watchdog_oom.store.batch import import_columns
+    from watchdog_oom.store.batch_import import import_columns
     from watchdog_oom.store.health import database_failure
 
     if packed.names is None or packed.columns is None:
@@ -203,7 +204,7 @@ def _import_batch(store: store_mod.Store, rows: Sequence[Row], now: datetime,
     stored, and how many the database would not take. Such a kill (a value out of the
     database's range) is quarantined with its text and the error, said on `err`, and the
     others are stored."""
-    from watchdog_oom.store.batch import import_rows
+    from watchdog_oom.store.batch_import import import_rows
     from watchdog_oom.store.health import database_failure
     try:
         return import_rows(store, rows, now), 0

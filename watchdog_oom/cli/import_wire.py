@@ -3,10 +3,10 @@
 A batch of kills crosses from a reading process to the recording one as a Packed: its
 rows (store/rows.py), cut to the history's caps, pickled once where they were read; and,
 made there too, what recording them on SQLite and printing them as JSON needs: the
-INSERT's parameters (store.rows.prepared_params) column by column, and each record's
+INSERT's parameters (store.rows_import.prepared_params) column by column, and each record's
 JSON text but its id, as the texts the batch's records share and those that vary (Laid).
 The recording process then unpickles a few strings a kill instead of a row of Python
-objects, and where the batch is all new kills (store.batch.import_columns) it inserts
+objects, and where the batch is all new kills (store.batch_import.import_columns) it inserts
 the parameters and prints the texts with their ids as they are; any other batch (a kill
 seen before, another database, the table format) is recorded from its rows as before.
 The texts are those to_json gives (_record_texts; a test holds them equal).
@@ -31,20 +31,15 @@ from watchdog_oom.store.rows import (
     CGROUP_OOM,
     COLUMNS,
     DETAILS,
-    FLAGS,
     HOST,
     SOURCE,
     TIME,
     Row,
-    capped,
     json_dumps,
-    params_rows,
-    prepared_params,
-    record_columns,
-    row_evidence,
     row_values,
     time_text,
 )
+from watchdog_oom.store.rows_import import FLAGS, capped, params_rows, prepared_params, record_columns, row_evidence
 from watchdog_oom.textout import table, to_json
 
 # import's table: the kill columns of `history`, and what each kill was read from.
@@ -61,7 +56,7 @@ class Packed:
     """A batch of kills as a reader sends it: `count`; `names` and `columns`, the INSERT's
     columns and their values column by column, a value the whole batch shares as a
     1-tuple of it (None: the rows need the column processors), whose rows are `params`
-    (rows.prepared_params' form); `texts`, each record's JSON text after its id (Laid; None:
+    (rows_import.prepared_params' form); `texts`, each record's JSON text after its id (Laid; None:
     not asked for, the output is a table); `suffixes`, each kill's time's UTC offset as
     isoformat() ends with it (None: no time), by which rows() gives each time its offset
     again; `blob`, the rows (capped) pickled, only where the batch was made the rows' way
@@ -95,7 +90,7 @@ class Packed:
 
     def rows(self) -> list[Row]:
         """The batch's rows (capped): unpickled, or made again from the parameters
-        (rows.params_rows: the values a stored kill reads back as, times in their offsets)."""
+        (rows_import.params_rows: the values a stored kill reads back as, times in their offsets)."""
         if self._rows is None:
             params = self.params
             if self.blob is not None or self.names is None or params is None or self.suffixes is None:
