@@ -133,7 +133,9 @@ def test_the_idle_daemon_loads_only_what_its_configuration_uses(tmp_path):
                   "watchdog_oom.config.render",
                   "watchdog_oom.cli.check", "watchdog_oom.cli.history", "watchdog_oom.cli.import_logs",
                   "watchdog_oom.cli.systemd", "watchdog_oom.cli.admin", "watchdog_oom.cli.mute",
-                  "watchdog_oom.cli.cgroups", "watchdog_oom.cli.notify_test", "html.entities") == []
+                  "watchdog_oom.cli.cgroups", "watchdog_oom.cli.notify_test", "html.entities",
+                  # the commands' tables, JSON and CSV (the log formatter's safe() is visible.py's)
+                  "watchdog_oom.textout") == []
 
 
 # Every module the idle daemon of `config()` loads beyond the library floor's (the modules of
@@ -153,7 +155,9 @@ IDLE_DAEMON_MODULES = frozenset({
     "apscheduler.triggers.interval", "concurrent.futures.thread",
     "watchdog_oom", "watchdog_oom.bounds", "watchdog_oom.cgroups", "watchdog_oom.clock", "watchdog_oom.detect",
     "watchdog_oom.dispatch", "watchdog_oom.model", "watchdog_oom.processes", "watchdog_oom.procfs",
-    "watchdog_oom.redact", "watchdog_oom.stored", "watchdog_oom.textout", "watchdog_oom.valueclass",
+    "watchdog_oom.redact", "watchdog_oom.stored", "watchdog_oom.valueclass",
+    # the log formatter's terminal-safe text (the commands' tables, JSON and CSV are textout's)
+    "watchdog_oom.visible",
     # the command line: `run` alone, read without argparse
     "watchdog_oom.cli", "watchdog_oom.cli.common", "watchdog_oom.cli.run",
     # the configuration, read again on SIGHUP
