@@ -100,9 +100,10 @@ def loaded(modules: set[str], *names: str) -> list[str]:
     return sorted(m for m in modules for n in names if m == n or (n.endswith(".") and m.startswith(n)))
 
 
-# The channels' code: loaded at a channel's first send (notify.Deferred), not at start.
-CHANNEL_CODE = ("watchdog_oom.notify.webhook", "watchdog_oom.notify.slack", "watchdog_oom.notify.render",
-                "watchdog_oom.notify.transport", "http.client", "urllib.request")
+# The senders and the channels' code: loaded when a row first falls due (daemon/sender.py) and
+# at a channel's first send (notify.Deferred), not at start.
+CHANNEL_CODE = ("watchdog_oom.sending", "watchdog_oom.notify.webhook", "watchdog_oom.notify.slack",
+                "watchdog_oom.notify.render", "watchdog_oom.notify.transport", "http.client", "urllib.request")
 
 
 def test_the_idle_daemon_loads_only_what_its_configuration_uses(tmp_path):
@@ -282,12 +283,50 @@ def test_a_kill_is_notified_through_channels_loaded_at_their_first_send(tmp_path
     assert child.returncode == 0, err
     ready, at_end = (set(json.loads(line)) for line in out.splitlines()[-2:])
     assert loaded(ready, *CHANNEL_CODE) == []
-    assert {"watchdog_oom.notify.webhook", "watchdog_oom.notify.slack", "watchdog_oom.notify.transport"} <= at_end
+    assert {"watchdog_oom.sending", "watchdog_oom.notify.webhook", "watchdog_oom.notify.slack",
+            "watchdog_oom.notify.transport"} <= at_end
     by_path = {r.path: r for r in requests}
     hook, chat = by_path["/hook"], by_path["/services/T0/B0/x"]
     assert verify_signature(SECRET, hook.headers, hook.body)
     assert json.loads(hook.body)["data"]["kills"][0]["pid"] == 4242
     assert "mysqld" in json.loads(chat.body)["text"]
+
+
+# As if the package on disk could not be imported from (being upgraded) when the first row
+# falls due: the senders' module is refused until the daemon has said so once.
+UNTIL_SAID = """
+import logging, sys
+sys.modules["watchdog_oom.sending"] = None
+
+class Unblock(logging.Handler):
+    def emit(self, record):
+        if "the senders could not be loaded" in record.getMessage():
+            sys.modules.pop("watchdog_oom.sending", None)
+
+logging.getLogger("watchdog_oom").addHandler(Unblock())
+"""
+
+
+def test_a_notification_waits_in_the_outbox_while_the_senders_cannot_be_loaded(tmp_path):
+    with HttpSink() as sink:
+        path = config(tmp_path)
+        path.write_text(path.read_text().replace("http://127.0.0.1:9", sink.url) + "  group_wait: 0s\nhost: bench\n")
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env.pop("WATCHDOG_OOM_CONFIG", None)
+        main = "from watchdog_oom.cli import main"
+        script = RUN_KILL_AND_LIST.replace(main, UNTIL_SAID + main)
+        child = subprocess.Popen([sys.executable, "-c", script, json.dumps(["-c", str(path), "run"]),
+                                  str(tmp_path / "notify"), str(tmp_path / "kern.log")],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            requests = sink.wait_for(2)
+        finally:
+            child.send_signal(signal.SIGTERM)
+            out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    assert "outbox: the senders could not be loaded (ModuleNotFoundError" in err
+    assert "the senders are loaded; the notifications that waited go out" in err
+    assert sorted(r.path for r in requests) == ["/hook", "/services/T0/B0/x"]
 
 
 SEND_AND_LIST = """

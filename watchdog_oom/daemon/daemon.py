@@ -98,7 +98,7 @@ class Daemon:
     # -- configuration ------------------------------------------------------------------
 
     def _apply(self, cfg: config_mod.Config) -> None:
-        from watchdog_oom.dispatch import Direct, Dispatcher, Outbox, Route
+        from watchdog_oom.dispatch import Direct, Outbox, Route
         from watchdog_oom.notify import secrets_of_config
 
         s = self.shared
@@ -106,9 +106,16 @@ class Daemon:
         s.outbox = Outbox([Route.of(c) for c in cfg.notifications.channels], cfg.notifications.group_wait)
         n = cfg.notifications
         channels = build_channels(cfg)
-        self.sender.dispatcher = Dispatcher(s.store, channels, n.max_age, s.clock,
-                                            retry_initial=n.retry_initial, retry_max=n.retry_max,
-                                            secrets=secrets_of_config(cfg))
+        secrets = secrets_of_config(cfg)
+
+        def dispatcher() -> Any:
+            """The dispatcher of these channels: made, and its module loaded, when a row first falls due."""
+            from watchdog_oom.sending import Dispatcher
+
+            return Dispatcher(s.store, channels, n.max_age, s.clock, retry_initial=n.retry_initial,
+                              retry_max=n.retry_max, secrets=secrets)
+
+        self.sender.dispatcher = dispatcher
         self.direct = Direct(channels, self.stop_event, max_age=n.max_age, retry_initial=n.retry_initial,
                              retry_max=n.retry_max, secrets=secrets_of_config(cfg))
         s.redactor = Redactor(cfg.processes.redact)
