@@ -127,10 +127,12 @@ def test_the_idle_daemon_loads_only_what_its_configuration_uses(tmp_path):
                   "watchdog_oom.stored_history",
                   # the import command's batches and rows (the kill writer's are batch.py's and rows.py's)
                   "watchdog_oom.store.batch_import", "watchdog_oom.store.rows_import",
-                  # what only commands use: the file scanner, a whole export's readers, the report,
+                  # what only commands use: the file scanner, a whole export's readers and the
+                  # enclosures' (JSON, CSV, quoted-printable: import's lenient Decoder), the report,
                   # the other commands, printing a config; HTML entities (for pasted logs); old logs'
                   # decompressors; ctypes (the log file is looked at, with no inotify through it)
-                  "ctypes", "watchdog_oom.parse.scan", "watchdog_oom.parse.exports", "gzip", "watchdog_oom.report",
+                  "ctypes", "watchdog_oom.parse.scan", "watchdog_oom.parse.exports", "watchdog_oom.parse.enclosures",
+                  "gzip", "watchdog_oom.report",
                   "watchdog_oom.config.render",
                   "watchdog_oom.cli.check", "watchdog_oom.cli.history", "watchdog_oom.cli.import_logs",
                   "watchdog_oom.cli.systemd", "watchdog_oom.cli.admin", "watchdog_oom.cli.mute",
@@ -285,6 +287,8 @@ def test_a_kill_is_notified_through_channels_loaded_at_their_first_send(tmp_path
     assert loaded(ready, *CHANNEL_CODE) == []
     assert {"watchdog_oom.sending", "watchdog_oom.notify.webhook", "watchdog_oom.notify.slack",
             "watchdog_oom.notify.transport"} <= at_end
+    # The kill was read by the daemon's own parser, which reads no enclosure (import's Decoder does)
+    assert loaded(at_end, "watchdog_oom.parse.enclosures", "watchdog_oom.parse.exports") == []
     by_path = {r.path: r for r in requests}
     hook, chat = by_path["/hook"], by_path["/services/T0/B0/x"]
     assert verify_signature(SECRET, hook.headers, hook.body)

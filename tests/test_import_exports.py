@@ -233,7 +233,7 @@ def test_a_big_export_s_order_is_the_small_one_s_ties_and_all() -> None:
     from datetime import datetime, timedelta
 
     from watchdog_oom.cli.import_logs import _stable_order
-    from watchdog_oom.parse.wrappers import time_order
+    from watchdog_oom.parse.exports import time_order
 
     rng = random.Random(9)
     for _ in range(300):

@@ -3,6 +3,8 @@
 Pure: text in, values out; no clock, no I/O beyond the stream `iter_kills` is handed.
 
 * wrappers.py: what a log writer put around a kernel message, and taking it off;
+* enclosures.py: what encloses pasted text (JSON, CSV, quoted-printable, HTML, ANSI), read
+  by import's lenient Decoder only (the daemon's parser reads no enclosure);
 * kernel.py: the front (OomParser): lines in, each message to the reader that knows it;
 * lane.py: the front's fast lane: a line in the wrapper of the one before, read in one step;
 * rejoin.py: where a message starts in a line, and rejoining a kill line a wrap cut;

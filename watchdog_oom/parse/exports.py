@@ -1,6 +1,6 @@
 """A log store's export read whole, for `watchdog-oom import` only: put in time order, or
 converted entry by entry (a JSON array too big to be read whole, a CSV export) to NDJSON,
-whose lines the Decoder (wrappers.py) reads as any other.
+whose lines the Decoder (wrappers.py, enclosures.py) reads as any other.
 
 Split from wrappers.py so that the daemon, which reads a log line by line and never a whole
 export, does not hold this code: parse/__init__ loads it on first use (PEP 562).
@@ -13,7 +13,7 @@ import re
 from collections.abc import Generator, Iterable, Iterator
 from datetime import datetime
 
-from watchdog_oom.parse.wrappers import (
+from watchdog_oom.parse.enclosures import (
     _csv_columns,
     _csv_header,
     _entry_message,
