@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import re
 import textwrap
@@ -28,8 +29,9 @@ from watchdog_oom.config import (
     load_config,
     parse_config,
     parse_duration,
+    values,
 )
-from watchdog_oom.config.declare import SectionOf, settings_of
+from watchdog_oom.config.declare import SectionOf, Setting, settings_of
 from watchdog_oom.model import CriticalRule
 
 REPO = Path(__file__).resolve().parent.parent
@@ -529,6 +531,12 @@ def test_unknown_choices_are_refused_listing_the_allowed_ones(tmp_path: Path, te
     ("{name: x, type: webhook, url: 'https://h.example/', headers: {webhook-id: '1'}}",
      "notifications.channels[0].headers.webhook-id: webhook-id is set by the webhook channel itself"),
     ("{name: x y, type: webhook, url: 'https://h.example/'}", "notifications.channels[0].name: a channel name is"),
+    ("{name: x, type: webhook, url: 'https://h.example/', headers: {'X Bad': '1'}}",
+     'notifications.channels[0].headers.X Bad: "X Bad" is not a valid HTTP header name'),
+    ("{name: x, type: webhook, url: 'https://h.example/', headers: {'X-Ünïcode': '1'}}",
+     '"X-Ünïcode" is not a valid HTTP header name'),
+    ("{name: x, type: webhook, url: 'https://h.example/', headers: {'X-(paren)': '1'}}",
+     '"X-(paren)" is not a valid HTTP header name'),
     ("{name: x, type: slack, webhook_url: 'https://h.example/', match: {proces: a}}",
      'unknown key "notifications.channels[0].match.proces"; did you mean "process"?'),
 ])
@@ -726,3 +734,16 @@ def test_email_addresses_must_be_ascii(tmp_path: Path) -> None:
     text = ("notifications:\n  channels:\n    - name: m\n      type: email\n      host: smtp.example.com\n"
             "      from: wätchdog@example.org\n      to: [ops@example.com]\n")
     assert "expected email addresses like ops@example.com" in refused(tmp_path, text)
+
+
+def test_a_key_is_declared_by_one_field_and_keys_of_one_kind_share_it() -> None:
+    """A key's declaration is its dataclass field, a Setting (no metadata dict beside it),
+    and the factories of values.py make one Kind per arguments (a Kind is frozen)."""
+    fields = {f.name: f for f in dataclasses.fields(CommitConfig)}
+    assert isinstance(fields["interval"], Setting) and fields["interval"].metadata == {}
+    assert settings_of(CommitConfig)["for"] == ("for_", fields["for_"])
+    assert fields["interval"].kind is settings_of(MemoryConfig)["interval"][1].kind
+    assert values.duration(positive=True) is values.duration(positive=True) is not values.duration()
+    assert values.number(0, 100) is values.percent() and values.integer(1) is not values.integer(0)
+    assert values.optional(values.glob()) is values.optional(values.glob())
+    assert values.duration.__doc__ and values.duration.__name__ == "duration"

@@ -1,7 +1,8 @@
 """Kinds of scalar values a key can hold: how each is read, shown back, masked and described.
 
 A Kind turns what the YAML says into a typed value or raises ValueError in plain words
-(the reader adds the file, line and key path). Bounds are part of the kind:
+(the reader adds the file, line and key path). A Kind is frozen, so the factories marked
+@_once make one per arguments, shared by every key of that kind. Bounds are part of the kind:
 `number(0, 100)`, `integer(1)`, `duration(positive=True)`. Kinds that carry secrets
 mask themselves in `show` and never quote the value in an error.
 """
@@ -17,12 +18,14 @@ import os
 import re
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 from watchdog_oom.valueclass import valueclass
 
 MASK = "***"
+_P = ParamSpec("_P")
+_K = TypeVar("_K")
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)\s*([smhdw])")
@@ -68,6 +71,24 @@ def _sort_of(value: object) -> str:
     if isinstance(value, (bool, type(None), Nested)):
         return shown(value)
     return "a number" if isinstance(value, (int, float)) else f"a {type(value).__name__}"
+
+
+_KINDS: dict[tuple[Any, ...], Any] = {}  # the Kinds made by the factories marked @_once
+
+
+def _once(make: Callable[_P, _K]) -> Callable[_P, _K]:
+    """`make`, giving one Kind per arguments: a Kind is frozen, so the keys of one kind share it
+    (25 durations, 14 numbers...: about 10 kB of Kinds and their convert closures)."""
+
+    def once(*args: _P.args, **kwargs: _P.kwargs) -> _K:
+        key = (make, args, *kwargs.items())
+        kind = _KINDS.get(key)
+        if kind is None:
+            kind = _KINDS[key] = make(*args, **kwargs)
+        return kind
+
+    once.__doc__, once.__name__, once.__qualname__ = make.__doc__, make.__name__, make.__qualname__
+    return once
 
 
 # -- durations ----------------------------------------------------------------------------
@@ -185,6 +206,7 @@ class Kind:
         return reader.convert(node, path, self.convert)
 
 
+@_once
 def optional(kind: Kind) -> Kind:
     """`kind`, or null."""
     return Kind(f"{kind.describe}, or null", lambda value: None if value is None else kind.convert(value),
@@ -198,6 +220,7 @@ def _interval(value: object) -> float:
     return seconds
 
 
+@_once
 def duration(positive: bool = False) -> Kind:
     """A duration in seconds written as 10s, 5m, 2h, 1d, 1w or a number; `positive` refuses 0."""
     if positive:
@@ -210,6 +233,7 @@ def _bounds_text(lowest: float, highest: float, above: bool) -> str:
     return low if highest == math.inf else f"{low} and at most {highest:g}"
 
 
+@_once
 def number(lowest: float = -math.inf, highest: float = math.inf, above: bool = False) -> Kind:
     """A number from `lowest` (excluded with `above`) to `highest`."""
 
@@ -228,6 +252,7 @@ def percent() -> Kind:
     return number(0, 100)
 
 
+@_once
 def integer(lowest: int, highest: int | None = None) -> Kind:
     """A whole number from `lowest` to `highest` (no upper bound without one)."""
     bound = f"from {lowest} to {highest}" if highest is not None else f"at least {lowest}"
@@ -248,6 +273,7 @@ def _boolean(value: object) -> bool:
     return value
 
 
+@_once
 def boolean() -> Kind:
     """true or false."""
     return Kind("true or false", _boolean)
@@ -271,6 +297,7 @@ def secret_text(value: object) -> str:
     return check_text(value, secret=True)
 
 
+@_once
 def text(describe: str = "text") -> Kind:
     """One line of text."""
     return Kind(describe, check_text)
@@ -329,11 +356,13 @@ def _absolute_path(value: object) -> str:
     return path
 
 
+@_once
 def absolute_path() -> Kind:
     """An absolute file system path."""
     return Kind("an absolute path", _absolute_path)
 
 
+@_once
 def glob() -> Kind:
     """A shell glob (fnmatch takes any text as a pattern)."""
     return Kind("a glob (* ? [...])", check_text)
@@ -353,6 +382,7 @@ def check_regex(value: object) -> str:
     return pattern
 
 
+@_once
 def regex() -> Kind:
     """A Python regular expression."""
     return Kind("a regular expression", check_regex)
