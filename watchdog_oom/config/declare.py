@@ -116,7 +116,7 @@ def default_of(cls: type, name: str) -> Any:
 # -- kinds that read a whole node (a section, a list, a mapping of free names) ------------
 
 
-@valueclass(slots=False)
+@valueclass
 class SectionOf:
     """A nested section read into `cls`."""
 
@@ -149,7 +149,7 @@ def show_section(value: Any, example: bool = False, skip_none: bool = False) -> 
     return shown
 
 
-@valueclass(slots=False)
+@valueclass
 class ListOf:
     """A list of values of one kind; with `single`, one value stands for a list of one.
 
@@ -188,7 +188,7 @@ class ListOf:
         return [self.kind.example(item) for item in value]
 
 
-@valueclass(slots=False)
+@valueclass
 class Records:
     """A list of mappings, each read into one of `classes` (chosen by the `tag` key's value
     when there are several), optionally turned into another type by `build`.
@@ -249,7 +249,7 @@ def show_section_of(cls: type, value: Any, example: bool = False) -> dict[str, A
     return shown
 
 
-@valueclass(slots=False)
+@valueclass
 class NamedValues:
     """A mapping of names the user chooses (HTTP header names) to values of one kind.
 

@@ -175,7 +175,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-@valueclass(slots=False)
+@valueclass
 class Kind:
     """One kind of scalar value: its reader (ValueError in plain words), writer and description.
 
