@@ -587,6 +587,7 @@ def test_the_shared_init_takes_a_field_named_self_and_writes_dataclasss_doc() ->
     """)
     assert vc["Odd"](self=1).self == 1 and vc["Odd"](1, "p") == vc["Odd"](1, other="p")
     assert vc["Odd"].__doc__ == dc["Odd"].__doc__ == "Odd(self: 'int', other: 'str' = 'o')"
+    assert vc["Odd"](1).__doc__ == inspect.getdoc(vc["Odd"]) == vc["Odd"].__doc__
     with pytest.raises(TypeError) as theirs:
         dc["Odd"](1, self=2)
     with pytest.raises(TypeError) as ours:

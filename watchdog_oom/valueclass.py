@@ -69,7 +69,6 @@ import inspect
 from collections.abc import Callable, Sequence
 from itertools import repeat
 from operator import attrgetter, itemgetter
-from types import CodeType, FunctionType
 from typing import Any, TypeVar, dataclass_transform, overload
 
 _T = TypeVar("_T")
@@ -196,11 +195,11 @@ def _fast_init(made: Any) -> Callable[..., None]:
 # defaults, how each is set: _plan) and does what the __init__ dataclass would have written
 # does, step by step. Arguments it cannot bind (too many, a name twice, a required one
 # missing, an unknown keyword) are handed to the __init__ dataclass would have written,
-# made for the occasion without compiling anything (_exact): Python's binding raises its
-# own TypeError, message and all. `inspect.signature(cls)` is that function's too
-# (_Signature). A class costs its plan, not a code object of its own.
+# made for the occasion without compiling anything (_exact, valueclass_exact.py): Python's
+# binding raises its own TypeError, message and all. `inspect.signature(cls)` is that
+# function's too (_Signature), and so is the __doc__ of a class without a docstring
+# (_Doc). A class costs its plan, not a code object of its own.
 _PLAN = f"{_OWN}plan__"  # the exact __init__'s one free variable: the class's plan
-_TEMPLATES: dict[tuple[int, int], CodeType] = {}
 _GIVEN, _FACTORY, _MADE, _DEFAULT = range(4)  # where a field's value comes from (a plan's steps)
 _HAS_DEFAULT_FACTORY: Any = dataclasses._HAS_DEFAULT_FACTORY  # type: ignore[attr-defined]  # "<factory>"
 _INITVAR: Any = dataclasses._FIELD_INITVAR  # type: ignore[attr-defined]
@@ -208,36 +207,14 @@ _CLASSVAR: Any = dataclasses._FIELD_CLASSVAR  # type: ignore[attr-defined]
 _REQUIRED: Any = dataclasses.MISSING  # the default of a parameter that has none
 
 
-def _template(positional: int, keyword: int) -> CodeType:
-    """The code of an __init__ with this many positional and keyword-only parameters,
-    whose body is `_store(self, plan, (the arguments))`."""
-    code = _TEMPLATES.get((positional, keyword))
-    if code is None:
-        names = [f"a{i}" for i in range(positional + keyword)]
-        parameters = ["s", *names[:positional], *(["*", *names[positional:]] if keyword else [])]
-        scope: dict[str, Any] = {}
-        exec(f"def outer({_PLAN}):\n def __init__({', '.join(parameters)}):\n"
-             f"  _store(s, {_PLAN}, ({''.join(name + ', ' for name in names)}))\n return __init__\n",
-             globals(), scope)
-        made = next(c for c in scope["outer"].__code__.co_consts if isinstance(c, CodeType))
-        code = _TEMPLATES[positional, keyword] = made.replace(co_qualname="__init__")
-    return code
-
-
 def _exact(plan: tuple[Any, ...]) -> Callable[..., None]:
-    """The __init__ dataclass would have written for the plan's class: the same parameters,
-    defaults, annotations and name, made from a template's code with the fields' names."""
-    owner, names, defaults, positional = plan[0], plan[2], plan[6], plan[7]
-    me = "__dataclass_self__" if "self" in owner.__dataclass_fields__ else "self"
-    code = _template(positional, len(names) - positional).replace(co_varnames=(me, *names))
-    init = FunctionType(code, globals(), "__init__", None, (lambda: plan).__closure__)
-    init.__defaults__ = tuple(d for d in defaults[:positional] if d is not _REQUIRED) or None
-    init.__kwdefaults__ = {name: d for name, d in zip(names[positional:], defaults[positional:], strict=True)
-                           if d is not _REQUIRED} or None
-    fields = owner.__dataclass_fields__
-    init.__annotations__ = {**{name: fields[name].type for name in names}, "return": None}
-    init.__qualname__, init.__module__ = f"{owner.__qualname__}.__init__", owner.__module__
-    return init
+    """The __init__ dataclass would have written for the plan's class (valueclass_exact.py).
+    Loaded when first needed: a call whose arguments do not bind (a bug, which raises either
+    way: TypeError, or ImportError should the package be mid-upgrade), inspect.signature(cls),
+    an undocumented class's __doc__."""
+    from watchdog_oom.valueclass_exact import exact
+
+    return exact(plan)
 
 
 def _store(self: Any, plan: tuple[Any, ...], values: Sequence[Any]) -> None:
@@ -308,6 +285,17 @@ class _Signature:
 
 
 _SIGNATURE = _Signature()
+
+
+class _Doc:
+    """The __doc__ of a class without a docstring whose __init__ is the shared one: dataclass's,
+    its name and signature, made when asked for."""
+
+    def __get__(self, instance: Any, owner: type) -> str:
+        return owner.__name__ + str(inspect.signature(owner)).replace(" -> None", "")
+
+
+_DOC = _Doc()
 
 
 def _default(f: dataclasses.Field[Any]) -> Any:
@@ -393,7 +381,7 @@ def _make(cls: type[_T], slots: bool, frozen: bool, eq: bool, fast_init: bool = 
     setattr(made, _SHAPE, (eq_key, eq_key if hashed == compared else _key(hashed),
                            shown if shown != made.__match_args__ else made.__match_args__, plan))
     if shared_init and undocumented:  # dataclass's doc: the class's name and signature
-        made.__doc__ = made.__name__ + str(inspect.signature(made)).replace(" -> None", "")
+        made.__doc__ = _DOC
     if not keeps_repr:
         made.__repr__ = _repr
     if eq and not keeps_eq:
