@@ -4,6 +4,9 @@ are Settings (kind, help, example), from which everything else is derived.
 A section is a frozen dataclass whose fields are declared with these helpers. It may
 also declare `checks`, functions run after its keys are read that refuse combinations
 of values (a critical level below its warning level) with an error at the right line.
+
+The kinds here read a value; how one is shown (`config check`, config.example.yaml, the
+reference of keys) is render.py's, which the daemon does not load.
 """
 
 from __future__ import annotations
@@ -54,12 +57,6 @@ class Setting(dataclasses.Field[Any]):
         self.help, self.kind, self.example, self.more = help, kind, example, more
         self.default_text, self.required, self.daemon_only = default_text, required, daemon_only
 
-    @property
-    def summary(self) -> str:
-        """The one-line help."""
-        first = self.help.split("\n")[0]
-        sentence = first.split(". ")[0]
-        return sentence if sentence.endswith((".", ":")) or sentence == first else sentence + "."
 
 
 def key(default: Any, kind: Kind | Any, help: str, *, example: Any = NOTHING, more: tuple[Any, ...] = (),
@@ -92,25 +89,11 @@ def yaml_key(name: str) -> str:
     return name[:-1] if name.endswith("_") and keyword.iskeyword(name[:-1]) else name
 
 
-_SETTINGS: dict[type, dict[str, tuple[str, Setting]]] = {}
-
-
 def settings_of(cls: type) -> dict[str, tuple[str, Setting]]:
-    """The keys a section declares, in order: YAML key to (field name, Setting)."""
-    known = _SETTINGS.get(cls)
-    if known is None:
-        known = _SETTINGS[cls] = {
-            yaml_key(f.name): (f.name, f) for f in dataclasses.fields(cls) if isinstance(f, Setting)
-        }
-    return known
-
-
-def default_of(cls: type, name: str) -> Any:
-    """The default of a field, computed if it has a factory."""
-    f = next(f for f in dataclasses.fields(cls) if f.name == name)
-    if f.default_factory is not dataclasses.MISSING:
-        return f.default_factory()
-    return f.default
+    """The keys a section declares, in order: YAML key to (field name, Setting). Made at each
+    call (a section's is read once a load), not kept: the daemon would keep them between
+    reloads for nothing (8 to 17 kB)."""
+    return {yaml_key(f.name): (f.name, f) for f in dataclasses.fields(cls) if isinstance(f, Setting)}
 
 
 # -- kinds that read a whole node (a section, a list, a mapping of free names) ------------
@@ -129,25 +112,6 @@ class SectionOf:
         """The typed value of the node at `path`; errors through `reader`."""
         return reader.read_section(self.cls, node, path, self.what)
 
-    def show(self, value: Any) -> Any:
-        """The value as `config check` prints it, secrets masked."""
-        return show_section(value, skip_none=self.compact)
-
-    def example(self, value: Any) -> Any:
-        """The value as config.example.yaml writes it."""
-        return show_section(value, example=True, skip_none=self.compact)
-
-
-def show_section(value: Any, example: bool = False, skip_none: bool = False) -> dict[str, Any]:
-    """A section as plain YAML data under the file's key names; secrets masked unless `example`."""
-    shown: dict[str, Any] = {}
-    for key_name, (name, setting) in settings_of(type(value)).items():
-        item = getattr(value, name)
-        if item is None and skip_none:
-            continue
-        shown[key_name] = setting.kind.example(item) if example else setting.kind.show(item)
-    return shown
-
 
 @valueclass
 class ListOf:
@@ -162,11 +126,6 @@ class ListOf:
     max_items: int = MAX_ITEMS
 
     @property
-    def describe(self) -> str:
-        """What the value is, for `config keys`."""
-        return f"a list of {self.kind.describe}" + (" (or one)" if self.single else "")
-
-    @property
     def mask(self) -> Any:
         """The mask of the items, when they are secrets."""
         return self.kind.mask
@@ -178,14 +137,6 @@ class ListOf:
         if self.flatten:
             return tuple(value for group in values for value in group)
         return tuple(values)
-
-    def show(self, value: tuple[Any, ...]) -> list[Any]:
-        """The value as `config check` prints it, secrets masked."""
-        return [self.kind.show(item) for item in value]
-
-    def example(self, value: tuple[Any, ...]) -> list[Any]:
-        """The value as config.example.yaml writes it."""
-        return [self.kind.example(item) for item in value]
 
 
 @valueclass
@@ -208,45 +159,9 @@ class Records:
     examples: tuple[Mapping[str, Any], ...] = ()
     max_items: int = MAX_ITEMS
 
-    @property
-    def describe(self) -> str:
-        """What the value is, for `config keys`."""
-        return f"a list of {self.noun}s"
-
-    def class_of(self, item: Any) -> type:
-        """The declaring class of one item read (or built) by this list."""
-        if self.tag is None:
-            return next(iter(self.classes.values()))
-        return self.classes[getattr(item, self.tag)]
-
     def read(self, reader: Any, node: Any, path: str) -> tuple[Any, ...]:
         """The typed value of the node at `path`; errors through `reader`."""
         return tuple(reader.read_records(self, node, path))
-
-    def show(self, value: tuple[Any, ...], example: bool = False) -> list[Any]:
-        """The value as `config check` prints it, secrets masked."""
-        shown = []
-        for item in value:
-            fields = show_section_of(self.class_of(item), item, example)
-            if self.tag:  # the tag second, after the name
-                first = next(iter(fields.items()), None)
-                fields = {**dict([first] if first else []), self.tag: getattr(item, self.tag), **fields}
-            shown.append(fields)
-        return shown
-
-    def example(self, value: tuple[Any, ...]) -> list[Any]:
-        """The value as config.example.yaml writes it."""
-        return self.show(value, example=True)
-
-
-def show_section_of(cls: type, value: Any, example: bool = False) -> dict[str, Any]:
-    """Like show_section, for a value whose keys `cls` declares; unset (None) keys left out."""
-    shown: dict[str, Any] = {}
-    for key_name, (name, setting) in settings_of(cls).items():
-        item = getattr(value, name)
-        if item is not None:
-            shown[key_name] = setting.kind.example(item) if example else setting.kind.show(item)
-    return shown
 
 
 @valueclass
@@ -285,11 +200,3 @@ class NamedValues:
     def mask(self) -> Any:
         """The mask of the items, when they are secrets."""
         return self.kind.mask
-
-    def show(self, value: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
-        """The value as `config check` prints it, secrets masked."""
-        return {name: self.kind.show(item) for name, item in value}
-
-    def example(self, value: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
-        """The value as config.example.yaml writes it."""
-        return {name: self.kind.example(item) for name, item in value}

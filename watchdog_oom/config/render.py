@@ -11,8 +11,8 @@ from typing import Any
 
 import yaml
 
-from watchdog_oom.config.declare import NOTHING, Records, SectionOf, Setting, settings_of, show_section
-from watchdog_oom.config.values import MASK
+from watchdog_oom.config.declare import NOTHING, ListOf, NamedValues, Records, SectionOf, Setting, settings_of
+from watchdog_oom.config.values import MASK, Kind
 
 WIDTH = 90
 
@@ -44,6 +44,72 @@ EXAMPLE_HEADER = """\
 # This file is generated from the declarations in watchdog_oom/config/schema.py:
 #   python -m watchdog_oom.config example > config.example.yaml
 """
+
+
+# -- values shown: how each kind writes a value (here, not on the kinds: the daemon, which
+# reads its file but never writes one, does not load this code) ---------------------------
+
+
+def shown(kind: Any, value: Any, example: bool = False) -> Any:
+    """A value of `kind` as plain YAML data: as `config check` prints it, secrets masked, or
+    with `example` as config.example.yaml writes it (examples hold no secret)."""
+    if isinstance(kind, Kind):
+        if value is None:
+            return None
+        return kind.mask(value) if kind.mask is not None and not example else kind.write(value)
+    if isinstance(kind, SectionOf):
+        return show_section(value, example, skip_none=kind.compact)
+    if isinstance(kind, ListOf):
+        return [shown(kind.kind, item, example) for item in value]
+    if isinstance(kind, NamedValues):
+        return {name: shown(kind.kind, item, example) for name, item in value}
+    if isinstance(kind, Records):
+        return _records(kind, value, example)
+    raise TypeError(f"no way to show a value of {kind!r}")
+
+
+def show_section(value: Any, example: bool = False, skip_none: bool = False) -> dict[str, Any]:
+    """A section as plain YAML data under the file's key names; secrets masked unless `example`."""
+    return _shown_keys(type(value), value, example, skip_none)
+
+
+def _shown_keys(cls: type, value: Any, example: bool, skip_none: bool) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key_name, (name, setting) in settings_of(cls).items():
+        item = getattr(value, name)
+        if item is None and skip_none:
+            continue
+        result[key_name] = shown(setting.kind, item, example)
+    return result
+
+
+def _records(kind: Records, value: tuple[Any, ...], example: bool) -> list[Any]:
+    """Each record's keys that are set (its class's, chosen by the tag), the tag second."""
+    result = []
+    for item in value:
+        cls = next(iter(kind.classes.values())) if kind.tag is None else kind.classes[getattr(item, kind.tag)]
+        fields = _shown_keys(cls, item, example, skip_none=True)
+        if kind.tag:  # the tag second, after the name
+            first = next(iter(fields.items()), None)
+            fields = {**dict([first] if first else []), kind.tag: getattr(item, kind.tag), **fields}
+        result.append(fields)
+    return result
+
+
+def describe(kind: Any) -> str:
+    """What a value of `kind` is, for `config keys`."""
+    if isinstance(kind, ListOf):
+        return f"a list of {describe(kind.kind)}" + (" (or one)" if kind.single else "")
+    if isinstance(kind, Records):
+        return f"a list of {kind.noun}s"
+    return str(kind.describe)
+
+
+def summary(setting: Setting) -> str:
+    """A key's one-line help."""
+    first = setting.help.split("\n")[0]
+    sentence = first.split(". ")[0]
+    return sentence if sentence.endswith((".", ":")) or sentence == first else sentence + "."
 
 
 def display(config: Any) -> str:
@@ -136,7 +202,7 @@ class _Writer:
     def scalar(self, key: str, setting: Setting, default: Any, prefix: str, indent: int) -> None:
         computed = setting.default_text is not None
         self.help(prefix, indent, setting.help + (f"\nDefault: {setting.default_text}." if computed else ""))
-        value = setting.example if setting.example is not NOTHING else setting.kind.example(default)
+        value = setting.example if setting.example is not NOTHING else shown(setting.kind, default, example=True)
         commented = f"{prefix}{' ' * indent}# "
         self.add(commented if computed else prefix, 0 if computed else indent, value_lines(key, value))
         for other in setting.more:
@@ -147,14 +213,14 @@ class _Writer:
         text = setting.help
         if kind.tag is None:  # one shape: its keys in a table
             keys = settings_of(next(iter(kind.classes.values())))
-            text += "\n" + "\n".join(f"  {k:<8} {s.summary}" for k, (_, s) in keys.items())
-        shown = kind.example(default)
-        if not shown and kind.examples:
+            text += "\n" + "\n".join(f"  {k:<8} {summary(s)}" for k, (_, s) in keys.items())
+        written = shown(kind, default, example=True)
+        if not written and kind.examples:
             text += f'\nTo use the examples below, remove `{key}: []` and the "# " in front of each line.'
         self.help(prefix, indent, text)
-        commented = f"{prefix}{' ' * (indent + (2 if shown else 0))}# "
-        if shown:
-            self.add(prefix, indent, [f"{key}:"] + [f"  {line}" for item in shown for line in item_lines(item)])
+        commented = f"{prefix}{' ' * (indent + (2 if written else 0))}# "
+        if written:
+            self.add(prefix, indent, [f"{key}:"] + [f"  {line}" for item in written for line in item_lines(item)])
             for example in kind.examples:
                 self.add(commented, 0, item_lines(dict(example)))
             return
@@ -204,7 +270,7 @@ def _reference_rows(cls: type, path: str, rows: list[tuple[str, str, str, str]])
         if isinstance(kind, SectionOf):
             _reference_rows(kind.cls, key_path, rows)
             continue
-        default = setting.default_text or inline(kind.example(defaults[name]))
+        default = setting.default_text or inline(shown(kind, defaults[name], example=True))
         if isinstance(kind, Records) and kind.tag is None:
             _reference_rows(next(iter(kind.classes.values())), f"{key_path}[]", rows)
-        rows.append((key_path, kind.describe, default, setting.summary))
+        rows.append((key_path, describe(kind), default, summary(setting)))

@@ -179,8 +179,9 @@ def _plain(value: Any) -> Any:
 class Kind:
     """One kind of scalar value: its reader (ValueError in plain words), writer and description.
 
-    `mask` marks a secret: `show` masks the value, and how it is masked tells callers
-    what sort of secret it is ("url" keeps the host of a URL; "text" hides it whole).
+    `mask` marks a secret: `config check` masks the value (render.shown), and how it is
+    masked tells callers what sort of secret it is ("url" keeps the host of a URL; "text"
+    hides it whole). `write` gives the value as YAML writes it.
     """
 
     describe: str
@@ -188,18 +189,6 @@ class Kind:
     write: Callable[[Any], Any] = _plain
     mask: Callable[[str], str] | None = None
     secret_sort: str | None = None  # "text" or "url" for secrets
-
-    def show(self, value: Any) -> Any:
-        """The value as `config check` prints it: plain YAML data, secrets masked."""
-        if value is None:
-            return None
-        if self.mask is not None:
-            return self.mask(value)
-        return self.write(value)
-
-    def example(self, value: Any) -> Any:
-        """The value as config.example.yaml writes it: secrets too (examples hold none)."""
-        return None if value is None else self.write(value)
 
     def read(self, reader: Any, node: Any, path: str) -> Any:
         """The typed value of one YAML node; `reader` adds file, line and key to errors."""
