@@ -129,6 +129,8 @@ def test_the_idle_daemon_loads_only_what_its_configuration_uses(tmp_path):
                   "watchdog_oom.store.batch_import", "watchdog_oom.store.rows_import",
                   # the __init__ dataclass would have written, made for a call that does not bind
                   "watchdog_oom.valueclass_exact",
+                  # migrating (in a child process) and repairing the database
+                  "watchdog_oom.store.upkeep",
                   # what only commands use: the file scanner, a whole export's readers and the
                   # enclosures' (JSON, CSV, quoted-printable: import's lenient Decoder), the report,
                   # the other commands, printing a config; HTML entities (for pasted logs); old logs'

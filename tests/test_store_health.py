@@ -17,10 +17,9 @@ from watchdog_oom.store.health import (
     SqliteFile,
     check_at_start,
     classify,
-    move_aside,
-    salvage_cursors,
     sqlite_path,
 )
+from watchdog_oom.store.upkeep import move_aside, salvage_cursors
 
 
 def fill(store: Store, t0, n: int = 300) -> None:

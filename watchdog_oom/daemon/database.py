@@ -42,9 +42,7 @@ from watchdog_oom.store.health import (
     SqliteFile,
     check_at_start,
     classify,
-    move_aside,
     quick_check,
-    salvage_cursors,
     sqlite_path,
 )
 
@@ -90,6 +88,8 @@ class DatabaseWatch:
                 log.error("database: %s", (health.problem or "").removeprefix("database: "))
             return {}
         path = self.file.path
+        from watchdog_oom.store.upkeep import move_aside, salvage_cursors  # (a start's repair: see its module)
+
         aside = store.reopen(lambda: move_aside(path))
         cursors = salvage_cursors(aside, store.host)
         message = (f"the history database is damaged ({health.problem}); it was moved aside to {aside} "
@@ -249,6 +249,11 @@ class DatabaseWatch:
         """Put a deleted file back, or set a replaced or corrupt one aside and start anew."""
         assert self.file is not None
         store = self.shared.store
+        # Loaded at the first repair: if that fails (the package being upgraded on disk, say),
+        # this look fails, is logged, and the next one tries again (_loop); kills are held
+        # or written to the open file meanwhile (store/upkeep.py).
+        from watchdog_oom.store.upkeep import move_aside
+
         with self.lock:
             cursors = dict(store.cursors_committed)
             if health.kind == "deleted" and store.restore_unlinked():

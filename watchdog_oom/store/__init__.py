@@ -30,7 +30,7 @@ _LAZY = {
     "SCHEMA_HEAD": _ENGINE,
     "Store": _HISTORY,
     "Tx": "watchdog_oom.store.writes",
-    "alembic_config": _ENGINE,
+    "alembic_config": "watchdog_oom.store.upkeep",
     "kill_record": _RECORDS,
     "make_engine": _ENGINE,
     "mute_matches": _RECORDS,

@@ -11,8 +11,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from importlib import resources
-from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event, insert, text
@@ -266,26 +264,6 @@ def make_engine(url: str, one_connection: bool = False) -> Engine:
     return engine
 
 
-def migrations_dir() -> str:
-    """Where the Alembic migrations are: inside an installed package (setup.py ships the
-    top-level migrations/ there), else at the top of this source tree."""
-    shipped = resources.files("watchdog_oom") / "migrations"
-    if (shipped / "env.py").is_file():
-        return str(shipped)
-    return str(Path(__file__).resolve().parents[2] / "migrations")
-
-
-def alembic_config(engine_url: str | None = None) -> Any:
-    """An Alembic Config pointing at the migrations (see migrations_dir)."""
-    from alembic.config import Config as AlembicConfig
-
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", migrations_dir())
-    if engine_url:
-        cfg.set_main_option("sqlalchemy.url", engine_url.replace("%", "%%"))
-    return cfg
-
-
 def insert_id(conn: Connection, table: TableClause, values: dict[str, Any]) -> int:
     """Insert one row of `values` into `table`; returns the new row's id: the cursor's
     lastrowid where the driver has it (SQLite), else RETURNING id (PostgreSQL), as
@@ -298,31 +276,6 @@ def insert_id(conn: Connection, table: TableClause, values: dict[str, Any]) -> i
     if key is None:  # pragma: no cover - every table inserted this way has an id
         raise StoreError(f"database: no id for the new {table.name} row")
     return int(key)
-
-
-def _foreign_keys(connection: Connection, sqlite: bool, on: bool) -> None:
-    """SQLite's foreign keys off for a migration, on again after; outside its transaction,
-    where alone SQLite heeds the pragma. Alembic's batch mode recreates a table (copy,
-    DROP, rename) to alter it, and with the keys on, the DROP would run the ON DELETE
-    actions of the rows referring to it (notifications' alert_id and mute_id: SET NULL)."""
-    if sqlite:
-        connection.exec_driver_sql(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
-        connection.commit()  # SQLAlchemy's autobegun transaction: pysqlite began none
-
-
-def _broken_links(connection: Connection) -> set[tuple[Any, ...]]:
-    """The rows referring to none (table, rowid, parent, key): PRAGMA foreign_key_check."""
-    return {tuple(row) for row in connection.exec_driver_sql("PRAGMA foreign_key_check")}
-
-
-def _no_new_broken_links(connection: Connection, before: set[tuple[Any, ...]]) -> None:
-    """Fail the migration (before its commit) if it left a row referring to none that did
-    not before (one deleted by hand with the sqlite3 shell, whose keys are off, is no
-    migration's doing, and must not stop every later one)."""
-    broken = sorted(_broken_links(connection) - before, key=str)
-    if broken:
-        raise StoreError("database: migration failed: it would leave rows referring to none "
-                         "(table, rowid, parent): " + "; ".join(str(row[:3]) for row in broken[:5]))
 
 
 class Database:
@@ -363,90 +316,27 @@ class Database:
             return result
 
     def restore_unlinked(self) -> bool:
-        """The SQLite file was deleted while open: put the open copy back at its path.
-
-        SQLite keeps writing to an unlinked file (its inode lives while a connection has
-        it open), so the daemon's pooled connection still sees everything. VACUUM INTO
-        (SQLite 3.27+) writes it whole to a new file beside the path; then every
-        connection closes (the last one folds the old WAL into the old inode and removes
-        it by name), and the copy takes the path. False when no connection had it open
-        any more or SQLite could not: the caller starts a new database instead.
-        """
+        """The SQLite file was deleted while open: put the open copy back at its path
+        (store/upkeep.py). False when no connection had it open any more or SQLite could
+        not: the caller starts a new database instead. Loaded at the first repair: a
+        repair that fails (its code unreadable, say) is tried again at the database
+        watch's next look, the kills written to the open file meanwhile."""
         path = _sqlite_path(self.url)
         if path is None:
             return False
-        with self._gate.exclusive():
-            return self._restore_unlinked(path)
+        from watchdog_oom.store.upkeep import restore_unlinked
 
-    def _restore_unlinked(self, path: str) -> bool:
-        staging = f"{path}.restoring-{os.getpid()}"
-        for leftover in (staging, staging + "-journal"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(leftover)
-        copied = False
-        try:
-            connection = self.engine.pool.connect()  # a pooled connection, never a new one
-            try:
-                if connection.dbapi_connection is not None and _still_open(connection.dbapi_connection):
-                    connection.dbapi_connection.execute("VACUUM INTO ?", (staging,))
-                    copied = True
-            finally:
-                connection.close()
-        except Exception:
-            copied = False
-        # No session is open (the gate is shut): closing every connection now lets the last
-        # one fold the old WAL into the unlinked inode and remove it by name, before a new
-        # file takes the name (a WAL left at PATH-wal would be replayed into the new file).
-        self.engine.dispose()
-        for suffix in ("-wal", "-shm"):
-            # SQLite leaves the WAL of a database file that was unlinked (it does not remove
-            # what may belong to a file of that name now). Its frames are in the copy; the
-            # new file must never meet them, or they would be replayed into it.
-            with contextlib.suppress(FileNotFoundError):
-                if copied:
-                    os.unlink(path + suffix)
-                else:
-                    os.rename(path + suffix, f"{path}.deleted-{os.getpid()}{suffix}")
-        if copied and not os.path.exists(path):
-            os.chmod(staging, 0o600)
-            os.rename(staging, path)
-        elif copied:
-            os.rename(staging, f"{staging}.kept")  # a new file took the path meanwhile: keep ours beside it
-            copied = False
-        self.engine = make_engine(self.url, self.one_connection)
-        return copied
+        with self._gate.exclusive():
+            return restore_unlinked(self, path)
 
     # -- schema -------------------------------------------------------------------------
 
     def upgrade(self) -> str:
-        """Migrate the schema to the newest revision; returns that revision."""
-        from alembic import command
+        """Migrate the schema to the newest revision; returns that revision (store/upkeep.py,
+        with Alembic: the daemon migrates in a child process, store/migrate.py)."""
+        from watchdog_oom.store.upkeep import upgrade
 
-        from watchdog_oom.store.serial import migrating
-
-        cfg = alembic_config()
-        try:
-            with self.engine.connect() as connection:
-                sqlite = connection.dialect.name == "sqlite"
-                _foreign_keys(connection, sqlite, on=False)
-                try:
-                    with connection.begin():
-                        migrating(connection)  # one at a time: a second reads the first's revision
-                        broken_before = _broken_links(connection) if sqlite else set()
-                        cfg.attributes["connection"] = connection
-                        command.upgrade(cfg, "head")
-                        if sqlite:
-                            _no_new_broken_links(connection, broken_before)
-                finally:
-                    try:
-                        _foreign_keys(connection, sqlite, on=True)
-                    except SQLAlchemyError:  # its keys may be off: never used again
-                        connection.invalidate()
-        except StoreError:
-            raise
-        except Exception as exc:
-            raise StoreError(f"database: migration failed: {exc}") from exc
-        return self.revision() or ""
+        return upgrade(self)
 
     def at_head(self) -> bool:
         """Whether the schema is the newest, asked with one query and without loading
@@ -508,13 +398,3 @@ class _Gate:
             with self._changed:
                 self._shut = False
                 self._changed.notify_all()
-
-
-def _still_open(dbapi_connection: Any) -> bool:
-    """Whether a pooled SQLite connection has a database open with tables in it (a
-    connection opened after the file was deleted would see a new, empty one)."""
-    try:
-        return bool(dbapi_connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
-    except Exception:
-        return False
-

@@ -11,10 +11,11 @@ Checks, cheapest first:
   (https://www.sqlite.org/fileformat.html, 1.3 "The Database Header").
 
 `classify(exc)` names what a failed statement says about the database (corrupt, full,
-read-only, locked, unreachable), and `move_aside(path)` keeps a corrupt file (with its
--wal and -shm) under a new name, never overwriting anything, so nothing already stored
-is destroyed. `salvage_cursors(path)` reads the source cursors out of such a file when
-its pages still allow, so a new database resumes the kernel log where the old one was.
+read-only, locked, unreachable). The repairs are store/upkeep.py's: `move_aside(path)`
+keeps a corrupt file (with its -wal and -shm) under a new name, never overwriting
+anything, so nothing already stored is destroyed; `salvage_cursors(path)` reads the
+source cursors out of such a file when its pages still allow, so a new database resumes
+the kernel log where the old one was.
 
 SQLite writes to a file that was unlinked without complaint (the inode lives while it is
 open), so a deleted database is only seen by looking at the path.
@@ -24,10 +25,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from datetime import datetime, timezone
 from typing import Any
 
-from watchdog_oom.store import StoreError
 from watchdog_oom.valueclass import valueclass
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -223,45 +222,6 @@ def _identity(path: str) -> tuple[int, int] | None:
     except OSError:
         return None
     return status.st_dev, status.st_ino
-
-
-def move_aside(path: str, now: datetime | None = None) -> str:
-    """Rename a damaged database (and its -wal and -shm) to PATH.corrupt-STAMP, never over
-    an existing file; returns the new name. Raises StoreError when it cannot."""
-    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
-    for n in range(1000):
-        target = f"{path}.corrupt-{stamp}" + (f".{n}" if n else "")
-        if not any(os.path.lexists(target + suffix) for suffix in ("", "-wal", "-shm")):
-            break
-    else:
-        raise StoreError(f"database: no free name to move {path} aside")
-    try:
-        # link + unlink: unlike rename, link never replaces an existing file.
-        os.link(path, target)
-        for suffix in ("-wal", "-shm"):
-            if os.path.exists(path + suffix):
-                os.link(path + suffix, target + suffix)
-        for suffix in ("-wal", "-shm", ""):
-            if os.path.exists(path + suffix):
-                os.unlink(path + suffix)
-    except OSError as exc:
-        raise StoreError(f"database: cannot move {path} aside to {target}: {exc.strerror}") from None
-    return target
-
-
-def salvage_cursors(path: str, host: str) -> dict[str, str]:
-    """The source cursors of `host` stored in a (damaged) database, as far as they can be read."""
-    try:
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2)
-    except sqlite3.Error:
-        return {}
-    try:
-        rows = connection.execute("SELECT source, cursor FROM cursors WHERE host = ?", (host,)).fetchall()
-        return {str(source): str(cursor) for source, cursor in rows}
-    except sqlite3.Error:
-        return {}
-    finally:
-        connection.close()
 
 
 def failure_text(exc: BaseException, limit: int = 300) -> str:

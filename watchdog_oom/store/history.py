@@ -19,15 +19,7 @@ from watchdog_oom.bounds import cap_kill
 from watchdog_oom.model import KILL_FIELDS, OomKill, with_local_time
 from watchdog_oom.store import StoreError
 from watchdog_oom.store.charts import ChartQueries
-from watchdog_oom.store.engine import (
-    SCHEMA_HEAD,
-    _answers,
-    alembic_config,
-    db_error,
-    insert_id,
-    make_engine,
-    migrations_dir,
-)
+from watchdog_oom.store.engine import SCHEMA_HEAD, _answers, db_error, insert_id, make_engine
 from watchdog_oom.store.outbox import CLAIM_LEASE
 from watchdog_oom.store.queries import HistoryQueries
 from watchdog_oom.store.recorder import Recorder
@@ -42,6 +34,7 @@ from watchdog_oom.store.records import (
     same_kill,
 )
 from watchdog_oom.store.tables import mutes
+from watchdog_oom.store.upkeep import alembic_config, migrations_dir
 from watchdog_oom.stored import MuteRule, StoredKill
 
 __all__ = [
