@@ -75,6 +75,32 @@ def test_the_daemons_one_connection_keeps_a_small_page_cache_and_commands_the_de
         assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -2000
 
 
+def _prepared(engine) -> list[str]:
+    """The statements a SQLite connection of `engine` holds prepared (the sqlite_stmt table,
+    SQLITE_ENABLE_STMTVTAB: Debian's SQLite has it) but the asking one."""
+    from sqlalchemy.exc import OperationalError
+
+    with engine.connect() as conn:
+        try:
+            rows = conn.exec_driver_sql("SELECT sql FROM sqlite_stmt").scalars().all()
+        except OperationalError:
+            pytest.skip("this SQLite has no sqlite_stmt table (SQLITE_ENABLE_STMTVTAB)")
+    return [sql for sql in rows if "sqlite_stmt" not in sql]
+
+
+def test_the_daemons_one_connection_keeps_no_statement_prepared_and_commands_keep_theirs(db_url, sqlite_store, t0):
+    daemons = Recorder(db_url, "web-01", one_connection=True)  # as the daemon opens it
+    try:
+        for recorder in (daemons, sqlite_store):
+            with recorder.tx() as tx:
+                tx.set_cursor("kmsg", "b1:1", t0)
+                assert tx.cursors() == {"kmsg": "b1:1"} and tx.get_cursor("kmsg") == "b1:1"
+        assert _prepared(daemons.engine) == []
+        assert any("cursors" in sql for sql in _prepared(sqlite_store.engine))
+    finally:
+        daemons.close()
+
+
 def test_kill_seen_through_two_sources_is_one_row(store, t0):
     with store.tx() as tx:
         assert tx.add_kill(_kill(t0), t0) is not None
