@@ -113,6 +113,8 @@ def test_the_idle_daemon_loads_only_what_its_configuration_uses(tmp_path):
     assert loaded(modules,
                   # no message sent yet: neither the channels' code, the renderer nor the HTTP client
                   *CHANNEL_CODE,
+                  # the retention job's code: loaded at its first run, a minute after the start
+                  "watchdog_oom.daemon.retention",
                   # no metrics endpoint, the schema at its head
                   "requests", "urllib3", "prometheus_client", "alembic", "watchdog_oom.metrics",
                   # the other sources; the tracepoints (off) and their audit
@@ -173,7 +175,7 @@ IDLE_DAEMON_MODULES = frozenset({
     "watchdog_oom.daemon", "watchdog_oom.daemon.cgroups", "watchdog_oom.daemon.checks", "watchdog_oom.daemon.daemon",
     "watchdog_oom.daemon.database", "watchdog_oom.daemon.follower", "watchdog_oom.daemon.jobs",
     "watchdog_oom.daemon.outage", "watchdog_oom.daemon.pipeline", "watchdog_oom.daemon.recording",
-    "watchdog_oom.daemon.retention", "watchdog_oom.daemon.sdnotify", "watchdog_oom.daemon.sender",
+    "watchdog_oom.daemon.sdnotify", "watchdog_oom.daemon.sender",
     "watchdog_oom.daemon.shared", "watchdog_oom.daemon.signals", "watchdog_oom.daemon.writer",
     # the channels' registry, ChannelError and the secrets' masks; each channel's code (its module,
     # the renderer, the HTTP client) waits for its first message (notify.Deferred)

@@ -24,7 +24,6 @@ from apscheduler.triggers.interval import IntervalTrigger
 from watchdog_oom.daemon.cgroups import CgroupCheck
 from watchdog_oom.daemon.checks import MemoryCheck, ProcessCheck
 from watchdog_oom.daemon.recording import StartPending, database_ready
-from watchdog_oom.daemon.retention import RetentionJob
 from watchdog_oom.daemon.sdnotify import SdNotify
 from watchdog_oom.daemon.shared import Shared
 from watchdog_oom.store.health import database_failure, failure_text
@@ -133,6 +132,13 @@ class Jobs:
         s = self.shared
         if not database_ready(s):
             return  # no retention.failed for an outage database.down says already
+        try:
+            # Loaded at the first run (a minute after the start, then hourly), not at start.
+            from watchdog_oom.daemon.retention import RetentionJob
+        except Exception as exc:  # ImportError (the package being upgraded), MemoryError: the next run tries again
+            log.error("retention: its code could not be loaded (%s: %s); the next run tries again",
+                      type(exc).__name__, exc)
+            return
         RetentionJob(s.store, s.outbox, lambda: s.cfg.retention, s.clock, s.wakeup.set).run()
 
     def heartbeat(self) -> None:
