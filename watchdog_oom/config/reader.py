@@ -21,8 +21,8 @@ from watchdog_oom.config.declare import Records, Setting, settings_of
 from watchdog_oom.config.values import Nested, shown
 
 # `$$`, or `${...}` (group "body"; group "close" is empty when the brace is never closed).
-_REFERENCE = re.compile(r"\$\$|\$\{(?P<body>[^}]*)(?P<close>\}?)")
-_REFERENCE_BODY = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>.*))?", re.S)
+_REFERENCE = r"\$\$|\$\{(?P<body>[^}]*)(?P<close>\}?)"  # (texts: re compiles them when a value holds a $)
+_REFERENCE_BODY = r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>.*))?"  # (re.S)
 _S = TypeVar("_S")
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _STR_TAG = "tag:yaml.org,2002:str"
@@ -69,7 +69,7 @@ def expand(text: str, env: Mapping[str, str]) -> str:
             return "$"
         if not match["close"]:
             raise ValueError('"${" is never closed by "}" (write $$ for a literal dollar sign)')
-        body = _REFERENCE_BODY.fullmatch(match["body"])
+        body = re.fullmatch(_REFERENCE_BODY, match["body"], re.S)
         if body is None:
             raise ValueError(
                 f'"${{{match["body"]}}}" is not a variable reference: write ${{NAME}} or '
@@ -86,7 +86,7 @@ def expand(text: str, env: Mapping[str, str]) -> str:
             )
         return value
 
-    return _REFERENCE.sub(replace, text)
+    return re.sub(_REFERENCE, replace, text)
 
 
 class Reader:

@@ -27,20 +27,19 @@ MASK = "***"
 _P = ParamSpec("_P")
 _K = TypeVar("_K")
 
+# The patterns are texts, compiled by re when first used (and kept in its cache): a file with
+# no duration written as text, no host name or listen address compiles none of theirs (8 kB).
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)\s*([smhdw])")
-_DURATION = re.compile(r"(?:(?:\d+(?:\.\d+)?|\.\d+)\s*[smhdw]\s*)+")
+_DURATION_PART = r"(\d+(?:\.\d+)?|\.\d+)\s*([smhdw])"
+_DURATION = r"(?:(?:\d+(?:\.\d+)?|\.\d+)\s*[smhdw]\s*)+"
 # SQLAlchemy's URL form (sqlalchemy.engine.url._parse_url): dialect[+driver]://[user[:password]@]rest
-DATABASE_URL = re.compile(
-    r"(?P<scheme>[A-Za-z][A-Za-z0-9]*(?:\+[A-Za-z0-9_]+)?)://"
-    r"(?:(?P<user>[^:/@]*)(?::(?P<password>[^@]*))?@)?(?P<rest>.*)",
-    re.S,
-)
-_HOSTNAME = re.compile(r"(?=.{1,253}\.?\Z)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
-                       r"(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?")
-_LISTEN = re.compile(r"(?:\[(?P<ipv6>[^\]]*)\]|(?P<host>[^:\[\]]*)):(?P<port>\d+)")
-_CHANNEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+DATABASE_URL = (r"(?P<scheme>[A-Za-z][A-Za-z0-9]*(?:\+[A-Za-z0-9_]+)?)://"
+                r"(?:(?P<user>[^:/@]*)(?::(?P<password>[^@]*))?@)?(?P<rest>.*)")  # (re.S)
+_HOSTNAME = (r"(?=.{1,253}\.?\Z)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+             r"(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?")
+_LISTEN = r"(?:\[(?P<ipv6>[^\]]*)\]|(?P<host>[^:\[\]]*)):(?P<port>\d+)"
+_CHANNEL_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+_CONTROL = r"[\x00-\x1f\x7f]"
 # Standard Webhooks signing keys: "whsec_" + base64 of 24 to 64 random bytes.
 WEBHOOK_SECRET_PREFIX = "whsec_"
 WEBHOOK_SECRET_BYTES = (24, 64)
@@ -105,9 +104,9 @@ def parse_duration(value: object) -> float:
         try:
             seconds = sign * float(text)
         except ValueError:
-            if not _DURATION.fullmatch(text):
+            if not re.fullmatch(_DURATION, text):
                 raise ValueError(expected) from None
-            seconds = sign * sum(float(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART.findall(text))
+            seconds = sign * sum(float(n) * _DURATION_UNITS[unit] for n, unit in re.findall(_DURATION_PART, text))
     else:
         seconds = float(value)
     if not math.isfinite(seconds) or seconds < 0:
@@ -153,7 +152,7 @@ def mask_url(url: str) -> str:
 
 def mask_database_url(url: str) -> str:
     """A database URL with its password masked; the dialect, user, host and database stay."""
-    match = DATABASE_URL.fullmatch(url)
+    match = re.fullmatch(DATABASE_URL, url, re.S)
     if match is None:
         return MASK
     if match["password"] is None:
@@ -276,7 +275,7 @@ def check_text(value: object, secret: bool = False) -> str:
         raise ValueError(f"expected text, got {got}{hint}")
     if not value:
         raise ValueError("must not be empty (leave the key out instead)")
-    if _CONTROL.search(value):
+    if re.search(_CONTROL, value):
         raise ValueError("must not contain control characters such as line breaks or tabs")
     return value
 
@@ -382,7 +381,7 @@ def is_host(name: str) -> bool:
     try:
         ipaddress.ip_address(name)
     except ValueError:
-        return bool(_HOSTNAME.fullmatch(name))
+        return bool(re.fullmatch(_HOSTNAME, name))
     return True
 
 
@@ -425,7 +424,7 @@ def http_url() -> Kind:
 def _database_url(value: object) -> str:
     """An SQLAlchemy URL. Errors never repeat it: it may carry a password."""
     url = secret_text(value)
-    if DATABASE_URL.fullmatch(url) is None:
+    if re.fullmatch(DATABASE_URL, url, re.S) is None:
         raise ValueError(
             "expected an SQLAlchemy URL dialect[+driver]://..., like "
             "sqlite:////var/lib/watchdog-oom/history.db or postgresql://user@db-host/watchdog"
@@ -495,7 +494,7 @@ def address() -> Kind:
 
 def _channel_name(value: object) -> str:
     name = check_text(value)
-    if not _CHANNEL_NAME.fullmatch(name):
+    if not re.fullmatch(_CHANNEL_NAME, name):
         raise ValueError(f"a channel name is letters, digits, '.', '_' and '-'; got {shown(value)}")
     return name
 
@@ -514,7 +513,7 @@ def header_value(value: object) -> str:
 
 def _listen(value: object) -> str:
     written = check_text(value)
-    match = _LISTEN.fullmatch(written)
+    match = re.fullmatch(_LISTEN, written)
     usage = (
         "expected HOST:PORT like 127.0.0.1:9464, [::1]:9464 or 0.0.0.0:9464 (all interfaces), "
         f"got {shown(value)}"
