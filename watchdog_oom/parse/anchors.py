@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from watchdog_oom.parse.report import HEADER, KERNEL_RECOGNISERS, KILLED, TASK_IN, TASKS_IN
+from watchdog_oom.parse.report import HEADER, KERNEL_RECOGNISERS, TASK_IN, TASKS_IN, match_killed
 from watchdog_oom.parse.userspace import USERSPACE_RECOGNISERS
 
 RECOGNISERS = KERNEL_RECOGNISERS + USERSPACE_RECOGNISERS
@@ -117,7 +117,7 @@ def incomplete(body: str) -> bool:
         return not (_SUMMARY_TAIL.search(body) or TASK_IN.match(body) or TASKS_IN.match(body))
     if "oom-killer:" in body:
         return HEADER.match(body) is None or _HEADER_TAIL.search(body) is None
-    if KILLED.match(body):
+    if match_killed(body):
         return _COMPLETE_TAIL.search(body) is None
     if 'cmdline "' in body and not body.rstrip().endswith('"'):
         return True  # earlyoom's command line, its last field, was cut
@@ -131,7 +131,7 @@ def reading(body: str) -> int:
     """How well a joined line reads: 2 whole, 1 as a kill line still cut, 0 not at all."""
     if not incomplete(body):
         return 2
-    return 1 if KILLED.match(body) or recognised(body) else 0
+    return 1 if match_killed(body) or recognised(body) else 0
 
 
 def refusal(body: str, sender: str | None) -> str | None:

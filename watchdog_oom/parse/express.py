@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING
 from watchdog_oom.model import KernelLine, OomKill
 from watchdog_oom.parse.anchors import _ANCHOR_HINTS, kill_words, recognised
 from watchdog_oom.parse.rejoin import _Held
-from watchdog_oom.parse.report import REPORT_LINES, TaskTable
+from watchdog_oom.parse.report import NAME_CHARS, REPORT_LINES, TaskTable
 from watchdog_oom.parse.shapes import _SHAPES, _first_class, _wall
 from watchdog_oom.parse.userspace import no_killer_words
 from watchdog_oom.parse.wrappers import (
@@ -80,9 +80,11 @@ _KINDS = (
     + r",mems_allowed=" + _FIELD + r",(?:global_oom|oom_memcg=(?P<memcg>" + _FIELD + r")),task_memcg=(?P<task_memcg>"
     + _FIELD + r"),task=" + _FIELD + r",pid=(?P<spid>[0-9]+),uid=(?P<suid>[0-9]+))"
     # __oom_kill_process(): the name between the first "(" and the last ")" (no figure holds one:
-    # the first ") total-vm:" the figures follow to the end is the last ")"), the figures of 4.x-6.x
+    # the first ") total-vm:" the figures follow to the end is the last ")"), at most NAME_CHARS
+    # characters as report.KILLED reads it, the figures of 4.x-6.x
     r"|(?P<kill>(?:(?P<reason>Out of memory|Memory cgroup out of memory): )?Killed process (?P<pid>[0-9]+) "
-    r"\((?P<name>.*?)\) total-vm:(?P<vm>[0-9]{1,18})kB, anon-rss:(?P<anon>[0-9]{1,18})kB, "
+    rf"\((?P<name>.{{0,{NAME_CHARS}}}?)\) total-vm:(?P<vm>[0-9]{{1,18}})kB, "
+    r"anon-rss:(?P<anon>[0-9]{1,18})kB, "
     r"file-rss:(?P<file>[0-9]{1,18})kB(?:, shmem-rss:(?P<shmem>[0-9]{1,18})kB)?"
     r"(?:, UID:(?P<uid>[0-9]{1,9}) pgtables:(?P<pgtables>[0-9]{1,18})kB oom_score_adj:(?P<adj>-?[0-9]{1,4}))?)"
     # a task-table row (dump_tasks()), read by the table's own pattern; any other line (quiet

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from watchdog_oom.model import OomKill
 from watchdog_oom.parse.anchors import ANCHOR, ANCHOR_START, HOLDABLE, KILL_START, incomplete, may_anchor, reading
+from watchdog_oom.parse.report import _NAME, KILL_OPENING, NAME_CHAR, NAME_CHARS
 from watchdog_oom.parse.wrappers import JOIN_CHARS, Stamp, prefix_sender, prefix_time, shape, unwrap
 from watchdog_oom.valueclass import valueclass
 
@@ -33,14 +34,35 @@ _PATH_REST = re.compile(r"[\w.@+=-]*/[\w./@:+=-]*|[\w.@+=-]{16,}")
 # A numbered one is only taken off a continuation that carries the next number.
 _OUTERS = (re.compile(r"(?P<n>\d+)(?:\t|  )\s*"), re.compile(r"[^\s:]+:(?P<n>\d+)[:-]"),
            re.compile(r"(?P<n>\d+)[:-](?!\d)"), re.compile(r"[-*+>]\s+"))
-_SECOND_KILL = re.compile(
-    r"(?:(?:Out of [Mm]emory|Memory cgroup out of memory): )?(?:Killed|[Kk]ill) process \d")
-# What may stand between two messages run together in one line besides blanks: the punctuation
-# of a JSON array of strings (Loki's [ns, line] pairs: `"], ["1717…", "`), a pipe, a semicolon.
-# Possessive, a quoted number tried first: one way to read each run, no backtracking.
+# Where another kernel kill message opens in a kill line (a log shipper or a paste ran the
+# lines together): its victim's pid and the "(" before its name (report.KILL_OPENING), which no
+# comm holds (15 bytes; "kill process 1 (" has 16), so no name the kernel printed is cut here.
+_NEXT_KILL = re.compile(
+    r"(?:(?:Out of [Mm]emory(?: \(oom_kill_allocating_task\))?|Memory cgroup out of memory): )?" + KILL_OPENING)
+# What may stand between a killer's message and the next run together in one line besides blanks:
+# the punctuation of a JSON array of strings (Loki's [ns, line] pairs: `"], ["1717…", "`), a pipe,
+# a semicolon. Possessive, a quoted number tried first: one way to read each run, no backtracking.
 _JOINER_TAIL = re.compile(r"""(?:"\d+"|[\s"'\[\]{},;|])*+$""")
-# A syslog header (BSD date, host, kernel tag) that another record run into this one opened with.
-_EMBEDDED_HEADER = re.compile(r"\s+[^\W\d_]{3} +\d{1,2} \d\d:\d\d:\d\d \S+ kernel: ")
+# A syslog header (BSD date, host, kernel tag) that another record run into this one opened with:
+# tried where a run of blanks starts (a long run is not tried again from each of its blanks).
+_EMBEDDED_HEADER = re.compile(r"(?<!\s)\s++[^\W\d_]{3} +\d{1,2} \d\d:\d\d:\d\d \S+ kernel: ")
+# Messages of a report that hold a cgroup's path, which any user names as they like in a
+# delegated subtree (dump_oom_summary()'s task_memcg, memcg's "Task in", oom.group's "Tasks in").
+_PATH_OPENING = re.compile(r"oom-kill:constraint=|Tasks? in /")
+# A kernel kill message whole, from its opening to the end of its figures (report.KILLED's
+# forms: the RHEL 6/7 UID, 2.4's closing ".", the kB figures and 5.1+'s UID, pgtables and
+# oom_score_adj), or a selection to its last words (report.SELECTION's): what of a message
+# that another one followed on its line is the message, whatever stood between them.
+_KILL_MESSAGE = re.compile(
+    r"(?:(?:Out of [Mm]emory(?: \(oom_kill_allocating_task\))?|Memory cgroup out of memory): )?"
+    r"(?:Killed process \d+(?:, UID \d+,)? \(" + _NAME + r"\)(?:, UID \d+,)?"
+    r"(?:\.|(?:,?\s+(?:total-vm|vsz|anon-rss|file-rss|shmem-rss|UID|pgtables|oom_score_adj):-?\d+(?:kB)?)+)"
+    r"|[Kk]ill process \d+ \(" + _NAME + r"\) score -?\d+ (?:or sacrifice child|or a child|and children\.?))",
+    re.DOTALL)
+# 2.6.2x's kill line, its name and nothing after it ("Killed process 1234 (x)"): to the first ")".
+_BARE_KILL_MESSAGE = re.compile(
+    r"(?:(?:Out of [Mm]emory(?: \(oom_kill_allocating_task\))?|Memory cgroup out of memory): )?"
+    rf"Killed process \d+(?:, UID \d+,)? \({NAME_CHAR}{{0,{NAME_CHARS}}}?\)", re.DOTALL)
 
 
 @valueclass(fast_init=True)  # one a kill line read (valueclass.py)
@@ -83,35 +105,63 @@ def _path_continues(text: str, piece: str) -> bool:
         _PATH_REST.fullmatch(piece.strip()) is not None)
 
 
-def _run_together(body: str, started: bool) -> tuple[int, int] | None:
-    """Where a kill message that reads whole ends, and the next message on its line starts
-    (a second kill message, or any message after a syslog header): None when not so.
-    `started`: whether `body` opens as a kill line does (KILL_START, looked for once)."""
-    if not started:
-        return None
-    own = _SECOND_KILL.match(body)
-    after = own.end() if own else 1
-    # each holds its literal (" process ", " kernel: "): where that is absent, nothing is searched
-    second = _SECOND_KILL.search(body, after) if body.find(" process ", after) >= 0 else None
-    header = _EMBEDDED_HEADER.search(body, after) if body.find(" kernel: ", after) >= 0 else None
-    if header is not None and (second is None or header.start() < second.start()):
-        end, resume = header.start(), header.end()
-    elif second is not None:
-        end = resume = second.start()
-    else:
-        return None
-    first = body[:end].rstrip()
-    if not first:
-        return None
-    whole = not incomplete(first) or not incomplete(_without_joiner(first))
-    return (end, resume) if whole else None
-
-
 def _without_joiner(text: str) -> str:
     """`text` less what joined it to the next message (_JOINER_TAIL), looked for in its last
     64 characters only (a run of them is tried from each place: bounded)."""
     found = _JOINER_TAIL.search(text, max(0, len(text) - 64))
     return text[:found.start()] if found is not None else text
+
+
+def _run_together(body: str, started: bool) -> list[tuple[int, int]] | None:
+    """Where the messages of a kill line that holds more than one start and end (review R22b):
+    each kernel kill message opening after its first, each message after a syslog header
+    another record opened with; None when it holds one. `started`: whether `body` opens as a
+    kill line does (KILL_START, looked for once). A kernel kill message but the last is the
+    message alone (_KILL_MESSAGE), without what joined it to the next; a killer's line is cut
+    only where it reads whole, as is. Past a message that holds a cgroup's path (a summary,
+    "Tasks in /…": any user names a cgroup of a delegated subtree as they like, kill lines
+    and all) or a message after a header that is no kill line, nothing more is cut: the rest
+    is one message. One search of the line for each kind of opening: linear in the line,
+    however many messages it holds."""
+    if not started:
+        return None
+    own = _NEXT_KILL.match(body)
+    after = own.end() if own else 1
+    # each holds its literal (" process ", " kernel: "): where that is absent, nothing is searched
+    if body.find(" process ", after) < 0 and body.find(" kernel: ", after) < 0:
+        return None
+    starts = [(found.start(), found.start()) for found in _NEXT_KILL.finditer(body, after)]
+    if body.find(" kernel: ", after) >= 0:
+        starts += [(found.start(), found.end()) for found in _EMBEDDED_HEADER.finditer(body, after)]
+    path = _PATH_OPENING.search(body, after) if "in /" in body or "oom-kill:" in body else None
+    if path is not None:
+        starts = [start for start in starts if start[0] < path.start()] + [(path.start(), -1)]
+    starts.sort()
+    spans: list[tuple[int, int]] = []
+    begin = 0
+    for end, resume in starts:
+        if end <= begin:
+            continue  # a kill opening inside the header just read past
+        if _NEXT_KILL.match(body, begin) is not None:  # a kernel kill message: cut where it ends
+            whole = _KILL_MESSAGE.match(body, begin, end) or _BARE_KILL_MESSAGE.match(body, begin, end)
+            stop = whole.end() if whole is not None else begin + len(body[begin:end].rstrip())
+        elif spans and KILL_START.match(body, begin) is None:
+            break  # after a header, a message that is no kill line: read whole from there
+        else:  # a killer's line: cut only where it reads whole (without what joined it to the next)
+            first = body[begin:end].rstrip()
+            if incomplete(first) and incomplete(_without_joiner(first)):
+                break
+            stop = begin + len(first)
+        if stop > begin:
+            spans.append((begin, stop))
+        if resume < 0:  # a cgroup's path: the rest is one message
+            begin = end
+            break
+        begin = resume
+    if not spans:
+        return None
+    spans.append((begin, len(body)))
+    return spans
 
 
 class Locator:
@@ -231,13 +281,20 @@ class Rejoiner:
                      joins: int = 0) -> list[OomKill]:
         """Hold a kill line the next line may continue (cut in a name or its figures, or a
         pasted line wrapped after them); take anything else now."""
-        # whether it opens as a kill line does: asked once, for _run_together and _holds
-        started = len(body) <= JOIN_CHARS and KILL_START.match(body) is not None if self._lenient else None
-        split = _run_together(body, started) if started else None
+        # whether it opens as a kill line does: asked once, for _run_together and _holds (strict:
+        # only a kernel kill line, where its source put it, is asked whether another follows it)
+        if self._lenient:
+            opens = KILL_START.match(body) is not None
+            started: bool | None = opens and len(body) <= JOIN_CHARS
+        else:
+            opens, started = " process " in body and _NEXT_KILL.match(body) is not None, None
+        split = _run_together(body, opens) if opens else None
         if split is not None:  # messages run together on one line (a web page lost the line breaks)
-            first = self._take_held(_Held(body[:split[0]].rstrip(), stamp, sender, width,
-                                          self._held_where if joins else self.where))
-            return first + self.hold_or_take(body[split[1]:], stamp, sender, width)
+            where = self._held_where if joins else self.where
+            kills = []
+            for begin, end in split[:-1]:
+                kills += self._take_held(_Held(body[begin:end], stamp, sender, width, where))
+            return kills + self.hold_or_take(body[split[-1][0]:], stamp, sender, width)
         holds = self._holds(body, sender, joins, started)
         if not holds and not joins:
             return self._take(body, stamp, sender, self.where)  # the common case: a line read at once

@@ -15,6 +15,7 @@ rules of tests/data/oom_logs/README.md (the shared fixture rules) decide.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import heapq
 import re
 
@@ -73,12 +74,26 @@ _OOM_KILL_TASK = re.compile(r",task=(.*),pid=(\d+),uid=(\d+)(?!\d)")
 # The reason before the victim: "Out of memory", "Memory cgroup out of memory",
 # "Out of memory (oom_kill_allocating_task)"; 2.4-2.6.1x "Out of Memory".
 _REASON = r"(?:(Out of [Mm]emory(?: \(oom_kill_allocating_task\))?|Memory cgroup out of memory): )?"
+# A victim's name as a log shows it: the task's comm, at most 15 bytes (TASK_COMM_LEN 16,
+# include/linux/sched.h), each byte printed as up to four characters where escaped (kmsg's
+# "\x0a", rsyslog's "#012"), so at most NAME_CHARS characters, read so wherever it reads so; and
+# never the opening of another kill message (KILL_OPENING, 16 characters at the least: no comm
+# holds it) where a log shipper or a paste ran the next kill line into this one (review R22b:
+# the name of the first of 300 kill lines run together took the other 299, 51,218 characters).
+NAME_CHARS = 64
+KILL_OPENING = r"(?:Killed|[Kk]ill) process \d+(?:, UID \d+,)? \("
+# A character of a name: only a "K" or "k" is asked whether the opening follows (one way to read
+# each character, no backtracking between the two).
+NAME_CHAR = r"(?:[^Kk]|[Kk](?!ill(?:ed)? process \d+(?:, UID \d+,)? \())"
+_NAME = f"({NAME_CHAR}{{0,{NAME_CHARS}}})"
+_BOUNDED_NAME = f"(.{{0,{NAME_CHARS}}})"
+_LONG_NAME = f"({NAME_CHAR}*)"
 # The selection, 2.6.1x-5.0 (removed with the child heuristic in 5.1):
 #   "Out of Memory: Kill process 1234 (x) score 5 and children." (2.6.1x)
 #   "Out of memory: kill process 1234 (x) score 5 or a child"   (2.6.2x-2.6.3x)
 #   "Memory cgroup out of memory: Kill process 1234 (x) score 5 or sacrifice child" (3.x-5.0)
 SELECTION = re.compile(
-    _REASON + r"[Kk]ill process (\d+) \((.*)\) score (-?\d+)"
+    _REASON + r"[Kk]ill process (\d+) \(" + _LONG_NAME + r"\) score (-?\d+)"
     r" (?:or sacrifice child|or a child|and children\.?)$",
     re.DOTALL,  # a name may hold a newline (journal JSON, rsyslog #012)
 )
@@ -89,13 +104,41 @@ SELECTION = re.compile(
 #   2.6.36-4.x  "Killed process 1234 (x) total-vm:…kB, anon-rss:…kB, file-rss:…kB[, shmem-rss:…kB]"
 #   5.1+        "Out of memory: Killed process 1234 (x) total-vm:…, UID:0 pgtables:…kB oom_score_adj:0"
 #   RHEL7.7+    "Killed process 1234 (x), UID 0, total-vm:…kB, anon-rss:…kB, file-rss:…kB, shmem-rss:…kB"
-# The name is the text between the first "(" and the last ")" before the figures; a figure
-# list a person trimmed in a paste may start at any of the kB figures.
+# The name is the text between the first "(" and the last ")" before the figures, no kill's
+# opening in it (match_killed(): within NAME_CHARS characters where it reads so); a figure list
+# a person trimmed in a paste may start at any of the kB figures.
 KILLED = re.compile(
-    _REASON + r"Killed process (\d+)(?:, UID (\d+),)? \((.*)\)(?:, UID (\d+),)?"
+    _REASON + r"Killed process (\d+)(?:, UID (\d+),)? \(" + _LONG_NAME + r"\)(?:, UID (\d+),)?"
     r"(\.|\s+(?:total-vm|vsz|anon-rss|file-rss):.*)?$",
     re.DOTALL,  # a name may hold a newline (journal JSON, rsyslog #012)
 )
+# KILLED and SELECTION with the name a comm can be (NAME_CHARS characters at most, no kill's
+# opening); then with the name bounded alone: the same match wherever the name it reads holds no
+# " process " (every kernel's line), at the cost of a plain match. match_killed() and
+# match_selection() ask these first; a longer name (no comm's: a forged or mangled line, its
+# name capped where it is kept, bounds.py) is read by KILLED and SELECTION as before.
+_KILLED_NAMED = re.compile(KILLED.pattern.replace(_LONG_NAME, _NAME), re.DOTALL)
+_SELECTION_NAMED = re.compile(SELECTION.pattern.replace(_LONG_NAME, _NAME), re.DOTALL)
+_KILLED_BOUNDED = re.compile(KILLED.pattern.replace(_LONG_NAME, _BOUNDED_NAME), re.DOTALL)
+_SELECTION_BOUNDED = re.compile(SELECTION.pattern.replace(_LONG_NAME, _BOUNDED_NAME), re.DOTALL)
+
+
+def match_killed(text: str) -> re.Match | None:
+    """A kill line's reading: its name within NAME_CHARS where it reads so, else KILLED's."""
+    killed = _KILLED_BOUNDED.match(text)
+    if killed is not None and " process " in killed.group(4):
+        killed = _KILLED_NAMED.match(text)  # a kill's opening in the name the bound alone allowed: read again
+    return killed if killed is not None else KILLED.match(text)
+
+
+def match_selection(text: str) -> re.Match | None:
+    """A selection line's reading, as match_killed() reads a kill line."""
+    selection = _SELECTION_BOUNDED.match(text)
+    if selection is not None and " process " in selection.group(3):
+        selection = _SELECTION_NAMED.match(text)
+    return selection if selection is not None else SELECTION.match(text)
+
+
 # The lookbehind starts a name only where one begins: a long run of letters is tried once.
 # A figure with digit-group commas ("26,184,840kB", a person's rewrite) is no kernel's: null.
 _FIGURE = re.compile(r"(?<![A-Za-z_-])([A-Za-z_-]+):(-?\d+)(?!\d|,\d)(kB)?")
@@ -370,10 +413,10 @@ class ReportReader:
 
     def kill_line(self, text: str, stamp: Stamp) -> list[OomKill] | None:
         """A kernel line naming a victim; None when "Kill" meant something else."""
-        killed = KILLED.match(text)
+        killed = match_killed(text)
         if killed:
             return self._killed(killed, text, stamp)
-        selection = SELECTION.match(text)
+        selection = match_selection(text)
         if selection:
             return self._selection(selection, text, stamp)
         return None
@@ -627,6 +670,11 @@ def _read_from(lines: tuple[str, ...]) -> str:
     return "kernel kill line alone"
 
 
+# line_host(), remembered for the last lines: the kills of one line (kill lines run together,
+# review R22b) share its host, read once (a str's hash is kept with it: a second kill's costs nothing).
+_line_host = functools.lru_cache(maxsize=4)(line_host)
+
+
 def _kernel_kill(report: _Report, selection: dict | None, pid: int | None, name: str, figures: dict,
                  reason: str | None, text: str, stamp: Stamp, wording: str | None = None) -> OomKill:
     """The record of one kernel victim, with what its report said before it (`wording`: the
@@ -660,7 +708,7 @@ def _kernel_kill(report: _Report, selection: dict | None, pid: int | None, name:
         get("pgtables_kb"), get("oom_score_adj"), score,
         report.constraint, report.memcg, task_memcg, report.cgroup_oom or memcg_reason,
         report.invoker, report.invoker_pid, report.gfp_mask, report.order,
-        "kernel", stamp.source, stamp.host or (line_host(stamp.raw) if stamp.raw else None), stamp.boot_id,
+        "kernel", stamp.source, stamp.host or (_line_host(stamp.raw) if stamp.raw else None), stamp.boot_id,
         None, None, rows, tuple(report.memory_info), extra,
     )
 

@@ -36,9 +36,11 @@ _EARLYOOM_DETAIL = re.compile(r"(oom_score_adj|oom_score|badness|VmRSS):? (-?\d+
 # "Low Memory! At or below sigterm limits" or "low memory! at or below SIGTERM limits":
 #   2018 (1.0-1.1): "Killing process 'bash' with signal 15, pid: 5874, badness: 538, VmRSS: 3160 MiB"
 #   early 2019:     'killing process 27541 "bash" with signal 15: badness 550, VmRSS 7609 MiB'
+# The name is read to the first "' with signal N, pid: N" (the first '" with signal N:'), not the last:
+# a kill line another one ran into on one line (review R22b) lends it none of the rest of the line.
 _EARLYOOM_SIGNAL = re.compile(
-    _TAG.format("earlyoom") + r"""?(?:Killing process '(.*)' with signal (\d+), pid: (\d+)"""
-    r"""|killing process (\d+) "(.*)" with signal (\d+):)(.*)$"""
+    _TAG.format("earlyoom") + r"""?(?:Killing process '(.*?)' with signal (\d+), pid: (\d+)"""
+    r"""|killing process (\d+) "(.*?)" with signal (\d+):)(.*)$"""
 )
 _SIGNAL_NAMES = {"9": "SIGKILL", "15": "SIGTERM"}
 # Between 1.7 and 1.8 (kill.c, commits e05fa9e 2023-09-19 to 7534065 2024-04-08; builds such
