@@ -30,6 +30,13 @@ from typing import Any
 from watchdog_oom.valueclass import valueclass
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+# The page cache of quick_check's connection, in KiB (PRAGMA cache_size=-N). quick_check
+# reads every page once: with SQLite's default cache (2,000 KiB) a month of history (a
+# 4.4 MB file) took SQLite's memory up 2.2 MiB at the daemon's start, and its peak RSS with
+# it, for good; with 64 KiB, 0.25 MiB, and the check takes no longer (22-30 ms against
+# 30-40: the pages come from the kernel's page cache).
+CHECK_CACHE_KIB = 64
+
 # What SQLite's messages say, mapped to what an operator must do about it.
 _KINDS = (
     ("malformed", "corrupt"),               # SQLITE_CORRUPT: "database disk image is malformed"
@@ -152,6 +159,7 @@ def quick_check(path: str, timeout: float = 10.0) -> Health:
     try:
         connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout)
         try:
+            connection.execute(f"PRAGMA cache_size=-{CHECK_CACHE_KIB}")
             rows = [r[0] for r in connection.execute("PRAGMA quick_check(5)").fetchall()]
         finally:
             connection.close()
