@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from watchdog_oom.model import KernelLine, OomKill
 from watchdog_oom.parse.anchors import ANCHOR_START, RECOGNISERS, kill_words, may_anchor, recognised, refusal
-from watchdog_oom.parse.express import Express
-from watchdog_oom.parse.lane import FastLane
 from watchdog_oom.parse.rejoin import Rejoiner, Where
 from watchdog_oom.parse.report import (
     MEMORY_INFO_LINE_CHARS,
@@ -30,6 +29,10 @@ from watchdog_oom.parse.unread import UNREAD_CHARS, Unread, UnreadLine
 from watchdog_oom.parse.userspace import UserspaceKillers
 from watchdog_oom.parse.values import as_int
 from watchdog_oom.parse.wrappers import LINE_CHARS, Decoder, Stamp, pieces
+
+if TYPE_CHECKING:  # the lane is loaded by the lenient parser that takes it (import), not by the daemon's
+    from watchdog_oom.parse.express import Express
+    from watchdog_oom.parse.lane import FastLane
 
 __all__ = [
     "MEMORY_INFO_LINES",
@@ -49,6 +52,14 @@ def _uptime_usec(stamp: str) -> int | None:
     """Microseconds of a dmesg uptime "[ 1234.567890] "."""
     seconds, _, fraction = stamp.strip("[] ").partition(".")
     return as_int(seconds + fraction[:6].ljust(6, "0")) if seconds.isdigit() and fraction.isdigit() else None
+
+
+def _fast_lane(parser: OomParser, year: int | None) -> FastLane:
+    """The lenient parser's fast lane (import's), its module loaded when the first is made: the
+    live sources' strict parser never takes the lane, so the daemon holds none of its code."""
+    from watchdog_oom.parse.lane import FastLane
+
+    return FastLane(parser, year)
 
 
 class OomParser:
@@ -76,7 +87,7 @@ class OomParser:
         self._decoder = Decoder()
         self._joiner = Rejoiner(self._take_checked, lenient=lenient, year=year)
         self.unread = unread if unread is not None else Unread()
-        self._lane = FastLane(self, year) if fast and lenient else None
+        self._lane = _fast_lane(self, year) if fast and lenient else None
         # set where the express has read a task-table row: feed() asks it of the next line first,
         # and the scanner hands it the lines that follow in one call (feed_rows())
         self.row_after: Express | None = None
