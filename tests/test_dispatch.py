@@ -130,6 +130,37 @@ def test_a_channel_whose_code_cannot_be_loaded_keeps_its_row_until_it_can(store,
     assert json.loads(request.body)["data"]["kills"][0]["pid"] == 4242
 
 
+def test_a_channel_whose_compiled_code_is_corrupt_keeps_its_row_until_it_loads(store, t0, tmp_path, monkeypatch):
+    # A corrupt .pyc (its header intact, its body not) makes the import raise ValueError
+    # ("bad marshal data"), not ImportError: it is still the code that cannot be loaded, a
+    # transient failure, not the channel's configuration refused (review R23).
+    import importlib.util
+
+    import watchdog_oom.notify as notify_package
+
+    (tmp_path / "webhook.pyc").write_bytes(importlib.util.MAGIC_NUMBER + bytes(12) + b"\xff\xfe corrupt")
+    clock = Clock(t0)
+    outbox = Outbox([Route("hook", min_severity="info")], group_wait=0)
+    _record_kill(store, outbox, t0, pid=4242, process="redis-server")
+    with HttpSink() as sink:
+        channel = Deferred("webhook", "hook", url=sink.url + "/oom", secret=SECRET)
+        dispatcher = Dispatcher(store, {"hook": channel}, max_age=3600, clock=clock, rng=random.Random(1))
+        with monkeypatch.context() as m:
+            m.delitem(sys.modules, "watchdog_oom.notify.webhook")
+            m.setattr(notify_package, "__path__", [str(tmp_path), *notify_package.__path__])
+            assert dispatcher.run_once() == 1
+            assert "watchdog_oom.notify.webhook" not in sys.modules
+        (row,) = store.notifications()
+        assert row.status == "pending"
+        assert "code could not be loaded: ValueError: bad marshal data" in row.last_error
+        clock.advance(60)
+        assert dispatcher.run_once() == 1
+        (request,) = sink.wait_for(1)
+    (row,) = store.notifications()
+    assert row.status == "sent" and row.attempts == 2
+    assert verify_signature(SECRET, request.headers, request.body)
+
+
 def test_a_channel_its_type_refuses_at_its_first_send_fails_for_good(store, t0):
     clock = Clock(t0)
     outbox = Outbox([Route("hook", min_severity="info")], group_wait=0)

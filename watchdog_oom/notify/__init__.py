@@ -214,32 +214,47 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
 CHANNEL_TYPES = ("slack", "email", "webhook")
 
 
-def build_channel(type: str, name: str, **options: Any) -> Channel:
-    """A channel of `type` ("slack", "email", "webhook") named `name`, from its config options.
-
-    Options are the channel's config keys (`from` is accepted for email's `sender`).
-    An unknown type or option is a ValueError that names it. Imports are local because
-    the channel modules import this one.
-    """
-    factory: Any
+def channel_factory(type: str, name: str) -> Any:
+    """The class that makes a channel of `type` ("slack", "email", "webhook"), its module
+    imported now (an unknown type is a ValueError that names it). Imports are local because
+    the channel modules import this one."""
     if type == "slack":
-        from .slack import SlackChannel as factory
-    elif type == "email":
-        from .email import EmailChannel as factory
+        from .slack import SlackChannel
 
-        if "from" in options:
-            options["sender"] = options.pop("from")
-    elif type == "webhook":
-        from .webhook import WebhookChannel as factory
-    else:
-        known = ", ".join(CHANNEL_TYPES)
-        raise ValueError(f"channel {name!r}: unknown type {type!r} (one of {known})")
+        return SlackChannel
+    if type == "email":
+        from .email import EmailChannel
+
+        return EmailChannel
+    if type == "webhook":
+        from .webhook import WebhookChannel
+
+        return WebhookChannel
+    known = ", ".join(CHANNEL_TYPES)
+    raise ValueError(f"channel {name!r}: unknown type {type!r} (one of {known})")
+
+
+def make_channel(factory: Any, type: str, name: str, **options: Any) -> Channel:
+    """A channel of `type` named `name` made by `factory` (channel_factory's) from its config
+    options; an unknown option, or one the channel refuses, is a ValueError that names it."""
+    if type == "email" and "from" in options:
+        options["sender"] = options.pop("from")
     accepted = inspect.signature(factory).parameters
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         listed = ", ".join(map(repr, unknown))
         raise ValueError(f"channel {name!r} ({type}): unknown option {listed}")
-    return factory(name, **options)
+    channel: Channel = factory(name, **options)
+    return channel
+
+
+def build_channel(type: str, name: str, **options: Any) -> Channel:
+    """A channel of `type` ("slack", "email", "webhook") named `name`, from its config options.
+
+    Options are the channel's config keys (`from` is accepted for email's `sender`).
+    An unknown type or option is a ValueError that names it.
+    """
+    return make_channel(channel_factory(type, name), type, name, **options)
 
 
 class Deferred:
@@ -268,15 +283,24 @@ class Deferred:
     def channel(self) -> Channel:
         """The channel itself, built on the first call."""
         if self._channel is None:
+            # The import first: whatever it raises (an ImportError while the package is being
+            # upgraded, a corrupt .pyc's ValueError "bad marshal data", MemoryError) is transient;
+            # only what the channel's constructor refuses (ValueError) fails the row for good.
+            if self.type not in CHANNEL_TYPES:
+                known = ", ".join(CHANNEL_TYPES)
+                raise ChannelError(redact(f"channel {self.name!r}: unknown type {self.type!r} (one of {known})"),
+                                   permanent=True)
             try:
-                self._channel = build_channel(self.type, self.name, **dict(self._options))
-            except ValueError as exc:
-                raise ChannelError(redact(str(exc)), permanent=True) from None
+                factory = channel_factory(self.type, self.name)
             except Exception as exc:  # ImportError (a package being upgraded), MemoryError, ...: try again later
                 log.error("channel %r: its code could not be loaded (%s: %s); the notification waits in the outbox",
                           self.name, type(exc).__name__, redact(str(exc)))
                 raise ChannelError(f"the {self.type} channel's code could not be loaded: {type(exc).__name__}: "
                                    f"{redact(str(exc))}", permanent=False) from None
+            try:
+                self._channel = make_channel(factory, self.type, self.name, **dict(self._options))
+            except ValueError as exc:
+                raise ChannelError(redact(str(exc)), permanent=True) from None
         return self._channel
 
     def send(self, n: Notification) -> str:
