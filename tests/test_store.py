@@ -559,3 +559,49 @@ def test_a_later_sighting_in_the_same_batch_fills_the_new_record(store, t0):
 
 def vars_of(row):
     return {name: getattr(row, name) for name in row.__slots__}
+
+
+_FIRST_BATCH = r"""
+import sys, threading
+from datetime import datetime, timezone
+from watchdog_oom.model import OomKill
+from watchdog_oom.store import Recorder
+from watchdog_oom.store import tables
+
+recorder = Recorder(sys.argv[1], "web-01")
+with recorder.tx():
+    pass
+opened = (len(tables._built), sorted(tables._keyed))
+t = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+barrier = threading.Barrier(2)
+ids = []
+
+def write(first):
+    barrier.wait(timeout=30)
+    with recorder.tx() as tx:
+        rows = tx.add_kills([(OomKill(pid=first + i, process=f"p{first + i}", time=t, boot_id="b", source="kmsg"),
+                              None) for i in range(20)], t)
+        ids.extend(row.id for row in rows if row is not None)
+
+threads = [threading.Thread(target=write, args=(first,)) for first in (100, 200)]
+[thread.start() for thread in threads]
+[thread.join() for thread in threads]
+made = tables._keyed.get("kills")
+print(opened, len(tables._built), sorted(tables._keyed), len(ids), len(set(ids)),
+      made is not None and len(made.indexes), made is not None and len(made.metadata.tables))
+"""
+
+
+def test_a_store_makes_the_kills_table_alone_at_its_first_batch_and_once(store_url: str) -> None:
+    # Review R24: a PostgreSQL store built the whole schema (10 Tables, 141 Columns, 22
+    # indexes) at open for its ordered RETURNING; it now makes the kills Table alone, without
+    # its indexes, at its first batch, once though two writers write their first batch at once
+    # (SQLite's batches need none). A fresh process: this one may have made the schema.
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _FIRST_BATCH, store_url], capture_output=True, text=True,
+                         check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}).stdout
+    postgres = store_url.startswith("postgresql")
+    expected = "(0, []) 0 ['kills'] 40 40 0 1" if postgres else "(0, []) 0 [] 40 40 False False"
+    assert out.strip() == expected

@@ -44,7 +44,7 @@ from watchdog_oom.store.rows import (
     time_text,
 )
 from watchdog_oom.store.serial import writing_kills
-from watchdog_oom.store.tables import full
+from watchdog_oom.store.tables import keyed
 from watchdog_oom.store.tables import kills as table
 from watchdog_oom.stored import StoredKill, row_maker
 
@@ -169,9 +169,9 @@ def _insert(conn: Connection, now: datetime, fresh: list[Any]) -> list[int]:
     """
     rows = [entry if type(entry) is tuple else _values(entry) for entry in fresh]
     if conn.dialect.name != "sqlite":
-        # The schema's Table (made at start, Database): the order of the ids RETURNING
-        # gives is kept by insertmanyvalues through the table's autoincrement key.
-        kills = full("kills")
+        # The kills Table with its key (made at the first batch, tables.keyed): the order of
+        # the ids RETURNING gives is kept by insertmanyvalues through its autoincrement key.
+        kills = keyed("kills")
         statement = insert(kills).returning(kills.c.id, sort_by_parameter_order=True)
         params = [{**dict(zip(COLUMNS, row, strict=True)), "recorded_at": now} for row in rows]
         return list(conn.execute(statement, params).scalars())

@@ -302,12 +302,6 @@ class Database:
         self._gate = _Gate()
         # A glob's literal prefix as an index range: where text compares byte by byte.
         self._ranged = self.engine.dialect.name == "sqlite"
-        if self.engine.dialect.name != "sqlite":
-            # The schema's Tables, which a batch of kills is inserted through on PostgreSQL
-            # (batch._insert): made now, not when the first kills are written.
-            from watchdog_oom.store.tables import schema
-
-            schema()
 
     def close(self) -> None:
         self.engine.dispose()

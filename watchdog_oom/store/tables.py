@@ -10,7 +10,8 @@ tables below are SQLAlchemy's lightweight `table()` of `column()`s. The rest of 
 column (NOT NULL, keys, uniqueness, the database's defaults) and the indexes are the
 schema's alone, `schema()`: the full `Table`s on one MetaData, what the migrations create
 and autogenerate compares, made only where asked for (Alembic's env.py, the tests that
-compare, a PostgreSQL store: see `full()`). As 141 Columns of 10 Tables they held 0.41 MiB
+compare; a PostgreSQL store makes the kills Table alone, without its indexes, at
+its first batch: see `keyed()`). As 141 Columns of 10 Tables they held 0.41 MiB
 (traced) in every process that imports the tables, the idle daemon included; as clauses,
 0.13. The clauses carry no Python-side default: every statement names the values it
 inserts (a row's id aside: the database's), and `engine.insert_id` asks for the new id.
@@ -332,6 +333,7 @@ INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
     "quarantined_kills": (("ix_quarantined_kills_host_time", "host", "recorded_at"),),
 }
 _built: list[MetaData] = []  # the schema, once made
+_keyed: dict[str, Table] = {}  # keyed()'s Tables, once made
 _building = threading.Lock()
 
 
@@ -346,9 +348,34 @@ def schema() -> MetaData:
 
 
 def full(name: str) -> Table:
-    """The schema's Table of `name` (see `schema()`): for a statement that needs more than
-    the table's columns (PostgreSQL's ordered RETURNING of a batch needs its key)."""
+    """The schema's Table of `name` (see `schema()`), with all its constraints and indexes
+    (a statement that only needs the table's key takes `keyed()`'s)."""
     return schema().tables[name]
+
+
+def keyed(name: str) -> Table:
+    """The Table of `name` as ordered RETURNING needs it (PostgreSQL's batch of kills,
+    batch._insert): its columns and their types, and its autoincrement key, on a MetaData of
+    its own; no other constraint and no index (the schema's alone, `schema()`). Made at the
+    first call, once, however many threads ask at once."""
+    made = _keyed.get(name)
+    if made is None:
+        with _building:
+            made = _keyed.get(name)
+            if made is None:
+                made = _keyed[name] = _make_keyed(name)
+    return made
+
+
+def _make_keyed(name: str) -> Table:
+    from sqlalchemy import Column, MetaData, Table
+
+    clause = next(each for each in _CLAUSES if each.name == name)
+    columns = []
+    for each, declared in zip(clause.columns, _SCHEMA[name], strict=True):
+        key = {option: declared[option] for option in ("primary_key", "autoincrement") if option in declared}
+        columns.append(Column(each.name, each.type.copy(), **key))
+    return Table(name, MetaData(), *columns)
 
 
 def _make_schema() -> MetaData:
