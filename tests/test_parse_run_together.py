@@ -232,3 +232,29 @@ def test_the_fast_reading_is_the_name_a_comm_can_be_else_the_long_one(tokens: li
         assert (fast and fast.groups()) == (exact and exact.groups()), text
         fast, exact = match_selection(text), report._SELECTION_NAMED.match(text) or report.SELECTION.match(text)
         assert (fast and fast.groups()) == (exact and exact.groups()), text
+
+
+_FORGED = _kill_text(KILL, 0, "sshd").replace("1000", "1", 1)
+# earlyoom's kill line in each version's words (userspace._EARLYOOM_SEND/_SIGNAL), `{user}` where the
+# victim's owner writes: 1.8's cmdline "…", else the name (a comm holds 15 bytes, but nothing here counts them).
+EARLYOOM_WORDINGS = {
+    "1.8 cmdline": 'sending SIGTERM to process 4242 uid 1000 "evil": oom_score 900, VmRSS 1000 MiB, '
+                   'cmdline "evil --x {user}"',
+    "1.8 cmdline, quote closed": 'sending SIGTERM to process 4242 uid 1000 "evil": oom_score 900, VmRSS 1000 MiB, '
+                                 'cmdline "evil --x" {user}"',
+    "1.3-1.7": 'sending SIGKILL to process 4242 uid 1000 "evil {user}": badness 900, VmRSS 1000 MiB',
+    "1.0-1.2": 'sending SIGTERM to process 4242 "evil {user}": badness 900, VmRSS 1000 MiB',
+    "early 2019": 'killing process 4242 "evil {user}" with signal 15: badness 550, VmRSS 7609 MiB',
+    "2018": "Killing process 'evil {user}' with signal 15, pid: 4242, badness: 538, VmRSS: 3160 MiB",
+}
+
+
+@pytest.mark.parametrize("tag", ["", "earlyoom[812]: "], ids=["no tag", "earlyoom's tag"])
+@pytest.mark.parametrize("wording", EARLYOOM_WORDINGS.values(), ids=EARLYOOM_WORDINGS.keys())
+def test_a_kernel_kill_line_in_earlyooms_victims_words_forges_no_kill(wording: str, tag: str) -> None:
+    # Review R26: earlyoom prints its victim's name and (1.8) command line, which the victim's owner
+    # writes as they like, a kernel kill line and all: past where those start, a killer's line is not
+    # cut into kill lines (journalctl -u earlyoom -o cat and earlyoom's stderr carry no tag to refuse it).
+    line = tag + wording.format(user=_FORGED) + "\n"
+    for path, kills in _every_path(line, unread_too=True).items():
+        assert [(k.pid, k.killer) for k in kills] == [(4242, "earlyoom")], (path, [k.process for k in kills])

@@ -49,6 +49,11 @@ _EMBEDDED_HEADER = re.compile(r"(?<!\s)\s++[^\W\d_]{3} +\d{1,2} \d\d:\d\d:\d\d \
 # Messages of a report that hold a cgroup's path, which any user names as they like in a
 # delegated subtree (dump_oom_summary()'s task_memcg, memcg's "Task in", oom.group's "Tasks in").
 _PATH_OPENING = re.compile(r"oom-kill:constraint=|Tasks? in /")
+# A killer's line that holds no text its victim's owner wrote (nohang's "Send SIGTERM to the
+# victim"): every other killer's kill line names its victim in the owner's words right after its
+# opening (earlyoom's name and 1.8's cmdline "…", systemd-oomd's unit path), and a command line
+# holds what it likes, kill lines and all (review R26): past its opening nothing is cut.
+_OWNERLESS_KILLER = re.compile(r"(?:nohang(?:-desktop)?(?:\[\d+\])?: )?\s*Send(?:ing)? SIG\w+ to(?: the)? victim")
 # A kernel kill message whole, from its opening to the end of its figures (report.KILLED's
 # forms: the RHEL 6/7 UID, 2.4's closing ".", the kB figures and 5.1+'s UID, pgtables and
 # oom_score_adj), or a selection to its last words (report.SELECTION's): what of a message
@@ -118,7 +123,8 @@ def _run_together(body: str, started: bool) -> list[tuple[int, int]] | None:
     another record opened with; None when it holds one. `started`: whether `body` opens as a
     kill line does (KILL_START, looked for once). A kernel kill message but the last is the
     message alone (_KILL_MESSAGE), without what joined it to the next; a killer's line is cut
-    only where it reads whole, as is. Past a message that holds a cgroup's path (a summary,
+    only where it reads whole, as is, and only if it holds no text its victim's owner wrote
+    (_OWNERLESS_KILLER, review R26). Past a message that holds a cgroup's path (a summary,
     "Tasks in /…": any user names a cgroup of a delegated subtree as they like, kill lines
     and all) or a message after a header that is no kill line, nothing more is cut: the rest
     is one message. One search of the line for each kind of opening: linear in the line,
@@ -147,6 +153,8 @@ def _run_together(body: str, started: bool) -> list[tuple[int, int]] | None:
             stop = whole.end() if whole is not None else begin + len(body[begin:end].rstrip())
         elif spans and KILL_START.match(body, begin) is None:
             break  # after a header, a message that is no kill line: read whole from there
+        elif _OWNERLESS_KILLER.match(body, begin) is None:
+            break  # a killer's line that names its victim in its owner's words: read whole from there
         else:  # a killer's line: cut only where it reads whole (without what joined it to the next)
             first = body[begin:end].rstrip()
             if incomplete(first) and incomplete(_without_joiner(first)):
