@@ -258,3 +258,26 @@ def test_a_kernel_kill_line_in_earlyooms_victims_words_forges_no_kill(wording: s
     line = tag + wording.format(user=_FORGED) + "\n"
     for path, kills in _every_path(line, unread_too=True).items():
         assert [(k.pid, k.killer) for k in kills] == [(4242, "earlyoom")], (path, [k.process for k in kills])
+
+
+def _report(i: int) -> list[str]:
+    """A 6.x report's lines (review-notes/s10_r22b_reports.py's), its summary and kill line last."""
+    return [f"app{i} invoked oom-killer: gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE|__GFP_COMP), order=0, oom_score_adj=0",
+            f"CPU: 1 PID: {1000 + i} Comm: app{i} Not tainted 6.1.0 #1",
+            "Tasks state (memory values in pages):",
+            "[  pid  ]   uid  tgid total_vm      rss pgtables_bytes swapents oom_score_adj name",
+            f"[   {1000 + i}]     0  {1000 + i}   250000   225000  2000000        0             0 app{i}",
+            "oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,"
+            f"task_memcg=/system.slice/app{i}.service,task=app{i},pid={1000 + i},uid=0",
+            _kill_text(KILL, i, f"app{i}")]
+
+
+@pytest.mark.parametrize("lines", [slice(None), slice(-2, None)], ids=["whole reports", "summary + kill pairs"])
+def test_reports_run_together_on_one_line_are_counted_unread_not_read_silently(lines: slice) -> None:
+    # Review R25: past a cgroup's path nothing is cut (a forgery guard), so these give no kill: the
+    # line is then counted unread, as `import` tells its user, on the line path and the scanner.
+    text = " ".join(line for i in (1, 2) for line in _report(i)[lines]) + "\n"
+    unread, scanned = Unread(keep=10), Unread(keep=10)
+    assert parse_text(text, year=2025, unread=unread) == []
+    assert list(iter_kills(io.BytesIO(text.encode()), "import", year=2025, unread=scanned)) == []
+    assert (unread.count, scanned.count) == (1, 1)

@@ -83,6 +83,27 @@ KILL_WORDS = re.compile(
 )
 
 
+# A kernel kill line's opening (the selection's or the kill's).
+_KILL_OPENING = re.compile(
+    r"(?:(?:Out of [Mm]emory(?: \(oom_kill_allocating_task\))?|Memory cgroup out of memory): )?"
+    r"[Kk]ill(?:ed)? process \d")
+
+
+def counted_unread(body: str, kills: bool) -> bool:
+    """Whether a message that gave `kills` (or none) is counted unread: it holds a kill's words
+    and gave no kill, and no recogniser reads it, or it holds a kernel kill line's opening after
+    its start (review R25: reports or summary + kill pairs run together on one line, which are
+    not cut past a cgroup's path, are said to the user, not read silently as one report)."""
+    if kills or not kill_words(body):
+        return False
+    if not recognised(body):
+        return True
+    found = _KILL_OPENING.search(body)
+    if found is not None and found.start() == 0:
+        found = _KILL_OPENING.search(body, found.end())
+    return found is not None
+
+
 # Every match of KILL_WORDS holds one of these ("Killed process" and "systemd-oomd killed" hold
 # "illed "; "Kill process" "ill process"; "Killing"/"killing process" "illing process"; "sending
 # SIGTERM" and "Send SIGKILL" "SIG"): a line with none is not searched (a search tries every

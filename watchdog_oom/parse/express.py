@@ -42,7 +42,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from watchdog_oom.model import KernelLine, OomKill
-from watchdog_oom.parse.anchors import _ANCHOR_HINTS, kill_words, recognised
+from watchdog_oom.parse.anchors import _ANCHOR_HINTS, counted_unread
 from watchdog_oom.parse.rejoin import _Held
 from watchdog_oom.parse.report import NAME_CHARS, REPORT_LINES, TaskTable
 from watchdog_oom.parse.shapes import _SHAPES, _first_class, _wall
@@ -447,7 +447,7 @@ class Express:
             return reports.open_with(match["invoker"], match["gfp"], match["order"])
         kills = reports.summary_with(match["constraint"], match["memcg"], match["task_memcg"], match["spid"],
                                      match["suid"])
-        if not kills and kill_words(body) and not recognised(body):  # as _take_checked() counts it
+        if counted_unread(body, bool(kills)):  # as _take_checked() counts it
             self._parser.unread.add(self._joiner.where, body, "no recogniser read this line")
         return kills
 

@@ -14,7 +14,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from watchdog_oom.model import KernelLine, OomKill
-from watchdog_oom.parse.anchors import ANCHOR_START, RECOGNISERS, kill_words, may_anchor, recognised, refusal
+from watchdog_oom.parse.anchors import (
+    ANCHOR_START,
+    RECOGNISERS,
+    counted_unread,
+    may_anchor,
+    refusal,
+)
 from watchdog_oom.parse.rejoin import Rejoiner, Where
 from watchdog_oom.parse.report import (
     MEMORY_INFO_LINE_CHARS,
@@ -283,7 +289,7 @@ class OomParser:
         if sender is not None and stamp.sender != sender:
             stamp = stamp.with_sender(sender)  # the kill's evidence names its sender
         kills = self._take(body, stamp)
-        if not kills and kill_words(body) and not recognised(body):
+        if counted_unread(body, bool(kills)):
             self.unread.add(where, body, "no recogniser read this line")
         return kills
 

@@ -41,9 +41,8 @@ from watchdog_oom.parse.anchors import (
     ANCHOR,
     ANCHOR_START,
     KILL_START,
-    kill_words,
+    counted_unread,
     may_anchor,
-    recognised,
 )
 from watchdog_oom.parse.express import Express
 from watchdog_oom.parse.report import HEADER
@@ -208,6 +207,6 @@ class FastLane:
             return reports.open_report(header)  # (a header is recognised: never counted unread)
         else:
             kills = reports.summary_line(text)
-        if not kills and kill_words(body) and not recognised(body):  # as _take_checked() counts it
+        if counted_unread(body, bool(kills)):  # as _take_checked() counts it
             self._parser.unread.add(self._joiner.where, body, "no recogniser read this line")
         return kills
