@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import random
-import time
 
 import pytest
 from hypothesis import given, settings
@@ -199,23 +198,6 @@ def test_earlyoom_names_its_victim_to_the_first_signal_words() -> None:
     line = ("earlyoom[5]: Killing process 'bash' with signal 15, pid: 5874, badness: 538, VmRSS: 3160 MiB "
             "Killing process 'zsh' with signal 15, pid: 5875, badness: 538, VmRSS: 3160 MiB\n")
     assert [(k.pid, k.process) for k in parse_text(line)][:1] == [(5874, "bash")]
-
-
-def test_three_hundred_kill_lines_on_one_line_cost_what_they_cost_on_their_own_lines() -> None:
-    """Linear: 300 kill lines run together cost about what the same lines apart cost (the name of
-    the first no longer runs on, and the line is searched once for the openings)."""
-    kills = [_kill_text(KILL, n) for n in range(300)]
-    joined, apart = f" {JUNK} ".join(kills) + "\n", "\n".join(kills) + "\n"
-
-    def work(text: str) -> float:
-        best = float("inf")
-        for _ in range(3):
-            start = time.process_time()
-            parse_text(text)
-            best = min(best, time.process_time() - start)
-        return best
-
-    assert work(joined) <= 3 * work(apart) + 0.05
 
 
 _TOKENS = ["Killed process ", "kill process ", "Kill process ", "1 ", "12", "(", ")", " ", "x", "K", ", UID 3, ",
