@@ -63,6 +63,7 @@ sys.exit(code)
 """
 
 
+
 def modules_of(tmp_path: Path, *argv: str) -> set[str]:
     """The modules a `watchdog-oom ARGV` process had loaded (a daemon: when it was ready)."""
     return set(json.loads(run_and_list(tmp_path, *argv)[-1]))
@@ -270,18 +271,16 @@ sys.exit(code)
 """
 
 
-def test_a_kill_is_notified_through_channels_loaded_at_their_first_send(tmp_path):
-    # The idle daemon holds no channel code (notify.Deferred); the first kill loads it, and both
-    # channels' messages arrive, the webhook's signed.
+def run_kill(tmp_path: Path, config_text: str, script: str = RUN_KILL_AND_LIST) -> tuple[list, int, str, str]:
+    """Runs `script` (RUN_KILL_AND_LIST, or a variant of it) as a daemon on `config_text`, its
+    channels aimed at an HttpSink that must receive two requests: the requests, and the
+    daemon's exit code, stdout and stderr once it was stopped."""
+    path = config(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("WATCHDOG_OOM_CONFIG", None)
     with HttpSink() as sink:
-        path = config(tmp_path)
-        path.write_text(path.read_text().replace("http://127.0.0.1:9", sink.url)
-                        .replace('url: "' + sink.url + '/hook"', 'url: "' + sink.url + '/hook", secret: "' + SECRET
-                                 + '"')
-                        + "  group_wait: 0s\nhost: bench\n")
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        env.pop("WATCHDOG_OOM_CONFIG", None)
-        child = subprocess.Popen([sys.executable, "-c", RUN_KILL_AND_LIST, json.dumps(["-c", str(path), "run"]),
+        path.write_text(config_text.replace("http://127.0.0.1:9", sink.url))
+        child = subprocess.Popen([sys.executable, "-c", script, json.dumps(["-c", str(path), "run"]),
                                   str(tmp_path / "notify"), str(tmp_path / "kern.log")],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         try:
@@ -289,7 +288,16 @@ def test_a_kill_is_notified_through_channels_loaded_at_their_first_send(tmp_path
         finally:
             child.send_signal(signal.SIGTERM)
             out, err = child.communicate(timeout=60)
-    assert child.returncode == 0, err
+    return requests, child.returncode, out, err
+
+
+def test_a_kill_is_notified_through_channels_loaded_at_their_first_send(tmp_path):
+    # The idle daemon holds no channel code (notify.Deferred); the first kill loads it, and both
+    # channels' messages arrive, the webhook's signed.
+    text = config(tmp_path).read_text()
+    text = text.replace('url: "http://127.0.0.1:9/hook"', 'url: "http://127.0.0.1:9/hook", secret: "' + SECRET + '"')
+    requests, returncode, out, err = run_kill(tmp_path, text + "  group_wait: 0s\nhost: bench\n")
+    assert returncode == 0, err
     ready, at_end = (set(json.loads(line)) for line in out.splitlines()[-2:])
     assert loaded(ready, *CHANNEL_CODE) == []
     assert {"watchdog_oom.sending", "watchdog_oom.notify.webhook", "watchdog_oom.notify.slack",
@@ -319,22 +327,10 @@ logging.getLogger("watchdog_oom").addHandler(Unblock())
 
 
 def test_a_notification_waits_in_the_outbox_while_the_senders_cannot_be_loaded(tmp_path):
-    with HttpSink() as sink:
-        path = config(tmp_path)
-        path.write_text(path.read_text().replace("http://127.0.0.1:9", sink.url) + "  group_wait: 0s\nhost: bench\n")
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        env.pop("WATCHDOG_OOM_CONFIG", None)
-        main = "from watchdog_oom.cli import main"
-        script = RUN_KILL_AND_LIST.replace(main, UNTIL_SAID + main)
-        child = subprocess.Popen([sys.executable, "-c", script, json.dumps(["-c", str(path), "run"]),
-                                  str(tmp_path / "notify"), str(tmp_path / "kern.log")],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        try:
-            requests = sink.wait_for(2)
-        finally:
-            child.send_signal(signal.SIGTERM)
-            out, err = child.communicate(timeout=60)
-    assert child.returncode == 0, err
+    main = "from watchdog_oom.cli import main"
+    text = config(tmp_path).read_text() + "  group_wait: 0s\nhost: bench\n"
+    requests, returncode, out, err = run_kill(tmp_path, text, RUN_KILL_AND_LIST.replace(main, UNTIL_SAID + main))
+    assert returncode == 0, err
     assert "outbox: the senders could not be loaded (ModuleNotFoundError" in err
     assert "the senders are loaded; the notifications that waited go out" in err
     assert sorted(r.path for r in requests) == ["/hook", "/services/T0/B0/x"]

@@ -347,12 +347,6 @@ def schema() -> MetaData:
     return _built[0]
 
 
-def full(name: str) -> Table:
-    """The schema's Table of `name` (see `schema()`), with all its constraints and indexes
-    (a statement that only needs the table's key takes `keyed()`'s)."""
-    return schema().tables[name]
-
-
 def keyed(name: str) -> Table:
     """The Table of `name` as ordered RETURNING needs it (PostgreSQL's batch of kills,
     batch._insert): its columns and their types, and its autoincrement key, on a MetaData of
@@ -440,6 +434,6 @@ __all__ = [
     "protections",
     "quarantined_kills",
     "samples",
+    "keyed",
     "schema",
-    "full",
 ]
