@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import random
+from datetime import datetime
 
 import pytest
 from hypothesis import given, settings
@@ -138,9 +139,11 @@ def test_kill_lines_run_together_amid_a_syslog_report_are_each_a_kill() -> None:
 
 
 def test_a_syslog_header_before_each_kill_line_run_together_is_read_past() -> None:
-    line = "".join(f"Jun 29 15:57:{n % 60:02d} web-01 kernel: {_kill_text(KILL, n)} " for n in range(50)) + "\n"
+    # each kill at its own header's time, under its host (review R27: all were at the first's)
+    line = "".join(f"Jun 29 15:57:{n % 60:02d} web-{n:02d} kernel: {_kill_text(KILL, n)} " for n in range(50)) + "\n"
     for path, kills in _every_path(line, bare=False).items():
-        assert [(k.pid, k.process) for k in kills] == [(1000 + n, f"v{n}") for n in range(50)], path
+        assert [(k.pid, k.process, k.time, k.host) for k in kills] == [
+            (1000 + n, f"v{n}", datetime(2025, 6, 29, 15, 57, n), f"web-{n:02d}") for n in range(50)], path
 
 
 def test_a_selection_and_its_kill_run_together_are_one_kill_of_the_child() -> None:

@@ -15,7 +15,16 @@ from collections.abc import Callable
 from watchdog_oom.model import OomKill
 from watchdog_oom.parse.anchors import ANCHOR, ANCHOR_START, HOLDABLE, KILL_START, incomplete, may_anchor, reading
 from watchdog_oom.parse.report import _NAME, KILL_OPENING, NAME_CHAR, NAME_CHARS
-from watchdog_oom.parse.wrappers import JOIN_CHARS, Stamp, prefix_sender, prefix_time, shape, unwrap
+from watchdog_oom.parse.wrappers import (
+    JOIN_CHARS,
+    Stamp,
+    line_host,
+    prefix_sender,
+    prefix_time,
+    shape,
+    tag_before,
+    unwrap,
+)
 from watchdog_oom.valueclass import valueclass
 
 Where = tuple[int | None, int | None]  # a line's number or its byte offset in the input
@@ -43,9 +52,11 @@ _NEXT_KILL = re.compile(
 # the punctuation of a JSON array of strings (Loki's [ns, line] pairs: `"], ["1717…", "`), a pipe,
 # a semicolon. Possessive, a quoted number tried first: one way to read each run, no backtracking.
 _JOINER_TAIL = re.compile(r"""(?:"\d+"|[\s"'\[\]{},;|])*+$""")
-# A syslog header (BSD date, host, kernel tag) that another record run into this one opened with:
-# tried where a run of blanks starts (a long run is not tried again from each of its blanks).
-_EMBEDDED_HEADER = re.compile(r"(?<!\s)\s++[^\W\d_]{3} +\d{1,2} \d\d:\d\d:\d\d \S+ kernel: ")
+# A syslog header (BSD date, host, kernel tag, and the kernel's uptime where it printed one) that
+# another record run into this one opened with: tried where a run of blanks starts (a long run is
+# not tried again from each of its blanks).
+_EMBEDDED_HEADER = re.compile(
+    r"(?<!\s)\s++[^\W\d_]{3} +\d{1,2} \d\d:\d\d:\d\d \S+ kernel: (?:\[ *+\d++\.\d++\] ?)?+")
 # Messages of a report that hold a cgroup's path, which any user names as they like in a
 # delegated subtree (dump_oom_summary()'s task_memcg, memcg's "Task in", oom.group's "Tasks in").
 _PATH_OPENING = re.compile(r"oom-kill:constraint=|Tasks? in /")
@@ -68,6 +79,15 @@ _KILL_MESSAGE = re.compile(
 _BARE_KILL_MESSAGE = re.compile(
     r"(?:(?:Out of [Mm]emory(?: \(oom_kill_allocating_task\))?|Memory cgroup out of memory): )?"
     rf"Killed process \d+(?:, UID \d+,)? \({NAME_CHAR}{{0,{NAME_CHARS}}}?\)", re.DOTALL)
+# Where a record's prefix may start in what stands between two messages run together: a word
+# character, "[" or "<" at its start or after anything but a word's or a name's characters
+# (a blank, a NUL, a quote mark, a bracket, grep -Hn's "kern.log:4:").
+_PREFIX_START = re.compile(r"(?<![\w.@/+-])[\w\[<]")
+PREFIX_CHARS = 256  # a prefix ends right before its message: it is looked for in this much before it
+_PREFIX_STARTS = 16  # the places tried (the last ones): a syslog header with its uptime has 9
+_DIGIT = re.compile(r"\d")
+# What unwrap() leaves of a syslog header whose tag is a program's ("host alice[7]: "): the tag.
+_TAG_LEFT = re.compile(r"[\w.@/()-]{1,64}+(?:\[\d+\])?:\s*+(?:\[ *+\d++\.\d++\] ?)?+")
 
 
 @valueclass(fast_init=True)  # one a kill line read (valueclass.py)
@@ -170,6 +190,41 @@ def _run_together(body: str, started: bool) -> list[tuple[int, int]] | None:
         return None
     spans.append((begin, len(body)))
     return spans
+
+
+def record_stamp(gap: str, stamp: Stamp, sender: str | None,
+                 year: int | None) -> tuple[Stamp, str | None] | None:
+    """The stamp and sender of a message that another ran into on its line, where the prefix of
+    a log record ends `gap`, what stands between them (review R27); None where none ends it.
+    The prefix gives its times; a record of the outer log (a date: syslog, ISO, journalctl)
+    also its host and tag, and what it does not hold is null, not the record's before it (but
+    a date whose year is not known leaves the time it had, as the first message's does: the time
+    of a dmesg -T date, a logread line or an export's entry around yearless syslog lines); the
+    kernel's own stamp (an uptime, a dmesg -T date, a kmsg header) stands within the record
+    (`stamp`, `sender`: a syslog line's host and tag are its messages'). A prefix is found as
+    the Locator finds the first message's: from each place one may start (_PREFIX_START) in
+    the last PREFIX_CHARS characters, the outermost first, what unwrap() takes off whole up to
+    the message (a program's tag may be left: the sender it names), holding a time or naming
+    a host. What only looks like one (a date in junk, or in a name: the message before it
+    is not in `gap`) does not stand right before the message, and is no prefix."""
+    tail = max(0, len(gap) - PREFIX_CHARS)  # (searched from there, _PREFIX_START still looks behind it)
+    if _DIGIT.search(gap, tail) is None:  # every prefix holds a date or an uptime
+        return None
+    for found in [m.start() for m in _PREFIX_START.finditer(gap, tail)][-_PREFIX_STARTS:]:
+        prefix = gap[found:]
+        text, wall, mono, fresh = unwrap(prefix + "x", year=year)
+        if not fresh or (len(text) > 1 and _TAG_LEFT.fullmatch(text, 0, len(text) - 1) is None):
+            continue
+        host = line_host(prefix) if prefix[0] != "[" else None
+        if wall is None and host is None:
+            if mono is None:
+                continue  # holds nothing of its own ("host kernel: " alone, dmesg -H's delta)
+        elif prefix[0] != "[":  # a record of the outer log (a date it holds but gives no time of: its year unknown)
+            own = stamp.with_times(stamp.time if wall is None else wall, mono)
+            own.raw, own.host, own.form, own.sender = prefix, host, None, None
+            return own, tag_before(prefix)
+        return stamp.with_times(wall or stamp.time, stamp.mono_usec if mono is None and wall is None else mono), sender
+    return None
 
 
 class Locator:
@@ -298,11 +353,7 @@ class Rejoiner:
             opens, started = " process " in body and _NEXT_KILL.match(body) is not None, None
         split = _run_together(body, opens) if opens else None
         if split is not None:  # messages run together on one line (a web page lost the line breaks)
-            where = self._held_where if joins else self.where
-            kills = []
-            for begin, end in split[:-1]:
-                kills += self._take_held(_Held(body[begin:end], stamp, sender, width, where))
-            return kills + self.hold_or_take(body[split[-1][0]:], stamp, sender, width)
+            return self._apart(body, split, stamp, sender, width, joins)
         holds = self._holds(body, sender, joins, started)
         if not holds and not joins:
             return self._take(body, stamp, sender, self.where)  # the common case: a line read at once
@@ -319,6 +370,24 @@ class Rejoiner:
             self._held = held
             return []
         return self._take_held(held)
+
+    def _apart(self, body: str, split: list[tuple[int, int]], stamp: Stamp, sender: str | None, width: int,
+               joins: int) -> list[OomKill]:
+        """The messages of a line that holds more than one (_run_together), each taken with the
+        stamp and sender of the record it stands in (review R27): the prefix right before it
+        says them (record_stamp), else they are the message's before it; the first's are the
+        line's. (A live source's bare message, no `raw`, holds no log's prefix.)"""
+        where = self._held_where if joins else self.where
+        kills: list[OomKill] = []
+        ended = 0  # where the message before ended
+        for n, (begin, end) in enumerate(split):
+            if n and stamp.raw is not None:
+                stamp, sender = record_stamp(body[ended:begin], stamp, sender, self._year) or (stamp, sender)
+            if n == len(split) - 1:
+                break
+            kills += self._take_held(_Held(body[begin:end], stamp, sender, width, where))
+            ended = end
+        return kills + self.hold_or_take(body[split[-1][0]:], stamp, sender, width)
 
     def _holds(self, body: str, sender: str | None, joins: int, started: bool | None = None) -> bool:
         """Whether `body` is a line the next line may continue (`started`: whether it opens
