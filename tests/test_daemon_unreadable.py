@@ -3,16 +3,18 @@ be read: one notification (grouped), the text redacted and cut, nothing else sto
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from proctree import ProcTree
 
+import watchdog_oom
 from tests.history_of import history_of
 from watchdog_oom.clock import FakeClock
 from watchdog_oom.config import parse_config
 from watchdog_oom.daemon import Daemon
 from watchdog_oom.daemon.pipeline import Pipeline
-from watchdog_oom.model import KernelLine
+from watchdog_oom.model import KernelLine, SourceGap
 
 FIGURES = "total-vm:1kB, anon-rss:1kB, file-rss:0kB, shmem-rss:0kB"
 
@@ -47,3 +49,23 @@ def test_an_unreadable_kill_line_is_notified_once_and_good_kills_still_stored(tm
     (row,) = [n for n in history_of(daemon).notifications() if n.kind == "kill.unreadable"]
     assert row.data["count"] == 2 and row.data["lines"][0] == "Out of memory: Killed process 8 (b"
     assert "hunter2" not in str(row.data) and "hunter2" not in row.summary
+
+
+def test_a_notice_whose_code_cannot_be_loaded_is_said_in_the_log_and_nothing_else_is_lost(
+        tmp_path, t0, monkeypatch, caplog) -> None:
+    # As if the package on disk could not be imported from (being upgraded) at the first notice:
+    # the rarer notices' code (notices.py) is loaded then, not at start.
+    daemon = _daemon(tmp_path, t0)
+    pipeline = Pipeline(daemon.shared, "kmsg", first_start=False)
+    monkeypatch.setitem(sys.modules, "watchdog_oom.notices", None)
+    monkeypatch.delattr(watchdog_oom, "notices", raising=False)  # as in a process that never loaded it
+    pipeline.handle(KernelLine(text="Out of memory: Killed process 8 (b", source="kmsg", time=t0))
+    pipeline.handle(SourceGap(source="kmsg", missed=3, message="3 records overwritten", cursor="boot:42"))
+    pipeline.handle(KernelLine(text=f"Out of memory: Killed process 10 (d) {FIGURES}", source="kmsg", time=t0))
+    assert [k.pid for k in history_of(daemon).kills()] == [10]
+    with daemon.store.tx() as tx:
+        assert tx.cursors()["kmsg"] == "boot:42"  # the gap's cursor is saved all the same
+    assert {n.kind for n in history_of(daemon).notifications()} == {"oom.kill"}
+    for notice in ("kill.unreadable", "kernel_log.gap"):
+        assert f"{notice} is not notified: its code (watchdog_oom.notices) cannot be loaded: ModuleNotFoundError" \
+            in caplog.text

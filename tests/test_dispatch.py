@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from servers import HttpSink
 
+from watchdog_oom import notices
 from watchdog_oom.dispatch import Dispatcher, Outbox, Route, backoff
 from watchdog_oom.model import Alert, OomKill
 from watchdog_oom.notify import Deferred, build_channel
@@ -240,7 +241,7 @@ def test_kernel_log_gaps_within_group_wait_add_up_in_one_notification(store, t0)
     outbox = Outbox([Route("hook", min_severity="warning")], group_wait=5)
     for i in range(20):
         with store.tx() as tx:
-            outbox.gap(tx, "kmsg", 3, "3 records overwritten", t0 + timedelta(milliseconds=100 * i))
+            notices.gap(outbox, tx, "kmsg", 3, "3 records overwritten", t0 + timedelta(milliseconds=100 * i))
     (row,) = store.notifications()
     assert row.kind == "kernel_log.gap" and row.data["missed"] == 60 and row.data["gaps"] == 20
     assert "60 in 20 gaps" in row.summary

@@ -512,3 +512,22 @@ def _statuses(db: Path) -> dict[str, str]:
             return dict(conn.execute("SELECT channel, status FROM notifications WHERE kind = 'oom.kill'"))
     except sqlite3.Error:
         return {}
+
+
+def test_an_outage_whose_sending_code_cannot_be_loaded_is_said_in_the_log(tmp_path, monkeypatch, caplog):
+    # database.down goes straight through the channels (sending.Direct), whose code is loaded at
+    # the first outage: as if the package on disk could not be imported from then (being upgraded).
+    import watchdog_oom
+    from watchdog_oom.config import parse_config
+    from watchdog_oom.daemon import Daemon as Watchdog
+
+    cfg = parse_config(config(tmp_path, tmp_path / "kern.log", "http://127.0.0.1:9/never"), env={})
+    daemon = Watchdog(cfg)
+    monkeypatch.setitem(sys.modules, "watchdog_oom.sending", None)
+    monkeypatch.delattr(watchdog_oom, "sending", raising=False)  # as in a process that never loaded it
+    daemon.database.outage.down("full", "database or disk is full")
+    assert daemon.database.state.kind == "full"  # STATUS= and /metrics say it all the same
+    assert ("database.down is not sent through the channels: the sending code (watchdog_oom.sending) cannot be "
+            "loaded: ModuleNotFoundError") in caplog.text
+    assert daemon.direct is None  # made at the next outage's notice, once its code loads
+    daemon.store.close()

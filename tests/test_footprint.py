@@ -133,7 +133,10 @@ def test_the_idle_daemon_loads_only_what_its_configuration_uses(tmp_path):
                   # the __init__ dataclass would have written, made for a call that does not bind
                   "watchdog_oom.valueclass_exact",
                   # migrating (in a child process) and repairing the database
-                  "watchdog_oom.store.upkeep",
+                  "watchdog_oom.store.upkeep", "watchdog_oom.daemon.recovery",
+                  # the rarer notices' outbox rows (a gap, an unreadable line, a kill unstored, a
+                  # first start's backlog); what a SIGHUP runs
+                  "watchdog_oom.notices", "watchdog_oom.daemon.reload",
                   # what only commands use: the file scanner, a whole export's readers and the
                   # enclosures' (JSON, CSV, quoted-printable: import's lenient Decoder), the report,
                   # the other commands, printing a config; HTML entities (for pasted logs); old logs'
@@ -199,6 +202,13 @@ IDLE_DAEMON_MODULES = frozenset({
     "watchdog_oom.store.recorder", "watchdog_oom.store.records", "watchdog_oom.store.rows",
     "watchdog_oom.store.serial", "watchdog_oom.store.tables", "watchdog_oom.store.writes",
 })
+
+def test_a_daemon_whose_database_is_at_the_schemas_head_loads_no_migration_code(tmp_path):
+    cfg = str(config(tmp_path))
+    assert "watchdog_oom.store.migrate" in modules_of(tmp_path, "-c", cfg, "run")  # a first start migrates
+    # the stored revision is read first (one query): the next start, at the head, does not
+    assert loaded(modules_of(tmp_path, "-c", cfg, "run"), "watchdog_oom.store.migrate", "alembic") == []
+
 
 FLOOR_AND_LIST = """
 import json, os, signal, socket, sys, threading

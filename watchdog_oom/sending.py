@@ -1,21 +1,24 @@
 """Sending the outbox: the Dispatcher (due rows through their channels, with backoff and
-Retry-After, every outcome recorded) and the Senders (a thread per channel).
+Retry-After, every outcome recorded) and the Senders (a thread per channel); and Direct,
+which sends what the outbox cannot carry while the database is down.
 
 Split from dispatch.py, which writes the rows (Outbox, in the kill's transaction) and stays
-loaded: the daemon loads this module when a row first falls due (daemon/sender.py), so an
-idle daemon holds neither this code nor the channels' threads.
+loaded: the daemon loads this module when a row first falls due (daemon/sender.py), or at
+the first `database.down` (Direct, daemon/outage.py), so an idle daemon holds neither this
+code nor the channels' threads.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import random
 import threading
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from watchdog_oom.dispatch import BACKOFF_BASE, BACKOFF_CAP, backoff
 from watchdog_oom.model import Notification
 from watchdog_oom.notify import Channel, ChannelError, redact
 from watchdog_oom.store import Recorder
@@ -23,6 +26,16 @@ from watchdog_oom.store.health import database_failure, failure_text
 from watchdog_oom.stored import OutboxRow
 
 log = logging.getLogger("watchdog_oom.dispatch")  # the name its lines have always had
+
+BACKOFF_BASE = 5.0
+BACKOFF_CAP = 900.0
+
+
+def backoff(attempts: int, rng: random.Random, initial: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
+    """Seconds before retry number `attempts`: exponential, capped, with ±50% jitter so
+    many hosts recovering together do not hammer an endpoint in step."""
+    delay = min(initial * (2 ** min(max(attempts - 1, 0), 32)), cap)
+    return delay * rng.uniform(0.5, 1.5)
 
 
 def to_notification(row: OutboxRow) -> Notification:
@@ -283,3 +296,74 @@ class Senders:
             self._refused.discard(name)
             log.info("outbox %s: the history database answers again", name)
         return due, True
+
+
+class Direct:
+    """Notifications sent straight through every channel, bypassing the outbox.
+
+    For what the outbox cannot carry because it lives in the database that is down
+    (`database.down`, `database.resolved`). Each channel has its own thread and queue, so
+    its messages keep their order (a resolution never overtakes its alert) and a hung
+    channel holds up no other. A transient failure is retried with backoff until it is
+    delivered, fails for good, is `max_age` old, or the daemon stops. The outcomes are
+    logged, and kept in `outcomes` for the history once the database is back.
+    """
+
+    def __init__(self, channels: Mapping[str, Channel], stop: threading.Event, *, max_age: float = 3600.0,
+                 retry_initial: float = 2.0, retry_max: float = 60.0, secrets: Sequence[str] = (),
+                 rng: random.Random | None = None) -> None:
+        self.channels = dict(channels)
+        self.stop = stop
+        self.max_age = max_age
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
+        self.secrets = list(secrets)
+        self.rng = rng or random.Random()
+        self._queues: dict[str, queue.SimpleQueue[Notification]] = {}
+        self._lock = threading.Lock()
+        self.outcomes: list[tuple[str, Notification, str, str]] = []  # channel, notification, status, detail
+
+    def send(self, n: Notification) -> None:
+        """Queue `n` for every channel; returns at once."""
+        with self._lock:
+            for name in self.channels:
+                if name not in self._queues:
+                    self._queues[name] = queue.SimpleQueue()
+                    threading.Thread(target=self._worker, args=(name,), name=f"direct:{name}", daemon=True).start()
+                self._queues[name].put(n)
+
+    def _worker(self, name: str) -> None:
+        channel, inbox = self.channels[name], self._queues[name]
+        while True:
+            n = inbox.get()  # blocks while there is nothing to send (a daemon thread: gone at exit)
+            if self.stop.is_set():
+                return
+            status, detail = self._deliver(channel, n)
+            with self._lock:
+                self.outcomes.append((name, n, status, detail))
+
+    def _deliver(self, channel: Channel, n: Notification) -> tuple[str, str]:
+        began, attempts = time.monotonic(), 0
+        while True:
+            attempts += 1
+            try:
+                detail = channel.send(n) or ""
+            except ChannelError as exc:
+                message = redact(str(exc), self.secrets)
+                if exc.permanent or time.monotonic() - began > self.max_age:
+                    log.error("%s via %s (direct) failed after %d attempt(s): %s", n.kind, channel.name, attempts,
+                              message)
+                    return "failed", message
+                delay = backoff(attempts, self.rng, self.retry_initial, self.retry_max)
+                if exc.retry_after is not None:
+                    delay = max(delay, min(float(exc.retry_after), self.retry_max))
+                log.warning("%s via %s (direct) failed (attempt %d), retry in %.0fs: %s", n.kind, channel.name,
+                            attempts, delay, message)
+                if self.stop.wait(delay):
+                    return "pending", message
+                continue
+            except Exception as exc:  # a channel bug must not end the worker
+                log.exception("%s via %s (direct): unexpected error", n.kind, channel.name)
+                return "failed", f"unexpected error: {type(exc).__name__}: {exc}"
+            log.info("%s sent directly via %s: %s", n.kind, channel.name, detail)
+            return "sent", detail

@@ -8,7 +8,6 @@ is refused and the old one kept). systemd hears READY=1, WATCHDOG=1 and STOPPING
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import signal
@@ -34,6 +33,8 @@ log = logging.getLogger("watchdog_oom")
 
 
 def _migrate(url: str) -> str:
+    """Migrate the database in a child process (store/migrate.py, loaded only then: a
+    database at the schema's head, read first, never loads it)."""
     from watchdog_oom.store.migrate import migrate_in_child
 
     return migrate_in_child(url)
@@ -73,12 +74,13 @@ class Daemon:
         self.follower = KernelLogFollower(self.shared, self.stop_event)
         self.tracer: Any = None  # the TracepointFollower, made at start if tracing is to be tried
         self.sender = OutboxThread(self.shared, self.stop_event)
-        self.direct: Any = None  # notifications that bypass the outbox (database.down)
-        self.database = DatabaseWatch(self.shared, lambda: self.direct, self.notify.send, self.stop_event,
-                                      _migrate)
+        self.direct: Any = None  # notifications that bypass the outbox (database.down): made at first use
+        self._make_direct: Any = None  # what makes it for the channels in force (apply)
+        self._direct_lock = threading.Lock()
+        self.database = DatabaseWatch(self.shared, self._direct, self.notify.send, self.stop_event, _migrate)
         self.shared.database = self.database
         self.metrics_server: Any = None
-        self._apply(cfg)
+        self.apply(cfg)
 
     def _log_source(self) -> str | None:
         """The kernel log being read, None when none is (kernel_log.source: none, or down)."""
@@ -97,8 +99,9 @@ class Daemon:
 
     # -- configuration ------------------------------------------------------------------
 
-    def _apply(self, cfg: config_mod.Config) -> None:
-        from watchdog_oom.dispatch import Direct, Outbox, Route
+    def apply(self, cfg: config_mod.Config) -> None:
+        """Put `cfg` in force: at start, and on SIGHUP (daemon/reload.py)."""
+        from watchdog_oom.dispatch import Outbox, Route
         from watchdog_oom.notify import secrets_of_config
 
         s = self.shared
@@ -115,37 +118,37 @@ class Daemon:
             return Dispatcher(s.store, channels, n.max_age, s.clock, retry_initial=n.retry_initial,
                               retry_max=n.retry_max, secrets=secrets)
 
+        def direct() -> Any:
+            """The direct sender of these channels: made, and its module loaded, at the first
+            database.down (daemon/outage.py says so if it cannot be)."""
+            from watchdog_oom.sending import Direct
+
+            return Direct(channels, self.stop_event, max_age=n.max_age, retry_initial=n.retry_initial,
+                          retry_max=n.retry_max, secrets=secrets)
+
         self.sender.dispatcher = dispatcher
-        self.direct = Direct(channels, self.stop_event, max_age=n.max_age, retry_initial=n.retry_initial,
-                             retry_max=n.retry_max, secrets=secrets_of_config(cfg))
+        with self._direct_lock:
+            self.direct, self._make_direct = None, direct
         s.redactor = Redactor(cfg.processes.redact)
 
+    def _direct(self) -> Any:
+        """The sender of the notifications that bypass the outbox (sending.Direct), for the
+        channels in force: made at its first use, a database outage, not at start."""
+        with self._direct_lock:
+            if self.direct is None:
+                self.direct = self._make_direct()
+            return self.direct
+
     def reload(self) -> bool:
-        """Load the config file again; keep the old one when the new one is bad."""
-        old = self.cfg
+        """Load the config file again; keep the old one when the new one is bad. Its code
+        (daemon/reload.py) is loaded at the first SIGHUP, not at start."""
         try:
-            new = config_mod.load_config(self.config_path, self.env)
-        except config_mod.ConfigError as exc:
-            log.error("SIGHUP: the new configuration is refused, keeping the old one: %s", exc)
+            from watchdog_oom.daemon.reload import reload
+        except Exception as exc:  # unreadable (the package being upgraded, say): the old one stays
+            log.error("SIGHUP: the configuration is not reloaded, keeping the old one: its code "
+                      "(watchdog_oom.daemon.reload) cannot be loaded: %s: %s", type(exc).__name__, exc)
             return False
-        if new.database != old.database or new.host != old.host:
-            log.warning("SIGHUP: database and host changes take effect at the next restart")
-            new = dataclasses.replace(new, database=old.database, host=old.host)
-        for key in ("kernel_log", "metrics"):
-            if getattr(new, key) != getattr(old, key):
-                log.warning("SIGHUP: %s changes take effect at the next restart", key)
-        if new.processes.cache_size != old.processes.cache_size:
-            self.shared.host.cache.resize(new.processes.cache_size)
-        if new.daemon.log_level != old.daemon.log_level:
-            logging.getLogger().setLevel(new.daemon.log_level.upper())
-        if new.daemon.oom_score_adj != old.daemon.oom_score_adj:
-            ok, message = procfs.lower_own_oom_score_adj(new.daemon.oom_score_adj, new.procfs)
-            (log.info if ok else log.warning)("SIGHUP: %s", message)
-        with self.shared.lock:
-            self._apply(new)
-            self.jobs.schedule()
-        log.info("SIGHUP: configuration reloaded from %s", self.config_path or new.origin or "built-in defaults")
-        return True
+        return reload(self)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -214,7 +217,6 @@ class Daemon:
         """The part of the start that needs the database: check and migrate it, restore the
         alert state, then follow the kernel log from the stored cursor (and the tracepoints)."""
         from watchdog_oom.store import SCHEMA_HEAD
-        from watchdog_oom.store.migrate import migrate_in_child
 
         s = self.shared
         salvaged = self.database.before_migration()  # a corrupt file is moved aside first
@@ -222,7 +224,7 @@ class Daemon:
             log.info("database at schema revision %s", SCHEMA_HEAD)
         else:
             s.store.engine.dispose()  # no SQLite connection open across the migration child's fork
-            log.info("database migrated to schema revision %s", migrate_in_child(self.cfg.database))
+            log.info("database migrated to schema revision %s", _migrate(self.cfg.database))
         self.database.after_migration(salvaged)
         requeued = s.store.requeue_inflight()
         if requeued:

@@ -25,6 +25,9 @@ Every outage is `database.down` (critical), sent straight through every channel,
 through the outbox that lives in the failing database, and `database.resolved` when the
 database works again (outage.py says it); systemd's STATUS= and /metrics show the state
 meanwhile.
+
+The repairs and the deferred start's end run only after a failure: their code is
+recovery.py's, loaded then, not at start (see there what happens if it cannot be).
 """
 
 from __future__ import annotations
@@ -42,7 +45,6 @@ from watchdog_oom.store.health import (
     SqliteFile,
     check_at_start,
     classify,
-    quick_check,
     sqlite_path,
 )
 
@@ -66,11 +68,7 @@ class DatabaseWatch:
         self.file = SqliteFile(path) if path is not None else None
         self._wake = threading.Event()
         self.thread: threading.Thread | None = None
-        self._deferred: Callable[[], Any] | None = None  # the rest of a start that waits for the server
-        self._then: Callable[[], Any] | None = None  # called once that rest is done
-        self._deferred_error: str | None = None  # the last reason that rest failed, said once
-        self._deferred_after = 0.0  # time.monotonic() before which it is not tried again
-        self._deferred_delay = CHECK_INTERVAL  # after it failed, doubling to PROBE_INTERVAL
+        self._deferred: Any = None  # the rest of a start that waits for the server (recovery.DeferredStart)
 
     # -- start --------------------------------------------------------------------------
 
@@ -87,23 +85,16 @@ class DatabaseWatch:
             if not health.ok:
                 log.error("database: %s", (health.problem or "").removeprefix("database: "))
             return {}
-        path = self.file.path
-        from watchdog_oom.store.upkeep import move_aside, salvage_cursors  # (a start's repair: see its module)
+        from watchdog_oom.daemon.recovery import set_aside_at_start  # (a start's repair: see its module)
 
-        aside = store.reopen(lambda: move_aside(path))
-        cursors = salvage_cursors(aside, store.host)
-        message = (f"the history database is damaged ({health.problem}); it was moved aside to {aside} "
-                   f"(kept, never overwritten) and a new one is started at {self.file.path}"
-                   + (f"; the kernel log resumes where the damaged one says ({len(cursors)} cursor(s) read)"
-                      if cursors else "; no cursor could be read from it, so the kernel log is read again"))
-        log.error("database: %s", message)
-        self.outage.down("corrupt", message)
-        return cursors
+        return set_aside_at_start(self, health)
 
     def after_migration(self, cursors: dict[str, str]) -> None:
         """Restore salvaged cursors into the new database; the outage of the start is over."""
-        if cursors:
-            self._restore_cursors(cursors)
+        if cursors:  # salvaged by recovery.py, loaded then
+            from watchdog_oom.daemon.recovery import restore_cursors
+
+            restore_cursors(self, cursors)
         if self.file is not None:
             self.file.reopened()
         if not self.state.ok and self.state.kind == "corrupt":
@@ -119,7 +110,9 @@ class DatabaseWatch:
     def defer_start(self, exc: BaseException, start: Callable[[], Any], then: Callable[[], Any]) -> None:
         """The database server cannot be reached at start: alert, and run `start` (the rest
         of the daemon's start) from the watch thread once it answers, `then` once it is done."""
-        self._deferred, self._then = start, then
+        from watchdog_oom.daemon.recovery import DeferredStart  # (see its module)
+
+        self._deferred = DeferredStart(start, then, CHECK_INTERVAL, PROBE_INTERVAL)
         self.outage.down("unreachable", f"the history database cannot be reached at start: {_one_line(exc)}; "
                                   "the daemon runs on, holds new kills in memory, and reads the kernel log "
                                   "from where it was left once the database answers")
@@ -188,33 +181,14 @@ class DatabaseWatch:
             self._wake.clear()
 
     def _finish_start(self) -> None:
-        """Once the server answers, the rest of the start; until then (and while that fails
-        for another reason, said once) nothing else is looked at."""
-        store = self.shared.store
-        if time.monotonic() < self._deferred_after:
+        """Once the server answers, the rest of the start (recovery.DeferredStart); until
+        then (and while that fails for another reason, said once) nothing else is looked at."""
+        deferred = self._deferred
+        if not deferred.finish(self):
             return
-        health = check_at_start(store.url, store.engine)
-        if not health.ok and health.kind == "unreachable":
-            return  # still unreachable: the outage goes on, said already
-        # It answers: the start goes on even if something else is wrong (a refused password,
-        # an empty alembic_version): the start's steps say what, or fix it (the migration).
-        assert self._deferred is not None
-        try:
-            with self.lock:
-                self._deferred()
-        except Exception as exc:
-            # It answers, yet the rest of the start fails (the migration, say): not at every look.
-            self._deferred_after = time.monotonic() + self._deferred_delay
-            self._deferred_delay = min(self._deferred_delay * 2, PROBE_INTERVAL)
-            if _one_line(exc) != self._deferred_error:
-                self._deferred_error = _one_line(exc)
-                log.error("database: the start with the history database failed; trying again: %s",
-                          self._deferred_error)
-            return
-        self._deferred = self._deferred_error = None
+        self._deferred = None
         self.outage.up("the history database answers; its schema is checked and the kernel log is read from its cursor")
-        if self._then is not None:
-            self._then()
+        deferred.then()
         self.shared.wakeup.set()  # the outbox senders waited for this start
 
     def check(self, probe: bool = True) -> Health:
@@ -228,7 +202,12 @@ class DatabaseWatch:
                 self.outage.up("the history database answers again")
             return health
         if health.kind in ("deleted", "replaced", "corrupt") and self.file is not None:
-            self._repair(health)
+            # Loaded at the first repair: if that fails (the package being upgraded on disk, say),
+            # this look fails, is logged, and the next one tries again (_loop); kills are held
+            # or written to the open file meanwhile (recovery.py, store/upkeep.py).
+            from watchdog_oom.daemon.recovery import repair
+
+            repair(self, health)
         elif self.state.ok or self.state.kind != health.kind:
             self.outage.down(health.kind or "unknown", health.problem or "")
         return health
@@ -244,46 +223,6 @@ class DatabaseWatch:
             kind = classify(exc)
             return Health.bad(kind if kind != "unknown" else "unreachable", _one_line(exc))
         return Health.good()
-
-    def _repair(self, health: Health) -> None:
-        """Put a deleted file back, or set a replaced or corrupt one aside and start anew."""
-        assert self.file is not None
-        store = self.shared.store
-        # Loaded at the first repair: if that fails (the package being upgraded on disk, say),
-        # this look fails, is logged, and the next one tries again (_loop); kills are held
-        # or written to the open file meanwhile (store/upkeep.py).
-        from watchdog_oom.store.upkeep import move_aside
-
-        with self.lock:
-            cursors = dict(store.cursors_committed)
-            if health.kind == "deleted" and store.restore_unlinked():
-                done = (f"{self.file.path} was deleted while in use; it was written back whole from the "
-                        "daemon's open connection: nothing is lost")
-            else:
-                path = self.file.path
-
-                def set_aside() -> str | None:
-                    # Every connection is closed by now (POSIX locks, see SqliteFile.check).
-                    if health.kind == "corrupt" or (health.kind == "replaced" and not quick_check(path).ok):
-                        return move_aside(path)
-                    return None
-
-                aside = store.reopen(set_aside)
-                self.migrate(store.url)
-                self._restore_cursors(cursors)
-                done = (f"{health.problem}; " + (f"the damaged file was moved aside to {aside} and " if aside else "")
-                        + f"{'a new' if aside or health.kind == 'deleted' else 'the'} database at {self.file.path} "
-                        "is used, resuming the kernel log where this daemon had read it")
-            self.file.reopened()
-        log.error("database: %s", done)
-        self.outage.down(health.kind or "unknown", done)
-        self.outage.up(f"recording again: {done}")
-
-    def _restore_cursors(self, cursors: dict[str, str]) -> None:
-        now = self.shared.clock()
-        with self.shared.store.tx() as tx:
-            for source, cursor in cursors.items():
-                tx.set_cursor(source, cursor, now)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -61,7 +61,13 @@ class Outage:
         self._send(RESOLVED, "info", f"Resolved: {summary}", {"kind": kind})
 
     def _send(self, kind: str, severity: str, summary: str, data: dict[str, Any]) -> None:
-        direct = self.direct()
+        try:
+            # Made, and the sending code (sending.py) loaded, at the first outage.
+            direct = self.direct()
+        except Exception as exc:  # that code unreadable (the package being upgraded, say)
+            log.error("%s is not sent through the channels: the sending code (watchdog_oom.sending) cannot be "
+                      "loaded: %s: %s", kind, type(exc).__name__, exc)
+            return
         if direct is None:
             return
         direct.send(Notification(id=f"msg_{uuid.uuid4().hex}", kind=kind, time=self.shared.clock(),

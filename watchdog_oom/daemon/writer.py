@@ -164,9 +164,11 @@ class KillWriter:
         error = f"{type(exc).__name__}: {exc}"
         log.error("kernel log %s: a kill could not be stored and is quarantined (%s): %s", self.source_name,
                   error, kill.extra.get("raw") or kill.process)
+        told = _notices(self.source_name, "kill.unstored")
         with s.store.tx() as tx:
             quarantined = tx.quarantine_kill(kill, error, now)
-            s.outbox.unstored(tx, quarantined, now)
+            if told is not None:
+                told.unstored(s.outbox, tx, quarantined, now)
         s.wakeup.set()
 
     def _log_recorded(self, rows: list[Any]) -> None:
@@ -184,15 +186,20 @@ class KillWriter:
     def summary(self, backlog: list[int]) -> None:
         """A first start's old kills, caught up with: one notification for them all."""
         s = self.shared
+        told = _notices(self.source_name, "the backlog's summary")
+        if told is None:
+            return
         with s.store.tx() as tx:
-            s.outbox.backlog_summary(tx, tx.kills_by_id(backlog), s.clock())
+            told.backlog_summary(s.outbox, tx, tx.kills_by_id(backlog), s.clock())
         s.wakeup.set()
 
     def gap(self, gap: SourceGap) -> None:
         """Lines the source lost: a notification, and the cursor moved past them."""
         s = self.shared
+        told = _notices(self.source_name, "kernel_log.gap")
         with s.store.tx() as tx:
-            s.outbox.gap(tx, gap.source, gap.missed, gap.message, s.clock())
+            if told is not None:
+                told.gap(s.outbox, tx, gap.source, gap.missed, gap.message, s.clock())
             if gap.cursor:
                 tx.set_cursor(gap.source, gap.cursor, s.clock())
         s.wakeup.set()
@@ -200,14 +207,29 @@ class KillWriter:
     def unreadable(self, texts: list[tuple[str, str]]) -> None:
         """Queue the notice of lines (redacted text, reason) holding a kill's words that no
         recogniser read; a database that is down leaves only the log line already written."""
-        from watchdog_oom.dispatch import unreadable
-
         s = self.shared
+        told = _notices(self.source_name, "kill.unreadable")
+        if told is None:
+            return
         try:
             with s.store.tx() as tx:
                 for text, reason in texts:
-                    unreadable(s.outbox, tx, self.source_name, text, reason, s.clock())
+                    told.unreadable(s.outbox, tx, self.source_name, text, reason, s.clock())
         except Exception as exc:  # the database is down: the log line stays
             log.error("kernel log %s: cannot queue the unreadable-line notice: %s", self.source_name, exc)
             return
         s.wakeup.set()
+
+
+def _notices(source_name: str, notice: str) -> Any:
+    """notices.py, which writes the rows of the rarer notices: loaded at the first of them,
+    not at start. None when it cannot be loaded (the package being upgraded, memory short):
+    said here, and the caller writes what it was writing (a kill quarantined, the cursor
+    past a gap) without the notice, which is lost; the kills are not."""
+    try:
+        from watchdog_oom import notices
+    except Exception as exc:
+        log.error("kernel log %s: %s is not notified: its code (watchdog_oom.notices) cannot be loaded: %s: %s",
+                  source_name, notice, type(exc).__name__, exc)
+        return None
+    return notices
