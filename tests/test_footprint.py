@@ -171,6 +171,8 @@ IDLE_DAEMON_MODULES = frozenset({
     "watchdog_oom", "watchdog_oom.bounds", "watchdog_oom.cgroups", "watchdog_oom.clock", "watchdog_oom.detect",
     "watchdog_oom.dispatch", "watchdog_oom.model", "watchdog_oom.processes", "watchdog_oom.procfs",
     "watchdog_oom.redact", "watchdog_oom.stored", "watchdog_oom.valueclass",
+    # the loader of the package's own modules without docstrings and annotations
+    "watchdog_oom.lean",
     # the log formatter's terminal-safe text (the commands' tables, JSON and CSV are textout's)
     "watchdog_oom.visible",
     # the command line: `run` alone, read without argparse

@@ -363,6 +363,11 @@ def _make(cls: type[_T], slots: bool, frozen: bool, eq: bool, fast_init: bool = 
     keeps_hash = "__hash__" in own and not (own["__hash__"] is None and "__eq__" in own)
     keeps_eq, keeps_repr, keeps_init = "__eq__" in own, "__repr__" in own, "__init__" in own
     undocumented, shared_init = not cls.__doc__, not (fast_init or compiled_init or keeps_init)
+    if undocumented:  # (every class of the package, loaded without docstrings: lean.py)
+        # dataclass would write the class's doc itself, its name and signature, as it makes it:
+        # for the shared __init__ that means compiling the exact one (valueclass_exact.py) for
+        # every class. The doc is made when it is read instead (_DOC below).
+        type.__setattr__(cls, "__doc__", "(made when read)")
     if shared_init:  # before slots=True makes the class again: its dict is made with them
         type.__setattr__(cls, "__init__", _init)
         type.__setattr__(cls, "__signature__", _SIGNATURE)
@@ -380,7 +385,7 @@ def _make(cls: type[_T], slots: bool, frozen: bool, eq: bool, fast_init: bool = 
     eq_key, shown = _key(compared), tuple(f.name for f in fields if f.repr)
     setattr(made, _SHAPE, (eq_key, eq_key if hashed == compared else _key(hashed),
                            shown if shown != made.__match_args__ else made.__match_args__, plan))
-    if shared_init and undocumented:  # dataclass's doc: the class's name and signature
+    if undocumented:  # dataclass's doc: the class's name and signature
         made.__doc__ = _DOC
     if not keeps_repr:
         made.__repr__ = _repr
