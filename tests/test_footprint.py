@@ -144,6 +144,8 @@ def test_the_idle_daemon_loads_only_what_its_configuration_uses(tmp_path):
                   "ctypes", "watchdog_oom.parse.scan", "watchdog_oom.parse.exports", "watchdog_oom.parse.enclosures",
                   # the lenient parser's fast lane (import's): the live sources' strict parser never takes it
                   "watchdog_oom.parse.lane", "watchdog_oom.parse.express",
+                  # the recognisers' sample lines (the tests' evidence; the recognisers are loaded)
+                  "watchdog_oom.parse.sample_lines",
                   "gzip", "watchdog_oom.report",
                   "watchdog_oom.config.render",
                   "watchdog_oom.cli.check", "watchdog_oom.cli.history", "watchdog_oom.cli.import_logs",

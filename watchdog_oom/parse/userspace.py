@@ -440,19 +440,28 @@ class Recogniser:
     """One wording of a kill (or of its corroboration), with its evidence.
 
     `pattern` matches a message body (the wrapper taken off) from its start; `needles` are
-    literal strings every such line holds (what a fast scanner looks for); `samples` are
-    real lines, each with where it was published; `senders` the syslog tags or journal
-    identifiers it may come from (a kernel message from anyone else is refused); `kill`
-    is False for a line that only corroborates a kill recorded from another line.
+    literal strings every such line holds (what a fast scanner looks for); `senders` the
+    syslog tags or journal identifiers it may come from (a kernel message from anyone else
+    is refused); `kill` is False for a line that only corroborates a kill recorded from
+    another line. Its `samples`, real lines each with where it was published, are kept in
+    parse/sample_lines.py under its name.
     """
 
     name: str
     killer: str
     pattern: re.Pattern
     needles: tuple[str, ...]
-    samples: tuple[tuple[str, str], ...]
     senders: tuple[str, ...]
     kill: bool = True
+
+    @property
+    def samples(self) -> tuple[tuple[str, str], ...]:
+        """Real lines this recogniser reads, each with where it was published. Loaded when
+        first asked for (the tests read them; the daemon never does): 8 kB of text the
+        daemon need not hold."""
+        from watchdog_oom.parse.sample_lines import SAMPLES
+
+        return SAMPLES[self.name]
 
 
 _EARLYOOM_SENDERS = ("earlyoom",)
@@ -461,67 +470,20 @@ _SYSTEMD_SENDERS = ("systemd",)
 _NOHANG_SENDERS = ("nohang", "nohang-desktop")
 
 USERSPACE_RECOGNISERS = (
-    Recogniser(
-        "earlyoom 1.3-1.8 sending SIGTERM/SIGKILL", "earlyoom", _EARLYOOM_SEND, ("sending SIG", " to process "),
-        ((('earlyoom[1308]: sending SIGTERM to process 1024668 uid 1000 "Web Content": oom_score 823, '
-          'VmRSS 79 MiB, cmdline "/usr/lib/firefox/firefox -contentproc"'),
-          "earlyoom 1.8, https://github.com/rfjakob/earlyoom/issues/344"),
-         ('sending SIGTERM to process 696 uid 1001 "ipfs": badness 757, VmRSS 637 MiB',
-          "earlyoom 1.6, https://github.com/rfjakob/earlyoom/issues/205"),
-         ('earlyoom[814]: sending SIGTERM to process 1076783 "mysqld": badness 214, VmRSS 210 MiB',
-          "earlyoom 1.2-1.5, https://github.com/nextcloud-snap/nextcloud-snap/issues/1836")),
-        _EARLYOOM_SENDERS),
-    Recogniser(
-        "earlyoom 1.0-1.2 killing with a signal number", "earlyoom", _EARLYOOM_SIGNAL,
-        ("illing process ", " with signal "),
-        (("Killing process 'bash' with signal 15, pid: 5874, badness: 538, VmRSS: 3160 MiB",
-          "earlyoom 1.0/1.1, https://github.com/rfjakob/earlyoom/issues/88"),
-         ('killing process 27541 "bash" with signal 15: badness 550, VmRSS 7609 MiB',
-          "earlyoom 1.2, https://github.com/rfjakob/earlyoom/issues/121")),
-        _EARLYOOM_SENDERS),
-    Recogniser(
-        "systemd-oomd 247+ Killed / 254+ Marked for killing", "systemd-oomd", _OOMD, (" due to ",),
-        ((("systemd-oomd[702]: Killed /system.slice/batch.service due to memory used (31876923392) / total "
-          "(33345363968) and swap used (7516192768) / total (8589930496) being more than 90.00%"),
-          "systemd-oomd 249+ swap wording, src/oom/oomd-manager.c"),
-         (("systemd-oomd[659]: Marked /system.slice/systemd-journald.service for killing due to memory pressure "
-          "for /system.slice being 85.03% > 80.00% for > 2s with reclaim activity"),
-          "systemd-oomd 257, https://github.com/systemd/systemd/pull/42321"),
-         (("systemd-oomd[726]: Marked …ea541d95.scope for killing due to memory used (16260780032) / total "
-          "(16419115008) and swap used (29560922112) / total (32838500352) being more than 90.00%"),
-          "systemd-oomd 256, journalctl eliding the path, public note quoting `journalctl -u systemd-oomd`")),
-        _OOMD_SENDERS),
-    Recogniser(
-        "systemd-oomd 254+ Marked for killing, reason trimmed", "systemd-oomd", _OOMD_MARKED, (" for killing",),
-        (("systemd-oomd[885]: Marked /user.slice/.../app-Hyprland-xdg\\x2dterminal\\x2dexec-0ae8dde6.scope for killing",
-          "systemd-oomd 254+, https://github.com/omacom/omarchy/issues/9799 (a paste that ends at 'for killing')"),),
-        _OOMD_SENDERS),
-    Recogniser(
-        "PID 1: systemd-oomd killed N process(es) in this unit", "systemd-oomd", _OOMD_UNIT, ("systemd-oomd killed ",),
-        (("systemd[1]: testsuite-55-testbloat.service: systemd-oomd killed 2 process(es) in this unit.",
-          "systemd 249, https://github.com/systemd/systemd/pull/20690"),
-         (("systemd[1565]: vte-spawn-f6518140-41fe-4a13-b828-55c5b8738fb8.scope: systemd-oomd killed 3 process(es) "
-          "in this unit."), "systemd 249 user manager, Ubuntu 22.04 journal quoted in a public note")),
-        _SYSTEMD_SENDERS),
-    Recogniser(
-        "a unit's result 'oom-kill' (corroboration)", "systemd-oomd", _OOM_RESULT, ("Failed with result 'oom-kill'",),
-        (("systemd[1075]: app-Hyprland-xdg\\x2dterminal\\x2dexec-0ae8dde6.scope: Failed with result 'oom-kill'.",
-          "systemd 254+, https://github.com/omacom/omarchy/issues/9799"),),
-        _SYSTEMD_SENDERS, kill=False),
-    Recogniser(
-        "nohang 0.1 / 0.2+ corrective action", "nohang", _NOHANG_SEND, (" to the victim",),
-        (("Send SIGTERM to the victim; total response time: 13246 ms",
-          "nohang 0.1, hakavlad/nohang nohang implement_corrective_action()"),
-         ("Sending SIGTERM to the victim", "nohang 0.2+, hakavlad/nohang src/nohang implement_corrective_action()")),
-        _NOHANG_SENDERS),
-    Recogniser(
-        "nohang 0.1+ victim handled by a configured command", "nohang", _NOHANG_COMMAND, ("the command: ",),
-        (("Run the command: kill -TERM 12297",
-          "nohang 2019 (between 0.1 and 0.2), https://github.com/hakavlad/nohang/issues/56"),
-         ("Executing the command: kill -TERM 12297",
-          "nohang 2020-03+ (commit 8e931f8), hakavlad/nohang src/nohang implement_corrective_action(): "
-          "'Implementing a corrective action:\\n  Executing the command: {}'"),
-         ("Execute the command: killall firefox",
-          "nohang 0.1 (2018), hakavlad/nohang nohang find_victim_and_send_signal(): '  Execute the command: {}'")),
-        _NOHANG_SENDERS),
+    Recogniser("earlyoom 1.3-1.8 sending SIGTERM/SIGKILL", "earlyoom", _EARLYOOM_SEND,
+               ("sending SIG", " to process "), _EARLYOOM_SENDERS),
+    Recogniser("earlyoom 1.0-1.2 killing with a signal number", "earlyoom", _EARLYOOM_SIGNAL,
+               ("illing process ", " with signal "), _EARLYOOM_SENDERS),
+    Recogniser("systemd-oomd 247+ Killed / 254+ Marked for killing", "systemd-oomd", _OOMD,
+               (" due to ",), _OOMD_SENDERS),
+    Recogniser("systemd-oomd 254+ Marked for killing, reason trimmed", "systemd-oomd", _OOMD_MARKED,
+               (" for killing",), _OOMD_SENDERS),
+    Recogniser("PID 1: systemd-oomd killed N process(es) in this unit", "systemd-oomd", _OOMD_UNIT,
+               ("systemd-oomd killed ",), _SYSTEMD_SENDERS),
+    Recogniser("a unit's result 'oom-kill' (corroboration)", "systemd-oomd", _OOM_RESULT,
+               ("Failed with result 'oom-kill'",), _SYSTEMD_SENDERS, kill=False),
+    Recogniser("nohang 0.1 / 0.2+ corrective action", "nohang", _NOHANG_SEND,
+               (" to the victim",), _NOHANG_SENDERS),
+    Recogniser("nohang 0.1+ victim handled by a configured command", "nohang", _NOHANG_COMMAND,
+               ("the command: ",), _NOHANG_SENDERS),
 )
