@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from watchdog_oom.lazy_regex import compile_on_first_use
 from watchdog_oom.parse.report import HEADER, KERNEL_RECOGNISERS, TASK_IN, TASKS_IN, match_killed
 from watchdog_oom.parse.userspace import USERSPACE_RECOGNISERS
 
@@ -42,20 +43,23 @@ _ANCHOR_WORDS = (
     r"Send(?:ing)? SIG\w+ to the victim",
     r"Implement(?:ing)? a corrective action",
 )
+# ANCHOR and ANCHOR_START (and _ANCHOR_HINTS below) serve the lenient parser (import's pasted
+# text) and a held kill line's continuation; a live source's message is read where its source
+# put it. Compiled at their first use (lazy_regex.py): the daemon need not hold them.
 # PID 1's unit is looked for where a run of non-blanks starts (the lookbehind): the leftmost
 # match starts there anyway, and a search no longer runs to the end of a long run from each
 # of its characters (a 64 KiB line of one word took 20 s of CPU).
-ANCHOR = re.compile(r" invoked oom-killer: |(?<![^\s:])[^\s:]++: systemd-oomd killed \d"
-                    r"|(?<![^\s:])[^\s:]++: Failed with result 'oom-kill'|"
-                    + "|".join(_ANCHOR_WORDS))
+ANCHOR = compile_on_first_use(r" invoked oom-killer: |(?<![^\s:])[^\s:]++: systemd-oomd killed \d"
+                              r"|(?<![^\s:])[^\s:]++: Failed with result 'oom-kill'|"
+                              + "|".join(_ANCHOR_WORDS))
 # A unit's name before PID 1's words ("x.service: "): the run of non-blanks must end in the colon,
 # which the lookahead checks first without giving characters back (a long run costs one pass).
 _UNIT = r"(?=\S*+(?<=:) )\S+: "
 # At the start of a message: the same, with a header's invoker (a task name: 15 bytes,
 # here up to 16 characters, blanks allowed) or a unit before PID 1's words.
-ANCHOR_START = re.compile(r".{1,16}? invoked oom-killer: |" + _UNIT + r"systemd-oomd killed \d"
-                           r"|" + _UNIT + r"Failed with result 'oom-kill'|"
-                           + "|".join(_ANCHOR_WORDS))
+ANCHOR_START = compile_on_first_use(r".{1,16}? invoked oom-killer: |" + _UNIT + r"systemd-oomd killed \d"
+                                    r"|" + _UNIT + r"Failed with result 'oom-kill'|"
+                                    + "|".join(_ANCHOR_WORDS))
 # A line that names a victim and may have been cut after these words.
 KILL_START = re.compile(
     r"(?:(?:Out of [Mm]emory(?: \(oom_kill_allocating_task\))?|Memory cgroup out of memory): )?"
@@ -69,9 +73,10 @@ KILL_START = re.compile(
 HOLDABLE = re.compile(r".{1,16}? invoked oom-killer:|oom-killer: gfp_mask=|oom-kill:constraint=|Tasks? in /")
 _HEADER_TAIL = re.compile(r"(?:order|oom_score_adj|oomkilladj|oom_adj)=-?\d+\s*$")
 _SUMMARY_TAIL = re.compile(r",uid=\d+\s*$")
-_EARLYOOM_CUT = re.compile(r"(?:,|\b(?:badness|oom_score|oom_score_adj|VmRSS|cmdline)|\d)\s*$")
+# (earlyoom's two: compiled at its first kill line, lazy_regex.py)
+_EARLYOOM_CUT = compile_on_first_use(r"(?:,|\b(?:badness|oom_score|oom_score_adj|VmRSS|cmdline)|\d)\s*$")
 # How earlyoom's kill line ends when whole (kill.c 1.0-1.9): its VmRSS in MiB, or 1.8's cmdline.
-_EARLYOOM_END = re.compile(r'(?:MiB|")\s*$')
+_EARLYOOM_END = compile_on_first_use(r'(?:MiB|")\s*$')
 # How a kernel kill line ends when nothing was cut from it (then perhaps the closing quote,
 # backtick, emphasis or bracket of whatever quoted it).
 _COMPLETE_TAIL = re.compile(r"""(?:\)|\.|kB|oom_score_adj:-?\d+)[`'"*\]]*\s*$""")
@@ -115,7 +120,7 @@ def kill_words(body: str) -> bool:
 
 
 # Every anchor holds one of these: a few substring tests spare most lines the search.
-_ANCHOR_HINTS = re.compile(r"emory|ill|oom|Task|Mem-|pid|PID|Pid|SIG|Marked|Victim|badness|corrective|victim")
+_ANCHOR_HINTS = compile_on_first_use(r"emory|ill|oom|Task|Mem-|pid|PID|Pid|SIG|Marked|Victim|badness|corrective|victim")
 
 
 def may_anchor(text: str) -> bool:

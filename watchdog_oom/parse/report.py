@@ -19,6 +19,7 @@ import functools
 import heapq
 import re
 
+from watchdog_oom.lazy_regex import compile_on_first_use
 from watchdog_oom.model import OomKill, TaskRow
 from watchdog_oom.parse.evidence import describe
 from watchdog_oom.parse.userspace import Recogniser
@@ -92,7 +93,9 @@ _LONG_NAME = f"({NAME_CHAR}*)"
 #   "Out of Memory: Kill process 1234 (x) score 5 and children." (2.6.1x)
 #   "Out of memory: kill process 1234 (x) score 5 or a child"   (2.6.2x-2.6.3x)
 #   "Memory cgroup out of memory: Kill process 1234 (x) score 5 or sacrifice child" (3.x-5.0)
-SELECTION = re.compile(
+# The selection patterns are compiled at the first selection line (lazy_regex.py): no kernel
+# since 5.1 prints one, and a line without "ill process " never reaches them.
+SELECTION = compile_on_first_use(
     _REASON + r"[Kk]ill process (\d+) \(" + _LONG_NAME + r"\) score (-?\d+)"
     r" (?:or sacrifice child|or a child|and children\.?)$",
     re.DOTALL,  # a name may hold a newline (journal JSON, rsyslog #012)
@@ -117,10 +120,11 @@ KILLED = re.compile(
 # " process " (every kernel's line), at the cost of a plain match. match_killed() and
 # match_selection() ask these first; a longer name (no comm's: a forged or mangled line, its
 # name capped where it is kept, bounds.py) is read by KILLED and SELECTION as before.
-_KILLED_NAMED = re.compile(KILLED.pattern.replace(_LONG_NAME, _NAME), re.DOTALL)
-_SELECTION_NAMED = re.compile(SELECTION.pattern.replace(_LONG_NAME, _NAME), re.DOTALL)
+# _KILLED_NAMED reads only a name that holds " process ": compiled at its first use (lazy_regex.py).
+_KILLED_NAMED = compile_on_first_use(KILLED.pattern.replace(_LONG_NAME, _NAME), re.DOTALL)
+_SELECTION_NAMED = compile_on_first_use(SELECTION.pattern.replace(_LONG_NAME, _NAME), re.DOTALL)
 _KILLED_BOUNDED = re.compile(KILLED.pattern.replace(_LONG_NAME, _BOUNDED_NAME), re.DOTALL)
-_SELECTION_BOUNDED = re.compile(SELECTION.pattern.replace(_LONG_NAME, _BOUNDED_NAME), re.DOTALL)
+_SELECTION_BOUNDED = compile_on_first_use(SELECTION.pattern.replace(_LONG_NAME, _BOUNDED_NAME), re.DOTALL)
 
 
 def match_killed(text: str) -> re.Match | None:
@@ -141,7 +145,8 @@ def match_selection(text: str) -> re.Match | None:
 
 # The lookbehind starts a name only where one begins: a long run of letters is tried once.
 # A figure with digit-group commas ("26,184,840kB", a person's rewrite) is no kernel's: null.
-_FIGURE = re.compile(r"(?<![A-Za-z_-])([A-Za-z_-]+):(-?\d+)(?!\d|,\d)(kB)?")
+# Only figures of no form _KERNEL_FIGURES reads come here (2.6's, a paste's): compiled at first use.
+_FIGURE = compile_on_first_use(r"(?<![A-Za-z_-])([A-Za-z_-]+):(-?\d+)(?!\d|,\d)(kB)?")
 _FIGURE_FIELDS = {
     "total-vm": "total_vm_kb",
     "anon-rss": "anon_rss_kb",

@@ -2,6 +2,9 @@
 
 Each killer writes its own wording to its own log (journal unit or syslog tag); the
 recognisers here read a message body (the wrapper already taken off) into an OomKill.
+Their patterns are compiled at their first use (lazy_regex.py): a host runs one of these
+killers or none, and no other line reaches them (no_killer_words(), the needles), so the
+daemon holds only the patterns of the killer whose lines it has seen.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import re
 from collections import deque
 
+from watchdog_oom.lazy_regex import compile_on_first_use
 from watchdog_oom.model import OomKill
 from watchdog_oom.parse.evidence import describe
 from watchdog_oom.parse.values import (
@@ -28,17 +32,17 @@ _TAG = r"(?:{}(?:\[\d+\])?:\s+)"
 # earlyoom 1.x kill.c: 'sending SIGTERM to process 1234 uid 1000 "firefox": oom_score 600,
 # VmRSS 5000 MiB, cmdline "…"' (1.0-1.2: "badness 600" and no uid; 1.8: oom_score_adj,
 # "badness N KiB", "ordering x"). The name may hold '"': anchor on '": '.
-_EARLYOOM_SEND = re.compile(
+_EARLYOOM_SEND = compile_on_first_use(
     _TAG.format("earlyoom") + r'?sending (SIGTERM|SIGKILL) to process (\d+)(?: uid (\d+))? "(.*?)": (.*)$'
 )
-_EARLYOOM_DETAIL = re.compile(r"(oom_score_adj|oom_score|badness|VmRSS):? (-?\d+)")
+_EARLYOOM_DETAIL = compile_on_first_use(r"(oom_score_adj|oom_score|badness|VmRSS):? (-?\d+)")
 # Before "sending SIGTERM" (1.3, 2019) earlyoom named the signal by number, after a
 # "Low Memory! At or below sigterm limits" or "low memory! at or below SIGTERM limits":
 #   2018 (1.0-1.1): "Killing process 'bash' with signal 15, pid: 5874, badness: 538, VmRSS: 3160 MiB"
 #   early 2019:     'killing process 27541 "bash" with signal 15: badness 550, VmRSS 7609 MiB'
 # The name is read to the first "' with signal N, pid: N" (the first '" with signal N:'), not the last:
 # a kill line another one ran into on one line (review R22b) lends it none of the rest of the line.
-_EARLYOOM_SIGNAL = re.compile(
+_EARLYOOM_SIGNAL = compile_on_first_use(
     _TAG.format("earlyoom") + r"""?(?:Killing process '(.*?)' with signal (\d+), pid: (\d+)"""
     r"""|killing process (\d+) "(.*?)" with signal (\d+):)(.*)$"""
 )
@@ -46,18 +50,19 @@ _SIGNAL_NAMES = {"9": "SIGKILL", "15": "SIGTERM"}
 # Between 1.7 and 1.8 (kill.c, commits e05fa9e 2023-09-19 to 7534065 2024-04-08; builds such
 # as v1.7-41-g90f1a67) earlyoom printed the victim's command line on a line of its own right
 # after its kill line: 'process 2595764 cmdline "command here"'. 1.8 moved it into the kill line.
-_EARLYOOM_CMDLINE = re.compile(_TAG.format("earlyoom") + r'?process (\d+) cmdline "(.*)"\s*$')
+_EARLYOOM_CMDLINE = compile_on_first_use(_TAG.format("earlyoom") + r'?process (\d+) cmdline "(.*)"\s*$')
 # What earlyoom says right after its kill line (kill.c kill_wait(), kill_release(), 1.0-1.9):
 # where kill(2) itself failed, no signal was sent and nothing was killed. "Timer expired"
 # (the process did not exit in 10 s) follows a signal that was sent: the kill stands.
-_EARLYOOM_FAILED = re.compile(_TAG.format("earlyoom") + r"?kill failed: (?:Operation not permitted|No such process)")
+_EARLYOOM_FAILED = compile_on_first_use(
+    _TAG.format("earlyoom") + r"?kill failed: (?:Operation not permitted|No such process)")
 # Lines about the same kill that come before its outcome (1.8: pidfd and process_mrelease).
-_EARLYOOM_SAME_KILL = re.compile(
+_EARLYOOM_SAME_KILL = compile_on_first_use(
     _TAG.format("earlyoom") + r"?(?:kill_release: |kill_wait pid \d+: |process \d+ cmdline )")
 # earlyoom 0.x printed to stdout: "Out of memory! avail: 0 MiB < min: 587 MiB" and on the
 # next line "Killing process 8230 sudo".
-_EARLYOOM_BANNER = re.compile(_TAG.format("earlyoom") + r"?(?:Out of memory!|[Ll]ow [Mm]emory!) ")
-_EARLYOOM_KILLING = re.compile(_TAG.format("earlyoom") + r"?Killing process (\d+) (.+)$")
+_EARLYOOM_BANNER = compile_on_first_use(_TAG.format("earlyoom") + r"?(?:Out of memory!|[Ll]ow [Mm]emory!) ")
+_EARLYOOM_KILLING = compile_on_first_use(_TAG.format("earlyoom") + r"?Killing process (\d+) (.+)$")
 # systemd-oomd (247+) kills a whole cgroup, src/oom/oomd-manager.c:
 #   "Killed /x.service due to memory pressure for /y.slice being 80.00% > 50.00% for > 20s
 #    with reclaim activity"
@@ -68,23 +73,23 @@ _EARLYOOM_KILLING = re.compile(_TAG.format("earlyoom") + r"?Killing process (\d+
 #    N process(es) in this unit"; both wordings exist for swap too)
 # journalctl elides a long path in the middle or at its start ("/user.slice/…/x.scope",
 # "…ea541d95.scope", "..." where the terminal is not UTF-8): the part printed is kept.
-_OOMD = re.compile(
+_OOMD = compile_on_first_use(
     _TAG.format("systemd-oomd")
     + r"?(?:Killed|Marked) ((?:/|…|\.\.\.).*?)(?: for killing)? due to (memory pressure|swap used|memory used)(.*)$"
 )
 # "Marked /x.scope for killing" with nothing after it (a paste trimmed the reason): the kill stands.
-_OOMD_MARKED = re.compile(_TAG.format("systemd-oomd") + r"?Marked ((?:/|…|\.\.\.)\S*) for killing()()\s*$")
+_OOMD_MARKED = compile_on_first_use(_TAG.format("systemd-oomd") + r"?Marked ((?:/|…|\.\.\.)\S*) for killing()()\s*$")
 # PID 1 (or the user's manager) carries the kill out and reports it, src/core/unit.c
 # unit_log_oomd_kill... (249+): "x.scope: systemd-oomd killed 3 process(es) in this unit."
 # It is the same event as systemd-oomd's own line, before or after it, or the only trace
 # where systemd-oomd's unit was not in the excerpt.
-_OOMD_UNIT = re.compile(
+_OOMD_UNIT = compile_on_first_use(
     _TAG.format("systemd") + r"?(?:(\S+?): )?systemd-oomd killed (\d+) process\(es\) in this unit\.?\s*$"
 )
 # A unit whose process the kernel (or systemd-oomd) OOM-killed ends with this result
 # (src/core/service.c, 243+): corroboration of a kill recorded from its own line, never a kill.
-_OOM_RESULT = re.compile(_TAG.format("systemd") + r"?(\S+?): Failed with result 'oom-kill'\.?\s*$")
-_OOMD_PRESSURE = re.compile(r" for (\S+) being ([\d.]+%) > ([\d.]+%)")
+_OOM_RESULT = compile_on_first_use(_TAG.format("systemd") + r"?(\S+?): Failed with result 'oom-kill'\.?\s*$")
+_OOMD_PRESSURE = compile_on_first_use(r" for (\S+) being ([\d.]+%) > ([\d.]+%)")
 _UNIT_SUFFIXES = (".service", ".scope", ".slice", ".socket", ".mount", ".swap")
 # nohang describes its victim on several lines, then acts (src/nohang, 2019-2021):
 #   0.1:  "Process with highest badness (found in 4 ms):" / "  PID: 477, Name: Xorg, badness: 12"
@@ -94,22 +99,23 @@ _UNIT_SUFFIXES = (".service", ".scope", ".slice", ".socket", ".mount", ".swap")
 #         "  badness:   824, oom_score:  824, oom_score_adj:  0" / "  cgroup_v2: /user.slice/…"
 #         "  cmdline:   tail /dev/zero" / "Implementing a corrective action:"
 #         "  Sending SIGTERM to the victim"
-_NOHANG_TAG = re.compile(_TAG.format(r"nohang(?:-desktop)?"))
+_NOHANG_TAG = compile_on_first_use(_TAG.format(r"nohang(?:-desktop)?"))
 _NOHANG_START = ("Victim status", "Process with highest badness", "Finding the process with the highest badness")
 _NOHANG_OPENERS = ("nohang", *_NOHANG_START)  # (made once: no_killer_words() is asked of most kernel lines)
-_NOHANG_FIELD = re.compile(r"(PID|name|E?UID|badness|VmRSS|RSS|cgroup_v[12]):\s+([^,(]*?)\s*(?=,|\(|$)", re.IGNORECASE)
+_NOHANG_FIELD = compile_on_first_use(
+    r"(PID|name|E?UID|badness|VmRSS|RSS|cgroup_v[12]):\s+([^,(]*?)\s*(?=,|\(|$)", re.IGNORECASE)
 _NOHANG_KEYS = {"euid": "uid", "rss": "vm_rss_mib", "vmrss": "vm_rss_mib"}
-_NOHANG_CMDLINE = re.compile(r"cmdline:\s+(.*)$", re.IGNORECASE)
-_NOHANG_SEND = re.compile(r"Send(?:ing)? (SIGTERM|SIGKILL) to the victim")
+_NOHANG_CMDLINE = compile_on_first_use(r"cmdline:\s+(.*)$", re.IGNORECASE)
+_NOHANG_SEND = compile_on_first_use(r"Send(?:ing)? (SIGTERM|SIGKILL) to the victim")
 # A victim that a configured command handles instead of a signal (nohang's soft actions,
 # "execute_the_command" in 0.1): src/nohang implement_corrective_action()
 #   0.1 (2018):       "  Execute the command: {cmd}" in the "Victim is …" block
 #   2019 (to 0.2):    "Implement a corrective action:" / "  Run the command: {cmd}"
 #   2020-03 (8e931f8) on: "Implementing a corrective action:" / "  Executing the command: {cmd}"
 # ("Execute the command(1) in Thread-1: …", "Executing Command-1 …" log the same command's start.)
-_NOHANG_COMMAND = re.compile(r"(?:Run|Execute|Executing) the command: (.+)$")
+_NOHANG_COMMAND = compile_on_first_use(r"(?:Run|Execute|Executing) the command: (.+)$")
 # nohang 0.1 (2018) names its victim on one line: "  Victim is tail, pid: 5, badness: 9, VmRSS: 3 MiB, …"
-_NOHANG_VICTIM_IS = re.compile(r"Victim is (.+?), pid: (\d+), badness: (-?\d+)")
+_NOHANG_VICTIM_IS = compile_on_first_use(r"Victim is (.+?), pid: (\d+), badness: (-?\d+)")
 _USERSPACE_MEMORY = 32  # victims remembered to record earlyoom's SIGTERM+SIGKILL once
 _ELISIONS = ("…", "...")
 

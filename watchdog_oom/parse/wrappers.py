@@ -4,15 +4,24 @@ Owns the wrappers of one log line: the kmsg record header, dmesg uptime or `-T` 
 locale, syslog / journalctl / ISO 8601 prefixes with their host and tag, rsyslog `#012`
 escapes, quote marks of a paste; and the Stamp (where and when a line was logged) that the
 recognisers copy onto the kills a line completes.
+
+The patterns that only text pasted into `import` or a rare wrapper reaches are compiled at
+their first use (lazy_regex.py), not held by the daemon: a paste's quote marks, outer
+wrappers and learned prefixes (_QUOTE, _OUTER_NAMES, _TAG_AT_*, _CLOCK, _WORD_GAP,
+_STRUCTURAL, _RUNS), JSON (_JSON_STRUCTURE), rsyslog escapes (strip_wrapper's), a syslog
+priority and RFC 5424 (a line opening with "<"), the tests' reference _TAG_BEFORE. The dates
+of each format a followed log file may be written in stay compiled: every line goes through one.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import MAXYEAR, MINYEAR, UTC, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from watchdog_oom.lazy_regex import compile_on_first_use
 from watchdog_oom.model import KernelLine
 
 if TYPE_CHECKING:
@@ -23,7 +32,7 @@ if TYPE_CHECKING:
 # /dev/kmsg record (3.5+): "prio,seq,usec,flags[,…];message".
 _KMSG = re.compile(r"(\d+),(\d+),(\d+),[^;]*;")
 # syslog(2) / `dmesg -r` priority prefix "<4>".
-_PRIORITY = re.compile(r"<\d{1,3}>")
+_PRIORITY = compile_on_first_use(r"<\d{1,3}>")
 # dmesg uptime "[ 1234.567890] " (also journalctl -o short-monotonic).
 _UPTIME = re.compile(r"\[\s*(\d+)\.(\d{1,9})\]\s?")
 # dmesg -T "[Mon Jun  3 10:00:00 2024] " in any locale: weekday and month are names of
@@ -57,9 +66,9 @@ _HOST_KERNEL = re.compile(r"\S++\s+kernel:\s?")
 _HOST_TAG = re.compile(r"\S++\s+(?=[\w.@/-]+(?:\[\d+\])?:(?:\s|$))")
 _BARE_KERNEL_TAG = re.compile(r"kernel:\s?")
 # A paste: "> " quote marks (e-mail, markdown), a markdown inline-code "`", leading blanks.
-_QUOTE = re.compile(r"(?:[>`]\s*)+")
+_QUOTE = compile_on_first_use(r"(?:[>`]\s*)+")
 # rsyslog escapes control characters as "#ooo" octal: "#012" is a newline, "#011" a tab.
-_RSYSLOG_ESCAPE = re.compile(r"#0(1[12])")
+_RSYSLOG_ESCAPE = compile_on_first_use(r"#0(1[12])")
 
 # Month names (first letters, lower case) of the locales a server log is likely in.
 _MONTHS = {
@@ -174,7 +183,7 @@ def _mono_usec(digits: str, unit: int = 1) -> int | None:
 # RFC 5424 (rsyslog RSYSLOG_SyslogProtocol23Format, OpenWrt, syslog-ng), after its "<PRI>":
 # "1 2025-06-29T15:57:11.000000+00:00 host kernel - - - msg" (VERSION TIMESTAMP HOSTNAME
 # APP-NAME PROCID MSGID STRUCTURED-DATA MSG; "-" is a nil value; MSG may open with a BOM).
-_RFC5424 = re.compile(r"1 (\S+) (\S+) (\S+) (\S+) (\S+) (?:-|(?:\[(?:[^\]\\]|\\.)*\])+)(?: \ufeff?|$)")
+_RFC5424 = compile_on_first_use(r"1 (\S+) (\S+) (\S+) (\S+) (\S+) (?:-|(?:\[(?:[^\]\\]|\\.)*\])+)(?: \ufeff?|$)")
 
 
 def _rfc5424(text: str, match: re.Match) -> tuple[str, datetime | None]:
@@ -444,7 +453,7 @@ def _host_at(text: str) -> str | None:
 LINE_CHARS = 65_536  # a longer physical line is cut here (and counted): printk lines are < 1 kB
 JOIN_CHARS = 4_096  # a line joined from wrapped pieces is never longer than this
 
-_JSON_STRUCTURE = re.compile(r'\s*(?:[{}\[\],]+\s*$|"[\w.@/-]{1,64}"\s*:)')
+_JSON_STRUCTURE = compile_on_first_use(r'\s*(?:[{}\[\],]+\s*$|"[\w.@/-]{1,64}"\s*:)')
 
 
 class Decoder:
@@ -518,7 +527,7 @@ class Decoder:
 # "… host prog[pid]: " (syslog) names a sender; a kernel message from any other sender is
 # a forgery (logger(1)) and is refused.
 # The tag is a whole run of its characters (none is "[" or ":", which must follow it): possessive.
-_TAG_AT_END = re.compile(r"(^|\s)([\w.@/()-]{1,64}+)(?:\[\d+\])?:\s+$")
+_TAG_AT_END = compile_on_first_use(r"(^|\s)([\w.@/()-]{1,64}+)(?:\[\d+\])?:\s+$")
 
 
 def prefix_sender(prefix: str, *, headed: bool = False) -> str | None:
@@ -537,10 +546,10 @@ def prefix_sender(prefix: str, *, headed: bool = False) -> str | None:
 
 
 # The tag a syslog line's message opens with, once its date and host are off ("alice[42]: ").
-_TAG_AT_START = re.compile(r"\s*([\w.@/()-]{1,64}+)(?:\[\d+\])?:\s")
+_TAG_AT_START = compile_on_first_use(r"\s*([\w.@/()-]{1,64}+)(?:\[\d+\])?:\s")
 
 
-_CLOCK = re.compile(r"\d:\d\d:\d\d")
+_CLOCK = compile_on_first_use(r"\d:\d\d:\d\d")
 
 
 def prefix_time(prefix: str, year: int | None) -> tuple[datetime | None, int | None]:
@@ -556,7 +565,7 @@ def prefix_time(prefix: str, year: int | None) -> tuple[datetime | None, int | N
     return found_wall, None
 
 
-_WORD_GAP = re.compile(r"[\s:|\t-]+(?=[\w\[<])")
+_WORD_GAP = compile_on_first_use(r"[\s:|\t-]+(?=[\w\[<])")
 
 
 def shape(prefix: str) -> re.Pattern | None:
@@ -577,8 +586,8 @@ def shape(prefix: str) -> re.Pattern | None:
     return re.compile("".join(parts))
 
 
-_STRUCTURAL = re.compile(r"\d|[^\w\s]")  # a digit or a mark: what wrappers are made of
-_RUNS = re.compile(r"\d+|\s+|[^\W\d_]+|[^\w\s]+|_+")
+_STRUCTURAL = compile_on_first_use(r"\d|[^\w\s]")  # a digit or a mark: what wrappers are made of
+_RUNS = compile_on_first_use(r"\d+|\s+|[^\W\d_]+|[^\w\s]+|_+")
 
 
 # --------------------------------------------------------------- a kill's evidence
@@ -587,17 +596,17 @@ _RUNS = re.compile(r"\d+|\s+|[^\W\d_]+|[^\w\s]+|_+")
 # format, the outer wrapper before it, and the tag that sent it.
 
 _OUTER_NAMES = (
-    (re.compile(r"[^\s:]+:\d+[:-]"), "grep -Hn"),
-    (re.compile(r"\d+[:-](?!\d)"), "grep -n"),
-    (re.compile(r"\s*\d+(?:\t|  )\s*"), "line numbers (cat -n, nl)"),
-    (re.compile(r"[-*+]\s+"), "markdown bullet"),
-    (re.compile(r"(?:>\s*)+"), "mail quote"),
-    (re.compile(r"`+"), "markdown code"),
+    (compile_on_first_use(r"[^\s:]+:\d+[:-]"), "grep -Hn"),
+    (compile_on_first_use(r"\d+[:-](?!\d)"), "grep -n"),
+    (compile_on_first_use(r"\s*\d+(?:\t|  )\s*"), "line numbers (cat -n, nl)"),
+    (compile_on_first_use(r"[-*+]\s+"), "markdown bullet"),
+    (compile_on_first_use(r"(?:>\s*)+"), "mail quote"),
+    (compile_on_first_use(r"`+"), "markdown code"),
 )
 _FORMATS = (
     (_KMSG, "/dev/kmsg record"),
-    (re.compile(r"<\d{1,3}>1 "), "RFC 5424 syslog"),
-    (re.compile(r"<\d{1,3}>"), "syslog priority"),
+    (compile_on_first_use(r"<\d{1,3}>1 "), "RFC 5424 syslog"),
+    (compile_on_first_use(r"<\d{1,3}>"), "syslog priority"),
     (_DMESG_T, "dmesg -T"),
     (_UPTIME, "dmesg"),
     (_DMESG_RELTIME, "dmesg -H"),
@@ -608,19 +617,22 @@ _FORMATS = (
     (_BSD, "syslog"),
 )
 # "host kernel: msg", also "host kernel: [ 1234.567890] msg" (syslog of a kernel that prints its uptime)
-_TAG_BEFORE = re.compile(r"(?:^|[\s>:|`])([\w.@/()-]{1,64}+)(?:\[\d+\])?:\s*(?:\[\s*\d+\.\d+\]\s*)?$")
-_RFC5424_APP = re.compile(r"<\d{1,3}>1 \S+ \S+ (\S+) ")
+_TAG_BEFORE = compile_on_first_use(r"(?:^|[\s>:|`])([\w.@/()-]{1,64}+)(?:\[\d+\])?:\s*(?:\[\s*\d+\.\d+\]\s*)?$")
+_RFC5424_APP = compile_on_first_use(r"<\d{1,3}>1 \S+ \S+ (\S+) ")
 
 
-def _first_of(named: tuple[tuple[re.Pattern, str], ...]) -> tuple[re.Pattern, dict[str, str]]:
+def _first_of(named: tuple[tuple[re.Pattern, str], ...],
+              compiler: Callable[[str], re.Pattern] = re.compile) -> tuple[re.Pattern, dict[str, str]]:
     """One pattern trying each of `named` in turn (an alternation takes the first alternative
     that matches), and the name of each alternative's group: match.lastgroup says which."""
     groups = {f"n{i}": name for i, (_, name) in enumerate(named)}
-    return re.compile("|".join(f"(?P<n{i}>{pattern.pattern})" for i, (pattern, _) in enumerate(named))), groups
+    return compiler("|".join(f"(?P<n{i}>{pattern.pattern})" for i, (pattern, _) in enumerate(named))), groups
 
 
 _ANY_FORMAT, _FORMAT_NAMES = _first_of(_FORMATS)
-_ANY_OUTER, _OUTER_NAMES_OF = _first_of(_OUTER_NAMES)
+# An outer wrapper stands before a line's format only in pasted text (grep -n, a quote...): the
+# live sources' lines open with their format, so line_format() never asks for these there.
+_ANY_OUTER, _OUTER_NAMES_OF = _first_of(_OUTER_NAMES, compile_on_first_use)
 
 
 def line_format(raw: str) -> tuple[str | None, tuple[str, ...]]:
