@@ -19,7 +19,7 @@ from watchdog_oom.rules.adjaudit import (
     severity,
     summary,
 )
-from watchdog_oom.store import Store
+from watchdog_oom.store import Store, tracing
 
 WRITER = Writer(tid=4242, process="evil", pid=4242, cmdline="evil --make-it-die", unit="cron.service", uid=1000)
 
@@ -101,10 +101,10 @@ def test_a_write_handled_after_a_scan_that_already_read_it_is_not_called_unchang
 def record(store: Store, t0, n: int, **kw) -> None:
     with store.tx() as tx:
         for i in range(n):
-            tx.add_adjustment(time=t0 + timedelta(minutes=i), boot_id="b", pid=100 + i,
-                              process=kw.get("process", "app"),
-                              cmdline=None, unit=None, old_adj=0, new_adj=i, critical=False, by_watchdog=False,
-                              severity=None, writer=kw.get("writer", WRITER.to_dict()))
+            tracing.add_adjustment(tx, time=t0 + timedelta(minutes=i), boot_id="b", pid=100 + i,
+                                   process=kw.get("process", "app"),
+                                   cmdline=None, unit=None, old_adj=0, new_adj=i, critical=False, by_watchdog=False,
+                                   severity=None, writer=kw.get("writer", WRITER.to_dict()))
 
 
 def test_history_keeps_every_change_and_retention_bounds_it(store, t0):

@@ -15,7 +15,7 @@ from sqlalchemy import select, text
 from test_cli import run, write_config
 
 from watchdog_oom.rules.adjaudit import Writer
-from watchdog_oom.store import SCHEMA_HEAD, Store, alembic_config
+from watchdog_oom.store import SCHEMA_HEAD, Store, alembic_config, tracing
 from watchdog_oom.store.tables import adjustments
 
 EVENT_WRITER = Writer(tid=4242, process="evil", pid=4242, cmdline="evil --make-it-die", unit="cron.service", uid=1000)
@@ -27,9 +27,9 @@ RESYNC_WRITER = Writer(tid=0, process="?", unknown=LOST)
 def _record(store: Store, t0, writer: Writer, found_by: str | None, minutes: int = 0) -> None:
     how = {} if found_by is None else {"found_by": found_by}
     with store.tx() as tx:
-        tx.add_adjustment(time=t0 + timedelta(minutes=minutes), boot_id="b", pid=77, process="postgres",
-                          cmdline="postgres -D /data", unit="postgresql.service", old_adj=0, new_adj=1000,
-                          critical=True, by_watchdog=False, severity="critical", writer=writer.to_dict(), **how)
+        tracing.add_adjustment(tx, time=t0 + timedelta(minutes=minutes), boot_id="b", pid=77, process="postgres",
+                               cmdline="postgres -D /data", unit="postgresql.service", old_adj=0, new_adj=1000,
+                               critical=True, by_watchdog=False, severity="critical", writer=writer.to_dict(), **how)
 
 
 def test_a_change_found_by_a_resync_is_kept_as_such_with_why_its_writer_is_unknown(store, t0):

@@ -135,10 +135,11 @@ def test_the_idle_daemon_loads_only_what_its_configuration_uses(tmp_path):
                   # the other sources; the tracepoints (off) and their audit
                   "watchdog_oom.sources.kmsg", "watchdog_oom.sources.journal", "watchdog_oom.sources.tracepoint",
                   "watchdog_oom.daemon.tracer", "watchdog_oom.daemon.adjwatch", "watchdog_oom.trace_events",
+                  "watchdog_oom.store.tracing",
                   # a channel type not configured; signing (no webhook secret configured)
                   "watchdog_oom.notify.email", "smtplib", "hmac",
-                  # its command line is read without a parser
-                  "argparse", "gettext", "watchdog_oom.cli.options",
+                  # its command line is read without a parser, nor what only the other commands share
+                  "argparse", "gettext", "watchdog_oom.cli.options", "watchdog_oom.cli.common",
                   # the history's read side: the daemon's store is a Recorder, not a Store
                   "watchdog_oom.store.history", "watchdog_oom.store.queries", "watchdog_oom.store.charts",
                   "watchdog_oom.stored_history",
@@ -194,7 +195,7 @@ IDLE_DAEMON_MODULES = frozenset({
     # the log formatter's terminal-safe text (the commands' tables, JSON and CSV are textout's)
     "watchdog_oom.visible",
     # the command line: `run` alone, read without argparse
-    "watchdog_oom.cli", "watchdog_oom.cli.common", "watchdog_oom.cli.run",
+    "watchdog_oom.cli", "watchdog_oom.cli.run",
     # the configuration, read again on SIGHUP
     "watchdog_oom.config", "watchdog_oom.config.declare", "watchdog_oom.config.reader",
     "watchdog_oom.config.schema", "watchdog_oom.config.values",

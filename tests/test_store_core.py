@@ -44,6 +44,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 from watchdog_oom.model import Alert, MemorySample, OomKill
 from watchdog_oom.store import Store
+from watchdog_oom.store import tracing
 
 store = Store(sys.argv[1], "web-01")
 now = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
@@ -53,7 +54,8 @@ with store.tx() as tx:
                                overcommit_memory=0, overcommit_ratio=50, overcommit_kbytes=0))
     kill = tx.add_kill(OomKill(pid=4242, process="java", time=now, source="kmsg"), now)
     tx.add_kills([(OomKill(pid=4243, process="java", time=now, source="kmsg"), None)], now)
-    tx.add_witness(kill, OomKill(pid=4242, process="java", time=now, source="tracepoint"), ["uid"], "tracepoint", {})
+    tracing.add_witness(tx, kill, OomKill(pid=4242, process="java", time=now, source="tracepoint"), ["uid"],
+                        "tracepoint", {})
     episode, _ = tx.fire_alert(Alert(key="commit", kind="commit.warning", severity="warning", summary="93%", time=now))
     tx.enqueue(channel="ops", kind="oom.kill", severity="critical", reason="first", summary="java", data={}, now=now,
                alert_id=episode.id, mute=tx.active_mute(now, "oom.kill", "java", None))

@@ -9,6 +9,7 @@ import pytest
 from test_trace_events import first_kill_from_kmsg, traced_first_kill
 
 from watchdog_oom.rules.witnesses import TraceWindow, Witnessed, suspect, unlogged
+from watchdog_oom.store import tracing
 
 TRACE_FIELDS = ("time", "uid", "total_vm_kb", "anon_rss_kb", "file_rss_kb", "shmem_rss_kb", "pgtables_kb",
                 "oom_score_adj", "process")
@@ -70,15 +71,16 @@ def test_logged_first_then_traced_takes_the_tracepoints_time_and_figures(store, 
     with store.tx() as tx:
         row = tx.add_kill(logged.replace(host="web-01"), t0)
     with store.tx() as tx:
-        found = tx.find_kernel_kill(traced.pid, "b", traced.time, timedelta(seconds=5))
+        found = tracing.find_kernel_kill(tx, traced.pid, "b", traced.time, timedelta(seconds=5))
         assert found is not None and found.id == row.id
-        tx.add_witness(found, traced, TRACE_FIELDS, "tracepoint", traced.extra["tracepoint"])
+        tracing.add_witness(tx, found, traced, TRACE_FIELDS, "tracepoint", traced.extra["tracepoint"])
     (kill,) = store.kills()
     assert kill.time == traced.time and kill.source == "kmsg" and kill.details["task_table"]
     assert kill.details["extra"]["witnesses"] == ["kmsg", "tracepoint"]
     with store.tx() as tx:
-        assert tx.find_kernel_kill(traced.pid, "other-boot", traced.time, timedelta(seconds=5)) is None
-        assert tx.find_kernel_kill(traced.pid, "b", traced.time + timedelta(minutes=1), timedelta(seconds=5)) is None
+        assert tracing.find_kernel_kill(tx, traced.pid, "other-boot", traced.time, timedelta(seconds=5)) is None
+        later = traced.time + timedelta(minutes=1)
+        assert tracing.find_kernel_kill(tx, traced.pid, "b", later, timedelta(seconds=5)) is None
 
 
 def test_a_pid_only_traced_kill_takes_the_logs_name(store, t0):
@@ -97,16 +99,16 @@ def test_flags_and_protections_are_kept(store, t0):
     logged = first_kill_from_kmsg()
     with store.tx() as tx:
         row = tx.add_kill(logged.replace(host="web-01"), t0)
-        tx.note_on_kill(row, "disagreed", "tracepoint")
+        tracing.note_on_kill(tx, row, "disagreed", "tracepoint")
         tx.add_protection(time=t0, pid=5, process="sshd", cmdline=None, from_adj=0, to_adj=-900)
         tx.add_protection(time=t0 + timedelta(seconds=1), pid=5, process="sshd", cmdline=None, from_adj=0, to_adj=-1,
                           error="EACCES")
     with store.tx() as tx:
-        (recent,) = tx.recent_kernel_kills("b", logged.time - timedelta(seconds=1))
+        (recent,) = tracing.recent_kernel_kills(tx, "b", logged.time - timedelta(seconds=1))
         assert recent.details["disagreed"] == "tracepoint"
-        assert tx.last_protection(5, t0 - timedelta(days=1)) == -900
-        assert tx.last_protection(5, t0 + timedelta(seconds=1)) is None
-        assert tx.last_protection(6, t0 - timedelta(days=1)) is None
+        assert tracing.last_protection(tx, 5, t0 - timedelta(days=1)) == -900
+        assert tracing.last_protection(tx, 5, t0 + timedelta(seconds=1)) is None
+        assert tracing.last_protection(tx, 6, t0 - timedelta(days=1)) is None
 
 
 def test_the_counters_shortfall_with_the_tracepoint_on_is_one_neither_witness_showed(t0):
@@ -128,7 +130,7 @@ def test_show_names_the_witnesses_and_a_suspect_record(tmp_path, store, t0):
         tx.add_kill(logged.replace(host="web-01"), t0)
         forged = tx.add_kill(logged.replace(host="web-01", pid=999, time=logged.time + timedelta(hours=1),
                                             mono_usec=None, source="file:/var/log/syslog"), t0)
-        tx.note_on_kill(forged, "disagreed", "tracepoint")
+        tracing.note_on_kill(tx, forged, "disagreed", "tracepoint")
     cfg = write_config(tmp_path, f"database: {store.engine.url}\nhost: web-01\n")
     code, out, _ = run("show", "1", config=cfg)
     assert code == 0 and "witnesses      tracepoint, kmsg" in out and "marked by      python3 (tid 16834)" in out

@@ -2,27 +2,57 @@
 
 One module per command group, each listing its `Command`s: run (the daemon), check
 (check, processes), cgroups, history (history, show, report), import_logs (import), mute (mute,
-unmute), notify_test, admin (db, config), systemd. The options several commands share
-are declared once in options.py; exit codes, usage errors and times in common.py.
+unmute), notify_test, admin (db, config), systemd. What a command is (`Command`), the exit
+codes and the usage errors are declared here, beside `main`: the daemon's `run` needs no
+more of the command line. The parser and the options several commands share are
+options.py's (loaded with argparse, which `run` does without); times, numbers and the
+store as the commands open them, common.py's.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import import_module
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, TextIO
 
-from watchdog_oom import __version__
 from watchdog_oom import config as config_mod
-from watchdog_oom.cli.common import EXIT_BAD_CONFIG, EXIT_UNKNOWN, BadArguments, Command, UsageError
+from watchdog_oom.valueclass import valueclass
 
 if TYPE_CHECKING:
     import argparse
 
 __all__ = ["COMMANDS", "SafeFormatter", "UsageError", "build_parser", "evaluate_now", "main"]
+
+EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
+EXIT_BAD_CONFIG = 2
+
+Handler = Callable[["argparse.Namespace", config_mod.Config, TextIO, TextIO], int]
+
+
+@valueclass(slots=False)
+class Command:
+    """One subcommand: its name and help, the arguments it adds to its parser, what runs it."""
+
+    name: str
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    run: Handler
+
+
+class UsageError(Exception):
+    """Bad input on the command line; printed with exit status 2."""
+
+
+class BadArguments(Exception):
+    """What argparse found wrong with the command line; `text` is what argparse would print."""
+
+    def __init__(self, message: str, text: str) -> None:
+        super().__init__(message)
+        self.text = text
+
 
 # Each command and the module that declares it, in the order `--help` lists them. Only
 # the module of the command being run is imported: `history` does not load the daemon,
@@ -53,6 +83,10 @@ def __getattr__(name: str) -> Any:
     modules import from here, loaded on first use (PEP 562)."""
     if name == "COMMANDS":
         return {n: command(n) for n in ORDER}
+    if name == "build_parser":
+        from watchdog_oom.cli.options import build_parser
+
+        return build_parser
     if name == "SafeFormatter":
         from watchdog_oom.cli.run import SafeFormatter
 
@@ -64,63 +98,21 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-EPILOG = """\
-WHEN (--since, --until) is a duration back from now (30m, 24h, 7d) or an ISO 8601 time
-(2026-03-01, 2026-03-01T14:05:00+01:00; local time without a zone).
-
-exit status:
-  0  success (check: OK)
-  1  check: WARNING; other commands: a failure they name (unreadable input, no such id,
-     a channel that did not deliver, the database unusable)
-  2  usage error or invalid configuration (check: CRITICAL)
-  3  check: UNKNOWN (it could not judge: bad usage, config or figures)
-
-'watchdog-oom COMMAND --help' tells a command's options and their defaults.
-"""
-
-
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The whole command line's parser; with `only`, a parser for that one command,
-    which imports nothing the others need (what `main` uses to run a command)."""
-    import argparse
-
-    from watchdog_oom.cli.options import ArgumentParser
-
-    parser = ArgumentParser(
-        prog="watchdog-oom",
-        description="Watch memory commit and pressure, rank the OOM killer's next victims, record every OOM kill.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-c", "--config", metavar="PATH",
-                        help="config file (default: $WATCHDOG_OOM_CONFIG, else /etc/watchdog-oom/config.yaml "
-                             "if it exists, else built-in defaults)")
-    parser.add_argument("--version", action="version", version=f"watchdog-oom {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    for name in ORDER if only is None else (only,):
-        cmd = command(name)
-        cmd.arguments(sub.add_parser(name, help=cmd.help))
-    return parser
-
-
 def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     """Run one command line; its exit status."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     argv = sys.argv[1:] if argv is None else list(argv)
     word = _command_in(argv)
-    try:
-        # The daemon's plain command line needs no parser; otherwise, for a known command
-        # word, only its parser is built (and its module imported). Anything else (--help,
-        # --version, a typo) gets the whole parser, which lists every command.
-        args = _plain_run(argv) if word == "run" else None
-        if args is None:
-            only = word if word in MODULES and not _asks_help_before(argv, word) else None
-            args = build_parser(only).parse_args(argv)
-    except BadArguments as exc:
-        err.write(exc.text)
-        if word == "check":
-            return _report_unknown(f"usage error: {exc}", _asks_json(argv), out)
-        return 2
+    # The daemon's plain command line needs no parser; anything else is argparse's (options.py).
+    args = _plain_run(argv) if word == "run" else None
+    if args is None:
+        from watchdog_oom.cli.options import parse_command_line
+
+        parsed = parse_command_line(argv, word, out, err)
+        if isinstance(parsed, int):  # a usage error, said
+            return parsed
+        args = parsed
     if args.command == "config" and args.action != "check":  # the example and the keys need no file
         return _dispatch(args, config_mod.Config(), out, err)
     try:
@@ -176,19 +168,6 @@ def _report_unknown(message: str, as_json: bool, out: TextIO) -> int:
     from watchdog_oom.cli.check import report_unknown
 
     return report_unknown(message, as_json, socket.gethostname(), out)
-
-
-def _asks_help_before(argv: Sequence[str], word: str) -> bool:
-    """Whether -h/--help or --version comes before the command word (the top level's, then)."""
-    words = list(argv)
-    return any(w in ("-h", "--help", "--version") for w in words[:words.index(word)])
-
-
-def _asks_json(argv: Sequence[str]) -> bool:
-    """Whether a command line argparse rejected asked for JSON (--json, --format json, --format=json)."""
-    words = list(argv)
-    return "--json" in words or "--format=json" in words or any(
-        a == "--format" and b == "json" for a, b in zip(words, words[1:], strict=False))
 
 
 def _command_in(argv: Sequence[str]) -> str | None:

@@ -7,7 +7,7 @@ from typing import TextIO
 
 from watchdog_oom import config as config_mod
 from watchdog_oom import store as store_mod
-from watchdog_oom.cli.common import EXIT_OK, Command
+from watchdog_oom.cli import EXIT_OK, Command
 
 
 def cmd_db(args: argparse.Namespace, cfg: config_mod.Config, out: TextIO, err: TextIO) -> int:

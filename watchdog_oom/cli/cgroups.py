@@ -9,7 +9,8 @@ from typing import Any, TextIO
 
 from watchdog_oom import config as config_mod
 from watchdog_oom import procfs
-from watchdog_oom.cli.common import EXIT_OK, Command, positive_int, utcnow
+from watchdog_oom.cli import EXIT_OK, Command
+from watchdog_oom.cli.common import positive_int, utcnow
 from watchdog_oom.cli.options import add_format
 from watchdog_oom.model import CgroupSample
 from watchdog_oom.textout import table, to_json

@@ -8,15 +8,8 @@ from typing import Any, TextIO
 
 from watchdog_oom import config as config_mod
 from watchdog_oom import detect, processes, procfs
-from watchdog_oom.cli.common import (
-    EXIT_CRITICAL,
-    EXIT_OK,
-    EXIT_UNKNOWN,
-    EXIT_WARNING,
-    Command,
-    positive_int,
-    utcnow,
-)
+from watchdog_oom.cli import EXIT_CRITICAL, EXIT_OK, EXIT_UNKNOWN, EXIT_WARNING, Command
+from watchdog_oom.cli.common import positive_int, utcnow
 from watchdog_oom.cli.options import add_format, print_rows
 from watchdog_oom.store.health import database_finding
 from watchdog_oom.textout import safe, table, to_json

@@ -1,49 +1,20 @@
-"""What every command shares: exit codes, usage errors, times on the command line, the store."""
+"""What the commands share beyond what `run` needs: times and numbers on the command line,
+the store opened for a command. Exit codes, usage errors and `Command` are cli/__init__.py's
+(the daemon's `run` needs them, and none of this module)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, TextIO
 
 from watchdog_oom import config as config_mod
 from watchdog_oom import store as store_mod
+from watchdog_oom.cli import UsageError
 from watchdog_oom.clock import utcnow as utcnow  # the one clock, for the command modules
-from watchdog_oom.valueclass import valueclass
 
-if TYPE_CHECKING:  # argparse itself is loaded only where a parser is built: `run` reads its own line
-    import argparse
-
-EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
-EXIT_BAD_CONFIG = 2
 MAX_DURATION = timedelta(days=36525)  # 100 years: longer is a typing error, and overflows datetime
 MAX_ID = 2**63 - 1
 _BARE_NUMBER = re.compile(r"[0-9]+(\.[0-9]*)?")  # the largest integer SQLite and PostgreSQL's bigint hold
-
-Handler = Callable[["argparse.Namespace", config_mod.Config, TextIO, TextIO], int]
-
-
-@valueclass(slots=False)
-class Command:
-    """One subcommand: its name and help, the arguments it adds to its parser, what runs it."""
-
-    name: str
-    help: str
-    arguments: Callable[[argparse.ArgumentParser], None]
-    run: Handler
-
-
-class UsageError(Exception):
-    """Bad input on the command line; printed with exit status 2."""
-
-
-class BadArguments(Exception):
-    """What argparse found wrong with the command line; `text` is what argparse would print."""
-
-    def __init__(self, message: str, text: str) -> None:
-        super().__init__(message)
-        self.text = text
 
 
 def parse_when(text: str, now: datetime) -> datetime:

@@ -12,7 +12,8 @@ from typing import Any, TextIO
 
 from watchdog_oom import config as config_mod
 from watchdog_oom import store as store_mod
-from watchdog_oom.cli.common import EXIT_OK, Command, UsageError, open_store, parse_when, positive_int, utcnow
+from watchdog_oom.cli import EXIT_OK, Command, UsageError
+from watchdog_oom.cli.common import open_store, parse_when, positive_int, utcnow
 from watchdog_oom.cli.options import (
     add_format,
     add_history_filters,

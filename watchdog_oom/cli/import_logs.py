@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TextIO, cast
 
 from watchdog_oom import config as config_mod
 from watchdog_oom import store as store_mod
-from watchdog_oom.cli.common import EXIT_OK, Command, UsageError, open_store, utcnow
+from watchdog_oom.cli import EXIT_OK, Command, UsageError
+from watchdog_oom.cli.common import open_store, utcnow
 from watchdog_oom.cli.import_parts import Forward, Parts, SecondStopped, TwoReaders, send_spooled
 from watchdog_oom.cli.import_wire import RECORD_KEYS, Packed, Packer, Printer, _json_elements, _Zones
 from watchdog_oom.cli.options import add_format

@@ -9,7 +9,8 @@ from typing import TextIO
 
 from watchdog_oom import config as config_mod
 from watchdog_oom import store as store_mod
-from watchdog_oom.cli.common import EXIT_OK, Command, UsageError, bounded_duration, open_store, positive_int, utcnow
+from watchdog_oom.cli import EXIT_OK, Command, UsageError
+from watchdog_oom.cli.common import bounded_duration, open_store, positive_int, utcnow
 from watchdog_oom.cli.options import add_format, print_rows
 
 NOTIFICATION_KINDS = ("oom.kill", "oom.unlogged", "kill.unreadable", "kernel_log.gap", "kernel_log.down",

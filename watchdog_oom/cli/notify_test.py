@@ -6,7 +6,8 @@ import argparse
 from typing import TextIO
 
 from watchdog_oom import config as config_mod
-from watchdog_oom.cli.common import EXIT_OK, Command, utcnow
+from watchdog_oom.cli import EXIT_OK, Command
+from watchdog_oom.cli.common import utcnow
 from watchdog_oom.textout import safe
 
 

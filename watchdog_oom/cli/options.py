@@ -1,14 +1,18 @@
-"""The options several commands share, each declared once so every command offers it the same way,
-and the parser they are added to."""
+"""The command line as argparse reads it: the parser (`build_parser`, the whole one or one
+command's), and the options several commands share, each declared once so every command
+offers it the same way. The daemon's plain `run` line is read without it (cli._plain_run),
+so the daemon never loads argparse nor this module."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, NoReturn, TextIO
 
-from watchdog_oom.cli.common import BadArguments, UsageError, parse_when, positive_int
+from watchdog_oom import __version__
+from watchdog_oom.cli import MODULES, ORDER, BadArguments, UsageError, _report_unknown, command
+from watchdog_oom.cli.common import parse_when, positive_int
 from watchdog_oom.textout import table, to_csv, to_json
 
 
@@ -17,6 +21,68 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise BadArguments(message, f"{self.format_usage()}{self.prog}: error: {message}\n")
+
+
+EPILOG = """\
+WHEN (--since, --until) is a duration back from now (30m, 24h, 7d) or an ISO 8601 time
+(2026-03-01, 2026-03-01T14:05:00+01:00; local time without a zone).
+
+exit status:
+  0  success (check: OK)
+  1  check: WARNING; other commands: a failure they name (unreadable input, no such id,
+     a channel that did not deliver, the database unusable)
+  2  usage error or invalid configuration (check: CRITICAL)
+  3  check: UNKNOWN (it could not judge: bad usage, config or figures)
+
+'watchdog-oom COMMAND --help' tells a command's options and their defaults.
+"""
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line's parser; with `only`, a parser for that one command,
+    which imports nothing the others need (what `main` uses to run a command)."""
+    parser = ArgumentParser(
+        prog="watchdog-oom",
+        description="Watch memory commit and pressure, rank the OOM killer's next victims, record every OOM kill.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-c", "--config", metavar="PATH",
+                        help="config file (default: $WATCHDOG_OOM_CONFIG, else /etc/watchdog-oom/config.yaml "
+                             "if it exists, else built-in defaults)")
+    parser.add_argument("--version", action="version", version=f"watchdog-oom {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in ORDER if only is None else (only,):
+        cmd = command(name)
+        cmd.arguments(sub.add_parser(name, help=cmd.help))
+    return parser
+
+
+def parse_command_line(argv: Sequence[str], word: str | None, out: TextIO, err: TextIO) -> argparse.Namespace | int:
+    """A command line other than the daemon's plain one: for a known command `word`, only
+    its parser is built (and its module imported); anything else (--help, --version, a typo)
+    gets the whole parser, which lists every command. What argparse refuses is said on
+    `err`, and the exit status returned (2; `check`'s UNKNOWN, 3, in its format)."""
+    try:
+        only = word if word in MODULES and not _asks_help_before(argv, word) else None
+        return build_parser(only).parse_args(argv)
+    except BadArguments as exc:
+        err.write(exc.text)
+        if word == "check":
+            return _report_unknown(f"usage error: {exc}", _asks_json(argv), out)
+        return 2
+
+
+def _asks_help_before(argv: Sequence[str], word: str) -> bool:
+    """Whether -h/--help or --version comes before the command word (the top level's, then)."""
+    words = list(argv)
+    return any(w in ("-h", "--help", "--version") for w in words[:words.index(word)])
+
+
+def _asks_json(argv: Sequence[str]) -> bool:
+    """Whether a command line argparse rejected asked for JSON (--json, --format json, --format=json)."""
+    words = list(argv)
+    return "--json" in words or "--format=json" in words or any(
+        a == "--format" and b == "json" for a, b in zip(words, words[1:], strict=False))
 
 
 FORMATS = {"table": "aligned columns", "json": "one JSON document", "csv": "RFC 4180 rows with a header"}

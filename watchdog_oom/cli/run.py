@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from watchdog_oom import config as config_mod
 from watchdog_oom.bounds import LOG_MESSAGE_MAX, cap
-from watchdog_oom.cli.common import Command
+from watchdog_oom.cli import Command
 from watchdog_oom.visible import safe
 
 if TYPE_CHECKING:  # the daemon's command line is read without argparse (see cli.main)

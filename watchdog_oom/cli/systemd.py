@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from watchdog_oom import config as config_mod
-from watchdog_oom.cli.common import EXIT_OK, Command
+from watchdog_oom.cli import EXIT_OK, Command
 
 UNIT_NAME = "watchdog-oom.service"
 UNIT_DIR = "/etc/systemd/system"

@@ -31,6 +31,7 @@ from watchdog_oom import processes, procfs
 from watchdog_oom.daemon.shared import Shared
 from watchdog_oom.model import Alert, ProcScore
 from watchdog_oom.rules import adjaudit
+from watchdog_oom.store import tracing
 from watchdog_oom.trace_events import AdjWritten
 
 log = logging.getLogger("watchdog_oom")
@@ -161,11 +162,11 @@ class AdjWatch:
         s = self.shared
         now = s.clock()
         with s.store.tx() as tx:
-            tx.add_adjustment(time=adj.time, boot_id=s.boot_id, pid=adj.pid, process=adj.process,
-                              cmdline=adj.cmdline, unit=adj.unit, old_adj=adj.old_adj, new_adj=adj.new_adj,
-                              critical=adj.critical, by_watchdog=adj.by_watchdog,
-                              severity=alert.severity if alert else None, writer=adj.writer.to_dict(),
-                              found_by=adj.found_by)
+            tracing.add_adjustment(tx, time=adj.time, boot_id=s.boot_id, pid=adj.pid, process=adj.process,
+                                   cmdline=adj.cmdline, unit=adj.unit, old_adj=adj.old_adj, new_adj=adj.new_adj,
+                                   critical=adj.critical, by_watchdog=adj.by_watchdog,
+                                   severity=alert.severity if alert else None, writer=adj.writer.to_dict(),
+                                   found_by=adj.found_by)
             if alert is not None:
                 row, reason = tx.fire_alert(alert)
                 s.outbox.alert(tx, alert, row, reason or "new", now)
@@ -299,4 +300,4 @@ class AdjWatch:
         uptime = procfs.read_uptime(self.shared.cfg.procfs)
         since = when - timedelta(seconds=uptime) if uptime is not None else (self.started or when)
         with self.shared.store.tx() as tx:
-            return tx.last_protection(pid, since)
+            return tracing.last_protection(tx, pid, since)

@@ -35,6 +35,7 @@ from watchdog_oom.sources.tracepoint import (
     mount_tracefs,
     unusable,
 )
+from watchdog_oom.store import tracing
 from watchdog_oom.trace_events import (
     AdjWritten,
     EventsLost,
@@ -266,9 +267,9 @@ class TracepointFollower:
         now = s.clock()
         evidence = kill.extra.get("tracepoint", {})
         with s.store.tx() as tx:
-            row = tx.find_kernel_kill(kill.pid, s.boot_id, kill.time, MATCH_WINDOW) if kill.time else None
+            row = tracing.find_kernel_kill(tx, kill.pid, s.boot_id, kill.time, MATCH_WINDOW) if kill.time else None
             if row is not None:
-                tx.add_witness(row, kill, TRACE_FIELDS, "tracepoint", evidence)
+                tracing.add_witness(tx, row, kill, TRACE_FIELDS, "tracepoint", evidence)
                 log.info("tracepoints: the kill of %s (pid %s, id %d) confirmed by the tracepoint",
                          row.process, row.pid, row.id)
                 return
@@ -285,7 +286,7 @@ class TracepointFollower:
                 # seconds of local time): add_kill found it by name; the tracepoint joins it.
                 same = tx.find_same_kill(enriched)
                 if same is not None:
-                    tx.add_witness(same, kill, TRACE_FIELDS, "tracepoint", evidence)
+                    tracing.add_witness(tx, same, kill, TRACE_FIELDS, "tracepoint", evidence)
                 return
             s.outbox.kill(tx, row, now)
         log.warning("OOM kill recorded (id %d) from the tracepoint: %s pid %s", row.id, row.process, row.pid)
@@ -302,12 +303,13 @@ class TracepointFollower:
         queued = False
         with s.store.tx() as tx:
             since = now - look_back(wait)
-            for row in tx.recent_kernel_kills(s.boot_id, max(self.window.since, since) if self.window else since):
+            since = max(self.window.since, since) if self.window else since
+            for row in tracing.recent_kernel_kills(tx, s.boot_id, since):
                 seen = _witnessed(row)
                 alert = unlogged(seen, log_source, now, wait) or suspect(seen, self.window, now, wait)
                 if alert is None:
                     continue
-                tx.note_on_kill(row, "disagreed", alert.data["disagreed"])
+                tracing.note_on_kill(tx, row, "disagreed", alert.data["disagreed"])
                 _record_finding(tx, s.outbox, alert, now)
                 log.warning("%s", alert.summary)
                 queued = True

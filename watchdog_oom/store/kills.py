@@ -1,7 +1,8 @@
 """The kills part of a transaction (`Tx` is made of it): record a kill unless one of its
-sightings is stored already, join a second witness to a stored kill, note findings on
-one, count them. Core statements on the transaction's connection; every answer is a
-value of watchdog_oom.stored."""
+sightings is stored already (or quarantine it), edit a stored one, count them. Core
+statements on the transaction's connection; every answer is a value of
+watchdog_oom.stored. The tracer's own writes (a second witness joined to a stored kill,
+findings noted on one) are store/tracing.py's."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from watchdog_oom.bounds import PROCESS_MAX, TEXT_MAX, cap, cap_kill, no_nul
 from watchdog_oom.model import KILL_FIELDS, OomKill, with_local_time
 from watchdog_oom.store import batch
 from watchdog_oom.store.engine import UNCACHED, insert_id
-from watchdog_oom.store.records import SAME_KILL_WINDOW, UNKNOWN_NAME, fill_missing, kill_values, same_kill
+from watchdog_oom.store.records import SAME_KILL_WINDOW, fill_missing, kill_values, same_kill
 from watchdog_oom.store.serial import writing_kills
 from watchdog_oom.store.tables import kills, quarantined_kills
 from watchdog_oom.stored import QuarantinedRecord, StoredKill, from_row
@@ -69,7 +70,7 @@ class KillWrites:
         writing_kills(self.conn, [kill.host or self.host])  # before the look-up: no other writer inserts it meanwhile
         existing = self.find_same_kill(kill)
         if existing is not None:
-            self._change(existing.id, lambda row: fill_missing(row, kill))
+            self.edit_kill(existing.id, lambda row: fill_missing(row, kill))
             return None
         values = kill_values(kill, self.host, now, details)
         kill_id = insert_id(self.conn, kills, values)
@@ -90,48 +91,6 @@ class KillWrites:
                                       raw=cap(no_nul(raw), TEXT_MAX), error=cap(no_nul(error), TEXT_MAX))
         row_id = insert_id(self.conn, quarantined_kills, values)
         return QuarantinedRecord(id=row_id, **values)
-
-    def find_kernel_kill(self, pid: int, boot_id: str | None, around: datetime,
-                         window: timedelta) -> StoredKill | None:
-        """This host's kernel kill of `pid` recorded within `window` of `around` (and of this boot when known)."""
-        query = select(kills).where(k.host == self.host, k.pid == pid, k.killer == "kernel",
-                                    k.time.between(around - window, around + window))
-        for row in self.conn.execute(query.order_by(k.id)):
-            if not (row.boot_id and boot_id and row.boot_id != boot_id):
-                return from_row(StoredKill, row._mapping)
-        return None
-
-    def add_witness(self, row: StoredKill, kill: OomKill, fields: Sequence[str], witness: str,
-                    evidence: dict[str, Any]) -> StoredKill | None:
-        """Another witness of a stored kill: its values of `fields` (those it has) replace the
-        record's, and it joins the record's witnesses with its evidence under details.extra[witness].
-        Returns the record as it is now."""
-        def witnessed(stored: Any) -> None:
-            for name in fields:
-                value = getattr(kill, name)
-                if value is not None and not (name == "process" and value == UNKNOWN_NAME):
-                    setattr(stored, name, value)
-            details = dict(stored.details or {})
-            extra = dict(details.get("extra") or {})
-            known = extra.get("witnesses") or ([stored.source] if stored.source else [])
-            extra["witnesses"] = list(dict.fromkeys([*known, witness]))
-            extra[witness] = evidence
-            details["extra"] = extra
-            stored.details = details
-        return self._change(row.id, witnessed)
-
-    def recent_kernel_kills(self, boot_id: str | None, since: datetime) -> list[StoredKill]:
-        """This host's kernel kills of this boot dated from `since` on, oldest first."""
-        query = select(kills).where(k.host == self.host, k.killer == "kernel", k.time >= since)
-        if boot_id is not None:
-            query = query.where(k.boot_id == boot_id)
-        return [from_row(StoredKill, row._mapping) for row in self.conn.execute(query.order_by(k.time, k.id))]
-
-    def note_on_kill(self, row: StoredKill, key: str, value: Any) -> None:
-        """Set details[key] of a stored kill (a finding about it, such as `suspect`)."""
-        def noted(stored: Any) -> None:
-            stored.details = {**(stored.details or {}), key: value}
-        self._change(row.id, noted)
 
     def kills_by_id(self, ids: Sequence[int]) -> list[StoredKill]:
         """The stored kills of these ids, in the order asked (those that are gone left out)."""
@@ -155,7 +114,7 @@ class KillWrites:
                  .group_by(k.task_memcg))
         return {str(path): int(n) for path, n in self.conn.execute(query, execution_options=UNCACHED)}  # on a clock
 
-    def _change(self, kill_id: int, edit: Any) -> StoredKill | None:
+    def edit_kill(self, kill_id: int, edit: Any) -> StoredKill | None:
         """Read a stored kill in this transaction, let `edit` change its fields in place, and
         write back the columns it changed (one UPDATE, none if nothing changed)."""
         found = self.conn.execute(select(kills).where(k.id == kill_id)).first()

@@ -1,6 +1,7 @@
 """The write side: `Tx`, the writes of one transaction on one Core connection (cursors,
-samples, alert episodes, outbox rows, protections, oom_score_adj writes; kills in
-kills.py). Obtain one through `Store.tx()`: everything it does commits together."""
+samples, alert episodes, outbox rows, protections; kills in kills.py; the tracer's own,
+oom_score_adj writes among them, in tracing.py). Obtain one through `Store.tx()`:
+everything it does commits together."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from watchdog_oom.store.engine import UNCACHED, insert_id
 from watchdog_oom.store.kills import KillWrites
 from watchdog_oom.store.records import mute_matches
 from watchdog_oom.store.tables import (
-    adjustments,
     alerts,
     cgroup_samples,
     cursors,
@@ -192,22 +192,6 @@ class Tx(KillWrites):
             select(n.id).where(n.alert_id == alert_id, n.channel == channel, n.reason != "resolved").limit(1)
         ) is not None
 
-    # -- oom_score_adj audit ------------------------------------------------------------
-
-    def add_adjustment(self, *, time: datetime, boot_id: str | None, pid: int, process: str, cmdline: str | None,
-                       unit: str | None, old_adj: int | None, new_adj: int, critical: bool, by_watchdog: bool,
-                       severity: str | None, writer: dict[str, Any], found_by: str = "tracepoint") -> None:
-        """Record one write to a process's oom_score_adj and who made it (`writer`: pid, tid,
-        process, cmdline, unit, uid, exited, unknown), and how it was found (`found_by`:
-        "tracepoint", its event; "resync", a re-read after events were lost)."""
-        self.conn.execute(insert(adjustments).values(
-            host=self.host, boot_id=boot_id, time=time, pid=pid, process=process, cmdline=cmdline, unit=unit,
-            old_adj=old_adj, new_adj=new_adj, critical=critical, by_watchdog=by_watchdog, severity=severity,
-            writer_pid=writer.get("pid"), writer_tid=writer["tid"], writer_process=writer["process"],
-            writer_cmdline=writer.get("cmdline"), writer_unit=writer.get("unit"), writer_uid=writer.get("uid"),
-            writer_exited=bool(writer.get("exited")), writer_unknown=writer.get("unknown"), found_by=found_by,
-        ))
-
     # -- protections --------------------------------------------------------------------
 
     def add_protection(self, *, time: datetime, pid: int, process: str, cmdline: str | None,
@@ -215,13 +199,6 @@ class Tx(KillWrites):
         """Record a change this daemon made to a process's oom_score_adj (or its failure)."""
         self.conn.execute(insert(protections).values(host=self.host, time=time, pid=pid, process=process,
                                                      cmdline=cmdline, from_adj=from_adj, to_adj=to_adj, error=error))
-
-    def last_protection(self, pid: int, since: datetime) -> int | None:
-        """The oom_score_adj this daemon last set on `pid` since `since`, None if it set none."""
-        p = protections.c
-        return self.conn.scalar(
-            select(p.to_adj).where(p.host == self.host, p.pid == pid, p.error.is_(None), p.time >= since)
-            .order_by(p.time.desc(), p.id.desc()).limit(1))
 
 
 def _upsert_for(dialect: Any) -> Any:
