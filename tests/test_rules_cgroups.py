@@ -12,6 +12,7 @@ from watchdog_oom.cgroups import CgroupReader
 from watchdog_oom.config import CgroupsConfig
 from watchdog_oom.detect import Rules
 from watchdog_oom.model import CgroupSample, CgroupTask
+from watchdog_oom.rules import cgroup_limits as limits
 from watchdog_oom.rules import cgroups as rules
 
 MiB = 1 << 20
@@ -56,7 +57,7 @@ def test_level_waits_for_its_duration_escalates_and_resolves_below_hysteresis(t0
 
 
 def test_cgroup_without_a_limit_has_no_level(t0):
-    assert rules.level_condition(sample(t0, 500, limit_mib=None), CFG) is None
+    assert limits.level_condition(sample(t0, 500, limit_mib=None), CFG) is None
 
 
 # -- memory.high --------------------------------------------------------------------------
@@ -74,7 +75,7 @@ def test_memory_high_throttling_fires_while_overruns_rise(t0):
 
 def test_memory_high_is_v2_only(t0):
     prev = sample(t0, 100, version=1, high_bytes=MiB, events={"high": 1})
-    assert rules.high_condition(sample(t0, 100, version=1, high_bytes=MiB, events={"high": 9}), prev, CFG) is None
+    assert limits.high_condition(sample(t0, 100, version=1, high_bytes=MiB, events={"high": 9}), prev, CFG) is None
 
 
 # -- forecast -----------------------------------------------------------------------------
@@ -125,12 +126,12 @@ def test_forecast_resolves_after_the_kill_and_starts_afresh(t0):
     kinds = [e.kind for e in events]
     assert kinds[0] == "cgroup.forecast" and "cgroup.resolved" in kinds
     # After the drop only the points since it count: 3 points of +0.2 MiB/s, 180 MiB away.
-    last = rules.forecast_condition(seq[:-1], seq[-1], CFG)
+    last = limits.forecast_condition(seq[:-1], seq[-1], CFG)
     assert last.data["window_seconds"] == 20 and last.severity is None
 
 
 def test_forecast_needs_three_readings(t0):
-    assert rules.forecast_condition([sample(t0, 100)], sample(t0 + timedelta(seconds=10), 150), CFG) is None
+    assert limits.forecast_condition([sample(t0, 100)], sample(t0 + timedelta(seconds=10), 150), CFG) is None
 
 
 # -- the victim ---------------------------------------------------------------------------
@@ -143,35 +144,35 @@ def task(pid, name, rss_mib, adj=0, swap_mib=0, pte_kb=0):
 def test_badness_is_scaled_against_the_cgroup_limit():
     """mm/oom_kill.c: points = rss + swap + page tables (pages) + adj * totalpages / 1000."""
     s = sample(None, 100, limit_mib=200)
-    totalpages = rules.memcg_totalpages(s)
-    assert totalpages == 200 * MiB // rules.PAGE_SIZE
-    page_kb = rules.PAGE_SIZE // 1024
+    totalpages = limits.memcg_totalpages(s)
+    assert totalpages == 200 * MiB // limits.PAGE_SIZE
+    page_kb = limits.PAGE_SIZE // 1024
     java = task(812, "java", 120, swap_mib=8, pte_kb=400)
-    assert rules.oom_badness(java, totalpages) == (128 * 1024 + 400) // page_kb
+    assert limits.oom_badness(java, totalpages) == (128 * 1024 + 400) // page_kb
     # +500 adds half of the limit's pages; -1000 is never chosen.
-    assert rules.oom_badness(task(1, "x", 0, adj=500), totalpages) == 500 * (totalpages // 1000)
-    assert rules.oom_badness(task(2, "y", 150, adj=-1000), totalpages) is None
+    assert limits.oom_badness(task(1, "x", 0, adj=500), totalpages) == 500 * (totalpages // 1000)
+    assert limits.oom_badness(task(2, "y", 150, adj=-1000), totalpages) is None
 
 
 def test_victim_honours_oom_score_adj_within_the_cgroup():
     s = sample(None, 180, limit_mib=200)
     tasks = [task(812, "java", 120), task(900, "sidecar", 30, adj=700), task(1, "tini", 1, adj=-1000),
              task(950, "postgres", 40, adj=-500)]
-    ranked = rules.rank_victims(tasks, rules.memcg_totalpages(s))
+    ranked = limits.rank_victims(tasks, limits.memcg_totalpages(s))
     # sidecar: 30 MiB + 0.7 x 200 MiB = 170 MiB worth of points beats java's 120.
     assert [t.process for t, _ in ranked] == ["sidecar", "java", "postgres"]
 
 
 def test_swap_limit_counts_in_totalpages_up_to_the_host_swap():
     s = sample(None, 100, limit_mib=200, swap_limit_bytes=100 * MiB)
-    assert rules.memcg_totalpages(s, swap_total_bytes=50 * MiB) == 250 * MiB // rules.PAGE_SIZE
-    assert rules.memcg_totalpages(s, swap_total_bytes=0) == 200 * MiB // rules.PAGE_SIZE
+    assert limits.memcg_totalpages(s, swap_total_bytes=50 * MiB) == 250 * MiB // limits.PAGE_SIZE
+    assert limits.memcg_totalpages(s, swap_total_bytes=0) == 200 * MiB // limits.PAGE_SIZE
 
 
 def test_warning_names_the_victim(t0):
     s = sample(t0, 180, limit_mib=200)
-    cond = rules.level_condition(s, CFG)
-    named = rules.name_victim(cond, s, [task(812, "java", 150), task(813, "sh", 1)])
+    cond = limits.level_condition(s, CFG)
+    named = limits.name_victim(cond, s, [task(812, "java", 150), task(813, "sh", 1)])
     assert "likely victim: java (pid 812, 150 MiB RSS)" in named.summary
     assert [v["pid"] for v in named.data["victims"]] == [812, 813]
     assert named.data["victims"][0]["cmdline"] == "/usr/bin/java"
@@ -179,7 +180,7 @@ def test_warning_names_the_victim(t0):
 
 def test_oom_group_says_every_process_dies(t0):
     s = sample(t0, 190, limit_mib=200, version=2, oom_group=True)
-    named = rules.name_victim(rules.level_condition(s, CFG), s, [task(1, "a", 90), task(2, "b", 80)])
+    named = limits.name_victim(limits.level_condition(s, CFG), s, [task(1, "a", 90), task(2, "b", 80)])
     assert "all 2 of its processes would be killed together" in named.summary
 
 
@@ -287,15 +288,15 @@ def test_kill_links_to_the_first_warning_of_its_cgroup(t0):
                 "victims": [{"pid": 812, "process": "java"}]}
         return Alert(f"{kind}:{CTR}", kind, "warning", "s", t0 + timedelta(seconds=sec), False, data)
 
-    first = rules.alert_link(alert(0, "cgroup.forecast", 60.0, 240), 7)
-    later = rules.alert_link(alert(170, "cgroup.forecast", 85.0, 70), 7, first)
-    level = rules.alert_link(alert(100, "cgroup.warning", 85.0, None), 9)
+    first = limits.alert_link(alert(0, "cgroup.forecast", 60.0, 240), 7)
+    later = limits.alert_link(alert(170, "cgroup.forecast", 85.0, 70), 7, first)
+    level = limits.alert_link(alert(100, "cgroup.warning", 85.0, None), 9)
     links = {CTR: {"cgroup.forecast:" + CTR: later, "cgroup:" + CTR: level}}
     kill = OomKill(pid=812, process="java", time=t0 + timedelta(seconds=240), cgroup_oom=True, memcg=CTR,
                    task_memcg=CTR)
     link = rules.preceding_alert(kill, links, timedelta(hours=1))
     assert link["alert_id"] == 7 and link["first"]["seconds_to_limit"] == 240
-    text = rules.describe_link(link)
+    text = limits.describe_link(link)
     assert text.startswith("cgroup.forecast #7 first at ") and "(60.0 % of the limit, 4m left)" in text
     assert "(85.0 % of the limit, 70 s left)" in text and text.endswith("victim java pid 812")
     # A kill in a child cgroup finds its parent's alert; an old or a global one finds none.
@@ -319,7 +320,7 @@ def test_forecast_waits_out_a_burst_that_is_over(t0):
     ws = [27, 36, 38, 40, 42, 44, 46]
     seq = [sample(t0 + timedelta(seconds=2 * i), w, limit_mib=64) for i, w in enumerate(ws)]
     cfg = CgroupsConfig(warn_percent=99, crit_percent=100, horizon=60, interval=2)
-    assert rules.forecast_condition(seq[:2], seq[2], cfg).severity is None
+    assert limits.forecast_condition(seq[:2], seq[2], cfg).severity is None
     first = next(e for e in run(Rules(), seq, cfg) if e.kind == "cgroup.forecast")
     at = int((first.time - t0).total_seconds()) // 2
     assert at >= 4

@@ -35,7 +35,7 @@ def victim_of(cfg: config_mod.Config, scan: Any, sample: CgroupSample, swap_tota
     """The process the kernel would kill in this cgroup now, as warnings name it."""
     from watchdog_oom.cgroups import hierarchy_of, read_tasks
     from watchdog_oom.redact import Redactor
-    from watchdog_oom.rules.cgroups import memcg_totalpages, rank_victims, victim_record
+    from watchdog_oom.rules.cgroup_limits import memcg_totalpages, rank_victims, victim_record
 
     hierarchy = hierarchy_of(scan.hierarchies, sample.version)
     if hierarchy is None:
@@ -54,7 +54,7 @@ def victim_of(cfg: config_mod.Config, scan: Any, sample: CgroupSample, swap_tota
 def forecasts(cfg: config_mod.Config, samples: list[CgroupSample]) -> dict[str, float | None]:
     """Seconds to the limit per cgroup from the daemon's stored samples and this reading
     (nothing when the history holds none: one reading says nothing of a rate)."""
-    from watchdog_oom.rules.cgroups import forecast
+    from watchdog_oom.rules.cgroup_limits import forecast
 
     if cfg.database.startswith("sqlite:///") and not os.path.exists(cfg.database[len("sqlite:///"):]):
         return {}  # no history yet; opening it would create it
@@ -109,7 +109,7 @@ def _size(value: int | None) -> str:
 
 
 def _table_row(r: dict[str, Any]) -> dict[str, Any]:
-    from watchdog_oom.rules.cgroups import _eta
+    from watchdog_oom.rules.cgroup_limits import _eta
 
     victim = r["victim"]
     limit = _size(r["limit_bytes"]) if r["limit_bytes"] is not None else f"high {_size(r['high_bytes'])}"

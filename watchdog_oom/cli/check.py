@@ -85,12 +85,13 @@ def _cgroups_now(cfg: config_mod.Config, now: datetime) -> tuple[list[Any], dict
         return [], None
     from watchdog_oom.cli.cgroups import scan_now
     from watchdog_oom.rules import cgroups as cgroup_rules
+    from watchdog_oom.rules.cgroup_limits import level_condition
 
     try:
         samples, scan, _ = scan_now(cfg, now)
     except OSError:
         return [], None
-    conditions = [c for c in (cgroup_rules.level_condition(s, cfg.cgroups) for s in samples) if c is not None]
+    conditions = [c for c in (level_condition(s, cfg.cgroups) for s in samples) if c is not None]
     tightest = cgroup_rules.by_headroom(samples)[:3]
     return conditions, {
         "watched": len(samples), "status": NAGIOS[detect.worst(c.severity for c in conditions)][0],

@@ -233,7 +233,7 @@ def render_incident(doc: dict[str, Any]) -> str:
     lines += _witness_lines(doc)
     link = doc.get("cgroup_alert")
     if link:
-        from watchdog_oom.rules.cgroups import describe_link
+        from watchdog_oom.rules.cgroup_limits import describe_link
 
         lines += ["", "Warned before", f"  {safe(describe_link(link))}", f"  {safe(link.get('summary'))}"]
     state = doc.get("commit_state")

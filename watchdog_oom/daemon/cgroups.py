@@ -85,11 +85,13 @@ class CgroupCheck:
         if checked:
             self.state.crosschecked_at = now  # committed: the host's cross-check may read what it found
         with self.state.lock:
-            for alert, row_id in rows:
+            for alert, row_id in rows:  # (an alert fired: the rules of a cgroup with a limit are loaded)
+                from watchdog_oom.rules.cgroup_limits import alert_link
+
                 links = self.state.alerts.setdefault(alert.data.get("cgroup", ""), {})
                 earlier = links.get(alert.key)
                 same_episode = earlier is not None and earlier.get("alert_id") == row_id
-                links[alert.key] = rules.alert_link(alert, row_id, earlier if same_episode else None)
+                links[alert.key] = alert_link(alert, row_id, earlier if same_episode else None)
         if events or (checked and self.alerted) or repeats:  # the outbox thread's doorbell: it does not poll
             s.wakeup.set()
 
@@ -120,7 +122,9 @@ class CgroupCheck:
             tasks = read_tasks(hierarchy.root, sample.path, self.shared.cfg.procfs) if hierarchy else []
             redact = self.shared.redactor.redact
             tasks = [t if not t.cmdline else _with_cmdline(t, redact(t.cmdline)) for t in tasks]
-            out.append(rules.name_victim(cond, sample, tasks, swap_total))
+            from watchdog_oom.rules.cgroup_limits import name_victim  # (loaded by the condition's rule)
+
+            out.append(name_victim(cond, sample, tasks, swap_total))
         return out
 
     def _history(self, scan: Scan, firing: Mapping[str, str | None]) -> dict[str, list[Any]]:
