@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from proctree import ProcTree
 
-from watchdog_oom.cgroups import NAME_MAX, CgroupReader, RuntimeNames, cgroup_pids, hierarchies, identify, read_tasks
+from watchdog_oom.cgroup_limits import NAME_MAX, RuntimeNames, cgroup_pids, identify, read_tasks
+from watchdog_oom.cgroups import CgroupReader, hierarchies
 
 DATA = Path(__file__).parent / "data" / "cgroups"
 CAPTURES = sorted(p.name for p in DATA.iterdir() if (p / "expected_cgroups.json").exists())
@@ -194,7 +195,7 @@ def test_processes_that_exited_are_skipped(tmp_path):
 
 
 def test_own_process_reads_from_the_real_proc():
-    from watchdog_oom.cgroups import read_task
+    from watchdog_oom.cgroup_limits import read_task
 
     me = read_task("/proc", os.getpid())
     assert me is not None and me.rss_kb > 0 and me.process

@@ -161,8 +161,8 @@ def test_the_idle_daemon_loads_only_what_its_configuration_uses(tmp_path):
                   "watchdog_oom.parse.lane", "watchdog_oom.parse.express",
                   # the recognisers' sample lines (the tests' evidence; the recognisers are loaded)
                   "watchdog_oom.parse.sample_lines",
-                  # the rules of a cgroup with a limit: no cgroup here has one
-                  "watchdog_oom.rules.cgroup_limits",
+                  # what is read of a cgroup with a limit, and its rules: no cgroup here has one
+                  "watchdog_oom.cgroup_limits", "watchdog_oom.rules.cgroup_limits",
                   "gzip", "watchdog_oom.report",
                   "watchdog_oom.config.render",
                   "watchdog_oom.cli.check", "watchdog_oom.cli.history", "watchdog_oom.cli.import_logs",

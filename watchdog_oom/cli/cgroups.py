@@ -33,7 +33,8 @@ def scan_now(cfg: config_mod.Config, now: datetime) -> tuple[list[CgroupSample],
 
 def victim_of(cfg: config_mod.Config, scan: Any, sample: CgroupSample, swap_total: int) -> dict[str, Any] | None:
     """The process the kernel would kill in this cgroup now, as warnings name it."""
-    from watchdog_oom.cgroups import hierarchy_of, read_tasks
+    from watchdog_oom.cgroup_limits import read_tasks
+    from watchdog_oom.cgroups import hierarchy_of
     from watchdog_oom.redact import Redactor
     from watchdog_oom.rules.cgroup_limits import memcg_totalpages, rank_victims, victim_record
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from watchdog_oom import procfs
-from watchdog_oom.cgroups import CgroupReader, Hierarchy, Scan, read_tasks
+from watchdog_oom.cgroups import CgroupReader, Hierarchy, Scan
 from watchdog_oom.daemon.recording import record_repeats, undone_unless_stored
 from watchdog_oom.daemon.shared import CgroupState, CgroupTrack, Shared
 from watchdog_oom.model import Alert
@@ -118,12 +118,14 @@ class CgroupCheck:
             if cond.severity is None or sample is None:
                 out.append(cond)
                 continue
+            # (both loaded already: by the scan that read this cgroup, by the rule that judged it)
+            from watchdog_oom.cgroup_limits import read_tasks
+            from watchdog_oom.rules.cgroup_limits import name_victim
+
             hierarchy = _hierarchy(scan.hierarchies, sample.version)
             tasks = read_tasks(hierarchy.root, sample.path, self.shared.cfg.procfs) if hierarchy else []
             redact = self.shared.redactor.redact
             tasks = [t if not t.cmdline else _with_cmdline(t, redact(t.cmdline)) for t in tasks]
-            from watchdog_oom.rules.cgroup_limits import name_victim  # (loaded by the condition's rule)
-
             out.append(name_victim(cond, sample, tasks, swap_total))
         return out
 
