@@ -307,6 +307,8 @@ def _path_events(path: str, filing: Filing, err: TextIO, *, marks: bool, map_fil
         yield from _read_on(path, at, whole, filing, err, marks=marks, given=given, map_file=map_file, texts=texts)
         return
     except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
+        if batch:  # the kills read before it are kept, as said (review R31: they were dropped)
+            yield "kills", path, filed.pack(batch)
         yield "done", path, _read_error(path, exc)
         return
     if batch:
