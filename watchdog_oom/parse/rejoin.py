@@ -40,9 +40,11 @@ _PATH_TAIL = re.compile(r" /\S*$")
 _PATH_REST = re.compile(r"[\w.@+=-]*/[\w./@:+=-]*|[\w.@+=-]{16,}")
 # Outer wrappers that the continuation of a wrapped line carries as well: cat -n / nl line
 # numbers, grep -n / -Hn "file:N:", markdown bullets and quotes.
-# A numbered one is only taken off a continuation that carries the next number.
-_OUTERS = (re.compile(r"(?P<n>\d+)(?:\t|  )\s*"), re.compile(r"[^\s:]+:(?P<n>\d+)[:-]"),
-           re.compile(r"(?P<n>\d+)[:-](?!\d)"), re.compile(r"[-*+>]\s+"))
+# A numbered one is only taken off a continuation that carries the next number; a number of
+# more than 18 digits is none (no file has that many lines, and int() refuses over 4,300 digits:
+# a hostile line once stopped the import, review R32).
+_OUTERS = (re.compile(r"(?P<n>\d{1,18}+)(?:\t|  )\s*"), re.compile(r"[^\s:]+:(?P<n>\d{1,18}+)[:-]"),
+           re.compile(r"(?P<n>\d{1,18}+)[:-](?!\d)"), re.compile(r"[-*+>]\s+"))
 # Where another kernel kill message opens in a kill line (a log shipper or a paste ran the
 # lines together): its victim's pid and the "(" before its name (report.KILL_OPENING), which no
 # comm holds (15 bytes; "kill process 1 (" has 16), so no name the kernel printed is cut here.
