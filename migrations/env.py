@@ -7,7 +7,7 @@ migrations work from an installed package. render_as_batch lets SQLite alter tab
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from watchdog_oom.store.tables import include_object, metadata
+from watchdog_oom.store.schema import include_object, metadata
 
 config = context.config
 target_metadata = metadata

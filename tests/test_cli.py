@@ -329,7 +329,7 @@ def test_the_systemd_unit_runs_unprivileged_and_rates_at_most_2_5(tmp_path):
      "HTTP 401: Bearer hdrSECRETtoken42 rejected", "hdrSECRETtoken42"),
 ])
 def test_history_notifications_shows_attempts_and_errors_with_secrets_masked(tmp_path, channel, error, secret):
-    from watchdog_oom.store import Store
+    from watchdog_oom.store import Store, claims
 
     cfg = write_config(tmp_path, f"""
 database: sqlite:///{tmp_path}/h.db
@@ -344,8 +344,8 @@ notifications:
     with store.tx() as tx:
         tx.enqueue(channel="out", kind="oom.kill", severity="critical", reason="first",
                    summary="OOM kill: java", data={}, now=now)
-    (claimed,) = store.claim_due(now)
-    store.mark_retry(claimed, error, now)
+    (claimed,) = claims.claim_due(store, now)
+    claims.mark_retry(store, claimed, error, now)
     code, out, _ = run("history", "notifications", "--format", "json", config=cfg)
     (shown,) = json.loads(out)
     assert code == 0 and (shown["status"], shown["attempts"], shown["reason"]) == ("pending", 1, "first")

@@ -17,6 +17,7 @@ from watchdog_oom.dispatch import Dispatcher, Outbox, Route, backoff
 from watchdog_oom.model import Alert, OomKill
 from watchdog_oom.notify import Deferred, build_channel
 from watchdog_oom.notify.webhook import verify_signature
+from watchdog_oom.store import claims
 from watchdog_oom.store.tables import notifications
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
@@ -79,7 +80,7 @@ def test_muted_kill_is_recorded_but_not_sent(store, t0):
     _record_kill(store, outbox, t0, pid=2, process="java")
     statuses = sorted((n.summary.split(":")[1].split()[0], n.status) for n in store.notifications())
     assert statuses == [("chrome", "muted"), ("java", "pending")]
-    assert len(store.claim_due(t0 + timedelta(seconds=6))) == 1
+    assert len(claims.claim_due(store, t0 + timedelta(seconds=6))) == 1
 
 
 def test_delivered_exactly_once_after_the_endpoint_recovers(store, t0):
@@ -327,7 +328,7 @@ def test_a_short_retry_after_pauses_the_channel_only_that_long(store, t0):
     clock = Clock(t0)
     with store.tx() as tx:
         old = tx.enqueue(channel="hook", kind="test", severity="info", reason="test", summary="old", data={}, now=t0)
-    store.claim_due(t0)
+    claims.claim_due(store, t0)
     with store.tx() as tx:  # as if it had failed eight times already
         tx.conn.execute(notifications.update().where(notifications.c.id == old.id)
                         .values(status="pending", attempts=8))

@@ -26,8 +26,8 @@ from alembic.migration import MigrationContext  # noqa: E402
 from alembic.script import ScriptDirectory  # noqa: E402
 
 from watchdog_oom.model import MemorySample, OomKill  # noqa: E402
-from watchdog_oom.store import Store, alembic_config  # noqa: E402
-from watchdog_oom.store.tables import include_object, metadata  # noqa: E402
+from watchdog_oom.store import Store, alembic_config, claims  # noqa: E402
+from watchdog_oom.store.schema import include_object, metadata  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -135,7 +135,7 @@ def test_outbox_hands_each_host_its_own_rows_once_under_concurrent_claims(fleet,
         # took every row this one had selected.
         now = T0 + timedelta(seconds=1)
         while (due := claimers[n].next_due()) is not None and due <= now:  # later: only leases left
-            claimed[n].extend(row.id for row in claimers[n].claim_due(now, limit=7))
+            claimed[n].extend(row.id for row in claims.claim_due(claimers[n], now, limit=7))
 
     threads = [threading.Thread(target=claim, args=(n,)) for n in range(2)]
     for thread in threads:
@@ -147,7 +147,7 @@ def test_outbox_hands_each_host_its_own_rows_once_under_concurrent_claims(fleet,
     assert set(everything) == mine
     assert not set(everything) & theirs
     assert web.outbox_backlog() == len(mine)  # all of them `sending` now
-    assert [n.id for n in db.claim_due(T0)] != [] and db.outbox_backlog() == len(theirs)
+    assert [n.id for n in claims.claim_due(db, T0)] != [] and db.outbox_backlog() == len(theirs)
     for store in claimers:
         store.close()
 

@@ -117,8 +117,9 @@ def loaded(modules: set[str], *names: str) -> list[str]:
 
 # The senders and the channels' code: loaded when a row first falls due (daemon/sender.py) and
 # at a channel's first send (notify.Deferred), not at start.
-CHANNEL_CODE = ("watchdog_oom.sending", "watchdog_oom.notify.webhook", "watchdog_oom.notify.slack",
-                "watchdog_oom.notify.render", "watchdog_oom.notify.transport", "http.client", "urllib.request")
+CHANNEL_CODE = ("watchdog_oom.sending", "watchdog_oom.store.claims", "watchdog_oom.notify.webhook",
+                "watchdog_oom.notify.slack", "watchdog_oom.notify.render", "watchdog_oom.notify.transport",
+                "http.client", "urllib.request")
 
 
 def test_the_idle_daemon_loads_only_what_its_configuration_uses(tmp_path):
@@ -136,6 +137,8 @@ def test_the_idle_daemon_loads_only_what_its_configuration_uses(tmp_path):
                   "watchdog_oom.sources.kmsg", "watchdog_oom.sources.journal", "watchdog_oom.sources.tracepoint",
                   "watchdog_oom.daemon.tracer", "watchdog_oom.daemon.adjwatch", "watchdog_oom.trace_events",
                   "watchdog_oom.store.tracing",
+                  # the schema as the migrations own it (the migration runs in a child process)
+                  "watchdog_oom.store.schema",
                   # a channel type not configured; signing (no webhook secret configured)
                   "watchdog_oom.notify.email", "smtplib", "hmac",
                   # its command line is read without a parser, nor what only the other commands share

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from watchdog_oom.metrics import Metrics, parse_listen
 from watchdog_oom.model import Alert, MemorySample, OomKill
-from watchdog_oom.store import Store
+from watchdog_oom.store import Store, claims
 
 
 def _sample(t0, psi_full=None):
@@ -142,8 +142,8 @@ def test_outbox_backlog_counts_notifications_not_yet_sent(store, t0, serve):
         for i in range(4):
             tx.enqueue(channel="ops", kind="oom.kill", severity="critical", reason="first", summary=f"kill {i}",
                        data={}, now=t0)
-    (claimed,) = store.claim_due(t0, limit=1)
-    store.mark_sent(store.claim_due(t0, limit=1)[0], "200 OK", t0)
+    (claimed,) = claims.claim_due(store, t0, limit=1)
+    claims.mark_sent(store, claims.claim_due(store, t0, limit=1)[0], "200 OK", t0)
     assert claimed.status == "sending"
     scraped = _scrape(serve(Metrics(store, "web-01", lambda: None, lambda: None)))
     assert scraped["watchdog_oom_outbox_backlog"] == 3  # two pending, one sending

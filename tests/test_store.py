@@ -15,8 +15,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
 
 from watchdog_oom.model import MemorySample, OomKill, TaskRow
-from watchdog_oom.store import SCHEMA_HEAD, Recorder, Store, alembic_config, kill_record
-from watchdog_oom.store.tables import include_object, metadata
+from watchdog_oom.store import SCHEMA_HEAD, Recorder, Store, alembic_config, claims, kill_record
+from watchdog_oom.store.schema import include_object, metadata
 
 
 def _kill(t0, **kw):
@@ -154,15 +154,15 @@ def test_outbox_claim_retry_and_send(store, t0):
     with store.tx() as tx:
         row = tx.enqueue(channel="hook", kind="oom.kill", severity="critical", reason="first",
                          summary="s", data={}, now=t0)
-    assert store.claim_due(t0 - timedelta(seconds=1)) == []
-    (claimed,) = store.claim_due(t0)
+    assert claims.claim_due(store, t0 - timedelta(seconds=1)) == []
+    (claimed,) = claims.claim_due(store, t0)
     assert claimed.attempts == 1 and claimed.status == "sending"
-    assert store.claim_due(t0) == []  # claimed rows are not handed out twice
-    store.mark_retry(claimed, "HTTP 503", t0 + timedelta(seconds=10))
-    assert store.claim_due(t0 + timedelta(seconds=5)) == []
-    (again,) = store.claim_due(t0 + timedelta(seconds=10))
+    assert claims.claim_due(store, t0) == []  # claimed rows are not handed out twice
+    claims.mark_retry(store, claimed, "HTTP 503", t0 + timedelta(seconds=10))
+    assert claims.claim_due(store, t0 + timedelta(seconds=5)) == []
+    (again,) = claims.claim_due(store, t0 + timedelta(seconds=10))
     assert again.uuid == row.uuid and again.attempts == 2
-    store.mark_sent(again, "HTTP 200", t0)
+    claims.mark_sent(store, again, "HTTP 200", t0)
     (done,) = store.notifications()
     assert done.status == "sent" and done.detail == "HTTP 200"
 
@@ -182,7 +182,7 @@ def test_a_group_claimed_while_kills_join_it_is_sent_with_them(store, t0):
 
     def claim() -> None:
         try:
-            claimed.extend(store.claim_due(due))
+            claimed.extend(claims.claim_due(store, due))
         finally:
             about_to_claim.set()
 
@@ -202,7 +202,7 @@ def test_a_group_claimed_while_kills_join_it_is_sent_with_them(store, t0):
         claimer.join(30)
     finally:
         event.remove(store.engine, "before_cursor_execute", before_execute)
-    claimed += store.claim_due(due)  # PostgreSQL's claimer skipped the row we had locked
+    claimed += claims.claim_due(store, due)  # PostgreSQL's claimer skipped the row we had locked
     (row,) = claimed
     assert row.data == {"count": 2} and row.summary == "2 kills"
 
@@ -210,9 +210,9 @@ def test_a_group_claimed_while_kills_join_it_is_sent_with_them(store, t0):
 def test_inflight_rows_are_requeued_after_a_crash(store, t0):
     with store.tx() as tx:
         tx.enqueue(channel="hook", kind="test", severity="info", reason="test", summary="s", data={}, now=t0)
-    store.claim_due(t0)
+    claims.claim_due(store, t0)
     assert store.requeue_inflight() == 1
-    assert len(store.claim_due(t0)) == 1
+    assert len(claims.claim_due(store, t0)) == 1
 
 
 def test_raw_samples_are_downsampled_as_they_age(store, t0):
@@ -275,10 +275,10 @@ def test_a_claim_left_sending_is_due_again_after_its_lease(store, t0):
 
     with store.tx() as tx:
         tx.enqueue(channel="hook", kind="test", severity="info", reason="test", summary="s", data={}, now=t0)
-    (row,) = store.claim_due(t0)  # the sender dies before recording the outcome
-    assert store.claim_due(t0 + CLAIM_LEASE - timedelta(seconds=1)) == []
+    (row,) = claims.claim_due(store, t0)  # the sender dies before recording the outcome
+    assert claims.claim_due(store, t0 + CLAIM_LEASE - timedelta(seconds=1)) == []
     assert store.next_due() == t0 + CLAIM_LEASE
-    (again,) = store.claim_due(t0 + CLAIM_LEASE + timedelta(seconds=1))
+    (again,) = claims.claim_due(store, t0 + CLAIM_LEASE + timedelta(seconds=1))
     assert again.uuid == row.uuid and again.attempts == 2
 
 
@@ -336,10 +336,10 @@ def test_a_stale_claim_cannot_overwrite_a_later_senders_outcome(store, t0):
 
     with store.tx() as tx:
         tx.enqueue(channel="hook", kind="test", severity="info", reason="test", summary="s", data={}, now=t0)
-    (first,) = store.claim_due(t0)
-    (second,) = store.claim_due(t0 + CLAIM_LEASE + timedelta(seconds=1))  # the first sender's lease ran out
-    assert store.mark_sent(second, "HTTP 200", t0)
-    assert not store.mark_retry(first, "HTTP 503", t0)  # too late: its claim is stale
+    (first,) = claims.claim_due(store, t0)
+    (second,) = claims.claim_due(store, t0 + CLAIM_LEASE + timedelta(seconds=1))  # the first sender's lease ran out
+    assert claims.mark_sent(store, second, "HTTP 200", t0)
+    assert not claims.mark_retry(store, first, "HTTP 503", t0)  # too late: its claim is stale
     (row,) = store.notifications()
     assert row.status == "sent"
 
@@ -571,7 +571,8 @@ from watchdog_oom.store import tables
 recorder = Recorder(sys.argv[1], "web-01")
 with recorder.tx():
     pass
-opened = (len(tables._built), sorted(tables._keyed))
+schema_made = lambda: int("watchdog_oom.store.schema" in sys.modules)  # the whole schema's module, never loaded
+opened = (schema_made(), sorted(tables._keyed))
 t = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 barrier = threading.Barrier(2)
 ids = []
@@ -587,7 +588,7 @@ threads = [threading.Thread(target=write, args=(first,)) for first in (100, 200)
 [thread.start() for thread in threads]
 [thread.join() for thread in threads]
 made = tables._keyed.get("kills")
-print(opened, len(tables._built), sorted(tables._keyed), len(ids), len(set(ids)),
+print(opened, schema_made(), sorted(tables._keyed), len(ids), len(set(ids)),
       made is not None and len(made.indexes), made is not None and len(made.metadata.tables))
 """
 

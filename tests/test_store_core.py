@@ -44,7 +44,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 from watchdog_oom.model import Alert, MemorySample, OomKill
 from watchdog_oom.store import Store
-from watchdog_oom.store import tracing
+from watchdog_oom.store import claims, tracing
 
 store = Store(sys.argv[1], "web-01")
 now = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
@@ -60,8 +60,8 @@ with store.tx() as tx:
     tx.enqueue(channel="ops", kind="oom.kill", severity="critical", reason="first", summary="java", data={}, now=now,
                alert_id=episode.id, mute=tx.active_mute(now, "oom.kill", "java", None))
     tx.set_cursor("kmsg", "b1:1", now)
-for row in store.claim_due(now):
-    store.mark_sent(row, "HTTP 200", now)
+for row in claims.claim_due(store, now):
+    claims.mark_sent(store, row, "HTTP 200", now)
 store.add_mute(now + timedelta(hours=1), now, kind="oom.*")
 store.prune(now + timedelta(days=800), samples=86400, kills=86400, alerts=86400, notifications=86400,
             raw_samples=3600)

@@ -17,7 +17,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event, insert
 
-from watchdog_oom.store import Store, retention
+from watchdog_oom.store import Store, claims, retention
 from watchdog_oom.store.tables import samples
 
 
@@ -38,11 +38,11 @@ def test_the_outbox_claims_without_returning(old_sqlite, t0):
     with store.tx() as tx:
         queued = tx.enqueue(channel="hook", kind="oom.kill", severity="critical", reason="first",
                             summary="OOM kill: java", data={"kills": [1]}, now=t0)
-    (claimed,) = store.claim_due(t0 + timedelta(seconds=1))
+    (claimed,) = claims.claim_due(store, t0 + timedelta(seconds=1))
     assert (claimed.id, claimed.uuid, claimed.status, claimed.attempts) == (queued.id, queued.uuid, "sending", 1)
     assert claimed.data == {"kills": [1]} and claimed.last_attempt_at == t0 + timedelta(seconds=1)
-    assert store.claim_due(t0 + timedelta(seconds=2)) == []  # taken once
-    assert store.mark_sent(claimed, "HTTP 200", t0 + timedelta(seconds=2))
+    assert claims.claim_due(store, t0 + timedelta(seconds=2)) == []  # taken once
+    assert claims.mark_sent(store, claimed, "HTTP 200", t0 + timedelta(seconds=2))
     assert not [s for s in sent if "RETURNING" in s.upper()]
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from watchdog_oom.model import Notification
 from watchdog_oom.notify import Channel, ChannelError, redact
-from watchdog_oom.store import Recorder
+from watchdog_oom.store import Recorder, claims
 from watchdog_oom.store.health import database_failure, failure_text
 from watchdog_oom.stored import OutboxRow
 
@@ -74,7 +74,7 @@ class Dispatcher:
         batch not yet attempted go back to `pending` too; the one whose outcome was lost
         stays `sending` until its lease runs out and is then sent again.
         """
-        rows = self.store.claim_due(self.clock(), limit, channel=channel, other_than=other_than)
+        rows = claims.claim_due(self.store, self.clock(), limit, channel=channel, other_than=other_than)
         for i, row in enumerate(rows):
             if stop is not None and stop.is_set():
                 self._release(rows[i:])
@@ -90,7 +90,7 @@ class Dispatcher:
         """Give claimed rows back untried (no attempt counted)."""
         for row in rows:
             try:
-                self.store.release(row, row.due_at)
+                claims.release(self.store, row, row.due_at)
             except Exception:
                 break  # the lease returns it later
 
@@ -98,11 +98,11 @@ class Dispatcher:
         resume = self.paused.get(row.channel)
         if resume is not None and resume > self.clock():
             # Retry-After speaks for the endpoint, not for one message (RFC 9110 §10.2.3).
-            self.store.release(row, resume)
+            claims.release(self.store, row, resume)
             return
         channel = self.channels.get(row.channel)
         if channel is None:
-            self.store.mark_failed(row, f"channel {row.channel!r} is no longer configured")
+            claims.mark_failed(self.store, row, f"channel {row.channel!r} is no longer configured")
             log.error("notification %s: channel %r is no longer configured; dropped", row.uuid, row.channel)
             return
         try:
@@ -114,7 +114,7 @@ class Dispatcher:
             log.exception("notification %s via %s: unexpected error", row.uuid, row.channel)
             self._failed(row, ChannelError(f"unexpected error: {type(exc).__name__}: {exc}", permanent=False))
             return
-        if not self.store.mark_sent(row, detail or "", self.clock()):
+        if not claims.mark_sent(self.store, row, detail or "", self.clock()):
             log.warning("notification %s: sent, but another sender had claimed it meanwhile", row.uuid)
         log.info("notification %s (%s, %s) sent via %s: %s", row.uuid, row.kind, row.reason, row.channel, detail)
 
@@ -122,11 +122,11 @@ class Dispatcher:
         now = self.clock()
         message = redact(str(exc), self.secrets)
         if exc.permanent:
-            self.store.mark_failed(row, message)
+            claims.mark_failed(self.store, row, message)
             log.error("notification %s via %s failed for good: %s", row.uuid, row.channel, message)
             return
         if now - row.created_at >= self.max_age:
-            self.store.mark_failed(row, f"gave up after {row.attempts} attempts: {message}", status="given_up")
+            claims.mark_failed(self.store, row, f"gave up after {row.attempts} attempts: {message}", status="given_up")
             log.error("notification %s via %s given up after %d attempts over %s: %s",
                       row.uuid, row.channel, row.attempts, now - row.created_at, message)
             return
@@ -139,7 +139,7 @@ class Dispatcher:
             # own backoff has grown: newer notifications must not wait for an old one.
             asked = exc.retry_after if exc.retry_after is not None else self.retry_initial
             self.paused[row.channel] = now + timedelta(seconds=min(float(asked), self.max_age.total_seconds()))
-        self.store.mark_retry(row, message, now + timedelta(seconds=delay))
+        claims.mark_retry(self.store, row, message, now + timedelta(seconds=delay))
         log.warning("notification %s via %s failed (attempt %d), retry in %.0fs: %s",
                     row.uuid, row.channel, row.attempts, delay, message)
 

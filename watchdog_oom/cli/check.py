@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -11,7 +12,7 @@ from watchdog_oom import detect, processes, procfs
 from watchdog_oom.cli import EXIT_CRITICAL, EXIT_OK, EXIT_UNKNOWN, EXIT_WARNING, Command
 from watchdog_oom.cli.common import positive_int, utcnow
 from watchdog_oom.cli.options import add_format, print_rows
-from watchdog_oom.store.health import database_finding
+from watchdog_oom.store.health import quick_check, sqlite_path
 from watchdog_oom.textout import safe, table, to_json
 
 NAGIOS = {None: ("OK", EXIT_OK), "info": ("OK", EXIT_OK), "warning": ("WARNING", EXIT_WARNING),
@@ -190,3 +191,17 @@ COMMANDS = (
             _check_arguments, cmd_check),
     Command("processes", "the processes most likely to be killed next", _processes_arguments, cmd_processes),
 )
+
+
+def database_finding(url: str) -> dict[str, str] | None:
+    """What `check` says of the history database: None when it is sound (or not there yet,
+    or not SQLite), else a finding: critical when damaged, unknown when it cannot tell."""
+    path = sqlite_path(url)
+    if path is None or not os.path.exists(path):
+        return None
+    health = quick_check(path, timeout=2.0)
+    if health.ok:
+        return None
+    severity = "unknown" if health.kind in ("unreachable", "locked") else "critical"
+    return {"kind": "database.down", "severity": severity, "summary": f"history database {health.kind}: "
+            f"{health.problem}"}

@@ -4,8 +4,9 @@ used nowhere else (Core only: tables.py, statements on connections; no ORM).
 `Recorder(url, host)` (recorder.py), what the daemon holds, opens any SQLAlchemy URL
 (SQLite by default), migrates it with Alembic, and hands out transactions
 (`Recorder.tx()`) in which the daemon writes rows, the source cursor that produced them
-and the notifications they cause, all or nothing; the outbox (`claim_due`, `mark_sent`,
-`mark_retry`, `mark_failed`) and retention are there too. `Store(url, host)` (history.py)
+and the notifications they cause, all or nothing; the outbox's looks and retention are
+there too (the senders claim rows and record their outcomes through claims.py: `claim_due`,
+`mark_sent`, `mark_retry`, `mark_failed`). `Store(url, host)` (history.py)
 is a `Recorder` that also reads the history back, for the commands.
 Everything comes back as the values of watchdog_oom.stored, never as rows.
 """

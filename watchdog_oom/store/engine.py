@@ -21,7 +21,6 @@ from sqlalchemy.pool import QueuePool
 from sqlalchemy.sql.expression import TableClause
 
 from watchdog_oom.store import StoreError
-from watchdog_oom.stored import row_maker
 
 # The newest migration in migrations/versions; a test keeps it equal to Alembic's head.
 # 0005 (cgroup samples) landed after 0006 and revises it, and 0004 (quarantined kills)
@@ -351,21 +350,6 @@ class Database:
                                           execution_options=UNCACHED).scalar() == SCHEMA_HEAD
         except SQLAlchemyError:
             return False  # no version table yet: an empty database
-
-    def revision(self) -> str | None:
-        """The schema revision the database is at (None: not migrated)."""
-        from alembic.runtime.migration import MigrationContext
-
-        with self.engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
-
-    def _values(self, query: Any, value: type[Any]) -> list[Any]:
-        """Rows of a Core select as values of `value` (a dataclass of watchdog_oom.stored)."""
-        with self.engine.connect() as conn:
-            result = conn.execute(query)
-            make = row_maker(value, list(result.keys()))
-            return [make(row) for row in result]
-
 
 
 class _Gate:

@@ -129,20 +129,6 @@ def sqlite_path(url: str) -> str | None:
     return os.path.abspath(database)
 
 
-def database_finding(url: str) -> dict[str, str] | None:
-    """What `check` says of the history database: None when it is sound (or not there yet,
-    or not SQLite), else a finding: critical when damaged, unknown when it cannot tell."""
-    path = sqlite_path(url)
-    if path is None or not os.path.exists(path):
-        return None
-    health = quick_check(path, timeout=2.0)
-    if health.ok:
-        return None
-    severity = "unknown" if health.kind in ("unreachable", "locked") else "critical"
-    return {"kind": "database.down", "severity": severity, "summary": f"history database {health.kind}: "
-            f"{health.problem}"}
-
-
 def quick_check(path: str, timeout: float = 10.0) -> Health:
     """`PRAGMA quick_check` of a SQLite file, read-only; a missing file is `deleted`."""
     if not os.path.exists(path):

@@ -68,6 +68,12 @@ class Store(Recorder, HistoryQueries, ChartQueries):
     """The history database of one host (or of a fleet, each row carrying its host): what
     the daemon records, and the history read back."""
 
+    def revision(self) -> str | None:
+        """The schema revision the database is at (None: not migrated)."""
+        from watchdog_oom.store.upkeep import revision
+
+        return revision(self)
+
     def import_kills(self, kills: Iterable[OomKill], now: datetime,
                      batch_size: int = IMPORT_BATCH) -> Iterator[tuple[StoredKill, bool]]:
         """Record kills read from old logs, `batch_size` at a time, each batch its own

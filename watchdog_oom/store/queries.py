@@ -26,7 +26,7 @@ from watchdog_oom.store.tables import (
     quarantined_kills,
     samples,
 )
-from watchdog_oom.stored import AlertEpisode, OutboxRow, QuarantinedRecord, StoredKill
+from watchdog_oom.stored import AlertEpisode, OutboxRow, QuarantinedRecord, StoredKill, row_maker
 from watchdog_oom.stored_history import AdjustmentRecord, KillMark, ProtectionRecord, SeriesPoint, StoredSample
 
 Filters = dict[str, Any]  # since, until, host, process, status, limit (what a command was given)
@@ -34,6 +34,13 @@ Filters = dict[str, Any]  # since, until, host, process, status, limit (what a c
 
 class HistoryQueries(Database):
     """The store's history queries (a part of `Store`)."""
+
+    def _values(self, query: Any, value: type[Any]) -> list[Any]:
+        """Rows of a Core select as values of `value` (a dataclass of watchdog_oom.stored)."""
+        with self.engine.connect() as conn:
+            result = conn.execute(query)
+            make = row_maker(value, list(result.keys()))
+            return [make(row) for row in result]
 
     def kills(self, **filters: Any) -> list[StoredKill]:
         """Stored kills, newest first; filters: since, until, process, host, limit."""

@@ -8,10 +8,10 @@ watchdog_oom.stored, never rows.
 The statements need each table's name and its columns' names and types, and no more: the
 tables below are SQLAlchemy's lightweight `table()` of `column()`s. The rest of each
 column (NOT NULL, keys, uniqueness, the database's defaults) and the indexes are the
-schema's alone, `schema()`: the full `Table`s on one MetaData, what the migrations create
-and autogenerate compares, made only where asked for (Alembic's env.py, the tests that
-compare; a PostgreSQL store makes the kills Table alone, without its indexes, at
-its first batch: see `keyed()`). As 141 Columns of 10 Tables they held 0.41 MiB
+schema's alone, store/schema.py's `schema()`: the full `Table`s on one MetaData, what the
+migrations create and autogenerate compares, made only where asked for (Alembic's env.py,
+the tests that compare; a PostgreSQL store makes the kills Table alone, without its
+indexes, at its first batch: see `keyed()`). As 141 Columns of 10 Tables they held 0.41 MiB
 (traced) in every process that imports the tables, the idle daemon included; as clauses,
 0.13. The clauses carry no Python-side default: every statement names the values it
 inserts (a row's id aside: the database's), and `engine.insert_id` asks for the new id.
@@ -39,7 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.expression import TableClause
 
 if TYPE_CHECKING:
-    from sqlalchemy import MetaData, Table
+    from sqlalchemy import Table
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY; elsewhere ids are 64-bit.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -74,7 +74,7 @@ _TYPES: dict[Any, Any] = {kind: kind() for kind in (Text, Integer, BigInteger, F
 
 # Per table, per column in order: what else its Column takes in the schema (schema()):
 # Column's keyword arguments, and `references` ("alerts.id", its ON DELETE) for a foreign key.
-_SCHEMA: dict[str, tuple[dict[str, Any], ...]] = {}
+COLUMN_SCHEMA: dict[str, tuple[dict[str, Any], ...]] = {}
 _NULLABLE: dict[str, Any] = {}
 _NOT_NULL: dict[str, Any] = {"nullable": False}
 
@@ -92,7 +92,7 @@ def _c(name: str, type_: Any, nullable: bool = True, **schema: Any) -> Col:
 
 
 def _table(name: str, *columns: Col) -> TableClause:
-    _SCHEMA[name] = tuple(schema for _, _, schema in columns)
+    COLUMN_SCHEMA[name] = tuple(schema for _, _, schema in columns)
     return table(name, *(column(column_name, type_) for column_name, type_, _ in columns))
 
 
@@ -296,65 +296,18 @@ quarantined_kills = _table(
     _c("error", Text, nullable=False),
 )
 
-# Each table's indexes, (name, column, ...): what the migrations create, made with the
-# rest of the schema (schema()). SQLAlchemy Core never reads an Index to build or run a
-# statement.
-INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
-    "samples": (
-        ("ix_samples_host_time", "host", "time"),  # a host's chart, retention's chunks
-        ("ix_samples_time", "time"),  # history samples of every host, newest first
-    ),
-    "cgroup_samples": (("ix_cgroup_samples_host_time", "host", "time"),),
-    "kills": (
-        ("ix_kills_host_time", "host", "time"),  # --host, a report, deduplication
-        ("ix_kills_host_pid", "host", "pid"),
-        ("ix_kills_time", "time"),  # history kills of the fleet, newest first
-        ("ix_kills_process_time", "process", "time"),  # --process NAME or 'prefix*', summary
-        ("ix_kills_host_recorded", "host", "recorded_at"),  # metrics' counts, retention
-        ("ix_kills_cgroup", "task_memcg", "memcg"),  # summary per cgroup, from the index alone
-        # PostgreSQL also has ix_kills_process_pattern (see UNDECLARED_INDEXES).
-    ),
-    "alerts": (
-        ("ix_alerts_host_key_status", "host", "key", "status"),
-        ("ix_alerts_host_started", "host", "started_at"),
-        ("ix_alerts_started", "started_at"),
-    ),
-    "notifications": (
-        ("ix_notifications_status_due", "status", "due_at"),
-        ("ix_notifications_host_created", "host", "created_at"),
-        ("ix_notifications_created", "created_at"),
-        # Foreign keys: "was this alert announced on that channel", and ON DELETE SET NULL
-        # when retention deletes alerts or mutes, would otherwise scan the whole outbox.
-        ("ix_notifications_alert", "alert_id", "channel"),
-        ("ix_notifications_mute", "mute_id"),
-    ),
-    "protections": (("ix_protections_host_time", "host", "time"), ("ix_protections_time", "time")),
-    "adjustments": (("ix_adjustments_host_time", "host", "time"), ("ix_adjustments_process", "process")),
-    "quarantined_kills": (("ix_quarantined_kills_host_time", "host", "recorded_at"),),
-}
-_built: list[MetaData] = []  # the schema, once made
 _keyed: dict[str, Table] = {}  # keyed()'s Tables, once made
-_building = threading.Lock()
-
-
-def schema() -> MetaData:
-    """The whole schema, every table's Columns (their keys, NOT NULL, uniqueness, the
-    database's defaults) and indexes (INDEXES), on one MetaData made at the first call:
-    what the migrations build, for Alembic's autogenerate and the tests that compare."""
-    with _building:
-        if not _built:
-            _built.append(_make_schema())
-    return _built[0]
+_making = threading.Lock()
 
 
 def keyed(name: str) -> Table:
     """The Table of `name` as ordered RETURNING needs it (PostgreSQL's batch of kills,
     batch._insert): its columns and their types, and its autoincrement key, on a MetaData of
-    its own; no other constraint and no index (the schema's alone, `schema()`). Made at the
+    its own; no other constraint and no index (the schema's alone, store/schema.py). Made at the
     first call, once, however many threads ask at once."""
     made = _keyed.get(name)
     if made is None:
-        with _building:
+        with _making:
             made = _keyed.get(name)
             if made is None:
                 made = _keyed[name] = _make_keyed(name)
@@ -364,70 +317,38 @@ def keyed(name: str) -> Table:
 def _make_keyed(name: str) -> Table:
     from sqlalchemy import Column, MetaData, Table
 
-    clause = next(each for each in _CLAUSES if each.name == name)
+    clause = next(each for each in TABLES if each.name == name)
     columns = []
-    for each, declared in zip(clause.columns, _SCHEMA[name], strict=True):
+    for each, declared in zip(clause.columns, COLUMN_SCHEMA[name], strict=True):
         key = {option: declared[option] for option in ("primary_key", "autoincrement") if option in declared}
         columns.append(Column(each.name, each.type.copy(), **key))
     return Table(name, MetaData(), *columns)
 
 
-def _make_schema() -> MetaData:
-    from sqlalchemy import Column, ForeignKey, Index, MetaData, Table
+TABLES = (samples, cgroup_samples, kills, alerts, mutes, notifications, cursors, protections, adjustments,
+          quarantined_kills)
 
-    metadata = MetaData()
-    for clause in _CLAUSES:
-        columns = []
-        for each, declared in zip(clause.columns, _SCHEMA[clause.name], strict=True):
-            options = dict(declared)
-            references = options.pop("references", None)
-            keys = [ForeignKey(references[0], ondelete=references[1])] if references else []
-            # Each Column its own type, as declared one by one (a Boolean attaches to its column).
-            columns.append(Column(each.name, each.type.copy(), *keys, **options))
-        made = Table(clause.name, metadata, *columns)
-        for index, *names in INDEXES.get(clause.name, ()):
-            Index(index, *(made.c[name] for name in names))
-    return metadata
+# The schema as the migrations own it (the full Tables, their indexes, what autogenerate
+# compares): store/schema.py's, loaded where asked for.
+_SCHEMA_NAMES = ("INDEXES", "UNDECLARED_INDEXES", "include_object", "metadata", "schema")
 
 
-_CLAUSES = (samples, cgroup_samples, kills, alerts, mutes, notifications, cursors, protections, adjustments,
-            quarantined_kills)
+def __getattr__(name: str) -> Any:
+    """The schema's names (store/schema.py), loaded when first asked for (PEP 562)."""
+    if name in _SCHEMA_NAMES:
+        from watchdog_oom.store import schema
 
-
-def __getattr__(name: str) -> MetaData:
-    """`metadata`, the schema (see `schema()`), made when first asked for (PEP 562)."""
-    if name == "metadata":
-        return schema()
+        return getattr(schema, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-# Indexes the migrations create that are not declared above. ix_kills_process_pattern
-# (migration 0008, PostgreSQL's alone): `--process 'java*'` asks LIKE 'java%', whose literal
-# prefix PostgreSQL makes a range of a plain index only under the C collation; this index,
-# of the pattern operator class (process varchar_pattern_ops, time), compares byte by byte
-# whatever the database's collation (en_US.UTF-8, ICU). SQLite has no operator classes and
-# needs none (the store gives it the range on BINARY text). Declaring the operator class
-# (postgresql_ops) here would load SQLAlchemy's PostgreSQL dialect into every process that
-# imports the tables, on SQLite too: some 30 ms of each command's start, 90 under load.
-UNDECLARED_INDEXES = frozenset({"ix_kills_process_pattern"})
-
-
-def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-    """Alembic's include_object: what autogenerate compares with the tables above (all but
-    UNDECLARED_INDEXES, which the migrations alone own)."""
-    return not (type_ == "index" and name in UNDECLARED_INDEXES)
-
-
 __all__ = [
-    "INDEXES",
-    "UNDECLARED_INDEXES",
     "BigId",
     "UtcDateTime",
     "adjustments",
     "alerts",
     "cgroup_samples",
     "cursors",
-    "include_object",
     "kills",
     "mutes",
     "notifications",
@@ -435,5 +356,4 @@ __all__ = [
     "quarantined_kills",
     "samples",
     "keyed",
-    "schema",
 ]

@@ -80,7 +80,15 @@ def upgrade(database: Database) -> str:
         raise
     except Exception as exc:
         raise StoreError(f"database: migration failed: {exc}") from exc
-    return database.revision() or ""
+    return revision(database) or ""
+
+
+def revision(database: Database) -> str | None:
+    """The schema revision `database` is at (None: not migrated), as Alembic reads it."""
+    from alembic.runtime.migration import MigrationContext
+
+    with database.engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
 
 
 def _foreign_keys(connection: Connection, sqlite: bool, on: bool) -> None:
