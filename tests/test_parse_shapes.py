@@ -178,3 +178,42 @@ def test_near_misses_of_each_date_unwrap_as_unwrap_does(dates) -> None:
     for parts in dates:
         raw = "".join(parts) + "Out of memory: Killed process 5 (x)"
         assert unwrapper.unwrap(raw) == wrappers.unwrap(raw, year=2024), raw
+
+
+def test_each_shapes_tagged_pattern_has_its_patterns_groups() -> None:
+    # _Shape.times() reads the uptime from the last two groups of whichever of the two matched
+    from watchdog_oom.parse.shapes import _SHAPES
+
+    for shape in (shape for shapes in _SHAPES.values() for shape in shapes):
+        assert shape.tagged.groups == shape.pattern.groups, shape.name
+
+
+# In a fresh interpreter: the shapes whose pattern is compiled (lazy_regex: a shape compiled at
+# its first use holds its compiled pattern as `_compiled`) once the parser is loaded, then once
+# the daemon's (strict) parser has read an ordinary line of a syslog file.
+SHAPES_COMPILED = """
+import re, sys
+from watchdog_oom.model import KernelLine
+from watchdog_oom.parse import OomParser
+from watchdog_oom.parse.shapes import _SHAPES
+
+def compiled():
+    shapes = [shape for shapes in _SHAPES.values() for shape in shapes]
+    return sorted(s.name for s in shapes if isinstance(s.pattern, re.Pattern) or vars(s.pattern).get("_compiled"))
+
+print(compiled())
+OomParser().feed(KernelLine(text=sys.argv[1], source="file", wrapped=True))
+print(compiled())
+"""
+
+
+@pytest.mark.parametrize("line", ["Jun  3 10:00:00 web-01 kernel: [ 1.000000] eth0: link up",
+                                  "2026-06-03T10:00:00.123456+02:00 web-01 kernel: eth0: link up"])
+def test_a_syslog_files_lines_need_no_shape_compiled_but_the_two_of_rsyslogs_formats(line: str) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", SHAPES_COMPILED, line], capture_output=True, text=True,
+                         check=True, cwd=root, env={"PYTHONPATH": str(root)}).stdout.splitlines()
+    assert out == ["['ISO 8601', 'syslog']"] * 2

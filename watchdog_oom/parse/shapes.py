@@ -32,6 +32,7 @@ from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
 
+from watchdog_oom.lazy_regex import compile_on_first_use
 from watchdog_oom.parse.wrappers import (
     _BARE_KERNEL_TAG,
     _BSD,
@@ -115,21 +116,31 @@ class _Shape:
     """One path through unwrap(): which first characters it is tried on, its pattern, and
     the kind of date it holds (None: no date, as dmesg's uptime alone). `tagged`, where
     given, is the pattern for a line holding "kernel:" in its first 80 characters (a line
-    with no date: unwrap() looks for the kernel tag only there)."""
+    with no date: unwrap() looks for the kernel tag only there); it has the pattern's groups.
 
-    __slots__ = ("date", "first", "form", "hosted", "name", "pattern", "tagged", "uptime")
+    A log file is written in one of these shapes: the patterns of the two that rsyslog writes
+    by default (BSD syslog dates, RSYSLOG_FileFormat's ISO 8601) are compiled at start (`at_start`),
+    as every line of such a file goes through one; the others at their first use (lazy_regex.py),
+    as a log in that shape comes (or a paste into `import`). The kmsg and journal sources take
+    none: their records come without a wrapper."""
+
+    __slots__ = ("date", "first", "form", "hosted", "name", "pattern", "tagged")
 
     def __init__(self, name: str, first: str, date: str | None, pattern: str, tagged: str | None = None,
-                 form: str | None = None) -> None:
+                 form: str | None = None, *, at_start: bool = False) -> None:
         self.name, self.first, self.date = name, first, date
         # wrappers.line_format()'s name for every line this shape reads, where one name fits
         # them all (a date at the line's start); None: ask line_format()
         self.form = form
-        self.pattern = re.compile(pattern)
-        self.tagged = re.compile(tagged) if tagged is not None else self.pattern
-        self.uptime = self.pattern.groups - 1  # the uptime's seconds; its fraction follows
-        self.hosted = "host" in self.pattern.groupindex  # a dated shape: "host kernel:" named
-        assert self.tagged.groups == self.pattern.groups
+        compile_ = re.compile if at_start else compile_on_first_use
+        self.pattern = compile_(pattern)
+        self.tagged = compile_(tagged) if tagged is not None else self.pattern
+        self.hosted = "(?P<host>" in pattern  # a dated shape: "host kernel:" named (_NAMED_HOST_KERNEL)
+
+    @property
+    def uptime(self) -> int:
+        """The group of the uptime's seconds (its fraction follows): the pattern's last two."""
+        return self.pattern.groups - 1
 
     def match(self, text: str) -> re.Match | None:
         """This shape's match at the start of `text` (stripped as unwrap strips it), or None."""
@@ -141,7 +152,8 @@ class _Shape:
     def times(self, match: re.Match, year: int | None) -> tuple[datetime | None, int | None]:
         """The wall time and kernel usec of a line this shape matched, as unwrap() reads them."""
         wall = _wall(self.date, match["date"], year) if self.date is not None else None
-        seconds, fraction = match.group(self.uptime, self.uptime + 1)
+        last = match.re.groups  # the uptime's seconds and fraction are the last two groups
+        seconds, fraction = match.group(last - 1, last)
         if seconds is None:
             return wall, None
         usec = _mono_usec(seconds, 1_000_000)
@@ -170,10 +182,11 @@ class _Shape:
         return (text[end:], *self.times(match, year), end != 0)
 
 
-def _dated(name: str, first: str, kind: str, date: re.Pattern, before: tuple[re.Pattern, ...]) -> _Shape:
+def _dated(name: str, first: str, kind: str, date: re.Pattern, before: tuple[re.Pattern, ...],
+           at_start: bool = False) -> _Shape:
     """A syslog-like shape: a date (after the alternatives tried before it), the host and tag."""
     return _Shape(name, first, kind, f"{_not(*before)}(?>(?P<date>{date.pattern})){_HOSTS}{_UPTIME_TAIL}",
-                  form=_FORMAT_OF[date])
+                  form=_FORMAT_OF[date], at_start=at_start)
 
 
 # line_format() names a line by the first of its formats that matches at the start: a line a
@@ -189,20 +202,22 @@ _FORMAT_OF = {pattern: name for pattern, name in _FORMATS}
 # On "[" dmesg -T's date, else dmesg -H's, then the uptime.
 _SHAPES: dict[str, tuple[_Shape, ...]] = {
     "word": (
+        # A BSD date never reads as the two after it, so they need not be tried (the commonest
+        # shape, kept lean, and tried first: a syslog file's first line compiles neither of the
+        # others): after the same month word and blanks, short-full wants one blank and a
+        # four-digit year with "-", ctime a second word or "N月"; BSD wants one or two digits and
+        # a blank. Nor does either of them read as BSD, which unwrap() tries after them: the
+        # order of the three changes no line's reading (test_parse_shapes reads each line both ways).
+        _dated("syslog", "word", "bsd", _BSD, (), at_start=True),
         _dated("journalctl short-full", "word", "short-full", _SHORT_FULL, ()),
         _dated("logread", "word", "ctime", _CTIME, (_SHORT_FULL,)),
-        # A BSD date never reads as the two before it, so they need not be tried (the commonest
-        # shape, kept lean): after the same month word and blanks, short-full wants one blank and
-        # a four-digit year with "-", ctime a second word or "N月"; BSD wants one or two digits
-        # and a blank (test_parse_shapes reads each line both ways).
-        _dated("syslog", "word", "bsd", _BSD, ()),
         # No date (dmesg without times, a bare paste): _strip_kernel_tag(), then the uptime.
         _Shape("no date", "word", None, f"{_not(_SHORT_FULL, _CTIME, _BSD)}{_UPTIME_TAIL}",
                f"{_not(_SHORT_FULL, _CTIME, _BSD)}(?>{_BARE_KERNEL_TAG.pattern}|{_HOST_KERNEL.pattern}|)"
                f"{_UPTIME_TAIL}"),
     ),
     "digit": (
-        _dated("ISO 8601", "digit", "iso", _ISO, (_KMSG,)),
+        _dated("ISO 8601", "digit", "iso", _ISO, (_KMSG,), at_start=True),
         _dated("short-unix", "digit", "epoch", _EPOCH_STAMP, (_KMSG, _ISO)),
         _dated("syslog, numeric month", "digit", "bsd", _BSD, (_KMSG, _ISO, _EPOCH_STAMP)),
     ),
