@@ -23,8 +23,9 @@ finder is not installed and the modules load whole.
 How a docstring is found in the code, on those versions: a function's is its code's first
 constant (None when it has none, which is why a constant used elsewhere in the function can sit
 there only if the function has no docstring: then some instruction loads it, and it is left);
-a module's or class body's is the constant stored to `__doc__` by the body's first
-LOAD_CONST / STORE_NAME __doc__ pair. A constant any other instruction loads is kept.
+a module's or class body's is the constant its first statement stores to `__doc__` (after a
+class's own __module__ and __qualname__). A constant any other instruction loads (LOAD_CONST,
+3.12's RETURN_CONST) is kept.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ from typing import Any
 
 _PACKAGE = __name__.partition(".")[0] + "."
 _LOAD_CONST, _STORE_NAME = opmap["LOAD_CONST"], opmap["STORE_NAME"]
+# The instructions that load a constant by its index: LOAD_CONST, and from 3.12 RETURN_CONST.
+_LOADS_CONST = tuple(opmap[name] for name in ("LOAD_CONST", "RETURN_CONST") if name in opmap)
+# What a class body stores before anything of its own (3.13 adds __firstlineno__).
+_PREAMBLE = frozenset({"__module__", "__qualname__", "__firstlineno__"})
 _FUNCTION = 0x1 | 0x2  # CO_OPTIMIZED | CO_NEWLOCALS: a function's code, not a module's or class body's
 
 
@@ -47,28 +52,31 @@ def supported() -> bool:
 
 
 def _loads(code: bytes, index: int) -> int:
-    """How many LOAD_CONST instructions of `code` load constant `index` (< 256)."""
-    pattern, count, at = bytes((_LOAD_CONST, index)), 0, code.find(bytes((_LOAD_CONST, index)))
-    while at >= 0:
-        if at % 2 == 0 and (at == 0 or code[at - 2] != EXTENDED_ARG):
-            count += 1
-        at = code.find(pattern, at + 1)
+    """How many instructions of `code` load constant `index` (< 256)."""
+    count = 0
+    for op in _LOADS_CONST:
+        pattern = bytes((op, index))
+        at = code.find(pattern)
+        while at >= 0:
+            if at % 2 == 0 and (at == 0 or code[at - 2] != EXTENDED_ARG):
+                count += 1
+            at = code.find(pattern, at + 1)
     return count
 
 
 def _body_docstring(code: CodeType, bytecode: bytes) -> int | None:
-    """The index of the constant a module's or class body's code stores to `__doc__`, if any."""
-    if "__doc__" not in code.co_names:
-        return None
-    name = code.co_names.index("__doc__")
-    if name > 255:
-        return None
-    pattern = bytes((_STORE_NAME, name))
-    at = bytecode.find(pattern)
-    while at > 0 and at % 2:  # (a match across two instructions)
-        at = bytecode.find(pattern, at + 1)
-    if at >= 2 and bytecode[at - 2] == _LOAD_CONST and (at < 4 or bytecode[at - 4] != EXTENDED_ARG):
-        return bytecode[at - 1]  # the first store to __doc__ is a constant's
+    """The index of a module's or class body's docstring: the constant its first statement of
+    its own (after a class's __module__ and __qualname__) stores to `__doc__`, if it does."""
+    for at in range(0, len(bytecode), 2):
+        if bytecode[at] != _STORE_NAME:
+            continue
+        if at >= 2 and bytecode[at - 2] == EXTENDED_ARG:
+            return None  # a name past the 256th: not the first statement's
+        name = code.co_names[bytecode[at + 1]]
+        if name in _PREAMBLE:
+            continue
+        loaded = at >= 2 and bytecode[at - 2] == _LOAD_CONST and (at < 4 or bytecode[at - 4] != EXTENDED_ARG)
+        return bytecode[at - 1] if name == "__doc__" and loaded else None
     return None
 
 
