@@ -69,3 +69,32 @@ def test_a_notice_whose_code_cannot_be_loaded_is_said_in_the_log_and_nothing_els
     for notice in ("kill.unreadable", "kernel_log.gap"):
         assert f"{notice} is not notified: its code (watchdog_oom.notices) cannot be loaded: ModuleNotFoundError" \
             in caplog.text
+
+
+def test_without_the_rarer_notices_code_a_kill_unstored_and_a_first_starts_backlog_are_still_told(
+        tmp_path, t0, monkeypatch) -> None:
+    # Review R33: kill.unstored and the backlog's summary are the only word the channels get of
+    # those kills, so they are written by dispatch.Outbox, loaded at start, never by notices.py.
+    from datetime import timedelta
+
+    from watchdog_oom.model import CaughtUp, OomKill
+
+    daemon = _daemon(tmp_path, t0)
+    monkeypatch.setitem(sys.modules, "watchdog_oom.notices", None)
+    monkeypatch.delattr(watchdog_oom, "notices", raising=False)
+    first = Pipeline(daemon.shared, "kmsg", first_start=True)
+    for pid in (20, 21):
+        first.handle(KernelLine(text=f"Out of memory: Killed process {pid} (java) {FIGURES}", source="kmsg",
+                                time=t0, cursor=f"c{pid}"))
+    first.handle(CaughtUp("kmsg"))
+    poison = OomKill(pid=5, process="worker", time=t0 + timedelta(seconds=5), mono_usec=5, boot_id="b",
+                     source="kmsg", total_vm_kb=2 ** 80,
+                     extra={"raw": "Out of memory: Killed process 5 (worker) total-vm:1208925819614629174706176kB"})
+    Pipeline(daemon.shared, "kmsg", first_start=False).record([poison])
+    assert ["1208925819614629174706176" in q.raw for q in history_of(daemon).quarantined()] == [True]
+    rows = history_of(daemon).notifications()
+    (backlog,) = [n for n in rows if n.kind == "oom.kill" and n.data.get("backlog")]
+    assert sorted(k["pid"] for k in backlog.data["kills"]) == [20, 21]
+    (unstored,) = [n for n in rows if n.kind == "kill.unstored"]
+    assert unstored.data["quarantined"][0]["process"] == "worker" and unstored.severity == "critical"
+    assert "watchdog_oom.notices" not in {m for m in sys.modules if sys.modules[m] is not None}

@@ -2,8 +2,10 @@
 
 `Outbox` decides, inside the caller's transaction, which channels hear of a kill or an
 alert and writes their outbox rows (kills arriving within `group_wait` join one row).
-The rarer notices' rows (records lost, a line unreadable, a kill unstored, a first start's
-backlog) are notices.py's, loaded at the first of them.
+So does it for the only word the channels get of some kills: a kill the database would not
+store (`kill.unstored`) and, on a first start, the kills already in the kernel's buffer (one
+summary). The rows of records lost and of lines that could not be read are notices.py's,
+loaded at the first of them.
 `Dispatcher` (sending.py) sends due rows through the channels, retries transient failures
 with exponential backoff and jitter (honouring Retry-After), and records every outcome.
 `Senders` (sending.py) runs it with one thread per channel, so an endpoint that hangs
@@ -31,15 +33,24 @@ _SENDING_NAMES = ("BACKOFF_BASE", "BACKOFF_CAP", "Direct", "Dispatcher", "RETRY_
                   "backoff", "to_notification")
 
 
+# notices.py's (kernel_log.gap, kill.unreadable), loaded at the first of them.
+_NOTICES_NAMES = ("GAP_GROUP", "UNREADABLE_GROUP", "unreadable")
+
+
 def __getattr__(name: str) -> Any:
     if name in _SENDING_NAMES:
         from watchdog_oom import sending
 
         return getattr(sending, name)
+    if name in _NOTICES_NAMES:
+        from watchdog_oom import notices
+
+        return getattr(notices, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 KILL_GROUP = "oom.kill"
+UNSTORED = "kill.unstored"
 # A grouped notification lists this many kills in full; the rest are counted.
 MAX_KILLS_LISTED = 50
 
@@ -169,6 +180,42 @@ class Outbox:
         tx.enqueue(channel=channel, kind=KILL_GROUP, severity=worst, reason="first", summary=summary, data=data,
                    now=now, due_at=now + self.group_wait, group_key=KILL_GROUP)
 
+    def unstored(self, tx: Tx, row: Any, now: datetime) -> None:
+        """Queue word of a kill the database would not store (kill.unstored), once per kill;
+        several within `group_wait` make one message. The only word the channels get of it:
+        loaded at start with the kill writer (review R8)."""
+        entry = {"id": row.id, "process": row.process, "time": row.time.isoformat() if row.time else None,
+                 "source": row.source, "error": row.error[:500]}
+        for route in self.routes:
+            if not route.wants(UNSTORED, "critical", row.process, None):
+                continue
+            group = tx.open_group(route.name, UNSTORED, now)
+            if group is not None:
+                data = dict(group.data or {})
+                entries = list(data.get("quarantined", []))[:MAX_KILLS_LISTED - 1] + [entry]
+                data.update(quarantined=entries, count=int(data.get("count", 1)) + 1)
+                if tx.extend_group(group, _unstored_summary(data["count"]), data, "critical"):
+                    continue
+            tx.enqueue(channel=route.name, kind=UNSTORED, severity="critical", reason="first",
+                       summary=_unstored_summary(1), data={"quarantined": [entry], "count": 1}, now=now,
+                       due_at=now + self.group_wait, group_key=UNSTORED,
+                       mute=tx.active_mute(now, UNSTORED, row.process, None))
+
+    def backlog_summary(self, tx: Tx, rows: Sequence[StoredKill], now: datetime) -> None:
+        """On a first start, the kills already in the kernel's buffer: one summary, not one each
+        (their only notification: loaded at start with the kill writer, review R8)."""
+        if not rows:
+            return
+        records = [kill_record(r) for r in rows]
+        summary = (f"watchdog-oom started and found {len(rows)} earlier OOM kill"
+                   f"{'s' if len(rows) != 1 else ''} in the kernel log: "
+                   + ", ".join(f"{n} ×{c}" for n, c in Counter(r['process'] for r in records).most_common(5)))
+        for route in self.routes:
+            if route.wants(KILL_GROUP, "warning"):
+                tx.enqueue(channel=route.name, kind=KILL_GROUP, severity="warning", reason="first",
+                           summary=summary, data={"kills": records[:MAX_KILLS_LISTED], "count": len(records),
+                                                  "backlog": True}, now=now)
+
     def alert(self, tx: Tx, alert: Alert, row: AlertEpisode, reason: str, now: datetime,
               extra: dict[str, Any] | None = None) -> int:
         """Queue an alert event (first, new, repeat or resolved) for the channels that want it."""
@@ -211,6 +258,12 @@ def _merged(data: dict[str, Any], severity: str | None,
         f"{count} OOM kills: " + ", ".join(f"{n} ×{c}" for n, c in counts.most_common(5))
     worst = "critical" if "critical" in {severity, *(sev for _, sev in items)} else "warning"
     return data, summary, worst
+
+
+def _unstored_summary(count: int) -> str:
+    what = "An OOM kill" if count == 1 else f"{count} OOM kills"
+    return (f"{what} could not be stored in the history and {'is' if count == 1 else 'are'} quarantined "
+            "with the raw log text; see `watchdog-oom history quarantined`")
 
 
 def _was_sent(tx: Tx, alert_id: int, channel: str) -> bool:

@@ -164,11 +164,9 @@ class KillWriter:
         error = f"{type(exc).__name__}: {exc}"
         log.error("kernel log %s: a kill could not be stored and is quarantined (%s): %s", self.source_name,
                   error, kill.extra.get("raw") or kill.process)
-        told = _notices(self.source_name, "kill.unstored")
         with s.store.tx() as tx:
             quarantined = tx.quarantine_kill(kill, error, now)
-            if told is not None:
-                told.unstored(s.outbox, tx, quarantined, now)
+            s.outbox.unstored(tx, quarantined, now)
         s.wakeup.set()
 
     def _log_recorded(self, rows: list[Any]) -> None:
@@ -186,11 +184,8 @@ class KillWriter:
     def summary(self, backlog: list[int]) -> None:
         """A first start's old kills, caught up with: one notification for them all."""
         s = self.shared
-        told = _notices(self.source_name, "the backlog's summary")
-        if told is None:
-            return
         with s.store.tx() as tx:
-            told.backlog_summary(s.outbox, tx, tx.kills_by_id(backlog), s.clock())
+            s.outbox.backlog_summary(tx, tx.kills_by_id(backlog), s.clock())
         s.wakeup.set()
 
     def gap(self, gap: SourceGap) -> None:
@@ -222,10 +217,11 @@ class KillWriter:
 
 
 def _notices(source_name: str, notice: str) -> Any:
-    """notices.py, which writes the rows of the rarer notices: loaded at the first of them,
-    not at start. None when it cannot be loaded (the package being upgraded, memory short):
-    said here, and the caller writes what it was writing (a kill quarantined, the cursor
-    past a gap) without the notice, which is lost; the kills are not."""
+    """notices.py, which writes the rows of a gap's and an unreadable line's notices: loaded at
+    the first of them, not at start. None when it cannot be loaded (the package being
+    upgraded, memory short): said here, and the caller writes what it was writing (the cursor
+    past a gap) without the notice, which is lost; no kill is (a kill unstored and a first
+    start's backlog are told by dispatch.Outbox, loaded at start)."""
     try:
         from watchdog_oom import notices
     except Exception as exc:
