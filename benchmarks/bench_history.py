@@ -59,7 +59,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import insert  # noqa: E402
 
 from watchdog_oom.model import Alert, OomKill, TaskRow  # noqa: E402
-from watchdog_oom.store import Store  # noqa: E402
+from watchdog_oom.store import Store, counts  # noqa: E402
 from watchdog_oom.store.tables import cgroup_samples as cgroup_table  # noqa: E402
 from watchdog_oom.store.tables import kills as kills_table  # noqa: E402
 from watchdog_oom.store.tables import samples as samples_table  # noqa: E402
@@ -288,8 +288,8 @@ def measure(label: str, url: str, cli: Callable[[list[str]], list[str]], args: a
             line += f"{pair(then):>11}{(past[1] - then[1]) * 1e3:>+8.0f}"
         print(line, flush=True)
     store = Store(url, "h0")
-    metrics = median_seconds(lambda: (store.kill_totals("h0", now - timedelta(days=1)), store.alert_counts("h0"),
-                                      store.outbox_backlog()), args.runs)
+    metrics = median_seconds(lambda: (counts.kill_totals(store, "h0", now - timedelta(days=1)),
+                                      counts.alert_counts(store, "h0"), counts.outbox_backlog(store)), args.runs)
     print(f"/metrics' database reads (kills since start, alerts, outbox), in the daemon: {metrics * 1e3:.1f} ms")
     store.close()
 

@@ -26,7 +26,7 @@ from alembic.migration import MigrationContext  # noqa: E402
 from alembic.script import ScriptDirectory  # noqa: E402
 
 from watchdog_oom.model import MemorySample, OomKill  # noqa: E402
-from watchdog_oom.store import Store, alembic_config, claims  # noqa: E402
+from watchdog_oom.store import Store, alembic_config, claims, counts  # noqa: E402
 from watchdog_oom.store.schema import include_object, metadata  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,8 +146,8 @@ def test_outbox_hands_each_host_its_own_rows_once_under_concurrent_claims(fleet,
     assert len(everything) == len(set(everything)), "a notification was claimed twice"
     assert set(everything) == mine
     assert not set(everything) & theirs
-    assert web.outbox_backlog() == len(mine)  # all of them `sending` now
-    assert [n.id for n in claims.claim_due(db, T0)] != [] and db.outbox_backlog() == len(theirs)
+    assert counts.outbox_backlog(web) == len(mine)  # all of them `sending` now
+    assert [n.id for n in claims.claim_due(db, T0)] != [] and counts.outbox_backlog(db) == len(theirs)
     for store in claimers:
         store.close()
 

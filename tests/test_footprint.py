@@ -133,6 +133,7 @@ def test_the_idle_daemon_loads_only_what_its_configuration_uses(tmp_path):
                   "watchdog_oom.daemon.retention",
                   # no metrics endpoint, the schema at its head
                   "requests", "urllib3", "prometheus_client", "alembic", "watchdog_oom.metrics",
+                  "watchdog_oom.store.counts",
                   # the other sources; the tracepoints (off) and their audit
                   "watchdog_oom.sources.kmsg", "watchdog_oom.sources.journal", "watchdog_oom.sources.tracepoint",
                   "watchdog_oom.daemon.tracer", "watchdog_oom.daemon.adjwatch", "watchdog_oom.trace_events",

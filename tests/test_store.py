@@ -15,7 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
 
 from watchdog_oom.model import MemorySample, OomKill, TaskRow
-from watchdog_oom.store import SCHEMA_HEAD, Recorder, Store, alembic_config, claims, kill_record
+from watchdog_oom.store import SCHEMA_HEAD, Recorder, Store, alembic_config, claims, counts, kill_record
 from watchdog_oom.store.schema import include_object, metadata
 
 
@@ -387,7 +387,7 @@ def _cgroup_reading(store: Store, t: datetime) -> None:
     ("alerts", lambda s, t: s.alerts(limit=50), "ix_alerts_started"),
     ("notifications", lambda s, t: s.notifications(limit=50), "ix_notifications_created"),
     ("protections", lambda s, t: s.protections(limit=50), "ix_protections_time"),
-    ("metrics' kill counts", lambda s, t: s.kill_totals("web-01", t), "ix_kills_host_recorded"),
+    ("metrics' kill counts", lambda s, t: counts.kill_totals(s, "web-01", t), "ix_kills_host_recorded"),
     ("a chart", lambda s, t: s.series("web-01", t, t), "ix_samples_host_time"),
     ("summary", lambda s, t: s.kill_counts(), "COVERING INDEX ix_kills_cgroup"),
     ("a chart's slices", lambda s, t: s.series_slices("web-01", t, t + timedelta(days=7), 2000),

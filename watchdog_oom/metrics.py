@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector, start_http_se
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from watchdog_oom.model import CgroupSample, MemorySample
-from watchdog_oom.store import Recorder, StoreError
+from watchdog_oom.store import Recorder, StoreError, counts
 from watchdog_oom.valueclass import valueclass
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,15 @@ class MetricsServer:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
+
+
+def daemon_metrics(shared: Any, database: Any) -> Metrics:
+    """The running daemon's metrics (daemon/daemon.py, which loads this module only when its
+    configuration has an endpoint): its store and host, its last sample and check, the
+    cgroups' latest readings, its database watch's state."""
+    s = shared
+    return Metrics(s.store, s.cfg.host, s.host.last_sample, lambda: s.host.last_check, started=s.clock(),
+                   cgroups=lambda: list(s.cgroups.latest), database=lambda: database.state)
 
 
 class Metrics:
@@ -152,17 +161,17 @@ class Metrics:
             # as Prometheus expects of a counter.
             PREFIX + "kills", "OOM kills of this host recorded since the daemon started.",
             labels=["killer", "constraint"])
-        for killer, constraint, count in self.store.kill_totals(self.host, self.started):
+        for killer, constraint, count in counts.kill_totals(self.store, self.host, self.started):
             kills.add_metric([killer, constraint or "unknown"], count)
         alerts = GaugeMetricFamily(
             PREFIX + "alerts_firing", "Alerts firing now; 0 for kinds that fired before and resolved.",
             labels=["kind", "severity"])
-        for kind, severity, count in self.store.alert_counts(self.host):
+        for kind, severity, count in counts.alert_counts(self.store, self.host):
             alerts.add_metric([kind, severity], count)
         yield kills
         yield alerts
         yield GaugeMetricFamily(PREFIX + "outbox_backlog", "Notifications waiting to be sent (pending or sending).",
-                                value=self.store.outbox_backlog())
+                                value=counts.outbox_backlog(self.store))
 
 
 CGROUP_LABELS = ["cgroup", "name", "kind"]

@@ -255,11 +255,9 @@ class Daemon:
         self.tracer.open()
 
     def _serve_metrics(self, listen: str) -> None:
-        from watchdog_oom.metrics import Metrics
+        from watchdog_oom.metrics import daemon_metrics
 
-        s = self.shared
-        metrics = Metrics(s.store, self.cfg.host, s.host.last_sample, lambda: s.host.last_check, started=s.clock(),
-                          cgroups=lambda: list(s.cgroups.latest), database=lambda: self.database.state)
+        metrics = daemon_metrics(self.shared, self.database)
         try:
             self.metrics_server = metrics.serve(listen)
         except OSError as exc:  # the address taken, not this host's, or a port below 1024

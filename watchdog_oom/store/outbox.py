@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from watchdog_oom.store.engine import UNCACHED, Database, _answers
+from watchdog_oom.store.engine import UNCACHED, Database
 from watchdog_oom.store.tables import notifications
 
 # How long a claimed notification may stay `sending` before it is due again: longer
@@ -42,13 +42,6 @@ class OutboxQueue(Database):
                 update(notifications).where(n.host == self.host, n.status == "sending").values(status="pending"),
                 execution_options=UNCACHED,
             ).rowcount
-
-    @_answers
-    def outbox_backlog(self) -> int:
-        """How many notifications of this host wait to be sent (pending or being sent)."""
-        with self._connection() as conn:
-            return conn.scalar(select(func.count()).select_from(notifications)
-                               .where(n.host == self.host, n.status.in_(("pending", "sending")))) or 0
 
 
 def _channel_filter(channel: str | None, other_than: Collection[str] | None) -> list[Any]:

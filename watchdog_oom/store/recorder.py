@@ -1,6 +1,7 @@
 """`Recorder`: the store as the long-running daemon holds it. Transactions that record
-(`tx()`), the outbox its senders claim from, retention, the counts the metrics endpoint
-serves, and the engine's repairs (engine.py) — and nothing that reads the history back.
+(`tx()`), the outbox's looks (its senders' claims are claims.py's), retention, and the
+engine's repairs (engine.py) — and nothing that reads the history back (nor the counts the
+metrics endpoint serves: counts.py, loaded with it).
 
 The history's read side (queries.py, charts.py: the `history`, `show` and `report`
 commands) is in `Store`, which is a `Recorder` too (history.py). The daemon holds a
@@ -15,14 +16,12 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import case, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from watchdog_oom.store import StoreError
-from watchdog_oom.store.engine import UNCACHED, _answers, db_error
+from watchdog_oom.store.engine import UNCACHED, db_error
 from watchdog_oom.store.outbox import OutboxQueue
-from watchdog_oom.store.tables import alerts, kills
 
 if TYPE_CHECKING:
     from watchdog_oom.store.writes import Tx
@@ -77,26 +76,3 @@ class Recorder(OutboxQueue):
         run (a few ms), not kept in SQLAlchemy's compiled cache, where the idle daemon held
         some 0.2 MiB of them (traced) between runs (see UNCACHED)."""
         return self.engine.execution_options(**UNCACHED)
-
-    # -- the metrics endpoint's counts ----------------------------------------------------
-
-    @_answers
-    def kill_totals(self, host: str, recorded_since: datetime | None = None) -> list[tuple[str, str | None, int]]:
-        """(killer, constraint, count) of the kills of `host` recorded since a moment."""
-        k = kills.c
-        query = select(k.killer, k.constraint, func.count()).where(k.host == host)
-        if recorded_since is not None:
-            query = query.where(k.recorded_at >= recorded_since)
-        query = query.group_by(k.killer, k.constraint).order_by(k.killer, k.constraint)
-        with self.engine.connect() as conn:
-            return [(killer, constraint, int(n)) for killer, constraint, n in conn.execute(query)]
-
-    @_answers
-    def alert_counts(self, host: str) -> list[tuple[str, str, int]]:
-        """(kind, severity, firing now) for every kind of alert `host` has had."""
-        a = alerts.c
-        firing = func.sum(case((a.status == "firing", 1), else_=0))
-        query = (select(a.kind, a.severity, firing).where(a.host == host)
-                 .group_by(a.kind, a.severity).order_by(a.kind, a.severity))
-        with self.engine.connect() as conn:
-            return [(kind, severity, int(n or 0)) for kind, severity, n in conn.execute(query)]
