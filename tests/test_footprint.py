@@ -274,7 +274,7 @@ def test_the_idle_daemon_holds_no_table_nor_compiled_statement(tmp_path):
 # shape or pasted text needs is compiled at its first use (lazy_regex.py), and none of those
 # is compiled yet. A change that compiles more at start fails here: compile it at its first use,
 # or raise the number in the same commit, with the figure of benchmarks/bench_footprint.py.
-IDLE_DAEMON_PATTERNS = 66
+IDLE_DAEMON_PATTERNS = 40
 
 
 def test_the_idle_daemon_compiles_only_the_patterns_every_line_may_need(tmp_path):

@@ -4,11 +4,13 @@ The parser of pasted text finds the kernel's (and each killer's) own words where
 stand in a line (ANCHOR); what precedes them is the line's wrapper. The predicates here
 say whether a message reads whole (a wrap may have cut it), and whether its sender can
 have written it.
+
+Every pattern here is compiled at its first use (lazy_regex.py): only a line of an OOM report
+or of a killer reaches one (each predicate tests for its words first), or `import`'s pasted
+text; an ordinary kernel line none, so a daemon that has seen no OOM holds none of them.
 """
 
 from __future__ import annotations
-
-import re
 
 from watchdog_oom.lazy_regex import compile_on_first_use
 from watchdog_oom.parse.report import HEADER, KERNEL_RECOGNISERS, TASK_IN, TASKS_IN, match_killed
@@ -61,7 +63,7 @@ ANCHOR_START = compile_on_first_use(r".{1,16}? invoked oom-killer: |" + _UNIT + 
                                     r"|" + _UNIT + r"Failed with result 'oom-kill'|"
                                     + "|".join(_ANCHOR_WORDS))
 # A line that names a victim and may have been cut after these words.
-KILL_START = re.compile(
+KILL_START = compile_on_first_use(
     r"(?:(?:Out of [Mm]emory(?: \(oom_kill_allocating_task\))?|Memory cgroup out of memory): )?"
     r"[Kk]ill(?:ed)? process(?: \d|\s*$)"
     # earlyoom's start-up banner "sending SIGTERM when mem <= 10.00% and swap <= 10.00%," is no kill
@@ -70,18 +72,18 @@ KILL_START = re.compile(
     r"|(?:nohang(?:-desktop)?(?:\[\d+\])?: )?\s*Send(?:ing)? SIG\w+ to(?: the)?\s*$"
 )
 # Other report lines a wrap may cut, held for their continuation when visibly incomplete.
-HOLDABLE = re.compile(r".{1,16}? invoked oom-killer:|oom-killer: gfp_mask=|oom-kill:constraint=|Tasks? in /")
-_HEADER_TAIL = re.compile(r"(?:order|oom_score_adj|oomkilladj|oom_adj)=-?\d+\s*$")
-_SUMMARY_TAIL = re.compile(r",uid=\d+\s*$")
+HOLDABLE = compile_on_first_use(r".{1,16}? invoked oom-killer:|oom-killer: gfp_mask=|oom-kill:constraint=|Tasks? in /")
+_HEADER_TAIL = compile_on_first_use(r"(?:order|oom_score_adj|oomkilladj|oom_adj)=-?\d+\s*$")
+_SUMMARY_TAIL = compile_on_first_use(r",uid=\d+\s*$")
 # (earlyoom's two: compiled at its first kill line, lazy_regex.py)
 _EARLYOOM_CUT = compile_on_first_use(r"(?:,|\b(?:badness|oom_score|oom_score_adj|VmRSS|cmdline)|\d)\s*$")
 # How earlyoom's kill line ends when whole (kill.c 1.0-1.9): its VmRSS in MiB, or 1.8's cmdline.
 _EARLYOOM_END = compile_on_first_use(r'(?:MiB|")\s*$')
 # How a kernel kill line ends when nothing was cut from it (then perhaps the closing quote,
 # backtick, emphasis or bracket of whatever quoted it).
-_COMPLETE_TAIL = re.compile(r"""(?:\)|\.|kB|oom_score_adj:-?\d+)[`'"*\]]*\s*$""")
+_COMPLETE_TAIL = compile_on_first_use(r"""(?:\)|\.|kB|oom_score_adj:-?\d+)[`'"*\]]*\s*$""")
 # A kill's words (issue 11 item 7): a line holding them that no recogniser reads is counted.
-KILL_WORDS = re.compile(
+KILL_WORDS = compile_on_first_use(
     r"[Kk]ill(?:ed)? process \d|invoked oom-killer|sending SIG(?:TERM|KILL) to process|Killing process '"
     r"|killing process \d+ \"|(?:Killed|Marked) (?:/|…|\.\.\.)\S*(?: for killing)? due to|systemd-oomd killed"
     r"|Send(?:ing)? SIG\w+ to the victim"
@@ -89,7 +91,7 @@ KILL_WORDS = re.compile(
 
 
 # A kernel kill line's opening (the selection's or the kill's).
-_KILL_OPENING = re.compile(
+_KILL_OPENING = compile_on_first_use(
     r"(?:(?:Out of [Mm]emory(?: \(oom_kill_allocating_task\))?|Memory cgroup out of memory): )?"
     r"[Kk]ill(?:ed)? process \d")
 

@@ -10,6 +10,11 @@ line arrives; TaskTable reads dump_tasks()'s rows by its header's column names.
 Kernel formats follow mm/oom_kill.c and mm/memcontrol.c from 2.4 to 6.x; the comment at
 each pattern names the versions that print it. Where the text is ambiguous the labelling
 rules of tests/data/oom_logs/README.md (the shared fixture rules) decide.
+
+The patterns are compiled at their first use (lazy_regex.py): only the lines of an OOM report
+reach them (ReportReader tests for their words first), so a daemon that has seen no OOM holds
+none; the first report compiles those it needs, well under a millisecond each, and compiling
+reads nothing from the disk (unlike a module loaded late, review R8, it cannot fail then).
 """
 
 from __future__ import annotations
@@ -51,27 +56,27 @@ PAGE_KB = 4  # the task table counts pages; every architecture the fixtures show
 #   2.6.36-3.x:    "…, order=0, oom_adj=0, oom_score_adj=0"
 #   4.x:           "gfp_mask=0x14200ca(GFP_HIGHUSER_MOVABLE), nodemask=(null), order=0, oom_score_adj=0"
 #   5.x-6.x:       "gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0"
-HEADER = re.compile(
+HEADER = compile_on_first_use(
     r"(?:(.*?) invoked )?oom-killer: gfp_mask=(0x[0-9a-fA-F]+(?:\([^)]*\))?)"
     r",(?: nodemask=[^,]*,)? order=(-?\d+)"
 )
 # The invoker's pid, from dump_stack(): "CPU: 1 PID: 4282 Comm: node Not tainted …"
 # (6.x: "CPU: 1 UID: 104 PID: …"); 2.6.x: "Pid: 23212, comm: php-fpm Not tainted …".
-_CPU = re.compile(
+_CPU = compile_on_first_use(
     r"(?:CPU: \d+ (?:UID: \d+ )?PID: (\d+) Comm: |Pid: (\d+), comm: )(.*?)"
     r" (?:Not tainted|Tainted:|Kdump:)"
 )
 # Memory-cgroup report, mem_cgroup_print_oom_info() 3.x-4.18 (4.19+ moved it to oom-kill:).
-TASK_IN = re.compile(r"Task in (.+) killed as a result of limit of (.+)")
+TASK_IN = compile_on_first_use(r"Task in (.+) killed as a result of limit of (.+)")
 # mem_cgroup_print_oom_group() 4.19+, printed after the victim's kill line.
-TASKS_IN = re.compile(r"Tasks in (.+) are going to be killed due to memory\.oom\.group set")
+TASKS_IN = compile_on_first_use(r"Tasks in (.+) are going to be killed due to memory\.oom\.group set")
 # dump_oom_summary() 4.19+; cpuset and memcg parts exist only with those configs.
-_OOM_KILL = re.compile(r"oom-kill:constraint=(\w+)")
-_OOM_KILL_MEMCG = re.compile(r",oom_memcg=(.*?),task_memcg=")
-_OOM_KILL_TASK_MEMCG = re.compile(r",task_memcg=(.*?),task=")
+_OOM_KILL = compile_on_first_use(r"oom-kill:constraint=(\w+)")
+_OOM_KILL_MEMCG = compile_on_first_use(r",oom_memcg=(.*?),task_memcg=")
+_OOM_KILL_TASK_MEMCG = compile_on_first_use(r",task_memcg=(.*?),task=")
 # The last ",pid=N,uid=N" (a task's name may hold either); what follows uid's digits is a
 # wrapper's closing mark (a CSV quote, a markdown backtick or table bar, "</td>").
-_OOM_KILL_TASK = re.compile(r",task=(.*),pid=(\d+),uid=(\d+)(?!\d)")
+_OOM_KILL_TASK = compile_on_first_use(r",task=(.*),pid=(\d+),uid=(\d+)(?!\d)")
 # The reason before the victim: "Out of memory", "Memory cgroup out of memory",
 # "Out of memory (oom_kill_allocating_task)"; 2.4-2.6.1x "Out of Memory".
 _REASON = r"(?:(Out of [Mm]emory(?: \(oom_kill_allocating_task\))?|Memory cgroup out of memory): )?"
@@ -110,7 +115,7 @@ SELECTION = compile_on_first_use(
 # The name is the text between the first "(" and the last ")" before the figures, no kill's
 # opening in it (match_killed(): within NAME_CHARS characters where it reads so); a figure list
 # a person trimmed in a paste may start at any of the kB figures.
-KILLED = re.compile(
+KILLED = compile_on_first_use(
     _REASON + r"Killed process (\d+)(?:, UID (\d+),)? \(" + _LONG_NAME + r"\)(?:, UID (\d+),)?"
     r"(\.|\s+(?:total-vm|vsz|anon-rss|file-rss):.*)?$",
     re.DOTALL,  # a name may hold a newline (journal JSON, rsyslog #012)
@@ -123,7 +128,7 @@ KILLED = re.compile(
 # _KILLED_NAMED reads only a name that holds " process ": compiled at its first use (lazy_regex.py).
 _KILLED_NAMED = compile_on_first_use(KILLED.pattern.replace(_LONG_NAME, _NAME), re.DOTALL)
 _SELECTION_NAMED = compile_on_first_use(SELECTION.pattern.replace(_LONG_NAME, _NAME), re.DOTALL)
-_KILLED_BOUNDED = re.compile(KILLED.pattern.replace(_LONG_NAME, _BOUNDED_NAME), re.DOTALL)
+_KILLED_BOUNDED = compile_on_first_use(KILLED.pattern.replace(_LONG_NAME, _BOUNDED_NAME), re.DOTALL)
 _SELECTION_BOUNDED = compile_on_first_use(SELECTION.pattern.replace(_LONG_NAME, _BOUNDED_NAME), re.DOTALL)
 
 
@@ -158,13 +163,13 @@ _FIGURE_FIELDS = {
 }
 # dump_tasks() header; its columns changed many times (cpu/oom_adj 2.6, nr_ptes 3.x,
 # pgtables_bytes 4.15, rss_anon/rss_file/rss_shmem 6.x), so rows are read by its names.
-_TABLE_HEADER = re.compile(r"\[\s*pid\s*\]\s+(uid\s+tgid\s+total_vm\s+rss\b.*\bname)\s*$")
+_TABLE_HEADER = compile_on_first_use(r"\[\s*pid\s*\]\s+(uid\s+tgid\s+total_vm\s+rss\b.*\bname)\s*$")
 # Memory state printed with the report: show_mem() "Mem-Info:" ("Mem-info:" before 2.6.2x) or
 # mem_cgroup_print_oom_meminfo() "memory: usage …" (memcg).
 _MEMORY_START = ("Mem-Info:", "Mem-info:", "memory: usage", "Memory cgroup stats for ")
 # 2.6.x-3.x show_mem() per-CPU pageset lines ("CPU    7: hi:  186, btch:  31 usd:   7"):
 # one per CPU and zone, too many to keep and of no use after the fact.
-_PER_CPU = re.compile(r"CPU\s+\d+: hi:")
+_PER_CPU = compile_on_first_use(r"CPU\s+\d+: hi:")
 
 
 # ------------------------------------------------------------- recognisers
@@ -590,7 +595,7 @@ def _summary_fields(text: str) -> tuple[str | None, str | None, str | None, str 
 # The figures as 4.x-6.x and RHEL 7 print them, in their order and with their units: what the
 # loop of _figures() reads from such a tail, read in one match (digits few enough that every
 # kB figure is within its column; oom_score_adj is range-checked as the loop checks it).
-_KERNEL_FIGURES = re.compile(
+_KERNEL_FIGURES = compile_on_first_use(
     r"\s+total-vm:(\d{1,18})kB, anon-rss:(\d{1,18})kB, file-rss:(\d{1,18})kB(?:, shmem-rss:(\d{1,18})kB)?"
     r"(?:, UID:(\d{1,9}) pgtables:(\d{1,18})kB oom_score_adj:(-?\d{1,4}))?\Z")
 

@@ -9,8 +9,10 @@ The patterns that only text pasted into `import` or a rare wrapper reaches are c
 their first use (lazy_regex.py), not held by the daemon: a paste's quote marks, outer
 wrappers and learned prefixes (_QUOTE, _OUTER_NAMES, _TAG_AT_*, _CLOCK, _WORD_GAP,
 _STRUCTURAL, _RUNS), JSON (_JSON_STRUCTURE), rsyslog escapes (strip_wrapper's), a syslog
-priority and RFC 5424 (a line opening with "<"), the tests' reference _TAG_BEFORE. The dates
-of each format a followed log file may be written in stay compiled: every line goes through one.
+priority and RFC 5424 (a line opening with "<"), the tests' reference _TAG_BEFORE; and a kill's
+evidence, read once a kill is (its line's format, host and tag: line_format(), line_host(),
+line_tag()). The dates of each format a followed log file may be written in stay compiled:
+every line goes through one.
 """
 
 from __future__ import annotations
@@ -396,8 +398,8 @@ HOST_SEARCH_CHARS = 160  # how far into a line a date (and the host after it) is
 
 # _strip_date's dates after a digit, and after anything else, each tried in its order (an
 # alternation takes the first alternative that matches, as `a or b or c` does).
-_NUMERIC_DATE = re.compile("|".join(f"(?:{p.pattern})" for p in (_ISO, _EPOCH_STAMP, _BSD)))
-_NAMED_DATE = re.compile("|".join(f"(?:{p.pattern})" for p in (_SHORT_FULL, _CTIME, _BSD)))
+_NUMERIC_DATE = compile_on_first_use("|".join(f"(?:{p.pattern})" for p in (_ISO, _EPOCH_STAMP, _BSD)))
+_NAMED_DATE = compile_on_first_use("|".join(f"(?:{p.pattern})" for p in (_SHORT_FULL, _CTIME, _BSD)))
 
 
 def line_host(raw: str) -> str | None:
@@ -629,7 +631,7 @@ def _first_of(named: tuple[tuple[re.Pattern, str], ...],
     return compiler("|".join(f"(?P<n{i}>{pattern.pattern})" for i, (pattern, _) in enumerate(named))), groups
 
 
-_ANY_FORMAT, _FORMAT_NAMES = _first_of(_FORMATS)
+_ANY_FORMAT, _FORMAT_NAMES = _first_of(_FORMATS, compile_on_first_use)
 # An outer wrapper stands before a line's format only in pasted text (grep -n, a quote...): the
 # live sources' lines open with their format, so line_format() never asks for these there.
 _ANY_OUTER, _OUTER_NAMES_OF = _first_of(_OUTER_NAMES, compile_on_first_use)
@@ -664,9 +666,9 @@ def line_tag(raw: str, message: str) -> str | None:
 
 
 # What may follow a tag's colon to the end (blanks, the kernel's uptime), and what may stand before its "[pid]".
-_AFTER_TAG = re.compile(r"\s*(?:\[\s*\d+\.\d+\]\s*)?\Z")
-_TAG_PID = re.compile(r"\[\d+\]\Z")
-_TAG_RUN_BACKWARDS = re.compile(r"[\w.@/()-]{0,65}")
+_AFTER_TAG = compile_on_first_use(r"\s*(?:\[\s*\d+\.\d+\]\s*)?\Z")
+_TAG_PID = compile_on_first_use(r"\[\d+\]\Z")
+_TAG_RUN_BACKWARDS = compile_on_first_use(r"[\w.@/()-]{0,65}")
 
 
 def tag_before(window: str) -> str | None:
