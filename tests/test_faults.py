@@ -531,3 +531,19 @@ def test_an_outage_whose_sending_code_cannot_be_loaded_is_said_in_the_log(tmp_pa
             "loaded: ModuleNotFoundError") in caplog.text
     assert daemon.direct is None  # made at the next outage's notice, once its code loads
     daemon.store.close()
+
+
+def test_a_reload_whose_code_cannot_be_loaded_keeps_the_configuration_in_force(tmp_path, monkeypatch, caplog):
+    # What SIGHUP runs (daemon/reload.py) is loaded at the first one: as if the package on
+    # disk could not be imported from then (being upgraded).
+    from watchdog_oom.config import parse_config
+    from watchdog_oom.daemon import Daemon as Watchdog
+
+    cfg = parse_config(config(tmp_path, tmp_path / "kern.log", "http://127.0.0.1:9/never"), env={})
+    daemon = Watchdog(cfg)
+    monkeypatch.setitem(sys.modules, "watchdog_oom.daemon.reload", None)
+    assert daemon.reload() is False
+    assert daemon.cfg is cfg
+    assert ("SIGHUP: the configuration is not reloaded, keeping the old one: its code (watchdog_oom.daemon.reload) "
+            "cannot be loaded: ModuleNotFoundError") in caplog.text
+    daemon.store.close()

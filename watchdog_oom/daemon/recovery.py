@@ -19,7 +19,7 @@ from typing import Any
 
 from watchdog_oom.daemon.database import DatabaseWatch, _one_line
 from watchdog_oom.store.health import Health, check_at_start, quick_check
-from watchdog_oom.store.upkeep import move_aside, salvage_cursors
+from watchdog_oom.store.upkeep import move_aside, reopen, restore_unlinked, salvage_cursors
 
 log = logging.getLogger("watchdog_oom")
 
@@ -29,7 +29,7 @@ def set_aside_at_start(watch: DatabaseWatch, health: Health) -> dict[str, str]:
     one started; the cursors read out of the old one, to restore once the new one is migrated."""
     assert watch.file is not None
     store, path = watch.shared.store, watch.file.path
-    aside = store.reopen(lambda: move_aside(path))
+    aside = reopen(store, lambda: move_aside(path))
     cursors = salvage_cursors(aside, store.host)
     message = (f"the history database is damaged ({health.problem}); it was moved aside to {aside} "
                f"(kept, never overwritten) and a new one is started at {watch.file.path}"
@@ -46,7 +46,7 @@ def repair(watch: DatabaseWatch, health: Health) -> None:
     store = watch.shared.store
     with watch.lock:
         cursors = dict(store.cursors_committed)
-        if health.kind == "deleted" and store.restore_unlinked():
+        if health.kind == "deleted" and restore_unlinked(store):
             done = (f"{watch.file.path} was deleted while in use; it was written back whole from the "
                     "daemon's open connection: nothing is lost")
         else:
@@ -58,7 +58,7 @@ def repair(watch: DatabaseWatch, health: Health) -> None:
                     return move_aside(path)
                 return None
 
-            aside = store.reopen(set_aside)
+            aside = reopen(store, set_aside)
             watch.migrate(store.url)
             restore_cursors(watch, cursors)
             done = (f"{health.problem}; " + (f"the damaged file was moved aside to {aside} and " if aside else "")

@@ -1,6 +1,6 @@
 """The connection to the history database: the engine, its connect hooks, the SQLite
 file's preparation, and `Database`, the base the store's parts share (the engine of one
-URL, the gate a repair closes while it swaps the file, the schema's revision)."""
+URL, the gate a repair closes while it swaps the file, whether the schema is at its head)."""
 
 from __future__ import annotations
 
@@ -296,9 +296,9 @@ class Database:
         # A SQLite file through one connection, which the threads take in turn (make_engine).
         self.one_connection = one_connection
         self.engine = make_engine(url, one_connection)
-        # Every transaction passes this gate, which a repair closes while it swaps the database
-        # file under the daemon (restore_unlinked, reopen).
-        self._gate = _Gate()
+        # Every transaction passes this gate, which a repair (store/upkeep.py: restore_unlinked,
+        # reopen) closes while it swaps the database file under the daemon.
+        self.gate = _Gate()
         # A glob's literal prefix as an index range: where text compares byte by byte.
         self._ranged = self.engine.dialect.name == "sqlite"
 
@@ -307,30 +307,7 @@ class Database:
 
     def _connection(self) -> contextlib.AbstractContextManager[Connection]:
         """A connection, once no repair is swapping the database (see `_Gate`)."""
-        return self._gate.enter(lambda: self.engine.connect())
-
-    def reopen(self, meanwhile: Callable[[], Any] | None = None) -> Any:
-        """Close every connection, run `meanwhile` (move the file aside, say), and open the
-        URL again (the file at the path may be new); returns what `meanwhile` returned."""
-        with self._gate.exclusive():
-            self.engine.dispose()
-            result = meanwhile() if meanwhile is not None else None
-            self.engine = make_engine(self.url, self.one_connection)
-            return result
-
-    def restore_unlinked(self) -> bool:
-        """The SQLite file was deleted while open: put the open copy back at its path
-        (store/upkeep.py). False when no connection had it open any more or SQLite could
-        not: the caller starts a new database instead. Loaded at the first repair: a
-        repair that fails (its code unreadable, say) is tried again at the database
-        watch's next look, the kills written to the open file meanwhile."""
-        path = _sqlite_path(self.url)
-        if path is None:
-            return False
-        from watchdog_oom.store.upkeep import restore_unlinked
-
-        with self._gate.exclusive():
-            return restore_unlinked(self, path)
+        return self.gate.enter(lambda: self.engine.connect())
 
     # -- schema -------------------------------------------------------------------------
 

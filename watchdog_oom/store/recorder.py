@@ -1,6 +1,6 @@
 """`Recorder`: the store as the long-running daemon holds it. Transactions that record
 (`tx()`), the outbox's looks (its senders' claims are claims.py's), retention, and the
-engine's repairs (engine.py) — and nothing that reads the history back (nor the counts the
+engine's repairs (upkeep.py, loaded at the first) — and nothing that reads the history back (nor the counts the
 metrics endpoint serves: counts.py, loaded with it).
 
 The history's read side (queries.py, charts.py: the `history`, `show` and `report`

@@ -1,5 +1,6 @@
 """What the store does seldom: migrate the schema (`upgrade`, Alembic's configuration
-`alembic_config`), and the repairs of a SQLite file: write a deleted one back from the
+`alembic_config`; the revision it is at, `revision`), and the repairs of a SQLite file:
+open it anew while no transaction runs (`reopen`), write a deleted one back from the
 connection that still has it open (`restore_unlinked`), set a damaged one aside
 (`move_aside`) and read the source cursors out of it (`salvage_cursors`).
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+from collections.abc import Callable
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
@@ -25,7 +27,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from watchdog_oom.store import StoreError
-from watchdog_oom.store.engine import make_engine
+from watchdog_oom.store.engine import _sqlite_path, make_engine
 from watchdog_oom.store.serial import migrating
 
 if TYPE_CHECKING:
@@ -116,9 +118,32 @@ def _no_new_broken_links(connection: Connection, before: set[tuple[Any, ...]]) -
                          "(table, rowid, parent): " + "; ".join(str(row[:3]) for row in broken[:5]))
 
 
-def restore_unlinked(database: Database, path: str) -> bool:
+def reopen(database: Database, meanwhile: Callable[[], Any] | None = None) -> Any:
+    """Close every connection of `database`, run `meanwhile` (move the file aside, say), and
+    open its URL again (the file at the path may be new), no transaction running meanwhile
+    (its gate shut); returns what `meanwhile` returned."""
+    with database.gate.exclusive():
+        database.engine.dispose()
+        result = meanwhile() if meanwhile is not None else None
+        database.engine = make_engine(database.url, database.one_connection)
+        return result
+
+
+def restore_unlinked(database: Database) -> bool:
+    """The SQLite file of `database` was deleted while open: put the open copy back at its
+    path (`_write_back`, no transaction running meanwhile). False when it is no SQLite
+    file, when no connection had it open any more or SQLite could not: the caller starts a
+    new database instead."""
+    path = _sqlite_path(database.url)
+    if path is None:
+        return False
+    with database.gate.exclusive():
+        return _write_back(database, path)
+
+
+def _write_back(database: Database, path: str) -> bool:
     """The SQLite file at `path` was deleted while `database` had it open: put the open
-    copy back at the path (Database.restore_unlinked, with the gate shut).
+    copy back at the path.
 
     SQLite keeps writing to an unlinked file (its inode lives while a connection has
     it open), so the daemon's pooled connection still sees everything. VACUUM INTO
