@@ -20,6 +20,7 @@ from watchdog_oom.parse import (
     REPORT_LINES,
     TASK_TABLE_ROWS,
     OomParser,
+    Unread,
     _libc_finder,
     iter_kills,
     parse_text,
@@ -142,11 +143,20 @@ def test_unwrapped_line_keeps_the_sources_times() -> None:
 
 
 def test_rsyslog_flattened_record_holding_the_kill_line_gives_the_kill() -> None:
+    record = ("Sep 29 08:12:34 h kernel: Mem-Info:#012active_anon:1 inactive_anon:2#012"
+              "Out of memory: Killed process 9 (x y) total-vm:8kB, anon-rss:4kB, file-rss:0kB, shmem-rss:0kB")
+    (kill,) = parse_text(record)
+    assert (kill.pid, kill.process) == (9, "x y")
+
+
+def test_a_flattened_record_is_not_cut_past_a_cgroups_path_and_is_said_unread() -> None:
+    """A cgroup's name is its owner's: a "#012" after the path opened may be in it (review R38)."""
     record = ("Sep 29 08:12:34 h kernel: oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,"
               "mems_allowed=0,global_oom,task_memcg=/a.service,task=x y,pid=9,uid=7#012"
               "Out of memory: Killed process 9 (x y) total-vm:8kB, anon-rss:4kB, file-rss:0kB, shmem-rss:0kB")
-    (kill,) = parse_text(record)
-    assert (kill.pid, kill.process, kill.uid, kill.task_memcg) == (9, "x y", 7, "/a.service")
+    unread = Unread()
+    assert parse_text(record, unread=unread) == []
+    assert unread.count == 1
 
 
 def test_task_table_keeps_only_the_biggest_rows() -> None:

@@ -197,12 +197,20 @@ def _mail(width: int, quote: str = "") -> Wrapper:
     return wrap
 
 
+# A kernel line that prints a cgroup's path ends its record (printk's own "\n" after the path):
+# no multi-line message goes on past one (review R38: past a path the parser cuts nothing).
+_NAMES_CGROUP = re.compile(r"oom-kill:constraint=|stats for /|memcg=/|Tasks? in /|limit of /|cpuset=")
+
+
 def _rsyslog(lines: list[str]) -> str:
-    """journald forwarding multi-line messages to rsyslog: groups of lines flattened with #012."""
-    out = []
-    for start in range(0, len(lines), 4):
-        group = lines[start:start + 4]
-        out.append(group[0] + "".join("#012" + body_and_tag(line)[0] for line in group[1:]))
+    """journald forwarding multi-line messages to rsyslog: groups of lines flattened with #012
+    (up to 4; a line naming a cgroup ends its group, as it ends the kernel's record)."""
+    groups: list[list[str]] = []
+    for line in lines:
+        if not groups or len(groups[-1]) == 4 or _NAMES_CGROUP.search(groups[-1][-1]):
+            groups.append([])
+        groups[-1].append(line)
+    out = [group[0] + "".join("#012" + body_and_tag(line)[0] for line in group[1:]) for group in groups]
     return "\n".join(out) + "\n"
 
 

@@ -60,6 +60,14 @@ def _uptime_usec(stamp: str) -> int | None:
     return as_int(seconds + fraction[:6].ljust(6, "0")) if seconds.isdigit() and fraction.isdigit() else None
 
 
+def _record_pieces(line: KernelLine, text: str) -> list[tuple[str, str]]:
+    """wrappers.pieces() of a line's message. A live source's bare message (kmsg, journald) is one
+    record as the kernel or journald delivered it: kmsg escapes a newline itself ("\x0a"), journald
+    keeps a record whole, so a "\n", "#012" or glued "[ uptime] " in it is text of that record (a
+    cgroup's name, a victim's command line), never the start of another (review R38)."""
+    return pieces(text) if line.wrapped else [(text, "")]
+
+
 def _fast_lane(parser: OomParser, year: int | None) -> FastLane:
     """The lenient parser's fast lane (import's), its module loaded when the first is made: the
     live sources' strict parser never takes the lane, so the daemon holds none of its code."""
@@ -249,7 +257,7 @@ class OomParser:
         stamp = Stamp(line, wall or line.time, mono if mono is not None else line.mono_usec,
                       raw if line.wrapped else None, notes, host)
         kills: list[OomKill] = []
-        for n, (piece, separator) in enumerate(pieces(text)):
+        for n, (piece, separator) in enumerate(_record_pieces(line, text)):
             glued = separator.startswith("[")
             if glued:  # a dmesg record glued to the one before: a new record, with its own uptime
                 mono = _uptime_usec(separator)

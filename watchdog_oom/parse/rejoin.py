@@ -19,6 +19,7 @@ from watchdog_oom.parse.wrappers import (
     JOIN_CHARS,
     Stamp,
     line_host,
+    owned,
     prefix_sender,
     prefix_time,
     shape,
@@ -255,6 +256,8 @@ class Locator:
             self.prefix = text[:end]
             return text[end:], sender or prefix_sender(text[:end], headed=fresh)
         anchor = ANCHOR.search(text) if words else None  # most report lines (task rows) hold no anchor
+        if anchor is not None and anchor.start() > owned(text):
+            anchor = None  # in a cgroup's name ("stress cpuset=<name> mems_allowed=0"): its owner's (review R38)
         if anchor is None:
             return text[end:], sender
         start = anchor.start()

@@ -310,16 +310,30 @@ def messages(text: str) -> list[str]:
 
 
 _LINE_BREAK = re.compile(r"\n|#012")
+# Where the kernel prints a cgroup's path, which any user names as they like in a delegated
+# subtree ("Memory cgroup stats for /…:", the summary's cpuset=, oom_memcg=/task_memcg=, v1's
+# "Task in /… killed as a result of limit of /…", oom.group's "Tasks in /…"): a name may hold
+# "#012", a "\n" or a glued "[ 1.000000] " and kill lines (review R38), so past one no separator
+# is one. (No words of the kernel's after it tell where the name ended: printk may end the record
+# inside the name, where its line is full, and the owner chooses what the record ends with.)
+_PATH_OPENING = compile_on_first_use(r"oom-kill:constraint=|stats for /|memcg=/|Tasks? in /|limit of /|cpuset=")
+
+
+def owned(text: str) -> int:
+    """Where the names `text` holds that their owners chose (a cgroup's path) begin: past there
+    nothing is cut (len(text): it holds none)."""
+    path = _PATH_OPENING.search(text)
+    return len(text) if path is None else path.start()
 
 
 def pieces(text: str) -> list[tuple[str, str]]:
     """The kernel lines in one message, each with the separator that stood before it ("" for
     the first, "\n", rsyslog's "#012" or a glued dmesg record's ""), so that a line cut by a
     separator inside a process name can be joined back as it was printed. rsyslog's "#011"
-    (a tab) is undone."""
+    (a tab) is undone. Nothing is cut past a cgroup's path (owned())."""
     if "\n" in text or "#012" in text:
         found, start, separator = [], 0, ""
-        for match in _LINE_BREAK.finditer(text):
+        for match in _LINE_BREAK.finditer(text, 0, owned(text)):
             found.append((text[start:match.start()], separator))
             start, separator = match.end(), match.group()
         found.append((text[start:], separator))
@@ -333,7 +347,7 @@ def pieces(text: str) -> list[tuple[str, str]]:
     split: list[tuple[str, str]] = []
     for piece, separator in found:
         start = 0
-        for match in _GLUED.finditer(piece):
+        for match in _GLUED.finditer(piece, 0, owned(piece)):
             split.append((piece[start:match.start()], separator))
             start, separator = match.end(), match.group()
         split.append((piece[start:], separator))
