@@ -25,6 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 CONST_LOADS = {"LOAD_CONST", "RETURN_CONST"}
 PREAMBLE = {"__module__", "__qualname__", "__firstlineno__"}
+PROLOGUE = {"RESUME", "NOP", "MAKE_CELL", "COPY_FREE_VARS", "CACHE", "SETUP_ANNOTATIONS"}
 
 # (source, the name whose value must be the same compiled and stripped)
 CASES = {
@@ -38,6 +39,10 @@ CASES = {
     "lambda returning a string": ('f = lambda x: "s" if x else "t"\nRESULT = (f(1), f(0))', "RESULT"),
     "no docstring, returns a string": ('def f():\n    return "plain"\nRESULT = f()', "RESULT"),
     "module __doc__ assigned after a statement": ('import os\n__doc__ = "usage"\nRESULT = __doc__', "RESULT"),
+    "module __doc__ assigned after an expression": ('len("x")\n__doc__ = "usage"\nRESULT = __doc__', "RESULT"),
+    "class using super(), docstring": (
+        'class A:\n    "doc"\n    def f(self):\n        return super().__repr__()[:1]\nRESULT = (A.__doc__, A().f())',
+        "RESULT"),
     "class __doc__ assigned after a statement": (
         'class A:\n    x = 1\n    __doc__ = "set"\nRESULT = A.__doc__', "RESULT"),
     "class docstring also a field's value": ('class A:\n    "v"\n    x = "v"\nRESULT = A.x', "RESULT"),
@@ -48,7 +53,7 @@ CASES = {
     "comprehension of a string": ('RESULT = ["abc" for _ in range(2)]', "RESULT"),
     "docstring read as __doc__ (None once stripped)": ('def f():\n    "help text"\nRESULT = f.__doc__', "RESULT"),
 }
-STRIPPED_CASES = {"docstring read as __doc__ (None once stripped)": None}
+STRIPPED_CASES = {"docstring read as __doc__ (None once stripped)": None, "class using super(), docstring": (None, "<")}
 
 
 def load_lean() -> ModuleType:
@@ -79,13 +84,12 @@ def docstring_constants(code: CodeType) -> set[int]:
             loads[instruction.arg] = loads.get(instruction.arg, 0) + 1
     if code.co_flags & 0x3 == 0x3:
         return {0} if code.co_consts and isinstance(code.co_consts[0], str) and 0 not in loads else set()
-    for before, instruction in zip(instructions, instructions[1:], strict=False):
-        if instruction.opname != "STORE_NAME" or instruction.argval in PREAMBLE:
-            continue
-        if (instruction.argval == "__doc__" and before.opname == "LOAD_CONST" and isinstance(before.argval, str)
-                and loads[before.arg] == 1):
-            return {before.arg}  # type: ignore[arg-type]
-        return set()
+    own = [i for i in instructions if i.opname not in PROLOGUE]
+    while len(own) > 1 and own[1].opname == "STORE_NAME" and own[1].argval in PREAMBLE:
+        own = own[2:]  # a class's own __module__, __qualname__, __firstlineno__
+    if (len(own) > 1 and own[0].opname == "LOAD_CONST" and isinstance(own[0].argval, str)
+            and own[1].opname == "STORE_NAME" and own[1].argval == "__doc__" and loads[own[0].arg] == 1):
+        return {own[0].arg}  # type: ignore[arg-type]
     return set()
 
 

@@ -41,8 +41,12 @@ _PACKAGE = __name__.partition(".")[0] + "."
 _LOAD_CONST, _STORE_NAME = opmap["LOAD_CONST"], opmap["STORE_NAME"]
 # The instructions that load a constant by its index: LOAD_CONST, and from 3.12 RETURN_CONST.
 _LOADS_CONST = tuple(opmap[name] for name in ("LOAD_CONST", "RETURN_CONST") if name in opmap)
-# What a class body stores before anything of its own (3.13 adds __firstlineno__).
+# What a class body stores before anything of its own (3.13 adds __firstlineno__), loaded by
+# LOAD_NAME or LOAD_CONST, and the instructions a body may open with before its statements.
 _PREAMBLE = frozenset({"__module__", "__qualname__", "__firstlineno__"})
+_LOADS_NAME = (opmap["LOAD_NAME"], opmap["LOAD_CONST"])
+_PROLOGUE = tuple(opmap[name] for name in ("RESUME", "NOP", "MAKE_CELL", "COPY_FREE_VARS", "SETUP_ANNOTATIONS")
+                  if name in opmap)
 _FUNCTION = 0x1 | 0x2  # CO_OPTIMIZED | CO_NEWLOCALS: a function's code, not a module's or class body's
 
 
@@ -65,18 +69,20 @@ def _loads(code: bytes, index: int) -> int:
 
 
 def _body_docstring(code: CodeType, bytecode: bytes) -> int | None:
-    """The index of a module's or class body's docstring: the constant its first statement of
-    its own (after a class's __module__ and __qualname__) stores to `__doc__`, if it does."""
-    for at in range(0, len(bytecode), 2):
-        if bytecode[at] != _STORE_NAME:
-            continue
-        if at >= 2 and bytecode[at - 2] == EXTENDED_ARG:
-            return None  # a name past the 256th: not the first statement's
-        name = code.co_names[bytecode[at + 1]]
-        if name in _PREAMBLE:
-            continue
-        loaded = at >= 2 and bytecode[at - 2] == _LOAD_CONST and (at < 4 or bytecode[at - 4] != EXTENDED_ARG)
-        return bytecode[at - 1] if name == "__doc__" and loaded else None
+    """The index of a module's or class body's docstring: the constant its first statement
+    stores to `__doc__`, where that statement comes first (after a class's own __module__,
+    __qualname__ and __firstlineno__), else None."""
+    at, names = 0, code.co_names
+    while at + 3 < len(bytecode):
+        if bytecode[at] in _PROLOGUE:
+            at += 2
+        elif bytecode[at] in _LOADS_NAME and bytecode[at + 2] == _STORE_NAME and names[bytecode[at + 3]] in _PREAMBLE:
+            at += 4
+        else:
+            break
+    if (at + 3 < len(bytecode) and bytecode[at] == _LOAD_CONST and bytecode[at + 2] == _STORE_NAME
+            and names[bytecode[at + 3]] == "__doc__"):
+        return bytecode[at + 1]
     return None
 
 
