@@ -40,7 +40,10 @@ FORMS = [
 JUNK = "".join(random.Random(22).choice("abcXYZ019 #&@=:,.;<>{}[]/\\'\"-_") for _ in range(40))
 JOINERS = {
     "junk": f" {JUNK} ",
-    "another log's line": " Jun 29 15:57:12 web-01 sshd[812]: Accepted publickey for root from 10.0.0.1 port 22 ssh2 ",
+    # another program's record, then the kernel's header of the next kill's record: a kill after another
+    # program's header and no kernel's is that program's, refused (review R29, test_parse_run_together_senders)
+    "another log's line": " Jun 29 15:57:12 web-01 sshd[812]: Accepted publickey for root from 10.0.0.1 port 22 ssh2 "
+                          "Jun 29 15:57:12 web-01 kernel: ",
     "a timestamp": " 2025-06-29T15:57:11.123456+00:00 ",
     "NULs": "\x00\x00\x00\x00",
     "long text": " " + "lorem ipsum (dolor) sit: amet, " * 130 + " ",
@@ -106,7 +109,7 @@ def test_two_kill_lines_run_together_are_two_kills_as_on_two_lines(form: str, jo
         assert _fields(kills) == expected, path
 
 
-SHORT_JOINERS = {**JOINERS, "another log's line": " Jun 29 15:57:12 web-01 sshd[812]: Accepted "}
+SHORT_JOINERS = {**JOINERS, "another log's line": " Jun 29 15:57:12 h sshd[8]: x Jun 29 15:57:12 h kernel: "}
 
 
 @pytest.mark.parametrize("joiner", ["junk", "another log's line", "a timestamp", "NULs", "nothing", "a blank"])

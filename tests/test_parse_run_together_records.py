@@ -171,9 +171,7 @@ def test_a_name_that_looks_like_a_prefix_gives_no_kill_its_time(name: str) -> No
 
 @pytest.mark.parametrize("between", [
     " (seen 2025-06-29T15:59:59+00:00 on web-09) ",
-    " Jun 29 15:59:59 web-09 sshd[812]: Accepted ",
     " [ 999.500000] and then ",
-    " 2025-06-29T15:59:59+00:00 web-09 kernel: note that ",
     "x [ 999.500000]x ",
 ])
 def test_a_date_in_the_text_between_two_kills_is_no_prefix_unless_right_before_the_second(between: str) -> None:
@@ -181,6 +179,22 @@ def test_a_date_in_the_text_between_two_kills_is_no_prefix_unless_right_before_t
     for path, kills in _every_path(line, bare=False).items():
         assert [(k.pid, k.time, k.mono_usec, k.host) for k in kills] == [
             (1001, _when(1), 101_500_000, "web-01"), (1002, _when(1), 101_500_000, "web-01")], path
+
+
+def test_a_record_header_in_the_text_between_two_kills_is_the_seconds_whatever_follows_it() -> None:
+    # Review R29: the last record header before a kill names its sender and gives its time and
+    # host, as on a line of its own (there: 15:59:59 on web-09, no uptime); a program's makes the
+    # kernel's words that program's, refused
+    first = _record(RECORDS["syslog with uptime"], 1)
+    kernels = first + " 2025-06-29T15:59:59+00:00 web-09 kernel: note that " + _kill_text(KILL, 2) + "\n"
+    for path, kills in _every_path(kernels, bare=False).items():
+        assert [(k.pid, k.time, k.mono_usec, k.host) for k in kills] == [
+            (1001, _when(1), 101_500_000, "web-01"),
+            (1002, datetime(2025, 6, 29, 15, 59, 59, tzinfo=UTC), None, "web-09")], path
+    sshds = first + " Jun 29 15:59:59 web-09 sshd[812]: Accepted " + _kill_text(KILL, 2) + "\n"
+    for path, kills in _every_path(sshds, bare=False, unread_too=True).items():
+        assert [(k.pid, k.time, k.mono_usec, k.host) for k in kills] == [
+            (1001, _when(1), 101_500_000, "web-01")], path
 
 
 def test_the_kernels_words_under_a_programs_header_are_refused_as_on_their_own_line() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from watchdog_oom.lazy_regex import compile_on_first_use
 from watchdog_oom.model import OomKill
 from watchdog_oom.parse.anchors import ANCHOR, ANCHOR_START, HOLDABLE, KILL_START, incomplete, may_anchor, reading
 from watchdog_oom.parse.report import _NAME, KILL_OPENING, NAME_CHAR, NAME_CHARS
@@ -91,6 +92,23 @@ _PREFIX_STARTS = 16  # the places tried (the last ones): a syslog header with it
 _DIGIT = re.compile(r"\d")
 # What unwrap() leaves of a syslog header whose tag is a program's ("host alice[7]: "): the tag.
 _TAG_LEFT = re.compile(r"[\w.@/()-]{1,64}+(?:\[\d+\])?:\s*+(?:\[ *+\d++\.\d++\] ?)?+")
+# A log record's header anywhere in a line (review R29): a syslog or journalctl date (BSD "Jun 29
+# 15:52:11", ISO 8601, short-unix, short-full, logread's ctime), the host where one is written,
+# then ANY tag and its colon; or RFC 5424's up to its MSGID (before its structured data), APP-NAME
+# its tag. Its names are bounded (a host
+# 255, a tag 64 characters) and possessive: each place of a text is tried once, at a bounded cost.
+# Only a line that holds more than its first message, or its message further in, is searched.
+_RECORD_HEADER = compile_on_first_use(
+    r"<\d{1,3}>1 (?:-|\d{4}-\d\d-\d\dT\S{1,40}+) \S{1,255}+ (?P<app>\S{1,48}+) \S{1,128}+ \S{1,32}+ (?=-|\[)"
+    r"|(?:\d{9,10}\.\d{1,9}+ +(?:\S{1,255}+ +)?"
+    r"|(?:[^\W\d_]{2,12}+\.?|\d{1,2}月) +\d{1,2} \d{1,2}:\d\d:\d\d(?:\.\d{1,9}+)?:? +(?:\S{1,255}+ +)?"
+    r"|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d{1,9}+)?(?:Z|[+-]\d\d:?\d\d)? +(?:\S{1,255}+ +)?"
+    r"|[^\W\d_]{2,12}+\.? \d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{1,9}+)? [A-Za-z+\-\d]{1,16}+ +(?:\S{1,255}+ +)?"
+    r"|[^\W\d_]{2,12}+\.? +(?:[^\W\d_]{2,12}+\.?|\d{1,2}月) +\d{1,2} \d{1,2}:\d\d:\d\d \d{4} "
+    r"(?:[a-z]{1,12}+\.[a-z]{1,12}+ )?)"
+    r"(?P<tag>[\w.@/()-]{1,64}+)(?:\[\d{1,20}+\])?:(?=[\s\[]|$)")
+HEADER_CHARS = 1024  # what of a header and the text after it is unwrapped for its time and host
+_UPTIME_AFTER = compile_on_first_use(r"\s*+\[ *+\d++\.\d++\]")  # the kernel's uptime after its header
 
 
 @valueclass(fast_init=True)  # one a kill line read (valueclass.py)
@@ -195,21 +213,81 @@ def _run_together(body: str, started: bool) -> list[tuple[int, int]] | None:
     return spans
 
 
+def last_header(text: str) -> tuple[int, int, str] | None:
+    """Where the last log record's header in `text` starts and ends (_RECORD_HEADER), and its tag."""
+    if ":" not in text and ">1 " not in text:  # a date's clock, RFC 5424's version
+        return None
+    last = None
+    for found in _RECORD_HEADER.finditer(text):
+        last = found
+    if last is None:
+        return None
+    return last.start(), last.end(), last["app"] or last["tag"]
+
+
+def _sender_after(header: tuple[int, int, str], text: str) -> str | None:
+    """Who sent a message that `text` stands before, `header` the last record header in it: a
+    program's header names its program, whatever follows it (the kernel's words in its text are
+    that program's); after the kernel's, as on its line alone (prefix_sender() of what follows
+    the header and the kernel's uptime: a killer's line the kernel carried, a user's text)."""
+    start, end, tag = header
+    if tag != "kernel":
+        return tag
+    uptime = _UPTIME_AFTER.match(text, end)
+    return prefix_sender(text[uptime.end() if uptime is not None else end:], headed=True)
+
+
+def sender_in(prefix: str, headed: bool) -> str | None:
+    """Who sent the message that `prefix` stands before in its line: as the last record header
+    in it says (_sender_after; review R29), else as prefix_sender() does."""
+    header = last_header(prefix)
+    return prefix_sender(prefix, headed=headed) if header is None else _sender_after(header, prefix)
+
+
 def record_stamp(gap: str, stamp: Stamp, sender: str | None,
                  year: int | None) -> tuple[Stamp, str | None] | None:
-    """The stamp and sender of a message that another ran into on its line, where the prefix of
-    a log record ends `gap`, what stands between them (review R27); None where none ends it.
-    The prefix gives its times; a record of the outer log (a date: syslog, ISO, journalctl)
-    also its host and tag, and what it does not hold is null, not the record's before it (but
-    a date whose year is not known leaves the time it had, as the first message's does: the time
-    of a dmesg -T date, a logread line or an export's entry around yearless syslog lines); the
-    kernel's own stamp (an uptime, a dmesg -T date, a kmsg header) stands within the record
-    (`stamp`, `sender`: a syslog line's host and tag are its messages'). A prefix is found as
-    the Locator finds the first message's: from each place one may start (_PREFIX_START) in
-    the last PREFIX_CHARS characters, the outermost first, what unwrap() takes off whole up to
-    the message (a program's tag may be left: the sender it names), holding a time or naming
-    a host. What only looks like one (a date in junk, or in a name: the message before it
-    is not in `gap`) does not stand right before the message, and is no prefix."""
+    """The stamp and sender of a message that another ran into on its line, from `gap`, what
+    stands between them (reviews R27, R29); None where it says nothing of them. The last record
+    header in the gap (any tag, _RECORD_HEADER) names the sender whatever text follows it, as on
+    a line of its own (_sender_after): a program's header before the kernel's words makes them
+    the program's, refused. The stamp is that of the prefix that ends the gap where one does
+    (_prefix_stamp) and holds that header, else the header's: its time and host, and the uptime
+    of a prefix after it. (A record's prefix with its date and host that ends the gap after it
+    is a header of its own, the last: one of a format _RECORD_HEADER does not know.)"""
+    header = last_header(gap)
+    found = _prefix_stamp(gap, stamp, sender, year)
+    if header is None:
+        return None if found is None else (found[0], found[1])
+    start, _, tag = header
+    if found is not None and found[2] > start and found[3] and found[0].host is not None:
+        return found[0], found[1]  # a record's header (a date, a host) after it, right before the message
+    named = _sender_after(header, gap)
+    if found is not None and found[2] <= start:
+        return found[0], named or found[1]
+    text = gap[start:start + HEADER_CHARS]
+    _, wall, _, _ = unwrap(text + "x", year=year)
+    # the kernel's uptime where a prefix after the header (in its text) holds one
+    own = stamp.with_times(stamp.time if wall is None else wall, None if found is None else found[0].mono_usec)
+    own.raw, own.host, own.form, own.sender = text, line_host(text), None, None
+    return own, named or tag
+
+
+def _prefix_stamp(gap: str, stamp: Stamp, sender: str | None,
+                  year: int | None) -> tuple[Stamp, str | None, int, bool] | None:
+    """The stamp and sender of a message where the prefix of a log record ends `gap` (review R27),
+    where that prefix starts and whether it is a record of the outer log; None where none ends
+    it. The prefix gives its times; a record
+    of the outer log (a date: syslog, ISO, journalctl) also its host and tag, and what it does not
+    hold is null, not the record's before it (but a date whose year is not known leaves the time
+    it had, as the first message's does: the time of a dmesg -T date, a logread line or an
+    export's entry around yearless syslog lines); the kernel's own stamp (an uptime, a dmesg -T
+    date, a kmsg header) stands within the record (`stamp`, `sender`: a syslog line's host and
+    tag are its messages'). A prefix is found as the Locator finds the first message's: from
+    each place one may start (_PREFIX_START) in the last PREFIX_CHARS characters, the outermost
+    first, what unwrap() takes off whole up to the message (a program's tag may be left: the
+    sender it names), holding a time or naming a host. What only looks like one (a date in
+    junk, or in a name: the message before it is not in `gap`) does not stand right before the
+    message, and is no prefix."""
     tail = max(0, len(gap) - PREFIX_CHARS)  # (searched from there, _PREFIX_START still looks behind it)
     if _DIGIT.search(gap, tail) is None:  # every prefix holds a date or an uptime
         return None
@@ -225,8 +303,9 @@ def record_stamp(gap: str, stamp: Stamp, sender: str | None,
         elif prefix[0] != "[":  # a record of the outer log (a date it holds but gives no time of: its year unknown)
             own = stamp.with_times(stamp.time if wall is None else wall, mono)
             own.raw, own.host, own.form, own.sender = prefix, host, None, None
-            return own, tag_before(prefix)
-        return stamp.with_times(wall or stamp.time, stamp.mono_usec if mono is None and wall is None else mono), sender
+            return own, tag_before(prefix), found, True
+        return (stamp.with_times(wall or stamp.time, stamp.mono_usec if mono is None and wall is None else mono),
+                sender, found, False)
     return None
 
 
@@ -254,7 +333,7 @@ class Locator:
         end = self.shape_end(text)
         if end > 0 and words and ANCHOR_START.match(text, end):
             self.prefix = text[:end]
-            return text[end:], sender or prefix_sender(text[:end], headed=fresh)
+            return text[end:], sender or sender_in(text[:end], fresh)
         anchor = ANCHOR.search(text) if words else None  # most report lines (task rows) hold no anchor
         if anchor is not None and anchor.start() > owned(text):
             anchor = None  # in a cgroup's name ("stress cpuset=<name> mems_allowed=0"): its owner's (review R38)
@@ -265,7 +344,7 @@ class Locator:
             start = text.rfind(" ", 0, start) + 1
         prefix = self.prefix = text[:start]
         self._shape = shape(prefix)
-        return text[start:], sender or prefix_sender(prefix, headed=fresh)
+        return text[start:], sender or sender_in(prefix, fresh)
 
     def shape_end(self, text: str) -> int:
         """Where the wrapper learned from the report's anchor lines ends in `text` (0: none)."""
