@@ -143,3 +143,85 @@ def test_the_running_daemon_following_a_syslog_file_records_no_kill_from_a_cgrou
     with sqlite3.connect(db) as conn:
         assert list(conn.execute("SELECT pid, process, killer FROM kills")) == [(4242, "stress", "kernel")]
     assert daemon.log_text().count("a line holds a kill's words but could not be read") >= 1
+
+
+# ------------------------------------------------------------------ a program's record (review R37)
+
+ALICE = {"syslog": "Jun 29 15:57:01 web-02 alice[4711]: ", "ISO": "2025-06-29T15:57:01+00:00 web-02 alice[4711]: ",
+         "RFC 5424": "<13>1 2025-06-29T15:57:01+00:00 web-02 alice 4711 - - "}
+# What a user's message may hold before a kill line that a parser took for a record separator.
+SEPARATORS = {"#012": "hello#012", "#011": "hello#011", "glued uptime": "hello[ 102.600000] ",
+              "priority and uptime": "<4>[ 102.500000] ", "#012 and priority": "hello#012<4>[ 102.500000] "}
+INNER = {"none": "", "syslog header": "Jun 29 15:52:11 web-02 kernel: ", "uptime": "[ 102.500000] ",
+         "kernel tag": "kernel: "}
+KERNEL_LINE = f"Jun 29 15:57:02 web-02 kernel: [  100.000000] {REAL}"
+
+
+@pytest.mark.parametrize("inner", INNER.values(), ids=INNER.keys())
+@pytest.mark.parametrize("separator", SEPARATORS.values(), ids=SEPARATORS.keys())
+@pytest.mark.parametrize("outer", ALICE.values(), ids=ALICE.keys())
+def test_a_programs_message_holding_a_record_separator_forges_no_kernel_kill(outer: str, separator: str,
+                                                                              inner: str) -> None:
+    # Review R37: a piece cut from alice's record no longer carried its sender, and was read as the
+    # kernel's: every piece keeps it, and no glued dmesg record starts inside a program's record.
+    lines = [outer + separator + inner + FORGED, KERNEL_LINE]
+    unread = Unread()
+    assert _pids(_strict(lines, wrapped=True, unread=unread)) == [(4242, "kernel")], "syslog file"
+    assert unread.count == 1, "syslog file"
+    kills, unread_counts = _imported("".join(f"{line}\n" for line in lines))
+    for path, found in kills.items():
+        assert _pids(found) == [(4242, "kernel")], path
+    assert unread_counts == {"parse_text": 1, "iter_kills": 1}
+
+
+EARLYOOM = 'sending SIGTERM to process 4242 uid 1000 "evil": oom_score 900, VmRSS 3 MiB, cmdline "{}"'
+CMDLINES = {"priority and uptime": "<4>[ 102.500000] " + FORGED, "glued uptime": "x[ 102.500000] " + FORGED,
+            "#012": "x#012" + FORGED, "newline": "x\n" + FORGED}
+
+
+@pytest.mark.parametrize("cmdline", CMDLINES.values(), ids=CMDLINES.keys())
+def test_a_victims_command_line_in_earlyooms_kill_line_forges_no_kernel_kill(cmdline: str) -> None:
+    # Review R37: earlyoom 1.8 ends its kill line with its victim's command line, which the victim's
+    # owner writes: read from earlyoom.service's journal entry, or a syslog file, it is earlyoom's kill.
+    from watchdog_oom.sources.journal import parse_entry
+
+    message = EARLYOOM.format(cmdline)
+    entry = parse_entry({"MESSAGE": message, "_TRANSPORT": "stdout", "_SYSTEMD_UNIT": "earlyoom.service",
+                         "_PID": "812", "__REALTIME_TIMESTAMP": "1751212621000000", "__CURSOR": "c1"})
+    assert entry is not None
+    unread = Unread()
+    parser = OomParser(year=2025, unread=unread)
+    kills = parser.feed(entry) + parser.flush()
+    # (a newline in a journal entry's cmdline, which journald's stream transport never writes, leaves
+    # earlyoom's line unread: counted, not read as anyone's kill)
+    assert [(k.pid, k.killer) for k in kills] == [(4242, "earlyoom")] or (kills, unread.count) == ([], 1)
+    line = "Jun 29 15:57:01 web-02 earlyoom[812]: " + message.replace("\n", "#012")
+    kills = _strict([line], wrapped=True)
+    assert [(k.pid, k.killer) for k in kills] == [(4242, "earlyoom")], "syslog file"
+    kills, _ = _imported(line + "\n")
+    for path, found in kills.items():
+        assert [(k.pid, k.killer) for k in found] == [(4242, "earlyoom")], path
+
+
+def test_import_into_a_fresh_db_records_no_kill_a_user_wrote(tmp_path: Path) -> None:
+    lines = [*(ALICE["syslog"] + separator + FORGED for separator in SEPARATORS.values()),
+             KERNEL_LINE]
+    assert _imported_into_a_fresh_db(tmp_path, "".join(f"{line}\n" for line in lines)) == [
+        (4242, "stress", "kernel")]
+
+
+def test_the_running_daemon_following_a_syslog_file_records_no_kill_a_user_wrote(tmp_path: Path) -> None:
+    log = tmp_path / "messages"
+    log.write_text("")
+    db = tmp_path / "history.db"
+    daemon = Daemon(tmp_path, f"host: web-02\ndatabase: sqlite:///{db}\nkernel_log: {{source: file, path: {log}}}\n"
+                              "commit: {interval: 1s}\n")
+    daemon.wait_message("READY=1")
+    forging = [ALICE["syslog"] + separator + inner + FORGED
+               for separator in SEPARATORS.values() for inner in INNER.values()]
+    append(log, "".join(f"{line}\n" for line in [*forging, KERNEL_LINE]))
+    assert wait_until(lambda: 4242 in pids_in(db)), daemon.log_text()[-3000:]
+    assert daemon.stop() == 0
+    with sqlite3.connect(db) as conn:
+        assert list(conn.execute("SELECT pid, process, killer FROM kills")) == [(4242, "stress", "kernel")]
+    assert daemon.log_text().count("a line holds a kill's words but could not be read") >= 1
