@@ -306,7 +306,9 @@ def _path_events(path: str, filing: Filing, err: TextIO, *, marks: bool, map_fil
     except SecondStopped:  # (before OSError, ValueError below) its spool full, or it failed: said
         yield from _read_on(path, at, whole, filing, err, marks=marks, given=given, map_file=map_file, texts=texts)
         return
-    except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
+    except MemoryError:
+        raise
+    except Exception as exc:  # the file's (OSError, EOFError, zlib.error, lzma.LZMAError) or ours: _read_error
         if batch:  # the kills read before it are kept, as said (review R31: they were dropped)
             yield "kills", path, filed.pack(batch)
         yield "done", path, _read_error(path, exc)
