@@ -203,37 +203,8 @@ def test_a_victims_command_line_in_earlyooms_kill_line_forges_no_kernel_kill(cmd
         assert [(k.pid, k.killer) for k in found] == [(4242, "earlyoom")], path
 
 
-# ------------------------------------------------------------------ nested headers (review R36)
-
-NESTED_OUTER = {**ALICE, "grep -Hn": "messages:4:Jun 29 15:57:01 web-02 alice[4711]: ",
-                "relayed": "Jun 29 15:57:05 relay-01 Jun 29 15:57:01 web-02 alice[4711]: "}
-NESTED_INNER = {"syslog": "Jun 29 15:52:11 web-02 kernel: ", "ISO": "2025-06-29T15:52:11+00:00 web-02 kernel: ",
-                "grep -Hn": "kern.log:4:Jun 29 15:52:11 web-02 kernel: "}
-
-
-@pytest.mark.parametrize("inner", NESTED_INNER.values(), ids=NESTED_INNER.keys())
-@pytest.mark.parametrize("outer", NESTED_OUTER.values(), ids=NESTED_OUTER.keys())
-def test_a_kernel_header_inside_a_programs_message_is_that_programs_text(outer: str, inner: str) -> None:
-    # Review R36: the lenient parser took the INNER header (text alice wrote) as the record's: the
-    # sender is the outermost header's tag.
-    text = f"{outer}{inner}{FORGED}\n{KERNEL_LINE}\n"
-    kills, unread_counts = _imported(text)
-    for path, found in kills.items():
-        assert _pids(found) == [(4242, "kernel")], path
-    assert unread_counts == {"parse_text": 1, "iter_kills": 1}
-
-
-@pytest.mark.parametrize("outer", ["", "kern.log:3:"], ids=["alone", "grep -Hn"])
-def test_a_relays_record_naming_a_host_and_no_tag_is_still_read(outer: str) -> None:
-    text = f"{outer}Jun 29 15:57:05 relay-01 Jun 29 15:57:01 web-02 kernel: {REAL}\n"
-    kills, _ = _imported(text)
-    assert {path: _pids(found) for path, found in kills.items()} == {
-        "parse_text": [(4242, "kernel")], "iter_kills": [(4242, "kernel")]}
-
-
 def test_import_into_a_fresh_db_records_no_kill_a_user_wrote(tmp_path: Path) -> None:
     lines = [*(ALICE["syslog"] + separator + FORGED for separator in SEPARATORS.values()),
-             *(outer + inner + FORGED for outer in NESTED_OUTER.values() for inner in NESTED_INNER.values()),
              KERNEL_LINE]
     assert _imported_into_a_fresh_db(tmp_path, "".join(f"{line}\n" for line in lines)) == [
         (4242, "stress", "kernel")]

@@ -593,22 +593,9 @@ _TAG_AT_END = compile_on_first_use(r"(^|\s)([\w.@/()-]{1,64}+)(?:\[\d+\])?:\s+$"
 
 
 def prefix_sender(prefix: str, *, headed: bool = False) -> str | None:
-    """The sender a line's prefix names: the tag of its OUTERMOST record header (review R36:
-    once a header naming a program is taken off, what follows is that program's text, whatever
-    headers it holds): the tag `headed` prefix opens with (unwrap() took the date and host off
-    and left a program's tag), the program the first header in it names (header_tag()), else
-    the syslog tag that ends it ("host prog[pid]: "), or None. A tag is only believed after a
-    syslog date (`headed`, or a time in the prefix): "of memory: " at the start of a line is
-    what a wrap left of "Out of memory: "."""
-    opening = _TAG_AT_START.match(prefix) if headed else None
-    if opening is not None:
-        return opening.group(1)
-    outer = header_tag(prefix)
-    if outer is None and headed:  # a relay's host, its date taken off: the relayed record's header
-        relayed = _RELAY_HOST.match(prefix)
-        outer = _tag_at(prefix[relayed.end():]) if relayed is not None else None
-    if outer is not None and outer != "kernel":
-        return outer  # (a kernel's record may hold a program's, which root wrote to /dev/kmsg: its tag ends the prefix)
+    """The syslog tag that ends a line's prefix ("host prog[pid]: "), or None. A tag is only
+    believed after a syslog date (`headed`, or a time in the prefix): "of memory: " at the
+    start of a line is what a wrap left of "Out of memory: "."""
     match = _TAG_AT_END.search(prefix[-80:])
     if match is None or not (headed or _CLOCK.search(prefix)):
         # The kill's words further into a syslog line: inside its sender's own message
