@@ -34,7 +34,7 @@ from watchdog_oom.parse.shapes import LineUnwrapper, Unwrapped
 from watchdog_oom.parse.unread import UNREAD_CHARS, Unread, UnreadLine
 from watchdog_oom.parse.userspace import UserspaceKillers
 from watchdog_oom.parse.values import as_int
-from watchdog_oom.parse.wrappers import LINE_CHARS, Decoder, Stamp, header_tag, pieces
+from watchdog_oom.parse.wrappers import LINE_CHARS, Decoder, Stamp, pieces
 
 if TYPE_CHECKING:  # the lane is loaded by the lenient parser that takes it (import), not by the daemon's
     from watchdog_oom.parse.express import Express
@@ -60,23 +60,12 @@ def _uptime_usec(stamp: str) -> int | None:
     return as_int(seconds + fraction[:6].ljust(6, "0")) if seconds.isdigit() and fraction.isdigit() else None
 
 
-def _record_pieces(line: KernelLine, raw: str, text: str,
-                   sender: str | None) -> tuple[list[tuple[str, str]], str | None]:
-    """wrappers.pieces() of a line's message, and the sender every piece keeps: its record's
-    (review R37). A live source's bare message (kmsg, journald) is one record as the kernel or
-    journald delivered it: kmsg escapes a newline in it itself ("\x0a"), journald keeps a record
-    whole, so a newline, an "#012" or a glued "[ uptime] " in it is that record's text (a cgroup's
-    name, a victim's command line), never another record's start (review R38). A syslog line's
-    record is its outermost header's (header_tag()): in a program's, whatever it holds is that
-    program's text, each piece that program's, and no glued dmesg record starts there."""
-    if not line.wrapped:
-        return [(text, "")], sender
-    if "\n" not in text and "#01" not in text and text.find("[", 1) < 0:
-        return [(text, "")], sender
-    if sender is None:
-        tag = header_tag(raw)
-        sender = tag if tag != "kernel" else None
-    return pieces(text, glued=sender in (None, "kernel")), sender
+def _record_pieces(line: KernelLine, text: str) -> list[tuple[str, str]]:
+    """wrappers.pieces() of a line's message. A live source's bare message (kmsg, journald) is one
+    record as the kernel or journald delivered it: kmsg escapes a newline itself ("\x0a"), journald
+    keeps a record whole, so a "\n", "#012" or glued "[ uptime] " in it is text of that record (a
+    cgroup's name, a victim's command line), never the start of another (review R38)."""
+    return pieces(text) if line.wrapped else [(text, "")]
 
 
 def _fast_lane(parser: OomParser, year: int | None) -> FastLane:
@@ -268,8 +257,7 @@ class OomParser:
         stamp = Stamp(line, wall or line.time, mono if mono is not None else line.mono_usec,
                       raw if line.wrapped else None, notes, host)
         kills: list[OomKill] = []
-        split, sender = _record_pieces(line, raw, text, sender)
-        for n, (piece, separator) in enumerate(split):
+        for n, (piece, separator) in enumerate(_record_pieces(line, text)):
             glued = separator.startswith("[")
             if glued:  # a dmesg record glued to the one before: a new record, with its own uptime
                 mono = _uptime_usec(separator)

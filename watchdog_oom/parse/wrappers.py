@@ -326,12 +326,11 @@ def owned(text: str) -> int:
     return len(text) if path is None else path.start()
 
 
-def pieces(text: str, *, glued: bool = True) -> list[tuple[str, str]]:
+def pieces(text: str) -> list[tuple[str, str]]:
     """The kernel lines in one message, each with the separator that stood before it ("" for
     the first, "\n", rsyslog's "#012" or a glued dmesg record's ""), so that a line cut by a
     separator inside a process name can be joined back as it was printed. rsyslog's "#011"
-    (a tab) is undone. Nothing is cut past a cgroup's path (owned()). `glued`: a glued dmesg
-    record may start in it (a record the kernel sent or a bare dmesg line, not a program's)."""
+    (a tab) is undone. Nothing is cut past a cgroup's path (owned())."""
     if "\n" in text or "#012" in text:
         found, start, separator = [], 0, ""
         for match in _LINE_BREAK.finditer(text, 0, owned(text)):
@@ -342,7 +341,7 @@ def pieces(text: str, *, glued: bool = True) -> list[tuple[str, str]]:
         found = [(text, "")]
     if "#011" in text:
         found = [(piece.replace("#011", "\t"), separator) for piece, separator in found]
-    if not glued or text.find("[", 1) < 0:  # a task-table row's only "[" is its first character
+    if text.find("[", 1) < 0:  # a task-table row's only "[" is its first character
         return found
     # A glued dmesg record's separator is its uptime "[ 1234.567890] ": a record of its own.
     split: list[tuple[str, str]] = []
@@ -433,51 +432,6 @@ def line_host(raw: str) -> str | None:
             if host is not None:
                 return host
     return None
-
-
-# The host a relay's record names before the record it relays (no tag between).
-_RELAY_HOST = compile_on_first_use(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252} +(?=\S)")
-
-
-def header_tag(raw: str) -> str | None:
-    """The tag of the outermost record header `raw` holds, where the line opens (after an outer
-    wrapper of a paste, grep -Hn's "kern.log:4:", a quote: line_format()'s): syslog's after its
-    date and host ("kernel" or a program's), RFC 5424's APP-NAME; the sender of what follows it.
-    None where it opens with none (dmesg, a bare message). A relay's record that names a host and
-    no tag is read past: the record it relays is the outermost one that names its sender."""
-    text = raw.lstrip()
-    for _ in range(4):
-        tag = _tag_at(text)
-        if tag is not None:
-            return tag
-        outer = _ANY_OUTER.match(text)
-        if outer is None:
-            return None
-        text = text[outer.end():].lstrip()
-    return None
-
-
-def _tag_at(text: str, relays: int = 2) -> str | None:
-    if text.startswith("<"):  # RFC 5424: "<PRI>1 TIMESTAMP HOSTNAME APP …"
-        priority = _PRIORITY.match(text)
-        rfc5424 = _RFC5424.match(text[priority.end():]) if priority else None
-        return rfc5424.group(3) if rfc5424 else None
-    if not text[:1].isalnum():
-        return None
-    date = (_NUMERIC_DATE if text[0].isdigit() else _NAMED_DATE).match(text)
-    if date is None:
-        return None
-    after = text[date.end():]
-    if _HOST_KERNEL.match(after) or _BARE_KERNEL_TAG.match(after):
-        return "kernel"
-    tagged = _HOST_TAG.match(after)
-    if tagged is None:  # a relay's record naming a host and no tag: the relayed record's header
-        relayed = _RELAY_HOST.match(after) if relays else None
-        return _tag_at(after[relayed.end():], relays - 1) if relayed is not None else None
-    if not _HOSTNAME.fullmatch(tagged.group(0).split()[0]):
-        return None  # ("Oct 18 02:04:30 2018] memory: usage …" of a dmesg -T line names no host)
-    opening = _TAG_AT_START.match(after, tagged.end())
-    return opening.group(1) if opening is not None else None
 
 
 def _host_at(text: str) -> str | None:
