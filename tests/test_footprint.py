@@ -196,6 +196,8 @@ IDLE_DAEMON_MODULES = frozenset({
     "watchdog_oom.redact", "watchdog_oom.stored", "watchdog_oom.valueclass",
     # the loader of the package's own modules without docstrings and annotations
     "watchdog_oom.lean",
+    # the names a module hands out from modules loaded at their first use (PEP 562)
+    "watchdog_oom.forward",
     # the patterns a rare line shape or pasted text needs, compiled at their first use
     "watchdog_oom.lazy_regex",
     # the log formatter's terminal-safe text (the commands' tables, JSON and CSV are textout's)
@@ -436,3 +438,16 @@ def test_the_daemons_plain_command_line_reads_as_argparse_reads_it(argv):
 @pytest.mark.parametrize("argv", LEFT_TO_ARGPARSE, ids=" ".join)
 def test_any_other_command_line_of_the_daemon_is_left_to_argparse(argv):
     assert _plain_run(argv) is None
+
+
+def test_a_forwarded_name_loads_its_module_when_first_asked_for_and_an_unknown_name_is_refused():
+    # forward.py: dispatch hands out sending.py's names without loading it at import.
+    probe = ("import sys, watchdog_oom.dispatch as d\n"
+             "before = 'watchdog_oom.sending' in sys.modules\n"
+             "senders = d.Senders\n"
+             "try:\n    d.no_such_name\nexcept AttributeError as e:\n    refused = str(e)\n"
+             "print(before, senders.__module__, 'watchdog_oom.sending' in sys.modules, refused)")
+    out = subprocess.run([sys.executable, "-c", probe], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+    assert out == ("False watchdog_oom.sending True "
+                   "module 'watchdog_oom.dispatch' has no attribute 'no_such_name'")

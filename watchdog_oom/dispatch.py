@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from watchdog_oom.forward import forward
 from watchdog_oom.model import Alert, severity_rank
 from watchdog_oom.store import Tx, kill_record, mute_matches
 from watchdog_oom.stored import AlertEpisode, StoredKill
@@ -37,16 +38,7 @@ _SENDING_NAMES = ("BACKOFF_BASE", "BACKOFF_CAP", "Direct", "Dispatcher", "RETRY_
 _NOTICES_NAMES = ("GAP_GROUP", "UNREADABLE_GROUP", "unreadable")
 
 
-def __getattr__(name: str) -> Any:
-    if name in _SENDING_NAMES:
-        from watchdog_oom import sending
-
-        return getattr(sending, name)
-    if name in _NOTICES_NAMES:
-        from watchdog_oom import notices
-
-        return getattr(notices, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = forward(__name__, {"watchdog_oom.sending": _SENDING_NAMES, "watchdog_oom.notices": _NOTICES_NAMES})
 
 
 KILL_GROUP = "oom.kill"

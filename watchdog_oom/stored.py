@@ -19,6 +19,7 @@ from dataclasses import field
 from datetime import datetime
 from typing import Any
 
+from watchdog_oom.forward import forward
 from watchdog_oom.valueclass import valueclass
 
 
@@ -171,10 +172,5 @@ _NAMES: dict[type[Any], frozenset[str]] = {}  # each value class's field names
 _HISTORY = frozenset({"StoredSample", "ProtectionRecord", "AdjustmentRecord", "SeriesPoint", "SeriesSlice", "KillMark"})
 
 
-def __getattr__(name: str) -> Any:
-    """The history-only values, loaded when first named here (PEP 562)."""
-    if name in _HISTORY:
-        from watchdog_oom import stored_history
-
-        return getattr(stored_history, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# The history-only values, loaded when first named here.
+__getattr__ = forward(__name__, {"watchdog_oom.stored_history": _HISTORY})

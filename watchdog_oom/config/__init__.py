@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection, Mapping
-from typing import Any
 
 import yaml
 
@@ -83,6 +82,7 @@ from watchdog_oom.config.values import (
     mask_url,
     parse_duration,
 )
+from watchdog_oom.forward import forward
 
 # One name a line, so that helpers adding names do not conflict.
 __all__ = [
@@ -138,14 +138,9 @@ __all__ = [
 
 
 
-def __getattr__(name: str) -> Any:
-    """`display` and `example_text` (render.py), loaded on first use: only `config check`
-    and `config example` print a configuration, and the daemon never does (PEP 562)."""
-    if name in ("display", "example_text"):
-        from watchdog_oom.config import render
-
-        return getattr(render, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# `display` and `example_text` (render.py), loaded on first use: only `config check` and
+# `config example` print a configuration, and the daemon never does.
+__getattr__ = forward(__name__, {"watchdog_oom.config.render": ("display", "example_text")})
 
 
 CONFIG_ENV = "WATCHDOG_OOM_CONFIG"

@@ -23,6 +23,8 @@ import urllib.parse
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from watchdog_oom.forward import forward
+
 from ..model import Notification
 
 __all__ = [
@@ -52,16 +54,8 @@ _TRANSPORT_NAMES = ("HttpAnswer", "MAX_BODY_READ", "MAX_DETAIL", "USER_AGENT", "
 _RENDER_NAMES = ("printable", "render_text")
 
 
-def __getattr__(name: str) -> Any:
-    if name in _TRANSPORT_NAMES:
-        from . import transport
-
-        return getattr(transport, name)
-    if name in _RENDER_NAMES:
-        from . import render
-
-        return getattr(render, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = forward(__name__, {"watchdog_oom.notify.transport": _TRANSPORT_NAMES,
+                                  "watchdog_oom.notify.render": _RENDER_NAMES})
 
 
 class ChannelError(Exception):

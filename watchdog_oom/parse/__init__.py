@@ -18,8 +18,7 @@ Pure: text in, values out; no clock, no I/O beyond the stream `iter_kills` is ha
 The names below are what the rest of the package (daemon, CLI, sources) uses.
 """
 
-from typing import Any
-
+from watchdog_oom.forward import forward
 from watchdog_oom.parse.kernel import (
     MEMORY_INFO_LINE_CHARS,
     MEMORY_INFO_LINES,
@@ -42,16 +41,7 @@ _SCAN_NAMES = ("KILL_NEEDLES", "_find", "_libc_finder", "_python_find", "iter_ki
 _EXPORT_NAMES = ("EXPORT_CHARS", "csv_as_ndjson", "export_in_time_order", "json_array_as_ndjson", "may_be_export")
 
 
-def __getattr__(name: str) -> Any:
-    if name in _SCAN_NAMES:
-        from watchdog_oom.parse import scan
-
-        return getattr(scan, name)
-    if name in _EXPORT_NAMES:
-        from watchdog_oom.parse import exports
-
-        return getattr(exports, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = forward(__name__, {"watchdog_oom.parse.scan": _SCAN_NAMES, "watchdog_oom.parse.exports": _EXPORT_NAMES})
 
 
 __all__ = [

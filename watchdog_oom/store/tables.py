@@ -38,6 +38,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.expression import TableClause
 
+from watchdog_oom.forward import forward
+
 if TYPE_CHECKING:
     from sqlalchemy import Table
 
@@ -333,13 +335,7 @@ TABLES = (samples, cgroup_samples, kills, alerts, mutes, notifications, cursors,
 _SCHEMA_NAMES = ("INDEXES", "UNDECLARED_INDEXES", "include_object", "metadata", "schema")
 
 
-def __getattr__(name: str) -> Any:
-    """The schema's names (store/schema.py), loaded when first asked for (PEP 562)."""
-    if name in _SCHEMA_NAMES:
-        from watchdog_oom.store import schema
-
-        return getattr(schema, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = forward(__name__, {"watchdog_oom.store.schema": _SCHEMA_NAMES})
 
 
 __all__ = [
